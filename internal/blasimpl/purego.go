@@ -1,0 +1,5 @@
+//go:build !cgo
+
+package blasimpl
+
+const name = "gonum"

@@ -1,0 +1,73 @@
+// Package messages defines what travels on each edge of the supflow pipeline:
+// the Go types, the binary wire layout (see docs/messages.md), the topic
+// names and the metadata keys. It imports only the standard library so every
+// stage, and any non-Go producer, can speak it.
+package messages
+
+// Topics, one JetStream stream per edge. Names avoid '.', '*' and '>' so a
+// stream may be named after its topic.
+const (
+	TopicDecodeTasks = "supflow_decode_tasks" // feeder -> decode: DecodeTask
+	TopicImages      = "supflow_images"       // decode -> augment: Image
+	TopicViews       = "supflow_views"        // augment -> train: ViewGroup
+	TopicEvents      = "supflow_events"       // control events: Event
+	TopicDeadLetter  = "supflow_dead_letter"  // messages that failed permanently
+)
+
+// DecodeTask asks the decode stage to fetch and decode one object.
+type DecodeTask struct {
+	RunID    string // identifies one pipeline run; stages ignore other runs
+	Epoch    uint32
+	SampleID uint64 // index of the sample in the manifest split
+	Key      string // object key in the dataset bucket
+	Label    int32  // class index; -1 when unlabelled
+	Split    string // "train", "test", ...
+}
+
+// Image is one decoded image, pixels row-major HWC uint8.
+type Image struct {
+	RunID    string
+	Epoch    uint32
+	SampleID uint64
+	Label    int32
+	Split    string
+	Height   uint32
+	Width    uint32
+	Channels uint8  // 1 (gray) or 3 (RGB)
+	Pixels   []byte // len == Height*Width*Channels
+}
+
+// ViewGroup holds the n_views augmented views of one sample, each of the same
+// size, pixels row-major HWC uint8, views concatenated.
+type ViewGroup struct {
+	RunID    string
+	Epoch    uint32
+	SampleID uint64
+	Label    int32
+	Split    string
+	NViews   uint8
+	Height   uint32
+	Width    uint32
+	Channels uint8
+	Pixels   []byte // len == NViews*Height*Width*Channels
+}
+
+// EventKind tells what a control Event announces.
+type EventKind uint8
+
+const (
+	EventEpochStart   EventKind = 1 // the feeder starts publishing an epoch (Count = samples)
+	EventEpochEnd     EventKind = 2 // the feeder published every task of an epoch (Count = samples)
+	EventPretrainDone EventKind = 3 // the trainer finished; Ref names the checkpoint key
+	EventEvalDone     EventKind = 4 // the evaluator finished; Ref names the report key
+)
+
+// Event is a control message on TopicEvents.
+type Event struct {
+	RunID string
+	Kind  EventKind
+	Epoch uint32
+	Count uint64 // samples in the epoch, where the kind has one
+	Ref   string // object key the event refers to (checkpoint, report)
+	Info  string // free text for humans (e.g. a summary line)
+}
