@@ -1,0 +1,270 @@
+// Package config defines pipeline.yaml: every knob of a supflow run, its
+// defaults, strict loading (unknown keys and wrong types are errors naming
+// the field), overrides from SUPFLOW_* environment variables and --set
+// flags, and validation that names the field and its allowed range.
+//
+// Secrets never live here: S3 and NATS credentials come from the
+// environment or from files the config names (see docs/operations.md).
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// ErrInvalid wraps every validation and parse failure.
+var ErrInvalid = errors.New("config: invalid")
+
+// Config is the whole pipeline.yaml.
+type Config struct {
+	Run      Run      `yaml:"run"`
+	Dataset  Dataset  `yaml:"dataset"`
+	Store    Store    `yaml:"store"`
+	Bus      Bus      `yaml:"bus"`
+	Feeder   Feeder   `yaml:"feeder"`
+	Decode   Decode   `yaml:"decode"`
+	Augment  Augment  `yaml:"augment"`
+	Model    Model    `yaml:"model"`
+	Train    Train    `yaml:"train"`
+	Evaluate Evaluate `yaml:"evaluate"`
+	Metrics  Metrics  `yaml:"metrics"`
+	Log      Log      `yaml:"log"`
+}
+
+// Run identifies one pipeline run.
+type Run struct {
+	ID      string `yaml:"id"`       // names the run's checkpoints, reports and messages
+	Seed    int64  `yaml:"seed"`     // root of every random stream (shuffle, augment, init)
+	WorkDir string `yaml:"work_dir"` // local directory for reports and embedded servers' data
+}
+
+// Dataset says where the images are and how ingest lays them out.
+type Dataset struct {
+	Name       string `yaml:"name"`        // human name shown in reports
+	Prefix     string `yaml:"prefix"`      // key prefix in the bucket: <prefix>/manifest.jsonl
+	Source     string `yaml:"source"`      // what `supflow ingest` reads: mnist, idx, cifar10, cifar100, imagefolder
+	Path       string `yaml:"path"`        // source directory or file; empty for mnist (bundled Go module)
+	Format     string `yaml:"format"`      // stored image format: png or jpeg
+	LimitTrain int    `yaml:"limit_train"` // cap on train images ingested (0 = all)
+	LimitTest  int    `yaml:"limit_test"`  // cap on test images ingested (0 = all)
+	TrainSplit string `yaml:"train_split"` // split pretraining reads
+	TestSplit  string `yaml:"test_split"`  // split the linear probe scores
+}
+
+// Store selects the S3 endpoint. Credentials come from SUPFLOW_S3_ACCESS_KEY
+// / SUPFLOW_S3_SECRET_KEY or the AWS_* variables, never from this file.
+type Store struct {
+	Embedded bool   `yaml:"embedded"` // run an in-process S3 endpoint (supflow run)
+	Endpoint string `yaml:"endpoint"` // host:port of an S3 server when not embedded
+	Bucket   string `yaml:"bucket"`
+	Region   string `yaml:"region"`
+	Secure   bool   `yaml:"secure"`  // HTTPS
+	CAFile   string `yaml:"ca_file"` // extra CA for a private TLS endpoint
+}
+
+// Bus selects the NATS server. Credentials come from SUPFLOW_NATS_USER /
+// SUPFLOW_NATS_PASSWORD / SUPFLOW_NATS_TOKEN or the files named here.
+type Bus struct {
+	Embedded      bool     `yaml:"embedded"`        // run nats-server in-process (supflow run)
+	URL           string   `yaml:"url"`             // nats://host:4222 when not embedded
+	CredsFile     string   `yaml:"creds_file"`      // NATS .creds (JWT + nkey seed)
+	NKeyFile      string   `yaml:"nkey_file"`       // nkey seed file
+	CAFile        string   `yaml:"ca_file"`         // CA for a TLS server
+	CertFile      string   `yaml:"cert_file"`       // client certificate (mutual TLS)
+	KeyFile       string   `yaml:"key_file"`        // client key (mutual TLS)
+	AckWait       Duration `yaml:"ack_wait"`        // redelivery delay of an unacked message
+	MaxDeliver    int      `yaml:"max_deliver"`     // attempts before dead-lettering
+	MaxAckPending int      `yaml:"max_ack_pending"` // in-flight messages per consumer (back-pressure)
+	MaxPayload    int      `yaml:"max_payload"`     // bytes; the server's limit (embedded: set; external: must match)
+	StreamMaxMsgs int      `yaml:"stream_max_msgs"` // per edge stream; a full stream pushes back on the producer
+}
+
+// Feeder paces epochs into the decode stage.
+type Feeder struct {
+	Epochs int `yaml:"epochs"` // 0 = train.epochs
+}
+
+// Decode configures fetch + decode.
+type Decode struct {
+	Workers        int  `yaml:"workers"`          // concurrent handlers in this process
+	MaxPixels      int  `yaml:"max_pixels"`       // refuse larger images before allocating
+	MaxObjectBytes int  `yaml:"max_object_bytes"` // refuse larger objects before reading
+	ResizeShorter  int  `yaml:"resize_shorter"`   // resize-on-decode to this shorter side (0 = off)
+	Gray           bool `yaml:"gray"`             // keep one channel (gray datasets such as MNIST)
+}
+
+// Augment configures the paired random views (SupContrast's transform).
+type Augment struct {
+	Workers    int        `yaml:"workers"`
+	Size       int        `yaml:"size"`    // output views are Size x Size
+	NViews     int        `yaml:"n_views"` // views per sample (>= 2)
+	Scale      [2]float64 `yaml:"scale"`   // RandomResizedCrop area range
+	Ratio      [2]float64 `yaml:"ratio"`   // RandomResizedCrop aspect range
+	Antialias  bool       `yaml:"antialias"`
+	FlipP      float64    `yaml:"flip_p"`
+	JitterP    float64    `yaml:"jitter_p"`
+	Brightness float64    `yaml:"brightness"`
+	Contrast   float64    `yaml:"contrast"`
+	Saturation float64    `yaml:"saturation"`
+	Hue        float64    `yaml:"hue"`
+	GrayscaleP float64    `yaml:"grayscale_p"`
+}
+
+// Model describes the encoder and projection head.
+type Model struct {
+	Arch    string `yaml:"arch"`   // resnet18, resnet34, resnet50, resnet101
+	Stem    string `yaml:"stem"`   // cifar (3x3, no max-pool) or imagenet (7x7/2 + max-pool)
+	Widths  []int  `yaml:"widths"` // per-stage widths; empty = 64,128,256,512
+	Blocks  []int  `yaml:"blocks"` // per-stage block counts; empty = the arch's
+	Head    string `yaml:"head"`   // mlp or linear
+	FeatDim int    `yaml:"feat_dim"`
+	DType   string `yaml:"dtype"` // float32 or float64
+}
+
+// Train configures pretraining.
+type Train struct {
+	Method          string  `yaml:"method"` // supcon, simclr or ce
+	BatchSize       int     `yaml:"batch_size"`
+	Epochs          int     `yaml:"epochs"`
+	LR              float64 `yaml:"lr"`
+	Momentum        float64 `yaml:"momentum"`
+	WeightDecay     float64 `yaml:"weight_decay"`
+	Optimizer       string  `yaml:"optimizer"` // sgd or lars
+	Schedule        string  `yaml:"schedule"`  // cosine or step
+	Warm            bool    `yaml:"warm"`      // linear warm-up (forced on above batch 256)
+	WarmEpochs      int     `yaml:"warm_epochs"`
+	Temperature     float64 `yaml:"temperature"`
+	BaseTemperature float64 `yaml:"base_temperature"`
+	CheckpointEvery int     `yaml:"checkpoint_every"` // epochs between checkpoints (the last is always saved)
+	KNNEvery        int     `yaml:"knn_every"`        // epochs between kNN monitor runs (0 = off)
+	KNNSamples      int     `yaml:"knn_samples"`      // held-out slice size for the monitor
+	KNNK            int     `yaml:"knn_k"`
+	KNNTemperature  float64 `yaml:"knn_temperature"`
+	Threads         int     `yaml:"threads"` // compute threads (0 = all cores)
+}
+
+// Evaluate configures the linear probe.
+type Evaluate struct {
+	Epochs      int     `yaml:"epochs"`
+	BatchSize   int     `yaml:"batch_size"`
+	LR          float64 `yaml:"lr"`
+	Momentum    float64 `yaml:"momentum"`
+	WeightDecay float64 `yaml:"weight_decay"`
+	Schedule    string  `yaml:"schedule"` // cosine or step
+	KNNK        int     `yaml:"knn_k"`
+}
+
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	Addr string `yaml:"addr"` // listen address for /metrics; empty = off
+}
+
+// Log configures logging.
+type Log struct {
+	Format string `yaml:"format"` // text or json
+	Level  string `yaml:"level"`  // debug, info, warn, error
+}
+
+// Duration is a time.Duration written as "30s" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration (e.g. 30s, 2m)", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the duration as a string.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// Load reads path (empty = defaults only), applies SUPFLOW_* environment
+// overrides and then the key=value sets, and validates the result.
+func Load(path string, env func(string) (string, bool), sets []string) (*Config, error) {
+	cfg := Default()
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+		if err := cfg.decode(bytes.NewReader(b)); err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrInvalid, path, err)
+		}
+	}
+	if env != nil {
+		if err := applyEnv(cfg, env); err != nil {
+			return nil, err
+		}
+	}
+	for _, kv := range sets {
+		if err := Set(cfg, kv); err != nil {
+			return nil, err
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// decode merges YAML onto cfg, refusing unknown keys. yaml.v3 reports
+// type errors by line only, so each message gets the dotted key of that line.
+func (c *Config) decode(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	err = dec.Decode(c)
+	if err == nil || errors.Is(err, io.EOF) {
+		return nil
+	}
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	var root yaml.Node
+	keys := map[int]string{}
+	if yaml.Unmarshal(b, &root) == nil {
+		keyLines(&root, "", keys)
+	}
+	msgs := make([]string, len(te.Errors))
+	for i, m := range te.Errors {
+		var line int
+		if _, scanErr := fmt.Sscanf(m, "line %d:", &line); scanErr == nil && keys[line] != "" {
+			m = fmt.Sprintf("%s (key %s)", m, keys[line])
+		}
+		msgs[i] = m
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}
+
+// keyLines maps each line holding a mapping key to the key's dotted path.
+func keyLines(n *yaml.Node, prefix string, out map[int]string) {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			keyLines(c, prefix, out)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key := n.Content[i].Value
+			if prefix != "" {
+				key = prefix + "." + key
+			}
+			out[n.Content[i].Line] = key
+			keyLines(n.Content[i+1], key, out)
+		}
+	}
+}
