@@ -268,3 +268,6 @@ func keyLines(n *yaml.Node, prefix string, out map[int]string) {
 		}
 	}
 }
+
+// YAML renders the effective configuration.
+func (c *Config) YAML() ([]byte, error) { return yaml.Marshal(c) }
