@@ -1,0 +1,222 @@
+// Package miniotest runs a real MinIO server binary for integration tests
+// (TestIntegration*). It finds the binary at $SUPFLOW_MINIO_BIN or as
+// `minio` on PATH; without one, tests skip locally and fail when CI=true,
+// because CI must never skip an integration test. It imports only the
+// standard library and is for tests only.
+package miniotest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// EnvBinary names the variable that points at the minio binary.
+const EnvBinary = "SUPFLOW_MINIO_BIN"
+
+// startTimeout bounds how long a start waits for /minio/health/live.
+const startTimeout = 60 * time.Second
+
+// ErrNoBinary says no minio binary was found.
+var ErrNoBinary = errors.New("miniotest: no minio binary (set " + EnvBinary + " or put minio on PATH)")
+
+// Binary returns the path of the minio binary to use.
+func Binary() (string, error) {
+	if p := os.Getenv(EnvBinary); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("%w: %s=%s: %w", ErrNoBinary, EnvBinary, p, err)
+		}
+		return p, nil
+	}
+	p, err := exec.LookPath("minio")
+	if err != nil {
+		return "", ErrNoBinary
+	}
+	return p, nil
+}
+
+// Server is one MinIO server process on 127.0.0.1 with its data in a test
+// temp dir. Stop and Start may be called from the test goroutine to simulate
+// an outage; the server keeps its address, data and credentials.
+type Server struct {
+	t         testing.TB
+	bin       string
+	dir       string // data
+	logPath   string
+	addr      string
+	console   string
+	accessKey string
+	secretKey string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+	log  *os.File
+}
+
+// Start runs a fresh server and stops it in t.Cleanup. Without a binary it
+// skips the test, or fails it when CI=true.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	bin, err := Binary()
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%v; CI=true forbids skipping integration tests", err)
+		}
+		t.Skipf("%v; skipping (CI is not set)", err)
+	}
+	root := t.TempDir()
+	s := &Server{
+		t:         t,
+		bin:       bin,
+		dir:       filepath.Join(root, "data"),
+		logPath:   filepath.Join(root, "minio.log"),
+		addr:      freeAddr(t),
+		console:   freeAddr(t),
+		accessKey: "supflow" + token(4),
+		secretKey: token(16),
+	}
+	t.Cleanup(s.Stop)
+	s.Start()
+	return s
+}
+
+// Endpoint returns host:port (plain HTTP).
+func (s *Server) Endpoint() string { return s.addr }
+
+// Credentials returns the root user and password.
+func (s *Server) Credentials() (accessKey, secretKey string) { return s.accessKey, s.secretKey }
+
+// Start (re)starts the server on its address and data dir and waits until
+// it is live. It fails the test if the server does not come up.
+func (s *Server) Start() {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		return
+	}
+	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		s.t.Fatalf("miniotest: log file: %v", err)
+	}
+	cmd := exec.Command(s.bin, "server", s.dir, "--address", s.addr, "--console-address", s.console, "--quiet")
+	cmd.Env = append(withoutMinioVars(os.Environ()),
+		"MINIO_ROOT_USER="+s.accessKey,
+		"MINIO_ROOT_PASSWORD="+s.secretKey,
+		"MINIO_BROWSER=off",
+		"MINIO_UPDATE=off",
+	)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		s.t.Fatalf("miniotest: start %s: %v", s.bin, err)
+	}
+	done := make(chan struct{})
+	go func() { // owner of the process: reaps it whenever it exits
+		_ = cmd.Wait()
+		close(done)
+	}()
+	s.cmd, s.done, s.log = cmd, done, logf
+	if err := waitLive(s.addr, done); err != nil {
+		s.stopLocked()
+		s.t.Fatalf("miniotest: %v; server log:\n%s", err, s.logTail())
+	}
+}
+
+// Stop terminates the server (SIGTERM, then SIGKILL after 10 s) and waits
+// for it to exit. Idempotent.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopLocked()
+}
+
+func (s *Server) stopLocked() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	}
+	s.log.Close()
+	s.cmd, s.done, s.log = nil, nil, nil
+}
+
+func (s *Server) logTail() string {
+	b, _ := os.ReadFile(s.logPath)
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+// waitLive polls the liveness endpoint until it answers 200, the process
+// exits, or startTimeout passes.
+func waitLive(addr string, exited <-chan struct{}) error {
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	url := "http://" + addr + "/minio/health/live"
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-exited:
+			return errors.New("minio exited during start")
+		case <-ctx.Done():
+			return fmt.Errorf("minio not live at %s after %s", url, startTimeout)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// freeAddr returns a 127.0.0.1 address with a port free right now.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("miniotest: free port: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// withoutMinioVars drops inherited MINIO_* settings that could change the
+// server's behaviour.
+func withoutMinioVars(env []string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "MINIO_") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+func token(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
