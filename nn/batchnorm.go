@@ -1,0 +1,447 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// BatchNorm defaults, as in PyTorch's BatchNorm2d.
+const (
+	DefaultBNMomentum = 0.1
+	DefaultBNEps      = 1e-5
+)
+
+// BNState is the non-learned state of one batch-normalisation layer: its
+// mode and running statistics. The BatchNorm ops of every graph built on a
+// state read its mode when they run and, in training mode, update its
+// running statistics once per run; the statistics survive mode switches.
+// A BNState is not safe for concurrent use.
+type BNState struct {
+	// Training selects batch statistics (true) or running statistics
+	// (false) for normalising; only training updates the running statistics.
+	Training bool
+	// Momentum is the weight of the current batch in the running averages.
+	Momentum float64
+	// Eps is added to the variance before taking its square root.
+	Eps float64
+	// RunningMean and RunningVar hold one value per channel.
+	RunningMean, RunningVar []float64
+	// NumBatchesTracked counts the training-mode runs.
+	NumBatchesTracked int64
+}
+
+// NewBNState returns the PyTorch initial state for c channels: training
+// mode, running mean 0, running variance 1, momentum 0.1, eps 1e-5.
+func NewBNState(c int) *BNState {
+	s := &BNState{
+		Training:    true,
+		Momentum:    DefaultBNMomentum,
+		Eps:         DefaultBNEps,
+		RunningMean: make([]float64, c),
+		RunningVar:  make([]float64, c),
+	}
+	for i := range s.RunningVar {
+		s.RunningVar[i] = 1
+	}
+	return s
+}
+
+// Channels returns the number of channels the state normalises.
+func (s *BNState) Channels() int { return len(s.RunningMean) }
+
+func (s *BNState) validate() error {
+	switch {
+	case s == nil:
+		return fmt.Errorf("%w: nil batch-norm state", ErrArg)
+	case len(s.RunningMean) != len(s.RunningVar) || len(s.RunningMean) == 0:
+		return fmt.Errorf("%w: batch-norm running mean has %d channels, running variance %d", ErrArg, len(s.RunningMean), len(s.RunningVar))
+	case !(s.Eps > 0) || !(s.Momentum >= 0 && s.Momentum <= 1):
+		return fmt.Errorf("%w: batch-norm eps %g, momentum %g", ErrArg, s.Eps, s.Momentum)
+	}
+	return nil
+}
+
+// BatchNorm normalises x per channel and applies the affine gamma, beta [C]:
+// y = (x-mean)/sqrt(var+eps)*gamma + beta. x is [N,C,H,W] or [N,C]. In
+// training mode mean and var are the batch statistics (biased variance) and
+// the running statistics are updated with the unbiased variance; in eval
+// mode the running statistics are used and left alone (see BNState).
+func BatchNorm(x, gamma, beta *G.Node, state *BNState) (*G.Node, error) {
+	if err := state.validate(); err != nil {
+		return nil, err
+	}
+	if x == nil || gamma == nil || beta == nil {
+		return nil, fmt.Errorf("%w: nil batch-norm input", ErrArg)
+	}
+	rank := x.Shape().Dims()
+	if _, _, _, err := bnShape(x.Shape(), state.Channels()); err != nil {
+		return nil, err
+	}
+	op := &bnOp{opBase: newBase("BatchNorm(%d)", state.Channels()), rank: rank, state: state, saved: &bnSaved{}}
+	return apply(op, x, gamma, beta)
+}
+
+// bnShape checks x [N,C,...] against c channels and returns N, C and the
+// spatial size.
+func bnShape(x tensor.Shape, c int) (n, ch, hw int, err error) {
+	if d := x.Dims(); d != 2 && d != 4 {
+		return 0, 0, 0, fmt.Errorf("%w: batch norm input %v must be 2-D or 4-D", ErrShape, x)
+	}
+	if x[1] != c {
+		return 0, 0, 0, fmt.Errorf("%w: batch norm input %v has %d channels, state has %d", ErrShape, x, x[1], c)
+	}
+	hw = 1
+	for _, d := range x[2:] {
+		hw *= d
+	}
+	return x[0], c, hw, nil
+}
+
+// bnSaved passes the statistics a forward run used to its backward ops.
+type bnSaved struct {
+	training     bool
+	mean, invStd []float64
+}
+
+// bnOp is the forward batch norm: (x, gamma, beta) -> y.
+type bnOp struct {
+	opBase
+	rank  int
+	state *BNState
+	saved *bnSaved
+	out   buffer
+}
+
+func (op *bnOp) Arity() int         { return 3 }
+func (op *bnOp) DiffWRT(int) []bool { return []bool{true, true, true} }
+
+func (op *bnOp) Type() hm.Type { return fnType(op.rank, 1, 1, op.rank) }
+
+func (op *bnOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	s, err := shapes(3, ds)
+	if err != nil {
+		return nil, err
+	}
+	c := op.state.Channels()
+	if _, _, _, err := bnShape(s[0], c); err != nil {
+		return nil, err
+	}
+	for i, name := range [...]string{1: "gamma", 2: "beta"} {
+		if i > 0 && !s[i].Eq(tensor.Shape{c}) {
+			return nil, fmt.Errorf("%w: batch norm %s %v, want [%d]", ErrShape, name, s[i], c)
+		}
+	}
+	return s[0].Clone(), nil
+}
+
+func (op *bnOp) Do(inputs ...G.Value) (G.Value, error) {
+	c := op.state.Channels()
+	in, err := denses(op, inputs, nil, tensor.Shape{c}, tensor.Shape{c})
+	if err != nil {
+		return nil, err
+	}
+	n, _, hw, err := bnShape(in[0].Shape(), c)
+	if err != nil {
+		return nil, err
+	}
+	st := op.state
+	if err := st.validate(); err != nil {
+		return nil, err
+	}
+	if st.Training && n*hw < 2 {
+		return nil, fmt.Errorf("%w: batch norm in training mode needs more than one value per channel, got input %v", ErrShape, in[0].Shape())
+	}
+	sv := op.saved
+	sv.training = st.Training
+	sv.mean = resize(sv.mean, c)
+	sv.invStd = resize(sv.invStd, c)
+	y := op.out.get(in[0].Dtype(), in[0].Shape())
+	if y.Dtype() == tensor.Float64 {
+		bnForward(st, sv, n, c, hw, data[float64](in[0]), data[float64](in[1]), data[float64](in[2]), data[float64](y))
+	} else {
+		bnForward(st, sv, n, c, hw, data[float32](in[0]), data[float32](in[1]), data[float32](in[2]), data[float32](y))
+	}
+	return y, nil
+}
+
+func resize(s []float64, n int) []float64 {
+	if cap(s) < n {
+		return make([]float64, n)
+	}
+	return s[:n]
+}
+
+// bnForward normalises x into y, recording the statistics used in sv and,
+// in training mode, updating the running statistics of st. Sums are kept in
+// float64 whatever T is.
+func bnForward[T float](st *BNState, sv *bnSaved, n, c, hw int, x, gamma, beta, y []T) {
+	chw := c * hw
+	for ch := 0; ch < c; ch++ {
+		mean, variance := st.RunningMean[ch], st.RunningVar[ch]
+		if st.Training {
+			var sum float64
+			for i := 0; i < n; i++ {
+				for _, v := range x[i*chw+ch*hw : i*chw+(ch+1)*hw] {
+					sum += float64(v)
+				}
+			}
+			cnt := float64(n * hw)
+			mean = sum / cnt
+			var ss float64
+			for i := 0; i < n; i++ {
+				for _, v := range x[i*chw+ch*hw : i*chw+(ch+1)*hw] {
+					d := float64(v) - mean
+					ss += d * d
+				}
+			}
+			variance = ss / cnt
+			m := st.Momentum
+			st.RunningMean[ch] = (1-m)*st.RunningMean[ch] + m*mean
+			st.RunningVar[ch] = (1-m)*st.RunningVar[ch] + m*variance*cnt/(cnt-1)
+		}
+		inv := 1 / math.Sqrt(variance+st.Eps)
+		sv.mean[ch], sv.invStd[ch] = mean, inv
+		scale := float64(gamma[ch]) * inv
+		shift := float64(beta[ch]) - mean*scale
+		for i := 0; i < n; i++ {
+			o := i*chw + ch*hw
+			ys := y[o : o+hw]
+			for j, v := range x[o : o+hw] {
+				ys[j] = T(float64(v)*scale + shift)
+			}
+		}
+	}
+	if st.Training {
+		st.NumBatchesTracked++
+	}
+}
+
+func (op *bnOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	if len(inputs) != 3 {
+		return nil, fmt.Errorf("%w: %v: %d inputs", ErrArg, op, len(inputs))
+	}
+	x, gamma := inputs[0], inputs[1]
+	c := op.state.Channels()
+	dbeta, err := apply(&bnGradBetaOp{opBase: newBase("BatchNormGradBeta(%d)", c), rank: op.rank, c: c}, grad)
+	if err != nil {
+		return nil, err
+	}
+	// The gamma op reads output only to run after the forward it takes the
+	// statistics from; the x op reads dgamma and dbeta to reuse the sums.
+	dgamma, err := apply(&bnGradGammaOp{opBase: newBase("BatchNormGradGamma(%d)", c), rank: op.rank, c: c, saved: op.saved}, x, output, grad)
+	if err != nil {
+		return nil, err
+	}
+	dx, err := apply(&bnGradXOp{opBase: newBase("BatchNormGradX(%d)", c), rank: op.rank, c: c, saved: op.saved}, x, gamma, grad, dgamma, dbeta)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{dx, dgamma, dbeta}, nil
+}
+
+// bnGradBetaOp is dy -> dbeta = sum of dy per channel.
+type bnGradBetaOp struct {
+	opBase
+	rank int
+	c    int
+	out  buffer
+}
+
+func (op *bnGradBetaOp) Arity() int { return 1 }
+
+func (op *bnGradBetaOp) Type() hm.Type { return fnType(op.rank, 1) }
+
+func (op *bnGradBetaOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	s, err := shapes(1, ds)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, _, err := bnShape(s[0], op.c); err != nil {
+		return nil, err
+	}
+	return tensor.Shape{op.c}, nil
+}
+
+func (op *bnGradBetaOp) Do(inputs ...G.Value) (G.Value, error) {
+	in, err := denses(op, inputs)
+	if err != nil {
+		return nil, err
+	}
+	n, c, hw, err := bnShape(in[0].Shape(), op.c)
+	if err != nil {
+		return nil, err
+	}
+	db := op.out.get(in[0].Dtype(), tensor.Shape{c})
+	if db.Dtype() == tensor.Float64 {
+		channelSums(n, c, hw, data[float64](in[0]), data[float64](db))
+	} else {
+		channelSums(n, c, hw, data[float32](in[0]), data[float32](db))
+	}
+	return db, nil
+}
+
+func channelSums[T float](n, c, hw int, x, out []T) {
+	chw := c * hw
+	for ch := 0; ch < c; ch++ {
+		var s float64
+		for i := 0; i < n; i++ {
+			for _, v := range x[i*chw+ch*hw : i*chw+(ch+1)*hw] {
+				s += float64(v)
+			}
+		}
+		out[ch] = T(s)
+	}
+}
+
+// bnGradGammaOp is (x, y, dy) -> dgamma = sum of dy*xhat per channel, with
+// xhat = (x-mean)*invStd from the forward run; y is only a dependency.
+type bnGradGammaOp struct {
+	opBase
+	rank  int
+	c     int
+	saved *bnSaved
+	out   buffer
+}
+
+func (op *bnGradGammaOp) Arity() int { return 3 }
+
+func (op *bnGradGammaOp) Type() hm.Type { return fnType(op.rank, op.rank, op.rank, 1) }
+
+func (op *bnGradGammaOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	s, err := shapes(3, ds)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, _, err := bnShape(s[0], op.c); err != nil {
+		return nil, err
+	}
+	if !s[1].Eq(s[0]) || !s[2].Eq(s[0]) {
+		return nil, fmt.Errorf("%w: %v: input %v, output %v, gradient %v", ErrShape, op, s[0], s[1], s[2])
+	}
+	return tensor.Shape{op.c}, nil
+}
+
+func (op *bnGradGammaOp) Do(inputs ...G.Value) (G.Value, error) {
+	in, err := denses(op, inputs)
+	if err != nil {
+		return nil, err
+	}
+	xs := in[0].Shape()
+	n, c, hw, err := bnShape(xs, op.c)
+	if err != nil {
+		return nil, err
+	}
+	if !in[2].Shape().Eq(xs) {
+		return nil, fmt.Errorf("%w: %v: gradient %v, input %v", ErrShape, op, in[2].Shape(), xs)
+	}
+	if len(op.saved.mean) != c {
+		return nil, fmt.Errorf("%w: %v ran before its forward", ErrArg, op)
+	}
+	dg := op.out.get(in[0].Dtype(), tensor.Shape{c})
+	if dg.Dtype() == tensor.Float64 {
+		bnGradGamma(op.saved, n, c, hw, data[float64](in[0]), data[float64](in[2]), data[float64](dg))
+	} else {
+		bnGradGamma(op.saved, n, c, hw, data[float32](in[0]), data[float32](in[2]), data[float32](dg))
+	}
+	return dg, nil
+}
+
+func bnGradGamma[T float](sv *bnSaved, n, c, hw int, x, dy, out []T) {
+	chw := c * hw
+	for ch := 0; ch < c; ch++ {
+		mean := sv.mean[ch]
+		var s float64
+		for i := 0; i < n; i++ {
+			o := i*chw + ch*hw
+			ds := dy[o : o+hw]
+			for j, v := range x[o : o+hw] {
+				s += float64(ds[j]) * (float64(v) - mean)
+			}
+		}
+		out[ch] = T(s * sv.invStd[ch])
+	}
+}
+
+// bnGradXOp is (x, gamma, dy, dgamma, dbeta) -> dx. In training mode the
+// batch statistics depend on x:
+// dx = gamma*invStd/m * (m*dy - dbeta - xhat*dgamma), m = N*H*W;
+// in eval mode dx = gamma*invStd*dy.
+type bnGradXOp struct {
+	opBase
+	rank  int
+	c     int
+	saved *bnSaved
+	out   buffer
+}
+
+func (op *bnGradXOp) Arity() int { return 5 }
+
+func (op *bnGradXOp) Type() hm.Type { return fnType(op.rank, 1, op.rank, 1, 1, op.rank) }
+
+func (op *bnGradXOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	s, err := shapes(5, ds)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, _, err := bnShape(s[0], op.c); err != nil {
+		return nil, err
+	}
+	if !s[2].Eq(s[0]) {
+		return nil, fmt.Errorf("%w: %v: gradient %v, input %v", ErrShape, op, s[2], s[0])
+	}
+	return s[0].Clone(), nil
+}
+
+func (op *bnGradXOp) Do(inputs ...G.Value) (G.Value, error) {
+	c := op.c
+	vec := tensor.Shape{c}
+	in, err := denses(op, inputs, nil, vec, nil, vec, vec)
+	if err != nil {
+		return nil, err
+	}
+	xs := in[0].Shape()
+	n, _, hw, err := bnShape(xs, c)
+	if err != nil {
+		return nil, err
+	}
+	if !in[2].Shape().Eq(xs) {
+		return nil, fmt.Errorf("%w: %v: gradient %v, input %v", ErrShape, op, in[2].Shape(), xs)
+	}
+	if len(op.saved.mean) != c {
+		return nil, fmt.Errorf("%w: %v ran before its forward", ErrArg, op)
+	}
+	dx := op.out.get(in[0].Dtype(), xs)
+	if dx.Dtype() == tensor.Float64 {
+		bnGradX(op.saved, n, c, hw, data[float64](in[0]), data[float64](in[1]), data[float64](in[2]), data[float64](in[3]), data[float64](in[4]), data[float64](dx))
+	} else {
+		bnGradX(op.saved, n, c, hw, data[float32](in[0]), data[float32](in[1]), data[float32](in[2]), data[float32](in[3]), data[float32](in[4]), data[float32](dx))
+	}
+	return dx, nil
+}
+
+func bnGradX[T float](sv *bnSaved, n, c, hw int, x, gamma, dy, dgamma, dbeta, dx []T) {
+	chw := c * hw
+	m := float64(n * hw)
+	for ch := 0; ch < c; ch++ {
+		mean, inv := sv.mean[ch], sv.invStd[ch]
+		scale := float64(gamma[ch]) * inv
+		// dx = a*dy + b*x + k, folding the training-mode terms.
+		a, b, k := scale, 0.0, 0.0
+		if sv.training {
+			dg, db := float64(dgamma[ch]), float64(dbeta[ch])
+			b = -scale * dg * inv / m
+			k = -scale*db/m - b*mean
+		}
+		for i := 0; i < n; i++ {
+			o := i*chw + ch*hw
+			ds, dxs := dy[o:o+hw], dx[o:o+hw]
+			for j, v := range x[o : o+hw] {
+				dxs[j] = T(a*float64(ds[j]) + b*float64(v) + k)
+			}
+		}
+	}
+}

@@ -1,0 +1,348 @@
+package nn
+
+import (
+	"fmt"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// Conv2D returns the 2-D cross-correlation of x [N,C,H,W] with the filters
+// w [O,C,kh,kw] (PyTorch's conv2d without bias): zero padding pad on every
+// side, the same stride in both directions, output [N,O,Ho,Wo] with
+// Ho = (H+2*pad-kh)/stride + 1.
+//
+// The forward unfolds one image at a time into a workspace owned by the op
+// and multiplies it with the filters (one GEMM per image); a 1x1 stride-1
+// unpadded convolution is a plain GEMM on the input.
+func Conv2D(x, w *G.Node, stride, pad int) (*G.Node, error) {
+	if stride < 1 || pad < 0 {
+		return nil, fmt.Errorf("%w: conv2d stride %d, pad %d", ErrArg, stride, pad)
+	}
+	return apply(&convOp{opBase: newBase("Conv2D(s%d,p%d)", stride, pad), stride: stride, pad: pad}, x, w)
+}
+
+// convGeom is the geometry of one convolution.
+type convGeom struct {
+	n, c, h, w  int
+	o, kh, kw   int
+	stride, pad int
+	ho, wo      int
+}
+
+func newConvGeom(xs, ws tensor.Shape, stride, pad int) (convGeom, error) {
+	if xs.Dims() != 4 || ws.Dims() != 4 {
+		return convGeom{}, fmt.Errorf("%w: conv2d input %v and weight %v must both be 4-D", ErrShape, xs, ws)
+	}
+	g := convGeom{
+		n: xs[0], c: xs[1], h: xs[2], w: xs[3],
+		o: ws[0], kh: ws[2], kw: ws[3],
+		stride: stride, pad: pad,
+	}
+	if ws[1] != g.c {
+		return convGeom{}, fmt.Errorf("%w: conv2d input %v has %d channels, weight %v expects %d", ErrShape, xs, g.c, ws, ws[1])
+	}
+	for _, d := range [...]int{g.n, g.c, g.h, g.w, g.o, g.kh, g.kw} {
+		if d < 1 {
+			return convGeom{}, fmt.Errorf("%w: conv2d input %v, weight %v: empty dimension", ErrShape, xs, ws)
+		}
+	}
+	if g.h+2*pad < g.kh || g.w+2*pad < g.kw {
+		return convGeom{}, fmt.Errorf("%w: conv2d kernel %dx%d larger than padded input %v (pad %d)", ErrShape, g.kh, g.kw, xs, pad)
+	}
+	g.ho = (g.h+2*pad-g.kh)/stride + 1
+	g.wo = (g.w+2*pad-g.kw)/stride + 1
+	return g, nil
+}
+
+func (g convGeom) xShape() tensor.Shape { return tensor.Shape{g.n, g.c, g.h, g.w} }
+func (g convGeom) wShape() tensor.Shape { return tensor.Shape{g.o, g.c, g.kh, g.kw} }
+func (g convGeom) yShape() tensor.Shape { return tensor.Shape{g.n, g.o, g.ho, g.wo} }
+
+// direct reports whether the unfolded image is the image itself.
+func (g convGeom) direct() bool { return g.kh == 1 && g.kw == 1 && g.stride == 1 && g.pad == 0 }
+
+// colRows is the height of the unfolded image, C*kh*kw.
+func (g convGeom) colRows() int { return g.c * g.kh * g.kw }
+
+// span returns the output indices [lo,hi) whose input index i*stride+off
+// falls inside [0,size).
+func span(off, size, stride, out int) (lo, hi int) {
+	if off < 0 {
+		lo = (-off + stride - 1) / stride
+	}
+	if last := size - 1 - off; last >= 0 {
+		hi = min(out, last/stride+1)
+	}
+	return min(lo, hi), hi
+}
+
+// im2col unfolds one image x [C,H,W] into col [C*kh*kw, Ho*Wo].
+func im2col[T float](g *convGeom, x, col []T) {
+	hw, howo := g.h*g.w, g.ho*g.wo
+	r := 0
+	for c := 0; c < g.c; c++ {
+		xc := x[c*hw : (c+1)*hw]
+		for u := 0; u < g.kh; u++ {
+			ilo, ihi := span(u-g.pad, g.h, g.stride, g.ho)
+			for v := 0; v < g.kw; v++ {
+				off := v - g.pad
+				jlo, jhi := span(off, g.w, g.stride, g.wo)
+				row := col[r*howo : (r+1)*howo]
+				r++
+				clear(row[:ilo*g.wo])
+				clear(row[ihi*g.wo:])
+				if jlo == jhi {
+					clear(row)
+					continue
+				}
+				for i := ilo; i < ihi; i++ {
+					dst := row[i*g.wo : (i+1)*g.wo]
+					src := xc[(i*g.stride+u-g.pad)*g.w:]
+					clear(dst[:jlo])
+					clear(dst[jhi:])
+					if g.stride == 1 {
+						copy(dst[jlo:jhi], src[jlo+off:jhi+off])
+						continue
+					}
+					for j := jlo; j < jhi; j++ {
+						dst[j] = src[j*g.stride+off]
+					}
+				}
+			}
+		}
+	}
+}
+
+// col2im adds the unfolded col [C*kh*kw, Ho*Wo] back into the image x
+// [C,H,W]; it is the transpose of im2col.
+func col2im[T float](g *convGeom, col, x []T) {
+	hw, howo := g.h*g.w, g.ho*g.wo
+	r := 0
+	for c := 0; c < g.c; c++ {
+		xc := x[c*hw : (c+1)*hw]
+		for u := 0; u < g.kh; u++ {
+			ilo, ihi := span(u-g.pad, g.h, g.stride, g.ho)
+			for v := 0; v < g.kw; v++ {
+				off := v - g.pad
+				jlo, jhi := span(off, g.w, g.stride, g.wo)
+				row := col[r*howo : (r+1)*howo]
+				r++
+				if jlo == jhi {
+					continue
+				}
+				for i := ilo; i < ihi; i++ {
+					src := row[i*g.wo : (i+1)*g.wo]
+					dst := xc[(i*g.stride+u-g.pad)*g.w:]
+					if g.stride == 1 {
+						d := dst[jlo+off : jhi+off]
+						for j, s := range src[jlo:jhi] {
+							d[j] += s
+						}
+						continue
+					}
+					for j := jlo; j < jhi; j++ {
+						dst[j*g.stride+off] += src[j]
+					}
+				}
+			}
+		}
+	}
+}
+
+// convForward computes y [N,O,Ho,Wo] from x and w.
+func convForward[T float](g *convGeom, x, w, y []T, sc *scratch) {
+	chw, ohw, howo, k := g.c*g.h*g.w, g.o*g.ho*g.wo, g.ho*g.wo, g.colRows()
+	var col []T
+	if !g.direct() {
+		col = getScratch[T](sc, k*howo)
+	}
+	for n := 0; n < g.n; n++ {
+		xn := x[n*chw : (n+1)*chw]
+		if g.direct() {
+			col = xn
+		} else {
+			im2col(g, xn, col)
+		}
+		gemm(false, false, g.o, howo, k, 1, w, k, col, howo, 0, y[n*ohw:(n+1)*ohw], howo)
+	}
+}
+
+// convGradX computes dx [N,C,H,W] from w and dy.
+func convGradX[T float](g *convGeom, w, dy, dx []T, sc *scratch) {
+	chw, ohw, howo, k := g.c*g.h*g.w, g.o*g.ho*g.wo, g.ho*g.wo, g.colRows()
+	var col []T
+	if !g.direct() {
+		col = getScratch[T](sc, k*howo)
+		clear(dx)
+	}
+	for n := 0; n < g.n; n++ {
+		dxn := dx[n*chw : (n+1)*chw]
+		if g.direct() {
+			col = dxn
+		}
+		gemm(true, false, k, howo, g.o, 1, w, k, dy[n*ohw:(n+1)*ohw], howo, 0, col, howo)
+		if !g.direct() {
+			col2im(g, col, dxn)
+		}
+	}
+}
+
+// convGradW computes dw [O,C,kh,kw] from x and dy.
+func convGradW[T float](g *convGeom, x, dy, dw []T, sc *scratch) {
+	chw, ohw, howo, k := g.c*g.h*g.w, g.o*g.ho*g.wo, g.ho*g.wo, g.colRows()
+	var col []T
+	if !g.direct() {
+		col = getScratch[T](sc, k*howo)
+	}
+	for n := 0; n < g.n; n++ {
+		xn := x[n*chw : (n+1)*chw]
+		if g.direct() {
+			col = xn
+		} else {
+			im2col(g, xn, col)
+		}
+		var beta T
+		if n > 0 {
+			beta = 1
+		}
+		gemm(false, true, g.o, k, howo, 1, dy[n*ohw:(n+1)*ohw], howo, col, howo, beta, dw, k)
+	}
+}
+
+// convOp is the forward convolution: (x, w) -> y.
+type convOp struct {
+	opBase
+	stride, pad int
+	out         buffer
+	col         scratch
+}
+
+func (op *convOp) Arity() int         { return 2 }
+func (op *convOp) Type() hm.Type      { return fnType(4, 4, 4) }
+func (op *convOp) DiffWRT(int) []bool { return []bool{true, true} }
+
+func (op *convOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	s, err := shapes(2, ds)
+	if err != nil {
+		return nil, err
+	}
+	g, err := newConvGeom(s[0], s[1], op.stride, op.pad)
+	if err != nil {
+		return nil, err
+	}
+	return g.yShape(), nil
+}
+
+func (op *convOp) Do(inputs ...G.Value) (G.Value, error) {
+	in, err := denses(op, inputs)
+	if err != nil {
+		return nil, err
+	}
+	g, err := newConvGeom(in[0].Shape(), in[1].Shape(), op.stride, op.pad)
+	if err != nil {
+		return nil, err
+	}
+	y := op.out.get(in[0].Dtype(), g.yShape())
+	if y.Dtype() == tensor.Float64 {
+		convForward(&g, data[float64](in[0]), data[float64](in[1]), data[float64](y), &op.col)
+	} else {
+		convForward(&g, data[float32](in[0]), data[float32](in[1]), data[float32](y), &op.col)
+	}
+	return y, nil
+}
+
+func (op *convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	if len(inputs) != 2 {
+		return nil, fmt.Errorf("%w: %v: %d inputs", ErrArg, op, len(inputs))
+	}
+	x, w := inputs[0], inputs[1]
+	g, err := newConvGeom(x.Shape(), w.Shape(), op.stride, op.pad)
+	if err != nil {
+		return nil, err
+	}
+	dx, err := apply(&convGradXOp{opBase: newBase("Conv2DGradX(s%d,p%d)", op.stride, op.pad), geom: g}, w, grad)
+	if err != nil {
+		return nil, err
+	}
+	dw, err := apply(&convGradWOp{opBase: newBase("Conv2DGradW(s%d,p%d)", op.stride, op.pad), geom: g}, x, grad)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{dx, dw}, nil
+}
+
+// convGradXOp is (w, dy) -> dx for a fixed geometry.
+type convGradXOp struct {
+	opBase
+	geom convGeom
+	out  buffer
+	col  scratch
+}
+
+func (op *convGradXOp) Arity() int    { return 2 }
+func (op *convGradXOp) Type() hm.Type { return fnType(4, 4, 4) }
+
+func (op *convGradXOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	s, err := shapes(2, ds)
+	if err != nil {
+		return nil, err
+	}
+	if !s[0].Eq(op.geom.wShape()) || !s[1].Eq(op.geom.yShape()) {
+		return nil, fmt.Errorf("%w: %v: weight %v and output gradient %v, want %v and %v", ErrShape, op, s[0], s[1], op.geom.wShape(), op.geom.yShape())
+	}
+	return op.geom.xShape(), nil
+}
+
+func (op *convGradXOp) Do(inputs ...G.Value) (G.Value, error) {
+	g := &op.geom
+	in, err := denses(op, inputs, g.wShape(), g.yShape())
+	if err != nil {
+		return nil, err
+	}
+	dx := op.out.get(in[0].Dtype(), g.xShape())
+	if dx.Dtype() == tensor.Float64 {
+		convGradX(g, data[float64](in[0]), data[float64](in[1]), data[float64](dx), &op.col)
+	} else {
+		convGradX(g, data[float32](in[0]), data[float32](in[1]), data[float32](dx), &op.col)
+	}
+	return dx, nil
+}
+
+// convGradWOp is (x, dy) -> dw for a fixed geometry.
+type convGradWOp struct {
+	opBase
+	geom convGeom
+	out  buffer
+	col  scratch
+}
+
+func (op *convGradWOp) Arity() int    { return 2 }
+func (op *convGradWOp) Type() hm.Type { return fnType(4, 4, 4) }
+
+func (op *convGradWOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	s, err := shapes(2, ds)
+	if err != nil {
+		return nil, err
+	}
+	if !s[0].Eq(op.geom.xShape()) || !s[1].Eq(op.geom.yShape()) {
+		return nil, fmt.Errorf("%w: %v: input %v and output gradient %v, want %v and %v", ErrShape, op, s[0], s[1], op.geom.xShape(), op.geom.yShape())
+	}
+	return op.geom.wShape(), nil
+}
+
+func (op *convGradWOp) Do(inputs ...G.Value) (G.Value, error) {
+	g := &op.geom
+	in, err := denses(op, inputs, g.xShape(), g.yShape())
+	if err != nil {
+		return nil, err
+	}
+	dw := op.out.get(in[0].Dtype(), g.wShape())
+	if dw.Dtype() == tensor.Float64 {
+		convGradW(g, data[float64](in[0]), data[float64](in[1]), data[float64](dw), &op.col)
+	} else {
+		convGradW(g, data[float32](in[0]), data[float32](in[1]), data[float32](dw), &op.col)
+	}
+	return dw, nil
+}

@@ -1,0 +1,16 @@
+// Package nn owns the neural-network operators of supflow's hot path,
+// written as gorgonia ops: 2-D convolution, batch normalisation, ReLU,
+// residual addition, pooling, linear layers and row L2 normalisation, each
+// with its own backward ops so that gorgonia's symbolic differentiation
+// (gorgonia.Grad) and tape machine can drive them.
+//
+// Every op allocates its output and workspace once and returns the same
+// tensor on every run of the graph, so memory stays flat across training
+// steps. A value returned by a run is therefore only valid until the next run
+// of the same graph; copy it to keep it. A graph built from these ops must be
+// run by one machine at a time.
+//
+// Tensors are NCHW (PyTorch layout), float64 or float32. The package knows
+// nothing about models, transport or storage; it imports only gorgonia and
+// gonum.
+package nn

@@ -1,0 +1,166 @@
+package nn
+
+import (
+	"fmt"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// ReLU returns max(x, 0) elementwise; its derivative is taken as 0 at x <= 0
+// (PyTorch's convention).
+func ReLU(x *G.Node) (*G.Node, error) {
+	if x == nil {
+		return nil, fmt.Errorf("%w: nil ReLU input", ErrArg)
+	}
+	return apply(&reluOp{opBase: newBase("ReLU"), rank: x.Shape().Dims()}, x)
+}
+
+// Add returns a + b for two tensors of the same shape (the residual sum).
+func Add(a, b *G.Node) (*G.Node, error) {
+	if a == nil || b == nil {
+		return nil, fmt.Errorf("%w: nil Add input", ErrArg)
+	}
+	if !a.Shape().Eq(b.Shape()) {
+		return nil, fmt.Errorf("%w: add %v and %v", ErrShape, a.Shape(), b.Shape())
+	}
+	return apply(&addOp{opBase: newBase("Add"), rank: a.Shape().Dims()}, a, b)
+}
+
+// sameShapes checks that all inputs share the first one's shape.
+func sameShapes(op G.Op, n int, ds []G.DimSizer) (tensor.Shape, error) {
+	s, err := shapes(n, ds)
+	if err != nil {
+		return nil, err
+	}
+	for i := 1; i < n; i++ {
+		if !s[i].Eq(s[0]) {
+			return nil, fmt.Errorf("%w: %v: input %d has shape %v, input 0 %v", ErrShape, op, i, s[i], s[0])
+		}
+	}
+	return s[0].Clone(), nil
+}
+
+// elementwise runs f over same-shaped inputs into the op's buffer.
+func elementwise(op G.Op, out *buffer, inputs []G.Value, f64 func(dst []float64, src ...[]float64), f32 func(dst []float32, src ...[]float32)) (G.Value, error) {
+	in, err := denses(op, inputs)
+	if err != nil {
+		return nil, err
+	}
+	s := in[0].Shape()
+	for i, d := range in[1:] {
+		if !d.Shape().Eq(s) {
+			return nil, fmt.Errorf("%w: %v: input %d has shape %v, input 0 %v", ErrShape, op, i+1, d.Shape(), s)
+		}
+	}
+	y := out.get(in[0].Dtype(), s)
+	if y.Dtype() == tensor.Float64 {
+		f64(data[float64](y), slices[float64](in)...)
+	} else {
+		f32(data[float32](y), slices[float32](in)...)
+	}
+	return y, nil
+}
+
+func slices[T float](in []*tensor.Dense) [][]T {
+	out := make([][]T, len(in))
+	for i, d := range in {
+		out[i] = data[T](d)
+	}
+	return out
+}
+
+func relu[T float](dst []T, src ...[]T) {
+	for i, v := range src[0] {
+		dst[i] = max(v, 0)
+	}
+}
+
+// reluGrad computes dy where x > 0, else 0; src is (x, dy).
+func reluGrad[T float](dst []T, src ...[]T) {
+	dy := src[1]
+	for i, v := range src[0] {
+		if v > 0 {
+			dst[i] = dy[i]
+		} else {
+			dst[i] = 0
+		}
+	}
+}
+
+func add[T float](dst []T, src ...[]T) {
+	b := src[1]
+	for i, v := range src[0] {
+		dst[i] = v + b[i]
+	}
+}
+
+type reluOp struct {
+	opBase
+	rank int
+	out  buffer
+}
+
+func (op *reluOp) Arity() int         { return 1 }
+func (op *reluOp) Type() hm.Type      { return fnType(op.rank, op.rank) }
+func (op *reluOp) DiffWRT(int) []bool { return []bool{true} }
+
+func (op *reluOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) { return sameShapes(op, 1, ds) }
+
+func (op *reluOp) Do(inputs ...G.Value) (G.Value, error) {
+	return elementwise(op, &op.out, inputs, relu[float64], relu[float32])
+}
+
+func (op *reluOp) SymDiff(inputs G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	if len(inputs) != 1 {
+		return nil, fmt.Errorf("%w: %v: %d inputs", ErrArg, op, len(inputs))
+	}
+	dx, err := apply(&reluGradOp{opBase: newBase("ReLUGrad"), rank: op.rank}, inputs[0], grad)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{dx}, nil
+}
+
+// reluGradOp is (x, dy) -> dx.
+type reluGradOp struct {
+	opBase
+	rank int
+	out  buffer
+}
+
+func (op *reluGradOp) Arity() int    { return 2 }
+func (op *reluGradOp) Type() hm.Type { return fnType(op.rank, op.rank, op.rank) }
+
+func (op *reluGradOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	return sameShapes(op, 2, ds)
+}
+
+func (op *reluGradOp) Do(inputs ...G.Value) (G.Value, error) {
+	return elementwise(op, &op.out, inputs, reluGrad[float64], reluGrad[float32])
+}
+
+type addOp struct {
+	opBase
+	rank int
+	out  buffer
+}
+
+func (op *addOp) Arity() int         { return 2 }
+func (op *addOp) Type() hm.Type      { return fnType(op.rank, op.rank, op.rank) }
+func (op *addOp) DiffWRT(int) []bool { return []bool{true, true} }
+
+func (op *addOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) { return sameShapes(op, 2, ds) }
+
+func (op *addOp) Do(inputs ...G.Value) (G.Value, error) {
+	return elementwise(op, &op.out, inputs, add[float64], add[float32])
+}
+
+// SymDiff passes the gradient unchanged to both summands.
+func (op *addOp) SymDiff(inputs G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	if len(inputs) != 2 {
+		return nil, fmt.Errorf("%w: %v: %d inputs", ErrArg, op, len(inputs))
+	}
+	return G.Nodes{grad, grad}, nil
+}
