@@ -1,0 +1,25 @@
+// Package imgdecode turns encoded image bytes (JPEG, PNG, GIF, WebP) into
+// row-major HWC uint8 pixels, RGB or single-channel gray, with the safety
+// limits a service decoding untrusted objects needs: the format is sniffed
+// from the content, the pixel count is checked from the header before any
+// pixel memory is allocated, and every refusal wraps messages.ErrPermanent.
+//
+// What exists:
+//   - Pure-Go decoding with the standard library and golang.org/x/image/webp;
+//     GIF yields its first frame. Gray, CMYK, YCbCr, paletted, 16-bit and
+//     alpha images become RGB as PIL's convert("RGB") does (alpha dropped,
+//     16-bit samples keep their high byte).
+//   - JPEG EXIF orientation (APP1 Exif, IFD0 tag 0x0112), parsed here with
+//     bounds checks and applied as the 8 standard transforms. Other formats
+//     are returned as stored.
+//   - Resize-on-decode to a shorter side: antialiased bilinear with PIL's
+//     coefficients and 22-bit fixed point, like Image.resize(BILINEAR).
+//   - With cgo (unless built with the nolibjpeg tag), JPEGs that resize-on-
+//     decode shrinks by 2x or more are decoded DCT-scaled by libjpeg-turbo
+//     (scale 1/2, 1/4 or 1/8, like PIL's draft mode) before the final
+//     resize. This links -ljpeg (Debian libjpeg62-turbo-dev). Anything
+//     libjpeg rejects or warns about is decoded again by the pure-Go path,
+//     which alone decides whether an image is valid.
+//
+// It imports only the standard library, golang.org/x/image and messages.
+package imgdecode
