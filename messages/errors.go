@@ -17,3 +17,18 @@ func Permanent(err error) error {
 	}
 	return fmt.Errorf("%w: %w", ErrPermanent, err)
 }
+
+// ErrSkip marks a valid message that is not meant for this consumer (for
+// example one of another run): the bus acknowledges it and publishes nothing.
+var ErrSkip = errors.New("message skipped")
+
+// Skip wraps err so that errors.Is(err, ErrSkip) holds; err may be nil.
+func Skip(err error) error {
+	if err == nil {
+		return ErrSkip
+	}
+	if errors.Is(err, ErrSkip) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrSkip, err)
+}

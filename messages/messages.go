@@ -4,6 +4,8 @@
 // stage, and any non-Go producer, can speak it.
 package messages
 
+import "fmt"
+
 // Topics, one JetStream stream per edge. Names avoid '.', '*' and '>' so a
 // stream may be named after its topic.
 const (
@@ -12,6 +14,15 @@ const (
 	TopicViews       = "supflow_views"        // augment -> train: ViewGroup
 	TopicEvents      = "supflow_events"       // control events: Event
 	TopicDeadLetter  = "supflow_dead_letter"  // messages that failed permanently
+)
+
+// Metadata keys (NATS headers) that the bus sets on a dead-lettered message,
+// next to the original payload and the original metadata.
+const (
+	MetaReason      = "supflow_reason"       // the error text
+	MetaSourceTopic = "supflow_source_topic" // topic the message was consumed from
+	MetaHandler     = "supflow_handler"      // handler that gave up on it
+	MetaDeliveries  = "supflow_deliveries"   // delivery attempts, decimal
 )
 
 // DecodeTask asks the decode stage to fetch and decode one object.
@@ -60,7 +71,24 @@ const (
 	EventEpochEnd     EventKind = 2 // the feeder published every task of an epoch (Count = samples)
 	EventPretrainDone EventKind = 3 // the trainer finished; Ref names the checkpoint key
 	EventEvalDone     EventKind = 4 // the evaluator finished; Ref names the report key
+	EventEpochTrained EventKind = 5 // the trainer finished an epoch; Ref names its checkpoint key, if any
 )
+
+func (k EventKind) String() string {
+	switch k {
+	case EventEpochStart:
+		return "epoch_start"
+	case EventEpochEnd:
+		return "epoch_end"
+	case EventPretrainDone:
+		return "pretrain_done"
+	case EventEvalDone:
+		return "eval_done"
+	case EventEpochTrained:
+		return "epoch_trained"
+	}
+	return fmt.Sprintf("event_kind_%d", uint8(k))
+}
 
 // Event is a control message on TopicEvents.
 type Event struct {

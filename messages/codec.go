@@ -1,0 +1,436 @@
+package messages
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+)
+
+// Version is the wire format version written by this package. Decoders
+// reject any other version: a layout change bumps it (docs/messages.md).
+const Version = 1
+
+// Bounds checked on both Marshal and Unmarshal, so a corrupt or hostile length
+// field can never make a decoder allocate or index past them.
+const (
+	MaxRunIDLen    = 128
+	MaxSplitLen    = 64
+	MaxKeyLen      = 1024 // S3's own key limit
+	MaxRefLen      = 1024
+	MaxInfoLen     = 4096
+	MaxSide        = 16384    // pixels per image side
+	MaxPixelBytes  = 64 << 20 // NATS' hard max_payload
+	MaxViews       = 16
+	headerLen      = 4 // magic "SF", version, type
+	magic0, magic1 = 'S', 'F'
+)
+
+// Sentinel errors; every decode or encode error wraps exactly one of them.
+var (
+	ErrMagic     = errors.New("messages: not a supflow message")
+	ErrVersion   = errors.New("messages: unsupported format version")
+	ErrType      = errors.New("messages: wrong message type")
+	ErrTruncated = errors.New("messages: truncated payload")
+	ErrTrailing  = errors.New("messages: trailing bytes")
+	ErrTooLarge  = errors.New("messages: size out of bounds")
+	ErrInvalid   = errors.New("messages: invalid field")
+)
+
+// msgType is the third header byte; values are part of the wire format.
+type msgType uint8
+
+const (
+	typeDecodeTask msgType = 1
+	typeImage      msgType = 2
+	typeViewGroup  msgType = 3
+	typeEvent      msgType = 4
+)
+
+func (t msgType) String() string {
+	switch t {
+	case typeDecodeTask:
+		return "DecodeTask"
+	case typeImage:
+		return "Image"
+	case typeViewGroup:
+		return "ViewGroup"
+	case typeEvent:
+		return "Event"
+	}
+	return fmt.Sprintf("type %d", uint8(t))
+}
+
+// MarshalDecodeTask encodes m in the current wire format.
+func MarshalDecodeTask(m DecodeTask) ([]byte, error) {
+	if err := checkDecodeTask(m); err != nil {
+		return nil, fmt.Errorf("messages: marshal DecodeTask: %w", err)
+	}
+	w := newWriter(typeDecodeTask, 4+8+4+2*3+len(m.RunID)+len(m.Split)+len(m.Key))
+	w.u32(m.Epoch)
+	w.u64(m.SampleID)
+	w.u32(uint32(m.Label))
+	w.str(m.RunID)
+	w.str(m.Split)
+	w.str(m.Key)
+	return w.b, nil
+}
+
+// UnmarshalDecodeTask decodes and validates b.
+func UnmarshalDecodeTask(b []byte) (DecodeTask, error) {
+	var m DecodeTask
+	r, err := newReader(b, typeDecodeTask)
+	if err != nil {
+		return m, err
+	}
+	m.Epoch = r.u32("epoch")
+	m.SampleID = r.u64("sample_id")
+	m.Label = int32(r.u32("label"))
+	m.RunID = r.str("run_id", MaxRunIDLen)
+	m.Split = r.str("split", MaxSplitLen)
+	m.Key = r.str("key", MaxKeyLen)
+	if err := r.finish(); err != nil {
+		return DecodeTask{}, err
+	}
+	if err := checkDecodeTask(m); err != nil {
+		return DecodeTask{}, fmt.Errorf("messages: unmarshal DecodeTask: %w", err)
+	}
+	return m, nil
+}
+
+// MarshalImage encodes m in the current wire format. The pixels are copied
+// once into the returned buffer.
+func MarshalImage(m Image) ([]byte, error) {
+	if err := checkImage(m); err != nil {
+		return nil, fmt.Errorf("messages: marshal Image: %w", err)
+	}
+	w := newWriter(typeImage, 4+8+4+4+4+1+2*2+len(m.RunID)+len(m.Split)+4+len(m.Pixels))
+	w.u32(m.Epoch)
+	w.u64(m.SampleID)
+	w.u32(uint32(m.Label))
+	w.u32(m.Height)
+	w.u32(m.Width)
+	w.u8(m.Channels)
+	w.str(m.RunID)
+	w.str(m.Split)
+	w.bytes(m.Pixels)
+	return w.b, nil
+}
+
+// UnmarshalImage decodes and validates b. The returned Pixels alias b (no
+// copy): the caller must not modify b while it uses the Image.
+func UnmarshalImage(b []byte) (Image, error) {
+	var m Image
+	r, err := newReader(b, typeImage)
+	if err != nil {
+		return m, err
+	}
+	m.Epoch = r.u32("epoch")
+	m.SampleID = r.u64("sample_id")
+	m.Label = int32(r.u32("label"))
+	m.Height = r.u32("height")
+	m.Width = r.u32("width")
+	m.Channels = r.u8("channels")
+	m.RunID = r.str("run_id", MaxRunIDLen)
+	m.Split = r.str("split", MaxSplitLen)
+	m.Pixels = r.pixels()
+	if err := r.finish(); err != nil {
+		return Image{}, err
+	}
+	if err := checkImage(m); err != nil {
+		return Image{}, fmt.Errorf("messages: unmarshal Image: %w", err)
+	}
+	return m, nil
+}
+
+// MarshalViewGroup encodes m in the current wire format. The pixels are
+// copied once into the returned buffer.
+func MarshalViewGroup(m ViewGroup) ([]byte, error) {
+	if err := checkViewGroup(m); err != nil {
+		return nil, fmt.Errorf("messages: marshal ViewGroup: %w", err)
+	}
+	w := newWriter(typeViewGroup, 4+8+4+1+4+4+1+2*2+len(m.RunID)+len(m.Split)+4+len(m.Pixels))
+	w.u32(m.Epoch)
+	w.u64(m.SampleID)
+	w.u32(uint32(m.Label))
+	w.u8(m.NViews)
+	w.u32(m.Height)
+	w.u32(m.Width)
+	w.u8(m.Channels)
+	w.str(m.RunID)
+	w.str(m.Split)
+	w.bytes(m.Pixels)
+	return w.b, nil
+}
+
+// UnmarshalViewGroup decodes and validates b. The returned Pixels alias b
+// (no copy): the caller must not modify b while it uses the ViewGroup.
+func UnmarshalViewGroup(b []byte) (ViewGroup, error) {
+	var m ViewGroup
+	r, err := newReader(b, typeViewGroup)
+	if err != nil {
+		return m, err
+	}
+	m.Epoch = r.u32("epoch")
+	m.SampleID = r.u64("sample_id")
+	m.Label = int32(r.u32("label"))
+	m.NViews = r.u8("n_views")
+	m.Height = r.u32("height")
+	m.Width = r.u32("width")
+	m.Channels = r.u8("channels")
+	m.RunID = r.str("run_id", MaxRunIDLen)
+	m.Split = r.str("split", MaxSplitLen)
+	m.Pixels = r.pixels()
+	if err := r.finish(); err != nil {
+		return ViewGroup{}, err
+	}
+	if err := checkViewGroup(m); err != nil {
+		return ViewGroup{}, fmt.Errorf("messages: unmarshal ViewGroup: %w", err)
+	}
+	return m, nil
+}
+
+// MarshalEvent encodes m in the current wire format.
+func MarshalEvent(m Event) ([]byte, error) {
+	if err := checkEvent(m); err != nil {
+		return nil, fmt.Errorf("messages: marshal Event: %w", err)
+	}
+	w := newWriter(typeEvent, 1+4+8+2*3+len(m.RunID)+len(m.Ref)+len(m.Info))
+	w.u8(uint8(m.Kind))
+	w.u32(m.Epoch)
+	w.u64(m.Count)
+	w.str(m.RunID)
+	w.str(m.Ref)
+	w.str(m.Info)
+	return w.b, nil
+}
+
+// UnmarshalEvent decodes and validates b.
+func UnmarshalEvent(b []byte) (Event, error) {
+	var m Event
+	r, err := newReader(b, typeEvent)
+	if err != nil {
+		return m, err
+	}
+	m.Kind = EventKind(r.u8("kind"))
+	m.Epoch = r.u32("epoch")
+	m.Count = r.u64("count")
+	m.RunID = r.str("run_id", MaxRunIDLen)
+	m.Ref = r.str("ref", MaxRefLen)
+	m.Info = r.str("info", MaxInfoLen)
+	if err := r.finish(); err != nil {
+		return Event{}, err
+	}
+	if err := checkEvent(m); err != nil {
+		return Event{}, fmt.Errorf("messages: unmarshal Event: %w", err)
+	}
+	return m, nil
+}
+
+func checkDecodeTask(m DecodeTask) error {
+	return errors.Join(
+		checkRunID(m.RunID),
+		checkLabel(m.Label),
+		checkStr("split", m.Split, MaxSplitLen),
+		checkRequired("key", m.Key, MaxKeyLen),
+	)
+}
+
+func checkImage(m Image) error {
+	return errors.Join(
+		checkRunID(m.RunID),
+		checkLabel(m.Label),
+		checkStr("split", m.Split, MaxSplitLen),
+		checkPixels(1, m.Height, m.Width, m.Channels, len(m.Pixels)),
+	)
+}
+
+func checkViewGroup(m ViewGroup) error {
+	if m.NViews == 0 || m.NViews > MaxViews {
+		return fmt.Errorf("%w: n_views %d not in [1, %d]", ErrInvalid, m.NViews, MaxViews)
+	}
+	return errors.Join(
+		checkRunID(m.RunID),
+		checkLabel(m.Label),
+		checkStr("split", m.Split, MaxSplitLen),
+		checkPixels(int(m.NViews), m.Height, m.Width, m.Channels, len(m.Pixels)),
+	)
+}
+
+func checkEvent(m Event) error {
+	var kind error
+	if m.Kind < EventEpochStart || m.Kind > EventEpochTrained {
+		kind = fmt.Errorf("%w: unknown event kind %d", ErrInvalid, m.Kind)
+	}
+	return errors.Join(
+		kind,
+		checkRunID(m.RunID),
+		checkStr("ref", m.Ref, MaxRefLen),
+		checkStr("info", m.Info, MaxInfoLen),
+	)
+}
+
+func checkRunID(s string) error { return checkRequired("run_id", s, MaxRunIDLen) }
+
+func checkRequired(field, s string, max int) error {
+	if s == "" {
+		return fmt.Errorf("%w: %s is empty", ErrInvalid, field)
+	}
+	return checkStr(field, s, max)
+}
+
+func checkStr(field, s string, max int) error {
+	if len(s) > max {
+		return fmt.Errorf("%w: %s is %d bytes, max %d", ErrTooLarge, field, len(s), max)
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalid, field)
+	}
+	return nil
+}
+
+func checkLabel(l int32) error {
+	if l < -1 {
+		return fmt.Errorf("%w: label %d (want >= 0, or -1 for unlabelled)", ErrInvalid, l)
+	}
+	return nil
+}
+
+// checkPixels validates the geometry before multiplying, so the product
+// cannot overflow.
+func checkPixels(views int, h, w uint32, c uint8, n int) error {
+	if c != 1 && c != 3 {
+		return fmt.Errorf("%w: channels %d (want 1 or 3)", ErrInvalid, c)
+	}
+	if h == 0 || w == 0 || h > MaxSide || w > MaxSide {
+		return fmt.Errorf("%w: size %dx%d not in [1, %d]", ErrTooLarge, h, w, MaxSide)
+	}
+	want := uint64(views) * uint64(h) * uint64(w) * uint64(c)
+	if want > MaxPixelBytes {
+		return fmt.Errorf("%w: %d pixel bytes, max %d", ErrTooLarge, want, MaxPixelBytes)
+	}
+	if uint64(n) != want {
+		return fmt.Errorf("%w: %d pixel bytes, want %d (views %d x %dx%dx%d)", ErrInvalid, n, want, views, h, w, c)
+	}
+	return nil
+}
+
+type writer struct{ b []byte }
+
+func newWriter(t msgType, body int) *writer {
+	w := &writer{b: make([]byte, 0, headerLen+body)}
+	w.b = append(w.b, magic0, magic1, Version, byte(t))
+	return w
+}
+
+func (w *writer) u8(v uint8)   { w.b = append(w.b, v) }
+func (w *writer) u32(v uint32) { w.b = binary.LittleEndian.AppendUint32(w.b, v) }
+func (w *writer) u64(v uint64) { w.b = binary.LittleEndian.AppendUint64(w.b, v) }
+
+// str writes a u16 length then the bytes; callers checked the length bound.
+func (w *writer) str(s string) {
+	w.b = binary.LittleEndian.AppendUint16(w.b, uint16(len(s)))
+	w.b = append(w.b, s...)
+}
+
+// bytes writes a u32 length then the bytes; callers checked the bound.
+func (w *writer) bytes(p []byte) {
+	w.u32(uint32(len(p)))
+	w.b = append(w.b, p...)
+}
+
+// reader decodes fields in order; the first failure sticks and later reads
+// return zero values, so decoders check the error once at the end.
+type reader struct {
+	b   []byte
+	off int
+	t   msgType
+	err error
+}
+
+func newReader(b []byte, want msgType) (*reader, error) {
+	if len(b) < headerLen {
+		return nil, fmt.Errorf("%w: %d bytes, header needs %d", ErrTruncated, len(b), headerLen)
+	}
+	if b[0] != magic0 || b[1] != magic1 {
+		return nil, fmt.Errorf("%w: magic %q", ErrMagic, b[:2])
+	}
+	if b[2] != Version {
+		return nil, fmt.Errorf("%w: %d (this build reads %d)", ErrVersion, b[2], Version)
+	}
+	if got := msgType(b[3]); got != want {
+		return nil, fmt.Errorf("%w: got %v, want %v", ErrType, got, want)
+	}
+	return &reader{b: b, off: headerLen, t: want}, nil
+}
+
+func (r *reader) take(field string, n int) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if n > len(r.b)-r.off {
+		r.err = fmt.Errorf("%w: %v.%s needs %d bytes at offset %d, %d left",
+			ErrTruncated, r.t, field, n, r.off, len(r.b)-r.off)
+		return nil
+	}
+	p := r.b[r.off : r.off+n : r.off+n]
+	r.off += n
+	return p
+}
+
+func (r *reader) u8(field string) uint8 {
+	if p := r.take(field, 1); p != nil {
+		return p[0]
+	}
+	return 0
+}
+
+func (r *reader) u32(field string) uint32 {
+	if p := r.take(field, 4); p != nil {
+		return binary.LittleEndian.Uint32(p)
+	}
+	return 0
+}
+
+func (r *reader) u64(field string) uint64 {
+	if p := r.take(field, 8); p != nil {
+		return binary.LittleEndian.Uint64(p)
+	}
+	return 0
+}
+
+func (r *reader) str(field string, max int) string {
+	p := r.take(field+" length", 2)
+	if p == nil {
+		return ""
+	}
+	n := int(binary.LittleEndian.Uint16(p))
+	if n > max {
+		r.err = fmt.Errorf("%w: %v.%s is %d bytes, max %d", ErrTooLarge, r.t, field, n, max)
+		return ""
+	}
+	return string(r.take(field, n))
+}
+
+// pixels reads a u32 length then aliases that many bytes of the input.
+func (r *reader) pixels() []byte {
+	n := r.u32("pixels length")
+	if r.err != nil {
+		return nil
+	}
+	if n > MaxPixelBytes {
+		r.err = fmt.Errorf("%w: %v.pixels is %d bytes, max %d", ErrTooLarge, r.t, n, MaxPixelBytes)
+		return nil
+	}
+	return r.take("pixels", int(n))
+}
+
+func (r *reader) finish() error {
+	if r.err != nil {
+		return r.err
+	}
+	if r.off != len(r.b) {
+		return fmt.Errorf("%w: %d after %v", ErrTrailing, len(r.b)-r.off, r.t)
+	}
+	return nil
+}
