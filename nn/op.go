@@ -171,3 +171,24 @@ func apply(op G.Op, children ...*G.Node) (*G.Node, error) {
 	}
 	return n, nil
 }
+
+// RunError returns err, as returned by a gorgonia machine's RunAll, in a
+// form errors.Is and errors.As can see through: gorgonia wraps op failures
+// in a VM error that exposes its cause only through an Err method.
+func RunError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if c, ok := err.(interface{ Err() error }); ok && c.Err() != nil {
+		return &runError{msg: err.Error(), cause: c.Err()}
+	}
+	return err
+}
+
+type runError struct {
+	msg   string
+	cause error
+}
+
+func (e *runError) Error() string { return e.msg }
+func (e *runError) Unwrap() error { return e.cause }
