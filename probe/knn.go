@@ -1,0 +1,170 @@
+package probe
+
+import (
+	"container/heap"
+	"context"
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
+)
+
+// chunkBytes bounds the similarity block KNN holds when ChunkRows is unset.
+const chunkBytes = 32 << 20
+
+// KNNConfig sets up the kNN monitor. The zero value is usable.
+type KNNConfig struct {
+	// K is the number of neighbours that vote (default 200); it must not
+	// exceed the training set.
+	K int `yaml:"k"`
+	// Temperature scales the votes, exp(similarity/Temperature)
+	// (default 0.1).
+	Temperature float64 `yaml:"temperature"`
+	// ChunkRows is the number of test rows whose similarities to the whole
+	// training set are held at once (default: as many as fit in 32 MiB).
+	ChunkRows int `yaml:"chunk_rows"`
+}
+
+func (c *KNNConfig) setDefaults() {
+	if c.K == 0 {
+		c.K = 200
+	}
+	if c.Temperature == 0 {
+		c.Temperature = 0.1
+	}
+}
+
+// Validate reports the first invalid field, with defaults applied first.
+func (c KNNConfig) Validate() error {
+	c.setDefaults()
+	switch {
+	case c.K < 0:
+		return fmt.Errorf("%w: knn k %d, want > 0", ErrInvalidConfig, c.K)
+	case !(c.Temperature > 0) || math.IsInf(c.Temperature, 0):
+		return fmt.Errorf("%w: knn temperature %v, want > 0", ErrInvalidConfig, c.Temperature)
+	case c.ChunkRows < 0:
+		return fmt.Errorf("%w: knn chunk_rows %d, want >= 0", ErrInvalidConfig, c.ChunkRows)
+	}
+	return nil
+}
+
+// KNN classifies every test row by its K most cosine-similar training rows,
+// each voting for its class with weight exp(similarity/Temperature), the
+// monitor of InstDisc and most self-supervised codebases. Features need not
+// be normalised; a zero row has similarity 0 to everything. Memory beyond
+// the inputs is O(ChunkRows × train rows). It checks ctx between chunks.
+func KNN(ctx context.Context, cfg KNNConfig, train, test Set) (Score, error) {
+	if err := cfg.Validate(); err != nil {
+		return Score{}, err
+	}
+	cfg.setDefaults()
+	if err := train.validate("train"); err != nil {
+		return Score{}, err
+	}
+	if err := test.validate("test"); err != nil {
+		return Score{}, err
+	}
+	n, d, classes := train.Len(), train.Dim, train.Classes
+	switch {
+	case test.Dim != d || test.Classes != classes:
+		return Score{}, fmt.Errorf("%w: test set has dim %d and %d classes, train set %d and %d",
+			ErrInvalidInput, test.Dim, test.Classes, d, classes)
+	case cfg.K > n:
+		return Score{}, fmt.Errorf("%w: knn k=%d exceeds the %d training rows", ErrInvalidInput, cfg.K, n)
+	}
+	chunk := cfg.ChunkRows
+	if chunk == 0 {
+		chunk = max(1, chunkBytes/(4*n))
+	}
+	chunk = min(chunk, test.Len())
+	trainInv, testInv := invNorms(train), invNorms(test)
+	sim := make([]float32, chunk*n)
+	votes := make([]float32, chunk*classes)
+	t := newTally(classes)
+	workers := runtime.GOMAXPROCS(0)
+	heaps := make([]neighbours, workers)
+	for lo := 0; lo < test.Len(); lo += chunk {
+		if err := ctx.Err(); err != nil {
+			return Score{}, fmt.Errorf("probe: knn stopped: %w", err)
+		}
+		hi := min(test.Len(), lo+chunk)
+		m := hi - lo
+		blas32.Gemm(blas.NoTrans, blas.Trans, 1, general(m, d, test.X[lo*d:hi*d]), general(n, d, train.X), 0, general(m, n, sim))
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() {
+				for i := w; i < m; i += workers {
+					vote(sim[i*n:(i+1)*n], trainInv, testInv[lo+i], train.Labels, cfg,
+						&heaps[w], votes[i*classes:(i+1)*classes])
+				}
+			})
+		}
+		wg.Wait()
+		t.add(votes[:m*classes], test.Labels[lo:hi])
+	}
+	return t.score(), nil
+}
+
+// vote fills out with the class scores of one test row from its raw dot
+// products with every training row.
+func vote(dots, trainInv []float32, inv float32, labels []int, cfg KNNConfig, h *neighbours, out []float32) {
+	*h = (*h)[:0]
+	for j, v := range dots {
+		s := v * inv * trainInv[j]
+		switch {
+		case len(*h) < cfg.K:
+			heap.Push(h, neighbour{sim: s, label: labels[j]})
+		case s > (*h)[0].sim:
+			(*h)[0] = neighbour{sim: s, label: labels[j]}
+			heap.Fix(h, 0)
+		}
+	}
+	top := float32(math.Inf(-1))
+	for _, nb := range *h {
+		top = max(top, nb.sim)
+	}
+	// Shifting by the top similarity keeps exp finite at low temperatures
+	// without changing which class wins.
+	clear(out)
+	for _, nb := range *h {
+		out[nb.label] += float32(math.Exp(float64(nb.sim-top) / cfg.Temperature))
+	}
+}
+
+// invNorms returns 1/‖row‖ for every row of s, 0 for zero rows.
+func invNorms(s Set) []float32 {
+	inv := make([]float32, s.Len())
+	for i := range inv {
+		var sq float64
+		for _, v := range s.X[i*s.Dim : (i+1)*s.Dim] {
+			sq += float64(v) * float64(v)
+		}
+		if sq > 0 {
+			inv[i] = float32(1 / math.Sqrt(sq))
+		}
+	}
+	return inv
+}
+
+type neighbour struct {
+	sim   float32
+	label int
+}
+
+// neighbours is a min-heap on similarity: its root is the weakest of the
+// current K nearest.
+type neighbours []neighbour
+
+func (h neighbours) Len() int           { return len(h) }
+func (h neighbours) Less(i, j int) bool { return h[i].sim < h[j].sim }
+func (h neighbours) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *neighbours) Push(x any)        { *h = append(*h, x.(neighbour)) }
+func (h *neighbours) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}

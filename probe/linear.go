@@ -1,0 +1,278 @@
+package probe
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
+)
+
+// evalRows bounds the logits held at once while scoring.
+const evalRows = 4096
+
+// Linear is a trained linear classifier: logits = W·x + B for a raw feature
+// row x. It is safe for concurrent use once trained, as long as nobody
+// modifies its fields.
+type Linear struct {
+	// W holds Classes rows of Dim weights, row-major.
+	W []float32
+	// B holds one bias per class.
+	B       []float32
+	Dim     int
+	Classes int
+}
+
+// LinearScore is the Score of a Linear plus its mean cross-entropy.
+type LinearScore struct {
+	Score
+	Loss float64 `json:"loss"`
+}
+
+// Train fits a Linear on train with softmax cross-entropy and SGD with
+// momentum, starting from zero weights. It checks ctx before every step and
+// returns ctx's error, wrapped, once it ends.
+func Train(ctx context.Context, cfg Config, train Set) (*Linear, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	if err := train.validate("train"); err != nil {
+		return nil, err
+	}
+	n, d, k := train.Len(), train.Dim, train.Classes
+	var mean, inv []float32
+	if cfg.Standardize {
+		mean, inv = moments(train)
+	}
+	bs := min(cfg.BatchSize, n)
+	steps := (n + bs - 1) / bs
+	var (
+		w, gw, vw = make([]float32, k*d), make([]float32, k*d), make([]float32, k*d)
+		b, gb, vb = make([]float32, k), make([]float32, k), make([]float32, k)
+		xb        = make([]float32, bs*d)
+		z         = make([]float32, bs*k)
+		perm      = make([]int, n)
+		labels    = make([]int, bs)
+	)
+	for i := range perm {
+		perm[i] = i
+	}
+	rng := rand.New(rand.NewPCG(cfg.Seed, 0x9e3779b97f4a7c15))
+	for epoch := range cfg.Epochs {
+		rng.Shuffle(n, func(i, j int) { perm[i], perm[j] = perm[j], perm[i] })
+		var lossSum float64
+		var correct int
+		var lr float64
+		for s := range steps {
+			if err := ctx.Err(); err != nil {
+				return nil, fmt.Errorf("probe: training stopped in epoch %d: %w", epoch+1, err)
+			}
+			rows := perm[s*bs : min(n, (s+1)*bs)]
+			m := len(rows)
+			for i, r := range rows {
+				dst, src := xb[i*d:(i+1)*d], train.X[r*d:(r+1)*d]
+				if mean != nil {
+					for j, v := range src {
+						dst[j] = (v - mean[j]) * inv[j]
+					}
+				} else {
+					copy(dst, src)
+				}
+				labels[i] = train.Labels[r]
+			}
+			x := general(m, d, xb)
+			logits := general(m, k, z)
+			forward(x, w, b, k, logits)
+			l, c := softmaxGrad(logits.Data, labels[:m], k)
+			lossSum += l * float64(m)
+			correct += c
+			// gw = dZᵀ·X, gb = column sums of dZ (dZ already divided by m).
+			blas32.Gemm(blas.Trans, blas.NoTrans, 1, logits, x, 0, general(k, d, gw))
+			clear(gb)
+			for i := range m {
+				for j, g := range logits.Data[i*k : (i+1)*k] {
+					gb[j] += g
+				}
+			}
+			lr = cfg.lr(epoch, s, steps)
+			sgd(w, gw, vw, lr, cfg.Momentum, cfg.WeightDecay)
+			sgd(b, gb, vb, lr, cfg.Momentum, cfg.WeightDecay)
+		}
+		loss := lossSum / float64(n)
+		if math.IsNaN(loss) || math.IsInf(loss, 0) {
+			return nil, fmt.Errorf("%w: loss %v in epoch %d (lr %v)", ErrDiverged, loss, epoch+1, cfg.LR)
+		}
+		if cfg.Progress != nil {
+			cfg.Progress(EpochStats{Epoch: epoch + 1, Epochs: cfg.Epochs, Loss: loss,
+				Accuracy: float64(correct) / float64(n), LR: lr})
+		}
+	}
+	if mean != nil {
+		// W·((x-μ)⊙s) + b = (W⊙s)·x + (b - (W⊙s)·μ).
+		for c := range k {
+			row := w[c*d : (c+1)*d]
+			var shift float64
+			for j := range row {
+				row[j] *= inv[j]
+				shift += float64(row[j]) * float64(mean[j])
+			}
+			b[c] -= float32(shift)
+		}
+	}
+	return &Linear{W: w, B: b, Dim: d, Classes: k}, nil
+}
+
+// Logits returns the class scores of the rows of x ([n, Dim], row-major) as
+// an [n, Classes] row-major matrix.
+func (l *Linear) Logits(x []float32) ([]float32, error) {
+	if err := l.check(); err != nil {
+		return nil, err
+	}
+	if len(x) == 0 || len(x)%l.Dim != 0 {
+		return nil, fmt.Errorf("%w: %d features are not rows of dim %d", ErrInvalidInput, len(x), l.Dim)
+	}
+	n := len(x) / l.Dim
+	out := make([]float32, n*l.Classes)
+	forward(general(n, l.Dim, x), l.W, l.B, l.Classes, general(n, l.Classes, out))
+	return out, nil
+}
+
+// Evaluate scores l on test, evalRows rows at a time; it stops with ctx's
+// error, wrapped, once ctx ends.
+func (l *Linear) Evaluate(ctx context.Context, test Set) (LinearScore, error) {
+	if err := l.check(); err != nil {
+		return LinearScore{}, err
+	}
+	if err := test.validate("test"); err != nil {
+		return LinearScore{}, err
+	}
+	if test.Dim != l.Dim || test.Classes != l.Classes {
+		return LinearScore{}, fmt.Errorf("%w: test set has dim %d and %d classes, classifier %d and %d",
+			ErrInvalidInput, test.Dim, test.Classes, l.Dim, l.Classes)
+	}
+	n, d, k := test.Len(), test.Dim, test.Classes
+	t := newTally(k)
+	z := make([]float32, min(n, evalRows)*k)
+	var lossSum float64
+	for lo := 0; lo < n; lo += evalRows {
+		if err := ctx.Err(); err != nil {
+			return LinearScore{}, fmt.Errorf("probe: evaluation stopped: %w", err)
+		}
+		hi := min(n, lo+evalRows)
+		logits := general(hi-lo, k, z)
+		forward(general(hi-lo, d, test.X[lo*d:hi*d]), l.W, l.B, k, logits)
+		t.add(logits.Data, test.Labels[lo:hi])
+		for i, y := range test.Labels[lo:hi] {
+			lossSum += crossEntropy(logits.Data[i*k:(i+1)*k], y)
+		}
+	}
+	return LinearScore{Score: t.score(), Loss: lossSum / float64(n)}, nil
+}
+
+func (l *Linear) check() error {
+	if l == nil || l.Dim <= 0 || l.Classes < 2 || len(l.W) != l.Dim*l.Classes || len(l.B) != l.Classes {
+		return fmt.Errorf("%w: malformed linear classifier", ErrInvalidInput)
+	}
+	return nil
+}
+
+// general views data as a rows×cols row-major matrix.
+func general(rows, cols int, data []float32) blas32.General {
+	return blas32.General{Rows: rows, Cols: cols, Stride: cols, Data: data[:rows*cols]}
+}
+
+// forward sets out = x·wᵀ + b for w of k rows.
+func forward(x blas32.General, w, b []float32, k int, out blas32.General) {
+	blas32.Gemm(blas.NoTrans, blas.Trans, 1, x, general(k, x.Cols, w), 0, out)
+	for i := range out.Rows {
+		row := out.Data[i*k : (i+1)*k]
+		for j := range row {
+			row[j] += b[j]
+		}
+	}
+}
+
+// softmaxGrad replaces z ([len(labels), k] logits) with the gradient of the
+// mean cross-entropy, (softmax - onehot)/m, and returns the mean loss and the
+// number of rows whose argmax is the label.
+func softmaxGrad(z []float32, labels []int, k int) (float64, int) {
+	m := len(labels)
+	var loss float64
+	correct := 0
+	for i, y := range labels {
+		row := z[i*k : (i+1)*k]
+		if argmax(row) == y {
+			correct++
+		}
+		mx := row[0]
+		for _, v := range row {
+			mx = max(mx, v)
+		}
+		target := float64(row[y] - mx)
+		var sum float64
+		for j, v := range row {
+			e := math.Exp(float64(v - mx))
+			row[j] = float32(e)
+			sum += e
+		}
+		loss += math.Log(sum) - target
+		for j := range row {
+			row[j] = float32(float64(row[j])/sum) / float32(m)
+		}
+		row[y] -= 1 / float32(m)
+	}
+	return loss / float64(m), correct
+}
+
+// crossEntropy is -log softmax(row)[y], computed stably.
+func crossEntropy(row []float32, y int) float64 {
+	mx := row[0]
+	for _, v := range row {
+		mx = max(mx, v)
+	}
+	var sum float64
+	for _, v := range row {
+		sum += math.Exp(float64(v - mx))
+	}
+	return math.Log(sum) - float64(row[y]-mx)
+}
+
+// sgd applies torch.optim.SGD's update: v = μv + g + λp; p -= lr·v.
+func sgd(p, g, v []float32, lr, momentum, decay float64) {
+	mu, wd, eta := float32(momentum), float32(decay), float32(lr)
+	for i := range p {
+		v[i] = mu*v[i] + g[i] + wd*p[i]
+		p[i] -= eta * v[i]
+	}
+}
+
+// moments returns each feature's training mean and inverse standard
+// deviation; constant features get an inverse of 0, so they drop out.
+func moments(s Set) (mean, inv []float32) {
+	n, d := s.Len(), s.Dim
+	sum, sq := make([]float64, d), make([]float64, d)
+	for r := range n {
+		for j, v := range s.X[r*d : (r+1)*d] {
+			sum[j] += float64(v)
+		}
+	}
+	mean, inv = make([]float32, d), make([]float32, d)
+	for j := range d {
+		mean[j] = float32(sum[j] / float64(n))
+	}
+	for r := range n {
+		for j, v := range s.X[r*d : (r+1)*d] {
+			dv := float64(v) - float64(mean[j])
+			sq[j] += dv * dv
+		}
+	}
+	for j := range d {
+		if sd := math.Sqrt(sq[j] / float64(n)); sd > 1e-12 {
+			inv[j] = float32(1 / sd)
+		}
+	}
+	return mean, inv
+}
