@@ -1,0 +1,324 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+)
+
+// maxKeyLen is S3's limit on an object key, in bytes.
+const maxKeyLen = 1024
+
+// Client reads and writes the objects of one bucket. It is safe for
+// concurrent use. Every call retries transient failures (see
+// Config.RetryFor) until its context ends.
+type Client struct {
+	cfg      Config
+	mc       *minio.Client
+	endpoint string // scheme://host:port, for error messages
+}
+
+// ObjectInfo describes a stored object.
+type ObjectInfo struct {
+	Key          string
+	Size         int64
+	ETag         string
+	ContentType  string
+	LastModified time.Time
+	// Metadata holds the user metadata, keys in lower case without the
+	// x-amz-meta- prefix.
+	Metadata map[string]string
+}
+
+// PutOptions are the optional fields of Put; the zero value is valid.
+type PutOptions struct {
+	ContentType string
+	// Metadata is stored as user metadata (x-amz-meta-<key>); keys are
+	// lower-cased.
+	Metadata map[string]string
+}
+
+// New validates cfg and builds a Client. It does no I/O: call Check or
+// EnsureBucket to find a wrong endpoint or bucket early.
+func New(cfg Config) (*Client, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	host, secure, _ := cfg.hostAndScheme()
+	tr, err := minio.DefaultTransport(secure)
+	if err != nil {
+		return nil, fmt.Errorf("store: transport: %w", err)
+	}
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("%w: ca_file: %w", ErrInvalidConfig, err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%w: ca_file %s holds no PEM certificate", ErrInvalidConfig, cfg.CAFile)
+		}
+		tr.TLSClientConfig.RootCAs = pool
+	}
+	var creds *credentials.Credentials
+	if cfg.AccessKey != "" {
+		creds = credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, cfg.SessionToken)
+	} else {
+		creds = credentials.New(&credentials.Static{}) // explicitly allowed anonymous
+	}
+	mc, err := minio.New(host, &minio.Options{
+		Creds:        creds,
+		Secure:       secure,
+		Transport:    tr,
+		Region:       cfg.Region,
+		BucketLookup: minio.BucketLookupPath,
+		MaxRetries:   1, // the Client's own loop retries, bounded by RetryFor and ctx
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	scheme := "http"
+	if secure {
+		scheme = "https"
+	}
+	return &Client{cfg: cfg, mc: mc, endpoint: scheme + "://" + host}, nil
+}
+
+// Bucket returns the bucket the Client works on.
+func (c *Client) Bucket() string { return c.cfg.Bucket }
+
+// MaxObjectSize returns the size limit Get applies.
+func (c *Client) MaxObjectSize() int64 { return c.cfg.MaxObjectSize }
+
+// Check makes one request, without retries and bounded by
+// Config.CheckTimeout, to confirm that the endpoint answers, the credentials
+// are accepted and the bucket exists. A wrong endpoint gives ErrUnavailable.
+func (c *Client) Check(ctx context.Context) error {
+	ok, err := c.bucketExists(ctx)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%w: %s at %s", ErrNoSuchBucket, c.cfg.Bucket, c.endpoint)
+	}
+	return nil
+}
+
+// EnsureBucket creates the bucket if it does not exist. Like Check, its
+// first request is not retried, so a wrong endpoint fails fast.
+func (c *Client) EnsureBucket(ctx context.Context) error {
+	ok, err := c.bucketExists(ctx)
+	if err != nil || ok {
+		return err
+	}
+	err = c.mc.MakeBucket(ctx, c.cfg.Bucket, minio.MakeBucketOptions{Region: c.cfg.Region})
+	var resp minio.ErrorResponse
+	if errors.As(err, &resp) && (resp.Code == "BucketAlreadyOwnedByYou" || resp.Code == "BucketAlreadyExists") {
+		return nil // created concurrently by another process
+	}
+	if err != nil {
+		return fmt.Errorf("store: create bucket %s at %s: %w", c.cfg.Bucket, c.endpoint, s3Error("make bucket", c.cfg.Bucket, err))
+	}
+	return nil
+}
+
+func (c *Client) bucketExists(ctx context.Context) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.CheckTimeout)
+	defer cancel()
+	ok, err := c.mc.BucketExists(ctx, c.cfg.Bucket)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("%w: no answer within %s: %w", ErrUnavailable, c.cfg.CheckTimeout, err)
+		}
+		return false, fmt.Errorf("store: check bucket %s at %s: %w", c.cfg.Bucket, c.endpoint, s3Error("bucket exists", c.cfg.Bucket, err))
+	}
+	return ok, nil
+}
+
+// Get returns the whole object. An object larger than Config.MaxObjectSize
+// is refused with ErrTooLarge before its body is read; a missing one gives
+// ErrNotFound.
+func (c *Client) Get(ctx context.Context, key string) ([]byte, error) {
+	if err := validKey(key); err != nil {
+		return nil, err
+	}
+	var data []byte
+	err := c.retry(ctx, func(ctx context.Context) error {
+		var err error
+		data, err = c.getOnce(ctx, key)
+		return err
+	})
+	if err != nil {
+		return nil, s3Error("get", key, err)
+	}
+	return data, nil
+}
+
+func (c *Client) getOnce(ctx context.Context, key string) ([]byte, error) {
+	obj, err := c.mc.GetObject(ctx, c.cfg.Bucket, key, minio.GetObjectOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer obj.Close()
+	// Stat issues the GET and reads only the headers: the size is known
+	// before any of the body is.
+	info, err := obj.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if info.Size > c.cfg.MaxObjectSize {
+		return nil, fmt.Errorf("%w: %q is %d bytes, limit %d", ErrTooLarge, key, info.Size, c.cfg.MaxObjectSize)
+	}
+	data := make([]byte, info.Size)
+	if _, err := io.ReadFull(obj, data); err != nil {
+		return nil, err
+	}
+	return data, nil
+}
+
+// Stat returns the object's size and metadata, or ErrNotFound.
+func (c *Client) Stat(ctx context.Context, key string) (ObjectInfo, error) {
+	if err := validKey(key); err != nil {
+		return ObjectInfo{}, err
+	}
+	var info minio.ObjectInfo
+	err := c.retry(ctx, func(ctx context.Context) error {
+		var err error
+		info, err = c.mc.StatObject(ctx, c.cfg.Bucket, key, minio.StatObjectOptions{})
+		return err
+	})
+	if err != nil {
+		return ObjectInfo{}, s3Error("stat", key, err)
+	}
+	return toInfo(info), nil
+}
+
+// Exists reports whether key exists.
+func (c *Client) Exists(ctx context.Context, key string) (bool, error) {
+	_, err := c.Stat(ctx, key)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Put stores data under key as one complete object in a single PutObject
+// request: readers never see a partial object.
+func (c *Client) Put(ctx context.Context, key string, data []byte, opts PutOptions) error {
+	if err := validKey(key); err != nil {
+		return err
+	}
+	meta := make(map[string]string, len(opts.Metadata))
+	for k, v := range opts.Metadata {
+		meta[strings.ToLower(k)] = v
+	}
+	err := c.retry(ctx, func(ctx context.Context) error {
+		_, err := c.mc.PutObject(ctx, c.cfg.Bucket, key, bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{
+			ContentType:      opts.ContentType,
+			UserMetadata:     meta,
+			DisableMultipart: true,
+		})
+		return err
+	})
+	if err != nil {
+		return s3Error("put", key, err)
+	}
+	return nil
+}
+
+// List returns every object whose key starts with prefix, in key order. It
+// is meant for tools: listing is slow on large buckets, so training reads a
+// manifest instead.
+func (c *Client) List(ctx context.Context, prefix string) ([]ObjectInfo, error) {
+	var out []ObjectInfo
+	err := c.retry(ctx, func(ctx context.Context) error {
+		out = out[:0]
+		for obj := range c.mc.ListObjects(ctx, c.cfg.Bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+			if obj.Err != nil {
+				return obj.Err
+			}
+			out = append(out, toInfo(obj))
+		}
+		return ctx.Err()
+	})
+	if err != nil {
+		return nil, s3Error("list", prefix, err)
+	}
+	return out, nil
+}
+
+func toInfo(o minio.ObjectInfo) ObjectInfo {
+	meta := make(map[string]string, len(o.UserMetadata))
+	for k, v := range o.UserMetadata {
+		meta[strings.ToLower(k)] = v
+	}
+	// Servers differ on whether UserMetadata is filled on Stat; the raw
+	// headers always carry it.
+	for k, vv := range o.Metadata {
+		lk := strings.ToLower(k)
+		if rest, ok := strings.CutPrefix(lk, "x-amz-meta-"); ok && len(vv) > 0 {
+			meta[rest] = vv[0]
+		}
+	}
+	return ObjectInfo{
+		Key:          o.Key,
+		Size:         o.Size,
+		ETag:         o.ETag,
+		ContentType:  o.ContentType,
+		LastModified: o.LastModified,
+		Metadata:     meta,
+	}
+}
+
+// retry calls f until it succeeds, fails with a non-transient error, ctx
+// ends, or Config.RetryFor has passed since the first attempt.
+func (c *Client) retry(ctx context.Context, f func(context.Context) error) error {
+	giveUp := time.Now().Add(c.cfg.RetryFor)
+	backoff := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := f(ctx)
+		if err == nil || !transient(err) || c.cfg.RetryFor < 0 {
+			return err
+		}
+		if time.Now().Add(backoff).After(giveUp) {
+			return fmt.Errorf("gave up after %d attempts in %s: %w", attempt, c.cfg.RetryFor, err)
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w after %d attempts: %w", ctx.Err(), attempt, err)
+		case <-t.C:
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// validKey rejects keys S3 would refuse or mangle.
+func validKey(key string) error {
+	switch {
+	case key == "":
+		return fmt.Errorf("%w: empty key", ErrInvalidKey)
+	case len(key) > maxKeyLen:
+		return fmt.Errorf("%w: key of %d bytes exceeds %d", ErrInvalidKey, len(key), maxKeyLen)
+	case !utf8.ValidString(key):
+		return fmt.Errorf("%w: key %q is not valid UTF-8", ErrInvalidKey, key)
+	case strings.HasPrefix(key, "/"):
+		return fmt.Errorf("%w: key %q starts with '/'", ErrInvalidKey, key)
+	}
+	return nil
+}

@@ -1,0 +1,82 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+)
+
+func TestConfigValidate(t *testing.T) {
+	ok := Config{Endpoint: "127.0.0.1:9000", Bucket: "data", AccessKey: "ak", SecretKey: "sk"}
+	tests := []struct {
+		name string
+		edit func(*Config)
+		want error
+	}{
+		{"valid", func(*Config) {}, nil},
+		{"url endpoint", func(c *Config) { c.Endpoint = "https://s3.example.com" }, nil},
+		{"anonymous allowed", func(c *Config) { c.AccessKey, c.SecretKey, c.AllowAnonymous = "", "", true }, nil},
+		{"empty endpoint", func(c *Config) { c.Endpoint = "" }, ErrInvalidConfig},
+		{"endpoint with path", func(c *Config) { c.Endpoint = "http://h:9000/bucket" }, ErrInvalidConfig},
+		{"endpoint with userinfo", func(c *Config) { c.Endpoint = "http://u:p@h:9000" }, ErrInvalidConfig},
+		{"bad scheme", func(c *Config) { c.Endpoint = "ftp://h" }, ErrInvalidConfig},
+		{"empty bucket", func(c *Config) { c.Bucket = "" }, ErrInvalidConfig},
+		{"bad bucket", func(c *Config) { c.Bucket = "My_Bucket" }, ErrInvalidConfig},
+		{"anonymous refused", func(c *Config) { c.AccessKey, c.SecretKey = "", "" }, ErrAnonymous},
+		{"half pair", func(c *Config) { c.SecretKey = "" }, ErrInvalidConfig},
+		{"secret only", func(c *Config) { c.AccessKey = "" }, ErrInvalidConfig},
+		{"token only", func(c *Config) { c.AccessKey, c.SecretKey, c.SessionToken = "", "", "tok" }, ErrInvalidConfig},
+		{"negative size", func(c *Config) { c.MaxObjectSize = -1 }, ErrInvalidConfig},
+		{"ca without tls", func(c *Config) { c.CAFile = "/ca.pem" }, ErrInvalidConfig},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := ok
+			tt.edit(&c)
+			err := c.Validate()
+			if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+				t.Fatalf("Validate() = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestConfigFromEnv(t *testing.T) {
+	tests := []struct {
+		name              string
+		base              Config
+		env               map[string]string
+		wantAK, wantSK    string
+		wantTok, wantEndp string
+	}{
+		{"supflow pair", Config{}, map[string]string{EnvAccessKey: "a", EnvSecretKey: "s", EnvAWSAccessKey: "x", EnvAWSSecretKey: "y", EnvEndpoint: "h:1"}, "a", "s", "", "h:1"},
+		{"aws pair with token", Config{}, map[string]string{EnvAWSAccessKey: "x", EnvAWSSecretKey: "y", EnvAWSToken: "t"}, "x", "y", "t", ""},
+		{"base wins", Config{AccessKey: "b", SecretKey: "c", Endpoint: "e:2"}, map[string]string{EnvAccessKey: "a", EnvSecretKey: "s", EnvEndpoint: "h:1"}, "b", "c", "", "e:2"},
+		{"half supflow pair kept for Validate", Config{}, map[string]string{EnvAccessKey: "a", EnvAWSAccessKey: "x", EnvAWSSecretKey: "y"}, "a", "", "", ""},
+		{"nothing", Config{}, nil, "", "", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := ConfigFromEnv(tt.base, func(k string) string { return tt.env[k] })
+			if c.AccessKey != tt.wantAK || c.SecretKey != tt.wantSK || c.SessionToken != tt.wantTok || c.Endpoint != tt.wantEndp {
+				t.Fatalf("got ak=%q sk=%q tok=%q endpoint=%q", c.AccessKey, c.SecretKey, c.SessionToken, c.Endpoint)
+			}
+		})
+	}
+}
+
+func TestConfigHidesSecrets(t *testing.T) {
+	c := Config{Endpoint: "h:9000", Bucket: "data", AccessKey: "AKIDSECRETACCESS", SecretKey: "verysecretkey123", SessionToken: "sessiontoken999"}
+	var logged bytes.Buffer
+	slog.New(slog.NewTextHandler(&logged, nil)).Info("cfg", "store", c)
+	for _, out := range []string{c.String(), fmt.Sprintf("%v %+v %#v %s", c, c, c, c), logged.String()} {
+		for _, secret := range []string{c.AccessKey, c.SecretKey, c.SessionToken} {
+			if strings.Contains(out, secret) {
+				t.Fatalf("output %q contains a credential", out)
+			}
+		}
+	}
+}

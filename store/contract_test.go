@@ -1,0 +1,252 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/supflow/supflow/internal/miniotest"
+)
+
+// backend starts an S3 endpoint and returns a Config for it (bucket not yet
+// created) plus a function that fails the endpoint for a while.
+type backend func(t *testing.T) Config
+
+func embeddedBackend(t *testing.T) Config {
+	t.Helper()
+	e, err := StartEmbedded(t.Context(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e.Config("contract")
+}
+
+func minioBackend(t *testing.T) Config {
+	t.Helper()
+	s := miniotest.Start(t)
+	ak, sk := s.Credentials()
+	return Config{Endpoint: s.Endpoint(), Bucket: "contract", AccessKey: ak, SecretKey: sk}
+}
+
+func TestContractEmbedded(t *testing.T) { runContract(t, embeddedBackend) }
+
+func TestIntegrationContractMinIO(t *testing.T) { runContract(t, minioBackend) }
+
+// runContract is the one suite every endpoint must pass. The subtests share
+// one endpoint and bucket; each uses its own keys.
+func runContract(t *testing.T, start backend) {
+	cfg := start(t)
+	cfg.MaxObjectSize = 1 << 10
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if err := c.Check(ctx); !errors.Is(err, ErrNoSuchBucket) {
+		t.Fatalf("Check before EnsureBucket = %v, want ErrNoSuchBucket", err)
+	}
+	for range 2 { // idempotent
+		if err := c.EnsureBucket(ctx); err != nil {
+			t.Fatalf("EnsureBucket: %v", err)
+		}
+	}
+	if err := c.Check(ctx); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+
+	tests := []struct {
+		name string
+		run  func(t *testing.T)
+	}{
+		{"put get stat", func(t *testing.T) {
+			data := []byte("hello, supflow")
+			err := c.Put(ctx, "rt/a.png", data, PutOptions{ContentType: "image/png", Metadata: map[string]string{"Sha256": "abc"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := c.Get(ctx, "rt/a.png")
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("Get = %q, %v", got, err)
+			}
+			info, err := c.Stat(ctx, "rt/a.png")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.Size != int64(len(data)) || info.Metadata["sha256"] != "abc" || info.ContentType != "image/png" {
+				t.Fatalf("Stat = %+v", info)
+			}
+		}},
+		{"overwrite", func(t *testing.T) {
+			for _, v := range []string{"one", "two"} {
+				if err := c.Put(ctx, "ow/x", []byte(v), PutOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got, err := c.Get(ctx, "ow/x"); err != nil || string(got) != "two" {
+				t.Fatalf("Get = %q, %v", got, err)
+			}
+		}},
+		{"empty object", func(t *testing.T) {
+			if err := c.Put(ctx, "empty", nil, PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := c.Get(ctx, "empty"); err != nil || len(got) != 0 {
+				t.Fatalf("Get = %q, %v", got, err)
+			}
+		}},
+		{"missing key", func(t *testing.T) {
+			if _, err := c.Get(ctx, "no/such/key"); !errors.Is(err, ErrNotFound) {
+				t.Errorf("Get = %v, want ErrNotFound", err)
+			}
+			if _, err := c.Stat(ctx, "no/such/key"); !errors.Is(err, ErrNotFound) {
+				t.Errorf("Stat = %v, want ErrNotFound", err)
+			}
+			if ok, err := c.Exists(ctx, "no/such/key"); ok || err != nil {
+				t.Errorf("Exists = %t, %v", ok, err)
+			}
+		}},
+		{"max size refusal", func(t *testing.T) {
+			big := bytes.Repeat([]byte{7}, int(cfg.MaxObjectSize)+1)
+			if err := c.Put(ctx, "big", big, PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			_, err := c.Get(ctx, "big")
+			if !errors.Is(err, ErrTooLarge) {
+				t.Fatalf("Get = %v, want ErrTooLarge", err)
+			}
+			if err := c.Put(ctx, "limit", big[1:], PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := c.Get(ctx, "limit"); err != nil || len(got) != int(cfg.MaxObjectSize) {
+				t.Fatalf("Get at the limit = %d bytes, %v", len(got), err)
+			}
+		}},
+		{"list", func(t *testing.T) {
+			want := []string{"ls/a/1", "ls/a/2", "ls/b/3"}
+			for _, k := range append([]string{"lsx"}, want...) {
+				if err := c.Put(ctx, k, []byte(k), PutOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			objs, err := c.List(ctx, "ls/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, o := range objs {
+				got = append(got, o.Key)
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("List = %v, want %v", got, want)
+			}
+		}},
+		{"invalid keys", func(t *testing.T) {
+			for _, k := range []string{"", "/abs", "bad\xff", strings.Repeat("k", maxKeyLen+1)} {
+				if err := c.Put(ctx, k, nil, PutOptions{}); !errors.Is(err, ErrInvalidKey) {
+					t.Errorf("Put(%q) = %v, want ErrInvalidKey", k, err)
+				}
+			}
+		}},
+		{"wrong credentials", func(t *testing.T) {
+			bad := cfg
+			bad.SecretKey = "wrong-secret-" + cfg.SecretKey
+			bc, err := New(bad)
+			if err != nil {
+				t.Fatal(err)
+			}
+			errs := []error{bc.Check(ctx), bc.Put(ctx, "x", []byte("x"), PutOptions{})}
+			_, err = bc.Get(ctx, "rt/a.png")
+			errs = append(errs, err)
+			for _, err := range errs {
+				if !errors.Is(err, ErrAccessDenied) {
+					t.Errorf("err = %v, want ErrAccessDenied", err)
+				}
+				for _, secret := range []string{bad.SecretKey, cfg.SecretKey, cfg.AccessKey} {
+					if err != nil && strings.Contains(fmt.Sprintf("%v %+v", err, err), secret) {
+						t.Errorf("error %q contains a credential", err)
+					}
+				}
+			}
+		}},
+		{"unsigned request refused", func(t *testing.T) {
+			resp, err := http.Get("http://" + cfg.Endpoint + "/" + cfg.Bucket + "/rt/a.png")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusForbidden {
+				t.Fatalf("status %d, want 403", resp.StatusCode)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, tt.run)
+	}
+}
+
+func TestWrongEndpointFailsFast(t *testing.T) {
+	e, err := StartEmbedded(t.Context(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.Config("data")
+	e.Close() // nothing listens on the port any more
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err = c.EnsureBucket(t.Context())
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("EnsureBucket = %v, want ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > DefaultCheckTimeout {
+		t.Fatalf("EnsureBucket took %s", d)
+	}
+	if !strings.Contains(err.Error(), cfg.Endpoint) {
+		t.Fatalf("error %q does not name the endpoint", err)
+	}
+}
+
+func TestEmbeddedPersistsInDir(t *testing.T) {
+	dir := t.TempDir()
+	ctx := t.Context()
+	var key = "p/q.bin"
+	for i := range 2 {
+		e, err := StartEmbedded(ctx, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := New(e.Config("persist"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.EnsureBucket(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			if err := c.Put(ctx, key, []byte("kept"), PutOptions{Metadata: map[string]string{"sha256": "f00"}}); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			got, err := c.Get(ctx, key)
+			if err != nil || string(got) != "kept" {
+				t.Fatalf("after restart Get = %q, %v", got, err)
+			}
+			info, err := c.Stat(ctx, key)
+			if err != nil || info.Metadata["sha256"] != "f00" {
+				t.Fatalf("after restart Stat = %+v, %v", info, err)
+			}
+		}
+		if err := e.Close(); err != nil {
+			t.Fatal(err)
+		}
+		e.Close() // idempotent
+	}
+}
