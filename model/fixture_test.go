@@ -1,0 +1,328 @@
+package model_test
+
+import (
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	_ "github.com/supflow/supflow/internal/blasimpl"
+	"github.com/supflow/supflow/internal/testdata"
+	"github.com/supflow/supflow/loss"
+	"github.com/supflow/supflow/model"
+	"github.com/supflow/supflow/optim"
+	"github.com/supflow/supflow/safetensors"
+)
+
+// fixture is one model of /work/shared/testdata/resnet (see its README).
+type fixture struct {
+	Architecture struct {
+		Block        string `json:"block"`
+		StageWidths  [4]int `json:"stage_widths"`
+		BlocksPerStg [4]int `json:"blocks_per_stage"`
+		FeatDim      int    `json:"feat_dim"`
+		EncoderDim   int    `json:"encoder_dim"`
+	} `json:"architecture"`
+	Parameters []model.Info `json:"parameters"`
+	Buffers    []model.Info `json:"buffers"`
+	Cases      []struct {
+		Name           string  `json:"name"`
+		Bsz            int     `json:"bsz"`
+		HasStepTensors bool    `json:"has_step_tensors"`
+		Labels         []int   `json:"labels"`
+		LossStep1      float64 `json:"loss_step1"`
+		LossStep2      float64 `json:"loss_step2"`
+	} `json:"cases"`
+	tensors *safetensors.File
+}
+
+var fixtureNames = []string{"tiny_basic", "tiny_bottleneck"}
+
+func loadFixture(t *testing.T, name string) *fixture {
+	t.Helper()
+	dir := testdata.Dir(t, "resnet")
+	b, err := os.ReadFile(filepath.Join(dir, name+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f fixture
+	if err := json.Unmarshal(b, &f); err != nil {
+		t.Fatalf("%s.json: %v", name, err)
+	}
+	if f.tensors, err = safetensors.ReadFile(filepath.Join(dir, name+".safetensors")); err != nil {
+		t.Fatal(err)
+	}
+	return &f
+}
+
+func (f *fixture) config() model.Config {
+	arch := "resnet18"
+	if f.Architecture.Block == "bottleneck" {
+		arch = "resnet50"
+	}
+	return model.Config{Arch: arch, Widths: f.Architecture.StageWidths, Blocks: f.Architecture.BlocksPerStg, FeatDim: f.Architecture.FeatDim}
+}
+
+func (f *fixture) get(t *testing.T, name string) ([]float64, []int) {
+	t.Helper()
+	v, shape, err := f.tensors.Float64s(name)
+	if err != nil {
+		t.Fatalf("fixture tensor %s: %v", name, err)
+	}
+	return v, shape
+}
+
+func (f *fixture) dense(t *testing.T, name string, dt tensor.Dtype) *tensor.Dense {
+	t.Helper()
+	v, shape := f.get(t, name)
+	if dt == tensor.Float32 {
+		v32 := make([]float32, len(v))
+		for i, x := range v {
+			v32[i] = float32(x)
+		}
+		return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(v32))
+	}
+	return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(slices.Clone(v)))
+}
+
+// newModel builds the fixture's model in dtype dt loaded with init/*.
+func (f *fixture) newModel(t *testing.T, dt tensor.Dtype) *model.Model {
+	t.Helper()
+	m, err := model.New(f.config(), dt, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var state []model.Tensor
+	for _, in := range append(m.ParamInfos(), m.BufferInfos()...) {
+		v, shape := f.get(t, "init/"+in.Name)
+		state = append(state, model.Tensor{Name: in.Name, Shape: shape, Data: v})
+	}
+	if err := m.LoadState(state); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func values(t *testing.T, v any) []float64 {
+	t.Helper()
+	d, ok := v.(*tensor.Dense)
+	if !ok {
+		t.Fatalf("value is %T", v)
+	}
+	switch x := d.Data().(type) {
+	case []float64:
+		return x
+	case []float32:
+		out := make([]float64, len(x))
+		for i, e := range x {
+			out[i] = float64(e)
+		}
+		return out
+	}
+	t.Fatalf("dtype %v", d.Dtype())
+	return nil
+}
+
+// near reports the first entry where got and want differ by more than tol.
+func near(t *testing.T, what string, got, want []float64, tol float64) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("%s: %d values, want %d", what, len(got), len(want))
+		return
+	}
+	var worst float64
+	at := -1
+	for i := range got {
+		if d := math.Abs(got[i] - want[i]); d > worst || math.IsNaN(d) {
+			worst, at = d, i
+		}
+	}
+	if at >= 0 && !(worst <= tol) {
+		t.Errorf("%s: max abs diff %g at %d (got %g, want %g), tolerance %g", what, worst, at, got[at], want[at], tol)
+	}
+}
+
+func checkBuffers(t *testing.T, f *fixture, m *model.Model, prefix string) {
+	t.Helper()
+	state := map[string][]float64{}
+	for _, s := range m.State() {
+		state[s.Name] = s.Data
+	}
+	for _, b := range f.Buffers {
+		want, _ := f.get(t, prefix+b.Name)
+		near(t, prefix+b.Name, state[b.Name], want, 1e-9)
+	}
+}
+
+func TestFixtureNames(t *testing.T) {
+	for _, name := range fixtureNames {
+		t.Run(name, func(t *testing.T) {
+			f := loadFixture(t, name)
+			m, err := model.New(f.config(), tensor.Float64, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := m.ParamInfos(); !equalInfos(got, f.Parameters) {
+				t.Errorf("parameters\n got %v\nwant %v", got, f.Parameters)
+			}
+			if got := m.BufferInfos(); !equalInfos(got, f.Buffers) {
+				t.Errorf("buffers\n got %v\nwant %v", got, f.Buffers)
+			}
+			if m.EncoderDim() != f.Architecture.EncoderDim {
+				t.Errorf("EncoderDim = %d, want %d", m.EncoderDim(), f.Architecture.EncoderDim)
+			}
+		})
+	}
+}
+
+func equalInfos(a, b []model.Info) bool {
+	return slices.EqualFunc(a, b, func(x, y model.Info) bool { return x.Name == y.Name && slices.Equal(x.Shape, y.Shape) })
+}
+
+// TestFixtureForward checks the train-mode and eval-mode forward passes and
+// the running statistics after one training forward, in float64 (1e-9) and
+// float32 (1e-4 on the normalised features).
+func TestFixtureForward(t *testing.T) {
+	for _, name := range fixtureNames {
+		f := loadFixture(t, name)
+		for _, c := range f.Cases {
+			t.Run(name+"/"+c.Name, func(t *testing.T) {
+				m := f.newModel(t, tensor.Float64)
+				out, err := m.Forward(f.dense(t, c.Name+"/input", tensor.Float64))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, o := range []struct {
+					name string
+					got  *tensor.Dense
+				}{{"encoder_features", out.Encoder}, {"head_output", out.Head}, {"features", out.Output}} {
+					want, _ := f.get(t, c.Name+"/train/"+o.name)
+					near(t, "train/"+o.name, values(t, o.got), want, 1e-9)
+				}
+				checkBuffers(t, f, m, c.Name+"/after_forward1/")
+
+				m.SetTraining(false)
+				if out, err = m.Forward(f.dense(t, c.Name+"/input", tensor.Float64)); err != nil {
+					t.Fatal(err)
+				}
+				for _, o := range []struct {
+					name string
+					got  *tensor.Dense
+				}{{"encoder_features", out.Encoder}, {"features", out.Output}} {
+					want, _ := f.get(t, c.Name+"/eval_init/"+o.name)
+					near(t, "eval_init/"+o.name, values(t, o.got), want, 1e-9)
+				}
+				checkBuffers(t, f, m, c.Name+"/after_forward1/")
+
+				m32 := f.newModel(t, tensor.Float32)
+				out32, err := m32.Forward(f.dense(t, c.Name+"/input", tensor.Float32))
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, _ := f.get(t, c.Name+"/train/features")
+				near(t, "float32 train/features", values(t, out32.Output), want, 1e-4)
+			})
+		}
+	}
+}
+
+// TestFixtureTraining runs the fixture's two SupCon + SGD steps through a
+// graph from Build with the loss and optimizer packages: losses, every
+// parameter and input gradient, BN buffers, SGD parameters and the eval
+// forward between the steps.
+func TestFixtureTraining(t *testing.T) {
+	for _, name := range fixtureNames {
+		f := loadFixture(t, name)
+		for _, c := range f.Cases {
+			t.Run(name+"/"+c.Name, func(t *testing.T) {
+				m := f.newModel(t, tensor.Float64)
+				x := f.dense(t, c.Name+"/input", tensor.Float64)
+				s := x.Shape()
+				gr, err := m.Build(s[0], s[2], s[3])
+				if err != nil {
+					t.Fatal(err)
+				}
+				mask, err := loss.LabelMask(c.Labels, tensor.Float64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				maskNode := G.NewTensor(gr.G, tensor.Float64, 2, G.WithShape(c.Bsz, c.Bsz), G.WithValue(mask), G.WithName("mask"))
+				cost, err := loss.SupConNode(gr.Output, maskNode, 2, loss.SupConConfig{Temperature: 0.1, BaseTemperature: 0.07})
+				if err != nil {
+					t.Fatal(err)
+				}
+				grads, err := G.Grad(cost, append(slices.Clone(gr.Params), gr.Input)...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				vm := G.NewTapeMachine(gr.G)
+				defer vm.Close()
+				opt, err := optim.New(optim.Config{Momentum: 0.9, WeightDecay: 1e-4})
+				if err != nil {
+					t.Fatal(err)
+				}
+				params := m.Params()
+				step := func(n int, wantLoss float64) {
+					t.Helper()
+					if err := G.Let(gr.Input, x); err != nil {
+						t.Fatal(err)
+					}
+					vm.Reset()
+					if err := vm.RunAll(); err != nil {
+						t.Fatal(err)
+					}
+					got := cost.Value().Data().(float64)
+					if math.Abs(got-wantLoss) > 1e-10*math.Abs(wantLoss) {
+						t.Errorf("step %d loss %.17g, want %.17g", n, got, wantLoss)
+					}
+					if n == 1 {
+						for i, p := range params {
+							want, _ := f.get(t, c.Name+"/grad/"+p.Name)
+							near(t, "grad/"+p.Name, values(t, grads[i].Value()), want, 1e-9)
+						}
+						want, _ := f.get(t, c.Name+"/grad_input")
+						near(t, "grad_input", values(t, grads[len(params)].Value()), want, 1e-9)
+					}
+					op := make([]optim.Param, len(params))
+					for i, p := range params {
+						op[i] = optim.Param{Name: p.Name, Value: p.Value, Grad: grads[i].Value().(*tensor.Dense)}
+					}
+					if err := opt.Step(0.05, op); err != nil {
+						t.Fatal(err)
+					}
+					if c.HasStepTensors {
+						for _, p := range params {
+							want, _ := f.get(t, c.Name+"/step"+string(rune('0'+n))+"/"+p.Name)
+							near(t, "step"+string(rune('0'+n))+"/"+p.Name, values(t, p.Value), want, 1e-9)
+						}
+					}
+				}
+
+				step(1, c.LossStep1)
+				checkBuffers(t, f, m, c.Name+"/after_forward1/")
+
+				m.SetTraining(false)
+				out, err := m.Forward(x)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, o := range []struct {
+					name string
+					got  *tensor.Dense
+				}{{"encoder_features", out.Encoder}, {"features", out.Output}} {
+					want, _ := f.get(t, c.Name+"/eval_step1/"+o.name)
+					near(t, "eval_step1/"+o.name, values(t, o.got), want, 1e-9)
+				}
+
+				m.SetTraining(true)
+				step(2, c.LossStep2)
+				checkBuffers(t, f, m, c.Name+"/after_forward2/")
+			})
+		}
+	}
+}
