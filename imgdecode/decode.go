@@ -77,7 +77,7 @@ type Image struct {
 // Decoder decodes images under one Config. It is safe for concurrent use.
 type Decoder struct {
 	cfg Config
-	// fast is the DCT-scaled JPEG path, nil when built without it.
+	// fast is the libjpeg-turbo JPEG path, nil when built without it.
 	fast func(data []byte, w, h, denom int, gray bool) (Image, bool)
 }
 
@@ -168,10 +168,8 @@ func (d *Decoder) decode(data []byte, allowFast bool) (Image, error) {
 		orient = exifOrientation(data)
 	}
 	if f == formatJPEG && allowFast && d.fast != nil {
-		if denom := d.dctDenom(hdr.Width, hdr.Height); denom > 1 {
-			if out, ok := d.fast(data, hdr.Width, hdr.Height, denom, d.cfg.Gray); ok {
-				return orientImage(d.resize(out), orient), nil
-			}
+		if out, ok := d.fast(data, hdr.Width, hdr.Height, d.dctDenom(hdr.Width, hdr.Height), d.cfg.Gray); ok {
+			return orientImage(d.resize(out), orient), nil
 		}
 	}
 	decoded, err := safeDecode(c, data)

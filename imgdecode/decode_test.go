@@ -416,7 +416,7 @@ func TestExifOrientationMalformed(t *testing.T) {
 	jpg := encodeJPEG(t, photo(8, 8), 90)
 	le := binary.LittleEndian
 	hugeCount := appendExif(jpg, 6, le)
-	le.PutUint16(hugeCount[4+2+6+8:], 0xFFFF) // IFD0 entry count past the segment
+	le.PutUint16(hugeCount[4+2+6+8:], 0xFFFF)  // IFD0 entry count past the segment
 	le.PutUint16(hugeCount[4+2+6+10:], 0x0100) // and no orientation among those present
 	badOffset := appendExif(jpg, 6, le)
 	le.PutUint32(badOffset[4+2+6+4:], 0xFFFFFFF0)

@@ -70,7 +70,8 @@ import "C"
 
 import "unsafe"
 
-// scaledJPEG decodes a w x h JPEG at 1/denom scale with libjpeg-turbo. It
+// scaledJPEG decodes a w x h JPEG at 1/denom scale (denom 1, 2, 4 or 8)
+// with libjpeg-turbo. It
 // reports false, leaving the image to the Go decoder, for anything other
 // than a clean YCbCr or gray JPEG.
 func scaledJPEG(data []byte, w, h, denom int, gray bool) (Image, bool) {
