@@ -12,8 +12,16 @@ const (
 	grayB = 0.114
 )
 
+// clamp01 clamps to [0,1]. Plain comparisons: the min and max builtins
+// order signed zeros and NaNs, which costs branches in the hot loops.
 func clamp01(v float32) float32 {
-	return min(max(v, 0), 1)
+	if v < 0 {
+		return 0
+	}
+	if v > 1 {
+		return 1
+	}
+	return v
 }
 
 // HFlip reverses the column order of m (F.hflip).
@@ -138,37 +146,49 @@ func hue(m *Image, f float32) {
 // hueRotate is _rgb2hsv, the hue shift and _hsv2rgb of torchvision 0.14 for
 // one pixel.
 func hueRotate(r, g, b, shift float64) (float64, float64, float64) {
-	maxc := max(r, g, b)
-	minc := min(r, g, b)
+	maxc, minc := r, r
+	if g > maxc {
+		maxc = g
+	}
+	if b > maxc {
+		maxc = b
+	}
+	if g < minc {
+		minc = g
+	}
+	if b < minc {
+		minc = b
+	}
 	cr := maxc - minc
-	s, d := 0.0, 1.0 // grey pixel: s = cr/1 = 0 and the hue divides by 1
+	s, inv := 0.0, 1.0 // grey pixel: s = cr/1 = 0 and the hue divides by 1
 	if cr != 0 {
-		s, d = cr/maxc, cr
+		s, inv = cr/maxc, 1/cr
 	}
 	v := maxc
-	rc, gc, bc := (maxc-r)/d, (maxc-g)/d, (maxc-b)/d
 	var h float64
-	switch maxc {
+	switch maxc { // r wins ties, then g
 	case r:
-		h = bc - gc
+		h = (g - b) * inv // bc - gc
 	case g:
-		h = 2 + rc - bc
+		h = 2 + (b-r)*inv // 2 + rc - bc
 	default:
-		h = 4 + gc - rc
+		h = 4 + (r-g)*inv // 4 + gc - rc
 	}
+	// Floors by truncation: every value truncated here is positive. GOAMD64=v1
+	// has no floor instruction and math.Floor dominated the profile.
 	h = h/6 + 1
-	h -= math.Floor(h) // fmod(h, 1) for h > 0
-	h += shift
-	h -= math.Floor(h) // floored modulo into [0, 1)
+	h -= float64(int(h)) // fmod(h, 1), h > 0
+	h += shift + 1       // in (0.5, 2.5)
+	h -= float64(int(h)) // floored modulo into [0, 1)
 
 	h6 := h * 6
-	fi := math.Floor(h6)
-	t6 := h6 - fi
+	i := int(h6)
+	t6 := h6 - float64(i)
 	p := clamp64(v * (1 - s))
 	q := clamp64(v * (1 - s*t6))
 	t := clamp64(v * (1 - s*(1-t6)))
-	switch int(fi) % 6 {
-	case 0:
+	switch i {
+	case 0, 6: // 6 when h rounded up to 1
 		return v, t, p
 	case 1:
 		return q, v, p
@@ -184,7 +204,13 @@ func hueRotate(r, g, b, shift float64) (float64, float64, float64) {
 }
 
 func clamp64(v float64) float64 {
-	return min(max(v, 0), 1)
+	if v < 0 {
+		return 0
+	}
+	if v > 1 {
+		return 1
+	}
+	return v
 }
 
 // Jitter is one draw of ColorJitter: the order of the four ops and their

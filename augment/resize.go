@@ -24,10 +24,9 @@ type axis struct {
 	w     []float32
 }
 
-// set computes the taps for n input samples to m outputs, each weight
-// multiplied by gain. Weights are computed in float64 once per call, not per
-// pixel row.
-func (a *axis) set(n, m int, antialias bool, gain float64) {
+// set computes the taps for n input samples to m outputs, in float64, once
+// per call rather than per row.
+func (a *axis) set(n, m int, antialias bool) {
 	a.start, a.off, a.w = a.start[:0], append(a.off[:0], 0), a.w[:0]
 	scale := float64(n) / float64(m)
 	if !antialias {
@@ -38,9 +37,9 @@ func (a *axis) set(n, m int, antialias bool, gain float64) {
 			l1 := src - float64(i0)
 			a.start = append(a.start, i0)
 			if i0 < n-1 {
-				a.w = append(a.w, float32((1-l1)*gain), float32(l1*gain))
+				a.w = append(a.w, float32(1-l1), float32(l1))
 			} else {
-				a.w = append(a.w, float32(gain))
+				a.w = append(a.w, 1)
 			}
 			a.off = append(a.off, len(a.w))
 		}
@@ -65,7 +64,7 @@ func (a *axis) set(n, m int, antialias bool, gain float64) {
 			total += tri(j, center)
 		}
 		for j := lo; j < hi; j++ {
-			a.w = append(a.w, float32(tri(j, center)/total*gain))
+			a.w = append(a.w, float32(tri(j, center)/total))
 		}
 		a.start = append(a.start, lo)
 		a.off = append(a.off, len(a.w))
@@ -87,8 +86,8 @@ func (r *Resizer) ResizedCrop(dst *Image, src Pixels, b Box, height, width int, 
 	if height <= 0 || width <= 0 || height > MaxSide || width > MaxSide {
 		return fmt.Errorf("%w: output size %dx%d, want sides in [1, %d]", ErrParam, height, width, MaxSide)
 	}
-	r.x.set(b.Width, width, antialias, 1.0/255)
-	r.y.set(b.Height, height, antialias, 1)
+	r.x.set(b.Width, width, antialias)
+	r.y.set(b.Height, height, antialias)
 	if n := src.C * b.Height * width; cap(r.tmp) < n {
 		r.tmp = make([]float32, n)
 	} else {
@@ -104,8 +103,15 @@ func (r *Resizer) ResizedCrop(dst *Image, src Pixels, b Box, height, width int, 
 	return nil
 }
 
-// horizontal3 resizes the rows of an RGB crop, converting bytes to floats
-// (the 1/255 is folded into the weights).
+// toFloat maps a byte v to v/255, as to_tensor does.
+var toFloat = func() (t [256]float32) {
+	for i := range t {
+		t[i] = float32(i) / 255
+	}
+	return t
+}()
+
+// horizontal3 resizes the rows of an RGB crop, converting bytes to floats.
 func (r *Resizer) horizontal3(src Pixels, b Box, width int) {
 	plane := b.Height * width
 	t0, t1, t2 := r.tmp[:plane], r.tmp[plane:2*plane], r.tmp[2*plane:3*plane]
@@ -115,13 +121,26 @@ func (r *Resizer) horizontal3(src Pixels, b Box, width int) {
 		for x := 0; x < width; x++ {
 			ws := r.x.w[r.x.off[x]:r.x.off[x+1]]
 			p := row[r.x.start[x]*3:]
-			p = p[:len(ws)*3]
-			var s0, s1, s2 float32
-			for j, w := range ws {
-				s0 += w * float32(p[3*j])
-				s1 += w * float32(p[3*j+1])
-				s2 += w * float32(p[3*j+2])
+			// Even and odd taps go to separate sums: one chain of
+			// dependent additions per channel would stall on add latency.
+			var a0, a1, a2, b0, b1, b2 float32
+			for len(ws) >= 2 && len(p) >= 6 {
+				w, v := ws[0], ws[1]
+				a0 += w * toFloat[p[0]]
+				a1 += w * toFloat[p[1]]
+				a2 += w * toFloat[p[2]]
+				b0 += v * toFloat[p[3]]
+				b1 += v * toFloat[p[4]]
+				b2 += v * toFloat[p[5]]
+				ws, p = ws[2:], p[6:]
 			}
+			if len(ws) == 1 && len(p) >= 3 {
+				w := ws[0]
+				a0 += w * toFloat[p[0]]
+				a1 += w * toFloat[p[1]]
+				a2 += w * toFloat[p[2]]
+			}
+			s0, s1, s2 := a0+b0, a1+b1, a2+b2
 			t0[o+x], t1[o+x], t2[o+x] = s0, s1, s2
 		}
 	}
@@ -138,7 +157,7 @@ func (r *Resizer) horizontal1(src Pixels, b Box, width int) {
 			p = p[:len(ws)]
 			var s float32
 			for j, w := range ws {
-				s += w * float32(p[j])
+				s += w * toFloat[p[j]]
 			}
 			out[x] = s
 		}
