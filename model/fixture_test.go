@@ -326,3 +326,58 @@ func TestFixtureTraining(t *testing.T) {
 		}
 	}
 }
+
+// TestFixtureTrainingFloat32 runs the first training step in float32 and
+// compares with the float64 reference at the README's float32 tolerances:
+// 1e-5 on the loss and 1e-5 times the largest entry on the gradients.
+func TestFixtureTrainingFloat32(t *testing.T) {
+	for _, name := range fixtureNames {
+		f := loadFixture(t, name)
+		c := f.Cases[0]
+		t.Run(name+"/"+c.Name, func(t *testing.T) {
+			m := f.newModel(t, tensor.Float32)
+			x := f.dense(t, c.Name+"/input", tensor.Float32)
+			s := x.Shape()
+			gr, err := m.Build(s[0], s[2], s[3])
+			if err != nil {
+				t.Fatal(err)
+			}
+			mask, err := loss.LabelMask(c.Labels, tensor.Float32)
+			if err != nil {
+				t.Fatal(err)
+			}
+			maskNode := G.NewTensor(gr.G, tensor.Float32, 2, G.WithShape(c.Bsz, c.Bsz), G.WithValue(mask))
+			cost, err := loss.SupConNode(gr.Output, maskNode, 2, loss.SupConConfig{Temperature: 0.1, BaseTemperature: 0.07})
+			if err != nil {
+				t.Fatal(err)
+			}
+			grads, err := G.Grad(cost, gr.Params...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			vm := G.NewTapeMachine(gr.G)
+			defer vm.Close()
+			if err := G.Let(gr.Input, x); err != nil {
+				t.Fatal(err)
+			}
+			if err := vm.RunAll(); err != nil {
+				t.Fatal(err)
+			}
+			got := float64(cost.Value().Data().(float32))
+			if math.Abs(got-c.LossStep1) > 1e-5 {
+				t.Errorf("loss %g, want %g", got, c.LossStep1)
+			}
+			var scale float64
+			want := make([][]float64, len(grads))
+			for i, p := range m.Params() {
+				want[i], _ = f.get(t, c.Name+"/grad/"+p.Name)
+				for _, v := range want[i] {
+					scale = max(scale, math.Abs(v))
+				}
+			}
+			for i, p := range m.Params() {
+				near(t, "grad/"+p.Name, values(t, grads[i].Value()), want[i], 1e-5*scale)
+			}
+		})
+	}
+}

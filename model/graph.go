@@ -158,7 +158,11 @@ func (m *Model) Forward(x *tensor.Dense) (Outputs, error) {
 		if err != nil {
 			return Outputs{}, err
 		}
-		r = &runner{graph: gr, vm: G.NewTapeMachine(gr.G)}
+		vm, err := newMachine(gr.G)
+		if err != nil {
+			return Outputs{}, err
+		}
+		r = &runner{graph: gr, vm: vm}
 		m.cache[key] = r
 	}
 	if err := G.Let(r.graph.Input, x); err != nil {
@@ -180,4 +184,15 @@ func (m *Model) Forward(x *tensor.Dense) (Outputs, error) {
 		*p.dst = v.Clone().(*tensor.Dense)
 	}
 	return out, nil
+}
+
+// newMachine compiles g into a tape machine; gorgonia reports a failed
+// compilation by panicking.
+func newMachine(g *G.ExprGraph) (vm G.VM, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("model: compile graph: %v", p)
+		}
+	}()
+	return G.NewTapeMachine(g), nil
 }

@@ -1,0 +1,353 @@
+package model_test
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"gorgonia.org/tensor"
+
+	"github.com/supflow/supflow/model"
+)
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  model.Config
+		want string // substring of the error; empty for valid
+	}{
+		{name: "zero value"},
+		{name: "resnet101 imagenet linear", cfg: model.Config{Arch: "resnet101", Stem: "imagenet", Head: "linear"}},
+		{name: "unknown arch", cfg: model.Config{Arch: "vgg16"}, want: `arch "vgg16": want one of resnet18, resnet34, resnet50, resnet101`},
+		{name: "unknown stem", cfg: model.Config{Stem: "tiny"}, want: `stem "tiny": want one of cifar, imagenet`},
+		{name: "unknown head", cfg: model.Config{Head: "mlp2"}, want: `head "mlp2": want one of mlp, linear`},
+		{name: "negative width mult", cfg: model.Config{WidthMult: -1}, want: "width_mult"},
+		{name: "NaN width mult", cfg: model.Config{WidthMult: math.NaN()}, want: "width_mult"},
+		{name: "partial widths", cfg: model.Config{Widths: [4]int{8, 16, 0, 64}}, want: "widths"},
+		{name: "partial blocks", cfg: model.Config{Blocks: [4]int{1, 0, 1, 1}}, want: "blocks"},
+		{name: "negative channels", cfg: model.Config{InChannels: -3}, want: "in_channels"},
+		{name: "negative feat dim", cfg: model.Config{FeatDim: -1}, want: "feat_dim"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.cfg.Validate()
+			if tc.want == "" {
+				if err != nil {
+					t.Errorf("Validate: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, model.ErrConfig) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Validate error %v, want ErrConfig mentioning %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestNewDtype(t *testing.T) {
+	if _, err := model.New(model.Config{}, tensor.Int, 1); !errors.Is(err, model.ErrConfig) {
+		t.Errorf("New(int) error %v, want ErrConfig", err)
+	}
+}
+
+func paramCount(m *model.Model, prefix string) int {
+	n := 0
+	for _, p := range m.ParamInfos() {
+		if strings.HasPrefix(p.Name, prefix) {
+			n += tensor.Shape(p.Shape).TotalSize()
+		}
+	}
+	return n
+}
+
+// TestArchitectures checks the structure of every architecture: encoder
+// parameter counts of the full-width nets against PyTorch's, and names and
+// counts of blocks and shortcuts at reduced width.
+func TestArchitectures(t *testing.T) {
+	tests := []struct {
+		cfg        model.Config
+		encParams  int // 0: not checked
+		encDim     int
+		blocks     int
+		shortcuts  int
+		headParams int
+	}{
+		// torchvision resnet18/50 minus fc, with the 3x3 CIFAR or 7x7 stem.
+		{cfg: model.Config{Arch: "resnet18"}, encParams: 11168832, encDim: 512, blocks: 8, shortcuts: 3, headParams: 512*512 + 512 + 512*128 + 128},
+		{cfg: model.Config{Arch: "resnet18", Stem: "imagenet", Head: "linear", FeatDim: 64}, encParams: 11176512, encDim: 512, blocks: 8, shortcuts: 3, headParams: 512*64 + 64},
+		{cfg: model.Config{Arch: "resnet50"}, encParams: 23500352, encDim: 2048, blocks: 16, shortcuts: 4, headParams: 2048*2048 + 2048 + 2048*128 + 128},
+		{cfg: model.Config{Arch: "resnet34", WidthMult: 0.125}, encDim: 64, blocks: 16, shortcuts: 3, headParams: 64*64 + 64 + 64*128 + 128},
+		{cfg: model.Config{Arch: "resnet101", WidthMult: 0.0625, InChannels: 1}, encDim: 128, blocks: 33, shortcuts: 4, headParams: 128*128 + 128 + 128*128 + 128},
+	}
+	for _, tc := range tests {
+		t.Run(tc.cfg.Arch+"_"+tc.cfg.Stem+"_"+tc.cfg.Head, func(t *testing.T) {
+			m, err := model.New(tc.cfg, tensor.Float32, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.encParams != 0 {
+				if got := paramCount(m, "encoder."); got != tc.encParams {
+					t.Errorf("encoder parameters %d, want %d", got, tc.encParams)
+				}
+			}
+			if got := paramCount(m, "head"); got != tc.headParams {
+				t.Errorf("head parameters %d, want %d", got, tc.headParams)
+			}
+			if m.EncoderDim() != tc.encDim {
+				t.Errorf("EncoderDim %d, want %d", m.EncoderDim(), tc.encDim)
+			}
+			blocks, shortcuts := 0, 0
+			for _, p := range m.ParamInfos() {
+				switch {
+				case strings.HasSuffix(p.Name, ".conv1.weight") && strings.Contains(p.Name, ".layer"):
+					blocks++
+				case strings.HasSuffix(p.Name, ".shortcut.0.weight"):
+					shortcuts++
+				}
+			}
+			if blocks != tc.blocks || shortcuts != tc.shortcuts {
+				t.Errorf("%d blocks, %d shortcuts, want %d, %d", blocks, shortcuts, tc.blocks, tc.shortcuts)
+			}
+			if bufs, bns := len(m.BufferInfos()), len(m.BatchNorms()); bufs != 3*bns {
+				t.Errorf("%d buffers for %d batch norms", bufs, bns)
+			}
+		})
+	}
+}
+
+// TestInit checks the initial distributions and their dependence on the
+// seed alone.
+func TestInit(t *testing.T) {
+	cfg := model.Config{Widths: [4]int{16, 32, 64, 128}, Blocks: [4]int{1, 1, 1, 1}}
+	m, err := model.New(cfg, tensor.Float64, 42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range m.Params() {
+		v := p.Value.Float64s()
+		s := p.Shape()
+		switch {
+		case len(s) == 4:
+			var ss float64
+			for _, x := range v {
+				ss += x * x
+			}
+			std, want := math.Sqrt(ss/float64(len(v))), math.Sqrt(2/float64(s[0]*s[2]*s[3]))
+			if len(v) > 1000 && math.Abs(std/want-1) > 0.1 {
+				t.Errorf("%s: std %g, want about %g", p.Name, std, want)
+			}
+		case strings.HasPrefix(p.Name, "head"):
+			bound := 1 / math.Sqrt(float64(m.EncoderDim()))
+			for _, x := range v {
+				if math.Abs(x) > bound {
+					t.Fatalf("%s: %g outside ±%g", p.Name, x, bound)
+				}
+			}
+		case strings.HasSuffix(p.Name, ".weight"):
+			for _, x := range v {
+				if x != 1 {
+					t.Fatalf("%s: %g, want 1", p.Name, x)
+				}
+			}
+		default:
+			for _, x := range v {
+				if x != 0 {
+					t.Fatalf("%s: %g, want 0", p.Name, x)
+				}
+			}
+		}
+	}
+	same, _ := model.New(cfg, tensor.Float64, 42)
+	other, _ := model.New(cfg, tensor.Float64, 43)
+	a, b, c := m.State(), same.State(), other.State()
+	if a[0].Data[0] != b[0].Data[0] || a[0].Data[0] == c[0].Data[0] {
+		t.Errorf("conv1 init with seeds 42, 42, 43: %g, %g, %g", a[0].Data[0], b[0].Data[0], c[0].Data[0])
+	}
+}
+
+func tinyConfig() model.Config {
+	return model.Config{Widths: [4]int{4, 8, 8, 8}, Blocks: [4]int{1, 1, 1, 1}, FeatDim: 8}
+}
+
+func randBatch(dt tensor.Dtype, shape ...int) *tensor.Dense {
+	rng := rand.New(rand.NewPCG(1, 2))
+	t := tensor.New(tensor.Of(dt), tensor.WithShape(shape...))
+	switch v := t.Data().(type) {
+	case []float64:
+		for i := range v {
+			v[i] = rng.NormFloat64()
+		}
+	case []float32:
+		for i := range v {
+			v[i] = float32(rng.NormFloat64())
+		}
+	}
+	return t
+}
+
+func TestLoadStateErrors(t *testing.T) {
+	m, err := model.New(tinyConfig(), tensor.Float64, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := m.State()
+	edit := func(f func([]model.Tensor) []model.Tensor) []model.Tensor {
+		st := make([]model.Tensor, len(base))
+		for i, x := range base {
+			st[i] = model.Tensor{Name: x.Name, Shape: append([]int(nil), x.Shape...), Data: append([]float64(nil), x.Data...)}
+			if i == 0 {
+				st[i].Data[0] = 1e6 // must never be applied
+			}
+		}
+		return f(st)
+	}
+	tests := []struct {
+		name  string
+		state []model.Tensor
+		want  string
+	}{
+		{"missing", edit(func(s []model.Tensor) []model.Tensor { return s[:len(s)-1] }), `"head.2.bias" missing`},
+		{"unknown", edit(func(s []model.Tensor) []model.Tensor {
+			return append(s, model.Tensor{Name: "head.9.bias", Shape: []int{1}, Data: []float64{0}})
+		}), `unknown tensor "head.9.bias"`},
+		{"duplicate", edit(func(s []model.Tensor) []model.Tensor { return append(s, s[1]) }), `"encoder.bn1.weight" given twice`},
+		{"shape", edit(func(s []model.Tensor) []model.Tensor {
+			s[0].Shape = []int{4, 3, 9}
+			return s
+		}), `"encoder.conv1.weight" has shape [4 3 9]`},
+		{"data length", edit(func(s []model.Tensor) []model.Tensor {
+			s[1].Data = s[1].Data[:2]
+			return s
+		}), `"encoder.bn1.weight" has 2 values`},
+		{"count", edit(func(s []model.Tensor) []model.Tensor {
+			for i := range s {
+				if strings.HasSuffix(s[i].Name, "num_batches_tracked") {
+					s[i].Data = []float64{1.5}
+				}
+			}
+			return s
+		}), "not a count"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := m.LoadState(tc.state)
+			if !errors.Is(err, model.ErrState) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("LoadState error %v, want ErrState mentioning %q", err, tc.want)
+			}
+			if got := m.State()[0].Data[0]; got != base[0].Data[0] {
+				t.Errorf("failed LoadState changed encoder.conv1.weight to %g", got)
+			}
+		})
+	}
+}
+
+// TestStateRoundTrip copies a trained state into a fresh float32 model and
+// checks that both give the same eval-mode output.
+func TestStateRoundTrip(t *testing.T) {
+	src, err := model.New(tinyConfig(), tensor.Float32, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := randBatch(tensor.Float32, 4, 3, 8, 8)
+	if _, err := src.Forward(x); err != nil { // updates the running statistics
+		t.Fatal(err)
+	}
+	dst, err := model.New(tinyConfig(), tensor.Float32, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.LoadState(src.State()); err != nil {
+		t.Fatal(err)
+	}
+	src.SetTraining(false)
+	dst.SetTraining(false)
+	a, err := src.Forward(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := dst.Forward(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	av, bv := a.Output.Float32s(), b.Output.Float32s()
+	for i := range av {
+		if av[i] != bv[i] {
+			t.Fatalf("output %d: %g vs %g", i, av[i], bv[i])
+		}
+	}
+	for _, bn := range dst.BatchNorms() {
+		if bn.State.NumBatchesTracked != 1 {
+			t.Errorf("%s: num_batches_tracked %d, want 1", bn.Name, bn.State.NumBatchesTracked)
+		}
+	}
+}
+
+func TestForwardShapes(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  model.Config
+		x    []int
+	}{
+		{"cifar", tinyConfig(), []int{2, 3, 8, 8}},
+		{"imagenet stem", model.Config{Stem: "imagenet", Widths: [4]int{4, 4, 8, 8}, Blocks: [4]int{1, 1, 1, 1}, FeatDim: 5, Head: "linear"}, []int{2, 3, 33, 31}},
+		{"bottleneck gray", model.Config{Arch: "resnet50", InChannels: 1, Widths: [4]int{2, 2, 2, 2}, Blocks: [4]int{1, 2, 1, 1}, FeatDim: 3}, []int{3, 1, 9, 9}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := model.New(tc.cfg, tensor.Float64, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := m.Forward(randBatch(tensor.Float64, tc.x...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := m.Config()
+			if s := out.Encoder.Shape(); !s.Eq(tensor.Shape{tc.x[0], m.EncoderDim()}) {
+				t.Errorf("encoder shape %v", s)
+			}
+			if s := out.Output.Shape(); !s.Eq(tensor.Shape{tc.x[0], cfg.FeatDim}) {
+				t.Errorf("output shape %v", s)
+			}
+			v := out.Output.Float64s()
+			for r := 0; r < tc.x[0]; r++ {
+				var ss float64
+				for _, x := range v[r*cfg.FeatDim : (r+1)*cfg.FeatDim] {
+					ss += x * x
+				}
+				if math.Abs(ss-1) > 1e-12 {
+					t.Errorf("row %d has squared norm %g", r, ss)
+				}
+			}
+		})
+	}
+}
+
+func TestForwardErrors(t *testing.T) {
+	m, err := model.New(tinyConfig(), tensor.Float64, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		x    *tensor.Dense
+	}{
+		{"nil", nil},
+		{"channels", randBatch(tensor.Float64, 2, 1, 8, 8)},
+		{"rank", randBatch(tensor.Float64, 2, 3, 8)},
+		{"dtype", randBatch(tensor.Float32, 2, 3, 8, 8)},
+		{"too small for training BN", randBatch(tensor.Float64, 1, 3, 1, 1)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := m.Forward(tc.x); err == nil {
+				t.Errorf("Forward succeeded")
+			}
+		})
+	}
+	if _, err := m.Build(0, 8, 8); !errors.Is(err, model.ErrInput) {
+		t.Errorf("Build(0, 8, 8) error %v, want ErrInput", err)
+	}
+}
