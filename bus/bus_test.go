@@ -1,0 +1,624 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/supflow/supflow/messages"
+)
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     Config
+		wantErr string
+	}{
+		{"minimal", Config{URL: "nats://127.0.0.1:4222"}, ""},
+		{"cluster", Config{URL: "nats://a:4222, tls://b:4222", CredsFile: "x.creds"}, ""},
+		{"mutual tls", Config{URL: "tls://a:4222", CAFile: "ca.pem", CertFile: "c.pem", KeyFile: "k.pem"}, ""},
+		{"no url", Config{}, "URL is required"},
+		{"bad scheme", Config{URL: "http://a:4222"}, "scheme"},
+		{"no host", Config{URL: "nats://"}, "no host"},
+		{"password alone", Config{URL: "nats://a", Password: "hunter2"}, "Password without User"},
+		{"two auth methods", Config{URL: "nats://a", Token: "s3cret", CredsFile: "x.creds"}, "2 authentication methods"},
+		{"url and config creds", Config{URL: "nats://u:hunter2@a", Token: "s3cret"}, "carries credentials"},
+		{"cert without key", Config{URL: "tls://a", CertFile: "c.pem"}, "CertFile and KeyFile"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.cfg.Validate()
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want ErrConfig containing %q", err, tt.wantErr)
+			}
+			for _, secret := range []string{"hunter2", "s3cret"} {
+				if strings.Contains(err.Error(), secret) {
+					t.Fatalf("error leaks a secret: %v", err)
+				}
+			}
+		})
+	}
+}
+
+func TestConfigRedactsSecrets(t *testing.T) {
+	c := Config{URL: "nats://u:hunter2@a:4222", User: "u", Password: "s3cret", Token: "s3cret"}
+	for _, s := range []string{c.String(), fmt.Sprint(c.LogValue())} {
+		if strings.Contains(s, "hunter2") || strings.Contains(s, "s3cret") {
+			t.Fatalf("secret in %q", s)
+		}
+	}
+}
+
+func TestConnectFailsFast(t *testing.T) {
+	e := startServer(t, EmbeddedConfig{User: "supflow", Password: "right-password"})
+	tests := []struct {
+		name string
+		cfg  Config
+	}{
+		{"nothing listens", Config{URL: "nats://127.0.0.1:1"}},
+		{"wrong password", Config{URL: e.URL(), User: "supflow", Password: "wrong-password"}},
+		{"no credentials", Config{URL: e.URL()}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			b, err := Connect(context.Background(), tt.cfg, nil)
+			if err == nil {
+				b.Close()
+				t.Fatal("connected")
+			}
+			if !errors.Is(err, ErrConnect) {
+				t.Fatalf("err = %v, want ErrConnect", err)
+			}
+			if strings.Contains(err.Error(), "password") && strings.Contains(err.Error(), "wrong-password") {
+				t.Fatalf("error leaks the password: %v", err)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Fatalf("took %v to fail", d)
+			}
+		})
+	}
+	b, err := Connect(context.Background(), Config{URL: e.URL(), User: "supflow", Password: "right-password"}, nil)
+	if err != nil {
+		t.Fatalf("right credentials: %v", err)
+	}
+	b.Close()
+}
+
+func TestStartEmbeddedRejectsBadConfig(t *testing.T) {
+	for _, cfg := range []EmbeddedConfig{{}, {StoreDir: t.TempDir(), MaxPayload: 65 << 20}, {StoreDir: t.TempDir(), User: "u"}} {
+		if _, err := StartEmbedded(context.Background(), cfg); !errors.Is(err, ErrEmbedded) {
+			t.Errorf("%+v: err = %v, want ErrEmbedded", cfg, err)
+		}
+	}
+}
+
+func TestTopologyValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		top  Topology
+		ok   bool
+	}{
+		{"default", DefaultTopology(), true},
+		{"dotted topic", Topology{Edges: []WorkQueue{{Topic: "a.b", Consumer: Consumer{Name: "c"}}}}, false},
+		{"no consumer", Topology{Edges: []WorkQueue{{Topic: "a"}}}, false},
+		{"twice", Topology{Edges: []WorkQueue{edge("a", "c"), edge("a", "d")}}, false},
+		{"reserved topic", Topology{Edges: []WorkQueue{edge(messages.TopicEvents, "c")}}, false},
+		{"negative", Topology{Edges: []WorkQueue{{Topic: "a", MaxMsgs: -1, Consumer: Consumer{Name: "c"}}}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.top.Validate()
+			if tt.ok != (err == nil) || (err != nil && !errors.Is(err, ErrTopology)) {
+				t.Fatalf("err = %v, want ok=%v", err, tt.ok)
+			}
+		})
+	}
+}
+
+func TestProvisionIsIdempotent(t *testing.T) {
+	b := connect(t, startServer(t, EmbeddedConfig{}).URL())
+	for i := 0; i < 2; i++ {
+		if err := b.Provision(context.Background(), DefaultTopology()); err != nil {
+			t.Fatalf("provision %d: %v", i, err)
+		}
+	}
+}
+
+func TestHandleRoundTrip(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	b := connect(t, startServer(t, EmbeddedConfig{}).URL())
+	provision(t, b, edge("in", "upper"), edge("out", "check"))
+	col := newCollector()
+	cfg := quick
+	cfg.Registerer = reg
+	runRouter(t, b, cfg,
+		Handle("upper", "in", "out", str, bytesOf, func(_ context.Context, s string) (string, error) {
+			return strings.ToUpper(s), nil
+		}).Workers(2),
+		col.route("check", "out"))
+	sendAll(t, b, "in", "a", "b", "c")
+	got := col.wait(t, 3)
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"A", "B", "C"}) {
+		t.Fatalf("got %v", got)
+	}
+	if n := counterValue(t, reg, "supflow_bus_messages_out_total", "upper"); n != 3 {
+		t.Fatalf("out counter %v, want 3", n)
+	}
+	if n := streamMsgs(t, b, "in"); n != 0 {
+		t.Fatalf("%d messages left in the input work queue", n)
+	}
+}
+
+func counterValue(t *testing.T, reg *prometheus.Registry, name, handler string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "handler_name" && l.GetValue() == handler {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no %s{handler_name=%q}", name, handler)
+	return 0
+}
+
+func TestTwoWorkersSplitWork(t *testing.T) {
+	e := startServer(t, EmbeddedConfig{})
+	b1, b2 := connect(t, e.URL()), connect(t, e.URL())
+	provision(t, b1, edge("in", "work"), edge("out", "check"))
+	var mu sync.Mutex
+	byWorker := map[string]int{}
+	worker := func(id string) Route {
+		return Handle("work", "in", "out", str, bytesOf, func(_ context.Context, s string) (string, error) {
+			time.Sleep(time.Millisecond)
+			mu.Lock()
+			byWorker[id]++
+			mu.Unlock()
+			return s, nil
+		})
+	}
+	runRouter(t, b1, quick, worker("w1"))
+	runRouter(t, b2, quick, worker("w2"))
+	col := newCollector()
+	runRouter(t, b1, quick, col.route("check", "out"))
+	want := numbered("m", 200)
+	sendAll(t, b1, "in", want...)
+	got := col.wait(t, len(want))
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %d messages (duplicates or losses), want %d", len(got), len(want))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if byWorker["w1"] == 0 || byWorker["w2"] == 0 || byWorker["w1"]+byWorker["w2"] != len(want) {
+		t.Fatalf("split %v, want both workers busy and %d in all", byWorker, len(want))
+	}
+}
+
+func TestDeadLetter(t *testing.T) {
+	tests := []struct {
+		name       string
+		payload    string
+		fn         func(context.Context, string) (string, error)
+		wantReason string
+		wantDeliv  string
+	}{
+		{"permanent error", "poison", func(context.Context, string) (string, error) {
+			return "", messages.Permanent(errors.New("corrupt image"))
+		}, "corrupt image", "1"},
+		{"malformed payload", "\x00not a message", func(context.Context, string) (string, error) {
+			return "", errors.New("fn must not be called")
+		}, "decode input", "1"},
+		{"transient until max deliver", "flaky", func(context.Context, string) (string, error) {
+			return "", errors.New("s3 unavailable")
+		}, "gave up after 4 deliveries: s3 unavailable", "4"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := connect(t, startServer(t, EmbeddedConfig{}).URL())
+			provision(t, b, edge("in", "stage"), edge("out", "check"))
+			decode := func(p []byte) (string, error) {
+				if p[0] == 0 {
+					return "", errors.New("bad header")
+				}
+				return string(p), nil
+			}
+			runRouter(t, b, quick, Handle("stage", "in", "out", decode, bytesOf, tt.fn))
+			sendAll(t, b, "in", tt.payload)
+			dl := deadLetters(t, b, 1)[0]
+			if string(dl.Data) != tt.payload {
+				t.Fatalf("dead letter payload %q, want the original %q", dl.Data, tt.payload)
+			}
+			if r := dl.Header.Get(messages.MetaReason); !strings.Contains(r, tt.wantReason) {
+				t.Fatalf("reason %q, want it to contain %q", r, tt.wantReason)
+			}
+			h := dl.Header
+			if h.Get(messages.MetaSourceTopic) != "in" || h.Get(messages.MetaHandler) != "stage" || h.Get(messages.MetaDeliveries) != tt.wantDeliv {
+				t.Fatalf("headers %v", h)
+			}
+			if strings.Contains(fmt.Sprint(h), metaDelivered) {
+				t.Fatalf("internal metadata leaked: %v", h)
+			}
+			time.Sleep(100 * time.Millisecond)
+			if n := streamMsgs(t, b, "in"); n != 0 {
+				t.Fatalf("%d messages left in the input work queue", n)
+			}
+		})
+	}
+}
+
+func TestTransientErrorIsRedelivered(t *testing.T) {
+	b := connect(t, startServer(t, EmbeddedConfig{}).URL())
+	provision(t, b, edge("in", "stage"), edge("out", "check"))
+	var calls atomic.Int32
+	col := newCollector()
+	runRouter(t, b, quick,
+		Handle("stage", "in", "out", str, bytesOf, func(_ context.Context, s string) (string, error) {
+			if calls.Add(1) < 3 {
+				return "", errors.New("temporarily unavailable")
+			}
+			return s + "!", nil
+		}),
+		col.route("check", "out"))
+	sendAll(t, b, "in", "x")
+	if got := col.wait(t, 1); !slices.Equal(got, []string{"x!"}) {
+		t.Fatalf("got %v", got)
+	}
+	if n := calls.Load(); n != 3 {
+		t.Fatalf("%d calls, want 3", n)
+	}
+	if n := streamMsgs(t, b, "supflow_dead_letter"); n != 0 {
+		t.Fatalf("%d dead letters", n)
+	}
+}
+
+func TestInProcessRetry(t *testing.T) {
+	b := connect(t, startServer(t, EmbeddedConfig{}).URL())
+	provision(t, b, edge("in", "stage"), edge("out", "check"))
+	var calls atomic.Int32
+	col := newCollector()
+	cfg := quick
+	cfg.Retries, cfg.RetryInterval = 2, time.Millisecond
+	runRouter(t, b, cfg,
+		Handle("stage", "in", "out", str, bytesOf, func(_ context.Context, s string) (string, error) {
+			if calls.Add(1) < 3 {
+				return "", errors.New("blip")
+			}
+			return s, nil
+		}),
+		col.route("check", "out"))
+	sendAll(t, b, "in", "x")
+	col.wait(t, 1)
+	if n := calls.Load(); n != 3 {
+		t.Fatalf("%d calls, want 3 (two in-process retries)", n)
+	}
+}
+
+func TestSkip(t *testing.T) {
+	b := connect(t, startServer(t, EmbeddedConfig{}).URL())
+	provision(t, b, edge("in", "stage"), edge("out", "check"))
+	col := newCollector()
+	runRouter(t, b, quick,
+		Handle("stage", "in", "out", str, bytesOf, func(_ context.Context, s string) (string, error) {
+			if strings.HasPrefix(s, "other-run") {
+				return "", messages.Skip(nil)
+			}
+			return s, nil
+		}),
+		col.route("check", "out"))
+	sendAll(t, b, "in", "other-run-1", "mine")
+	if got := col.wait(t, 1); !slices.Equal(got, []string{"mine"}) {
+		t.Fatalf("got %v", got)
+	}
+	if n := streamMsgs(t, b, "in") + streamMsgs(t, b, "supflow_dead_letter"); n != 0 {
+		t.Fatalf("%d messages left or dead-lettered", n)
+	}
+}
+
+func TestBackPressure(t *testing.T) {
+	b := connect(t, startServer(t, EmbeddedConfig{}).URL())
+	in := edge("in", "slow")
+	in.MaxMsgs = 4
+	provision(t, b, in, edge("out", "check"))
+	col := newCollector()
+	runRouter(t, b, quick,
+		Handle("slow", "in", "out", str, bytesOf, func(_ context.Context, s string) (string, error) {
+			time.Sleep(2 * time.Millisecond)
+			return s, nil
+		}),
+		col.route("check", "out"))
+	want := numbered("p", 60)
+	p := b.Publisher()
+	defer p.Close()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(want))
+	for w := 0; w < 3; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(want); i += 3 {
+				errs <- p.Send(context.Background(), "in", []byte(want[i]))
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := col.wait(t, len(want))
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %d messages, want %d exactly once", len(got), len(want))
+	}
+}
+
+func TestStreamFullBlocksUntilContextEnds(t *testing.T) {
+	b := connect(t, startServer(t, EmbeddedConfig{}).URL())
+	in := edge("in", "nobody")
+	in.MaxMsgs = 1
+	provision(t, b, in)
+	sendAll(t, b, "in", "first")
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	defer cancel()
+	p := b.Publisher()
+	defer p.Close()
+	start := time.Now()
+	err := p.Send(ctx, "in", []byte("second"))
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) < 100*time.Millisecond {
+		t.Fatalf("err = %v after %v, want to wait for room until the deadline", err, time.Since(start))
+	}
+}
+
+func TestPublishErrors(t *testing.T) {
+	b := connect(t, startServer(t, EmbeddedConfig{MaxPayload: 4096}).URL())
+	provision(t, b, edge("in", "stage"))
+	if b.MaxPayload() != 4096 {
+		t.Fatalf("max payload %d", b.MaxPayload())
+	}
+	p := b.Publisher()
+	tests := []struct {
+		name    string
+		topic   string
+		size    int
+		want    []error
+		contain string
+	}{
+		{"too large", "in", 5000, []error{ErrTooLarge, messages.ErrPermanent}, "max_payload is 4096"},
+		{"headers push it over", "in", 4096 - 10, []error{ErrTooLarge}, "headers included"},
+		{"no stream", "nowhere", 10, []error{ErrNoStream}, "provision"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := p.Send(context.Background(), tt.topic, make([]byte, tt.size))
+			for _, w := range tt.want {
+				if !errors.Is(err, w) {
+					t.Fatalf("err = %v, want %v", err, w)
+				}
+			}
+			if !strings.Contains(err.Error(), tt.contain) {
+				t.Fatalf("err = %v, want it to mention %q", err, tt.contain)
+			}
+		})
+	}
+	p.Close()
+	if err := p.Send(context.Background(), "in", []byte("x")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("after Close: %v", err)
+	}
+}
+
+func TestRouteErrors(t *testing.T) {
+	b := connect(t, startServer(t, EmbeddedConfig{}).URL())
+	provision(t, b, edge("in", "stage"))
+	ok := Handle("stage", "in", "out", str, bytesOf, func(_ context.Context, s string) (string, error) { return s, nil })
+	tests := []struct {
+		name   string
+		routes []Route
+		atRun  bool
+	}{
+		{"zero route", []Route{{}}, false},
+		{"bad workers", []Route{ok.Workers(0)}, false},
+		{"duplicate", []Route{ok, ok}, false},
+		{"dotted name", []Route{Handle("a.b", "in", "out", str, bytesOf, func(_ context.Context, s string) (string, error) { return s, nil })}, false},
+		{"missing consumer", []Route{Handle("ghost", "in", "out", str, bytesOf, func(_ context.Context, s string) (string, error) { return s, nil })}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := b.NewRouter(quick)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = r.Add(tt.routes...)
+			if !tt.atRun {
+				if !errors.Is(err, ErrRoute) {
+					t.Fatalf("Add: err = %v, want ErrRoute", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := r.Run(ctx); !errors.Is(err, ErrRoute) || !strings.Contains(err.Error(), "provision") {
+				t.Fatalf("Run: err = %v, want ErrRoute naming provisioning", err)
+			}
+		})
+	}
+}
+
+// TestRunDrainsInFlight cancels Run while a handler works: the handler must
+// finish, its output be published and its input acknowledged, not redelivered.
+func TestRunDrainsInFlight(t *testing.T) {
+	b := connect(t, startServer(t, EmbeddedConfig{}).URL())
+	in := edge("in", "stage")
+	in.Consumer.AckWait = 30 * time.Second
+	provision(t, b, in, edge("out", "check"))
+	started := make(chan struct{})
+	var ctxErr atomic.Value
+	stop := runRouter(t, b, quick, Handle("stage", "in", "out", str, bytesOf, func(ctx context.Context, s string) (string, error) {
+		close(started)
+		time.Sleep(300 * time.Millisecond)
+		ctxErr.Store(fmt.Sprint(ctx.Err()))
+		return s, nil
+	}))
+	sendAll(t, b, "in", "x")
+	<-started
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := ctxErr.Load(); got != "<nil>" {
+		t.Fatalf("handler context ended during the drain: %v", got)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n, m := streamMsgs(t, b, "in"), streamMsgs(t, b, "out"); n != 0 || m != 1 {
+		t.Fatalf("in %d out %d, want 0 and 1", n, m)
+	}
+}
+
+// TestSinkAcksLater holds deliveries like a trainer batching samples, and
+// acks them together; a nacked one comes back.
+func TestSinkAcksLater(t *testing.T) {
+	b := connect(t, startServer(t, EmbeddedConfig{}).URL())
+	provision(t, b, edge("views", "train"))
+	batch := make(chan *Delivery[string], 16)
+	runRouter(t, b, quick, Sink("train", "views", str, func(_ context.Context, d *Delivery[string]) error {
+		batch <- d
+		return nil
+	}))
+	sendAll(t, b, "views", "a", "b", "c")
+	var held []*Delivery[string]
+	for len(held) < 3 {
+		select {
+		case d := <-batch:
+			held = append(held, d)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("got %d deliveries held at once, want 3", len(held))
+		}
+	}
+	if err := held[0].Nak(); err != nil {
+		t.Fatal(err)
+	}
+	if err := held[0].Ack(); !errors.Is(err, ErrSettled) {
+		t.Fatalf("ack after nak: %v", err)
+	}
+	for _, d := range held[1:] {
+		if err := d.Ack(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case d := <-batch:
+		if d.Value != held[0].Value || d.Deliveries() != 2 {
+			t.Fatalf("redelivered %q (delivery %d), want %q (2)", d.Value, d.Deliveries(), held[0].Value)
+		}
+		if err := d.Ack(); err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("nacked delivery not redelivered")
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := streamMsgs(t, b, "views"); n != 0 {
+		t.Fatalf("%d messages left", n)
+	}
+}
+
+func TestEvents(t *testing.T) {
+	b := connect(t, startServer(t, EmbeddedConfig{}).URL())
+	if err := b.Provision(context.Background(), Topology{}); err != nil {
+		t.Fatal(err)
+	}
+	ev := b.Events()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, e := range []messages.Event{
+		{RunID: "other", Kind: messages.EventEpochEnd, Epoch: 1},
+		{RunID: "r1", Kind: messages.EventEpochStart, Epoch: 1, Count: 10},
+		{RunID: "r1", Kind: messages.EventEpochEnd, Epoch: 1, Count: 10},
+	} {
+		if err := ev.Publish(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A late reader still sees earlier events; a waiter sees later ones.
+	got, err := ev.Wait(ctx, "r1", messages.EventEpochEnd, nil)
+	if err != nil || got.Epoch != 1 || got.Count != 10 {
+		t.Fatalf("got %+v, %v", got, err)
+	}
+	done := make(chan messages.Event, 1)
+	go func() {
+		e, err := ev.Wait(ctx, "r1", messages.EventPretrainDone, func(e messages.Event) bool { return e.Ref != "" })
+		if err != nil {
+			t.Error(err)
+		}
+		done <- e
+	}()
+	time.Sleep(50 * time.Millisecond)
+	if err := ev.Publish(ctx, messages.Event{RunID: "r1", Kind: messages.EventPretrainDone, Ref: "ckpt/final"}); err != nil {
+		t.Fatal(err)
+	}
+	if e := <-done; e.Ref != "ckpt/final" {
+		t.Fatalf("got %+v", e)
+	}
+	sub, err := ev.Subscribe(ctx, "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []messages.EventKind
+	for e := range sub {
+		kinds = append(kinds, e.Kind)
+		if len(kinds) == 3 {
+			break
+		}
+	}
+	if !slices.Equal(kinds, []messages.EventKind{messages.EventEpochStart, messages.EventEpochEnd, messages.EventPretrainDone}) {
+		t.Fatalf("kinds %v", kinds)
+	}
+	short, cancelShort := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancelShort()
+	if _, err := ev.Wait(short, "r1", messages.EventEvalDone, nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("wait for a missing event: %v", err)
+	}
+	if err := ev.Publish(ctx, messages.Event{}); !errors.Is(err, messages.ErrInvalid) {
+		t.Fatalf("publish invalid event: %v", err)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	b := backoff{base: time.Second, max: 5 * time.Second}
+	for _, tt := range []struct {
+		n    uint64
+		want time.Duration
+	}{{0, time.Second}, {1, time.Second}, {2, 2 * time.Second}, {3, 4 * time.Second}, {4, 5 * time.Second}, {100, 5 * time.Second}} {
+		if got := b.WaitTime(tt.n); got != tt.want {
+			t.Errorf("WaitTime(%d) = %v, want %v", tt.n, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,88 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// EmbeddedConfig configures an in-process nats-server with JetStream.
+type EmbeddedConfig struct {
+	StoreDir   string // JetStream file store; required
+	Host       string // listen address; default 127.0.0.1
+	Port       int    // -1 picks a free port; 0 means NATS' default 4222
+	MaxPayload int    // bytes per message, headers included; 0 means 1 MiB
+	User       string // optional: require this user ...
+	Password   string // ... with this password
+}
+
+// ErrEmbedded reports an embedded server that could not start.
+var ErrEmbedded = errors.New("bus: embedded nats-server")
+
+// maxServerPayload is nats-server's hard limit on max_payload.
+const maxServerPayload = 64 << 20
+
+// Embedded is a running in-process nats-server. Close is idempotent and safe
+// for concurrent use.
+type Embedded struct {
+	srv  *server.Server
+	once sync.Once
+}
+
+// StartEmbedded starts the server and waits until it accepts connections or
+// ctx ends (10 s when ctx has no deadline).
+func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
+	if cfg.StoreDir == "" {
+		return nil, fmt.Errorf("%w: StoreDir is required", ErrEmbedded)
+	}
+	if cfg.MaxPayload < 0 || cfg.MaxPayload > maxServerPayload {
+		return nil, fmt.Errorf("%w: MaxPayload %d not in [0, %d]", ErrEmbedded, cfg.MaxPayload, maxServerPayload)
+	}
+	if (cfg.User == "") != (cfg.Password == "") {
+		return nil, fmt.Errorf("%w: User and Password go together", ErrEmbedded)
+	}
+	host := cfg.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	srv, err := server.NewServer(&server.Options{
+		Host:       host,
+		Port:       cfg.Port,
+		JetStream:  true,
+		StoreDir:   cfg.StoreDir,
+		MaxPayload: int32(cfg.MaxPayload),
+		Username:   cfg.User,
+		Password:   cfg.Password,
+		NoLog:      true,
+		NoSigs:     true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrEmbedded, err)
+	}
+	srv.Start()
+	wait := 10 * time.Second
+	if d, ok := ctx.Deadline(); ok {
+		wait = time.Until(d)
+	}
+	if !srv.ReadyForConnections(wait) {
+		srv.Shutdown()
+		return nil, fmt.Errorf("%w: not ready after %v", ErrEmbedded, wait)
+	}
+	return &Embedded{srv: srv}, nil
+}
+
+// URL is the client URL, e.g. nats://127.0.0.1:41234.
+func (e *Embedded) URL() string { return e.srv.ClientURL() }
+
+// Close shuts the server down and waits for it to stop.
+func (e *Embedded) Close() error {
+	e.once.Do(func() {
+		e.srv.Shutdown()
+		e.srv.WaitForShutdown()
+	})
+	return nil
+}

@@ -1,0 +1,111 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/supflow/supflow/messages"
+)
+
+// Events publishes and reads control events on the messages.TopicEvents
+// stream. The stream keeps events (Limits retention), so every reader sees
+// all of them from the start, whenever it subscribes. Safe for concurrent use.
+type Events struct {
+	js     jetstream.JetStream
+	pub    *Publisher
+	logger *slog.Logger
+}
+
+// Events returns the bus' event API.
+func (b *Bus) Events() *Events {
+	return &Events{js: b.js, pub: b.Publisher(), logger: b.logger}
+}
+
+// Publish encodes ev and waits for the stream's ack.
+func (e *Events) Publish(ctx context.Context, ev messages.Event) error {
+	b, err := messages.MarshalEvent(ev)
+	if err != nil {
+		return fmt.Errorf("bus: publish event: %w", err)
+	}
+	return e.pub.Send(ctx, messages.TopicEvents, b)
+}
+
+// Subscribe delivers, in order, every event of runID whose kind is one of
+// kinds (all kinds when none), from the first one stored. Each call reads
+// through its own ordered consumer. The channel is closed when ctx ends;
+// undecodable events are logged and skipped.
+func (e *Events) Subscribe(ctx context.Context, runID string, kinds ...messages.EventKind) (<-chan messages.Event, error) {
+	cons, err := e.js.OrderedConsumer(ctx, messages.TopicEvents, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bus: subscribe to events: %w", err)
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return nil, fmt.Errorf("bus: subscribe to events: %w", err)
+	}
+	want := func(k messages.EventKind) bool {
+		if len(kinds) == 0 {
+			return true
+		}
+		for _, w := range kinds {
+			if w == k {
+				return true
+			}
+		}
+		return false
+	}
+	out := make(chan messages.Event)
+	stop := context.AfterFunc(ctx, it.Stop)
+	go func() {
+		defer close(out)
+		defer stop()
+		for {
+			msg, err := it.Next()
+			if err != nil {
+				if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+					e.logger.Error("event subscription ended", "error", err)
+				}
+				return
+			}
+			ev, err := messages.UnmarshalEvent(msg.Data())
+			if err != nil {
+				e.logger.Warn("skipping undecodable event", "error", err)
+				continue
+			}
+			if ev.RunID != runID || !want(ev.Kind) {
+				continue
+			}
+			select {
+			case out <- ev:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+// Wait returns the first event of runID and kind for which match returns
+// true (any, when match is nil), waiting until it is published or ctx ends.
+func (e *Events) Wait(ctx context.Context, runID string, kind messages.EventKind, match func(messages.Event) bool) (messages.Event, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	evs, err := e.Subscribe(ctx, runID, kind)
+	if err != nil {
+		return messages.Event{}, err
+	}
+	for ev := range evs {
+		if match == nil || match(ev) {
+			return ev, nil
+		}
+	}
+	if err := context.Cause(ctx); err != nil {
+		return messages.Event{}, fmt.Errorf("bus: wait for %v of run %s: %w", kind, runID, err)
+	}
+	return messages.Event{}, fmt.Errorf("bus: wait for %v of run %s: event subscription ended", kind, runID)
+}

@@ -1,0 +1,189 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// startServer runs an embedded JetStream server for one test.
+func startServer(t *testing.T, cfg EmbeddedConfig) *Embedded {
+	t.Helper()
+	if cfg.StoreDir == "" {
+		cfg.StoreDir = t.TempDir()
+	}
+	if cfg.Port == 0 {
+		cfg.Port = -1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	e, err := StartEmbedded(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+func connect(t *testing.T, url string) *Bus {
+	t.Helper()
+	b, err := Connect(context.Background(), Config{URL: url, Name: t.Name()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+// edge is a test pipeline edge with quick redelivery.
+func edge(topic, consumer string) WorkQueue {
+	return WorkQueue{Topic: topic, Consumer: Consumer{Name: consumer, AckWait: 2 * time.Second, MaxDeliver: 4, MaxAckPending: 16}}
+}
+
+func provision(t *testing.T, b *Bus, edges ...WorkQueue) {
+	t.Helper()
+	if err := b.Provision(context.Background(), Topology{Edges: edges}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// quick keeps redelivery delays short in tests.
+var quick = RouterConfig{NakDelay: 10 * time.Millisecond, NakDelayMax: 50 * time.Millisecond, CloseTimeout: 5 * time.Second}
+
+// runRouter runs routes until the test ends or stop is called.
+func runRouter(t *testing.T, b *Bus, cfg RouterConfig, routes ...Route) (stop func() error) {
+	t.Helper()
+	r, err := b.NewRouter(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Add(routes...); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	var once sync.Once
+	var runErr error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case runErr = <-done:
+			case <-time.After(20 * time.Second):
+				runErr = errors.New("router did not stop")
+			}
+		})
+		return runErr
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("router: %v", err)
+		}
+	})
+	return stop
+}
+
+func str(b []byte) (string, error) { return string(b), nil }
+func bytesOf(s string) ([]byte, error) { return []byte(s), nil }
+
+// collector is a Sink that acks everything and records payloads.
+type collector struct {
+	mu   sync.Mutex
+	got  []string
+	seen chan struct{}
+}
+
+func newCollector() *collector { return &collector{seen: make(chan struct{}, 1<<16)} }
+
+func (c *collector) route(name, topic string) Route {
+	return Sink(name, topic, str, func(_ context.Context, d *Delivery[string]) error {
+		c.mu.Lock()
+		c.got = append(c.got, d.Value)
+		c.mu.Unlock()
+		c.seen <- struct{}{}
+		return d.Ack()
+	})
+}
+
+// wait blocks until n messages arrived, then a little more to catch extras.
+func (c *collector) wait(t *testing.T, n int) []string {
+	t.Helper()
+	deadline := time.After(15 * time.Second)
+	for i := 0; i < n; i++ {
+		select {
+		case <-c.seen:
+		case <-deadline:
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			t.Fatalf("got %d of %d messages", len(c.got), n)
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.got...)
+}
+
+// deadLetters reads every message stored in the dead-letter stream.
+func deadLetters(t *testing.T, b *Bus, want int) []*nats.Msg {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var out []*nats.Msg
+	for len(out) < want {
+		s, err := b.js.Stream(ctx, "supflow_dead_letter")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.CachedInfo().State.Msgs >= uint64(want) {
+			for seq := uint64(1); len(out) < want; seq++ {
+				m, err := s.GetMsg(ctx, seq)
+				if err != nil {
+					t.Fatalf("dead letter %d: %v", seq, err)
+				}
+				out = append(out, &nats.Msg{Subject: m.Subject, Data: m.Data, Header: m.Header})
+			}
+			return out
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("dead-letter stream has %d messages, want %d", s.CachedInfo().State.Msgs, want)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return out
+}
+
+func streamMsgs(t *testing.T, b *Bus, name string) uint64 {
+	t.Helper()
+	s, err := b.js.Stream(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.CachedInfo().State.Msgs
+}
+
+func sendAll(t *testing.T, b *Bus, topic string, payloads ...string) {
+	t.Helper()
+	p := b.Publisher()
+	defer p.Close()
+	for _, s := range payloads {
+		if err := p.Send(context.Background(), topic, []byte(s)); err != nil {
+			t.Fatalf("send %q: %v", s, err)
+		}
+	}
+}
+
+func numbered(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s%04d", prefix, i)
+	}
+	return out
+}

@@ -1,0 +1,135 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/supflow/supflow/messages"
+)
+
+// Route is a stage handler ready to mount on a Router: build one with Handle
+// or Sink. Its name is also the durable consumer it binds to on its input
+// topic (see Consumer.Name).
+type Route struct {
+	name, in, out string
+	workers       int
+	// Exactly one of process (Handle) and sink (Sink) is set.
+	process func(ctx context.Context, payload []byte) ([]byte, error)
+	sink    func(ctx context.Context, payload []byte, a *ackable) error
+}
+
+// Workers sets how many deliveries of a Handle route this process handles
+// concurrently (default 1); each worker is one subscription on the shared
+// consumer. A Sink always has one: its function is called serially.
+func (r Route) Workers(n int) Route {
+	r.workers = n
+	return r
+}
+
+// Handle returns a route that decodes each message of inTopic, calls fn and
+// publishes the encoded result to outTopic, acknowledging the input only
+// after that publish succeeded. A decode failure of the input, an encode
+// failure, or an fn error wrapping messages.ErrPermanent dead-letters the
+// input; an error wrapping messages.ErrSkip acknowledges it without output;
+// any other error redelivers it with backoff until the consumer's MaxDeliver,
+// then dead-letters it. fn may run again for the same input (at least once).
+func Handle[In, Out any](name, inTopic, outTopic string,
+	decode func([]byte) (In, error), encode func(Out) ([]byte, error),
+	fn func(context.Context, In) (Out, error),
+) Route {
+	return Route{name: name, in: inTopic, out: outTopic, workers: 1,
+		process: func(ctx context.Context, payload []byte) ([]byte, error) {
+			in, err := decode(payload)
+			if err != nil {
+				return nil, messages.Permanent(fmt.Errorf("bus: %s: decode input: %w", name, err))
+			}
+			out, err := fn(ctx, in)
+			if err != nil {
+				return nil, err
+			}
+			b, err := encode(out)
+			if err != nil {
+				return nil, messages.Permanent(fmt.Errorf("bus: %s: encode output: %w", name, err))
+			}
+			return b, nil
+		},
+	}
+}
+
+// Sink returns a route without output for a consumer that acknowledges
+// later, such as the trainer acking only samples of a completed step. fn is
+// called serially with each decoded message and owns its Delivery: it must
+// eventually Ack or Nak it (an unsettled one is redelivered after the
+// consumer's AckWait). An error returned for a delivery fn did not settle is
+// handled as in Handle; undecodable messages are dead-lettered without
+// calling fn. The consumer's MaxAckPending bounds how many deliveries fn can
+// hold at once.
+func Sink[In any](name, inTopic string, decode func([]byte) (In, error),
+	fn func(context.Context, *Delivery[In]) error,
+) Route {
+	return Route{name: name, in: inTopic, workers: 1,
+		sink: func(ctx context.Context, payload []byte, a *ackable) error {
+			in, err := decode(payload)
+			if err != nil {
+				return messages.Permanent(fmt.Errorf("bus: %s: decode input: %w", name, err))
+			}
+			return fn(ctx, &Delivery[In]{Value: in, a: a})
+		},
+	}
+}
+
+// ErrSettled: a Delivery was already acknowledged or rejected.
+var ErrSettled = errors.New("bus: delivery already settled")
+
+// Delivery is one message handed to a Sink function, with the means to
+// settle it. Its methods are safe for concurrent use; only the first Ack or
+// Nak counts, later ones return ErrSettled.
+type Delivery[T any] struct {
+	Value T
+	a     *ackable
+}
+
+// Ack removes the message from its stream. The ack is sent asynchronously;
+// a lost ack means a redelivery, never a loss.
+func (d *Delivery[T]) Ack() error { return d.a.ack() }
+
+// Nak asks for a redelivery after the router's backoff for this attempt.
+func (d *Delivery[T]) Nak() error { return d.a.nak() }
+
+// InProgress restarts the AckWait clock, for work that takes longer.
+func (d *Delivery[T]) InProgress() error { return d.a.msg.InProgress() }
+
+// Deliveries is how many times the server delivered this message (1 first).
+func (d *Delivery[T]) Deliveries() uint64 { return d.a.delivered }
+
+// ackable settles one JetStream message exactly once.
+type ackable struct {
+	msg       *nats.Msg
+	delivered uint64
+	nakDelay  time.Duration
+	settled   atomic.Bool
+}
+
+func (a *ackable) ack() error {
+	if !a.settled.CompareAndSwap(false, true) {
+		return ErrSettled
+	}
+	if err := a.msg.Ack(); err != nil {
+		return fmt.Errorf("bus: ack: %w", err)
+	}
+	return nil
+}
+
+func (a *ackable) nak() error {
+	if !a.settled.CompareAndSwap(false, true) {
+		return ErrSettled
+	}
+	if err := a.msg.NakWithDelay(a.nakDelay); err != nil {
+		return fmt.Errorf("bus: nak: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,361 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	wmnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/supflow/supflow/messages"
+)
+
+// RouterConfig configures a Router; the zero value is usable.
+type RouterConfig struct {
+	Logger       *slog.Logger          // nil discards
+	Registerer   prometheus.Registerer // nil: metrics are kept but not exported
+	CloseTimeout time.Duration         // how long Run waits for in-flight work after ctx ends; default 30 s
+
+	// Retries is how many times a transient failure is retried in-process,
+	// RetryInterval apart (doubling), before the delivery is nacked; 0: none.
+	Retries       int
+	RetryInterval time.Duration // default 100 ms
+
+	// NakDelay is the redelivery delay after a first failed delivery,
+	// doubling with each further one up to NakDelayMax.
+	NakDelay    time.Duration // default 1 s
+	NakDelayMax time.Duration // default 30 s
+}
+
+func (c *RouterConfig) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	c.CloseTimeout = orDefault(c.CloseTimeout, 30*time.Second)
+	c.RetryInterval = orDefault(c.RetryInterval, 100*time.Millisecond)
+	c.NakDelay = orDefault(c.NakDelay, time.Second)
+	c.NakDelayMax = orDefault(c.NakDelayMax, 30*time.Second)
+}
+
+// Validate rejects negative settings.
+func (c RouterConfig) Validate() error {
+	if c.CloseTimeout < 0 || c.Retries < 0 || c.RetryInterval < 0 || c.NakDelay < 0 || c.NakDelayMax < 0 {
+		return fmt.Errorf("%w: RouterConfig: negative duration or count", ErrConfig)
+	}
+	return nil
+}
+
+// ErrRoute wraps an invalid route or a route whose consumer is missing.
+var ErrRoute = errors.New("bus: route")
+
+// maxReasonLen bounds the reason header of a dead-lettered message, which
+// must still fit max_payload next to the original payload.
+const maxReasonLen = 1024
+
+// Router runs routes: Handle routes on a watermill router (middleware, from
+// outermost: metrics, dead-letter policy, optional retry, panic recovery),
+// Sink routes on direct subscriptions. Add routes, then call Run once.
+type Router struct {
+	bus     *Bus
+	cfg     RouterConfig
+	metrics *metrics
+	dlq     *Publisher
+
+	mu      sync.Mutex
+	routes  []Route
+	started bool
+}
+
+// NewRouter returns a router on b; it registers its metrics on
+// cfg.Registerer (sharing series already registered by another router).
+func (b *Bus) NewRouter(cfg RouterConfig) (*Router, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("bus: register metrics: %w", err)
+	}
+	return &Router{bus: b, cfg: cfg, metrics: m, dlq: b.Publisher()}, nil
+}
+
+// Add mounts routes; names must be unique and Run must not have started.
+func (r *Router) Add(routes ...Route) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.started {
+		return fmt.Errorf("%w: Add after Run", ErrRoute)
+	}
+	for _, rt := range routes {
+		if rt.process == nil && rt.sink == nil {
+			return fmt.Errorf("%w: zero Route: build it with Handle or Sink", ErrRoute)
+		}
+		if err := errors.Join(checkName("route", rt.name), checkName("input topic", rt.in)); err != nil {
+			return fmt.Errorf("%w: %w", ErrRoute, err)
+		}
+		if rt.process != nil {
+			if err := checkName("output topic", rt.out); err != nil {
+				return fmt.Errorf("%w: %s: %w", ErrRoute, rt.name, err)
+			}
+		}
+		if rt.workers < 1 {
+			return fmt.Errorf("%w: %s: %d workers", ErrRoute, rt.name, rt.workers)
+		}
+		for _, have := range r.routes {
+			if have.name == rt.name {
+				return fmt.Errorf("%w: duplicate route name %q", ErrRoute, rt.name)
+			}
+		}
+		r.routes = append(r.routes, rt)
+	}
+	return nil
+}
+
+// Run consumes until ctx ends, then stops taking messages, waits up to
+// CloseTimeout for in-flight ones to be settled, and returns. Handler
+// contexts stay live during that drain and are cancelled when Run returns.
+// Run fails at once if a route's consumer is missing or misconfigured.
+func (r *Router) Run(ctx context.Context) error {
+	r.mu.Lock()
+	if r.started {
+		r.mu.Unlock()
+		return fmt.Errorf("%w: Run called twice", ErrRoute)
+	}
+	r.started = true
+	routes := r.routes
+	r.mu.Unlock()
+
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	defer r.dlq.Close()
+
+	wmLogger := watermill.NewSlogLoggerWithLevelMapping(r.cfg.Logger, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
+	wm, err := message.NewRouter(message.RouterConfig{CloseTimeout: r.cfg.CloseTimeout}, wmLogger)
+	if err != nil {
+		return fmt.Errorf("bus: router: %w", err)
+	}
+	var (
+		conns  []*nats.Conn
+		pubs   []*Publisher
+		sinks  []*sinkRun
+		useWM  bool
+		runErr error
+	)
+	defer func() {
+		for _, p := range pubs {
+			p.Close()
+		}
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for _, rt := range routes {
+		cons, err := r.consumer(ctx, rt)
+		if err != nil {
+			return err
+		}
+		if rt.sink != nil {
+			s, err := r.startSink(work, rt, cons)
+			if err != nil {
+				stopSinks(sinks, r.cfg.CloseTimeout)
+				return err
+			}
+			sinks = append(sinks, s)
+			continue
+		}
+		conn, err := r.bus.dial(ctx, "supflow-"+rt.name)
+		if err != nil {
+			stopSinks(sinks, r.cfg.CloseTimeout)
+			return err
+		}
+		conns = append(conns, conn)
+		sub, err := wmnats.NewSubscriberWithNatsConn(conn, wmnats.SubscriberSubscriptionConfig{
+			Unmarshaler:      unmarshaler{},
+			SubscribersCount: rt.workers,
+			AckWaitTimeout:   cons.AckWait,
+			CloseTimeout:     r.cfg.CloseTimeout,
+			QueueGroupPrefix: rt.name,
+			NakDelay:         backoff{r.cfg.NakDelay, r.cfg.NakDelayMax},
+			JetStream: wmnats.JetStreamConfig{
+				SubscribeOptions: []nats.SubOpt{nats.Bind(rt.in, rt.name), nats.ManualAck()},
+				DurablePrefix:    rt.name,
+				AckAsync:         true,
+			},
+		}, wmLogger)
+		if err != nil {
+			stopSinks(sinks, r.cfg.CloseTimeout)
+			return fmt.Errorf("%w: %s: subscriber: %w", ErrRoute, rt.name, err)
+		}
+		pub := r.bus.Publisher()
+		pubs = append(pubs, pub)
+		h := wm.AddConsumerHandler(rt.name, rt.in, &drainingSubscriber{inner: sub, work: work, timeout: r.cfg.CloseTimeout}, r.handlerFunc(rt, pub))
+		h.AddMiddleware(r.measure(rt.name), r.policy(rt, cons.MaxDeliver))
+		if r.cfg.Retries > 0 {
+			h.AddMiddleware(middleware.Retry{
+				MaxRetries:      r.cfg.Retries,
+				InitialInterval: r.cfg.RetryInterval,
+				MaxInterval:     16 * r.cfg.RetryInterval,
+				Multiplier:      2,
+				ShouldRetry: func(p middleware.RetryParams) bool {
+					return !errors.Is(p.Err, messages.ErrPermanent) && !errors.Is(p.Err, messages.ErrSkip)
+				},
+			}.Middleware)
+		}
+		h.AddMiddleware(middleware.Recoverer)
+		useWM = true
+	}
+
+	wmDone := make(chan error, 1)
+	if useWM {
+		go func() { wmDone <- wm.Run(work) }()
+		select {
+		case <-wm.Running():
+		case err := <-wmDone:
+			stopSinks(sinks, r.cfg.CloseTimeout)
+			return fmt.Errorf("%w: start: %w", ErrRoute, err)
+		}
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-wmDone:
+		// Every subscription ended on its own (connection closed).
+		runErr = fmt.Errorf("bus: router stopped: %v", err)
+		useWM = false
+	}
+	if useWM {
+		if err := wm.Close(); err != nil {
+			runErr = fmt.Errorf("bus: drain: %w", err)
+		}
+	}
+	stopSinks(sinks, r.cfg.CloseTimeout)
+	cancelWork()
+	if useWM {
+		<-wmDone
+	}
+	return runErr
+}
+
+// consumerInfo is what a route needs to know of its consumer.
+type consumerInfo struct {
+	AckWait    time.Duration
+	MaxDeliver int
+}
+
+// consumer checks that rt's durable exists and is a push consumer whose
+// deliver group is the route name, as Provision creates it.
+func (r *Router) consumer(ctx context.Context, rt Route) (consumerInfo, error) {
+	pc, err := r.bus.js.PushConsumer(ctx, rt.in, rt.name)
+	if err != nil {
+		return consumerInfo{}, fmt.Errorf("%w: %s: consumer %q on stream %q (provision the topology first): %w",
+			ErrRoute, rt.name, rt.name, rt.in, err)
+	}
+	c := pc.CachedInfo().Config
+	if c.DeliverGroup != rt.name {
+		return consumerInfo{}, fmt.Errorf("%w: %s: consumer deliver group is %q, want %q", ErrRoute, rt.name, c.DeliverGroup, rt.name)
+	}
+	return consumerInfo{AckWait: c.AckWait, MaxDeliver: c.MaxDeliver}, nil
+}
+
+// handlerFunc runs a Handle route and publishes its output; the router acks
+// the input only when this returns nil.
+func (r *Router) handlerFunc(rt Route, pub *Publisher) message.NoPublishHandlerFunc {
+	return func(msg *message.Message) error {
+		out, err := rt.process(msg.Context(), msg.Payload)
+		if err != nil {
+			return err
+		}
+		o := message.NewMessage(derivedID(msg.UUID, rt.name), out)
+		if err := pub.publish(msg.Context(), rt.out, o); err != nil {
+			return err
+		}
+		r.metrics.out.WithLabelValues(rt.name).Inc()
+		return nil
+	}
+}
+
+func (r *Router) measure(name string) message.HandlerMiddleware {
+	return func(h message.HandlerFunc) message.HandlerFunc {
+		return func(msg *message.Message) ([]*message.Message, error) {
+			start := time.Now()
+			r.metrics.in.WithLabelValues(name).Inc()
+			out, err := h(msg)
+			outcome := "ack"
+			if err != nil {
+				outcome = "nak"
+			}
+			r.metrics.seconds.WithLabelValues(name, outcome).Observe(time.Since(start).Seconds())
+			return out, err
+		}
+	}
+}
+
+// policy turns a handler error into an ack (skip, dead-lettered) or a nak.
+func (r *Router) policy(rt Route, maxDeliver int) message.HandlerMiddleware {
+	return func(h message.HandlerFunc) message.HandlerFunc {
+		return func(msg *message.Message) ([]*message.Message, error) {
+			out, err := h(msg)
+			if err == nil {
+				return out, nil
+			}
+			return nil, r.settle(msg, rt, maxDeliver, err)
+		}
+	}
+}
+
+// settle decides the fate of a failed delivery: nil means acknowledge it.
+func (r *Router) settle(msg *message.Message, rt Route, maxDeliver int, err error) error {
+	n := deliveries(msg)
+	log := r.cfg.Logger.With("handler_name", rt.name, "message_uuid", msg.UUID, "deliveries", n)
+	var reason error
+	switch {
+	case errors.Is(err, messages.ErrSkip):
+		r.metrics.skipped.WithLabelValues(rt.name).Inc()
+		log.Debug("message skipped", "reason", err)
+		return nil
+	case errors.Is(err, messages.ErrPermanent):
+		reason = err
+	case maxDeliver > 0 && n >= uint64(maxDeliver):
+		reason = fmt.Errorf("gave up after %d deliveries: %w", n, err)
+	default:
+		r.metrics.nacked.WithLabelValues(rt.name).Inc()
+		return err
+	}
+	if dlErr := r.deadLetter(msg, rt, n, reason); dlErr != nil {
+		r.metrics.nacked.WithLabelValues(rt.name).Inc()
+		return fmt.Errorf("%w (and dead-lettering failed: %v)", err, dlErr)
+	}
+	r.metrics.deadLettered.WithLabelValues(rt.name).Inc()
+	log.Warn("message dead-lettered", "reason", reason)
+	return nil
+}
+
+// deadLetter publishes the original payload and metadata with the reason.
+func (r *Router) deadLetter(msg *message.Message, rt Route, n uint64, reason error) error {
+	dl := message.NewMessage(derivedID(msg.UUID, rt.name+"/dead_letter"), msg.Payload)
+	for k, v := range msg.Metadata {
+		if len(k) > 0 && k[0] != '_' {
+			dl.Metadata.Set(k, v)
+		}
+	}
+	text := reason.Error()
+	if len(text) > maxReasonLen {
+		text = text[:maxReasonLen]
+	}
+	dl.Metadata.Set(messages.MetaReason, text)
+	dl.Metadata.Set(messages.MetaSourceTopic, rt.in)
+	dl.Metadata.Set(messages.MetaHandler, rt.name)
+	dl.Metadata.Set(messages.MetaDeliveries, strconv.FormatUint(n, 10))
+	ctx, cancel := context.WithTimeout(msg.Context(), 30*time.Second)
+	defer cancel()
+	return r.dlq.publish(ctx, messages.TopicDeadLetter, dl)
+}

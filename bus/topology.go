@@ -1,0 +1,197 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/supflow/supflow/messages"
+)
+
+// WorkQueue is one pipeline edge: a WorkQueue stream named after its topic
+// (one subject, the topic itself) and the one durable push consumer that all
+// replicas of the reading stage share, so that adding a worker splits the work.
+type WorkQueue struct {
+	Topic      string
+	MaxMsgs    int64         // capacity; a full stream rejects publishes (the publisher waits); default 4096
+	MaxBytes   int64         // capacity in bytes; default 1 GiB
+	Duplicates time.Duration // window in which a re-published message id is dropped; default 2 min
+	Consumer   Consumer
+}
+
+// Consumer is a durable push consumer. Its Name is also its deliver group and
+// the name of the Router route that binds to it.
+type Consumer struct {
+	Name          string
+	AckWait       time.Duration // an unacknowledged message is redelivered after this; default 60 s
+	MaxDeliver    int           // deliveries before the message is dead-lettered; default 5
+	MaxAckPending int           // unacknowledged messages in flight over all replicas; default 64
+}
+
+// Retention bounds a Limits stream (events, dead letters): oldest first out.
+type Retention struct {
+	MaxAge   time.Duration // default 7 days
+	MaxBytes int64         // default 1 GiB
+}
+
+// Topology lists every stream and consumer of a deployment. Provision
+// creates or updates them; workers only bind, so a worker leaving never
+// deletes a consumer.
+type Topology struct {
+	Edges      []WorkQueue
+	Events     Retention // stream messages.TopicEvents
+	DeadLetter Retention // stream messages.TopicDeadLetter
+}
+
+// DefaultTopology is supflow's pipeline with default limits. The train
+// consumer allows more messages in flight because the trainer holds a whole
+// batch unacknowledged until its optimizer step; keep its MaxAckPending at
+// least the batch size.
+func DefaultTopology() Topology {
+	return Topology{Edges: []WorkQueue{
+		{Topic: messages.TopicDecodeTasks, Consumer: Consumer{Name: "decode"}},
+		{Topic: messages.TopicImages, Consumer: Consumer{Name: "augment"}},
+		{Topic: messages.TopicViews, Consumer: Consumer{Name: "train", AckWait: 5 * time.Minute, MaxAckPending: 1024}},
+	}}
+}
+
+const (
+	defaultMaxMsgs       = 4096
+	defaultMaxBytes      = 1 << 30
+	defaultDuplicates    = 2 * time.Minute
+	defaultAckWait       = 60 * time.Second
+	defaultMaxDeliver    = 5
+	defaultMaxAckPending = 64
+	defaultMaxAge        = 7 * 24 * time.Hour
+)
+
+// ErrTopology wraps an invalid topology or a failure to provision it.
+var ErrTopology = errors.New("bus: topology")
+
+func (t *Topology) setDefaults() {
+	for i := range t.Edges {
+		e := &t.Edges[i]
+		e.MaxMsgs = orDefault(e.MaxMsgs, defaultMaxMsgs)
+		e.MaxBytes = orDefault(e.MaxBytes, defaultMaxBytes)
+		e.Duplicates = orDefault(e.Duplicates, defaultDuplicates)
+		e.Consumer.AckWait = orDefault(e.Consumer.AckWait, defaultAckWait)
+		e.Consumer.MaxDeliver = orDefault(e.Consumer.MaxDeliver, defaultMaxDeliver)
+		e.Consumer.MaxAckPending = orDefault(e.Consumer.MaxAckPending, defaultMaxAckPending)
+	}
+	for _, r := range []*Retention{&t.Events, &t.DeadLetter} {
+		r.MaxAge = orDefault(r.MaxAge, defaultMaxAge)
+		r.MaxBytes = orDefault(r.MaxBytes, defaultMaxBytes)
+	}
+}
+
+func orDefault[T int | int64 | time.Duration](v, def T) T {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// Validate checks names and limits; zero values are defaults.
+func (t Topology) Validate() error {
+	t.setDefaults()
+	var errs []error
+	seen := map[string]bool{messages.TopicEvents: true, messages.TopicDeadLetter: true}
+	for _, e := range t.Edges {
+		if err := checkName("topic", e.Topic); err != nil {
+			errs = append(errs, err)
+		}
+		if seen[e.Topic] {
+			errs = append(errs, fmt.Errorf("topic %q used twice", e.Topic))
+		}
+		seen[e.Topic] = true
+		if err := checkName("consumer", e.Consumer.Name); err != nil {
+			errs = append(errs, err)
+		}
+		c := e.Consumer
+		if e.MaxMsgs < 0 || e.MaxBytes < 0 || e.Duplicates < 0 || c.AckWait < 0 || c.MaxDeliver < 0 || c.MaxAckPending < 0 {
+			errs = append(errs, fmt.Errorf("edge %s: negative limit", e.Topic))
+		}
+	}
+	for _, r := range []Retention{t.Events, t.DeadLetter} {
+		if r.MaxAge < 0 || r.MaxBytes < 0 {
+			errs = append(errs, errors.New("negative retention"))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrTopology, errors.Join(errs...))
+	}
+	return nil
+}
+
+// checkName rejects what NATS forbids in stream and consumer names.
+func checkName(what, s string) error {
+	if s == "" {
+		return fmt.Errorf("%s name is empty", what)
+	}
+	if strings.ContainsAny(s, ".*> \t\r\n/\\") {
+		return fmt.Errorf("%s name %q contains one of . * > / \\ or whitespace", what, s)
+	}
+	return nil
+}
+
+// deliverSubject is where the server pushes a consumer's messages.
+func deliverSubject(stream, consumer string) string {
+	return "_supflow_deliver." + stream + "." + consumer
+}
+
+// Provision creates or updates every stream and consumer of t. It is
+// idempotent, so each process may call it at start-up.
+func (b *Bus) Provision(ctx context.Context, t Topology) error {
+	if err := t.Validate(); err != nil {
+		return err
+	}
+	t.setDefaults()
+	for _, e := range t.Edges {
+		if _, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name:       e.Topic,
+			Subjects:   []string{e.Topic},
+			Retention:  jetstream.WorkQueuePolicy,
+			Storage:    jetstream.FileStorage,
+			Discard:    jetstream.DiscardNew,
+			MaxMsgs:    e.MaxMsgs,
+			MaxBytes:   e.MaxBytes,
+			Duplicates: e.Duplicates,
+		}); err != nil {
+			return fmt.Errorf("%w: stream %s: %w", ErrTopology, e.Topic, err)
+		}
+		c := e.Consumer
+		if _, err := b.js.CreateOrUpdatePushConsumer(ctx, e.Topic, jetstream.ConsumerConfig{
+			Durable:        c.Name,
+			DeliverSubject: deliverSubject(e.Topic, c.Name),
+			DeliverGroup:   c.Name,
+			DeliverPolicy:  jetstream.DeliverAllPolicy,
+			AckPolicy:      jetstream.AckExplicitPolicy,
+			AckWait:        c.AckWait,
+			MaxDeliver:     c.MaxDeliver,
+			MaxAckPending:  c.MaxAckPending,
+			FilterSubject:  e.Topic,
+		}); err != nil {
+			return fmt.Errorf("%w: consumer %s on %s: %w", ErrTopology, c.Name, e.Topic, err)
+		}
+	}
+	for _, l := range []struct {
+		topic string
+		r     Retention
+	}{{messages.TopicEvents, t.Events}, {messages.TopicDeadLetter, t.DeadLetter}} {
+		if _, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name:      l.topic,
+			Subjects:  []string{l.topic},
+			Retention: jetstream.LimitsPolicy,
+			Storage:   jetstream.FileStorage,
+			Discard:   jetstream.DiscardOld,
+			MaxAge:    l.r.MaxAge,
+			MaxBytes:  l.r.MaxBytes,
+		}); err != nil {
+			return fmt.Errorf("%w: stream %s: %w", ErrTopology, l.topic, err)
+		}
+	}
+	return nil
+}
