@@ -1,7 +1,6 @@
 package probe
 
 import (
-	"container/heap"
 	"context"
 	"fmt"
 	"math"
@@ -116,10 +115,9 @@ func vote(dots, trainInv []float32, inv float32, labels []int, cfg KNNConfig, h 
 		s := v * inv * trainInv[j]
 		switch {
 		case len(*h) < cfg.K:
-			heap.Push(h, neighbour{sim: s, label: labels[j]})
+			h.push(neighbour{sim: s, label: labels[j]})
 		case s > (*h)[0].sim:
-			(*h)[0] = neighbour{sim: s, label: labels[j]}
-			heap.Fix(h, 0)
+			h.replaceRoot(neighbour{sim: s, label: labels[j]})
 		}
 	}
 	top := float32(math.Inf(-1))
@@ -155,16 +153,39 @@ type neighbour struct {
 }
 
 // neighbours is a min-heap on similarity: its root is the weakest of the
-// current K nearest.
+// current K nearest. It is hand-rolled because container/heap would box
+// every candidate.
 type neighbours []neighbour
 
-func (h neighbours) Len() int           { return len(h) }
-func (h neighbours) Less(i, j int) bool { return h[i].sim < h[j].sim }
-func (h neighbours) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *neighbours) Push(x any)        { *h = append(*h, x.(neighbour)) }
-func (h *neighbours) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+// push adds nb while the heap holds fewer than its capacity allows.
+func (h *neighbours) push(nb neighbour) {
+	*h = append(*h, nb)
+	hp := *h
+	for i := len(hp) - 1; i > 0; {
+		parent := (i - 1) / 2
+		if hp[parent].sim <= hp[i].sim {
+			break
+		}
+		hp[parent], hp[i] = hp[i], hp[parent]
+		i = parent
+	}
+}
+
+// replaceRoot swaps the weakest neighbour for nb and restores the order.
+func (h neighbours) replaceRoot(nb neighbour) {
+	h[0] = nb
+	for i := 0; ; {
+		least, l, r := i, 2*i+1, 2*i+2
+		if l < len(h) && h[l].sim < h[least].sim {
+			least = l
+		}
+		if r < len(h) && h[r].sim < h[least].sim {
+			least = r
+		}
+		if least == i {
+			return
+		}
+		h[i], h[least] = h[least], h[i]
+		i = least
+	}
 }

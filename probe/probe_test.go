@@ -397,6 +397,9 @@ func TestKNNMatchesReference(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !slices.EqualFunc(got.Confusion, want.Confusion, slices.Equal) {
+		t.Errorf("KNN confusion %v, reference %v", got.Confusion, want.Confusion)
+	}
 	if got.Top1 != want.Top1 || got.Top5 != want.Top5 {
 		t.Errorf("KNN top-1/top-5 %.4f/%.4f, reference %.4f/%.4f", got.Top1, got.Top5, want.Top1, want.Top5)
 	}
