@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"image"
 	"image/png"
+	"math"
 	"testing"
 )
 
@@ -11,7 +12,7 @@ import (
 // plasma-workspace-wallpapers; skipped when it is not installed) on one
 // goroutine and reports img/s.
 func BenchmarkDecodePhotos(b *testing.B) {
-	photos := photographs(b, 40)
+	photos := photographs(b, 40, math.MaxInt)
 	if len(photos) == 0 {
 		b.Skip("no photographs: apt-get install plasma-workspace-wallpapers")
 	}

@@ -1,0 +1,216 @@
+package decode
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"image/png"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/supflow/supflow/imgdecode"
+	"github.com/supflow/supflow/messages"
+)
+
+var errMissing = errors.New("test: no such key")
+
+// memObjects is an in-memory Getter; keys listed in fail return that error.
+type memObjects struct {
+	objects map[string][]byte
+	fail    map[string]error
+}
+
+func (m memObjects) Get(ctx context.Context, key string) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := m.fail[key]; err != nil {
+		return nil, err
+	}
+	b, ok := m.objects[key]
+	if !ok {
+		return nil, fmt.Errorf("get %q: %w", key, errMissing)
+	}
+	return b, nil
+}
+
+func isMissing(err error) bool { return errors.Is(err, errMissing) }
+
+func testImage(w, h int) *image.NRGBA {
+	m := image.NewNRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			m.Set(x, y, color.NRGBA{uint8(x * 8), uint8(y * 8), uint8(x + y), 255})
+		}
+	}
+	return m
+}
+
+func pngBytes(t *testing.T, m image.Image) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := png.Encode(&b, m); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func jpegBytes(t *testing.T, m image.Image) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, m, nil); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func TestHandle(t *testing.T) {
+	png := pngBytes(t, testImage(24, 16))
+	objects := memObjects{
+		objects: map[string][]byte{
+			"ok.png":     png,
+			"photo.jpg":  jpegBytes(t, testImage(64, 48)),
+			"png.jpg":    png,
+			"corrupt":    png[:len(png)/2],
+			"text.jpg":   []byte("<Error>AccessDenied</Error>"),
+			"empty":      {},
+			"big.png":    pngBytes(t, image.NewGray(image.Rect(0, 0, 200, 200))),
+			"large.blob": make([]byte, 2048),
+		},
+		fail: map[string]error{"flaky": errors.New("connection reset")},
+	}
+	tests := []struct {
+		name      string
+		cfg       Config
+		noIsNF    bool // leave Config.IsNotFound nil
+		key       string
+		wantSize  [3]int // width, height, channels
+		wantErr   error  // nil: success
+		permanent bool
+	}{
+		{name: "png", key: "ok.png", wantSize: [3]int{24, 16, 3}},
+		{name: "png named jpg", key: "png.jpg", wantSize: [3]int{24, 16, 3}},
+		{name: "gray", cfg: Config{Gray: true}, key: "ok.png", wantSize: [3]int{24, 16, 1}},
+		{name: "jpeg resized", cfg: Config{ResizeShorter: 12}, key: "photo.jpg", wantSize: [3]int{16, 12, 3}},
+		{name: "missing", key: "nope", wantErr: ErrNotFound, permanent: true},
+		{name: "missing without IsNotFound is transient", noIsNF: true, key: "nope", wantErr: errMissing},
+		{name: "transient fetch error", key: "flaky", wantErr: objects.fail["flaky"]},
+		{name: "truncated", key: "corrupt", wantErr: imgdecode.ErrCorrupt, permanent: true},
+		{name: "text named jpg", key: "text.jpg", wantErr: imgdecode.ErrFormat, permanent: true},
+		{name: "zero bytes", key: "empty", wantErr: imgdecode.ErrEmpty, permanent: true},
+		{name: "over pixel limit", cfg: Config{MaxPixels: 100 * 100}, key: "big.png", wantErr: imgdecode.ErrTooLarge, permanent: true},
+		{name: "over object limit", cfg: Config{MaxObjectBytes: 1024}, key: "large.blob", wantErr: ErrObjectTooLarge, permanent: true},
+		{name: "empty key", key: "", wantErr: ErrInvalidTask, permanent: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if !tt.noIsNF {
+				tt.cfg.IsNotFound = isMissing
+			}
+			s, err := New(tt.cfg, objects)
+			if err != nil {
+				t.Fatal(err)
+			}
+			task := messages.DecodeTask{RunID: "run1", Epoch: 3, SampleID: 42, Key: tt.key, Label: 7, Split: "train"}
+			img, err := s.Handle(context.Background(), task)
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) || errors.Is(err, messages.ErrPermanent) != tt.permanent {
+					t.Fatalf("err = %v, want %v with permanent=%v", err, tt.wantErr, tt.permanent)
+				}
+				if tt.key != "" && !strings.Contains(err.Error(), tt.key) {
+					t.Fatalf("error %q does not name the key", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := messages.Image{RunID: "run1", Epoch: 3, SampleID: 42, Label: 7, Split: "train",
+				Width: uint32(tt.wantSize[0]), Height: uint32(tt.wantSize[1]), Channels: uint8(tt.wantSize[2])}
+			got := img
+			got.Pixels = nil
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("image = %+v, want %+v", got, want)
+			}
+			if len(img.Pixels) != tt.wantSize[0]*tt.wantSize[1]*tt.wantSize[2] {
+				t.Fatalf("%d pixel bytes for %v", len(img.Pixels), tt.wantSize)
+			}
+		})
+	}
+}
+
+func TestHandleCanceled(t *testing.T) {
+	s, err := New(Config{IsNotFound: isMissing}, memObjects{objects: map[string][]byte{"a": pngBytes(t, testImage(2, 2))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err = s.Handle(ctx, messages.DecodeTask{Key: "a"})
+	if !errors.Is(err, context.Canceled) || errors.Is(err, messages.ErrPermanent) {
+		t.Fatalf("err = %v, want a transient context.Canceled", err)
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	objects := memObjects{}
+	tests := []struct {
+		name    string
+		cfg     Config
+		objects Getter
+		ok      bool
+	}{
+		{"zero config", Config{}, objects, true},
+		{"all set", Config{MaxPixels: 1 << 20, MaxObjectBytes: 1 << 20, ResizeShorter: 32, Gray: true, IsNotFound: isMissing}, objects, true},
+		{"nil getter", Config{}, nil, false},
+		{"negative object limit", Config{MaxObjectBytes: -1}, objects, false},
+		{"negative pixel limit", Config{MaxPixels: -1}, objects, false},
+		{"negative resize", Config{ResizeShorter: -5}, objects, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := New(tt.cfg, tt.objects)
+			if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrInvalidConfig)) {
+				t.Fatalf("New = %v, want ok=%v", err, tt.ok)
+			}
+		})
+	}
+}
+
+func TestHandleConcurrent(t *testing.T) {
+	objects := memObjects{objects: map[string][]byte{}}
+	for i := range 16 {
+		objects.objects[fmt.Sprint(i)] = jpegBytes(t, testImage(40+i, 30))
+	}
+	s, err := New(Config{ResizeShorter: 20, IsNotFound: isMissing}, objects)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range 16 {
+				key := fmt.Sprint((i + w) % 16)
+				img, err := s.Handle(context.Background(), messages.DecodeTask{Key: key, SampleID: uint64(i)})
+				if err == nil && (img.Height != 20 || img.SampleID != uint64(i)) {
+					err = fmt.Errorf("key %s: got %dx%d sample %d", key, img.Width, img.Height, img.SampleID)
+				}
+				if err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
