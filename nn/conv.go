@@ -78,8 +78,21 @@ func span(off, size, stride, out int) (lo, hi int) {
 	return min(lo, hi), hi
 }
 
-// im2col unfolds one image x [C,H,W] into col [C*kh*kw, Ho*Wo].
-func im2col[T float](g *convGeom, x, col []T) {
+// gemmCols is the least number of columns a convolution GEMM should have:
+// images are unfolded side by side until their output positions reach it,
+// so that deep layers with few positions per image still make GEMMs big
+// enough for BLAS to run efficiently.
+const gemmCols = 256
+
+// chunk returns how many images each GEMM covers.
+func (g convGeom) chunk() int {
+	p := g.ho * g.wo
+	return min(g.n, max(1, (gemmCols+p-1)/p))
+}
+
+// im2col unfolds one image x [C,H,W] into the columns [off, off+Ho*Wo) of
+// col, a [C*kh*kw, ld] matrix.
+func im2col[T float](g *convGeom, x, col []T, ld, off int) {
 	hw, howo := g.h*g.w, g.ho*g.wo
 	r := 0
 	for c := 0; c < g.c; c++ {
@@ -87,9 +100,9 @@ func im2col[T float](g *convGeom, x, col []T) {
 		for u := 0; u < g.kh; u++ {
 			ilo, ihi := span(u-g.pad, g.h, g.stride, g.ho)
 			for v := 0; v < g.kw; v++ {
-				off := v - g.pad
-				jlo, jhi := span(off, g.w, g.stride, g.wo)
-				row := col[r*howo : (r+1)*howo]
+				xoff := v - g.pad
+				jlo, jhi := span(xoff, g.w, g.stride, g.wo)
+				row := col[r*ld+off : r*ld+off+howo]
 				r++
 				clear(row[:ilo*g.wo])
 				clear(row[ihi*g.wo:])
@@ -103,11 +116,11 @@ func im2col[T float](g *convGeom, x, col []T) {
 					clear(dst[:jlo])
 					clear(dst[jhi:])
 					if g.stride == 1 {
-						copy(dst[jlo:jhi], src[jlo+off:jhi+off])
+						copy(dst[jlo:jhi], src[jlo+xoff:jhi+xoff])
 						continue
 					}
 					for j := jlo; j < jhi; j++ {
-						dst[j] = src[j*g.stride+off]
+						dst[j] = src[j*g.stride+xoff]
 					}
 				}
 			}
@@ -115,9 +128,9 @@ func im2col[T float](g *convGeom, x, col []T) {
 	}
 }
 
-// col2im adds the unfolded col [C*kh*kw, Ho*Wo] back into the image x
-// [C,H,W]; it is the transpose of im2col.
-func col2im[T float](g *convGeom, col, x []T) {
+// col2im adds the columns [off, off+Ho*Wo) of col, a [C*kh*kw, ld]
+// matrix, back into the image x [C,H,W]; it is the transpose of im2col.
+func col2im[T float](g *convGeom, col, x []T, ld, off int) {
 	hw, howo := g.h*g.w, g.ho*g.wo
 	r := 0
 	for c := 0; c < g.c; c++ {
@@ -125,9 +138,9 @@ func col2im[T float](g *convGeom, col, x []T) {
 		for u := 0; u < g.kh; u++ {
 			ilo, ihi := span(u-g.pad, g.h, g.stride, g.ho)
 			for v := 0; v < g.kw; v++ {
-				off := v - g.pad
-				jlo, jhi := span(off, g.w, g.stride, g.wo)
-				row := col[r*howo : (r+1)*howo]
+				xoff := v - g.pad
+				jlo, jhi := span(xoff, g.w, g.stride, g.wo)
+				row := col[r*ld+off : r*ld+off+howo]
 				r++
 				if jlo == jhi {
 					continue
@@ -136,14 +149,14 @@ func col2im[T float](g *convGeom, col, x []T) {
 					src := row[i*g.wo : (i+1)*g.wo]
 					dst := xc[(i*g.stride+u-g.pad)*g.w:]
 					if g.stride == 1 {
-						d := dst[jlo+off : jhi+off]
+						d := dst[jlo+xoff : jhi+xoff]
 						for j, s := range src[jlo:jhi] {
 							d[j] += s
 						}
 						continue
 					}
 					for j := jlo; j < jhi; j++ {
-						dst[j*g.stride+off] += src[j]
+						dst[j*g.stride+xoff] += src[j]
 					}
 				}
 			}
@@ -151,64 +164,148 @@ func col2im[T float](g *convGeom, col, x []T) {
 	}
 }
 
-// convForward computes y [N,O,Ho,Wo] from x and w.
-func convForward[T float](g *convGeom, x, w, y []T, sc *scratch) {
-	chw, ohw, howo, k := g.c*g.h*g.w, g.o*g.ho*g.wo, g.ho*g.wo, g.colRows()
-	var col []T
-	if !g.direct() {
-		col = getScratch[T](sc, k*howo)
-	}
-	for n := 0; n < g.n; n++ {
-		xn := x[n*chw : (n+1)*chw]
-		if g.direct() {
-			col = xn
-		} else {
-			im2col(g, xn, col)
-		}
-		gemm(false, false, g.o, howo, k, 1, w, k, col, howo, 0, y[n*ohw:(n+1)*ohw], howo)
+// convPass is one chunk of nb images starting at image n0, cols columns wide.
+type convPass struct {
+	n0, nb, cols int
+}
+
+// unfold writes the chunk's images side by side into col [K, cols].
+func unfold[T float](g *convGeom, x, col []T, p convPass) {
+	chw, howo := g.c*g.h*g.w, g.ho*g.wo
+	for i := 0; i < p.nb; i++ {
+		n := p.n0 + i
+		im2col(g, x[n*chw:(n+1)*chw], col, p.cols, i*howo)
 	}
 }
 
-// convGradX computes dx [N,C,H,W] from w and dy.
-func convGradX[T float](g *convGeom, w, dy, dx []T, sc *scratch) {
-	chw, ohw, howo, k := g.c*g.h*g.w, g.o*g.ho*g.wo, g.ho*g.wo, g.colRows()
-	var col []T
-	if !g.direct() {
-		col = getScratch[T](sc, k*howo)
-		clear(dx)
-	}
-	for n := 0; n < g.n; n++ {
-		dxn := dx[n*chw : (n+1)*chw]
-		if g.direct() {
-			col = dxn
-		}
-		gemm(true, false, k, howo, g.o, 1, w, k, dy[n*ohw:(n+1)*ohw], howo, 0, col, howo)
-		if !g.direct() {
-			col2im(g, col, dxn)
+// toStage copies the chunk's rows of t [N,O,Ho*Wo] into m [O, cols];
+// fromStage is its inverse.
+func toStage[T float](g *convGeom, t, m []T, p convPass) {
+	howo, ohw := g.ho*g.wo, g.o*g.ho*g.wo
+	for i := 0; i < p.nb; i++ {
+		base := (p.n0 + i) * ohw
+		for o := 0; o < g.o; o++ {
+			copy(m[o*p.cols+i*howo:o*p.cols+(i+1)*howo], t[base+o*howo:base+(o+1)*howo])
 		}
 	}
 }
 
-// convGradW computes dw [O,C,kh,kw] from x and dy.
-func convGradW[T float](g *convGeom, x, dy, dw []T, sc *scratch) {
+func fromStage[T float](g *convGeom, m, t []T, p convPass) {
+	howo, ohw := g.ho*g.wo, g.o*g.ho*g.wo
+	for i := 0; i < p.nb; i++ {
+		base := (p.n0 + i) * ohw
+		for o := 0; o < g.o; o++ {
+			copy(t[base+o*howo:base+(o+1)*howo], m[o*p.cols+i*howo:o*p.cols+(i+1)*howo])
+		}
+	}
+}
+
+// passes calls f for every chunk of images.
+func passes(g *convGeom, f func(convPass)) {
+	ch, howo := g.chunk(), g.ho*g.wo
+	for n0 := 0; n0 < g.n; n0 += ch {
+		nb := min(ch, g.n-n0)
+		f(convPass{n0: n0, nb: nb, cols: nb * howo})
+	}
+}
+
+// convForward computes y [N,O,Ho,Wo] from x and w: y = W [O,K] times the
+// unfolded images [K, cols], one GEMM per chunk.
+func convForward[T float](g *convGeom, x, w, y []T) {
 	chw, ohw, howo, k := g.c*g.h*g.w, g.o*g.ho*g.wo, g.ho*g.wo, g.colRows()
-	var col []T
-	if !g.direct() {
-		col = getScratch[T](sc, k*howo)
-	}
-	for n := 0; n < g.n; n++ {
-		xn := x[n*chw : (n+1)*chw]
-		if g.direct() {
-			col = xn
-		} else {
-			im2col(g, xn, col)
+	ch := g.chunk()
+	if g.direct() && ch == 1 {
+		for n := 0; n < g.n; n++ {
+			gemm(false, false, g.o, howo, k, 1, w, k, x[n*chw:(n+1)*chw], howo, 0, y[n*ohw:(n+1)*ohw], howo)
 		}
-		var beta T
-		if n > 0 {
-			beta = 1
-		}
-		gemm(false, true, g.o, k, howo, 1, dy[n*ohw:(n+1)*ohw], howo, col, howo, beta, dw, k)
+		return
 	}
+	col := getWork[T](k * ch * howo)
+	defer putWork(col)
+	var stage []T
+	if ch > 1 {
+		stage = getWork[T](g.o * ch * howo)
+		defer putWork(stage)
+	}
+	passes(g, func(p convPass) {
+		unfold(g, x, col, p)
+		if p.nb == 1 {
+			gemm(false, false, g.o, p.cols, k, 1, w, k, col, p.cols, 0, y[p.n0*ohw:(p.n0+1)*ohw], p.cols)
+			return
+		}
+		gemm(false, false, g.o, p.cols, k, 1, w, k, col, p.cols, 0, stage, p.cols)
+		fromStage(g, stage, y, p)
+	})
+}
+
+// convGradX computes dx [N,C,H,W] from w and dy: the unfolded gradient
+// W^T dy, folded back per image.
+func convGradX[T float](g *convGeom, w, dy, dx []T) {
+	chw, ohw, howo, k := g.c*g.h*g.w, g.o*g.ho*g.wo, g.ho*g.wo, g.colRows()
+	ch := g.chunk()
+	if g.direct() && ch == 1 {
+		for n := 0; n < g.n; n++ {
+			gemm(true, false, k, howo, g.o, 1, w, k, dy[n*ohw:(n+1)*ohw], howo, 0, dx[n*chw:(n+1)*chw], howo)
+		}
+		return
+	}
+	clear(dx)
+	col := getWork[T](k * ch * howo)
+	defer putWork(col)
+	var stage []T
+	if ch > 1 {
+		stage = getWork[T](g.o * ch * howo)
+		defer putWork(stage)
+	}
+	passes(g, func(p convPass) {
+		dym := dy[p.n0*ohw : (p.n0+1)*ohw]
+		if p.nb > 1 {
+			toStage(g, dy, stage, p)
+			dym = stage
+		}
+		gemm(true, false, k, p.cols, g.o, 1, w, k, dym, p.cols, 0, col, p.cols)
+		for i := 0; i < p.nb; i++ {
+			n := p.n0 + i
+			col2im(g, col, dx[n*chw:(n+1)*chw], p.cols, i*howo)
+		}
+	})
+}
+
+// convGradW computes dw [O,C,kh,kw] from x and dy: the sum over chunks of
+// dy [O, cols] times the unfolded images transposed.
+func convGradW[T float](g *convGeom, x, dy, dw []T) {
+	chw, ohw, howo, k := g.c*g.h*g.w, g.o*g.ho*g.wo, g.ho*g.wo, g.colRows()
+	ch := g.chunk()
+	if g.direct() && ch == 1 {
+		for n := 0; n < g.n; n++ {
+			gemm(false, true, g.o, k, howo, 1, dy[n*ohw:(n+1)*ohw], howo, x[n*chw:(n+1)*chw], howo, beta[T](n), dw, k)
+		}
+		return
+	}
+	col := getWork[T](k * ch * howo)
+	defer putWork(col)
+	var stage []T
+	if ch > 1 {
+		stage = getWork[T](g.o * ch * howo)
+		defer putWork(stage)
+	}
+	passes(g, func(p convPass) {
+		unfold(g, x, col, p)
+		dym := dy[p.n0*ohw : (p.n0+1)*ohw]
+		if p.nb > 1 {
+			toStage(g, dy, stage, p)
+			dym = stage
+		}
+		gemm(false, true, g.o, k, p.cols, 1, dym, p.cols, col, p.cols, beta[T](p.n0), dw, k)
+	})
+}
+
+// beta is the GEMM accumulation factor: overwrite on the first pass.
+func beta[T float](n0 int) T {
+	if n0 == 0 {
+		return 0
+	}
+	return 1
 }
 
 // convOp is the forward convolution: (x, w) -> y.
@@ -216,7 +313,6 @@ type convOp struct {
 	opBase
 	stride, pad int
 	out         buffer
-	col         scratch
 }
 
 func (op *convOp) Arity() int         { return 2 }
@@ -246,9 +342,9 @@ func (op *convOp) Do(inputs ...G.Value) (G.Value, error) {
 	}
 	y := op.out.get(in[0].Dtype(), g.yShape())
 	if y.Dtype() == tensor.Float64 {
-		convForward(&g, data[float64](in[0]), data[float64](in[1]), data[float64](y), &op.col)
+		convForward(&g, data[float64](in[0]), data[float64](in[1]), data[float64](y))
 	} else {
-		convForward(&g, data[float32](in[0]), data[float32](in[1]), data[float32](y), &op.col)
+		convForward(&g, data[float32](in[0]), data[float32](in[1]), data[float32](y))
 	}
 	return y, nil
 }
@@ -278,7 +374,6 @@ type convGradXOp struct {
 	opBase
 	geom convGeom
 	out  buffer
-	col  scratch
 }
 
 func (op *convGradXOp) Arity() int    { return 2 }
@@ -303,9 +398,9 @@ func (op *convGradXOp) Do(inputs ...G.Value) (G.Value, error) {
 	}
 	dx := op.out.get(in[0].Dtype(), g.xShape())
 	if dx.Dtype() == tensor.Float64 {
-		convGradX(g, data[float64](in[0]), data[float64](in[1]), data[float64](dx), &op.col)
+		convGradX(g, data[float64](in[0]), data[float64](in[1]), data[float64](dx))
 	} else {
-		convGradX(g, data[float32](in[0]), data[float32](in[1]), data[float32](dx), &op.col)
+		convGradX(g, data[float32](in[0]), data[float32](in[1]), data[float32](dx))
 	}
 	return dx, nil
 }
@@ -315,7 +410,6 @@ type convGradWOp struct {
 	opBase
 	geom convGeom
 	out  buffer
-	col  scratch
 }
 
 func (op *convGradWOp) Arity() int    { return 2 }
@@ -340,9 +434,9 @@ func (op *convGradWOp) Do(inputs ...G.Value) (G.Value, error) {
 	}
 	dw := op.out.get(in[0].Dtype(), g.wShape())
 	if dw.Dtype() == tensor.Float64 {
-		convGradW(g, data[float64](in[0]), data[float64](in[1]), data[float64](dw), &op.col)
+		convGradW(g, data[float64](in[0]), data[float64](in[1]), data[float64](dw))
 	} else {
-		convGradW(g, data[float32](in[0]), data[float32](in[1]), data[float32](dw), &op.col)
+		convGradW(g, data[float32](in[0]), data[float32](in[1]), data[float32](dw))
 	}
 	return dw, nil
 }

@@ -56,6 +56,11 @@ var convCases = []struct {
 	{x: []int{2, 3, 9, 8}, w: []int{2, 3, 7, 7}, stride: 2, pad: 3},
 	{x: []int{1, 2, 4, 6}, w: []int{3, 2, 3, 2}, stride: 1, pad: 1},
 	{x: []int{1, 1, 1, 1}, w: []int{2, 1, 5, 5}, stride: 1, pad: 2},
+	// 64 positions per image: chunks of 4 images, then a single one.
+	{x: []int{5, 2, 8, 8}, w: []int{3, 2, 3, 3}, stride: 1, pad: 1},
+	// 256 positions per image: one image per GEMM, 1x1 without unfolding.
+	{x: []int{2, 3, 16, 16}, w: []int{4, 3, 1, 1}, stride: 1, pad: 0},
+	{x: []int{2, 3, 16, 16}, w: []int{4, 3, 3, 3}, stride: 1, pad: 1},
 }
 
 func convName(x, w []int, stride, pad int) string {

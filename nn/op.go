@@ -150,19 +150,6 @@ func data[T float](t *tensor.Dense) []T {
 	return any(t.Float32s()[:n]).([]T)
 }
 
-// scratch is a reusable slice of T kept as any so that non-generic op
-// structs can own it.
-type scratch struct{ s any }
-
-func getScratch[T float](sc *scratch, n int) []T {
-	if s, ok := sc.s.([]T); ok && cap(s) >= n {
-		return s[:n]
-	}
-	s := make([]T, n)
-	sc.s = s
-	return s
-}
-
 // apply adds op to the graph of its children, naming the failure.
 func apply(op G.Op, children ...*G.Node) (*G.Node, error) {
 	n, err := G.ApplyOp(op, children...)
