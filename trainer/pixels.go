@@ -1,0 +1,120 @@
+package trainer
+
+import (
+	"context"
+	"fmt"
+
+	"gorgonia.org/tensor"
+)
+
+// Images is a set of same-size uint8 images, row-major HWC, back to back.
+type Images struct {
+	N, Height, Width, Channels int
+	Pixels                     []uint8
+}
+
+// fill writes the batch's views, normalized, into dst [rows,C,H,W]; row r is
+// view r/Size of sample r%Size, the order of b.Pixels.
+func (t *CPU) fill(dst *tensor.Dense, b Batch) error {
+	if b.Float != nil {
+		switch d := dst.Data().(type) {
+		case []float32:
+			copy(d, b.Float)
+		case []float64:
+			for i, v := range b.Float {
+				d[i] = float64(v)
+			}
+		}
+		return nil
+	}
+	return t.normalize(dst, b.Pixels, b.Size*b.Views, b.Height, b.Width, b.Channels)
+}
+
+func (t *CPU) normalize(dst *tensor.Dense, px []uint8, rows, h, w, c int) error {
+	scale := make([]float64, c)
+	shift := make([]float64, c)
+	for k := range c {
+		scale[k] = 1 / (255 * t.cfg.Std[k])
+		shift[k] = -t.cfg.Mean[k] / t.cfg.Std[k]
+	}
+	switch d := dst.Data().(type) {
+	case []float32:
+		toNCHW(d, px, rows, h, w, c, scale, shift)
+	case []float64:
+		toNCHW(d, px, rows, h, w, c, scale, shift)
+	default:
+		return fmt.Errorf("trainer: input dtype %T", d)
+	}
+	return nil
+}
+
+func toNCHW[T float32 | float64](dst []T, px []uint8, rows, h, w, c int, scale, shift []float64) {
+	plane := h * w
+	for r := range rows {
+		src := px[r*plane*c : (r+1)*plane*c]
+		out := dst[r*plane*c : (r+1)*plane*c]
+		for k := range c {
+			o := out[k*plane : (k+1)*plane]
+			sc, sh := scale[k], shift[k]
+			for i := range plane {
+				o[i] = T(float64(src[i*c+k])*sc + sh)
+			}
+		}
+	}
+}
+
+// encodeChunk is the batch size Encode runs at: fixed, so that one graph
+// serves any number of images (the last chunk is padded).
+const encodeChunk = 128
+
+// Encode returns the encoder features [N, d] of images in eval mode (running
+// batch-norm statistics, no update), as float32 rows. Training mode is
+// restored by the next Step.
+func (t *CPU) Encode(ctx context.Context, im Images) ([]float32, int, error) {
+	if im.N < 1 || im.Height < 1 || im.Width < 1 || im.Channels != t.model.Config().InChannels {
+		return nil, 0, fmt.Errorf("%w: %d images of %dx%dx%d for a %d-channel model", ErrBatch, im.N, im.Height, im.Width, im.Channels, t.model.Config().InChannels)
+	}
+	size := im.Height * im.Width * im.Channels
+	if len(im.Pixels) != im.N*size {
+		return nil, 0, fmt.Errorf("%w: %d pixel bytes for %d images of %d", ErrBatch, len(im.Pixels), im.N, size)
+	}
+	d := t.model.EncoderDim()
+	out := make([]float32, im.N*d)
+	t.model.SetTraining(false)
+	chunk := min(encodeChunk, im.N)
+	key := graphKey{rows: chunk, h: im.Height, w: im.Width}
+	buf, ok := t.encode[key]
+	if !ok {
+		buf = &encodeBuf{input: tensor.New(tensor.Of(t.dt), tensor.WithShape(chunk, im.Channels, im.Height, im.Width))}
+		t.encode[key] = buf
+	}
+	padded := make([]uint8, chunk*size)
+	for lo := 0; lo < im.N; lo += chunk {
+		if err := ctx.Err(); err != nil {
+			return nil, 0, err
+		}
+		n := min(chunk, im.N-lo)
+		src := im.Pixels[lo*size : (lo+n)*size]
+		if n < chunk {
+			clear(padded)
+			copy(padded, src)
+			src = padded
+		}
+		if err := t.normalize(buf.input, src, chunk, im.Height, im.Width, im.Channels); err != nil {
+			return nil, 0, err
+		}
+		res, err := t.model.Forward(buf.input)
+		if err != nil {
+			return nil, 0, fmt.Errorf("trainer: encode: %w", err)
+		}
+		switch f := res.Encoder.Data().(type) {
+		case []float32:
+			copy(out[lo*d:], f[:n*d])
+		case []float64:
+			for i, v := range f[:n*d] {
+				out[lo*d+i] = float32(v)
+			}
+		}
+	}
+	return out, d, nil
+}
