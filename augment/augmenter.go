@@ -137,3 +137,9 @@ func (a *Augmenter) AppendViews(dst []byte, src Pixels, k Key) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// Clone returns an Augmenter with the same Config and its own scratch space,
+// for another goroutine.
+func (a *Augmenter) Clone() *Augmenter {
+	return &Augmenter{cfg: a.cfg}
+}

@@ -1,0 +1,25 @@
+package augment_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+
+	augops "github.com/supflow/supflow/augment"
+	"github.com/supflow/supflow/messages"
+	"github.com/supflow/supflow/stages/augment"
+)
+
+func ExampleStage_Handle() {
+	s, err := augment.New(augment.Config{Seed: 7, Config: augops.Config{Size: 24}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	img := messages.Image{SampleID: 1, Height: 32, Width: 48, Channels: 3, Pixels: make([]byte, 32*48*3)}
+	vg, err := s.Handle(context.Background(), img)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(vg.NViews, vg.Height, vg.Width, vg.Channels, len(vg.Pixels))
+	// Output: 2 24 24 3 3456
+}
