@@ -1,0 +1,23 @@
+// Package checkpoint owns the on-disk training state of supflow: model
+// tensors under their PyTorch state_dict names, the optimizer's momentum
+// buffers, and metadata (format version, step, epoch, dtype, model and
+// optimizer configuration, RNG state), in one safetensors file.
+//
+// Layout:
+//
+//   - model tensors under their state_dict names, F32 or F64 as the model's
+//     dtype; BatchNorm num_batches_tracked counters as I64, as PyTorch keeps
+//     them;
+//   - momentum buffers under "optimizer.momentum.<parameter name>", same
+//     dtype and shape as the parameter;
+//   - "__metadata__" strings: "format" = "pt" and the "supflow.*" keys
+//     below, plus any caller-defined extras.
+//
+// Stripping the "optimizer." tensors leaves a state_dict that PyTorch's
+// load_state_dict(strict=True) accepts for SupContrast's SupConResNet of the
+// same widths (see testdata/load_in_torch.py).
+//
+// The package knows nothing about the model: it stores named, shaped arrays
+// and refuses ones that do not match an expected list ([Check]). It must
+// not import messages, bus, store, model or any stage.
+package checkpoint

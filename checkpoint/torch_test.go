@@ -1,0 +1,173 @@
+package checkpoint
+
+import (
+	"encoding/json"
+	"errors"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/supflow/supflow/internal/testdata"
+	"github.com/supflow/supflow/safetensors"
+)
+
+// runTorch runs the script on paths with the first interpreter that can
+// import torch ($SUPFLOW_TORCH_PYTHON, Debian's /usr/bin/python3, python3 on
+// PATH). It reports ok=false when none can.
+func runTorch(t *testing.T, script string, paths []string) ([]byte, bool) {
+	t.Helper()
+	for _, py := range []string{os.Getenv("SUPFLOW_TORCH_PYTHON"), "/usr/bin/python3", "python3"} {
+		if py == "" {
+			continue
+		}
+		out, err := exec.Command(py, append([]string{script}, paths...)...).Output()
+		if err == nil {
+			return out, true
+		}
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && strings.Contains(string(ee.Stderr), "No module named 'torch'") {
+			continue
+		}
+		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		var stderr []byte
+		if ee != nil {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("%s refused the checkpoints: %v\n%s", py, err, stderr)
+	}
+	return nil, false
+}
+
+// fixtureState builds a checkpoint from the init/* tensors of a resnet
+// fixture (counters as I64, floats as dtype) with the b4_16px gradients
+// standing in for momentum buffers.
+func fixtureState(t *testing.T, model, dtype string) State {
+	t.Helper()
+	dir := testdata.Dir(t, "resnet")
+	f, err := safetensors.ReadFile(filepath.Join(dir, model+".safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, model+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta struct {
+		Architecture json.RawMessage `json:"architecture"`
+		Optimizer    json.RawMessage `json:"optimizer"`
+		Parameters   []NameShape     `json:"parameters"`
+		Buffers      []NameShape     `json:"buffers"`
+	}
+	if err := json.Unmarshal(raw, &meta); err != nil {
+		t.Fatal(err)
+	}
+	tensor := func(name string) Tensor {
+		v, shape, err := f.Float64s(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dtype == Float64 {
+			return Tensor{Shape: shape, F64: v}
+		}
+		f32 := make([]float32, len(v))
+		for i, x := range v {
+			f32[i] = float32(x)
+		}
+		return Tensor{Shape: shape, F32: f32}
+	}
+	s := State{
+		Tensors:  map[string]Tensor{},
+		Momentum: map[string]Tensor{},
+		Meta:     Meta{Step: 2, Epoch: 1, DType: dtype, Model: meta.Architecture, Optimizer: meta.Optimizer, RNG: "1234"},
+	}
+	for _, p := range meta.Parameters {
+		s.Tensors[p.Name] = tensor("init/" + p.Name)
+		s.Momentum[p.Name] = tensor("b4_16px/grad/" + p.Name)
+	}
+	for _, b := range meta.Buffers {
+		if !strings.HasSuffix(b.Name, "num_batches_tracked") {
+			s.Tensors[b.Name] = tensor("init/" + b.Name)
+			continue
+		}
+		// The fixture stores the counter as F64; PyTorch keeps an int64.
+		v, shape, err := f.Float64s("b4_16px/after_forward2/" + b.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Tensors[b.Name] = Tensor{Shape: shape, I64: []int64{int64(v[0])}}
+	}
+	if err := Check(s, append(meta.Parameters, meta.Buffers...)); err != nil {
+		t.Fatalf("fixture state does not match its own parameter list: %v", err)
+	}
+	return s
+}
+
+// TestLoadInTorch writes fixture checkpoints and has PyTorch load them into
+// SupContrast's SupConResNet with load_state_dict(strict=True). It is a
+// compatibility demo: it skips where python3 with torch is absent.
+func TestLoadInTorch(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs PyTorch")
+	}
+	script, err := filepath.Abs(filepath.Join("testdata", "load_in_torch.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct{ model, dtype, block string }{
+		{"tiny_basic", Float32, "basic"},
+		{"tiny_bottleneck", Float64, "bottleneck"},
+	}
+	states := make([]State, len(cases))
+	paths := make([]string, len(cases))
+	for i, tc := range cases {
+		states[i] = fixtureState(t, tc.model, tc.dtype)
+		paths[i] = filepath.Join(t.TempDir(), tc.model+".safetensors")
+		if err := WriteFile(paths[i], states[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, ok := runTorch(t, script, paths)
+	if !ok {
+		t.Skip("no python3 with torch (Debian: apt-get install python3-torch)")
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != len(cases) {
+		t.Fatalf("script printed %d lines for %d checkpoints:\n%s", len(lines), len(cases), out)
+	}
+	for i, tc := range cases {
+		var res struct {
+			OK       bool               `json:"ok"`
+			Arch     map[string]any     `json:"arch"`
+			Tensors  int                `json:"tensors"`
+			Momentum int                `json:"momentum"`
+			Sums     map[string]float64 `json:"sums"`
+		}
+		if err := json.Unmarshal([]byte(lines[i]), &res); err != nil {
+			t.Fatalf("script output %q: %v", lines[i], err)
+		}
+		s := states[i]
+		if !res.OK || res.Arch["block"] != tc.block || res.Tensors != len(s.Tensors) || res.Momentum != len(s.Momentum) {
+			t.Fatalf("%s: unexpected result %s", tc.model, lines[i])
+		}
+		for name, x := range s.Tensors {
+			var sum float64
+			for _, v := range x.F32 {
+				sum += float64(v)
+			}
+			for _, v := range x.F64 {
+				sum += v
+			}
+			for _, v := range x.I64 {
+				sum += float64(v)
+			}
+			if got, ok := res.Sums[name]; !ok || math.Abs(got-sum) > 1e-9*math.Max(1, math.Abs(sum)) {
+				t.Errorf("%s %s: PyTorch sum %v, Go sum %v", tc.model, name, got, sum)
+			}
+		}
+	}
+}
