@@ -1,0 +1,121 @@
+package dataset
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/supflow/supflow/store"
+)
+
+// Statter is what Missing needs; *store.Client has it.
+type Statter interface {
+	Stat(ctx context.Context, key string) (store.ObjectInfo, error)
+}
+
+// Missing stats every entry's object, concurrency at a time (default 8),
+// and returns the entries whose object does not exist, in manifest order.
+// A missing object is reported, not an error; any other failure is.
+func Missing(ctx context.Context, b Statter, entries []Entry, concurrency int) ([]Entry, error) {
+	if concurrency <= 0 {
+		concurrency = 8
+	}
+	missing := make([]bool, len(entries))
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	idx := make(chan int)
+	var wg sync.WaitGroup
+	for range concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range idx {
+				_, err := b.Stat(ctx, entries[i].Key)
+				switch {
+				case errors.Is(err, store.ErrNotFound):
+					missing[i] = true
+				case err != nil:
+					cancel(fmt.Errorf("dataset: check %s: %w", entries[i].Key, err))
+				}
+			}
+		}()
+	}
+feed:
+	for i := range entries {
+		select {
+		case idx <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(idx)
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return nil, err
+	}
+	var out []Entry
+	for i, m := range missing {
+		if m {
+			out = append(out, entries[i])
+		}
+	}
+	return out, nil
+}
+
+// Getter is what Load needs; *store.Client has it.
+type Getter interface {
+	Get(ctx context.Context, key string) ([]byte, error)
+}
+
+// Dataset is a data set as read back from the bucket.
+type Dataset struct {
+	Entries []Entry
+	Classes []string
+	Info    Info
+}
+
+// Split returns the entries of one split, in manifest order.
+func (d Dataset) Split(name string) []Entry {
+	var out []Entry
+	for _, e := range d.Entries {
+		if e.Split == name {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Load reads the manifest, classes.json and info.json under prefix and
+// checks that they agree.
+func Load(ctx context.Context, g Getter, prefix string) (Dataset, error) {
+	var d Dataset
+	raw, err := g.Get(ctx, ClassesKey(prefix))
+	if err != nil {
+		return Dataset{}, fmt.Errorf("dataset: load: %w", err)
+	}
+	if d.Classes, err = ReadClasses(bytes.NewReader(raw)); err != nil {
+		return Dataset{}, err
+	}
+	if raw, err = g.Get(ctx, InfoKey(prefix)); err != nil {
+		return Dataset{}, fmt.Errorf("dataset: load: %w", err)
+	}
+	if d.Info, err = ReadInfo(bytes.NewReader(raw)); err != nil {
+		return Dataset{}, err
+	}
+	if raw, err = g.Get(ctx, ManifestKey(prefix)); err != nil {
+		return Dataset{}, fmt.Errorf("dataset: load: %w", err)
+	}
+	err = ScanManifest(bytes.NewReader(raw), func(e Entry) error {
+		if int(e.Label) >= len(d.Classes) || d.Classes[e.Label] != e.Class {
+			return fmt.Errorf("%w: label %d class %q disagrees with classes.json", ErrManifest, e.Label, e.Class)
+		}
+		d.Entries = append(d.Entries, e)
+		return nil
+	})
+	if err != nil {
+		return Dataset{}, err
+	}
+	return d, nil
+}

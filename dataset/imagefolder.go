@@ -1,0 +1,188 @@
+package dataset
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"image"
+	_ "image/gif" // registered decoders: the formats an ImageFolder may hold
+	_ "image/jpeg"
+	_ "image/png"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// maxFolderPixels bounds one ImageFolder image (checked from its header
+// before decoding): 64 MP.
+const maxFolderPixels = 64 << 20
+
+// imageExts are the file extensions an ImageFolder reads; other files
+// (README, .DS_Store) are ignored.
+var imageExts = map[string]bool{".png": true, ".jpg": true, ".jpeg": true, ".gif": true}
+
+// ImageFolder reads dir/<split>/<class>/<file>: every subdirectory of dir
+// is a split, every subdirectory of a split a class. Classes are the sorted
+// union of class names over all splits (the torchvision convention), so a
+// class missing from one split keeps its label.
+type ImageFolder struct {
+	dir      string
+	channels int
+	splits   []string
+	classes  []string
+}
+
+// OpenImageFolder lists the splits and classes of dir. channels is 1 (gray)
+// or 3 (RGB, the default when 0): every image is converted to it.
+func OpenImageFolder(dir string, channels int) (*ImageFolder, error) {
+	if channels == 0 {
+		channels = 3
+	}
+	if channels != 1 && channels != 3 {
+		return nil, fmt.Errorf("%w: channels %d is not 1 or 3", ErrSource, channels)
+	}
+	splits, err := subdirs(dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(splits) == 0 {
+		return nil, fmt.Errorf("%w: %s has no split directories (want <split>/<class>/<image>)", ErrSource, dir)
+	}
+	var classes []string
+	for _, s := range splits {
+		cs, err := subdirs(filepath.Join(dir, s))
+		if err != nil {
+			return nil, err
+		}
+		classes = append(classes, cs...)
+	}
+	slices.Sort(classes)
+	classes = slices.Compact(classes)
+	if len(classes) == 0 {
+		return nil, fmt.Errorf("%w: %s has no class directories", ErrSource, dir)
+	}
+	return &ImageFolder{dir: dir, channels: channels, splits: splits, classes: classes}, nil
+}
+
+// subdirs returns the sorted names of the non-hidden directories in dir.
+func subdirs(dir string) ([]string, error) {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSource, err)
+	}
+	var out []string
+	for _, de := range des {
+		if de.IsDir() && !strings.HasPrefix(de.Name(), ".") {
+			out = append(out, de.Name())
+		}
+	}
+	return out, nil
+}
+
+func (f *ImageFolder) Name() string      { return "imagefolder" }
+func (f *ImageFolder) Classes() []string { return f.classes }
+func (f *ImageFolder) Channels() int     { return f.channels }
+
+// Samples reads split by split, class by class, files in name order. With
+// a limit, the split's quota is spread over the classes round-robin so a
+// small demo still sees every class.
+func (f *ImageFolder) Samples(ctx context.Context, limit int, fn func(Sample) error) error {
+	for _, split := range f.splits {
+		files := make([][]string, len(f.classes))
+		for label, class := range f.classes {
+			names, err := imageFiles(filepath.Join(f.dir, split, class))
+			if err != nil {
+				return err
+			}
+			files[label] = names
+		}
+		if limit > 0 {
+			files = roundRobin(files, limit)
+		}
+		for label, names := range files {
+			for _, name := range names {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				img, err := decodeFile(filepath.Join(f.dir, split, f.classes[label], name))
+				if err != nil {
+					return err
+				}
+				id := strings.TrimSuffix(name, filepath.Ext(name))
+				if err := fn(Sample{Split: split, Label: label, ID: id, Image: toChannels(img, f.channels)}); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// imageFiles lists the image files of a class directory in name order (none
+// if the class is absent from this split); two files with the same stem are
+// an error since the stem becomes the object name.
+func imageFiles(dir string) ([]string, error) {
+	des, err := os.ReadDir(dir)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSource, err)
+	}
+	var out []string
+	seen := map[string]string{}
+	for _, de := range des {
+		name := de.Name()
+		if !de.Type().IsRegular() || strings.HasPrefix(name, ".") || !imageExts[strings.ToLower(filepath.Ext(name))] {
+			continue
+		}
+		stem := strings.TrimSuffix(name, filepath.Ext(name))
+		if prev, dup := seen[stem]; dup {
+			return nil, fmt.Errorf("%w: %s and %s in %s share the name %q", ErrSource, prev, name, dir, stem)
+		}
+		seen[stem] = name
+		out = append(out, name)
+	}
+	return out, nil
+}
+
+// roundRobin keeps at most limit files in all, taking one per class in turn.
+func roundRobin(files [][]string, limit int) [][]string {
+	quota := make([]int, len(files))
+	for taken, more := 0, true; taken < limit && more; {
+		more = false
+		for c := range files {
+			if taken < limit && quota[c] < len(files[c]) {
+				quota[c]++
+				taken++
+				more = true
+			}
+		}
+	}
+	out := make([][]string, len(files))
+	for c := range files {
+		out[c] = files[c][:quota[c]]
+	}
+	return out
+}
+
+// decodeFile decodes one image, refusing oversized ones from the header.
+func decodeFile(path string) (image.Image, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSource, err)
+	}
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrSource, path, err)
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > maxFolderPixels {
+		return nil, fmt.Errorf("%w: %s: %dx%d pixels out of range", ErrSource, path, cfg.Width, cfg.Height)
+	}
+	img, _, err := image.Decode(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrSource, path, err)
+	}
+	return img, nil
+}

@@ -1,0 +1,366 @@
+package dataset
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"image"
+	"image/jpeg"
+	"image/png"
+	"log/slog"
+	"math"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/supflow/supflow/store"
+)
+
+// Bucket is what ingest needs from object storage; *store.Client has it.
+type Bucket interface {
+	Put(ctx context.Context, key string, data []byte, opts store.PutOptions) error
+	Stat(ctx context.Context, key string) (store.ObjectInfo, error)
+}
+
+// MetaSHA256 is the user-metadata key holding an object's hex SHA-256; a
+// re-run skips objects whose stored value matches.
+const MetaSHA256 = "sha256"
+
+// Image formats ingest can write.
+const (
+	FormatPNG  = "png"
+	FormatJPEG = "jpeg"
+)
+
+// Options tune Ingest; the zero value writes PNG at the bucket root.
+type Options struct {
+	Prefix        string       // key prefix of the data set, "" for the root
+	Format        string       // FormatPNG (default, lossless) or FormatJPEG
+	JPEGQuality   int          // 1..100, default 95
+	LimitPerSplit int          // at most this many images per split; 0 = all
+	Concurrency   int          // parallel encode+upload workers, default 8
+	StatsSplit    string       // split for mean/std, default "train" (else the first split)
+	Logger        *slog.Logger // nil discards
+}
+
+func (o *Options) setDefaults() {
+	o.Prefix = strings.TrimSuffix(o.Prefix, "/")
+	if o.Format == "" {
+		o.Format = FormatPNG
+	}
+	if o.JPEGQuality == 0 {
+		o.JPEGQuality = 95
+	}
+	if o.Concurrency == 0 {
+		o.Concurrency = 8
+	}
+	if o.StatsSplit == "" {
+		o.StatsSplit = "train"
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+func (o Options) validate() error {
+	switch {
+	case o.Format != FormatPNG && o.Format != FormatJPEG:
+		return fmt.Errorf("%w: format %q is not png or jpeg", ErrSource, o.Format)
+	case o.JPEGQuality < 1 || o.JPEGQuality > 100:
+		return fmt.Errorf("%w: jpeg quality %d is not in 1..100", ErrSource, o.JPEGQuality)
+	case o.LimitPerSplit < 0 || o.Concurrency < 0:
+		return fmt.Errorf("%w: negative limit or concurrency", ErrSource)
+	}
+	if o.Prefix != "" {
+		if err := ValidKey(o.Prefix); err != nil {
+			return fmt.Errorf("prefix: %w", err)
+		}
+	}
+	return nil
+}
+
+// Report says what an ingest did.
+type Report struct {
+	Written int // images uploaded
+	Skipped int // images already stored with the same SHA-256
+	Info    Info
+	Entries []Entry // the manifest, in source order
+}
+
+// job is one sample with its position in source order.
+type job struct {
+	idx int
+	s   Sample
+}
+
+// result is one uploaded (or skipped) image.
+type result struct {
+	idx     int
+	entry   Entry
+	h, w    int
+	skipped bool
+}
+
+// stats accumulates exact integer pixel sums, so the result does not depend
+// on the order the workers finish in.
+type stats struct {
+	n          uint64
+	sum, sumSq [3]uint64
+}
+
+func (s *stats) add(img image.Image) {
+	switch m := img.(type) {
+	case *image.Gray:
+		for y := range m.Rect.Dy() {
+			for _, v := range m.Pix[y*m.Stride : y*m.Stride+m.Rect.Dx()] {
+				s.sum[0] += uint64(v)
+				s.sumSq[0] += uint64(v) * uint64(v)
+			}
+		}
+	case *image.NRGBA:
+		for y := range m.Rect.Dy() {
+			row := m.Pix[y*m.Stride : y*m.Stride+4*m.Rect.Dx()]
+			for i := 0; i < len(row); i += 4 {
+				for c := range 3 {
+					v := uint64(row[i+c])
+					s.sum[c] += v
+					s.sumSq[c] += v * v
+				}
+			}
+		}
+	}
+	s.n += uint64(img.Bounds().Dx() * img.Bounds().Dy())
+}
+
+func (s *stats) merge(o stats) {
+	s.n += o.n
+	for c := range 3 {
+		s.sum[c] += o.sum[c]
+		s.sumSq[c] += o.sumSq[c]
+	}
+}
+
+func (s stats) meanStd(channels int) (mean, std []float64) {
+	for c := range channels {
+		m := float64(s.sum[c]) / float64(s.n) / 255
+		v := float64(s.sumSq[c])/float64(s.n)/(255*255) - m*m
+		mean = append(mean, m)
+		std = append(std, math.Sqrt(max(v, 0)))
+	}
+	return mean, std
+}
+
+// Ingest reads every sample of src, writes each image to
+// <prefix>/<split>/<class>/<id>.<ext> with its SHA-256 in the object
+// metadata, then writes the manifest, classes.json and info.json. It is
+// idempotent: objects already stored with the same SHA-256 are not
+// uploaded again, and the three files come out byte for byte the same.
+func Ingest(ctx context.Context, b Bucket, src Source, opts Options) (Report, error) {
+	opts.setDefaults()
+	if err := opts.validate(); err != nil {
+		return Report{}, err
+	}
+	classes := src.Classes()
+	channels := src.Channels()
+	if channels != 1 && channels != 3 {
+		return Report{}, fmt.Errorf("%w: source has %d channels", ErrSource, channels)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	jobs := make(chan job, 2*opts.Concurrency)
+	var (
+		mu      sync.Mutex
+		results []result
+		perSplt = map[string]*stats{}
+		wg      sync.WaitGroup
+	)
+	for range opts.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			local := map[string]*stats{}
+			for j := range jobs {
+				r, err := ingestOne(ctx, b, j, classes, opts)
+				if err != nil {
+					cancel(err)
+					continue // drain so the producer never blocks
+				}
+				st := local[j.s.Split]
+				if st == nil {
+					st = &stats{}
+					local[j.s.Split] = st
+				}
+				st.add(j.s.Image)
+				mu.Lock()
+				results = append(results, r)
+				mu.Unlock()
+			}
+			mu.Lock()
+			for split, st := range local {
+				if perSplt[split] == nil {
+					perSplt[split] = &stats{}
+				}
+				perSplt[split].merge(*st)
+			}
+			mu.Unlock()
+		}()
+	}
+	var splitOrder []string
+	idx := 0
+	srcErr := src.Samples(ctx, opts.LimitPerSplit, func(s Sample) error {
+		if len(splitOrder) == 0 || splitOrder[len(splitOrder)-1] != s.Split {
+			splitOrder = append(splitOrder, s.Split)
+		}
+		select {
+		case jobs <- job{idx, s}:
+			idx++
+			return nil
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	})
+	close(jobs)
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return Report{}, fmt.Errorf("dataset: ingest: %w", err)
+	}
+	if srcErr != nil {
+		return Report{}, fmt.Errorf("dataset: ingest: %w", srcErr)
+	}
+	if len(results) == 0 {
+		return Report{}, fmt.Errorf("%w: no samples", ErrSource)
+	}
+	return finish(ctx, b, src, opts, results, perSplt, splitOrder)
+}
+
+// ingestOne encodes one sample and uploads it unless it is already stored.
+func ingestOne(ctx context.Context, b Bucket, j job, classes []string, opts Options) (result, error) {
+	s := j.s
+	if s.Label < 0 || s.Label >= len(classes) {
+		return result{}, fmt.Errorf("%w: sample %s/%s: label %d out of %d classes", ErrSource, s.Split, s.ID, s.Label, len(classes))
+	}
+	ext, ctype := ".png", "image/png"
+	if opts.Format == FormatJPEG {
+		ext, ctype = ".jpg", "image/jpeg"
+	}
+	// Joined by hand, not path.Join, so a ".." in a class name or ID is
+	// refused rather than cleaned away.
+	key := s.Split + "/" + classes[s.Label] + "/" + s.ID + ext
+	if opts.Prefix != "" {
+		key = opts.Prefix + "/" + key
+	}
+	if err := ValidKey(key); err != nil {
+		return result{}, fmt.Errorf("dataset: sample %d (%s): %w", j.idx, s.ID, err)
+	}
+	var buf bytes.Buffer
+	var err error
+	if opts.Format == FormatJPEG {
+		err = jpeg.Encode(&buf, s.Image, &jpeg.Options{Quality: opts.JPEGQuality})
+	} else {
+		err = png.Encode(&buf, s.Image)
+	}
+	if err != nil {
+		return result{}, fmt.Errorf("dataset: encode %s: %w", key, err)
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	digest := hex.EncodeToString(sum[:])
+	bnd := s.Image.Bounds()
+	r := result{
+		idx: j.idx,
+		h:   bnd.Dy(),
+		w:   bnd.Dx(),
+		entry: Entry{
+			Key: key, Label: int32(s.Label), Class: classes[s.Label], Split: s.Split,
+			Size: int64(buf.Len()), SHA256: digest,
+		},
+	}
+	info, err := b.Stat(ctx, key)
+	switch {
+	case err == nil && info.Metadata[MetaSHA256] == digest && info.Size == int64(buf.Len()):
+		r.skipped = true
+		return r, nil
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return result{}, fmt.Errorf("dataset: stat %s: %w", key, err)
+	}
+	err = b.Put(ctx, key, buf.Bytes(), store.PutOptions{ContentType: ctype, Metadata: map[string]string{MetaSHA256: digest}})
+	if err != nil {
+		return result{}, fmt.Errorf("dataset: put %s: %w", key, err)
+	}
+	return r, nil
+}
+
+// finish orders the results, checks them and writes the three data set files.
+func finish(ctx context.Context, b Bucket, src Source, opts Options, results []result, perSplit map[string]*stats, splitOrder []string) (Report, error) {
+	sort.Slice(results, func(i, j int) bool { return results[i].idx < results[j].idx })
+	rep := Report{Entries: make([]Entry, len(results))}
+	info := Info{
+		Source:   src.Name(),
+		Format:   opts.Format,
+		Channels: src.Channels(),
+		Counts:   map[string]int{},
+		Classes:  len(src.Classes()),
+		Height:   results[0].h,
+		Width:    results[0].w,
+	}
+	keys := make(map[string]bool, len(results))
+	for i, r := range results {
+		if keys[r.entry.Key] {
+			return Report{}, fmt.Errorf("%w: two samples map to key %s", ErrSource, r.entry.Key)
+		}
+		keys[r.entry.Key] = true
+		rep.Entries[i] = r.entry
+		info.Counts[r.entry.Split]++
+		if r.h != info.Height || r.w != info.Width {
+			info.Height, info.Width = 0, 0 // sizes vary
+		}
+		if r.skipped {
+			rep.Skipped++
+		} else {
+			rep.Written++
+		}
+	}
+	info.StatsSplit = opts.StatsSplit
+	if perSplit[info.StatsSplit] == nil {
+		info.StatsSplit = splitOrder[0]
+	}
+	info.Mean, info.Std = perSplit[info.StatsSplit].meanStd(info.Channels)
+	for c := range info.Std {
+		if info.Std[c] == 0 {
+			// A constant channel would divide by zero when normalizing.
+			return Report{}, fmt.Errorf("%w: channel %d of split %s is constant", ErrSource, c, info.StatsSplit)
+		}
+	}
+	rep.Info = info
+
+	var manifest bytes.Buffer
+	if err := WriteManifest(&manifest, rep.Entries); err != nil {
+		return Report{}, err
+	}
+	classesJSON, err := marshalIndent(src.Classes())
+	if err != nil {
+		return Report{}, fmt.Errorf("dataset: classes: %w", err)
+	}
+	infoJSON, err := marshalIndent(info)
+	if err != nil {
+		return Report{}, fmt.Errorf("dataset: info: %w", err)
+	}
+	for _, f := range []struct {
+		key, ctype string
+		data       []byte
+	}{
+		{ClassesKey(opts.Prefix), "application/json", classesJSON},
+		{InfoKey(opts.Prefix), "application/json", infoJSON},
+		// The manifest goes last: its presence means the data set is complete.
+		{ManifestKey(opts.Prefix), "application/x-ndjson", manifest.Bytes()},
+	} {
+		if err := b.Put(ctx, f.key, f.data, store.PutOptions{ContentType: f.ctype}); err != nil {
+			return Report{}, fmt.Errorf("dataset: put %s: %w", f.key, err)
+		}
+	}
+	opts.Logger.InfoContext(ctx, "ingest done", "source", src.Name(), "written", rep.Written, "skipped", rep.Skipped, "images", len(rep.Entries))
+	return rep, nil
+}

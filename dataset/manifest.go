@@ -1,0 +1,176 @@
+package dataset
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"unicode/utf8"
+)
+
+// Sentinels; match them with errors.Is.
+var (
+	ErrManifest   = errors.New("dataset: bad manifest")
+	ErrInvalidKey = errors.New("dataset: invalid key")
+	ErrSource     = errors.New("dataset: bad source")
+	ErrInfo       = errors.New("dataset: bad info")
+)
+
+// maxLine bounds one manifest line; a real entry is a few hundred bytes.
+const maxLine = 64 << 10
+
+// maxKeyLen is S3's limit on an object key, in bytes.
+const maxKeyLen = 1024
+
+// Entry is one image of the data set, one line of manifest.jsonl.
+type Entry struct {
+	Key    string `json:"key"`    // object key, see ValidKey
+	Label  int32  `json:"label"`  // class index into classes.json
+	Class  string `json:"class"`  // class name, classes.json[Label]
+	Split  string `json:"split"`  // "train", "test", ...
+	Size   int64  `json:"size"`   // object size in bytes
+	SHA256 string `json:"sha256"` // hex SHA-256 of the object
+}
+
+// Validate checks one entry on its own.
+func (e Entry) Validate() error {
+	if err := ValidKey(e.Key); err != nil {
+		return err
+	}
+	switch {
+	case e.Label < 0:
+		return fmt.Errorf("%w: label %d is negative", ErrManifest, e.Label)
+	case e.Class == "":
+		return fmt.Errorf("%w: empty class", ErrManifest)
+	case e.Split == "" || strings.ContainsAny(e.Split, "/\\") || !utf8.ValidString(e.Split):
+		return fmt.Errorf("%w: split %q is empty or not one path segment", ErrManifest, e.Split)
+	case e.Size < 0:
+		return fmt.Errorf("%w: size %d is negative", ErrManifest, e.Size)
+	case len(e.SHA256) != 64:
+		return fmt.Errorf("%w: sha256 %q is not 64 hex digits", ErrManifest, e.SHA256)
+	}
+	if _, err := hex.DecodeString(e.SHA256); err != nil || strings.ToLower(e.SHA256) != e.SHA256 {
+		return fmt.Errorf("%w: sha256 %q is not lower-case hex", ErrManifest, e.SHA256)
+	}
+	return nil
+}
+
+// ValidKey accepts relative slash-separated keys with no empty, "." or ".."
+// segment, no backslash or control character, valid UTF-8, at most 1024
+// bytes: keys that map safely onto any file system or bucket.
+func ValidKey(key string) error {
+	switch {
+	case key == "":
+		return fmt.Errorf("%w: empty", ErrInvalidKey)
+	case len(key) > maxKeyLen:
+		return fmt.Errorf("%w: %d bytes exceeds %d", ErrInvalidKey, len(key), maxKeyLen)
+	case !utf8.ValidString(key):
+		return fmt.Errorf("%w: %q is not valid UTF-8", ErrInvalidKey, key)
+	case strings.ContainsRune(key, '\\'):
+		return fmt.Errorf("%w: %q contains a backslash", ErrInvalidKey, key)
+	case strings.HasPrefix(key, "/"):
+		return fmt.Errorf("%w: %q is absolute", ErrInvalidKey, key)
+	}
+	for _, r := range key {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("%w: %q contains a control character", ErrInvalidKey, key)
+		}
+	}
+	for seg := range strings.SplitSeq(key, "/") {
+		switch seg {
+		case "":
+			return fmt.Errorf("%w: %q has an empty segment", ErrInvalidKey, key)
+		case ".", "..":
+			return fmt.Errorf("%w: %q has a %q segment", ErrInvalidKey, key, seg)
+		}
+	}
+	return nil
+}
+
+// ScanManifest reads a manifest line by line, calling fn for each entry in
+// order; it stops at the first bad line or fn error. Errors name the line.
+// Blank lines are rejected: the writer never emits them.
+func ScanManifest(r io.Reader, fn func(Entry) error) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), maxLine)
+	for n := 1; sc.Scan(); n++ {
+		e, err := parseLine(sc.Bytes())
+		if err != nil {
+			return fmt.Errorf("%w: line %d: %w", ErrManifest, n, err)
+		}
+		if err := fn(e); err != nil {
+			return fmt.Errorf("dataset: manifest line %d: %w", n, err)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return fmt.Errorf("%w: line longer than %d bytes", ErrManifest, maxLine)
+		}
+		return fmt.Errorf("dataset: read manifest: %w", err)
+	}
+	return nil
+}
+
+// ReadManifest reads a whole manifest (see ScanManifest).
+func ReadManifest(r io.Reader) ([]Entry, error) {
+	var out []Entry
+	err := ScanManifest(r, func(e Entry) error {
+		out = append(out, e)
+		return nil
+	})
+	return out, err
+}
+
+func parseLine(line []byte) (Entry, error) {
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	var e Entry
+	if err := dec.Decode(&e); err != nil {
+		return Entry{}, err
+	}
+	if dec.More() {
+		return Entry{}, errors.New("trailing data after the entry")
+	}
+	if err := checkFieldsPresent(line); err != nil {
+		return Entry{}, err
+	}
+	return e, e.Validate()
+}
+
+// checkFieldsPresent rejects lines that omit a field, which json.Decode
+// would silently leave at its zero value.
+func checkFieldsPresent(line []byte) error {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(line, &m); err != nil {
+		return err
+	}
+	for _, f := range []string{"key", "label", "class", "split", "size", "sha256"} {
+		if _, ok := m[f]; !ok {
+			return fmt.Errorf("missing field %q", f)
+		}
+	}
+	return nil
+}
+
+// WriteManifest writes entries as JSON lines, validating each. The output
+// depends only on the entries, so re-running an ingest rewrites it byte for
+// byte.
+func WriteManifest(w io.Writer, entries []Entry) error {
+	bw := bufio.NewWriter(w)
+	for i, e := range entries {
+		if err := e.Validate(); err != nil {
+			return fmt.Errorf("dataset: manifest entry %d: %w", i, err)
+		}
+		b, err := json.Marshal(e)
+		if err != nil {
+			return fmt.Errorf("dataset: manifest entry %d: %w", i, err)
+		}
+		bw.Write(b)
+		bw.WriteByte('\n')
+	}
+	return bw.Flush()
+}

@@ -1,0 +1,119 @@
+package dataset
+
+import (
+	"bytes"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+const sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+func TestValidKey(t *testing.T) {
+	tests := []struct {
+		key string
+		ok  bool
+	}{
+		{"train/cat/0001.png", true},
+		{"a", true},
+		{"data/train/chat noir/é.png", true},
+		{"", false},
+		{"/abs/key", false},
+		{"a/../b", false},
+		{"..", false},
+		{"a/./b", false},
+		{"a//b", false},
+		{"a/b/", false},
+		{`a\b`, false},
+		{"a\x00b", false},
+		{"bad\xff", false},
+		{strings.Repeat("k", maxKeyLen+1), false},
+	}
+	for _, tt := range tests {
+		err := ValidKey(tt.key)
+		if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrInvalidKey)) {
+			t.Errorf("ValidKey(%q) = %v, want ok=%t", tt.key, err, tt.ok)
+		}
+	}
+}
+
+func TestReadManifest(t *testing.T) {
+	good := `{"key":"train/cat/1.png","label":0,"class":"cat","split":"train","size":10,"sha256":"` + sha + `"}`
+	tests := []struct {
+		name    string
+		in      string
+		n       int
+		wantErr string // substring; "" means success
+	}{
+		{"empty", "", 0, ""},
+		{"two lines", good + "\n" + good + "\n", 2, ""},
+		{"no final newline", good, 1, ""},
+		{"blank line", good + "\n\n" + good, 0, "line 2"},
+		{"unknown field", strings.Replace(good, `"size"`, `"sighs":1,"size"`, 1), 0, "unknown field"},
+		{"missing field", strings.Replace(good, `"label":0,`, ``, 1), 0, `missing field "label"`},
+		{"dotdot key", strings.Replace(good, "train/cat", "train/../cat", 1), 0, "invalid key"},
+		{"absolute key", strings.Replace(good, `"train/cat`, `"/train/cat`, 1), 0, "absolute"},
+		{"backslash key", strings.Replace(good, "train/cat", `train\\cat`, 1), 0, "backslash"},
+		{"bad sha", strings.Replace(good, sha, "xyz", 1), 0, "sha256"},
+		{"upper sha", strings.Replace(good, sha, strings.ToUpper(sha), 1), 0, "lower-case"},
+		{"negative label", strings.Replace(good, `"label":0`, `"label":-1`, 1), 0, "negative"},
+		{"trailing data", good + ` {}`, 0, "trailing"},
+		{"not json", good + "\nnope\n", 0, "line 2"},
+		{"wrong type", strings.Replace(good, `"size":10`, `"size":"10"`, 1), 0, "line 1"},
+		{"too long", strings.Repeat("x", maxLine+1), 0, "longer than"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ReadManifest(strings.NewReader(tt.in))
+			if tt.wantErr == "" {
+				if err != nil || len(got) != tt.n {
+					t.Fatalf("ReadManifest = %d entries, %v; want %d", len(got), err, tt.n)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, ErrManifest) {
+				t.Fatalf("ReadManifest error = %v, want ErrManifest containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestManifestRoundTrip(t *testing.T) {
+	in := []Entry{
+		{Key: "train/0/00.png", Label: 0, Class: "0", Split: "train", Size: 1, SHA256: sha},
+		{Key: "test/zèbre/a b.jpg", Label: 7, Class: "zèbre", Split: "test", Size: 1 << 40, SHA256: sha},
+	}
+	var buf bytes.Buffer
+	if err := WriteManifest(&buf, in); err != nil {
+		t.Fatal(err)
+	}
+	out, err := ReadManifest(&buf)
+	if err != nil || !reflect.DeepEqual(in, out) {
+		t.Fatalf("round trip = %+v, %v", out, err)
+	}
+	bad := append(in, Entry{Key: "../x"})
+	if err := WriteManifest(&bytes.Buffer{}, bad); !errors.Is(err, ErrInvalidKey) {
+		t.Fatalf("WriteManifest(bad) = %v, want ErrInvalidKey", err)
+	}
+}
+
+// FuzzReadManifest checks that no input panics and that whatever parses
+// survives a write and a second read unchanged.
+func FuzzReadManifest(f *testing.F) {
+	f.Add([]byte(`{"key":"train/cat/1.png","label":0,"class":"cat","split":"train","size":10,"sha256":"` + sha + `"}` + "\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		entries, err := ReadManifest(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		var buf bytes.Buffer
+		if err := WriteManifest(&buf, entries); err != nil {
+			t.Fatalf("parsed entries do not write back: %v", err)
+		}
+		again, err := ReadManifest(&buf)
+		if err != nil || !reflect.DeepEqual(entries, again) {
+			t.Fatalf("re-read = %+v, %v; want %+v", again, err, entries)
+		}
+	})
+}

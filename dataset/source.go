@@ -1,0 +1,53 @@
+package dataset
+
+import (
+	"context"
+	"image"
+	"image/color"
+	"image/draw"
+)
+
+// Sample is one image read from a source.
+type Sample struct {
+	Split string
+	Label int
+	// ID is unique within the split and becomes the object's file name
+	// stem: one valid key segment.
+	ID string
+	// Image is *image.Gray for 1-channel sources, *image.NRGBA (opaque)
+	// for 3-channel ones.
+	Image image.Image
+}
+
+// Source reads the samples of a data set in a fixed order.
+type Source interface {
+	// Name says what the data set is ("mnist", "cifar10", ...).
+	Name() string
+	// Classes returns the class names in label order.
+	Classes() []string
+	// Channels is 1 or 3: what every Sample.Image holds.
+	Channels() int
+	// Samples calls fn for each sample, split by split, at most
+	// limitPerSplit per split when it is positive. It stops at the first
+	// error from fn or ctx.
+	Samples(ctx context.Context, limitPerSplit int, fn func(Sample) error) error
+}
+
+// toChannels converts img to *image.Gray (channels 1) or opaque
+// *image.NRGBA (channels 3); transparency is flattened onto black.
+func toChannels(img image.Image, channels int) image.Image {
+	b := img.Bounds()
+	r := image.Rect(0, 0, b.Dx(), b.Dy())
+	if channels == 1 {
+		if g, ok := img.(*image.Gray); ok && g.Rect.Min == (image.Point{}) {
+			return g
+		}
+		dst := image.NewGray(r)
+		draw.Draw(dst, r, img, b.Min, draw.Src)
+		return dst
+	}
+	dst := image.NewNRGBA(r)
+	draw.Draw(dst, r, image.NewUniform(color.Black), image.Point{}, draw.Src)
+	draw.Draw(dst, r, img, b.Min, draw.Over)
+	return dst
+}
