@@ -13,9 +13,12 @@ import (
 // side, the same stride in both directions, output [N,O,Ho,Wo] with
 // Ho = (H+2*pad-kh)/stride + 1.
 //
-// The forward unfolds one image at a time into a workspace owned by the op
-// and multiplies it with the filters (one GEMM per image); a 1x1 stride-1
-// unpadded convolution is a plain GEMM on the input.
+// The forward unfolds one image (or, when the output has fewer than 256
+// positions per image, a few images side by side) into a workspace borrowed
+// for the call and multiplies it with the filters in one GEMM; a 1x1
+// stride-1 unpadded convolution on large images is a plain GEMM on the
+// input. The backward ops for x (GEMM then fold back) and w work the same
+// way.
 func Conv2D(x, w *G.Node, stride, pad int) (*G.Node, error) {
 	if stride < 1 || pad < 0 {
 		return nil, fmt.Errorf("%w: conv2d stride %d, pad %d", ErrArg, stride, pad)
