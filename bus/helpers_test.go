@@ -89,7 +89,7 @@ func runRouter(t *testing.T, b *Bus, cfg RouterConfig, routes ...Route) (stop fu
 	return stop
 }
 
-func str(b []byte) (string, error) { return string(b), nil }
+func str(b []byte) (string, error)     { return string(b), nil }
 func bytesOf(s string) ([]byte, error) { return []byte(s), nil }
 
 // collector is a Sink that acks everything and records payloads.
