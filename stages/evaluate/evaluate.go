@@ -1,0 +1,225 @@
+package evaluate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/supflow/supflow/augment"
+	"github.com/supflow/supflow/messages"
+	"github.com/supflow/supflow/probe"
+	"github.com/supflow/supflow/trainer"
+)
+
+// ErrInput reports unusable inputs (no samples, a wrong-size image).
+var ErrInput = errors.New("evaluate: invalid input")
+
+// Loader fetches and decodes one sample: the decode stage's handler.
+type Loader func(ctx context.Context, t messages.DecodeTask) (messages.Image, error)
+
+// Encoder maps images to frozen encoder features (eval mode).
+type Encoder interface {
+	Encode(ctx context.Context, im trainer.Images) ([]float32, int, error)
+}
+
+// Config configures feature extraction and scoring.
+type Config struct {
+	Size      int // images are center-cropped and resized to Size x Size
+	Channels  int // 1 or 3, as the encoder takes
+	Workers   int // concurrent loads; 0 means 4
+	ChunkSize int // images encoded per call; 0 means 1024
+	Classes   int
+	Probe     probe.Config
+	KNN       probe.KNNConfig
+}
+
+func (c *Config) validate() error {
+	if c.Size < 1 || (c.Channels != 1 && c.Channels != 3) || c.Classes < 2 {
+		return fmt.Errorf("%w: size %d, channels %d, classes %d", ErrInput, c.Size, c.Channels, c.Classes)
+	}
+	if c.Workers <= 0 {
+		c.Workers = 4
+	}
+	if c.ChunkSize <= 0 {
+		c.ChunkSize = 1024
+	}
+	return nil
+}
+
+// Result is what Evaluate measured.
+type Result struct {
+	Linear      probe.LinearScore
+	KNN         probe.Score
+	Train, Test int // samples whose features were extracted
+	Skipped     []Skipped
+}
+
+// Skipped is a sample that could not be loaded (a missing or corrupt
+// object): it is reported and left out, not fatal.
+type Skipped struct {
+	Key string
+	Err error
+}
+
+// Evaluate extracts features of train and test, fits the linear probe on
+// train and scores it and the kNN classifier on test.
+func Evaluate(ctx context.Context, cfg Config, train, test []messages.DecodeTask, load Loader, enc Encoder) (*Result, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	trainSet, skipTrain, err := Extract(ctx, cfg, train, load, enc)
+	if err != nil {
+		return nil, fmt.Errorf("evaluate: train features: %w", err)
+	}
+	testSet, skipTest, err := Extract(ctx, cfg, test, load, enc)
+	if err != nil {
+		return nil, fmt.Errorf("evaluate: test features: %w", err)
+	}
+	lin, err := probe.Train(ctx, cfg.Probe, trainSet)
+	if err != nil {
+		return nil, fmt.Errorf("evaluate: linear probe: %w", err)
+	}
+	score, err := lin.Evaluate(ctx, testSet)
+	if err != nil {
+		return nil, fmt.Errorf("evaluate: score linear probe: %w", err)
+	}
+	knnCfg := cfg.KNN
+	if knnCfg.K > trainSet.Len() {
+		knnCfg.K = trainSet.Len()
+	}
+	knn, err := probe.KNN(ctx, knnCfg, trainSet, testSet)
+	if err != nil {
+		return nil, fmt.Errorf("evaluate: kNN: %w", err)
+	}
+	return &Result{Linear: score, KNN: knn, Train: trainSet.Len(), Test: testSet.Len(), Skipped: append(skipTrain, skipTest...)}, nil
+}
+
+// Extract loads every task (Workers at a time), center-crops and resizes
+// each image to Size x Size, and encodes them ChunkSize at a time. Samples
+// whose load fails permanently are returned in skipped; any other load
+// error stops the extraction.
+func Extract(ctx context.Context, cfg Config, tasks []messages.DecodeTask, load Loader, enc Encoder) (probe.Set, []Skipped, error) {
+	if err := cfg.validate(); err != nil {
+		return probe.Set{}, nil, err
+	}
+	if len(tasks) == 0 {
+		return probe.Set{}, nil, fmt.Errorf("%w: no samples", ErrInput)
+	}
+	set := probe.Set{Classes: cfg.Classes}
+	var skipped []Skipped
+	view := cfg.Size * cfg.Size * cfg.Channels
+	for lo := 0; lo < len(tasks); lo += cfg.ChunkSize {
+		chunk := tasks[lo:min(lo+cfg.ChunkSize, len(tasks))]
+		px, ok, skip, err := loadChunk(ctx, cfg, chunk, load)
+		if err != nil {
+			return probe.Set{}, nil, err
+		}
+		skipped = append(skipped, skip...)
+		n := 0
+		for i, good := range ok {
+			if good {
+				copy(px[n*view:], px[i*view:(i+1)*view])
+				set.Labels = append(set.Labels, int(chunk[i].Label))
+				n++
+			}
+		}
+		if n == 0 {
+			continue
+		}
+		f, d, err := enc.Encode(ctx, trainer.Images{N: n, Height: cfg.Size, Width: cfg.Size, Channels: cfg.Channels, Pixels: px[:n*view]})
+		if err != nil {
+			return probe.Set{}, nil, err
+		}
+		set.Dim = d
+		set.X = append(set.X, f...)
+	}
+	if set.Len() == 0 {
+		return probe.Set{}, skipped, fmt.Errorf("%w: none of %d samples could be loaded (first: %v)", ErrInput, len(tasks), skipped[0].Err)
+	}
+	return set, skipped, nil
+}
+
+// loadChunk loads and resizes a chunk concurrently into one pixel buffer.
+func loadChunk(ctx context.Context, cfg Config, chunk []messages.DecodeTask, load Loader) ([]uint8, []bool, []Skipped, error) {
+	view := cfg.Size * cfg.Size * cfg.Channels
+	px := make([]uint8, len(chunk)*view)
+	ok := make([]bool, len(chunk))
+	errs := make([]error, len(chunk))
+	for i := range errs {
+		errs[i] = errNotLoaded
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(cfg.Workers, len(chunk)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var r augment.Resizer
+			var work augment.Image
+			for i := range next {
+				errs[i] = loadOne(ctx, cfg, chunk[i], load, &r, &work, px[i*view:(i+1)*view])
+				if errs[i] != nil && !errors.Is(errs[i], messages.ErrPermanent) {
+					cancel()
+				}
+			}
+		}()
+	}
+feed:
+	for i := range chunk {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	var skipped []Skipped
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			ok[i] = true
+		case errors.Is(err, errNotLoaded):
+			if ctx.Err() != nil {
+				return nil, nil, nil, ctx.Err()
+			}
+			return nil, nil, nil, fmt.Errorf("load %s: %w", chunk[i].Key, err)
+		case errors.Is(err, messages.ErrPermanent):
+			skipped = append(skipped, Skipped{Key: chunk[i].Key, Err: err})
+		default:
+			return nil, nil, nil, fmt.Errorf("load %s: %w", chunk[i].Key, err)
+		}
+	}
+	return px, ok, skipped, nil
+}
+
+// errNotLoaded marks a sample no worker reached (the chunk was cancelled).
+var errNotLoaded = errors.New("evaluate: not loaded")
+
+// loadOne loads one image into dst as Size x Size x Channels: the largest
+// centered square, resized (antialiased) when its side differs from Size.
+func loadOne(ctx context.Context, cfg Config, t messages.DecodeTask, load Loader, r *augment.Resizer, work *augment.Image, dst []uint8) error {
+	im, err := load(ctx, t)
+	if err != nil {
+		return err
+	}
+	if int(im.Channels) != cfg.Channels {
+		return messages.Permanent(fmt.Errorf("%w: %s has %d channels, the encoder takes %d", ErrInput, t.Key, im.Channels, cfg.Channels))
+	}
+	h, w := int(im.Height), int(im.Width)
+	if h == cfg.Size && w == cfg.Size {
+		copy(dst, im.Pixels)
+		return nil
+	}
+	side := min(h, w)
+	box := augment.Box{Top: (h - side) / 2, Left: (w - side) / 2, Height: side, Width: side}
+	src := augment.Pixels{H: h, W: w, C: cfg.Channels, Pix: im.Pixels}
+	if err := r.ResizedCrop(work, src, box, cfg.Size, cfg.Size, true); err != nil {
+		return messages.Permanent(fmt.Errorf("%w: %s: %w", ErrInput, t.Key, err))
+	}
+	work.AppendBytes(dst[:0])
+	return nil
+}
