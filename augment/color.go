@@ -136,16 +136,18 @@ func hue(m *Image, f float32) {
 	}
 	plane := m.H * m.W
 	rs, gs, bs := m.Pix[:plane], m.Pix[plane:2*plane], m.Pix[2*plane:3*plane]
-	shift := float64(f)
+	shift6 := 6 * float64(f)
 	for i := range rs {
-		r, g, b := hueRotate(float64(rs[i]), float64(gs[i]), float64(bs[i]), shift)
+		r, g, b := hueRotate(float64(rs[i]), float64(gs[i]), float64(bs[i]), shift6)
 		rs[i], gs[i], bs[i] = float32(r), float32(g), float32(b)
 	}
 }
 
 // hueRotate is _rgb2hsv, the hue shift and _hsv2rgb of torchvision 0.14 for
-// one pixel.
-func hueRotate(r, g, b, shift float64) (float64, float64, float64) {
+// one pixel, simplified: the rotation keeps the largest channel (v) and the
+// smallest (v*(1-s) = min), so only the hue, in sixths of a turn, and the
+// middle channel are computed. shift6 is the shift in sixths, 6*factor.
+func hueRotate(r, g, b, shift6 float64) (float64, float64, float64) {
 	maxc, minc := r, r
 	if g > maxc {
 		maxc = g
@@ -160,57 +162,38 @@ func hueRotate(r, g, b, shift float64) (float64, float64, float64) {
 		minc = b
 	}
 	cr := maxc - minc
-	s, inv := 0.0, 1.0 // grey pixel: s = cr/1 = 0 and the hue divides by 1
-	if cr != 0 {
-		s, inv = cr/maxc, 1/cr
+	if cr == 0 { // grey: saturation 0, no hue to rotate
+		return r, g, b
 	}
-	v := maxc
-	var h float64
+	inv := 1 / cr
+	var h float64 // in [-1, 5)
 	switch maxc { // r wins ties, then g
 	case r:
-		h = (g - b) * inv // bc - gc
+		h = (g - b) * inv
 	case g:
-		h = 2 + (b-r)*inv // 2 + rc - bc
+		h = 2 + (b-r)*inv
 	default:
-		h = 4 + (r-g)*inv // 4 + gc - rc
+		h = 4 + (r-g)*inv
 	}
-	// Floors by truncation: every value truncated here is positive. GOAMD64=v1
-	// has no floor instruction and math.Floor dominated the profile.
-	h = h/6 + 1
-	h -= float64(int(h)) // fmod(h, 1), h > 0
-	h += shift + 1       // in (0.5, 2.5)
-	h -= float64(int(h)) // floored modulo into [0, 1)
-
-	h6 := h * 6
-	i := int(h6)
-	t6 := h6 - float64(i)
-	p := clamp64(v * (1 - s))
-	q := clamp64(v * (1 - s*t6))
-	t := clamp64(v * (1 - s*(1-t6)))
-	switch i {
-	case 0, 6: // 6 when h rounded up to 1
-		return v, t, p
+	h += shift6 + 6 // shift6 in [-3, 3]: h > 0, so int() floors
+	i := int(h)
+	f := h - float64(i)
+	up := minc + cr*f   // torchvision's t = v*(1-s*(1-f))
+	down := maxc - cr*f // torchvision's q = v*(1-s*f)
+	switch i % 6 {
+	case 0:
+		return maxc, up, minc
 	case 1:
-		return q, v, p
+		return down, maxc, minc
 	case 2:
-		return p, v, t
+		return minc, maxc, up
 	case 3:
-		return p, q, v
+		return minc, down, maxc
 	case 4:
-		return t, p, v
+		return up, minc, maxc
 	default:
-		return v, p, q
+		return maxc, minc, down
 	}
-}
-
-func clamp64(v float64) float64 {
-	if v < 0 {
-		return 0
-	}
-	if v > 1 {
-		return 1
-	}
-	return v
 }
 
 // Jitter is one draw of ColorJitter: the order of the four ops and their
