@@ -28,7 +28,9 @@ type BNState struct {
 	Momentum float64
 	// Eps is added to the variance before taking its square root.
 	Eps float64
-	// RunningMean and RunningVar hold one value per channel.
+	// RunningMean and RunningVar hold one value per channel; updates are
+	// rounded to the dtype of the data normalised (float32 stays exact
+	// through a float32 checkpoint).
 	RunningMean, RunningVar []float64
 	// NumBatchesTracked counts the training-mode runs.
 	NumBatchesTracked int64
@@ -199,9 +201,11 @@ func bnForward[T float](st *BNState, sv *bnSaved, n, c, hw int, x, gamma, beta, 
 				}
 			}
 			variance = ss / cnt
+			// The running statistics are rounded to T, as PyTorch keeps
+			// them in the layer's dtype.
 			m := st.Momentum
-			st.RunningMean[ch] = (1-m)*st.RunningMean[ch] + m*mean
-			st.RunningVar[ch] = (1-m)*st.RunningVar[ch] + m*variance*cnt/(cnt-1)
+			st.RunningMean[ch] = float64(T((1-m)*st.RunningMean[ch] + m*mean))
+			st.RunningVar[ch] = float64(T((1-m)*st.RunningVar[ch] + m*variance*cnt/(cnt-1)))
 		}
 		inv := 1 / math.Sqrt(variance+st.Eps)
 		sv.mean[ch], sv.invStd[ch] = mean, inv
