@@ -8,8 +8,9 @@
 // gorgonia graph of package nn's ops, with every parameter node bound to the
 // model's persistent tensor: an optimizer that updates those tensors in
 // place is seen by every graph. [Model.Forward] runs such a graph for
-// inference.
+// inference. [Model.MarshalState] and [FromState] are the checkpoint bytes
+// (safetensors, PyTorch names).
 //
 // The package does no I/O and knows nothing of transport, storage, losses or
-// optimizers; it imports nn and gorgonia.
+// optimizers; it imports nn, safetensors and gorgonia.
 package model
