@@ -15,7 +15,14 @@
 //
 // Stripping the "optimizer." tensors leaves a state_dict that PyTorch's
 // load_state_dict(strict=True) accepts for SupContrast's SupConResNet of the
-// same widths (see testdata/load_in_torch.py).
+// same widths. testdata/load_in_torch.py demonstrates it:
+//
+//	/usr/bin/python3 checkpoint/testdata/load_in_torch.py CKPT.safetensors
+//
+// (Debian's python3-torch; no safetensors package needed). TestLoadInTorch
+// runs it on checkpoints built from the resnet fixtures when an interpreter
+// with torch is found ($SUPFLOW_TORCH_PYTHON, /usr/bin/python3, python3) and
+// skips otherwise.
 //
 // The package knows nothing about the model: it stores named, shaped arrays
 // and refuses ones that do not match an expected list ([Check]). It must
