@@ -108,17 +108,18 @@ func (a *Augmenter) Apply(dst []byte, src Pixels, p Params) ([]byte, error) {
 		return dst, err
 	}
 	if p.Flip {
-		HFlip(&a.img)
+		hflip(&a.img)
 	}
 	if p.Jittered {
-		if err := ColorJitter(&a.img, p.Jitter); err != nil {
+		if err := p.Jitter.Validate(); err != nil {
 			return dst, err
 		}
+		jitter(&a.img, p.Jitter)
 	}
 	if p.Gray {
-		RGBToGrayscale(&a.img)
+		grayscale(&a.img)
 	}
-	return a.img.AppendBytes(dst), nil
+	return a.img.appendBytes(dst), nil
 }
 
 // AppendViews appends the Config's NViews views of src for sample k to dst,

@@ -241,6 +241,14 @@ func TestBadInput(t *testing.T) {
 		{"negative brightness", ErrParam, func() error { return AdjustBrightness(&img, -1) }},
 		{"negative contrast", ErrParam, func() error { return AdjustContrast(&img, -1) }},
 		{"negative saturation", ErrParam, func() error { return AdjustSaturation(&img, -1) }},
+		{"flip short image", ErrImage, func() error { return HFlip(&Image{C: 3, H: 4, W: 4, Pix: make([]float32, 47)}) }},
+		{"gray 2 channels", ErrImage, func() error { return RGBToGrayscale(&Image{C: 2, H: 1, W: 1, Pix: make([]float32, 2)}) }},
+		{"hue empty image", ErrImage, func() error { return AdjustHue(&Image{C: 3}, 0.1) }},
+		{"jitter short image", ErrImage, func() error {
+			return ColorJitter(&Image{C: 3, H: 2, W: 2, Pix: make([]float32, 3)}, Jitter{Order: [4]uint8{0, 1, 2, 3}, Brightness: 2})
+		}},
+		{"normalize short image", ErrImage, func() error { return Normalize(&Image{C: 1, H: 2, W: 2}, []float32{0}, []float32{1}) }},
+		{"bytes of short image", ErrImage, func() error { _, err := (&Image{C: 1, H: 2, W: 2}).AppendBytes(nil); return err }},
 		{"normalize channels", ErrParam, func() error {
 			_ = img.Load(good)
 			return Normalize(&img, []float32{0.5}, []float32{0.5})

@@ -25,7 +25,15 @@ func clamp01(v float32) float32 {
 }
 
 // HFlip reverses the column order of m (F.hflip).
-func HFlip(m *Image) {
+func HFlip(m *Image) error {
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	hflip(m)
+	return nil
+}
+
+func hflip(m *Image) {
 	for r := 0; r < m.C*m.H; r++ {
 		row := m.Pix[r*m.W : (r+1)*m.W]
 		for i, j := 0, len(row)-1; i < j; i, j = i+1, j-1 {
@@ -38,6 +46,9 @@ func HFlip(m *Image) {
 func AdjustBrightness(m *Image, f float32) error {
 	if !(f >= 0) {
 		return fmt.Errorf("%w: brightness factor %v, want >= 0", ErrParam, f)
+	}
+	if err := m.Validate(); err != nil {
+		return err
 	}
 	brightness(m, f)
 	return nil
@@ -54,6 +65,9 @@ func brightness(m *Image, f float32) {
 func AdjustContrast(m *Image, f float32) error {
 	if !(f >= 0) {
 		return fmt.Errorf("%w: contrast factor %v, want >= 0", ErrParam, f)
+	}
+	if err := m.Validate(); err != nil {
+		return err
 	}
 	contrast(m, f)
 	return nil
@@ -85,6 +99,9 @@ func AdjustSaturation(m *Image, f float32) error {
 	if !(f >= 0) {
 		return fmt.Errorf("%w: saturation factor %v, want >= 0", ErrParam, f)
 	}
+	if err := m.Validate(); err != nil {
+		return err
+	}
 	saturation(m, f)
 	return nil
 }
@@ -106,7 +123,15 @@ func saturation(m *Image, f float32) {
 // RGBToGrayscale replaces every channel of m by the grey value (F.rgb_to_grayscale
 // with num_output_channels equal to the input's, as RandomGrayscale asks). A
 // 1-channel image is left unchanged, as torchvision does.
-func RGBToGrayscale(m *Image) {
+func RGBToGrayscale(m *Image) error {
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	grayscale(m)
+	return nil
+}
+
+func grayscale(m *Image) {
 	if m.C != 3 {
 		return
 	}
@@ -125,6 +150,9 @@ func RGBToGrayscale(m *Image) {
 func AdjustHue(m *Image, f float32) error {
 	if !(f >= -0.5 && f <= 0.5) {
 		return fmt.Errorf("%w: hue factor %v, want in [-0.5, 0.5]", ErrParam, f)
+	}
+	if err := m.Validate(); err != nil {
+		return err
 	}
 	hue(m, f)
 	return nil
@@ -239,6 +267,14 @@ func ColorJitter(m *Image, j Jitter) error {
 	if err := j.Validate(); err != nil {
 		return err
 	}
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	jitter(m, j)
+	return nil
+}
+
+func jitter(m *Image, j Jitter) {
 	for _, k := range j.Order {
 		switch k {
 		case 0:
@@ -259,12 +295,14 @@ func ColorJitter(m *Image, j Jitter) error {
 			}
 		}
 	}
-	return nil
 }
 
 // Normalize sets each channel c of m to (m[c]-mean[c])/std[c]
 // (F.normalize); mean and std have one entry per channel, std non-zero.
 func Normalize(m *Image, mean, std []float32) error {
+	if err := m.Validate(); err != nil {
+		return err
+	}
 	if len(mean) != m.C || len(std) != m.C {
 		return fmt.Errorf("%w: normalize with %d means and %d stds on a %d-channel image", ErrParam, len(mean), len(std), m.C)
 	}

@@ -128,8 +128,7 @@ func run(rs *Resizer, img *Image, px Pixels, s step, first bool) error {
 		}
 		return rs.ResizedCrop(img, px, s.box(), s.Size[0], s.Size[1], *s.Antialias)
 	case "hflip":
-		HFlip(img)
-		return nil
+		return HFlip(img)
 	case "adjust_brightness":
 		return AdjustBrightness(img, s.Factor)
 	case "adjust_contrast":
@@ -139,8 +138,7 @@ func run(rs *Resizer, img *Image, px Pixels, s step, first bool) error {
 	case "adjust_hue":
 		return AdjustHue(img, s.Factor)
 	case "rgb_to_grayscale":
-		RGBToGrayscale(img)
-		return nil
+		return RGBToGrayscale(img)
 	case "color_jitter":
 		return ColorJitter(img, s.jitter())
 	case "normalize":
@@ -286,7 +284,10 @@ func TestFixturePIL(t *testing.T) {
 			if err := rs.ResizedCrop(&img, f.pixels[tc.Input], s.box(), s.Size[0], s.Size[1], true); err != nil {
 				t.Fatal(err)
 			}
-			got := img.AppendBytes(nil)
+			got, err := img.AppendBytes(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
 			v, shape, err := f.tensors.Float64s(tc.Output)
 			if err != nil {
 				t.Fatal(err)

@@ -43,6 +43,20 @@ type Image struct {
 	Pix     []float32
 }
 
+// Validate reports whether m is a well-formed 1- or 3-channel image.
+func (m *Image) Validate() error {
+	if m.H <= 0 || m.W <= 0 || m.H > MaxSide || m.W > MaxSide {
+		return fmt.Errorf("%w: size %dx%d, want sides in [1, %d]", ErrImage, m.H, m.W, MaxSide)
+	}
+	if m.C != 1 && m.C != 3 {
+		return fmt.Errorf("%w: %d channels, want 1 or 3", ErrImage, m.C)
+	}
+	if want := m.C * m.H * m.W; len(m.Pix) != want {
+		return fmt.Errorf("%w: %d values, want %d (%dx%dx%d)", ErrImage, len(m.Pix), want, m.C, m.H, m.W)
+	}
+	return nil
+}
+
 // Reset sets the shape to [c,h,w], reusing the backing array when it is large
 // enough. The pixel values are left unspecified.
 func (m *Image) Reset(c, h, w int) {
@@ -71,8 +85,15 @@ func (m *Image) Load(p Pixels) error {
 
 // AppendBytes appends m as uint8 HWC to dst, each value clamped to [0,1] and
 // rounded to the nearest multiple of 1/255. This is the only rounding of the
-// pipeline.
-func (m *Image) AppendBytes(dst []byte) []byte {
+// pipeline. A malformed m gives an error and dst unchanged.
+func (m *Image) AppendBytes(dst []byte) ([]byte, error) {
+	if err := m.Validate(); err != nil {
+		return dst, err
+	}
+	return m.appendBytes(dst), nil
+}
+
+func (m *Image) appendBytes(dst []byte) []byte {
 	plane := m.H * m.W
 	n := len(dst)
 	dst = grow(dst, plane*m.C)
