@@ -153,6 +153,19 @@ func (s stats) meanStd(channels int) (mean, std []float64) {
 	return mean, std
 }
 
+// pngEncoder reuses its deflate state across images: allocating it per
+// image dominated the ingest of small images.
+var pngEncoder = png.Encoder{BufferPool: &pngPool{}}
+
+type pngPool struct{ p sync.Pool }
+
+func (p *pngPool) Get() *png.EncoderBuffer {
+	b, _ := p.p.Get().(*png.EncoderBuffer)
+	return b
+}
+
+func (p *pngPool) Put(b *png.EncoderBuffer) { p.p.Put(b) }
+
 // Ingest reads every sample of src, writes each image to
 // <prefix>/<split>/<class>/<id>.<ext> with its SHA-256 in the object
 // metadata, then writes the manifest, classes.json and info.json. It is
@@ -261,7 +274,7 @@ func ingestOne(ctx context.Context, b Bucket, j job, classes []string, opts Opti
 	if opts.Format == FormatJPEG {
 		err = jpeg.Encode(&buf, s.Image, &jpeg.Options{Quality: opts.JPEGQuality})
 	} else {
-		err = png.Encode(&buf, s.Image)
+		err = pngEncoder.Encode(&buf, s.Image)
 	}
 	if err != nil {
 		return result{}, fmt.Errorf("dataset: encode %s: %w", key, err)
