@@ -15,8 +15,8 @@ const (
 	warmBatchThreshold = 256
 )
 
-// DefaultDecayEpochs are SupContrast's lr_decay_epochs for step decay.
-var DefaultDecayEpochs = []int{700, 800, 900}
+// defaultDecayEpochs are SupContrast's lr_decay_epochs for step decay.
+func defaultDecayEpochs() []int { return []int{700, 800, 900} }
 
 // Schedule is SupContrast's learning-rate schedule (main_supcon.py:
 // adjust_learning_rate once per epoch, warmup_learning_rate once per batch).
@@ -61,7 +61,7 @@ func (s *Schedule) setDefaults() {
 		s.DecayRate = DefaultDecayRate
 	}
 	if len(s.DecayEpochs) == 0 {
-		s.DecayEpochs = DefaultDecayEpochs
+		s.DecayEpochs = defaultDecayEpochs()
 	}
 	if s.BatchSize > warmBatchThreshold {
 		s.Warm = true
