@@ -1,0 +1,165 @@
+// Package feeder turns the manifest entries of one split into each epoch's
+// decode tasks, in an order shuffled by a seed derived from the run seed and
+// the epoch, framed by EpochStart and EpochEnd events. It is plain logic: it
+// publishes through functions the wiring provides (the bus publisher, whose
+// back-pressure paces it) and must not import bus or another stage.
+package feeder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/bits"
+	"math/rand/v2"
+
+	"github.com/supflow/supflow/dataset"
+	"github.com/supflow/supflow/messages"
+)
+
+// ErrInvalidConfig reports a Config or entry list New refuses.
+var ErrInvalidConfig = errors.New("feeder: invalid config")
+
+// PublishFunc sends one decode task; it may block (back-pressure) and must
+// return when ctx ends.
+type PublishFunc func(ctx context.Context, task messages.DecodeTask) error
+
+// EventFunc sends one control event.
+type EventFunc func(ctx context.Context, ev messages.Event) error
+
+// Config says which run the feeder feeds and for how long.
+type Config struct {
+	RunID string // required; copied into every task and event
+	// Seed is the run seed; epoch e is shuffled with a seed derived from
+	// (Seed, e), so a run is reproducible and each epoch differs.
+	Seed uint64
+	// StartEpoch is the first epoch to feed (non-zero when resuming).
+	StartEpoch uint32
+	// Epochs is how many epochs Run feeds; at least 1.
+	Epochs uint32
+}
+
+// Feeder produces the decode tasks of one split. It holds no goroutine and
+// is safe for concurrent use (its state is read-only after New).
+type Feeder struct {
+	cfg     Config
+	split   string
+	entries []dataset.Entry
+}
+
+// New checks cfg and the entries, which must be non-empty, valid and all of
+// one split. The entries' positions are the tasks' SampleIDs.
+func New(cfg Config, entries []dataset.Entry) (*Feeder, error) {
+	switch {
+	case cfg.RunID == "":
+		return nil, fmt.Errorf("%w: empty run id", ErrInvalidConfig)
+	case cfg.Epochs == 0:
+		return nil, fmt.Errorf("%w: epochs is 0", ErrInvalidConfig)
+	case uint64(cfg.StartEpoch)+uint64(cfg.Epochs) > 1<<32:
+		return nil, fmt.Errorf("%w: epochs %d from %d overflow uint32", ErrInvalidConfig, cfg.Epochs, cfg.StartEpoch)
+	case len(entries) == 0:
+		return nil, fmt.Errorf("%w: no entries", ErrInvalidConfig)
+	}
+	split := entries[0].Split
+	for i, e := range entries {
+		if err := e.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: entry %d: %w", ErrInvalidConfig, i, err)
+		}
+		if e.Split != split {
+			return nil, fmt.Errorf("%w: entry %d is in split %q, entry 0 in %q", ErrInvalidConfig, i, e.Split, split)
+		}
+	}
+	return &Feeder{cfg: cfg, split: split, entries: entries}, nil
+}
+
+// Count returns the number of samples per epoch.
+func (f *Feeder) Count() int { return len(f.entries) }
+
+// Order returns epoch's permutation of the sample indices. It depends only
+// on (Seed, epoch, sample count) and is fixed by this package, not by the
+// Go version: the shuffle is written here on top of PCG.
+func (f *Feeder) Order(epoch uint32) []int {
+	rng := rand.NewPCG(f.cfg.Seed, splitmix64(uint64(epoch)))
+	order := make([]int, len(f.entries))
+	for i := range order {
+		order[i] = i
+	}
+	for i := len(order) - 1; i > 0; i-- { // Fisher-Yates
+		j := int(bounded(rng, uint64(i+1)))
+		order[i], order[j] = order[j], order[i]
+	}
+	return order
+}
+
+// Task returns the decode task of sample index i in epoch.
+func (f *Feeder) Task(epoch uint32, i int) messages.DecodeTask {
+	e := f.entries[i]
+	return messages.DecodeTask{
+		RunID:    f.cfg.RunID,
+		Epoch:    epoch,
+		SampleID: uint64(i),
+		Key:      e.Key,
+		Label:    e.Label,
+		Split:    e.Split,
+	}
+}
+
+// Run feeds epochs StartEpoch .. StartEpoch+Epochs-1: for each, an
+// EventEpochStart, every task in the epoch's order, then an EventEpochEnd,
+// both events carrying the sample count. It stops at the first error from
+// publish or event, or when ctx ends, and returns that error.
+func (f *Feeder) Run(ctx context.Context, publish PublishFunc, event EventFunc) error {
+	for k := range f.cfg.Epochs {
+		if err := f.RunEpoch(ctx, f.cfg.StartEpoch+k, publish, event); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RunEpoch feeds one epoch (see Run).
+func (f *Feeder) RunEpoch(ctx context.Context, epoch uint32, publish PublishFunc, event EventFunc) error {
+	ev := messages.Event{
+		RunID: f.cfg.RunID,
+		Kind:  messages.EventEpochStart,
+		Epoch: epoch,
+		Count: uint64(len(f.entries)),
+		Info:  "split " + f.split,
+	}
+	if err := event(ctx, ev); err != nil {
+		return fmt.Errorf("feeder: epoch %d start event: %w", epoch, err)
+	}
+	for n, i := range f.Order(epoch) {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("feeder: epoch %d stopped after %d of %d tasks: %w", epoch, n, len(f.entries), err)
+		}
+		if err := publish(ctx, f.Task(epoch, i)); err != nil {
+			return fmt.Errorf("feeder: epoch %d task %d (sample %d): %w", epoch, n, i, err)
+		}
+	}
+	ev.Kind = messages.EventEpochEnd
+	if err := event(ctx, ev); err != nil {
+		return fmt.Errorf("feeder: epoch %d end event: %w", epoch, err)
+	}
+	return nil
+}
+
+// splitmix64 spreads consecutive epochs over unrelated PCG streams.
+func splitmix64(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	return x ^ x>>31
+}
+
+// bounded returns a uniform value in [0, n) (Lemire's multiply-shift with
+// rejection, so no modulo bias).
+func bounded(src rand.Source, n uint64) uint64 {
+	hi, lo := bits.Mul64(src.Uint64(), n)
+	if lo < n {
+		thresh := -n % n
+		for lo < thresh {
+			hi, lo = bits.Mul64(src.Uint64(), n)
+		}
+	}
+	return hi
+}
