@@ -167,12 +167,14 @@ func (s *Server) logTail() string {
 	return string(b)
 }
 
-// waitLive polls the liveness endpoint until it answers 200, the process
-// exits, or startTimeout passes.
+// waitLive polls the cluster health endpoint until it answers 200, the
+// process exits, or startTimeout passes. /minio/health/live answers before
+// the server accepts S3 requests ("Server not initialized yet"); the cluster
+// check waits for write quorum.
 func waitLive(addr string, exited <-chan struct{}) error {
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	url := "http://" + addr + "/minio/health/live"
+	url := "http://" + addr + "/minio/health/cluster"
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		resp, err := http.DefaultClient.Do(req)

@@ -1,6 +1,7 @@
 package miniotest
 
 import (
+	"errors"
 	"net/http"
 	"testing"
 )
@@ -35,5 +36,17 @@ func TestWithoutMinioVars(t *testing.T) {
 	got := withoutMinioVars([]string{"PATH=/bin", "MINIO_ROOT_USER=x", "HOME=/root", "MINIO_REGION=y"})
 	if len(got) != 2 || got[0] != "PATH=/bin" || got[1] != "HOME=/root" {
 		t.Fatalf("withoutMinioVars = %v", got)
+	}
+}
+
+func TestBinary(t *testing.T) {
+	t.Setenv(EnvBinary, t.TempDir()+"/no-such-minio")
+	if _, err := Binary(); !errors.Is(err, ErrNoBinary) {
+		t.Fatalf("Binary with a wrong %s = %v, want ErrNoBinary", EnvBinary, err)
+	}
+	t.Setenv(EnvBinary, "")
+	t.Setenv("PATH", t.TempDir())
+	if _, err := Binary(); !errors.Is(err, ErrNoBinary) {
+		t.Fatalf("Binary with an empty PATH = %v, want ErrNoBinary", err)
 	}
 }
