@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 )
@@ -77,6 +78,19 @@ func TestConfigHidesSecrets(t *testing.T) {
 			if strings.Contains(out, secret) {
 				t.Fatalf("output %q contains a credential", out)
 			}
+		}
+	}
+}
+
+func TestNewRejectsBadCAFile(t *testing.T) {
+	junk := t.TempDir() + "/junk.pem"
+	if err := os.WriteFile(junk, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, ca := range []string{t.TempDir() + "/missing.pem", junk} {
+		_, err := New(Config{Endpoint: "https://127.0.0.1:9000", Bucket: "data", AccessKey: "a", SecretKey: "s", CAFile: ca})
+		if !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("New with ca_file %s = %v, want ErrInvalidConfig", ca, err)
 		}
 	}
 }

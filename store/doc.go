@@ -4,8 +4,8 @@
 // embedded S3 endpoint that `supflow run` starts when no external MinIO is
 // configured.
 //
-// It imports minio-go and gofakes3 only; it must not import messages, bus or
-// any stage. It never reads the environment itself: ConfigFromEnv takes the
+// It imports minio-go, and gofakes3 with afero for the embedded endpoint;
+// it must not import messages, bus or any stage. It never reads the environment itself: ConfigFromEnv takes the
 // lookup function from the caller (cmd/supflow passes os.Getenv).
 //
 // Credentials never appear in errors or logs: Config redacts them in String
