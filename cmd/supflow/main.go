@@ -45,6 +45,8 @@ type options struct {
 
 	// per-command flags (registered by the commands that use them)
 	resume     bool
+	startEpoch int
+	wait       bool
 	checkpoint string
 	report     string
 	outDir     string

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/supflow/supflow/bus"
+	"github.com/supflow/supflow/messages"
+	"github.com/supflow/supflow/report"
+)
+
+// runAll is `supflow run`: ingest, feeder, decode, augment, train and
+// evaluate in one process, by default on an embedded NATS server and an
+// embedded S3 endpoint. The stages talk over the bus exactly as separate
+// processes do.
+func runAll(ctx context.Context, e *env) error {
+	cfg := e.cfg
+	start := time.Now()
+	s := &services{log: e.log}
+	defer s.close()
+	if err := s.serveMetrics(cfg.Metrics.Addr); err != nil {
+		return err
+	}
+	if err := s.openStore(ctx, cfg); err != nil {
+		return err
+	}
+	if _, err := ingest(ctx, e, s); err != nil {
+		return err
+	}
+	if err := s.openBus(ctx, cfg, "run"); err != nil {
+		return err
+	}
+	j, err := newTrainJob(ctx, cfg, s, e.opts.resume)
+	if err != nil {
+		return err
+	}
+	routes, err := workerRoutes(cfg, s, "decode", "augment")
+	if err != nil {
+		return usageError{err}
+	}
+	router, err := s.bus.NewRouter(bus.RouterConfig{Logger: s.log, Registerer: s.reg})
+	if err != nil {
+		return err
+	}
+	if err := router.Add(routes...); err != nil {
+		return err
+	}
+	wctx, stopWorkers := context.WithCancel(ctx)
+	defer stopWorkers()
+	errc := make(chan error, 2)
+	go func() { errc <- ignoreCanceled(router.Run(wctx)) }()
+	go func() { errc <- ignoreCanceled(feed(wctx, cfg, s.bus, j.data, j.start)) }()
+
+	// The trainer runs in the foreground; a failing worker or feeder stops it.
+	tctx, stopTrain := context.WithCancelCause(ctx)
+	defer stopTrain(nil)
+	go func() {
+		for range 2 {
+			if err := <-errc; err != nil {
+				stopTrain(err)
+				return
+			}
+		}
+	}()
+	key, err := j.run(tctx)
+	if cause := context.Cause(tctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		err = cause
+	}
+	stopWorkers()
+	if err != nil {
+		return err
+	}
+	out, err := evaluateCheckpoint(ctx, e, s, key)
+	if err != nil {
+		return err
+	}
+	if err := s.bus.Events().Publish(ctx, messages.Event{RunID: cfg.Run.ID, Kind: messages.EventEvalDone, Ref: out.reportKey,
+		Info: fmt.Sprintf("linear_top1=%.4f knn_top1=%.4f", out.linearTop1, out.knnTop1)}); err != nil {
+		return err
+	}
+	s.log.Info("run complete", "seconds", time.Since(start).Round(time.Second).Seconds())
+	printResult(e, out)
+	return nil
+}
+
+func ignoreCanceled(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// runReport re-renders report.html from the run's report.json in the
+// bucket into --out (default <work_dir>/<run_id>).
+func runReport(ctx context.Context, e *env) error {
+	s := &services{log: e.log}
+	defer s.close()
+	if err := s.openStore(ctx, e.cfg); err != nil {
+		return err
+	}
+	b, err := s.store.Get(ctx, runKey(e.cfg, "report.json"))
+	if err != nil {
+		return fmt.Errorf("report of run %q: %w", e.cfg.Run.ID, err)
+	}
+	rep, err := report.ReadJSON(bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	dir := e.opts.outDir
+	if dir == "" {
+		dir = filepath.Join(e.cfg.Run.WorkDir, e.cfg.Run.ID)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	var html bytes.Buffer
+	if err := report.WriteHTML(&html, rep); err != nil {
+		return err
+	}
+	path := filepath.Join(dir, "report.html")
+	if err := writeFileAtomic(path, html.Bytes()); err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, path)
+	return nil
+}

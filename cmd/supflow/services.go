@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/supflow/supflow/bus"
+	"github.com/supflow/supflow/config"
+	"github.com/supflow/supflow/messages"
+	"github.com/supflow/supflow/store"
+)
+
+// services are the servers a command talks to, embedded or external, and
+// what it must close on the way out (in reverse order).
+type services struct {
+	store   *store.Client
+	bus     *bus.Bus
+	reg     *prometheus.Registry
+	closers []func() error
+	log     *slog.Logger
+}
+
+func (s *services) close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		if err := s.closers[i](); err != nil {
+			s.log.Warn("shutdown", "error", err)
+		}
+	}
+}
+
+// storeConfig builds the S3 client config from pipeline.yaml and the
+// environment (credentials come only from there).
+func storeConfig(c config.Store) store.Config {
+	return store.ConfigFromEnv(store.Config{
+		Endpoint: c.Endpoint, Bucket: c.Bucket, Region: c.Region, Secure: c.Secure, CAFile: c.CAFile,
+	}, os.Getenv)
+}
+
+// openStore connects to the configured S3 endpoint, or starts the embedded
+// one with its data under the work dir (kept between runs, so a second
+// demo skips the ingest). The bucket is created when missing.
+func (s *services) openStore(ctx context.Context, cfg *config.Config) error {
+	var sc store.Config
+	if cfg.Store.Embedded {
+		dir := filepath.Join(cfg.Run.WorkDir, "s3")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		emb, err := store.StartEmbedded(ctx, dir)
+		if err != nil {
+			return fmt.Errorf("embedded S3: %w", err)
+		}
+		s.closers = append(s.closers, emb.Close)
+		sc = emb.Config(cfg.Store.Bucket)
+	} else {
+		sc = storeConfig(cfg.Store)
+	}
+	c, err := store.New(sc)
+	if err != nil {
+		return err
+	}
+	if err := c.EnsureBucket(ctx); err != nil {
+		return err
+	}
+	s.store = c
+	return nil
+}
+
+// busConfig builds the NATS connection config; secrets come from the
+// environment only.
+func busConfig(c config.Bus, url, name string) bus.Config {
+	return bus.Config{
+		URL: url, Name: name,
+		User: os.Getenv("SUPFLOW_NATS_USER"), Password: os.Getenv("SUPFLOW_NATS_PASSWORD"),
+		Token: os.Getenv("SUPFLOW_NATS_TOKEN"), NKeySeedFile: c.NKeyFile, CredsFile: c.CredsFile,
+		CAFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile,
+	}
+}
+
+// openBus connects to NATS, or starts the embedded server with a fresh
+// JetStream store (streams are a run's scratch), and provisions the topology.
+func (s *services) openBus(ctx context.Context, cfg *config.Config, name string) error {
+	url := cfg.Bus.URL
+	if cfg.Bus.Embedded {
+		dir, err := os.MkdirTemp("", "supflow-nats-")
+		if err != nil {
+			return err
+		}
+		emb, err := bus.StartEmbedded(ctx, bus.EmbeddedConfig{StoreDir: dir, Port: -1, MaxPayload: cfg.Bus.MaxPayload})
+		if err != nil {
+			os.RemoveAll(dir)
+			return err
+		}
+		s.closers = append(s.closers, func() error { err := emb.Close(); os.RemoveAll(dir); return err })
+		url = emb.URL()
+	}
+	b, err := bus.Connect(ctx, busConfig(cfg.Bus, url, "supflow-"+name), s.log)
+	if err != nil {
+		return err
+	}
+	s.closers = append(s.closers, b.Close)
+	if err := b.Provision(ctx, topology(cfg)); err != nil {
+		return err
+	}
+	s.bus = b
+	return nil
+}
+
+// topology maps pipeline.yaml onto the streams and consumers. The train
+// consumer holds a whole batch unacknowledged until its step, so its
+// in-flight window and AckWait are sized from the batch.
+func topology(cfg *config.Config) bus.Topology {
+	b := cfg.Bus
+	edge := func(topic, consumer string, ackWait time.Duration, pending int) bus.WorkQueue {
+		return bus.WorkQueue{Topic: topic, MaxMsgs: int64(b.StreamMaxMsgs), Consumer: bus.Consumer{
+			Name: consumer, AckWait: ackWait, MaxDeliver: b.MaxDeliver, MaxAckPending: pending}}
+	}
+	ack := time.Duration(b.AckWait)
+	trainPending := max(b.MaxAckPending, 2*cfg.Train.BatchSize+b.MaxAckPending)
+	return bus.Topology{Edges: []bus.WorkQueue{
+		edge(messages.TopicDecodeTasks, "decode", ack, b.MaxAckPending),
+		edge(messages.TopicImages, "augment", ack, b.MaxAckPending),
+		edge(messages.TopicViews, "train", max(ack, 10*time.Minute), trainPending),
+	}}
+}
+
+// serveMetrics exposes /metrics (and /healthz) when metrics.addr is set.
+func (s *services) serveMetrics(addr string) error {
+	s.reg = prometheus.NewRegistry()
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if addr == "" {
+		return nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("metrics: %w", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	s.closers = append(s.closers, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	s.log.Info("serving metrics", "addr", addr)
+	return nil
+}

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"errors"
+
+	"github.com/supflow/supflow/augment"
+	"github.com/supflow/supflow/bus"
+	"github.com/supflow/supflow/config"
+	"github.com/supflow/supflow/messages"
+	augstage "github.com/supflow/supflow/stages/augment"
+	"github.com/supflow/supflow/stages/decode"
+	"github.com/supflow/supflow/store"
+)
+
+// newDecoder builds the decode stage on the store.
+func newDecoder(cfg *config.Config, s *store.Client) (*decode.Stage, error) {
+	return decode.New(decode.Config{
+		MaxPixels: int64(cfg.Decode.MaxPixels), MaxObjectBytes: int64(cfg.Decode.MaxObjectBytes),
+		ResizeShorter: cfg.Decode.ResizeShorter, Gray: cfg.Decode.Gray,
+		IsNotFound: func(err error) bool { return errors.Is(err, store.ErrNotFound) },
+	}, s)
+}
+
+// newAugmenter builds the augment stage from pipeline.yaml.
+func newAugmenter(cfg *config.Config) (*augstage.Stage, error) {
+	a := cfg.Augment
+	return augstage.New(augstage.Config{Seed: uint64(cfg.Run.Seed), Config: augment.Config{
+		Size: a.Size, NViews: a.NViews, Scale: a.Scale, Ratio: a.Ratio, Antialias: &a.Antialias,
+		FlipP: &a.FlipP, JitterP: &a.JitterP, GrayP: &a.GrayscaleP,
+		Jitter: augment.JitterConfig{Brightness: a.Brightness, Contrast: a.Contrast, Saturation: a.Saturation, Hue: a.Hue},
+	}})
+}
+
+// onlyRun wraps a stage handler so that messages of other runs are
+// acknowledged and dropped instead of processed.
+func onlyRun[In, Out any](runID string, id func(In) string, fn func(context.Context, In) (Out, error)) func(context.Context, In) (Out, error) {
+	return func(ctx context.Context, in In) (Out, error) {
+		if got := id(in); got != runID {
+			var zero Out
+			return zero, messages.Skip(errors.New("message of run " + got))
+		}
+		return fn(ctx, in)
+	}
+}
+
+// workerRoutes returns the decode and augment routes as configured.
+func workerRoutes(cfg *config.Config, s *services, which ...string) ([]bus.Route, error) {
+	var routes []bus.Route
+	for _, w := range which {
+		switch w {
+		case "decode":
+			st, err := newDecoder(cfg, s.store)
+			if err != nil {
+				return nil, err
+			}
+			routes = append(routes, bus.Handle("decode", messages.TopicDecodeTasks, messages.TopicImages,
+				messages.UnmarshalDecodeTask, messages.MarshalImage,
+				onlyRun(cfg.Run.ID, func(t messages.DecodeTask) string { return t.RunID }, st.Handle)).Workers(cfg.Decode.Workers))
+		case "augment":
+			st, err := newAugmenter(cfg)
+			if err != nil {
+				return nil, err
+			}
+			routes = append(routes, bus.Handle("augment", messages.TopicImages, messages.TopicViews,
+				messages.UnmarshalImage, messages.MarshalViewGroup,
+				onlyRun(cfg.Run.ID, func(m messages.Image) string { return m.RunID }, st.Handle)).Workers(cfg.Augment.Workers))
+		}
+	}
+	return routes, nil
+}
+
+// runWorker is `supflow decode` and `supflow augment`: one stage on an
+// external (or embedded, for trying it alone) bus until SIGINT/SIGTERM.
+func runWorker(which string) func(context.Context, *env) error {
+	return func(ctx context.Context, e *env) error {
+		s := &services{log: e.log.With("stage", which)}
+		defer s.close()
+		if err := s.serveMetrics(e.cfg.Metrics.Addr); err != nil {
+			return err
+		}
+		if err := s.openStore(ctx, e.cfg); err != nil {
+			return err
+		}
+		if err := s.openBus(ctx, e.cfg, which); err != nil {
+			return err
+		}
+		routes, err := workerRoutes(e.cfg, s, which)
+		if err != nil {
+			return usageError{err}
+		}
+		r, err := s.bus.NewRouter(bus.RouterConfig{Logger: s.log, Registerer: s.reg})
+		if err != nil {
+			return err
+		}
+		if err := r.Add(routes...); err != nil {
+			return err
+		}
+		s.log.Info("stage running", "run_id", e.cfg.Run.ID)
+		err = r.Run(ctx)
+		if errors.Is(err, context.Canceled) {
+			return nil // SIGINT/SIGTERM: drained
+		}
+		return err
+	}
+}
