@@ -147,7 +147,7 @@ type Train struct {
 	KNNSamples      int     `yaml:"knn_samples"`      // held-out slice size for the monitor
 	KNNK            int     `yaml:"knn_k"`
 	KNNTemperature  float64 `yaml:"knn_temperature"`
-	Threads         int     `yaml:"threads"` // compute threads (0 = all cores)
+	Threads         int     `yaml:"threads"` // OpenBLAS threads (0 = 1 unless OPENBLAS_NUM_THREADS is set)
 }
 
 // Evaluate configures the linear probe.

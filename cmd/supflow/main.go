@@ -17,6 +17,7 @@ import (
 	"syscall"
 
 	"github.com/supflow/supflow/config"
+	"github.com/supflow/supflow/internal/blasimpl"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -129,6 +130,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		e.cfg = cfg
 		e.log = newLogger(stderr, cfg.Log)
+		setBLASThreads(cfg.Train.Threads)
 	}
 	if err := cmd.run(ctx, e); err != nil {
 		fmt.Fprintf(stderr, "supflow %s: %v\n", name, err)
@@ -153,6 +155,19 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-10s %s\n", n, cmds[n].summary)
 	}
 	fmt.Fprintf(w, "\nRun `supflow <command> --help` for a command's flags.\n")
+}
+
+// setBLASThreads applies train.threads. The default is one OpenBLAS thread
+// unless OPENBLAS_NUM_THREADS says otherwise: supflow's own ops run on the
+// Go side between GEMMs, and idle OpenBLAS threads spinning meanwhile made
+// a demo step 1.5x slower on 2 cores (docs/benchmarks.md).
+func setBLASThreads(n int) {
+	switch {
+	case n > 0:
+		blasimpl.SetThreads(n)
+	case os.Getenv("OPENBLAS_NUM_THREADS") == "":
+		blasimpl.SetThreads(1)
+	}
 }
 
 func newLogger(w io.Writer, c config.Log) *slog.Logger {

@@ -3,6 +3,8 @@
 package blasimpl
 
 // #cgo LDFLAGS: -lopenblas
+// void openblas_set_num_threads(int num_threads);
+// int openblas_get_num_threads(void);
 import "C"
 
 import (
@@ -20,3 +22,9 @@ func init() {
 	blas64.Use(impl)
 	G.Use(impl)
 }
+
+// SetThreads sets OpenBLAS's thread count (n >= 1).
+func SetThreads(n int) { C.openblas_set_num_threads(C.int(max(n, 1))) }
+
+// Threads reports OpenBLAS's thread count.
+func Threads() int { return int(C.openblas_get_num_threads()) }
