@@ -13,7 +13,9 @@ func TestDeadLettersStream(t *testing.T) {
 	b := connect(t, startServer(t, EmbeddedConfig{}).URL())
 	provision(t, b, edge("in", "stage"), edge("out", "check"))
 	runRouter(t, b, quick, Handle("stage", "in", "out", func(p []byte) (string, error) { return string(p), nil }, bytesOf,
-		func(context.Context, string) (string, error) { return "", messages.Permanent(errors.New("corrupt image")) }))
+		func(context.Context, string) (string, error) {
+			return "", messages.Permanent(errors.New("corrupt image"))
+		}))
 	sendAll(t, b, "in", "a", "b")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
