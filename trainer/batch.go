@@ -58,6 +58,8 @@ func (b *Batch) Validate() error {
 type Stats struct {
 	Step     int64         // optimizer steps taken so far, this one included
 	Epoch    int           // 1-based epoch the step belongs to
+	Batch    int           // 0-based batch index within the epoch
+	Batches  int           // batches in the epoch (0 when unknown)
 	Loss     float64       // mean loss of the batch
 	LR       float64       // learning rate used
 	Samples  int           // samples in the batch

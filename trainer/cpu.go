@@ -194,7 +194,7 @@ func (t *CPU) Step(ctx context.Context, b Batch) (Stats, error) {
 		return Stats{}, fmt.Errorf("trainer: optimizer: %w", err)
 	}
 	t.steps++
-	return Stats{Step: t.steps, Epoch: b.Epoch, Loss: l, LR: lr, Samples: b.Size, Duration: time.Since(start)}, nil
+	return Stats{Step: t.steps, Epoch: b.Epoch, Batch: b.Index, Batches: b.PerEpoch, Loss: l, LR: lr, Samples: b.Size, Duration: time.Since(start)}, nil
 }
 
 func singleClass(labels []int) bool {

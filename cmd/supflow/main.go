@@ -59,6 +59,7 @@ type env struct {
 	opts   *options
 	log    *slog.Logger
 	stdout io.Writer
+	term   *term // stderr, with a progress line on terminals
 	args   []string
 }
 
@@ -121,7 +122,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if o.logLevel != "" {
 		o.sets = append(o.sets, "log.level="+o.logLevel)
 	}
-	e := &env{opts: o, stdout: stdout, args: fs.Args()}
+	e := &env{opts: o, stdout: stdout, args: fs.Args(), term: newTerm(stderr)}
 	if name != "version" {
 		cfg, err := config.Load(o.configPath, os.LookupEnv, o.sets)
 		if err != nil {
@@ -129,10 +130,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 		e.cfg = cfg
-		e.log = newLogger(stderr, cfg.Log)
+		e.log = newLogger(e.term, cfg.Log)
 		setBLASThreads(cfg.Train.Threads)
 	}
-	if err := cmd.run(ctx, e); err != nil {
+	err := cmd.run(ctx, e)
+	e.term.progress("", 0, 0, "")
+	if err != nil {
 		fmt.Fprintf(stderr, "supflow %s: %v\n", name, err)
 		var ue usageError
 		if errors.As(err, &ue) {

@@ -39,6 +39,7 @@ func runAll(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
+	j.term = e.term
 	routes, err := workerRoutes(cfg, s, "decode", "augment")
 	if err != nil {
 		return usageError{err}

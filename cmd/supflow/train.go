@@ -87,6 +87,7 @@ type trainJob struct {
 	cfg     *config.Config
 	s       *services
 	log     *slog.Logger
+	term    *term
 	tr      *trainer.CPU
 	data    dataset.Dataset
 	start   int // first epoch to train
@@ -211,6 +212,7 @@ func (j *trainJob) run(ctx context.Context) (string, error) {
 	started := time.Now()
 	j.mu.Unlock()
 	err = stage.Run(ctx, in, control)
+	j.term.progress("", 0, 0, "")
 	cancel()
 	if rerr := <-routerDone; err == nil && rerr != nil && !errors.Is(rerr, context.Canceled) {
 		err = rerr
@@ -296,6 +298,8 @@ func (j *trainJob) onStep(st trainer.Stats, wait time.Duration) {
 	j.curves.Samples += int64(st.Samples)
 	j.curves.Seconds += (st.Duration + wait).Seconds()
 	j.mu.Unlock()
+	j.term.progress(fmt.Sprintf("epoch %d/%d", st.Epoch, j.cfg.Train.Epochs), st.Batch+1, st.Batches,
+		fmt.Sprintf("loss %.4f lr %.3g %.0f samples/s", st.Loss, st.LR, rate))
 	if st.Step%10 == 0 || st.Step == 1 {
 		j.log.Info("step", "step", st.Step, "epoch", st.Epoch, "loss", fmt.Sprintf("%.4f", st.Loss), "lr", fmt.Sprintf("%.4g", st.LR),
 			"samples_per_sec", fmt.Sprintf("%.1f", rate), "data_wait_seconds", fmt.Sprintf("%.3f", wait.Seconds()),
@@ -377,6 +381,7 @@ func runTrain(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
+	j.term = e.term
 	key, err := j.run(ctx)
 	if err != nil {
 		return err
