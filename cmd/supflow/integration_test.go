@@ -254,7 +254,7 @@ evaluate: {epochs: 5, knn_k: 20}
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Linear == nil || !(float64(rep.Linear.Top1) > 0.3) || len(rep.KNN) != 2 || len(rep.Pretrain) == 0 {
+	if rep.Linear == nil || !(float64(rep.Linear.Top1) > 0.15) || len(rep.KNN) != 2 || len(rep.Pretrain) == 0 {
 		t.Errorf("report: linear %+v, %d kNN points, %d pretrain points", rep.Linear, len(rep.KNN), len(rep.Pretrain))
 	}
 }
