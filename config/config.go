@@ -98,6 +98,7 @@ type Decode struct {
 	MaxObjectBytes int  `yaml:"max_object_bytes"` // refuse larger objects before reading
 	ResizeShorter  int  `yaml:"resize_shorter"`   // resize-on-decode to this shorter side (0 = off)
 	Gray           bool `yaml:"gray"`             // keep one channel (gray datasets such as MNIST)
+	Cache          bool `yaml:"cache"`            // keep decoded images in the bucket so later epochs skip decoding
 }
 
 // Augment configures the paired random views (SupContrast's transform).

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"path"
 
 	"github.com/supflow/supflow/augment"
 	"github.com/supflow/supflow/bus"
@@ -15,11 +16,24 @@ import (
 
 // newDecoder builds the decode stage on the store.
 func newDecoder(cfg *config.Config, s *store.Client) (*decode.Stage, error) {
-	return decode.New(decode.Config{
+	dc := decode.Config{
 		MaxPixels: int64(cfg.Decode.MaxPixels), MaxObjectBytes: int64(cfg.Decode.MaxObjectBytes),
 		ResizeShorter: cfg.Decode.ResizeShorter, Gray: cfg.Decode.Gray,
 		IsNotFound: func(err error) bool { return errors.Is(err, store.ErrNotFound) },
-	}, s)
+	}
+	if cfg.Decode.Cache {
+		dc.Cache, dc.CachePrefix = storeCache{s}, path.Join("cache", cfg.Dataset.Prefix)
+	}
+	return decode.New(dc, s)
+}
+
+// storeCache keeps the decode cache as objects of the bucket.
+type storeCache struct{ c *store.Client }
+
+func (s storeCache) Get(ctx context.Context, key string) ([]byte, error) { return s.c.Get(ctx, key) }
+
+func (s storeCache) Put(ctx context.Context, key string, b []byte) error {
+	return s.c.Put(ctx, key, b, store.PutOptions{ContentType: "application/octet-stream"})
 }
 
 // newAugmenter builds the augment stage from pipeline.yaml.

@@ -46,6 +46,10 @@ type Config struct {
 	// exist (for the store package: errors.Is(err, store.ErrNotFound)). Nil
 	// treats every fetch error as transient.
 	IsNotFound func(error) bool
+	// Cache, when set, keeps decoded images under CachePrefix so that later
+	// epochs skip the fetch of the original and the decode.
+	Cache       Cache
+	CachePrefix string
 }
 
 func (c *Config) setDefaults() {
@@ -76,6 +80,7 @@ type Stage struct {
 	cfg     Config
 	objects Getter
 	dec     *imgdecode.Decoder
+	stats   cacheStats
 }
 
 // New returns a Stage reading objects through objects.
@@ -102,6 +107,11 @@ func (s *Stage) Handle(ctx context.Context, task messages.DecodeTask) (messages.
 	if task.Key == "" {
 		return messages.Image{}, messages.Permanent(fmt.Errorf("%w: empty key (run %q, sample %d)", ErrInvalidTask, task.RunID, task.SampleID))
 	}
+	if s.cfg.Cache != nil {
+		if img, ok := s.cached(ctx, task.Key); ok {
+			return imageOf(task, img), nil
+		}
+	}
 	data, err := s.objects.Get(ctx, task.Key)
 	switch {
 	case err != nil && s.cfg.IsNotFound != nil && s.cfg.IsNotFound(err):
@@ -115,7 +125,15 @@ func (s *Stage) Handle(ctx context.Context, task messages.DecodeTask) (messages.
 	if err != nil {
 		return messages.Image{}, messages.Permanent(fmt.Errorf("decode: object %q: %w", task.Key, err))
 	}
-	// Every supported format caps a side below 2^31, so the sizes fit.
+	if s.cfg.Cache != nil {
+		s.store(ctx, task.Key, img)
+	}
+	return imageOf(task, img), nil
+}
+
+// imageOf is the message for task's decoded image. Every supported format
+// caps a side below 2^31, so the sizes fit.
+func imageOf(task messages.DecodeTask, img imgdecode.Image) messages.Image {
 	return messages.Image{
 		RunID:    task.RunID,
 		Epoch:    task.Epoch,
@@ -126,5 +144,5 @@ func (s *Stage) Handle(ctx context.Context, task messages.DecodeTask) (messages.
 		Width:    uint32(img.Width),
 		Channels: uint8(img.Channels),
 		Pixels:   img.Pix,
-	}, nil
+	}
 }

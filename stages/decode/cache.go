@@ -1,0 +1,97 @@
+package decode
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"path"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/supflow/supflow/imgdecode"
+)
+
+// Cache stores decoded images so that later epochs skip fetching the
+// original and decoding it. *store.Client satisfies it; entries live next to
+// the data set as ordinary objects.
+type Cache interface {
+	Get(ctx context.Context, key string) ([]byte, error)
+	Put(ctx context.Context, key string, data []byte) error
+}
+
+// cacheMagic starts every cache entry: "SFPX", a layout version byte, then
+// height, width (u32 little-endian), channels (u8) and the pixels.
+var cacheMagic = [5]byte{'S', 'F', 'P', 'X', 1}
+
+const cacheHeader = len(cacheMagic) + 4 + 4 + 1
+
+var errCacheEntry = errors.New("decode: malformed cache entry")
+
+// cacheKey names the entry of an object under the decode settings that
+// shape its pixels, so a change of settings never reads a stale entry.
+func (s *Stage) cacheKey(key string) string {
+	gray := "rgb"
+	if s.cfg.Gray {
+		gray = "gray"
+	}
+	return path.Join(s.cfg.CachePrefix, "r"+strconv.Itoa(s.cfg.ResizeShorter)+"-"+gray, key+".px")
+}
+
+func encodeCacheEntry(img imgdecode.Image) []byte {
+	b := make([]byte, cacheHeader+len(img.Pix))
+	copy(b, cacheMagic[:])
+	binary.LittleEndian.PutUint32(b[5:], uint32(img.Height))
+	binary.LittleEndian.PutUint32(b[9:], uint32(img.Width))
+	b[13] = byte(img.Channels)
+	copy(b[cacheHeader:], img.Pix)
+	return b
+}
+
+func decodeCacheEntry(b []byte, maxPixels int64) (imgdecode.Image, error) {
+	if len(b) < cacheHeader || [5]byte(b[:5]) != cacheMagic {
+		return imgdecode.Image{}, errCacheEntry
+	}
+	h, w, c := int64(binary.LittleEndian.Uint32(b[5:])), int64(binary.LittleEndian.Uint32(b[9:])), int64(b[13])
+	if h < 1 || w < 1 || (c != 1 && c != 3) || (maxPixels > 0 && h*w > maxPixels) || int64(len(b)-cacheHeader) != h*w*c {
+		return imgdecode.Image{}, fmt.Errorf("%w: %dx%dx%d in %d bytes", errCacheEntry, h, w, c, len(b))
+	}
+	return imgdecode.Image{Height: int(h), Width: int(w), Channels: int(c), Pix: b[cacheHeader:]}, nil
+}
+
+// cacheStats counts what the cache did; a failed cache read or write never
+// fails a decode, it only costs the decode the cache would have saved.
+type cacheStats struct {
+	hits, misses, errors atomic.Int64
+}
+
+// CacheStats reports cache hits, misses and failed reads or writes.
+func (s *Stage) CacheStats() (hits, misses, failures int64) {
+	return s.stats.hits.Load(), s.stats.misses.Load(), s.stats.errors.Load()
+}
+
+// cached returns the cached image of key, if there is a usable entry.
+func (s *Stage) cached(ctx context.Context, key string) (imgdecode.Image, bool) {
+	b, err := s.cfg.Cache.Get(ctx, s.cacheKey(key))
+	if err != nil {
+		if s.cfg.IsNotFound == nil || !s.cfg.IsNotFound(err) {
+			s.stats.errors.Add(1)
+		}
+		s.stats.misses.Add(1)
+		return imgdecode.Image{}, false
+	}
+	img, err := decodeCacheEntry(b, s.cfg.MaxPixels)
+	if err != nil {
+		s.stats.errors.Add(1)
+		s.stats.misses.Add(1)
+		return imgdecode.Image{}, false
+	}
+	s.stats.hits.Add(1)
+	return img, true
+}
+
+func (s *Stage) store(ctx context.Context, key string, img imgdecode.Image) {
+	if err := s.cfg.Cache.Put(ctx, s.cacheKey(key), encodeCacheEntry(img)); err != nil {
+		s.stats.errors.Add(1)
+	}
+}

@@ -1,0 +1,110 @@
+package decode
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/supflow/supflow/messages"
+)
+
+// memCache is an in-memory Cache; a missing key returns errMissing.
+type memCache struct {
+	mu      sync.Mutex
+	m       map[string][]byte
+	failPut bool
+}
+
+func (c *memCache) Get(_ context.Context, key string) ([]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b, ok := c.m[key]
+	if !ok {
+		return nil, errMissing
+	}
+	return b, nil
+}
+
+func (c *memCache) Put(_ context.Context, key string, b []byte) error {
+	if c.failPut {
+		return errors.New("cache unavailable")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m[key] = append([]byte(nil), b...)
+	return nil
+}
+
+// countingObjects counts fetches of the originals.
+type countingObjects struct {
+	memObjects
+	mu sync.Mutex
+	n  int
+}
+
+func (c *countingObjects) Get(ctx context.Context, key string) ([]byte, error) {
+	c.mu.Lock()
+	c.n++
+	c.mu.Unlock()
+	return c.memObjects.Get(ctx, key)
+}
+
+func TestCacheSkipsFetchAndDecode(t *testing.T) {
+	objs := &countingObjects{memObjects: memObjects{objects: map[string][]byte{"a.png": pngBytes(t, testImage(9, 7))}}}
+	cache := &memCache{m: map[string][]byte{}}
+	s, err := New(Config{Cache: cache, CachePrefix: "cache", IsNotFound: isMissing, ResizeShorter: 4}, objs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	task := messages.DecodeTask{RunID: "r", Epoch: 1, SampleID: 3, Key: "a.png", Label: 2, Split: "train"}
+	first, err := s.Handle(context.Background(), task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	task.Epoch = 2
+	second, err := s.Handle(context.Background(), task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if objs.n != 1 {
+		t.Errorf("original fetched %d times, want 1", objs.n)
+	}
+	if hits, misses, fails := s.CacheStats(); hits != 1 || misses != 1 || fails != 0 {
+		t.Errorf("cache stats %d hits %d misses %d failures", hits, misses, fails)
+	}
+	if second.Epoch != 2 || second.Height != first.Height || second.Width != first.Width || !bytes.Equal(second.Pixels, first.Pixels) {
+		t.Errorf("cached image differs: %+v vs %+v", second, first)
+	}
+	if _, ok := cache.m["cache/r4-rgb/a.png.px"]; !ok {
+		t.Errorf("cache keys %v", cache.m)
+	}
+}
+
+func TestCacheFailuresNeverFailADecode(t *testing.T) {
+	objs := memObjects{objects: map[string][]byte{"a.png": pngBytes(t, testImage(5, 5))}}
+	cache := &memCache{m: map[string][]byte{"c/r0-rgb/a.png.px": []byte("SFPX\x01garbage")}, failPut: true}
+	s, err := New(Config{Cache: cache, CachePrefix: "c", IsNotFound: isMissing}, objs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := s.Handle(context.Background(), messages.DecodeTask{Key: "a.png"})
+	if err != nil || img.Width != 5 {
+		t.Fatalf("img %dx%d, err %v", img.Width, img.Height, err)
+	}
+	if _, _, fails := s.CacheStats(); fails != 2 { // the corrupt entry and the failed put
+		t.Errorf("failures = %d, want 2", fails)
+	}
+}
+
+func FuzzCacheEntry(f *testing.F) {
+	f.Add([]byte("SFPX\x01\x01\x00\x00\x00\x01\x00\x00\x00\x01\x07"))
+	f.Add([]byte("SFPX"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		img, err := decodeCacheEntry(b, 1<<20)
+		if err == nil && len(img.Pix) != img.Height*img.Width*img.Channels {
+			t.Fatalf("entry %dx%dx%d with %d bytes accepted", img.Height, img.Width, img.Channels, len(img.Pix))
+		}
+	})
+}
