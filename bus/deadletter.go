@@ -2,7 +2,6 @@ package bus
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -23,38 +22,13 @@ type DeadLetter struct {
 // an ordered consumer of its own; the channel closes when ctx ends. The
 // trainer reads it to learn which samples of an epoch will never arrive.
 func (b *Bus) DeadLetters(ctx context.Context) (<-chan DeadLetter, error) {
-	cons, err := b.js.OrderedConsumer(ctx, messages.TopicDeadLetter, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverAllPolicy,
+	out, err := readStream(ctx, b.js, b.logger, messages.TopicDeadLetter, func(msg jetstream.Msg) (DeadLetter, bool) {
+		h := msg.Headers()
+		return DeadLetter{Payload: msg.Data(), SourceTopic: h.Get(messages.MetaSourceTopic),
+			Reason: h.Get(messages.MetaReason), Handler: h.Get(messages.MetaHandler)}, true
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bus: read dead letters: %w", err)
 	}
-	it, err := cons.Messages()
-	if err != nil {
-		return nil, fmt.Errorf("bus: read dead letters: %w", err)
-	}
-	out := make(chan DeadLetter)
-	stop := context.AfterFunc(ctx, it.Stop)
-	go func() {
-		defer close(out)
-		defer stop()
-		for {
-			msg, err := it.Next()
-			if err != nil {
-				if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-					b.logger.Error("dead-letter subscription ended", "error", err)
-				}
-				return
-			}
-			h := msg.Headers()
-			dl := DeadLetter{Payload: msg.Data(), SourceTopic: h.Get(messages.MetaSourceTopic),
-				Reason: h.Get(messages.MetaReason), Handler: h.Get(messages.MetaHandler)}
-			select {
-			case out <- dl:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
 	return out, nil
 }

@@ -38,16 +38,6 @@ func (e *Events) Publish(ctx context.Context, ev messages.Event) error {
 // through its own ordered consumer. The channel is closed when ctx ends;
 // undecodable events are logged and skipped.
 func (e *Events) Subscribe(ctx context.Context, runID string, kinds ...messages.EventKind) (<-chan messages.Event, error) {
-	cons, err := e.js.OrderedConsumer(ctx, messages.TopicEvents, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("bus: subscribe to events: %w", err)
-	}
-	it, err := cons.Messages()
-	if err != nil {
-		return nil, fmt.Errorf("bus: subscribe to events: %w", err)
-	}
 	want := func(k messages.EventKind) bool {
 		if len(kinds) == 0 {
 			return true
@@ -59,7 +49,33 @@ func (e *Events) Subscribe(ctx context.Context, runID string, kinds ...messages.
 		}
 		return false
 	}
-	out := make(chan messages.Event)
+	out, err := readStream(ctx, e.js, e.logger, messages.TopicEvents, func(msg jetstream.Msg) (messages.Event, bool) {
+		ev, err := messages.UnmarshalEvent(msg.Data())
+		if err != nil {
+			e.logger.Warn("skipping undecodable event", "error", err)
+			return ev, false
+		}
+		return ev, ev.RunID == runID && want(ev.Kind)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bus: subscribe to events: %w", err)
+	}
+	return out, nil
+}
+
+// readStream delivers the values that conv accepts from every message of
+// stream, oldest first, through an ordered consumer of its own; the channel
+// closes when ctx ends.
+func readStream[T any](ctx context.Context, js jetstream.JetStream, logger *slog.Logger, stream string, conv func(jetstream.Msg) (T, bool)) (<-chan T, error) {
+	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+	if err != nil {
+		return nil, err
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan T)
 	stop := context.AfterFunc(ctx, it.Stop)
 	go func() {
 		defer close(out)
@@ -68,20 +84,16 @@ func (e *Events) Subscribe(ctx context.Context, runID string, kinds ...messages.
 			msg, err := it.Next()
 			if err != nil {
 				if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-					e.logger.Error("event subscription ended", "error", err)
+					logger.Error("stream subscription ended", "stream", stream, "error", err)
 				}
 				return
 			}
-			ev, err := messages.UnmarshalEvent(msg.Data())
-			if err != nil {
-				e.logger.Warn("skipping undecodable event", "error", err)
-				continue
-			}
-			if ev.RunID != runID || !want(ev.Kind) {
+			v, ok := conv(msg)
+			if !ok {
 				continue
 			}
 			select {
-			case out <- ev:
+			case out <- v:
 			case <-ctx.Done():
 				return
 			}

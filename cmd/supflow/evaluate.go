@@ -162,19 +162,13 @@ func printResult(e *env, out *evalOutcome) {
 }
 
 func runEvaluate(ctx context.Context, e *env) error {
-	s := &services{log: e.log.With("stage", "evaluate")}
-	defer s.close()
-	if err := s.serveMetrics(e.cfg.Metrics.Addr); err != nil {
-		return err
-	}
-	if err := s.openStore(ctx, e.cfg); err != nil {
-		return err
-	}
 	key := e.opts.checkpoint
+	s, err := open(ctx, e, "evaluate", key == "")
+	if err != nil {
+		return err
+	}
+	defer s.close()
 	if key == "" {
-		if err := s.openBus(ctx, e.cfg, "evaluate"); err != nil {
-			return err
-		}
 		wctx := ctx
 		if !e.opts.wait {
 			var cancel context.CancelFunc

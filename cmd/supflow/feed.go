@@ -59,14 +59,11 @@ func feed(ctx context.Context, cfg *config.Config, b *bus.Bus, d dataset.Dataset
 }
 
 func runFeed(ctx context.Context, e *env) error {
-	s := &services{log: e.log.With("stage", "feeder")}
+	s, err := open(ctx, e, "feeder", true)
+	if err != nil {
+		return err
+	}
 	defer s.close()
-	if err := s.openStore(ctx, e.cfg); err != nil {
-		return err
-	}
-	if err := s.openBus(ctx, e.cfg, "feeder"); err != nil {
-		return err
-	}
 	d, err := loadDataset(ctx, e.cfg, s.store)
 	if err != nil {
 		return err

@@ -76,11 +76,11 @@ func ingest(ctx context.Context, e *env, s *services) (dataset.Report, error) {
 }
 
 func runIngest(ctx context.Context, e *env) error {
-	s := &services{log: e.log}
-	defer s.close()
-	if err := s.openStore(ctx, e.cfg); err != nil {
+	s, err := open(ctx, e, "", false)
+	if err != nil {
 		return err
 	}
-	_, err := ingest(ctx, e, s)
+	defer s.close()
+	_, err = ingest(ctx, e, s)
 	return err
 }

@@ -21,18 +21,12 @@ import (
 func runAll(ctx context.Context, e *env) error {
 	cfg := e.cfg
 	start := time.Now()
-	s := &services{log: e.log}
+	s, err := open(ctx, e, "", true)
+	if err != nil {
+		return err
+	}
 	defer s.close()
-	if err := s.serveMetrics(cfg.Metrics.Addr); err != nil {
-		return err
-	}
-	if err := s.openStore(ctx, cfg); err != nil {
-		return err
-	}
 	if _, err := ingest(ctx, e, s); err != nil {
-		return err
-	}
-	if err := s.openBus(ctx, cfg, "run"); err != nil {
 		return err
 	}
 	j, err := newTrainJob(ctx, cfg, s, e.opts.resume)
@@ -99,11 +93,11 @@ func ignoreCanceled(err error) error {
 // runReport re-renders report.html from the run's report.json in the
 // bucket into --out (default <work_dir>/<run_id>).
 func runReport(ctx context.Context, e *env) error {
-	s := &services{log: e.log}
-	defer s.close()
-	if err := s.openStore(ctx, e.cfg); err != nil {
+	s, err := open(ctx, e, "", false)
+	if err != nil {
 		return err
 	}
+	defer s.close()
 	b, err := s.store.Get(ctx, runKey(e.cfg, "report.json"))
 	if err != nil {
 		return fmt.Errorf("report of run %q: %w", e.cfg.Run.ID, err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -28,6 +29,27 @@ type services struct {
 	reg     *prometheus.Registry
 	closers []func() error
 	log     *slog.Logger
+}
+
+// open starts what a command needs: the metrics endpoint, the store and,
+// when withBus, the bus. On error everything opened so far is closed.
+func open(ctx context.Context, e *env, name string, withBus bool) (*services, error) {
+	s := &services{log: e.log}
+	if name != "" {
+		s.log = e.log.With("stage", name)
+	}
+	err := s.serveMetrics(e.cfg.Metrics.Addr)
+	if err == nil {
+		err = s.openStore(ctx, e.cfg)
+	}
+	if err == nil && withBus {
+		err = s.openBus(ctx, e.cfg, cmp.Or(name, "run"))
+	}
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
 }
 
 func (s *services) close() {

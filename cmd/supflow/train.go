@@ -366,17 +366,11 @@ func readCurves(ctx context.Context, cfg *config.Config, s *store.Client) (pretr
 }
 
 func runTrain(ctx context.Context, e *env) error {
-	s := &services{log: e.log.With("stage", "train")}
+	s, err := open(ctx, e, "train", true)
+	if err != nil {
+		return err
+	}
 	defer s.close()
-	if err := s.serveMetrics(e.cfg.Metrics.Addr); err != nil {
-		return err
-	}
-	if err := s.openStore(ctx, e.cfg); err != nil {
-		return err
-	}
-	if err := s.openBus(ctx, e.cfg, "train"); err != nil {
-		return err
-	}
 	j, err := newTrainJob(ctx, e.cfg, s, e.opts.resume)
 	if err != nil {
 		return err

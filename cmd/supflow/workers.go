@@ -88,17 +88,11 @@ func workerRoutes(cfg *config.Config, s *services, which ...string) ([]bus.Route
 // external (or embedded, for trying it alone) bus until SIGINT/SIGTERM.
 func runWorker(which string) func(context.Context, *env) error {
 	return func(ctx context.Context, e *env) error {
-		s := &services{log: e.log.With("stage", which)}
+		s, err := open(ctx, e, which, true)
+		if err != nil {
+			return err
+		}
 		defer s.close()
-		if err := s.serveMetrics(e.cfg.Metrics.Addr); err != nil {
-			return err
-		}
-		if err := s.openStore(ctx, e.cfg); err != nil {
-			return err
-		}
-		if err := s.openBus(ctx, e.cfg, which); err != nil {
-			return err
-		}
 		routes, err := workerRoutes(e.cfg, s, which)
 		if err != nil {
 			return usageError{err}
