@@ -423,3 +423,17 @@ func lastErrorLine(s string) string {
 	}
 	return last
 }
+
+// TestIntegrationSignalStopsCleanly sends SIGTERM to idle stage processes:
+// each drains and exits 0.
+func TestIntegrationSignalStopsCleanly(t *testing.T) {
+	c := newCluster(t, tinyModel)
+	for _, stage := range []string{"decode", "augment"} {
+		p := c.start(stage, stage)
+		waitFor(t, p, regexp.MustCompile(`msg="stage running"`), time.Minute)
+		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		c.wait(p, 30*time.Second)
+	}
+}
