@@ -1,0 +1,283 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/supflow/supflow/augment"
+	"github.com/supflow/supflow/bus"
+	"github.com/supflow/supflow/imgdecode"
+	"github.com/supflow/supflow/messages"
+	augstage "github.com/supflow/supflow/stages/augment"
+	"github.com/supflow/supflow/stages/decode"
+	"github.com/supflow/supflow/store"
+)
+
+// decodeWorkers is fixed so that the augment worker count is what varies.
+const decodeWorkers = 2
+
+// pipelines pushes the 32x32 PNGs through feeder -> decode -> augment -> a
+// counting sink over embedded JetStream and S3 with 1 and 2 augment workers,
+// then does the same work without the bus to price it in CPU time.
+func pipelines(pngs [][]byte) error {
+	ctx := context.Background()
+	s3, err := store.StartEmbedded(ctx, "")
+	if err != nil {
+		return err
+	}
+	defer s3.Close()
+	objects, err := store.New(s3.Config("bench"))
+	if err != nil {
+		return err
+	}
+	if err := objects.EnsureBucket(ctx); err != nil {
+		return err
+	}
+	keys := make([]string, len(pngs))
+	for i, b := range pngs {
+		keys[i] = fmt.Sprintf("small32/%05d.png", i)
+		if err := objects.Put(ctx, keys[i], b, store.PutOptions{}); err != nil {
+			return err
+		}
+	}
+	dec, err := decode.New(decode.Config{IsNotFound: func(err error) bool { return errors.Is(err, store.ErrNotFound) }}, objects)
+	if err != nil {
+		return err
+	}
+	aug, err := augstage.New(augstage.Config{Seed: 1, Config: augment.Config{Size: 32}})
+	if err != nil {
+		return err
+	}
+
+	fmt.Printf("Pipeline: %d 32x32 PNGs in embedded S3 -> decode (%d workers) -> augment (2 views of 32x32) -> counting sink, embedded JetStream, GOMAXPROCS=%d\n",
+		len(keys), decodeWorkers, runtime.GOMAXPROCS(0))
+	fmt.Printf("%-34s %10s %14s %10s  %s\n", "run", "samples/s", "CPU ms/sample", "bus share", "load")
+	noBus, err := direct(ctx, len(keys), func(ctx context.Context, i int) error {
+		img, err := dec.Handle(ctx, messages.DecodeTask{RunID: "bench", SampleID: uint64(i), Key: keys[i]})
+		if err != nil {
+			return err
+		}
+		_, err = aug.Handle(ctx, img)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	d, _ := imgdecode.New(imgdecode.Config{})
+	compute, err := direct(ctx, len(keys), func(ctx context.Context, i int) error {
+		m, err := d.Decode(pngs[i])
+		if err != nil {
+			return err
+		}
+		_, err = aug.Handle(ctx, messages.Image{RunID: "bench", SampleID: uint64(i), Height: uint32(m.Height), Width: uint32(m.Width), Channels: uint8(m.Channels), Pixels: m.Pix})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	var hdr float64
+	for _, workers := range []int{1, 2} {
+		r, err := overBus(ctx, dec, aug, keys, workers)
+		if err != nil {
+			return fmt.Errorf("pipeline with %d augment workers: %w", workers, err)
+		}
+		share := 1 - noBus.cpu/r.cpu
+		fmt.Printf("%-34s %10.0f %14.3f %9.0f%%  %s\n", fmt.Sprintf("bus, %d augment worker(s)", workers), r.rate, 1e3*r.cpu/float64(len(keys)), 100*share, r.load)
+		fmt.Printf("PIPELINE augment_workers=%d samples_per_s=%.0f cpu_ms_per_sample=%.3f bus_cpu_share=%.2f\n", workers, r.rate, 1e3*r.cpu/float64(len(keys)), share)
+		hdr = r.hdrBytes
+	}
+	fmt.Printf("%-34s %10.0f %14.3f %10s  %s\n", "no bus: S3 get + decode + augment", noBus.rate, 1e3*noBus.cpu/float64(len(keys)), "-", noBus.load)
+	fmt.Printf("%-34s %10.0f %14.3f %10s  %s\n", "no bus, no S3: decode + augment", compute.rate, 1e3*compute.cpu/float64(len(keys)), "-", compute.load)
+	fmt.Println("bus share = 1 - CPU(no bus)/CPU(bus): JetStream server, nats.go, watermill, message encoding; samples/s with the bus is steady state at the sink (first to last view)")
+	fmt.Println()
+	return wire(hdr)
+}
+
+// pipeRun is one measured pipeline run.
+type pipeRun struct {
+	rate     float64 // samples/s
+	cpu      float64 // process CPU seconds, user + system
+	hdrBytes float64 // mean NATS header bytes of a ViewGroup message
+	load     string
+}
+
+// direct runs fn for samples 0..n-1 on decodeWorkers goroutines.
+func direct(ctx context.Context, n int, fn func(context.Context, int) error) (pipeRun, error) {
+	var (
+		next atomic.Int64
+		wg   sync.WaitGroup
+		errs = make([]error, decodeWorkers)
+	)
+	cpu0, start := cpuSeconds(), time.Now()
+	for w := range decodeWorkers {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				if err := fn(ctx, i); err != nil {
+					errs[w] = err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	sec := time.Since(start).Seconds()
+	return pipeRun{rate: float64(n) / sec, cpu: cpuSeconds() - cpu0, load: loadavg()}, errors.Join(errs...)
+}
+
+// overBus runs the stages as cmd/supflow mounts them, on a fresh embedded
+// JetStream, with a feeder publishing one DecodeTask per key.
+func overBus(ctx context.Context, dec *decode.Stage, aug *augstage.Stage, keys []string, workers int) (pipeRun, error) {
+	dir, err := os.MkdirTemp("", "bench-data-nats-")
+	if err != nil {
+		return pipeRun{}, err
+	}
+	defer os.RemoveAll(dir)
+	srv, err := bus.StartEmbedded(ctx, bus.EmbeddedConfig{StoreDir: dir, Port: -1})
+	if err != nil {
+		return pipeRun{}, err
+	}
+	defer srv.Close()
+	b, err := bus.Connect(ctx, bus.Config{URL: srv.URL(), Name: "bench-data"}, nil)
+	if err != nil {
+		return pipeRun{}, err
+	}
+	defer b.Close()
+	if err := b.Provision(ctx, bus.DefaultTopology()); err != nil {
+		return pipeRun{}, err
+	}
+
+	// A plain subscriber sees view messages as published, headers included
+	// (what counts toward max_payload); a few suffice, and more would add
+	// to the CPU time measured.
+	tap, err := nats.Connect(srv.URL())
+	if err != nil {
+		return pipeRun{}, err
+	}
+	defer tap.Close()
+	var tapMsgs, tapHdr atomic.Int64
+	sub, err := tap.Subscribe(messages.TopicViews, func(m *nats.Msg) {
+		tapMsgs.Add(1)
+		tapHdr.Add(int64(m.Size() - len(m.Subject) - len(m.Reply) - len(m.Data)))
+	})
+	if err != nil {
+		return pipeRun{}, err
+	}
+	if err := sub.AutoUnsubscribe(50); err != nil {
+		return pipeRun{}, err
+	}
+
+	var (
+		seen        atomic.Int64
+		first, last atomic.Int64 // unix ns
+		done        = make(chan struct{})
+	)
+	sink := bus.Sink("train", messages.TopicViews, messages.UnmarshalViewGroup,
+		func(_ context.Context, d *bus.Delivery[messages.ViewGroup]) error {
+			now := time.Now().UnixNano()
+			first.CompareAndSwap(0, now)
+			last.Store(now)
+			if err := d.Ack(); err != nil {
+				return err
+			}
+			if seen.Add(1) == int64(len(keys)) {
+				close(done)
+			}
+			return nil
+		})
+	r, err := b.NewRouter(bus.RouterConfig{CloseTimeout: 5 * time.Second})
+	if err != nil {
+		return pipeRun{}, err
+	}
+	if err := r.Add(
+		bus.Handle("decode", messages.TopicDecodeTasks, messages.TopicImages, messages.UnmarshalDecodeTask, messages.MarshalImage, dec.Handle).Workers(decodeWorkers),
+		bus.Handle("augment", messages.TopicImages, messages.TopicViews, messages.UnmarshalImage, messages.MarshalViewGroup, aug.Handle).Workers(workers),
+		sink,
+	); err != nil {
+		return pipeRun{}, err
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	runErr := make(chan error, 1)
+	go func() { runErr <- r.Run(runCtx) }()
+
+	cpu0 := cpuSeconds()
+	pub := b.Publisher()
+	defer pub.Close()
+	feedErr := make(chan error, 1)
+	go func() {
+		for i, k := range keys {
+			task, err := messages.MarshalDecodeTask(messages.DecodeTask{RunID: "bench", SampleID: uint64(i), Key: k, Label: -1, Split: "train"})
+			if err == nil {
+				err = pub.Send(ctx, messages.TopicDecodeTasks, task)
+			}
+			if err != nil {
+				feedErr <- err
+				return
+			}
+		}
+		feedErr <- nil
+	}()
+	select {
+	case <-done:
+	case err := <-runErr:
+		return pipeRun{}, fmt.Errorf("router stopped: %v", err)
+	case <-time.After(5 * time.Minute):
+		return pipeRun{}, fmt.Errorf("timed out with %d of %d views", seen.Load(), len(keys))
+	}
+	cpu := cpuSeconds() - cpu0
+	load := loadavg()
+	if err := <-feedErr; err != nil {
+		return pipeRun{}, err
+	}
+	stop()
+	if err := <-runErr; err != nil && !errors.Is(err, context.Canceled) {
+		return pipeRun{}, err
+	}
+	if err := tap.Flush(); err != nil {
+		return pipeRun{}, err
+	}
+	sec := time.Duration(last.Load() - first.Load()).Seconds()
+	hdr := float64(tapHdr.Load()) / float64(max(tapMsgs.Load(), 1))
+	return pipeRun{rate: float64(len(keys)-1) / sec, cpu: cpu, hdrBytes: hdr, load: load}, nil
+}
+
+// wire prints bytes per view on the wire (ViewGroup encoding plus the NATS
+// headers the bus sets, measured above) against the raw pixels.
+func wire(hdr float64) error {
+	fmt.Printf("Wire: bytes per view (ViewGroup payload + %.0f B of NATS headers, over n_views=2) vs raw pixels; target <= 1.05x\n", hdr)
+	for _, s := range []struct{ h, c int }{{32, 3}, {28, 1}, {224, 3}} {
+		vg := messages.ViewGroup{RunID: "bench", Epoch: 1, SampleID: 123456, Label: 7, Split: "train",
+			NViews: 2, Height: uint32(s.h), Width: uint32(s.h), Channels: uint8(s.c), Pixels: make([]byte, 2*s.h*s.h*s.c)}
+		b, err := messages.MarshalViewGroup(vg)
+		if err != nil {
+			return err
+		}
+		raw := float64(s.h * s.h * s.c)
+		perView := (float64(len(b)) + hdr) / 2
+		ratio := perView / raw
+		met := "met"
+		if ratio > 1.05 {
+			met = "MISSED"
+		}
+		name := fmt.Sprintf("wire_%dx%dx%d", s.h, s.h, s.c)
+		fmt.Printf("%-20s %9.0f B/view %9.0f raw %6.3fx %s (payload alone %.3fx)\n", name, perView, raw, ratio, met, float64(len(b))/2/raw)
+		fmt.Printf("BENCH case=%s go=%.0f ref=%.0f unit=bytes/view ratio=%.3f\n", name, perView, raw, ratio)
+	}
+	return nil
+}
+
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}

@@ -1,0 +1,17 @@
+#!/bin/sh
+# make bench-data: supflow's decode and augment against PIL + torchvision on
+# the same files, one core each, then the pipeline over embedded JetStream.
+# Knobs (environment):
+#   BENCH_IMAGES=N    photographs to use (default all, ~154; 20 for a quick run)
+#   BENCH_SMALL=N     32x32 and 28x28 images to generate (default 2000)
+#   BENCH_MIN_TIME=D  least time per case and side (default 2s)
+#   BENCH_ROUNDS=N    rounds per case, best kept per side (default 3)
+#   PYTHON=path       Python with PIL, torch, torchvision (default /usr/bin/python3)
+set -eu
+cd "$(dirname "$0")/../.."
+bin=$(mktemp -d)
+trap 'rm -rf "$bin"' EXIT
+CGO_ENABLED=1 go build -o "$bin/bench-data" ./bench/data
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB"
+"$bin/bench-data" -images "${BENCH_IMAGES:-0}" -small "${BENCH_SMALL:-2000}" \
+	-min-time "${BENCH_MIN_TIME:-2s}" -rounds "${BENCH_ROUNDS:-3}" -python "${PYTHON:-/usr/bin/python3}" -ref bench/data/pil_ref.py
