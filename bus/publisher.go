@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
-	wmnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -76,10 +75,12 @@ func (p *Publisher) Close() error {
 
 func (p *Publisher) publish(ctx context.Context, topic string, m *message.Message) error {
 	nm := &nats.Msg{Subject: topic, Data: m.Payload, Header: nats.Header{}}
-	nm.Header.Set(wmnats.WatermillUUIDHdr, m.UUID)
-	// The stream drops a second publish with this id within its
-	// Duplicates window: a retried or redelivered handler run whose output
-	// id is derived from its input id does not publish twice.
+	// The message id travels once, as Nats-Msg-Id (the subscriber reads it
+	// back as the watermill UUID): the stream drops a second publish with
+	// this id within its Duplicates window, so a retried or redelivered
+	// handler run whose output id is derived from its input id does not
+	// publish twice. One header, not two, keeps small views near their raw
+	// size on the wire.
 	nm.Header.Set(nats.MsgIdHdr, m.UUID)
 	for k, v := range m.Metadata {
 		nm.Header.Set(k, v)

@@ -33,7 +33,10 @@ func (unmarshaler) Unmarshal(m *nats.Msg) (*message.Message, error) {
 		}
 		md[k] = vs[0]
 	}
-	id := m.Header.Get(wmnats.WatermillUUIDHdr)
+	id := m.Header.Get(nats.MsgIdHdr)
+	if id == "" {
+		id = m.Header.Get(wmnats.WatermillUUIDHdr)
+	}
 	if meta, err := m.Metadata(); err == nil {
 		md[metaDelivered] = strconv.FormatUint(meta.NumDelivered, 10)
 		if id == "" {
