@@ -437,3 +437,40 @@ func TestIntegrationSignalStopsCleanly(t *testing.T) {
 		c.wait(p, 30*time.Second)
 	}
 }
+
+// TestIntegrationResumeAfterKill kills `supflow run` with SIGKILL after its
+// first checkpoint and resumes it: training continues at the next epoch,
+// every later epoch is trained exactly once, and the evaluation completes.
+func TestIntegrationResumeAfterKill(t *testing.T) {
+	c := newCluster(t, tinyModel+`
+dataset: {limit_train: 300, limit_test: 100}
+decode: {gray: true}
+train: {epochs: 3, batch_size: 50, knn_every: 0, checkpoint_every: 1}
+evaluate: {epochs: 2, knn_k: 10}
+`)
+	first := c.start("run", "run")
+	waitFor(t, first, regexp.MustCompile(`msg="checkpoint saved" (?:\S+ )*?epoch=1 `), 3*time.Minute)
+	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-first.done
+	first.done <- nil
+	second := c.start("run --resume", "run", "--resume")
+	c.wait(second, 4*time.Minute)
+	out := second.out.String()
+	if !regexp.MustCompile(`msg=resumed (?:\S+ )*?epoch=1 step=6`).MatchString(out) {
+		t.Errorf("no resume from epoch 1, step 6 in the log")
+	}
+	stats := epochStats(out)
+	if _, again := stats[1]; again {
+		t.Errorf("epoch 1 was trained again after the resume")
+	}
+	for e := 2; e <= 3; e++ {
+		if s := stats[e]; s[0] != 300 || s[1] != 0 {
+			t.Errorf("epoch %d after resume: %d samples, %d dropped; want 300, 0", e, s[0], s[1])
+		}
+	}
+	if !strings.Contains(out, "RESULT linear_top1=") {
+		t.Error("the resumed run printed no RESULT line")
+	}
+}
