@@ -32,13 +32,9 @@ type evalOutcome struct {
 func evaluateCheckpoint(ctx context.Context, e *env, s *services, key string) (*evalOutcome, error) {
 	cfg := e.cfg
 	started := time.Now().UTC()
-	d, err := loadDataset(ctx, cfg, s.store)
+	d, tr, err := trainerFor(ctx, cfg, s.store)
 	if err != nil {
 		return nil, err
-	}
-	tr, err := newTrainer(cfg, d.Info, len(d.Classes))
-	if err != nil {
-		return nil, usageError{err}
 	}
 	b, err := s.store.Get(ctx, key)
 	if errors.Is(err, store.ErrNotFound) {

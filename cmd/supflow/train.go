@@ -42,6 +42,20 @@ func loadDataset(ctx context.Context, cfg *config.Config, s *store.Client) (data
 	return d, err
 }
 
+// trainerFor loads the data set and builds the trainer pipeline.yaml
+// describes for it.
+func trainerFor(ctx context.Context, cfg *config.Config, s *store.Client) (dataset.Dataset, *trainer.CPU, error) {
+	d, err := loadDataset(ctx, cfg, s)
+	if err != nil {
+		return d, nil, err
+	}
+	tr, err := newTrainer(cfg, d.Info, len(d.Classes))
+	if err != nil {
+		return d, nil, usageError{err}
+	}
+	return d, tr, nil
+}
+
 // newTrainer builds the trainer that pipeline.yaml describes for data set d.
 func newTrainer(cfg *config.Config, info dataset.Info, classes int) (*trainer.CPU, error) {
 	m := cfg.Model
@@ -98,13 +112,9 @@ type trainJob struct {
 }
 
 func newTrainJob(ctx context.Context, cfg *config.Config, s *services, resume bool) (*trainJob, error) {
-	d, err := loadDataset(ctx, cfg, s.store)
+	d, tr, err := trainerFor(ctx, cfg, s.store)
 	if err != nil {
 		return nil, err
-	}
-	tr, err := newTrainer(cfg, d.Info, len(d.Classes))
-	if err != nil {
-		return nil, usageError{err}
 	}
 	j := &trainJob{cfg: cfg, s: s, log: s.log, tr: tr, data: d, start: 1}
 	var params int64
