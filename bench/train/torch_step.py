@@ -4,7 +4,7 @@
 Builds the same SupConResNet as supflow's model package (SupContrast's
 networks/resnet_big.py, with configurable widths, blocks and stem), runs
 SGD steps on random inputs and prints one JSON line:
-{"ms_per_step": ..., "peak_rss_mb": ..., "threads": ..., "channels_last": ...}
+{"ms_per_step": ..., "peak_rss_mb": ..., "threads": ..., "channels_last": ..., "torch": ...}
 Uses only Debian's python3-torch.
 """
 import argparse
@@ -160,7 +160,8 @@ def main():
             times.append(time.perf_counter() - t0)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(json.dumps({"ms_per_step": 1000 * sum(times) / len(times), "peak_rss_mb": rss,
-                      "threads": a.threads, "channels_last": bool(a.channels_last)}))
+                      "threads": a.threads, "channels_last": bool(a.channels_last),
+                      "torch": torch.__version__}))
 
 
 if __name__ == "__main__":

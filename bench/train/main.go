@@ -1,0 +1,311 @@
+// Command train benchmarks supflow's CPU trainer against the same SupCon
+// step in PyTorch (torch_step.py, Debian's python3-torch): identical model,
+// batch and shapes. Each Go case runs in a fresh child process of this
+// program, so peak RSS is per case. `make bench-train` runs it; BENCH_STEPS
+// overrides the timed steps of every case.
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/supflow/supflow/internal/blasimpl"
+	"github.com/supflow/supflow/model"
+)
+
+// warmup steps precede the timed ones in both implementations; the first
+// Go step builds and compiles the graph.
+const warmup = 1
+
+// benchCase is one model, batch and input shape.
+type benchCase struct {
+	name  string
+	model model.Config // Arch, Stem, Widths, Blocks, InChannels and FeatDim all set
+	bsz   int          // samples; rows = bsz*views
+	views int
+	size  int // square images
+	eval  bool
+	steps int // timed steps by default
+}
+
+func resnet(arch string, widths, blocks [4]int, in int) model.Config {
+	return model.Config{Arch: arch, Stem: "cifar", Widths: widths, Blocks: blocks, InChannels: in, Head: "mlp", FeatDim: 128}
+}
+
+var (
+	resnet18 = resnet("resnet18", [4]int{64, 128, 256, 512}, [4]int{2, 2, 2, 2}, 3)
+	cases    = []benchCase{
+		{name: "demo", model: resnet("resnet18", [4]int{8, 16, 32, 64}, [4]int{1, 1, 1, 1}, 1), bsz: 128, views: 2, size: 28, steps: 10},
+		{name: "resnet18", model: resnet18, bsz: 128, views: 2, size: 32, steps: 2},
+		// Half-width ResNet-50: full width is ~4x the FLOPs of ResNet-18 and
+		// would not fit the bench's time budget on 2 cores.
+		{name: "resnet50w0.5", model: resnet("resnet50", [4]int{32, 64, 128, 256}, [4]int{3, 4, 6, 3}, 3), bsz: 64, views: 2, size: 32, steps: 2},
+		// Evaluation forward: trainer.Encode vs torch.no_grad on 256 images.
+		{name: "resnet18-eval", model: resnet18, bsz: 128, views: 2, size: 32, eval: true, steps: 3},
+	}
+)
+
+func (c benchCase) rows() int { return c.bsz * c.views }
+
+// flopsPerStep counts conv and linear FLOPs (2 per MAC); a training step is
+// taken as 3x the forward (backward computes two products per forward one).
+func (c benchCase) flopsPerStep() float64 {
+	f := 2 * float64(forwardMACs(c.model, c.size, c.eval)) * float64(c.rows())
+	if !c.eval {
+		f *= 3
+	}
+	return f
+}
+
+// torchArgs describe the case to torch_step.py.
+func (c benchCase) torchArgs(script string, steps int) []string {
+	join := func(v [4]int) string {
+		s := make([]string, 4)
+		for i, x := range v {
+			s[i] = strconv.Itoa(x)
+		}
+		return strings.Join(s, ",")
+	}
+	block := "basic"
+	if c.model.Arch == "resnet50" || c.model.Arch == "resnet101" {
+		block = "bottleneck"
+	}
+	args := []string{script, "--block", block, "--widths", join(c.model.Widths), "--blocks", join(c.model.Blocks),
+		"--stem", c.model.Stem, "--channels", strconv.Itoa(c.model.InChannels), "--bsz", strconv.Itoa(c.bsz),
+		"--views", strconv.Itoa(c.views), "--size", strconv.Itoa(c.size), "--steps", strconv.Itoa(steps),
+		"--warmup", strconv.Itoa(warmup), "--threads", "2", "--channels-last", "1"}
+	if c.eval {
+		args = append(args, "--no-grad")
+	}
+	return args
+}
+
+type torchResult struct {
+	MSPerStep float64 `json:"ms_per_step"`
+	Torch     string  `json:"torch"`
+}
+
+// result is one case's measurements; NaN where a side failed.
+type result struct {
+	c                  benchCase
+	goMS, torchMS      float64
+	goRSS, torchRSS    float64 // peak, MB
+	rss                []rssSample
+	torchVersion, fail string
+}
+
+func main() {
+	only := flag.String("case", "", "comma-separated cases to run (default all)")
+	steps := flag.Int("steps", 0, "timed steps per case (default: $BENCH_STEPS, else each case's own)")
+	blasThreads := flag.Int("blas-threads", 1, "OpenBLAS threads for the Go trainer (supflow run's default)")
+	python := flag.String("python", "/usr/bin/python3", "interpreter with torch")
+	script := flag.String("torch-script", "bench/train/torch_step.py", "PyTorch reference step")
+	maxRSS := flag.Int("max-rss-mb", 12000, "abort a Go case whose RSS passes this")
+	child := flag.Bool("child", false, "internal: run one Go case in this process")
+	flag.Parse()
+	if *steps == 0 {
+		if v := os.Getenv("BENCH_STEPS"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				fatal(fmt.Errorf("BENCH_STEPS=%q: want a positive integer", v))
+			}
+			*steps = n
+		}
+	}
+	var run []benchCase
+	for _, c := range cases {
+		if *only == "" || slices.Contains(strings.Split(*only, ","), c.name) {
+			if *steps > 0 {
+				c.steps = *steps
+			}
+			run = append(run, c)
+		}
+	}
+	if len(run) == 0 {
+		fatal(fmt.Errorf("-case %q matches none of the cases", *only))
+	}
+	if *child {
+		if err := runChild(run[0], run[0].steps, *blasThreads, *maxRSS); err != nil {
+			fatal(err)
+		}
+		return
+	}
+	fmt.Printf("date: %s\n", time.Now().UTC().Format(time.RFC3339))
+	fmt.Printf("machine: %s, %d CPUs, %.1f GiB; load average %s\n", cpuModel(), runtime.NumCPU(), memTotalGiB(), loadavg())
+	fmt.Printf("go: %s, GOMAXPROCS %d, BLAS %s, %d thread(s), kernel %s\n",
+		runtime.Version(), runtime.GOMAXPROCS(0), blasimpl.Name(), *blasThreads, blasKernel())
+	fmt.Printf("torch: %s, 2 threads, channels_last; warm-up %d step(s) each\n", *python, warmup)
+	var results []result
+	failed := false
+	for _, c := range run {
+		r := measure(c, *blasThreads, *maxRSS, *python, *script)
+		failed = failed || r.fail != ""
+		results = append(results, r)
+	}
+	report(results)
+	fmt.Printf("load average after: %s\n", loadavg())
+	if failed {
+		os.Exit(1)
+	}
+}
+
+// measure runs the Go child and then PyTorch on c.
+func measure(c benchCase, blasThreads, maxRSS int, python, script string) result {
+	r := result{c: c, goMS: math.NaN(), torchMS: math.NaN(), goRSS: math.NaN(), torchRSS: math.NaN()}
+	var fails []string
+	self, err := os.Executable()
+	if err != nil {
+		fatal(err)
+	}
+	fmt.Fprintf(os.Stderr, "bench: %s: go, %d step(s)\n", c.name, c.steps)
+	out, rss, err := runProc(self, "-child", "-case", c.name, "-steps", strconv.Itoa(c.steps),
+		"-blas-threads", strconv.Itoa(blasThreads), "-max-rss-mb", strconv.Itoa(maxRSS))
+	r.goRSS = rss
+	var cr childResult
+	if err == nil {
+		err = json.Unmarshal(out, &cr)
+	}
+	if err != nil {
+		fails = append(fails, "go: "+err.Error())
+	} else {
+		r.goMS, r.rss = cr.MSPerStep, cr.RSS
+	}
+	fmt.Fprintf(os.Stderr, "bench: %s: torch, %d step(s)\n", c.name, c.steps)
+	out, rss, err = runProc(python, c.torchArgs(script, c.steps)...)
+	r.torchRSS = rss
+	var tr torchResult
+	if err == nil {
+		err = json.Unmarshal(out, &tr)
+	}
+	if err != nil {
+		fails = append(fails, "torch: "+err.Error())
+	} else {
+		r.torchMS, r.torchVersion = tr.MSPerStep, tr.Torch
+	}
+	r.fail = strings.Join(fails, "; ")
+	return r
+}
+
+// runProc runs a command, returning its last stdout line and its peak RSS
+// in MB (from rusage, the same measure for Go and Python).
+func runProc(name string, args ...string) ([]byte, float64, error) {
+	cmd := exec.Command(name, args...)
+	var stdout bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, os.Stderr
+	err := cmd.Run()
+	rss := math.NaN()
+	if cmd.ProcessState != nil {
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			rss = float64(ru.Maxrss) / 1024
+		}
+	}
+	if err != nil {
+		return nil, rss, fmt.Errorf("%s: %w", name, err)
+	}
+	lines := bytes.Split(bytes.TrimSpace(stdout.Bytes()), []byte("\n"))
+	return lines[len(lines)-1], rss, nil
+}
+
+func report(results []result) {
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "case\trows\tGFLOP/step\tgo ms\ttorch ms\ttorch/go\tgo GFLOP/s\ttorch GFLOP/s\tgo peak MB\ttorch peak MB\tsteps\t")
+	for _, r := range results {
+		gf := r.c.flopsPerStep() / 1e9
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.0f\t%.0f\t%.2f\t%.1f\t%.1f\t%.0f\t%.0f\t%d\t\n", r.c.name, r.c.rows(), gf,
+			r.goMS, r.torchMS, r.torchMS/r.goMS, gf/(r.goMS/1000), gf/(r.torchMS/1000), r.goRSS, r.torchRSS, r.c.steps)
+	}
+	tw.Flush()
+	for _, r := range results {
+		if r.torchVersion != "" {
+			fmt.Printf("torch version: %s\n", r.torchVersion)
+			break
+		}
+	}
+	for _, r := range results {
+		if r.fail != "" {
+			fmt.Printf("%s: FAILED: %s\n", r.c.name, r.fail)
+		}
+		if len(r.rss) > 0 {
+			fmt.Printf("%s: go RSS/live-heap MB (GC cycles) after step %s; %s\n", r.c.name, rssSeries(r.rss), flatness(r.rss))
+		}
+		if r.c.name == "resnet18" {
+			verdict := "PASS"
+			if !(r.goRSS <= 4096) {
+				verdict = "FAIL"
+			}
+			fmt.Printf("%s: 4 GiB peak RSS requirement over %d steps: %s (%.0f MiB; RSS still rises for ~10 steps, run -steps 20+ to judge)\n",
+				r.c.name, warmup+r.c.steps, verdict, r.goRSS)
+		}
+	}
+	for _, r := range results {
+		fmt.Printf("BENCH case=%s go_ms=%.1f torch_ms=%.1f speed_ratio=%.3f go_rss_mb=%.0f torch_rss_mb=%.0f\n",
+			r.c.name, r.goMS, r.torchMS, r.torchMS/r.goMS, r.goRSS, r.torchRSS)
+	}
+}
+
+func rssSeries(s []rssSample) string {
+	parts := make([]string, len(s))
+	for i, x := range s {
+		parts[i] = fmt.Sprintf("%d:%.0f/%.0f(%d)", x.Step, x.MB, x.LiveMB, x.GCs)
+	}
+	return strings.Join(parts, " ")
+}
+
+// flatness compares the last RSS sample with the one after the first timed
+// step: by then the graph, workspaces and momentum buffers all exist.
+func flatness(s []rssSample) string {
+	i := slices.IndexFunc(s, func(x rssSample) bool { return x.Step > warmup })
+	if i < 0 || i == len(s)-1 {
+		return "too few steps to judge flatness"
+	}
+	base, last := s[i], s[len(s)-1]
+	growth := (last.MB - base.MB) / base.MB
+	verdict := "flat"
+	if growth > 0.05 {
+		verdict = "GROWING"
+	}
+	return fmt.Sprintf("%s: %+.1f%% from step %d to %d", verdict, 100*growth, base.Step, last.Step)
+}
+
+func cpuModel() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for l := range strings.Lines(string(b)) {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
+
+func memTotalGiB() float64 {
+	b, _ := os.ReadFile("/proc/meminfo")
+	var kb float64
+	fmt.Sscanf(string(b), "MemTotal: %f kB", &kb)
+	return kb / (1 << 20)
+}
+
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "bench:", err)
+	os.Exit(2)
+}
