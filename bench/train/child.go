@@ -39,6 +39,7 @@ type rssSample struct {
 // case's own peak RSS from the process's rusage.
 func runChild(c benchCase, steps, blasThreads, maxRSSMB int) error {
 	blasimpl.SetThreads(blasThreads)
+	trainer.TuneGC() // as supflow does
 	stop := watchRSS(maxRSSMB)
 	defer stop()
 	ch := c.model.InChannels
