@@ -27,9 +27,12 @@ import re
 import struct
 import sys
 
+import os
+
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "internal", "torchref"))
+from supcon_torch import BasicBlock, Bottleneck, SupConResNet  # noqa: E402
 
 DTYPES = {"F32": torch.float32, "F64": torch.float64, "I64": torch.int64}
 
@@ -51,97 +54,6 @@ def read_safetensors(path):
             t = torch.empty(0, dtype=dt)
         tensors[name] = t.reshape(e["shape"])
     return tensors, meta
-
-
-# --- SupContrast networks/resnet_big.py, widths made parameters ---------
-
-
-class BasicBlock(nn.Module):
-    expansion = 1
-
-    def __init__(self, in_planes, planes, stride=1):
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or in_planes != self.expansion * planes:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(in_planes, self.expansion * planes, 1, stride, bias=False),
-                nn.BatchNorm2d(self.expansion * planes),
-            )
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return F.relu(out + self.shortcut(x))
-
-
-class Bottleneck(nn.Module):
-    expansion = 4
-
-    def __init__(self, in_planes, planes, stride=1):
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_planes, planes, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3 = nn.Conv2d(planes, self.expansion * planes, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(self.expansion * planes)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or in_planes != self.expansion * planes:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(in_planes, self.expansion * planes, 1, stride, bias=False),
-                nn.BatchNorm2d(self.expansion * planes),
-            )
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = F.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return F.relu(out + self.shortcut(x))
-
-
-class ResNet(nn.Module):
-    def __init__(self, block, num_blocks, widths, in_channel=3):
-        super().__init__()
-        self.in_planes = widths[0]
-        self.conv1 = nn.Conv2d(in_channel, widths[0], 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(widths[0])
-        self.layer1 = self._make_layer(block, widths[0], num_blocks[0], 1)
-        self.layer2 = self._make_layer(block, widths[1], num_blocks[1], 2)
-        self.layer3 = self._make_layer(block, widths[2], num_blocks[2], 2)
-        self.layer4 = self._make_layer(block, widths[3], num_blocks[3], 2)
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-
-    def _make_layer(self, block, planes, n, stride):
-        layers = []
-        for s in [stride] + [1] * (n - 1):
-            layers.append(block(self.in_planes, planes, s))
-            self.in_planes = planes * block.expansion
-        return nn.Sequential(*layers)
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
-        return torch.flatten(self.avgpool(out), 1)
-
-
-class SupConResNet(nn.Module):
-    def __init__(self, block, num_blocks, widths, in_channel, head, feat_dim):
-        super().__init__()
-        self.encoder = ResNet(block, num_blocks, widths, in_channel)
-        dim_in = widths[3] * block.expansion
-        if head == "linear":
-            self.head = nn.Linear(dim_in, feat_dim)
-        else:
-            self.head = nn.Sequential(
-                nn.Linear(dim_in, dim_in), nn.ReLU(inplace=True), nn.Linear(dim_in, feat_dim)
-            )
-
-    def forward(self, x):
-        return F.normalize(self.head(self.encoder(x)), dim=1)
 
 
 # --- architecture from tensor shapes ------------------------------------
