@@ -96,8 +96,10 @@ func (b *builder) do(f func() (*G.Node, error)) *G.Node {
 	return n
 }
 
+// relu is applied only to batch-norm, residual-add and linear outputs, which
+// nothing else reads, so it runs in place (one activation less each).
 func (b *builder) relu(x *G.Node) *G.Node {
-	return b.do(func() (*G.Node, error) { return nn.ReLU(x) })
+	return b.do(func() (*G.Node, error) { return nn.ReLUInPlace(x) })
 }
 
 func (b *builder) convBN(x *G.Node, c convLayer, bn bnLayer) *G.Node {

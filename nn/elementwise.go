@@ -17,6 +17,18 @@ func ReLU(x *G.Node) (*G.Node, error) {
 	return apply(&reluOp{opBase: newBase("ReLU"), rank: x.Shape().Dims()}, x)
 }
 
+// ReLUInPlace is ReLU writing its result over x's value instead of into a
+// buffer of its own, which saves one activation per call. Use it only where
+// nothing but this ReLU reads x's values: in a ResNet, the outputs of batch
+// norm, residual Add and Linear, whose backward ops do not read them (the
+// ReLU's own backward needs only the sign, which the result keeps).
+func ReLUInPlace(x *G.Node) (*G.Node, error) {
+	if x == nil {
+		return nil, fmt.Errorf("%w: nil ReLU input", ErrArg)
+	}
+	return apply(&reluOp{opBase: newBase("ReLUInPlace"), rank: x.Shape().Dims(), inPlace: true}, x)
+}
+
 // Add returns a + b for two tensors of the same shape (the residual sum).
 func Add(a, b *G.Node) (*G.Node, error) {
 	if a == nil || b == nil {
@@ -98,8 +110,9 @@ func add[T float](dst []T, src ...[]T) {
 
 type reluOp struct {
 	opBase
-	rank int
-	out  buffer
+	rank    int
+	out     buffer
+	inPlace bool
 }
 
 func (op *reluOp) Arity() int         { return 1 }
@@ -109,7 +122,22 @@ func (op *reluOp) DiffWRT(int) []bool { return []bool{true} }
 func (op *reluOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) { return sameShapes(op, 1, ds) }
 
 func (op *reluOp) Do(inputs ...G.Value) (G.Value, error) {
-	return elementwise(op, &op.out, inputs, relu[float64], relu[float32])
+	if !op.inPlace {
+		return elementwise(op, &op.out, inputs, relu[float64], relu[float32])
+	}
+	in, err := denses(op, inputs)
+	if err != nil {
+		return nil, err
+	}
+	x := in[0]
+	if x.Dtype() == tensor.Float64 {
+		d := data[float64](x)
+		relu(d, d)
+	} else {
+		d := data[float32](x)
+		relu(d, d)
+	}
+	return x, nil
 }
 
 func (op *reluOp) SymDiff(inputs G.Nodes, _, grad *G.Node) (G.Nodes, error) {

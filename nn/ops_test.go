@@ -159,6 +159,13 @@ func TestGradient(t *testing.T) {
 		{"relu", [][]int{{2, 3, 3, 2}}, func(in []*G.Node) (*G.Node, error) { return nn.ReLU(in[0]) }},
 		{"relu 2-D", [][]int{{3, 4}}, func(in []*G.Node) (*G.Node, error) { return nn.ReLU(in[0]) }},
 		{"add", [][]int{{2, 3, 2, 2}, {2, 3, 2, 2}}, func(in []*G.Node) (*G.Node, error) { return nn.Add(in[0], in[1]) }},
+		{"relu in place after add", [][]int{{2, 3, 3, 2}, {2, 3, 3, 2}}, func(in []*G.Node) (*G.Node, error) {
+			sum, err := nn.Add(in[0], in[1])
+			if err != nil {
+				return nil, err
+			}
+			return nn.ReLUInPlace(sum)
+		}},
 		{"add same node", [][]int{{2, 3}}, func(in []*G.Node) (*G.Node, error) { return nn.Add(in[0], in[0]) }},
 		{"global avg pool", [][]int{{2, 3, 3, 2}}, func(in []*G.Node) (*G.Node, error) { return nn.GlobalAvgPool(in[0]) }},
 		{"max pool 3/2/1", [][]int{{2, 2, 7, 6}}, func(in []*G.Node) (*G.Node, error) { return nn.MaxPool2D(in[0], 3, 2, 1) }},
