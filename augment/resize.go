@@ -13,7 +13,7 @@ import (
 // safe for concurrent use.
 type Resizer struct {
 	x, y axis
-	tmp  []float32 // horizontal pass output, [C][crop height][out width]
+	tmp  []float32 // vertical pass output, [out height][crop width][C]
 }
 
 // axis holds the taps of a 1-D resize: output i is the sum over j of
@@ -75,7 +75,12 @@ func (a *axis) set(n, m int, antialias bool) {
 // torchvision's F.resized_crop(img, top, left, h, w, [height, width],
 // BILINEAR, antialias) on to_tensor(src). antialias=true is what PIL inputs
 // get (and SupContrast uses); false is the tensor default of torchvision 0.14.
-// The horizontal pass runs first, as in PyTorch's antialiased kernel.
+//
+// The vertical pass runs first, where PyTorch runs the horizontal one: it
+// reads whole rows of bytes, which axpy vectorises, and it leaves the
+// horizontal pass height rows instead of the crop's. On a photo cropped to
+// 224 that moves most of the work into the vectorised loop. The order
+// changes only the float rounding (about 1e-7).
 func (r *Resizer) ResizedCrop(dst *Image, src Pixels, b Box, height, width int, antialias bool) error {
 	if err := src.Validate(); err != nil {
 		return err
@@ -88,35 +93,43 @@ func (r *Resizer) ResizedCrop(dst *Image, src Pixels, b Box, height, width int, 
 	}
 	r.x.set(b.Width, width, antialias)
 	r.y.set(b.Height, height, antialias)
-	if n := src.C * b.Height * width; cap(r.tmp) < n {
+	if n := height * b.Width * src.C; cap(r.tmp) < n {
 		r.tmp = make([]float32, n)
 	} else {
 		r.tmp = r.tmp[:n]
 	}
-	if src.C == 3 {
-		r.horizontal3(src, b, width)
-	} else {
-		r.horizontal1(src, b, width)
-	}
+	r.vertical(src, b, height)
 	dst.Reset(src.C, height, width)
-	r.vertical(dst, src.C, b.Height)
+	if src.C == 3 {
+		r.horizontal3(dst, b.Width)
+	} else {
+		r.horizontal1(dst, b.Width)
+	}
 	return nil
 }
 
-// toFloat maps a byte v to v/255, as to_tensor does.
-var toFloat = func() (t [256]float32) {
-	for i := range t {
-		t[i] = float32(i) / 255
+// vertical resizes the columns of the crop into r.tmp, converting bytes to
+// floats: each output row is a weighted sum of whole input rows, with the
+// 1/255 of to_tensor folded into the weights.
+func (r *Resizer) vertical(src Pixels, b Box, height int) {
+	n := b.Width * src.C
+	for oy := 0; oy < height; oy++ {
+		out := r.tmp[oy*n : (oy+1)*n]
+		clear(out)
+		for j, w := range r.y.w[r.y.off[oy]:r.y.off[oy+1]] {
+			first := ((b.Top+r.y.start[oy]+j)*src.W + b.Left) * src.C
+			axpy(out, src.Pix[first:first+n], w/255)
+		}
 	}
-	return t
-}()
+}
 
-// horizontal3 resizes the rows of an RGB crop, converting bytes to floats.
-func (r *Resizer) horizontal3(src Pixels, b Box, width int) {
-	plane := b.Height * width
-	t0, t1, t2 := r.tmp[:plane], r.tmp[plane:2*plane], r.tmp[2*plane:3*plane]
-	for y := 0; y < b.Height; y++ {
-		row := src.Pix[((b.Top+y)*src.W+b.Left)*3 : ((b.Top+y)*src.W+b.Left+b.Width)*3]
+// horizontal3 resizes the rows of r.tmp, RGB, into the planes of dst.
+func (r *Resizer) horizontal3(dst *Image, cropW int) {
+	width, height := dst.W, dst.H
+	plane := height * width
+	t0, t1, t2 := dst.Pix[:plane], dst.Pix[plane:2*plane], dst.Pix[2*plane:3*plane]
+	for y := 0; y < height; y++ {
+		row := r.tmp[y*cropW*3 : (y+1)*cropW*3]
 		o := y * width
 		for x := 0; x < width; x++ {
 			ws := r.x.w[r.x.off[x]:r.x.off[x+1]]
@@ -126,66 +139,48 @@ func (r *Resizer) horizontal3(src Pixels, b Box, width int) {
 			var a0, a1, a2, b0, b1, b2 float32
 			for len(ws) >= 2 && len(p) >= 6 {
 				w, v := ws[0], ws[1]
-				a0 += w * toFloat[p[0]]
-				a1 += w * toFloat[p[1]]
-				a2 += w * toFloat[p[2]]
-				b0 += v * toFloat[p[3]]
-				b1 += v * toFloat[p[4]]
-				b2 += v * toFloat[p[5]]
+				a0 += w * p[0]
+				a1 += w * p[1]
+				a2 += w * p[2]
+				b0 += v * p[3]
+				b1 += v * p[4]
+				b2 += v * p[5]
 				ws, p = ws[2:], p[6:]
 			}
 			if len(ws) == 1 && len(p) >= 3 {
 				w := ws[0]
-				a0 += w * toFloat[p[0]]
-				a1 += w * toFloat[p[1]]
-				a2 += w * toFloat[p[2]]
+				a0 += w * p[0]
+				a1 += w * p[1]
+				a2 += w * p[2]
 			}
-			s0, s1, s2 := a0+b0, a1+b1, a2+b2
-			t0[o+x], t1[o+x], t2[o+x] = s0, s1, s2
+			t0[o+x], t1[o+x], t2[o+x] = a0+b0, a1+b1, a2+b2
 		}
 	}
 }
 
 // horizontal1 is horizontal3 for one channel.
-func (r *Resizer) horizontal1(src Pixels, b Box, width int) {
-	for y := 0; y < b.Height; y++ {
-		row := src.Pix[(b.Top+y)*src.W+b.Left : (b.Top+y)*src.W+b.Left+b.Width]
-		out := r.tmp[y*width : (y+1)*width]
+func (r *Resizer) horizontal1(dst *Image, cropW int) {
+	width := dst.W
+	for y := 0; y < dst.H; y++ {
+		row := r.tmp[y*cropW : (y+1)*cropW]
+		out := dst.Pix[y*width : (y+1)*width]
 		for x := range out {
 			ws := r.x.w[r.x.off[x]:r.x.off[x+1]]
 			p := row[r.x.start[x]:]
 			p = p[:len(ws)]
 			var s float32
 			for j, w := range ws {
-				s += w * toFloat[p[j]]
+				s += w * p[j]
 			}
 			out[x] = s
 		}
 	}
 }
 
-// vertical resizes the columns of the intermediate into dst, one output row
-// at a time as a weighted sum of whole input rows (contiguous reads).
-func (r *Resizer) vertical(dst *Image, channels, cropH int) {
-	width, height := dst.W, dst.H
-	for c := 0; c < channels; c++ {
-		in := r.tmp[c*cropH*width : (c+1)*cropH*width]
-		for oy := 0; oy < height; oy++ {
-			out := dst.Pix[(c*height+oy)*width : (c*height+oy+1)*width]
-			ws := r.y.w[r.y.off[oy]:r.y.off[oy+1]]
-			base := r.y.start[oy] * width
-			row := in[base : base+width]
-			w := ws[0]
-			for x, v := range row {
-				out[x] = w * v
-			}
-			for j := 1; j < len(ws); j++ {
-				row := in[base+j*width : base+(j+1)*width]
-				w := ws[j]
-				for x, v := range row {
-					out[x] += w * v
-				}
-			}
-		}
+// axpyGeneric is axpy without vector instructions.
+func axpyGeneric(acc []float32, row []byte, w float32) {
+	acc = acc[:len(row)]
+	for i, v := range row {
+		acc[i] += w * float32(v)
 	}
 }

@@ -6,12 +6,19 @@ import "math"
 // PIL's 8-bit resampler, so results match Image.resize to the rounding.
 const precisionBits = 32 - 8 - 2
 
-// kernel holds, for each output position, the first input index and the
-// fixed-point weights of the inputs it averages.
+// half rounds a fixed-point sum to the nearest byte.
+const half = 1 << (precisionBits - 1)
+
+// kernel holds, for each output position o, the first input index start[o]
+// and the fixed-point weights w[off[o]:off[o+1]] of the inputs it averages,
+// in flat slices: three allocations per axis, not one per output.
 type kernel struct {
-	start   []int
-	weights [][]int32
+	start, off []int
+	w          []int32
 }
+
+// taps returns the weights of output o.
+func (k *kernel) taps(o int) []int32 { return k.w[k.off[o]:k.off[o+1]] }
 
 // bilinearKernel builds the antialiased triangle filter from in to out
 // samples: when shrinking, its support widens with the scale so that every
@@ -20,8 +27,9 @@ func bilinearKernel(in, out int) kernel {
 	scale := float64(in) / float64(out)
 	filterScale := max(scale, 1)
 	support := filterScale // the triangle's support is 1 at unit scale
-	k := kernel{start: make([]int, out), weights: make([][]int32, out)}
-	taps := make([]float64, 0, int(math.Ceil(support))*2+1)
+	perOut := int(math.Ceil(support))*2 + 1
+	k := kernel{start: make([]int, out), off: make([]int, out+1), w: make([]int32, 0, out*perOut)}
+	taps := make([]float64, 0, perOut)
 	for o := range out {
 		center := (float64(o) + 0.5) * scale
 		lo := max(int(center-support+0.5), 0)
@@ -33,14 +41,13 @@ func bilinearKernel(in, out int) kernel {
 			taps = append(taps, t)
 			sum += t
 		}
-		w := make([]int32, len(taps))
-		for j, t := range taps {
+		for _, t := range taps {
 			if sum != 0 {
 				t /= sum
 			}
-			w[j] = int32(math.Floor(t*(1<<precisionBits) + 0.5))
+			k.w = append(k.w, int32(math.Floor(t*(1<<precisionBits)+0.5)))
 		}
-		k.start[o], k.weights[o] = lo, w
+		k.start[o], k.off[o+1] = lo, len(k.w)
 	}
 	return k
 }
@@ -76,15 +83,30 @@ func resizeRows(m Image, w int) Image {
 	for y := range m.Height {
 		row := m.Pix[y*inStride : (y+1)*inStride]
 		dst := out[y*outStride : (y+1)*outStride]
-		for x := range w {
-			base := k.start[x] * c
-			for ch := range c {
-				acc := int32(1 << (precisionBits - 1))
-				for j, wt := range k.weights[x] {
-					acc += int32(row[base+j*c+ch]) * wt
+		if c == 3 {
+			for x := range w {
+				ws := k.taps(x)
+				p := row[k.start[x]*3:][:len(ws)*3]
+				r, g, b := int32(half), int32(half), int32(half)
+				for j, wt := range ws {
+					q := p[j*3 : j*3+3 : j*3+3]
+					r += int32(q[0]) * wt
+					g += int32(q[1]) * wt
+					b += int32(q[2]) * wt
 				}
-				dst[x*c+ch] = clip8(acc)
+				d := dst[x*3 : x*3+3 : x*3+3]
+				d[0], d[1], d[2] = clip8(r), clip8(g), clip8(b)
 			}
+			continue
+		}
+		for x := range w { // one channel
+			ws := k.taps(x)
+			p := row[k.start[x]:][:len(ws)]
+			acc := int32(half)
+			for j, wt := range ws {
+				acc += int32(p[j]) * wt
+			}
+			dst[x] = clip8(acc)
 		}
 	}
 	return Image{Width: w, Height: m.Height, Channels: c, Pix: out}
@@ -97,10 +119,11 @@ func resizeCols(m Image, h int) Image {
 	acc := make([]int32, stride)
 	for y := range h {
 		for i := range acc {
-			acc[i] = 1 << (precisionBits - 1)
+			acc[i] = half
 		}
-		for j, wt := range k.weights[y] {
+		for j, wt := range k.taps(y) {
 			row := m.Pix[(k.start[y]+j)*stride:][:stride]
+			acc := acc[:len(row)]
 			for i, v := range row {
 				acc[i] += int32(v) * wt
 			}
