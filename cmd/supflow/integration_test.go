@@ -425,7 +425,8 @@ func lastErrorLine(s string) string {
 }
 
 // TestIntegrationSignalStopsCleanly sends SIGTERM to idle stage processes:
-// each drains and exits 0.
+// each drains and exits 0 (within the 10 s router close timeout even when
+// the signal lands while the subscriptions are still starting).
 func TestIntegrationSignalStopsCleanly(t *testing.T) {
 	c := newCluster(t, tinyModel)
 	for _, stage := range []string{"decode", "augment"} {

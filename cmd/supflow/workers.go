@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path"
+	"time"
 
 	"github.com/supflow/supflow/augment"
 	"github.com/supflow/supflow/bus"
@@ -97,7 +98,10 @@ func runWorker(which string) func(context.Context, *env) error {
 		if err != nil {
 			return usageError{err}
 		}
-		r, err := s.bus.NewRouter(bus.RouterConfig{Logger: s.log, Registerer: s.reg})
+		// A decode or augment handler takes well under a second; 10 s bounds
+		// the drain, also when a signal lands while subscriptions are still
+		// starting (watermill then waits out its whole close timeout).
+		r, err := s.bus.NewRouter(bus.RouterConfig{Logger: s.log, Registerer: s.reg, CloseTimeout: 10 * time.Second})
 		if err != nil {
 			return err
 		}
