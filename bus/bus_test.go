@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/supflow/supflow/messages"
 )
@@ -620,5 +622,32 @@ func TestBackoff(t *testing.T) {
 		if got := b.WaitTime(tt.n); got != tt.want {
 			t.Errorf("WaitTime(%d) = %v, want %v", tt.n, got, tt.want)
 		}
+	}
+}
+
+func TestWithoutOutputID(t *testing.T) {
+	b := connect(t, startServer(t, EmbeddedConfig{}).URL())
+	provision(t, b, edge("in", "upper"), edge("out", "check"))
+	runRouter(t, b, quick, Handle("upper", "in", "out", str, bytesOf, func(_ context.Context, s string) (string, error) {
+		return strings.ToUpper(s), nil
+	}).WithoutOutputID())
+	sendAll(t, b, "in", "a")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := b.js.Stream(ctx, "out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw *jetstream.RawStreamMsg
+	for raw == nil {
+		if raw, err = st.GetMsg(ctx, 1); err != nil {
+			if ctx.Err() != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if string(raw.Data) != "A" || raw.Header.Get(nats.MsgIdHdr) != "" {
+		t.Fatalf("output %q with headers %v, want A without %s", raw.Data, raw.Header, nats.MsgIdHdr)
 	}
 }

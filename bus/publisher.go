@@ -81,7 +81,9 @@ func (p *Publisher) publish(ctx context.Context, topic string, m *message.Messag
 	// handler run whose output id is derived from its input id does not
 	// publish twice. One header, not two, keeps small views near their raw
 	// size on the wire.
-	nm.Header.Set(nats.MsgIdHdr, m.UUID)
+	if m.UUID != "" { // Route.WithoutOutputID
+		nm.Header.Set(nats.MsgIdHdr, m.UUID)
+	}
 	for k, v := range m.Metadata {
 		nm.Header.Set(k, v)
 	}

@@ -274,7 +274,11 @@ func (r *Router) handlerFunc(rt Route, pub *Publisher) message.NoPublishHandlerF
 		if err != nil {
 			return err
 		}
-		o := message.NewMessage(derivedID(msg.UUID, rt.name), out)
+		id := derivedID(msg.UUID, rt.name)
+		if rt.noOutputID {
+			id = ""
+		}
+		o := message.NewMessage(id, out)
 		if err := pub.publish(msg.Context(), rt.out, o); err != nil {
 			return err
 		}

@@ -198,7 +198,7 @@ func overBus(ctx context.Context, dec *decode.Stage, aug *augstage.Stage, keys [
 	}
 	if err := r.Add(
 		bus.Handle("decode", messages.TopicDecodeTasks, messages.TopicImages, messages.UnmarshalDecodeTask, messages.MarshalImage, dec.Handle).Workers(decodeWorkers),
-		bus.Handle("augment", messages.TopicImages, messages.TopicViews, messages.UnmarshalImage, messages.MarshalViewGroup, aug.Handle).Workers(workers),
+		bus.Handle("augment", messages.TopicImages, messages.TopicViews, messages.UnmarshalImage, messages.MarshalViewGroup, aug.Handle).Workers(workers).WithoutOutputID(), // as supflow wires it
 		sink,
 	); err != nil {
 		return pipeRun{}, err

@@ -79,7 +79,9 @@ func workerRoutes(cfg *config.Config, s *services, which ...string) ([]bus.Route
 			}
 			routes = append(routes, bus.Handle("augment", messages.TopicImages, messages.TopicViews,
 				messages.UnmarshalImage, messages.MarshalViewGroup,
-				onlyRun(cfg.Run.ID, func(m messages.Image) string { return m.RunID }, st.Handle)).Workers(cfg.Augment.Workers))
+				onlyRun(cfg.Run.ID, func(m messages.Image) string { return m.RunID }, st.Handle)).
+				Workers(cfg.Augment.Workers).
+				WithoutOutputID()) // the trainer de-duplicates views by (epoch, sample id)
 		}
 	}
 	return routes, nil
