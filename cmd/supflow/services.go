@@ -148,7 +148,7 @@ func topology(cfg *config.Config) bus.Topology {
 			Name: consumer, AckWait: ackWait, MaxDeliver: b.MaxDeliver, MaxAckPending: pending}}
 	}
 	ack := time.Duration(b.AckWait)
-	trainPending := max(b.MaxAckPending, 2*cfg.Train.BatchSize+b.MaxAckPending)
+	trainPending := 2*cfg.Train.BatchSize + b.MaxAckPending
 	return bus.Topology{Edges: []bus.WorkQueue{
 		edge(messages.TopicDecodeTasks, "decode", ack, b.MaxAckPending),
 		edge(messages.TopicImages, "augment", ack, b.MaxAckPending),
