@@ -13,191 +13,23 @@ import (
 	"image/png"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/supflow/supflow/bus"
 	"github.com/supflow/supflow/dataset"
-	"github.com/supflow/supflow/internal/miniotest"
+	"github.com/supflow/supflow/internal/clustertest"
 	"github.com/supflow/supflow/report"
 	"github.com/supflow/supflow/store"
 )
 
 // These tests run supflow as separate processes, one per stage, against a
-// real MinIO server and a real nats-server (embedded in the test process,
-// reached over TCP), the way a deployment runs it.
-
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// supflowBinary builds the command once per test binary.
-func supflowBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "supflow-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "supflow")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
-// cluster is a MinIO server, a NATS server and a work directory with a
-// pipeline.yaml pointing at both.
-type cluster struct {
-	t       *testing.T
-	bin     string
-	dir     string
-	cfgPath string
-	env     []string
-	minio   *miniotest.Server
-	nats    *bus.Embedded
-	procs   []*proc
-}
-
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	out  *lockedBuffer
-	done chan error
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func newCluster(t *testing.T, yaml string) *cluster {
-	t.Helper()
-	bin := supflowBinary(t)
-	m := miniotest.Start(t)
-	dir := t.TempDir()
-	nats, err := bus.StartEmbedded(context.Background(), bus.EmbeddedConfig{StoreDir: filepath.Join(dir, "nats"), Port: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nats.Close() })
-	ak, sk := m.Credentials()
-	c := &cluster{t: t, bin: bin, dir: dir, minio: m, nats: nats, cfgPath: filepath.Join(dir, "pipeline.yaml"),
-		env: append(os.Environ(), "SUPFLOW_S3_ACCESS_KEY="+ak, "SUPFLOW_S3_SECRET_KEY="+sk)}
-	base := fmt.Sprintf(`run: {id: itest, seed: 3, work_dir: %q}
-store: {embedded: false, endpoint: %q, bucket: itest}
-bus: {embedded: false, url: %q, ack_wait: 3s, max_deliver: 3}
-log: {format: text, level: info}
-`, filepath.Join(dir, "work"), m.Endpoint(), nats.URL())
-	if err := os.WriteFile(c.cfgPath, []byte(base+yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for _, p := range c.procs {
-			if p.cmd.ProcessState == nil {
-				_ = p.cmd.Process.Kill()
-				<-p.done
-			}
-		}
-		if t.Failed() {
-			for _, p := range c.procs {
-				t.Logf("--- %s output (tail):\n%s", p.name, tail(p.out.String(), 3000))
-			}
-		}
-	})
-	return c
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
-}
-
-// start runs `supflow args... --config pipeline.yaml` in the background.
-func (c *cluster) start(name string, args ...string) *proc {
-	c.t.Helper()
-	cmd := exec.Command(c.bin, append(args, "--config", c.cfgPath)...)
-	cmd.Env = c.env
-	out := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		c.t.Fatal(err)
-	}
-	p := &proc{name: name, cmd: cmd, out: out, done: make(chan error, 1)}
-	go func() { p.done <- cmd.Wait() }()
-	c.procs = append(c.procs, p)
-	return p
-}
-
-// wait waits for p to exit and fails the test on a non-zero exit.
-func (c *cluster) wait(p *proc, limit time.Duration) {
-	c.t.Helper()
-	select {
-	case err := <-p.done:
-		p.done <- err // keep it readable for cleanup
-		if err != nil {
-			c.t.Fatalf("%s: %v\n%s", p.name, err, tail(p.out.String(), 4000))
-		}
-	case <-time.After(limit):
-		c.t.Fatalf("%s did not finish within %v\n%s", p.name, limit, tail(p.out.String(), 4000))
-	}
-}
-
-// waitFor polls p's output until re matches.
-func waitFor(t *testing.T, p *proc, re *regexp.Regexp, limit time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !re.MatchString(p.out.String()) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: no %q within %v\n%s", p.name, re, limit, tail(p.out.String(), 3000))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-var epochLine = regexp.MustCompile(`msg="epoch trained" (?:\S+ )*?epoch=(\d+) samples=(\d+) dropped=(\d+) duplicates=(\d+)`)
-
-// epochStats parses the trainer's per-epoch accounting lines.
-func epochStats(out string) map[int][3]int {
-	stats := map[int][3]int{}
-	for _, m := range epochLine.FindAllStringSubmatch(out, -1) {
-		e, _ := strconv.Atoi(m[1])
-		s, _ := strconv.Atoi(m[2])
-		d, _ := strconv.Atoi(m[3])
-		u, _ := strconv.Atoi(m[4])
-		stats[e] = [3]int{s, d, u}
-	}
-	return stats
-}
+// real MinIO server and a real nats-server (internal/clustertest), the way a
+// deployment runs it.
 
 const tinyModel = `
 model: {widths: [4, 8, 8, 16], blocks: [1, 1, 1, 1], feat_dim: 32}
@@ -209,43 +41,41 @@ augment: {size: 28, flip_p: 0}
 // the middle of the first epoch, and checks that every sample of every
 // epoch was trained exactly once and that the evaluation wrote a report.
 func TestIntegrationMultiProcessPipeline(t *testing.T) {
-	c := newCluster(t, tinyModel+`
+	c := clustertest.New(t, tinyModel+`
 dataset: {limit_train: 600, limit_test: 300}
 decode: {gray: true}
 train: {epochs: 2, batch_size: 50, knn_every: 1, knn_samples: 200, checkpoint_every: 1}
 evaluate: {epochs: 5, knn_k: 20}
 `)
-	c.wait(c.start("ingest", "ingest"), 3*time.Minute)
+	c.Wait(c.Start("ingest", "ingest"), 3*time.Minute)
 	for i := range 2 {
-		c.start(fmt.Sprintf("decode-%d", i), "decode")
+		c.Start(fmt.Sprintf("decode-%d", i), "decode")
 	}
-	var augs []*proc
+	var augs []*clustertest.Proc
 	for i := range 3 {
-		augs = append(augs, c.start(fmt.Sprintf("augment-%d", i), "augment"))
+		augs = append(augs, c.Start(fmt.Sprintf("augment-%d", i), "augment"))
 	}
-	train := c.start("train", "train")
-	eval := c.start("evaluate", "evaluate", "--wait")
-	feed := c.start("feed", "feed")
+	train := c.Start("train", "train")
+	eval := c.Start("evaluate", "evaluate", "--wait")
+	feed := c.Start("feed", "feed")
 
-	waitFor(t, train, regexp.MustCompile(`msg=step (?:\S+ )*?step=1 `), 2*time.Minute)
-	if err := augs[0].cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	c.wait(feed, 5*time.Minute)
-	c.wait(train, 5*time.Minute)
-	c.wait(eval, 5*time.Minute)
+	train.WaitFor(regexp.MustCompile(`msg=step (?:\S+ )*?step=1 `), 2*time.Minute)
+	augs[0].Signal(syscall.SIGKILL)
+	c.Wait(feed, 5*time.Minute)
+	c.Wait(train, 5*time.Minute)
+	c.Wait(eval, 5*time.Minute)
 
-	stats := epochStats(train.out.String())
+	stats := clustertest.EpochStats(train.Output())
 	for e := 1; e <= 2; e++ {
-		if s := stats[e]; s[0] != 600 || s[1] != 0 {
-			t.Errorf("epoch %d: trained %d distinct samples, %d dropped; want all 600 exactly once", e, s[0], s[1])
+		if s := stats[e]; s.Samples != 600 || s.Dropped != 0 {
+			t.Errorf("epoch %d: trained %d distinct samples, %d dropped; want all 600 exactly once", e, s.Samples, s.Dropped)
 		}
 	}
 	t.Logf("epoch accounting (samples, dropped, duplicates removed): %v", stats)
-	if !strings.Contains(eval.out.String(), "RESULT linear_top1=") {
-		t.Errorf("evaluate printed no RESULT line:\n%s", eval.out.String())
+	if !strings.Contains(eval.Output(), "RESULT linear_top1=") {
+		t.Errorf("evaluate printed no RESULT line:\n%s", eval.Output())
 	}
-	f, err := os.Open(filepath.Join(c.dir, "work", "itest", "report.json"))
+	f, err := os.Open(filepath.Join(c.WorkDir(), clustertest.RunID, "report.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,16 +93,12 @@ evaluate: {epochs: 5, knn_k: 20}
 // truncated, zero-byte, wrong-extension, oversized and missing objects and
 // checks that each bad one is dead-lettered and the epoch still completes.
 func TestIntegrationBadImagesAreDeadLettered(t *testing.T) {
-	c := newCluster(t, tinyModel+`
+	c := clustertest.New(t, tinyModel+`
 dataset: {prefix: mixed}
 decode: {gray: true, max_pixels: 20000}
 train: {epochs: 1, batch_size: 16, knn_every: 0}
 `)
-	ak, sk := c.minio.Credentials()
-	cl, err := store.New(store.Config{Endpoint: c.minio.Endpoint(), Bucket: "itest", AccessKey: ak, SecretKey: sk})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl := c.Store()
 	ctx := context.Background()
 	if err := cl.EnsureBucket(ctx); err != nil {
 		t.Fatal(err)
@@ -329,16 +155,16 @@ train: {epochs: 1, batch_size: 16, knn_every: 0}
 			t.Fatal(err)
 		}
 	}
-	c.start("decode", "decode")
-	c.start("augment", "augment")
-	train := c.start("train", "train")
-	c.wait(c.start("feed", "feed"), 2*time.Minute)
-	c.wait(train, 3*time.Minute)
+	c.Start("decode", "decode")
+	c.Start("augment", "augment")
+	train := c.Start("train", "train")
+	c.Wait(c.Start("feed", "feed"), 2*time.Minute)
+	c.Wait(train, 3*time.Minute)
 
-	out := train.out.String()
-	stats := epochStats(out)
-	if s := stats[1]; s[0] != 41 || s[1] != 6 {
-		t.Errorf("epoch 1: %d samples trained, %d dropped; want 41 trained and 6 dead-lettered", s[0], s[1])
+	out := train.Output()
+	stats := clustertest.EpochStats(out)
+	if s := stats[1]; s.Samples != 41 || s.Dropped != 6 {
+		t.Errorf("epoch 1: %d samples trained, %d dropped; want 41 trained and 6 dead-lettered", s.Samples, s.Dropped)
 	}
 	for _, want := range []string{"corrupt.png", "truncated.png", "empty.png", "text.jpg", "huge.png", "missing.png"} {
 		if !strings.Contains(out, want) {
@@ -350,7 +176,7 @@ train: {epochs: 1, batch_size: 16, knn_every: 0}
 // TestBadInputExits checks that each kind of bad start gives one clear line
 // of error and a non-zero exit.
 func TestIntegrationBadInputExits(t *testing.T) {
-	c := newCluster(t, tinyModel+"decode: {gray: true}\ntrain: {epochs: 1}\n")
+	c := clustertest.New(t, tinyModel+"decode: {gray: true}\ntrain: {epochs: 1}\n")
 	cases := []struct {
 		name string
 		args []string
@@ -367,8 +193,8 @@ func TestIntegrationBadInputExits(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cmd := exec.Command(c.bin, append(tc.args, "--config", c.cfgPath)...)
-			cmd.Env = append(append([]string{}, c.env...), tc.env...)
+			cmd := c.Command(tc.args...)
+			cmd.Env = append(cmd.Env, tc.env...)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			cmd.Stdout = io.Discard
@@ -388,20 +214,18 @@ func TestIntegrationBadInputExits(t *testing.T) {
 // TestIntegrationCheckpointForAnotherModel evaluates a checkpoint with a
 // configuration of a different model.
 func TestIntegrationCheckpointForAnotherModel(t *testing.T) {
-	c := newCluster(t, tinyModel+`
+	c := clustertest.New(t, tinyModel+`
 dataset: {limit_train: 64, limit_test: 32}
 decode: {gray: true}
 train: {epochs: 1, batch_size: 32, knn_every: 0}
 `)
-	c.wait(c.start("ingest", "ingest"), 3*time.Minute)
-	c.start("decode", "decode")
-	c.start("augment", "augment")
-	train := c.start("train", "train")
-	c.wait(c.start("feed", "feed"), 2*time.Minute)
-	c.wait(train, 3*time.Minute)
-	cmd := exec.Command(c.bin, "evaluate", "--config", c.cfgPath, "--checkpoint", "runs/itest/checkpoints/last.safetensors",
-		"--set", "model.widths=4,8,8,32")
-	cmd.Env = c.env
+	c.Wait(c.Start("ingest", "ingest"), 3*time.Minute)
+	c.Start("decode", "decode")
+	c.Start("augment", "augment")
+	train := c.Start("train", "train")
+	c.Wait(c.Start("feed", "feed"), 2*time.Minute)
+	c.Wait(train, 3*time.Minute)
+	cmd := c.Command("evaluate", "--checkpoint", "runs/itest/checkpoints/last.safetensors", "--set", "model.widths=4,8,8,32")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err == nil {
@@ -428,14 +252,12 @@ func lastErrorLine(s string) string {
 // each drains and exits 0 (within the 10 s router close timeout even when
 // the signal lands while the subscriptions are still starting).
 func TestIntegrationSignalStopsCleanly(t *testing.T) {
-	c := newCluster(t, tinyModel)
+	c := clustertest.New(t, tinyModel)
 	for _, stage := range []string{"decode", "augment"} {
-		p := c.start(stage, stage)
-		waitFor(t, p, regexp.MustCompile(`msg="stage running"`), time.Minute)
-		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
-		c.wait(p, 30*time.Second)
+		p := c.Start(stage, stage)
+		p.WaitFor(regexp.MustCompile(`msg="stage running"`), time.Minute)
+		p.Signal(syscall.SIGTERM)
+		c.Wait(p, 30*time.Second)
 	}
 }
 
@@ -443,32 +265,28 @@ func TestIntegrationSignalStopsCleanly(t *testing.T) {
 // first checkpoint and resumes it: training continues at the next epoch,
 // every later epoch is trained exactly once, and the evaluation completes.
 func TestIntegrationResumeAfterKill(t *testing.T) {
-	c := newCluster(t, tinyModel+`
+	c := clustertest.New(t, tinyModel+`
 dataset: {limit_train: 300, limit_test: 100}
 decode: {gray: true}
 train: {epochs: 3, batch_size: 50, knn_every: 0, checkpoint_every: 1}
 evaluate: {epochs: 2, knn_k: 10}
 `)
-	first := c.start("run", "run")
-	waitFor(t, first, regexp.MustCompile(`msg="checkpoint saved" (?:\S+ )*?epoch=1 `), 3*time.Minute)
-	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-first.done
-	first.done <- nil
-	second := c.start("run --resume", "run", "--resume")
-	c.wait(second, 4*time.Minute)
-	out := second.out.String()
+	first := c.Start("run", "run")
+	first.WaitFor(regexp.MustCompile(`msg="checkpoint saved" (?:\S+ )*?epoch=1 `), 3*time.Minute)
+	first.Kill()
+	second := c.Start("run --resume", "run", "--resume")
+	c.Wait(second, 4*time.Minute)
+	out := second.Output()
 	if !regexp.MustCompile(`msg=resumed (?:\S+ )*?epoch=1 step=6`).MatchString(out) {
 		t.Errorf("no resume from epoch 1, step 6 in the log")
 	}
-	stats := epochStats(out)
+	stats := clustertest.EpochStats(out)
 	if _, again := stats[1]; again {
 		t.Errorf("epoch 1 was trained again after the resume")
 	}
 	for e := 2; e <= 3; e++ {
-		if s := stats[e]; s[0] != 300 || s[1] != 0 {
-			t.Errorf("epoch %d after resume: %d samples, %d dropped; want 300, 0", e, s[0], s[1])
+		if s := stats[e]; s.Samples != 300 || s.Dropped != 0 {
+			t.Errorf("epoch %d after resume: %d samples, %d dropped; want 300, 0", e, s.Samples, s.Dropped)
 		}
 	}
 	if !strings.Contains(out, "RESULT linear_top1=") {
