@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -99,9 +100,23 @@ func (b *Bus) dial(ctx context.Context, name string) (*nats.Conn, error) {
 	}
 	nc, err := nats.Connect(c.URL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrConnect, c.redactedURL(), err)
+		return nil, fmt.Errorf("%w: %s: %w%s", ErrConnect, c.redactedURL(), err, c.explain(err))
 	}
 	return nc, nil
+}
+
+// explain says what to check for the failures whose nats.go text leaves the
+// cause open; it never repeats a secret.
+func (c Config) explain(err error) string {
+	switch {
+	case errors.Is(err, nats.ErrAuthorization) && c.auth() == "none":
+		return " (no credentials configured)"
+	case errors.Is(err, nats.ErrAuthorization):
+		return " (check the credentials: " + c.auth() + ")"
+	case errors.Is(err, nats.ErrTLS) && c.CertFile == "" && strings.Contains(err.Error(), "after TLS handshake"):
+		return " (the server may require a client certificate: set the cert and key files)"
+	}
+	return ""
 }
 
 // MaxPayload is the server's max_payload in bytes, headers included.

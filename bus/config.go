@@ -98,7 +98,8 @@ func (c Config) authMethods() int {
 	return n
 }
 
-// redactedURL returns the URL list with any userinfo password hidden.
+// redactedURL returns the URL list with any userinfo password, or token
+// (userinfo without a password), hidden.
 func (c Config) redactedURL() string {
 	parts := strings.Split(c.URL, ",")
 	for i, s := range parts {
@@ -107,25 +108,37 @@ func (c Config) redactedURL() string {
 			parts[i] = "<unparsable>"
 			continue
 		}
+		if _, hasPassword := u.User.Password(); u.User != nil && !hasPassword {
+			u.User = url.User("xxxxx") // a user name alone is a token
+		}
 		parts[i] = u.Redacted()
 	}
 	return strings.Join(parts, ",")
 }
 
-// String describes c with secrets redacted.
-func (c Config) String() string {
-	auth := "none"
+// auth names the authentication method without its secret.
+func (c Config) auth() string {
 	switch {
 	case c.User != "":
-		auth = "user " + c.User
+		return "user " + c.User
 	case c.Token != "":
-		auth = "token"
+		return "token"
 	case c.NKeySeedFile != "":
-		auth = "nkey " + c.NKeySeedFile
+		return "nkey " + c.NKeySeedFile
 	case c.CredsFile != "":
-		auth = "creds " + c.CredsFile
+		return "creds " + c.CredsFile
 	}
-	return fmt.Sprintf("nats %s (auth %s, tls ca %q cert %q)", c.redactedURL(), auth, c.CAFile, c.CertFile)
+	for _, s := range strings.Split(c.URL, ",") {
+		if u, err := url.Parse(strings.TrimSpace(s)); err == nil && u.User != nil {
+			return "credentials in the URL"
+		}
+	}
+	return "none"
+}
+
+// String describes c with secrets redacted.
+func (c Config) String() string {
+	return fmt.Sprintf("nats %s (auth %s, tls ca %q cert %q)", c.redactedURL(), c.auth(), c.CAFile, c.CertFile)
 }
 
 // LogValue logs c with secrets redacted.
