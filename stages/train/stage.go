@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/supflow/supflow/messages"
@@ -67,6 +68,10 @@ type EpochStats struct {
 	MeanLoss   float64
 	Wait       time.Duration // time spent waiting for data
 	Duration   time.Duration
+	// The exact sets, ascending: the sample ids stepped (once each, unless
+	// something stepped a sample twice) and those dropped.
+	TrainedIDs []uint64
+	DroppedIDs []uint64
 }
 
 // Stage is the train stage. It is driven by Run from one goroutine.
@@ -159,13 +164,16 @@ func (s *Stage) Run(ctx context.Context, in <-chan Delivery, control <-chan Cont
 			waitStart = time.Now()
 		}
 		if st.complete() {
+			slices.Sort(st.stats.TrainedIDs)
+			slices.Sort(st.stats.DroppedIDs)
 			st.stats.Duration = time.Since(st.start)
 			if st.stats.Steps > 0 {
 				st.stats.MeanLoss = st.lossSum / float64(st.stats.Steps)
 			}
 			s.log.Info("epoch trained", "epoch", cur, "samples", st.stats.Samples, "dropped", st.stats.Dropped,
 				"duplicates", st.stats.Duplicates, "steps", st.stats.Steps, "mean_loss", st.stats.MeanLoss,
-				"wait_seconds", st.stats.Wait.Seconds(), "seconds", st.stats.Duration.Seconds())
+				"wait_seconds", st.stats.Wait.Seconds(), "seconds", st.stats.Duration.Seconds(),
+				"trained_ids", FormatIDs(st.stats.TrainedIDs), "dropped_ids", FormatIDs(st.stats.DroppedIDs))
 			if s.hooks.Epoch != nil {
 				if err := s.hooks.Epoch(ctx, cur, st.stats); err != nil {
 					return fmt.Errorf("train: epoch %d hook: %w", cur, err)
@@ -202,6 +210,7 @@ func (s *Stage) Run(ctx context.Context, in <-chan Delivery, control <-chan Cont
 				if _, dup := e.seen[c.SampleID]; !dup {
 					e.seen[c.SampleID] = struct{}{}
 					e.stats.Dropped++
+					e.stats.DroppedIDs = append(e.stats.DroppedIDs, c.SampleID)
 				}
 			}
 		}
@@ -246,6 +255,7 @@ func (s *Stage) accept(d Delivery, cur int, get func(int) *epochState) {
 		}
 		e.seen[m.SampleID] = struct{}{}
 		e.stats.Dropped++
+		e.stats.DroppedIDs = append(e.stats.DroppedIDs, m.SampleID)
 		return
 	}
 	p := &pending{msg: m, acks: []Delivery{d}}
@@ -280,6 +290,7 @@ func (s *Stage) stepBatch(ctx context.Context, cur int, e *epochState, wait time
 			settle(d.Ack)
 		}
 		delete(e.index, p.msg.SampleID)
+		e.stats.TrainedIDs = append(e.stats.TrainedIDs, p.msg.SampleID)
 	}
 	e.pending = append(e.pending[:0], e.pending[n:]...)
 	e.batchIndex++

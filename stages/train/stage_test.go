@@ -130,6 +130,11 @@ func TestExactlyOnceWithDuplicatesDropsAndPartialBatch(t *testing.T) {
 	if len(epochStats) != 2 || epochStats[0].Samples != 9 || epochStats[0].Dropped != 1 || epochStats[0].Duplicates != 3 {
 		t.Errorf("epoch stats = %+v", epochStats)
 	}
+	for _, s := range epochStats {
+		if got, dropped := FormatIDs(s.TrainedIDs), FormatIDs(s.DroppedIDs); got != "0-8" || dropped != "9" {
+			t.Errorf("trained ids %q, dropped ids %q; want 0-8 and 9", got, dropped)
+		}
+	}
 }
 
 func TestStepFailureNaksHeldMessages(t *testing.T) {
