@@ -228,16 +228,17 @@ func TestDeadLetter(t *testing.T) {
 		fn         func(context.Context, string) (string, error)
 		wantReason string
 		wantDeliv  string
+		wantClass  string
 	}{
 		{"permanent error", "poison", func(context.Context, string) (string, error) {
 			return "", messages.Permanent(errors.New("corrupt image"))
-		}, "corrupt image", "1"},
+		}, "corrupt image", "1", reasonPermanent},
 		{"malformed payload", "\x00not a message", func(context.Context, string) (string, error) {
 			return "", errors.New("fn must not be called")
-		}, "decode input", "1"},
+		}, "decode input", "1", reasonMalformed},
 		{"transient until max deliver", "flaky", func(context.Context, string) (string, error) {
 			return "", errors.New("s3 unavailable")
-		}, "gave up after 4 deliveries: s3 unavailable", "4"},
+		}, "gave up after 4 deliveries: s3 unavailable", "4", reasonMaxDeliver},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -249,7 +250,10 @@ func TestDeadLetter(t *testing.T) {
 				}
 				return string(p), nil
 			}
-			runRouter(t, b, quick, Handle("stage", "in", "out", decode, bytesOf, tt.fn))
+			reg := prometheus.NewRegistry()
+			cfg := quick
+			cfg.Registerer = reg
+			runRouter(t, b, cfg, Handle("stage", "in", "out", decode, bytesOf, tt.fn))
 			sendAll(t, b, "in", tt.payload)
 			dl := deadLetters(t, b, 1)[0]
 			if string(dl.Data) != tt.payload {
@@ -264,6 +268,9 @@ func TestDeadLetter(t *testing.T) {
 			}
 			if strings.Contains(fmt.Sprint(h), metaDelivered) {
 				t.Fatalf("internal metadata leaked: %v", h)
+			}
+			if got := scrapeDeadLettered(t, reg); len(got) != 1 || got["stage/"+tt.wantClass] != 1 {
+				t.Fatalf("dead_lettered counters %v, want stage/%s 1", got, tt.wantClass)
 			}
 			time.Sleep(100 * time.Millisecond)
 			if n := streamMsgs(t, b, "in"); n != 0 {

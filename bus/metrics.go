@@ -6,7 +6,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// metrics are per handler; labels hold only handler names and outcomes.
+// metrics are per handler; labels hold only handler names, outcomes and
+// dead-letter reason classes, each a small fixed set.
 type metrics struct {
 	in, out, deadLettered, skipped, nacked *prometheus.CounterVec
 	seconds                                *prometheus.HistogramVec
@@ -17,11 +18,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"handler_name"})
 	}
 	m := &metrics{
-		in:           counter("supflow_bus_messages_in_total", "Messages delivered to a handler (redeliveries included)."),
-		out:          counter("supflow_bus_messages_out_total", "Messages a handler published downstream."),
-		deadLettered: counter("supflow_bus_messages_dead_lettered_total", "Messages a handler sent to the dead-letter stream."),
-		skipped:      counter("supflow_bus_messages_skipped_total", "Messages a handler acknowledged without output (messages.ErrSkip)."),
-		nacked:       counter("supflow_bus_messages_nacked_total", "Deliveries that failed transiently and will be redelivered."),
+		in:  counter("supflow_bus_messages_in_total", "Messages delivered to a handler (redeliveries included)."),
+		out: counter("supflow_bus_messages_out_total", "Messages a handler published downstream."),
+		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "supflow_bus_messages_dead_lettered_total",
+			Help: "Messages a handler sent to the dead-letter stream, by reason class (see docs/messages.md).",
+		}, []string{"handler_name", "reason"}),
+		skipped: counter("supflow_bus_messages_skipped_total", "Messages a handler acknowledged without output (messages.ErrSkip)."),
+		nacked:  counter("supflow_bus_messages_nacked_total", "Deliveries that failed transiently and will be redelivered."),
 		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "supflow_bus_handler_seconds",
 			Help:    "Time spent handling one delivery, by outcome (ack or nak).",

@@ -56,7 +56,7 @@ func Handle[In, Out any](name, inTopic, outTopic string,
 		process: func(ctx context.Context, payload []byte) ([]byte, error) {
 			in, err := decode(payload)
 			if err != nil {
-				return nil, messages.Permanent(fmt.Errorf("bus: %s: decode input: %w", name, err))
+				return nil, messages.Permanent(fmt.Errorf("bus: %s: %w: %w", name, errDecodeInput, err))
 			}
 			out, err := fn(ctx, in)
 			if err != nil {
@@ -64,7 +64,7 @@ func Handle[In, Out any](name, inTopic, outTopic string,
 			}
 			b, err := encode(out)
 			if err != nil {
-				return nil, messages.Permanent(fmt.Errorf("bus: %s: encode output: %w", name, err))
+				return nil, messages.Permanent(fmt.Errorf("bus: %s: %w: %w", name, errEncodeOutput, err))
 			}
 			return b, nil
 		},
@@ -74,8 +74,8 @@ func Handle[In, Out any](name, inTopic, outTopic string,
 // Sink returns a route without output for a consumer that acknowledges
 // later, such as the trainer acking only samples of a completed step. fn is
 // called serially with each decoded message and owns its Delivery: it must
-// eventually Ack or Nak it (an unsettled one is redelivered after the
-// consumer's AckWait). An error returned for a delivery fn did not settle is
+// eventually Ack, Nak or DeadLetter it (an unsettled one is redelivered
+// after the consumer's AckWait). An error returned for a delivery fn did not settle is
 // handled as in Handle; undecodable messages are dead-lettered without
 // calling fn. The consumer's MaxAckPending bounds how many deliveries fn can
 // hold at once.
@@ -86,7 +86,7 @@ func Sink[In any](name, inTopic string, decode func([]byte) (In, error),
 		sink: func(ctx context.Context, payload []byte, a *ackable) error {
 			in, err := decode(payload)
 			if err != nil {
-				return messages.Permanent(fmt.Errorf("bus: %s: decode input: %w", name, err))
+				return messages.Permanent(fmt.Errorf("bus: %s: %w: %w", name, errDecodeInput, err))
 			}
 			return fn(ctx, &Delivery[In]{Value: in, a: a})
 		},
@@ -97,8 +97,8 @@ func Sink[In any](name, inTopic string, decode func([]byte) (In, error),
 var ErrSettled = errors.New("bus: delivery already settled")
 
 // Delivery is one message handed to a Sink function, with the means to
-// settle it. Its methods are safe for concurrent use; only the first Ack or
-// Nak counts, later ones return ErrSettled.
+// settle it. Its methods are safe for concurrent use; only the first Ack,
+// Nak or DeadLetter counts, later ones return ErrSettled.
 type Delivery[T any] struct {
 	Value T
 	a     *ackable
@@ -111,6 +111,14 @@ func (d *Delivery[T]) Ack() error { return d.a.ack() }
 // Nak asks for a redelivery after the router's backoff for this attempt.
 func (d *Delivery[T]) Nak() error { return d.a.nak() }
 
+// DeadLetter gives the message up for good: it is published to the
+// dead-letter stream with reason and the same headers and metric as a
+// message the router dead-letters, then acknowledged. Use it for a message
+// that decoded but can never be used; a Nak would only bring it back. If the
+// dead-letter publish fails the message is nacked instead and the error
+// returned.
+func (d *Delivery[T]) DeadLetter(reason error) error { return d.a.deadLetter(reason) }
+
 // InProgress restarts the AckWait clock, for work that takes longer.
 func (d *Delivery[T]) InProgress() error { return d.a.msg.InProgress() }
 
@@ -122,7 +130,9 @@ type ackable struct {
 	msg       *nats.Msg
 	delivered uint64
 	nakDelay  time.Duration
-	settled   atomic.Bool
+	// reject publishes the message to the dead-letter stream.
+	reject  func(reason error) error
+	settled atomic.Bool
 }
 
 func (a *ackable) ack() error {
@@ -141,6 +151,22 @@ func (a *ackable) nak() error {
 	}
 	if err := a.msg.NakWithDelay(a.nakDelay); err != nil {
 		return fmt.Errorf("bus: nak: %w", err)
+	}
+	return nil
+}
+
+func (a *ackable) deadLetter(reason error) error {
+	if !a.settled.CompareAndSwap(false, true) {
+		return ErrSettled
+	}
+	if err := a.reject(reason); err != nil {
+		if nakErr := a.msg.NakWithDelay(a.nakDelay); nakErr != nil {
+			return fmt.Errorf("bus: dead letter: %w (and nak: %w)", err, nakErr)
+		}
+		return fmt.Errorf("bus: dead letter: %w", err)
+	}
+	if err := a.msg.Ack(); err != nil {
+		return fmt.Errorf("bus: ack after dead letter: %w", err)
 	}
 	return nil
 }

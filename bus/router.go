@@ -319,17 +319,16 @@ func (r *Router) policy(rt Route, maxDeliver int) message.HandlerMiddleware {
 // settle decides the fate of a failed delivery: nil means acknowledge it.
 func (r *Router) settle(msg *message.Message, rt Route, maxDeliver int, err error) error {
 	n := deliveries(msg)
-	log := r.cfg.Logger.With("handler_name", rt.name, "message_uuid", msg.UUID, "deliveries", n)
 	var reason error
 	switch {
 	case errors.Is(err, messages.ErrSkip):
 		r.metrics.skipped.WithLabelValues(rt.name).Inc()
-		log.Debug("message skipped", "reason", err)
+		r.cfg.Logger.Debug("message skipped", "handler_name", rt.name, "message_uuid", msg.UUID, "reason", err)
 		return nil
 	case errors.Is(err, messages.ErrPermanent):
 		reason = err
 	case maxDeliver > 0 && n >= uint64(maxDeliver):
-		reason = fmt.Errorf("gave up after %d deliveries: %w", n, err)
+		reason = fmt.Errorf("%w after %d deliveries: %w", errGaveUp, n, err)
 	default:
 		r.metrics.nacked.WithLabelValues(rt.name).Inc()
 		return err
@@ -338,13 +337,23 @@ func (r *Router) settle(msg *message.Message, rt Route, maxDeliver int, err erro
 		r.metrics.nacked.WithLabelValues(rt.name).Inc()
 		return fmt.Errorf("%w (and dead-lettering failed: %v)", err, dlErr)
 	}
-	r.metrics.deadLettered.WithLabelValues(rt.name).Inc()
-	log.Warn("message dead-lettered", "reason", reason)
 	return nil
 }
 
-// deadLetter publishes the original payload and metadata with the reason.
+// deadLetter publishes the original payload and metadata with the reason,
+// and counts it under the reason's class.
 func (r *Router) deadLetter(msg *message.Message, rt Route, n uint64, reason error) error {
+	if err := r.publishDeadLetter(msg, rt, n, reason); err != nil {
+		return err
+	}
+	class := reasonClass(reason)
+	r.metrics.deadLettered.WithLabelValues(rt.name, class).Inc()
+	r.cfg.Logger.Warn("message dead-lettered", "handler_name", rt.name, "message_uuid", msg.UUID,
+		"deliveries", n, "class", class, "reason", reason)
+	return nil
+}
+
+func (r *Router) publishDeadLetter(msg *message.Message, rt Route, n uint64, reason error) error {
 	dl := message.NewMessage(derivedID(msg.UUID, rt.name+"/dead_letter"), msg.Payload)
 	for k, v := range msg.Metadata {
 		if len(k) > 0 && k[0] != '_' {

@@ -31,13 +31,18 @@ func (r *Router) startSink(ctx context.Context, rt Route, cons consumerInfo) (*s
 		}
 		msg, _ := unmarshaler{}.Unmarshal(m)
 		n := deliveries(msg)
-		a := &ackable{msg: m, delivered: n, nakDelay: delay.WaitTime(n)}
+		// The message context bounds a dead-letter publish, which may
+		// happen after this callback returned.
+		msg.SetContext(ctx)
+		a := &ackable{msg: m, delivered: n, nakDelay: delay.WaitTime(n),
+			reject: func(reason error) error {
+				return r.deadLetter(msg, rt, n, fmt.Errorf("bus: %s: %w: %w", rt.name, errRejected, reason))
+			}}
 		start := time.Now()
 		r.metrics.in.WithLabelValues(rt.name).Inc()
 		err := rt.sink(ctx, m.Data, a)
 		outcome := "ack"
 		if err != nil && !a.settled.Load() {
-			msg.SetContext(ctx)
 			if r.settle(msg, rt, cons.MaxDeliver, err) == nil {
 				err = a.ack()
 			} else {

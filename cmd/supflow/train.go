@@ -206,8 +206,7 @@ func (j *trainJob) run(ctx context.Context) (string, error) {
 	sink := bus.Sink("train", messages.TopicViews, messages.UnmarshalViewGroup,
 		func(ctx context.Context, d *bus.Delivery[messages.ViewGroup]) error {
 			select {
-			case in <- train.Delivery{Msg: d.Value, Ack: d.Ack, Nak: d.Nak,
-				Reject: func(reason error) error { return d.Nak() }}:
+			case in <- train.Delivery{Msg: d.Value, Ack: d.Ack, Nak: d.Nak, Reject: d.DeadLetter}:
 				return nil
 			case <-ctx.Done():
 				return d.Nak()
