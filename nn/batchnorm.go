@@ -182,7 +182,7 @@ func resize(s []float64, n int) []float64 {
 // float64 whatever T is.
 func bnForward[T float](st *BNState, sv *bnSaved, n, c, hw int, x, gamma, beta, y []T) {
 	chw := c * hw
-	for ch := 0; ch < c; ch++ {
+	perChannel(n, c, hw, func(ch int) {
 		mean, variance := st.RunningMean[ch], st.RunningVar[ch]
 		if st.Training {
 			var sum float64
@@ -218,7 +218,7 @@ func bnForward[T float](st *BNState, sv *bnSaved, n, c, hw int, x, gamma, beta, 
 				ys[j] = T(float64(v)*scale + shift)
 			}
 		}
-	}
+	})
 	if st.Training {
 		st.NumBatchesTracked++
 	}
@@ -290,7 +290,7 @@ func (op *bnGradBetaOp) Do(inputs ...G.Value) (G.Value, error) {
 
 func channelSums[T float](n, c, hw int, x, out []T) {
 	chw := c * hw
-	for ch := 0; ch < c; ch++ {
+	perChannel(n, c, hw, func(ch int) {
 		var s float64
 		for i := 0; i < n; i++ {
 			for _, v := range x[i*chw+ch*hw : i*chw+(ch+1)*hw] {
@@ -298,7 +298,17 @@ func channelSums[T float](n, c, hw int, x, out []T) {
 			}
 		}
 		out[ch] = T(s)
-	}
+	})
+}
+
+// perChannel runs f for every channel of an [N,C,HW] tensor, channels
+// spread over goroutines; f must touch only its channel.
+func perChannel(n, c, hw int, f func(ch int)) {
+	parallelFor(c, parts(c, n*hw), func(_, lo, hi int) {
+		for ch := lo; ch < hi; ch++ {
+			f(ch)
+		}
+	})
 }
 
 // bnGradGammaOp is (x, y, dy) -> dgamma = sum of dy*xhat per channel, with
@@ -356,7 +366,7 @@ func (op *bnGradGammaOp) Do(inputs ...G.Value) (G.Value, error) {
 
 func bnGradGamma[T float](sv *bnSaved, n, c, hw int, x, dy, out []T) {
 	chw := c * hw
-	for ch := 0; ch < c; ch++ {
+	perChannel(n, c, hw, func(ch int) {
 		mean := sv.mean[ch]
 		var s float64
 		for i := 0; i < n; i++ {
@@ -367,7 +377,7 @@ func bnGradGamma[T float](sv *bnSaved, n, c, hw int, x, dy, out []T) {
 			}
 		}
 		out[ch] = T(s * sv.invStd[ch])
-	}
+	})
 }
 
 // bnGradXOp is (x, gamma, dy, dgamma, dbeta) -> dx. In training mode the
@@ -430,7 +440,7 @@ func (op *bnGradXOp) Do(inputs ...G.Value) (G.Value, error) {
 func bnGradX[T float](sv *bnSaved, n, c, hw int, x, gamma, dy, dgamma, dbeta, dx []T) {
 	chw := c * hw
 	m := float64(n * hw)
-	for ch := 0; ch < c; ch++ {
+	perChannel(n, c, hw, func(ch int) {
 		mean, inv := sv.mean[ch], sv.invStd[ch]
 		scale := float64(gamma[ch]) * inv
 		// dx = a*dy + b*x + k, folding the training-mode terms.
@@ -447,5 +457,5 @@ func bnGradX[T float](sv *bnSaved, n, c, hw int, x, gamma, dy, dgamma, dbeta, dx
 				dxs[j] = T(a*float64(ds[j]) + b*float64(v) + k)
 			}
 		}
-	}
+	})
 }

@@ -203,13 +203,54 @@ func fromStage[T float](g *convGeom, m, t []T, p convPass) {
 	}
 }
 
-// passes calls f for every chunk of images.
-func passes(g *convGeom, f func(convPass)) {
+// passes calls f for every chunk of images, spreading the chunks over
+// parts(...) goroutines in contiguous runs; f(part, pass) may use part to
+// pick per-goroutine scratch. Each chunk does C*kh*kw*cols work or more.
+func passes(g *convGeom, f func(part int, p convPass)) int {
 	ch, howo := g.chunk(), g.ho*g.wo
-	for n0 := 0; n0 < g.n; n0 += ch {
-		nb := min(ch, g.n-n0)
-		f(convPass{n0: n0, nb: nb, cols: nb * howo})
+	count := (g.n + ch - 1) / ch
+	np := parts(count, g.colRows()*ch*howo)
+	parallelFor(count, np, func(part, lo, hi int) {
+		for i := lo; i < hi; i++ {
+			n0 := i * ch
+			nb := min(ch, g.n-n0)
+			f(part, convPass{n0: n0, nb: nb, cols: nb * howo})
+		}
+	})
+	return np
+}
+
+// scratch lends each part of a parallel loop its own workspaces: per part,
+// one slice of each requested size.
+type scratch[T float] struct{ bufs [][][]T }
+
+func newScratch[T float](np int, sizes ...int) *scratch[T] {
+	s := &scratch[T]{bufs: make([][][]T, np)}
+	for i := range s.bufs {
+		s.bufs[i] = make([][]T, len(sizes))
+		for j, n := range sizes {
+			if n > 0 {
+				s.bufs[i][j] = getWork[T](n)
+			}
+		}
 	}
+	return s
+}
+
+func (s *scratch[T]) release() {
+	for _, b := range s.bufs {
+		for _, w := range b {
+			if w != nil {
+				putWork(w)
+			}
+		}
+	}
+}
+
+// convParts is how many goroutines passes will use for g.
+func convParts(g *convGeom) int {
+	ch := g.chunk()
+	return parts((g.n+ch-1)/ch, g.colRows()*ch*g.ho*g.wo)
 }
 
 // convForward computes y [N,O,Ho,Wo] from x and w: y = W [O,K] times the
@@ -218,19 +259,21 @@ func convForward[T float](g *convGeom, x, w, y []T) {
 	chw, ohw, howo, k := g.c*g.h*g.w, g.o*g.ho*g.wo, g.ho*g.wo, g.colRows()
 	ch := g.chunk()
 	if g.direct() && ch == 1 {
-		for n := 0; n < g.n; n++ {
-			gemm(false, false, g.o, howo, k, 1, w, k, x[n*chw:(n+1)*chw], howo, 0, y[n*ohw:(n+1)*ohw], howo)
-		}
+		parallelFor(g.n, parts(g.n, k*howo), func(_, lo, hi int) {
+			for n := lo; n < hi; n++ {
+				gemm(false, false, g.o, howo, k, 1, w, k, x[n*chw:(n+1)*chw], howo, 0, y[n*ohw:(n+1)*ohw], howo)
+			}
+		})
 		return
 	}
-	col := getWork[T](k * ch * howo)
-	defer putWork(col)
-	var stage []T
+	stageSize := 0
 	if ch > 1 {
-		stage = getWork[T](g.o * ch * howo)
-		defer putWork(stage)
+		stageSize = g.o * ch * howo
 	}
-	passes(g, func(p convPass) {
+	sc := newScratch[T](convParts(g), k*ch*howo, stageSize)
+	defer sc.release()
+	passes(g, func(part int, p convPass) {
+		col, stage := sc.bufs[part][0], sc.bufs[part][1]
 		unfold(g, x, col, p)
 		if p.nb == 1 {
 			gemm(false, false, g.o, p.cols, k, 1, w, k, col, p.cols, 0, y[p.n0*ohw:(p.n0+1)*ohw], p.cols)
@@ -247,20 +290,21 @@ func convGradX[T float](g *convGeom, w, dy, dx []T) {
 	chw, ohw, howo, k := g.c*g.h*g.w, g.o*g.ho*g.wo, g.ho*g.wo, g.colRows()
 	ch := g.chunk()
 	if g.direct() && ch == 1 {
-		for n := 0; n < g.n; n++ {
-			gemm(true, false, k, howo, g.o, 1, w, k, dy[n*ohw:(n+1)*ohw], howo, 0, dx[n*chw:(n+1)*chw], howo)
-		}
+		parallelFor(g.n, parts(g.n, k*howo), func(_, lo, hi int) {
+			for n := lo; n < hi; n++ {
+				gemm(true, false, k, howo, g.o, 1, w, k, dy[n*ohw:(n+1)*ohw], howo, 0, dx[n*chw:(n+1)*chw], howo)
+			}
+		})
 		return
 	}
-	clear(dx)
-	col := getWork[T](k * ch * howo)
-	defer putWork(col)
-	var stage []T
+	stageSize := 0
 	if ch > 1 {
-		stage = getWork[T](g.o * ch * howo)
-		defer putWork(stage)
+		stageSize = g.o * ch * howo
 	}
-	passes(g, func(p convPass) {
+	sc := newScratch[T](convParts(g), k*ch*howo, stageSize)
+	defer sc.release()
+	passes(g, func(part int, p convPass) {
+		col, stage := sc.bufs[part][0], sc.bufs[part][1]
 		dym := dy[p.n0*ohw : (p.n0+1)*ohw]
 		if p.nb > 1 {
 			toStage(g, dy, stage, p)
@@ -269,43 +313,75 @@ func convGradX[T float](g *convGeom, w, dy, dx []T) {
 		gemm(true, false, k, p.cols, g.o, 1, w, k, dym, p.cols, 0, col, p.cols)
 		for i := 0; i < p.nb; i++ {
 			n := p.n0 + i
-			col2im(g, col, dx[n*chw:(n+1)*chw], p.cols, i*howo)
+			xs := dx[n*chw : (n+1)*chw]
+			clear(xs)
+			col2im(g, col, xs, p.cols, i*howo)
 		}
 	})
 }
 
 // convGradW computes dw [O,C,kh,kw] from x and dy: the sum over chunks of
-// dy [O, cols] times the unfolded images transposed.
+// dy [O, cols] times the unfolded images transposed. Each goroutine sums its
+// run of chunks into its own slice (the first into dw), then the partial
+// sums are added in part order, so the result does not depend on timing.
 func convGradW[T float](g *convGeom, x, dy, dw []T) {
 	chw, ohw, howo, k := g.c*g.h*g.w, g.o*g.ho*g.wo, g.ho*g.wo, g.colRows()
 	ch := g.chunk()
+	var np int
+	var sc *scratch[T]
 	if g.direct() && ch == 1 {
-		for n := 0; n < g.n; n++ {
-			gemm(false, true, g.o, k, howo, 1, dy[n*ohw:(n+1)*ohw], howo, x[n*chw:(n+1)*chw], howo, beta[T](n), dw, k)
+		np = parts(g.n, k*howo)
+		sc = newScratch[T](np, len(dw))
+		defer sc.release()
+		parallelFor(g.n, np, func(part, lo, hi int) {
+			out := partial(sc, part, dw)
+			for n := lo; n < hi; n++ {
+				gemm(false, true, g.o, k, howo, 1, dy[n*ohw:(n+1)*ohw], howo, x[n*chw:(n+1)*chw], howo, beta[T](n == lo), out, k)
+			}
+		})
+	} else {
+		stageSize := 0
+		if ch > 1 {
+			stageSize = g.o * ch * howo
 		}
-		return
-	}
-	col := getWork[T](k * ch * howo)
-	defer putWork(col)
-	var stage []T
-	if ch > 1 {
-		stage = getWork[T](g.o * ch * howo)
-		defer putWork(stage)
-	}
-	passes(g, func(p convPass) {
-		unfold(g, x, col, p)
-		dym := dy[p.n0*ohw : (p.n0+1)*ohw]
-		if p.nb > 1 {
-			toStage(g, dy, stage, p)
-			dym = stage
+		np = convParts(g)
+		sc = newScratch[T](np, len(dw), k*ch*howo, stageSize)
+		defer sc.release()
+		first := make([]bool, np)
+		for i := range first {
+			first[i] = true
 		}
-		gemm(false, true, g.o, k, p.cols, 1, dym, p.cols, col, p.cols, beta[T](p.n0), dw, k)
-	})
+		passes(g, func(part int, p convPass) {
+			out, col, stage := partial(sc, part, dw), sc.bufs[part][1], sc.bufs[part][2]
+			unfold(g, x, col, p)
+			dym := dy[p.n0*ohw : (p.n0+1)*ohw]
+			if p.nb > 1 {
+				toStage(g, dy, stage, p)
+				dym = stage
+			}
+			gemm(false, true, g.o, k, p.cols, 1, dym, p.cols, col, p.cols, beta[T](first[part]), out, k)
+			first[part] = false
+		})
+	}
+	for part := 1; part < np; part++ {
+		for i, v := range sc.bufs[part][0][:len(dw)] {
+			dw[i] += v
+		}
+	}
+}
+
+// partial is where part accumulates its share of a weight gradient: dw
+// itself for part 0, its scratch otherwise.
+func partial[T float](sc *scratch[T], part int, dw []T) []T {
+	if part == 0 {
+		return dw
+	}
+	return sc.bufs[part][0][:len(dw)]
 }
 
 // beta is the GEMM accumulation factor: overwrite on the first pass.
-func beta[T float](n0 int) T {
-	if n0 == 0 {
+func beta[T float](first bool) T {
+	if first {
 		return 0
 	}
 	return 1

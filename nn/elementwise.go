@@ -2,6 +2,7 @@ package nn
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -68,11 +69,23 @@ func elementwise(op G.Op, out *buffer, inputs []G.Value, f64 func(dst []float64,
 	}
 	y := out.get(in[0].Dtype(), s)
 	if y.Dtype() == tensor.Float64 {
-		f64(data[float64](y), slices[float64](in)...)
+		split(data[float64](y), slices[float64](in), f64)
 	} else {
-		f32(data[float32](y), slices[float32](in)...)
+		split(data[float32](y), slices[float32](in), f32)
 	}
 	return y, nil
+}
+
+// split runs f over contiguous pieces of dst and the matching pieces of
+// src, concurrently when they are large.
+func split[T float](dst []T, src [][]T, f func(dst []T, src ...[]T)) {
+	parallelFor(len(dst), parts(len(dst), len(src)+1), func(_, lo, hi int) {
+		sub := make([][]T, len(src))
+		for i, s := range src {
+			sub[i] = s[lo:hi]
+		}
+		f(dst[lo:hi], sub...)
+	})
 }
 
 func slices[T float](in []*tensor.Dense) [][]T {
@@ -89,15 +102,31 @@ func relu[T float](dst []T, src ...[]T) {
 	}
 }
 
-// reluGrad computes dy where x > 0, else 0; src is (x, dy).
-func reluGrad[T float](dst []T, src ...[]T) {
-	dy := src[1]
-	for i, v := range src[0] {
+// reluGrad32 computes dy where x > 0, else 0; src is (x, dy). It masks
+// the bits of dy instead of branching: the sign of x is a coin flip, and
+// the mispredicted branch made this loop cost 5x the ReLU itself.
+func reluGrad32(dst []float32, src ...[]float32) {
+	x := src[0]
+	dy, dst := src[1][:len(x)], dst[:len(x)]
+	for i, v := range x {
+		var m uint32
 		if v > 0 {
-			dst[i] = dy[i]
-		} else {
-			dst[i] = 0
+			m = ^uint32(0)
 		}
+		dst[i] = math.Float32frombits(math.Float32bits(dy[i]) & m)
+	}
+}
+
+// reluGrad64 is reluGrad32 for float64.
+func reluGrad64(dst []float64, src ...[]float64) {
+	x := src[0]
+	dy, dst := src[1][:len(x)], dst[:len(x)]
+	for i, v := range x {
+		var m uint64
+		if v > 0 {
+			m = ^uint64(0)
+		}
+		dst[i] = math.Float64frombits(math.Float64bits(dy[i]) & m)
 	}
 }
 
@@ -132,10 +161,10 @@ func (op *reluOp) Do(inputs ...G.Value) (G.Value, error) {
 	x := in[0]
 	if x.Dtype() == tensor.Float64 {
 		d := data[float64](x)
-		relu(d, d)
+		split(d, [][]float64{d}, relu[float64])
 	} else {
 		d := data[float32](x)
-		relu(d, d)
+		split(d, [][]float32{d}, relu[float32])
 	}
 	return x, nil
 }
@@ -166,7 +195,7 @@ func (op *reluGradOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (op *reluGradOp) Do(inputs ...G.Value) (G.Value, error) {
-	return elementwise(op, &op.out, inputs, reluGrad[float64], reluGrad[float32])
+	return elementwise(op, &op.out, inputs, reluGrad64, reluGrad32)
 }
 
 type addOp struct {

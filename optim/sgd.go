@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
+	"sync"
 
 	"gorgonia.org/tensor"
 )
@@ -116,18 +118,53 @@ func (o *SGD) Step(lr float64, params []Param) error {
 			return err
 		}
 	}
-	for _, p := range params {
-		var buf *tensor.Dense
-		if p.Value.Dtype() == tensor.Float64 {
-			buf = update(o.cfg, lr, p.Value.Float64s(), p.Grad.Float64s(), o.buf[p.Name], p.Value.Shape())
-		} else {
-			buf = update(o.cfg, lr, p.Value.Float32s(), p.Grad.Float32s(), o.buf[p.Name], p.Value.Shape())
-		}
-		if buf != nil {
-			o.buf[p.Name] = buf
+	// Parameters are independent: update them on all processors, in
+	// groups of about equal size, each element as the serial loop would.
+	bufs := make([]*tensor.Dense, len(params))
+	for i, p := range params {
+		bufs[i] = o.buf[p.Name]
+	}
+	var wg sync.WaitGroup
+	for _, g := range groups(params, runtime.GOMAXPROCS(0)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := g[0]; i < g[1]; i++ {
+				p := params[i]
+				if p.Value.Dtype() == tensor.Float64 {
+					bufs[i] = update(o.cfg, lr, p.Value.Float64s(), p.Grad.Float64s(), bufs[i], p.Value.Shape())
+				} else {
+					bufs[i] = update(o.cfg, lr, p.Value.Float32s(), p.Grad.Float32s(), bufs[i], p.Value.Shape())
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for i, p := range params {
+		if bufs[i] != nil {
+			o.buf[p.Name] = bufs[i]
 		}
 	}
 	return nil
+}
+
+// groups splits params into at most n contiguous index ranges [lo,hi) of
+// about equal element counts.
+func groups(params []Param, n int) [][2]int {
+	total := 0
+	for _, p := range params {
+		total += p.Value.Shape().TotalSize()
+	}
+	var out [][2]int
+	lo, sum := 0, 0
+	for i, p := range params {
+		sum += p.Value.Shape().TotalSize()
+		if sum*n >= total*(len(out)+1) || i == len(params)-1 {
+			out = append(out, [2]int{lo, i + 1})
+			lo = i + 1
+		}
+	}
+	return out
 }
 
 func (o *SGD) check(p Param) error {
@@ -168,6 +205,18 @@ func checkDense(name string, t *tensor.Dense) error {
 // momentum buffer, nil without momentum. Arithmetic is in T, in PyTorch's
 // order, so results match torch.optim.SGD to rounding.
 func update[T float32 | float64](cfg Config, lr float64, p, g []T, buf *tensor.Dense, shape tensor.Shape) *tensor.Dense {
+	if cfg.Momentum != 0 && !cfg.Nesterov && !cfg.LARS && buf != nil {
+		// The usual step in one pass and no scratch: per element, the
+		// same operations in the same order as below.
+		wd, m, l := T(cfg.WeightDecay), T(cfg.Momentum), T(lr)
+		b := buf.Data().([]T)[:len(p)]
+		g = g[:len(p)]
+		for i := range p {
+			b[i] = m*b[i] + (g[i] + wd*p[i])
+			p[i] -= l * b[i]
+		}
+		return buf
+	}
 	wd := T(cfg.WeightDecay)
 	adapt := cfg.LARS && shape.Dims() >= 2
 	if cfg.LARS && !adapt {

@@ -295,3 +295,34 @@ func TestBufferMismatch(t *testing.T) {
 		t.Errorf("nil buffer: err = %v", err)
 	}
 }
+
+func TestGroups(t *testing.T) {
+	param := func(n int) Param { return Param{Value: dense64([]int{n}, make([]float64, n)...)} }
+	for _, tc := range []struct {
+		sizes []int
+		n     int
+		want  [][2]int
+	}{
+		{[]int{10}, 4, [][2]int{{0, 1}}},
+		{[]int{5, 5, 5, 5}, 2, [][2]int{{0, 2}, {2, 4}}},
+		{[]int{100, 1, 1, 1}, 2, [][2]int{{0, 1}, {1, 4}}},
+		{[]int{1, 1, 1, 100}, 2, [][2]int{{0, 4}}},
+		{[]int{3, 3, 3}, 1, [][2]int{{0, 3}}},
+	} {
+		ps := make([]Param, len(tc.sizes))
+		for i, n := range tc.sizes {
+			ps[i] = param(n)
+		}
+		got := groups(ps, tc.n)
+		if len(got) != len(tc.want) {
+			t.Errorf("groups(%v, %d) = %v, want %v", tc.sizes, tc.n, got, tc.want)
+			continue
+		}
+		for i := range got {
+			if got[i] != tc.want[i] {
+				t.Errorf("groups(%v, %d) = %v, want %v", tc.sizes, tc.n, got, tc.want)
+				break
+			}
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime/metrics"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -35,9 +36,12 @@ type rssSample struct {
 	GCs    uint64  `json:"gcs"` // completed GC cycles: LiveMB is as of the last
 }
 
+// profiles names the pprof files a child writes; empty means none.
+type profiles struct{ cpu, mem string }
+
 // runChild times one case in this process, so that the parent reads the
 // case's own peak RSS from the process's rusage.
-func runChild(c benchCase, steps, blasThreads, maxRSSMB int) error {
+func runChild(c benchCase, steps, blasThreads, maxRSSMB int, prof profiles) error {
 	blasimpl.SetThreads(blasThreads)
 	trainer.TuneGC() // as supflow does
 	stop := watchRSS(maxRSSMB)
@@ -85,6 +89,17 @@ func runChild(c benchCase, steps, blasThreads, maxRSSMB int) error {
 	var timed time.Duration
 	total := warmup + steps
 	for s := 1; s <= total; s++ {
+		if s == warmup+1 && prof.cpu != "" {
+			f, err := os.Create(prof.cpu)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+			defer pprof.StopCPUProfile()
+		}
 		start := time.Now()
 		l, err := step()
 		if err != nil {
@@ -105,7 +120,24 @@ func runChild(c benchCase, steps, blasThreads, maxRSSMB int) error {
 		}
 	}
 	res.MSPerStep = float64(timed.Microseconds()) / 1000 / float64(steps)
+	if prof.mem != "" {
+		if err := writeHeapProfile(prof.mem); err != nil {
+			return err
+		}
+	}
 	return json.NewEncoder(os.Stdout).Encode(res)
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // sampleStep reports whether to record RSS after step s: 1, 2, 5, 10, 20,

@@ -114,6 +114,9 @@ func main() {
 	script := flag.String("torch-script", "bench/train/torch_step.py", "PyTorch reference step")
 	maxRSS := flag.Int("max-rss-mb", 12000, "abort a Go case whose RSS passes this")
 	child := flag.Bool("child", false, "internal: run one Go case in this process")
+	bsz := flag.Int("bsz", 0, "override every case's batch size (samples; rows = bsz x views)")
+	cpuProfile := flag.String("cpuprofile", "", "with -child: write a CPU profile of the timed steps here")
+	memProfile := flag.String("memprofile", "", "with -child: write a heap profile after the last step here")
 	flag.Parse()
 	if *steps == 0 {
 		if v := os.Getenv("BENCH_STEPS"); v != "" {
@@ -130,6 +133,9 @@ func main() {
 			if *steps > 0 {
 				c.steps = *steps
 			}
+			if *bsz > 0 {
+				c.bsz = *bsz
+			}
 			run = append(run, c)
 		}
 	}
@@ -137,7 +143,7 @@ func main() {
 		fatal(fmt.Errorf("-case %q matches none of the cases", *only))
 	}
 	if *child {
-		if err := runChild(run[0], run[0].steps, *blasThreads, *maxRSS); err != nil {
+		if err := runChild(run[0], run[0].steps, *blasThreads, *maxRSS, profiles{cpu: *cpuProfile, mem: *memProfile}); err != nil {
 			fatal(err)
 		}
 		return
@@ -170,7 +176,7 @@ func measure(c benchCase, blasThreads, maxRSS int, python, script string) result
 		fatal(err)
 	}
 	fmt.Fprintf(os.Stderr, "bench: %s: go, %d step(s)\n", c.name, c.steps)
-	out, rss, err := runProc(self, "-child", "-case", c.name, "-steps", strconv.Itoa(c.steps),
+	out, rss, err := runProc(self, "-child", "-case", c.name, "-steps", strconv.Itoa(c.steps), "-bsz", strconv.Itoa(c.bsz),
 		"-blas-threads", strconv.Itoa(blasThreads), "-max-rss-mb", strconv.Itoa(maxRSS))
 	r.goRSS = rss
 	var cr childResult
