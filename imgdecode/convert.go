@@ -69,6 +69,25 @@ func toPixels(m image.Image, gray, studio bool) Image {
 				dst[3*x], dst[3*x+1], dst[3*x+2] = r, g, bl
 			}
 		}, out.Pix)
+	case *image.NRGBA64: // 16-bit PNG with alpha: keep the high bytes
+		forRows(b, func(y int, dst []byte) {
+			row := m.Pix[m.PixOffset(b.Min.X, y):]
+			for x := range w {
+				dst[3*x], dst[3*x+1], dst[3*x+2] = row[8*x], row[8*x+2], row[8*x+4]
+			}
+		}, out.Pix)
+	case *image.RGBA64: // 16-bit PNG without alpha (opaque), or premultiplied
+		forRows(b, func(y int, dst []byte) {
+			row := m.Pix[m.PixOffset(b.Min.X, y):]
+			for x := range w {
+				p := row[8*x : 8*x+8]
+				r, g, bl, a := be16(p), be16(p[2:]), be16(p[4:]), be16(p[6:])
+				if a != 0xFFFF { // as color.NRGBA64Model
+					r, g, bl = unpremul16(r, a), unpremul16(g, a), unpremul16(bl, a)
+				}
+				dst[3*x], dst[3*x+1], dst[3*x+2] = byte(r>>8), byte(g>>8), byte(bl>>8)
+			}
+		}, out.Pix)
 	case *image.CMYK:
 		forRows(b, func(y int, dst []byte) {
 			row := m.Pix[m.PixOffset(b.Min.X, y):]
@@ -90,6 +109,8 @@ func toPixels(m image.Image, gray, studio bool) Image {
 			}
 		}, out.Pix)
 	default:
+		// At boxes each pixel in an interface: slow, and an allocation per
+		// pixel, so the decoders' usual outputs have cases above.
 		forRows(b, func(y int, dst []byte) {
 			for x := range w {
 				c := color.NRGBA64Model.Convert(m.At(b.Min.X+x, y)).(color.NRGBA64)
@@ -116,6 +137,17 @@ func unpremul(v, a byte) byte {
 		return 0
 	}
 	return byte((uint32(v)*0xFF + uint32(a)/2) / uint32(a))
+}
+
+func be16(p []byte) uint32 { return uint32(p[0])<<8 | uint32(p[1]) }
+
+// unpremul16 undoes alpha premultiplication of one 16-bit sample as
+// color.NRGBA64Model does (truncating).
+func unpremul16(v, a uint32) uint32 {
+	if a == 0 {
+		return 0
+	}
+	return v * 0xFFFF / a
 }
 
 func ycbcrToRGB(m *image.YCbCr, dst []byte, studio bool) {

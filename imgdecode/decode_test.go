@@ -283,14 +283,22 @@ func TestToPixels(t *testing.T) {
 	copy(ycc.A, pattern(5, 3, 1))
 	premul := image.NewRGBA(r)
 	copy(premul.Pix, []byte{100, 50, 0, 200, 0, 0, 0, 0, 10, 20, 30, 40})
-	generic := image.NewRGBA64(r)
-	copy(generic.Pix, pattern(5, 3, 8))
+	rgba64 := image.NewRGBA64(r)
+	copy(rgba64.Pix, pattern(5, 3, 8))
+	for i := 6; i < len(rgba64.Pix); i += 8 { // translucent: samples are un-premultiplied
+		rgba64.Pix[i], rgba64.Pix[i+1] = 0xFF-byte(i), 0xFF
+	}
+	nrgba64 := image.NewNRGBA64(r)
+	copy(nrgba64.Pix, pattern(5, 3, 8))
+	generic := image.NewAlpha16(r)
+	copy(generic.Pix, pattern(5, 3, 2))
 	sub := photo(8, 8).SubImage(image.Rect(2, 3, 7, 6))
 	tests := []struct {
 		name string
 		m    image.Image
 	}{
-		{"cmyk", cmyk}, {"nycbcra", ycc}, {"premultiplied rgba", premul}, {"rgba64 generic", generic}, {"sub-image", sub},
+		{"cmyk", cmyk}, {"nycbcra", ycc}, {"premultiplied rgba", premul}, {"rgba64", rgba64}, {"nrgba64", nrgba64},
+		{"generic", generic}, {"sub-image", sub},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
