@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -144,7 +145,13 @@ func (c *Client) bucketExists(ctx context.Context) (bool, error) {
 		if errors.Is(err, context.DeadlineExceeded) {
 			err = fmt.Errorf("%w: no answer within %s: %w", ErrUnavailable, c.cfg.CheckTimeout, err)
 		}
-		return false, fmt.Errorf("store: check bucket %s at %s: %w", c.cfg.Bucket, c.endpoint, s3Error("bucket exists", c.cfg.Bucket, err))
+		hint := ""
+		var resp minio.ErrorResponse
+		if errors.As(err, &resp) && resp.StatusCode == http.StatusBadRequest && strings.HasPrefix(c.endpoint, "http:") {
+			// What an HTTPS server answers a plain HTTP request; HEAD carries no S3 error code.
+			hint = " (is the endpoint HTTPS? set store.secure: true)"
+		}
+		return false, fmt.Errorf("store: check bucket %s at %s: %w%s", c.cfg.Bucket, c.endpoint, s3Error("bucket exists", c.cfg.Bucket, err), hint)
 	}
 	return ok, nil
 }

@@ -2,9 +2,12 @@ package store
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -175,7 +178,7 @@ func runContract(t *testing.T, start backend) {
 			}
 		}},
 		{"unsigned request refused", func(t *testing.T) {
-			resp, err := http.Get("http://" + cfg.Endpoint + "/" + cfg.Bucket + "/rt/a.png")
+			resp, err := plainClient(t, cfg).Get(c.endpoint + "/" + cfg.Bucket + "/rt/a.png")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -249,4 +252,19 @@ func TestEmbeddedPersistsInDir(t *testing.T) {
 		}
 		e.Close() // idempotent
 	}
+}
+
+// plainClient is an HTTP client without S3 credentials that trusts cfg's CA.
+func plainClient(t *testing.T, cfg Config) *http.Client {
+	t.Helper()
+	if cfg.CAFile == "" {
+		return http.DefaultClient
+	}
+	pem, err := os.ReadFile(cfg.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 }

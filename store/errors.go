@@ -2,11 +2,14 @@ package store
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"syscall"
 
 	"github.com/minio/minio-go/v7"
@@ -70,6 +73,9 @@ func transient(err error) bool {
 	if errors.Is(err, ErrUnavailable) {
 		return true
 	}
+	if tlsFailure(err) {
+		return false // retrying cannot fix a certificate or protocol mismatch
+	}
 	var resp minio.ErrorResponse
 	if errors.As(err, &resp) {
 		switch resp.Code {
@@ -86,4 +92,22 @@ func transient(err error) bool {
 	}
 	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, syscall.EPIPE)
+}
+
+// tlsFailure reports an HTTPS failure that is a matter of configuration: an
+// unverifiable certificate, an alert from the server (a client certificate
+// it wants), or a plain HTTP server answering an HTTPS client.
+func tlsFailure(err error) bool {
+	var (
+		verify *tls.CertificateVerificationError
+		alert  tls.AlertError
+		record tls.RecordHeaderError
+		ca     x509.UnknownAuthorityError
+		host   x509.HostnameError
+		cert   x509.CertificateInvalidError
+	)
+	return errors.As(err, &verify) || errors.As(err, &alert) || errors.As(err, &record) ||
+		errors.As(err, &ca) || errors.As(err, &host) || errors.As(err, &cert) ||
+		// net/http replaces the tls.RecordHeaderError with this text.
+		strings.Contains(err.Error(), "server gave HTTP response to HTTPS client")
 }

@@ -1,13 +1,15 @@
 // Package miniotest runs a real MinIO server binary for integration tests
-// (TestIntegration*). It finds the binary at $SUPFLOW_MINIO_BIN or as
-// `minio` on PATH; without one, tests skip locally and fail when CI=true,
-// because CI must never skip an integration test. It imports only the
-// standard library and is for tests only.
+// (TestIntegration*), over HTTP or HTTPS. It finds the binary at
+// $SUPFLOW_MINIO_BIN or as `minio` on PATH; without one, tests skip locally
+// and fail when CI=true, because CI must never skip an integration test. It
+// imports only the standard library and internal/tlstest and is for tests
+// only.
 package miniotest
 
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -21,6 +23,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/supflow/supflow/internal/tlstest"
 )
 
 // EnvBinary names the variable that points at the minio binary.
@@ -59,6 +63,9 @@ type Server struct {
 	console   string
 	accessKey string
 	secretKey string
+	certsDir  string       // with public.crt and private.key when serving HTTPS
+	caFile    string       // the CA that signed public.crt
+	client    *http.Client // for the health checks
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -69,6 +76,18 @@ type Server struct {
 // Start runs a fresh server and stops it in t.Cleanup. Without a binary it
 // skips the test, or fails it when CI=true.
 func Start(t testing.TB) *Server {
+	t.Helper()
+	return start(t, false)
+}
+
+// StartTLS is Start serving HTTPS, with a certificate for 127.0.0.1 signed
+// by a CA made for the test (see CAFile).
+func StartTLS(t testing.TB) *Server {
+	t.Helper()
+	return start(t, true)
+}
+
+func start(t testing.TB, secure bool) *Server {
 	t.Helper()
 	bin, err := Binary()
 	if err != nil {
@@ -87,14 +106,42 @@ func Start(t testing.TB) *Server {
 		console:   freeAddr(t),
 		accessKey: "supflow" + token(4),
 		secretKey: token(16),
+		client:    http.DefaultClient,
+	}
+	if secure {
+		// MinIO serves HTTPS when its certs dir holds public.crt and private.key.
+		ca := tlstest.NewCA(t, "minio-ca")
+		pair := ca.Issue(t, "minio", "127.0.0.1")
+		s.certsDir, s.caFile = filepath.Join(root, "certs"), ca.CertFile
+		if err := os.Mkdir(s.certsDir, 0o700); err != nil {
+			t.Fatalf("miniotest: %v", err)
+		}
+		for name, b := range map[string][]byte{"public.crt": pair.CertPEM, "private.key": pair.KeyPEM} {
+			if err := os.WriteFile(filepath.Join(s.certsDir, name), b, 0o600); err != nil {
+				t.Fatalf("miniotest: %v", err)
+			}
+		}
+		s.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}}
 	}
 	t.Cleanup(s.Stop)
 	s.Start()
 	return s
 }
 
-// Endpoint returns host:port (plain HTTP).
+// Endpoint returns host:port (HTTPS for a server from StartTLS).
 func (s *Server) Endpoint() string { return s.addr }
+
+// CAFile returns the PEM file of the CA that signed the certificate of a
+// server from StartTLS, "" for a plain HTTP one.
+func (s *Server) CAFile() string { return s.caFile }
+
+// URL returns the base URL, http:// or https://.
+func (s *Server) URL() string {
+	if s.certsDir != "" {
+		return "https://" + s.addr
+	}
+	return "http://" + s.addr
+}
 
 // Credentials returns the root user and password.
 func (s *Server) Credentials() (accessKey, secretKey string) { return s.accessKey, s.secretKey }
@@ -112,7 +159,11 @@ func (s *Server) Start() {
 	if err != nil {
 		s.t.Fatalf("miniotest: log file: %v", err)
 	}
-	cmd := exec.Command(s.bin, "server", s.dir, "--address", s.addr, "--console-address", s.console, "--quiet")
+	args := []string{"server", s.dir, "--address", s.addr, "--console-address", s.console, "--quiet"}
+	if s.certsDir != "" {
+		args = append(args, "--certs-dir", s.certsDir)
+	}
+	cmd := exec.Command(s.bin, args...)
 	cmd.Env = append(withoutMinioVars(os.Environ()),
 		"MINIO_ROOT_USER="+s.accessKey,
 		"MINIO_ROOT_PASSWORD="+s.secretKey,
@@ -130,7 +181,7 @@ func (s *Server) Start() {
 		close(done)
 	}()
 	s.cmd, s.done, s.log = cmd, done, logf
-	if err := waitLive(s.addr, done); err != nil {
+	if err := waitLive(s.client, s.URL(), done); err != nil {
 		s.stopLocked()
 		s.t.Fatalf("miniotest: %v; server log:\n%s", err, s.logTail())
 	}
@@ -171,13 +222,13 @@ func (s *Server) logTail() string {
 // process exits, or startTimeout passes. /minio/health/live answers before
 // the server accepts S3 requests ("Server not initialized yet"); the cluster
 // check waits for write quorum.
-func waitLive(addr string, exited <-chan struct{}) error {
+func waitLive(client *http.Client, base string, exited <-chan struct{}) error {
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	url := "http://" + addr + "/minio/health/cluster"
+	url := base + "/minio/health/cluster"
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := client.Do(req)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {

@@ -3,12 +3,13 @@ package miniotest
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 )
 
 func live(t *testing.T, s *Server) bool {
 	t.Helper()
-	resp, err := http.Get("http://" + s.Endpoint() + "/minio/health/live")
+	resp, err := s.client.Get(s.URL() + "/minio/health/live")
 	if err != nil {
 		return false
 	}
@@ -48,5 +49,20 @@ func TestBinary(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
 	if _, err := Binary(); !errors.Is(err, ErrNoBinary) {
 		t.Fatalf("Binary with an empty PATH = %v, want ErrNoBinary", err)
+	}
+}
+
+func TestIntegrationTLS(t *testing.T) {
+	s := StartTLS(t)
+	if s.CAFile() == "" || !strings.HasPrefix(s.URL(), "https://") {
+		t.Fatalf("CAFile %q, URL %q", s.CAFile(), s.URL())
+	}
+	if _, err := http.Get(s.URL() + "/minio/health/live"); err == nil {
+		t.Fatal("a client without the test CA trusted the server")
+	}
+	s.Stop()
+	s.Start() // keeps serving HTTPS
+	if !live(t, s) {
+		t.Fatal("server not live over HTTPS after restart")
 	}
 }
