@@ -46,6 +46,9 @@ func (c *checker) oneOf(key, v string, allowed ...string) {
 	}
 }
 
+// redacted stands for a value that may hold a secret in an error.
+const redacted = "<redacted>"
+
 var (
 	runID     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
 	prefixRe  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)*$`)
@@ -85,12 +88,20 @@ func (c *Config) Validate() error {
 	if !c.Store.Embedded && c.Store.Endpoint == "" {
 		k.add("store.endpoint", `""`, "host:port of the S3 server when store.embedded is false")
 	}
-	if strings.Contains(c.Store.Endpoint, "://") {
+	// Credentials never come from this file: a URL carrying them is refused
+	// without being echoed.
+	switch {
+	case strings.Contains(c.Store.Endpoint, "@"):
+		k.add("store.endpoint", redacted, "host:port without credentials (they come from SUPFLOW_S3_ACCESS_KEY / SUPFLOW_S3_SECRET_KEY)")
+	case strings.Contains(c.Store.Endpoint, "://"):
 		k.add("store.endpoint", fmt.Sprintf("%q", c.Store.Endpoint), "host:port without a scheme (use store.secure for HTTPS)")
 	}
 
 	if !c.Bus.Embedded && c.Bus.URL == "" {
 		k.add("bus.url", `""`, "a nats:// URL when bus.embedded is false")
+	}
+	if strings.Contains(c.Bus.URL, "@") {
+		k.add("bus.url", redacted, "a URL without credentials (they come from SUPFLOW_NATS_USER / SUPFLOW_NATS_PASSWORD, SUPFLOW_NATS_TOKEN, bus.nkey_file or bus.creds_file)")
 	}
 	if d := time.Duration(c.Bus.AckWait); d < time.Second || d > time.Hour {
 		k.add("bus.ack_wait", d, "a duration in [1s, 1h]")
