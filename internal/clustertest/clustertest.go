@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/supflow/supflow/bus"
 	"github.com/supflow/supflow/internal/miniotest"
+	"github.com/supflow/supflow/stages/train"
 	"github.com/supflow/supflow/store"
 )
 
@@ -342,9 +344,15 @@ type Epoch struct {
 	Samples    int // distinct samples stepped
 	Dropped    int // samples dead-lettered
 	Duplicates int // redeliveries the trainer removed
+	// The exact sets, ascending; nil when the line does not carry them.
+	TrainedIDs []uint64
+	DroppedIDs []uint64
 }
 
-var epochLine = regexp.MustCompile(`msg="epoch trained" (?:\S+ )*?epoch=(\d+) samples=(\d+) dropped=(\d+) duplicates=(\d+)`)
+var (
+	epochLine = regexp.MustCompile(`msg="epoch trained" (?:\S+ )*?epoch=(\d+) samples=(\d+) dropped=(\d+) duplicates=(\d+).*`)
+	idsField  = regexp.MustCompile(` (trained|dropped)_ids=("[^"]*"|\S*)`)
+)
 
 // EpochStats parses the trainer's `epoch trained` log lines, by epoch; a
 // later line for the same epoch (after a restart) replaces an earlier one.
@@ -355,7 +363,19 @@ func EpochStats(out string) map[int]Epoch {
 		s, _ := strconv.Atoi(m[2])
 		d, _ := strconv.Atoi(m[3])
 		u, _ := strconv.Atoi(m[4])
-		stats[e] = Epoch{Samples: s, Dropped: d, Duplicates: u}
+		ep := Epoch{Samples: s, Dropped: d, Duplicates: u}
+		for _, f := range idsField.FindAllStringSubmatch(m[0], -1) {
+			ids, err := train.ParseIDs(strings.Trim(f[2], `"`))
+			if err != nil {
+				continue // counts only
+			}
+			if f[1] == "trained" {
+				ep.TrainedIDs = ids
+			} else {
+				ep.DroppedIDs = ids
+			}
+		}
+		stats[e] = ep
 	}
 	return stats
 }
