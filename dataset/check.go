@@ -88,7 +88,9 @@ func (d Dataset) Split(name string) []Entry {
 }
 
 // Load reads the manifest, classes.json and info.json under prefix and
-// checks that they agree.
+// checks that they agree. Every entry's key must lie under prefix (see
+// UnderPrefix), so nothing downstream ever fetches, caches or writes outside
+// the data set because of a manifest line.
 func Load(ctx context.Context, g Getter, prefix string) (Dataset, error) {
 	var d Dataset
 	raw, err := g.Get(ctx, ClassesKey(prefix))
@@ -108,6 +110,9 @@ func Load(ctx context.Context, g Getter, prefix string) (Dataset, error) {
 		return Dataset{}, fmt.Errorf("dataset: load: %w", err)
 	}
 	err = ScanManifest(bytes.NewReader(raw), func(e Entry) error {
+		if err := UnderPrefix(e.Key, prefix); err != nil {
+			return fmt.Errorf("%w: %w", ErrManifest, err)
+		}
 		if int(e.Label) >= len(d.Classes) || d.Classes[e.Label] != e.Class {
 			return fmt.Errorf("%w: label %d class %q disagrees with classes.json", ErrManifest, e.Label, e.Class)
 		}

@@ -3,13 +3,15 @@ package dataset
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"image"
 	_ "image/gif" // registered decoders: the formats an ImageFolder may hold
 	_ "image/jpeg"
 	_ "image/png"
+	"io/fs"
 	"os"
-	"path/filepath"
+	"path"
 	"slices"
 	"strings"
 )
@@ -25,9 +27,12 @@ var imageExts = map[string]bool{".png": true, ".jpg": true, ".jpeg": true, ".gif
 // ImageFolder reads dir/<split>/<class>/<file>: every subdirectory of dir
 // is a split, every subdirectory of a split a class. Classes are the sorted
 // union of class names over all splits (the torchvision convention), so a
-// class missing from one split keeps its label.
+// class missing from one split keeps its label. Symbolic links are skipped,
+// and every read goes through an os.Root, so even a link swapped in while
+// ingesting cannot make it read outside dir.
 type ImageFolder struct {
 	dir      string
+	fsys     fs.FS // dir, confined by os.Root
 	channels int
 	splits   []string
 	classes  []string
@@ -42,7 +47,12 @@ func OpenImageFolder(dir string, channels int) (*ImageFolder, error) {
 	if channels != 1 && channels != 3 {
 		return nil, fmt.Errorf("%w: channels %d is not 1 or 3", ErrSource, channels)
 	}
-	splits, err := subdirs(dir)
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSource, err)
+	}
+	fsys := root.FS()
+	splits, err := subdirs(fsys, ".")
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +61,7 @@ func OpenImageFolder(dir string, channels int) (*ImageFolder, error) {
 	}
 	var classes []string
 	for _, s := range splits {
-		cs, err := subdirs(filepath.Join(dir, s))
+		cs, err := subdirs(fsys, s)
 		if err != nil {
 			return nil, err
 		}
@@ -62,12 +72,12 @@ func OpenImageFolder(dir string, channels int) (*ImageFolder, error) {
 	if len(classes) == 0 {
 		return nil, fmt.Errorf("%w: %s has no class directories", ErrSource, dir)
 	}
-	return &ImageFolder{dir: dir, channels: channels, splits: splits, classes: classes}, nil
+	return &ImageFolder{dir: dir, fsys: fsys, channels: channels, splits: splits, classes: classes}, nil
 }
 
 // subdirs returns the sorted names of the non-hidden directories in dir.
-func subdirs(dir string) ([]string, error) {
-	des, err := os.ReadDir(dir)
+func subdirs(fsys fs.FS, dir string) ([]string, error) {
+	des, err := fs.ReadDir(fsys, dir)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSource, err)
 	}
@@ -91,7 +101,7 @@ func (f *ImageFolder) Samples(ctx context.Context, limit int, fn func(Sample) er
 	for _, split := range f.splits {
 		files := make([][]string, len(f.classes))
 		for label, class := range f.classes {
-			names, err := imageFiles(filepath.Join(f.dir, split, class))
+			names, err := imageFiles(f.fsys, path.Join(split, class))
 			if err != nil {
 				return err
 			}
@@ -105,11 +115,11 @@ func (f *ImageFolder) Samples(ctx context.Context, limit int, fn func(Sample) er
 				if err := ctx.Err(); err != nil {
 					return err
 				}
-				img, err := decodeFile(filepath.Join(f.dir, split, f.classes[label], name))
+				img, err := decodeFile(f.fsys, path.Join(split, f.classes[label], name))
 				if err != nil {
-					return err
+					return fmt.Errorf("%w (in %s)", err, f.dir)
 				}
-				id := strings.TrimSuffix(name, filepath.Ext(name))
+				id := strings.TrimSuffix(name, path.Ext(name))
 				if err := fn(Sample{Split: split, Label: label, ID: id, Image: toChannels(img, f.channels)}); err != nil {
 					return err
 				}
@@ -122,9 +132,9 @@ func (f *ImageFolder) Samples(ctx context.Context, limit int, fn func(Sample) er
 // imageFiles lists the image files of a class directory in name order (none
 // if the class is absent from this split); two files with the same stem are
 // an error since the stem becomes the object name.
-func imageFiles(dir string) ([]string, error) {
-	des, err := os.ReadDir(dir)
-	if os.IsNotExist(err) {
+func imageFiles(fsys fs.FS, dir string) ([]string, error) {
+	des, err := fs.ReadDir(fsys, dir)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
@@ -134,10 +144,10 @@ func imageFiles(dir string) ([]string, error) {
 	seen := map[string]string{}
 	for _, de := range des {
 		name := de.Name()
-		if !de.Type().IsRegular() || strings.HasPrefix(name, ".") || !imageExts[strings.ToLower(filepath.Ext(name))] {
+		if !de.Type().IsRegular() || strings.HasPrefix(name, ".") || !imageExts[strings.ToLower(path.Ext(name))] {
 			continue
 		}
-		stem := strings.TrimSuffix(name, filepath.Ext(name))
+		stem := strings.TrimSuffix(name, path.Ext(name))
 		if prev, dup := seen[stem]; dup {
 			return nil, fmt.Errorf("%w: %s and %s in %s share the name %q", ErrSource, prev, name, dir, stem)
 		}
@@ -168,8 +178,8 @@ func roundRobin(files [][]string, limit int) [][]string {
 }
 
 // decodeFile decodes one image, refusing oversized ones from the header.
-func decodeFile(path string) (image.Image, error) {
-	b, err := os.ReadFile(path)
+func decodeFile(fsys fs.FS, path string) (image.Image, error) {
+	b, err := fs.ReadFile(fsys, path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSource, err)
 	}

@@ -91,6 +91,20 @@ func ValidKey(key string) error {
 	return nil
 }
 
+// UnderPrefix checks that key is a valid key (see ValidKey) inside the data
+// set prefix ("" for the whole bucket). A valid key has no ".." segment, so
+// one that starts with the prefix cannot leave it, in a bucket or mapped
+// onto a directory.
+func UnderPrefix(key, prefix string) error {
+	if err := ValidKey(key); err != nil {
+		return err
+	}
+	if prefix = strings.TrimSuffix(prefix, "/"); prefix != "" && !strings.HasPrefix(key, prefix+"/") {
+		return fmt.Errorf("%w: %q is outside the data set prefix %q", ErrInvalidKey, key, prefix)
+	}
+	return nil
+}
+
 // ScanManifest reads a manifest line by line, calling fn for each entry in
 // order; it stops at the first bad line or fn error. Errors name the line.
 // Blank lines are rejected: the writer never emits them.
