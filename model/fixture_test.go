@@ -15,6 +15,7 @@ import (
 	"github.com/supflow/supflow/internal/testdata"
 	"github.com/supflow/supflow/loss"
 	"github.com/supflow/supflow/model"
+	"github.com/supflow/supflow/nn"
 	"github.com/supflow/supflow/optim"
 	"github.com/supflow/supflow/safetensors"
 )
@@ -260,6 +261,10 @@ func TestFixtureTraining(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				// As the trainer runs it: op buffers shared where lifetimes allow.
+				if _, err := nn.ShareBuffers(gr.G, append(G.Nodes{cost}, grads...)...); err != nil {
+					t.Fatal(err)
+				}
 				vm := G.NewTapeMachine(gr.G)
 				defer vm.Close()
 				opt, err := optim.New(optim.Config{Momentum: 0.9, WeightDecay: 1e-4})
@@ -353,6 +358,9 @@ func TestFixtureTrainingFloat32(t *testing.T) {
 			}
 			grads, err := G.Grad(cost, gr.Params...)
 			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := nn.ShareBuffers(gr.G, append(G.Nodes{cost}, grads...)...); err != nil {
 				t.Fatal(err)
 			}
 			vm := G.NewTapeMachine(gr.G)

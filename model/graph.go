@@ -160,6 +160,9 @@ func (m *Model) Forward(x *tensor.Dense) (Outputs, error) {
 		if err != nil {
 			return Outputs{}, err
 		}
+		if _, err := nn.ShareBuffers(gr.G, gr.Encoder, gr.Head, gr.Output); err != nil {
+			return Outputs{}, fmt.Errorf("model: %w", err)
+		}
 		vm, err := newMachine(gr.G)
 		if err != nil {
 			return Outputs{}, err

@@ -118,6 +118,8 @@ type bnOp struct {
 	out   buffer
 }
 
+func (op *bnOp) outBuffer() *buffer { return &op.out }
+
 func (op *bnOp) Arity() int         { return 3 }
 func (op *bnOp) DiffWRT(int) []bool { return []bool{true, true, true} }
 
@@ -255,6 +257,8 @@ type bnGradBetaOp struct {
 	out  buffer
 }
 
+func (op *bnGradBetaOp) outBuffer() *buffer { return &op.out }
+
 func (op *bnGradBetaOp) Arity() int { return 1 }
 
 func (op *bnGradBetaOp) Type() hm.Type { return fnType(op.rank, 1) }
@@ -320,6 +324,8 @@ type bnGradGammaOp struct {
 	saved *bnSaved
 	out   buffer
 }
+
+func (op *bnGradGammaOp) outBuffer() *buffer { return &op.out }
 
 func (op *bnGradGammaOp) Arity() int { return 3 }
 
@@ -391,6 +397,8 @@ type bnGradXOp struct {
 	saved *bnSaved
 	out   buffer
 }
+
+func (op *bnGradXOp) outBuffer() *buffer { return &op.out }
 
 func (op *bnGradXOp) Arity() int { return 5 }
 

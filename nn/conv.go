@@ -394,6 +394,8 @@ type convOp struct {
 	out         buffer
 }
 
+func (op *convOp) outBuffer() *buffer { return &op.out }
+
 func (op *convOp) Arity() int         { return 2 }
 func (op *convOp) Type() hm.Type      { return fnType(4, 4, 4) }
 func (op *convOp) DiffWRT(int) []bool { return []bool{true, true} }
@@ -455,6 +457,8 @@ type convGradXOp struct {
 	out  buffer
 }
 
+func (op *convGradXOp) outBuffer() *buffer { return &op.out }
+
 func (op *convGradXOp) Arity() int    { return 2 }
 func (op *convGradXOp) Type() hm.Type { return fnType(4, 4, 4) }
 
@@ -490,6 +494,8 @@ type convGradWOp struct {
 	geom convGeom
 	out  buffer
 }
+
+func (op *convGradWOp) outBuffer() *buffer { return &op.out }
 
 func (op *convGradWOp) Arity() int    { return 2 }
 func (op *convGradWOp) Type() hm.Type { return fnType(4, 4, 4) }

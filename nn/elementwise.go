@@ -144,6 +144,8 @@ type reluOp struct {
 	inPlace bool
 }
 
+func (op *reluOp) outBuffer() *buffer { return &op.out }
+
 func (op *reluOp) Arity() int         { return 1 }
 func (op *reluOp) Type() hm.Type      { return fnType(op.rank, op.rank) }
 func (op *reluOp) DiffWRT(int) []bool { return []bool{true} }
@@ -187,6 +189,8 @@ type reluGradOp struct {
 	out  buffer
 }
 
+func (op *reluGradOp) outBuffer() *buffer { return &op.out }
+
 func (op *reluGradOp) Arity() int    { return 2 }
 func (op *reluGradOp) Type() hm.Type { return fnType(op.rank, op.rank, op.rank) }
 
@@ -203,6 +207,8 @@ type addOp struct {
 	rank int
 	out  buffer
 }
+
+func (op *addOp) outBuffer() *buffer { return &op.out }
 
 func (op *addOp) Arity() int         { return 2 }
 func (op *addOp) Type() hm.Type      { return fnType(op.rank, op.rank, op.rank) }

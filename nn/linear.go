@@ -31,6 +31,8 @@ type linearOp struct {
 	out buffer
 }
 
+func (op *linearOp) outBuffer() *buffer { return &op.out }
+
 func (op *linearOp) Arity() int         { return 3 }
 func (op *linearOp) Type() hm.Type      { return fnType(2, 2, 1, 2) }
 func (op *linearOp) DiffWRT(int) []bool { return []bool{true, true, true} }
@@ -107,6 +109,8 @@ type matMulOp struct {
 	buf    buffer
 }
 
+func (op *matMulOp) outBuffer() *buffer { return &op.buf }
+
 func (op *matMulOp) Arity() int    { return 2 }
 func (op *matMulOp) Type() hm.Type { return fnType(2, 2, 2) }
 
@@ -179,6 +183,8 @@ type l2NormOp struct {
 	out buffer
 }
 
+func (op *l2NormOp) outBuffer() *buffer { return &op.out }
+
 func (op *l2NormOp) Arity() int         { return 1 }
 func (op *l2NormOp) Type() hm.Type      { return fnType(2, 2) }
 func (op *l2NormOp) DiffWRT(int) []bool { return []bool{true} }
@@ -246,6 +252,8 @@ type l2NormGradOp struct {
 	opBase
 	out buffer
 }
+
+func (op *l2NormGradOp) outBuffer() *buffer { return &op.out }
 
 func (op *l2NormGradOp) Arity() int    { return 2 }
 func (op *l2NormGradOp) Type() hm.Type { return fnType(2, 2, 2) }

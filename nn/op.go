@@ -130,15 +130,27 @@ func denses(op G.Op, inputs []G.Value, want ...tensor.Shape) ([]*tensor.Dense, e
 }
 
 // buffer is an op-owned tensor reused across runs; it is reallocated only
-// when the requested dtype or shape changes.
-type buffer struct{ t *tensor.Dense }
+// when the requested dtype or shape changes. After ShareBuffers it is a
+// view of a slot whose storage other ops use while its value is dead.
+type buffer struct {
+	t    *tensor.Dense
+	slot *slot
+}
 
 func (b *buffer) get(dt tensor.Dtype, shape tensor.Shape) *tensor.Dense {
-	if b.t == nil || b.t.Dtype() != dt || !b.t.Shape().Eq(shape) {
-		b.t = tensor.New(tensor.Of(dt), tensor.WithShape(shape.Clone()...))
+	if b.t != nil && b.t.Dtype() == dt && b.t.Shape().Eq(shape) {
+		return b.t
 	}
+	if s := b.slot; s != nil && s.dt == dt && shape.TotalSize() <= s.size {
+		b.t = tensor.New(tensor.WithShape(shape.Clone()...), tensor.WithBacking(s.backing(shape.TotalSize())))
+		return b.t
+	}
+	b.t = tensor.New(tensor.Of(dt), tensor.WithShape(shape.Clone()...))
 	return b.t
 }
+
+// owner is an op that writes its output into a buffer of its own.
+type owner interface{ outBuffer() *buffer }
 
 // data views a contiguous dense tensor of element type T as a slice.
 func data[T float](t *tensor.Dense) []T {

@@ -35,6 +35,8 @@ type avgPoolOp struct {
 	out buffer
 }
 
+func (op *avgPoolOp) outBuffer() *buffer { return &op.out }
+
 func (op *avgPoolOp) Arity() int         { return 1 }
 func (op *avgPoolOp) Type() hm.Type      { return fnType(4, 2) }
 func (op *avgPoolOp) DiffWRT(int) []bool { return []bool{true} }
@@ -95,6 +97,8 @@ type avgPoolGradOp struct {
 	xShape tensor.Shape
 	out    buffer
 }
+
+func (op *avgPoolGradOp) outBuffer() *buffer { return &op.out }
 
 func (op *avgPoolGradOp) Arity() int    { return 1 }
 func (op *avgPoolGradOp) Type() hm.Type { return fnType(2, 4) }
@@ -159,6 +163,8 @@ type maxPoolOp struct {
 	// maximum the last forward run picked.
 	argmax []int
 }
+
+func (op *maxPoolOp) outBuffer() *buffer { return &op.out }
 
 func (op *maxPoolOp) Arity() int         { return 1 }
 func (op *maxPoolOp) Type() hm.Type      { return fnType(4, 4) }
@@ -251,6 +257,8 @@ type maxPoolGradOp struct {
 	xShape tensor.Shape
 	out    buffer
 }
+
+func (op *maxPoolGradOp) outBuffer() *buffer { return &op.out }
 
 func (op *maxPoolGradOp) Arity() int    { return 2 }
 func (op *maxPoolGradOp) Type() hm.Type { return fnType(4, 4, 4) }

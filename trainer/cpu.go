@@ -249,6 +249,10 @@ func (t *CPU) trainGraph(b Batch) (*trainGraph, error) {
 	if gr.grads, err = G.Grad(gr.cost, g.Params...); err != nil {
 		return nil, fmt.Errorf("trainer: gradients: %w", err)
 	}
+	// Step reads only the loss and the gradients after a run.
+	if _, err := nn.ShareBuffers(g.G, append(G.Nodes{gr.cost}, gr.grads...)...); err != nil {
+		return nil, fmt.Errorf("trainer: %w", err)
+	}
 	if gr.vm, err = newMachine(g.G); err != nil {
 		return nil, err
 	}
