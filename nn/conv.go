@@ -2,6 +2,8 @@ package nn
 
 import (
 	"fmt"
+	"sync/atomic"
+	"time"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -25,6 +27,16 @@ func Conv2D(x, w *G.Node, stride, pad int) (*G.Node, error) {
 	}
 	return apply(&convOp{opBase: newBase("Conv2D(s%d,p%d)", stride, pad), stride: stride, pad: pad}, x, w)
 }
+
+// convNanos sums the wall time of convolution ops in this process.
+var convNanos atomic.Int64
+
+// ConvTime returns the total wall time this process has spent in
+// convolution ops (forward, input gradient and weight gradient), for
+// benchmarks that report effective convolution throughput.
+func ConvTime() time.Duration { return time.Duration(convNanos.Load()) }
+
+func countConv(start time.Time) { convNanos.Add(int64(time.Since(start))) }
 
 // convGeom is the geometry of one convolution.
 type convGeom struct {
@@ -413,6 +425,7 @@ func (op *convOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (op *convOp) Do(inputs ...G.Value) (G.Value, error) {
+	defer countConv(time.Now())
 	in, err := denses(op, inputs)
 	if err != nil {
 		return nil, err
@@ -474,6 +487,7 @@ func (op *convGradXOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (op *convGradXOp) Do(inputs ...G.Value) (G.Value, error) {
+	defer countConv(time.Now())
 	g := &op.geom
 	in, err := denses(op, inputs, g.wShape(), g.yShape())
 	if err != nil {
@@ -512,6 +526,7 @@ func (op *convGradWOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (op *convGradWOp) Do(inputs ...G.Value) (G.Value, error) {
+	defer countConv(time.Now())
 	g := &op.geom
 	in, err := denses(op, inputs, g.xShape(), g.yShape())
 	if err != nil {

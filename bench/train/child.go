@@ -15,15 +15,18 @@ import (
 
 	"github.com/supflow/supflow/internal/blasimpl"
 	"github.com/supflow/supflow/loss"
+	"github.com/supflow/supflow/nn"
 	"github.com/supflow/supflow/optim"
 	"github.com/supflow/supflow/trainer"
 )
 
 // childResult is the JSON line a -child run prints last.
 type childResult struct {
-	MSPerStep float64     `json:"ms_per_step"`
-	Loss      float64     `json:"loss"`
-	RSS       []rssSample `json:"rss"`
+	MSPerStep float64 `json:"ms_per_step"`
+	// ConvMSPerStep is the wall time of convolution ops per timed step.
+	ConvMSPerStep float64     `json:"conv_ms_per_step"`
+	Loss          float64     `json:"loss"`
+	RSS           []rssSample `json:"rss"`
 }
 
 // rssSample is the resident set size after a step (warm-up included) and
@@ -86,7 +89,7 @@ func runChild(c benchCase, steps, blasThreads, maxRSSMB int, prof profiles) erro
 		return st.Loss, err
 	}
 	var res childResult
-	var timed time.Duration
+	var timed, conv time.Duration
 	total := warmup + steps
 	for s := 1; s <= total; s++ {
 		if s == warmup+1 && prof.cpu != "" {
@@ -100,13 +103,14 @@ func runChild(c benchCase, steps, blasThreads, maxRSSMB int, prof profiles) erro
 			}
 			defer pprof.StopCPUProfile()
 		}
-		start := time.Now()
+		start, convStart := time.Now(), nn.ConvTime()
 		l, err := step()
 		if err != nil {
 			return fmt.Errorf("step %d: %w", s, err)
 		}
 		if s > warmup {
 			timed += time.Since(start)
+			conv += nn.ConvTime() - convStart
 		}
 		res.Loss = l
 		if s == total || sampleStep(s) {
@@ -120,6 +124,7 @@ func runChild(c benchCase, steps, blasThreads, maxRSSMB int, prof profiles) erro
 		}
 	}
 	res.MSPerStep = float64(timed.Microseconds()) / 1000 / float64(steps)
+	res.ConvMSPerStep = float64(conv.Microseconds()) / 1000 / float64(steps)
 	if prof.mem != "" {
 		if err := writeHeapProfile(prof.mem); err != nil {
 			return err

@@ -17,9 +17,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
 
 	"github.com/supflow/supflow/internal/blasimpl"
 	"github.com/supflow/supflow/model"
@@ -45,13 +50,20 @@ func resnet(arch string, widths, blocks [4]int, in int) model.Config {
 }
 
 var (
-	resnet18 = resnet("resnet18", [4]int{64, 128, 256, 512}, [4]int{2, 2, 2, 2}, 3)
-	cases    = []benchCase{
+	resnet18   = resnet("resnet18", [4]int{64, 128, 256, 512}, [4]int{2, 2, 2, 2}, 3)
+	resnet50in = func() model.Config {
+		c := resnet("resnet50", [4]int{64, 128, 256, 512}, [4]int{3, 4, 6, 3}, 3)
+		c.Stem = "imagenet"
+		return c
+	}()
+	cases = []benchCase{
 		{name: "demo", model: resnet("resnet18", [4]int{8, 16, 32, 64}, [4]int{1, 1, 1, 1}, 1), bsz: 128, views: 2, size: 28, steps: 10},
 		{name: "resnet18", model: resnet18, bsz: 128, views: 2, size: 32, steps: 2},
 		// Half-width ResNet-50: full width is ~4x the FLOPs of ResNet-18 and
 		// would not fit the bench's time budget on 2 cores.
 		{name: "resnet50w0.5", model: resnet("resnet50", [4]int{32, 64, 128, 256}, [4]int{3, 4, 6, 3}, 3), bsz: 64, views: 2, size: 32, steps: 2},
+		// Full ResNet-50 with the ImageNet stem (7x7/2 + max-pool) on 96x96.
+		{name: "resnet50-96", model: resnet50in, bsz: 16, views: 2, size: 96, steps: 2},
 		// Evaluation forward: trainer.Encode vs torch.no_grad on 256 images.
 		{name: "resnet18-eval", model: resnet18, bsz: 128, views: 2, size: 32, eval: true, steps: 3},
 	}
@@ -63,6 +75,15 @@ func (c benchCase) rows() int { return c.bsz * c.views }
 // taken as 3x the forward (backward computes two products per forward one).
 func (c benchCase) flopsPerStep() float64 {
 	f := 2 * float64(forwardMACs(c.model, c.size, c.eval)) * float64(c.rows())
+	if !c.eval {
+		f *= 3
+	}
+	return f
+}
+
+// convFlopsPerStep counts the convolutions' FLOPs only (the encoder).
+func (c benchCase) convFlopsPerStep() float64 {
+	f := 2 * float64(forwardMACs(c.model, c.size, true)) * float64(c.rows())
 	if !c.eval {
 		f *= 3
 	}
@@ -101,6 +122,7 @@ type torchResult struct {
 type result struct {
 	c                  benchCase
 	goMS, torchMS      float64
+	convMS             float64 // Go: wall time in convolution ops per step
 	goRSS, torchRSS    float64 // peak, MB
 	rss                []rssSample
 	torchVersion, fail string
@@ -153,6 +175,10 @@ func main() {
 	fmt.Printf("go: %s, GOMAXPROCS %d, BLAS %s, %d thread(s), kernel %s\n",
 		runtime.Version(), runtime.GOMAXPROCS(0), blasimpl.Name(), *blasThreads, blasKernel())
 	fmt.Printf("torch: %s, 2 threads, channels_last; warm-up %d step(s) each\n", *python, warmup)
+	blasimpl.SetThreads(*blasThreads)
+	one, all := sgemmPeak(1), sgemmPeak(runtime.GOMAXPROCS(0))
+	fmt.Printf("sgemm peak (1024^3, float32): %.1f GFLOP/s on 1 goroutine, %.1f on %d (the machine's peak, the reference for conv %% of peak)\n",
+		one, all, runtime.GOMAXPROCS(0))
 	var results []result
 	failed := false
 	for _, c := range run {
@@ -160,7 +186,7 @@ func main() {
 		failed = failed || r.fail != ""
 		results = append(results, r)
 	}
-	report(results)
+	report(results, all)
 	fmt.Printf("load average after: %s\n", loadavg())
 	if failed {
 		os.Exit(1)
@@ -169,7 +195,7 @@ func main() {
 
 // measure runs the Go child and then PyTorch on c.
 func measure(c benchCase, blasThreads, maxRSS int, python, script string) result {
-	r := result{c: c, goMS: math.NaN(), torchMS: math.NaN(), goRSS: math.NaN(), torchRSS: math.NaN()}
+	r := result{c: c, goMS: math.NaN(), torchMS: math.NaN(), convMS: math.NaN(), goRSS: math.NaN(), torchRSS: math.NaN()}
 	var fails []string
 	self, err := os.Executable()
 	if err != nil {
@@ -186,7 +212,7 @@ func measure(c benchCase, blasThreads, maxRSS int, python, script string) result
 	if err != nil {
 		fails = append(fails, "go: "+err.Error())
 	} else {
-		r.goMS, r.rss = cr.MSPerStep, cr.RSS
+		r.goMS, r.rss, r.convMS = cr.MSPerStep, cr.RSS, cr.ConvMSPerStep
 	}
 	fmt.Fprintf(os.Stderr, "bench: %s: torch, %d step(s)\n", c.name, c.steps)
 	out, rss, err = runProc(python, c.torchArgs(script, c.steps)...)
@@ -224,13 +250,15 @@ func runProc(name string, args ...string) ([]byte, float64, error) {
 	return lines[len(lines)-1], rss, nil
 }
 
-func report(results []result) {
+func report(results []result, peak float64) {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "case\trows\tGFLOP/step\tgo ms\ttorch ms\ttorch/go\tgo GFLOP/s\ttorch GFLOP/s\tgo peak MB\ttorch peak MB\tsteps\t")
+	fmt.Fprintln(tw, "case\trows\tGFLOP/step\tgo ms\ttorch ms\ttorch/go\tgo GFLOP/s\ttorch GFLOP/s\tgo conv GFLOP/s\tconv % of peak\tgo peak MB\ttorch peak MB\tgo/torch RSS\tsteps\t")
 	for _, r := range results {
 		gf := r.c.flopsPerStep() / 1e9
-		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.0f\t%.0f\t%.2f\t%.1f\t%.1f\t%.0f\t%.0f\t%d\t\n", r.c.name, r.c.rows(), gf,
-			r.goMS, r.torchMS, r.torchMS/r.goMS, gf/(r.goMS/1000), gf/(r.torchMS/1000), r.goRSS, r.torchRSS, r.c.steps)
+		conv := r.c.convFlopsPerStep() / 1e9 / (r.convMS / 1000)
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.0f\t%.0f\t%.2f\t%.1f\t%.1f\t%.1f\t%.0f%%\t%.0f\t%.0f\t%.2f\t%d\t\n", r.c.name, r.c.rows(), gf,
+			r.goMS, r.torchMS, r.torchMS/r.goMS, gf/(r.goMS/1000), gf/(r.torchMS/1000), conv, 100*conv/peak,
+			r.goRSS, r.torchRSS, r.goRSS/r.torchRSS, r.c.steps)
 	}
 	tw.Flush()
 	for _, r := range results {
@@ -256,8 +284,9 @@ func report(results []result) {
 		}
 	}
 	for _, r := range results {
-		fmt.Printf("BENCH case=%s go_ms=%.1f torch_ms=%.1f speed_ratio=%.3f go_rss_mb=%.0f torch_rss_mb=%.0f\n",
-			r.c.name, r.goMS, r.torchMS, r.torchMS/r.goMS, r.goRSS, r.torchRSS)
+		conv := r.c.convFlopsPerStep() / 1e9 / (r.convMS / 1000)
+		fmt.Printf("BENCH case=%s go_ms=%.1f torch_ms=%.1f speed_ratio=%.3f go_rss_mb=%.0f torch_rss_mb=%.0f rss_ratio=%.2f conv_gflops=%.1f conv_peak_frac=%.2f\n",
+			r.c.name, r.goMS, r.torchMS, r.torchMS/r.goMS, r.goRSS, r.torchRSS, r.goRSS/r.torchRSS, conv, conv/peak)
 	}
 }
 
@@ -283,6 +312,33 @@ func flatness(s []rssSample) string {
 		verdict = "GROWING"
 	}
 	return fmt.Sprintf("%s: %+.1f%% from step %d to %d", verdict, 100*growth, base.Step, last.Step)
+}
+
+// sgemmPeak measures float32 GEMM throughput in GFLOP/s with n goroutines
+// each multiplying its own 1024x1024 matrices through OpenBLAS for about a
+// second: the rate convolutions are measured against.
+func sgemmPeak(n int) float64 {
+	const d = 1024
+	var total atomic.Int64
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(time.Second)
+	start := time.Now()
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a, b, c := make([]float32, d*d), make([]float32, d*d), make([]float32, d*d)
+			for i := range a {
+				a[i], b[i] = float32(i%7)-3, float32(i%5)-2
+			}
+			for time.Now().Before(deadline) {
+				blas32.Implementation().Sgemm(blas.NoTrans, blas.NoTrans, d, d, d, 1, a, d, b, d, 0, c, d)
+				total.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(total.Load()) * 2 * d * d * d / time.Since(start).Seconds() / 1e9
 }
 
 func cpuModel() string {
