@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/supflow/supflow/config"
+	"github.com/supflow/supflow/dataset"
 	"github.com/supflow/supflow/messages"
 	"github.com/supflow/supflow/probe"
 	"github.com/supflow/supflow/report"
@@ -163,6 +164,11 @@ func printResult(e *env, out *evalOutcome) {
 
 func runEvaluate(ctx context.Context, e *env) error {
 	key := e.opts.checkpoint
+	if key != "" {
+		if err := dataset.ValidKey(key); err != nil {
+			return usageError{fmt.Errorf("--checkpoint: %w", err)}
+		}
+	}
 	s, err := open(ctx, e, "evaluate", key == "")
 	if err != nil {
 		return err
@@ -181,6 +187,10 @@ func runEvaluate(ctx context.Context, e *env) error {
 				return fmt.Errorf("pretraining of run %q has not finished (no pretrain-done event): pass --wait to wait for it or --checkpoint KEY", e.cfg.Run.ID)
 			}
 			return err
+		}
+		// The event comes over the bus: evaluate only a checkpoint of this run.
+		if err := dataset.UnderPrefix(ev.Ref, runKey(e.cfg, "checkpoints")); err != nil {
+			return fmt.Errorf("pretrain-done event of run %q: %w", e.cfg.Run.ID, err)
 		}
 		key = ev.Ref
 	}

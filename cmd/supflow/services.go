@@ -34,16 +34,20 @@ type services struct {
 // open starts what a command needs: the metrics endpoint, the store and,
 // when withBus, the bus. On error everything opened so far is closed.
 func open(ctx context.Context, e *env, name string, withBus bool) (*services, error) {
+	getenv, err := secretEnv(os.Getenv)
+	if err != nil {
+		return nil, usageError{err}
+	}
 	s := &services{log: e.log}
 	if name != "" {
 		s.log = e.log.With("stage", name)
 	}
-	err := s.serveMetrics(e.cfg.Metrics.Addr)
+	err = s.serveMetrics(e.cfg.Metrics.Addr)
 	if err == nil {
-		err = s.openStore(ctx, e.cfg)
+		err = s.openStore(ctx, e.cfg, getenv)
 	}
 	if err == nil && withBus {
-		err = s.openBus(ctx, e.cfg, cmp.Or(name, "run"))
+		err = s.openBus(ctx, e.cfg, cmp.Or(name, "run"), getenv)
 	}
 	if err != nil {
 		s.close()
@@ -61,17 +65,17 @@ func (s *services) close() {
 }
 
 // storeConfig builds the S3 client config from pipeline.yaml and the
-// environment (credentials come only from there).
-func storeConfig(c config.Store) store.Config {
+// environment (credentials come only from there, see secretEnv).
+func storeConfig(c config.Store, getenv func(string) string) store.Config {
 	return store.ConfigFromEnv(store.Config{
 		Endpoint: c.Endpoint, Bucket: c.Bucket, Region: c.Region, Secure: c.Secure, CAFile: c.CAFile,
-	}, os.Getenv)
+	}, getenv)
 }
 
 // openStore connects to the configured S3 endpoint, or starts the embedded
 // one with its data under the work dir (kept between runs, so a second
 // demo skips the ingest). The bucket is created when missing.
-func (s *services) openStore(ctx context.Context, cfg *config.Config) error {
+func (s *services) openStore(ctx context.Context, cfg *config.Config, getenv func(string) string) error {
 	var sc store.Config
 	if cfg.Store.Embedded {
 		dir := filepath.Join(cfg.Run.WorkDir, "s3")
@@ -85,7 +89,7 @@ func (s *services) openStore(ctx context.Context, cfg *config.Config) error {
 		s.closers = append(s.closers, emb.Close)
 		sc = emb.Config(cfg.Store.Bucket)
 	} else {
-		sc = storeConfig(cfg.Store)
+		sc = storeConfig(cfg.Store, getenv)
 	}
 	c, err := store.New(sc)
 	if err != nil {
@@ -99,19 +103,19 @@ func (s *services) openStore(ctx context.Context, cfg *config.Config) error {
 }
 
 // busConfig builds the NATS connection config; secrets come from the
-// environment only.
-func busConfig(c config.Bus, url, name string) bus.Config {
+// environment or files only (see secretEnv).
+func busConfig(c config.Bus, url, name string, getenv func(string) string) bus.Config {
 	return bus.Config{
 		URL: url, Name: name,
-		User: os.Getenv("SUPFLOW_NATS_USER"), Password: os.Getenv("SUPFLOW_NATS_PASSWORD"),
-		Token: os.Getenv("SUPFLOW_NATS_TOKEN"), NKeySeedFile: c.NKeyFile, CredsFile: c.CredsFile,
+		User: getenv(envNATSUser), Password: getenv(envNATSPassword),
+		Token: getenv(envNATSToken), NKeySeedFile: c.NKeyFile, CredsFile: c.CredsFile,
 		CAFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile,
 	}
 }
 
 // openBus connects to NATS, or starts the embedded server with a fresh
 // JetStream store (streams are a run's scratch), and provisions the topology.
-func (s *services) openBus(ctx context.Context, cfg *config.Config, name string) error {
+func (s *services) openBus(ctx context.Context, cfg *config.Config, name string, getenv func(string) string) error {
 	url := cfg.Bus.URL
 	if cfg.Bus.Embedded {
 		dir, err := os.MkdirTemp("", "supflow-nats-")
@@ -126,7 +130,7 @@ func (s *services) openBus(ctx context.Context, cfg *config.Config, name string)
 		s.closers = append(s.closers, func() error { err := emb.Close(); os.RemoveAll(dir); return err })
 		url = emb.URL()
 	}
-	b, err := bus.Connect(ctx, busConfig(cfg.Bus, url, "supflow-"+name), s.log)
+	b, err := bus.Connect(ctx, busConfig(cfg.Bus, url, "supflow-"+name, getenv), s.log)
 	if err != nil {
 		return err
 	}

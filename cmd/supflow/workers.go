@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path"
 	"time"
 
 	"github.com/supflow/supflow/augment"
 	"github.com/supflow/supflow/bus"
 	"github.com/supflow/supflow/config"
+	"github.com/supflow/supflow/dataset"
 	"github.com/supflow/supflow/messages"
 	augstage "github.com/supflow/supflow/stages/augment"
 	"github.com/supflow/supflow/stages/decode"
@@ -59,6 +61,19 @@ func onlyRun[In, Out any](runID string, id func(In) string, fn func(context.Cont
 	}
 }
 
+// onlyDataset wraps the decode handler so that a task whose key lies outside
+// the data set prefix (see dataset.UnderPrefix) is dead-lettered unread: a
+// task on the bus may come from anyone who can publish there, and its key
+// names what decode fetches and where its cache entry is written.
+func onlyDataset(prefix string, fn func(context.Context, messages.DecodeTask) (messages.Image, error)) func(context.Context, messages.DecodeTask) (messages.Image, error) {
+	return func(ctx context.Context, t messages.DecodeTask) (messages.Image, error) {
+		if err := dataset.UnderPrefix(t.Key, prefix); err != nil {
+			return messages.Image{}, messages.Permanent(fmt.Errorf("decode task of sample %d: %w", t.SampleID, err))
+		}
+		return fn(ctx, t)
+	}
+}
+
 // workerRoutes returns the decode and augment routes as configured.
 func workerRoutes(cfg *config.Config, s *services, which ...string) ([]bus.Route, error) {
 	var routes []bus.Route
@@ -71,7 +86,8 @@ func workerRoutes(cfg *config.Config, s *services, which ...string) ([]bus.Route
 			}
 			routes = append(routes, bus.Handle("decode", messages.TopicDecodeTasks, messages.TopicImages,
 				messages.UnmarshalDecodeTask, messages.MarshalImage,
-				onlyRun(cfg.Run.ID, func(t messages.DecodeTask) string { return t.RunID }, st.Handle)).Workers(cfg.Decode.Workers))
+				onlyRun(cfg.Run.ID, func(t messages.DecodeTask) string { return t.RunID }, onlyDataset(cfg.Dataset.Prefix, st.Handle))).
+				Workers(cfg.Decode.Workers))
 		case "augment":
 			st, err := newAugmenter(cfg)
 			if err != nil {

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/supflow/supflow/store"
+)
+
+// NATS credential variables (S3's are store.Env*).
+const (
+	envNATSUser     = "SUPFLOW_NATS_USER"
+	envNATSPassword = "SUPFLOW_NATS_PASSWORD"
+	envNATSToken    = "SUPFLOW_NATS_TOKEN"
+)
+
+// secretVars are the credential variables. Each may instead be given as a
+// file named by <NAME>_FILE, the way docker compose and Kubernetes mount
+// secrets, so the value never sits in the environment.
+var secretVars = []string{
+	store.EnvAccessKey, store.EnvSecretKey, store.EnvSessionToken,
+	store.EnvAWSAccessKey, store.EnvAWSSecretKey, store.EnvAWSToken,
+	envNATSUser, envNATSPassword, envNATSToken,
+}
+
+// secretEnv returns getenv with every credential variable resolved, from
+// the variable itself or from its _FILE (one trailing newline dropped).
+// Errors name the variable and file, never the content.
+func secretEnv(getenv func(string) string) (func(string) string, error) {
+	vals := make(map[string]string, len(secretVars))
+	for _, name := range secretVars {
+		v, file := getenv(name), getenv(name+"_FILE")
+		if file != "" {
+			if v != "" {
+				return nil, fmt.Errorf("both %s and %s_FILE are set: use one", name, name)
+			}
+			b, err := os.ReadFile(file)
+			if err != nil {
+				return nil, fmt.Errorf("%s_FILE: %w", name, err)
+			}
+			if v = strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r"); v == "" {
+				return nil, fmt.Errorf("%s_FILE: %s is empty", name, file)
+			}
+		}
+		vals[name] = v
+	}
+	return func(k string) string {
+		if v, ok := vals[k]; ok {
+			return v
+		}
+		return getenv(k)
+	}, nil
+}
