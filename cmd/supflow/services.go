@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -116,21 +117,24 @@ func busConfig(c config.Bus, url, name string, getenv func(string) string) bus.C
 // openBus connects to NATS, or starts the embedded server with a fresh
 // JetStream store (streams are a run's scratch), and provisions the topology.
 func (s *services) openBus(ctx context.Context, cfg *config.Config, name string, getenv func(string) string) error {
-	url := cfg.Bus.URL
+	bc := busConfig(cfg.Bus, cfg.Bus.URL, "supflow-"+name, getenv)
 	if cfg.Bus.Embedded {
 		dir, err := os.MkdirTemp("", "supflow-nats-")
 		if err != nil {
 			return err
 		}
-		emb, err := bus.StartEmbedded(ctx, bus.EmbeddedConfig{StoreDir: dir, Port: -1, MaxPayload: cfg.Bus.MaxPayload})
+		// A random password per process, like the embedded S3 endpoint's
+		// keys: other users of the machine can reach 127.0.0.1 too.
+		user, pass := "supflow", rand.Text()
+		emb, err := bus.StartEmbedded(ctx, bus.EmbeddedConfig{StoreDir: dir, Port: -1, MaxPayload: cfg.Bus.MaxPayload, User: user, Password: pass})
 		if err != nil {
 			os.RemoveAll(dir)
 			return err
 		}
 		s.closers = append(s.closers, func() error { err := emb.Close(); os.RemoveAll(dir); return err })
-		url = emb.URL()
+		bc = bus.Config{URL: emb.URL(), Name: bc.Name, User: user, Password: pass}
 	}
-	b, err := bus.Connect(ctx, busConfig(cfg.Bus, url, "supflow-"+name, getenv), s.log)
+	b, err := bus.Connect(ctx, bc, s.log)
 	if err != nil {
 		return err
 	}
