@@ -263,7 +263,13 @@ func (r *Router) consumer(ctx context.Context, rt Route) (consumerInfo, error) {
 	if c.DeliverGroup != rt.name {
 		return consumerInfo{}, fmt.Errorf("%w: %s: consumer deliver group is %q, want %q", ErrRoute, rt.name, c.DeliverGroup, rt.name)
 	}
-	return consumerInfo{AckWait: c.AckWait, MaxDeliver: c.MaxDeliver}, nil
+	maxDeliver := c.MaxDeliver
+	if v, ok := c.Metadata[metaMaxDeliver]; ok {
+		if maxDeliver, err = strconv.Atoi(v); err != nil || maxDeliver < 1 {
+			return consumerInfo{}, fmt.Errorf("%w: %s: consumer metadata %s=%q", ErrRoute, rt.name, metaMaxDeliver, v)
+		}
+	}
+	return consumerInfo{AckWait: c.AckWait, MaxDeliver: maxDeliver}, nil
 }
 
 // handlerFunc runs a Handle route and publishes its output; the router acks

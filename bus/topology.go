@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -137,6 +138,10 @@ func checkName(what, s string) error {
 	return nil
 }
 
+// metaMaxDeliver is the consumer metadata key holding the delivery count at
+// which the router dead-letters a failing message.
+const metaMaxDeliver = "supflow_max_deliver"
+
 // deliverSubject is where the server pushes a consumer's messages.
 func deliverSubject(stream, consumer string) string {
 	return "_supflow_deliver." + stream + "." + consumer
@@ -170,9 +175,17 @@ func (b *Bus) Provision(ctx context.Context, t Topology) error {
 			DeliverPolicy:  jetstream.DeliverAllPolicy,
 			AckPolicy:      jetstream.AckExplicitPolicy,
 			AckWait:        c.AckWait,
-			MaxDeliver:     c.MaxDeliver,
-			MaxAckPending:  c.MaxAckPending,
-			FilterSubject:  e.Topic,
+			// The server redelivers without limit; the router dead-letters
+			// a message that failed c.MaxDeliver deliveries. A server-side
+			// limit would also count deliveries to a worker that is stopped
+			// or stuck (push deliveries go to a random member of the group),
+			// and the server silently stops redelivering a message at its
+			// limit: it would never reach a live worker, nor be dead-lettered,
+			// and its epoch would never complete.
+			MaxDeliver:    -1,
+			Metadata:      map[string]string{metaMaxDeliver: strconv.Itoa(c.MaxDeliver)},
+			MaxAckPending: c.MaxAckPending,
+			FilterSubject: e.Topic,
 		}); err != nil {
 			return fmt.Errorf("%w: consumer %s on %s: %w", ErrTopology, c.Name, e.Topic, err)
 		}
