@@ -143,25 +143,28 @@ func im2col[T float](g *convGeom, x, col []T, ld, off int) {
 	}
 }
 
-// col2im adds the columns [off, off+Ho*Wo) of col, a [C*kh*kw, ld]
-// matrix, back into the image x [C,H,W]; it is the transpose of im2col.
-func col2im[T float](g *convGeom, col, x []T, ld, off int) {
-	hw, howo := g.h*g.w, g.ho*g.wo
+// col2im adds the columns of col, a [C*kh*kw, ld] matrix, that hold the
+// output rows [i0, i1) of one image (output position (i, j) in column
+// off + (i-i0)*Wo + j) back into the image x [C,H,W]; over all rows it is
+// the transpose of im2col.
+func col2im[T float](g *convGeom, col, x []T, ld, off, i0, i1 int) {
+	hw, n := g.h*g.w, (i1-i0)*g.wo
 	r := 0
 	for c := 0; c < g.c; c++ {
 		xc := x[c*hw : (c+1)*hw]
 		for u := 0; u < g.kh; u++ {
 			ilo, ihi := span(u-g.pad, g.h, g.stride, g.ho)
+			ilo, ihi = max(ilo, i0), min(ihi, i1)
 			for v := 0; v < g.kw; v++ {
 				xoff := v - g.pad
 				jlo, jhi := span(xoff, g.w, g.stride, g.wo)
-				row := col[r*ld+off : r*ld+off+howo]
+				row := col[r*ld+off : r*ld+off+n]
 				r++
 				if jlo == jhi {
 					continue
 				}
 				for i := ilo; i < ihi; i++ {
-					src := row[i*g.wo : (i+1)*g.wo]
+					src := row[(i-i0)*g.wo : (i-i0+1)*g.wo]
 					dst := xc[(i*g.stride+u-g.pad)*g.w:]
 					if g.stride == 1 {
 						d := dst[jlo+xoff : jhi+xoff]
@@ -322,12 +325,27 @@ func convGradX[T float](g *convGeom, w, dy, dx []T) {
 			toStage(g, dy, stage, p)
 			dym = stage
 		}
+		if p.nb == 1 {
+			// One large image: unfold the gradient a block of output rows
+			// at a time, so the GEMM's output stays cache-sized (the inner
+			// dimension is only O).
+			xs := dx[p.n0*chw : (p.n0+1)*chw]
+			clear(xs)
+			rows := max(1, gemmCols/g.wo)
+			for i0 := 0; i0 < g.ho; i0 += rows {
+				i1 := min(g.ho, i0+rows)
+				n := (i1 - i0) * g.wo
+				gemm(true, false, k, n, g.o, 1, w, k, dym[i0*g.wo:], p.cols, 0, col, n)
+				col2im(g, col, xs, n, 0, i0, i1)
+			}
+			return
+		}
 		gemm(true, false, k, p.cols, g.o, 1, w, k, dym, p.cols, 0, col, p.cols)
 		for i := 0; i < p.nb; i++ {
 			n := p.n0 + i
 			xs := dx[n*chw : (n+1)*chw]
 			clear(xs)
-			col2im(g, col, xs, p.cols, i*howo)
+			col2im(g, col, xs, p.cols, i*howo, 0, g.ho)
 		}
 	})
 }

@@ -61,6 +61,10 @@ var convCases = []struct {
 	// 256 positions per image: one image per GEMM, 1x1 without unfolding.
 	{x: []int{2, 3, 16, 16}, w: []int{4, 3, 1, 1}, stride: 1, pad: 0},
 	{x: []int{2, 3, 16, 16}, w: []int{4, 3, 3, 3}, stride: 1, pad: 1},
+	// More than 256 positions: the input gradient goes in blocks of output
+	// rows (10 rows of 25, then 3; 14 rows of 18, then 6).
+	{x: []int{1, 2, 23, 25}, w: []int{3, 2, 3, 3}, stride: 1, pad: 1},
+	{x: []int{1, 2, 40, 36}, w: []int{2, 2, 3, 3}, stride: 2, pad: 1},
 }
 
 func convName(x, w []int, stride, pad int) string {
