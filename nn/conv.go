@@ -2,6 +2,7 @@ package nn
 
 import (
 	"fmt"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -99,10 +100,17 @@ func span(off, size, stride, out int) (lo, hi int) {
 // enough for BLAS to run efficiently.
 const gemmCols = 256
 
-// chunk returns how many images each GEMM covers.
+// chunk returns how many images each GEMM covers: enough for gemmCols
+// columns, evened out so that few passes spread equally over the
+// goroutines (two passes of 29 and 3 images would idle one core).
 func (g convGeom) chunk() int {
 	p := g.ho * g.wo
-	return min(g.n, max(1, (gemmCols+p-1)/p))
+	ch := min(g.n, max(1, (gemmCols+p-1)/p))
+	passes := (g.n + ch - 1) / ch
+	if w := runtime.GOMAXPROCS(0); passes < 4*w && g.n >= w {
+		passes = (passes + w - 1) / w * w
+	}
+	return (g.n + passes - 1) / passes
 }
 
 // im2col unfolds one image x [C,H,W] into the columns [off, off+Ho*Wo) of

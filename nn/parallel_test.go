@@ -89,3 +89,20 @@ func TestParallelMatchesSerial(t *testing.T) {
 		})
 	}
 }
+
+func TestChunkEvensOutPasses(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	for _, tc := range []struct{ n, hw, want int }{
+		{32, 3, 16},  // 29 + 3 images would idle a core: 16 + 16
+		{256, 4, 16}, // 16 passes of 16 already spread evenly
+		{256, 32, 1}, // one image per GEMM
+		{5, 8, 3},    // 4 + 1 -> 3 + 2
+		{1, 4, 1},    // a single image
+		{128, 1, 64}, // 1x1 spatial: two passes of 64
+	} {
+		g := convGeom{n: tc.n, ho: tc.hw, wo: tc.hw}
+		if got := g.chunk(); got != tc.want {
+			t.Errorf("n=%d, %dx%d: chunk %d, want %d", tc.n, tc.hw, tc.hw, got, tc.want)
+		}
+	}
+}

@@ -215,7 +215,14 @@ func (op *maxPoolOp) Do(inputs ...G.Value) (G.Value, error) {
 func maxPool[T float](op *maxPoolOp, xs, ys tensor.Shape, x, y []T) {
 	h, w, ho, wo := xs[2], xs[3], ys[2], ys[3]
 	planes := xs[0] * xs[1]
-	for p := 0; p < planes; p++ {
+	parallelFor(planes, parts(planes, h*w), func(_, lo, hi int) {
+		maxPoolPlanes(op, h, w, ho, wo, lo, hi, x, y)
+	})
+}
+
+// maxPoolPlanes pools the planes [lo, hi) of x into y.
+func maxPoolPlanes[T float](op *maxPoolOp, h, w, ho, wo, lo, hi int, x, y []T) {
+	for p := lo; p < hi; p++ {
 		xo, yo := p*h*w, p*ho*wo
 		for i := 0; i < ho; i++ {
 			ilo, ihi := max(i*op.stride-op.pad, 0), min(i*op.stride-op.pad+op.k, h)
@@ -283,17 +290,23 @@ func (op *maxPoolGradOp) Do(inputs ...G.Value) (G.Value, error) {
 		return nil, fmt.Errorf("%w: %v: gradient %v does not match the last forward run", ErrShape, op, in[1].Shape())
 	}
 	dx := op.out.get(in[0].Dtype(), op.xShape)
+	planes := op.xShape[0] * op.xShape[1]
 	if dx.Dtype() == tensor.Float64 {
-		scatter(op.fwd.argmax, data[float64](in[1]), data[float64](dx))
+		scatter(planes, op.fwd.argmax, data[float64](in[1]), data[float64](dx))
 	} else {
-		scatter(op.fwd.argmax, data[float32](in[1]), data[float32](dx))
+		scatter(planes, op.fwd.argmax, data[float32](in[1]), data[float32](dx))
 	}
 	return dx, nil
 }
 
-func scatter[T float](at []int, dy, dx []T) {
-	clear(dx)
-	for i, g := range dy {
-		dx[at[i]] += g
-	}
+// scatter adds dy into dx at the recorded maxima; each of the planes of dy
+// routes into the same plane of dx, so planes go to goroutines whole.
+func scatter[T float](planes int, at []int, dy, dx []T) {
+	in, out := len(dx)/planes, len(dy)/planes
+	parallelFor(planes, parts(planes, in), func(_, lo, hi int) {
+		clear(dx[lo*in : hi*in])
+		for i := lo * out; i < hi*out; i++ {
+			dx[at[i]] += dy[i]
+		}
+	})
 }
