@@ -261,11 +261,14 @@ func TestFixtureTraining(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				// As the trainer runs it: op buffers shared where lifetimes allow.
-				if _, err := nn.ShareBuffers(gr.G, append(G.Nodes{cost}, grads...)...); err != nil {
+				// As the trainer runs it: the subgraph the results need, op
+				// buffers shared where lifetimes allow.
+				roots := append(G.Nodes{cost}, grads...)
+				sub := gr.G.ExactSubgraphRoots(roots...)
+				if _, err := nn.ShareBuffers(sub, roots...); err != nil {
 					t.Fatal(err)
 				}
-				vm := G.NewTapeMachine(gr.G)
+				vm := G.NewTapeMachine(sub)
 				defer vm.Close()
 				opt, err := optim.New(optim.Config{Momentum: 0.9, WeightDecay: 1e-4})
 				if err != nil {
@@ -360,10 +363,12 @@ func TestFixtureTrainingFloat32(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := nn.ShareBuffers(gr.G, append(G.Nodes{cost}, grads...)...); err != nil {
+			roots := append(G.Nodes{cost}, grads...)
+			sub := gr.G.ExactSubgraphRoots(roots...)
+			if _, err := nn.ShareBuffers(sub, roots...); err != nil {
 				t.Fatal(err)
 			}
-			vm := G.NewTapeMachine(gr.G)
+			vm := G.NewTapeMachine(sub)
 			defer vm.Close()
 			if err := G.Let(gr.Input, x); err != nil {
 				t.Fatal(err)

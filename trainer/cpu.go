@@ -249,11 +249,15 @@ func (t *CPU) trainGraph(b Batch) (*trainGraph, error) {
 	if gr.grads, err = G.Grad(gr.cost, g.Params...); err != nil {
 		return nil, fmt.Errorf("trainer: gradients: %w", err)
 	}
-	// Step reads only the loss and the gradients after a run.
-	if _, err := nn.ShareBuffers(g.G, append(G.Nodes{gr.cost}, gr.grads...)...); err != nil {
+	// Step reads only the loss and the gradients after a run, so only what
+	// they need runs: differentiation also built the input gradient of the
+	// first convolution, which nothing reads.
+	roots := append(G.Nodes{gr.cost}, gr.grads...)
+	sub := g.G.ExactSubgraphRoots(roots...)
+	if _, err := nn.ShareBuffers(sub, roots...); err != nil {
 		return nil, fmt.Errorf("trainer: %w", err)
 	}
-	if gr.vm, err = newMachine(g.G); err != nil {
+	if gr.vm, err = newMachine(sub); err != nil {
 		return nil, err
 	}
 	if err := G.Let(g.Input, gr.input); err != nil {
