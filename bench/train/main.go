@@ -133,6 +133,7 @@ func main() {
 	steps := flag.Int("steps", 0, "timed steps per case (default: $BENCH_STEPS, else each case's own)")
 	blasThreads := flag.Int("blas-threads", 1, "OpenBLAS threads for the Go trainer (supflow run's default)")
 	python := flag.String("python", "/usr/bin/python3", "interpreter with torch")
+	noTorch := flag.Bool("no-torch", false, "time the Go side only")
 	script := flag.String("torch-script", "bench/train/torch_step.py", "PyTorch reference step")
 	maxRSS := flag.Int("max-rss-mb", 12000, "abort a Go case whose RSS passes this")
 	child := flag.Bool("child", false, "internal: run one Go case in this process")
@@ -182,7 +183,7 @@ func main() {
 	var results []result
 	failed := false
 	for _, c := range run {
-		r := measure(c, *blasThreads, *maxRSS, *python, *script)
+		r := measure(c, *blasThreads, *maxRSS, *python, *script, *noTorch)
 		failed = failed || r.fail != ""
 		results = append(results, r)
 	}
@@ -194,7 +195,7 @@ func main() {
 }
 
 // measure runs the Go child and then PyTorch on c.
-func measure(c benchCase, blasThreads, maxRSS int, python, script string) result {
+func measure(c benchCase, blasThreads, maxRSS int, python, script string, noTorch bool) result {
 	r := result{c: c, goMS: math.NaN(), torchMS: math.NaN(), convMS: math.NaN(), goRSS: math.NaN(), torchRSS: math.NaN()}
 	var fails []string
 	self, err := os.Executable()
@@ -213,6 +214,10 @@ func measure(c benchCase, blasThreads, maxRSS int, python, script string) result
 		fails = append(fails, "go: "+err.Error())
 	} else {
 		r.goMS, r.rss, r.convMS = cr.MSPerStep, cr.RSS, cr.ConvMSPerStep
+	}
+	if noTorch {
+		r.fail = strings.Join(fails, "; ")
+		return r
 	}
 	fmt.Fprintf(os.Stderr, "bench: %s: torch, %d step(s)\n", c.name, c.steps)
 	out, rss, err = runProc(python, c.torchArgs(script, c.steps)...)
