@@ -128,6 +128,16 @@ func start(t testing.TB, secure bool) *Server {
 	return s
 }
 
+// Pid returns the server's process id, 0 while it is stopped.
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // Endpoint returns host:port (HTTPS for a server from StartTLS).
 func (s *Server) Endpoint() string { return s.addr }
 
