@@ -138,6 +138,56 @@ func checkName(what, s string) error {
 	return nil
 }
 
+// consumer creates or updates the durable consumer of e.
+func (b *Bus) consumer(ctx context.Context, e WorkQueue) error {
+	c := e.Consumer
+	if _, err := b.js.CreateOrUpdatePushConsumer(ctx, e.Topic, jetstream.ConsumerConfig{
+		Durable:        c.Name,
+		DeliverSubject: deliverSubject(e.Topic, c.Name),
+		DeliverGroup:   c.Name,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        c.AckWait,
+		// The server redelivers without limit; the router dead-letters
+		// a message that failed c.MaxDeliver deliveries. A server-side
+		// limit would also count deliveries to a worker that is stopped
+		// or stuck (push deliveries go to a random member of the group),
+		// and the server silently stops redelivering a message at its
+		// limit: it would never reach a live worker, nor be dead-lettered,
+		// and its epoch would never complete.
+		MaxDeliver:    -1,
+		Metadata:      map[string]string{metaMaxDeliver: strconv.Itoa(c.MaxDeliver)},
+		MaxAckPending: c.MaxAckPending,
+		FilterSubject: e.Topic,
+	}); err != nil {
+		return fmt.Errorf("%w: consumer %s on %s: %w", ErrTopology, c.Name, e.Topic, err)
+	}
+	return nil
+}
+
+// ResetConsumer deletes and re-creates the consumer of t's edge topic, so
+// that what a reader that died held unacknowledged (up to the consumer's
+// MaxAckPending, for its AckWait) is delivered again at once instead of
+// blocking the consumer's in-flight window. Only the single reader of an
+// edge may call it, before it subscribes (the trainer, at start-up): the
+// deliveries of a live reader would be forgotten.
+func (b *Bus) ResetConsumer(ctx context.Context, t Topology, topic string) error {
+	if err := t.Validate(); err != nil {
+		return err
+	}
+	t.setDefaults()
+	for _, e := range t.Edges {
+		if e.Topic != topic {
+			continue
+		}
+		if err := b.js.DeleteConsumer(ctx, e.Topic, e.Consumer.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return fmt.Errorf("%w: reset consumer %s on %s: %w", ErrTopology, e.Consumer.Name, e.Topic, err)
+		}
+		return b.consumer(ctx, e)
+	}
+	return fmt.Errorf("%w: no edge %q", ErrTopology, topic)
+}
+
 // metaMaxDeliver is the consumer metadata key holding the delivery count at
 // which the router dead-letters a failing message.
 const metaMaxDeliver = "supflow_max_deliver"
@@ -167,27 +217,8 @@ func (b *Bus) Provision(ctx context.Context, t Topology) error {
 		}); err != nil {
 			return fmt.Errorf("%w: stream %s: %w", ErrTopology, e.Topic, err)
 		}
-		c := e.Consumer
-		if _, err := b.js.CreateOrUpdatePushConsumer(ctx, e.Topic, jetstream.ConsumerConfig{
-			Durable:        c.Name,
-			DeliverSubject: deliverSubject(e.Topic, c.Name),
-			DeliverGroup:   c.Name,
-			DeliverPolicy:  jetstream.DeliverAllPolicy,
-			AckPolicy:      jetstream.AckExplicitPolicy,
-			AckWait:        c.AckWait,
-			// The server redelivers without limit; the router dead-letters
-			// a message that failed c.MaxDeliver deliveries. A server-side
-			// limit would also count deliveries to a worker that is stopped
-			// or stuck (push deliveries go to a random member of the group),
-			// and the server silently stops redelivering a message at its
-			// limit: it would never reach a live worker, nor be dead-lettered,
-			// and its epoch would never complete.
-			MaxDeliver:    -1,
-			Metadata:      map[string]string{metaMaxDeliver: strconv.Itoa(c.MaxDeliver)},
-			MaxAckPending: c.MaxAckPending,
-			FilterSubject: e.Topic,
-		}); err != nil {
-			return fmt.Errorf("%w: consumer %s on %s: %w", ErrTopology, c.Name, e.Topic, err)
+		if err := b.consumer(ctx, e); err != nil {
+			return err
 		}
 	}
 	for _, l := range []struct {

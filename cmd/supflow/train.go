@@ -199,6 +199,13 @@ func (j *trainJob) run(ctx context.Context) (string, error) {
 	if err := j.controlFeed(ctx, control); err != nil {
 		return "", err
 	}
+	// A trainer that died (kill -9, OOM) held up to the train consumer's
+	// in-flight window unacknowledged for its AckWait (10 min), which would
+	// starve this one: release them. There is one trainer per bus (another
+	// one would take, and drop, this one's views anyway).
+	if err := j.s.bus.ResetConsumer(ctx, topology(cfg), messages.TopicViews); err != nil {
+		return "", err
+	}
 	router, err := j.s.bus.NewRouter(bus.RouterConfig{Logger: j.log, Registerer: j.s.reg})
 	if err != nil {
 		return "", err
