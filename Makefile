@@ -12,7 +12,7 @@ TOOLS     ?= $(CURDIR)/.cache/tools
 
 export CGO_ENABLED ?= 1
 
-.PHONY: all build test test-unit test-race vet fuzz-short demo bench bench-train bench-data tools minio clean
+.PHONY: all build test test-unit test-race vet fuzz-short reliability soak demo bench bench-train bench-data tools minio clean
 
 all: build
 
@@ -28,6 +28,20 @@ vet:
 test: vet
 	SUPFLOW_MINIO_BIN=$${SUPFLOW_MINIO_BIN:-$(TOOLS)/minio} $(GO) test $(GOTESTFLAGS) -shuffle=on -count=1 -timeout 20m $(PKGS)
 	$(GO) test $(GOTESTFLAGS) -race -shuffle=on -count=1 -timeout 15m $(RACE_PKGS)
+
+# reliability: the fault-injection suite (internal/faulttest, also part of
+# make test); writes its table to docs/reliability.md.
+reliability:
+	SUPFLOW_MINIO_BIN=$${SUPFLOW_MINIO_BIN:-$(TOOLS)/minio} SUPFLOW_RELIABILITY_DOC=$(CURDIR)/docs/reliability.md \
+		$(GO) test -count=1 -v -timeout 20m -run 'TestIntegrationFault' ./internal/faulttest
+
+# soak: SOAK_DURATION of continuous epochs through separate processes;
+# prints RSS per process and JetStream stream sizes, fails if they grow.
+# Not part of make test.
+SOAK_DURATION ?= 30m
+soak:
+	SUPFLOW_MINIO_BIN=$${SUPFLOW_MINIO_BIN:-$(TOOLS)/minio} SOAK_DURATION=$(SOAK_DURATION) \
+		$(GO) test -count=1 -v -timeout 0 -run 'TestSoak' ./internal/faulttest
 
 # fuzz-short: a few seconds of coverage-guided fuzzing per target.
 fuzz-short:

@@ -1,7 +1,12 @@
 package faulttest
 
 import (
+	"context"
+	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -65,4 +70,226 @@ train: {epochs: 2, batch_size: 50, knn_every: 0}
 		}
 	}
 	fc.note("decode, augment, train and feed logged their reconnection")
+}
+
+// TestIntegrationFaultMinIOOutage stops MinIO for 10 s while the decode
+// worker holds the first tasks of epoch 1, with one object of the manifest
+// deleted beforehand: decode retries with backoff through the outage, the
+// deleted object is dead-lettered with its key, and both epochs complete
+// with every other sample trained exactly once.
+func TestIntegrationFaultMinIOOutage(t *testing.T) {
+	fc := newCase(t, "MinIO outage + missing object", "MinIO stopped for 10 s while decode held epoch 1's first tasks; one object of the manifest deleted", `
+dataset: {limit_train: 200, limit_test: 10}
+train: {epochs: 2, batch_size: 50, knn_every: 0}
+`)
+	c := fc.c
+	fc.ingest()
+	entries := fc.trainEntries("mnist", 200)
+	const missing = 7
+	fc.removeObject(entries[missing].Key)
+	js := fc.js()
+	dec := c.Start("decode", "decode")
+	c.Start("augment", "augment")
+	train := c.Start("train", "train")
+	dec.WaitFor(running, time.Minute)
+	// Freeze decode so that the outage starts before it fetched anything.
+	dec.Signal(syscall.SIGSTOP)
+	feed := c.Start("feed", "feed")
+	waitStreamMsgs(t, js, messages.TopicDecodeTasks, len(entries), time.Minute)
+	c.MinIO().Stop()
+	down := time.Now()
+	dec.Signal(syscall.SIGCONT)
+	time.Sleep(10 * time.Second)
+	c.MinIO().Start()
+	fc.note("MinIO down %.1f s", time.Since(down).Seconds())
+	c.Wait(feed, 4*time.Minute)
+	c.Wait(train, 4*time.Minute)
+	fc.check(entries, 2, []uint64{missing}, train.Output())
+	fc.expectDeadLetter(entries[missing].Key, "not found")
+}
+
+// TestIntegrationFaultSlowWorker freezes one of two decode workers with
+// SIGSTOP before epoch 1 is fed, so that it holds messages it will not
+// process: the other worker gets them after ack_wait and the epoch
+// completes while the frozen one is still stopped. Then it resumes and
+// epoch 2 completes too.
+func TestIntegrationFaultSlowWorker(t *testing.T) {
+	fc := newCase(t, "slow worker", "SIGSTOP to 1 of 2 decode workers for all of epoch 1 (ack_wait 3 s, max_deliver 3), SIGCONT after", `
+dataset: {limit_train: 200, limit_test: 10}
+train: {epochs: 2, batch_size: 50, knn_every: 0}
+`)
+	c := fc.c
+	fc.ingest()
+	entries := fc.trainEntries("mnist", 200)
+	slow := c.Start("decode-slow", "decode")
+	c.Start("decode", "decode")
+	c.Start("augment", "augment")
+	train := c.Start("train", "train")
+	slow.WaitFor(running, time.Minute)
+	slow.Signal(syscall.SIGSTOP)
+	start := time.Now()
+	feed := c.Start("feed", "feed")
+	js := fc.js()
+	// Unhindered, this epoch takes a few seconds; the frozen worker's
+	// messages should come back to the live one after an ack_wait or a few
+	// (each redelivery picks a member of the deliver group at random).
+	const bound = 90 * time.Second
+	for !epochTrained(1).MatchString(train.Output()) {
+		if time.Since(start) > bound {
+			t.Fatalf("epoch 1 not trained %v after the feed started with one worker stopped; decode consumer: %s",
+				bound, consumerState(t, js, messages.TopicDecodeTasks, "decode"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	took := time.Since(start)
+	fc.note("epoch 1 took %.1f s from the feed's start with one worker stopped", took.Seconds())
+	slow.Signal(syscall.SIGCONT)
+	c.Wait(feed, 4*time.Minute)
+	c.Wait(train, 4*time.Minute)
+	if m := epochSeconds(2).FindStringSubmatch(train.Output()); m != nil {
+		fc.note("epoch 2, all workers running: %s s", m[1])
+	}
+	fc.check(entries, 2, nil, train.Output())
+}
+
+// epochSeconds captures the trainer's duration of epoch e.
+func epochSeconds(e int) *regexp.Regexp {
+	return regexp.MustCompile(fmt.Sprintf(`msg="epoch trained" (?:\S+ )*?epoch=%d .*? seconds=(\d+\.\d)`, e))
+}
+
+// TestIntegrationFaultPoisonMessage gives the decode worker S3 credentials
+// (MinIO STS AssumeRole with a session policy) that deny GetObject on one
+// object of the manifest: every delivery of its task fails with
+// AccessDenied, which is not permanent, so it is retried until its
+// delivery count reaches max_deliver and then dead-lettered with its key;
+// the epochs complete without it.
+func TestIntegrationFaultPoisonMessage(t *testing.T) {
+	fc := newCase(t, "poison message", "decode credentials deny GetObject on one object: AccessDenied on every delivery", `
+dataset: {limit_train: 200, limit_test: 10}
+train: {epochs: 2, batch_size: 50, knn_every: 0}
+`)
+	c := fc.c
+	fc.ingest()
+	entries := fc.trainEntries("mnist", 200)
+	const poison = 11
+	env := fc.denyGetCredentials(entries[poison].Key)
+	c.StartEnv("decode", env, "decode")
+	c.Start("augment", "augment")
+	train := c.Start("train", "train")
+	feed := c.Start("feed", "feed")
+	c.Wait(feed, 4*time.Minute)
+	c.Wait(train, 4*time.Minute)
+	fc.check(entries, 2, []uint64{poison}, train.Output())
+	dls := fc.expectDeadLetter(entries[poison].Key, "gave up after 3 deliveries")
+	fc.note("%d dead letters of it (one per epoch), each after %s deliveries", len(dls), strings.Join(dls, ", "))
+}
+
+// TestIntegrationFaultTrainerKill kills the trainer (and the feeder) with
+// SIGKILL, first in the middle of an epoch after a checkpoint, then
+// repeatedly right after an epoch is trained, while its checkpoint is being
+// written, and restarts them with `train --resume` and `feed --start-epoch`
+// (the resumed epoch + 1). Each restart must resume from the last
+// checkpoint, every epoch must be reported with its exact set, and every
+// checkpoint object in the bucket must load completely.
+func TestIntegrationFaultTrainerKill(t *testing.T) {
+	fc := newCase(t, "kill -9 trainer", "SIGKILL to train and feed mid-epoch 2, then 3 times right after an epoch is trained (during its checkpoint save); restarted with --resume", `
+dataset: {limit_train: 200, limit_test: 10}
+train: {epochs: 5, batch_size: 25, knn_every: 0, checkpoint_every: 1}
+`)
+	c := fc.c
+	fc.ingest()
+	entries := fc.trainEntries("mnist", 200)
+	const stepsPerEpoch = 8
+	c.Start("decode", "decode")
+	c.Start("augment", "augment")
+	st := c.Store()
+	ctx := context.Background()
+
+	var outs []string
+	savedBefore := 0 // the last epoch a killed trainer logged as checkpointed
+	var during []string
+	for round := 0; ; round++ {
+		train := c.Start(fmt.Sprintf("train-%d", round), "train", "--resume")
+		start := resumedAt(t, train, stepsPerEpoch)
+		if start-1 < savedBefore {
+			t.Errorf("round %d resumed after epoch %d; epoch %d was checkpointed before the kill", round, start-1, savedBefore)
+		}
+		feed := c.Start(fmt.Sprintf("feed-%d", round), "feed", "--start-epoch", strconv.Itoa(start))
+		switch {
+		case round == 0: // mid-epoch 2, after the first checkpoint (an epoch takes about a second)
+			train.WaitFor(regexp.MustCompile(`msg="checkpoint saved" (?:\S+ )*?epoch=1 `), 3*time.Minute)
+			time.Sleep(400 * time.Millisecond)
+		case round <= 3: // as soon as an epoch is trained: its checkpoint is being saved
+			trained := epochTrained(start)
+			for deadline := time.Now().Add(3 * time.Minute); !trained.MatchString(train.Output()); time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: epoch %d not trained\n%s", train.Name(), start, clustertest.Tail(train.Output(), 3000))
+				}
+			}
+		default:
+			c.Wait(feed, 4*time.Minute)
+			c.Wait(train, 4*time.Minute)
+			outs = append(outs, train.Output())
+			fc.note("%d kills; the epoch-N object existed after %d of the 3 kills during a save (%s)", round, countTrue(during), strings.Join(during, ", "))
+			fc.check(entries, 5, nil, outs...)
+			fc.checkpointsLoad(st)
+			return
+		}
+		train.Kill()
+		feed.Kill()
+		outs = append(outs, train.Output())
+		if round == 0 && epochTrained(2).MatchString(train.Output()) {
+			t.Fatal("the kill meant for the middle of epoch 2 came after it")
+		}
+		if m := savedLine.FindAllStringSubmatch(train.Output(), -1); len(m) > 0 {
+			savedBefore, _ = strconv.Atoi(m[len(m)-1][1])
+		}
+		if round > 0 {
+			ok, err := st.Exists(ctx, fmt.Sprintf("runs/%s/checkpoints/epoch-%d.safetensors", clustertest.RunID, start))
+			if err != nil {
+				t.Fatal(err)
+			}
+			during = append(during, fmt.Sprintf("epoch %d: %v", start, ok))
+		}
+	}
+}
+
+var (
+	resumedLine = regexp.MustCompile(`msg=resumed (?:\S+ )*?epoch=(\d+) step=(\d+)`)
+	savedLine   = regexp.MustCompile(`msg="checkpoint saved" (?:\S+ )*?epoch=(\d+) `)
+	freshLine   = regexp.MustCompile(`no checkpoint yet, starting from scratch`)
+)
+
+// resumedAt waits for a `train --resume` process to say where it starts and
+// returns the first epoch it trains; the checkpoint's step must be that of
+// a whole number of epochs.
+func resumedAt(t *testing.T, p *clustertest.Proc, stepsPerEpoch int) int {
+	t.Helper()
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		out := p.Output()
+		if m := resumedLine.FindStringSubmatch(out); m != nil {
+			e, _ := strconv.Atoi(m[1])
+			s, _ := strconv.Atoi(m[2])
+			if s != e*stepsPerEpoch {
+				t.Errorf("%s resumed at epoch %d, step %d; want step %d", p.Name(), e, s, e*stepsPerEpoch)
+			}
+			return e + 1
+		}
+		if freshLine.MatchString(out) {
+			return 1
+		}
+		if time.Now().After(deadline) || p.Exited() {
+			t.Fatalf("%s: no resume line\n%s", p.Name(), clustertest.Tail(out, 3000))
+		}
+	}
+}
+
+func countTrue(s []string) int {
+	n := 0
+	for _, x := range s {
+		if strings.HasSuffix(x, "true") {
+			n++
+		}
+	}
+	return n
 }

@@ -14,12 +14,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/supflow/supflow/checkpoint"
 	"github.com/supflow/supflow/dataset"
 	"github.com/supflow/supflow/internal/clustertest"
 	"github.com/supflow/supflow/internal/miniotest"
+	"github.com/supflow/supflow/messages"
+	"github.com/supflow/supflow/store"
 )
 
 // EnvDoc names the variable that makes the suite write its table as a
@@ -233,4 +238,153 @@ func waitInFlight(t *testing.T, js jetstream.JetStream, stream, consumer string,
 
 var stepLine = func(n int) *regexp.Regexp {
 	return regexp.MustCompile(fmt.Sprintf(`msg=step (?:\S+ )*?step=%d `, n))
+}
+
+var running = regexp.MustCompile(`msg="stage running"`)
+
+func epochTrained(e int) *regexp.Regexp {
+	return regexp.MustCompile(fmt.Sprintf(`msg="epoch trained" (?:\S+ )*?epoch=%d `, e))
+}
+
+// waitStreamMsgs waits until stream holds at least n messages.
+func waitStreamMsgs(t *testing.T, js jetstream.JetStream, stream string, n int, limit time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		s, err := js.Stream(ctx, stream)
+		var info *jetstream.StreamInfo
+		if err == nil {
+			info, err = s.Info(ctx)
+		}
+		cancel()
+		if err == nil && info.State.Msgs >= uint64(n) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stream %s: fewer than %d messages after %v (last error %v)", stream, n, limit, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// s3 is a minio-go client of the cluster's MinIO with the root credentials.
+func (fc *faultCase) s3() *minio.Client {
+	fc.t.Helper()
+	ak, sk := fc.c.MinIO().Credentials()
+	cl, err := minio.New(fc.c.MinIO().Endpoint(), &minio.Options{Creds: credentials.NewStaticV4(ak, sk, "")})
+	if err != nil {
+		fc.t.Fatal(err)
+	}
+	return cl
+}
+
+func (fc *faultCase) removeObject(key string) {
+	fc.t.Helper()
+	if err := fc.s3().RemoveObject(context.Background(), clustertest.Bucket, key, minio.RemoveObjectOptions{}); err != nil {
+		fc.t.Fatal(err)
+	}
+}
+
+// denyGetCredentials returns the environment of a process whose S3
+// credentials allow everything on the bucket except GetObject of key:
+// temporary credentials from MinIO's STS AssumeRole with a session policy.
+func (fc *faultCase) denyGetCredentials(key string) []string {
+	fc.t.Helper()
+	policy := fmt.Sprintf(`{"Version":"2012-10-17","Statement":[
+{"Effect":"Allow","Action":["s3:*"],"Resource":["arn:aws:s3:::%[1]s","arn:aws:s3:::%[1]s/*"]},
+{"Effect":"Deny","Action":["s3:GetObject"],"Resource":["arn:aws:s3:::%[1]s/%[2]s"]}]}`, clustertest.Bucket, key)
+	ak, sk := fc.c.MinIO().Credentials()
+	sts, err := credentials.NewSTSAssumeRole("http://"+fc.c.MinIO().Endpoint(), credentials.STSAssumeRoleOptions{
+		AccessKey: ak, SecretKey: sk, Policy: policy, DurationSeconds: 3600,
+	})
+	if err != nil {
+		fc.t.Fatal(err)
+	}
+	v, err := sts.Get()
+	if err != nil {
+		fc.t.Fatalf("STS AssumeRole: %v", err)
+	}
+	return []string{"SUPFLOW_S3_ACCESS_KEY=" + v.AccessKeyID, "SUPFLOW_S3_SECRET_KEY=" + v.SecretAccessKey,
+		"SUPFLOW_S3_SESSION_TOKEN=" + v.SessionToken}
+}
+
+// expectDeadLetter reads the dead-letter stream and checks that the
+// messages naming key give a reason containing reason; it returns their
+// delivery counts.
+func (fc *faultCase) expectDeadLetter(key, reason string) []string {
+	fc.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	js := fc.js()
+	cons, err := js.OrderedConsumer(ctx, messages.TopicDeadLetter, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		fc.t.Fatal(err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		fc.t.Fatal(err)
+	}
+	var counts []string
+	for range info.NumPending {
+		msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			fc.t.Fatal(err)
+		}
+		h := msg.Headers()
+		if !strings.Contains(h.Get(messages.MetaReason), key) {
+			continue
+		}
+		if !strings.Contains(h.Get(messages.MetaReason), reason) {
+			fc.t.Errorf("dead letter of %s: reason %q does not say %q", key, h.Get(messages.MetaReason), reason)
+		}
+		counts = append(counts, h.Get(messages.MetaDeliveries))
+	}
+	if len(counts) == 0 {
+		fc.t.Errorf("no dead letter names %s", key)
+	} else {
+		fc.note("dead letter names %s: %q", key, reason)
+	}
+	return counts
+}
+
+// consumerState describes a push consumer's delivery state.
+func consumerState(t *testing.T, js jetstream.JetStream, stream, consumer string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := js.PushConsumer(ctx, stream, consumer)
+	if err != nil {
+		return err.Error()
+	}
+	i, err := c.Info(ctx)
+	if err != nil {
+		return err.Error()
+	}
+	return fmt.Sprintf("%d pending, %d delivered and unacknowledged, %d redelivered, max_deliver %d",
+		i.NumPending, i.NumAckPending, i.NumRedelivered, i.Config.MaxDeliver)
+}
+
+// checkpointsLoad reads every checkpoint object of the run back and decodes
+// it completely: no object may be half-written.
+func (fc *faultCase) checkpointsLoad(st *store.Client) {
+	fc.t.Helper()
+	ctx := context.Background()
+	objs, err := st.List(ctx, "runs/"+clustertest.RunID+"/checkpoints/")
+	if err != nil {
+		fc.t.Fatal(err)
+	}
+	for _, o := range objs {
+		b, err := st.Get(ctx, o.Key)
+		if err != nil {
+			fc.t.Fatal(err)
+		}
+		if _, err := checkpoint.Decode(b); err != nil {
+			fc.t.Errorf("checkpoint %s (%d bytes) does not load: %v", o.Key, len(b), err)
+		}
+	}
+	if len(objs) == 0 {
+		fc.t.Error("no checkpoint in the bucket")
+	}
+	fc.note("all %d checkpoint objects load completely", len(objs))
 }
