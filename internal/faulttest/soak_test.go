@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,7 +40,8 @@ const (
 
 // TestSoak trains a tiny model in continuous epochs through separate
 // processes for SOAK_DURATION, sampling the RSS of every process (the
-// stages, MinIO, and the test process, which runs nats-server) and the size
+// stages, MinIO, and the test process, which runs nats-server; also its live
+// heap after a collection) and the size
 // of every JetStream stream, prints the figures, and fails if they grow
 // beyond the tolerances above after the warm-up. Every epoch must be exact.
 func TestSoak(t *testing.T) {
@@ -77,6 +79,7 @@ train: {epochs: 100000, batch_size: 50, knn_every: 0, checkpoint_every: 10}
 		s := soakSample{at: time.Since(start), epochs: len(epochTrainedAny.FindAllStringIndex(train.Output(), -1)),
 			rss: map[string]int64{}, streams: streamSizes(t, js)}
 		s.rss["test (nats-server)"] = rss(t, os.Getpid())
+		s.rss["test live heap"] = liveHeap()
 		s.rss["minio"] = rss(t, c.MinIO().Pid())
 		for _, p := range c.Procs() {
 			if !p.Exited() {
@@ -90,7 +93,7 @@ train: {epochs: 100000, batch_size: 50, knn_every: 0, checkpoint_every: 10}
 			break
 		}
 	}
-	t.Logf("soak figures (RSS in MiB; streams: messages/bytes):\n%s", soakTable(samples))
+	t.Logf("soak figures (RSS and live heap in MiB; streams: messages/bytes):\n%s", soakTable(samples))
 	fc.check(entries, 1, nil, train.Output())
 	checkFlat(t, fc, samples)
 }
@@ -123,6 +126,15 @@ func streamSizes(t *testing.T, js jetstream.JetStream) map[string]streamSize {
 		out[name] = streamSize{st.Msgs, st.Bytes}
 	}
 	return out
+}
+
+// liveHeap is the test process's heap after a collection: what nats-server
+// and the harness really hold, without the garbage RSS also counts.
+func liveHeap() int64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
 }
 
 // rss reads VmRSS of a process from /proc.
