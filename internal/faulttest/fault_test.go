@@ -108,46 +108,50 @@ train: {epochs: 2, batch_size: 50, knn_every: 0}
 	fc.expectDeadLetter(entries[missing].Key, "not found")
 }
 
-// TestIntegrationFaultSlowWorker freezes one of two decode workers with
-// SIGSTOP before epoch 1 is fed, so that it holds messages it will not
-// process: the other worker gets them after ack_wait and the epoch
+// TestIntegrationFaultSlowWorker freezes the decode worker with SIGSTOP
+// while it holds tasks of epoch 1 (the consumer's whole in-flight window
+// goes to it while it is stopped) and starts a second one: the frozen
+// worker's messages come back after ack_wait and go to the live worker
+// (each redelivery to a random member of the group), and the epoch
 // completes while the frozen one is still stopped. Then it resumes and
 // epoch 2 completes too.
 func TestIntegrationFaultSlowWorker(t *testing.T) {
-	fc := newCase(t, "slow worker", "SIGSTOP to 1 of 2 decode workers for all of epoch 1 (ack_wait 3 s, max_deliver 3), SIGCONT after", `
+	fc := newCase(t, "slow worker", "SIGSTOP to the decode worker while it holds epoch 1's tasks, a second one started; SIGCONT after the epoch (ack_wait 3 s, max_deliver 3)", `
 dataset: {limit_train: 200, limit_test: 10}
 train: {epochs: 2, batch_size: 50, knn_every: 0}
 `)
 	c := fc.c
 	fc.ingest()
 	entries := fc.trainEntries("mnist", 200)
+	js := fc.js()
 	slow := c.Start("decode-slow", "decode")
-	c.Start("decode", "decode")
 	c.Start("augment", "augment")
 	train := c.Start("train", "train")
-	slow.WaitFor(running, time.Minute)
+	feed := c.Start("feed", "feed")
+	waitInFlight(t, js, messages.TopicDecodeTasks, "decode", 2*time.Minute)
 	slow.Signal(syscall.SIGSTOP)
 	start := time.Now()
-	feed := c.Start("feed", "feed")
-	js := fc.js()
-	// Unhindered, this epoch takes a few seconds; the frozen worker's
-	// messages should come back to the live one after an ack_wait or a few
-	// (each redelivery picks a member of the deliver group at random).
+	c.Start("decode", "decode")
+	// Without the fix in bus/topology.go (no server-side MaxDeliver), the
+	// messages the frozen worker held were never delivered again once the
+	// server had counted max_deliver deliveries to it.
 	const bound = 90 * time.Second
+	held := 0
 	for !epochTrained(1).MatchString(train.Output()) {
 		if time.Since(start) > bound {
-			t.Fatalf("epoch 1 not trained %v after the feed started with one worker stopped; decode consumer: %s",
+			t.Fatalf("epoch 1 not trained %v after one of two workers stopped; decode consumer: %s",
 				bound, consumerState(t, js, messages.TopicDecodeTasks, "decode"))
 		}
+		held = max(held, inFlight(js, messages.TopicDecodeTasks, "decode"))
 		time.Sleep(50 * time.Millisecond)
 	}
 	took := time.Since(start)
-	fc.note("epoch 1 took %.1f s from the feed's start with one worker stopped", took.Seconds())
+	fc.note("epoch 1 completed %.1f s (%.0f ack_waits) after the stop; up to %d tasks unacknowledged meanwhile", took.Seconds(), took.Seconds()/3, held)
 	slow.Signal(syscall.SIGCONT)
 	c.Wait(feed, 4*time.Minute)
 	c.Wait(train, 4*time.Minute)
 	if m := epochSeconds(2).FindStringSubmatch(train.Output()); m != nil {
-		fc.note("epoch 2, all workers running: %s s", m[1])
+		fc.note("epoch 2, both workers running: %s s", m[1])
 	}
 	fc.check(entries, 2, nil, train.Output())
 }
@@ -192,7 +196,7 @@ train: {epochs: 2, batch_size: 50, knn_every: 0}
 // checkpoint, every epoch must be reported with its exact set, and every
 // checkpoint object in the bucket must load completely.
 func TestIntegrationFaultTrainerKill(t *testing.T) {
-	fc := newCase(t, "kill -9 trainer", "SIGKILL to train and feed mid-epoch 2, then 3 times right after an epoch is trained (during its checkpoint save); restarted with --resume", `
+	fc := newCase(t, "kill -9 trainer", "SIGKILL to train and feed mid-epoch 2, then 0, 15 and 30 ms after an epoch is trained (during its checkpoint save); restarted with --resume each time", `
 dataset: {limit_train: 200, limit_test: 10}
 train: {epochs: 5, batch_size: 25, knn_every: 0, checkpoint_every: 1}
 `)
@@ -219,13 +223,14 @@ train: {epochs: 5, batch_size: 25, knn_every: 0, checkpoint_every: 1}
 		case round == 0: // mid-epoch 2, after the first checkpoint (an epoch takes about a second)
 			train.WaitFor(regexp.MustCompile(`msg="checkpoint saved" (?:\S+ )*?epoch=1 `), 3*time.Minute)
 			time.Sleep(400 * time.Millisecond)
-		case round <= 3: // as soon as an epoch is trained: its checkpoint is being saved
+		case round <= 3: // 0, 15, 30 ms after an epoch is trained: its checkpoint is being saved
 			trained := epochTrained(start)
 			for deadline := time.Now().Add(3 * time.Minute); !trained.MatchString(train.Output()); time.Sleep(time.Millisecond) {
 				if time.Now().After(deadline) {
 					t.Fatalf("%s: epoch %d not trained\n%s", train.Name(), start, clustertest.Tail(train.Output(), 3000))
 				}
 			}
+			time.Sleep(time.Duration(round-1) * 15 * time.Millisecond)
 		default:
 			c.Wait(feed, 4*time.Minute)
 			c.Wait(train, 4*time.Minute)

@@ -76,6 +76,7 @@ expected; "duplicated" counts samples reported more than once.
 		return err
 	}
 	fmt.Fprintf(&b, "\nSuite wall time: %s.\n\n", wall)
+	b.WriteString(findings)
 	b.WriteString("| | |\n|---|---|\n")
 	for _, kv := range [][2]string{
 		{"date", time.Now().UTC().Format("2006-01-02 15:04 MST")},
@@ -89,6 +90,31 @@ expected; "duplicated" counts samples reported more than once.
 	}
 	return os.WriteFile(path, b.Bytes(), 0o644)
 }
+
+// findings is what the cases found when they were written (2026-11), with
+// the commits that fixed it; the table above shows whether it still holds.
+const findings = `## What the cases found
+
+- Slow worker: JetStream's own MaxDeliver counted deliveries to a frozen
+  worker (push deliveries go to a random member of the deliver group, and a
+  stopped process still "receives"); at the limit the server stopped
+  redelivering silently, so the message reached neither a live worker nor
+  the dead-letter stream and the epoch never completed. Fixed in bus
+  (77fbb20): the server redelivers without limit and the router dead-letters
+  at ` + "`bus.max_deliver`" + `. Still true: a frozen worker keeps receiving its share
+  of deliveries until the server drops its connection (NATS pings it every
+  2 minutes), so an epoch with a frozen worker takes several ack_waits
+  (see "checked"), not one. Pull consumers would confine a frozen worker to
+  what it fetched.
+- Trainer kill: a killed trainer held the train consumer's whole in-flight
+  window (2 x batch + max_ack_pending views) unacknowledged for its 10 min
+  AckWait, which starved the resumed trainer. Fixed (02b5cf0): the trainer
+  resets the train consumer when it starts.
+- Poison message: AccessDenied on GetObject is not permanent in the store,
+  so the task is retried; it is dead-lettered at its max_deliver-th delivery
+  with its key in the reason.
+
+`
 
 func output(name string, args ...string) string {
 	out, err := exec.Command(name, args...).Output()
@@ -213,24 +239,33 @@ func (fc *faultCase) js() jetstream.JetStream {
 	return js
 }
 
+// inFlight is how many messages the consumer delivered and has not seen
+// settled; 0 when it cannot tell.
+func inFlight(js jetstream.JetStream, stream, consumer string) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	c, err := js.PushConsumer(ctx, stream, consumer)
+	if err != nil {
+		return 0
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return 0
+	}
+	return info.NumAckPending
+}
+
 // waitInFlight waits until the consumer of stream has at least one message
 // delivered and not yet acknowledged, and returns how many.
 func waitInFlight(t *testing.T, js jetstream.JetStream, stream, consumer string, limit time.Duration) int {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		c, err := js.PushConsumer(ctx, stream, consumer)
-		var info *jetstream.ConsumerInfo
-		if err == nil {
-			info, err = c.Info(ctx)
-		}
-		cancel()
-		if err == nil && info.NumAckPending > 0 {
-			return info.NumAckPending
+		if n := inFlight(js, stream, consumer); n > 0 {
+			return n
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no message in flight on %s/%s within %v (last error %v)", stream, consumer, limit, err)
+			t.Fatalf("no message in flight on %s/%s within %v", stream, consumer, limit)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
