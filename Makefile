@@ -32,7 +32,8 @@ test: vet
 # reliability: the fault-injection suite (internal/faulttest, also part of
 # make test); writes its table to docs/reliability.md.
 reliability:
-	SUPFLOW_MINIO_BIN=$${SUPFLOW_MINIO_BIN:-$(TOOLS)/minio} SUPFLOW_RELIABILITY_DOC=$(CURDIR)/docs/reliability.md \
+	SUPFLOW_MINIO_BIN=$${SUPFLOW_MINIO_BIN:-$(TOOLS)/minio} SUPFLOW_MINIO_VERSION=$(MINIO_VERSION) \
+		SUPFLOW_RELIABILITY_DOC=$(CURDIR)/docs/reliability.md \
 		$(GO) test -count=1 -v -timeout 20m -run 'TestIntegrationFault' ./internal/faulttest
 
 # soak: SOAK_DURATION of continuous epochs through separate processes;

@@ -130,6 +130,9 @@ func minioVersion() string {
 		return err.Error()
 	}
 	first, _, _ := strings.Cut(output(bin, "--version"), "\n")
+	if v := os.Getenv("SUPFLOW_MINIO_VERSION"); v != "" { // make reliability: the pinned module version
+		return "github.com/minio/minio@" + v + " (" + strings.TrimSpace(first) + ")"
+	}
 	return strings.TrimSpace(first)
 }
 
