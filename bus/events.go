@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/supflow/supflow/messages"
@@ -80,6 +81,17 @@ func readStream[T any](ctx context.Context, js jetstream.JetStream, logger *slog
 	go func() {
 		defer close(out)
 		defer stop()
+		// The server keeps a stopped ordered consumer for its inactive
+		// threshold (5 min): a feeder waiting once per epoch would pile up
+		// one per epoch (the soak test saw hundreds). Delete it now.
+		defer func() {
+			it.Stop()
+			if info := cons.CachedInfo(); info != nil {
+				dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				defer cancel()
+				_ = js.DeleteConsumer(dctx, stream, info.Name) // best effort: the threshold still applies
+			}
+		}()
 		for {
 			msg, err := it.Next()
 			if err != nil {
