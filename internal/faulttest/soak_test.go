@@ -93,7 +93,7 @@ train: {epochs: 100000, batch_size: 50, knn_every: 0, checkpoint_every: 10}
 			break
 		}
 	}
-	t.Logf("soak figures (RSS and live heap in MiB; streams: messages/bytes):\n%s", soakTable(samples))
+	t.Logf("soak figures (RSS and live heap in MiB; streams: messages/bytes/consumers):\n%s", soakTable(samples))
 	fc.check(entries, 1, nil, train.Output())
 	checkFlat(t, fc, samples)
 }
@@ -101,7 +101,7 @@ train: {epochs: 100000, batch_size: 50, knn_every: 0, checkpoint_every: 10}
 // epochTrainedAny matches any epoch's accounting line.
 var epochTrainedAny = regexp.MustCompile(`msg="epoch trained"`)
 
-type streamSize struct{ msgs, bytes uint64 }
+type streamSize struct{ msgs, bytes, consumers uint64 }
 
 type soakSample struct {
 	at      time.Duration
@@ -123,7 +123,7 @@ func streamSizes(t *testing.T, js jetstream.JetStream) map[string]streamSize {
 			t.Fatalf("stream %s: %v", name, err)
 		}
 		st := s.CachedInfo().State
-		out[name] = streamSize{st.Msgs, st.Bytes}
+		out[name] = streamSize{st.Msgs, st.Bytes, uint64(st.Consumers)}
 	}
 	return out
 }
@@ -177,7 +177,7 @@ func soakTable(samples []soakSample) string {
 			fmt.Fprintf(w, "%.1f\t", float64(s.rss[n])/(1<<20))
 		}
 		for _, name := range soakStreams {
-			fmt.Fprintf(w, "%d/%d\t", s.streams[name].msgs, s.streams[name].bytes)
+			fmt.Fprintf(w, "%d/%d/%d\t", s.streams[name].msgs, s.streams[name].bytes, s.streams[name].consumers)
 		}
 		fmt.Fprintln(w)
 	}
@@ -222,6 +222,11 @@ func checkFlat(t *testing.T, fc *faultCase, samples []soakSample) {
 		for _, q := range soakStreams[:3] {
 			if n := s.streams[q].msgs; n > 2*soakSamples {
 				t.Errorf("%s: work queue %s holds %d messages, more than two epochs", s.at.Round(time.Second), q, n)
+			}
+		}
+		for _, q := range soakStreams {
+			if n, b := s.streams[q].consumers, base.streams[q].consumers; n > b+2 {
+				t.Errorf("%s: stream %s has %d consumers, %d after the warm-up", s.at.Round(time.Second), q, n, b)
 			}
 		}
 		if n := s.streams[messages.TopicDeadLetter].msgs; n > 0 {
