@@ -220,9 +220,8 @@ train: {epochs: 5, batch_size: 25, knn_every: 0, checkpoint_every: 1}
 		}
 		feed := c.Start(fmt.Sprintf("feed-%d", round), "feed", "--start-epoch", strconv.Itoa(start))
 		switch {
-		case round == 0: // mid-epoch 2, after the first checkpoint (an epoch takes about a second)
-			train.WaitFor(regexp.MustCompile(`msg="checkpoint saved" (?:\S+ )*?epoch=1 `), 3*time.Minute)
-			time.Sleep(400 * time.Millisecond)
+		case round == 0: // mid-epoch 2, after the first checkpoint: step 10 is its second (the trainer logs every 10th)
+			train.WaitFor(stepLine(stepsPerEpoch+2), 3*time.Minute)
 		case round <= 3: // 0, 15, 30 ms after an epoch is trained: its checkpoint is being saved
 			trained := epochTrained(start)
 			for deadline := time.Now().Add(3 * time.Minute); !trained.MatchString(train.Output()); time.Sleep(time.Millisecond) {

@@ -110,6 +110,10 @@ const findings = `## What the cases found
   window (2 x batch + max_ack_pending views) unacknowledged for its 10 min
   AckWait, which starved the resumed trainer. Fixed (02b5cf0): the trainer
   resets the train consumer when it starts.
+- Soak: every wait of the feeder for an epoch's EpochTrained event left an
+  ordered consumer on the events stream, which the server keeps for 5
+  minutes: one more consumer per epoch, and nats-server memory growing with
+  them. Fixed (95b7435): a stream reader deletes its consumer when it stops.
 - Poison message: AccessDenied on GetObject is not permanent in the store,
   so the task is retried; it is dead-lettered at its max_deliver-th delivery
   with its key in the reason.
