@@ -226,21 +226,28 @@ func fromStage[T float](g *convGeom, m, t []T, p convPass) {
 	}
 }
 
-// passes calls f for every chunk of images, spreading the chunks over
-// parts(...) goroutines in contiguous runs; f(part, pass) may use part to
-// pick per-goroutine scratch. Each chunk does C*kh*kw*cols work or more.
-func passes(g *convGeom, f func(part int, p convPass)) int {
-	ch, howo := g.chunk(), g.ho*g.wo
+// convPlan is how one call splits its images: ch images per GEMM, count
+// passes, np goroutines. Both depend on GOMAXPROCS, so a call plans once.
+type convPlan struct{ ch, count, np int }
+
+func (g convGeom) plan() convPlan {
+	ch := g.chunk()
 	count := (g.n + ch - 1) / ch
-	np := parts(count, g.colRows()*ch*howo)
-	parallelFor(count, np, func(part, lo, hi int) {
+	return convPlan{ch: ch, count: count, np: parts(count, g.colRows()*ch*g.ho*g.wo)}
+}
+
+// passes calls f for every chunk of images, spreading the chunks over the
+// plan's goroutines in contiguous runs; f(part, pass) may use part to pick
+// per-goroutine scratch.
+func passes(g *convGeom, pl convPlan, f func(part int, p convPass)) {
+	howo := g.ho * g.wo
+	parallelFor(pl.count, pl.np, func(part, lo, hi int) {
 		for i := lo; i < hi; i++ {
-			n0 := i * ch
-			nb := min(ch, g.n-n0)
+			n0 := i * pl.ch
+			nb := min(pl.ch, g.n-n0)
 			f(part, convPass{n0: n0, nb: nb, cols: nb * howo})
 		}
 	})
-	return np
 }
 
 // scratch lends each part of a parallel loop its own workspaces: per part,
@@ -270,17 +277,12 @@ func (s *scratch[T]) release() {
 	}
 }
 
-// convParts is how many goroutines passes will use for g.
-func convParts(g *convGeom) int {
-	ch := g.chunk()
-	return parts((g.n+ch-1)/ch, g.colRows()*ch*g.ho*g.wo)
-}
-
 // convForward computes y [N,O,Ho,Wo] from x and w: y = W [O,K] times the
 // unfolded images [K, cols], one GEMM per chunk.
 func convForward[T float](g *convGeom, x, w, y []T) {
 	chw, ohw, howo, k := g.c*g.h*g.w, g.o*g.ho*g.wo, g.ho*g.wo, g.colRows()
-	ch := g.chunk()
+	pl := g.plan()
+	ch := pl.ch
 	if g.direct() && ch == 1 {
 		parallelFor(g.n, parts(g.n, k*howo), func(_, lo, hi int) {
 			for n := lo; n < hi; n++ {
@@ -293,9 +295,9 @@ func convForward[T float](g *convGeom, x, w, y []T) {
 	if ch > 1 {
 		stageSize = g.o * ch * howo
 	}
-	sc := newScratch[T](convParts(g), k*ch*howo, stageSize)
+	sc := newScratch[T](pl.np, k*ch*howo, stageSize)
 	defer sc.release()
-	passes(g, func(part int, p convPass) {
+	passes(g, pl, func(part int, p convPass) {
 		col, stage := sc.bufs[part][0], sc.bufs[part][1]
 		unfold(g, x, col, p)
 		if p.nb == 1 {
@@ -311,7 +313,8 @@ func convForward[T float](g *convGeom, x, w, y []T) {
 // W^T dy, folded back per image.
 func convGradX[T float](g *convGeom, w, dy, dx []T) {
 	chw, ohw, howo, k := g.c*g.h*g.w, g.o*g.ho*g.wo, g.ho*g.wo, g.colRows()
-	ch := g.chunk()
+	pl := g.plan()
+	ch := pl.ch
 	if g.direct() && ch == 1 {
 		parallelFor(g.n, parts(g.n, k*howo), func(_, lo, hi int) {
 			for n := lo; n < hi; n++ {
@@ -324,9 +327,9 @@ func convGradX[T float](g *convGeom, w, dy, dx []T) {
 	if ch > 1 {
 		stageSize = g.o * ch * howo
 	}
-	sc := newScratch[T](convParts(g), k*ch*howo, stageSize)
+	sc := newScratch[T](pl.np, k*ch*howo, stageSize)
 	defer sc.release()
-	passes(g, func(part int, p convPass) {
+	passes(g, pl, func(part int, p convPass) {
 		col, stage := sc.bufs[part][0], sc.bufs[part][1]
 		dym := dy[p.n0*ohw : (p.n0+1)*ohw]
 		if p.nb > 1 {
@@ -364,57 +367,67 @@ func convGradX[T float](g *convGeom, w, dy, dx []T) {
 // sums are added in part order, so the result does not depend on timing.
 func convGradW[T float](g *convGeom, x, dy, dw []T) {
 	chw, ohw, howo, k := g.c*g.h*g.w, g.o*g.ho*g.wo, g.ho*g.wo, g.colRows()
-	ch := g.chunk()
-	var np int
-	var sc *scratch[T]
+	pl := g.plan()
+	ch := pl.ch
 	if g.direct() && ch == 1 {
-		np = parts(g.n, k*howo)
-		sc = newScratch[T](np, len(dw))
-		defer sc.release()
+		np := parts(g.n, k*howo)
+		sums := newPartials(np, dw)
 		parallelFor(g.n, np, func(part, lo, hi int) {
-			out := partial(sc, part, dw)
 			for n := lo; n < hi; n++ {
-				gemm(false, true, g.o, k, howo, 1, dy[n*ohw:(n+1)*ohw], howo, x[n*chw:(n+1)*chw], howo, beta[T](n == lo), out, k)
+				gemm(false, true, g.o, k, howo, 1, dy[n*ohw:(n+1)*ohw], howo, x[n*chw:(n+1)*chw], howo, beta[T](n == lo), sums[part], k)
 			}
 		})
-	} else {
-		stageSize := 0
-		if ch > 1 {
-			stageSize = g.o * ch * howo
-		}
-		np = convParts(g)
-		sc = newScratch[T](np, len(dw), k*ch*howo, stageSize)
-		defer sc.release()
-		first := make([]bool, np)
-		for i := range first {
-			first[i] = true
-		}
-		passes(g, func(part int, p convPass) {
-			out, col, stage := partial(sc, part, dw), sc.bufs[part][1], sc.bufs[part][2]
-			unfold(g, x, col, p)
-			dym := dy[p.n0*ohw : (p.n0+1)*ohw]
-			if p.nb > 1 {
-				toStage(g, dy, stage, p)
-				dym = stage
-			}
-			gemm(false, true, g.o, k, p.cols, 1, dym, p.cols, col, p.cols, beta[T](first[part]), out, k)
-			first[part] = false
-		})
+		sums.reduce()
+		return
 	}
-	for part := 1; part < np; part++ {
-		for i, v := range sc.bufs[part][0][:len(dw)] {
-			dw[i] += v
-		}
+	stageSize := 0
+	if ch > 1 {
+		stageSize = g.o * ch * howo
 	}
+	np := pl.np
+	sc := newScratch[T](np, k*ch*howo, stageSize)
+	defer sc.release()
+	sums := newPartials(np, dw)
+	first := make([]bool, np)
+	for i := range first {
+		first[i] = true
+	}
+	passes(g, pl, func(part int, p convPass) {
+		col, stage := sc.bufs[part][0], sc.bufs[part][1]
+		unfold(g, x, col, p)
+		dym := dy[p.n0*ohw : (p.n0+1)*ohw]
+		if p.nb > 1 {
+			toStage(g, dy, stage, p)
+			dym = stage
+		}
+		gemm(false, true, g.o, k, p.cols, 1, dym, p.cols, col, p.cols, beta[T](first[part]), sums[part], k)
+		first[part] = false
+	})
+	sums.reduce()
 }
 
-// partial is where part accumulates its share of a weight gradient: dw
-// itself for part 0, its scratch otherwise.
-func partial[T float](sc *scratch[T], part int, dw []T) []T {
-	if part == 0 {
-		return dw
+// partials holds one weight-gradient sum per part of a parallel loop: dw
+// itself for part 0, borrowed slices for the others.
+type partials[T float] [][]T
+
+func newPartials[T float](np int, dw []T) partials[T] {
+	p := make(partials[T], np)
+	p[0] = dw
+	for i := 1; i < np; i++ {
+		p[i] = getWork[T](len(dw))
 	}
-	return sc.bufs[part][0][:len(dw)]
+	return p
+}
+
+// reduce adds the other parts' sums into dw in part order, so the result
+// does not depend on timing, and returns their slices.
+func (p partials[T]) reduce() {
+	for _, s := range p[1:] {
+		for i, v := range s {
+			p[0][i] += v
+		}
+		putWork(s)
+	}
 }
 
 // beta is the GEMM accumulation factor: overwrite on the first pass.

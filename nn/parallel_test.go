@@ -65,7 +65,7 @@ func TestParallelMatchesSerial(t *testing.T) {
 				t.Fatal(err)
 			}
 			prev := runtime.GOMAXPROCS(4)
-			p := convParts(&g)
+			p := g.plan().np
 			runtime.GOMAXPROCS(prev)
 			if p < 2 && !g.direct() {
 				t.Fatalf("the case does not split: %d part", p)
