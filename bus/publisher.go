@@ -37,8 +37,12 @@ const (
 // Publisher publishes to JetStream and waits for the stream's ack. While the
 // target stream is full it retries with backoff (2-250 ms) until the message
 // fits, its context ends or the publisher is closed: a full stream slows the
-// producer down instead of losing messages. It is safe for concurrent use;
-// Close stops waiting publishes but leaves the bus connection open.
+// producer down instead of losing messages. A publish that times out while
+// the connection is between servers (a NATS restart outlasting JetStream's
+// 5 s request timeout) is retried the same way until the connection is back
+// or given up; the message id lets the stream drop a copy whose first ack
+// was lost. It is safe for concurrent use; Close stops waiting publishes but
+// leaves the bus connection open.
 type Publisher struct {
 	js         jetstream.JetStream
 	maxPayload int64
@@ -102,21 +106,32 @@ func (p *Publisher) publish(ctx context.Context, topic string, m *message.Messag
 		if err == nil {
 			return nil
 		}
-		if !isStreamFull(err) {
+		if !isStreamFull(err) && !transient(ctx, err) {
 			return classifyPublishError(topic, err)
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("bus: publish to %s: stream full, gave up: %w", topic, ctx.Err())
+			return fmt.Errorf("bus: publish to %s: gave up waiting (%v): %w", topic, err, ctx.Err())
 		case <-p.closing:
 			t.Stop()
-			return fmt.Errorf("%w: publish to %s while its stream was full", ErrClosed, topic)
+			return fmt.Errorf("%w: publish to %s while waiting (%v)", ErrClosed, topic, err)
 		case <-t.C:
 		}
 		wait = min(2*wait, fullBackoffMax)
 	}
+}
+
+// transient reports a publish failure that reconnecting cures: the request
+// timed out (JetStream's own timeout when ctx has no deadline) or the
+// connection is reconnecting. A closed connection is not transient.
+func transient(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrConnectionReconnecting)
 }
 
 func isStreamFull(err error) bool {

@@ -1,0 +1,44 @@
+package bus
+
+import (
+	"context"
+	"net/url"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// TestPublishRidesOutAServerRestart publishes while the server is down for
+// longer than a JetStream request's timeout: the publish waits for the
+// reconnection instead of failing, and the message is stored once.
+func TestPublishRidesOutAServerRestart(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServer(t, EmbeddedConfig{StoreDir: dir})
+	u, err := url.Parse(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, _ := strconv.Atoi(u.Port())
+	b := connect(t, srv.URL())
+	q := edge("restart_tasks", "restart")
+	provision(t, b, q)
+	pub := b.Publisher()
+	srv.Close()
+	ctx, cancel := context.WithCancel(context.Background()) // no deadline, as the feeder publishes
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- pub.Send(ctx, q.Topic, []byte("across the restart")) }()
+	time.Sleep(8 * time.Second)
+	select {
+	case err := <-done:
+		t.Fatalf("publish returned while the server was down: %v", err)
+	default:
+	}
+	startServer(t, EmbeddedConfig{StoreDir: dir, Port: port})
+	if err := <-done; err != nil {
+		t.Fatalf("publish across a restart: %v", err)
+	}
+	if n := streamMsgs(t, b, q.Topic); n != 1 {
+		t.Errorf("stream holds %d messages, want 1", n)
+	}
+}
