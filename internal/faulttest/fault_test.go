@@ -45,20 +45,23 @@ train: {epochs: 2, batch_size: 50, knn_every: 0}
 }
 
 // TestIntegrationFaultNATSRestart restarts the NATS server (JetStream file
-// storage, same port) in the middle of the first epoch: every stage
-// reconnects and both epochs complete with the exact set.
+// storage, same port) in the middle of the first epoch while a 60-message
+// stream limit holds the feeder back mid-epoch: every stage reconnects, the
+// feeder's waiting publish goes through after the restart, and both epochs
+// complete with the exact set.
 func TestIntegrationFaultNATSRestart(t *testing.T) {
-	fc := newCase(t, "NATS restart", "nats-server shut down for 2 s after the first step of epoch 1, restarted on the same port and store", `
+	fc := newCase(t, "NATS restart", "nats-server shut down for 2 s after the first step of epoch 1, while a 60-message stream limit held the feeder mid-epoch; restarted on the same port and store", `
 dataset: {limit_train: 300, limit_test: 10}
 train: {epochs: 2, batch_size: 50, knn_every: 0}
 `)
 	c := fc.c
 	fc.ingest()
 	entries := fc.trainEntries("mnist", 300)
-	dec := c.Start("decode", "decode")
-	aug := c.Start("augment", "augment")
-	train := c.Start("train", "train")
-	feed := c.Start("feed", "feed")
+	limit := []string{"--set", "bus.stream_max_msgs=60"}
+	dec := c.Start("decode", append([]string{"decode"}, limit...)...)
+	aug := c.Start("augment", append([]string{"augment"}, limit...)...)
+	train := c.Start("train", append([]string{"train"}, limit...)...)
+	feed := c.Start("feed", append([]string{"feed"}, limit...)...)
 	train.WaitFor(stepLine(1), 2*time.Minute)
 	c.RestartNATS(2 * time.Second)
 	c.Wait(feed, 4*time.Minute)
