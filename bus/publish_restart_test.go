@@ -42,3 +42,37 @@ func TestPublishRidesOutAServerRestart(t *testing.T) {
 		t.Errorf("stream holds %d messages, want 1", n)
 	}
 }
+
+// TestRoutesResumeAfterAServerRestart restarts the server for down while
+// a router is subscribed: messages published after the restart still flow
+// through a Handle route into a Sink.
+func TestRoutesResumeAfterAServerRestart(t *testing.T) {
+	for _, down := range []time.Duration{2 * time.Second, 8 * time.Second} {
+		t.Run(down.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			srv := startServer(t, EmbeddedConfig{StoreDir: dir})
+			u, err := url.Parse(srv.URL())
+			if err != nil {
+				t.Fatal(err)
+			}
+			port, _ := strconv.Atoi(u.Port())
+			b := connect(t, srv.URL())
+			provision(t, b, edge("in", "upper"), edge("out", "check"))
+			col := newCollector()
+			runRouter(t, b, quick,
+				Handle("upper", "in", "out", str, bytesOf, func(_ context.Context, s string) (string, error) { return s, nil }),
+				col.route("check", "out"))
+			sendAll(t, b, "in", "before")
+			col.wait(t, 1)
+			srv.Close()
+			time.Sleep(down)
+			startServer(t, EmbeddedConfig{StoreDir: dir, Port: port})
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if err := b.Publisher().Send(ctx, "in", []byte("after")); err != nil {
+				t.Fatal(err)
+			}
+			col.wait(t, 1)
+		})
+	}
+}
