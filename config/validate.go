@@ -161,6 +161,15 @@ func (c *Config) Validate() error {
 	t := c.Train
 	k.oneOf("train.method", t.Method, "supcon", "simclr", "ce")
 	k.intIn("train.batch_size", t.BatchSize, 2, 65536)
+	// The trainer may hold this many view groups unacknowledged (its
+	// consumer's window, cmd/supflow's topology); a views stream that
+	// cannot store them all fills with messages only the trainer can
+	// free, and after a burst of redeliveries (a NATS restart) augment
+	// and the trainer wait on each other for good.
+	if window := 2*t.BatchSize + c.Bus.MaxAckPending; c.Bus.StreamMaxMsgs < window {
+		k.add("bus.stream_max_msgs", c.Bus.StreamMaxMsgs, fmt.Sprintf(
+			"at least %d (2 x train.batch_size + bus.max_ack_pending: the views the trainer may hold unacknowledged)", window))
+	}
 	k.intIn("train.epochs", t.Epochs, 1, 100000)
 	k.floatIn("train.lr", t.LR, 1e-8, 100)
 	k.floatIn("train.momentum", t.Momentum, 0, 0.9999)

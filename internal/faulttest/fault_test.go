@@ -45,25 +45,27 @@ train: {epochs: 2, batch_size: 50, knn_every: 0}
 }
 
 // TestIntegrationFaultNATSRestart restarts the NATS server (JetStream file
-// storage, same port) in the middle of the first epoch while a 60-message
-// stream limit holds the feeder back mid-epoch: every stage reconnects, the
-// feeder's waiting publish goes through after the restart, and both epochs
-// complete with the exact set.
+// storage, same port) in the middle of the first epoch, for longer than a
+// JetStream request's 5 s timeout, while a 170-message stream limit holds
+// the feeder back mid-epoch: every stage reconnects, the feeder's waiting
+// publish goes through after the restart, and both epochs complete with
+// the exact set. (170 is the least the trainer's window allows: 2 x batch
+// + max_ack_pending.)
 func TestIntegrationFaultNATSRestart(t *testing.T) {
-	fc := newCase(t, "NATS restart", "nats-server shut down for 2 s after the first step of epoch 1, while a 60-message stream limit held the feeder mid-epoch; restarted on the same port and store", `
+	fc := newCase(t, "NATS restart", "nats-server shut down for 8 s after the first step of epoch 1, while a 170-message stream limit held the feeder mid-epoch; restarted on the same port and store", `
 dataset: {limit_train: 300, limit_test: 10}
 train: {epochs: 2, batch_size: 50, knn_every: 0}
 `)
 	c := fc.c
 	fc.ingest()
 	entries := fc.trainEntries("mnist", 300)
-	limit := []string{"--set", "bus.stream_max_msgs=60"}
+	limit := []string{"--set", "bus.stream_max_msgs=170"}
 	dec := c.Start("decode", append([]string{"decode"}, limit...)...)
 	aug := c.Start("augment", append([]string{"augment"}, limit...)...)
 	train := c.Start("train", append([]string{"train"}, limit...)...)
 	feed := c.Start("feed", append([]string{"feed"}, limit...)...)
 	train.WaitFor(stepLine(1), 2*time.Minute)
-	c.RestartNATS(2 * time.Second)
+	c.RestartNATS(8 * time.Second)
 	c.Wait(feed, 4*time.Minute)
 	c.Wait(train, 4*time.Minute)
 	fc.check(entries, 2, nil, train.Output())
