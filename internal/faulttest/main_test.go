@@ -110,6 +110,13 @@ const findings = `## What the cases found
   window (2 x batch + max_ack_pending views) unacknowledged for its 10 min
   AckWait, which starved the resumed trainer. Fixed (02b5cf0): the trainer
   resets the train consumer when it starts.
+- NATS restart of 8 s: a publish outliving JetStream's 5 s request timeout
+  made the feeder exit mid-epoch; the publisher now retries it while the
+  connection is between servers. With a stream limit below the trainer's
+  window, the redeliveries after the restart filled the views stream with
+  messages only the trainer could free, and augment and the trainer waited
+  on each other for good; config validation now requires
+  bus.stream_max_msgs >= 2 x train.batch_size + bus.max_ack_pending.
 - Soak: every wait of the feeder for an epoch's EpochTrained event left an
   ordered consumer on the events stream, which the server keeps for 5
   minutes: one more consumer per epoch, and nats-server memory growing with
