@@ -12,13 +12,7 @@ import (
 // longer than a JetStream request's timeout: the publish waits for the
 // reconnection instead of failing, and the message is stored once.
 func TestPublishRidesOutAServerRestart(t *testing.T) {
-	dir := t.TempDir()
-	srv := startServer(t, EmbeddedConfig{StoreDir: dir})
-	u, err := url.Parse(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	port, _ := strconv.Atoi(u.Port())
+	srv, restart := restartableServer(t)
 	b := connect(t, srv.URL())
 	q := edge("restart_tasks", "restart")
 	provision(t, b, q)
@@ -34,7 +28,7 @@ func TestPublishRidesOutAServerRestart(t *testing.T) {
 		t.Fatalf("publish returned while the server was down: %v", err)
 	default:
 	}
-	startServer(t, EmbeddedConfig{StoreDir: dir, Port: port})
+	restart()
 	if err := <-done; err != nil {
 		t.Fatalf("publish across a restart: %v", err)
 	}
@@ -49,13 +43,7 @@ func TestPublishRidesOutAServerRestart(t *testing.T) {
 func TestRoutesResumeAfterAServerRestart(t *testing.T) {
 	for _, down := range []time.Duration{2 * time.Second, 8 * time.Second} {
 		t.Run(down.String(), func(t *testing.T) {
-			dir := t.TempDir()
-			srv := startServer(t, EmbeddedConfig{StoreDir: dir})
-			u, err := url.Parse(srv.URL())
-			if err != nil {
-				t.Fatal(err)
-			}
-			port, _ := strconv.Atoi(u.Port())
+			srv, restart := restartableServer(t)
 			b := connect(t, srv.URL())
 			provision(t, b, edge("in", "upper"), edge("out", "check"))
 			col := newCollector()
@@ -66,7 +54,7 @@ func TestRoutesResumeAfterAServerRestart(t *testing.T) {
 			col.wait(t, 1)
 			srv.Close()
 			time.Sleep(down)
-			startServer(t, EmbeddedConfig{StoreDir: dir, Port: port})
+			restart()
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			if err := b.Publisher().Send(ctx, "in", []byte("after")); err != nil {
@@ -75,4 +63,21 @@ func TestRoutesResumeAfterAServerRestart(t *testing.T) {
 			col.wait(t, 1)
 		})
 	}
+}
+
+// restartableServer starts a server on a file store; restart starts a new
+// one on the same port and store after the first was closed.
+func restartableServer(t *testing.T) (srv *Embedded, restart func()) {
+	t.Helper()
+	dir := t.TempDir()
+	srv = startServer(t, EmbeddedConfig{StoreDir: dir})
+	u, err := url.Parse(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := strconv.Atoi(u.Port())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, func() { startServer(t, EmbeddedConfig{StoreDir: dir, Port: port}) }
 }
