@@ -15,7 +15,6 @@ import (
 	"github.com/supflow/supflow/internal/testdata"
 	"github.com/supflow/supflow/loss"
 	"github.com/supflow/supflow/model"
-	"github.com/supflow/supflow/nn"
 	"github.com/supflow/supflow/optim"
 	"github.com/supflow/supflow/safetensors"
 )
@@ -261,14 +260,11 @@ func TestFixtureTraining(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				// As the trainer runs it: the subgraph the results need, op
-				// buffers shared where lifetimes allow.
-				roots := append(G.Nodes{cost}, grads...)
-				sub := gr.G.ExactSubgraphRoots(roots...)
-				if _, err := nn.ShareBuffers(sub, roots...); err != nil {
+				// As the trainer runs it.
+				vm, err := model.Compile(gr.G, append(G.Nodes{cost}, grads...)...)
+				if err != nil {
 					t.Fatal(err)
 				}
-				vm := G.NewTapeMachine(sub)
 				defer vm.Close()
 				opt, err := optim.New(optim.Config{Momentum: 0.9, WeightDecay: 1e-4})
 				if err != nil {
@@ -363,12 +359,10 @@ func TestFixtureTrainingFloat32(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			roots := append(G.Nodes{cost}, grads...)
-			sub := gr.G.ExactSubgraphRoots(roots...)
-			if _, err := nn.ShareBuffers(sub, roots...); err != nil {
+			vm, err := model.Compile(gr.G, append(G.Nodes{cost}, grads...)...)
+			if err != nil {
 				t.Fatal(err)
 			}
-			vm := G.NewTapeMachine(sub)
 			defer vm.Close()
 			if err := G.Let(gr.Input, x); err != nil {
 				t.Fatal(err)

@@ -160,10 +160,7 @@ func (m *Model) Forward(x *tensor.Dense) (Outputs, error) {
 		if err != nil {
 			return Outputs{}, err
 		}
-		if _, err := nn.ShareBuffers(gr.G, gr.Encoder, gr.Head, gr.Output); err != nil {
-			return Outputs{}, fmt.Errorf("model: %w", err)
-		}
-		vm, err := newMachine(gr.G)
+		vm, err := Compile(gr.G, gr.Encoder, gr.Head, gr.Output)
 		if err != nil {
 			return Outputs{}, err
 		}
@@ -189,6 +186,19 @@ func (m *Model) Forward(x *tensor.Dense) (Outputs, error) {
 		*p.dst = v.Clone().(*tensor.Dense)
 	}
 	return out, nil
+}
+
+// Compile prepares what roots need of g for running: the subgraph they
+// reach (symbolic differentiation builds gradients nothing reads, such as
+// the first convolution's input gradient), with its op buffers sharing
+// storage where their values' lifetimes allow (nn.ShareBuffers), in a tape
+// machine. After a run, only the values of roots are to be read.
+func Compile(g *G.ExprGraph, roots ...*G.Node) (G.VM, error) {
+	sub := g.ExactSubgraphRoots(roots...)
+	if _, err := nn.ShareBuffers(sub, roots...); err != nil {
+		return nil, fmt.Errorf("model: %w", err)
+	}
+	return newMachine(sub)
 }
 
 // newMachine compiles g into a tape machine; gorgonia reports a failed

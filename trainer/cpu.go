@@ -249,16 +249,9 @@ func (t *CPU) trainGraph(b Batch) (*trainGraph, error) {
 	if gr.grads, err = G.Grad(gr.cost, g.Params...); err != nil {
 		return nil, fmt.Errorf("trainer: gradients: %w", err)
 	}
-	// Step reads only the loss and the gradients after a run, so only what
-	// they need runs: differentiation also built the input gradient of the
-	// first convolution, which nothing reads.
-	roots := append(G.Nodes{gr.cost}, gr.grads...)
-	sub := g.G.ExactSubgraphRoots(roots...)
-	if _, err := nn.ShareBuffers(sub, roots...); err != nil {
+	// Step reads only the loss and the gradients after a run.
+	if gr.vm, err = model.Compile(g.G, append(G.Nodes{gr.cost}, gr.grads...)...); err != nil {
 		return nil, fmt.Errorf("trainer: %w", err)
-	}
-	if gr.vm, err = newMachine(sub); err != nil {
-		return nil, err
 	}
 	if err := G.Let(g.Input, gr.input); err != nil {
 		return nil, err
@@ -301,14 +294,4 @@ func scalar(v G.Value) float64 {
 		return float64(x)
 	}
 	return math.NaN()
-}
-
-// newMachine compiles g; gorgonia reports a failed compilation by panicking.
-func newMachine(g *G.ExprGraph) (vm G.VM, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("trainer: compile graph: %v", p)
-		}
-	}()
-	return G.NewTapeMachine(g), nil
 }
