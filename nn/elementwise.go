@@ -55,7 +55,8 @@ func sameShapes(op G.Op, n int, ds []G.DimSizer) (tensor.Shape, error) {
 	return s[0].Clone(), nil
 }
 
-// elementwise runs f over same-shaped inputs into the op's buffer.
+// elementwise runs f over same-shaped inputs into the op's buffer, or over
+// input 0 itself when out is nil.
 func elementwise(op G.Op, out *buffer, inputs []G.Value, f64 func(dst []float64, src ...[]float64), f32 func(dst []float32, src ...[]float32)) (G.Value, error) {
 	in, err := denses(op, inputs)
 	if err != nil {
@@ -67,7 +68,10 @@ func elementwise(op G.Op, out *buffer, inputs []G.Value, f64 func(dst []float64,
 			return nil, fmt.Errorf("%w: %v: input %d has shape %v, input 0 %v", ErrShape, op, i+1, d.Shape(), s)
 		}
 	}
-	y := out.get(in[0].Dtype(), s)
+	y := in[0]
+	if out != nil {
+		y = out.get(in[0].Dtype(), s)
+	}
 	if y.Dtype() == tensor.Float64 {
 		split(data[float64](y), slices[float64](in), f64)
 	} else {
@@ -153,22 +157,11 @@ func (op *reluOp) DiffWRT(int) []bool { return []bool{true} }
 func (op *reluOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) { return sameShapes(op, 1, ds) }
 
 func (op *reluOp) Do(inputs ...G.Value) (G.Value, error) {
-	if !op.inPlace {
-		return elementwise(op, &op.out, inputs, relu[float64], relu[float32])
+	out := &op.out
+	if op.inPlace {
+		out = nil
 	}
-	in, err := denses(op, inputs)
-	if err != nil {
-		return nil, err
-	}
-	x := in[0]
-	if x.Dtype() == tensor.Float64 {
-		d := data[float64](x)
-		split(d, [][]float64{d}, relu[float64])
-	} else {
-		d := data[float32](x)
-		split(d, [][]float32{d}, relu[float32])
-	}
-	return x, nil
+	return elementwise(op, out, inputs, relu[float64], relu[float32])
 }
 
 func (op *reluOp) SymDiff(inputs G.Nodes, _, grad *G.Node) (G.Nodes, error) {
