@@ -73,22 +73,21 @@ func (c benchCase) rows() int { return c.bsz * c.views }
 
 // flopsPerStep counts conv and linear FLOPs (2 per MAC); a training step is
 // taken as 3x the forward (backward computes two products per forward one).
-func (c benchCase) flopsPerStep() float64 {
-	f := 2 * float64(forwardMACs(c.model, c.size, c.eval)) * float64(c.rows())
+func (c benchCase) flopsPerStep() float64 { return c.stepFLOPs(c.eval) }
+
+// convFlopsPerStep counts the convolutions' FLOPs only (the encoder).
+func (c benchCase) convFlopsPerStep() float64 { return c.stepFLOPs(true) }
+
+func (c benchCase) stepFLOPs(encoderOnly bool) float64 {
+	f := 2 * float64(forwardMACs(c.model, c.size, encoderOnly)) * float64(c.rows())
 	if !c.eval {
 		f *= 3
 	}
 	return f
 }
 
-// convFlopsPerStep counts the convolutions' FLOPs only (the encoder).
-func (c benchCase) convFlopsPerStep() float64 {
-	f := 2 * float64(forwardMACs(c.model, c.size, true)) * float64(c.rows())
-	if !c.eval {
-		f *= 3
-	}
-	return f
-}
+// convGFLOPs is the effective convolution throughput of r's Go side.
+func (r result) convGFLOPs() float64 { return r.c.convFlopsPerStep() / 1e9 / (r.convMS / 1000) }
 
 // torchArgs describe the case to torch_step.py.
 func (c benchCase) torchArgs(script string, steps int) []string {
@@ -203,13 +202,9 @@ func measure(c benchCase, blasThreads, maxRSS int, python, script string, noTorc
 		fatal(err)
 	}
 	fmt.Fprintf(os.Stderr, "bench: %s: go, %d step(s)\n", c.name, c.steps)
-	out, rss, err := runProc(self, "-child", "-case", c.name, "-steps", strconv.Itoa(c.steps), "-bsz", strconv.Itoa(c.bsz),
-		"-blas-threads", strconv.Itoa(blasThreads), "-max-rss-mb", strconv.Itoa(maxRSS))
-	r.goRSS = rss
 	var cr childResult
-	if err == nil {
-		err = json.Unmarshal(out, &cr)
-	}
+	r.goRSS, err = runJSON(&cr, self, "-child", "-case", c.name, "-steps", strconv.Itoa(c.steps), "-bsz", strconv.Itoa(c.bsz),
+		"-blas-threads", strconv.Itoa(blasThreads), "-max-rss-mb", strconv.Itoa(maxRSS))
 	if err != nil {
 		fails = append(fails, "go: "+err.Error())
 	} else {
@@ -220,12 +215,8 @@ func measure(c benchCase, blasThreads, maxRSS int, python, script string, noTorc
 		return r
 	}
 	fmt.Fprintf(os.Stderr, "bench: %s: torch, %d step(s)\n", c.name, c.steps)
-	out, rss, err = runProc(python, c.torchArgs(script, c.steps)...)
-	r.torchRSS = rss
 	var tr torchResult
-	if err == nil {
-		err = json.Unmarshal(out, &tr)
-	}
+	r.torchRSS, err = runJSON(&tr, python, c.torchArgs(script, c.steps)...)
 	if err != nil {
 		fails = append(fails, "torch: "+err.Error())
 	} else {
@@ -233,6 +224,16 @@ func measure(c benchCase, blasThreads, maxRSS int, python, script string, noTorc
 	}
 	r.fail = strings.Join(fails, "; ")
 	return r
+}
+
+// runJSON runs a command, decodes its last stdout line into v and returns
+// its peak RSS in MB.
+func runJSON(v any, name string, args ...string) (float64, error) {
+	out, rss, err := runProc(name, args...)
+	if err == nil {
+		err = json.Unmarshal(out, v)
+	}
+	return rss, err
 }
 
 // runProc runs a command, returning its last stdout line and its peak RSS
@@ -260,7 +261,7 @@ func report(results []result, peak float64) {
 	fmt.Fprintln(tw, "case\trows\tGFLOP/step\tgo ms\ttorch ms\ttorch/go\tgo GFLOP/s\ttorch GFLOP/s\tgo conv GFLOP/s\tconv % of peak\tgo peak MB\ttorch peak MB\tgo/torch RSS\tsteps\t")
 	for _, r := range results {
 		gf := r.c.flopsPerStep() / 1e9
-		conv := r.c.convFlopsPerStep() / 1e9 / (r.convMS / 1000)
+		conv := r.convGFLOPs()
 		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.0f\t%.0f\t%.2f\t%.1f\t%.1f\t%.1f\t%.0f%%\t%.0f\t%.0f\t%.2f\t%d\t\n", r.c.name, r.c.rows(), gf,
 			r.goMS, r.torchMS, r.torchMS/r.goMS, gf/(r.goMS/1000), gf/(r.torchMS/1000), conv, 100*conv/peak,
 			r.goRSS, r.torchRSS, r.goRSS/r.torchRSS, r.c.steps)
@@ -289,7 +290,7 @@ func report(results []result, peak float64) {
 		}
 	}
 	for _, r := range results {
-		conv := r.c.convFlopsPerStep() / 1e9 / (r.convMS / 1000)
+		conv := r.convGFLOPs()
 		fmt.Printf("BENCH case=%s go_ms=%.1f torch_ms=%.1f speed_ratio=%.3f go_rss_mb=%.0f torch_rss_mb=%.0f rss_ratio=%.2f conv_gflops=%.1f conv_peak_frac=%.2f\n",
 			r.c.name, r.goMS, r.torchMS, r.torchMS/r.goMS, r.goRSS, r.torchRSS, r.goRSS/r.torchRSS, conv, conv/peak)
 	}
