@@ -10,6 +10,17 @@ import torch.nn.functional as F
 
 
 
+def shortcut(in_planes, out_planes, stride):
+    """The identity, or a strided 1x1 convolution + batch norm where the
+    shape changes (state_dict names shortcut.0 and shortcut.1)."""
+    if stride == 1 and in_planes == out_planes:
+        return nn.Sequential()
+    return nn.Sequential(
+        nn.Conv2d(in_planes, out_planes, 1, stride, bias=False),
+        nn.BatchNorm2d(out_planes),
+    )
+
+
 class BasicBlock(nn.Module):
     expansion = 1
 
@@ -19,12 +30,7 @@ class BasicBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or in_planes != self.expansion * planes:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(in_planes, self.expansion * planes, 1, stride, bias=False),
-                nn.BatchNorm2d(self.expansion * planes),
-            )
+        self.shortcut = shortcut(in_planes, self.expansion * planes, stride)
 
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))
@@ -43,12 +49,7 @@ class Bottleneck(nn.Module):
         self.bn2 = nn.BatchNorm2d(planes)
         self.conv3 = nn.Conv2d(planes, self.expansion * planes, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(self.expansion * planes)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or in_planes != self.expansion * planes:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(in_planes, self.expansion * planes, 1, stride, bias=False),
-                nn.BatchNorm2d(self.expansion * planes),
-            )
+        self.shortcut = shortcut(in_planes, self.expansion * planes, stride)
 
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))
