@@ -68,7 +68,7 @@ func (e *Events) Subscribe(ctx context.Context, runID string, kinds ...messages.
 // stream, oldest first, through an ordered consumer of its own; the channel
 // closes when ctx ends.
 func readStream[T any](ctx context.Context, js jetstream.JetStream, logger *slog.Logger, stream string, conv func(jetstream.Msg) (T, bool)) (<-chan T, error) {
-	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+	cons, err := orderedConsumer(ctx, js, stream)
 	if err != nil {
 		return nil, err
 	}
@@ -112,6 +112,25 @@ func readStream[T any](ctx context.Context, js jetstream.JetStream, logger *slog
 		}
 	}()
 	return out, nil
+}
+
+// orderedConsumer creates an ordered consumer of every message of stream,
+// waiting out a connection that is between servers (a NATS restart) the way
+// the publisher does, until ctx ends.
+func orderedConsumer(ctx context.Context, js jetstream.JetStream, stream string) (jetstream.Consumer, error) {
+	for wait := fullBackoffMin; ; wait = min(2*wait, fullBackoffMax) {
+		cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+		if err == nil || !transient(ctx, err) {
+			return cons, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("%w (after %v)", ctx.Err(), err)
+		case <-t.C:
+		}
+	}
 }
 
 // Wait returns the first event of runID and kind for which match returns

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/supflow/supflow/messages"
 )
 
 // TestPublishRidesOutAServerRestart publishes while the server is down for
@@ -80,4 +82,32 @@ func restartableServer(t *testing.T) (srv *Embedded, restart func()) {
 		t.Fatal(err)
 	}
 	return srv, func() { startServer(t, EmbeddedConfig{StoreDir: dir, Port: port}) }
+}
+
+// TestEventsSubscribeRidesOutAServerRestart subscribes to the events
+// stream while the server is down for longer than a JetStream request's
+// timeout (the feeder waiting at its epoch barrier during a restart): the
+// subscription is made once the server is back.
+func TestEventsSubscribeRidesOutAServerRestart(t *testing.T) {
+	srv, restart := restartableServer(t)
+	b := connect(t, srv.URL())
+	provision(t, b, edge("restart_events", "c"))
+	srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := b.Events().Subscribe(ctx, "run", messages.EventEpochTrained)
+		done <- err
+	}()
+	time.Sleep(8 * time.Second)
+	restart()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("subscribe across a restart: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("subscribe did not return after the restart")
+	}
 }
