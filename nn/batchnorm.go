@@ -308,7 +308,7 @@ func channelSums[T float](n, c, hw int, x, out []T) {
 // perChannel runs f for every channel of an [N,C,HW] tensor, channels
 // spread over goroutines; f must touch only its channel.
 func perChannel(n, c, hw int, f func(ch int)) {
-	parallelFor(c, parts(c, n*hw), func(_, lo, hi int) {
+	parallelBalanced(c, parts(c, n*hw), func(_, lo, hi int) {
 		for ch := lo; ch < hi; ch++ {
 			f(ch)
 		}

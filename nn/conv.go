@@ -237,11 +237,12 @@ func (g convGeom) plan() convPlan {
 }
 
 // passes calls f for every chunk of images, spreading the chunks over the
-// plan's goroutines in contiguous runs; f(part, pass) may use part to pick
+// plan's goroutines with split (parallelFor where f sums by part,
+// parallelBalanced otherwise); f(part, pass) may use part to pick
 // per-goroutine scratch.
-func passes(g *convGeom, pl convPlan, f func(part int, p convPass)) {
+func passes(split func(n, p int, f func(part, lo, hi int)), g *convGeom, pl convPlan, f func(part int, p convPass)) {
 	howo := g.ho * g.wo
-	parallelFor(pl.count, pl.np, func(part, lo, hi int) {
+	split(pl.count, pl.np, func(part, lo, hi int) {
 		for i := lo; i < hi; i++ {
 			n0 := i * pl.ch
 			nb := min(pl.ch, g.n-n0)
@@ -284,7 +285,7 @@ func convForward[T float](g *convGeom, x, w, y []T) {
 	pl := g.plan()
 	ch := pl.ch
 	if g.direct() && ch == 1 {
-		parallelFor(g.n, parts(g.n, k*howo), func(_, lo, hi int) {
+		parallelBalanced(g.n, parts(g.n, k*howo), func(_, lo, hi int) {
 			for n := lo; n < hi; n++ {
 				gemm(false, false, g.o, howo, k, 1, w, k, x[n*chw:(n+1)*chw], howo, 0, y[n*ohw:(n+1)*ohw], howo)
 			}
@@ -297,7 +298,7 @@ func convForward[T float](g *convGeom, x, w, y []T) {
 	}
 	sc := newScratch[T](pl.np, k*ch*howo, stageSize)
 	defer sc.release()
-	passes(g, pl, func(part int, p convPass) {
+	passes(parallelBalanced, g, pl, func(part int, p convPass) {
 		col, stage := sc.bufs[part][0], sc.bufs[part][1]
 		unfold(g, x, col, p)
 		if p.nb == 1 {
@@ -316,7 +317,7 @@ func convGradX[T float](g *convGeom, w, dy, dx []T) {
 	pl := g.plan()
 	ch := pl.ch
 	if g.direct() && ch == 1 {
-		parallelFor(g.n, parts(g.n, k*howo), func(_, lo, hi int) {
+		parallelBalanced(g.n, parts(g.n, k*howo), func(_, lo, hi int) {
 			for n := lo; n < hi; n++ {
 				gemm(true, false, k, howo, g.o, 1, w, k, dy[n*ohw:(n+1)*ohw], howo, 0, dx[n*chw:(n+1)*chw], howo)
 			}
@@ -329,7 +330,7 @@ func convGradX[T float](g *convGeom, w, dy, dx []T) {
 	}
 	sc := newScratch[T](pl.np, k*ch*howo, stageSize)
 	defer sc.release()
-	passes(g, pl, func(part int, p convPass) {
+	passes(parallelBalanced, g, pl, func(part int, p convPass) {
 		col, stage := sc.bufs[part][0], sc.bufs[part][1]
 		dym := dy[p.n0*ohw : (p.n0+1)*ohw]
 		if p.nb > 1 {
@@ -392,7 +393,7 @@ func convGradW[T float](g *convGeom, x, dy, dw []T) {
 	for i := range first {
 		first[i] = true
 	}
-	passes(g, pl, func(part int, p convPass) {
+	passes(parallelFor, g, pl, func(part int, p convPass) {
 		col, stage := sc.bufs[part][0], sc.bufs[part][1]
 		unfold(g, x, col, p)
 		dym := dy[p.n0*ohw : (p.n0+1)*ohw]

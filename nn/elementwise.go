@@ -83,7 +83,7 @@ func elementwise(op G.Op, out *buffer, inputs []G.Value, f64 func(dst []float64,
 // split runs f over contiguous pieces of dst and the matching pieces of
 // src, concurrently when they are large.
 func split[T float](dst []T, src [][]T, f func(dst []T, src ...[]T)) {
-	parallelFor(len(dst), parts(len(dst), len(src)+1), func(_, lo, hi int) {
+	parallelBalanced(len(dst), parts(len(dst), len(src)+1), func(_, lo, hi int) {
 		sub := make([][]T, len(src))
 		for i, s := range src {
 			sub[i] = s[lo:hi]

@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -103,6 +105,59 @@ func TestChunkEvensOutPasses(t *testing.T) {
 		g := convGeom{n: tc.n, ho: tc.hw, wo: tc.hw}
 		if got := g.chunk(); got != tc.want {
 			t.Errorf("n=%d, %dx%d: chunk %d, want %d", tc.n, tc.hw, tc.hw, got, tc.want)
+		}
+	}
+}
+
+// TestParallelCoversOnce checks that both splitters run every item exactly
+// once with part < p, also when callers run concurrently and nest (pieces
+// that find every worker busy run on the caller), and that parallelFor's
+// ranges depend only on n and p.
+func TestParallelCoversOnce(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	check := func(name string, split func(n, p int, f func(part, lo, hi int)), n, p int, nested bool) {
+		seen := make([]atomic.Int32, n)
+		var bad atomic.Bool
+		split(n, p, func(part, lo, hi int) {
+			if part < 0 || part >= p || lo < 0 || hi > n || lo > hi {
+				bad.Store(true)
+			}
+			for i := lo; i < hi; i++ {
+				seen[i].Add(1)
+				if nested {
+					parallelFor(8, 2, func(_, _, _ int) {})
+				}
+			}
+		})
+		if bad.Load() {
+			t.Errorf("%s(%d, %d): a piece out of range", name, n, p)
+		}
+		for i := range seen {
+			if c := seen[i].Load(); c != 1 {
+				t.Fatalf("%s(%d, %d): item %d ran %d times", name, n, p, i, c)
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				n, p := 1+(i*7+g)%300, 1+i%4
+				check("parallelFor", parallelFor, n, p, i%5 == 0)
+				check("parallelBalanced", parallelBalanced, n, p, i%7 == 0)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, p := range []int{2, 3, 4} {
+		got := make([][2]int, p)
+		parallelFor(10, p, func(part, lo, hi int) { got[part] = [2]int{lo, hi} })
+		for part, r := range got {
+			if want := [2]int{10 * part / p, 10 * (part + 1) / p}; r != want {
+				t.Errorf("parallelFor(10, %d): piece %d is %v, want %v", p, part, r, want)
+			}
 		}
 	}
 }

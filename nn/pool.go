@@ -215,7 +215,7 @@ func (op *maxPoolOp) Do(inputs ...G.Value) (G.Value, error) {
 func maxPool[T float](op *maxPoolOp, xs, ys tensor.Shape, x, y []T) {
 	h, w, ho, wo := xs[2], xs[3], ys[2], ys[3]
 	planes := xs[0] * xs[1]
-	parallelFor(planes, parts(planes, h*w), func(_, lo, hi int) {
+	parallelBalanced(planes, parts(planes, h*w), func(_, lo, hi int) {
 		maxPoolPlanes(op, h, w, ho, wo, lo, hi, x, y)
 	})
 }
@@ -303,7 +303,7 @@ func (op *maxPoolGradOp) Do(inputs ...G.Value) (G.Value, error) {
 // routes into the same plane of dx, so planes go to goroutines whole.
 func scatter[T float](planes int, at []int, dy, dx []T) {
 	in, out := len(dx)/planes, len(dy)/planes
-	parallelFor(planes, parts(planes, in), func(_, lo, hi int) {
+	parallelBalanced(planes, parts(planes, in), func(_, lo, hi int) {
 		clear(dx[lo*in : hi*in])
 		for i := lo * out; i < hi*out; i++ {
 			dx[at[i]] += dy[i]
