@@ -107,6 +107,7 @@ func bnShape(x tensor.Shape, c int) (n, ch, hw int, err error) {
 type bnSaved struct {
 	training     bool
 	mean, invStd []float64
+	sumDy        []float64 // per channel, from the backward's gamma pass
 }
 
 // bnOp is the forward batch norm: (x, gamma, beta) -> y.
@@ -187,22 +188,18 @@ func bnForward[T float](st *BNState, sv *bnSaved, n, c, hw int, x, gamma, beta, 
 	perChannel(n, c, hw, func(ch int) {
 		mean, variance := st.RunningMean[ch], st.RunningVar[ch]
 		if st.Training {
-			var sum float64
+			// One pass, shifted by the channel's first value.
+			k := float64(x[ch*hw])
+			var s1, s2 float64
 			for i := 0; i < n; i++ {
-				for _, v := range x[i*chw+ch*hw : i*chw+(ch+1)*hw] {
-					sum += float64(v)
-				}
+				a, b := shiftedMoments(x[i*chw+ch*hw:i*chw+(ch+1)*hw], k)
+				s1 += a
+				s2 += b
 			}
 			cnt := float64(n * hw)
-			mean = sum / cnt
-			var ss float64
-			for i := 0; i < n; i++ {
-				for _, v := range x[i*chw+ch*hw : i*chw+(ch+1)*hw] {
-					d := float64(v) - mean
-					ss += d * d
-				}
-			}
-			variance = ss / cnt
+			d := s1 / cnt
+			mean = k + d
+			variance = max(0, s2/cnt-d*d)
 			// The running statistics are rounded to T, as PyTorch keeps
 			// them in the layer's dtype.
 			m := st.Momentum
@@ -232,13 +229,15 @@ func (op *bnOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	}
 	x, gamma := inputs[0], inputs[1]
 	c := op.state.Channels()
-	dbeta, err := apply(&bnGradBetaOp{opBase: newBase("BatchNormGradBeta(%d)", c), rank: op.rank, c: c}, grad)
+	// One pass over x and dy sums dy*xhat for dgamma and dy for dbeta; the
+	// beta op only hands over the second sum. The gamma op reads output only
+	// to run after the forward it takes the statistics from; the x op reads
+	// dgamma and dbeta to reuse the sums.
+	dgamma, err := apply(&bnGradGammaOp{opBase: newBase("BatchNormGradGamma(%d)", c), rank: op.rank, c: c, saved: op.saved}, x, output, grad)
 	if err != nil {
 		return nil, err
 	}
-	// The gamma op reads output only to run after the forward it takes the
-	// statistics from; the x op reads dgamma and dbeta to reuse the sums.
-	dgamma, err := apply(&bnGradGammaOp{opBase: newBase("BatchNormGradGamma(%d)", c), rank: op.rank, c: c, saved: op.saved}, x, output, grad)
+	dbeta, err := apply(&bnGradBetaOp{opBase: newBase("BatchNormGradBeta(%d)", c), c: c, saved: op.saved}, dgamma)
 	if err != nil {
 		return nil, err
 	}
@@ -249,60 +248,53 @@ func (op *bnOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	return G.Nodes{dx, dgamma, dbeta}, nil
 }
 
-// bnGradBetaOp is dy -> dbeta = sum of dy per channel.
+// bnGradBetaOp is dgamma -> dbeta = sum of dy per channel, summed by the
+// gamma op whose result it takes (so that it runs after it).
 type bnGradBetaOp struct {
 	opBase
-	rank int
-	c    int
-	out  buffer
+	c     int
+	saved *bnSaved
+	out   buffer
 }
 
 func (op *bnGradBetaOp) outBuffer() *buffer { return &op.out }
 
 func (op *bnGradBetaOp) Arity() int { return 1 }
 
-func (op *bnGradBetaOp) Type() hm.Type { return fnType(op.rank, 1) }
+func (op *bnGradBetaOp) Type() hm.Type { return fnType(1, 1) }
 
 func (op *bnGradBetaOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 	s, err := shapes(1, ds)
 	if err != nil {
 		return nil, err
 	}
-	if _, _, _, err := bnShape(s[0], op.c); err != nil {
-		return nil, err
+	if !s[0].Eq(tensor.Shape{op.c}) {
+		return nil, fmt.Errorf("%w: %v: dgamma %v, want [%d]", ErrShape, op, s[0], op.c)
 	}
 	return tensor.Shape{op.c}, nil
 }
 
 func (op *bnGradBetaOp) Do(inputs ...G.Value) (G.Value, error) {
-	in, err := denses(op, inputs)
+	in, err := denses(op, inputs, tensor.Shape{op.c})
 	if err != nil {
 		return nil, err
 	}
-	n, c, hw, err := bnShape(in[0].Shape(), op.c)
-	if err != nil {
-		return nil, err
+	if len(op.saved.sumDy) != op.c {
+		return nil, fmt.Errorf("%w: %v ran before its gamma op", ErrArg, op)
 	}
-	db := op.out.get(in[0].Dtype(), tensor.Shape{c})
+	db := op.out.get(in[0].Dtype(), tensor.Shape{op.c})
 	if db.Dtype() == tensor.Float64 {
-		channelSums(n, c, hw, data[float64](in[0]), data[float64](db))
+		copyRounded(data[float64](db), op.saved.sumDy)
 	} else {
-		channelSums(n, c, hw, data[float32](in[0]), data[float32](db))
+		copyRounded(data[float32](db), op.saved.sumDy)
 	}
 	return db, nil
 }
 
-func channelSums[T float](n, c, hw int, x, out []T) {
-	chw := c * hw
-	perChannel(n, c, hw, func(ch int) {
-		var s float64
-		for i := 0; i < n; i++ {
-			for _, v := range x[i*chw+ch*hw : i*chw+(ch+1)*hw] {
-				s += float64(v)
-			}
-		}
-		out[ch] = T(s)
-	})
+func copyRounded[T float](dst []T, src []float64) {
+	for i, v := range src {
+		dst[i] = T(v)
+	}
 }
 
 // perChannel runs f for every channel of an [N,C,HW] tensor, channels
@@ -372,16 +364,16 @@ func (op *bnGradGammaOp) Do(inputs ...G.Value) (G.Value, error) {
 
 func bnGradGamma[T float](sv *bnSaved, n, c, hw int, x, dy, out []T) {
 	chw := c * hw
+	sv.sumDy = resize(sv.sumDy, c)
 	perChannel(n, c, hw, func(ch int) {
-		mean := sv.mean[ch]
-		var s float64
+		var sdy, s float64
 		for i := 0; i < n; i++ {
 			o := i*chw + ch*hw
-			ds := dy[o : o+hw]
-			for j, v := range x[o : o+hw] {
-				s += float64(ds[j]) * (float64(v) - mean)
-			}
+			a, b := centredDot(x[o:o+hw], dy[o:o+hw], sv.mean[ch])
+			sdy += a
+			s += b
 		}
+		sv.sumDy[ch] = sdy
 		out[ch] = T(s * sv.invStd[ch])
 	})
 }

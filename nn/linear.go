@@ -94,7 +94,7 @@ func (op *linearOp) SymDiff(inputs G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := apply(&bnGradBetaOp{opBase: newBase("LinearGradB"), rank: 2, c: w.Shape()[0]}, grad)
+	db, err := apply(&channelSumsOp{opBase: newBase("LinearGradB"), rank: 2, c: w.Shape()[0]}, grad)
 	if err != nil {
 		return nil, err
 	}
@@ -306,4 +306,59 @@ func l2NormalizeGrad[T float](d int, x, dy, dx []T) {
 			dx[o+j] = T(float64(gr[j])/r - float64(v)*k)
 		}
 	}
+}
+
+// channelSumsOp is dy [N,C,...] -> the sum of dy per channel [C] (a
+// linear layer's bias gradient).
+type channelSumsOp struct {
+	opBase
+	rank int
+	c    int
+	out  buffer
+}
+
+func (op *channelSumsOp) outBuffer() *buffer { return &op.out }
+
+func (op *channelSumsOp) Arity() int { return 1 }
+
+func (op *channelSumsOp) Type() hm.Type { return fnType(op.rank, 1) }
+
+func (op *channelSumsOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	s, err := shapes(1, ds)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, _, err := bnShape(s[0], op.c); err != nil {
+		return nil, err
+	}
+	return tensor.Shape{op.c}, nil
+}
+
+func (op *channelSumsOp) Do(inputs ...G.Value) (G.Value, error) {
+	in, err := denses(op, inputs)
+	if err != nil {
+		return nil, err
+	}
+	n, c, hw, err := bnShape(in[0].Shape(), op.c)
+	if err != nil {
+		return nil, err
+	}
+	db := op.out.get(in[0].Dtype(), tensor.Shape{c})
+	if db.Dtype() == tensor.Float64 {
+		channelSums(n, c, hw, data[float64](in[0]), data[float64](db))
+	} else {
+		channelSums(n, c, hw, data[float32](in[0]), data[float32](db))
+	}
+	return db, nil
+}
+
+func channelSums[T float](n, c, hw int, x, out []T) {
+	chw := c * hw
+	perChannel(n, c, hw, func(ch int) {
+		var s float64
+		for i := 0; i < n; i++ {
+			s += sum(x[i*chw+ch*hw : i*chw+(ch+1)*hw])
+		}
+		out[ch] = T(s)
+	})
 }
