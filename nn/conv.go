@@ -117,6 +117,7 @@ func (g convGeom) chunk() int {
 // col, a [C*kh*kw, ld] matrix.
 func im2col[T float](g *convGeom, x, col []T, ld, off int) {
 	hw, howo := g.h*g.w, g.ho*g.wo
+	same := g.stride == 1 && g.wo == g.w
 	r := 0
 	for c := 0; c < g.c; c++ {
 		xc := x[c*hw : (c+1)*hw]
@@ -127,12 +128,24 @@ func im2col[T float](g *convGeom, x, col []T, ld, off int) {
 				jlo, jhi := span(xoff, g.w, g.stride, g.wo)
 				row := col[r*ld+off : r*ld+off+howo]
 				r++
-				clear(row[:ilo*g.wo])
-				clear(row[ihi*g.wo:])
-				if jlo == jhi {
+				if jlo == jhi || ilo == ihi {
 					clear(row)
 					continue
 				}
+				if same {
+					// Row i of the output reads row i+u-pad of x shifted by
+					// xoff, a constant offset in the flattened image: one
+					// copy for all rows, then zeros where it wrapped round.
+					q0, q1 := ilo*g.wo+jlo, (ihi-1)*g.wo+jhi
+					d := (u-g.pad)*g.w + xoff
+					clear(row[:q0])
+					copy(row[q0:q1], xc[q0+d:q1+d])
+					clear(row[q1:])
+					zeroBorders(row[q0:q1], q0, g.wo, jlo, jhi)
+					continue
+				}
+				clear(row[:ilo*g.wo])
+				clear(row[ihi*g.wo:])
 				for i := ilo; i < ihi; i++ {
 					dst := row[i*g.wo : (i+1)*g.wo]
 					src := xc[(i*g.stride+u-g.pad)*g.w:]
@@ -154,9 +167,11 @@ func im2col[T float](g *convGeom, x, col []T, ld, off int) {
 // col2im adds the columns of col, a [C*kh*kw, ld] matrix, that hold the
 // output rows [i0, i1) of one image (output position (i, j) in column
 // off + (i-i0)*Wo + j) back into the image x [C,H,W]; over all rows it is
-// the transpose of im2col.
+// the transpose of im2col. It zeroes the entries of col that fall in the
+// padding, as scratch it may overwrite.
 func col2im[T float](g *convGeom, col, x []T, ld, off, i0, i1 int) {
 	hw, n := g.h*g.w, (i1-i0)*g.wo
+	same := g.stride == 1 && g.wo == g.w
 	r := 0
 	for c := 0; c < g.c; c++ {
 		xc := x[c*hw : (c+1)*hw]
@@ -168,17 +183,23 @@ func col2im[T float](g *convGeom, col, x []T, ld, off, i0, i1 int) {
 				jlo, jhi := span(xoff, g.w, g.stride, g.wo)
 				row := col[r*ld+off : r*ld+off+n]
 				r++
-				if jlo == jhi {
+				if jlo == jhi || ilo >= ihi {
+					continue
+				}
+				if same {
+					// As in im2col: one addition over the flattened rows,
+					// after zeroing the entries that would wrap round.
+					q0, q1 := (ilo-i0)*g.wo+jlo, (ihi-1-i0)*g.wo+jhi
+					zeroBorders(row[q0:q1], q0, g.wo, jlo, jhi)
+					d := i0*g.wo + (u-g.pad)*g.w + xoff
+					addTo(xc[q0+d:q1+d], row[q0:q1])
 					continue
 				}
 				for i := ilo; i < ihi; i++ {
 					src := row[(i-i0)*g.wo : (i-i0+1)*g.wo]
 					dst := xc[(i*g.stride+u-g.pad)*g.w:]
 					if g.stride == 1 {
-						d := dst[jlo+xoff : jhi+xoff]
-						for j, s := range src[jlo:jhi] {
-							d[j] += s
-						}
+						addTo(dst[jlo+xoff:jhi+xoff], src[jlo:jhi])
 						continue
 					}
 					for j := jlo; j < jhi; j++ {
@@ -187,6 +208,30 @@ func col2im[T float](g *convGeom, col, x []T, ld, off, i0, i1 int) {
 				}
 			}
 		}
+	}
+}
+
+// zeroBorders zeroes the entries of s, the flattened rows of width wo from
+// flat index q0 on, whose column lies outside [jlo, jhi).
+func zeroBorders[T float](s []T, q0, wo, jlo, jhi int) {
+	if jlo == 0 && jhi == wo {
+		return
+	}
+	for q := q0 - q0%wo; q < q0+len(s); q += wo {
+		for j := max(q, q0); j < min(q+jlo, q0+len(s)); j++ {
+			s[j-q0] = 0
+		}
+		for j := max(q+jhi, q0); j < min(q+wo, q0+len(s)); j++ {
+			s[j-q0] = 0
+		}
+	}
+}
+
+// addTo adds src into dst elementwise.
+func addTo[T float](dst, src []T) {
+	dst = dst[:len(src)]
+	for j, s := range src {
+		dst[j] += s
 	}
 }
 
@@ -310,9 +355,60 @@ func convForward[T float](g *convGeom, x, w, y []T) {
 	})
 }
 
-// convGradX computes dx [N,C,H,W] from w and dy: the unfolded gradient
-// W^T dy, folded back per image.
+// flipped returns, for a stride-1 convolution with a square kernel and
+// pad < kernel, the geometry of the convolution that computes its input
+// gradient: dy [N,O,Ho,Wo] convolved with the filters transposed and
+// rotated half a turn, padded kernel-1-pad, gives dx [N,C,H,W].
+func (g convGeom) flipped() (convGeom, bool) {
+	if g.stride != 1 || g.kh != g.kw || g.pad >= g.kh || g.direct() {
+		return convGeom{}, false
+	}
+	return convGeom{n: g.n, c: g.o, h: g.ho, w: g.wo, o: g.c, kh: g.kh, kw: g.kw,
+		stride: 1, pad: g.kh - 1 - g.pad, ho: g.h, wo: g.w}, true
+}
+
+// flipFilters writes w [O,C,k,k] transposed and rotated into wf [C,O,k,k]:
+// wf[c,o,u,v] = w[o,c,k-1-u,k-1-v].
+func flipFilters[T float](g *convGeom, w, wf []T) {
+	kk := g.kh * g.kw
+	parallelBalanced(g.c, parts(g.c, g.o*kk), func(_, lo, hi int) {
+		for c := lo; c < hi; c++ {
+			for o := 0; o < g.o; o++ {
+				src := w[(o*g.c+c)*kk : (o*g.c+c+1)*kk]
+				dst := wf[(c*g.o+o)*kk : (c*g.o+o+1)*kk]
+				for i, v := range src {
+					dst[kk-1-i] = v
+				}
+			}
+		}
+	})
+}
+
+// flipMinPositions is the least number of output positions in a batch
+// (N*Ho*Wo) for which the input gradient goes through flipped filters:
+// flipping costs O*C*k*k moves per call whatever the batch, and on fewer
+// positions (ResNet-50's last stage at 96 px: 32x3x3) it measured slower
+// than folding back.
+const flipMinPositions = 1024
+
+// convGradX computes dx [N,C,H,W] from w and dy. Stride-1 convolutions
+// run it as the forward convolution of dy with the flipped filters: one GEMM
+// of the forward's shape (K = O*k*k) instead of a GEMM k*k times taller
+// whose output is then folded back with additions (measured 5-35% faster
+// on ResNet-18 and ResNet-50 3x3 layers).
 func convGradX[T float](g *convGeom, w, dy, dx []T) {
+	if fg, ok := g.flipped(); ok && g.n*g.ho*g.wo >= flipMinPositions {
+		wf := getWork[T](len(w))
+		defer putWork(wf)
+		flipFilters(g, w, wf)
+		convForward(&fg, dy, wf, dx)
+		return
+	}
+	convGradXFold(g, w, dy, dx)
+}
+
+// convGradXFold computes dx as the unfolded gradient W^T dy, folded back.
+func convGradXFold[T float](g *convGeom, w, dy, dx []T) {
 	chw, ohw, howo, k := g.c*g.h*g.w, g.o*g.ho*g.wo, g.ho*g.wo, g.colRows()
 	pl := g.plan()
 	ch := pl.ch

@@ -56,6 +56,10 @@ var convCases = []struct {
 	{x: []int{2, 3, 9, 8}, w: []int{2, 3, 7, 7}, stride: 2, pad: 3},
 	{x: []int{1, 2, 4, 6}, w: []int{3, 2, 3, 2}, stride: 1, pad: 1},
 	{x: []int{1, 1, 1, 1}, w: []int{2, 1, 5, 5}, stride: 1, pad: 2},
+	// "Same" padding, unfolded with one copy per kernel offset: kernels
+	// wider than the image, and 7x7 on more than 256 positions.
+	{x: []int{2, 2, 9, 3}, w: []int{3, 2, 5, 5}, stride: 1, pad: 2},
+	{x: []int{1, 2, 17, 19}, w: []int{2, 2, 7, 7}, stride: 1, pad: 3},
 	// 64 positions per image: chunks of 4 images, then a single one.
 	{x: []int{5, 2, 8, 8}, w: []int{3, 2, 3, 3}, stride: 1, pad: 1},
 	// 256 positions per image: one image per GEMM, 1x1 without unfolding.
