@@ -519,10 +519,16 @@ func newPartials[T float](np int, dw []T) partials[T] {
 // reduce adds the other parts' sums into dw in part order, so the result
 // does not depend on timing, and returns their slices.
 func (p partials[T]) reduce() {
-	for _, s := range p[1:] {
-		for i, v := range s {
-			p[0][i] += v
+	if len(p) < 2 {
+		return
+	}
+	dw := p[0]
+	parallelBalanced(len(dw), parts(len(dw), len(p)), func(_, lo, hi int) {
+		for _, s := range p[1:] {
+			addTo(dw[lo:hi], s[lo:hi])
 		}
+	})
+	for _, s := range p[1:] {
 		putWork(s)
 	}
 }
