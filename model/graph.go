@@ -50,8 +50,7 @@ func (m *Model) Build(n, h, w int) (*Graph, error) {
 	}
 	b := &builder{m: m, params: byName}
 	a := &m.arch
-	x := b.convBN(gr.Input, a.stem, a.stemBN)
-	x = b.relu(x)
+	x := b.convBN(gr.Input, a.stem, a.stemBN, true)
 	if a.maxPool {
 		x = b.do(func() (*G.Node, error) { return nn.MaxPool2D(x, 3, 2, 1) })
 	}
@@ -96,31 +95,34 @@ func (b *builder) do(f func() (*G.Node, error)) *G.Node {
 	return n
 }
 
-// relu is applied only to batch-norm, residual-add and linear outputs, which
-// nothing else reads, so it runs in place (one activation less each).
+// relu is applied only to residual-add and linear outputs, which nothing
+// else reads, so it runs in place (one activation less each).
 func (b *builder) relu(x *G.Node) *G.Node {
 	return b.do(func() (*G.Node, error) { return nn.ReLUInPlace(x) })
 }
 
-func (b *builder) convBN(x *G.Node, c convLayer, bn bnLayer) *G.Node {
+// convBN is a convolution and its batch norm, followed by a ReLU (fused
+// into the batch norm) if relu.
+func (b *builder) convBN(x *G.Node, c convLayer, bn bnLayer, relu bool) *G.Node {
 	y := b.do(func() (*G.Node, error) { return nn.Conv2D(x, b.params[c.name+".weight"], c.stride, c.pad) })
 	st := b.m.bns[b.m.bnByID[bn.name]].State
+	norm := nn.BatchNorm
+	if relu {
+		norm = nn.BatchNormReLU
+	}
 	return b.do(func() (*G.Node, error) {
-		return nn.BatchNorm(y, b.params[bn.name+".weight"], b.params[bn.name+".bias"], st)
+		return norm(y, b.params[bn.name+".weight"], b.params[bn.name+".bias"], st)
 	})
 }
 
 func (b *builder) block(x *G.Node, blk block) *G.Node {
 	y := x
 	for i := range blk.convs {
-		if i > 0 {
-			y = b.relu(y)
-		}
-		y = b.convBN(y, blk.convs[i], blk.bns[i])
+		y = b.convBN(y, blk.convs[i], blk.bns[i], i < len(blk.convs)-1)
 	}
 	sc := x
 	if blk.shortcut != nil {
-		sc = b.convBN(x, *blk.shortcut, blk.scBN)
+		sc = b.convBN(x, *blk.shortcut, blk.scBN, false)
 	}
 	y = b.do(func() (*G.Node, error) { return nn.Add(y, sc) })
 	return b.relu(y)

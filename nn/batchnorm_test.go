@@ -2,6 +2,7 @@ package nn_test
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -219,5 +220,69 @@ func TestBatchNormSingleValue(t *testing.T) {
 	defer m.Close()
 	if err := nn.RunError(m.RunAll()); !errors.Is(err, nn.ErrShape) {
 		t.Errorf("run error %v, want %v", err, nn.ErrShape)
+	}
+}
+
+// TestBatchNormReLUMatchesPair checks the fused op against BatchNorm
+// followed by ReLU: the same output, gradients and running statistics, in
+// training and eval mode, in float64 and float32.
+func TestBatchNormReLUMatchesPair(t *testing.T) {
+	run := func(t *testing.T, fused, training bool, vals []*tensor.Dense) [][]float64 {
+		st := nn.NewBNState(vals[0].Shape()[1])
+		st.Training = training
+		g := G.NewGraph()
+		in := inputNodes(g, vals)
+		var out *G.Node
+		var err error
+		if fused {
+			out, err = nn.BatchNormReLU(in[0], in[1], in[2], st)
+		} else if out, err = nn.BatchNorm(in[0], in[1], in[2], st); err == nil {
+			out, err = nn.ReLU(out)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(1, 1))
+		r := randTensor(rng, out.Shape()...)
+		if vals[0].Dtype() == tensor.Float32 {
+			r = toF32(r)
+		}
+		cost := G.Must(G.Sum(G.Must(G.HadamardProd(out, G.NodeFromAny(g, r)))))
+		grads, err := G.Grad(cost, in...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := G.NewTapeMachine(g)
+		defer m.Close()
+		if err := m.RunAll(); err != nil {
+			t.Fatal(err)
+		}
+		res := [][]float64{floats(t, out.Value()), append(append([]float64(nil), st.RunningMean...), st.RunningVar...)}
+		for _, gn := range grads {
+			res = append(res, floats(t, gn.Value()))
+		}
+		return res
+	}
+	for _, training := range []bool{true, false} {
+		for _, f32 := range []bool{false, true} {
+			for _, shape := range bnShapes {
+				t.Run(fmt.Sprintf("train=%v f32=%v %v", training, f32, shape), func(t *testing.T) {
+					rng := rand.New(rand.NewPCG(13, 14))
+					c := shape[1]
+					vals := []*tensor.Dense{randTensor(rng, shape...), randTensor(rng, c), randTensor(rng, c)}
+					if f32 {
+						for i := range vals {
+							vals[i] = toF32(vals[i])
+						}
+					}
+					want, got := run(t, false, training, vals), run(t, true, training, vals)
+					for i, name := range []string{"output", "running stats", "dx", "dgamma", "dbeta"} {
+						if d := maxAbsDiff(got[i], want[i]); d > 1e-12 {
+							t.Errorf("%s differs by %g", name, d)
+						}
+					}
+				})
+			}
+		}
 	}
 }
