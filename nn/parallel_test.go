@@ -47,7 +47,7 @@ func TestParallelMatchesSerial(t *testing.T) {
 		bnGradGamma(sv, g.n, c, hw, r["y"], dy, r["dgamma"])
 		copyRounded(r["dbeta"], sv.sumDy)
 		r["bndx"] = make([]float64, len(r["y"]))
-		bnGradX(sv, g.n, c, hw, r["y"], gamma, dy, r["dgamma"], r["dbeta"], r["bndx"])
+		bnGradX(sv, g.n, c, hw, r["y"], gamma, dy, r["dgamma"], r["bndx"])
 		r["relugrad"] = make([]float64, len(r["y"]))
 		split(r["relugrad"], [][]float64{r["bn"], dy}, reluGrad64)
 		return r
