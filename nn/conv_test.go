@@ -56,6 +56,8 @@ var convCases = []struct {
 	{x: []int{2, 3, 9, 8}, w: []int{2, 3, 7, 7}, stride: 2, pad: 3},
 	{x: []int{1, 2, 4, 6}, w: []int{3, 2, 3, 2}, stride: 1, pad: 1},
 	{x: []int{1, 1, 1, 1}, w: []int{2, 1, 5, 5}, stride: 1, pad: 2},
+	// Stride 1 without padding on more than 64 positions.
+	{x: []int{2, 2, 12, 12}, w: []int{2, 2, 3, 3}, stride: 1, pad: 0},
 	// "Same" padding, unfolded with one copy per kernel offset: kernels
 	// wider than the image, and 7x7 on more than 256 positions.
 	{x: []int{2, 2, 9, 3}, w: []int{3, 2, 5, 5}, stride: 1, pad: 2},
