@@ -95,8 +95,8 @@ func (b *builder) do(f func() (*G.Node, error)) *G.Node {
 	return n
 }
 
-// relu is applied only to residual-add and linear outputs, which nothing
-// else reads, so it runs in place (one activation less each).
+// relu is applied only to linear outputs, which nothing else reads, so it
+// runs in place (one activation less each).
 func (b *builder) relu(x *G.Node) *G.Node {
 	return b.do(func() (*G.Node, error) { return nn.ReLUInPlace(x) })
 }
@@ -124,8 +124,7 @@ func (b *builder) block(x *G.Node, blk block) *G.Node {
 	if blk.shortcut != nil {
 		sc = b.convBN(x, *blk.shortcut, blk.scBN, false)
 	}
-	y = b.do(func() (*G.Node, error) { return nn.Add(y, sc) })
-	return b.relu(y)
+	return b.do(func() (*G.Node, error) { return nn.AddReLU(y, sc) })
 }
 
 // Outputs are copies of a forward run's results.

@@ -41,6 +41,18 @@ func Add(a, b *G.Node) (*G.Node, error) {
 	return apply(&addOp{opBase: newBase("Add"), rank: a.Shape().Dims()}, a, b)
 }
 
+// AddReLU returns ReLU(a + b) in one pass (a residual block's output); its
+// backward masks the gradient once for both summands.
+func AddReLU(a, b *G.Node) (*G.Node, error) {
+	if a == nil || b == nil {
+		return nil, fmt.Errorf("%w: nil AddReLU input", ErrArg)
+	}
+	if !a.Shape().Eq(b.Shape()) {
+		return nil, fmt.Errorf("%w: add %v and %v", ErrShape, a.Shape(), b.Shape())
+	}
+	return apply(&addOp{opBase: newBase("AddReLU"), rank: a.Shape().Dims(), relu: true}, a, b)
+}
+
 // sameShapes checks that all inputs share the first one's shape.
 func sameShapes(op G.Op, n int, ds []G.DimSizer) (tensor.Shape, error) {
 	s, err := shapes(n, ds)
@@ -141,6 +153,13 @@ func add[T float](dst []T, src ...[]T) {
 	}
 }
 
+func addReLU[T float](dst []T, src ...[]T) {
+	b := src[1]
+	for i, v := range src[0] {
+		dst[i] = max(v+b[i], 0)
+	}
+}
+
 type reluOp struct {
 	opBase
 	rank    int
@@ -195,9 +214,11 @@ func (op *reluGradOp) Do(inputs ...G.Value) (G.Value, error) {
 	return elementwise(op, &op.out, inputs, reluGrad64, reluGrad32)
 }
 
+// addOp is (a, b) -> a + b, or ReLU(a + b) if relu.
 type addOp struct {
 	opBase
 	rank int
+	relu bool
 	out  buffer
 }
 
@@ -210,13 +231,24 @@ func (op *addOp) DiffWRT(int) []bool { return []bool{true, true} }
 func (op *addOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) { return sameShapes(op, 2, ds) }
 
 func (op *addOp) Do(inputs ...G.Value) (G.Value, error) {
+	if op.relu {
+		return elementwise(op, &op.out, inputs, addReLU[float64], addReLU[float32])
+	}
 	return elementwise(op, &op.out, inputs, add[float64], add[float32])
 }
 
-// SymDiff passes the gradient unchanged to both summands.
-func (op *addOp) SymDiff(inputs G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+// SymDiff passes the gradient to both summands, through the ReLU's mask
+// (taken from the output, whose sign is the sum's) if there is one.
+func (op *addOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	if len(inputs) != 2 {
 		return nil, fmt.Errorf("%w: %v: %d inputs", ErrArg, op, len(inputs))
+	}
+	if op.relu {
+		g, err := apply(&reluGradOp{opBase: newBase("ReLUGrad"), rank: op.rank}, output, grad)
+		if err != nil {
+			return nil, err
+		}
+		grad = g
 	}
 	return G.Nodes{grad, grad}, nil
 }

@@ -57,6 +57,18 @@ func TestForward(t *testing.T) {
 			},
 		},
 		{
+			name:   "add relu",
+			shapes: [][]int{{2, 3, 2, 2}, {2, 3, 2, 2}},
+			build:  func(in []*G.Node) (*G.Node, error) { return nn.AddReLU(in[0], in[1]) },
+			want: func(in []*tensor.Dense) []float64 {
+				var y []float64
+				for i, v := range in[0].Float64s() {
+					y = append(y, max(v+in[1].Float64s()[i], 0))
+				}
+				return y
+			},
+		},
+		{
 			name:   "add",
 			shapes: [][]int{{2, 3, 2, 2}, {2, 3, 2, 2}},
 			build:  func(in []*G.Node) (*G.Node, error) { return nn.Add(in[0], in[1]) },
@@ -159,6 +171,7 @@ func TestGradient(t *testing.T) {
 		{"relu", [][]int{{2, 3, 3, 2}}, func(in []*G.Node) (*G.Node, error) { return nn.ReLU(in[0]) }},
 		{"relu 2-D", [][]int{{3, 4}}, func(in []*G.Node) (*G.Node, error) { return nn.ReLU(in[0]) }},
 		{"add", [][]int{{2, 3, 2, 2}, {2, 3, 2, 2}}, func(in []*G.Node) (*G.Node, error) { return nn.Add(in[0], in[1]) }},
+		{"add relu", [][]int{{2, 3, 2, 2}, {2, 3, 2, 2}}, func(in []*G.Node) (*G.Node, error) { return nn.AddReLU(in[0], in[1]) }},
 		{"relu in place after add", [][]int{{2, 3, 3, 2}, {2, 3, 3, 2}}, func(in []*G.Node) (*G.Node, error) {
 			sum, err := nn.Add(in[0], in[1])
 			if err != nil {
