@@ -30,9 +30,11 @@ import (
 	"github.com/supflow/supflow/model"
 )
 
-// warmup steps precede the timed ones in both implementations; the first
-// Go step builds and compiles the graph.
-const warmup = 1
+// warmup steps precede the timed ones in both implementations. The first
+// Go step builds and compiles the graph; PyTorch takes three steps to
+// settle (ResNet-50 at 96 px, 2026-11-27: 1729, 1233, then 760-830 ms),
+// so with one warm-up step its times were up to 2x its steady state.
+const warmup = 3
 
 // benchCase is one model, batch and input shape.
 type benchCase struct {
