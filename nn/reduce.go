@@ -79,32 +79,21 @@ func centredDot[T float](x, dy []T, mean float64) (sumDy, sumDyX float64) {
 
 // centredDotMasked is centredDot of x and dy where affine(x, scale, shift)
 // is positive, and zero elsewhere: the gradient through a ReLU that
-// followed the normalisation.
+// followed the normalisation. It masks dy a stack-sized block at a time and
+// sums each block with centredDot.
 func centredDotMasked[T float](x, dy []T, mean, scale, shift float64) (sumDy, sumDyX float64) {
 	dy = dy[:len(x)]
-	var a0, a1, a2, a3, p0, p1, p2, p3 float64
-	i := 0
-	for ; i+4 <= len(x); i += 4 {
-		v, g := x[i:i+4:i+4], dy[i:i+4:i+4]
-		g0 := keepIf(float64(g[0]), affine(v[0], scale, shift) > 0)
-		g1 := keepIf(float64(g[1]), affine(v[1], scale, shift) > 0)
-		g2 := keepIf(float64(g[2]), affine(v[2], scale, shift) > 0)
-		g3 := keepIf(float64(g[3]), affine(v[3], scale, shift) > 0)
-		a0 += g0
-		a1 += g1
-		a2 += g2
-		a3 += g3
-		p0 += g0 * (float64(v[0]) - mean)
-		p1 += g1 * (float64(v[1]) - mean)
-		p2 += g2 * (float64(v[2]) - mean)
-		p3 += g3 * (float64(v[3]) - mean)
+	var g [256]T
+	for lo := 0; lo < len(x); lo += len(g) {
+		n := min(len(g), len(x)-lo)
+		for j, v := range x[lo : lo+n] {
+			g[j] = T(keepIf(float64(dy[lo+j]), affine(v, scale, shift) > 0))
+		}
+		a, b := centredDot(x[lo:lo+n], g[:n], mean)
+		sumDy += a
+		sumDyX += b
 	}
-	for ; i < len(x); i++ {
-		g := keepIf(float64(dy[i]), affine(x[i], scale, shift) > 0)
-		a0 += g
-		p0 += g * (float64(x[i]) - mean)
-	}
-	return (a0 + a1) + (a2 + a3), (p0 + p1) + (p2 + p3)
+	return sumDy, sumDyX
 }
 
 // keepIf returns g if keep, else 0, by masking bits: the sign of a
