@@ -31,26 +31,20 @@ func ReLUInPlace(x *G.Node) (*G.Node, error) {
 }
 
 // Add returns a + b for two tensors of the same shape (the residual sum).
-func Add(a, b *G.Node) (*G.Node, error) {
-	if a == nil || b == nil {
-		return nil, fmt.Errorf("%w: nil Add input", ErrArg)
-	}
-	if !a.Shape().Eq(b.Shape()) {
-		return nil, fmt.Errorf("%w: add %v and %v", ErrShape, a.Shape(), b.Shape())
-	}
-	return apply(&addOp{opBase: newBase("Add"), rank: a.Shape().Dims()}, a, b)
-}
+func Add(a, b *G.Node) (*G.Node, error) { return newAdd("Add", a, b, false) }
 
 // AddReLU returns ReLU(a + b) in one pass (a residual block's output); its
 // backward masks the gradient once for both summands.
-func AddReLU(a, b *G.Node) (*G.Node, error) {
+func AddReLU(a, b *G.Node) (*G.Node, error) { return newAdd("AddReLU", a, b, true) }
+
+func newAdd(name string, a, b *G.Node, relu bool) (*G.Node, error) {
 	if a == nil || b == nil {
-		return nil, fmt.Errorf("%w: nil AddReLU input", ErrArg)
+		return nil, fmt.Errorf("%w: nil %s input", ErrArg, name)
 	}
 	if !a.Shape().Eq(b.Shape()) {
 		return nil, fmt.Errorf("%w: add %v and %v", ErrShape, a.Shape(), b.Shape())
 	}
-	return apply(&addOp{opBase: newBase("AddReLU"), rank: a.Shape().Dims(), relu: true}, a, b)
+	return apply(&addOp{opBase: newBase("%s", name), rank: a.Shape().Dims(), relu: relu}, a, b)
 }
 
 // sameShapes checks that all inputs share the first one's shape.
