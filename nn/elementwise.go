@@ -132,11 +132,7 @@ func reluGrad64(dst []float64, src ...[]float64) {
 	x := src[0]
 	dy, dst := src[1][:len(x)], dst[:len(x)]
 	for i, v := range x {
-		var m uint64
-		if v > 0 {
-			m = ^uint64(0)
-		}
-		dst[i] = math.Float64frombits(math.Float64bits(dy[i]) & m)
+		dst[i] = keepIf(dy[i], v > 0)
 	}
 }
 
