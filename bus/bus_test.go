@@ -511,6 +511,49 @@ func TestRunDrainsInFlight(t *testing.T) {
 	}
 }
 
+// TestSinkKeepsHeldMessagesAlive holds deliveries for several AckWaits, both
+// while they wait behind a slow call (queued) and after the function took
+// them (a batch): the router's InProgress keeps every one from coming back.
+func TestSinkKeepsHeldMessagesAlive(t *testing.T) {
+	b := connect(t, startServer(t, EmbeddedConfig{}).URL())
+	q := edge("views", "train")
+	q.Consumer.AckWait = time.Second
+	provision(t, b, q)
+	var (
+		mu   sync.Mutex
+		held []*Delivery[string]
+	)
+	runRouter(t, b, quick, Sink("train", "views", str, func(_ context.Context, d *Delivery[string]) error {
+		mu.Lock()
+		held = append(held, d)
+		first := len(held) == 1
+		mu.Unlock()
+		if first {
+			time.Sleep(3500 * time.Millisecond) // the others wait in the queue
+		}
+		return nil
+	}))
+	sendAll(t, b, "views", numbered("v", 5)...)
+	time.Sleep(7 * time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(held) != 5 {
+		t.Fatalf("%d deliveries after 7 AckWaits, want 5 (no redelivery)", len(held))
+	}
+	for _, d := range held {
+		if d.Deliveries() != 1 {
+			t.Errorf("%s delivered %d times", d.Value, d.Deliveries())
+		}
+		if err := d.Ack(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := streamMsgs(t, b, "views"); n != 0 {
+		t.Fatalf("%d messages left", n)
+	}
+}
+
 // TestSinkAcksLater holds deliveries like a trainer batching samples, and
 // acks them together; a nacked one comes back.
 func TestSinkAcksLater(t *testing.T) {

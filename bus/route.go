@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -119,8 +119,9 @@ func (d *Delivery[T]) Nak() error { return d.a.nak() }
 // returned.
 func (d *Delivery[T]) DeadLetter(reason error) error { return d.a.deadLetter(reason) }
 
-// InProgress restarts the AckWait clock, for work that takes longer.
-func (d *Delivery[T]) InProgress() error { return d.a.msg.InProgress() }
+// InProgress restarts the AckWait clock. The router already does this for
+// every delivery a Sink holds, every third of the consumer's AckWait.
+func (d *Delivery[T]) InProgress() error { return d.a.inProgress() }
 
 // Deliveries is how many times the server delivered this message (1 first).
 func (d *Delivery[T]) Deliveries() uint64 { return d.a.delivered }
@@ -131,12 +132,46 @@ type ackable struct {
 	delivered uint64
 	nakDelay  time.Duration
 	// reject publishes the message to the dead-letter stream.
-	reject  func(reason error) error
-	settled atomic.Bool
+	reject func(reason error) error
+
+	// mu orders InProgress before settling: an InProgress sent after a
+	// nak would postpone the nak's redelivery to a full AckWait.
+	mu      sync.Mutex
+	settled bool
+}
+
+// claim marks a settled; false if it already was.
+func (a *ackable) claim() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.settled {
+		return false
+	}
+	a.settled = true
+	return true
+}
+
+func (a *ackable) isSettled() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.settled
+}
+
+// inProgress restarts the AckWait clock of an unsettled message.
+func (a *ackable) inProgress() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.settled {
+		return ErrSettled
+	}
+	if err := a.msg.InProgress(); err != nil {
+		return fmt.Errorf("bus: in progress: %w", err)
+	}
+	return nil
 }
 
 func (a *ackable) ack() error {
-	if !a.settled.CompareAndSwap(false, true) {
+	if !a.claim() {
 		return ErrSettled
 	}
 	if err := a.msg.Ack(); err != nil {
@@ -146,7 +181,7 @@ func (a *ackable) ack() error {
 }
 
 func (a *ackable) nak() error {
-	if !a.settled.CompareAndSwap(false, true) {
+	if !a.claim() {
 		return ErrSettled
 	}
 	if err := a.msg.NakWithDelay(a.nakDelay); err != nil {
@@ -156,7 +191,7 @@ func (a *ackable) nak() error {
 }
 
 func (a *ackable) deadLetter(reason error) error {
-	if !a.settled.CompareAndSwap(false, true) {
+	if !a.claim() {
 		return ErrSettled
 	}
 	if err := a.reject(reason); err != nil {

@@ -50,12 +50,13 @@ type Topology struct {
 // DefaultTopology is supflow's pipeline with default limits. The train
 // consumer allows more messages in flight because the trainer holds a whole
 // batch unacknowledged until its optimizer step; keep its MaxAckPending at
-// least the batch size.
+// least the batch size. Its AckWait need not cover a step: the router keeps
+// what a Sink holds alive.
 func DefaultTopology() Topology {
 	return Topology{Edges: []WorkQueue{
 		{Topic: messages.TopicDecodeTasks, Consumer: Consumer{Name: "decode"}},
 		{Topic: messages.TopicImages, Consumer: Consumer{Name: "augment"}},
-		{Topic: messages.TopicViews, Consumer: Consumer{Name: "train", AckWait: 5 * time.Minute, MaxAckPending: 1024}},
+		{Topic: messages.TopicViews, Consumer: Consumer{Name: "train", MaxAckPending: 1024}},
 	}}
 }
 

@@ -147,8 +147,10 @@ func (s *services) openBus(ctx context.Context, cfg *config.Config, name string,
 }
 
 // topology maps pipeline.yaml onto the streams and consumers. The train
-// consumer holds a whole batch unacknowledged until its step, so its
-// in-flight window and AckWait are sized from the batch.
+// consumer holds up to two batches unacknowledged until their steps, so its
+// in-flight window is sized from the batch; its AckWait is the others' (the
+// router keeps held messages alive), so a view lost with a NATS connection
+// comes back after bus.ack_wait.
 func topology(cfg *config.Config) bus.Topology {
 	b := cfg.Bus
 	edge := func(topic, consumer string, ackWait time.Duration, pending int) bus.WorkQueue {
@@ -160,7 +162,7 @@ func topology(cfg *config.Config) bus.Topology {
 	return bus.Topology{Edges: []bus.WorkQueue{
 		edge(messages.TopicDecodeTasks, "decode", ack, b.MaxAckPending),
 		edge(messages.TopicImages, "augment", ack, b.MaxAckPending),
-		edge(messages.TopicViews, "train", max(ack, 10*time.Minute), trainPending),
+		edge(messages.TopicViews, "train", ack, trainPending),
 	}}
 }
 

@@ -200,8 +200,7 @@ func (j *trainJob) run(ctx context.Context) (string, error) {
 		return "", err
 	}
 	// A trainer that died (kill -9, OOM) held up to the train consumer's
-	// in-flight window unacknowledged for its AckWait (10 min), which would
-	// starve this one: release them. There is one trainer per bus (another
+	// in-flight window unacknowledged for its AckWait: release them at once. There is one trainer per bus (another
 	// one would take, and drop, this one's views anyway).
 	if err := j.s.bus.ResetConsumer(ctx, topology(cfg), messages.TopicViews); err != nil {
 		return "", err
