@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"runtime"
 	"runtime/debug"
+	"text/tabwriter"
 
+	"github.com/supflow/supflow/bus"
 	"github.com/supflow/supflow/config"
 )
 
@@ -34,6 +38,7 @@ func commands() map[string]command {
 				fs.StringVar(&o.checkpoint, "checkpoint", "", "checkpoint object key (default: the run's pretrain-done event)")
 				fs.BoolVar(&o.wait, "wait", false, "wait for the run's pretraining to finish")
 			}, run: runEvaluate},
+		"status": {summary: "print each pipeline edge's stream depth and consumer state (external NATS)", run: runStatus},
 		"report": {summary: "re-render the run's report.html from its report.json in the bucket",
 			flags: func(fs *flag.FlagSet, o *options) {
 				fs.StringVar(&o.outDir, "out", "", "output directory (default <work_dir>/<run_id>)")
@@ -67,4 +72,36 @@ func runConfig(_ context.Context, e *env) error {
 	}
 	_, err = e.stdout.Write(b)
 	return err
+}
+
+// runStatus prints each pipeline edge's stream and consumer state: where
+// messages wait, and how many a stage holds unacknowledged.
+func runStatus(ctx context.Context, e *env) error {
+	if e.cfg.Bus.Embedded {
+		return usageError{errors.New("status reads an external NATS server (bus.embedded is true: the embedded one lives inside `supflow run`)")}
+	}
+	getenv, err := secretEnv(os.Getenv)
+	if err != nil {
+		return usageError{err}
+	}
+	b, err := bus.Connect(ctx, busConfig(e.cfg.Bus, e.cfg.Bus.URL, "supflow-status", getenv), e.log)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	edges, err := b.Status(ctx, topology(e.cfg))
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "stream\tstored/max\tconsumer\tundelivered\tunacked/window\tredelivered\tbound\tack_wait")
+	for _, s := range edges {
+		if s.Missing != "" {
+			fmt.Fprintf(w, "%s\t%s missing (not provisioned)\t%s\t\t\t\t\t\n", s.Topic, s.Missing, s.Consumer)
+			continue
+		}
+		fmt.Fprintf(w, "%s\t%d/%d\t%s\t%d\t%d/%d\t%d\t%t\t%v\n", s.Topic, s.Messages, s.MaxMsgs, s.Consumer,
+			s.Undelivered, s.Unacked, s.MaxAckPending, s.Redelivered, s.Bound, s.AckWait)
+	}
+	return w.Flush()
 }

@@ -293,3 +293,32 @@ evaluate: {epochs: 2, knn_k: 10}
 		t.Error("the resumed run printed no RESULT line")
 	}
 }
+
+// TestIntegrationStatus reads the edges before anything provisioned them
+// and with a decode worker bound.
+func TestIntegrationStatus(t *testing.T) {
+	c := clustertest.New(t, tinyModel)
+	status := func() string {
+		t.Helper()
+		out, err := c.Command("status").CombinedOutput()
+		if err != nil {
+			t.Fatalf("status: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	if out := status(); strings.Count(out, "stream missing (not provisioned)") != 3 {
+		t.Fatalf("before provisioning:\n%s", out)
+	}
+	dec := c.Start("decode", "decode")
+	dec.WaitFor(regexp.MustCompile(`msg="stage running"`), time.Minute)
+	out := status()
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^supflow_decode_tasks +0/\d+ +decode +0 +0/\d+ +0 +true +3s$`),
+		regexp.MustCompile(`(?m)^supflow_images +0/\d+ +augment +0 +0/\d+ +0 +false +3s$`),
+		regexp.MustCompile(`(?m)^supflow_views +0/\d+ +train +0 +0/\d+ +0 +false +3s$`),
+	} {
+		if !want.MatchString(out) {
+			t.Errorf("status does not match %s:\n%s", want, out)
+		}
+	}
+}

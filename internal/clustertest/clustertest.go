@@ -106,6 +106,10 @@ log: {format: text, level: info}
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		if t.Failed() {
+			// The bus as the failure left it, before the stages go.
+			t.Logf("--- supflow status:\n%s", c.status())
+		}
 		for _, p := range c.procs {
 			if !p.Exited() {
 				_ = p.cmd.Process.Kill()
@@ -119,6 +123,19 @@ log: {format: text, level: info}
 		}
 	})
 	return c
+}
+
+// status is `supflow status`'s output, or why there is none.
+func (c *Cluster) status() string {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, c.bin, "status", "--config", c.cfgPath)
+	cmd.Env = c.env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Sprintf("%s(%v)", out, err)
+	}
+	return string(out)
 }
 
 // Dir is the cluster's temporary directory.
