@@ -7,7 +7,8 @@ import (
 )
 
 // gemm computes row-major c = alpha*op(a)*op(b) + beta*c with c m×n and the
-// inner dimension k, through whichever BLAS gonum is set to use.
+// inner dimension k, through whichever BLAS gonum is set to use, or in
+// float32 on an AVX-512 CPU through sgemm.go's own kernel.
 func gemm[T float](transA, transB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
 	if m == 0 || n == 0 {
 		return
@@ -23,6 +24,10 @@ func gemm[T float](transA, transB bool, m, n, k int, alpha T, a []T, lda int, b 
 	case []float64:
 		blas64.Implementation().Dgemm(ta, tb, m, n, k, float64(alpha), a, lda, any(b).([]float64), ldb, float64(beta), any(c).([]float64), ldc)
 	case []float32:
+		if ownSgemm != nil {
+			sgemmWith(ownSgemm, transA, transB, m, n, k, float32(alpha), a, lda, any(b).([]float32), ldb, float32(beta), any(c).([]float32), ldc)
+			return
+		}
 		blas32.Implementation().Sgemm(ta, tb, m, n, k, float32(alpha), a, lda, any(b).([]float32), ldb, float32(beta), any(c).([]float32), ldc)
 	}
 }
