@@ -21,12 +21,12 @@ const (
 	nc = 64 * nr // columns of a packed block of B (2 MiB)
 )
 
-// kernelFunc adds A*B to the mr x nr tile at c (row stride ldc) over k >= 1
-// steps: A(i, p) is a[p*sk + i*si] and B(p, j) is b[p*sb + j], strides in
+// kernelFunc stores A*B in the mr x nr tile at c (row stride ldc), or adds
+// it with add, over k >= 1 steps: A(i, p) is a[p*sk + i*si] and B(p, j) is b[p*sb + j], strides in
 // elements. A packed panel has sk = mr, si = 1 and sb = nr; a row-major A
 // is read in place with sk = 1, si = lda, a transposed one with sk = lda,
 // si = 1, and a row-major B with sb = ldb.
-type kernelFunc func(k int, a *float32, sk, si int, b *float32, sb int, c *float32, ldc int)
+type kernelFunc func(k int, a *float32, sk, si int, b *float32, sb int, c *float32, ldc int, add bool)
 
 type sgemmBuf struct {
 	a, b []float32
@@ -49,7 +49,9 @@ func sgemmWith(kern kernelFunc, transA, transB bool, m, n, k int, alpha float32,
 	if m == 0 || n == 0 {
 		return
 	}
-	if beta != 1 {
+	noProduct := k == 0 || alpha == 0
+	// With beta 0 the first depth block stores its tiles: c is not read.
+	if beta != 1 && (beta != 0 || noProduct) {
 		for i := range m {
 			row := c[i*ldc : i*ldc+n]
 			if beta == 0 {
@@ -61,7 +63,7 @@ func sgemmWith(kern kernelFunc, transA, transB bool, m, n, k int, alpha float32,
 			}
 		}
 	}
-	if k == 0 || alpha == 0 {
+	if noProduct {
 		return
 	}
 	buf := sgemmBufs.Get().(*sgemmBuf)
@@ -71,6 +73,7 @@ func sgemmWith(kern kernelFunc, transA, transB bool, m, n, k int, alpha float32,
 		nb := min(nc, n-jc)
 		for pc := 0; pc < k; pc += kc {
 			kb := min(kc, k-pc)
+			add := pc > 0 || beta != 0
 			packB(transB, directB, b, ldb, pc, kb, jc, nb, buf.b)
 			for ic := 0; ic < m; ic += mc {
 				mb := min(mc, m-ic)
@@ -93,16 +96,20 @@ func sgemmWith(kern kernelFunc, transA, transB bool, m, n, k int, alpha float32,
 						}
 						at := (ic+ir)*ldc + jc + jr
 						if rows == mr && cols == nr {
-							kern(kb, ap, sk, si, bp, sb, &c[at], ldc)
+							kern(kb, ap, sk, si, bp, sb, &c[at], ldc, add)
 							continue
 						}
 						// An edge tile goes through a scratch tile, so
 						// the kernel never writes outside c.
-						clear(buf.tile[:])
-						kern(kb, ap, sk, si, bp, sb, &buf.tile[0], nr)
+						kern(kb, ap, sk, si, bp, sb, &buf.tile[0], nr, false)
 						for r := range rows {
 							dst := c[at+r*ldc : at+r*ldc+cols]
-							for j, v := range buf.tile[r*nr : r*nr+cols] {
+							src := buf.tile[r*nr : r*nr+cols]
+							if !add {
+								copy(dst, src)
+								continue
+							}
+							for j, v := range src {
 								dst[j] += v
 							}
 						}
@@ -178,10 +185,15 @@ func packB(trans, direct bool, b []float32, ldb, pc, kb, jc, nb int, dst []float
 
 // kernelGo is the portable micro-kernel: the reference the assembly one is
 // tested against, and what tests of the driver use on any CPU.
-func kernelGo(k int, a *float32, sk, si int, b *float32, sb int, c *float32, ldc int) {
+func kernelGo(k int, a *float32, sk, si int, b *float32, sb int, c *float32, ldc int, add bool) {
 	as := unsafe.Slice(a, (k-1)*sk+(mr-1)*si+1)
 	bs := unsafe.Slice(b, (k-1)*sb+nr)
 	cs := unsafe.Slice(c, (mr-1)*ldc+nr)
+	if !add {
+		for i := range mr {
+			clear(cs[i*ldc : i*ldc+nr])
+		}
+	}
 	for p := range k {
 		for i := range mr {
 			ai := as[p*sk+i*si]

@@ -9,7 +9,7 @@ import (
 // kernelAVX512 is kernelFunc in AVX-512 (sgemm_amd64.s).
 //
 //go:noescape
-func kernelAVX512(k int, a *float32, sk, si int, b *float32, sb int, c *float32, ldc int)
+func kernelAVX512(k int, a *float32, sk, si int, b *float32, sb int, c *float32, ldc int, add bool)
 
 // ownSgemm is the micro-kernel float32 GEMMs use instead of the BLAS, nil
 // where there is none for this CPU. SUPFLOW_SGEMM=blas keeps the BLAS.

@@ -1,12 +1,12 @@
 #include "textflag.h"
 
-// func kernelAVX512(k int, a *float32, sk, si int, b *float32, sb int, c *float32, ldc int)
+// func kernelAVX512(k int, a *float32, sk, si int, b *float32, sb int, c *float32, ldc int, add bool)
 //
-// C[12x32] += A * B over k: A(i, p) at a[p*sk + i*si], B(p, 0:32) at
+// C[12x32] = A * B, or C += A * B with add, over k: A(i, p) at a[p*sk + i*si], B(p, 0:32) at
 // b[p*sb:], strides in elements. 24 ZMM accumulators; per k two vectors of
 // B and a broadcast of A per row. Rows are addressed from four bases (rows
 // 0, 3, 6, 9) plus 0, 1 or 2 row strides. k >= 1.
-TEXT ·kernelAVX512(SB), NOSPLIT, $0-64
+TEXT ·kernelAVX512(SB), NOSPLIT, $0-65
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ sk+16(FP), R12
@@ -95,6 +95,9 @@ loop:
 	ADDQ BX, DI
 	DECQ CX
 	JNZ loop
+	MOVBLZX add+64(FP), AX
+	TESTL AX, AX
+	JZ store
 	VADDPS (DX), Z0, Z0
 	VMOVUPS Z0, (DX)
 	VADDPS 64(DX), Z1, Z1
@@ -153,6 +156,44 @@ loop:
 	VADDPS (DX), Z22, Z22
 	VMOVUPS Z22, (DX)
 	VADDPS 64(DX), Z23, Z23
+	VMOVUPS Z23, 64(DX)
+	VZEROUPPER
+	RET
+store:
+	VMOVUPS Z0, (DX)
+	VMOVUPS Z1, 64(DX)
+	ADDQ R8, DX
+	VMOVUPS Z2, (DX)
+	VMOVUPS Z3, 64(DX)
+	ADDQ R8, DX
+	VMOVUPS Z4, (DX)
+	VMOVUPS Z5, 64(DX)
+	ADDQ R8, DX
+	VMOVUPS Z6, (DX)
+	VMOVUPS Z7, 64(DX)
+	ADDQ R8, DX
+	VMOVUPS Z8, (DX)
+	VMOVUPS Z9, 64(DX)
+	ADDQ R8, DX
+	VMOVUPS Z10, (DX)
+	VMOVUPS Z11, 64(DX)
+	ADDQ R8, DX
+	VMOVUPS Z12, (DX)
+	VMOVUPS Z13, 64(DX)
+	ADDQ R8, DX
+	VMOVUPS Z14, (DX)
+	VMOVUPS Z15, 64(DX)
+	ADDQ R8, DX
+	VMOVUPS Z16, (DX)
+	VMOVUPS Z17, 64(DX)
+	ADDQ R8, DX
+	VMOVUPS Z18, (DX)
+	VMOVUPS Z19, 64(DX)
+	ADDQ R8, DX
+	VMOVUPS Z20, (DX)
+	VMOVUPS Z21, 64(DX)
+	ADDQ R8, DX
+	VMOVUPS Z22, (DX)
 	VMOVUPS Z23, 64(DX)
 	VZEROUPPER
 	RET
