@@ -31,3 +31,14 @@ func gemm[T float](transA, transB bool, m, n, k int, alpha T, a []T, lda int, b 
 		blas32.Implementation().Sgemm(ta, tb, m, n, k, float32(alpha), a, lda, any(b).([]float32), ldb, float32(beta), any(c).([]float32), ldc)
 	}
 }
+
+// Sgemm is the float32 GEMM supflow's ops use (row-major BLAS sgemm
+// semantics): the own AVX-512 kernel where the CPU has one (OwnSgemm), else
+// the BLAS. For benchmarks that measure the machine's peak.
+func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// OwnSgemm reports whether float32 GEMMs run on supflow's own kernel
+// rather than the BLAS.
+func OwnSgemm() bool { return ownSgemm != nil }

@@ -16,7 +16,7 @@ func TestSgemm(t *testing.T) {
 	if ownSgemm != nil {
 		kernels["asm"] = ownSgemm
 	}
-	shapes := [][3]int{{1, 1, 1}, {5, 7, 3}, {12, 32, 1}, {13, 33, 17}, {24, 64, 256}, {200, 70, 300}, {3, 2100, 5}, {40, 9, 600}, {4, 40, 0}}
+	shapes := [][3]int{{1, 1, 1}, {5, 7, 3}, {12, 32, 1}, {13, 33, 17}, {24, 64, 256}, {200, 70, 300}, {3, 2100, 5}, {40, 9, 600}, {4, 40, 0}, {520, 40, 20}}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for name, kern := range kernels {
 		for _, s := range shapes {
