@@ -15,18 +15,33 @@ import (
 // mr x nr tile of C per panel pair. docs/benchmarks.md has the measurements.
 const (
 	mr = 12      // rows of a C tile: broadcasts of A per k
+	ms = 8       // rows of the short tile, which with mr's covers channel counts (multiples of 8) exactly
 	nr = 32      // columns of a C tile: two 16-float vectors of B per k
 	kc = 256     // depth of a block: an nr panel of B is 32 KiB
 	mc = 16 * mr // rows of a packed block of A (192 KiB)
 	nc = 64 * nr // columns of a packed block of B (2 MiB)
 )
 
-// kernelFunc stores A*B in the mr x nr tile at c (row stride ldc), or adds
-// it with add, over k >= 1 steps: A(i, p) is a[p*sk + i*si] and B(p, j) is b[p*sb + j], strides in
-// elements. A packed panel has sk = mr, si = 1 and sb = nr; a row-major A
+// kernelFunc stores A*B in one tile of C (mr or ms rows, nr columns; row
+// stride ldc), or adds it with add, over k >= 1 steps: A(i, p) is a[p*sk + i*si] and B(p, j) is b[p*sb + j], strides in
+// elements. A packed panel has sk = its height, si = 1 and sb = nr; a row-major A
 // is read in place with sk = 1, si = lda, a transposed one with sk = lda,
 // si = 1, and a row-major B with sb = ldb.
 type kernelFunc func(k int, a *float32, sk, si int, b *float32, sb int, c *float32, ldc int, add bool)
+
+// kernels are one implementation's micro-kernels, by tile height.
+type kernels struct{ tall, short kernelFunc } // mr and ms rows
+
+// panelHeight is the height of the next panel of A when rows rows of the
+// block are left: mr, except ms where that leaves a multiple of mr or
+// nothing (16 = 8 + 8, 8) or where fewer than ms are left. A panel taller
+// than what is left is an edge panel.
+func panelHeight(rows int) int {
+	if rows == 2*ms || rows <= ms {
+		return ms
+	}
+	return mr
+}
 
 type sgemmBuf struct {
 	a, b []float32
@@ -34,7 +49,7 @@ type sgemmBuf struct {
 }
 
 var sgemmBufs = sync.Pool{New: func() any {
-	return &sgemmBuf{a: make([]float32, mc*kc), b: make([]float32, kc*nc)}
+	return &sgemmBuf{a: make([]float32, (mc+mr)*kc), b: make([]float32, kc*nc)}
 }}
 
 // sgemmWith computes c = alpha*op(a)*op(b) + beta*c (c m x n, inner
@@ -44,12 +59,16 @@ var sgemmBufs = sync.Pool{New: func() any {
 // weights, and packing them every time cost about half of the kernel's
 // time on ResNet-50's small images. Edge panels, a transposed B, a B
 // shared by many rows and a scaled A are packed.
-func sgemmWith(kern kernelFunc, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
+func sgemmWith(ks kernels, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 	b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if m == 0 || n == 0 {
 		return
 	}
 	noProduct := k == 0 || alpha == 0
+	if transB && !transA && m < n && !noProduct {
+		sgemmSwapped(ks, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
 	// With beta 0 the first depth block stores its tiles: c is not read.
 	if beta != 1 && (beta != 0 || noProduct) {
 		for i := range m {
@@ -87,18 +106,24 @@ func sgemmWith(kern kernelFunc, transA, transB bool, m, n, k int, alpha float32,
 					if directB && cols == nr {
 						bp, sb = &b[pc*ldb+jc+jr], ldb
 					}
-					for ir := 0; ir < mb; ir += mr {
-						rows := min(mr, mb-ir)
-						ap, sk, si := &buf.a[ir*kb], mr, 1
+					for ir := 0; ir < mb; {
+						h := panelHeight(mb - ir)
+						rows := min(h, mb-ir)
+						kern := ks.tall
+						if h == ms {
+							kern = ks.short
+						}
+						ap, sk, si := &buf.a[ir*kb], h, 1
 						switch {
-						case !directA || rows < mr:
+						case !directA || rows < h:
 						case transA:
 							ap, sk, si = &a[pc*lda+ic+ir], lda, 1
 						default:
 							ap, sk, si = &a[(ic+ir)*lda+pc], 1, lda
 						}
 						at := (ic+ir)*ldc + jc + jr
-						if rows == mr && cols == nr {
+						ir += rows
+						if rows == h && cols == nr {
 							kern(kb, ap, sk, si, bp, sb, &c[at], ldc, add)
 							continue
 						}
@@ -123,31 +148,63 @@ func sgemmWith(kern kernelFunc, transA, transB bool, m, n, k int, alpha float32,
 	}
 }
 
-// packA copies alpha*op(a)[ic:ic+mb, pc:pc+kb] into mr-row panels, each
-// k-major (mr values per k), rows past mb zero. With direct only the last,
-// partial panel is packed: the kernel reads full ones in place.
+var swapBufs = sync.Pool{New: func() any { return new([]float32) }}
+
+// sgemmSwapped computes c = alpha*a*bᵀ + beta*c (a m x k, b n x k) as
+// cᵀ = b*aᵀ into a scratch matrix, then adds its transpose. A transposed B
+// is packed by gathering n*k values, a convolution's weight gradient has
+// n = 9 x its input channels and m its output channels, and with few rows
+// of A to share that packing it cost more than the product (32x288x8192:
+// 22-29 GFLOP/s); the swap gathers the m*k values of a instead.
+func sgemmSwapped(ks kernels, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	tp := swapBufs.Get().(*[]float32)
+	defer swapBufs.Put(tp)
+	if cap(*tp) < m*n {
+		*tp = make([]float32, m*n)
+	}
+	t := (*tp)[:m*n]
+	sgemmWith(ks, false, true, n, m, k, alpha, b, ldb, a, lda, 0, t, m)
+	for i := range m {
+		row := c[i*ldc : i*ldc+n]
+		for j := range row {
+			v := t[j*m+i]
+			if beta != 0 {
+				v += beta * row[j]
+			}
+			row[j] = v
+		}
+	}
+}
+
+// packA copies alpha*op(a)[ic:ic+mb, pc:pc+kb] into panels of
+// panelHeight rows, each k-major (h values per k), rows past mb zero. With
+// direct only the last, partial panel is packed: the kernel reads full ones
+// in place.
 func packA(trans, direct bool, a []float32, lda, ic, mb, pc, kb int, alpha float32, dst []float32) {
-	for p0 := 0; p0 < mb; p0 += mr {
-		rows := min(mr, mb-p0)
-		if direct && rows == mr {
+	for p0 := 0; p0 < mb; {
+		h := panelHeight(mb - p0)
+		rows := min(h, mb-p0)
+		p0 += rows
+		if direct && rows == h {
 			continue
 		}
-		panel := dst[p0*kb : (p0+mr)*kb]
-		if rows < mr {
+		start := p0 - rows
+		panel := dst[start*kb : (start+h)*kb]
+		if rows < h {
 			clear(panel)
 		}
 		if !trans {
 			for r := range rows {
-				src := a[(ic+p0+r)*lda+pc:][:kb]
+				src := a[(ic+start+r)*lda+pc:][:kb]
 				for p, v := range src {
-					panel[p*mr+r] = alpha * v
+					panel[p*h+r] = alpha * v
 				}
 			}
 			continue
 		}
 		for p := range kb {
-			src := a[(pc+p)*lda+ic+p0:][:rows]
-			out := panel[p*mr : p*mr+rows]
+			src := a[(pc+p)*lda+ic+start:][:rows]
+			out := panel[p*h : p*h+rows]
 			for r, v := range src {
 				out[r] = alpha * v
 			}
@@ -186,19 +243,28 @@ func packB(trans, direct bool, b []float32, ldb, pc, kb, jc, nb int, dst []float
 	}
 }
 
-// kernelGo is the portable micro-kernel: the reference the assembly one is
-// tested against, and what tests of the driver use on any CPU.
-func kernelGo(k int, a *float32, sk, si int, b *float32, sb int, c *float32, ldc int, add bool) {
-	as := unsafe.Slice(a, (k-1)*sk+(mr-1)*si+1)
+// kernelsGo are the portable micro-kernels: the reference the assembly ones
+// are tested against, and what tests of the driver use on any CPU.
+var kernelsGo = kernels{
+	tall: func(k int, a *float32, sk, si int, b *float32, sb int, c *float32, ldc int, add bool) {
+		kernelGo(mr, k, a, sk, si, b, sb, c, ldc, add)
+	},
+	short: func(k int, a *float32, sk, si int, b *float32, sb int, c *float32, ldc int, add bool) {
+		kernelGo(ms, k, a, sk, si, b, sb, c, ldc, add)
+	},
+}
+
+func kernelGo(h, k int, a *float32, sk, si int, b *float32, sb int, c *float32, ldc int, add bool) {
+	as := unsafe.Slice(a, (k-1)*sk+(h-1)*si+1)
 	bs := unsafe.Slice(b, (k-1)*sb+nr)
-	cs := unsafe.Slice(c, (mr-1)*ldc+nr)
+	cs := unsafe.Slice(c, (h-1)*ldc+nr)
 	if !add {
-		for i := range mr {
+		for i := range h {
 			clear(cs[i*ldc : i*ldc+nr])
 		}
 	}
 	for p := range k {
-		for i := range mr {
+		for i := range h {
 			ai := as[p*sk+i*si]
 			row := cs[i*ldc : i*ldc+nr]
 			for j, bv := range bs[p*sb : p*sb+nr] {

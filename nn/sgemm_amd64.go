@@ -6,16 +6,22 @@ import (
 	"golang.org/x/sys/cpu"
 )
 
-// kernelAVX512 is kernelFunc in AVX-512 (sgemm_amd64.s).
+//go:generate go run ./internal/sgemmgen
+
+// kernel12AVX512 and kernel8AVX512 are the kernelFuncs in AVX-512
+// (sgemm_amd64.s, generated).
 //
 //go:noescape
-func kernelAVX512(k int, a *float32, sk, si int, b *float32, sb int, c *float32, ldc int, add bool)
+func kernel12AVX512(k int, a *float32, sk, si int, b *float32, sb int, c *float32, ldc int, add bool)
 
-// ownSgemm is the micro-kernel float32 GEMMs use instead of the BLAS, nil
-// where there is none for this CPU. SUPFLOW_SGEMM=blas keeps the BLAS.
-var ownSgemm = func() kernelFunc {
+//go:noescape
+func kernel8AVX512(k int, a *float32, sk, si int, b *float32, sb int, c *float32, ldc int, add bool)
+
+// ownSgemm are the micro-kernels float32 GEMMs use instead of the BLAS, nil
+// where there are none for this CPU. SUPFLOW_SGEMM=blas keeps the BLAS.
+var ownSgemm = func() *kernels {
 	if cpu.X86.HasAVX512F && os.Getenv("SUPFLOW_SGEMM") != "blas" {
-		return kernelAVX512
+		return &kernels{tall: kernel12AVX512, short: kernel8AVX512}
 	}
 	return nil
 }()

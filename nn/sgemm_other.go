@@ -2,5 +2,5 @@
 
 package nn
 
-// ownSgemm: no micro-kernel for this architecture; float32 GEMMs use the BLAS.
-var ownSgemm kernelFunc
+// ownSgemm: no micro-kernels for this architecture; float32 GEMMs use the BLAS.
+var ownSgemm *kernels

@@ -12,13 +12,13 @@ import (
 // the assembly one, against a float64 reference. Padding columns of c must
 // stay untouched, and with beta 0 c must not be read (it holds NaN).
 func TestSgemm(t *testing.T) {
-	kernels := map[string]kernelFunc{"go": kernelGo}
+	impls := map[string]kernels{"go": kernelsGo}
 	if ownSgemm != nil {
-		kernels["asm"] = ownSgemm
+		impls["asm"] = *ownSgemm
 	}
-	shapes := [][3]int{{1, 1, 1}, {5, 7, 3}, {12, 32, 1}, {13, 33, 17}, {24, 64, 256}, {200, 70, 300}, {3, 2100, 5}, {40, 9, 600}, {4, 40, 0}, {520, 40, 20}}
+	shapes := [][3]int{{1, 1, 1}, {5, 7, 3}, {12, 32, 1}, {13, 33, 17}, {24, 64, 256}, {200, 70, 300}, {3, 2100, 5}, {40, 9, 600}, {4, 40, 0}, {520, 40, 20}, {8, 32, 3}, {16, 40, 9}, {28, 33, 2}, {64, 64, 300}, {10, 32, 4}}
 	rng := rand.New(rand.NewPCG(1, 2))
-	for name, kern := range kernels {
+	for name, kern := range impls {
 		for _, s := range shapes {
 			m, n, k := s[0], s[1], s[2]
 			for _, ta := range []bool{false, true} {
@@ -34,7 +34,7 @@ func TestSgemm(t *testing.T) {
 	}
 }
 
-func checkSgemm(t *testing.T, rng *rand.Rand, kern kernelFunc, ta, tb bool, m, n, k int, alpha, beta float32) {
+func checkSgemm(t *testing.T, rng *rand.Rand, kern kernels, ta, tb bool, m, n, k int, alpha, beta float32) {
 	ar, ac := m, k
 	if ta {
 		ar, ac = k, m
