@@ -66,25 +66,23 @@ func kernel(b *bytes.Buffer, rows int) {
 	p("\tMOVBLZX add+64(FP), AX")
 	p("\tTESTL AX, AX")
 	p("\tJZ store%d", rows)
-	for i := range rows {
-		p("\tVADDPS (DX), Z%d, Z%d", 2*i, 2*i)
-		p("\tVADDPS 64(DX), Z%d, Z%d", 2*i+1, 2*i+1)
-		p("\tVMOVUPS Z%d, (DX)", 2*i)
-		p("\tVMOVUPS Z%d, 64(DX)", 2*i+1)
-		if i < rows-1 {
-			p("\tADDQ R8, DX")
+	// Write the tile back, adding what c holds first or not.
+	for _, add := range []bool{true, false} {
+		if !add {
+			p("store%d:", rows)
 		}
-	}
-	p("\tVZEROUPPER")
-	p("\tRET")
-	p("store%d:", rows)
-	for i := range rows {
-		p("\tVMOVUPS Z%d, (DX)", 2*i)
-		p("\tVMOVUPS Z%d, 64(DX)", 2*i+1)
-		if i < rows-1 {
-			p("\tADDQ R8, DX")
+		for i := range rows {
+			if add {
+				p("\tVADDPS (DX), Z%d, Z%d", 2*i, 2*i)
+				p("\tVADDPS 64(DX), Z%d, Z%d", 2*i+1, 2*i+1)
+			}
+			p("\tVMOVUPS Z%d, (DX)", 2*i)
+			p("\tVMOVUPS Z%d, 64(DX)", 2*i+1)
+			if i < rows-1 {
+				p("\tADDQ R8, DX")
+			}
 		}
+		p("\tVZEROUPPER")
+		p("\tRET")
 	}
-	p("\tVZEROUPPER")
-	p("\tRET")
 }
