@@ -27,8 +27,8 @@ import (
 	"gonum.org/v1/gonum/blas/blas32"
 
 	"github.com/supflow/supflow/internal/blasimpl"
-	"github.com/supflow/supflow/nn"
 	"github.com/supflow/supflow/model"
+	"github.com/supflow/supflow/nn"
 )
 
 // warmup steps precede the timed ones in both implementations. The first
