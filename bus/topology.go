@@ -142,7 +142,7 @@ func checkName(what, s string) error {
 // consumer creates or updates the durable consumer of e.
 func (b *Bus) consumer(ctx context.Context, e WorkQueue) error {
 	c := e.Consumer
-	if _, err := b.js.CreateOrUpdatePushConsumer(ctx, e.Topic, jetstream.ConsumerConfig{
+	cfg := jetstream.ConsumerConfig{
 		Durable:        c.Name,
 		DeliverSubject: deliverSubject(e.Topic, c.Name),
 		DeliverGroup:   c.Name,
@@ -160,6 +160,10 @@ func (b *Bus) consumer(ctx context.Context, e WorkQueue) error {
 		Metadata:      map[string]string{metaMaxDeliver: strconv.Itoa(c.MaxDeliver)},
 		MaxAckPending: c.MaxAckPending,
 		FilterSubject: e.Topic,
+	}
+	if err := retryServerErrors(ctx, func() error {
+		_, err := b.js.CreateOrUpdatePushConsumer(ctx, e.Topic, cfg)
+		return err
 	}); err != nil {
 		return fmt.Errorf("%w: consumer %s on %s: %w", ErrTopology, c.Name, e.Topic, err)
 	}
@@ -181,7 +185,14 @@ func (b *Bus) ResetConsumer(ctx context.Context, t Topology, topic string) error
 		if e.Topic != topic {
 			continue
 		}
-		if err := b.js.DeleteConsumer(ctx, e.Topic, e.Consumer.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		err := retryServerErrors(ctx, func() error {
+			err := b.js.DeleteConsumer(ctx, e.Topic, e.Consumer.Name)
+			if errors.Is(err, jetstream.ErrConsumerNotFound) {
+				return nil
+			}
+			return err
+		})
+		if err != nil {
 			return fmt.Errorf("%w: reset consumer %s on %s: %w", ErrTopology, e.Consumer.Name, e.Topic, err)
 		}
 		return b.consumer(ctx, e)
@@ -206,7 +217,7 @@ func (b *Bus) Provision(ctx context.Context, t Topology) error {
 	}
 	t.setDefaults()
 	for _, e := range t.Edges {
-		if _, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		if err := b.stream(ctx, jetstream.StreamConfig{
 			Name:       e.Topic,
 			Subjects:   []string{e.Topic},
 			Retention:  jetstream.WorkQueuePolicy,
@@ -226,7 +237,7 @@ func (b *Bus) Provision(ctx context.Context, t Topology) error {
 		topic string
 		r     Retention
 	}{{messages.TopicEvents, t.Events}, {messages.TopicDeadLetter, t.DeadLetter}} {
-		if _, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		if err := b.stream(ctx, jetstream.StreamConfig{
 			Name:      l.topic,
 			Subjects:  []string{l.topic},
 			Retention: jetstream.LimitsPolicy,
@@ -239,4 +250,35 @@ func (b *Bus) Provision(ctx context.Context, t Topology) error {
 		}
 	}
 	return nil
+}
+
+// stream creates or updates a stream.
+func (b *Bus) stream(ctx context.Context, cfg jetstream.StreamConfig) error {
+	return retryServerErrors(ctx, func() error {
+		_, err := b.js.CreateOrUpdateStream(ctx, cfg)
+		return err
+	})
+}
+
+// retryServerErrors calls f again, with backoff, while the server answers
+// with an internal error (code 500), at most five times in all. Every
+// process provisions at start-up and the trainer resets its consumer then:
+// updates of one consumer from several processes at once can collide in
+// the server's file store ("open .../obs/train/meta.inf.tmp: no such file
+// or directory" while another process recreated it).
+func retryServerErrors(ctx context.Context, f func() error) error {
+	wait := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := f()
+		var apiErr *jetstream.APIError
+		if err == nil || attempt == 5 || !errors.As(err, &apiErr) || apiErr.Code < 500 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
 }

@@ -1,0 +1,41 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// TestRetryServerErrors: internal server errors are retried (at most five
+// calls), anything else is returned at once.
+func TestRetryServerErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fails int
+		err   error
+		calls int
+		ok    bool
+	}{
+		{"recovers", 2, &jetstream.APIError{Code: 500, ErrorCode: 10012}, 3, true},
+		{"gives up", 9, &jetstream.APIError{Code: 500, ErrorCode: 10012}, 5, false},
+		{"client error", 9, &jetstream.APIError{Code: 400, ErrorCode: 10058}, 1, false},
+		{"other error", 9, errors.New("boom"), 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			calls := 0
+			err := retryServerErrors(context.Background(), func() error {
+				calls++
+				if calls <= tc.fails {
+					return fmt.Errorf("wrapped: %w", tc.err)
+				}
+				return nil
+			})
+			if calls != tc.calls || (err == nil) != tc.ok {
+				t.Errorf("%d calls, err %v; want %d calls, ok %t", calls, err, tc.calls, tc.ok)
+			}
+		})
+	}
+}
