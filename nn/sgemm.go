@@ -23,19 +23,20 @@ const (
 )
 
 // kernelFunc stores A*B in one tile of C (mr or ms rows, nr columns; row
-// stride ldc), or adds it with add, over k >= 1 steps: A(i, p) is a[p*sk + i*si] and B(p, j) is b[p*sb + j], strides in
-// elements. A packed panel has sk = its height, si = 1 and sb = nr; a row-major A
-// is read in place with sk = 1, si = lda, a transposed one with sk = lda,
-// si = 1, and a row-major B with sb = ldb.
+// stride ldc), or adds it with add, over k >= 1 steps. A(i, p) is
+// a[p*sk + i*si] and B(p, j) is b[p*sb + j], strides in elements: a packed
+// panel has sk = its height, si = 1 and sb = nr; a row-major A is read in
+// place with sk = 1, si = lda, a transposed one with sk = lda, si = 1, and
+// a row-major B with sb = ldb.
 type kernelFunc func(k int, a *float32, sk, si int, b *float32, sb int, c *float32, ldc int, add bool)
 
 // kernels are one implementation's micro-kernels, by tile height.
 type kernels struct{ tall, short kernelFunc } // mr and ms rows
 
 // panelHeight is the height of the next panel of A when rows rows of the
-// block are left: mr, except ms where that leaves a multiple of mr or
-// nothing (16 = 8 + 8, 8) or where fewer than ms are left. A panel taller
-// than what is left is an edge panel.
+// block are left: ms for the last 16 (8 + 8) or 8 or fewer, else mr. So a
+// multiple of 4 splits into full panels (64 = 4x12 + 2x8) and only other
+// row counts end in an edge panel, one taller than the rows left.
 func panelHeight(rows int) int {
 	if rows == 2*ms || rows <= ms {
 		return ms
