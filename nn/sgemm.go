@@ -34,9 +34,9 @@ type kernelFunc func(k int, a *float32, sk, si int, b *float32, sb int, c *float
 type kernels struct{ tall, short kernelFunc } // mr and ms rows
 
 // panelHeight is the height of the next panel of A when rows rows of the
-// block are left: ms for the last 16 (8 + 8) or 8 or fewer, else mr. So a
-// multiple of 4 splits into full panels (64 = 4x12 + 2x8) and only other
-// row counts end in an edge panel, one taller than the rows left.
+// block are left: ms for the last 16 (8 + 8) or 8 or fewer, else mr. So
+// any multiple of 4 from 8 on splits into full panels (64 = 4x12 + 2x8);
+// other row counts end in an edge panel, one taller than the rows left.
 func panelHeight(rows int) int {
 	if rows == 2*ms || rows <= ms {
 		return ms

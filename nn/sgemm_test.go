@@ -96,3 +96,16 @@ func checkSgemm(t *testing.T, rng *rand.Rand, kern kernels, ta, tb bool, m, n, k
 		}
 	}
 }
+
+// TestPanelHeight: every multiple of 4 from 8 on splits into full panels.
+func TestPanelHeight(t *testing.T) {
+	for m := 8; m <= 2*mc; m += 4 {
+		for left := m; left > 0; {
+			h := panelHeight(left)
+			if h > left {
+				t.Fatalf("m=%d: edge panel of height %d with %d rows left", m, h, left)
+			}
+			left -= h
+		}
+	}
+}
