@@ -33,10 +33,10 @@ type EdgeStatus struct {
 // Status reads the state of every edge of t. It changes nothing: an edge
 // that was never provisioned is reported with Missing set.
 func (b *Bus) Status(ctx context.Context, t Topology) ([]EdgeStatus, error) {
-	if err := t.Validate(); err != nil {
+	t, err := t.checked()
+	if err != nil {
 		return nil, err
 	}
-	t.setDefaults()
 	out := make([]EdgeStatus, 0, len(t.Edges))
 	for _, e := range t.Edges {
 		st := EdgeStatus{Topic: e.Topic, Consumer: e.Consumer.Name}

@@ -128,6 +128,15 @@ func (t Topology) Validate() error {
 	return nil
 }
 
+// checked validates t and returns it with the defaults filled in.
+func (t Topology) checked() (Topology, error) {
+	if err := t.Validate(); err != nil {
+		return t, err
+	}
+	t.setDefaults()
+	return t, nil
+}
+
 // checkName rejects what NATS forbids in stream and consumer names.
 func checkName(what, s string) error {
 	if s == "" {
@@ -177,15 +186,15 @@ func (b *Bus) consumer(ctx context.Context, e WorkQueue) error {
 // edge may call it, before it subscribes (the trainer, at start-up): the
 // deliveries of a live reader would be forgotten.
 func (b *Bus) ResetConsumer(ctx context.Context, t Topology, topic string) error {
-	if err := t.Validate(); err != nil {
+	t, err := t.checked()
+	if err != nil {
 		return err
 	}
-	t.setDefaults()
 	for _, e := range t.Edges {
 		if e.Topic != topic {
 			continue
 		}
-		err := retryServerErrors(ctx, func() error {
+		err = retryServerErrors(ctx, func() error {
 			err := b.js.DeleteConsumer(ctx, e.Topic, e.Consumer.Name)
 			if errors.Is(err, jetstream.ErrConsumerNotFound) {
 				return nil
@@ -212,10 +221,10 @@ func deliverSubject(stream, consumer string) string {
 // Provision creates or updates every stream and consumer of t. It is
 // idempotent, so each process may call it at start-up.
 func (b *Bus) Provision(ctx context.Context, t Topology) error {
-	if err := t.Validate(); err != nil {
+	t, err := t.checked()
+	if err != nil {
 		return err
 	}
-	t.setDefaults()
 	for _, e := range t.Edges {
 		if err := b.stream(ctx, jetstream.StreamConfig{
 			Name:       e.Topic,
