@@ -337,7 +337,7 @@ func flatness(s []rssSample) string {
 }
 
 // sgemmPeak measures float32 GEMM throughput in GFLOP/s with n goroutines
-// each multiplying its own 1024x1024 matrices through OpenBLAS for about a
+// each multiplying its own 1024x1024 matrices through gemm for about a
 // second: the rate convolutions are measured against.
 func sgemmPeak(n int, gemm func(a, b, c []float32, d int)) float64 {
 	const d = 1024
