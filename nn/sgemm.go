@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"iter"
 	"sync"
 	"unsafe"
 )
@@ -42,6 +43,20 @@ func panelHeight(rows int) int {
 		return ms
 	}
 	return mr
+}
+
+// panels yields the first row and the height of each panel of an mb-row
+// block of A, in order; the last one may be taller than the rows left.
+func panels(mb int) iter.Seq2[int, int] {
+	return func(yield func(start, h int) bool) {
+		for start := 0; start < mb; {
+			h := panelHeight(mb - start)
+			if !yield(start, h) {
+				return
+			}
+			start += h
+		}
+	}
 }
 
 type sgemmBuf struct {
@@ -107,8 +122,7 @@ func sgemmWith(ks kernels, transA, transB bool, m, n, k int, alpha float32, a []
 					if directB && cols == nr {
 						bp, sb = &b[pc*ldb+jc+jr], ldb
 					}
-					for ir := 0; ir < mb; {
-						h := panelHeight(mb - ir)
+					for ir, h := range panels(mb) {
 						rows := min(h, mb-ir)
 						kern := ks.tall
 						if h == ms {
@@ -123,7 +137,6 @@ func sgemmWith(ks kernels, transA, transB bool, m, n, k int, alpha float32, a []
 							ap, sk, si = &a[(ic+ir)*lda+pc], 1, lda
 						}
 						at := (ic+ir)*ldc + jc + jr
-						ir += rows
 						if rows == h && cols == nr {
 							kern(kb, ap, sk, si, bp, sb, &c[at], ldc, add)
 							continue
@@ -182,14 +195,11 @@ func sgemmSwapped(ks kernels, m, n, k int, alpha float32, a []float32, lda int, 
 // direct only the last, partial panel is packed: the kernel reads full ones
 // in place.
 func packA(trans, direct bool, a []float32, lda, ic, mb, pc, kb int, alpha float32, dst []float32) {
-	for p0 := 0; p0 < mb; {
-		h := panelHeight(mb - p0)
-		rows := min(h, mb-p0)
-		p0 += rows
+	for start, h := range panels(mb) {
+		rows := min(h, mb-start)
 		if direct && rows == h {
 			continue
 		}
-		start := p0 - rows
 		panel := dst[start*kb : (start+h)*kb]
 		if rows < h {
 			clear(panel)
