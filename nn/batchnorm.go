@@ -130,8 +130,68 @@ type bnSaved struct {
 
 // affine is the normalisation of one value as the forward computes it;
 // the backward of BatchNormReLU recomputes the ReLU's mask with it, so the
-// two agree to the bit.
-func affine[T float](v T, scale, shift float64) T { return T(float64(v)*scale + shift) }
+// two agree to the bit. The conversion keeps the compiler from fusing the
+// multiply and add (GOAMD64=v3 would), so the assembly loops, which do
+// not fuse them either, agree with it too.
+func affine[T float](v T, scale, shift float64) T { return T(float64(float64(v)*scale) + shift) }
+
+// bnKernels are batch norm's loops over one plane of float32 values, the
+// same functions as the generic ones below; bnVec32 holds versions in
+// assembly where the CPU has them.
+type bnKernels struct {
+	moments    func(x []float32, k float64) (sum1, sum2 float64)
+	centredDot func(x, dy []float32, mean, scale, shift float64, relu bool) (sumDy, sumDyX float64)
+	normalize  func(y, x []float32, scale, shift float64, relu bool)
+	gradX      func(dx, x, dy []float32, a, b, k, scale, shift float64, relu bool)
+}
+
+// vec32 returns x and bnVec32 where T is float32 and bnVec32 is set, else
+// nil and nil.
+func vec32[T float](x []T) ([]float32, *bnKernels) {
+	if x32, ok := any(x).([]float32); ok && bnVec32 != nil {
+		return x32, bnVec32
+	}
+	return nil, nil
+}
+
+// normalize sets y to affine(x, scale, shift), cut at zero if relu.
+func normalize[T float](y, x []T, scale, shift float64, relu bool) {
+	if x32, v := vec32(x); v != nil {
+		v.normalize(any(y).([]float32), x32, scale, shift, relu)
+		return
+	}
+	y = y[:len(x)]
+	if relu {
+		for j, v := range x {
+			y[j] = max(affine(v, scale, shift), 0)
+		}
+		return
+	}
+	for j, v := range x {
+		y[j] = affine(v, scale, shift)
+	}
+}
+
+// gradXPlane sets dx to a*g + b*x + k, with g = dy where relu is false or
+// affine(x, scale, shift) is positive, else 0.
+func gradXPlane[T float](dx, x, dy []T, a, b, k, scale, shift float64, relu bool) {
+	if x32, v := vec32(x); v != nil {
+		v.gradX(any(dx).([]float32), x32, any(dy).([]float32), a, b, k, scale, shift, relu)
+		return
+	}
+	dx, dy = dx[:len(x)], dy[:len(x)]
+	if relu {
+		// Where the ReLU cut the output, dy does not reach y.
+		for j, v := range x {
+			g := keepIf(float64(dy[j]), affine(v, scale, shift) > 0)
+			dx[j] = T(a*g + b*float64(v) + k)
+		}
+		return
+	}
+	for j, v := range x {
+		dx[j] = T(a*float64(dy[j]) + b*float64(v) + k)
+	}
+}
 
 // bnOp is the forward batch norm: (x, gamma, beta) -> y.
 type bnOp struct {
@@ -237,16 +297,7 @@ func bnForward[T float](st *BNState, sv *bnSaved, n, c, hw int, x, gamma, beta, 
 		sv.scale[ch], sv.shift[ch] = scale, shift
 		for i := 0; i < n; i++ {
 			o := i*chw + ch*hw
-			ys := y[o : o+hw]
-			if sv.relu {
-				for j, v := range x[o : o+hw] {
-					ys[j] = max(affine(v, scale, shift), 0)
-				}
-				continue
-			}
-			for j, v := range x[o : o+hw] {
-				ys[j] = affine(v, scale, shift)
-			}
+			normalize(y[o:o+hw], x[o:o+hw], scale, shift, sv.relu)
 		}
 	})
 	if st.Training {
@@ -403,12 +454,7 @@ func bnGradGamma[T float](sv *bnSaved, n, c, hw int, x, dy, out []T) {
 		var sdy, s float64
 		for i := 0; i < n; i++ {
 			o := i*chw + ch*hw
-			var a, b float64
-			if sv.relu {
-				a, b = centredDotMasked(x[o:o+hw], dy[o:o+hw], sv.mean[ch], sv.scale[ch], sv.shift[ch])
-			} else {
-				a, b = centredDot(x[o:o+hw], dy[o:o+hw], sv.mean[ch])
-			}
+			a, b := centredDotReLU(x[o:o+hw], dy[o:o+hw], sv.mean[ch], sv.scale[ch], sv.shift[ch], sv.relu)
 			sdy += a
 			s += b
 		}
@@ -492,19 +538,7 @@ func bnGradX[T float](sv *bnSaved, n, c, hw int, x, gamma, dy, dgamma, dx []T) {
 		}
 		for i := 0; i < n; i++ {
 			o := i*chw + ch*hw
-			ds, dxs := dy[o:o+hw], dx[o:o+hw]
-			if sv.relu {
-				// Where the ReLU cut the output, dy does not reach y.
-				sc, sh := sv.scale[ch], sv.shift[ch]
-				for j, v := range x[o : o+hw] {
-					g := keepIf(float64(ds[j]), affine(v, sc, sh) > 0)
-					dxs[j] = T(a*g + b*float64(v) + k)
-				}
-				continue
-			}
-			for j, v := range x[o : o+hw] {
-				dxs[j] = T(a*float64(ds[j]) + b*float64(v) + k)
-			}
+			gradXPlane(dx[o:o+hw], x[o:o+hw], dy[o:o+hw], a, b, k, sv.scale[ch], sv.shift[ch], sv.relu)
 		}
 	})
 }

@@ -30,6 +30,9 @@ func sum[T float](x []T) float64 {
 // the data, the variance sum2/n - (sum1/n)^2 taken from one pass does not
 // lose the digits a mean far from zero would cancel.
 func shiftedMoments[T float](x []T, k float64) (sum1, sum2 float64) {
+	if x32, v := vec32(x); v != nil {
+		return v.moments(x32, k)
+	}
 	var a0, a1, a2, a3, q0, q1, q2, q3 float64
 	i := 0
 	for ; i+4 <= len(x); i += 4 {
@@ -77,11 +80,17 @@ func centredDot[T float](x, dy []T, mean float64) (sumDy, sumDyX float64) {
 	return (a0 + a1) + (a2 + a3), (p0 + p1) + (p2 + p3)
 }
 
-// centredDotMasked is centredDot of x and dy where affine(x, scale, shift)
-// is positive, and zero elsewhere: the gradient through a ReLU that
-// followed the normalisation. It masks dy a stack-sized block at a time and
-// sums each block with centredDot.
-func centredDotMasked[T float](x, dy []T, mean, scale, shift float64) (sumDy, sumDyX float64) {
+// centredDotReLU is centredDot of x and dy where relu is false or
+// affine(x, scale, shift) is positive, and zero elsewhere: the gradient
+// through a ReLU that followed the normalisation. It masks dy a
+// stack-sized block at a time and sums each block with centredDot.
+func centredDotReLU[T float](x, dy []T, mean, scale, shift float64, relu bool) (sumDy, sumDyX float64) {
+	if x32, v := vec32(x); v != nil {
+		return v.centredDot(x32, any(dy).([]float32), mean, scale, shift, relu)
+	}
+	if !relu {
+		return centredDot(x, dy, mean)
+	}
 	dy = dy[:len(x)]
 	var g [256]T
 	for lo := 0; lo < len(x); lo += len(g) {
