@@ -468,13 +468,13 @@ func convGradW[T float](g *convGeom, x, dy, dw []T) {
 	ch := pl.ch
 	if g.direct() && ch == 1 {
 		np := parts(g.n, k*howo)
-		sums := newPartials(np, dw)
+		sums := newPartials(np, dw, g.o, k)
 		parallelFor(g.n, np, func(part, lo, hi int) {
 			for n := lo; n < hi; n++ {
-				gemm(false, true, g.o, k, howo, 1, dy[n*ohw:(n+1)*ohw], howo, x[n*chw:(n+1)*chw], howo, beta[T](n == lo), sums[part], k)
+				sums.add(part, dy[n*ohw:(n+1)*ohw], x[n*chw:(n+1)*chw], howo, n == lo)
 			}
 		})
-		sums.reduce()
+		sums.finish()
 		return
 	}
 	stageSize := 0
@@ -484,7 +484,7 @@ func convGradW[T float](g *convGeom, x, dy, dw []T) {
 	np := pl.np
 	sc := newScratch[T](np, k*ch*howo, stageSize)
 	defer sc.release()
-	sums := newPartials(np, dw)
+	sums := newPartials(np, dw, g.o, k)
 	first := make([]bool, np)
 	for i := range first {
 		first[i] = true
@@ -497,40 +497,100 @@ func convGradW[T float](g *convGeom, x, dy, dw []T) {
 			toStage(g, dy, stage, p)
 			dym = stage
 		}
-		gemm(false, true, g.o, k, p.cols, 1, dym, p.cols, col, p.cols, beta[T](first[part]), sums[part], k)
+		sums.add(part, dym, col, p.cols, first[part])
 		first[part] = false
 	})
-	sums.reduce()
+	sums.finish()
 }
 
-// partials holds one weight-gradient sum per part of a parallel loop: dw
-// itself for part 0, borrowed slices for the others.
-type partials[T float] [][]T
+// partials holds one weight-gradient sum per part of a parallel loop. Where
+// dw [O,K] is wider than tall the parts sum its transpose, col·dyᵀ, in
+// borrowed slices: with the long side as rows sgemm needs no transposed
+// product, which it would otherwise compute and transpose for every pass.
+// Otherwise part 0 sums into dw itself.
+type partials[T float] struct {
+	dw         []T
+	o, k       int
+	transposed bool
+	sums       [][]T
+}
 
-func newPartials[T float](np int, dw []T) partials[T] {
-	p := make(partials[T], np)
-	p[0] = dw
-	for i := 1; i < np; i++ {
-		p[i] = getWork[T](len(dw))
+func newPartials[T float](np int, dw []T, o, k int) *partials[T] {
+	p := &partials[T]{dw: dw, o: o, k: k, transposed: k > o, sums: make([][]T, np)}
+	for i := range p.sums {
+		if i == 0 && !p.transposed {
+			p.sums[0] = dw
+			continue
+		}
+		p.sums[i] = getWork[T](len(dw))
 	}
 	return p
 }
 
-// reduce adds the other parts' sums into dw in part order, so the result
-// does not depend on timing, and returns their slices.
-func (p partials[T]) reduce() {
-	if len(p) < 2 {
+// add adds dy [O, cols] times col [K, cols] transposed to part's sum,
+// replacing it if first.
+func (p *partials[T]) add(part int, dy, col []T, cols int, first bool) {
+	if p.transposed {
+		gemm(false, true, p.k, p.o, cols, 1, col, cols, dy, cols, beta[T](first), p.sums[part], p.o)
 		return
 	}
-	dw := p[0]
-	parallelBalanced(len(dw), parts(len(dw), len(p)), func(_, lo, hi int) {
-		for _, s := range p[1:] {
+	gemm(false, true, p.o, p.k, cols, 1, dy, cols, col, cols, beta[T](first), p.sums[part], p.k)
+}
+
+// finish adds the parts' sums in part order, so the result does not
+// depend on timing, leaves it in dw and returns the borrowed slices.
+func (p *partials[T]) finish() {
+	if p.transposed {
+		transposeSum(p.dw, p.sums, p.k, p.o)
+		for _, s := range p.sums {
+			putWork(s)
+		}
+		return
+	}
+	dw := p.sums[0]
+	parallelBalanced(len(dw), parts(len(dw), len(p.sums)), func(_, lo, hi int) {
+		for _, s := range p.sums[1:] {
 			addTo(dw[lo:hi], s[lo:hi])
 		}
 	})
-	for _, s := range p[1:] {
+	for _, s := range p.sums[1:] {
 		putWork(s)
 	}
+}
+
+// transposeSum sets dst (cols x rows) to the transpose of the sum of srcs
+// (rows x cols each, added in order), a square block at a time so that
+// both sides stay in cache.
+func transposeSum[T float](dst []T, srcs [][]T, rows, cols int) {
+	const b = 16
+	parallelBalanced(rows, parts(rows, cols*len(srcs)), func(_, lo, hi int) {
+		var blk [b * b]T
+		for r0 := lo; r0 < hi; r0 += b {
+			nr := min(b, hi-r0)
+			for c0 := 0; c0 < cols; c0 += b {
+				nc := min(b, cols-c0)
+				for i, src := range srcs {
+					for r := range nr {
+						row := src[(r0+r)*cols+c0:][:nc]
+						t := blk[r*b:][:nc]
+						if i == 0 {
+							copy(t, row)
+							continue
+						}
+						for j, v := range row {
+							t[j] += v
+						}
+					}
+				}
+				for c := range nc {
+					d := dst[(c0+c)*rows+r0:][:nr]
+					for r := range d {
+						d[r] = blk[r*b+c]
+					}
+				}
+			}
+		}
+	})
 }
 
 // beta is the GEMM accumulation factor: overwrite on the first pass.
