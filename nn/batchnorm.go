@@ -124,8 +124,8 @@ type bnSaved struct {
 	training     bool
 	relu         bool // the forward applied ReLU to its output
 	mean, invStd []float64
-	scale, shift []float64 // y = x*scale + shift per channel, before the ReLU
-	sumDy        []float64 // per channel, from the backward's gamma pass
+	ch           []bnChannel // scale and shift: y = x*scale + shift before the ReLU
+	sumDy        []float64   // per channel, from the backward's gamma pass
 }
 
 // affine is the normalisation of one value as the forward computes it;
@@ -135,14 +135,23 @@ type bnSaved struct {
 // not fuse them either, agree with it too.
 func affine[T float](v T, scale, shift float64) T { return T(float64(float64(v)*scale) + shift) }
 
-// bnKernels are batch norm's loops over one plane of float32 values, the
-// same functions as the generic ones below; bnVec32 holds versions in
-// assembly where the CPU has them.
+// bnChannel is one channel's coefficients and sums for the plane loops
+// below; the assembly versions read its fields by offset (bn_amd64.s).
+type bnChannel struct {
+	center       float64 // moments: the shift k; centredDot: the mean
+	scale, shift float64 // the forward's affine map, and the ReLU's mask
+	a, b, k      float64 // gradX: dx = a*dy + b*x + k
+	sum1, sum2   float64 // sums the reductions add to
+}
+
+// bnKernels are batch norm's loops over consecutive planes of hw values,
+// plane j belonging to p[j]: one image's run of channels. bnVec32 holds
+// float32 versions in assembly where the CPU has them.
 type bnKernels struct {
-	moments    func(x []float32, k float64) (sum1, sum2 float64)
-	centredDot func(x, dy []float32, mean, scale, shift float64, relu bool) (sumDy, sumDyX float64)
-	normalize  func(y, x []float32, scale, shift float64, relu bool)
-	gradX      func(dx, x, dy []float32, a, b, k, scale, shift float64, relu bool)
+	moments    func(x []float32, hw int, p []bnChannel)
+	centredDot func(x, dy []float32, hw int, relu bool, p []bnChannel)
+	normalize  func(y, x []float32, hw int, relu bool, p []bnChannel)
+	gradX      func(dx, x, dy []float32, hw int, relu bool, p []bnChannel)
 }
 
 // vec32 returns x and bnVec32 where T is float32 and bnVec32 is set, else
@@ -154,42 +163,78 @@ func vec32[T float](x []T) ([]float32, *bnKernels) {
 	return nil, nil
 }
 
-// normalize sets y to affine(x, scale, shift), cut at zero if relu.
-func normalize[T float](y, x []T, scale, shift float64, relu bool) {
+// momentsPlanes adds the sums of x-center and (x-center)^2 of each plane
+// to its channel's sum1 and sum2.
+func momentsPlanes[T float](x []T, hw int, p []bnChannel) {
 	if x32, v := vec32(x); v != nil {
-		v.normalize(any(y).([]float32), x32, scale, shift, relu)
+		v.moments(x32, hw, p)
 		return
 	}
-	y = y[:len(x)]
-	if relu {
-		for j, v := range x {
-			y[j] = max(affine(v, scale, shift), 0)
-		}
-		return
-	}
-	for j, v := range x {
-		y[j] = affine(v, scale, shift)
+	for j := range p {
+		a, b := shiftedMoments(x[j*hw:(j+1)*hw], p[j].center)
+		p[j].sum1 += a
+		p[j].sum2 += b
 	}
 }
 
-// gradXPlane sets dx to a*g + b*x + k, with g = dy where relu is false or
-// affine(x, scale, shift) is positive, else 0.
-func gradXPlane[T float](dx, x, dy []T, a, b, k, scale, shift float64, relu bool) {
+// centredDotPlanes adds the sums of dy and dy*(x-center) of each plane to
+// its channel's sum1 and sum2, dy cut where relu and the forward's ReLU
+// was.
+func centredDotPlanes[T float](x, dy []T, hw int, relu bool, p []bnChannel) {
 	if x32, v := vec32(x); v != nil {
-		v.gradX(any(dx).([]float32), x32, any(dy).([]float32), a, b, k, scale, shift, relu)
+		v.centredDot(x32, any(dy).([]float32), hw, relu, p)
 		return
 	}
-	dx, dy = dx[:len(x)], dy[:len(x)]
-	if relu {
-		// Where the ReLU cut the output, dy does not reach y.
-		for j, v := range x {
-			g := keepIf(float64(dy[j]), affine(v, scale, shift) > 0)
-			dx[j] = T(a*g + b*float64(v) + k)
+	for j := range p {
+		q := &p[j]
+		a, b := centredDotReLU(x[j*hw:(j+1)*hw], dy[j*hw:(j+1)*hw], q.center, q.scale, q.shift, relu)
+		q.sum1 += a
+		q.sum2 += b
+	}
+}
+
+// normalizePlanes sets y to affine(x, scale, shift), cut at zero if relu.
+func normalizePlanes[T float](y, x []T, hw int, relu bool, p []bnChannel) {
+	if x32, v := vec32(x); v != nil {
+		v.normalize(any(y).([]float32), x32, hw, relu, p)
+		return
+	}
+	for j := range p {
+		ys, xs := y[j*hw:(j+1)*hw], x[j*hw:(j+1)*hw]
+		sc, sh := p[j].scale, p[j].shift
+		if relu {
+			for i, v := range xs {
+				ys[i] = max(affine(v, sc, sh), 0)
+			}
+			continue
 		}
+		for i, v := range xs {
+			ys[i] = affine(v, sc, sh)
+		}
+	}
+}
+
+// gradXPlanes sets dx to a*g + b*x + k, with g = dy where relu is false or
+// affine(x, scale, shift) is positive, else 0.
+func gradXPlanes[T float](dx, x, dy []T, hw int, relu bool, p []bnChannel) {
+	if x32, v := vec32(x); v != nil {
+		v.gradX(any(dx).([]float32), x32, any(dy).([]float32), hw, relu, p)
 		return
 	}
-	for j, v := range x {
-		dx[j] = T(a*float64(dy[j]) + b*float64(v) + k)
+	for j := range p {
+		q := &p[j]
+		ds, dys := dx[j*hw:(j+1)*hw], dy[j*hw:(j+1)*hw]
+		if relu {
+			// Where the ReLU cut the output, dy does not reach y.
+			for i, v := range x[j*hw : (j+1)*hw] {
+				g := keepIf(float64(dys[i]), affine(v, q.scale, q.shift) > 0)
+				ds[i] = T(q.a*g + q.b*float64(v) + q.k)
+			}
+			continue
+		}
+		for i, v := range x[j*hw : (j+1)*hw] {
+			ds[i] = T(q.a*float64(dys[i]) + q.b*float64(v) + q.k)
+		}
 	}
 }
 
@@ -267,37 +312,42 @@ func resize(s []float64, n int) []float64 {
 // in training mode, updating the running statistics of st. Sums are kept in
 // float64 whatever T is.
 func bnForward[T float](st *BNState, sv *bnSaved, n, c, hw int, x, gamma, beta, y []T) {
-	chw := c * hw
-	sv.scale, sv.shift = resize(sv.scale, c), resize(sv.shift, c)
-	perChannel(n, c, hw, func(ch int) {
-		mean, variance := st.RunningMean[ch], st.RunningVar[ch]
+	if cap(sv.ch) < c {
+		sv.ch = make([]bnChannel, c)
+	}
+	sv.ch = sv.ch[:c]
+	cnt := float64(n * hw)
+	channelBlocks(n, c, hw, func(lo, hi int) {
+		p := sv.ch[lo:hi]
 		if st.Training {
-			// One pass, shifted by the channel's first value.
-			k := float64(x[ch*hw])
-			var s1, s2 float64
-			for i := 0; i < n; i++ {
-				a, b := shiftedMoments(x[i*chw+ch*hw:i*chw+(ch+1)*hw], k)
-				s1 += a
-				s2 += b
+			// One pass, shifted by each channel's first value.
+			for j := range p {
+				p[j] = bnChannel{center: float64(x[(lo+j)*hw])}
 			}
-			cnt := float64(n * hw)
-			d := s1 / cnt
-			mean = k + d
-			variance = max(0, s2/cnt-d*d)
-			// The running statistics are rounded to T, as PyTorch keeps
-			// them in the layer's dtype.
-			m := st.Momentum
-			st.RunningMean[ch] = float64(T((1-m)*st.RunningMean[ch] + m*mean))
-			st.RunningVar[ch] = float64(T((1-m)*st.RunningVar[ch] + m*variance*cnt/(cnt-1)))
+			for i := range n {
+				momentsPlanes(planes(x, i, c, hw, lo, hi), hw, p)
+			}
 		}
-		inv := 1 / math.Sqrt(variance+st.Eps)
-		sv.mean[ch], sv.invStd[ch] = mean, inv
-		scale := float64(gamma[ch]) * inv
-		shift := float64(beta[ch]) - mean*scale
-		sv.scale[ch], sv.shift[ch] = scale, shift
-		for i := 0; i < n; i++ {
-			o := i*chw + ch*hw
-			normalize(y[o:o+hw], x[o:o+hw], scale, shift, sv.relu)
+		for j := range p {
+			q, ch := &p[j], lo+j
+			mean, variance := st.RunningMean[ch], st.RunningVar[ch]
+			if st.Training {
+				d := q.sum1 / cnt
+				mean = q.center + d
+				variance = max(0, q.sum2/cnt-d*d)
+				// The running statistics are rounded to T, as PyTorch keeps
+				// them in the layer's dtype.
+				m := st.Momentum
+				st.RunningMean[ch] = float64(T((1-m)*st.RunningMean[ch] + m*mean))
+				st.RunningVar[ch] = float64(T((1-m)*st.RunningVar[ch] + m*variance*cnt/(cnt-1)))
+			}
+			inv := 1 / math.Sqrt(variance+st.Eps)
+			sv.mean[ch], sv.invStd[ch] = mean, inv
+			q.scale = float64(gamma[ch]) * inv
+			q.shift = float64(beta[ch]) - mean*q.scale
+		}
+		for i := range n {
+			normalizePlanes(planes(y, i, c, hw, lo, hi), planes(x, i, c, hw, lo, hi), hw, sv.relu, p)
 		}
 	})
 	if st.Training {
@@ -382,14 +432,20 @@ func copyRounded[T float](dst []T, src []float64) {
 	}
 }
 
-// perChannel runs f for every channel of an [N,C,HW] tensor, channels
-// spread over goroutines; f must touch only its channel.
-func perChannel(n, c, hw int, f func(ch int)) {
-	parallelBalanced(c, parts(c, n*hw), func(_, lo, hi int) {
-		for ch := lo; ch < hi; ch++ {
-			f(ch)
-		}
-	})
+// channelBlocks runs f on contiguous ranges of the channels of an
+// [N,C,HW] tensor, one range per goroutine; f must touch only its range.
+// Within a range the loops go image by image, each reading one contiguous
+// run of its channels' planes: channel by channel, a plane of a few KB and
+// then a jump of a whole image, the hardware prefetcher never settled and
+// the loops read at half the speed.
+func channelBlocks(n, c, hw int, f func(lo, hi int)) {
+	parallelFor(c, parts(c, n*hw), func(_, lo, hi int) { f(lo, hi) })
+}
+
+// planes returns image i's planes of channels [lo, hi) in t [N,C,HW].
+func planes[T float](t []T, i, c, hw, lo, hi int) []T {
+	o := i * c * hw
+	return t[o+lo*hw : o+hi*hw]
 }
 
 // bnGradGammaOp is (x, y, dy) -> dgamma = sum of dy*xhat per channel, with
@@ -448,18 +504,19 @@ func (op *bnGradGammaOp) Do(inputs ...G.Value) (G.Value, error) {
 }
 
 func bnGradGamma[T float](sv *bnSaved, n, c, hw int, x, dy, out []T) {
-	chw := c * hw
 	sv.sumDy = resize(sv.sumDy, c)
-	perChannel(n, c, hw, func(ch int) {
-		var sdy, s float64
-		for i := 0; i < n; i++ {
-			o := i*chw + ch*hw
-			a, b := centredDotReLU(x[o:o+hw], dy[o:o+hw], sv.mean[ch], sv.scale[ch], sv.shift[ch], sv.relu)
-			sdy += a
-			s += b
+	channelBlocks(n, c, hw, func(lo, hi int) {
+		p := sv.ch[lo:hi]
+		for j := range p {
+			p[j].center, p[j].sum1, p[j].sum2 = sv.mean[lo+j], 0, 0
 		}
-		sv.sumDy[ch] = sdy
-		out[ch] = T(s * sv.invStd[ch])
+		for i := range n {
+			centredDotPlanes(planes(x, i, c, hw, lo, hi), planes(dy, i, c, hw, lo, hi), hw, sv.relu, p)
+		}
+		for j, q := range p {
+			sv.sumDy[lo+j] = q.sum1
+			out[lo+j] = T(q.sum2 * sv.invStd[lo+j])
+		}
 	})
 }
 
@@ -524,21 +581,23 @@ func (op *bnGradXOp) Do(inputs ...G.Value) (G.Value, error) {
 }
 
 func bnGradX[T float](sv *bnSaved, n, c, hw int, x, gamma, dy, dgamma, dx []T) {
-	chw := c * hw
 	m := float64(n * hw)
-	perChannel(n, c, hw, func(ch int) {
-		mean, inv := sv.mean[ch], sv.invStd[ch]
-		scale := float64(gamma[ch]) * inv
-		// dx = a*dy + b*x + k, folding the training-mode terms.
-		a, b, k := scale, 0.0, 0.0
-		if sv.training {
-			dg, db := float64(dgamma[ch]), float64(T(sv.sumDy[ch]))
-			b = -scale * dg * inv / m
-			k = -scale*db/m - b*mean
+	channelBlocks(n, c, hw, func(lo, hi int) {
+		p := sv.ch[lo:hi]
+		for j := range p {
+			q, ch := &p[j], lo+j
+			mean, inv := sv.mean[ch], sv.invStd[ch]
+			scale := float64(gamma[ch]) * inv
+			// dx = a*dy + b*x + k, folding the training-mode terms.
+			q.a, q.b, q.k = scale, 0, 0
+			if sv.training {
+				dg, db := float64(dgamma[ch]), float64(T(sv.sumDy[ch]))
+				q.b = -scale * dg * inv / m
+				q.k = -scale*db/m - q.b*mean
+			}
 		}
-		for i := 0; i < n; i++ {
-			o := i*chw + ch*hw
-			gradXPlane(dx[o:o+hw], x[o:o+hw], dy[o:o+hw], a, b, k, sv.scale[ch], sv.shift[ch], sv.relu)
+		for i := range n {
+			gradXPlanes(planes(dx, i, c, hw, lo, hi), planes(x, i, c, hw, lo, hi), planes(dy, i, c, hw, lo, hi), hw, sv.relu, p)
 		}
 	})
 }

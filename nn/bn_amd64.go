@@ -6,20 +6,20 @@ import (
 	"golang.org/x/sys/cpu"
 )
 
-// The AVX-512 versions of batch norm's float32 loops (bn_amd64.s); each
-// matches the Go function its bnKernels field names.
+// The AVX-512 versions of batch norm's float32 plane loops (bn_amd64.s);
+// each matches the Go function its bnKernels field names.
 
 //go:noescape
-func moments32(x []float32, k float64) (sum1, sum2 float64)
+func moments32(x []float32, hw int, p []bnChannel)
 
 //go:noescape
-func centredDot32(x, dy []float32, mean, scale, shift float64, relu bool) (sumDy, sumDyX float64)
+func centredDot32(x, dy []float32, hw int, relu bool, p []bnChannel)
 
 //go:noescape
-func normalize32(y, x []float32, scale, shift float64, relu bool)
+func normalize32(y, x []float32, hw int, relu bool, p []bnChannel)
 
 //go:noescape
-func gradX32(dx, x, dy []float32, a, b, k, scale, shift float64, relu bool)
+func gradX32(dx, x, dy []float32, hw int, relu bool, p []bnChannel)
 
 // bnVec32 are batch norm's float32 loops in assembly where the CPU runs
 // them. SUPFLOW_SIMD=off keeps the Go loops (for comparisons).

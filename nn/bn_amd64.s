@@ -1,9 +1,12 @@
 #include "textflag.h"
 
 // Batch norm's float32 loops in AVX-512 (F and VL): eight values a step,
-// widened to float64 as the Go versions in reduce.go and batchnorm.go
-// compute them. K1 selects the lanes a step covers: all eight, then the
-// tail; loads zero the lanes outside it and stores leave them alone.
+// widened to float64 as the Go versions in batchnorm.go compute them. Each
+// walks consecutive planes of hw values, one per bnChannel of p (64 bytes:
+// center 0, scale 8, shift 16, a 24, b 32, k 40, sum1 48, sum2 56). BX is
+// the offset in the plane, CX the values left in it; K1 selects the lanes
+// a step covers: all eight, then the tail. Loads zero the lanes outside it
+// and stores leave them alone.
 
 // PF is how far ahead of the loads the loops prefetch. A plane is one
 // image's channel, a few KB, and the next plane the loops read lies a
@@ -14,8 +17,41 @@
 
 // PREFETCH2 prefetches both inputs, at SI and DI.
 #define PREFETCH2 \
-	PREFETCHT0 PF(SI); \
-	PREFETCHT0 PF(DI)
+	PREFETCHT0 PF(SI)(BX*1); \
+	PREFETCHT0 PF(DI)(BX*1)
+
+// PLANE starts a plane: offset 0, hw values to go.
+#define PLANE \
+	XORQ BX, BX; \
+	MOVQ R10, CX
+
+// NEXT ends a step of the plane loop at label l.
+#define NEXT(l) \
+	ADDQ $32, BX; \
+	SUBQ $8, CX; \
+	JG   l
+
+// LOADAFFINE broadcasts the channel's scale and shift for RELUMASK.
+#define LOADAFFINE \
+	VBROADCASTSD 8(R11), Z29; \
+	VBROADCASTSD 16(R11), Z30
+
+// ADDSUMS adds Z0's and Z1's lane sums to the channel's sum1 and sum2.
+#define ADDSUMS \
+	HSUM(Z0, Y0, X0); \
+	HSUM(Z1, Y1, X1); \
+	VADDSD 48(R11), X0, X0; \
+	VMOVSD X0, 48(R11); \
+	VADDSD 56(R11), X1, X1; \
+	VMOVSD X1, 56(R11)
+
+// PLANES checks the arguments common to all: hw (R10) > 0 and at least
+// one plane of the R9 values; it jumps to l if there is nothing to do.
+#define PLANES(l) \
+	TESTQ R10, R10; \
+	JLE   l; \
+	CMPQ  R9, R10; \
+	JL    l
 
 // TAILMASK sets K1 to the low min(CX, 8) lanes; it clobbers AX.
 #define TAILMASK \
@@ -43,93 +79,103 @@
 	VPERMILPD $1, X, X6; \
 	VADDSD X6, X, X
 
-// func moments32(x []float32, k float64) (sum1, sum2 float64)
-TEXT ·moments32(SB), NOSPLIT, $0-48
+// func moments32(x []float32, hw int, p []bnChannel)
+TEXT ·moments32(SB), NOSPLIT, $0-56
 	MOVQ x_base+0(FP), SI
-	MOVQ x_len+8(FP), CX
-	VBROADCASTSD k+24(FP), Z31
+	MOVQ x_len+8(FP), R9
+	MOVQ hw+24(FP), R10
+	MOVQ p_base+32(FP), R11
+	PLANES(momentsDone)
+
+momentsPlane:
+	VBROADCASTSD 0(R11), Z31
 	VPXORQ Z0, Z0, Z0
 	VPXORQ Z1, Z1, Z1
-	TESTQ CX, CX
-	JLE  momentsDone
+	PLANE
 
 momentsLoop:
 	TAILMASK
-	PREFETCHT0 PF(SI)
-	VCVTPS2PD.Z (SI), K1, Z2
+	PREFETCHT0 PF(SI)(BX*1)
+	VCVTPS2PD.Z (SI)(BX*1), K1, Z2
 	VSUBPD.Z Z31, Z2, K1, Z2
 	VADDPD Z2, Z0, Z0
 	VFMADD231PD Z2, Z2, Z1
-	ADDQ $32, SI
-	SUBQ $8, CX
-	JG   momentsLoop
+	NEXT(momentsLoop)
+	ADDSUMS
+	ADDQ $64, R11
+	LEAQ (SI)(R10*4), SI
+	SUBQ R10, R9
+	CMPQ R9, R10
+	JGE  momentsPlane
 
 momentsDone:
-	HSUM(Z0, Y0, X0)
-	HSUM(Z1, Y1, X1)
-	MOVSD X0, sum1+32(FP)
-	MOVSD X1, sum2+40(FP)
 	VZEROUPPER
 	RET
 
-// func centredDot32(x, dy []float32, mean, scale, shift float64, relu bool) (sumDy, sumDyX float64)
-TEXT ·centredDot32(SB), NOSPLIT, $0-96
+// func centredDot32(x, dy []float32, hw int, relu bool, p []bnChannel)
+TEXT ·centredDot32(SB), NOSPLIT, $0-88
 	MOVQ x_base+0(FP), SI
-	MOVQ x_len+8(FP), CX
+	MOVQ x_len+8(FP), R9
 	MOVQ dy_base+24(FP), DI
-	VBROADCASTSD mean+48(FP), Z31
-	VBROADCASTSD scale+56(FP), Z29
-	VBROADCASTSD shift+64(FP), Z30
-	MOVBLZX relu+72(FP), R8
+	MOVQ hw+48(FP), R10
+	MOVBLZX relu+56(FP), R8
+	MOVQ p_base+64(FP), R11
+	VPXORD Y28, Y28, Y28
+	PLANES(dotDone)
+
+dotPlane:
+	VBROADCASTSD 0(R11), Z31
+	LOADAFFINE
 	VPXORQ Z0, Z0, Z0
 	VPXORQ Z1, Z1, Z1
-	VPXORD Y28, Y28, Y28
-	TESTQ CX, CX
-	JLE  dotDone
+	PLANE
 
 dotLoop:
 	TAILMASK
 	PREFETCH2
-	VCVTPS2PD.Z (SI), K1, Z2
+	VCVTPS2PD.Z (SI)(BX*1), K1, Z2
 	KMOVW K1, K2
 	TESTQ R8, R8
 	JZ   dotSum
 	RELUMASK
 
 dotSum:
-	VCVTPS2PD.Z (DI), K2, Z4
+	VCVTPS2PD.Z (DI)(BX*1), K2, Z4
 	VADDPD Z4, Z0, Z0
 	VSUBPD Z31, Z2, Z5
 	VFMADD231PD Z5, Z4, Z1
-	ADDQ $32, SI
-	ADDQ $32, DI
-	SUBQ $8, CX
-	JG   dotLoop
+	NEXT(dotLoop)
+	ADDSUMS
+	ADDQ $64, R11
+	LEAQ (SI)(R10*4), SI
+	LEAQ (DI)(R10*4), DI
+	SUBQ R10, R9
+	CMPQ R9, R10
+	JGE  dotPlane
 
 dotDone:
-	HSUM(Z0, Y0, X0)
-	HSUM(Z1, Y1, X1)
-	MOVSD X0, sumDy+80(FP)
-	MOVSD X1, sumDyX+88(FP)
 	VZEROUPPER
 	RET
 
-// func normalize32(y, x []float32, scale, shift float64, relu bool)
-TEXT ·normalize32(SB), NOSPLIT, $0-65
+// func normalize32(y, x []float32, hw int, relu bool, p []bnChannel)
+TEXT ·normalize32(SB), NOSPLIT, $0-88
 	MOVQ y_base+0(FP), DI
 	MOVQ x_base+24(FP), SI
-	MOVQ x_len+32(FP), CX
-	VBROADCASTSD scale+48(FP), Z29
-	VBROADCASTSD shift+56(FP), Z30
-	MOVBLZX relu+64(FP), R8
+	MOVQ x_len+32(FP), R9
+	MOVQ hw+48(FP), R10
+	MOVBLZX relu+56(FP), R8
+	MOVQ p_base+64(FP), R11
 	VPXORD Y28, Y28, Y28
-	TESTQ CX, CX
-	JLE  normDone
+	PLANES(normDone)
+
+normPlane:
+	LOADAFFINE
+	PLANE
 
 normLoop:
 	TAILMASK
-	PREFETCHT0 PF(SI)
-	VCVTPS2PD.Z (SI), K1, Z2
+	PREFETCHT0 PF(SI)(BX*1)
+	VCVTPS2PD.Z (SI)(BX*1), K1, Z2
 	VMULPD Z29, Z2, Z2
 	VADDPD Z30, Z2, Z2
 	VCVTPD2PS Z2, Y2
@@ -141,53 +187,62 @@ normLoop:
 	VMOVUPS.Z Y2, K2, Y2
 
 normStore:
-	VMOVUPS Y2, K1, (DI)
-	ADDQ $32, SI
-	ADDQ $32, DI
-	SUBQ $8, CX
-	JG   normLoop
+	VMOVUPS Y2, K1, (DI)(BX*1)
+	NEXT(normLoop)
+	ADDQ $64, R11
+	LEAQ (SI)(R10*4), SI
+	LEAQ (DI)(R10*4), DI
+	SUBQ R10, R9
+	CMPQ R9, R10
+	JGE  normPlane
 
 normDone:
 	VZEROUPPER
 	RET
 
-// func gradX32(dx, x, dy []float32, a, b, k, scale, shift float64, relu bool)
-TEXT ·gradX32(SB), NOSPLIT, $0-113
+// func gradX32(dx, x, dy []float32, hw int, relu bool, p []bnChannel)
+TEXT ·gradX32(SB), NOSPLIT, $0-112
 	MOVQ dx_base+0(FP), DX
 	MOVQ x_base+24(FP), SI
-	MOVQ x_len+32(FP), CX
+	MOVQ x_len+32(FP), R9
 	MOVQ dy_base+48(FP), DI
-	VBROADCASTSD a+72(FP), Z24
-	VBROADCASTSD b+80(FP), Z25
-	VBROADCASTSD k+88(FP), Z26
-	VBROADCASTSD scale+96(FP), Z29
-	VBROADCASTSD shift+104(FP), Z30
-	MOVBLZX relu+112(FP), R8
+	MOVQ hw+72(FP), R10
+	MOVBLZX relu+80(FP), R8
+	MOVQ p_base+88(FP), R11
 	VPXORD Y28, Y28, Y28
-	TESTQ CX, CX
-	JLE  gradDone
+	PLANES(gradDone)
+
+gradPlane:
+	VBROADCASTSD 24(R11), Z24
+	VBROADCASTSD 32(R11), Z25
+	VBROADCASTSD 40(R11), Z26
+	LOADAFFINE
+	PLANE
 
 gradLoop:
 	TAILMASK
 	PREFETCH2
-	VCVTPS2PD.Z (SI), K1, Z2
+	VCVTPS2PD.Z (SI)(BX*1), K1, Z2
 	KMOVW K1, K2
 	TESTQ R8, R8
 	JZ   gradSum
 	RELUMASK
 
 gradSum:
-	VCVTPS2PD.Z (DI), K2, Z4
+	VCVTPS2PD.Z (DI)(BX*1), K2, Z4
 	VMOVAPD Z26, Z5
 	VFMADD231PD Z24, Z4, Z5
 	VFMADD231PD Z25, Z2, Z5
 	VCVTPD2PS Z5, Y5
-	VMOVUPS Y5, K1, (DX)
-	ADDQ $32, SI
-	ADDQ $32, DI
-	ADDQ $32, DX
-	SUBQ $8, CX
-	JG   gradLoop
+	VMOVUPS Y5, K1, (DX)(BX*1)
+	NEXT(gradLoop)
+	ADDQ $64, R11
+	LEAQ (SI)(R10*4), SI
+	LEAQ (DI)(R10*4), DI
+	LEAQ (DX)(R10*4), DX
+	SUBQ R10, R9
+	CMPQ R9, R10
+	JGE  gradPlane
 
 gradDone:
 	VZEROUPPER

@@ -6,12 +6,13 @@ import (
 	"testing"
 )
 
-// TestBNKernels compares batch norm's assembly loops with the Go ones on
-// every tail length and on the values where the ReLU mask could disagree:
-// NaN, infinities, signed zeros and affine values that round to zero in
-// float32. normalize must match to the bit (the backward recomputes the
-// forward's mask); sums may differ by their order; gradX by one rounding.
-// Values past a slice's length must stay untouched.
+// TestBNKernels compares batch norm's assembly plane loops with the Go ones
+// on every tail length, several planes with their own coefficients, and
+// the values where the ReLU mask could disagree: NaN, infinities, signed
+// zeros and affine values that round to zero in float32. normalize must
+// match to the bit (the backward recomputes the forward's mask); sums may
+// differ by their order; gradX by one rounding. Values past the planes must
+// stay untouched.
 func TestBNKernels(t *testing.T) {
 	if bnVec32 == nil {
 		t.Skip("no vector loops on this CPU")
@@ -20,62 +21,72 @@ func TestBNKernels(t *testing.T) {
 	defer func() { bnVec32 = vec }()
 	rng := rand.New(rand.NewPCG(7, 8))
 	specials := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), 0, float32(math.Copysign(0, -1)), 1e-30, -1e-30, 0.5}
-	lengths := []int{100, 576, 1031}
-	for n := range 34 {
-		lengths = append(lengths, n)
+	// Per plane: center, scale, shift; the second has affine values far
+	// below float32's smallest, the third positive float64 results that
+	// round to 0.
+	coeffs := []bnChannel{
+		{center: 0.1, scale: 1.3, shift: -0.2, a: 0.7, b: -0.3, k: 0.01, sum1: 1, sum2: 2},
+		{center: 0, scale: 1e-20, shift: 0, a: -1.5, b: 0.2, k: 0},
+		{center: -0.5, scale: -2, shift: 1e-40, a: 0.1, b: 0, k: -3},
 	}
-	params := []struct{ mean, scale, shift float64 }{
-		{0.1, 1.3, -0.2},
-		{0, 1e-20, 0},     // affine values far below float32's smallest
-		{-0.5, -2, 1e-40}, // positive float64 results that round to 0
+	hws := []int{100, 576, 1031}
+	for hw := range 34 {
+		hws = append(hws, hw)
 	}
 	const guard = 3
-	for _, n := range lengths {
-		x, dy := make([]float32, n+guard), make([]float32, n+guard)
+	for _, hw := range hws {
+		size := len(coeffs) * hw
+		x, dy := make([]float32, size+guard), make([]float32, size+guard)
 		for i := range x {
 			x[i], dy[i] = float32(rng.NormFloat64()), float32(rng.NormFloat64())
-			if i < n && rng.IntN(4) == 0 {
+			if i < size && rng.IntN(4) == 0 {
 				x[i] = specials[rng.IntN(len(specials))]
 			}
 		}
-		xs, dys := x[:n], dy[:n]
-		for _, p := range params {
-			for _, relu := range []bool{false, true} {
-				bnVec32 = nil
-				want := make([]float32, n+guard)
-				normalize(want[:n], xs, p.scale, p.shift, relu)
-				wdx := make([]float32, n+guard)
-				gradXPlane(wdx[:n], xs, dys, 0.7, -0.3, 0.01, p.scale, p.shift, relu)
-				w1, w2 := shiftedMoments(xs, p.mean)
-				wdy, wdyx := centredDotReLU(xs, dys, p.mean, p.scale, p.shift, relu)
-
-				bnVec32 = vec
-				got := make([]float32, n+guard)
-				got[n] = 42
-				normalize(got[:n], xs, p.scale, p.shift, relu)
-				gdx := make([]float32, n+guard)
-				gdx[n] = 42
-				gradXPlane(gdx[:n], xs, dys, 0.7, -0.3, 0.01, p.scale, p.shift, relu)
-				g1, g2 := shiftedMoments(xs, p.mean)
-				gdy, gdyx := centredDotReLU(xs, dys, p.mean, p.scale, p.shift, relu)
-
-				if got[n] != 42 || gdx[n] != 42 {
-					t.Fatalf("n=%d: wrote past the slice", n)
+		xs, dys := x[:size], dy[:size]
+		for _, relu := range []bool{false, true} {
+			type result struct {
+				y, dx         []float32
+				moments, sums []bnChannel
+			}
+			run := func() result {
+				r := result{y: make([]float32, size+guard), dx: make([]float32, size+guard)}
+				r.y[size], r.dx[size] = 42, 42
+				r.moments = append([]bnChannel(nil), coeffs...)
+				r.sums = append([]bnChannel(nil), coeffs...)
+				normalizePlanes(r.y[:size], xs, hw, relu, coeffs)
+				gradXPlanes(r.dx[:size], xs, dys, hw, relu, coeffs)
+				momentsPlanes(xs, hw, r.moments)
+				centredDotPlanes(xs, dys, hw, relu, r.sums)
+				return r
+			}
+			bnVec32 = nil
+			want := run()
+			bnVec32 = vec
+			got := run()
+			if got.y[size] != 42 || got.dx[size] != 42 {
+				t.Fatalf("hw=%d: wrote past the planes", hw)
+			}
+			for i := range size {
+				if math.Float32bits(got.y[i]) != math.Float32bits(want.y[i]) && !(isNaN32(got.y[i]) && isNaN32(want.y[i])) {
+					t.Fatalf("hw=%d relu=%v: normalize[%d] of %g = %g, want %g", hw, relu, i, xs[i], got.y[i], want.y[i])
 				}
-				for i := range n {
-					if math.Float32bits(got[i]) != math.Float32bits(want[i]) && !(isNaN32(got[i]) && isNaN32(want[i])) {
-						t.Fatalf("n=%d %+v relu=%v: normalize[%d] of %g = %g, want %g", n, p, relu, i, xs[i], got[i], want[i])
-					}
-					if !close32(gdx[i], wdx[i]) {
-						t.Fatalf("n=%d %+v relu=%v: gradX[%d] of %g = %g, want %g", n, p, relu, i, xs[i], gdx[i], wdx[i])
-					}
+				if !close32(got.dx[i], want.dx[i]) {
+					t.Fatalf("hw=%d relu=%v: gradX[%d] of %g = %g, want %g", hw, relu, i, xs[i], got.dx[i], want.dx[i])
 				}
+			}
+			for j := range coeffs {
 				for _, c := range []struct {
 					name      string
 					got, want float64
-				}{{"sum1", g1, w1}, {"sum2", g2, w2}, {"sumDy", gdy, wdy}, {"sumDyX", gdyx, wdyx}} {
+				}{
+					{"moments sum1", got.moments[j].sum1, want.moments[j].sum1},
+					{"moments sum2", got.moments[j].sum2, want.moments[j].sum2},
+					{"centredDot sum1", got.sums[j].sum1, want.sums[j].sum1},
+					{"centredDot sum2", got.sums[j].sum2, want.sums[j].sum2},
+				} {
 					if !close64(c.got, c.want) {
-						t.Fatalf("n=%d %+v relu=%v: %s %g, want %g", n, p, relu, c.name, c.got, c.want)
+						t.Fatalf("hw=%d relu=%v plane %d: %s %g, want %g", hw, relu, j, c.name, c.got, c.want)
 					}
 				}
 			}

@@ -353,12 +353,16 @@ func (op *channelSumsOp) Do(inputs ...G.Value) (G.Value, error) {
 }
 
 func channelSums[T float](n, c, hw int, x, out []T) {
-	chw := c * hw
-	perChannel(n, c, hw, func(ch int) {
-		var s float64
-		for i := 0; i < n; i++ {
-			s += sum(x[i*chw+ch*hw : i*chw+(ch+1)*hw])
+	channelBlocks(n, c, hw, func(lo, hi int) {
+		s := make([]float64, hi-lo)
+		for i := range n {
+			p := planes(x, i, c, hw, lo, hi)
+			for j := range s {
+				s[j] += sum(p[j*hw : (j+1)*hw])
+			}
 		}
-		out[ch] = T(s)
+		for j, v := range s {
+			out[lo+j] = T(v)
+		}
 	})
 }

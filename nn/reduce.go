@@ -30,9 +30,6 @@ func sum[T float](x []T) float64 {
 // the data, the variance sum2/n - (sum1/n)^2 taken from one pass does not
 // lose the digits a mean far from zero would cancel.
 func shiftedMoments[T float](x []T, k float64) (sum1, sum2 float64) {
-	if x32, v := vec32(x); v != nil {
-		return v.moments(x32, k)
-	}
 	var a0, a1, a2, a3, q0, q1, q2, q3 float64
 	i := 0
 	for ; i+4 <= len(x); i += 4 {
@@ -85,9 +82,6 @@ func centredDot[T float](x, dy []T, mean float64) (sumDy, sumDyX float64) {
 // through a ReLU that followed the normalisation. It masks dy a
 // stack-sized block at a time and sums each block with centredDot.
 func centredDotReLU[T float](x, dy []T, mean, scale, shift float64, relu bool) (sumDy, sumDyX float64) {
-	if x32, v := vec32(x); v != nil {
-		return v.centredDot(x32, any(dy).([]float32), mean, scale, shift, relu)
-	}
 	if !relu {
 		return centredDot(x, dy, mean)
 	}
