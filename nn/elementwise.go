@@ -116,6 +116,10 @@ func relu[T float](dst []T, src ...[]T) {
 // the bits of dy instead of branching: the sign of x is a coin flip, and
 // the mispredicted branch made this loop cost 5x the ReLU itself.
 func reluGrad32(dst []float32, src ...[]float32) {
+	if v := vecLoops32; v != nil {
+		v.reluGrad(dst, src[0], src[1])
+		return
+	}
 	x := src[0]
 	dy, dst := src[1][:len(x)], dst[:len(x)]
 	for i, v := range x {
@@ -144,6 +148,10 @@ func add[T float](dst []T, src ...[]T) {
 }
 
 func addReLU[T float](dst []T, src ...[]T) {
+	if d32, v := vec32(dst); v != nil {
+		v.addReLU(d32, any(src[0]).([]float32), any(src[1]).([]float32))
+		return
+	}
 	b := src[1]
 	for i, v := range src[0] {
 		dst[i] = max(v+b[i], 0)

@@ -247,3 +247,64 @@ gradSum:
 gradDone:
 	VZEROUPPER
 	RET
+
+// TAILMASK16 sets K1 to the low min(CX, 16) lanes; it clobbers AX.
+#define TAILMASK16 \
+	MOVQ $0xffff, AX; \
+	CMPQ CX, $16; \
+	JGE  2(PC); \
+	BZHIQ CX, AX, AX; \
+	KMOVW AX, K1
+
+// func addReLUAVX512(dst, a, b []float32)
+TEXT ·addReLUAVX512(SB), NOSPLIT, $0-72
+	MOVQ dst_base+0(FP), DX
+	MOVQ dst_len+8(FP), CX
+	MOVQ a_base+24(FP), SI
+	MOVQ b_base+48(FP), DI
+	VPXORD Z28, Z28, Z28
+	XORQ BX, BX
+	TESTQ CX, CX
+	JLE  addDone
+
+addLoop:
+	TAILMASK16
+	VMOVUPS.Z (SI)(BX*1), K1, Z0
+	VMOVUPS.Z (DI)(BX*1), K1, Z1
+	VADDPS Z1, Z0, Z0
+	// max(v, 0) as Go has it, as in normalize32.
+	VCMPPS $0x16, Z28, Z0, K1, K2
+	VMOVUPS.Z Z0, K2, Z0
+	VMOVUPS Z0, K1, (DX)(BX*1)
+	ADDQ $64, BX
+	SUBQ $16, CX
+	JG   addLoop
+
+addDone:
+	VZEROUPPER
+	RET
+
+// func reluGradAVX512(dst, x, dy []float32)
+TEXT ·reluGradAVX512(SB), NOSPLIT, $0-72
+	MOVQ dst_base+0(FP), DX
+	MOVQ dst_len+8(FP), CX
+	MOVQ x_base+24(FP), SI
+	MOVQ dy_base+48(FP), DI
+	VPXORD Z28, Z28, Z28
+	XORQ BX, BX
+	TESTQ CX, CX
+	JLE  reluDone
+
+reluLoop:
+	TAILMASK16
+	VMOVUPS.Z (SI)(BX*1), K1, Z0
+	VCMPPS $0x1e, Z28, Z0, K1, K2
+	VMOVUPS.Z (DI)(BX*1), K2, Z1
+	VMOVUPS Z1, K1, (DX)(BX*1)
+	ADDQ $64, BX
+	SUBQ $16, CX
+	JG   reluLoop
+
+reluDone:
+	VZEROUPPER
+	RET

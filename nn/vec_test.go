@@ -14,11 +14,11 @@ import (
 // differ by their order; gradX by one rounding. Values past the planes must
 // stay untouched.
 func TestBNKernels(t *testing.T) {
-	if bnVec32 == nil {
+	if vecLoops32 == nil {
 		t.Skip("no vector loops on this CPU")
 	}
-	vec := bnVec32
-	defer func() { bnVec32 = vec }()
+	vec := vecLoops32
+	defer func() { vecLoops32 = vec }()
 	rng := rand.New(rand.NewPCG(7, 8))
 	specials := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), 0, float32(math.Copysign(0, -1)), 1e-30, -1e-30, 0.5}
 	// Per plane: center, scale, shift; the second has affine values far
@@ -60,9 +60,9 @@ func TestBNKernels(t *testing.T) {
 				centredDotPlanes(xs, dys, hw, relu, r.sums)
 				return r
 			}
-			bnVec32 = nil
+			vecLoops32 = nil
 			want := run()
-			bnVec32 = vec
+			vecLoops32 = vec
 			got := run()
 			if got.y[size] != 42 || got.dx[size] != 42 {
 				t.Fatalf("hw=%d: wrote past the planes", hw)
@@ -108,4 +108,47 @@ func close64(a, b float64) bool {
 		return math.IsNaN(a) && math.IsNaN(b)
 	}
 	return a == b || math.Abs(a-b) <= 1e-12*max(1, math.Abs(a), math.Abs(b))
+}
+
+// TestElementwiseVec compares the assembly addReLU and ReLU gradient with
+// the Go loops, to the bit, on every tail length and on NaN, infinities and
+// signed zeros; values past dst must stay untouched.
+func TestElementwiseVec(t *testing.T) {
+	if vecLoops32 == nil {
+		t.Skip("no vector loops on this CPU")
+	}
+	vec := vecLoops32
+	defer func() { vecLoops32 = vec }()
+	rng := rand.New(rand.NewPCG(9, 10))
+	specials := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), 0, float32(math.Copysign(0, -1)), 1e-40}
+	const guard = 3
+	for _, n := range []int{0, 1, 7, 15, 16, 17, 31, 33, 100, 1001} {
+		a, b := make([]float32, n), make([]float32, n)
+		for i := range a {
+			a[i], b[i] = float32(rng.NormFloat64()), float32(rng.NormFloat64())
+			if rng.IntN(3) == 0 {
+				a[i] = specials[rng.IntN(len(specials))]
+			}
+			if rng.IntN(5) == 0 {
+				b[i] = -a[i]
+			}
+		}
+		for name, f := range map[string]func(dst []float32, src ...[]float32){"addReLU": addReLU[float32], "reluGrad": reluGrad32} {
+			vecLoops32 = nil
+			want := make([]float32, n+guard)
+			f(want[:n], a, b)
+			vecLoops32 = vec
+			got := make([]float32, n+guard)
+			got[n] = 42
+			f(got[:n], a, b)
+			if got[n] != 42 {
+				t.Fatalf("%s n=%d: wrote past dst", name, n)
+			}
+			for i := range n {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) && !(isNaN32(got[i]) && isNaN32(want[i])) {
+					t.Fatalf("%s n=%d [%d] of %g, %g: %g, want %g", name, n, i, a[i], b[i], got[i], want[i])
+				}
+			}
+		}
+	}
 }
