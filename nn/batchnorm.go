@@ -136,7 +136,7 @@ type bnSaved struct {
 func affine[T float](v T, scale, shift float64) T { return T(float64(float64(v)*scale) + shift) }
 
 // bnChannel is one channel's coefficients and sums for the plane loops
-// below; the assembly versions read its fields by offset (bn_amd64.s).
+// below; the assembly versions read its fields by offset (vec_amd64.s).
 type bnChannel struct {
 	center       float64 // moments: the shift k; centredDot: the mean
 	scale, shift float64 // the forward's affine map, and the ReLU's mask
