@@ -94,6 +94,18 @@ func span(off, size, stride, out int) (lo, hi int) {
 	return min(lo, hi), hi
 }
 
+// spans returns span(k-pad, size, stride, out) for every kernel offset k
+// in [0, n): the unfolding loops look them up per channel instead of
+// dividing again (the divisions had been 2% of a step).
+func (g *convGeom) spans(n, size, out int, buf *[16][2]int) [][2]int {
+	s := buf[:0]
+	for k := range n {
+		lo, hi := span(k-g.pad, size, g.stride, out)
+		s = append(s, [2]int{lo, hi})
+	}
+	return s
+}
+
 // gemmCols is the least number of columns a convolution GEMM should have:
 // images are unfolded side by side until their output positions reach it,
 // so that deep layers with few positions per image still make GEMMs big
@@ -118,14 +130,16 @@ func (g convGeom) chunk() int {
 func im2col[T float](g *convGeom, x, col []T, ld, off int) {
 	hw, howo := g.h*g.w, g.ho*g.wo
 	same := g.stride == 1 && g.wo == g.w
+	var ub, vb [16][2]int
+	us, vs := g.spans(g.kh, g.h, g.ho, &ub), g.spans(g.kw, g.w, g.wo, &vb)
 	r := 0
 	for c := 0; c < g.c; c++ {
 		xc := x[c*hw : (c+1)*hw]
 		for u := 0; u < g.kh; u++ {
-			ilo, ihi := span(u-g.pad, g.h, g.stride, g.ho)
+			ilo, ihi := us[u][0], us[u][1]
 			for v := 0; v < g.kw; v++ {
 				xoff := v - g.pad
-				jlo, jhi := span(xoff, g.w, g.stride, g.wo)
+				jlo, jhi := vs[v][0], vs[v][1]
 				row := col[r*ld+off : r*ld+off+howo]
 				r++
 				if jlo == jhi || ilo == ihi {
@@ -170,15 +184,16 @@ func im2col[T float](g *convGeom, x, col []T, ld, off int) {
 func col2im[T float](g *convGeom, col, x []T, ld, off, i0, i1 int) {
 	hw, n := g.h*g.w, (i1-i0)*g.wo
 	same := g.stride == 1 && g.wo == g.w
+	var ub, vb [16][2]int
+	us, vs := g.spans(g.kh, g.h, g.ho, &ub), g.spans(g.kw, g.w, g.wo, &vb)
 	r := 0
 	for c := 0; c < g.c; c++ {
 		xc := x[c*hw : (c+1)*hw]
 		for u := 0; u < g.kh; u++ {
-			ilo, ihi := span(u-g.pad, g.h, g.stride, g.ho)
-			ilo, ihi = max(ilo, i0), min(ihi, i1)
+			ilo, ihi := max(us[u][0], i0), min(us[u][1], i1)
 			for v := 0; v < g.kw; v++ {
 				xoff := v - g.pad
-				jlo, jhi := span(xoff, g.w, g.stride, g.wo)
+				jlo, jhi := vs[v][0], vs[v][1]
 				row := col[r*ld+off : r*ld+off+n]
 				r++
 				if jlo == jhi || ilo >= ihi {
