@@ -156,6 +156,8 @@ type vecLoops struct {
 	gradX      func(dx, x, dy []float32, hw int, relu bool, p []bnChannel) // gradXPlanes
 	addReLU    func(dst, a, b []float32)                                   // addReLU
 	reluGrad   func(dst, x, dy []float32)                                  // reluGrad32
+	// transpose16 is transposeTile's 16x16 block, on pointers it checked.
+	transpose16 func(dst *float32, ldd int, a, b *float32, lds int)
 }
 
 // vec32 returns x and vecLoops32 where T is float32 and vecLoops32 is set, else

@@ -604,41 +604,6 @@ func (p *partials[T]) finish() {
 	}
 }
 
-// transposeSum sets dst (cols x rows) to the transpose of the sum of srcs
-// (rows x cols each, added in order), a square block at a time so that
-// both sides stay in cache.
-func transposeSum[T float](dst []T, srcs [][]T, rows, cols int) {
-	const b = 16
-	parallelBalanced(rows, parts(rows, cols*len(srcs)), func(_, lo, hi int) {
-		var blk [b * b]T
-		for r0 := lo; r0 < hi; r0 += b {
-			nr := min(b, hi-r0)
-			for c0 := 0; c0 < cols; c0 += b {
-				nc := min(b, cols-c0)
-				for i, src := range srcs {
-					for r := range nr {
-						row := src[(r0+r)*cols+c0:][:nc]
-						t := blk[r*b:][:nc]
-						if i == 0 {
-							copy(t, row)
-							continue
-						}
-						for j, v := range row {
-							t[j] += v
-						}
-					}
-				}
-				for c := range nc {
-					d := dst[(c0+c)*rows+r0:][:nr]
-					for r := range d {
-						d[r] = blk[r*b+c]
-					}
-				}
-			}
-		}
-	})
-}
-
 // beta is the GEMM accumulation factor: overwrite on the first pass.
 func beta[T float](first bool) T {
 	if first {

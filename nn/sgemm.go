@@ -242,10 +242,19 @@ func packB(trans, direct bool, b []float32, ldb, pc, kb, jc, nb int, dst []float
 			}
 			continue
 		}
+		base := (jc+q0)*ldb + pc
+		p0 := 0
+		if vecLoops32 != nil && cols == nr {
+			// 16x16 tiles transposed in registers.
+			for ; p0+16 <= kb; p0 += 16 {
+				for j0 := 0; j0 < nr; j0 += 16 {
+					transposeTile(panel[p0*nr+j0:], nr, b[base+j0*ldb+p0:], nil, ldb)
+				}
+			}
+		}
 		// Row by row of the panel: 32 sequential read streams, one
 		// sequential write (columns first wrote 32 cache lines apart).
-		base := (jc+q0)*ldb + pc
-		for p := range kb {
+		for p := p0; p < kb; p++ {
 			out := panel[p*nr : p*nr+cols]
 			for j := range out {
 				out[j] = b[base+j*ldb+p]
