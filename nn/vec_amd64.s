@@ -45,6 +45,17 @@
 	VADDSD 56(R11), X1, X1; \
 	VMOVSD X1, 56(R11)
 
+// ADVANCE moves the pointer in R to its next plane.
+#define ADVANCE(R) LEAQ (R)(R10*4), R
+
+// NEXTPLANE moves to the next channel and loops to l while a whole plane
+// of the R9 values is left.
+#define NEXTPLANE(l) \
+	ADDQ $64, R11; \
+	SUBQ R10, R9; \
+	CMPQ R9, R10; \
+	JGE  l
+
 // PLANES checks the arguments common to all: hw (R10) > 0 and at least
 // one plane of the R9 values; it jumps to l if there is nothing to do.
 #define PLANES(l) \
@@ -102,11 +113,8 @@ momentsLoop:
 	VFMADD231PD Z2, Z2, Z1
 	NEXT(momentsLoop)
 	ADDSUMS
-	ADDQ $64, R11
-	LEAQ (SI)(R10*4), SI
-	SUBQ R10, R9
-	CMPQ R9, R10
-	JGE  momentsPlane
+	ADVANCE(SI)
+	NEXTPLANE(momentsPlane)
 
 momentsDone:
 	VZEROUPPER
@@ -146,12 +154,9 @@ dotSum:
 	VFMADD231PD Z5, Z4, Z1
 	NEXT(dotLoop)
 	ADDSUMS
-	ADDQ $64, R11
-	LEAQ (SI)(R10*4), SI
-	LEAQ (DI)(R10*4), DI
-	SUBQ R10, R9
-	CMPQ R9, R10
-	JGE  dotPlane
+	ADVANCE(SI)
+	ADVANCE(DI)
+	NEXTPLANE(dotPlane)
 
 dotDone:
 	VZEROUPPER
@@ -189,12 +194,9 @@ normLoop:
 normStore:
 	VMOVUPS Y2, K1, (DI)(BX*1)
 	NEXT(normLoop)
-	ADDQ $64, R11
-	LEAQ (SI)(R10*4), SI
-	LEAQ (DI)(R10*4), DI
-	SUBQ R10, R9
-	CMPQ R9, R10
-	JGE  normPlane
+	ADVANCE(SI)
+	ADVANCE(DI)
+	NEXTPLANE(normPlane)
 
 normDone:
 	VZEROUPPER
@@ -236,13 +238,10 @@ gradSum:
 	VCVTPD2PS Z5, Y5
 	VMOVUPS Y5, K1, (DX)(BX*1)
 	NEXT(gradLoop)
-	ADDQ $64, R11
-	LEAQ (SI)(R10*4), SI
-	LEAQ (DI)(R10*4), DI
-	LEAQ (DX)(R10*4), DX
-	SUBQ R10, R9
-	CMPQ R9, R10
-	JGE  gradPlane
+	ADVANCE(SI)
+	ADVANCE(DI)
+	ADVANCE(DX)
+	NEXTPLANE(gradPlane)
 
 gradDone:
 	VZEROUPPER

@@ -14,11 +14,7 @@ import (
 // differ by their order; gradX by one rounding. Values past the planes must
 // stay untouched.
 func TestBNKernels(t *testing.T) {
-	if vecLoops32 == nil {
-		t.Skip("no vector loops on this CPU")
-	}
-	vec := vecLoops32
-	defer func() { vecLoops32 = vec }()
+	vec := vecOnly(t)
 	rng := rand.New(rand.NewPCG(7, 8))
 	specials := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), 0, float32(math.Copysign(0, -1)), 1e-30, -1e-30, 0.5}
 	// Per plane: center, scale, shift; the second has affine values far
@@ -94,6 +90,18 @@ func TestBNKernels(t *testing.T) {
 	}
 }
 
+// vecOnly skips t on a CPU without vector loops, else returns them and
+// restores vecLoops32 when t ends (tests switch it off to run the Go loops).
+func vecOnly(t *testing.T) *vecLoops {
+	t.Helper()
+	if vecLoops32 == nil {
+		t.Skip("no vector loops on this CPU")
+	}
+	vec := vecLoops32
+	t.Cleanup(func() { vecLoops32 = vec })
+	return vec
+}
+
 func isNaN32(v float32) bool { return v != v }
 
 func close32(a, b float32) bool {
@@ -114,11 +122,7 @@ func close64(a, b float64) bool {
 // the Go loops, to the bit, on every tail length and on NaN, infinities and
 // signed zeros; values past dst must stay untouched.
 func TestElementwiseVec(t *testing.T) {
-	if vecLoops32 == nil {
-		t.Skip("no vector loops on this CPU")
-	}
-	vec := vecLoops32
-	defer func() { vecLoops32 = vec }()
+	vec := vecOnly(t)
 	rng := rand.New(rand.NewPCG(9, 10))
 	specials := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), 0, float32(math.Copysign(0, -1)), 1e-40}
 	const guard = 3
