@@ -170,7 +170,7 @@ func (b *Bus) consumer(ctx context.Context, e WorkQueue) error {
 		MaxAckPending: c.MaxAckPending,
 		FilterSubject: e.Topic,
 	}
-	if err := retryServerErrors(ctx, func() error {
+	if err := retryRaces(ctx, func() error {
 		_, err := b.js.CreateOrUpdatePushConsumer(ctx, e.Topic, cfg)
 		return err
 	}); err != nil {
@@ -194,7 +194,7 @@ func (b *Bus) ResetConsumer(ctx context.Context, t Topology, topic string) error
 		if e.Topic != topic {
 			continue
 		}
-		err = retryServerErrors(ctx, func() error {
+		err = retryRaces(ctx, func() error {
 			err := b.js.DeleteConsumer(ctx, e.Topic, e.Consumer.Name)
 			if errors.Is(err, jetstream.ErrConsumerNotFound) {
 				return nil
@@ -263,24 +263,28 @@ func (b *Bus) Provision(ctx context.Context, t Topology) error {
 
 // stream creates or updates a stream.
 func (b *Bus) stream(ctx context.Context, cfg jetstream.StreamConfig) error {
-	return retryServerErrors(ctx, func() error {
+	return retryRaces(ctx, func() error {
 		_, err := b.js.CreateOrUpdateStream(ctx, cfg)
 		return err
 	})
 }
 
-// retryServerErrors calls f again, with backoff, while the server answers
-// with an internal error (code 500), at most five times in all. Every
-// process provisions at start-up and the trainer resets its consumer then:
-// updates of one consumer from several processes at once can collide in
-// the server's file store ("open .../obs/train/meta.inf.tmp: no such file
-// or directory" while another process recreated it).
-func retryServerErrors(ctx context.Context, f func() error) error {
+// retryRaces calls f again, with backoff, while the server answers with
+// an internal error (code 500) or says that the consumer being updated does
+// not exist (err_code 10149), at most five times in all. Every process
+// provisions at start-up and the trainer resets its consumer then: updates
+// of one consumer from several processes at once can collide in the
+// server's file store ("open .../obs/train/meta.inf.tmp: no such file or
+// directory" while another process recreated it), and a create-or-update
+// that meets the trainer's delete halfway fails with 10149 (the feeder
+// exited on it once in CI).
+func retryRaces(ctx context.Context, f func() error) error {
 	wait := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		err := f()
 		var apiErr *jetstream.APIError
-		if err == nil || attempt == 5 || !errors.As(err, &apiErr) || apiErr.Code < 500 {
+		if err == nil || attempt == 5 || !errors.As(err, &apiErr) ||
+			apiErr.Code < 500 && apiErr.ErrorCode != jetstream.JSErrCodeConsumerDoesNotExist {
 			return err
 		}
 		select {

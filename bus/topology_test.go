@@ -9,9 +9,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// TestRetryServerErrors: internal server errors are retried (at most five
-// calls), anything else is returned at once.
-func TestRetryServerErrors(t *testing.T) {
+// TestRetryRaces: internal server errors and "consumer does not exist" are
+// retried (at most five calls), anything else is returned at once.
+func TestRetryRaces(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		fails int
@@ -21,12 +21,13 @@ func TestRetryServerErrors(t *testing.T) {
 	}{
 		{"recovers", 2, &jetstream.APIError{Code: 500, ErrorCode: 10012}, 3, true},
 		{"gives up", 9, &jetstream.APIError{Code: 500, ErrorCode: 10012}, 5, false},
+		{"consumer deleted meanwhile", 1, &jetstream.APIError{Code: 400, ErrorCode: 10149}, 2, true},
 		{"client error", 9, &jetstream.APIError{Code: 400, ErrorCode: 10058}, 1, false},
 		{"other error", 9, errors.New("boom"), 1, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			calls := 0
-			err := retryServerErrors(context.Background(), func() error {
+			err := retryRaces(context.Background(), func() error {
 				calls++
 				if calls <= tc.fails {
 					return fmt.Errorf("wrapped: %w", tc.err)
