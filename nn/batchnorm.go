@@ -282,9 +282,11 @@ func (op *bnOp) Do(inputs ...G.Value) (G.Value, error) {
 	return y, nil
 }
 
-func resize(s []float64, n int) []float64 {
+// resize returns s with length n, reallocated only when its capacity is
+// short (so the values it keeps are stale: callers set them).
+func resize[E any](s []E, n int) []E {
 	if cap(s) < n {
-		return make([]float64, n)
+		return make([]E, n)
 	}
 	return s[:n]
 }
@@ -293,10 +295,7 @@ func resize(s []float64, n int) []float64 {
 // in training mode, updating the running statistics of st. Sums are kept in
 // float64 whatever T is.
 func bnForward[T float](st *BNState, sv *bnSaved, n, c, hw int, x, gamma, beta, y []T) {
-	if cap(sv.ch) < c {
-		sv.ch = make([]bnChannel, c)
-	}
-	sv.ch = sv.ch[:c]
+	sv.ch = resize(sv.ch, c)
 	cnt := float64(n * hw)
 	channelBlocks(n, c, hw, func(lo, hi int) {
 		p := sv.ch[lo:hi]
