@@ -584,24 +584,37 @@ func (p *partials[T]) add(part int, dy, col []T, cols int, first bool) {
 }
 
 // finish adds the parts' sums in part order, so the result does not
-// depend on timing, leaves it in dw and returns the borrowed slices.
+// depend on timing, leaves it in dw and returns the borrowed slices. The
+// transposed sum adds its first two parts as it transposes.
 func (p *partials[T]) finish() {
-	if p.transposed {
-		transposeSum(p.dw, p.sums, p.k, p.o)
-		for _, s := range p.sums {
+	if !p.transposed {
+		addParts(p.sums[0], p.sums[1:])
+		for _, s := range p.sums[1:] {
 			putWork(s)
 		}
 		return
 	}
-	dw := p.sums[0]
-	parallelBalanced(len(dw), parts(len(dw), len(p.sums)), func(_, lo, hi int) {
-		for _, s := range p.sums[1:] {
-			addTo(dw[lo:hi], s[lo:hi])
-		}
-	})
-	for _, s := range p.sums[1:] {
+	var second []T
+	if len(p.sums) > 1 {
+		addParts(p.sums[1], p.sums[2:])
+		second = p.sums[1]
+	}
+	transposeSum(p.dw, p.sums[0], second, p.k, p.o)
+	for _, s := range p.sums {
 		putWork(s)
 	}
+}
+
+// addParts adds srcs into dst, in order, spread over goroutines.
+func addParts[T float](dst []T, srcs [][]T) {
+	if len(srcs) == 0 {
+		return
+	}
+	parallelBalanced(len(dst), parts(len(dst), len(srcs)+1), func(_, lo, hi int) {
+		for _, s := range srcs {
+			addTo(dst[lo:hi], s[lo:hi])
+		}
+	})
 }
 
 // beta is the GEMM accumulation factor: overwrite on the first pass.

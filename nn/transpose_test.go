@@ -6,9 +6,10 @@ import (
 	"testing"
 )
 
-// TestTransposeSum checks the transposed sum of one to three sources on
-// shapes with and without partial tiles, through the AVX-512 tiles where
-// the CPU has them and through the Go loop.
+// TestTransposeSum checks partials.finish's transposed sum of one to three
+// parts (the third added into the second first) on shapes with and without
+// partial tiles, through the AVX-512 tiles where the CPU has them and
+// through the Go loop.
 func TestTransposeSum(t *testing.T) {
 	vec := vecLoops32
 	defer func() { vecLoops32 = vec }()
@@ -46,7 +47,8 @@ func TestTransposeSum(t *testing.T) {
 						vecLoops32 = vec
 					}
 					got := make([]float32, rows*cols)
-					transposeSum(got, srcs, rows, cols)
+					p := &partials[float32]{dw: got, o: cols, k: rows, transposed: true, sums: srcs}
+					p.finish()
 					for i := range got {
 						if got[i] != want[i] {
 							t.Fatalf("[%d] = %g, want %g", i, got[i], want[i])
