@@ -77,9 +77,9 @@ func (s step) jitter() Jitter {
 	return j
 }
 
-func loadFixture(t testing.TB) *fixture {
+// loadFixture reads the augment fixture folder dir.
+func loadFixture(t testing.TB, dir string) *fixture {
 	t.Helper()
-	dir := testdata.Dir(t, "augment")
 	b, err := os.ReadFile(filepath.Join(dir, "augment.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -158,146 +158,152 @@ func maxAbsDiff(got []float32, want []float64) float64 {
 // TestFixtureFloat runs every case of the torchvision fixture on the float32
 // path and compares with the float64 reference.
 func TestFixtureFloat(t *testing.T) {
-	f := loadFixture(t)
-	if len(f.Cases) != 123 {
-		t.Fatalf("fixture has %d cases, want 123", len(f.Cases))
-	}
-	var rs Resizer
-	var img Image
-	for _, tc := range f.Cases {
-		t.Run(tc.ID, func(t *testing.T) {
-			var s step
-			if err := json.Unmarshal(tc.Params, &s); err != nil {
-				t.Fatal(err)
-			}
-			s.Op = tc.Op
-			steps := []step{s}
-			if tc.Op == "pipeline" {
-				steps = steps[:0]
-				for _, raw := range s.Steps {
-					var st step
-					if err := json.Unmarshal(raw, &st); err != nil {
-						t.Fatal(err)
+	testdata.ForEach(t, "augment", func(t *testing.T, dir string) {
+		f := loadFixture(t, dir)
+		if len(f.Cases) != 123 {
+			t.Fatalf("fixture has %d cases, want 123", len(f.Cases))
+		}
+		var rs Resizer
+		var img Image
+		for _, tc := range f.Cases {
+			t.Run(tc.ID, func(t *testing.T) {
+				var s step
+				if err := json.Unmarshal(tc.Params, &s); err != nil {
+					t.Fatal(err)
+				}
+				s.Op = tc.Op
+				steps := []step{s}
+				if tc.Op == "pipeline" {
+					steps = steps[:0]
+					for _, raw := range s.Steps {
+						var st step
+						if err := json.Unmarshal(raw, &st); err != nil {
+							t.Fatal(err)
+						}
+						steps = append(steps, st)
 					}
-					steps = append(steps, st)
 				}
-			}
-			px := f.pixels[tc.Input]
-			for i, st := range steps {
-				if err := run(&rs, &img, px, st, i == 0); err != nil {
-					t.Fatalf("step %d (%s): %v", i, st.Op, err)
+				px := f.pixels[tc.Input]
+				for i, st := range steps {
+					if err := run(&rs, &img, px, st, i == 0); err != nil {
+						t.Fatalf("step %d (%s): %v", i, st.Op, err)
+					}
 				}
-			}
-			want, shape, err := f.tensors.Float64s(tc.Output)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := []int{img.C, img.H, img.W}; fmt.Sprint(got) != fmt.Sprint(shape) {
-				t.Fatalf("shape %v, want %v", got, shape)
-			}
-			if d := maxAbsDiff(img.Pix, want); d > 1e-5 {
-				t.Errorf("max abs diff %.3g, want <= 1e-5", d)
-			}
-		})
-	}
+				want, shape, err := f.tensors.Float64s(tc.Output)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := []int{img.C, img.H, img.W}; fmt.Sprint(got) != fmt.Sprint(shape) {
+					t.Fatalf("shape %v, want %v", got, shape)
+				}
+				if d := maxAbsDiff(img.Pix, want); d > 1e-5 {
+					t.Errorf("max abs diff %.3g, want <= 1e-5", d)
+				}
+			})
+		}
+	})
 }
 
 // TestFixturePipelineBytes runs the pipeline cases through the production
 // path (Augmenter.Apply, uint8 in and out) and checks each pixel against the
 // reference, before normalisation, within 1/255.
 func TestFixturePipelineBytes(t *testing.T) {
-	f := loadFixture(t)
-	n := 0
-	for _, tc := range f.Cases {
-		if tc.Op != "pipeline" {
-			continue
+	testdata.ForEach(t, "augment", func(t *testing.T, dir string) {
+		f := loadFixture(t, dir)
+		n := 0
+		for _, tc := range f.Cases {
+			if tc.Op != "pipeline" {
+				continue
+			}
+			n++
+			t.Run(tc.ID, func(t *testing.T) {
+				var s struct{ Steps []step }
+				if err := json.Unmarshal(tc.Params, &s); err != nil {
+					t.Fatal(err)
+				}
+				var p Params
+				var mean, std []float32
+				size, antialias := 0, true
+				for _, st := range s.Steps {
+					switch st.Op {
+					case "resized_crop":
+						p.Box, size, antialias = st.box(), st.Size[0], *st.Antialias
+					case "hflip":
+						p.Flip = true
+					case "color_jitter":
+						p.Jittered, p.Jitter = true, st.jitter()
+					case "rgb_to_grayscale":
+						p.Gray = true
+					case "normalize":
+						mean, std = st.Mean, st.Std
+					}
+				}
+				a, err := New(Config{Size: size, Antialias: &antialias})
+				if err != nil {
+					t.Fatal(err)
+				}
+				px := f.pixels[tc.Input]
+				got, err := a.Apply(nil, px, p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, shape, err := f.tensors.Float64s(tc.Output)
+				if err != nil {
+					t.Fatal(err)
+				}
+				c, h, w := shape[0], shape[1], shape[2]
+				if len(got) != c*h*w {
+					t.Fatalf("view has %d bytes, want %d", len(got), c*h*w)
+				}
+				worst := 0.0
+				for ch := 0; ch < c; ch++ {
+					for i := 0; i < h*w; i++ {
+						ref := want[ch*h*w+i]*float64(std[ch]) + float64(mean[ch])
+						worst = max(worst, math.Abs(float64(got[i*c+ch])/255-ref))
+					}
+				}
+				if worst > 1.0/255 {
+					t.Errorf("max abs diff %.3g x 1/255, want <= 1", worst*255)
+				}
+			})
 		}
-		n++
-		t.Run(tc.ID, func(t *testing.T) {
-			var s struct{ Steps []step }
-			if err := json.Unmarshal(tc.Params, &s); err != nil {
-				t.Fatal(err)
-			}
-			var p Params
-			var mean, std []float32
-			size, antialias := 0, true
-			for _, st := range s.Steps {
-				switch st.Op {
-				case "resized_crop":
-					p.Box, size, antialias = st.box(), st.Size[0], *st.Antialias
-				case "hflip":
-					p.Flip = true
-				case "color_jitter":
-					p.Jittered, p.Jitter = true, st.jitter()
-				case "rgb_to_grayscale":
-					p.Gray = true
-				case "normalize":
-					mean, std = st.Mean, st.Std
-				}
-			}
-			a, err := New(Config{Size: size, Antialias: &antialias})
-			if err != nil {
-				t.Fatal(err)
-			}
-			px := f.pixels[tc.Input]
-			got, err := a.Apply(nil, px, p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want, shape, err := f.tensors.Float64s(tc.Output)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c, h, w := shape[0], shape[1], shape[2]
-			if len(got) != c*h*w {
-				t.Fatalf("view has %d bytes, want %d", len(got), c*h*w)
-			}
-			worst := 0.0
-			for ch := 0; ch < c; ch++ {
-				for i := 0; i < h*w; i++ {
-					ref := want[ch*h*w+i]*float64(std[ch]) + float64(mean[ch])
-					worst = max(worst, math.Abs(float64(got[i*c+ch])/255-ref))
-				}
-			}
-			if worst > 1.0/255 {
-				t.Errorf("max abs diff %.3g x 1/255, want <= 1", worst*255)
-			}
-		})
-	}
-	if n != 4 {
-		t.Fatalf("fixture has %d pipeline cases, want 4", n)
-	}
+		if n != 4 {
+			t.Fatalf("fixture has %d pipeline cases, want 4", n)
+		}
+	})
 }
 
 // TestFixturePIL checks the antialiased resize, rounded to uint8, against
 // Pillow's fixed-point resampler (what SupContrast runs): at most 1 apart.
 func TestFixturePIL(t *testing.T) {
-	f := loadFixture(t)
-	var rs Resizer
-	var img Image
-	for _, tc := range f.PILCases {
-		t.Run(tc.ID, func(t *testing.T) {
-			var s step
-			if err := json.Unmarshal(tc.Params, &s); err != nil {
-				t.Fatal(err)
-			}
-			if err := rs.ResizedCrop(&img, f.pixels[tc.Input], s.box(), s.Size[0], s.Size[1], true); err != nil {
-				t.Fatal(err)
-			}
-			got, err := img.AppendBytes(nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			v, shape, err := f.tensors.Float64s(tc.Output)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := chwToPixels(v, shape)
-			for i := range got {
-				if d := int(got[i]) - int(want.Pix[i]); d < -1 || d > 1 {
-					t.Fatalf("byte %d = %d, Pillow %d", i, got[i], want.Pix[i])
+	testdata.ForEach(t, "augment", func(t *testing.T, dir string) {
+		f := loadFixture(t, dir)
+		var rs Resizer
+		var img Image
+		for _, tc := range f.PILCases {
+			t.Run(tc.ID, func(t *testing.T) {
+				var s step
+				if err := json.Unmarshal(tc.Params, &s); err != nil {
+					t.Fatal(err)
 				}
-			}
-		})
-	}
+				if err := rs.ResizedCrop(&img, f.pixels[tc.Input], s.box(), s.Size[0], s.Size[1], true); err != nil {
+					t.Fatal(err)
+				}
+				got, err := img.AppendBytes(nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				v, shape, err := f.tensors.Float64s(tc.Output)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := chwToPixels(v, shape)
+				for i := range got {
+					if d := int(got[i]) - int(want.Pix[i]); d < -1 || d > 1 {
+						t.Fatalf("byte %d = %d, Pillow %d", i, got[i], want.Pix[i])
+					}
+				}
+			})
+		}
+	})
 }

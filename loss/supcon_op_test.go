@@ -8,6 +8,8 @@ import (
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/supflow/supflow/internal/testdata"
 )
 
 // runGraph evaluates the loss node and d loss / d x on a tape machine.
@@ -33,62 +35,64 @@ func TestSupConNodeFixtures(t *testing.T) {
 		"mode_one_bsz5_v3_d8":      true,
 		"no_positive_bsz4_v1_d8":   true,
 	}
-	for _, c := range loadSupConCases(t) {
-		if !want[c.Name] {
-			continue
-		}
-		for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
-			t.Run(c.Name+"/"+dt.String(), func(t *testing.T) {
-				n := c.Bsz * c.NViews
-				g := G.NewGraph()
-				x := G.NewMatrix(g, dt, G.WithShape(n, c.Dim), G.WithName("features"))
-				var mask *G.Node
-				maskVal := c.flatMask()
-				if c.Labels != nil {
-					m, err := LabelMask(c.Labels, tensor.Float64)
+	testdata.ForEach(t, "supcon", func(t *testing.T, dir string) {
+		for _, c := range loadSupConCases(t, dir) {
+			if !want[c.Name] {
+				continue
+			}
+			for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
+				t.Run(c.Name+"/"+dt.String(), func(t *testing.T) {
+					n := c.Bsz * c.NViews
+					g := G.NewGraph()
+					x := G.NewMatrix(g, dt, G.WithShape(n, c.Dim), G.WithName("features"))
+					var mask *G.Node
+					maskVal := c.flatMask()
+					if c.Labels != nil {
+						m, err := LabelMask(c.Labels, tensor.Float64)
+						if err != nil {
+							t.Fatal(err)
+						}
+						maskVal = m.Data().([]float64)
+					}
+					if maskVal != nil {
+						mask = G.NewMatrix(g, dt, G.WithShape(c.Bsz, c.Bsz), G.WithName("mask"))
+						if err := G.Let(mask, denseOf(dt, []int{c.Bsz, c.Bsz}, maskVal)); err != nil {
+							t.Fatal(err)
+						}
+					}
+					cost, err := SupConNode(x, mask, c.NViews, c.config())
 					if err != nil {
 						t.Fatal(err)
 					}
-					maskVal = m.Data().([]float64)
-				}
-				if maskVal != nil {
-					mask = G.NewMatrix(g, dt, G.WithShape(c.Bsz, c.Bsz), G.WithName("mask"))
-					if err := G.Let(mask, denseOf(dt, []int{c.Bsz, c.Bsz}, maskVal)); err != nil {
+					if err := G.Let(x, denseOf(dt, []int{n, c.Dim}, viewMajor(c.Features))); err != nil {
 						t.Fatal(err)
 					}
-				}
-				cost, err := SupConNode(x, mask, c.NViews, c.config())
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := G.Let(x, denseOf(dt, []int{n, c.Dim}, viewMajor(c.Features))); err != nil {
-					t.Fatal(err)
-				}
-				lossV, gradV := runGraph(t, g, cost, x)
-				tolLoss, tolGrad := 1e-10, 1e-10
-				if dt == tensor.Float32 {
-					tolLoss, tolGrad = 1e-5, 1e-5
-				}
-				got, err := scalar(lossV)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if e := relErr(got, c.Loss); e > tolLoss {
-					t.Errorf("loss %.17g, want %.17g (rel err %g)", got, c.Loss, e)
-				}
-				var d float64
-				switch gd := gradV.Data().(type) {
-				case []float64:
-					d = maxAbsDiff(gd, viewMajor(c.Grad))
-				case []float32:
-					d = maxAbsDiff(gd, viewMajor(c.Grad))
-				}
-				if d > tolGrad {
-					t.Errorf("grad max abs diff %g", d)
-				}
-			})
+					lossV, gradV := runGraph(t, g, cost, x)
+					tolLoss, tolGrad := 1e-10, 1e-10
+					if dt == tensor.Float32 {
+						tolLoss, tolGrad = 1e-5, 1e-5
+					}
+					got, err := scalar(lossV)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if e := relErr(got, c.Loss); e > tolLoss {
+						t.Errorf("loss %.17g, want %.17g (rel err %g)", got, c.Loss, e)
+					}
+					var d float64
+					switch gd := gradV.Data().(type) {
+					case []float64:
+						d = maxAbsDiff(gd, viewMajor(c.Grad))
+					case []float32:
+						d = maxAbsDiff(gd, viewMajor(c.Grad))
+					}
+					if d > tolGrad {
+						t.Errorf("grad max abs diff %g", d)
+					}
+				})
+			}
 		}
-	}
+	})
 }
 
 // TestSupConNodeChained checks that the op honours the incoming gradient

@@ -57,9 +57,10 @@ func (c supConCase) flatMask() []float64 {
 	return m
 }
 
-func loadSupConCases(t *testing.T) []supConCase {
+// loadSupConCases reads every case of the supcon fixture folder dir.
+func loadSupConCases(t *testing.T, dir string) []supConCase {
 	t.Helper()
-	paths, err := filepath.Glob(filepath.Join(testdata.Dir(t, "supcon"), "*.json"))
+	paths, err := filepath.Glob(filepath.Join(dir, "*.json"))
 	if err != nil || len(paths) == 0 {
 		t.Fatalf("no supcon cases: %v", err)
 	}
@@ -102,53 +103,57 @@ func toF32(x []float64) []float32 {
 }
 
 func TestSupConFixturesFloat64(t *testing.T) {
-	for _, c := range loadSupConCases(t) {
-		t.Run(c.Name, func(t *testing.T) {
-			r, err := SupCon(viewMajor(c.Features), c.NViews, c.Dim, c.Labels, c.flatMask(), c.config())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if e := relErr(r.Loss, c.Loss); e > 1e-10 {
-				t.Errorf("loss %.17g, want %.17g (rel err %g)", r.Loss, c.Loss, e)
-			}
-			if d := maxAbsDiff(r.Grad, viewMajor(c.Grad)); d > 1e-10 {
-				t.Errorf("grad max abs diff %g", d)
-			}
-			var wantAnchor, wantPos []float64
-			for v := range c.AnchorLosses {
-				wantAnchor = append(wantAnchor, c.AnchorLosses[v]...)
-				wantPos = append(wantPos, c.AnchorPositives[v]...)
-			}
-			if len(r.AnchorLoss) != len(wantAnchor) {
-				t.Fatalf("%d anchors, want %d", len(r.AnchorLoss), len(wantAnchor))
-			}
-			for a := range wantAnchor {
-				if math.Abs(r.AnchorLoss[a]-wantAnchor[a]) > 1e-10*math.Max(1, math.Abs(wantAnchor[a])) {
-					t.Errorf("anchor %d loss %.17g, want %.17g", a, r.AnchorLoss[a], wantAnchor[a])
+	testdata.ForEach(t, "supcon", func(t *testing.T, dir string) {
+		for _, c := range loadSupConCases(t, dir) {
+			t.Run(c.Name, func(t *testing.T) {
+				r, err := SupCon(viewMajor(c.Features), c.NViews, c.Dim, c.Labels, c.flatMask(), c.config())
+				if err != nil {
+					t.Fatal(err)
 				}
-				if r.Positives[a] != wantPos[a] {
-					t.Errorf("anchor %d positives %v, want %v", a, r.Positives[a], wantPos[a])
+				if e := relErr(r.Loss, c.Loss); e > 1e-10 {
+					t.Errorf("loss %.17g, want %.17g (rel err %g)", r.Loss, c.Loss, e)
 				}
-			}
-		})
-	}
+				if d := maxAbsDiff(r.Grad, viewMajor(c.Grad)); d > 1e-10 {
+					t.Errorf("grad max abs diff %g", d)
+				}
+				var wantAnchor, wantPos []float64
+				for v := range c.AnchorLosses {
+					wantAnchor = append(wantAnchor, c.AnchorLosses[v]...)
+					wantPos = append(wantPos, c.AnchorPositives[v]...)
+				}
+				if len(r.AnchorLoss) != len(wantAnchor) {
+					t.Fatalf("%d anchors, want %d", len(r.AnchorLoss), len(wantAnchor))
+				}
+				for a := range wantAnchor {
+					if math.Abs(r.AnchorLoss[a]-wantAnchor[a]) > 1e-10*math.Max(1, math.Abs(wantAnchor[a])) {
+						t.Errorf("anchor %d loss %.17g, want %.17g", a, r.AnchorLoss[a], wantAnchor[a])
+					}
+					if r.Positives[a] != wantPos[a] {
+						t.Errorf("anchor %d positives %v, want %v", a, r.Positives[a], wantPos[a])
+					}
+				}
+			})
+		}
+	})
 }
 
 func TestSupConFixturesFloat32(t *testing.T) {
-	for _, c := range loadSupConCases(t) {
-		t.Run(c.Name, func(t *testing.T) {
-			r, err := SupCon(toF32(viewMajor(c.Features)), c.NViews, c.Dim, c.Labels, toF32(c.flatMask()), c.config())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if e := relErr(r.Loss, c.Loss); e > 1e-5 {
-				t.Errorf("loss %.9g, want %.9g (rel err %g)", r.Loss, c.Loss, e)
-			}
-			if d := maxAbsDiff(r.Grad, viewMajor(c.Grad)); d > 1e-5 {
-				t.Errorf("grad max abs diff %g", d)
-			}
-		})
-	}
+	testdata.ForEach(t, "supcon", func(t *testing.T, dir string) {
+		for _, c := range loadSupConCases(t, dir) {
+			t.Run(c.Name, func(t *testing.T) {
+				r, err := SupCon(toF32(viewMajor(c.Features)), c.NViews, c.Dim, c.Labels, toF32(c.flatMask()), c.config())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if e := relErr(r.Loss, c.Loss); e > 1e-5 {
+					t.Errorf("loss %.9g, want %.9g (rel err %g)", r.Loss, c.Loss, e)
+				}
+				if d := maxAbsDiff(r.Grad, viewMajor(c.Grad)); d > 1e-5 {
+					t.Errorf("grad max abs diff %g", d)
+				}
+			})
+		}
+	})
 }
 
 // TestSupConLargeLogits checks the stabilisation: unnormalised features with

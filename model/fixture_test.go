@@ -19,7 +19,8 @@ import (
 	"github.com/supflow/supflow/safetensors"
 )
 
-// fixture is one model of /work/shared/testdata/resnet (see its README).
+// fixture is one model of a resnet fixture folder (testdata/resnet, see its
+// README).
 type fixture struct {
 	Architecture struct {
 		Block        string `json:"block"`
@@ -43,9 +44,9 @@ type fixture struct {
 
 var fixtureNames = []string{"tiny_basic", "tiny_bottleneck"}
 
-func loadFixture(t *testing.T, name string) *fixture {
+// loadFixture reads model name of the resnet fixture folder dir.
+func loadFixture(t *testing.T, dir, name string) *fixture {
 	t.Helper()
-	dir := testdata.Dir(t, "resnet")
 	b, err := os.ReadFile(filepath.Join(dir, name+".json"))
 	if err != nil {
 		t.Fatal(err)
@@ -160,24 +161,26 @@ func checkBuffers(t *testing.T, f *fixture, m *model.Model, prefix string) {
 }
 
 func TestFixtureNames(t *testing.T) {
-	for _, name := range fixtureNames {
-		t.Run(name, func(t *testing.T) {
-			f := loadFixture(t, name)
-			m, err := model.New(f.config(), tensor.Float64, 1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := m.ParamInfos(); !equalInfos(got, f.Parameters) {
-				t.Errorf("parameters\n got %v\nwant %v", got, f.Parameters)
-			}
-			if got := m.BufferInfos(); !equalInfos(got, f.Buffers) {
-				t.Errorf("buffers\n got %v\nwant %v", got, f.Buffers)
-			}
-			if m.EncoderDim() != f.Architecture.EncoderDim {
-				t.Errorf("EncoderDim = %d, want %d", m.EncoderDim(), f.Architecture.EncoderDim)
-			}
-		})
-	}
+	testdata.ForEach(t, "resnet", func(t *testing.T, dir string) {
+		for _, name := range fixtureNames {
+			t.Run(name, func(t *testing.T) {
+				f := loadFixture(t, dir, name)
+				m, err := model.New(f.config(), tensor.Float64, 1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := m.ParamInfos(); !equalInfos(got, f.Parameters) {
+					t.Errorf("parameters\n got %v\nwant %v", got, f.Parameters)
+				}
+				if got := m.BufferInfos(); !equalInfos(got, f.Buffers) {
+					t.Errorf("buffers\n got %v\nwant %v", got, f.Buffers)
+				}
+				if m.EncoderDim() != f.Architecture.EncoderDim {
+					t.Errorf("EncoderDim = %d, want %d", m.EncoderDim(), f.Architecture.EncoderDim)
+				}
+			})
+		}
+	})
 }
 
 func equalInfos(a, b []model.Info) bool {
@@ -188,47 +191,49 @@ func equalInfos(a, b []model.Info) bool {
 // the running statistics after one training forward, in float64 (1e-9) and
 // float32 (1e-4 on the normalised features).
 func TestFixtureForward(t *testing.T) {
-	for _, name := range fixtureNames {
-		f := loadFixture(t, name)
-		for _, c := range f.Cases {
-			t.Run(name+"/"+c.Name, func(t *testing.T) {
-				m := f.newModel(t, tensor.Float64)
-				out, err := m.Forward(f.dense(t, c.Name+"/input", tensor.Float64))
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, o := range []struct {
-					name string
-					got  *tensor.Dense
-				}{{"encoder_features", out.Encoder}, {"head_output", out.Head}, {"features", out.Output}} {
-					want, _ := f.get(t, c.Name+"/train/"+o.name)
-					near(t, "train/"+o.name, values(t, o.got), want, 1e-9)
-				}
-				checkBuffers(t, f, m, c.Name+"/after_forward1/")
+	testdata.ForEach(t, "resnet", func(t *testing.T, dir string) {
+		for _, name := range fixtureNames {
+			f := loadFixture(t, dir, name)
+			for _, c := range f.Cases {
+				t.Run(name+"/"+c.Name, func(t *testing.T) {
+					m := f.newModel(t, tensor.Float64)
+					out, err := m.Forward(f.dense(t, c.Name+"/input", tensor.Float64))
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, o := range []struct {
+						name string
+						got  *tensor.Dense
+					}{{"encoder_features", out.Encoder}, {"head_output", out.Head}, {"features", out.Output}} {
+						want, _ := f.get(t, c.Name+"/train/"+o.name)
+						near(t, "train/"+o.name, values(t, o.got), want, 1e-9)
+					}
+					checkBuffers(t, f, m, c.Name+"/after_forward1/")
 
-				m.SetTraining(false)
-				if out, err = m.Forward(f.dense(t, c.Name+"/input", tensor.Float64)); err != nil {
-					t.Fatal(err)
-				}
-				for _, o := range []struct {
-					name string
-					got  *tensor.Dense
-				}{{"encoder_features", out.Encoder}, {"features", out.Output}} {
-					want, _ := f.get(t, c.Name+"/eval_init/"+o.name)
-					near(t, "eval_init/"+o.name, values(t, o.got), want, 1e-9)
-				}
-				checkBuffers(t, f, m, c.Name+"/after_forward1/")
+					m.SetTraining(false)
+					if out, err = m.Forward(f.dense(t, c.Name+"/input", tensor.Float64)); err != nil {
+						t.Fatal(err)
+					}
+					for _, o := range []struct {
+						name string
+						got  *tensor.Dense
+					}{{"encoder_features", out.Encoder}, {"features", out.Output}} {
+						want, _ := f.get(t, c.Name+"/eval_init/"+o.name)
+						near(t, "eval_init/"+o.name, values(t, o.got), want, 1e-9)
+					}
+					checkBuffers(t, f, m, c.Name+"/after_forward1/")
 
-				m32 := f.newModel(t, tensor.Float32)
-				out32, err := m32.Forward(f.dense(t, c.Name+"/input", tensor.Float32))
-				if err != nil {
-					t.Fatal(err)
-				}
-				want, _ := f.get(t, c.Name+"/train/features")
-				near(t, "float32 train/features", values(t, out32.Output), want, 1e-4)
-			})
+					m32 := f.newModel(t, tensor.Float32)
+					out32, err := m32.Forward(f.dense(t, c.Name+"/input", tensor.Float32))
+					if err != nil {
+						t.Fatal(err)
+					}
+					want, _ := f.get(t, c.Name+"/train/features")
+					near(t, "float32 train/features", values(t, out32.Output), want, 1e-4)
+				})
+			}
 		}
-	}
+	})
 }
 
 // TestFixtureTraining runs the fixture's two SupCon + SGD steps through a
@@ -236,155 +241,159 @@ func TestFixtureForward(t *testing.T) {
 // parameter and input gradient, BN buffers, SGD parameters and the eval
 // forward between the steps.
 func TestFixtureTraining(t *testing.T) {
-	for _, name := range fixtureNames {
-		f := loadFixture(t, name)
-		for _, c := range f.Cases {
-			t.Run(name+"/"+c.Name, func(t *testing.T) {
-				m := f.newModel(t, tensor.Float64)
-				x := f.dense(t, c.Name+"/input", tensor.Float64)
-				s := x.Shape()
-				gr, err := m.Build(s[0], s[2], s[3])
-				if err != nil {
-					t.Fatal(err)
-				}
-				mask, err := loss.LabelMask(c.Labels, tensor.Float64)
-				if err != nil {
-					t.Fatal(err)
-				}
-				maskNode := G.NewTensor(gr.G, tensor.Float64, 2, G.WithShape(c.Bsz, c.Bsz), G.WithValue(mask), G.WithName("mask"))
-				cost, err := loss.SupConNode(gr.Output, maskNode, 2, loss.SupConConfig{Temperature: 0.1, BaseTemperature: 0.07})
-				if err != nil {
-					t.Fatal(err)
-				}
-				grads, err := G.Grad(cost, append(slices.Clone(gr.Params), gr.Input)...)
-				if err != nil {
-					t.Fatal(err)
-				}
-				// As the trainer runs it.
-				vm, err := model.Compile(gr.G, append(G.Nodes{cost}, grads...)...)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer vm.Close()
-				opt, err := optim.New(optim.Config{Momentum: 0.9, WeightDecay: 1e-4})
-				if err != nil {
-					t.Fatal(err)
-				}
-				params := m.Params()
-				step := func(n int, wantLoss float64) {
-					t.Helper()
-					if err := G.Let(gr.Input, x); err != nil {
+	testdata.ForEach(t, "resnet", func(t *testing.T, dir string) {
+		for _, name := range fixtureNames {
+			f := loadFixture(t, dir, name)
+			for _, c := range f.Cases {
+				t.Run(name+"/"+c.Name, func(t *testing.T) {
+					m := f.newModel(t, tensor.Float64)
+					x := f.dense(t, c.Name+"/input", tensor.Float64)
+					s := x.Shape()
+					gr, err := m.Build(s[0], s[2], s[3])
+					if err != nil {
 						t.Fatal(err)
 					}
-					vm.Reset()
-					if err := vm.RunAll(); err != nil {
+					mask, err := loss.LabelMask(c.Labels, tensor.Float64)
+					if err != nil {
 						t.Fatal(err)
 					}
-					got := cost.Value().Data().(float64)
-					if math.Abs(got-wantLoss) > 1e-10*math.Abs(wantLoss) {
-						t.Errorf("step %d loss %.17g, want %.17g", n, got, wantLoss)
+					maskNode := G.NewTensor(gr.G, tensor.Float64, 2, G.WithShape(c.Bsz, c.Bsz), G.WithValue(mask), G.WithName("mask"))
+					cost, err := loss.SupConNode(gr.Output, maskNode, 2, loss.SupConConfig{Temperature: 0.1, BaseTemperature: 0.07})
+					if err != nil {
+						t.Fatal(err)
 					}
-					if n == 1 {
+					grads, err := G.Grad(cost, append(slices.Clone(gr.Params), gr.Input)...)
+					if err != nil {
+						t.Fatal(err)
+					}
+					// As the trainer runs it.
+					vm, err := model.Compile(gr.G, append(G.Nodes{cost}, grads...)...)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer vm.Close()
+					opt, err := optim.New(optim.Config{Momentum: 0.9, WeightDecay: 1e-4})
+					if err != nil {
+						t.Fatal(err)
+					}
+					params := m.Params()
+					step := func(n int, wantLoss float64) {
+						t.Helper()
+						if err := G.Let(gr.Input, x); err != nil {
+							t.Fatal(err)
+						}
+						vm.Reset()
+						if err := vm.RunAll(); err != nil {
+							t.Fatal(err)
+						}
+						got := cost.Value().Data().(float64)
+						if math.Abs(got-wantLoss) > 1e-10*math.Abs(wantLoss) {
+							t.Errorf("step %d loss %.17g, want %.17g", n, got, wantLoss)
+						}
+						if n == 1 {
+							for i, p := range params {
+								want, _ := f.get(t, c.Name+"/grad/"+p.Name)
+								near(t, "grad/"+p.Name, values(t, grads[i].Value()), want, 1e-9)
+							}
+							want, _ := f.get(t, c.Name+"/grad_input")
+							near(t, "grad_input", values(t, grads[len(params)].Value()), want, 1e-9)
+						}
+						op := make([]optim.Param, len(params))
 						for i, p := range params {
-							want, _ := f.get(t, c.Name+"/grad/"+p.Name)
-							near(t, "grad/"+p.Name, values(t, grads[i].Value()), want, 1e-9)
+							op[i] = optim.Param{Name: p.Name, Value: p.Value, Grad: grads[i].Value().(*tensor.Dense)}
 						}
-						want, _ := f.get(t, c.Name+"/grad_input")
-						near(t, "grad_input", values(t, grads[len(params)].Value()), want, 1e-9)
+						if err := opt.Step(0.05, op); err != nil {
+							t.Fatal(err)
+						}
+						if c.HasStepTensors {
+							for _, p := range params {
+								want, _ := f.get(t, c.Name+"/step"+string(rune('0'+n))+"/"+p.Name)
+								near(t, "step"+string(rune('0'+n))+"/"+p.Name, values(t, p.Value), want, 1e-9)
+							}
+						}
 					}
-					op := make([]optim.Param, len(params))
-					for i, p := range params {
-						op[i] = optim.Param{Name: p.Name, Value: p.Value, Grad: grads[i].Value().(*tensor.Dense)}
-					}
-					if err := opt.Step(0.05, op); err != nil {
+
+					step(1, c.LossStep1)
+					checkBuffers(t, f, m, c.Name+"/after_forward1/")
+
+					m.SetTraining(false)
+					out, err := m.Forward(x)
+					if err != nil {
 						t.Fatal(err)
 					}
-					if c.HasStepTensors {
-						for _, p := range params {
-							want, _ := f.get(t, c.Name+"/step"+string(rune('0'+n))+"/"+p.Name)
-							near(t, "step"+string(rune('0'+n))+"/"+p.Name, values(t, p.Value), want, 1e-9)
-						}
+					for _, o := range []struct {
+						name string
+						got  *tensor.Dense
+					}{{"encoder_features", out.Encoder}, {"features", out.Output}} {
+						want, _ := f.get(t, c.Name+"/eval_step1/"+o.name)
+						near(t, "eval_step1/"+o.name, values(t, o.got), want, 1e-9)
 					}
-				}
 
-				step(1, c.LossStep1)
-				checkBuffers(t, f, m, c.Name+"/after_forward1/")
-
-				m.SetTraining(false)
-				out, err := m.Forward(x)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, o := range []struct {
-					name string
-					got  *tensor.Dense
-				}{{"encoder_features", out.Encoder}, {"features", out.Output}} {
-					want, _ := f.get(t, c.Name+"/eval_step1/"+o.name)
-					near(t, "eval_step1/"+o.name, values(t, o.got), want, 1e-9)
-				}
-
-				m.SetTraining(true)
-				step(2, c.LossStep2)
-				checkBuffers(t, f, m, c.Name+"/after_forward2/")
-			})
+					m.SetTraining(true)
+					step(2, c.LossStep2)
+					checkBuffers(t, f, m, c.Name+"/after_forward2/")
+				})
+			}
 		}
-	}
+	})
 }
 
 // TestFixtureTrainingFloat32 runs the first training step in float32 and
 // compares with the float64 reference at the README's float32 tolerances:
 // 1e-5 on the loss and 1e-5 times the largest entry on the gradients.
 func TestFixtureTrainingFloat32(t *testing.T) {
-	for _, name := range fixtureNames {
-		f := loadFixture(t, name)
-		c := f.Cases[0]
-		t.Run(name+"/"+c.Name, func(t *testing.T) {
-			m := f.newModel(t, tensor.Float32)
-			x := f.dense(t, c.Name+"/input", tensor.Float32)
-			s := x.Shape()
-			gr, err := m.Build(s[0], s[2], s[3])
-			if err != nil {
-				t.Fatal(err)
-			}
-			mask, err := loss.LabelMask(c.Labels, tensor.Float32)
-			if err != nil {
-				t.Fatal(err)
-			}
-			maskNode := G.NewTensor(gr.G, tensor.Float32, 2, G.WithShape(c.Bsz, c.Bsz), G.WithValue(mask))
-			cost, err := loss.SupConNode(gr.Output, maskNode, 2, loss.SupConConfig{Temperature: 0.1, BaseTemperature: 0.07})
-			if err != nil {
-				t.Fatal(err)
-			}
-			grads, err := G.Grad(cost, gr.Params...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			vm, err := model.Compile(gr.G, append(G.Nodes{cost}, grads...)...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer vm.Close()
-			if err := G.Let(gr.Input, x); err != nil {
-				t.Fatal(err)
-			}
-			if err := vm.RunAll(); err != nil {
-				t.Fatal(err)
-			}
-			got := float64(cost.Value().Data().(float32))
-			if math.Abs(got-c.LossStep1) > 1e-5 {
-				t.Errorf("loss %g, want %g", got, c.LossStep1)
-			}
-			var scale float64
-			want := make([][]float64, len(grads))
-			for i, p := range m.Params() {
-				want[i], _ = f.get(t, c.Name+"/grad/"+p.Name)
-				for _, v := range want[i] {
-					scale = max(scale, math.Abs(v))
+	testdata.ForEach(t, "resnet", func(t *testing.T, dir string) {
+		for _, name := range fixtureNames {
+			f := loadFixture(t, dir, name)
+			c := f.Cases[0]
+			t.Run(name+"/"+c.Name, func(t *testing.T) {
+				m := f.newModel(t, tensor.Float32)
+				x := f.dense(t, c.Name+"/input", tensor.Float32)
+				s := x.Shape()
+				gr, err := m.Build(s[0], s[2], s[3])
+				if err != nil {
+					t.Fatal(err)
 				}
-			}
-			for i, p := range m.Params() {
-				near(t, "grad/"+p.Name, values(t, grads[i].Value()), want[i], 1e-5*scale)
-			}
-		})
-	}
+				mask, err := loss.LabelMask(c.Labels, tensor.Float32)
+				if err != nil {
+					t.Fatal(err)
+				}
+				maskNode := G.NewTensor(gr.G, tensor.Float32, 2, G.WithShape(c.Bsz, c.Bsz), G.WithValue(mask))
+				cost, err := loss.SupConNode(gr.Output, maskNode, 2, loss.SupConConfig{Temperature: 0.1, BaseTemperature: 0.07})
+				if err != nil {
+					t.Fatal(err)
+				}
+				grads, err := G.Grad(cost, gr.Params...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				vm, err := model.Compile(gr.G, append(G.Nodes{cost}, grads...)...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer vm.Close()
+				if err := G.Let(gr.Input, x); err != nil {
+					t.Fatal(err)
+				}
+				if err := vm.RunAll(); err != nil {
+					t.Fatal(err)
+				}
+				got := float64(cost.Value().Data().(float32))
+				if math.Abs(got-c.LossStep1) > 1e-5 {
+					t.Errorf("loss %g, want %g", got, c.LossStep1)
+				}
+				var scale float64
+				want := make([][]float64, len(grads))
+				for i, p := range m.Params() {
+					want[i], _ = f.get(t, c.Name+"/grad/"+p.Name)
+					for _, v := range want[i] {
+						scale = max(scale, math.Abs(v))
+					}
+				}
+				for i, p := range m.Params() {
+					near(t, "grad/"+p.Name, values(t, grads[i].Value()), want[i], 1e-5*scale)
+				}
+			})
+		}
+	})
 }

@@ -87,9 +87,12 @@ func TestSGDTwoSteps(t *testing.T) {
 }
 
 // TestSGDResNetStep1 applies one step to every parameter of the tiny_basic
-// fixture and compares with PyTorch's step1 tensors.
+// fixture and compares with PyTorch's step1 tensors, on each fixture set.
 func TestSGDResNetStep1(t *testing.T) {
-	dir := testdata.Dir(t, "resnet")
+	testdata.ForEach(t, "resnet", testSGDResNetStep1)
+}
+
+func testSGDResNetStep1(t *testing.T, dir string) {
 	f, err := safetensors.ReadFile(filepath.Join(dir, "tiny_basic.safetensors"))
 	if err != nil {
 		t.Fatal(err)
