@@ -42,14 +42,16 @@ func TestRoundTrip(t *testing.T) {
 
 func TestFixturesParse(t *testing.T) {
 	for _, rel := range []string{"resnet/tiny_basic.safetensors", "resnet/tiny_bottleneck.safetensors", "augment/augment.safetensors"} {
-		testdata.ForEach(t, filepath.Dir(rel), func(t *testing.T, dir string) {
-			f, err := ReadFile(filepath.Join(dir, filepath.Base(rel)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(f.Tensors) == 0 {
-				t.Errorf("%s: no tensors", rel)
-			}
+		t.Run(filepath.Base(rel), func(t *testing.T) {
+			testdata.ForEach(t, filepath.Dir(rel), func(t *testing.T, dir string) {
+				f, err := ReadFile(filepath.Join(dir, filepath.Base(rel)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(f.Tensors) == 0 {
+					t.Errorf("%s: no tensors", rel)
+				}
+			})
 		})
 	}
 }
