@@ -26,7 +26,7 @@ func TestDeadLettersStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]DeadLetter{}
+	got := map[string]messages.DeadLetter{}
 	for dl := range dls {
 		got[string(dl.Payload)] = dl
 		if len(got) == 2 {

@@ -47,18 +47,37 @@ type Topology struct {
 	DeadLetter Retention // stream messages.TopicDeadLetter
 }
 
-// DefaultTopology is supflow's pipeline with default limits. The train
-// consumer allows more messages in flight because the trainer holds a whole
-// batch unacknowledged until its optimizer step; keep its MaxAckPending at
-// least the batch size. Its AckWait need not cover a step: the router keeps
-// what a Sink holds alive.
-func DefaultTopology() Topology {
+// Limits are the settings every pipeline edge shares (pipeline.yaml's
+// bus.*); zero values are the defaults.
+type Limits struct {
+	MaxMsgs       int64
+	AckWait       time.Duration
+	MaxDeliver    int
+	MaxAckPending int
+}
+
+// Pipeline is supflow's topology: decode tasks -> decode, images ->
+// augment, views -> train. The train consumer holds up to two batches
+// unacknowledged until their optimizer steps, so its in-flight window is
+// two batches plus the others' window; its AckWait need not cover a step,
+// since the router keeps what a Sink holds alive, so a view lost with a NATS
+// connection comes back after one AckWait.
+func Pipeline(l Limits, trainBatch int) Topology {
+	edge := func(topic, consumer string, pending int) WorkQueue {
+		return WorkQueue{Topic: topic, MaxMsgs: l.MaxMsgs, Consumer: Consumer{
+			Name: consumer, AckWait: l.AckWait, MaxDeliver: l.MaxDeliver, MaxAckPending: pending}}
+	}
+	pending := orDefault(l.MaxAckPending, defaultMaxAckPending)
 	return Topology{Edges: []WorkQueue{
-		{Topic: messages.TopicDecodeTasks, Consumer: Consumer{Name: "decode"}},
-		{Topic: messages.TopicImages, Consumer: Consumer{Name: "augment"}},
-		{Topic: messages.TopicViews, Consumer: Consumer{Name: "train", MaxAckPending: 1024}},
+		edge(messages.TopicDecodeTasks, "decode", pending),
+		edge(messages.TopicImages, "augment", pending),
+		edge(messages.TopicViews, "train", 2*trainBatch+pending),
 	}}
 }
+
+// DefaultTopology is Pipeline with default limits and room for batches of
+// up to 480 samples on the train edge.
+func DefaultTopology() Topology { return Pipeline(Limits{}, 480) }
 
 const (
 	defaultMaxMsgs       = 4096

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/supflow/supflow/messages"
 )
 
 // TestRetryRaces: internal server errors and "consumer does not exist" are
@@ -38,5 +41,25 @@ func TestRetryRaces(t *testing.T) {
 				t.Errorf("%d calls, err %v; want %d calls, ok %t", calls, err, tc.calls, tc.ok)
 			}
 		})
+	}
+}
+
+// TestPipelineTrainEdge: the train consumer's in-flight window covers two
+// batches, and its AckWait is the others' (the router keeps held views
+// alive), so that a view lost with a connection comes back after one
+// ack_wait instead of stalling the epoch.
+func TestPipelineTrainEdge(t *testing.T) {
+	const batch = 50
+	topo := Pipeline(Limits{AckWait: 3 * time.Second}, batch)
+	for _, e := range topo.Edges {
+		if got := e.Consumer.AckWait; got != 3*time.Second {
+			t.Errorf("%s: AckWait %v, want 3s", e.Topic, got)
+		}
+		if e.Topic == messages.TopicViews && e.Consumer.MaxAckPending < 2*batch {
+			t.Errorf("train window %d < two batches of %d", e.Consumer.MaxAckPending, batch)
+		}
+	}
+	if err := topo.Validate(); err != nil {
+		t.Fatal(err)
 	}
 }

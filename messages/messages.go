@@ -71,7 +71,7 @@ const (
 	EventEpochEnd     EventKind = 2 // the feeder published every task of an epoch (Count = samples)
 	EventPretrainDone EventKind = 3 // the trainer finished; Ref names the checkpoint key
 	EventEvalDone     EventKind = 4 // the evaluator finished; Ref names the report key
-	EventEpochTrained EventKind = 5 // the trainer finished an epoch; Ref names its checkpoint key, if any
+	EventEpochTrained EventKind = 5 // the trainer finished an epoch (Count = samples trained)
 )
 
 func (k EventKind) String() string {

@@ -18,7 +18,6 @@ import (
 
 	"github.com/supflow/supflow/bus"
 	"github.com/supflow/supflow/config"
-	"github.com/supflow/supflow/messages"
 	"github.com/supflow/supflow/store"
 )
 
@@ -146,24 +145,11 @@ func (s *services) openBus(ctx context.Context, cfg *config.Config, name string,
 	return nil
 }
 
-// topology maps pipeline.yaml onto the streams and consumers. The train
-// consumer holds up to two batches unacknowledged until their steps, so its
-// in-flight window is sized from the batch; its AckWait is the others' (the
-// router keeps held messages alive), so a view lost with a NATS connection
-// comes back after bus.ack_wait.
+// topology maps pipeline.yaml onto the streams and consumers.
 func topology(cfg *config.Config) bus.Topology {
 	b := cfg.Bus
-	edge := func(topic, consumer string, ackWait time.Duration, pending int) bus.WorkQueue {
-		return bus.WorkQueue{Topic: topic, MaxMsgs: int64(b.StreamMaxMsgs), Consumer: bus.Consumer{
-			Name: consumer, AckWait: ackWait, MaxDeliver: b.MaxDeliver, MaxAckPending: pending}}
-	}
-	ack := time.Duration(b.AckWait)
-	trainPending := 2*cfg.Train.BatchSize + b.MaxAckPending
-	return bus.Topology{Edges: []bus.WorkQueue{
-		edge(messages.TopicDecodeTasks, "decode", ack, b.MaxAckPending),
-		edge(messages.TopicImages, "augment", ack, b.MaxAckPending),
-		edge(messages.TopicViews, "train", ack, trainPending),
-	}}
+	return bus.Pipeline(bus.Limits{MaxMsgs: int64(b.StreamMaxMsgs), AckWait: time.Duration(b.AckWait),
+		MaxDeliver: b.MaxDeliver, MaxAckPending: b.MaxAckPending}, cfg.Train.BatchSize)
 }
 
 // serveMetrics exposes /metrics (and /healthz) when metrics.addr is set.
