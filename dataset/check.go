@@ -87,6 +87,16 @@ func (d Dataset) Split(name string) []Entry {
 	return out
 }
 
+// Take returns the first limit entries of split (all of them when limit
+// is 0), in manifest order: the one place every limit on a split is cut.
+func (d Dataset) Take(split string, limit int) []Entry {
+	e := d.Split(split)
+	if limit > 0 && len(e) > limit {
+		e = e[:limit]
+	}
+	return e
+}
+
 // Load reads the manifest, classes.json and info.json under prefix and
 // checks that they agree. Every entry's key must lie under prefix (see
 // UnderPrefix), so nothing downstream ever fetches, caches or writes outside
