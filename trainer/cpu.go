@@ -133,6 +133,19 @@ func New(cfg Config) (*CPU, error) {
 // Model returns the trained network.
 func (t *CPU) Model() *model.Model { return t.model }
 
+// Params counts the model's trainable parameters.
+func (t *CPU) Params() int64 {
+	var n int64
+	for _, p := range t.model.ParamInfos() {
+		k := int64(1)
+		for _, v := range p.Shape {
+			k *= int64(v)
+		}
+		n += k
+	}
+	return n
+}
+
 // Steps returns the number of optimizer steps taken (restored by Load).
 func (t *CPU) Steps() int64 { return t.steps }
 

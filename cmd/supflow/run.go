@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/supflow/supflow/bus"
-	"github.com/supflow/supflow/messages"
 	"github.com/supflow/supflow/report"
+	"github.com/supflow/supflow/runs"
 )
 
 // runAll is `supflow run`: ingest, feeder, decode, augment, train and
@@ -29,11 +29,14 @@ func runAll(ctx context.Context, e *env) error {
 	if _, err := ingest(ctx, e, s); err != nil {
 		return err
 	}
-	j, err := newTrainJob(ctx, cfg, s, e.opts.resume)
+	d, err := loadDataset(ctx, cfg, s.store)
 	if err != nil {
 		return err
 	}
-	j.term = e.term
+	st, err := newTrainStage(ctx, e, s, d, e.opts.resume)
+	if err != nil {
+		return err
+	}
 	routes, err := workerRoutes(cfg, s, "decode", "augment")
 	if err != nil {
 		return usageError{err}
@@ -49,7 +52,7 @@ func runAll(ctx context.Context, e *env) error {
 	defer stopWorkers()
 	errc := make(chan error, 2)
 	go func() { errc <- ignoreCanceled(router.Run(wctx)) }()
-	go func() { errc <- ignoreCanceled(feed(wctx, cfg, s.bus, j.data, j.start)) }()
+	go func() { errc <- ignoreCanceled(feed(wctx, cfg, s, d, st.StartEpoch())) }()
 
 	// The trainer runs in the foreground; a failing worker or feeder stops it.
 	tctx, stopTrain := context.WithCancelCause(ctx)
@@ -62,7 +65,7 @@ func runAll(ctx context.Context, e *env) error {
 			}
 		}
 	}()
-	key, err := j.run(tctx)
+	key, err := runTrainStage(tctx, cfg, s, st)
 	if cause := context.Cause(tctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) {
 		err = cause
 	}
@@ -70,12 +73,12 @@ func runAll(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	out, err := evaluateCheckpoint(ctx, e, s, key)
+	ev, err := newEvaluateStage(ctx, e, s)
 	if err != nil {
 		return err
 	}
-	if err := s.bus.Events().Publish(ctx, messages.Event{RunID: cfg.Run.ID, Kind: messages.EventEvalDone, Ref: out.reportKey,
-		Info: fmt.Sprintf("linear_top1=%.4f knn_top1=%.4f", out.linearTop1, out.knnTop1)}); err != nil {
+	out, err := ev.Run(ctx, key)
+	if err != nil {
 		return err
 	}
 	s.log.Info("run complete", "seconds", time.Since(start).Round(time.Second).Seconds())
@@ -98,7 +101,7 @@ func runReport(ctx context.Context, e *env) error {
 		return err
 	}
 	defer s.close()
-	b, err := s.store.Get(ctx, runKey(e.cfg, "report.json"))
+	b, err := s.store.Get(ctx, runs.Key(e.cfg.Run.ID, runs.ReportJSON))
 	if err != nil {
 		return fmt.Errorf("report of run %q: %w", e.cfg.Run.ID, err)
 	}
@@ -117,8 +120,8 @@ func runReport(ctx context.Context, e *env) error {
 	if err := report.WriteHTML(&html, rep); err != nil {
 		return err
 	}
-	path := filepath.Join(dir, "report.html")
-	if err := writeFileAtomic(path, html.Bytes()); err != nil {
+	path := filepath.Join(dir, runs.ReportHTML)
+	if err := report.WriteFile(path, html.Bytes()); err != nil {
 		return err
 	}
 	fmt.Fprintln(e.stdout, path)

@@ -59,7 +59,7 @@ func loader(ctx context.Context, t messages.DecodeTask) (messages.Image, error) 
 	return messages.Image{SampleID: t.SampleID, Label: t.Label, Height: uint32(h), Width: uint32(w), Channels: 1, Pixels: px}, nil
 }
 
-func tasks(n int, extra ...string) []messages.DecodeTask {
+func testTasks(n int, extra ...string) []messages.DecodeTask {
 	var out []messages.DecodeTask
 	for i := range n {
 		out = append(out, messages.DecodeTask{SampleID: uint64(i), Key: fmt.Sprintf("k%d", i), Label: int32(i % 2)})
@@ -77,7 +77,7 @@ func cfg() Config {
 
 func TestEvaluateSeparableClasses(t *testing.T) {
 	enc := &meanEncoder{}
-	res, err := Evaluate(context.Background(), cfg(), tasks(60, "bad"), tasks(30), loader, enc)
+	res, err := Evaluate(context.Background(), cfg(), testTasks(60, "bad"), testTasks(30), loader, enc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestEvaluateSeparableClasses(t *testing.T) {
 }
 
 func TestTransientLoadErrorStops(t *testing.T) {
-	_, _, err := Extract(context.Background(), cfg(), tasks(20, "flaky"), loader, &meanEncoder{})
+	_, _, err := Extract(context.Background(), cfg(), testTasks(20, "flaky"), loader, &meanEncoder{})
 	if err == nil || !errors.Is(err, err) || errors.Is(err, messages.ErrPermanent) {
 		t.Fatalf("err = %v", err)
 	}
@@ -104,11 +104,11 @@ func TestBadInput(t *testing.T) {
 	if _, _, err := Extract(context.Background(), c, nil, loader, &meanEncoder{}); !errors.Is(err, ErrInput) {
 		t.Errorf("no tasks: %v", err)
 	}
-	if _, _, err := Extract(context.Background(), c, tasks(0, "bad"), loader, &meanEncoder{}); !errors.Is(err, ErrInput) {
+	if _, _, err := Extract(context.Background(), c, testTasks(0, "bad"), loader, &meanEncoder{}); !errors.Is(err, ErrInput) {
 		t.Errorf("all corrupt: %v", err)
 	}
 	c.Channels = 3
-	if _, _, err := Extract(context.Background(), c, tasks(3), loader, &meanEncoder{}); !errors.Is(err, ErrInput) {
+	if _, _, err := Extract(context.Background(), c, testTasks(3), loader, &meanEncoder{}); !errors.Is(err, ErrInput) {
 		t.Errorf("channel mismatch: %v", err)
 	}
 }

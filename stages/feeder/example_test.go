@@ -29,7 +29,7 @@ func Example() {
 		fmt.Println("event", e.Kind, e.Epoch, e.Count)
 		return nil
 	}
-	if err := f.Run(context.Background(), publish, event); err != nil {
+	if err := f.Run(context.Background(), publish, event, nil); err != nil {
 		fmt.Println(err)
 	}
 	// Output:

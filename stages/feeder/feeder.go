@@ -1,8 +1,10 @@
 // Package feeder turns the manifest entries of one split into each epoch's
 // decode tasks, in an order shuffled by a seed derived from the run seed and
-// the epoch, framed by EpochStart and EpochEnd events. It is plain logic: it
+// the epoch, framed by EpochStart and EpochEnd events, each epoch after the
+// trainer reported the previous one trained. It is plain logic: it
 // publishes through functions the wiring provides (the bus publisher, whose
-// back-pressure paces it) and must not import bus or another stage.
+// back-pressure paces it within an epoch) and must not import bus or another
+// stage.
 package feeder
 
 import (
@@ -25,6 +27,38 @@ type PublishFunc func(ctx context.Context, task messages.DecodeTask) error
 
 // EventFunc sends one control event.
 type EventFunc func(ctx context.Context, ev messages.Event) error
+
+// TrainedFunc blocks until epoch has been trained (or ctx ends).
+type TrainedFunc func(ctx context.Context, epoch uint32) error
+
+// Sender publishes a payload on a topic; the bus's Publisher is one.
+type Sender interface {
+	Send(ctx context.Context, topic string, payload []byte) error
+}
+
+// Publish sends each task, encoded, on messages.TopicDecodeTasks.
+func Publish(s Sender) PublishFunc {
+	return func(ctx context.Context, t messages.DecodeTask) error {
+		p, err := messages.MarshalDecodeTask(t)
+		if err != nil {
+			return err
+		}
+		return s.Send(ctx, messages.TopicDecodeTasks, p)
+	}
+}
+
+// Waiter waits for an event of a run; the bus's Events is one.
+type Waiter interface {
+	Wait(ctx context.Context, runID string, kind messages.EventKind, match func(messages.Event) bool) (messages.Event, error)
+}
+
+// Trained waits for the trainer's EventEpochTrained of runID's epoch.
+func Trained(w Waiter, runID string) TrainedFunc {
+	return func(ctx context.Context, epoch uint32) error {
+		_, err := w.Wait(ctx, runID, messages.EventEpochTrained, func(ev messages.Event) bool { return ev.Epoch == epoch })
+		return err
+	}
+}
 
 // Config says which run the feeder feeds and for how long.
 type Config struct {
@@ -105,11 +139,20 @@ func (f *Feeder) Task(epoch uint32, i int) messages.DecodeTask {
 
 // Run feeds epochs StartEpoch .. StartEpoch+Epochs-1: for each, an
 // EventEpochStart, every task in the epoch's order, then an EventEpochEnd,
-// both events carrying the sample count. It stops at the first error from
-// publish or event, or when ctx ends, and returns that error.
-func (f *Feeder) Run(ctx context.Context, publish PublishFunc, event EventFunc) error {
+// both events carrying the sample count. With trained set, each epoch after
+// the first waits until the one before was trained, so epochs never
+// interleave and the streams never hold more than one epoch. It stops at
+// the first error from publish, event or trained, or when ctx ends, and
+// returns that error.
+func (f *Feeder) Run(ctx context.Context, publish PublishFunc, event EventFunc, trained TrainedFunc) error {
 	for k := range f.cfg.Epochs {
-		if err := f.RunEpoch(ctx, f.cfg.StartEpoch+k, publish, event); err != nil {
+		e := f.cfg.StartEpoch + k
+		if k > 0 && trained != nil {
+			if err := trained(ctx, e-1); err != nil {
+				return fmt.Errorf("feeder: waiting for epoch %d to be trained: %w", e-1, err)
+			}
+		}
+		if err := f.RunEpoch(ctx, e, publish, event); err != nil {
 			return err
 		}
 	}

@@ -107,7 +107,7 @@ func TestRunEmitsEveryTaskOncePerEpoch(t *testing.T) {
 	es := entries(50, "train")
 	f := mustNew(t, Config{RunID: "run1", Seed: 9, StartEpoch: 2, Epochs: 3}, es)
 	var r record
-	if err := f.Run(t.Context(), r.publish, r.event); err != nil {
+	if err := f.Run(t.Context(), r.publish, r.event, nil); err != nil {
 		t.Fatal(err)
 	}
 	if len(r.tasks) != 150 || len(r.events) != 6 {
@@ -148,12 +148,12 @@ func TestRunStops(t *testing.T) {
 		}
 	}
 	r = record{}
-	if err := f.Run(t.Context(), failAt(4), r.event); !errors.Is(err, errBus) || len(r.tasks) != 4 || len(r.events) != 1 {
+	if err := f.Run(t.Context(), failAt(4), r.event, nil); !errors.Is(err, errBus) || len(r.tasks) != 4 || len(r.events) != 1 {
 		t.Fatalf("publish failure: %v after %d tasks %d events", err, len(r.tasks), len(r.events))
 	}
 	r = record{}
 	failEvent := func(context.Context, messages.Event) error { return errBus }
-	if err := f.Run(t.Context(), r.publish, failEvent); !errors.Is(err, errBus) || len(r.tasks) != 0 {
+	if err := f.Run(t.Context(), r.publish, failEvent, nil); !errors.Is(err, errBus) || len(r.tasks) != 0 {
 		t.Fatalf("event failure: %v after %d tasks", err, len(r.tasks))
 	}
 	r = record{}
@@ -164,7 +164,7 @@ func TestRunStops(t *testing.T) {
 		}
 		return r.publish(ctx, task)
 	}
-	if err := f.Run(ctx, cancelAt, r.event); !errors.Is(err, context.Canceled) || len(r.tasks) != 4 {
+	if err := f.Run(ctx, cancelAt, r.event, nil); !errors.Is(err, context.Canceled) || len(r.tasks) != 4 {
 		t.Fatalf("cancel: %v after %d tasks", err, len(r.tasks))
 	}
 }
@@ -176,5 +176,30 @@ func BenchmarkOrder(b *testing.B) {
 	}
 	for i := 0; b.Loop(); i++ {
 		f.Order(uint32(i))
+	}
+}
+
+// TestRunWaitsForEachEpochToBeTrained: with trained set, epoch e+1 starts
+// only after trained(e) returned, and its failure stops the run.
+func TestRunWaitsForEachEpochToBeTrained(t *testing.T) {
+	f := mustNew(t, Config{RunID: "run1", Seed: 1, StartEpoch: 4, Epochs: 3}, entries(5, "train"))
+	var r record
+	var waited []uint32
+	errBus := errors.New("bus down")
+	trained := func(_ context.Context, e uint32) error {
+		if n := len(r.tasks); n != 5*(len(waited)+1) {
+			t.Errorf("waiting for epoch %d after %d tasks", e, n)
+		}
+		waited = append(waited, e)
+		if e == 5 {
+			return errBus
+		}
+		return nil
+	}
+	if err := f.Run(t.Context(), r.publish, r.event, trained); !errors.Is(err, errBus) {
+		t.Fatalf("run: %v", err)
+	}
+	if len(waited) != 2 || waited[0] != 4 || waited[1] != 5 || len(r.tasks) != 10 {
+		t.Fatalf("waited for %v, published %d tasks", waited, len(r.tasks))
 	}
 }

@@ -2,321 +2,238 @@ package train
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
+	"sync"
 	"time"
 
+	"github.com/supflow/supflow/checkpoint"
 	"github.com/supflow/supflow/messages"
-	"github.com/supflow/supflow/trainer"
+	"github.com/supflow/supflow/probe"
+	"github.com/supflow/supflow/report"
+	"github.com/supflow/supflow/runs"
+	"github.com/supflow/supflow/store"
 )
 
-// Stepper takes one optimizer step; *trainer.CPU implements it.
-type Stepper interface {
-	Step(ctx context.Context, b trainer.Batch) (trainer.Stats, error)
+// ErrConfig reports a Config or Deps that New refuses.
+var ErrConfig = errors.New("train: invalid config")
+
+// Engine trains the model: *trainer.CPU implements it.
+type Engine interface {
+	Stepper
+	// Save serializes the whole training state after epoch.
+	Save(epoch int, extra map[string]string) ([]byte, error)
+	// Load restores a state written by Save.
+	Load(b []byte) (checkpoint.Meta, error)
+	// Params counts the trainable parameters.
+	Params() int64
 }
 
-// Delivery is one view group and the handles that settle it on the bus.
-type Delivery struct {
-	Msg messages.ViewGroup
-	// Ack settles the message: it went into a completed step.
-	Ack func() error
-	// Nak asks for redelivery (the step that held it failed).
-	Nak func() error
-	// Reject dead-letters a message that can never be used (wrong shape).
-	Reject func(reason error) error
+// Store keeps checkpoints and curves; *store.Client implements it.
+type Store interface {
+	Get(ctx context.Context, key string) ([]byte, error)
+	Put(ctx context.Context, key string, b []byte, opts store.PutOptions) error
 }
 
-// Control tells the stage how big an epoch is, or that a sample of it was
-// dead-lettered upstream and will never arrive.
-type Control struct {
-	Epoch     int
-	EpochSize int    // > 0: the epoch has this many samples
-	Dropped   bool   // true: SampleID was dead-lettered upstream
-	SampleID  uint64 // with Dropped
+// Events carries the run's control events; the bus's Events implements it.
+type Events interface {
+	Publish(ctx context.Context, ev messages.Event) error
+	Subscribe(ctx context.Context, runID string, kinds ...messages.EventKind) (<-chan messages.Event, error)
 }
 
-// Config configures the stage.
+// DeadLetters delivers every dead-lettered message; *bus.Bus implements it.
+type DeadLetters interface {
+	DeadLetters(ctx context.Context) (<-chan messages.DeadLetter, error)
+}
+
+// Monitor scores the encoder between epochs (the kNN monitor of package
+// evaluate).
+type Monitor interface {
+	Score(ctx context.Context) (probe.Score, error)
+}
+
+// Config configures pretraining.
 type Config struct {
-	RunID      string
-	BatchSize  int
-	Views      int
-	Height     int
-	Width      int
-	Channels   int
-	Epochs     int // last epoch to train (1-based, inclusive)
-	StartEpoch int // first epoch to train; > 1 when resuming
-	Log        *slog.Logger
+	RunID     string
+	Arch      string // recorded in the curves
+	BatchSize int
+	Views     int // views per sample
+	Size      int // views are Size x Size
+	Channels  int // 1 or 3
+	Epochs    int // last epoch (1-based, inclusive)
+	// CheckpointEvery is the number of epochs between checkpoints; the
+	// last epoch is always saved.
+	CheckpointEvery int
+	// MonitorEvery is the number of epochs between runs of Deps.Monitor
+	// (and it runs after the last epoch); 0 = never.
+	MonitorEvery int
+	// Resume continues from the run's last checkpoint, if there is one.
+	Resume bool
 }
 
-// Hooks observe the stage. All are optional.
-type Hooks struct {
-	// Step is called after every step with the time spent waiting for data.
-	Step func(s trainer.Stats, wait time.Duration)
-	// Epoch is called once all samples of an epoch are accounted for; an
-	// error stops the stage.
-	Epoch func(ctx context.Context, epoch int, e EpochStats) error
+// Deps are what the stage runs with. Engine, Store, Events and DeadLetters
+// are required.
+type Deps struct {
+	Engine      Engine
+	Store       Store
+	Events      Events
+	DeadLetters DeadLetters
+	// Monitor, optional, scores the encoder (see Config.MonitorEvery).
+	Monitor Monitor
+	Log     *slog.Logger
+	// Progress, when set, is told each step's place in its epoch (a
+	// terminal progress line); a call with total 0 clears it.
+	Progress func(label string, done, total int, detail string)
 }
 
-// EpochStats summarizes one epoch.
-type EpochStats struct {
-	Samples    int // distinct samples stepped
-	Dropped    int // samples dead-lettered upstream or rejected here
-	Duplicates int // redeliveries dropped
-	Steps      int
-	MeanLoss   float64
-	Wait       time.Duration // time spent waiting for data
-	Duration   time.Duration
-	// The exact sets, ascending: the sample ids stepped (once each, unless
-	// something stepped a sample twice) and those dropped.
-	TrainedIDs []uint64
-	DroppedIDs []uint64
-}
-
-// Stage is the train stage. It is driven by Run from one goroutine.
+// Stage is the train stage: resume, the step loop, checkpoints, curves, the
+// kNN monitor and the run's EpochTrained and PretrainDone events.
 type Stage struct {
 	cfg   Config
-	step  Stepper
-	hooks Hooks
+	deps  Deps
 	log   *slog.Logger
+	start int // first epoch to train
+
+	mu     sync.Mutex
+	curves report.Curves
 }
 
-// New validates cfg and returns a stage.
-func New(cfg Config, s Stepper, hooks Hooks) (*Stage, error) {
+// New checks cfg and deps and, with cfg.Resume, loads the run's last
+// checkpoint (none yet is not an error: training starts from scratch).
+func New(ctx context.Context, cfg Config, deps Deps) (*Stage, error) {
 	switch {
-	case s == nil:
-		return nil, errors.New("train: nil trainer")
-	case cfg.BatchSize < 1, cfg.Views < 1:
-		return nil, fmt.Errorf("train: batch %d x %d views: both must be positive", cfg.BatchSize, cfg.Views)
-	case cfg.Height < 1 || cfg.Width < 1 || (cfg.Channels != 1 && cfg.Channels != 3):
-		return nil, fmt.Errorf("train: view shape %dx%dx%d", cfg.Height, cfg.Width, cfg.Channels)
-	case cfg.Epochs < 1:
-		return nil, fmt.Errorf("train: epochs %d: want >= 1", cfg.Epochs)
+	case cfg.RunID == "":
+		return nil, fmt.Errorf("%w: empty run id", ErrConfig)
+	case deps.Engine == nil || deps.Store == nil || deps.Events == nil || deps.DeadLetters == nil:
+		return nil, fmt.Errorf("%w: Engine, Store, Events and DeadLetters are required", ErrConfig)
+	case cfg.CheckpointEvery < 1:
+		return nil, fmt.Errorf("%w: checkpoint every %d epochs: want >= 1", ErrConfig, cfg.CheckpointEvery)
 	}
-	if cfg.StartEpoch < 1 {
-		cfg.StartEpoch = 1
+	s := &Stage{cfg: cfg, deps: deps, log: deps.Log, start: 1}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
 	}
-	log := cfg.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	return &Stage{cfg: cfg, step: s, hooks: hooks, log: log}, nil
-}
-
-// pending is one distinct sample waiting for its step, with every delivery
-// of it received so far (a redelivery of a held message must be acked too).
-type pending struct {
-	msg  messages.ViewGroup
-	acks []Delivery
-}
-
-// epochState tracks one epoch's accounting.
-type epochState struct {
-	size       int                 // announced sample count, 0 until known
-	seen       map[uint64]struct{} // stepped, pending or dropped
-	pending    []*pending
-	index      map[uint64]*pending
-	stats      EpochStats
-	lossSum    float64
-	start      time.Time
-	batchIndex int
-}
-
-func newEpoch() *epochState {
-	return &epochState{seen: map[uint64]struct{}{}, index: map[uint64]*pending{}, start: time.Now()}
-}
-
-// Run consumes deliveries and control messages until the last epoch is
-// trained (nil), ctx ends (ctx.Err()) or a step or hook fails. Messages it
-// holds when it returns early are nak'ed so that they are redelivered.
-func (s *Stage) Run(ctx context.Context, in <-chan Delivery, control <-chan Control) (err error) {
-	epochs := map[int]*epochState{}
-	get := func(e int) *epochState {
-		st, ok := epochs[e]
-		if !ok {
-			st = newEpoch()
-			epochs[e] = st
+	s.curves = report.Curves{Arch: cfg.Arch, Params: deps.Engine.Params()}
+	if cfg.Resume {
+		if err := s.resume(ctx); err != nil {
+			return nil, err
 		}
-		return st
 	}
-	cur := s.cfg.StartEpoch
-	defer func() {
-		for _, st := range epochs {
-			for _, p := range st.pending {
-				for _, d := range p.acks {
-					settle(d.Nak)
-				}
+	return s, nil
+}
+
+// StartEpoch is the first epoch Run trains: 1, or the one after the
+// resumed checkpoint's.
+func (s *Stage) StartEpoch() int { return s.start }
+
+func (s *Stage) resume(ctx context.Context) error {
+	key := runs.Checkpoint(s.cfg.RunID, runs.Last)
+	b, err := s.deps.Store.Get(ctx, key)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		s.log.Warn("--resume: no checkpoint yet, starting from scratch", "key", key)
+		return nil
+	case err != nil:
+		return err
+	}
+	meta, err := s.deps.Engine.Load(b)
+	if err != nil {
+		return fmt.Errorf("resume from %s: %w", key, err)
+	}
+	s.start = meta.Epoch + 1
+	if prev, err := s.deps.Store.Get(ctx, runs.Key(s.cfg.RunID, runs.Curves)); err == nil {
+		_ = json.Unmarshal(prev, &s.curves) // curves are informational
+	}
+	s.log.Info("resumed", "checkpoint", key, "epoch", meta.Epoch, "step", meta.Step)
+	return nil
+}
+
+// Run trains from StartEpoch to the last epoch on the view groups from in,
+// publishes EpochTrained after each epoch and PretrainDone at the end, and
+// returns the key of the last checkpoint. Epoch sizes come from the
+// feeder's EpochStart events and samples that will never arrive from the
+// dead-letter stream.
+func (s *Stage) Run(ctx context.Context, in <-chan Delivery) (string, error) {
+	cfg := s.cfg
+	last := runs.Checkpoint(cfg.RunID, runs.Last)
+	done := messages.Event{Kind: messages.EventPretrainDone, Epoch: uint32(cfg.Epochs), Ref: last}
+	if s.start > cfg.Epochs {
+		s.log.Info("nothing to train: the checkpoint is past the last epoch", "epoch", s.start-1)
+		return last, s.publish(ctx, done)
+	}
+	l, err := newLoop(loopConfig{
+		RunID: cfg.RunID, BatchSize: cfg.BatchSize, Views: cfg.Views, Height: cfg.Size, Width: cfg.Size,
+		Channels: cfg.Channels, Epochs: cfg.Epochs, StartEpoch: s.start, Log: s.log,
+	}, s.deps.Engine, hooks{Step: s.onStep, Epoch: s.onEpoch})
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	control := make(chan Control, 64)
+	if err := s.controlFeed(ctx, control); err != nil {
+		return "", err
+	}
+	started := time.Now()
+	err = l.run(ctx, in, control)
+	s.progress("", 0, 0, "")
+	if err != nil {
+		return "", err
+	}
+	s.log.Info("pretraining done", "epochs", cfg.Epochs, "seconds", time.Since(started).Seconds())
+	return last, s.publish(context.WithoutCancel(ctx), done)
+}
+
+// controlFeed turns EpochStart events into epoch sizes and dead letters of
+// this run into dropped samples.
+func (s *Stage) controlFeed(ctx context.Context, control chan<- Control) error {
+	evs, err := s.deps.Events.Subscribe(ctx, s.cfg.RunID, messages.EventEpochStart)
+	if err != nil {
+		return err
+	}
+	dls, err := s.deps.DeadLetters.DeadLetters(ctx)
+	if err != nil {
+		return err
+	}
+	send := func(c Control) bool {
+		select {
+		case control <- c:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	go func() {
+		for ev := range evs {
+			if !send(Control{Epoch: int(ev.Epoch), EpochSize: int(ev.Count)}) {
+				return
 			}
 		}
 	}()
-	waitStart := time.Now()
-	var wait time.Duration
-	for cur <= s.cfg.Epochs {
-		st := get(cur)
-		// Step whenever a full batch is ready or the epoch's last samples are in.
-		for len(st.pending) >= s.cfg.BatchSize || (st.complete() && len(st.pending) > 0) {
-			wait += time.Since(waitStart)
-			if err := s.stepBatch(ctx, cur, st, wait); err != nil {
-				return err
-			}
-			wait = 0
-			waitStart = time.Now()
-		}
-		if st.complete() {
-			slices.Sort(st.stats.TrainedIDs)
-			slices.Sort(st.stats.DroppedIDs)
-			st.stats.Duration = time.Since(st.start)
-			if st.stats.Steps > 0 {
-				st.stats.MeanLoss = st.lossSum / float64(st.stats.Steps)
-			}
-			s.log.Info("epoch trained", "epoch", cur, "samples", st.stats.Samples, "dropped", st.stats.Dropped,
-				"duplicates", st.stats.Duplicates, "steps", st.stats.Steps, "mean_loss", st.stats.MeanLoss,
-				"wait_seconds", st.stats.Wait.Seconds(), "seconds", st.stats.Duration.Seconds(),
-				"trained_ids", FormatIDs(st.stats.TrainedIDs), "dropped_ids", FormatIDs(st.stats.DroppedIDs))
-			if s.hooks.Epoch != nil {
-				if err := s.hooks.Epoch(ctx, cur, st.stats); err != nil {
-					return fmt.Errorf("train: epoch %d hook: %w", cur, err)
-				}
-			}
-			delete(epochs, cur)
-			cur++
-			if next, ok := epochs[cur]; ok {
-				next.start = time.Now()
-			}
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case d, ok := <-in:
-			if !ok {
-				return errors.New("train: delivery channel closed before the last epoch was trained")
-			}
-			s.accept(d, cur, get)
-		case c, ok := <-control:
-			if !ok {
-				control = nil
+	go func() {
+		for dl := range dls {
+			run, epoch, id, ok := dl.Sample()
+			if !ok || run != s.cfg.RunID {
 				continue
 			}
-			if c.Epoch < cur {
-				continue
-			}
-			e := get(c.Epoch)
-			if c.EpochSize > 0 {
-				e.size = c.EpochSize
-			}
-			if c.Dropped {
-				if _, dup := e.seen[c.SampleID]; !dup {
-					e.seen[c.SampleID] = struct{}{}
-					e.stats.Dropped++
-					e.stats.DroppedIDs = append(e.stats.DroppedIDs, c.SampleID)
-				}
+			s.log.Warn("sample dead-lettered", "epoch", epoch, "sample_id", id, "handler", dl.Handler, "reason", dl.Reason)
+			if !send(Control{Epoch: int(epoch), Dropped: true, SampleID: id}) {
+				return
 			}
 		}
-	}
+	}()
 	return nil
 }
 
-func (e *epochState) complete() bool { return e.size > 0 && len(e.seen) >= e.size }
-
-// accept files one delivery under its epoch, dropping other runs' messages,
-// redeliveries of trained samples and malformed groups.
-func (s *Stage) accept(d Delivery, cur int, get func(int) *epochState) {
-	m := d.Msg
-	switch {
-	case m.RunID != s.cfg.RunID:
-		s.log.Warn("dropping a view group of another run", "run_id", m.RunID)
-		settle(d.Ack)
-		return
-	case int(m.Epoch) < cur:
-		settle(d.Ack) // a redelivery of an epoch already trained
-		return
-	}
-	e := get(int(m.Epoch))
-	if p, ok := e.index[m.SampleID]; ok {
-		p.acks = append(p.acks, d)
-		e.stats.Duplicates++
-		return
-	}
-	if _, ok := e.seen[m.SampleID]; ok {
-		e.stats.Duplicates++
-		settle(d.Ack)
-		return
-	}
-	if int(m.NViews) != s.cfg.Views || int(m.Height) != s.cfg.Height || int(m.Width) != s.cfg.Width || int(m.Channels) != s.cfg.Channels {
-		err := messages.Permanent(fmt.Errorf("train: sample %d: %d views of %dx%dx%d, the trainer expects %d of %dx%dx%d",
-			m.SampleID, m.NViews, m.Height, m.Width, m.Channels, s.cfg.Views, s.cfg.Height, s.cfg.Width, s.cfg.Channels))
-		s.log.Error("rejecting view group", "sample_id", m.SampleID, "error", err)
-		if d.Reject != nil {
-			settle(func() error { return d.Reject(err) })
-		} else {
-			settle(d.Ack)
-		}
-		e.seen[m.SampleID] = struct{}{}
-		e.stats.Dropped++
-		e.stats.DroppedIDs = append(e.stats.DroppedIDs, m.SampleID)
-		return
-	}
-	p := &pending{msg: m, acks: []Delivery{d}}
-	e.pending = append(e.pending, p)
-	e.index[m.SampleID] = p
-	e.seen[m.SampleID] = struct{}{}
+func (s *Stage) publish(ctx context.Context, ev messages.Event) error {
+	ev.RunID = s.cfg.RunID
+	return s.deps.Events.Publish(ctx, ev)
 }
 
-// stepBatch steps the first BatchSize pending samples of epoch cur and acks them.
-func (s *Stage) stepBatch(ctx context.Context, cur int, e *epochState, wait time.Duration) error {
-	n := min(len(e.pending), s.cfg.BatchSize)
-	group := e.pending[:n]
-	v, h, w, c := s.cfg.Views, s.cfg.Height, s.cfg.Width, s.cfg.Channels
-	view := h * w * c
-	b := trainer.Batch{
-		Size: n, Views: v, Height: h, Width: w, Channels: c,
-		Pixels: make([]uint8, n*v*view), Labels: make([]int, n),
-		Epoch: cur, Index: e.batchIndex, PerEpoch: s.perEpoch(e),
-	}
-	for i, p := range group {
-		b.Labels[i] = int(p.msg.Label)
-		for k := 0; k < v; k++ {
-			copy(b.Pixels[(k*n+i)*view:], p.msg.Pixels[k*view:(k+1)*view])
-		}
-	}
-	stats, err := s.step.Step(ctx, b)
-	if err != nil {
-		return fmt.Errorf("train: epoch %d batch %d: %w", cur, e.batchIndex, err)
-	}
-	for _, p := range group {
-		for _, d := range p.acks {
-			settle(d.Ack)
-		}
-		delete(e.index, p.msg.SampleID)
-		e.stats.TrainedIDs = append(e.stats.TrainedIDs, p.msg.SampleID)
-	}
-	e.pending = append(e.pending[:0], e.pending[n:]...)
-	e.batchIndex++
-	e.stats.Samples += n
-	e.stats.Steps++
-	e.stats.Wait += wait
-	e.lossSum += stats.Loss
-	if s.hooks.Step != nil {
-		s.hooks.Step(stats, wait)
-	}
-	return nil
-}
-
-// perEpoch is the number of batches in the epoch, once its size is known.
-func (s *Stage) perEpoch(e *epochState) int {
-	if e.size == 0 {
-		return 0
-	}
-	return (e.size + s.cfg.BatchSize - 1) / s.cfg.BatchSize
-}
-
-// settle calls an ack/nak handle if present. Settlement errors are not
-// fatal: JetStream redelivers an unsettled message after AckWait and the
-// stage drops the duplicate.
-func settle(f func() error) {
-	if f != nil {
-		_ = f()
+func (s *Stage) progress(label string, done, total int, detail string) {
+	if s.deps.Progress != nil {
+		s.deps.Progress(label, done, total, detail)
 	}
 }

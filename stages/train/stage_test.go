@@ -2,198 +2,158 @@ package train
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
+	"strconv"
 	"sync"
 	"testing"
-	"time"
 
+	"github.com/supflow/supflow/checkpoint"
 	"github.com/supflow/supflow/messages"
-	"github.com/supflow/supflow/trainer"
+	"github.com/supflow/supflow/report"
+	"github.com/supflow/supflow/runs"
+	"github.com/supflow/supflow/store"
 )
 
-// fakeStepper records the samples of every step by decoding the first pixel
-// of each view, which the test sets to the sample id.
-type fakeStepper struct {
+// fakeEngine is a fakeStepper whose state is the number of steps taken.
+type fakeEngine struct {
+	fakeStepper
+	loaded int
+}
+
+func (f *fakeEngine) Save(epoch int, _ map[string]string) ([]byte, error) {
+	return []byte(strconv.Itoa(epoch)), nil
+}
+
+func (f *fakeEngine) Load(b []byte) (checkpoint.Meta, error) {
+	e, err := strconv.Atoi(string(b))
+	f.loaded = e
+	return checkpoint.Meta{Epoch: e}, err
+}
+
+func (f *fakeEngine) Params() int64 { return 42 }
+
+type memStore struct {
 	mu      sync.Mutex
-	batches [][]int // sample ids per step
-	epochs  []int
-	fail    error
+	objects map[string][]byte
 }
 
-func (f *fakeStepper) Step(_ context.Context, b trainer.Batch) (trainer.Stats, error) {
-	if f.fail != nil {
-		return trainer.Stats{}, f.fail
+func (m *memStore) Get(_ context.Context, key string) ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.objects[key]
+	if !ok {
+		return nil, store.ErrNotFound
 	}
-	if err := b.Validate(); err != nil {
-		return trainer.Stats{}, err
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	view := b.Height * b.Width * b.Channels
-	ids := make([]int, b.Size)
-	for i := range ids {
-		ids[i] = int(b.Pixels[i*view])
-		if b.Pixels[(b.Size+i)*view] != byte(ids[i]) { // view 1 of the same sample
-			panic("views are not view-major")
-		}
-	}
-	f.batches = append(f.batches, ids)
-	f.epochs = append(f.epochs, b.Epoch)
-	return trainer.Stats{Loss: 1, Epoch: b.Epoch}, nil
+	return b, nil
 }
 
-type acks struct {
-	mu           sync.Mutex
-	acked, naked map[uint64]int
-	rejected     map[uint64]error
+func (m *memStore) Put(_ context.Context, key string, b []byte, _ store.PutOptions) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.objects[key] = b
+	return nil
 }
 
-func newAcks() *acks {
-	return &acks{acked: map[uint64]int{}, naked: map[uint64]int{}, rejected: map[uint64]error{}}
+// fakeBus plays the feeder's events and the dead-letter stream.
+type fakeBus struct {
+	mu        sync.Mutex
+	published []messages.Event
+	starts    chan messages.Event
+	dead      chan messages.DeadLetter
 }
 
-func (a *acks) delivery(run string, epoch uint32, id uint64, h int) Delivery {
-	px := make([]byte, 2*h*h)
-	for i := range px {
-		px[i] = byte(id)
-	}
-	key := uint64(epoch)<<32 | id
-	return Delivery{
-		Msg: messages.ViewGroup{RunID: run, Epoch: epoch, SampleID: id, Label: int32(id % 3), NViews: 2, Height: uint32(h), Width: uint32(h), Channels: 1, Pixels: px},
-		Ack: func() error { a.mu.Lock(); a.acked[key]++; a.mu.Unlock(); return nil },
-		Nak: func() error { a.mu.Lock(); a.naked[key]++; a.mu.Unlock(); return nil },
-		Reject: func(err error) error {
-			a.mu.Lock()
-			a.rejected[key] = err
-			a.mu.Unlock()
-			return nil
-		},
-	}
+func newFakeBus() *fakeBus {
+	return &fakeBus{starts: make(chan messages.Event, 8), dead: make(chan messages.DeadLetter, 8)}
 }
 
-func newStage(t *testing.T, s Stepper, epochs int, hooks Hooks) *Stage {
-	t.Helper()
-	st, err := New(Config{RunID: "r", BatchSize: 4, Views: 2, Height: 2, Width: 2, Channels: 1, Epochs: epochs}, s, hooks)
+func (b *fakeBus) Publish(_ context.Context, ev messages.Event) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.published = append(b.published, ev)
+	return nil
+}
+
+func (b *fakeBus) Subscribe(context.Context, string, ...messages.EventKind) (<-chan messages.Event, error) {
+	return b.starts, nil
+}
+
+func (b *fakeBus) DeadLetters(context.Context) (<-chan messages.DeadLetter, error) { return b.dead, nil }
+
+// TestStageEpochsCheckpointsAndResume: two epochs of five samples, one of
+// them dead-lettered upstream in epoch 1, are trained and checkpointed;
+// EpochTrained carries the trained count, PretrainDone the last
+// checkpoint; a resumed stage starts after the checkpoint's epoch.
+func TestStageEpochsCheckpointsAndResume(t *testing.T) {
+	eng, st, b := &fakeEngine{}, &memStore{objects: map[string][]byte{}}, newFakeBus()
+	cfg := Config{RunID: "r", Arch: "resnet18", BatchSize: 4, Views: 2, Size: 2, Channels: 1, Epochs: 2, CheckpointEvery: 1}
+	deps := Deps{Engine: eng, Store: st, Events: b, DeadLetters: b}
+	s, err := New(t.Context(), cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return st
-}
-
-func TestExactlyOnceWithDuplicatesDropsAndPartialBatch(t *testing.T) {
-	f := &fakeStepper{}
 	a := newAcks()
-	var epochStats []EpochStats
-	st := newStage(t, f, 2, Hooks{Epoch: func(_ context.Context, e int, s EpochStats) error {
-		epochStats = append(epochStats, s)
-		return nil
-	}})
-	in := make(chan Delivery, 100)
-	ctl := make(chan Control, 10)
+	in := make(chan Delivery, 16)
 	for e := uint32(1); e <= 2; e++ {
-		ctl <- Control{Epoch: int(e), EpochSize: 10}
-		ctl <- Control{Epoch: int(e), Dropped: true, SampleID: 9}
-		for id := uint64(0); id < 9; id++ {
+		b.starts <- messages.Event{RunID: "r", Kind: messages.EventEpochStart, Epoch: e, Count: 5}
+		for id := uint64(0); id < 5; id++ {
+			if e == 1 && id == 3 {
+				continue
+			}
 			in <- a.delivery("r", e, id, 2)
-			if id%3 == 0 {
-				in <- a.delivery("r", e, id, 2) // redelivery
-			}
 		}
-		in <- a.delivery("other", e, 1, 2)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := st.Run(ctx, in, ctl); err != nil {
+	task, err := messages.MarshalDecodeTask(messages.DecodeTask{RunID: "r", Epoch: 1, SampleID: 3, Key: "k"})
+	if err != nil {
 		t.Fatal(err)
 	}
-	seen := map[[2]int]int{}
-	for i, b := range f.batches {
-		for _, id := range b {
-			seen[[2]int{f.epochs[i], id}]++
-		}
-	}
-	for e := 1; e <= 2; e++ {
-		for id := 0; id < 9; id++ {
-			if seen[[2]int{e, id}] != 1 {
-				t.Errorf("epoch %d sample %d stepped %d times", e, id, seen[[2]int{e, id}])
-			}
-		}
-	}
-	if len(f.batches) != 6 || len(f.batches[2]) != 1 {
-		t.Errorf("batches = %v, want 4+4+1 per epoch", f.batches)
-	}
-	for key, n := range a.acked {
-		if n < 1 {
-			t.Errorf("message %x not acked", key)
-		}
-	}
-	if len(epochStats) != 2 || epochStats[0].Samples != 9 || epochStats[0].Dropped != 1 || epochStats[0].Duplicates != 3 {
-		t.Errorf("epoch stats = %+v", epochStats)
-	}
-	for _, s := range epochStats {
-		if got, dropped := FormatIDs(s.TrainedIDs), FormatIDs(s.DroppedIDs); got != "0-8" || dropped != "9" {
-			t.Errorf("trained ids %q, dropped ids %q; want 0-8 and 9", got, dropped)
-		}
-	}
-}
-
-func TestStepFailureNaksHeldMessages(t *testing.T) {
-	f := &fakeStepper{fail: errors.New("boom")}
-	a := newAcks()
-	st := newStage(t, f, 1, Hooks{})
-	in := make(chan Delivery, 10)
-	for id := uint64(0); id < 4; id++ {
-		in <- a.delivery("r", 1, id, 2)
-	}
-	err := st.Run(context.Background(), in, make(chan Control))
-	if err == nil || len(a.naked) != 4 || len(a.acked) != 0 {
-		t.Fatalf("err = %v, naked %d, acked %d", err, len(a.naked), len(a.acked))
-	}
-}
-
-func TestWrongShapeIsRejectedAndCounted(t *testing.T) {
-	f := &fakeStepper{}
-	a := newAcks()
-	st := newStage(t, f, 1, Hooks{})
-	in := make(chan Delivery, 10)
-	ctl := make(chan Control, 1)
-	ctl <- Control{Epoch: 1, EpochSize: 2}
-	in <- a.delivery("r", 1, 0, 2)
-	in <- a.delivery("r", 1, 1, 3) // 3x3 views, stage wants 2x2
-	if err := st.Run(context.Background(), in, ctl); err != nil {
+	b.dead <- messages.DeadLetter{Payload: task, SourceTopic: messages.TopicDecodeTasks, Reason: "corrupt"}
+	key, err := s.Run(t.Context(), in)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.rejected[1<<32|1]; !errors.Is(err, messages.ErrPermanent) {
-		t.Fatalf("rejected = %v", a.rejected)
+	if want := runs.Checkpoint("r", runs.Last); key != want {
+		t.Fatalf("key %q, want %q", key, want)
 	}
-	if len(f.batches) != 1 || len(f.batches[0]) != 1 {
-		t.Fatalf("batches = %v", f.batches)
-	}
-}
-
-func TestCancelNaksPending(t *testing.T) {
-	a := newAcks()
-	st := newStage(t, &fakeStepper{}, 1, Hooks{})
-	in := make(chan Delivery, 10)
-	in <- a.delivery("r", 1, 0, 2)
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	if err := st.Run(ctx, in, make(chan Control)); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("err = %v", err)
-	}
-	if len(a.naked) != 1 {
-		t.Fatalf("naked = %v", a.naked)
-	}
-}
-
-func TestNewValidates(t *testing.T) {
-	for _, cfg := range []Config{
-		{BatchSize: 0, Views: 2, Height: 2, Width: 2, Channels: 1, Epochs: 1},
-		{BatchSize: 2, Views: 2, Height: 2, Width: 2, Channels: 2, Epochs: 1},
-		{BatchSize: 2, Views: 2, Height: 2, Width: 2, Channels: 1, Epochs: 0},
-	} {
-		if _, err := New(cfg, &fakeStepper{}, Hooks{}); err == nil {
-			t.Errorf("New(%+v) accepted", cfg)
+	for _, k := range []string{runs.Checkpoint("r", "epoch-1"), runs.Checkpoint("r", "epoch-2"), key} {
+		if _, err := st.Get(t.Context(), k); err != nil {
+			t.Errorf("%s: %v", k, err)
 		}
+	}
+	var kinds []string
+	for _, ev := range b.published {
+		kinds = append(kinds, ev.Kind.String()+":"+strconv.Itoa(int(ev.Epoch))+":"+strconv.Itoa(int(ev.Count)))
+	}
+	want := []string{"epoch_trained:1:4", "epoch_trained:2:5", "pretrain_done:2:0"}
+	if len(kinds) != len(want) {
+		t.Fatalf("events %v, want %v", kinds, want)
+	}
+	for i := range want {
+		if kinds[i] != want[i] {
+			t.Fatalf("events %v, want %v", kinds, want)
+		}
+	}
+	raw, err := st.Get(t.Context(), runs.Key("r", runs.Curves))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c report.Curves
+	if err := json.Unmarshal(raw, &c); err != nil || c.Params != 42 || len(c.Points) != 3 {
+		t.Fatalf("curves %+v (%v): want 42 params and 3 steps", c, err)
+	}
+
+	cfg.Resume, cfg.Epochs = true, 3
+	r, err := New(t.Context(), cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.StartEpoch() != 3 || eng.loaded != 2 {
+		t.Fatalf("resumed at epoch %d from checkpoint epoch %d, want 3 from 2", r.StartEpoch(), eng.loaded)
+	}
+}
+
+func TestNewRefusesMissingDeps(t *testing.T) {
+	cfg := Config{RunID: "r", BatchSize: 4, Views: 2, Size: 2, Channels: 1, Epochs: 1, CheckpointEvery: 1}
+	if _, err := New(t.Context(), cfg, Deps{}); err == nil {
+		t.Fatal("New without deps succeeded")
 	}
 }
