@@ -42,7 +42,7 @@ func newEvaluateStage(ctx context.Context, e *env, s *services) (*evaluate.Stage
 	if len(test) == 0 {
 		return nil, fmt.Errorf("the manifest has no %q split to evaluate on", cfg.Dataset.TestSplit)
 	}
-	return evaluate.New(evaluate.StageConfig{
+	return evaluate.New(evaluate.Config{
 		RunID: cfg.Run.ID, Dataset: cfg.Dataset.Name, Method: cfg.Train.Method, Arch: cfg.Model.Arch,
 		Train: d.Take(cfg.Dataset.TrainSplit, cfg.Dataset.LimitTrain), Test: test, Classes: d.Classes,
 		WorkDir: cfg.Run.WorkDir, Scoring: sc,

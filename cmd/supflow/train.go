@@ -51,8 +51,8 @@ func newEngine(cfg *config.Config, d dataset.Dataset) (*trainer.CPU, error) {
 }
 
 // scoring is how images of d are presented to the frozen encoder.
-func scoring(cfg *config.Config, d dataset.Dataset) evaluate.Config {
-	return evaluate.Config{Size: cfg.Augment.Size, Channels: d.Info.Channels, Classes: len(d.Classes), Workers: 4}
+func scoring(cfg *config.Config, d dataset.Dataset) evaluate.Scoring {
+	return evaluate.Scoring{Size: cfg.Augment.Size, Channels: d.Info.Channels, Classes: len(d.Classes), Workers: 4}
 }
 
 // newTrainStage builds the train stage on s for data set d, resuming when

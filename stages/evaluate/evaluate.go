@@ -23,8 +23,8 @@ type Encoder interface {
 	Encode(ctx context.Context, im trainer.Images) ([]float32, int, error)
 }
 
-// Config configures feature extraction and scoring.
-type Config struct {
+// Scoring configures feature extraction and scoring.
+type Scoring struct {
 	Size      int // images are center-cropped and resized to Size x Size
 	Channels  int // 1 or 3, as the encoder takes
 	Workers   int // concurrent loads; 0 means 4
@@ -34,17 +34,28 @@ type Config struct {
 	KNN       probe.KNNConfig
 }
 
-func (c *Config) validate() error {
-	if c.Size < 1 || (c.Channels != 1 && c.Channels != 3) || c.Classes < 2 {
-		return fmt.Errorf("%w: size %d, channels %d, classes %d", ErrInput, c.Size, c.Channels, c.Classes)
-	}
-	if c.Workers <= 0 {
-		c.Workers = 4
-	}
-	if c.ChunkSize <= 0 {
-		c.ChunkSize = 1024
+// Validate checks the image shape and class count; zero Workers and
+// ChunkSize are defaults.
+func (c Scoring) Validate() error {
+	if c.Size < 1 || (c.Channels != 1 && c.Channels != 3) || c.Classes < 2 || c.Workers < 0 || c.ChunkSize < 0 {
+		return fmt.Errorf("%w: size %d, channels %d, classes %d, workers %d, chunk %d",
+			ErrInput, c.Size, c.Channels, c.Classes, c.Workers, c.ChunkSize)
 	}
 	return nil
+}
+
+// withDefaults returns c, validated, with its zero fields at their defaults.
+func (c Scoring) withDefaults() (Scoring, error) {
+	if err := c.Validate(); err != nil {
+		return c, err
+	}
+	if c.Workers == 0 {
+		c.Workers = 4
+	}
+	if c.ChunkSize == 0 {
+		c.ChunkSize = 1024
+	}
+	return c, nil
 }
 
 // Result is what Evaluate measured.
@@ -64,8 +75,9 @@ type Skipped struct {
 
 // Evaluate extracts features of train and test, fits the linear probe on
 // train and scores it and the kNN classifier on test.
-func Evaluate(ctx context.Context, cfg Config, train, test []messages.DecodeTask, load Loader, enc Encoder) (*Result, error) {
-	if err := cfg.validate(); err != nil {
+func Evaluate(ctx context.Context, cfg Scoring, train, test []messages.DecodeTask, load Loader, enc Encoder) (*Result, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
 		return nil, err
 	}
 	trainSet, skipTrain, err := Extract(ctx, cfg, train, load, enc)
@@ -99,8 +111,9 @@ func Evaluate(ctx context.Context, cfg Config, train, test []messages.DecodeTask
 // each image to Size x Size, and encodes them ChunkSize at a time. Samples
 // whose load fails permanently are returned in skipped; any other load
 // error stops the extraction.
-func Extract(ctx context.Context, cfg Config, tasks []messages.DecodeTask, load Loader, enc Encoder) (probe.Set, []Skipped, error) {
-	if err := cfg.validate(); err != nil {
+func Extract(ctx context.Context, cfg Scoring, tasks []messages.DecodeTask, load Loader, enc Encoder) (probe.Set, []Skipped, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
 		return probe.Set{}, nil, err
 	}
 	if len(tasks) == 0 {
@@ -141,7 +154,7 @@ func Extract(ctx context.Context, cfg Config, tasks []messages.DecodeTask, load 
 }
 
 // loadChunk loads and resizes a chunk concurrently into one pixel buffer.
-func loadChunk(ctx context.Context, cfg Config, chunk []messages.DecodeTask, load Loader) ([]uint8, []bool, []Skipped, error) {
+func loadChunk(ctx context.Context, cfg Scoring, chunk []messages.DecodeTask, load Loader) ([]uint8, []bool, []Skipped, error) {
 	view := cfg.Size * cfg.Size * cfg.Channels
 	px := make([]uint8, len(chunk)*view)
 	ok := make([]bool, len(chunk))
@@ -201,7 +214,7 @@ var errNotLoaded = errors.New("evaluate: not loaded")
 
 // loadOne loads one image into dst as Size x Size x Channels: the largest
 // centered square, resized (antialiased) when its side differs from Size.
-func loadOne(ctx context.Context, cfg Config, t messages.DecodeTask, load Loader, r *augment.Resizer, work *augment.Image, dst []uint8) error {
+func loadOne(ctx context.Context, cfg Scoring, t messages.DecodeTask, load Loader, r *augment.Resizer, work *augment.Image, dst []uint8) error {
 	im, err := load(ctx, t)
 	if err != nil {
 		return err

@@ -70,8 +70,8 @@ func testTasks(n int, extra ...string) []messages.DecodeTask {
 	return out
 }
 
-func cfg() Config {
-	return Config{Size: 8, Channels: 1, Workers: 3, ChunkSize: 7, Classes: 2,
+func cfg() Scoring {
+	return Scoring{Size: 8, Channels: 1, Workers: 3, ChunkSize: 7, Classes: 2,
 		Probe: probe.Config{Epochs: 30, BatchSize: 16, Standardize: true}, KNN: probe.KNNConfig{K: 5}}
 }
 

@@ -39,9 +39,9 @@ type Events interface {
 	Wait(ctx context.Context, runID string, kind messages.EventKind, match func(messages.Event) bool) (messages.Event, error)
 }
 
-// StageConfig configures the evaluate stage; Scoring says how features are
+// Config configures the evaluate stage; Scoring says how features are
 // extracted and scored.
-type StageConfig struct {
+type Config struct {
 	RunID   string
 	Dataset string // shown in the report
 	Method  string // pretraining objective, shown in the report
@@ -52,7 +52,7 @@ type StageConfig struct {
 	Classes []string
 	// WorkDir receives <run id>/report.json and report.html.
 	WorkDir string
-	Scoring Config
+	Scoring Scoring
 }
 
 // Deps are what the stage runs with. Events may be nil: then no EvalDone
@@ -67,13 +67,13 @@ type Deps struct {
 
 // Stage evaluates checkpoints of one run and writes its report.
 type Stage struct {
-	cfg  StageConfig
+	cfg  Config
 	deps Deps
 	log  *slog.Logger
 }
 
 // New checks cfg and deps.
-func New(cfg StageConfig, deps Deps) (*Stage, error) {
+func New(cfg Config, deps Deps) (*Stage, error) {
 	switch {
 	case cfg.RunID == "":
 		return nil, fmt.Errorf("%w: empty run id", ErrInput)
@@ -82,7 +82,8 @@ func New(cfg StageConfig, deps Deps) (*Stage, error) {
 	case len(cfg.Test) == 0:
 		return nil, fmt.Errorf("%w: no test samples to evaluate on", ErrInput)
 	}
-	if err := cfg.Scoring.validate(); err != nil {
+	var err error
+	if cfg.Scoring, err = cfg.Scoring.withDefaults(); err != nil {
 		return nil, err
 	}
 	log := deps.Log
@@ -249,15 +250,16 @@ func tasks(runID string, entries []dataset.Entry) []messages.DecodeTask {
 // Monitor is the train stage's kNN monitor: features of a bank and a query
 // slice, scored by weighted kNN.
 type Monitor struct {
-	cfg         Config
+	cfg         Scoring
 	bank, query []messages.DecodeTask
 	load        Loader
 	enc         Encoder
 }
 
 // NewMonitor scores enc's features of query against those of bank.
-func NewMonitor(cfg Config, runID string, bank, query []dataset.Entry, load Loader, enc Encoder) (*Monitor, error) {
-	if err := cfg.validate(); err != nil {
+func NewMonitor(cfg Scoring, runID string, bank, query []dataset.Entry, load Loader, enc Encoder) (*Monitor, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
 		return nil, err
 	}
 	if len(bank) == 0 || len(query) == 0 {

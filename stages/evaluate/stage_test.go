@@ -77,7 +77,7 @@ func TestStageWritesReportAndEvalDone(t *testing.T) {
 	st.objects[ckpt] = []byte("weights")
 	ev := &events{}
 	dir := t.TempDir()
-	s, err := New(StageConfig{RunID: "r", Train: entries(40), Test: entries(20), Classes: []string{"a", "b"},
+	s, err := New(Config{RunID: "r", Train: entries(40), Test: entries(20), Classes: []string{"a", "b"},
 		WorkDir: dir, Scoring: cfg()}, Deps{Engine: &frozen{}, Load: loader, Store: st, Events: ev})
 	if err != nil {
 		t.Fatal(err)
