@@ -10,6 +10,7 @@ import (
 
 	"github.com/supflow/supflow/checkpoint"
 	"github.com/supflow/supflow/model"
+	"github.com/supflow/supflow/statedict"
 )
 
 // Save encodes the whole training state as a safetensors checkpoint:
@@ -26,10 +27,10 @@ func (t *CPU) Save(epoch int, extra map[string]string) ([]byte, error) {
 }
 
 func (t *CPU) state(epoch int, extra map[string]string) (checkpoint.State, error) {
-	s := checkpoint.State{Tensors: map[string]checkpoint.Tensor{}, Momentum: map[string]checkpoint.Tensor{}}
+	s := checkpoint.State{Tensors: map[string]statedict.Tensor{}, Momentum: map[string]statedict.Tensor{}}
 	f32 := t.cfg.DType != "float64"
 	for _, v := range t.model.State() {
-		ct := checkpoint.Tensor{Shape: slices.Clone(v.Shape)}
+		ct := statedict.Tensor{Shape: slices.Clone(v.Shape)}
 		switch {
 		case len(v.Shape) == 0: // num_batches_tracked: an int64 counter, as in PyTorch
 			ct.I64 = []int64{int64(v.Data[0])}
@@ -44,7 +45,7 @@ func (t *CPU) state(epoch int, extra map[string]string) (checkpoint.State, error
 		s.Tensors[v.Name] = ct
 	}
 	for name, buf := range t.opt.Buffers() {
-		ct, err := checkpoint.FromDense(buf)
+		ct, err := statedict.FromDense(buf)
 		if err != nil {
 			return s, fmt.Errorf("trainer: momentum of %s: %w", name, err)
 		}
@@ -86,9 +87,9 @@ func (t *CPU) Load(b []byte) (checkpoint.Meta, error) {
 	if s.Meta.DType != want {
 		return checkpoint.Meta{}, fmt.Errorf("%w: checkpoint holds %s tensors, the trainer is configured for %s", checkpoint.ErrMismatch, s.Meta.DType, want)
 	}
-	var expected []checkpoint.NameShape
+	var expected []statedict.Info
 	for _, in := range append(t.model.ParamInfos(), t.model.BufferInfos()...) {
-		expected = append(expected, checkpoint.NameShape{Name: in.Name, Shape: in.Shape})
+		expected = append(expected, statedict.Info{Name: in.Name, Shape: in.Shape})
 	}
 	if err := checkpoint.Check(s, expected); err != nil {
 		return checkpoint.Meta{}, err
@@ -116,7 +117,7 @@ func (t *CPU) Load(b []byte) (checkpoint.Meta, error) {
 }
 
 // float64s widens whichever data slice ct holds.
-func float64s(ct checkpoint.Tensor) []float64 {
+func float64s(ct statedict.Tensor) []float64 {
 	switch {
 	case ct.F64 != nil:
 		return ct.F64
