@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
@@ -199,6 +200,9 @@ func TestResumeIsExact(t *testing.T) {
 			}
 			if meta.Step != 3 || meta.Epoch != 1 || resumed.Steps() != 3 {
 				t.Fatalf("meta = %+v, steps %d", meta, resumed.Steps())
+			}
+			if !reflect.DeepEqual(resumed.Model().State(), first.Model().State()) {
+				t.Fatal("model state differs after save and load")
 			}
 			for i, b := range batches[3:] {
 				st, err := resumed.Step(ctx, b)
