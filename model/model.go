@@ -35,9 +35,9 @@ type Param struct {
 // Shape returns the parameter's shape.
 func (p Param) Shape() []int { return p.Value.Shape().Clone() }
 
-// BatchNorm is one batch-norm layer: its state_dict prefix (for example
+// batchNorm is one batch-norm layer: its state_dict prefix (for example
 // "encoder.layer1.0.bn1") and its mode and running statistics.
-type BatchNorm struct {
+type batchNorm struct {
 	Name  string
 	State *nn.BNState
 }
@@ -57,7 +57,7 @@ type Model struct {
 	arch   arch
 	params []Param
 	index  map[string]int // parameter name -> index in params
-	bns    []BatchNorm
+	bns    []batchNorm
 	bnByID map[string]int // layer prefix -> index in bns
 	order  []stateEntry   // state_dict order
 	cache  map[[3]int]*runner
@@ -101,7 +101,7 @@ func New(cfg Config, dtype tensor.Dtype, seed int64) (*Model, error) {
 			m.addParam(l.name+".weight", []int{l.c}, func() float64 { return 1 })
 			m.addParam(l.name+".bias", []int{l.c}, func() float64 { return 0 })
 			m.bnByID[l.name] = len(m.bns)
-			m.bns = append(m.bns, BatchNorm{Name: l.name, State: nn.NewBNState(l.c)})
+			m.bns = append(m.bns, batchNorm{Name: l.name, State: nn.NewBNState(l.c)})
 			for _, kind := range []string{RunningMean, RunningVar, NumBatchesTracked} {
 				m.order = append(m.order, stateEntry{param: -1, bn: len(m.bns) - 1, kind: kind})
 			}
@@ -155,9 +155,6 @@ func (m *Model) Param(name string) (Param, bool) {
 	}
 	return m.params[i], true
 }
-
-// BatchNorms returns the batch-norm layers in model order.
-func (m *Model) BatchNorms() []BatchNorm { return append([]BatchNorm(nil), m.bns...) }
 
 // ParamInfos lists the parameter names and shapes in PyTorch order.
 func (m *Model) ParamInfos() []statedict.Info {

@@ -111,7 +111,13 @@ func TestArchitectures(t *testing.T) {
 			if blocks != tc.blocks || shortcuts != tc.shortcuts {
 				t.Errorf("%d blocks, %d shortcuts, want %d, %d", blocks, shortcuts, tc.blocks, tc.shortcuts)
 			}
-			if bufs, bns := len(m.BufferInfos()), len(m.BatchNorms()); bufs != 3*bns {
+			bns := 0 // a batch norm's weight is its only 1-d weight
+			for _, p := range m.ParamInfos() {
+				if strings.HasSuffix(p.Name, ".weight") && len(p.Shape) == 1 {
+					bns++
+				}
+			}
+			if bufs := len(m.BufferInfos()); bufs != 3*bns {
 				t.Errorf("%d buffers for %d batch norms", bufs, bns)
 			}
 		})
@@ -276,10 +282,17 @@ func TestStateRoundTrip(t *testing.T) {
 			t.Fatalf("output %d: %g vs %g", i, av[i], bv[i])
 		}
 	}
-	for _, bn := range dst.BatchNorms() {
-		if bn.State.NumBatchesTracked != 1 {
-			t.Errorf("%s: num_batches_tracked %d, want 1", bn.Name, bn.State.NumBatchesTracked)
+	counters := 0
+	for name, st := range dst.State() {
+		if strings.HasSuffix(name, "."+model.NumBatchesTracked) {
+			counters++
+			if st.I64[0] != 1 {
+				t.Errorf("%s = %d, want 1", name, st.I64[0])
+			}
 		}
+	}
+	if want := len(dst.BufferInfos()) / 3; counters != want {
+		t.Errorf("%d num_batches_tracked counters, want %d", counters, want)
 	}
 }
 
