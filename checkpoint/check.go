@@ -3,13 +3,9 @@ package checkpoint
 import (
 	"fmt"
 	"slices"
-)
 
-// NameShape is one tensor a model expects: its state_dict name and shape.
-type NameShape struct {
-	Name  string
-	Shape []int
-}
+	"github.com/supflow/supflow/statedict"
+)
 
 // MismatchError names the first tensor that keeps a checkpoint from
 // loading into a model. It matches ErrMismatch under errors.Is.
@@ -44,7 +40,7 @@ func (e *MismatchError) Unwrap() error { return ErrMismatch }
 // a *MismatchError for the first offence: expected tensors in the given
 // order first, then unexpected checkpoint tensors in name order, then
 // momentum buffers in name order.
-func Check(s State, expected []NameShape) error {
+func Check(s State, expected []statedict.Info) error {
 	want := make(map[string][]int, len(expected))
 	for _, e := range expected {
 		want[e.Name] = e.Shape

@@ -5,14 +5,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
+	"gorgonia.org/tensor"
+
 	"github.com/supflow/supflow/safetensors"
+	"github.com/supflow/supflow/statedict"
 )
 
 // FormatVersion is the checkpoint layout version this package writes and
@@ -56,39 +60,6 @@ var (
 	ErrMismatch = errors.New("checkpoint: tensors do not match the model")
 )
 
-// Tensor is one named array, row-major. Exactly one of F32, F64 and I64 is
-// non-nil and holds prod(Shape) values (an empty, non-nil slice for a
-// zero-size tensor); it selects the stored dtype.
-type Tensor struct {
-	Shape []int
-	F32   []float32
-	F64   []float64
-	I64   []int64
-}
-
-// DType returns the safetensors dtype of t, or "" when not exactly one data
-// slice is set.
-func (t Tensor) DType() safetensors.DType {
-	var dt safetensors.DType
-	n := 0
-	if t.F32 != nil {
-		dt, n = safetensors.F32, n+1
-	}
-	if t.F64 != nil {
-		dt, n = safetensors.F64, n+1
-	}
-	if t.I64 != nil {
-		dt, n = safetensors.I64, n+1
-	}
-	if n != 1 {
-		return ""
-	}
-	return dt
-}
-
-// Len returns the number of values t holds.
-func (t Tensor) Len() int { return len(t.F32) + len(t.F64) + len(t.I64) }
-
 // Meta is the non-tensor part of a training state.
 type Meta struct {
 	// Step is the number of optimizer steps taken.
@@ -112,10 +83,10 @@ type Meta struct {
 // State is a whole training state.
 type State struct {
 	// Tensors are the model's state_dict entries (parameters and buffers).
-	Tensors map[string]Tensor
+	Tensors map[string]statedict.Tensor
 	// Momentum are the optimizer's momentum buffers by parameter name; each
 	// name must be in Tensors with the same dtype and shape.
-	Momentum map[string]Tensor
+	Momentum map[string]statedict.Tensor
 	Meta     Meta
 }
 
@@ -160,7 +131,7 @@ func toFile(s State) (*safetensors.File, error) {
 	return f, nil
 }
 
-func put(f *safetensors.File, name string, t Tensor) {
+func put(f *safetensors.File, name string, t statedict.Tensor) {
 	switch {
 	case t.F32 != nil:
 		f.PutFloat32s(name, t.Shape, t.F32)
@@ -183,7 +154,7 @@ func Decode(b []byte) (State, error) {
 	if err != nil {
 		return State{}, err
 	}
-	s := State{Tensors: map[string]Tensor{}, Momentum: map[string]Tensor{}, Meta: meta}
+	s := State{Tensors: map[string]statedict.Tensor{}, Momentum: map[string]statedict.Tensor{}, Meta: meta}
 	for name, st := range f.Tensors {
 		t, err := fromSafetensors(name, st)
 		if err != nil {
@@ -203,8 +174,8 @@ func Decode(b []byte) (State, error) {
 
 // fromSafetensors copies a tensor out of the parsed file (whose Parse
 // already matched the byte length to the shape).
-func fromSafetensors(name string, st safetensors.Tensor) (Tensor, error) {
-	t := Tensor{Shape: append([]int{}, st.Shape...)}
+func fromSafetensors(name string, st safetensors.Tensor) (statedict.Tensor, error) {
+	t := statedict.Tensor{Shape: append([]int{}, st.Shape...)}
 	le := binary.LittleEndian
 	n := len(st.Data) / max(st.DType.Size(), 1)
 	switch st.DType {
@@ -224,7 +195,7 @@ func fromSafetensors(name string, st safetensors.Tensor) (Tensor, error) {
 			t.I64[i] = int64(le.Uint64(st.Data[8*i:]))
 		}
 	default:
-		return Tensor{}, fmt.Errorf("%w: tensor %q has dtype %s, want F32, F64 or I64", ErrFormat, name, st.DType)
+		return statedict.Tensor{}, fmt.Errorf("%w: tensor %q has dtype %s, want F32, F64 or I64", ErrFormat, name, st.DType)
 	}
 	return t, nil
 }
@@ -285,9 +256,9 @@ func validate(s State) error {
 			return fmt.Errorf("%w: extra metadata key %q is reserved", ErrFormat, k)
 		}
 	}
-	floatDType := safetensors.F32
+	floatDtype := tensor.Float32
 	if m.DType == Float64 {
-		floatDType = safetensors.F64
+		floatDtype = tensor.Float64
 	}
 	if len(s.Tensors) == 0 {
 		return fmt.Errorf("%w: no tensors", ErrFormat)
@@ -297,7 +268,7 @@ func validate(s State) error {
 		if name == "" || name == "__metadata__" || strings.HasPrefix(name, reservedPrefix) {
 			return fmt.Errorf("%w: tensor name %q is reserved", ErrFormat, name)
 		}
-		if err := checkTensor(name, t, floatDType); err != nil {
+		if err := checkTensor(name, t, floatDtype); err != nil {
 			return err
 		}
 	}
@@ -307,60 +278,34 @@ func validate(s State) error {
 		if !ok {
 			return fmt.Errorf("%w: momentum buffer for unknown tensor %q", ErrFormat, name)
 		}
-		if err := checkTensor(MomentumPrefix+name, t, floatDType); err != nil {
+		if err := checkTensor(MomentumPrefix+name, t, floatDtype); err != nil {
 			return err
 		}
 		if t.I64 != nil {
 			return fmt.Errorf("%w: momentum buffer of %q is I64; only float tensors have one", ErrFormat, name)
 		}
-		if t.DType() != p.DType() || !equalShape(t.Shape, p.Shape) {
-			return fmt.Errorf("%w: momentum buffer of %q is %s %v, the tensor is %s %v",
-				ErrFormat, name, t.DType(), t.Shape, p.DType(), p.Shape)
+		if t.Dtype() != p.Dtype() || !slices.Equal(t.Shape, p.Shape) {
+			return fmt.Errorf("%w: momentum buffer of %q is %v %v, the tensor is %v %v",
+				ErrFormat, name, t.Dtype(), t.Shape, p.Dtype(), p.Shape)
 		}
 	}
 	return nil
 }
 
-func checkTensor(name string, t Tensor, floatDType safetensors.DType) error {
-	dt := t.DType()
-	if dt == "" {
-		return fmt.Errorf("%w: tensor %q must have exactly one of F32, F64, I64 set", ErrFormat, name)
+// checkTensor checks t's invariants and that it is I64 or of the
+// checkpoint's float dtype.
+func checkTensor(name string, t statedict.Tensor, floatDtype tensor.Dtype) error {
+	if err := t.Validate(); err != nil {
+		return fmt.Errorf("%w: tensor %q: %w", ErrFormat, name, err)
 	}
-	if dt != safetensors.I64 && dt != floatDType {
-		return fmt.Errorf("%w: tensor %q is %s in a %s checkpoint", ErrFormat, name, dt, floatDType)
-	}
-	n := 1
-	for _, d := range t.Shape {
-		if d < 0 || (d > 0 && n > math.MaxInt/d) {
-			return fmt.Errorf("%w: tensor %q has shape %v", ErrFormat, name, t.Shape)
-		}
-		n *= d
-	}
-	if n != t.Len() {
-		return fmt.Errorf("%w: tensor %q has %d values for shape %v", ErrFormat, name, t.Len(), t.Shape)
+	if dt := t.Dtype(); dt != tensor.Int64 && dt != floatDtype {
+		return fmt.Errorf("%w: tensor %q is %v in a %v checkpoint", ErrFormat, name, dt, floatDtype)
 	}
 	return nil
 }
 
-func sortedNames(m map[string]Tensor) []string {
-	names := make([]string, 0, len(m))
-	for k := range m {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	return names
-}
-
-func equalShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
+func sortedNames(m map[string]statedict.Tensor) []string {
+	return slices.Sorted(maps.Keys(m))
 }
 
 // WriteFile writes s to path atomically: the bytes go to a temporary file in

@@ -12,24 +12,24 @@ import (
 
 	"github.com/supflow/supflow/internal/testdata"
 	"github.com/supflow/supflow/safetensors"
-	"gorgonia.org/tensor"
+	"github.com/supflow/supflow/statedict"
 )
 
 // sampleState is a tiny model: a conv weight, a BN layer with its buffers
 // and a linear head, with momentum for the parameters.
 func sampleState(dtype string) State {
-	f := func(shape []int, v ...float64) Tensor {
+	f := func(shape []int, v ...float64) statedict.Tensor {
 		if dtype == Float32 {
 			f32 := make([]float32, len(v))
 			for i, x := range v {
 				f32[i] = float32(x)
 			}
-			return Tensor{Shape: shape, F32: f32}
+			return statedict.Tensor{Shape: shape, F32: f32}
 		}
-		return Tensor{Shape: shape, F64: v}
+		return statedict.Tensor{Shape: shape, F64: v}
 	}
 	return State{
-		Tensors: map[string]Tensor{
+		Tensors: map[string]statedict.Tensor{
 			"encoder.conv1.weight":            f([]int{2, 1, 1, 1}, 0.5, -0.25),
 			"encoder.bn1.weight":              f([]int{2}, 1, 1),
 			"encoder.bn1.bias":                f([]int{2}, 0, 0.125),
@@ -39,7 +39,7 @@ func sampleState(dtype string) State {
 			"head.0.weight":                   f([]int{1, 2}, 3, 4),
 			"head.0.bias":                     f([]int{1}, -1),
 		},
-		Momentum: map[string]Tensor{
+		Momentum: map[string]statedict.Tensor{
 			"encoder.conv1.weight": f([]int{2, 1, 1, 1}, 0.01, 0.02),
 			"head.0.weight":        f([]int{1, 2}, -0.5, 0.5),
 		},
@@ -122,19 +122,19 @@ func TestEncodeInvalid(t *testing.T) {
 	}{
 		{"no dtype", func(s *State) { s.Meta.DType = "" }},
 		{"unknown dtype", func(s *State) { s.Meta.DType = "bfloat16" }},
-		{"float tensor of the other dtype", func(s *State) { s.Tensors["x"] = Tensor{Shape: []int{1}, F64: []float64{1}} }},
-		{"no data", func(s *State) { s.Tensors["x"] = Tensor{Shape: []int{1}} }},
-		{"two data slices", func(s *State) { s.Tensors["x"] = Tensor{Shape: []int{1}, F32: []float32{1}, I64: []int64{1}} }},
-		{"short data", func(s *State) { s.Tensors["x"] = Tensor{Shape: []int{3}, F32: []float32{1}} }},
-		{"negative dim", func(s *State) { s.Tensors["x"] = Tensor{Shape: []int{-1}, F32: []float32{}} }},
-		{"reserved name", func(s *State) { s.Tensors["optimizer.lr"] = Tensor{Shape: []int{}, F32: []float32{1}} }},
-		{"metadata name", func(s *State) { s.Tensors["__metadata__"] = Tensor{Shape: []int{}, F32: []float32{1}} }},
-		{"empty name", func(s *State) { s.Tensors[""] = Tensor{Shape: []int{}, F32: []float32{1}} }},
+		{"float tensor of the other dtype", func(s *State) { s.Tensors["x"] = statedict.Tensor{Shape: []int{1}, F64: []float64{1}} }},
+		{"no data", func(s *State) { s.Tensors["x"] = statedict.Tensor{Shape: []int{1}} }},
+		{"two data slices", func(s *State) { s.Tensors["x"] = statedict.Tensor{Shape: []int{1}, F32: []float32{1}, I64: []int64{1}} }},
+		{"short data", func(s *State) { s.Tensors["x"] = statedict.Tensor{Shape: []int{3}, F32: []float32{1}} }},
+		{"negative dim", func(s *State) { s.Tensors["x"] = statedict.Tensor{Shape: []int{-1}, F32: []float32{}} }},
+		{"reserved name", func(s *State) { s.Tensors["optimizer.lr"] = statedict.Tensor{Shape: []int{}, F32: []float32{1}} }},
+		{"metadata name", func(s *State) { s.Tensors["__metadata__"] = statedict.Tensor{Shape: []int{}, F32: []float32{1}} }},
+		{"empty name", func(s *State) { s.Tensors[""] = statedict.Tensor{Shape: []int{}, F32: []float32{1}} }},
 		{"no tensors", func(s *State) { s.Tensors = nil; s.Momentum = nil }},
-		{"momentum of unknown tensor", func(s *State) { s.Momentum["nope"] = Tensor{Shape: []int{1}, F32: []float32{1}} }},
-		{"momentum shape", func(s *State) { s.Momentum["head.0.bias"] = Tensor{Shape: []int{1, 1}, F32: []float32{1}} }},
+		{"momentum of unknown tensor", func(s *State) { s.Momentum["nope"] = statedict.Tensor{Shape: []int{1}, F32: []float32{1}} }},
+		{"momentum shape", func(s *State) { s.Momentum["head.0.bias"] = statedict.Tensor{Shape: []int{1, 1}, F32: []float32{1}} }},
 		{"momentum of a counter", func(s *State) {
-			s.Momentum["encoder.bn1.num_batches_tracked"] = Tensor{Shape: []int{}, I64: []int64{1}}
+			s.Momentum["encoder.bn1.num_batches_tracked"] = statedict.Tensor{Shape: []int{}, I64: []int64{1}}
 		}},
 		{"negative step", func(s *State) { s.Meta.Step = -1 }},
 		{"negative epoch", func(s *State) { s.Meta.Epoch = -1 }},
@@ -227,15 +227,15 @@ func TestDecodeInvalid(t *testing.T) {
 
 func TestCheck(t *testing.T) {
 	s := sampleState(Float64)
-	var expected []NameShape
+	var expected []statedict.Info
 	for _, name := range sortedNames(s.Tensors) {
-		expected = append(expected, NameShape{name, s.Tensors[name].Shape})
+		expected = append(expected, statedict.Info{Name: name, Shape: s.Tensors[name].Shape})
 	}
 	if err := Check(s, expected); err != nil {
 		t.Fatalf("matching state: %v", err)
 	}
-	replace := func(name string, shape []int) []NameShape {
-		out := []NameShape{}
+	replace := func(name string, shape []int) []statedict.Info {
+		out := []statedict.Info{}
 		for _, e := range expected {
 			if e.Name == name {
 				e.Shape = shape
@@ -247,26 +247,26 @@ func TestCheck(t *testing.T) {
 	tests := []struct {
 		name     string
 		state    func() State
-		expected []NameShape
+		expected []statedict.Info
 		want     MismatchError
 		text     []string
 	}{
 		{"wrong shape", func() State { return sampleState(Float64) }, replace("head.0.weight", []int{2, 2}),
 			MismatchError{Name: "head.0.weight", Want: []int{2, 2}, Got: []int{1, 2}},
 			[]string{`"head.0.weight"`, "[1 2]", "[2 2]"}},
-		{"missing", func() State { return sampleState(Float64) }, append(expected[:len(expected):len(expected)], NameShape{"head.2.weight", []int{4, 2}}),
+		{"missing", func() State { return sampleState(Float64) }, append(expected[:len(expected):len(expected)], statedict.Info{Name: "head.2.weight", Shape: []int{4, 2}}),
 			MismatchError{Name: "head.2.weight", Want: []int{4, 2}, Missing: true},
 			[]string{`"head.2.weight"`, "missing", "[4 2]"}},
 		{"unexpected", func() State {
 			s := sampleState(Float64)
-			s.Tensors["encoder.fc.weight"] = Tensor{Shape: []int{3}, F64: []float64{1, 2, 3}}
+			s.Tensors["encoder.fc.weight"] = statedict.Tensor{Shape: []int{3}, F64: []float64{1, 2, 3}}
 			return s
 		}, expected,
 			MismatchError{Name: "encoder.fc.weight", Got: []int{3}, Unexpected: true},
 			[]string{`"encoder.fc.weight"`, "not in the model", "[3]"}},
 		{"momentum shape", func() State {
 			s := sampleState(Float64)
-			s.Momentum["head.0.bias"] = Tensor{Shape: []int{1, 1}, F64: []float64{1}}
+			s.Momentum["head.0.bias"] = statedict.Tensor{Shape: []int{1, 1}, F64: []float64{1}}
 			return s
 		}, expected,
 			MismatchError{Name: "optimizer.momentum.head.0.bias", Want: []int{1}, Got: []int{1, 1}},
@@ -288,43 +288,6 @@ func TestCheck(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-func TestDense(t *testing.T) {
-	tests := []struct {
-		name string
-		d    *tensor.Dense
-	}{
-		{"float32 matrix", tensor.New(tensor.WithShape(2, 3), tensor.WithBacking([]float32{1, 2, 3, 4, 5, 6}))},
-		{"float64 vector", tensor.New(tensor.WithShape(2), tensor.WithBacking([]float64{-1, 1}))},
-		{"int64 scalar", tensor.New(tensor.FromScalar(int64(3)))},
-		{"float64 scalar", tensor.New(tensor.FromScalar(2.5))},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			ct, err := FromDense(tt.d)
-			if err != nil {
-				t.Fatal(err)
-			}
-			back, err := ct.Dense()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if back.Dtype() != tt.d.Dtype() || !reflect.DeepEqual(back.Data(), tt.d.Data()) || !back.Shape().Eq(tt.d.Shape()) {
-				t.Errorf("round trip gave %v %v %v, want %v %v %v",
-					back.Dtype(), back.Shape(), back.Data(), tt.d.Dtype(), tt.d.Shape(), tt.d.Data())
-			}
-		})
-	}
-	if _, err := FromDense(tensor.New(tensor.WithShape(2), tensor.WithBacking([]int{1, 2}))); !errors.Is(err, ErrFormat) {
-		t.Errorf("int tensor: err = %v", err)
-	}
-	if _, err := FromDense(nil); !errors.Is(err, ErrFormat) {
-		t.Errorf("nil tensor: err = %v", err)
-	}
-	if _, err := (Tensor{Shape: []int{2}, F32: []float32{1}}).Dense(); !errors.Is(err, ErrFormat) {
-		t.Errorf("short tensor: err = %v", err)
 	}
 }
 

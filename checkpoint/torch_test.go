@@ -12,6 +12,7 @@ import (
 
 	"github.com/supflow/supflow/internal/testdata"
 	"github.com/supflow/supflow/safetensors"
+	"github.com/supflow/supflow/statedict"
 )
 
 // runTorch runs the script on paths with the first interpreter that can
@@ -58,31 +59,31 @@ func fixtureState(t *testing.T, model, dtype string) State {
 		t.Fatal(err)
 	}
 	var meta struct {
-		Architecture json.RawMessage `json:"architecture"`
-		Optimizer    json.RawMessage `json:"optimizer"`
-		Parameters   []NameShape     `json:"parameters"`
-		Buffers      []NameShape     `json:"buffers"`
+		Architecture json.RawMessage  `json:"architecture"`
+		Optimizer    json.RawMessage  `json:"optimizer"`
+		Parameters   []statedict.Info `json:"parameters"`
+		Buffers      []statedict.Info `json:"buffers"`
 	}
 	if err := json.Unmarshal(raw, &meta); err != nil {
 		t.Fatal(err)
 	}
-	tensor := func(name string) Tensor {
+	tensor := func(name string) statedict.Tensor {
 		v, shape, err := f.Float64s(name)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if dtype == Float64 {
-			return Tensor{Shape: shape, F64: v}
+			return statedict.Tensor{Shape: shape, F64: v}
 		}
 		f32 := make([]float32, len(v))
 		for i, x := range v {
 			f32[i] = float32(x)
 		}
-		return Tensor{Shape: shape, F32: f32}
+		return statedict.Tensor{Shape: shape, F32: f32}
 	}
 	s := State{
-		Tensors:  map[string]Tensor{},
-		Momentum: map[string]Tensor{},
+		Tensors:  map[string]statedict.Tensor{},
+		Momentum: map[string]statedict.Tensor{},
 		Meta:     Meta{Step: 2, Epoch: 1, DType: dtype, Model: meta.Architecture, Optimizer: meta.Optimizer, RNG: "1234"},
 	}
 	for _, p := range meta.Parameters {
@@ -99,7 +100,7 @@ func fixtureState(t *testing.T, model, dtype string) State {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.Tensors[b.Name] = Tensor{Shape: shape, I64: []int64{int64(v[0])}}
+		s.Tensors[b.Name] = statedict.Tensor{Shape: shape, I64: []int64{int64(v[0])}}
 	}
 	if err := Check(s, append(meta.Parameters, meta.Buffers...)); err != nil {
 		t.Fatalf("fixture state does not match its own parameter list: %v", err)

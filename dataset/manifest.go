@@ -129,16 +129,6 @@ func ScanManifest(r io.Reader, fn func(Entry) error) error {
 	return nil
 }
 
-// ReadManifest reads a whole manifest (see ScanManifest).
-func ReadManifest(r io.Reader) ([]Entry, error) {
-	var out []Entry
-	err := ScanManifest(r, func(e Entry) error {
-		out = append(out, e)
-		return nil
-	})
-	return out, err
-}
-
 func parseLine(line []byte) (Entry, error) {
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()

@@ -8,9 +8,16 @@
 // gorgonia graph of package nn's ops, with every parameter node bound to the
 // model's persistent tensor: an optimizer that updates those tensors in
 // place is seen by every graph. [Model.Forward] runs such a graph for
-// inference. [Model.MarshalState] and [FromState] are the checkpoint bytes
-// (safetensors, PyTorch names).
+// inference.
+//
+// [Model.State] and [Model.LoadState] copy the whole state_dict out and in
+// as statedict tensors in the model's own dtype, and [Model.ParamInfos] and
+// [Model.BufferInfos] list its names and shapes. They are the model's half of
+// the one checkpoint path: package trainer hands that state, with the
+// optimizer's, to package checkpoint, which owns the file format. The name,
+// shape and tensor types live in package statedict because this package may
+// not import checkpoint.
 //
 // The package does no I/O and knows nothing of transport, storage, losses or
-// optimizers; it imports nn, safetensors and gorgonia.
+// optimizers; it imports nn, statedict and gorgonia.
 package model

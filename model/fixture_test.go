@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	G "gorgonia.org/gorgonia"
@@ -17,6 +18,7 @@ import (
 	"github.com/supflow/supflow/model"
 	"github.com/supflow/supflow/optim"
 	"github.com/supflow/supflow/safetensors"
+	"github.com/supflow/supflow/statedict"
 )
 
 // fixture is one model of a resnet fixture folder (testdata/resnet, see its
@@ -29,8 +31,8 @@ type fixture struct {
 		FeatDim      int    `json:"feat_dim"`
 		EncoderDim   int    `json:"encoder_dim"`
 	} `json:"architecture"`
-	Parameters []model.Info `json:"parameters"`
-	Buffers    []model.Info `json:"buffers"`
+	Parameters []statedict.Info `json:"parameters"`
+	Buffers    []statedict.Info `json:"buffers"`
 	Cases      []struct {
 		Name           string  `json:"name"`
 		Bsz            int     `json:"bsz"`
@@ -98,10 +100,23 @@ func (f *fixture) newModel(t *testing.T, dt tensor.Dtype) *model.Model {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var state []model.Tensor
+	state := map[string]statedict.Tensor{}
 	for _, in := range append(m.ParamInfos(), m.BufferInfos()...) {
+		// The fixture holds every tensor as F64.
 		v, shape := f.get(t, "init/"+in.Name)
-		state = append(state, model.Tensor{Name: in.Name, Shape: shape, Data: v})
+		st := statedict.Tensor{Shape: shape}
+		switch {
+		case strings.HasSuffix(in.Name, ".num_batches_tracked"):
+			st.I64 = []int64{int64(v[0])}
+		case dt == tensor.Float32:
+			st.F32 = make([]float32, len(v))
+			for i, x := range v {
+				st.F32[i] = float32(x)
+			}
+		default:
+			st.F64 = v
+		}
+		state[in.Name] = st
 	}
 	if err := m.LoadState(state); err != nil {
 		t.Fatal(err)
@@ -148,15 +163,18 @@ func near(t *testing.T, what string, got, want []float64, tol float64) {
 	}
 }
 
+// checkBuffers compares the batch-norm buffers of a float64 model with the
+// fixture's under prefix.
 func checkBuffers(t *testing.T, f *fixture, m *model.Model, prefix string) {
 	t.Helper()
-	state := map[string][]float64{}
-	for _, s := range m.State() {
-		state[s.Name] = s.Data
-	}
+	state := m.State()
 	for _, b := range f.Buffers {
+		got := state[b.Name].F64
+		if n := state[b.Name].I64; n != nil {
+			got = []float64{float64(n[0])}
+		}
 		want, _ := f.get(t, prefix+b.Name)
-		near(t, prefix+b.Name, state[b.Name], want, 1e-9)
+		near(t, prefix+b.Name, got, want, 1e-9)
 	}
 }
 
@@ -183,8 +201,8 @@ func TestFixtureNames(t *testing.T) {
 	})
 }
 
-func equalInfos(a, b []model.Info) bool {
-	return slices.EqualFunc(a, b, func(x, y model.Info) bool { return x.Name == y.Name && slices.Equal(x.Shape, y.Shape) })
+func equalInfos(a, b []statedict.Info) bool {
+	return slices.EqualFunc(a, b, func(x, y statedict.Info) bool { return x.Name == y.Name && slices.Equal(x.Shape, y.Shape) })
 }
 
 // TestFixtureForward checks the train-mode and eval-mode forward passes and

@@ -3,14 +3,15 @@ package model
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
-	"strings"
 
 	"gorgonia.org/tensor"
 
 	"github.com/supflow/supflow/nn"
+	"github.com/supflow/supflow/statedict"
 )
 
 // Sentinel errors; every error of this package wraps one of them.
@@ -34,15 +35,9 @@ type Param struct {
 // Shape returns the parameter's shape.
 func (p Param) Shape() []int { return p.Value.Shape().Clone() }
 
-// Info names a tensor and gives its shape ([] for a scalar).
-type Info struct {
-	Name  string
-	Shape []int
-}
-
-// BatchNorm is one batch-norm layer: its state_dict prefix (for example
+// batchNorm is one batch-norm layer: its state_dict prefix (for example
 // "encoder.layer1.0.bn1") and its mode and running statistics.
-type BatchNorm struct {
+type batchNorm struct {
 	Name  string
 	State *nn.BNState
 }
@@ -62,7 +57,7 @@ type Model struct {
 	arch   arch
 	params []Param
 	index  map[string]int // parameter name -> index in params
-	bns    []BatchNorm
+	bns    []batchNorm
 	bnByID map[string]int // layer prefix -> index in bns
 	order  []stateEntry   // state_dict order
 	cache  map[[3]int]*runner
@@ -106,7 +101,7 @@ func New(cfg Config, dtype tensor.Dtype, seed int64) (*Model, error) {
 			m.addParam(l.name+".weight", []int{l.c}, func() float64 { return 1 })
 			m.addParam(l.name+".bias", []int{l.c}, func() float64 { return 0 })
 			m.bnByID[l.name] = len(m.bns)
-			m.bns = append(m.bns, BatchNorm{Name: l.name, State: nn.NewBNState(l.c)})
+			m.bns = append(m.bns, batchNorm{Name: l.name, State: nn.NewBNState(l.c)})
 			for _, kind := range []string{RunningMean, RunningVar, NumBatchesTracked} {
 				m.order = append(m.order, stateEntry{param: -1, bn: len(m.bns) - 1, kind: kind})
 			}
@@ -161,35 +156,38 @@ func (m *Model) Param(name string) (Param, bool) {
 	return m.params[i], true
 }
 
-// BatchNorms returns the batch-norm layers in model order.
-func (m *Model) BatchNorms() []BatchNorm { return append([]BatchNorm(nil), m.bns...) }
-
 // ParamInfos lists the parameter names and shapes in PyTorch order.
-func (m *Model) ParamInfos() []Info {
-	out := make([]Info, len(m.params))
+func (m *Model) ParamInfos() []statedict.Info {
+	out := make([]statedict.Info, len(m.params))
 	for i, p := range m.params {
-		out[i] = Info{Name: p.Name, Shape: p.Shape()}
+		out[i] = statedict.Info{Name: p.Name, Shape: p.Shape()}
 	}
 	return out
 }
 
 // BufferInfos lists the batch-norm buffers (running_mean, running_var,
 // num_batches_tracked of each layer) in PyTorch order.
-func (m *Model) BufferInfos() []Info {
-	var out []Info
+func (m *Model) BufferInfos() []statedict.Info {
+	var out []statedict.Info
 	for _, e := range m.order {
 		if e.param < 0 {
-			out = append(out, Info{Name: m.bns[e.bn].Name + "." + e.kind, Shape: m.bufferShape(e)})
+			out = append(out, m.info(e))
 		}
 	}
 	return out
 }
 
-func (m *Model) bufferShape(e stateEntry) []int {
-	if e.kind == NumBatchesTracked {
-		return []int{}
+// info names the state_dict entry e and gives its shape.
+func (m *Model) info(e stateEntry) statedict.Info {
+	if e.param >= 0 {
+		p := m.params[e.param]
+		return statedict.Info{Name: p.Name, Shape: p.Shape()}
 	}
-	return []int{m.bns[e.bn].State.Channels()}
+	bn := m.bns[e.bn]
+	if e.kind == NumBatchesTracked {
+		return statedict.Info{Name: bn.Name + "." + e.kind, Shape: []int{}}
+	}
+	return statedict.Info{Name: bn.Name + "." + e.kind, Shape: []int{bn.State.Channels()}}
 }
 
 // SetTraining switches every batch norm to training (true) or eval mode;
@@ -200,116 +198,106 @@ func (m *Model) SetTraining(training bool) {
 	}
 }
 
-// Tensor is a named float64 copy of a parameter or buffer, row-major.
-type Tensor struct {
-	Name  string
-	Shape []int
-	Data  []float64
-}
-
-// State returns a float64 copy of every parameter and buffer in PyTorch
-// state_dict order; num_batches_tracked is a scalar holding the count.
-func (m *Model) State() []Tensor {
-	out := make([]Tensor, 0, len(m.order))
-	for _, e := range m.order {
-		if e.param >= 0 {
-			p := m.params[e.param]
-			out = append(out, Tensor{Name: p.Name, Shape: p.Shape(), Data: toFloat64s(p.Value)})
-			continue
+// State returns a copy of every parameter and buffer keyed by state_dict
+// name (ParamInfos and BufferInfos give PyTorch's order), as torch's
+// state_dict holds them: parameters and running statistics in the model's
+// dtype, num_batches_tracked as an int64 scalar.
+func (m *Model) State() map[string]statedict.Tensor {
+	out := make(map[string]statedict.Tensor, len(m.order))
+	for _, p := range m.params {
+		t := statedict.Tensor{Shape: p.Shape()}
+		switch v := p.Value.Data().(type) {
+		case []float32:
+			t.F32 = slices.Clone(v)
+		case []float64:
+			t.F64 = slices.Clone(v)
 		}
-		st := m.bns[e.bn].State
-		t := Tensor{Name: m.bns[e.bn].Name + "." + e.kind, Shape: m.bufferShape(e)}
-		switch e.kind {
-		case RunningMean:
-			t.Data = append([]float64(nil), st.RunningMean...)
-		case RunningVar:
-			t.Data = append([]float64(nil), st.RunningVar...)
-		case NumBatchesTracked:
-			t.Data = []float64{float64(st.NumBatchesTracked)}
-		}
-		out = append(out, t)
+		out[p.Name] = t
+	}
+	for _, bn := range m.bns {
+		st, shape := bn.State, []int{bn.State.Channels()}
+		out[bn.Name+"."+RunningMean] = m.statistics(shape, st.RunningMean)
+		out[bn.Name+"."+RunningVar] = m.statistics(shape, st.RunningVar)
+		out[bn.Name+"."+NumBatchesTracked] = statedict.Tensor{Shape: []int{}, I64: []int64{st.NumBatchesTracked}}
 	}
 	return out
 }
 
-// LoadState replaces every parameter and buffer with the tensors of state,
-// which must name each exactly once with its exact shape. Nothing changes
-// when an error (naming the offending tensor) is returned.
-func (m *Model) LoadState(state []Tensor) error {
-	want := map[string][]int{}
-	for _, in := range append(m.ParamInfos(), m.BufferInfos()...) {
-		want[in.Name] = in.Shape
+// statistics copies running statistics, which nn keeps in float64, into a
+// Tensor of the model's dtype. nn rounds every update to the dtype of the
+// data, so the float32 copy is exact.
+func (m *Model) statistics(shape []int, v []float64) statedict.Tensor {
+	if m.dtype == tensor.Float64 {
+		return statedict.Tensor{Shape: shape, F64: slices.Clone(v)}
 	}
-	seen := map[string]bool{}
-	for _, t := range state {
-		shape, ok := want[t.Name]
-		switch {
-		case !ok:
-			return fmt.Errorf("%w: unknown tensor %q", ErrState, t.Name)
-		case seen[t.Name]:
-			return fmt.Errorf("%w: tensor %q given twice", ErrState, t.Name)
-		case !slices.Equal(t.Shape, shape):
-			return fmt.Errorf("%w: tensor %q has shape %v, model wants %v", ErrState, t.Name, t.Shape, shape)
-		case len(t.Data) != tensor.Shape(shape).TotalSize():
-			return fmt.Errorf("%w: tensor %q has %d values for shape %v", ErrState, t.Name, len(t.Data), shape)
-		}
-		if len(shape) == 0 {
-			if n := t.Data[0]; n < 0 || n != math.Trunc(n) {
-				return fmt.Errorf("%w: tensor %q = %v is not a count", ErrState, t.Name, n)
-			}
-		}
-		seen[t.Name] = true
+	f := make([]float32, len(v))
+	for i, x := range v {
+		f[i] = float32(x)
 	}
-	for _, in := range append(m.ParamInfos(), m.BufferInfos()...) {
-		if !seen[in.Name] {
+	return statedict.Tensor{Shape: shape, F32: f}
+}
+
+// LoadState replaces every parameter and buffer with a copy of the tensors
+// of state, which must hold exactly the model's state_dict names, each with
+// its shape and State's element type (the model's dtype, int64 for
+// num_batches_tracked, which must not be negative). Nothing changes when an
+// error (naming the offending tensor) is returned.
+func (m *Model) LoadState(state map[string]statedict.Tensor) error {
+	known := make(map[string]bool, len(m.order))
+	for _, e := range m.order {
+		in := m.info(e)
+		known[in.Name] = true
+		t, ok := state[in.Name]
+		if !ok {
 			return fmt.Errorf("%w: tensor %q missing", ErrState, in.Name)
 		}
+		if err := t.Validate(); err != nil {
+			return fmt.Errorf("%w: tensor %q: %w", ErrState, in.Name, err)
+		}
+		if !slices.Equal(t.Shape, in.Shape) {
+			return fmt.Errorf("%w: tensor %q has shape %v, model wants %v", ErrState, in.Name, t.Shape, in.Shape)
+		}
+		want := m.dtype
+		if e.kind == NumBatchesTracked {
+			want = tensor.Int64
+		}
+		if t.Dtype() != want {
+			return fmt.Errorf("%w: tensor %q holds %v, model wants %v", ErrState, in.Name, t.Dtype(), want)
+		}
+		if want == tensor.Int64 && t.I64[0] < 0 {
+			return fmt.Errorf("%w: tensor %q = %d is not a count", ErrState, in.Name, t.I64[0])
+		}
 	}
-	for _, t := range state {
-		if i, ok := m.index[t.Name]; ok {
-			fromFloat64s(m.params[i].Value, t.Data)
-			continue
+	for _, name := range slices.Sorted(maps.Keys(state)) {
+		if !known[name] {
+			return fmt.Errorf("%w: unknown tensor %q", ErrState, name)
 		}
-		for _, kind := range []string{RunningMean, RunningVar, NumBatchesTracked} {
-			prefix, ok := strings.CutSuffix(t.Name, "."+kind)
-			if !ok {
-				continue
-			}
-			st := m.bns[m.bnByID[prefix]].State
-			switch kind {
-			case RunningMean:
-				copy(st.RunningMean, t.Data)
-			case RunningVar:
-				copy(st.RunningVar, t.Data)
-			case NumBatchesTracked:
-				st.NumBatchesTracked = int64(t.Data[0])
-			}
+	}
+	for _, p := range m.params {
+		switch v := p.Value.Data().(type) {
+		case []float32:
+			copy(v, state[p.Name].F32)
+		case []float64:
+			copy(v, state[p.Name].F64)
 		}
+	}
+	for _, bn := range m.bns {
+		st := bn.State
+		setStatistics(st.RunningMean, state[bn.Name+"."+RunningMean])
+		setStatistics(st.RunningVar, state[bn.Name+"."+RunningVar])
+		st.NumBatchesTracked = state[bn.Name+"."+NumBatchesTracked].I64[0]
 	}
 	return nil
 }
 
-func toFloat64s(t *tensor.Dense) []float64 {
-	switch v := t.Data().(type) {
-	case []float64:
-		return append([]float64(nil), v...)
-	case []float32:
-		out := make([]float64, len(v))
-		for i, x := range v {
-			out[i] = float64(x)
-		}
-		return out
+// setStatistics copies running statistics of the model's dtype into nn's
+// float64 ones.
+func setStatistics(dst []float64, t statedict.Tensor) {
+	if t.F64 != nil {
+		copy(dst, t.F64)
+		return
 	}
-	return nil
-}
-
-func fromFloat64s(t *tensor.Dense, src []float64) {
-	switch v := t.Data().(type) {
-	case []float64:
-		copy(v, src)
-	case []float32:
-		for i, x := range src {
-			v[i] = float32(x)
-		}
+	for i, x := range t.F32 {
+		dst[i] = float64(x)
 	}
 }

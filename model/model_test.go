@@ -10,6 +10,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/supflow/supflow/model"
+	"github.com/supflow/supflow/statedict"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -110,7 +111,13 @@ func TestArchitectures(t *testing.T) {
 			if blocks != tc.blocks || shortcuts != tc.shortcuts {
 				t.Errorf("%d blocks, %d shortcuts, want %d, %d", blocks, shortcuts, tc.blocks, tc.shortcuts)
 			}
-			if bufs, bns := len(m.BufferInfos()), len(m.BatchNorms()); bufs != 3*bns {
+			bns := 0 // a batch norm's weight is its only 1-d weight
+			for _, p := range m.ParamInfos() {
+				if strings.HasSuffix(p.Name, ".weight") && len(p.Shape) == 1 {
+					bns++
+				}
+			}
+			if bufs := len(m.BufferInfos()); bufs != 3*bns {
 				t.Errorf("%d buffers for %d batch norms", bufs, bns)
 			}
 		})
@@ -161,9 +168,10 @@ func TestInit(t *testing.T) {
 	}
 	same, _ := model.New(cfg, tensor.Float64, 42)
 	other, _ := model.New(cfg, tensor.Float64, 43)
-	a, b, c := m.State(), same.State(), other.State()
-	if a[0].Data[0] != b[0].Data[0] || a[0].Data[0] == c[0].Data[0] {
-		t.Errorf("conv1 init with seeds 42, 42, 43: %g, %g, %g", a[0].Data[0], b[0].Data[0], c[0].Data[0])
+	const w = "encoder.conv1.weight"
+	a, b, c := m.State()[w].F64[0], same.State()[w].F64[0], other.State()[w].F64[0]
+	if a != b || a == c {
+		t.Errorf("conv1 init with seeds 42, 42, 43: %g, %g, %g", a, b, c)
 	}
 }
 
@@ -192,42 +200,39 @@ func TestLoadStateErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := m.State()
-	edit := func(f func([]model.Tensor) []model.Tensor) []model.Tensor {
-		st := make([]model.Tensor, len(base))
-		for i, x := range base {
-			st[i] = model.Tensor{Name: x.Name, Shape: append([]int(nil), x.Shape...), Data: append([]float64(nil), x.Data...)}
-			if i == 0 {
-				st[i].Data[0] = 1e6 // must never be applied
-			}
-		}
-		return f(st)
+	const w = "encoder.conv1.weight"
+	base := m.State()[w].F64[0]
+	edit := func(f func(map[string]statedict.Tensor)) map[string]statedict.Tensor {
+		st := m.State()
+		st[w].F64[0] = 1e6 // must never be applied
+		f(st)
+		return st
 	}
 	tests := []struct {
 		name  string
-		state []model.Tensor
+		state map[string]statedict.Tensor
 		want  string
 	}{
-		{"missing", edit(func(s []model.Tensor) []model.Tensor { return s[:len(s)-1] }), `"head.2.bias" missing`},
-		{"unknown", edit(func(s []model.Tensor) []model.Tensor {
-			return append(s, model.Tensor{Name: "head.9.bias", Shape: []int{1}, Data: []float64{0}})
+		{"missing", edit(func(s map[string]statedict.Tensor) { delete(s, "head.2.bias") }), `"head.2.bias" missing`},
+		{"unknown", edit(func(s map[string]statedict.Tensor) {
+			s["head.9.bias"] = statedict.Tensor{Shape: []int{1}, F64: []float64{0}}
 		}), `unknown tensor "head.9.bias"`},
-		{"duplicate", edit(func(s []model.Tensor) []model.Tensor { return append(s, s[1]) }), `"encoder.bn1.weight" given twice`},
-		{"shape", edit(func(s []model.Tensor) []model.Tensor {
-			s[0].Shape = []int{4, 3, 9}
-			return s
+		{"shape", edit(func(s map[string]statedict.Tensor) {
+			s[w] = statedict.Tensor{Shape: []int{4, 3, 9}, F64: make([]float64, 4*3*9)}
 		}), `"encoder.conv1.weight" has shape [4 3 9]`},
-		{"data length", edit(func(s []model.Tensor) []model.Tensor {
-			s[1].Data = s[1].Data[:2]
-			return s
-		}), `"encoder.bn1.weight" has 2 values`},
-		{"count", edit(func(s []model.Tensor) []model.Tensor {
-			for i := range s {
-				if strings.HasSuffix(s[i].Name, "num_batches_tracked") {
-					s[i].Data = []float64{1.5}
-				}
-			}
-			return s
+		{"data length", edit(func(s map[string]statedict.Tensor) {
+			x := s["encoder.bn1.weight"]
+			x.F64 = x.F64[:2]
+			s["encoder.bn1.weight"] = x
+		}), `"encoder.bn1.weight": statedict: invalid tensor: 2 values`},
+		{"dtype", edit(func(s map[string]statedict.Tensor) {
+			s["encoder.bn1.bias"] = statedict.Tensor{Shape: []int{4}, F32: make([]float32, 4)}
+		}), `"encoder.bn1.bias" holds float32, model wants float64`},
+		{"float count", edit(func(s map[string]statedict.Tensor) {
+			s["encoder.bn1.num_batches_tracked"] = statedict.Tensor{Shape: []int{}, F64: []float64{1}}
+		}), `"encoder.bn1.num_batches_tracked" holds float64, model wants int64`},
+		{"negative count", edit(func(s map[string]statedict.Tensor) {
+			s["encoder.bn1.num_batches_tracked"] = statedict.Tensor{Shape: []int{}, I64: []int64{-1}}
 		}), "not a count"},
 	}
 	for _, tc := range tests {
@@ -236,8 +241,8 @@ func TestLoadStateErrors(t *testing.T) {
 			if !errors.Is(err, model.ErrState) || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("LoadState error %v, want ErrState mentioning %q", err, tc.want)
 			}
-			if got := m.State()[0].Data[0]; got != base[0].Data[0] {
-				t.Errorf("failed LoadState changed encoder.conv1.weight to %g", got)
+			if got := m.State()[w].F64[0]; got != base {
+				t.Errorf("failed LoadState changed %s to %g", w, got)
 			}
 		})
 	}
@@ -277,10 +282,17 @@ func TestStateRoundTrip(t *testing.T) {
 			t.Fatalf("output %d: %g vs %g", i, av[i], bv[i])
 		}
 	}
-	for _, bn := range dst.BatchNorms() {
-		if bn.State.NumBatchesTracked != 1 {
-			t.Errorf("%s: num_batches_tracked %d, want 1", bn.Name, bn.State.NumBatchesTracked)
+	counters := 0
+	for name, st := range dst.State() {
+		if strings.HasSuffix(name, "."+model.NumBatchesTracked) {
+			counters++
+			if st.I64[0] != 1 {
+				t.Errorf("%s = %d, want 1", name, st.I64[0])
+			}
 		}
+	}
+	if want := len(dst.BufferInfos()) / 3; counters != want {
+		t.Errorf("%d num_batches_tracked counters, want %d", counters, want)
 	}
 }
 

@@ -125,21 +125,6 @@ func Train(ctx context.Context, cfg Config, train Set) (*Linear, error) {
 	return &Linear{W: w, B: b, Dim: d, Classes: k}, nil
 }
 
-// Logits returns the class scores of the rows of x ([n, Dim], row-major) as
-// an [n, Classes] row-major matrix.
-func (l *Linear) Logits(x []float32) ([]float32, error) {
-	if err := l.check(); err != nil {
-		return nil, err
-	}
-	if len(x) == 0 || len(x)%l.Dim != 0 {
-		return nil, fmt.Errorf("%w: %d features are not rows of dim %d", ErrInvalidInput, len(x), l.Dim)
-	}
-	n := len(x) / l.Dim
-	out := make([]float32, n*l.Classes)
-	forward(general(n, l.Dim, x), l.W, l.B, l.Classes, general(n, l.Classes, out))
-	return out, nil
-}
-
 // Evaluate scores l on test, evalRows rows at a time; it stops with ctx's
 // error, wrapped, once ctx ends.
 func (l *Linear) Evaluate(ctx context.Context, test Set) (LinearScore, error) {

@@ -3,6 +3,10 @@
 // shape and byte range, then the raw little-endian tensor bytes. It is small
 // enough to implement directly, and Debian ships no safetensors library for
 // the PyTorch side either.
+//
+// Its [Tensor] is one file entry's raw bytes: a file-format concern. Typed
+// values in memory are statedict.Tensor; package checkpoint converts
+// between the two.
 package safetensors
 
 import (

@@ -16,10 +16,7 @@ type Batch struct {
 	Width    int
 	Channels int
 	Pixels   []uint8
-	// Float, instead of Pixels, holds views already normalized, row-major
-	// [Size*Views, Channels, Height, Width] in the same view-major order.
-	Float  []float32
-	Labels []int // one per sample; ignored by the simclr method
+	Labels   []int // one per sample; ignored by the simclr method
 
 	// Position in the schedule: the learning rate depends on it.
 	Epoch    int // 1-based
@@ -32,21 +29,9 @@ func (b *Batch) Validate() error {
 	if b.Size < 1 || b.Views < 1 || b.Height < 1 || b.Width < 1 || (b.Channels != 1 && b.Channels != 3) {
 		return fmt.Errorf("%w: batch of %d samples x %d views of %dx%dx%d", ErrBatch, b.Size, b.Views, b.Height, b.Width, b.Channels)
 	}
-	want := b.Size * b.Views * b.Height * b.Width * b.Channels
-	switch {
-	case (b.Pixels == nil) == (b.Float == nil):
-		return fmt.Errorf("%w: set exactly one of Pixels and Float", ErrBatch)
-	case b.Float != nil && len(b.Float) != want:
-		return fmt.Errorf("%w: %d float values, want %d for %d x %d views of %dx%dx%d",
-			ErrBatch, len(b.Float), want, b.Size, b.Views, b.Channels, b.Height, b.Width)
-	case b.Pixels != nil && len(b.Pixels) != want:
+	if want := b.Size * b.Views * b.Height * b.Width * b.Channels; len(b.Pixels) != want {
 		return fmt.Errorf("%w: %d pixel bytes, want %d for %d x %d views of %dx%dx%d",
 			ErrBatch, len(b.Pixels), want, b.Size, b.Views, b.Height, b.Width, b.Channels)
-	}
-	for i, v := range b.Float {
-		if !finite(float64(v)) {
-			return fmt.Errorf("%w: value %d is %v", ErrBatch, i, v)
-		}
 	}
 	if len(b.Labels) != b.Size {
 		return fmt.Errorf("%w: %d labels for %d samples", ErrBatch, len(b.Labels), b.Size)

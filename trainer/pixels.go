@@ -16,17 +16,6 @@ type Images struct {
 // fill writes the batch's views, normalized, into dst [rows,C,H,W]; row r is
 // view r/Size of sample r%Size, the order of b.Pixels.
 func (t *CPU) fill(dst *tensor.Dense, b Batch) error {
-	if b.Float != nil {
-		switch d := dst.Data().(type) {
-		case []float32:
-			copy(d, b.Float)
-		case []float64:
-			for i, v := range b.Float {
-				d[i] = float64(v)
-			}
-		}
-		return nil
-	}
 	return t.normalize(dst, b.Pixels, b.Size*b.Views, b.Height, b.Width, b.Channels)
 }
 
