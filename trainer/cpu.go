@@ -163,12 +163,6 @@ func (t *CPU) Step(ctx context.Context, b Batch) (Stats, error) {
 	if t.cfg.Method != MethodCE && b.Size*b.Views < 2 {
 		return Stats{}, fmt.Errorf("%w: a contrastive step needs at least 2 views in the batch", ErrBatch)
 	}
-	if t.cfg.Method == MethodSupCon && singleClass(b.Labels) {
-		return Stats{}, fmt.Errorf("%w: all %d samples have label %d: no anchor has a negative", ErrSingleClass, b.Size, b.Labels[0])
-	}
-	if t.cfg.Method == MethodSimCLR && b.Size < 2 {
-		return Stats{}, fmt.Errorf("%w: one sample: no anchor has a negative", ErrSingleClass)
-	}
 	perEpoch := b.PerEpoch
 	if perEpoch < 1 {
 		perEpoch = 1
@@ -208,15 +202,6 @@ func (t *CPU) Step(ctx context.Context, b Batch) (Stats, error) {
 	}
 	t.steps++
 	return Stats{Step: t.steps, Epoch: b.Epoch, Batch: b.Index, Batches: b.PerEpoch, Loss: l, LR: lr, Samples: b.Size, Duration: time.Since(start)}, nil
-}
-
-func singleClass(labels []int) bool {
-	for _, l := range labels[1:] {
-		if l != labels[0] {
-			return false
-		}
-	}
-	return true
 }
 
 func (t *CPU) checkBatch(b Batch) error {

@@ -16,17 +16,11 @@
 // methods.
 package trainer
 
-import (
-	"errors"
-	"fmt"
-)
+import "errors"
 
 // Errors returned (wrapped) by the trainer.
 var (
 	ErrConfig = errors.New("trainer: invalid config")
 	ErrBatch  = errors.New("trainer: invalid batch")
 	ErrLoss   = errors.New("trainer: loss is not finite")
-	// ErrSingleClass (wrapping ErrBatch) rejects a contrastive batch without
-	// negatives: a step on it teaches nothing.
-	ErrSingleClass = fmt.Errorf("%w: no negatives", ErrBatch)
 )

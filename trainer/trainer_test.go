@@ -248,7 +248,6 @@ func TestBadInput(t *testing.T) {
 		"short pixels":  {mutate(func(b *Batch) { b.Pixels = b.Pixels[1:] }), ErrBatch},
 		"labels count":  {mutate(func(b *Batch) { b.Labels = b.Labels[:3] }), ErrBatch},
 		"channels":      {mutate(func(b *Batch) { b.Channels = 3; b.Pixels = make([]uint8, 4*2*64*3) }), ErrBatch},
-		"single class":  {mutate(func(b *Batch) { b.Labels = []int{2, 2, 2, 2} }), ErrSingleClass},
 		"no pixels":     {mutate(func(b *Batch) { b.Pixels = nil }), ErrBatch},
 		"epoch outside": {mutate(func(b *Batch) { b.Epoch = 11 }), ErrBatch},
 	}
@@ -291,5 +290,33 @@ func TestLoadRefusesAnotherModel(t *testing.T) {
 	}
 	if _, err := c.Load(ckpt[:100]); err == nil {
 		t.Fatal("truncated checkpoint accepted")
+	}
+}
+
+// TestStepsOnBatchesWithoutNegatives: SupContrast steps on a batch whose
+// samples share one label (every other view is a positive; the loss is
+// finite and positive) and on a one-sample tail batch (the other view is
+// the only candidate: loss exactly 0), for SupCon and SimCLR alike. Such
+// batches occur at the end of any split of size 1 mod batch_size.
+func TestStepsOnBatchesWithoutNegatives(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, method := range []string{MethodSupCon, MethodSimCLR} {
+		tr, err := New(tinyConfig(method, "float64"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		same := synthBatch(r, 4, 2)
+		same.Labels = []int{2, 2, 2, 2}
+		st, err := tr.Step(context.Background(), same)
+		if err != nil || !(st.Loss > 0) {
+			t.Errorf("%s, one class: loss %v, %v", method, st.Loss, err)
+		}
+		one := synthBatch(r, 2, 2)
+		one.Size, one.Labels = 1, one.Labels[:1]
+		one.Pixels = append(one.Pixels[:64:64], one.Pixels[2*64:3*64]...) // view 0 and 1 of sample 0
+		st, err = tr.Step(context.Background(), one)
+		if err != nil || st.Loss != 0 {
+			t.Errorf("%s, one sample: loss %v, %v", method, st.Loss, err)
+		}
 	}
 }
