@@ -11,6 +11,7 @@ import (
 	"github.com/supflow/supflow/bus"
 	"github.com/supflow/supflow/config"
 	"github.com/supflow/supflow/dataset"
+	"github.com/supflow/supflow/imgdecode"
 	"github.com/supflow/supflow/messages"
 	augstage "github.com/supflow/supflow/stages/augment"
 	"github.com/supflow/supflow/stages/decode"
@@ -20,14 +21,14 @@ import (
 // newDecoder builds the decode stage on the store.
 func newDecoder(cfg *config.Config, s *store.Client) (*decode.Stage, error) {
 	dc := decode.Config{
-		MaxPixels: int64(cfg.Decode.MaxPixels), MaxObjectBytes: int64(cfg.Decode.MaxObjectBytes),
-		ResizeShorter: cfg.Decode.ResizeShorter, Gray: cfg.Decode.Gray,
+		Workers: cfg.Decode.Workers, MaxObjectBytes: int64(cfg.Decode.MaxObjectBytes), Cache: cfg.Decode.Cache,
+		Config: imgdecode.Config{MaxPixels: int64(cfg.Decode.MaxPixels), ResizeShorter: cfg.Decode.ResizeShorter, Gray: cfg.Decode.Gray},
+	}
+	return decode.New(dc, decode.Deps{
+		Objects:    s,
 		IsNotFound: func(err error) bool { return errors.Is(err, store.ErrNotFound) },
-	}
-	if cfg.Decode.Cache {
-		dc.Cache, dc.CachePrefix = storeCache{s}, path.Join("cache", cfg.Dataset.Prefix)
-	}
-	return decode.New(dc, s)
+		Cache:      storeCache{s}, CachePrefix: path.Join("cache", cfg.Dataset.Prefix),
+	})
 }
 
 // storeCache keeps the decode cache as objects of the bucket.
