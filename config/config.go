@@ -185,6 +185,7 @@ func Load(path string, env func(string) (string, bool), sets []string) (*Config,
 		if err := cfg.decode(bytes.NewReader(b)); err != nil {
 			return nil, fmt.Errorf("%w: %s: %v", ErrInvalid, path, err)
 		}
+		keepDefaults(cfg, Default())
 	}
 	if env != nil {
 		if err := applyEnv(cfg, env); err != nil {

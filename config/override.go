@@ -65,6 +65,19 @@ func setKey(c *Config, key, value, source string) error {
 	return nil
 }
 
+// keepDefaults gives every nil pointer setting of c its value in def. On a
+// null (an empty "flip_p:") yaml.v3 leaves a plain field as it was but sets
+// a pointer to nil; this makes null keep the default for both.
+func keepDefaults(c, def *Config) {
+	defaults := map[string]reflect.Value{}
+	walk(reflect.ValueOf(def).Elem(), "", func(key string, v reflect.Value) { defaults[key] = v })
+	walk(reflect.ValueOf(c).Elem(), "", func(key string, v reflect.Value) {
+		if v.Kind() == reflect.Pointer && v.IsNil() && v.CanSet() {
+			v.Set(defaults[key])
+		}
+	})
+}
+
 // walk calls fn for every setting of v with its dotted yaml key, as yaml.v3
 // lays the keys out: a struct field is a section (its fields' keys below
 // its own), a ",inline" struct adds its fields' keys at its parent's level,

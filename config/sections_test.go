@@ -174,3 +174,15 @@ func TestWalk(t *testing.T) {
 		t.Errorf("keys %v, want %v", keys, want)
 	}
 }
+
+// TestNullKeepsTheDefault: an empty value keeps the default, for pointer
+// settings (augment.flip_p) as for plain ones (decode.max_pixels).
+func TestNullKeepsTheDefault(t *testing.T) {
+	cfg, err := Load(write(t, "augment:\n  flip_p:\n  antialias: ~\ndecode:\n  max_pixels:\n"), noEnv, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Augment.FlipP == nil || *cfg.Augment.FlipP != 0.5 || cfg.Augment.Antialias == nil || !*cfg.Augment.Antialias || cfg.Decode.MaxPixels != 50_000_000 {
+		t.Errorf("augment %+v, decode %+v", cfg.Augment, cfg.Decode)
+	}
+}
