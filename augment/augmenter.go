@@ -1,6 +1,9 @@
 package augment
 
-import "math"
+import (
+	"fmt"
+	"math"
+)
 
 // Params are the random choices for one view, in the order torchvision draws
 // them.
@@ -22,12 +25,14 @@ type Augmenter struct {
 	img Image
 }
 
-// New returns an Augmenter for cfg, or an error wrapping ErrConfig.
+// New returns an Augmenter for cfg with its unset fields defaulted, or an
+// error wrapping ErrConfig that names each bad field by its YAML key.
 func New(cfg Config) (*Augmenter, error) {
+	cfg = cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	return &Augmenter{cfg: cfg.Defaults()}, nil
+	return &Augmenter{cfg: cfg}, nil
 }
 
 // Config returns the configuration in use, defaults applied.

@@ -1,20 +1,26 @@
 package augment
 
 import (
-	"fmt"
 	"math"
+
+	"github.com/supflow/supflow/config/field"
 )
 
 // Config is the random policy of SupContrast's training transform:
 // RandomResizedCrop(Size, Scale, Ratio), RandomHorizontalFlip(FlipP),
 // RandomApply([ColorJitter(Jitter)], JitterP), RandomGrayscale(GrayP).
-// Unset fields take SupContrast's values: a zero number, range or Jitter
-// means the default, and the fields for which 0 is a meaningful setting are
-// pointers, nil meaning the default. Turn colour jitter off with JitterP 0.
+// The YAML tags are the keys of pipeline.yaml's augment section.
+//
+// Unset fields take SupContrast's values (DefaultConfig) in New and
+// Defaults: a zero number, range or Jitter means the default, and the fields
+// for which 0 is a meaningful setting are pointers, nil meaning the default.
+// Turn colour jitter off with JitterP 0: a Jitter of four zero strengths is
+// unset, so it too takes the default strengths.
 type Config struct {
-	// Size is the side of the square views; default 32 (CIFAR).
+	// Size is the side of the square views, in [4, 1024]; default 32 (CIFAR).
 	Size int `yaml:"size"`
-	// NViews is the number of views per image, in [2, 255]; default 2.
+	// NViews is the number of views per image, at least 2; default 2. The
+	// augment stage caps it at what a view group message carries.
 	NViews int `yaml:"n_views"`
 	// Scale bounds the crop area as a fraction of the image area,
 	// 0 < min <= max <= 1; default [0.2, 1].
@@ -28,13 +34,15 @@ type Config struct {
 	Antialias *bool `yaml:"antialias"`
 	// FlipP is the probability of a horizontal flip, in [0, 1]; default 0.5.
 	FlipP *float64 `yaml:"flip_p"`
-	// Jitter holds the ColorJitter strengths; default 0.4, 0.4, 0.4, 0.1.
-	Jitter JitterConfig `yaml:"jitter"`
 	// JitterP is the probability of applying ColorJitter, in [0, 1];
 	// default 0.8.
 	JitterP *float64 `yaml:"jitter_p"`
+	// Jitter holds the ColorJitter strengths; default 0.4, 0.4, 0.4, 0.1.
+	// Its keys sit directly in the augment section (brightness, contrast,
+	// saturation, hue).
+	Jitter JitterConfig `yaml:",inline"`
 	// GrayP is the probability of RandomGrayscale, in [0, 1]; default 0.2.
-	GrayP *float64 `yaml:"gray_p"`
+	GrayP *float64 `yaml:"grayscale_p"`
 }
 
 // JitterConfig holds ColorJitter strengths: brightness, contrast and
@@ -49,9 +57,14 @@ type JitterConfig struct {
 
 // Bounds of Config fields.
 const (
+	minViewSide = 4    // the smallest view pipeline.yaml has ever allowed
 	maxViewSide = 1024 // a view travels inside one message
-	maxViews    = 255  // messages.ViewGroup.NViews is a uint8
+	minViews    = 2    // contrastive learning needs a positive pair
 )
+
+// DefaultConfig returns SupContrast's CIFAR policy with every field set.
+// Each call returns new pointers.
+func DefaultConfig() Config { return Config{}.Defaults() }
 
 // Defaults returns c with every unset field set to SupContrast's value.
 func (c Config) Defaults() Config {
@@ -87,39 +100,38 @@ func (c Config) Defaults() Config {
 
 func ptr[T any](v T) *T { return &v }
 
-// Validate reports the first field of c (after Defaults) out of range, by its
-// YAML name.
+// Validate reports every field of c out of range, each a *field.Error named
+// by its YAML key and wrapping ErrConfig. It checks c as given: a zero Size,
+// NViews, Scale or Ratio is out of range (call Defaults first to fill them,
+// as New does), while a nil pointer stands for its default and passes.
 func (c Config) Validate() error {
-	c = c.Defaults()
-	switch {
-	case c.Size < 1 || c.Size > maxViewSide:
-		return fmt.Errorf("%w: size = %d, want in [1, %d]", ErrConfig, c.Size, maxViewSide)
-	case c.NViews < 2 || c.NViews > maxViews:
-		return fmt.Errorf("%w: n_views = %d, want in [2, %d]", ErrConfig, c.NViews, maxViews)
-	case !(c.Scale[0] > 0 && c.Scale[0] <= c.Scale[1] && c.Scale[1] <= 1):
-		return fmt.Errorf("%w: scale = %v, want 0 < min <= max <= 1", ErrConfig, c.Scale)
-	case !(c.Ratio[0] > 0 && c.Ratio[0] <= c.Ratio[1] && !math.IsInf(c.Ratio[1], 0)):
-		return fmt.Errorf("%w: ratio = %v, want 0 < min <= max, finite", ErrConfig, c.Ratio)
+	k := field.NewChecker(ErrConfig)
+	k.IntIn("size", c.Size, minViewSide, maxViewSide)
+	if c.NViews < minViews {
+		k.Add("n_views", c.NViews, "an integer >= 2")
 	}
-	for _, f := range [...]struct {
-		name string
-		v    float64
-		max  float64
-	}{
-		{"flip_p", *c.FlipP, 1},
-		{"jitter_p", *c.JitterP, 1},
-		{"gray_p", *c.GrayP, 1},
-		{"jitter.brightness", c.Jitter.Brightness, math.MaxFloat64},
-		{"jitter.contrast", c.Jitter.Contrast, math.MaxFloat64},
-		{"jitter.saturation", c.Jitter.Saturation, math.MaxFloat64},
-		{"jitter.hue", c.Jitter.Hue, 0.5},
-	} {
-		if !(f.v >= 0 && f.v <= f.max) {
-			if f.max == math.MaxFloat64 {
-				return fmt.Errorf("%w: %s = %v, want >= 0, finite", ErrConfig, f.name, f.v)
-			}
-			return fmt.Errorf("%w: %s = %v, want in [0, %v]", ErrConfig, f.name, f.v, f.max)
+	if !(c.Scale[0] > 0 && c.Scale[0] <= c.Scale[1] && c.Scale[1] <= 1) {
+		k.Add("scale", c.Scale, "[lo, hi] with 0 < lo <= hi <= 1")
+	}
+	if !(c.Ratio[0] > 0 && c.Ratio[0] <= c.Ratio[1] && !math.IsInf(c.Ratio[1], 0)) {
+		k.Add("ratio", c.Ratio, "[lo, hi] with 0 < lo <= hi, finite")
+	}
+	for _, p := range [...]struct {
+		key string
+		v   *float64
+	}{{"flip_p", c.FlipP}, {"jitter_p", c.JitterP}, {"grayscale_p", c.GrayP}} {
+		if p.v != nil {
+			k.FloatIn(p.key, *p.v, 0, 1)
 		}
 	}
-	return nil
+	for _, s := range [...]struct {
+		key string
+		v   float64
+	}{{"brightness", c.Jitter.Brightness}, {"contrast", c.Jitter.Contrast}, {"saturation", c.Jitter.Saturation}} {
+		if !(s.v >= 0 && s.v <= math.MaxFloat64) {
+			k.Add(s.key, s.v, "a finite number >= 0")
+		}
+	}
+	k.FloatIn("hue", c.Jitter.Hue, 0, 0.5)
+	return k.Err()
 }

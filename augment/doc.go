@@ -14,6 +14,11 @@
 // The random parameters of a view depend only on (run seed, epoch, sample id,
 // view index), never on which worker draws them or in which order.
 //
-// The package does no I/O and imports only the standard library; it must not
-// import messages, bus, store or any stage.
+// Config carries the YAML keys of pipeline.yaml's augment section; the config
+// package composes it (through the augment stage's Config) rather than
+// declaring the settings again.
+//
+// The package does no I/O and imports only the standard library and
+// config/field (the key-named errors of Validate); it must not import
+// messages, bus, store or any stage.
 package augment

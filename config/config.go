@@ -3,6 +3,14 @@
 // the field), overrides from SUPFLOW_* environment variables and --set
 // flags, and validation that names the field and its allowed range.
 //
+// A section owned by a package is that package's Config, embedded as is:
+// decode is stages/decode.Config, augment is stages/augment.Config. Its YAML
+// tags are the section's keys, its DefaultConfig gives Default's values and
+// its Validate, whose errors name the keys (config/field), is what Validate
+// reports under the section's prefix; only checks across sections live here.
+// The reflection behind Keys, EnvName's variables and Set follows the YAML
+// tags, ",inline" structs included, and skips fields tagged "-".
+//
 // Secrets never live here: S3 and NATS credentials come from the
 // environment or from files the config names (see docs/operations.md).
 package config
@@ -17,6 +25,9 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/supflow/supflow/stages/augment"
+	"github.com/supflow/supflow/stages/decode"
 )
 
 // ErrInvalid wraps every validation and parse failure.
@@ -24,18 +35,18 @@ var ErrInvalid = errors.New("config: invalid")
 
 // Config is the whole pipeline.yaml.
 type Config struct {
-	Run      Run      `yaml:"run"`
-	Dataset  Dataset  `yaml:"dataset"`
-	Store    Store    `yaml:"store"`
-	Bus      Bus      `yaml:"bus"`
-	Feeder   Feeder   `yaml:"feeder"`
-	Decode   Decode   `yaml:"decode"`
-	Augment  Augment  `yaml:"augment"`
-	Model    Model    `yaml:"model"`
-	Train    Train    `yaml:"train"`
-	Evaluate Evaluate `yaml:"evaluate"`
-	Metrics  Metrics  `yaml:"metrics"`
-	Log      Log      `yaml:"log"`
+	Run      Run            `yaml:"run"`
+	Dataset  Dataset        `yaml:"dataset"`
+	Store    Store          `yaml:"store"`
+	Bus      Bus            `yaml:"bus"`
+	Feeder   Feeder         `yaml:"feeder"`
+	Decode   decode.Config  `yaml:"decode"`  // owned by stages/decode
+	Augment  augment.Config `yaml:"augment"` // owned by stages/augment (and the augment library)
+	Model    Model          `yaml:"model"`
+	Train    Train          `yaml:"train"`
+	Evaluate Evaluate       `yaml:"evaluate"`
+	Metrics  Metrics        `yaml:"metrics"`
+	Log      Log            `yaml:"log"`
 }
 
 // Run identifies one pipeline run.
@@ -89,33 +100,6 @@ type Bus struct {
 // Feeder paces epochs into the decode stage.
 type Feeder struct {
 	Epochs int `yaml:"epochs"` // 0 = train.epochs
-}
-
-// Decode configures fetch + decode.
-type Decode struct {
-	Workers        int  `yaml:"workers"`          // concurrent handlers in this process
-	MaxPixels      int  `yaml:"max_pixels"`       // refuse larger images before allocating
-	MaxObjectBytes int  `yaml:"max_object_bytes"` // refuse larger objects before reading
-	ResizeShorter  int  `yaml:"resize_shorter"`   // resize-on-decode to this shorter side (0 = off)
-	Gray           bool `yaml:"gray"`             // keep one channel (gray datasets such as MNIST)
-	Cache          bool `yaml:"cache"`            // keep decoded images in the bucket so later epochs skip decoding
-}
-
-// Augment configures the paired random views (SupContrast's transform).
-type Augment struct {
-	Workers    int        `yaml:"workers"`
-	Size       int        `yaml:"size"`    // output views are Size x Size
-	NViews     int        `yaml:"n_views"` // views per sample (>= 2)
-	Scale      [2]float64 `yaml:"scale"`   // RandomResizedCrop area range
-	Ratio      [2]float64 `yaml:"ratio"`   // RandomResizedCrop aspect range
-	Antialias  bool       `yaml:"antialias"`
-	FlipP      float64    `yaml:"flip_p"`
-	JitterP    float64    `yaml:"jitter_p"`
-	Brightness float64    `yaml:"brightness"`
-	Contrast   float64    `yaml:"contrast"`
-	Saturation float64    `yaml:"saturation"`
-	Hue        float64    `yaml:"hue"`
-	GrayscaleP float64    `yaml:"grayscale_p"`
 }
 
 // Model describes the encoder and projection head.
@@ -201,6 +185,7 @@ func Load(path string, env func(string) (string, bool), sets []string) (*Config,
 		if err := cfg.decode(bytes.NewReader(b)); err != nil {
 			return nil, fmt.Errorf("%w: %s: %v", ErrInvalid, path, err)
 		}
+		keepDefaults(cfg, Default())
 	}
 	if env != nil {
 		if err := applyEnv(cfg, env); err != nil {

@@ -1,10 +1,16 @@
 package config
 
-import "time"
+import (
+	"time"
+
+	"github.com/supflow/supflow/stages/augment"
+	"github.com/supflow/supflow/stages/decode"
+)
 
 // Default returns the configuration every unset field falls back to:
 // SupContrast's published hyper-parameters where they exist, and an
-// all-embedded deployment.
+// all-embedded deployment. Sections owned by a package take that package's
+// DefaultConfig.
 func Default() *Config {
 	return &Config{
 		Run:     Run{ID: "supflow", Seed: 1, WorkDir: "out"},
@@ -14,13 +20,9 @@ func Default() *Config {
 			Embedded: true, AckWait: Duration(60 * time.Second), MaxDeliver: 5, MaxAckPending: 64,
 			MaxPayload: 1 << 20, StreamMaxMsgs: 4096,
 		},
-		Decode: Decode{Workers: 2, MaxPixels: 50_000_000, MaxObjectBytes: 64 << 20},
-		Augment: Augment{
-			Workers: 2, Size: 32, NViews: 2, Scale: [2]float64{0.2, 1}, Ratio: [2]float64{3.0 / 4, 4.0 / 3},
-			Antialias: true, FlipP: 0.5, JitterP: 0.8, Brightness: 0.4, Contrast: 0.4, Saturation: 0.4, Hue: 0.1,
-			GrayscaleP: 0.2,
-		},
-		Model: Model{Arch: "resnet18", Stem: "cifar", Head: "mlp", FeatDim: 128, DType: "float32"},
+		Decode:  decode.DefaultConfig(),
+		Augment: augment.DefaultConfig(),
+		Model:   Model{Arch: "resnet18", Stem: "cifar", Head: "mlp", FeatDim: 128, DType: "float32"},
 		Train: Train{
 			Method: "supcon", BatchSize: 256, Epochs: 100, LR: 0.05, Momentum: 0.9, WeightDecay: 1e-4,
 			Optimizer: "sgd", Schedule: "cosine", WarmEpochs: 10, Temperature: 0.1, BaseTemperature: 0.07,

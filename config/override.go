@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -55,25 +56,59 @@ func setKey(c *Config, key, value, source string) error {
 	if !target.IsValid() {
 		return fmt.Errorf("%w: %s: unknown key %q (see `supflow config keys`)", ErrInvalid, source, key)
 	}
+	if !target.CanSet() { // inside an embedded struct of an unexported type
+		return fmt.Errorf("%w: %s: %s cannot be overridden", ErrInvalid, source, key)
+	}
 	if err := parseInto(target, value); err != nil {
 		return fmt.Errorf("%w: %s: %s: %v", ErrInvalid, source, key, err)
 	}
 	return nil
 }
 
-// walk calls fn for every leaf field with its dotted yaml key.
+// keepDefaults gives every nil pointer setting of c its value in def. On a
+// null (an empty "flip_p:") yaml.v3 leaves a plain field as it was but sets
+// a pointer to nil; this makes null keep the default for both.
+func keepDefaults(c, def *Config) {
+	defaults := map[string]reflect.Value{}
+	walk(reflect.ValueOf(def).Elem(), "", func(key string, v reflect.Value) { defaults[key] = v })
+	walk(reflect.ValueOf(c).Elem(), "", func(key string, v reflect.Value) {
+		if v.Kind() == reflect.Pointer && v.IsNil() && v.CanSet() {
+			v.Set(defaults[key])
+		}
+	})
+}
+
+// walk calls fn for every setting of v with its dotted yaml key, as yaml.v3
+// lays the keys out: a struct field is a section (its fields' keys below
+// its own), a ",inline" struct adds its fields' keys at its parent's level,
+// and any other field is a setting. Fields yaml ignores (unexported, tagged
+// "-") are skipped, as are untagged fields and fields that cannot hold a
+// setting (interfaces, funcs, chans: dependencies, not configuration).
+// An embedded struct of an unexported type can still be inlined, as in
+// yaml.v3.
 func walk(v reflect.Value, prefix string, fn func(string, reflect.Value)) {
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
-		tag := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
-		if tag == "" || tag == "-" {
+		sf := t.Field(i)
+		name, opts, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
+		if (!sf.IsExported() && !sf.Anonymous) || name == "-" {
 			continue
 		}
-		key := tag
-		if prefix != "" {
-			key = prefix + "." + tag
-		}
 		f := v.Field(i)
+		if name == "" {
+			if slices.Contains(strings.Split(opts, ","), "inline") && f.Kind() == reflect.Struct {
+				walk(f, prefix, fn)
+			}
+			continue
+		}
+		switch f.Kind() {
+		case reflect.Interface, reflect.Func, reflect.Chan, reflect.UnsafePointer:
+			continue
+		}
+		key := name
+		if prefix != "" {
+			key = prefix + "." + name
+		}
 		if f.Kind() == reflect.Struct {
 			walk(f, key, fn)
 			continue
@@ -85,6 +120,17 @@ func walk(v reflect.Value, prefix string, fn func(string, reflect.Value)) {
 var durationType = reflect.TypeOf(Duration(0))
 
 func parseInto(v reflect.Value, s string) error {
+	if v.Kind() == reflect.Pointer {
+		// A setting whose nil means "the package's default" (augment's
+		// flip_p): parse into a new value, leaving whatever the old pointer
+		// is shared with untouched.
+		p := reflect.New(v.Type().Elem())
+		if err := parseInto(p.Elem(), s); err != nil {
+			return err
+		}
+		v.Set(p)
+		return nil
+	}
 	if v.Type() == durationType {
 		d, err := time.ParseDuration(s)
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/image/webp"
 
+	"github.com/supflow/supflow/config/field"
 	"github.com/supflow/supflow/messages"
 )
 
@@ -30,23 +31,29 @@ var (
 // ErrInvalidConfig is returned by New and Config.Validate.
 var ErrInvalidConfig = errors.New("imgdecode: invalid config")
 
-// maxResizeShorter bounds Config.ResizeShorter; no training input is larger.
-const maxResizeShorter = 1 << 14
+// Bounds of Config fields.
+const (
+	maxMaxPixels     = 1<<31 - 1 // about 6 GB of RGB
+	maxResizeShorter = 1 << 14   // no training input is larger
+)
 
 // Config sets the limits and output form of a Decoder. The zero value is
-// usable: RGB output, DefaultMaxPixels, no resize.
+// usable: RGB output, DefaultMaxPixels, no resize. The YAML tags are the
+// keys of pipeline.yaml's decode section, whose Config (stages/decode)
+// inlines this one.
 type Config struct {
 	// MaxPixels refuses images whose width*height, read from the header,
 	// exceeds it, before pixel memory is allocated; the resized output is
-	// held to the same limit. 0 means DefaultMaxPixels.
-	MaxPixels int64
+	// held to the same limit. In [1, 2^31-1]; 0 means DefaultMaxPixels.
+	MaxPixels int64 `yaml:"max_pixels"`
 	// ResizeShorter, when > 0, resizes every image so its shorter side has
 	// this length, keeping the aspect ratio (the longer side truncated, as
-	// torchvision's Resize(int) does); smaller images are enlarged.
-	ResizeShorter int
+	// torchvision's Resize(int) does); smaller images are enlarged. In
+	// [0, 16384].
+	ResizeShorter int `yaml:"resize_shorter"`
 	// Gray outputs one luma channel (ITU-R 601, as PIL's convert("L"))
 	// instead of RGB.
-	Gray bool
+	Gray bool `yaml:"gray"`
 }
 
 func (c *Config) setDefaults() {
@@ -55,16 +62,14 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// Validate reports whether c, after defaults, is usable.
+// Validate reports every field of c out of range, each a *field.Error
+// (config/field) named by its YAML key and wrapping ErrInvalidConfig. It
+// checks c as given: a zero MaxPixels is refused (New defaults it first).
 func (c Config) Validate() error {
-	c.setDefaults()
-	switch {
-	case c.MaxPixels < 0:
-		return fmt.Errorf("%w: MaxPixels %d is negative", ErrInvalidConfig, c.MaxPixels)
-	case c.ResizeShorter < 0 || c.ResizeShorter > maxResizeShorter:
-		return fmt.Errorf("%w: ResizeShorter %d is outside [0, %d]", ErrInvalidConfig, c.ResizeShorter, maxResizeShorter)
-	}
-	return nil
+	k := field.NewChecker(ErrInvalidConfig)
+	k.Int64In("max_pixels", c.MaxPixels, 1, maxMaxPixels)
+	k.IntIn("resize_shorter", c.ResizeShorter, 0, maxResizeShorter)
+	return k.Err()
 }
 
 // Image is a decoded image: Pix holds Height rows of Width pixels of
@@ -81,12 +86,13 @@ type Decoder struct {
 	fast func(data []byte, w, h, denom int, gray bool) (Image, bool)
 }
 
-// New returns a Decoder for cfg, or an error wrapping ErrInvalidConfig.
+// New returns a Decoder for cfg with its unset fields defaulted, or an error
+// wrapping ErrInvalidConfig that names each bad field by its YAML key.
 func New(cfg Config) (*Decoder, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
 	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
 	return &Decoder{cfg: cfg, fast: scaledJPEG}, nil
 }
 

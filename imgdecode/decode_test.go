@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/supflow/supflow/config/field"
 	"github.com/supflow/supflow/messages"
 )
 
@@ -546,19 +547,31 @@ func TestDecodeByContent(t *testing.T) {
 func TestConfigValidate(t *testing.T) {
 	tests := []struct {
 		cfg Config
-		ok  bool
+		key string // "" = valid
 	}{
-		{Config{}, true},
-		{Config{MaxPixels: 1, ResizeShorter: 224, Gray: true}, true},
-		{Config{MaxPixels: -1}, false},
-		{Config{ResizeShorter: -1}, false},
-		{Config{ResizeShorter: maxResizeShorter + 1}, false},
+		{Config{}, ""}, // New defaults MaxPixels
+		{Config{MaxPixels: 1, ResizeShorter: 224, Gray: true}, ""},
+		{Config{MaxPixels: maxMaxPixels, ResizeShorter: maxResizeShorter}, ""},
+		{Config{MaxPixels: -1}, "max_pixels"},
+		{Config{MaxPixels: maxMaxPixels + 1}, "max_pixels"},
+		{Config{ResizeShorter: -1}, "resize_shorter"},
+		{Config{ResizeShorter: maxResizeShorter + 1}, "resize_shorter"},
 	}
 	for _, tt := range tests {
 		_, err := New(tt.cfg)
-		if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrInvalidConfig)) {
-			t.Errorf("New(%+v) = %v, want ok=%v", tt.cfg, err, tt.ok)
+		if (err == nil) != (tt.key == "") || (err != nil && !errors.Is(err, ErrInvalidConfig)) {
+			t.Errorf("New(%+v) = %v, want ok=%v", tt.cfg, err, tt.key == "")
 		}
+		if tt.key == "" {
+			continue
+		}
+		if fe := field.List(err); len(fe) != 1 || fe[0].Key != tt.key {
+			t.Errorf("New(%+v) = %v, want one error naming %s", tt.cfg, err, tt.key)
+		}
+	}
+	// Validate checks the Config as given: 0 is not a pixel limit.
+	if fe := field.List(Config{}.Validate()); len(fe) != 1 || fe[0].Key != "max_pixels" {
+		t.Errorf("Config{}.Validate() = %v, want max_pixels", fe)
 	}
 }
 

@@ -23,5 +23,6 @@
 //     is decoded again by the pure-Go path, which alone decides whether an
 //     image is valid. Without cgo every image takes the pure-Go path.
 //
-// It imports only the standard library, golang.org/x/image and messages.
+// It imports only the standard library, golang.org/x/image, messages and
+// config/field (the key-named errors of Config.Validate).
 package imgdecode

@@ -48,7 +48,7 @@ func pipelines(pngs [][]byte) error {
 			return err
 		}
 	}
-	dec, err := decode.New(decode.Config{IsNotFound: func(err error) bool { return errors.Is(err, store.ErrNotFound) }}, objects)
+	dec, err := decode.New(decode.Config{}, decode.Deps{Objects: objects, IsNotFound: func(err error) bool { return errors.Is(err, store.ErrNotFound) }})
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,6 @@ import (
 	"path"
 	"time"
 
-	"github.com/supflow/supflow/augment"
 	"github.com/supflow/supflow/bus"
 	"github.com/supflow/supflow/config"
 	"github.com/supflow/supflow/dataset"
@@ -19,15 +18,12 @@ import (
 
 // newDecoder builds the decode stage on the store.
 func newDecoder(cfg *config.Config, s *store.Client) (*decode.Stage, error) {
-	dc := decode.Config{
-		MaxPixels: int64(cfg.Decode.MaxPixels), MaxObjectBytes: int64(cfg.Decode.MaxObjectBytes),
-		ResizeShorter: cfg.Decode.ResizeShorter, Gray: cfg.Decode.Gray,
-		IsNotFound: func(err error) bool { return errors.Is(err, store.ErrNotFound) },
-	}
-	if cfg.Decode.Cache {
-		dc.Cache, dc.CachePrefix = storeCache{s}, path.Join("cache", cfg.Dataset.Prefix)
-	}
-	return decode.New(dc, s)
+	return decode.New(cfg.Decode, decode.Deps{
+		Objects:     s,
+		IsNotFound:  func(err error) bool { return errors.Is(err, store.ErrNotFound) },
+		Cache:       storeCache{s},
+		CachePrefix: path.Join("cache", cfg.Dataset.Prefix),
+	})
 }
 
 // storeCache keeps the decode cache as objects of the bucket.
@@ -42,11 +38,8 @@ func (s storeCache) Put(ctx context.Context, key string, b []byte) error {
 // newAugmenter builds the augment stage from pipeline.yaml.
 func newAugmenter(cfg *config.Config) (*augstage.Stage, error) {
 	a := cfg.Augment
-	return augstage.New(augstage.Config{Seed: uint64(cfg.Run.Seed), Config: augment.Config{
-		Size: a.Size, NViews: a.NViews, Scale: a.Scale, Ratio: a.Ratio, Antialias: &a.Antialias,
-		FlipP: &a.FlipP, JitterP: &a.JitterP, GrayP: &a.GrayscaleP,
-		Jitter: augment.JitterConfig{Brightness: a.Brightness, Contrast: a.Contrast, Saturation: a.Saturation, Hue: a.Hue},
-	}})
+	a.Seed = uint64(cfg.Run.Seed)
+	return augstage.New(a)
 }
 
 // onlyRun wraps a stage handler so that messages of other runs are

@@ -2,6 +2,10 @@
 // (messages.Image) into its n_views augmented views (messages.ViewGroup),
 // with the ops and random policy of github.com/supflow/supflow/augment.
 //
+// Config is pipeline.yaml's augment section: workers plus the library's
+// augment.Config inline; the config package embeds it as is.
+//
 // The stage owns no transport: the bus adapter in cmd/supflow mounts Handle.
-// It must not import bus or any other stage.
+// It imports augment, messages and config/field; it must not import bus,
+// config or any other stage.
 package augment

@@ -6,17 +6,55 @@ import (
 	"sync"
 
 	augops "github.com/supflow/supflow/augment"
+	"github.com/supflow/supflow/config/field"
 	"github.com/supflow/supflow/messages"
 )
 
-// Config configures the stage. The augmentation knobs are inline, so
-// pipeline.yaml sets them beside the seed (size, n_views, scale, ...); see
-// augops.Config for each field and its default.
+// Config configures the stage: pipeline.yaml's augment section. The
+// augmentation knobs are inline, so the section sets them beside workers
+// (size, n_views, scale, ...); see augops.Config for each and its default.
 type Config struct {
-	// Seed is the run seed. With the epoch, sample id and view index it
-	// fixes every random choice, whichever worker makes the view.
-	Seed          uint64 `yaml:"seed"`
+	// Seed is the run seed (pipeline.yaml's run.seed, not a key of this
+	// section). With the epoch, sample id and view index it fixes every
+	// random choice, whichever worker makes the view.
+	Seed uint64 `yaml:"-"`
+	// Workers is how many images the process augments concurrently: the
+	// concurrency cmd/supflow mounts Handle with, in [1, 256]; default 2.
+	// The Stage itself does not read it.
+	Workers       int `yaml:"workers"`
 	augops.Config `yaml:",inline"`
+}
+
+// maxWorkers bounds Config.Workers.
+const maxWorkers = 256
+
+// DefaultConfig returns the defaults of every field but Seed: 2 workers and
+// SupContrast's policy (augops.DefaultConfig).
+func DefaultConfig() Config {
+	return Config{Workers: 2, Config: augops.DefaultConfig()}
+}
+
+// setDefaults fills the unset fields from DefaultConfig.
+func (c *Config) setDefaults() {
+	if c.Workers == 0 {
+		c.Workers = DefaultConfig().Workers
+	}
+	c.Config = c.Config.Defaults()
+}
+
+// Validate reports every field of c out of range, each a *field.Error
+// (config/field) named by its key in the augment section and wrapping
+// augops.ErrConfig. Like augops.Config.Validate it checks c as given: New
+// fills unset fields first. n_views is capped at messages.MaxViews, the most
+// one view group message carries.
+func (c Config) Validate() error {
+	k := field.NewChecker(augops.ErrConfig)
+	k.IntIn("workers", c.Workers, 1, maxWorkers)
+	k.Include("", c.Config.Validate())
+	if c.NViews > messages.MaxViews {
+		k.Add("n_views", c.NViews, fmt.Sprintf("at most %d, the views one message carries", messages.MaxViews))
+	}
+	return k.Err()
 }
 
 // Stage makes views. It is safe for concurrent use: each call borrows an
@@ -27,9 +65,13 @@ type Stage struct {
 	pool sync.Pool     // *augops.Augmenter
 }
 
-// New validates cfg and returns a Stage; a bad Config gives an error
-// wrapping augops.ErrConfig.
+// New returns a Stage for cfg with its unset fields defaulted; a bad Config
+// gives an error wrapping augops.ErrConfig that names each bad key.
 func New(cfg Config) (*Stage, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("augment stage: %w", err)
+	}
 	proto, err := augops.New(cfg.Config)
 	if err != nil {
 		return nil, fmt.Errorf("augment stage: %w", err)

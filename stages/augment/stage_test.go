@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	augops "github.com/supflow/supflow/augment"
+	"github.com/supflow/supflow/config/field"
 	"github.com/supflow/supflow/messages"
 )
 
@@ -164,12 +165,69 @@ func TestHandleCanceled(t *testing.T) {
 func TestNewBadConfig(t *testing.T) {
 	for _, cfg := range []Config{
 		{Config: augops.Config{NViews: 1}},
+		{Config: augops.Config{NViews: messages.MaxViews + 1}},
 		{Config: augops.Config{Size: -3}},
 		{Config: augops.Config{Scale: [2]float64{0.5, 2}}},
+		{Workers: -1},
 	} {
 		if _, err := New(cfg); !errors.Is(err, augops.ErrConfig) {
 			t.Errorf("New(%+v) = %v, want ErrConfig", cfg, err)
 		}
+	}
+}
+
+// TestValidate: each bad value is named by its key in pipeline.yaml's
+// augment section.
+func TestValidate(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	tests := []struct {
+		name string
+		edit func(*Config)
+		key  string // "" = valid
+	}{
+		{"defaults", func(*Config) {}, ""},
+		{"max views", func(c *Config) { c.NViews = messages.MaxViews }, ""},
+		{"nil pointer is the default", func(c *Config) { c.FlipP = nil }, ""},
+		{"no workers", func(c *Config) { c.Workers = 0 }, "workers"},
+		{"too many workers", func(c *Config) { c.Workers = maxWorkers + 1 }, "workers"},
+		{"size 0 is not defaulted", func(c *Config) { c.Size = 0 }, "size"},
+		{"size 3", func(c *Config) { c.Size = 3 }, "size"},
+		{"size 1025", func(c *Config) { c.Size = 1025 }, "size"},
+		{"one view", func(c *Config) { c.NViews = 1 }, "n_views"},
+		{"more views than a message carries", func(c *Config) { c.NViews = messages.MaxViews + 1 }, "n_views"},
+		{"scale", func(c *Config) { c.Scale = [2]float64{0.9, 0.2} }, "scale"},
+		{"ratio", func(c *Config) { c.Ratio = [2]float64{0, 1} }, "ratio"},
+		{"flip_p", func(c *Config) { c.FlipP = f(2) }, "flip_p"},
+		{"jitter_p", func(c *Config) { c.JitterP = f(-1) }, "jitter_p"},
+		{"grayscale_p", func(c *Config) { c.GrayP = f(1.5) }, "grayscale_p"},
+		{"brightness", func(c *Config) { c.Jitter.Brightness = -1 }, "brightness"},
+		{"contrast", func(c *Config) { c.Jitter.Contrast = -1 }, "contrast"},
+		{"saturation", func(c *Config) { c.Jitter.Saturation = -1 }, "saturation"},
+		{"hue", func(c *Config) { c.Jitter.Hue = 0.6 }, "hue"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tt.edit(&c)
+			err := c.Validate()
+			if tt.key == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			fe := field.List(err)
+			if len(fe) != 1 || fe[0].Key != tt.key || !errors.Is(err, augops.ErrConfig) {
+				t.Fatalf("Validate = %v, want one ErrConfig naming %s", err, tt.key)
+			}
+		})
+	}
+}
+
+func TestDefaultConfig(t *testing.T) {
+	c := DefaultConfig()
+	if c.Workers != 2 || c.Seed != 0 || c.Size != 32 || c.NViews != 2 || *c.FlipP != 0.5 || *c.GrayP != 0.2 {
+		t.Errorf("DefaultConfig = %+v", c)
 	}
 }
 

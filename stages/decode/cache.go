@@ -35,7 +35,7 @@ func (s *Stage) cacheKey(key string) string {
 	if s.cfg.Gray {
 		gray = "gray"
 	}
-	return path.Join(s.cfg.CachePrefix, "r"+strconv.Itoa(s.cfg.ResizeShorter)+"-"+gray, key+".px")
+	return path.Join(s.prefix, "r"+strconv.Itoa(s.cfg.ResizeShorter)+"-"+gray, key+".px")
 }
 
 func encodeCacheEntry(img imgdecode.Image) []byte {
@@ -72,9 +72,9 @@ func (s *Stage) CacheStats() (hits, misses, failures int64) {
 
 // cached returns the cached image of key, if there is a usable entry.
 func (s *Stage) cached(ctx context.Context, key string) (imgdecode.Image, bool) {
-	b, err := s.cfg.Cache.Get(ctx, s.cacheKey(key))
+	b, err := s.cache.Get(ctx, s.cacheKey(key))
 	if err != nil {
-		if s.cfg.IsNotFound == nil || !s.cfg.IsNotFound(err) {
+		if s.isNotFound == nil || !s.isNotFound(err) {
 			s.stats.errors.Add(1)
 		}
 		s.stats.misses.Add(1)
@@ -91,7 +91,7 @@ func (s *Stage) cached(ctx context.Context, key string) (imgdecode.Image, bool) 
 }
 
 func (s *Stage) store(ctx context.Context, key string, img imgdecode.Image) {
-	if err := s.cfg.Cache.Put(ctx, s.cacheKey(key), encodeCacheEntry(img)); err != nil {
+	if err := s.cache.Put(ctx, s.cacheKey(key), encodeCacheEntry(img)); err != nil {
 		s.stats.errors.Add(1)
 	}
 }

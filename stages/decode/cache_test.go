@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/supflow/supflow/imgdecode"
 	"github.com/supflow/supflow/messages"
 )
 
@@ -54,7 +55,7 @@ func (c *countingObjects) Get(ctx context.Context, key string) ([]byte, error) {
 func TestCacheSkipsFetchAndDecode(t *testing.T) {
 	objs := &countingObjects{memObjects: memObjects{objects: map[string][]byte{"a.png": pngBytes(t, testImage(9, 7))}}}
 	cache := &memCache{m: map[string][]byte{}}
-	s, err := New(Config{Cache: cache, CachePrefix: "cache", IsNotFound: isMissing, ResizeShorter: 4}, objs)
+	s, err := New(Config{Config: imgdecode.Config{ResizeShorter: 4}, Cache: true}, Deps{Objects: objs, Cache: cache, CachePrefix: "cache", IsNotFound: isMissing})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +86,7 @@ func TestCacheSkipsFetchAndDecode(t *testing.T) {
 func TestCacheFailuresNeverFailADecode(t *testing.T) {
 	objs := memObjects{objects: map[string][]byte{"a.png": pngBytes(t, testImage(5, 5))}}
 	cache := &memCache{m: map[string][]byte{"c/r0-rgb/a.png.px": []byte("SFPX\x01garbage")}, failPut: true}
-	s, err := New(Config{Cache: cache, CachePrefix: "c", IsNotFound: isMissing}, objs)
+	s, err := New(Config{Cache: true}, Deps{Objects: objs, Cache: cache, CachePrefix: "c", IsNotFound: isMissing})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,4 +108,24 @@ func FuzzCacheEntry(f *testing.F) {
 			t.Fatalf("entry %dx%dx%d with %d bytes accepted", img.Height, img.Width, img.Channels, len(img.Pix))
 		}
 	})
+}
+
+// TestCacheOnlyWhenConfigured: Deps.Cache is used only with Config.Cache,
+// and Config.Cache needs it.
+func TestCacheOnlyWhenConfigured(t *testing.T) {
+	objs := memObjects{objects: map[string][]byte{"a.png": pngBytes(t, testImage(5, 5))}}
+	cache := &memCache{m: map[string][]byte{}}
+	s, err := New(Config{}, Deps{Objects: objs, Cache: cache, CachePrefix: "c", IsNotFound: isMissing})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Handle(context.Background(), messages.DecodeTask{Key: "a.png"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(cache.m) != 0 {
+		t.Errorf("cache written with Config.Cache off: %v", cache.m)
+	}
+	if _, err := New(Config{Cache: true}, Deps{Objects: objs}); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("New with cache on and no Deps.Cache = %v, want ErrInvalidConfig", err)
+	}
 }

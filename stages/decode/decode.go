@@ -5,13 +5,26 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/supflow/supflow/config/field"
 	"github.com/supflow/supflow/imgdecode"
 	"github.com/supflow/supflow/messages"
 )
 
-// DefaultMaxObjectBytes is the object size limit when Config.MaxObjectBytes
-// is 0: larger than any photograph a training set holds.
-const DefaultMaxObjectBytes = 64 << 20
+// Defaults of Config.
+const (
+	// DefaultMaxObjectBytes is the object size limit: larger than any
+	// photograph a training set holds.
+	DefaultMaxObjectBytes = 64 << 20
+	// DefaultMaxPixels is the pixel limit, below imgdecode's (PIL's):
+	// 50 megapixels, about 150 MB of RGB per image in flight.
+	DefaultMaxPixels = 50_000_000
+)
+
+// Bounds of Config fields.
+const (
+	maxWorkers        = 256
+	maxMaxObjectBytes = 1<<31 - 1
+)
 
 // Errors of the decode stage. ErrNotFound, ErrObjectTooLarge and
 // ErrInvalidTask are returned wrapped in messages.Permanent.
@@ -28,75 +41,115 @@ type Getter interface {
 	Get(ctx context.Context, key string) ([]byte, error)
 }
 
-// Config configures a Stage. The zero value is usable.
+// Config configures a Stage: pipeline.yaml's decode section, whose keys are
+// the YAML tags (the image settings, max_pixels, resize_shorter and gray,
+// come inline from imgdecode.Config). The zero value is usable: New fills
+// unset fields from DefaultConfig.
 type Config struct {
-	// MaxPixels refuses images with more pixels (width*height, read from the
-	// header before decoding). 0 means imgdecode.DefaultMaxPixels.
-	MaxPixels int64
-	// MaxObjectBytes refuses objects larger than this. 0 means
-	// DefaultMaxObjectBytes.
-	MaxObjectBytes int64
-	// ResizeShorter resizes each image so its shorter side has this length
-	// (antialiased bilinear, as torchvision's Resize on PIL images); 0 keeps
-	// the stored size.
-	ResizeShorter int
-	// Gray keeps one luma channel: set it for gray datasets such as MNIST.
-	Gray bool
-	// IsNotFound reports whether a Getter error means the object does not
-	// exist (for the store package: errors.Is(err, store.ErrNotFound)). Nil
-	// treats every fetch error as transient.
+	// Workers is how many tasks the process decodes concurrently: the
+	// concurrency cmd/supflow mounts Handle with, in [1, 256]; default 2.
+	// The Stage itself does not read it.
+	Workers int `yaml:"workers"`
+	// Config holds the decoder's limits and output form: MaxPixels refuses
+	// images with more pixels (width*height, read from the header before
+	// decoding), default DefaultMaxPixels; ResizeShorter resizes each image
+	// so its shorter side has this length (antialiased bilinear, as
+	// torchvision's Resize on PIL images), 0 keeping the stored size; Gray
+	// keeps one luma channel, for gray datasets such as MNIST.
+	imgdecode.Config `yaml:",inline"`
+	// MaxObjectBytes refuses objects larger than this, in [1, 2^31-1];
+	// default DefaultMaxObjectBytes.
+	MaxObjectBytes int64 `yaml:"max_object_bytes"`
+	// Cache keeps decoded images through Deps.Cache so that later epochs
+	// skip the fetch of the original and the decode; New then requires
+	// Deps.Cache.
+	Cache bool `yaml:"cache"`
+}
+
+// DefaultConfig returns the defaults of every field.
+func DefaultConfig() Config {
+	return Config{
+		Workers:        2,
+		Config:         imgdecode.Config{MaxPixels: DefaultMaxPixels},
+		MaxObjectBytes: DefaultMaxObjectBytes,
+	}
+}
+
+// setDefaults fills the unset fields from DefaultConfig.
+func (c *Config) setDefaults() {
+	d := DefaultConfig()
+	if c.Workers == 0 {
+		c.Workers = d.Workers
+	}
+	if c.MaxPixels == 0 {
+		c.MaxPixels = d.MaxPixels
+	}
+	if c.MaxObjectBytes == 0 {
+		c.MaxObjectBytes = d.MaxObjectBytes
+	}
+}
+
+// Validate reports every field of c out of range, each a *field.Error
+// (config/field) named by its key in the decode section and wrapping
+// ErrInvalidConfig. It checks c as given: a zero limit is refused (New
+// defaults it first).
+func (c Config) Validate() error {
+	k := field.NewChecker(ErrInvalidConfig)
+	k.IntIn("workers", c.Workers, 1, maxWorkers)
+	k.Include("", c.Config.Validate())
+	k.Int64In("max_object_bytes", c.MaxObjectBytes, 1, maxMaxObjectBytes)
+	return k.Err()
+}
+
+// Deps are what a Stage uses besides its Config.
+type Deps struct {
+	// Objects fetches the originals; required.
+	Objects Getter
+	// IsNotFound reports whether an Objects or Cache error means the object
+	// does not exist (for the store package: errors.Is(err,
+	// store.ErrNotFound)). Nil treats every fetch error as transient.
 	IsNotFound func(error) bool
-	// Cache, when set, keeps decoded images under CachePrefix so that later
-	// epochs skip the fetch of the original and the decode.
+	// Cache keeps decoded images under CachePrefix; required when
+	// Config.Cache is set, unused otherwise.
 	Cache       Cache
 	CachePrefix string
-}
-
-func (c *Config) setDefaults() {
-	if c.MaxObjectBytes == 0 {
-		c.MaxObjectBytes = DefaultMaxObjectBytes
-	}
-}
-
-// Validate reports whether c, after defaults, is usable.
-func (c Config) Validate() error {
-	c.setDefaults()
-	if c.MaxObjectBytes < 0 {
-		return fmt.Errorf("%w: MaxObjectBytes %d is negative", ErrInvalidConfig, c.MaxObjectBytes)
-	}
-	if err := c.imgConfig().Validate(); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
-	}
-	return nil
-}
-
-func (c Config) imgConfig() imgdecode.Config {
-	return imgdecode.Config{MaxPixels: c.MaxPixels, ResizeShorter: c.ResizeShorter, Gray: c.Gray}
 }
 
 // Stage decodes tasks. It holds no per-call state and is safe for
 // concurrent use.
 type Stage struct {
-	cfg     Config
-	objects Getter
-	dec     *imgdecode.Decoder
-	stats   cacheStats
+	cfg        Config
+	objects    Getter
+	isNotFound func(error) bool
+	cache      Cache // nil when Config.Cache is off
+	prefix     string
+	dec        *imgdecode.Decoder
+	stats      cacheStats
 }
 
-// New returns a Stage reading objects through objects.
-func New(cfg Config, objects Getter) (*Stage, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	if objects == nil {
-		return nil, fmt.Errorf("%w: nil Getter", ErrInvalidConfig)
-	}
+// New returns a Stage for cfg with its unset fields defaulted, reading
+// through deps. A bad Config or missing dependency gives an error wrapping
+// ErrInvalidConfig; a bad Config's names each bad key.
+func New(cfg Config, deps Deps) (*Stage, error) {
 	cfg.setDefaults()
-	dec, err := imgdecode.New(cfg.imgConfig())
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	if deps.Objects == nil {
+		return nil, fmt.Errorf("%w: nil Deps.Objects", ErrInvalidConfig)
+	}
+	if cfg.Cache && deps.Cache == nil {
+		return nil, fmt.Errorf("%w: cache is on but Deps.Cache is nil", ErrInvalidConfig)
+	}
+	dec, err := imgdecode.New(cfg.Config)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
-	return &Stage{cfg: cfg, objects: objects, dec: dec}, nil
+	s := &Stage{cfg: cfg, objects: deps.Objects, isNotFound: deps.IsNotFound, dec: dec}
+	if cfg.Cache {
+		s.cache, s.prefix = deps.Cache, deps.CachePrefix
+	}
+	return s, nil
 }
 
 // Handle fetches and decodes the object of task. A transient fetch failure
@@ -107,14 +160,14 @@ func (s *Stage) Handle(ctx context.Context, task messages.DecodeTask) (messages.
 	if task.Key == "" {
 		return messages.Image{}, messages.Permanent(fmt.Errorf("%w: empty key (run %q, sample %d)", ErrInvalidTask, task.RunID, task.SampleID))
 	}
-	if s.cfg.Cache != nil {
+	if s.cache != nil {
 		if img, ok := s.cached(ctx, task.Key); ok {
 			return imageOf(task, img), nil
 		}
 	}
 	data, err := s.objects.Get(ctx, task.Key)
 	switch {
-	case err != nil && s.cfg.IsNotFound != nil && s.cfg.IsNotFound(err):
+	case err != nil && s.isNotFound != nil && s.isNotFound(err):
 		return messages.Image{}, messages.Permanent(fmt.Errorf("%w: %q: %w", ErrNotFound, task.Key, err))
 	case err != nil:
 		return messages.Image{}, fmt.Errorf("decode: fetch %q: %w", task.Key, err)
@@ -125,7 +178,7 @@ func (s *Stage) Handle(ctx context.Context, task messages.DecodeTask) (messages.
 	if err != nil {
 		return messages.Image{}, messages.Permanent(fmt.Errorf("decode: object %q: %w", task.Key, err))
 	}
-	if s.cfg.Cache != nil {
+	if s.cache != nil {
 		s.store(ctx, task.Key, img)
 	}
 	return imageOf(task, img), nil

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/supflow/supflow/config/field"
 	"github.com/supflow/supflow/imgdecode"
 	"github.com/supflow/supflow/messages"
 )
@@ -88,7 +89,7 @@ func TestHandle(t *testing.T) {
 	tests := []struct {
 		name      string
 		cfg       Config
-		noIsNF    bool // leave Config.IsNotFound nil
+		noIsNF    bool // leave Deps.IsNotFound nil
 		key       string
 		wantSize  [3]int // width, height, channels
 		wantErr   error  // nil: success
@@ -96,24 +97,25 @@ func TestHandle(t *testing.T) {
 	}{
 		{name: "png", key: "ok.png", wantSize: [3]int{24, 16, 3}},
 		{name: "png named jpg", key: "png.jpg", wantSize: [3]int{24, 16, 3}},
-		{name: "gray", cfg: Config{Gray: true}, key: "ok.png", wantSize: [3]int{24, 16, 1}},
-		{name: "jpeg resized", cfg: Config{ResizeShorter: 12}, key: "photo.jpg", wantSize: [3]int{16, 12, 3}},
+		{name: "gray", cfg: Config{Config: imgdecode.Config{Gray: true}}, key: "ok.png", wantSize: [3]int{24, 16, 1}},
+		{name: "jpeg resized", cfg: Config{Config: imgdecode.Config{ResizeShorter: 12}}, key: "photo.jpg", wantSize: [3]int{16, 12, 3}},
 		{name: "missing", key: "nope", wantErr: ErrNotFound, permanent: true},
 		{name: "missing without IsNotFound is transient", noIsNF: true, key: "nope", wantErr: errMissing},
 		{name: "transient fetch error", key: "flaky", wantErr: objects.fail["flaky"]},
 		{name: "truncated", key: "corrupt", wantErr: imgdecode.ErrCorrupt, permanent: true},
 		{name: "text named jpg", key: "text.jpg", wantErr: imgdecode.ErrFormat, permanent: true},
 		{name: "zero bytes", key: "empty", wantErr: imgdecode.ErrEmpty, permanent: true},
-		{name: "over pixel limit", cfg: Config{MaxPixels: 100 * 100}, key: "big.png", wantErr: imgdecode.ErrTooLarge, permanent: true},
+		{name: "over pixel limit", cfg: Config{Config: imgdecode.Config{MaxPixels: 100 * 100}}, key: "big.png", wantErr: imgdecode.ErrTooLarge, permanent: true},
 		{name: "over object limit", cfg: Config{MaxObjectBytes: 1024}, key: "large.blob", wantErr: ErrObjectTooLarge, permanent: true},
 		{name: "empty key", key: "", wantErr: ErrInvalidTask, permanent: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			deps := Deps{Objects: objects}
 			if !tt.noIsNF {
-				tt.cfg.IsNotFound = isMissing
+				deps.IsNotFound = isMissing
 			}
-			s, err := New(tt.cfg, objects)
+			s, err := New(tt.cfg, deps)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -146,7 +148,7 @@ func TestHandle(t *testing.T) {
 }
 
 func TestHandleCanceled(t *testing.T) {
-	s, err := New(Config{IsNotFound: isMissing}, memObjects{objects: map[string][]byte{"a": pngBytes(t, testImage(2, 2))}})
+	s, err := New(Config{}, Deps{Objects: memObjects{objects: map[string][]byte{"a": pngBytes(t, testImage(2, 2))}}, IsNotFound: isMissing})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,19 +169,70 @@ func TestNewValidates(t *testing.T) {
 		ok      bool
 	}{
 		{"zero config", Config{}, objects, true},
-		{"all set", Config{MaxPixels: 1 << 20, MaxObjectBytes: 1 << 20, ResizeShorter: 32, Gray: true, IsNotFound: isMissing}, objects, true},
+		{"all set", Config{Workers: 3, Config: imgdecode.Config{MaxPixels: 1 << 20, ResizeShorter: 32, Gray: true}, MaxObjectBytes: 1 << 20}, objects, true},
 		{"nil getter", Config{}, nil, false},
+		{"negative workers", Config{Workers: -1}, objects, false},
 		{"negative object limit", Config{MaxObjectBytes: -1}, objects, false},
-		{"negative pixel limit", Config{MaxPixels: -1}, objects, false},
-		{"negative resize", Config{ResizeShorter: -5}, objects, false},
+		{"negative pixel limit", Config{Config: imgdecode.Config{MaxPixels: -1}}, objects, false},
+		{"negative resize", Config{Config: imgdecode.Config{ResizeShorter: -5}}, objects, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := New(tt.cfg, tt.objects)
+			_, err := New(tt.cfg, Deps{Objects: tt.objects, IsNotFound: isMissing})
 			if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrInvalidConfig)) {
 				t.Fatalf("New = %v, want ok=%v", err, tt.ok)
 			}
 		})
+	}
+}
+
+// TestValidate: each bad value is named by its key in pipeline.yaml's
+// decode section, the image settings included.
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*Config)
+		key  string // "" = valid
+	}{
+		{"defaults", func(*Config) {}, ""},
+		{"largest", func(c *Config) { c.Workers, c.MaxPixels, c.MaxObjectBytes = maxWorkers, 1<<31-1, maxMaxObjectBytes }, ""},
+		{"no workers", func(c *Config) { c.Workers = 0 }, "workers"},
+		{"too many workers", func(c *Config) { c.Workers = maxWorkers + 1 }, "workers"},
+		{"max_pixels 0 is not defaulted", func(c *Config) { c.MaxPixels = 0 }, "max_pixels"},
+		{"max_pixels too big", func(c *Config) { c.MaxPixels = 1 << 31 }, "max_pixels"},
+		{"max_object_bytes 0", func(c *Config) { c.MaxObjectBytes = 0 }, "max_object_bytes"},
+		{"max_object_bytes too big", func(c *Config) { c.MaxObjectBytes = maxMaxObjectBytes + 1 }, "max_object_bytes"},
+		{"resize_shorter negative", func(c *Config) { c.ResizeShorter = -1 }, "resize_shorter"},
+		{"resize_shorter too big", func(c *Config) { c.ResizeShorter = 1<<14 + 1 }, "resize_shorter"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tt.edit(&c)
+			err := c.Validate()
+			if tt.key == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			fe := field.List(err)
+			if len(fe) != 1 || fe[0].Key != tt.key || !errors.Is(err, ErrInvalidConfig) {
+				t.Fatalf("Validate = %v, want one ErrInvalidConfig naming %s", err, tt.key)
+			}
+		})
+	}
+}
+
+func TestDefaultConfig(t *testing.T) {
+	want := Config{Workers: 2, Config: imgdecode.Config{MaxPixels: 50_000_000}, MaxObjectBytes: 64 << 20}
+	if c := DefaultConfig(); c != want {
+		t.Errorf("DefaultConfig = %+v, want %+v", c, want)
+	}
+	var zero Config
+	zero.setDefaults()
+	if zero != want {
+		t.Errorf("zero Config with defaults = %+v, want %+v", zero, want)
 	}
 }
 
@@ -188,7 +241,7 @@ func TestHandleConcurrent(t *testing.T) {
 	for i := range 16 {
 		objects.objects[fmt.Sprint(i)] = jpegBytes(t, testImage(40+i, 30))
 	}
-	s, err := New(Config{ResizeShorter: 20, IsNotFound: isMissing}, objects)
+	s, err := New(Config{Config: imgdecode.Config{ResizeShorter: 20}}, Deps{Objects: objects, IsNotFound: isMissing})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,11 +4,16 @@
 // messages.Image carrying the task's ids, label and split.
 //
 // It classifies failures for the bus: a fetch error is transient (a plain
-// error, retried) unless Config.IsNotFound says the object is missing; a
+// error, retried) unless Deps.IsNotFound says the object is missing; a
 // missing, oversized or undecodable object is permanent
-// (messages.ErrPermanent) and names the key and the reason.
+// (messages.ErrPermanent) and names the key and the reason. With
+// Config.Cache on, decoded images are written through Deps.Cache so that
+// later epochs skip the fetch and the decode.
 //
-// It imports only messages and imgdecode; the object store is injected as a
-// Getter, and the bus mounts Handle. A decoded-image cache (decoded tensors
-// written back to S3 for later epochs) does not exist yet.
+// Config is pipeline.yaml's decode section (the config package embeds it as
+// is); Deps holds what is not a setting: the object store, injected as a
+// Getter, the cache and the not-found test. The bus mounts Handle.
+//
+// It imports only messages, imgdecode and config/field; it must not import
+// bus, store, config or any other stage.
 package decode

@@ -7,6 +7,7 @@ import (
 	"image"
 	"image/png"
 
+	"github.com/supflow/supflow/imgdecode"
 	"github.com/supflow/supflow/messages"
 	"github.com/supflow/supflow/stages/decode"
 )
@@ -19,7 +20,7 @@ func ExampleStage_Handle() {
 	var buf bytes.Buffer
 	_ = png.Encode(&buf, image.NewGray(image.Rect(0, 0, 640, 480)))
 
-	s, err := decode.New(decode.Config{ResizeShorter: 32}, oneObject(buf.Bytes()))
+	s, err := decode.New(decode.Config{Config: imgdecode.Config{ResizeShorter: 32}}, decode.Deps{Objects: oneObject(buf.Bytes())})
 	if err != nil {
 		panic(err)
 	}

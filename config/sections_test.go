@@ -1,0 +1,188 @@
+package config
+
+import (
+	"errors"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	augops "github.com/supflow/supflow/augment"
+	"github.com/supflow/supflow/config/field"
+	"github.com/supflow/supflow/stages/augment"
+	"github.com/supflow/supflow/stages/decode"
+)
+
+// TestSectionKeysUnchanged: the decode and augment sections, now the
+// stages' own Configs, keep the keys (and so the SUPFLOW_* variables)
+// pipeline.yaml had when config declared them itself.
+func TestSectionKeysUnchanged(t *testing.T) {
+	want := []string{
+		"augment.antialias", "augment.brightness", "augment.contrast", "augment.flip_p", "augment.grayscale_p",
+		"augment.hue", "augment.jitter_p", "augment.n_views", "augment.ratio", "augment.saturation",
+		"augment.scale", "augment.size", "augment.workers",
+		"decode.cache", "decode.gray", "decode.max_object_bytes", "decode.max_pixels", "decode.resize_shorter",
+		"decode.workers",
+	}
+	var got []string
+	for _, k := range Keys() {
+		if strings.HasPrefix(k, "decode.") || strings.HasPrefix(k, "augment.") {
+			got = append(got, k)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("keys\n got %v\nwant %v", got, want)
+	}
+}
+
+// TestSectionDefaultsUnchanged: the packages' DefaultConfig gives the
+// values config/defaults.go held.
+func TestSectionDefaultsUnchanged(t *testing.T) {
+	c := Default()
+	d := c.Decode
+	if d.Workers != 2 || d.MaxPixels != 50_000_000 || d.MaxObjectBytes != 64<<20 || d.ResizeShorter != 0 || d.Gray || d.Cache {
+		t.Errorf("decode defaults %+v", d)
+	}
+	a := c.Augment
+	if a.Workers != 2 || a.Seed != 0 || a.Size != 32 || a.NViews != 2 || a.Scale != [2]float64{0.2, 1} ||
+		a.Ratio != [2]float64{3.0 / 4, 4.0 / 3} || !*a.Antialias || *a.FlipP != 0.5 || *a.JitterP != 0.8 ||
+		a.Jitter != (augops.JitterConfig{Brightness: 0.4, Contrast: 0.4, Saturation: 0.4, Hue: 0.1}) || *a.GrayP != 0.2 {
+		t.Errorf("augment defaults %+v", a)
+	}
+	if c.Augment.FlipP == Default().Augment.FlipP {
+		t.Errorf("two Defaults share augment.flip_p")
+	}
+}
+
+// TestSectionErrorsNameTheKey: the sections' own Validate reports, under
+// the section's prefix, what config used to report itself.
+func TestSectionErrorsNameTheKey(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		sets       []string
+		env        map[string]string
+		want       string
+	}{
+		{"n_views above the message cap", "augment:\n  n_views: 17\n", nil, nil, "augment.n_views = 17: want at most 16"},
+		{"one view", "", []string{"augment.n_views=1"}, nil, "augment.n_views = 1: want an integer >= 2"},
+		{"size 0 is not the default", "augment:\n  size: 0\n", nil, nil, "augment.size = 0: want an integer in [4, 1024]"},
+		{"size 3", "", []string{"augment.size=3"}, nil, "augment.size = 3: want an integer in [4, 1024]"},
+		{"grayscale_p", "augment:\n  grayscale_p: 1.5\n", nil, nil, "augment.grayscale_p = 1.5: want a number in [0, 1]"},
+		{"flip_p from the environment", "", nil, map[string]string{"SUPFLOW_AUGMENT_FLIP_P": "-1"}, "augment.flip_p = -1"},
+		{"hue", "augment:\n  hue: 0.7\n", nil, nil, "augment.hue = 0.7: want a number in [0, 0.5]"},
+		{"brightness", "", []string{"augment.brightness=-0.1"}, nil, "augment.brightness = -0.1"},
+		{"ratio", "augment:\n  ratio: [2, 1]\n", nil, nil, "augment.ratio = [2 1]"},
+		{"augment workers", "", []string{"augment.workers=0"}, nil, "augment.workers = 0: want an integer in [1, 256]"},
+		{"decode workers", "", []string{"decode.workers=300"}, nil, "decode.workers = 300: want an integer in [1, 256]"},
+		{"max_pixels 0", "decode:\n  max_pixels: 0\n", nil, nil, "decode.max_pixels = 0: want an integer in [1, 2147483647]"},
+		{"max_object_bytes", "", []string{"decode.max_object_bytes=-1"}, nil, "decode.max_object_bytes = -1"},
+		{"resize_shorter", "decode:\n  resize_shorter: -1\n", nil, nil, "decode.resize_shorter = -1: want an integer in [0, 16384]"},
+		{"old gray_p key", "augment:\n  gray_p: 0.1\n", nil, nil, "gray_p"},
+		{"old nested jitter key", "augment:\n  jitter: {hue: 0.1}\n", nil, nil, "jitter"},
+		{"seed is run.seed", "", []string{"augment.seed=3"}, nil, `unknown key "augment.seed"`},
+		{"flip_p wrong type", "", []string{"augment.flip_p=x"}, nil, "augment.flip_p"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := ""
+			if tt.yaml != "" {
+				path = write(t, tt.yaml)
+			}
+			_, err := Load(path, func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok }, tt.sets)
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want ErrInvalid mentioning %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestSectionErrorsWrapBothSentinels: a section's error is a FieldError
+// wrapping ErrInvalid and the owning package's sentinel.
+func TestSectionErrorsWrapBothSentinels(t *testing.T) {
+	c := Default()
+	c.Augment.Size = 2000
+	c.Decode.MaxPixels = -1
+	err := c.Validate()
+	var keys []string
+	for _, fe := range field.List(err) {
+		keys = append(keys, fe.Key)
+	}
+	if !slices.Equal(keys, []string{"decode.max_pixels", "augment.size"}) {
+		t.Errorf("keys %v (err %v)", keys, err)
+	}
+	var fe *FieldError
+	if !errors.As(err, &fe) || !errors.Is(err, ErrInvalid) || !errors.Is(err, decode.ErrInvalidConfig) || !errors.Is(err, augops.ErrConfig) {
+		t.Errorf("err %v does not wrap every sentinel", err)
+	}
+}
+
+// TestPointerSettings: augment's pointer fields (nil = the default) are set
+// from YAML, the environment and --set without touching another Config.
+func TestPointerSettings(t *testing.T) {
+	other := Default()
+	cfg, err := Load(write(t, "augment:\n  flip_p: 0\n  antialias: false\n"),
+		func(k string) (string, bool) { return "0.3", k == "SUPFLOW_AUGMENT_JITTER_P" }, []string{"augment.grayscale_p=0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := cfg.Augment
+	if *a.FlipP != 0 || *a.Antialias || *a.JitterP != 0.3 || *a.GrayP != 0.1 {
+		t.Errorf("augment %+v", a)
+	}
+	if err := Set(cfg, "augment.flip_p=0.25"); err != nil {
+		t.Fatal(err)
+	}
+	if *cfg.Augment.FlipP != 0.25 || *other.Augment.FlipP != 0.5 || *Default().Augment.FlipP != 0.5 {
+		t.Errorf("flip_p %v, other %v", *cfg.Augment.FlipP, *other.Augment.FlipP)
+	}
+	// The stage receives what the file says.
+	st := cfg.Augment
+	st.Seed = 1
+	if _, err := augment.New(st); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWalk: inline structs add their keys at their parent's level; "-",
+// untagged and unexported fields and dependencies are skipped.
+func TestWalk(t *testing.T) {
+	type inner struct {
+		A int `yaml:"a"`
+	}
+	type nested struct {
+		B   string  `yaml:"b"`
+		In  inner   `yaml:",inline"`
+		P   *bool   `yaml:"p"`
+		Xs  []int   `yaml:"xs"`
+		Arr [2]bool `yaml:"arr"`
+	}
+	type section struct {
+		inner   `yaml:",inline"`
+		N       nested             `yaml:"n"`
+		Seed    uint64             `yaml:"-"`
+		Untag   int                //nolint: an untagged field is not a key
+		Dep     func(error) bool   `yaml:"dep"`
+		Store   interface{ Get() } `yaml:"store"`
+		private int                `yaml:"private"`
+	}
+	var s section
+	_ = s.private
+	var keys []string
+	walk(reflect.ValueOf(&s).Elem(), "sec", func(k string, _ reflect.Value) { keys = append(keys, k) })
+	want := []string{"sec.a", "sec.n.b", "sec.n.a", "sec.n.p", "sec.n.xs", "sec.n.arr"}
+	if !slices.Equal(keys, want) {
+		t.Errorf("keys %v, want %v", keys, want)
+	}
+}
+
+// TestNullKeepsTheDefault: an empty value keeps the default, for pointer
+// settings (augment.flip_p) as for plain ones (decode.max_pixels).
+func TestNullKeepsTheDefault(t *testing.T) {
+	cfg, err := Load(write(t, "augment:\n  flip_p:\n  antialias: ~\ndecode:\n  max_pixels:\n"), noEnv, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Augment.FlipP == nil || *cfg.Augment.FlipP != 0.5 || cfg.Augment.Antialias == nil || !*cfg.Augment.Antialias || cfg.Decode.MaxPixels != 50_000_000 {
+		t.Errorf("augment %+v, decode %+v", cfg.Augment, cfg.Decode)
+	}
+}
