@@ -165,7 +165,7 @@ func printResult(e *env, out *evalOutcome) {
 func runEvaluate(ctx context.Context, e *env) error {
 	key := e.opts.checkpoint
 	if key != "" {
-		if err := dataset.ValidKey(key); err != nil {
+		if err := store.ValidKey(key); err != nil {
 			return usageError{fmt.Errorf("--checkpoint: %w", err)}
 		}
 	}
