@@ -12,6 +12,7 @@
 //	<prefix>/info.json
 //	<prefix>/<split>/<class>/<id>.png (or .jpg)
 //
-// It imports store for its types only (through the small Bucket interface)
-// and must not import messages, bus or any stage.
+// It imports store for its types and its key rule (store.ValidKey,
+// store.ErrInvalidKey), never a Client (it reaches a bucket through the
+// small Bucket interface), and must not import messages, bus or any stage.
 package dataset

@@ -75,7 +75,7 @@ func (o Options) validate() error {
 		return fmt.Errorf("%w: negative limit or concurrency", ErrSource)
 	}
 	if o.Prefix != "" {
-		if err := ValidKey(o.Prefix); err != nil {
+		if err := store.ValidKey(o.Prefix); err != nil {
 			return fmt.Errorf("prefix: %w", err)
 		}
 	}
@@ -266,7 +266,7 @@ func ingestOne(ctx context.Context, b Bucket, j job, classes []string, opts Opti
 	if opts.Prefix != "" {
 		key = opts.Prefix + "/" + key
 	}
-	if err := ValidKey(key); err != nil {
+	if err := store.ValidKey(key); err != nil {
 		return result{}, fmt.Errorf("dataset: sample %d (%s): %w", j.idx, s.ID, err)
 	}
 	var buf bytes.Buffer

@@ -133,7 +133,7 @@ func TestIngestErrors(t *testing.T) {
 		want error
 	}{
 		{"bad format", newMemBucket(), Options{Format: "gif"}, ErrSource},
-		{"bad prefix", newMemBucket(), Options{Prefix: "../up"}, ErrInvalidKey},
+		{"bad prefix", newMemBucket(), Options{Prefix: "../up"}, store.ErrInvalidKey},
 		{"bad quality", newMemBucket(), Options{Format: FormatJPEG, JPEGQuality: 101}, ErrSource},
 		{"stat fails", failingStat{newMemBucket()}, Options{}, store.ErrAccessDenied},
 	}

@@ -10,25 +10,23 @@ import (
 	"io"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/supflow/supflow/store"
 )
 
 // Sentinels; match them with errors.Is.
 var (
-	ErrManifest   = errors.New("dataset: bad manifest")
-	ErrInvalidKey = errors.New("dataset: invalid key")
-	ErrSource     = errors.New("dataset: bad source")
-	ErrInfo       = errors.New("dataset: bad info")
+	ErrManifest = errors.New("dataset: bad manifest")
+	ErrSource   = errors.New("dataset: bad source")
+	ErrInfo     = errors.New("dataset: bad info")
 )
 
 // maxLine bounds one manifest line; a real entry is a few hundred bytes.
 const maxLine = 64 << 10
 
-// maxKeyLen is S3's limit on an object key, in bytes.
-const maxKeyLen = 1024
-
 // Entry is one image of the data set, one line of manifest.jsonl.
 type Entry struct {
-	Key    string `json:"key"`    // object key, see ValidKey
+	Key    string `json:"key"`    // object key, see store.ValidKey
 	Label  int32  `json:"label"`  // class index into classes.json
 	Class  string `json:"class"`  // class name, classes.json[Label]
 	Split  string `json:"split"`  // "train", "test", ...
@@ -38,7 +36,7 @@ type Entry struct {
 
 // Validate checks one entry on its own.
 func (e Entry) Validate() error {
-	if err := ValidKey(e.Key); err != nil {
+	if err := store.ValidKey(e.Key); err != nil {
 		return err
 	}
 	switch {
@@ -59,48 +57,16 @@ func (e Entry) Validate() error {
 	return nil
 }
 
-// ValidKey accepts relative slash-separated keys with no empty, "." or ".."
-// segment, no backslash or control character, valid UTF-8, at most 1024
-// bytes: keys that map safely onto any file system or bucket.
-func ValidKey(key string) error {
-	switch {
-	case key == "":
-		return fmt.Errorf("%w: empty", ErrInvalidKey)
-	case len(key) > maxKeyLen:
-		return fmt.Errorf("%w: %d bytes exceeds %d", ErrInvalidKey, len(key), maxKeyLen)
-	case !utf8.ValidString(key):
-		return fmt.Errorf("%w: %q is not valid UTF-8", ErrInvalidKey, key)
-	case strings.ContainsRune(key, '\\'):
-		return fmt.Errorf("%w: %q contains a backslash", ErrInvalidKey, key)
-	case strings.HasPrefix(key, "/"):
-		return fmt.Errorf("%w: %q is absolute", ErrInvalidKey, key)
-	}
-	for _, r := range key {
-		if r < 0x20 || r == 0x7f {
-			return fmt.Errorf("%w: %q contains a control character", ErrInvalidKey, key)
-		}
-	}
-	for seg := range strings.SplitSeq(key, "/") {
-		switch seg {
-		case "":
-			return fmt.Errorf("%w: %q has an empty segment", ErrInvalidKey, key)
-		case ".", "..":
-			return fmt.Errorf("%w: %q has a %q segment", ErrInvalidKey, key, seg)
-		}
-	}
-	return nil
-}
-
-// UnderPrefix checks that key is a valid key (see ValidKey) inside the data
-// set prefix ("" for the whole bucket). A valid key has no ".." segment, so
-// one that starts with the prefix cannot leave it, in a bucket or mapped
-// onto a directory.
+// UnderPrefix checks that key is a valid key (see store.ValidKey) inside
+// the data set prefix ("" for the whole bucket); a refusal wraps
+// store.ErrInvalidKey. A valid key has no ".." segment, so one that starts
+// with the prefix cannot leave it, in a bucket or mapped onto a directory.
 func UnderPrefix(key, prefix string) error {
-	if err := ValidKey(key); err != nil {
+	if err := store.ValidKey(key); err != nil {
 		return err
 	}
 	if prefix = strings.TrimSuffix(prefix, "/"); prefix != "" && !strings.HasPrefix(key, prefix+"/") {
-		return fmt.Errorf("%w: %q is outside the data set prefix %q", ErrInvalidKey, key, prefix)
+		return fmt.Errorf("%w: %q is outside the data set prefix %q", store.ErrInvalidKey, key, prefix)
 	}
 	return nil
 }

@@ -7,37 +7,11 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/supflow/supflow/store"
 )
 
 const sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
-
-func TestValidKey(t *testing.T) {
-	tests := []struct {
-		key string
-		ok  bool
-	}{
-		{"train/cat/0001.png", true},
-		{"a", true},
-		{"data/train/chat noir/é.png", true},
-		{"", false},
-		{"/abs/key", false},
-		{"a/../b", false},
-		{"..", false},
-		{"a/./b", false},
-		{"a//b", false},
-		{"a/b/", false},
-		{`a\b`, false},
-		{"a\x00b", false},
-		{"bad\xff", false},
-		{strings.Repeat("k", maxKeyLen+1), false},
-	}
-	for _, tt := range tests {
-		err := ValidKey(tt.key)
-		if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrInvalidKey)) {
-			t.Errorf("ValidKey(%q) = %v, want ok=%t", tt.key, err, tt.ok)
-		}
-	}
-}
 
 // scanAll collects the entries of a manifest.
 func scanAll(r io.Reader) ([]Entry, error) {
@@ -63,7 +37,7 @@ func TestScanManifest(t *testing.T) {
 		{"blank line", good + "\n\n" + good, 0, "line 2"},
 		{"unknown field", strings.Replace(good, `"size"`, `"sighs":1,"size"`, 1), 0, "unknown field"},
 		{"missing field", strings.Replace(good, `"label":0,`, ``, 1), 0, `missing field "label"`},
-		{"dotdot key", strings.Replace(good, "train/cat", "train/../cat", 1), 0, "invalid key"},
+		{"dotdot key", strings.Replace(good, "train/cat", "train/../cat", 1), 0, "invalid object key"},
 		{"absolute key", strings.Replace(good, `"train/cat`, `"/train/cat`, 1), 0, "absolute"},
 		{"backslash key", strings.Replace(good, "train/cat", `train\\cat`, 1), 0, "backslash"},
 		{"bad sha", strings.Replace(good, sha, "xyz", 1), 0, "sha256"},
@@ -104,7 +78,7 @@ func TestManifestRoundTrip(t *testing.T) {
 		t.Fatalf("round trip = %+v, %v", out, err)
 	}
 	bad := append(in, Entry{Key: "../x"})
-	if err := WriteManifest(&bytes.Buffer{}, bad); !errors.Is(err, ErrInvalidKey) {
+	if err := WriteManifest(&bytes.Buffer{}, bad); !errors.Is(err, store.ErrInvalidKey) {
 		t.Fatalf("WriteManifest(bad) = %v, want ErrInvalidKey", err)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/supflow/supflow/store"
 )
 
 func TestUnderPrefix(t *testing.T) {
@@ -34,7 +36,7 @@ func TestUnderPrefix(t *testing.T) {
 	}
 	for _, tt := range tests {
 		err := UnderPrefix(tt.key, tt.prefix)
-		if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrInvalidKey)) {
+		if (err == nil) != tt.ok || (err != nil && !errors.Is(err, store.ErrInvalidKey)) {
 			t.Errorf("UnderPrefix(%q, %q) = %v, want ok=%t", tt.key, tt.prefix, err, tt.ok)
 		}
 	}
@@ -86,7 +88,7 @@ func TestLoadRefusesUnsafeKeys(t *testing.T) {
 			b.objs[InfoKey("ds")] = info
 			b.objs[ManifestKey("ds")] = []byte(entry("ds/train/ok.png") + "\n" + entry(key) + "\n")
 			_, err := Load(t.Context(), b, "ds")
-			if !errors.Is(err, ErrManifest) || !errors.Is(err, ErrInvalidKey) {
+			if !errors.Is(err, ErrManifest) || !errors.Is(err, store.ErrInvalidKey) {
 				t.Fatalf("Load = %v, want ErrManifest and ErrInvalidKey", err)
 			}
 			if !strings.Contains(err.Error(), "line 2") || !strings.Contains(err.Error(), fmt.Sprintf("%q", key)) {
@@ -135,7 +137,7 @@ func TestIngestRefusesUnsafeFileNames(t *testing.T) {
 			}
 			b := newMemBucket()
 			_, err = Ingest(t.Context(), b, src, Options{Prefix: "ds"})
-			if !errors.Is(err, ErrInvalidKey) {
+			if !errors.Is(err, store.ErrInvalidKey) {
 				t.Fatalf("Ingest = %v, want ErrInvalidKey", err)
 			}
 			if b.puts != 0 {

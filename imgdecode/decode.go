@@ -12,7 +12,6 @@ import (
 	"golang.org/x/image/webp"
 
 	"github.com/supflow/supflow/config/field"
-	"github.com/supflow/supflow/messages"
 )
 
 // DefaultMaxPixels is the pixel limit when Config.MaxPixels is 0: PIL's
@@ -20,7 +19,9 @@ import (
 // (about 268 MB of RGB).
 const DefaultMaxPixels = 89_478_485
 
-// Errors returned by Decoder.Decode, each also wrapping messages.ErrPermanent.
+// Errors returned by Decoder.Decode: every refusal wraps one of them. All
+// describe the bytes, so retrying cannot change the outcome; a caller that
+// classifies failures (stages/decode) marks them permanent.
 var (
 	ErrEmpty    = errors.New("imgdecode: empty input")
 	ErrFormat   = errors.New("imgdecode: unknown image format")
@@ -145,9 +146,8 @@ func codecFor(f format) codec {
 	}
 }
 
-// Decode decodes data into pixels. Every failure wraps messages.ErrPermanent
-// and one of ErrEmpty, ErrFormat, ErrTooLarge or ErrCorrupt; Decode never
-// panics on bad input. The returned Pix is newly allocated and owned by the
+// Decode decodes data into pixels. Every failure wraps one of ErrEmpty,
+// ErrFormat, ErrTooLarge or ErrCorrupt; Decode never panics on bad input. The returned Pix is newly allocated and owned by the
 // caller.
 func (d *Decoder) Decode(data []byte) (Image, error) {
 	return d.decode(data, true)
@@ -155,19 +155,19 @@ func (d *Decoder) Decode(data []byte) (Image, error) {
 
 func (d *Decoder) decode(data []byte, allowFast bool) (Image, error) {
 	if len(data) == 0 {
-		return Image{}, messages.Permanent(ErrEmpty)
+		return Image{}, ErrEmpty
 	}
 	f := sniff(data)
 	if f == formatUnknown {
-		return Image{}, messages.Permanent(fmt.Errorf("%w: content starts with %q", ErrFormat, prefix(data)))
+		return Image{}, fmt.Errorf("%w: content starts with %q", ErrFormat, prefix(data))
 	}
 	c := codecFor(f)
 	hdr, err := c.config(bytes.NewReader(data))
 	if err != nil {
-		return Image{}, messages.Permanent(fmt.Errorf("%w: %s header: %w", ErrCorrupt, f, err))
+		return Image{}, fmt.Errorf("%w: %s header: %w", ErrCorrupt, f, err)
 	}
 	if err := d.checkSize(hdr.Width, hdr.Height); err != nil {
-		return Image{}, messages.Permanent(fmt.Errorf("%s: %w", f, err))
+		return Image{}, fmt.Errorf("%s: %w", f, err)
 	}
 	orient := 1
 	if f == formatJPEG {
@@ -180,7 +180,7 @@ func (d *Decoder) decode(data []byte, allowFast bool) (Image, error) {
 	}
 	decoded, err := safeDecode(c, data)
 	if err != nil {
-		return Image{}, messages.Permanent(fmt.Errorf("%w: %s: %w", ErrCorrupt, f, err))
+		return Image{}, fmt.Errorf("%w: %s: %w", ErrCorrupt, f, err)
 	}
 	return orientImage(d.resize(toPixels(decoded, d.cfg.Gray, f == formatWebP)), orient), nil
 }

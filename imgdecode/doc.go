@@ -2,7 +2,8 @@
 // row-major HWC uint8 pixels, RGB or single-channel gray, with the safety
 // limits a service decoding untrusted objects needs: the format is sniffed
 // from the content, the pixel count is checked from the header before any
-// pixel memory is allocated, and every refusal wraps messages.ErrPermanent.
+// pixel memory is allocated, and every refusal wraps one of the package's
+// sentinels (ErrEmpty, ErrFormat, ErrTooLarge, ErrCorrupt).
 //
 // What exists:
 //   - Pure-Go decoding with the standard library and golang.org/x/image/webp;
@@ -23,6 +24,8 @@
 //     is decoded again by the pure-Go path, which alone decides whether an
 //     image is valid. Without cgo every image takes the pure-Go path.
 //
-// It imports only the standard library, golang.org/x/image, messages and
-// config/field (the key-named errors of Config.Validate).
+// It imports only the standard library, golang.org/x/image and config/field
+// (the key-named errors of Config.Validate): whether a refusal is permanent
+// is for the caller to say (stages/decode marks every one with
+// messages.Permanent).
 package imgdecode

@@ -39,6 +39,22 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 	gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
+// ownSgemm are the micro-kernels float32 GEMMs use: cpuSgemm unless
+// SetOwnSgemm turned them off.
+var ownSgemm = cpuSgemm
+
 // OwnSgemm reports whether float32 GEMMs run on supflow's own kernel
 // rather than the BLAS.
 func OwnSgemm() bool { return ownSgemm != nil }
+
+// SetOwnSgemm chooses whether float32 GEMMs run on supflow's own AVX-512
+// kernel where the CPU has one (true, the default) or on the BLAS (false:
+// to compare, or on a CPU where AVX-512 lowers the clock of everything
+// else). The ops read the choice without synchronisation: call it at
+// startup, before any op runs.
+func SetOwnSgemm(on bool) {
+	ownSgemm = nil
+	if on {
+		ownSgemm = cpuSgemm
+	}
+}

@@ -16,4 +16,9 @@
 // Tensors are NCHW (PyTorch layout), float64 or float32. The package knows
 // nothing about models, transport or storage; it imports only gorgonia and
 // gonum.
+//
+// Its float32 fast paths (AVX-512 assembly loops and GEMM kernel) are on
+// wherever the CPU has them; SetSIMD and SetOwnSgemm turn them off, at
+// startup before any op runs. nn never reads the environment: cmd/supflow
+// maps SUPFLOW_SIMD=off and SUPFLOW_SGEMM=blas onto them.
 package nn

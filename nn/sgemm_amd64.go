@@ -1,10 +1,6 @@
 package nn
 
-import (
-	"os"
-
-	"golang.org/x/sys/cpu"
-)
+import "golang.org/x/sys/cpu"
 
 //go:generate go run ./internal/sgemmgen
 
@@ -17,10 +13,10 @@ func kernel12AVX512(k int, a *float32, sk, si int, b *float32, sb int, c *float3
 //go:noescape
 func kernel8AVX512(k int, a *float32, sk, si int, b *float32, sb int, c *float32, ldc int, add bool)
 
-// ownSgemm are the micro-kernels float32 GEMMs use instead of the BLAS, nil
-// where there are none for this CPU. SUPFLOW_SGEMM=blas keeps the BLAS.
-var ownSgemm = func() *kernels {
-	if cpu.X86.HasAVX512F && os.Getenv("SUPFLOW_SGEMM") != "blas" {
+// cpuSgemm are the micro-kernels float32 GEMMs can use instead of the BLAS,
+// nil where there are none for this CPU.
+var cpuSgemm = func() *kernels {
+	if cpu.X86.HasAVX512F {
 		return &kernels{tall: kernel12AVX512, short: kernel8AVX512}
 	}
 	return nil

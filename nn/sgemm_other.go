@@ -2,5 +2,5 @@
 
 package nn
 
-// ownSgemm: no micro-kernels for this architecture; float32 GEMMs use the BLAS.
-var ownSgemm *kernels
+// cpuSgemm: no micro-kernels for this architecture; float32 GEMMs use the BLAS.
+var cpuSgemm *kernels

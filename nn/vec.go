@@ -17,6 +17,21 @@ type vecLoops struct {
 	transpose16 func(dst *float32, ldd int, a, b *float32, lds int)
 }
 
+// vecLoops32 are the float32 loops in use: cpuVecLoops32 unless SetSIMD
+// turned them off.
+var vecLoops32 = cpuVecLoops32
+
+// SetSIMD chooses whether float32 batch norm, ReLU and transposes run on
+// nn's AVX-512 assembly where the CPU has it (true, the default) or on the
+// portable Go loops (false, for comparisons). The ops read the choice
+// without synchronisation: call it at startup, before any op runs.
+func SetSIMD(on bool) {
+	vecLoops32 = nil
+	if on {
+		vecLoops32 = cpuVecLoops32
+	}
+}
+
 // vec32 returns x and vecLoops32 where T is float32 and vecLoops32 is
 // set, else nil and nil.
 func vec32[T float](x []T) ([]float32, *vecLoops) {

@@ -1,10 +1,6 @@
 package nn
 
-import (
-	"os"
-
-	"golang.org/x/sys/cpu"
-)
+import "golang.org/x/sys/cpu"
 
 // The AVX-512 versions of float32 loops (vec_amd64.s); each matches the
 // Go function its vecLoops field names.
@@ -30,10 +26,9 @@ func reluGradAVX512(dst, x, dy []float32)
 //go:noescape
 func transpose16(dst *float32, ldd int, a, b *float32, lds int)
 
-// vecLoops32 are the float32 loops in assembly where the CPU runs them.
-// SUPFLOW_SIMD=off keeps the Go loops (for comparisons).
-var vecLoops32 = func() *vecLoops {
-	if cpu.X86.HasAVX512F && cpu.X86.HasAVX512VL && cpu.X86.HasBMI2 && os.Getenv("SUPFLOW_SIMD") != "off" {
+// cpuVecLoops32 are the float32 loops in assembly where the CPU runs them.
+var cpuVecLoops32 = func() *vecLoops {
+	if cpu.X86.HasAVX512F && cpu.X86.HasAVX512VL && cpu.X86.HasBMI2 {
 		return &vecLoops{moments: moments32, centredDot: centredDot32, normalize: normalize32, gradX: gradX32,
 			addReLU: addReLUAVX512, reluGrad: reluGradAVX512, transpose16: transpose16}
 	}

@@ -2,5 +2,5 @@
 
 package nn
 
-// vecLoops32: no vector loops for this architecture.
-var vecLoops32 *vecLoops
+// cpuVecLoops32: no vector loops for this architecture.
+var cpuVecLoops32 *vecLoops

@@ -11,14 +11,10 @@ import (
 	"os"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 )
-
-// maxKeyLen is S3's limit on an object key, in bytes.
-const maxKeyLen = 1024
 
 // Client reads and writes the objects of one bucket. It is safe for
 // concurrent use. Every call retries transient failures (see
@@ -160,7 +156,7 @@ func (c *Client) bucketExists(ctx context.Context) (bool, error) {
 // is refused with ErrTooLarge before its body is read; a missing one gives
 // ErrNotFound.
 func (c *Client) Get(ctx context.Context, key string) ([]byte, error) {
-	if err := validKey(key); err != nil {
+	if err := ValidKey(key); err != nil {
 		return nil, err
 	}
 	var data []byte
@@ -199,7 +195,7 @@ func (c *Client) getOnce(ctx context.Context, key string) ([]byte, error) {
 
 // Stat returns the object's size and metadata, or ErrNotFound.
 func (c *Client) Stat(ctx context.Context, key string) (ObjectInfo, error) {
-	if err := validKey(key); err != nil {
+	if err := ValidKey(key); err != nil {
 		return ObjectInfo{}, err
 	}
 	var info minio.ObjectInfo
@@ -226,7 +222,7 @@ func (c *Client) Exists(ctx context.Context, key string) (bool, error) {
 // Put stores data under key as one complete object in a single PutObject
 // request: readers never see a partial object.
 func (c *Client) Put(ctx context.Context, key string, data []byte, opts PutOptions) error {
-	if err := validKey(key); err != nil {
+	if err := ValidKey(key); err != nil {
 		return err
 	}
 	meta := make(map[string]string, len(opts.Metadata))
@@ -313,19 +309,4 @@ func (c *Client) retry(ctx context.Context, f func(context.Context) error) error
 		}
 		backoff = min(2*backoff, time.Second)
 	}
-}
-
-// validKey rejects keys S3 would refuse or mangle.
-func validKey(key string) error {
-	switch {
-	case key == "":
-		return fmt.Errorf("%w: empty key", ErrInvalidKey)
-	case len(key) > maxKeyLen:
-		return fmt.Errorf("%w: key of %d bytes exceeds %d", ErrInvalidKey, len(key), maxKeyLen)
-	case !utf8.ValidString(key):
-		return fmt.Errorf("%w: key %q is not valid UTF-8", ErrInvalidKey, key)
-	case strings.HasPrefix(key, "/"):
-		return fmt.Errorf("%w: key %q starts with '/'", ErrInvalidKey, key)
-	}
-	return nil
 }

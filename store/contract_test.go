@@ -150,7 +150,7 @@ func runContract(t *testing.T, start backend) {
 			}
 		}},
 		{"invalid keys", func(t *testing.T) {
-			for _, k := range []string{"", "/abs", "bad\xff", strings.Repeat("k", maxKeyLen+1)} {
+			for _, k := range []string{"", "/abs", "bad\xff", strings.Repeat("k", maxKeyLen+1), "a/../b", "a//b", `a\b`} {
 				if err := c.Put(ctx, k, nil, PutOptions{}); !errors.Is(err, ErrInvalidKey) {
 					t.Errorf("Put(%q) = %v, want ErrInvalidKey", k, err)
 				}

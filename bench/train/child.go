@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime/debug"
 	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
@@ -46,7 +47,9 @@ type profiles struct{ cpu, mem string }
 // case's own peak RSS from the process's rusage.
 func runChild(c benchCase, steps, blasThreads, maxRSSMB int, prof profiles) error {
 	blasimpl.SetThreads(blasThreads)
-	trainer.TuneGC() // as supflow does
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(trainer.GCPercent) // as supflow does
+	}
 	stop := watchRSS(maxRSSMB)
 	defer stop()
 	ch := c.model.InChannels

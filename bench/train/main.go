@@ -144,6 +144,7 @@ func main() {
 	cpuProfile := flag.String("cpuprofile", "", "with -child: write a CPU profile of the timed steps here")
 	memProfile := flag.String("memprofile", "", "with -child: write a heap profile after the last step here")
 	flag.Parse()
+	kernelsFromEnv()
 	if *steps == 0 {
 		if v := os.Getenv("BENCH_STEPS"); v != "" {
 			n, err := strconv.Atoi(v)
@@ -206,6 +207,18 @@ func main() {
 	fmt.Printf("load average after: %s\n", loadavg())
 	if failed {
 		os.Exit(1)
+	}
+}
+
+// kernelsFromEnv switches nn's AVX-512 paths off as supflow does for
+// SUPFLOW_SIMD=off and SUPFLOW_SGEMM=blas; the children inherit the
+// environment, so parent and child agree.
+func kernelsFromEnv() {
+	if os.Getenv("SUPFLOW_SIMD") == "off" {
+		nn.SetSIMD(false)
+	}
+	if os.Getenv("SUPFLOW_SGEMM") == "blas" {
+		nn.SetOwnSgemm(false)
 	}
 }
 

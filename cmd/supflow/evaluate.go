@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/supflow/supflow/dataset"
 	"github.com/supflow/supflow/probe"
 	"github.com/supflow/supflow/stages/evaluate"
+	"github.com/supflow/supflow/store"
 )
 
 // newEvaluateStage builds the evaluate stage on s; without a bus it can
@@ -59,7 +59,7 @@ func printResult(e *env, out *evaluate.Outcome) {
 func runEvaluate(ctx context.Context, e *env) error {
 	key := e.opts.checkpoint
 	if key != "" {
-		if err := dataset.ValidKey(key); err != nil {
+		if err := store.ValidKey(key); err != nil {
 			return usageError{fmt.Errorf("--checkpoint: %w", err)}
 		}
 	}

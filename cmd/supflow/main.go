@@ -18,7 +18,6 @@ import (
 
 	"github.com/supflow/supflow/config"
 	"github.com/supflow/supflow/internal/blasimpl"
-	"github.com/supflow/supflow/trainer"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -133,7 +132,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		e.cfg = cfg
 		e.log = newLogger(e.term, cfg.Log)
 		setBLASThreads(cfg.Train.Threads)
-		trainer.TuneGC()
+		tuneRuntime()
 	}
 	err := cmd.run(ctx, e)
 	e.term.progress("", 0, 0, "")

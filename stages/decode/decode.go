@@ -176,6 +176,7 @@ func (s *Stage) Handle(ctx context.Context, task messages.DecodeTask) (messages.
 	}
 	img, err := s.dec.Decode(data)
 	if err != nil {
+		// imgdecode refuses only for what the bytes are: no retry helps.
 		return messages.Image{}, messages.Permanent(fmt.Errorf("decode: object %q: %w", task.Key, err))
 	}
 	if s.cache != nil {

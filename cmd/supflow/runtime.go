@@ -1,0 +1,29 @@
+package main
+
+import (
+	"os"
+	"runtime/debug"
+
+	"github.com/supflow/supflow/nn"
+	"github.com/supflow/supflow/trainer"
+)
+
+// tuneRuntime applies the process-wide settings that come from the
+// environment rather than the config; call it before any op runs.
+//   - GOGC: unset, the collector runs at trainer.GCPercent instead of 100
+//     (the trainer's heap is long-lived tensors; see GCPercent); set, the Go
+//     runtime has already applied it.
+//   - SUPFLOW_SIMD=off keeps nn's Go loops instead of the AVX-512 ones.
+//   - SUPFLOW_SGEMM=blas keeps OpenBLAS for float32 GEMMs instead of nn's
+//     own AVX-512 kernel.
+func tuneRuntime() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(trainer.GCPercent)
+	}
+	if os.Getenv("SUPFLOW_SIMD") == "off" {
+		nn.SetSIMD(false)
+	}
+	if os.Getenv("SUPFLOW_SGEMM") == "blas" {
+		nn.SetOwnSgemm(false)
+	}
+}
