@@ -41,7 +41,7 @@ type Config struct {
 	Bus      Bus            `yaml:"bus"`
 	Feeder   Feeder         `yaml:"feeder"`
 	Decode   decode.Config  `yaml:"decode"`  // owned by stages/decode
-	Augment  augment.Config `yaml:"augment"` // owned by stages/augment (and the augment library)
+	Augment  augment.Config `yaml:"augment"` // owned by stages/augment (and the transform library)
 	Model    Model          `yaml:"model"`
 	Train    Train          `yaml:"train"`
 	Evaluate Evaluate       `yaml:"evaluate"`

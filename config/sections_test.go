@@ -7,10 +7,10 @@ import (
 	"strings"
 	"testing"
 
-	augops "github.com/supflow/supflow/augment"
 	"github.com/supflow/supflow/config/field"
 	"github.com/supflow/supflow/stages/augment"
 	"github.com/supflow/supflow/stages/decode"
+	"github.com/supflow/supflow/transform"
 )
 
 // TestSectionKeysUnchanged: the decode and augment sections, now the
@@ -46,7 +46,7 @@ func TestSectionDefaultsUnchanged(t *testing.T) {
 	a := c.Augment
 	if a.Workers != 2 || a.Seed != 0 || a.Size != 32 || a.NViews != 2 || a.Scale != [2]float64{0.2, 1} ||
 		a.Ratio != [2]float64{3.0 / 4, 4.0 / 3} || !*a.Antialias || *a.FlipP != 0.5 || *a.JitterP != 0.8 ||
-		a.Jitter != (augops.JitterConfig{Brightness: 0.4, Contrast: 0.4, Saturation: 0.4, Hue: 0.1}) || *a.GrayP != 0.2 {
+		a.Jitter != (transform.JitterConfig{Brightness: 0.4, Contrast: 0.4, Saturation: 0.4, Hue: 0.1}) || *a.GrayP != 0.2 {
 		t.Errorf("augment defaults %+v", a)
 	}
 	if c.Augment.FlipP == Default().Augment.FlipP {
@@ -111,7 +111,7 @@ func TestSectionErrorsWrapBothSentinels(t *testing.T) {
 		t.Errorf("keys %v (err %v)", keys, err)
 	}
 	var fe *FieldError
-	if !errors.As(err, &fe) || !errors.Is(err, ErrInvalid) || !errors.Is(err, decode.ErrInvalidConfig) || !errors.Is(err, augops.ErrConfig) {
+	if !errors.As(err, &fe) || !errors.Is(err, ErrInvalid) || !errors.Is(err, decode.ErrInvalidConfig) || !errors.Is(err, transform.ErrConfig) {
 		t.Errorf("err %v does not wrap every sentinel", err)
 	}
 }

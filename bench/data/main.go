@@ -19,8 +19,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/supflow/supflow/augment"
 	"github.com/supflow/supflow/imgdecode"
+	"github.com/supflow/supflow/transform"
 )
 
 func main() {
@@ -101,7 +101,7 @@ func prepare(o options) (*inputs, error) {
 		return nil, fmt.Errorf("no photographs match %s (apt-get install plasma-workspace-wallpapers)", o.photos)
 	}
 	in := &inputs{lists: map[string]string{}, files: map[string][][]byte{}}
-	var rgb, gray []augment.Pixels
+	var rgb, gray []transform.Pixels
 	dRGB, _ := imgdecode.New(imgdecode.Config{ResizeShorter: 256})
 	dGray, _ := imgdecode.New(imgdecode.Config{ResizeShorter: 256, Gray: true})
 	for _, p := range paths {
@@ -117,13 +117,13 @@ func prepare(o options) (*inputs, error) {
 		in.files["photos"] = append(in.files["photos"], data)
 		for _, d := range []struct {
 			dec *imgdecode.Decoder
-			out *[]augment.Pixels
+			out *[]transform.Pixels
 		}{{dRGB, &rgb}, {dGray, &gray}} {
 			m, err := d.dec.Decode(data)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", p, err)
 			}
-			*d.out = append(*d.out, augment.Pixels{H: m.Height, W: m.Width, C: m.Channels, Pix: m.Pix})
+			*d.out = append(*d.out, transform.Pixels{H: m.Height, W: m.Width, C: m.Channels, Pix: m.Pix})
 		}
 	}
 	in.lists["photos"] = filepath.Join(o.work, "photos.txt")
@@ -138,7 +138,7 @@ func prepare(o options) (*inputs, error) {
 	}
 	for _, s := range []struct {
 		name string
-		src  []augment.Pixels
+		src  []transform.Pixels
 		side int
 	}{{"small32", rgb, 32}, {"small28", gray, 28}} {
 		if err := cutSmall(in, o, s.name, s.src, s.side); err != nil {
@@ -166,22 +166,22 @@ func distinct(paths []string) ([]string, error) {
 	return out, nil
 }
 
-func cutSmall(in *inputs, o options, name string, src []augment.Pixels, side int) error {
+func cutSmall(in *inputs, o options, name string, src []transform.Pixels, side int) error {
 	dir := filepath.Join(o.work, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	rng := rand.New(rand.NewPCG(1, uint64(side)))
 	var (
-		rs    augment.Resizer
-		m     augment.Image
+		rs    transform.Resizer
+		m     transform.Image
 		paths []string
 	)
 	for i := range o.nSmall {
 		p := src[i%len(src)]
 		short := min(p.H, p.W)
 		s := short/4 + rng.IntN(short-short/4+1)
-		box := augment.Box{Top: rng.IntN(p.H - s + 1), Left: rng.IntN(p.W - s + 1), Height: s, Width: s}
+		box := transform.Box{Top: rng.IntN(p.H - s + 1), Left: rng.IntN(p.W - s + 1), Height: s, Width: s}
 		if err := rs.ResizedCrop(&m, p, box, side, side, true); err != nil {
 			return err
 		}

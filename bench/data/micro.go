@@ -11,10 +11,10 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/supflow/supflow/augment"
 	"github.com/supflow/supflow/imgdecode"
 	"github.com/supflow/supflow/messages"
 	augstage "github.com/supflow/supflow/stages/augment"
+	"github.com/supflow/supflow/transform"
 )
 
 // benchCase is one operation measured on both sides over the same files.
@@ -58,7 +58,7 @@ func augmentCase(dec imgdecode.Config, size int) func([][]byte) (int, func(int) 
 		if err != nil {
 			return 0, nil, err
 		}
-		st, err := augstage.New(augstage.Config{Seed: 1, Config: augment.Config{Size: size}})
+		st, err := augstage.New(augstage.Config{Seed: 1, Config: transform.Config{Size: size}})
 		if err != nil {
 			return 0, nil, err
 		}

@@ -12,13 +12,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/supflow/supflow/augment"
 	"github.com/supflow/supflow/bus"
 	"github.com/supflow/supflow/imgdecode"
 	"github.com/supflow/supflow/messages"
 	augstage "github.com/supflow/supflow/stages/augment"
 	"github.com/supflow/supflow/stages/decode"
 	"github.com/supflow/supflow/store"
+	"github.com/supflow/supflow/transform"
 )
 
 // decodeWorkers is fixed so that the augment worker count is what varies.
@@ -52,7 +52,7 @@ func pipelines(pngs [][]byte) error {
 	if err != nil {
 		return err
 	}
-	aug, err := augstage.New(augstage.Config{Seed: 1, Config: augment.Config{Size: 32}})
+	aug, err := augstage.New(augstage.Config{Seed: 1, Config: transform.Config{Size: 32}})
 	if err != nil {
 		return err
 	}

@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"log"
 
-	augops "github.com/supflow/supflow/augment"
 	"github.com/supflow/supflow/messages"
 	"github.com/supflow/supflow/stages/augment"
+	"github.com/supflow/supflow/transform"
 )
 
 func ExampleStage_Handle() {
-	s, err := augment.New(augment.Config{Seed: 7, Config: augops.Config{Size: 24}})
+	s, err := augment.New(augment.Config{Seed: 7, Config: transform.Config{Size: 24}})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -5,14 +5,14 @@ import (
 	"fmt"
 	"sync"
 
-	augops "github.com/supflow/supflow/augment"
 	"github.com/supflow/supflow/config/field"
 	"github.com/supflow/supflow/messages"
+	"github.com/supflow/supflow/transform"
 )
 
 // Config configures the stage: pipeline.yaml's augment section. The
 // augmentation knobs are inline, so the section sets them beside workers
-// (size, n_views, scale, ...); see augops.Config for each and its default.
+// (size, n_views, scale, ...); see transform.Config for each and its default.
 type Config struct {
 	// Seed is the run seed (pipeline.yaml's run.seed, not a key of this
 	// section). With the epoch, sample id and view index it fixes every
@@ -21,17 +21,17 @@ type Config struct {
 	// Workers is how many images the process augments concurrently: the
 	// concurrency cmd/supflow mounts Handle with, in [1, 256]; default 2.
 	// The Stage itself does not read it.
-	Workers       int `yaml:"workers"`
-	augops.Config `yaml:",inline"`
+	Workers          int `yaml:"workers"`
+	transform.Config `yaml:",inline"`
 }
 
 // maxWorkers bounds Config.Workers.
 const maxWorkers = 256
 
 // DefaultConfig returns the defaults of every field but Seed: 2 workers and
-// SupContrast's policy (augops.DefaultConfig).
+// SupContrast's policy (transform.DefaultConfig).
 func DefaultConfig() Config {
-	return Config{Workers: 2, Config: augops.DefaultConfig()}
+	return Config{Workers: 2, Config: transform.DefaultConfig()}
 }
 
 // setDefaults fills the unset fields from DefaultConfig.
@@ -44,11 +44,11 @@ func (c *Config) setDefaults() {
 
 // Validate reports every field of c out of range, each a *field.Error
 // (config/field) named by its key in the augment section and wrapping
-// augops.ErrConfig. Like augops.Config.Validate it checks c as given: New
+// transform.ErrConfig. Like transform.Config.Validate it checks c as given: New
 // fills unset fields first. n_views is capped at messages.MaxViews, the most
 // one view group message carries.
 func (c Config) Validate() error {
-	k := field.NewChecker(augops.ErrConfig)
+	k := field.NewChecker(transform.ErrConfig)
 	k.IntIn("workers", c.Workers, 1, maxWorkers)
 	k.Include("", c.Config.Validate())
 	if c.NViews > messages.MaxViews {
@@ -61,18 +61,18 @@ func (c Config) Validate() error {
 // Augmenter (scratch space) from a pool.
 type Stage struct {
 	seed uint64
-	cfg  augops.Config // defaults applied
-	pool sync.Pool     // *augops.Augmenter
+	cfg  transform.Config // defaults applied
+	pool sync.Pool        // *transform.Augmenter
 }
 
 // New returns a Stage for cfg with its unset fields defaulted; a bad Config
-// gives an error wrapping augops.ErrConfig that names each bad key.
+// gives an error wrapping transform.ErrConfig that names each bad key.
 func New(cfg Config) (*Stage, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("augment stage: %w", err)
 	}
-	proto, err := augops.New(cfg.Config)
+	proto, err := transform.New(cfg.Config)
 	if err != nil {
 		return nil, fmt.Errorf("augment stage: %w", err)
 	}
@@ -86,19 +86,19 @@ func New(cfg Config) (*Stage, error) {
 // depends only on the Config and on img's epoch, sample id and pixels, so a
 // redelivered image gives the same views. A malformed image (pixel count
 // mismatch, zero or oversized side, channels other than 1 or 3) gives an
-// error marked messages.Permanent and wrapping augops.ErrImage.
+// error marked messages.Permanent and wrapping transform.ErrImage.
 func (s *Stage) Handle(ctx context.Context, img messages.Image) (messages.ViewGroup, error) {
 	if err := ctx.Err(); err != nil {
 		return messages.ViewGroup{}, err
 	}
-	px := augops.Pixels{H: int(img.Height), W: int(img.Width), C: int(img.Channels), Pix: img.Pixels}
+	px := transform.Pixels{H: int(img.Height), W: int(img.Width), C: int(img.Channels), Pix: img.Pixels}
 	if err := px.Validate(); err != nil {
 		return messages.ViewGroup{}, messages.Permanent(fmt.Errorf("augment stage: sample %d: %w", img.SampleID, err))
 	}
-	a := s.pool.Get().(*augops.Augmenter)
+	a := s.pool.Get().(*transform.Augmenter)
 	defer s.pool.Put(a)
 	n := s.cfg.NViews * s.cfg.Size * s.cfg.Size * px.C
-	pix, err := a.AppendViews(make([]byte, 0, n), px, augops.Key{Seed: s.seed, Epoch: img.Epoch, SampleID: img.SampleID})
+	pix, err := a.AppendViews(make([]byte, 0, n), px, transform.Key{Seed: s.seed, Epoch: img.Epoch, SampleID: img.SampleID})
 	if err != nil {
 		// Only the image can be at fault: the Config was validated.
 		return messages.ViewGroup{}, messages.Permanent(fmt.Errorf("augment stage: sample %d: %w", img.SampleID, err))

@@ -7,9 +7,9 @@ import (
 	"sync"
 	"testing"
 
-	augops "github.com/supflow/supflow/augment"
 	"github.com/supflow/supflow/config/field"
 	"github.com/supflow/supflow/messages"
+	"github.com/supflow/supflow/transform"
 )
 
 func image(h, w, c int) messages.Image {
@@ -41,8 +41,8 @@ func TestHandle(t *testing.T) {
 	}{
 		{"cifar defaults", Config{Seed: 1}, image(32, 32, 3), 2, 32, 3},
 		{"gray", Config{Seed: 1}, image(28, 28, 1), 2, 32, 1},
-		{"photo to 64, 4 views", Config{Seed: 1, Config: augops.Config{Size: 64, NViews: 4}}, image(120, 90, 3), 4, 64, 3},
-		{"one pixel upsampled", Config{Config: augops.Config{Size: 8}}, image(1, 1, 3), 2, 8, 3},
+		{"photo to 64, 4 views", Config{Seed: 1, Config: transform.Config{Size: 64, NViews: 4}}, image(120, 90, 3), 4, 64, 3},
+		{"one pixel upsampled", Config{Config: transform.Config{Size: 8}}, image(1, 1, 3), 2, 8, 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -146,7 +146,7 @@ func TestHandleBadInput(t *testing.T) {
 			img := image(8, 8, 3)
 			tt.edit(&img)
 			_, err := s.Handle(context.Background(), img)
-			if !errors.Is(err, messages.ErrPermanent) || !errors.Is(err, augops.ErrImage) {
+			if !errors.Is(err, messages.ErrPermanent) || !errors.Is(err, transform.ErrImage) {
 				t.Errorf("err = %v, want permanent ErrImage", err)
 			}
 		})
@@ -164,13 +164,13 @@ func TestHandleCanceled(t *testing.T) {
 
 func TestNewBadConfig(t *testing.T) {
 	for _, cfg := range []Config{
-		{Config: augops.Config{NViews: 1}},
-		{Config: augops.Config{NViews: messages.MaxViews + 1}},
-		{Config: augops.Config{Size: -3}},
-		{Config: augops.Config{Scale: [2]float64{0.5, 2}}},
+		{Config: transform.Config{NViews: 1}},
+		{Config: transform.Config{NViews: messages.MaxViews + 1}},
+		{Config: transform.Config{Size: -3}},
+		{Config: transform.Config{Scale: [2]float64{0.5, 2}}},
 		{Workers: -1},
 	} {
-		if _, err := New(cfg); !errors.Is(err, augops.ErrConfig) {
+		if _, err := New(cfg); !errors.Is(err, transform.ErrConfig) {
 			t.Errorf("New(%+v) = %v, want ErrConfig", cfg, err)
 		}
 	}
@@ -217,7 +217,7 @@ func TestValidate(t *testing.T) {
 				return
 			}
 			fe := field.List(err)
-			if len(fe) != 1 || fe[0].Key != tt.key || !errors.Is(err, augops.ErrConfig) {
+			if len(fe) != 1 || fe[0].Key != tt.key || !errors.Is(err, transform.ErrConfig) {
 				t.Fatalf("Validate = %v, want one ErrConfig naming %s", err, tt.key)
 			}
 		})

@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/supflow/supflow/augment"
 	"github.com/supflow/supflow/messages"
 	"github.com/supflow/supflow/probe"
 	"github.com/supflow/supflow/trainer"
+	"github.com/supflow/supflow/transform"
 )
 
 // ErrInput reports unusable inputs (no samples, a wrong-size image).
@@ -170,8 +170,8 @@ func loadChunk(ctx context.Context, cfg Scoring, chunk []messages.DecodeTask, lo
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var r augment.Resizer
-			var work augment.Image
+			var r transform.Resizer
+			var work transform.Image
 			for i := range next {
 				errs[i] = loadOne(ctx, cfg, chunk[i], load, &r, &work, px[i*view:(i+1)*view])
 				if errs[i] != nil && !errors.Is(errs[i], messages.ErrPermanent) {
@@ -214,7 +214,7 @@ var errNotLoaded = errors.New("evaluate: not loaded")
 
 // loadOne loads one image into dst as Size x Size x Channels: the largest
 // centered square, resized (antialiased) when its side differs from Size.
-func loadOne(ctx context.Context, cfg Scoring, t messages.DecodeTask, load Loader, r *augment.Resizer, work *augment.Image, dst []uint8) error {
+func loadOne(ctx context.Context, cfg Scoring, t messages.DecodeTask, load Loader, r *transform.Resizer, work *transform.Image, dst []uint8) error {
 	im, err := load(ctx, t)
 	if err != nil {
 		return err
@@ -228,8 +228,8 @@ func loadOne(ctx context.Context, cfg Scoring, t messages.DecodeTask, load Loade
 		return nil
 	}
 	side := min(h, w)
-	box := augment.Box{Top: (h - side) / 2, Left: (w - side) / 2, Height: side, Width: side}
-	src := augment.Pixels{H: h, W: w, C: cfg.Channels, Pix: im.Pixels}
+	box := transform.Box{Top: (h - side) / 2, Left: (w - side) / 2, Height: side, Width: side}
+	src := transform.Pixels{H: h, W: w, C: cfg.Channels, Pix: im.Pixels}
 	if err := r.ResizedCrop(work, src, box, cfg.Size, cfg.Size, true); err != nil {
 		return messages.Permanent(fmt.Errorf("%w: %s: %w", ErrInput, t.Key, err))
 	}

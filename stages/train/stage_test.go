@@ -77,7 +77,9 @@ func (b *fakeBus) Subscribe(context.Context, string, ...messages.EventKind) (<-c
 	return b.starts, nil
 }
 
-func (b *fakeBus) DeadLetters(context.Context) (<-chan messages.DeadLetter, error) { return b.dead, nil }
+func (b *fakeBus) DeadLetters(context.Context) (<-chan messages.DeadLetter, error) {
+	return b.dead, nil
+}
 
 // TestStageEpochsCheckpointsAndResume: two epochs of five samples, one of
 // them dead-lettered upstream in epoch 1, are trained and checkpointed;

@@ -1,6 +1,6 @@
 //go:build !purego
 
-package augment
+package transform
 
 // hasAVX2 reports AVX2 and FMA, with the OS saving the YMM registers.
 var hasAVX2 = cpuHasAVX2FMA()

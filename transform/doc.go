@@ -1,4 +1,5 @@
-// Package augment owns the image augmentation ops of SupCon training and the
+// Package transform owns the image augmentation ops of SupCon training (the
+// library; the pipeline stage that applies them is stages/augment) and the
 // random policy that chooses their parameters: torchvision 0.14's
 // functional resized_crop, hflip, adjust_brightness/contrast/saturation/hue,
 // rgb_to_grayscale and normalize, reproduced on the tensor path, plus the
@@ -21,4 +22,4 @@
 // The package does no I/O and imports only the standard library and
 // config/field (the key-named errors of Validate); it must not import
 // messages, bus, store or any stage.
-package augment
+package transform

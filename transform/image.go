@@ -1,4 +1,4 @@
-package augment
+package transform
 
 import (
 	"errors"
@@ -7,9 +7,9 @@ import (
 
 // Errors returned by the ops; each is wrapped with what was wrong.
 var (
-	ErrImage  = errors.New("augment: malformed image")
-	ErrParam  = errors.New("augment: parameter out of range")
-	ErrConfig = errors.New("augment: invalid config")
+	ErrImage  = errors.New("transform: malformed image")
+	ErrParam  = errors.New("transform: parameter out of range")
+	ErrConfig = errors.New("transform: invalid config")
 )
 
 // MaxSide bounds image sides so that sizes never overflow; decoded images
