@@ -13,7 +13,7 @@ import (
 
 	"github.com/supflow/supflow/imgdecode"
 	"github.com/supflow/supflow/messages"
-	augstage "github.com/supflow/supflow/stages/augment"
+	"github.com/supflow/supflow/stages/augment"
 	"github.com/supflow/supflow/transform"
 )
 
@@ -58,7 +58,7 @@ func augmentCase(dec imgdecode.Config, size int) func([][]byte) (int, func(int) 
 		if err != nil {
 			return 0, nil, err
 		}
-		st, err := augstage.New(augstage.Config{Seed: 1, Config: transform.Config{Size: size}})
+		st, err := augment.New(augment.Config{Seed: 1, Config: transform.Config{Size: size}})
 		if err != nil {
 			return 0, nil, err
 		}

@@ -15,7 +15,7 @@ import (
 	"github.com/supflow/supflow/bus"
 	"github.com/supflow/supflow/imgdecode"
 	"github.com/supflow/supflow/messages"
-	augstage "github.com/supflow/supflow/stages/augment"
+	"github.com/supflow/supflow/stages/augment"
 	"github.com/supflow/supflow/stages/decode"
 	"github.com/supflow/supflow/store"
 	"github.com/supflow/supflow/transform"
@@ -52,7 +52,7 @@ func pipelines(pngs [][]byte) error {
 	if err != nil {
 		return err
 	}
-	aug, err := augstage.New(augstage.Config{Seed: 1, Config: transform.Config{Size: 32}})
+	aug, err := augment.New(augment.Config{Seed: 1, Config: transform.Config{Size: 32}})
 	if err != nil {
 		return err
 	}
@@ -134,7 +134,7 @@ func direct(ctx context.Context, n int, fn func(context.Context, int) error) (pi
 
 // overBus runs the stages as cmd/supflow mounts them, on a fresh embedded
 // JetStream, with a feeder publishing one DecodeTask per key.
-func overBus(ctx context.Context, dec *decode.Stage, aug *augstage.Stage, keys []string, workers int) (pipeRun, error) {
+func overBus(ctx context.Context, dec *decode.Stage, aug *augment.Stage, keys []string, workers int) (pipeRun, error) {
 	dir, err := os.MkdirTemp("", "bench-data-nats-")
 	if err != nil {
 		return pipeRun{}, err

@@ -11,7 +11,7 @@ import (
 	"github.com/supflow/supflow/config"
 	"github.com/supflow/supflow/dataset"
 	"github.com/supflow/supflow/messages"
-	augstage "github.com/supflow/supflow/stages/augment"
+	"github.com/supflow/supflow/stages/augment"
 	"github.com/supflow/supflow/stages/decode"
 	"github.com/supflow/supflow/store"
 )
@@ -36,10 +36,10 @@ func (s storeCache) Put(ctx context.Context, key string, b []byte) error {
 }
 
 // newAugmenter builds the augment stage from pipeline.yaml.
-func newAugmenter(cfg *config.Config) (*augstage.Stage, error) {
+func newAugmenter(cfg *config.Config) (*augment.Stage, error) {
 	a := cfg.Augment
 	a.Seed = uint64(cfg.Run.Seed)
-	return augstage.New(a)
+	return augment.New(a)
 }
 
 // onlyRun wraps a stage handler so that messages of other runs are
