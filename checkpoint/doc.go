@@ -24,10 +24,10 @@
 // with torch is found ($SUPFLOW_TORCH_PYTHON, /usr/bin/python3, python3) and
 // skips otherwise.
 //
-// This is supflow's one checkpoint path: trainer.CPU.Save puts the model's
+// This is supflow's one checkpoint path: engine.CPU.Save puts the model's
 // state_dict (model.State) and the optimizer's momentum buffers, both in the
 // model's dtype, into a [State]; [Encode] writes those arrays in that dtype,
-// and trainer.CPU.Load comes back the same way through [Decode] and [Check].
+// and engine.CPU.Load comes back the same way through [Decode] and [Check].
 //
 // The package knows nothing about the model: it stores named, shaped arrays
 // and refuses ones that do not match an expected list ([Check]). It must

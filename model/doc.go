@@ -13,7 +13,7 @@
 // [Model.State] and [Model.LoadState] copy the whole state_dict out and in
 // as statedict tensors in the model's own dtype, and [Model.ParamInfos] and
 // [Model.BufferInfos] list its names and shapes. They are the model's half of
-// the one checkpoint path: package trainer hands that state, with the
+// the one checkpoint path: package engine hands that state, with the
 // optimizer's, to package checkpoint, which owns the file format. The name,
 // shape and tensor types live in package statedict because this package may
 // not import checkpoint.

@@ -14,11 +14,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/supflow/supflow/engine"
 	"github.com/supflow/supflow/internal/blasimpl"
 	"github.com/supflow/supflow/loss"
 	"github.com/supflow/supflow/nn"
 	"github.com/supflow/supflow/optim"
-	"github.com/supflow/supflow/trainer"
 )
 
 // childResult is the JSON line a -child run prints last.
@@ -48,7 +48,7 @@ type profiles struct{ cpu, mem string }
 func runChild(c benchCase, steps, blasThreads, maxRSSMB int, prof profiles) error {
 	blasimpl.SetThreads(blasThreads)
 	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(trainer.GCPercent) // as supflow does
+		debug.SetGCPercent(engine.GCPercent) // as supflow does
 	}
 	stop := watchRSS(maxRSSMB)
 	defer stop()
@@ -58,9 +58,9 @@ func runChild(c benchCase, steps, blasThreads, maxRSSMB int, prof profiles) erro
 		mean[i], std[i] = 0.5, 0.25
 	}
 	// The optimizer and loss settings of torch_step.py.
-	tr, err := trainer.New(trainer.Config{
+	tr, err := engine.New(engine.Config{
 		Model:    c.model,
-		Method:   trainer.MethodSupCon,
+		Method:   engine.MethodSupCon,
 		Loss:     loss.SupConConfig{Temperature: 0.1, BaseTemperature: 0.07},
 		Optim:    optim.Config{Momentum: 0.9, WeightDecay: 1e-4},
 		Schedule: optim.Schedule{BaseLR: 0.05, Epochs: 100, Cosine: true},
@@ -84,10 +84,10 @@ func runChild(c benchCase, steps, blasThreads, maxRSSMB int, prof profiles) erro
 	ctx := context.Background()
 	step := func() (float64, error) {
 		if c.eval {
-			_, _, err := tr.Encode(ctx, trainer.Images{N: rows, Height: c.size, Width: c.size, Channels: ch, Pixels: px})
+			_, _, err := tr.Encode(ctx, engine.Images{N: rows, Height: c.size, Width: c.size, Channels: ch, Pixels: px})
 			return 0, err
 		}
-		st, err := tr.Step(ctx, trainer.Batch{Size: c.bsz, Views: c.views, Height: c.size, Width: c.size, Channels: ch,
+		st, err := tr.Step(ctx, engine.Batch{Size: c.bsz, Views: c.views, Height: c.size, Width: c.size, Channels: ch,
 			Pixels: px, Labels: labels, Epoch: 1, PerEpoch: 1000})
 		return st.Loss, err
 	}

@@ -68,7 +68,7 @@ var (
 		{name: "resnet50w0.5", model: resnet("resnet50", [4]int{32, 64, 128, 256}, [4]int{3, 4, 6, 3}, 3), bsz: 64, views: 2, size: 32, steps: 6},
 		// Full ResNet-50 with the ImageNet stem (7x7/2 + max-pool) on 96x96.
 		{name: "resnet50-96", model: resnet50in, bsz: 16, views: 2, size: 96, steps: 6},
-		// Evaluation forward: trainer.Encode vs torch.no_grad on 256 images.
+		// Evaluation forward: engine.CPU.Encode vs torch.no_grad on 256 images.
 		{name: "resnet18-eval", model: resnet18, bsz: 128, views: 2, size: 32, eval: true, steps: 3},
 	}
 )

@@ -4,13 +4,13 @@ import (
 	"os"
 	"runtime/debug"
 
+	"github.com/supflow/supflow/engine"
 	"github.com/supflow/supflow/nn"
-	"github.com/supflow/supflow/trainer"
 )
 
 // tuneRuntime applies the process-wide settings that come from the
 // environment rather than the config; call it before any op runs.
-//   - GOGC: unset, the collector runs at trainer.GCPercent instead of 100
+//   - GOGC: unset, the collector runs at engine.GCPercent instead of 100
 //     (the trainer's heap is long-lived tensors; see GCPercent); set, the Go
 //     runtime has already applied it.
 //   - SUPFLOW_SIMD=off keeps nn's Go loops instead of the AVX-512 ones.
@@ -18,7 +18,7 @@ import (
 //     own AVX-512 kernel.
 func tuneRuntime() {
 	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(trainer.GCPercent)
+		debug.SetGCPercent(engine.GCPercent)
 	}
 	if os.Getenv("SUPFLOW_SIMD") == "off" {
 		nn.SetSIMD(false)

@@ -4,8 +4,8 @@ import (
 	"runtime/debug"
 	"testing"
 
+	"github.com/supflow/supflow/engine"
 	"github.com/supflow/supflow/nn"
-	"github.com/supflow/supflow/trainer"
 )
 
 // TestTuneRuntime checks the mapping of GOGC and SUPFLOW_SGEMM onto the
@@ -20,8 +20,8 @@ func TestTuneRuntime(t *testing.T) {
 	t.Setenv("SUPFLOW_SIMD", "off")
 	t.Setenv("SUPFLOW_SGEMM", "blas")
 	tuneRuntime()
-	if got := debug.SetGCPercent(100); got != trainer.GCPercent {
-		t.Errorf("GOGC unset: GC percent %d, want %d", got, trainer.GCPercent)
+	if got := debug.SetGCPercent(100); got != engine.GCPercent {
+		t.Errorf("GOGC unset: GC percent %d, want %d", got, engine.GCPercent)
 	}
 	if nn.OwnSgemm() {
 		t.Error("SUPFLOW_SGEMM=blas left the own GEMM on")

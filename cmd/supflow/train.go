@@ -8,6 +8,7 @@ import (
 	"github.com/supflow/supflow/bus"
 	"github.com/supflow/supflow/config"
 	"github.com/supflow/supflow/dataset"
+	"github.com/supflow/supflow/engine"
 	"github.com/supflow/supflow/loss"
 	"github.com/supflow/supflow/messages"
 	"github.com/supflow/supflow/model"
@@ -16,7 +17,6 @@ import (
 	"github.com/supflow/supflow/stages/evaluate"
 	"github.com/supflow/supflow/stages/train"
 	"github.com/supflow/supflow/store"
-	"github.com/supflow/supflow/trainer"
 )
 
 // loadDataset reads the manifest, classes and info of the configured data
@@ -30,13 +30,13 @@ func loadDataset(ctx context.Context, cfg *config.Config, s *store.Client) (data
 }
 
 // newEngine builds the trainer pipeline.yaml describes for data set d.
-func newEngine(cfg *config.Config, d dataset.Dataset) (*trainer.CPU, error) {
+func newEngine(cfg *config.Config, d dataset.Dataset) (*engine.CPU, error) {
 	m := cfg.Model
 	mc := model.Config{Arch: m.Arch, Stem: m.Stem, Head: m.Head, FeatDim: m.FeatDim, InChannels: d.Info.Channels}
 	copy(mc.Widths[:], m.Widths)
 	copy(mc.Blocks[:], m.Blocks)
 	t := cfg.Train
-	tr, err := trainer.New(trainer.Config{
+	tr, err := engine.New(engine.Config{
 		Model: mc, DType: m.DType, Method: t.Method, Classes: len(d.Classes),
 		Loss:  loss.SupConConfig{Temperature: t.Temperature, BaseTemperature: t.BaseTemperature},
 		Optim: optim.Config{Momentum: t.Momentum, WeightDecay: t.WeightDecay, LARS: t.Optimizer == "lars"},

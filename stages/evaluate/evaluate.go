@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/supflow/supflow/engine"
 	"github.com/supflow/supflow/messages"
 	"github.com/supflow/supflow/probe"
-	"github.com/supflow/supflow/trainer"
 	"github.com/supflow/supflow/transform"
 )
 
@@ -20,7 +20,7 @@ type Loader func(ctx context.Context, t messages.DecodeTask) (messages.Image, er
 
 // Encoder maps images to frozen encoder features (eval mode).
 type Encoder interface {
-	Encode(ctx context.Context, im trainer.Images) ([]float32, int, error)
+	Encode(ctx context.Context, im engine.Images) ([]float32, int, error)
 }
 
 // Scoring configures feature extraction and scoring.
@@ -140,7 +140,7 @@ func Extract(ctx context.Context, cfg Scoring, tasks []messages.DecodeTask, load
 		if n == 0 {
 			continue
 		}
-		f, d, err := enc.Encode(ctx, trainer.Images{N: n, Height: cfg.Size, Width: cfg.Size, Channels: cfg.Channels, Pixels: px[:n*view]})
+		f, d, err := enc.Encode(ctx, engine.Images{N: n, Height: cfg.Size, Width: cfg.Size, Channels: cfg.Channels, Pixels: px[:n*view]})
 		if err != nil {
 			return probe.Set{}, nil, err
 		}

@@ -6,16 +6,16 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/supflow/supflow/engine"
 	"github.com/supflow/supflow/messages"
 	"github.com/supflow/supflow/probe"
-	"github.com/supflow/supflow/trainer"
 )
 
 // meanEncoder encodes an image as (mean of the left half, mean of the right
 // half): enough to separate the synthetic classes below.
 type meanEncoder struct{ calls int }
 
-func (e *meanEncoder) Encode(_ context.Context, im trainer.Images) ([]float32, int, error) {
+func (e *meanEncoder) Encode(_ context.Context, im engine.Images) ([]float32, int, error) {
 	e.calls++
 	size := im.Height * im.Width * im.Channels
 	out := make([]float32, 0, 2*im.N)

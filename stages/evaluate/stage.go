@@ -21,7 +21,7 @@ import (
 )
 
 // Engine is a frozen encoder that can take a checkpoint's weights;
-// *trainer.CPU implements it.
+// *engine.CPU implements it.
 type Engine interface {
 	Encoder
 	Load(b []byte) (checkpoint.Meta, error)

@@ -6,16 +6,16 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/supflow/supflow/engine"
 	"github.com/supflow/supflow/messages"
 	"github.com/supflow/supflow/report"
 	"github.com/supflow/supflow/runs"
 	"github.com/supflow/supflow/store"
-	"github.com/supflow/supflow/trainer"
 )
 
 // onStep records the step in the curves, logs every tenth and moves the
 // progress line.
-func (s *Stage) onStep(st trainer.Stats, wait time.Duration) {
+func (s *Stage) onStep(st engine.Stats, wait time.Duration) {
 	rate := float64(st.Samples) / (st.Duration + wait).Seconds()
 	s.mu.Lock()
 	s.curves.Points = append(s.curves.Points, report.Point{Step: st.Step, Epoch: report.Float(st.Epoch), Loss: report.Float(st.Loss),

@@ -8,13 +8,13 @@ import (
 	"slices"
 	"time"
 
+	"github.com/supflow/supflow/engine"
 	"github.com/supflow/supflow/messages"
-	"github.com/supflow/supflow/trainer"
 )
 
-// Stepper takes one optimizer step; *trainer.CPU implements it.
+// Stepper takes one optimizer step; *engine.CPU implements it.
 type Stepper interface {
-	Step(ctx context.Context, b trainer.Batch) (trainer.Stats, error)
+	Step(ctx context.Context, b engine.Batch) (engine.Stats, error)
 }
 
 // Delivery is one view group and the handles that settle it on the bus.
@@ -53,7 +53,7 @@ type loopConfig struct {
 // hooks observe the loop. All are optional.
 type hooks struct {
 	// Step is called after every step with the time spent waiting for data.
-	Step func(s trainer.Stats, wait time.Duration)
+	Step func(s engine.Stats, wait time.Duration)
 	// Epoch is called once all samples of an epoch are accounted for; an
 	// error stops the stage.
 	Epoch func(ctx context.Context, epoch int, e EpochStats) error
@@ -271,7 +271,7 @@ func (s *loop) stepBatch(ctx context.Context, cur int, e *epochState, wait time.
 	group := e.pending[:n]
 	v, h, w, c := s.cfg.Views, s.cfg.Height, s.cfg.Width, s.cfg.Channels
 	view := h * w * c
-	b := trainer.Batch{
+	b := engine.Batch{
 		Size: n, Views: v, Height: h, Width: w, Channels: c,
 		Pixels: make([]uint8, n*v*view), Labels: make([]int, n),
 		Epoch: cur, Index: e.batchIndex, PerEpoch: s.perEpoch(e),

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/supflow/supflow/engine"
 	"github.com/supflow/supflow/messages"
-	"github.com/supflow/supflow/trainer"
 )
 
 // fakeStepper records the samples of every step by decoding the first pixel
@@ -20,12 +20,12 @@ type fakeStepper struct {
 	fail    error
 }
 
-func (f *fakeStepper) Step(_ context.Context, b trainer.Batch) (trainer.Stats, error) {
+func (f *fakeStepper) Step(_ context.Context, b engine.Batch) (engine.Stats, error) {
 	if f.fail != nil {
-		return trainer.Stats{}, f.fail
+		return engine.Stats{}, f.fail
 	}
 	if err := b.Validate(); err != nil {
-		return trainer.Stats{}, err
+		return engine.Stats{}, err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -39,7 +39,7 @@ func (f *fakeStepper) Step(_ context.Context, b trainer.Batch) (trainer.Stats, e
 	}
 	f.batches = append(f.batches, ids)
 	f.epochs = append(f.epochs, b.Epoch)
-	return trainer.Stats{Loss: 1, Epoch: b.Epoch}, nil
+	return engine.Stats{Loss: 1, Epoch: b.Epoch}, nil
 }
 
 type acks struct {

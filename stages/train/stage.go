@@ -20,7 +20,7 @@ import (
 // ErrConfig reports a Config or Deps that New refuses.
 var ErrConfig = errors.New("train: invalid config")
 
-// Engine trains the model: *trainer.CPU implements it.
+// Engine trains the model: *engine.CPU implements it.
 type Engine interface {
 	Stepper
 	// Save serializes the whole training state after epoch.

@@ -1,4 +1,4 @@
-package trainer
+package engine
 
 import (
 	"encoding/json"
@@ -31,7 +31,7 @@ func (t *CPU) state(epoch int, extra map[string]string) (checkpoint.State, error
 	for name, buf := range t.opt.Buffers() {
 		st, err := statedict.FromDense(buf)
 		if err != nil {
-			return s, fmt.Errorf("trainer: momentum of %s: %w", name, err)
+			return s, fmt.Errorf("engine: momentum of %s: %w", name, err)
 		}
 		s.Momentum[name] = st
 	}
@@ -77,7 +77,7 @@ func (t *CPU) Load(b []byte) (checkpoint.Meta, error) {
 	for name, st := range s.Momentum {
 		d, err := st.Dense()
 		if err != nil {
-			return checkpoint.Meta{}, fmt.Errorf("trainer: momentum of %s: %w", name, err)
+			return checkpoint.Meta{}, fmt.Errorf("engine: momentum of %s: %w", name, err)
 		}
 		bufs[name] = d
 	}

@@ -1,4 +1,4 @@
-package trainer
+package engine
 
 import (
 	"context"
@@ -184,7 +184,7 @@ func (t *CPU) Step(ctx context.Context, b Batch) (Stats, error) {
 	t.model.SetTraining(true)
 	gr.vm.Reset()
 	if err := gr.vm.RunAll(); err != nil {
-		return Stats{}, fmt.Errorf("trainer: step: %w", nn.RunError(err))
+		return Stats{}, fmt.Errorf("engine: step: %w", nn.RunError(err))
 	}
 	l := scalar(gr.cost.Value())
 	if !finite(l) {
@@ -193,12 +193,12 @@ func (t *CPU) Step(ctx context.Context, b Batch) (Stats, error) {
 	for i := range gr.params {
 		g, ok := gr.grads[i].Value().(*tensor.Dense)
 		if !ok {
-			return Stats{}, fmt.Errorf("trainer: gradient of %s is %T", gr.params[i].Name, gr.grads[i].Value())
+			return Stats{}, fmt.Errorf("engine: gradient of %s is %T", gr.params[i].Name, gr.grads[i].Value())
 		}
 		gr.params[i].Grad = g
 	}
 	if err := t.opt.Step(lr, gr.params); err != nil {
-		return Stats{}, fmt.Errorf("trainer: optimizer: %w", err)
+		return Stats{}, fmt.Errorf("engine: optimizer: %w", err)
 	}
 	t.steps++
 	return Stats{Step: t.steps, Epoch: b.Epoch, Batch: b.Index, Batches: b.PerEpoch, Loss: l, LR: lr, Samples: b.Size, Duration: time.Since(start)}, nil
@@ -242,14 +242,14 @@ func (t *CPU) trainGraph(b Batch) (*trainGraph, error) {
 		gr.cost, err = loss.SupConNode(g.Output, gr.mask, b.Views, t.cfg.Loss)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("trainer: loss: %w", err)
+		return nil, fmt.Errorf("engine: loss: %w", err)
 	}
 	if gr.grads, err = G.Grad(gr.cost, g.Params...); err != nil {
-		return nil, fmt.Errorf("trainer: gradients: %w", err)
+		return nil, fmt.Errorf("engine: gradients: %w", err)
 	}
 	// Step reads only the loss and the gradients after a run.
 	if gr.vm, err = model.Compile(g.G, append(G.Nodes{gr.cost}, gr.grads...)...); err != nil {
-		return nil, fmt.Errorf("trainer: %w", err)
+		return nil, fmt.Errorf("engine: %w", err)
 	}
 	if err := G.Let(g.Input, gr.input); err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package trainer
+package engine
 
 import (
 	"context"
@@ -32,7 +32,7 @@ func (t *CPU) normalize(dst *tensor.Dense, px []uint8, rows, h, w, c int) error 
 	case []float64:
 		toNCHW(d, px, rows, h, w, c, scale, shift)
 	default:
-		return fmt.Errorf("trainer: input dtype %T", d)
+		return fmt.Errorf("engine: input dtype %T", d)
 	}
 	return nil
 }
@@ -94,7 +94,7 @@ func (t *CPU) Encode(ctx context.Context, im Images) ([]float32, int, error) {
 		}
 		res, err := t.model.Forward(buf.input)
 		if err != nil {
-			return nil, 0, fmt.Errorf("trainer: encode: %w", err)
+			return nil, 0, fmt.Errorf("engine: encode: %w", err)
 		}
 		switch f := res.Encoder.Data().(type) {
 		case []float32:

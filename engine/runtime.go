@@ -1,4 +1,4 @@
-package trainer
+package engine
 
 // GCPercent is the garbage-collection target (debug.SetGCPercent) a
 // training process should run with, in place of GOGC=100. A trainer's heap

@@ -1,7 +1,10 @@
-// Package trainer is the training API the train and evaluate stages call:
-// build a SupConResNet from a config, take optimizer steps on batches of
-// uint8 views (normalizing them with the dataset's mean and std), encode
-// images in eval mode, and save or resume the exact training state.
+// Package engine runs a SupConResNet for the stages: the train stage's
+// optimizer steps and the evaluate stage's and kNN monitor's eval-mode
+// encoding. It builds the model from a config, takes optimizer steps on
+// batches of uint8 views (normalizing them with the dataset's mean and
+// std), encodes images in eval mode, and saves or resumes the exact training
+// state. (The train stage, stages/train, decides when to step and save; this
+// package only computes.)
 //
 // Save and Load are the one checkpoint path: the model's state_dict
 // (model.State) and the optimizer's momentum buffers go to package
@@ -14,13 +17,13 @@
 // The API is backend-neutral: the CPU implementation here runs on gorgonia
 // with supflow's own ops (package nn); a GPU backend can implement the same
 // methods.
-package trainer
+package engine
 
 import "errors"
 
 // Errors returned (wrapped) by the trainer.
 var (
-	ErrConfig = errors.New("trainer: invalid config")
-	ErrBatch  = errors.New("trainer: invalid batch")
-	ErrLoss   = errors.New("trainer: loss is not finite")
+	ErrConfig = errors.New("engine: invalid config")
+	ErrBatch  = errors.New("engine: invalid batch")
+	ErrLoss   = errors.New("engine: loss is not finite")
 )
