@@ -18,7 +18,6 @@ import (
 	"github.com/supflow/supflow/bus"
 	"github.com/supflow/supflow/dataset"
 	"github.com/supflow/supflow/internal/clustertest"
-	"github.com/supflow/supflow/messages"
 	"github.com/supflow/supflow/store"
 )
 
@@ -64,33 +63,6 @@ func TestSecretEnv(t *testing.T) {
 				t.Fatalf("password %q, want %q", got, tt.want)
 			}
 		})
-	}
-}
-
-func TestOnlyDataset(t *testing.T) {
-	called := false
-	h := onlyDataset("ds", func(context.Context, messages.DecodeTask) (messages.Image, error) {
-		called = true
-		return messages.Image{}, nil
-	})
-	for _, tt := range []struct {
-		key string
-		ok  bool
-	}{
-		{"ds/train/1/a.png", true},
-		{"ds/../runs/x/checkpoints/last.safetensors", false},
-		{"other/a.png", false},
-		{"/ds/a.png", false},
-		{`ds\a.png`, false},
-	} {
-		called = false
-		_, err := h(t.Context(), messages.DecodeTask{Key: tt.key})
-		if tt.ok != (err == nil) || tt.ok != called {
-			t.Errorf("key %q: err %v, handler called %t", tt.key, err, called)
-		}
-		if err != nil && !errors.Is(err, messages.ErrPermanent) {
-			t.Errorf("key %q: err %v is not permanent (it must be dead-lettered, not retried)", tt.key, err)
-		}
 	}
 }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"path"
 	"time"
 
@@ -21,6 +20,7 @@ func newDecoder(cfg *config.Config, s *store.Client) (*decode.Stage, error) {
 	return decode.New(cfg.Decode, decode.Deps{
 		Objects:     s,
 		IsNotFound:  func(err error) bool { return errors.Is(err, store.ErrNotFound) },
+		Allow:       func(key string) error { return dataset.UnderPrefix(key, cfg.Dataset.Prefix) },
 		Cache:       storeCache{s},
 		CachePrefix: path.Join("cache", cfg.Dataset.Prefix),
 	})
@@ -42,31 +42,6 @@ func newAugmenter(cfg *config.Config) (*augment.Stage, error) {
 	return augment.New(a)
 }
 
-// onlyRun wraps a stage handler so that messages of other runs are
-// acknowledged and dropped instead of processed.
-func onlyRun[In, Out any](runID string, id func(In) string, fn func(context.Context, In) (Out, error)) func(context.Context, In) (Out, error) {
-	return func(ctx context.Context, in In) (Out, error) {
-		if got := id(in); got != runID {
-			var zero Out
-			return zero, messages.Skip(errors.New("message of run " + got))
-		}
-		return fn(ctx, in)
-	}
-}
-
-// onlyDataset wraps the decode handler so that a task whose key lies outside
-// the data set prefix (see dataset.UnderPrefix) is dead-lettered unread: a
-// task on the bus may come from anyone who can publish there, and its key
-// names what decode fetches and where its cache entry is written.
-func onlyDataset(prefix string, fn func(context.Context, messages.DecodeTask) (messages.Image, error)) func(context.Context, messages.DecodeTask) (messages.Image, error) {
-	return func(ctx context.Context, t messages.DecodeTask) (messages.Image, error) {
-		if err := dataset.UnderPrefix(t.Key, prefix); err != nil {
-			return messages.Image{}, messages.Permanent(fmt.Errorf("decode task of sample %d: %w", t.SampleID, err))
-		}
-		return fn(ctx, t)
-	}
-}
-
 // workerRoutes returns the decode and augment routes as configured.
 func workerRoutes(cfg *config.Config, s *services, which ...string) ([]bus.Route, error) {
 	var routes []bus.Route
@@ -79,7 +54,7 @@ func workerRoutes(cfg *config.Config, s *services, which ...string) ([]bus.Route
 			}
 			routes = append(routes, bus.Handle("decode", messages.TopicDecodeTasks, messages.TopicImages,
 				messages.UnmarshalDecodeTask, messages.MarshalImage,
-				onlyRun(cfg.Run.ID, func(t messages.DecodeTask) string { return t.RunID }, onlyDataset(cfg.Dataset.Prefix, st.Handle))).
+				messages.OfRun(cfg.Run.ID, func(t messages.DecodeTask) string { return t.RunID }, st.Handle)).
 				Workers(cfg.Decode.Workers))
 		case "augment":
 			st, err := newAugmenter(cfg)
@@ -88,7 +63,7 @@ func workerRoutes(cfg *config.Config, s *services, which ...string) ([]bus.Route
 			}
 			routes = append(routes, bus.Handle("augment", messages.TopicImages, messages.TopicViews,
 				messages.UnmarshalImage, messages.MarshalViewGroup,
-				onlyRun(cfg.Run.ID, func(m messages.Image) string { return m.RunID }, st.Handle)).
+				messages.OfRun(cfg.Run.ID, func(m messages.Image) string { return m.RunID }, st.Handle)).
 				Workers(cfg.Augment.Workers).
 				WithoutOutputID()) // the trainer de-duplicates views by (epoch, sample id)
 		}

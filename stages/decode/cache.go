@@ -7,14 +7,13 @@ import (
 	"fmt"
 	"path"
 	"strconv"
-	"sync/atomic"
 
 	"github.com/supflow/supflow/imgdecode"
 )
 
 // Cache stores decoded images so that later epochs skip fetching the
-// original and decoding it. *store.Client satisfies it; entries live next to
-// the data set as ordinary objects.
+// original and decoding it. cmd/supflow backs it with the bucket (entries
+// are ordinary objects under cache/<data set prefix>/).
 type Cache interface {
 	Get(ctx context.Context, key string) ([]byte, error)
 	Put(ctx context.Context, key string, data []byte) error
@@ -59,39 +58,21 @@ func decodeCacheEntry(b []byte, maxPixels int64) (imgdecode.Image, error) {
 	return imgdecode.Image{Height: int(h), Width: int(w), Channels: int(c), Pix: b[cacheHeader:]}, nil
 }
 
-// cacheStats counts what the cache did; a failed cache read or write never
-// fails a decode, it only costs the decode the cache would have saved.
-type cacheStats struct {
-	hits, misses, errors atomic.Int64
-}
-
-// CacheStats reports cache hits, misses and failed reads or writes.
-func (s *Stage) CacheStats() (hits, misses, failures int64) {
-	return s.stats.hits.Load(), s.stats.misses.Load(), s.stats.errors.Load()
-}
-
 // cached returns the cached image of key, if there is a usable entry.
 func (s *Stage) cached(ctx context.Context, key string) (imgdecode.Image, bool) {
 	b, err := s.cache.Get(ctx, s.cacheKey(key))
 	if err != nil {
-		if s.isNotFound == nil || !s.isNotFound(err) {
-			s.stats.errors.Add(1)
-		}
-		s.stats.misses.Add(1)
 		return imgdecode.Image{}, false
 	}
 	img, err := decodeCacheEntry(b, s.cfg.MaxPixels)
 	if err != nil {
-		s.stats.errors.Add(1)
-		s.stats.misses.Add(1)
 		return imgdecode.Image{}, false
 	}
-	s.stats.hits.Add(1)
 	return img, true
 }
 
+// store writes key's entry. A failed cache read or write never fails a
+// decode; it only costs the decode the cache would have saved.
 func (s *Stage) store(ctx context.Context, key string, img imgdecode.Image) {
-	if err := s.cache.Put(ctx, s.cacheKey(key), encodeCacheEntry(img)); err != nil {
-		s.stats.errors.Add(1)
-	}
+	_ = s.cache.Put(ctx, s.cacheKey(key), encodeCacheEntry(img))
 }

@@ -109,6 +109,11 @@ type Deps struct {
 	// does not exist (for the store package: errors.Is(err,
 	// store.ErrNotFound)). Nil treats every fetch error as transient.
 	IsNotFound func(error) bool
+	// Allow, optional, vets a task's key before anything is read: a task on
+	// the bus may come from anyone who can publish there, and its key names
+	// what is fetched and where its cache entry is written (cmd/supflow
+	// allows only keys under the data set's prefix). A refusal is permanent.
+	Allow func(key string) error
 	// Cache keeps decoded images under CachePrefix; required when
 	// Config.Cache is set, unused otherwise.
 	Cache       Cache
@@ -121,10 +126,10 @@ type Stage struct {
 	cfg        Config
 	objects    Getter
 	isNotFound func(error) bool
+	allow      func(string) error
 	cache      Cache // nil when Config.Cache is off
 	prefix     string
 	dec        *imgdecode.Decoder
-	stats      cacheStats
 }
 
 // New returns a Stage for cfg with its unset fields defaulted, reading
@@ -145,7 +150,7 @@ func New(cfg Config, deps Deps) (*Stage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
-	s := &Stage{cfg: cfg, objects: deps.Objects, isNotFound: deps.IsNotFound, dec: dec}
+	s := &Stage{cfg: cfg, objects: deps.Objects, isNotFound: deps.IsNotFound, allow: deps.Allow, dec: dec}
 	if cfg.Cache {
 		s.cache, s.prefix = deps.Cache, deps.CachePrefix
 	}
@@ -159,6 +164,11 @@ func New(cfg Config, deps Deps) (*Stage, error) {
 func (s *Stage) Handle(ctx context.Context, task messages.DecodeTask) (messages.Image, error) {
 	if task.Key == "" {
 		return messages.Image{}, messages.Permanent(fmt.Errorf("%w: empty key (run %q, sample %d)", ErrInvalidTask, task.RunID, task.SampleID))
+	}
+	if s.allow != nil {
+		if err := s.allow(task.Key); err != nil {
+			return messages.Image{}, messages.Permanent(fmt.Errorf("%w: sample %d: %w", ErrInvalidTask, task.SampleID, err))
+		}
 	}
 	if s.cache != nil {
 		if img, ok := s.cached(ctx, task.Key); ok {

@@ -12,7 +12,8 @@
 //
 // Config is pipeline.yaml's decode section (the config package embeds it as
 // is); Deps holds what is not a setting: the object store, injected as a
-// Getter, the cache and the not-found test. The bus mounts Handle.
+// Getter, the cache, the not-found test and the policy on which keys a task
+// may name (Allow). The bus mounts Handle.
 //
 // It imports only messages, imgdecode and config/field; it must not import
 // bus, store, config or any other stage.
