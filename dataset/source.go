@@ -2,6 +2,7 @@ package dataset
 
 import (
 	"context"
+	"fmt"
 	"image"
 	"image/color"
 	"image/draw"
@@ -31,6 +32,24 @@ type Source interface {
 	// limitPerSplit per split when it is positive. It stops at the first
 	// error from fn or ctx.
 	Samples(ctx context.Context, limitPerSplit int, fn func(Sample) error) error
+}
+
+// Open opens the source of kind ("mnist", "idx", "cifar10", "cifar100" or
+// "imagefolder", pipeline.yaml's dataset.source) at path. name is recorded
+// for an idx source; channels (1 or 3) is what an imagefolder source
+// converts its images to (the others have theirs).
+func Open(kind, path, name string, channels int) (Source, error) {
+	switch kind {
+	case "mnist":
+		return OpenIDX(path, "mnist", []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"})
+	case "idx":
+		return OpenIDX(path, name, nil)
+	case "cifar10", "cifar100":
+		return OpenCIFAR(path)
+	case "imagefolder":
+		return OpenImageFolder(path, channels)
+	}
+	return nil, fmt.Errorf("dataset: source %q: want mnist, idx, cifar10, cifar100 or imagefolder", kind)
 }
 
 // toChannels converts img to *image.Gray (channels 1) or opaque

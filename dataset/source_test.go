@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -291,5 +292,14 @@ func TestImageFolderErrors(t *testing.T) {
 				t.Fatalf("err = %v, want ErrSource", err)
 			}
 		})
+	}
+}
+
+func TestOpenUnknownSource(t *testing.T) {
+	if _, err := Open("tfrecord", t.TempDir(), "", 3); err == nil || !strings.Contains(err.Error(), `"tfrecord"`) {
+		t.Fatalf("Open of an unknown kind: %v", err)
+	}
+	if _, err := Open("cifar10", t.TempDir(), "", 3); err == nil {
+		t.Fatal("Open of an empty folder as cifar10 succeeded")
 	}
 }

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"time"
@@ -18,6 +19,38 @@ type Curves struct {
 	Samples  int64      `json:"samples"`
 	Seconds  float64    `json:"seconds"`
 	Finished time.Time  `json:"finished"`
+}
+
+// Files are a report rendered: report.json and report.html.
+type Files struct {
+	JSON, HTML []byte
+	HTMLPath   string // absolute path of the local report.html
+}
+
+// Save renders rep and writes report.json and report.html into dir
+// (created if missing), each atomically.
+func Save(dir string, rep *Report) (Files, error) {
+	var js, html bytes.Buffer
+	if err := WriteJSON(&js, rep); err != nil {
+		return Files{}, err
+	}
+	if err := WriteHTML(&html, rep); err != nil {
+		return Files{}, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return Files{}, err
+	}
+	f := Files{JSON: js.Bytes(), HTML: html.Bytes()}
+	if err := WriteFile(filepath.Join(dir, "report.json"), f.JSON); err != nil {
+		return Files{}, err
+	}
+	path := filepath.Join(dir, "report.html")
+	if err := WriteFile(path, f.HTML); err != nil {
+		return Files{}, err
+	}
+	abs, err := filepath.Abs(path)
+	f.HTMLPath = abs
+	return f, err
 }
 
 // WriteFile writes b to path atomically (a reader sees the old file or the

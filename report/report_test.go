@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -400,4 +402,27 @@ func FuzzReadJSON(f *testing.F) {
 			t.Fatalf("valid report failed to encode: %v", err)
 		}
 	})
+}
+
+func TestSaveWritesBothFiles(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	rep := &Report{RunID: "r", Dataset: "d", Method: "supcon"}
+	f, err := Save(dir, rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !filepath.IsAbs(f.HTMLPath) || f.HTMLPath != filepath.Join(dir, "report.html") {
+		t.Errorf("html path %q", f.HTMLPath)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "report.json"))
+	if err != nil || !bytes.Equal(b, f.JSON) {
+		t.Fatalf("report.json: %v", err)
+	}
+	back, err := ReadJSON(bytes.NewReader(b))
+	if err != nil || back.RunID != "r" {
+		t.Fatalf("read back %+v, %v", back, err)
+	}
+	if st, err := os.Stat(f.HTMLPath); err != nil || st.Mode().Perm() != 0o644 {
+		t.Fatalf("report.html: %v", err)
+	}
 }

@@ -13,31 +13,20 @@ import (
 	"github.com/supflow/supflow/dataset"
 )
 
-// openSource opens what pipeline.yaml's dataset.source names.
+// openSource opens what pipeline.yaml's dataset.source names; MNIST
+// defaults to the copy in the Go module cache.
 func openSource(c config.Dataset, gray bool) (dataset.Source, error) {
-	switch c.Source {
-	case "mnist":
-		dir := c.Path
-		if dir == "" {
-			var err error
-			if dir, err = goMNISTDir(); err != nil {
-				return nil, err
-			}
-		}
-		digits := []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}
-		return dataset.OpenIDX(dir, "mnist", digits)
-	case "idx":
-		return dataset.OpenIDX(c.Path, c.Name, nil)
-	case "cifar10", "cifar100":
-		return dataset.OpenCIFAR(c.Path)
-	case "imagefolder":
-		channels := 3
-		if gray {
-			channels = 1
-		}
-		return dataset.OpenImageFolder(c.Path, channels)
+	path, channels := c.Path, 3
+	if gray {
+		channels = 1
 	}
-	return nil, fmt.Errorf("dataset.source %q: want mnist, idx, cifar10, cifar100 or imagefolder", c.Source)
+	if c.Source == "mnist" && path == "" {
+		var err error
+		if path, err = goMNISTDir(); err != nil {
+			return nil, err
+		}
+	}
+	return dataset.Open(c.Source, path, c.Name, channels)
 }
 
 // goMNISTDir finds the MNIST idx files shipped in the data/ folder of the Go

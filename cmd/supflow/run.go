@@ -2,10 +2,10 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -93,8 +93,8 @@ func ignoreCanceled(err error) error {
 	return err
 }
 
-// runReport re-renders report.html from the run's report.json in the
-// bucket into --out (default <work_dir>/<run_id>).
+// runReport re-renders the run's report (report.json in the bucket) into
+// --out (default <work_dir>/<run_id>).
 func runReport(ctx context.Context, e *env) error {
 	s, err := open(ctx, e, "", false)
 	if err != nil {
@@ -109,21 +109,11 @@ func runReport(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	dir := e.opts.outDir
-	if dir == "" {
-		dir = filepath.Join(e.cfg.Run.WorkDir, e.cfg.Run.ID)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	dir := cmp.Or(e.opts.outDir, filepath.Join(e.cfg.Run.WorkDir, e.cfg.Run.ID))
+	f, err := report.Save(dir, rep)
+	if err != nil {
 		return err
 	}
-	var html bytes.Buffer
-	if err := report.WriteHTML(&html, rep); err != nil {
-		return err
-	}
-	path := filepath.Join(dir, runs.ReportHTML)
-	if err := report.WriteFile(path, html.Bytes()); err != nil {
-		return err
-	}
-	fmt.Fprintln(e.stdout, path)
+	fmt.Fprintln(e.stdout, f.HTMLPath)
 	return nil
 }

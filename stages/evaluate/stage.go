@@ -1,13 +1,11 @@
 package evaluate
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -209,32 +207,22 @@ func (s *Stage) curves(ctx context.Context) (report.Curves, error) {
 	return c, json.Unmarshal(b, &c)
 }
 
-// write stores report.json and report.html in the bucket and in
-// <work_dir>/<run id>/, returning the local HTML path.
+// write stores report.json and report.html in <work_dir>/<run id>/ and
+// the bucket, returning the local HTML path.
 func (s *Stage) write(ctx context.Context, rep *report.Report) (string, error) {
-	var js, html bytes.Buffer
-	if err := report.WriteJSON(&js, rep); err != nil {
+	f, err := report.Save(filepath.Join(s.cfg.WorkDir, s.cfg.RunID), rep)
+	if err != nil {
 		return "", err
 	}
-	if err := report.WriteHTML(&html, rep); err != nil {
-		return "", err
-	}
-	dir := filepath.Join(s.cfg.WorkDir, s.cfg.RunID)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	for _, f := range []struct {
+	for _, o := range []struct {
 		name, contentType string
 		b                 []byte
-	}{{runs.ReportJSON, "application/json", js.Bytes()}, {runs.ReportHTML, "text/html; charset=utf-8", html.Bytes()}} {
-		if err := report.WriteFile(filepath.Join(dir, f.name), f.b); err != nil {
-			return "", err
-		}
-		if err := s.deps.Store.Put(ctx, runs.Key(s.cfg.RunID, f.name), f.b, store.PutOptions{ContentType: f.contentType}); err != nil {
+	}{{runs.ReportJSON, "application/json", f.JSON}, {runs.ReportHTML, "text/html; charset=utf-8", f.HTML}} {
+		if err := s.deps.Store.Put(ctx, runs.Key(s.cfg.RunID, o.name), o.b, store.PutOptions{ContentType: o.contentType}); err != nil {
 			return "", err
 		}
 	}
-	return filepath.Abs(filepath.Join(dir, runs.ReportHTML))
+	return f.HTMLPath, nil
 }
 
 // tasks turns manifest entries into the decode tasks of an evaluation (no
