@@ -14,5 +14,6 @@
 //
 // It imports store for its types and its key rule (store.ValidKey,
 // store.ErrInvalidKey), never a Client (it reaches a bucket through the
-// small Bucket interface), and must not import messages, bus or any stage.
+// small Bucket interface), and messages for the decode task an Entry
+// becomes (Entry.Task); it must not import bus or any stage.
 package dataset

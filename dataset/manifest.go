@@ -11,6 +11,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/supflow/supflow/messages"
 	"github.com/supflow/supflow/store"
 )
 
@@ -32,6 +33,12 @@ type Entry struct {
 	Split  string `json:"split"`  // "train", "test", ...
 	Size   int64  `json:"size"`   // object size in bytes
 	SHA256 string `json:"sha256"` // hex SHA-256 of the object
+}
+
+// Task is the decode task that fetches e as sample id of runID's epoch
+// (0 outside pretraining, e.g. for an evaluation).
+func (e Entry) Task(runID string, epoch uint32, id uint64) messages.DecodeTask {
+	return messages.DecodeTask{RunID: runID, Epoch: epoch, SampleID: id, Key: e.Key, Label: e.Label, Split: e.Split}
 }
 
 // Validate checks one entry on its own.

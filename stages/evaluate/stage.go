@@ -230,7 +230,7 @@ func (s *Stage) write(ctx context.Context, rep *report.Report) (string, error) {
 func tasks(runID string, entries []dataset.Entry) []messages.DecodeTask {
 	out := make([]messages.DecodeTask, len(entries))
 	for i, e := range entries {
-		out[i] = messages.DecodeTask{RunID: runID, SampleID: uint64(i), Key: e.Key, Label: e.Label, Split: e.Split}
+		out[i] = e.Task(runID, 0, uint64(i))
 	}
 	return out
 }

@@ -126,15 +126,7 @@ func (f *Feeder) Order(epoch uint32) []int {
 
 // Task returns the decode task of sample index i in epoch.
 func (f *Feeder) Task(epoch uint32, i int) messages.DecodeTask {
-	e := f.entries[i]
-	return messages.DecodeTask{
-		RunID:    f.cfg.RunID,
-		Epoch:    epoch,
-		SampleID: uint64(i),
-		Key:      e.Key,
-		Label:    e.Label,
-		Split:    e.Split,
-	}
+	return f.entries[i].Task(f.cfg.RunID, epoch, uint64(i))
 }
 
 // Run feeds epochs StartEpoch .. StartEpoch+Epochs-1: for each, an
