@@ -16,7 +16,8 @@
 //
 // The API is backend-neutral: the CPU implementation here runs on gorgonia
 // with supflow's own ops (package nn); a GPU backend can implement the same
-// methods.
+// methods. It does no transport or storage I/O (checkpoints are bytes) and
+// must not import messages, bus, store or any stage.
 package engine
 
 import "errors"

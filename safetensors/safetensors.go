@@ -6,7 +6,7 @@
 //
 // Its [Tensor] is one file entry's raw bytes: a file-format concern. Typed
 // values in memory are statedict.Tensor; package checkpoint converts
-// between the two.
+// between the two. It imports only the standard library.
 package safetensors
 
 import (

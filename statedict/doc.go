@@ -13,4 +13,6 @@
 //
 // The raw little-endian bytes of a file are package safetensors' Tensor, a
 // file-format concern that package checkpoint translates to and from.
+// statedict imports only gorgonia's tensor package and must not import any
+// other supflow package.
 package statedict

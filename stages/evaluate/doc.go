@@ -5,7 +5,15 @@
 // test features (top-1, top-5, per-class accuracy, confusion matrix), plus a
 // kNN classifier.
 //
-// The package knows nothing of transport or storage: cmd/supflow passes the
-// decode stage's handler as the Loader and the trainer as the Encoder. The
-// train stage's kNN monitor reuses Extract.
+// Stage evaluates one checkpoint of a run: it reads the checkpoint named by
+// the run's PretrainDone event (WaitCheckpoint) or given by the user,
+// scores it, writes report.json and report.html (package report) to the
+// bucket and the work directory, with the train stage's curves, and
+// publishes EvalDone. Monitor is the train stage's kNN monitor on the same
+// feature path.
+//
+// The package knows nothing of transport: cmd/supflow passes the decode
+// stage's handler as the Loader, the engine as the Encoder and the S3
+// client and bus events through small interfaces. It must not import bus
+// or another stage.
 package evaluate
