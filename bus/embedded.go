@@ -34,7 +34,7 @@ type Embedded struct {
 }
 
 // StartEmbedded starts the server and waits until it accepts connections or
-// ctx ends (10 s when ctx has no deadline).
+// ctx ends.
 func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	if cfg.StoreDir == "" {
 		return nil, fmt.Errorf("%w: StoreDir is required", ErrEmbedded)
@@ -63,14 +63,16 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrEmbedded, err)
 	}
+	start := time.Now()
 	srv.Start()
-	wait := 10 * time.Second
-	if d, ok := ctx.Deadline(); ok {
-		wait = time.Until(d)
-	}
-	if !srv.ReadyForConnections(wait) {
-		srv.Shutdown()
-		return nil, fmt.Errorf("%w: not ready after %v", ErrEmbedded, wait)
+	// Wait until the server is ready or ctx ends, polling: a wait computed
+	// from ctx's deadline before Start could already be spent by a slow
+	// JetStream recovery on a busy machine.
+	for !srv.ReadyForConnections(250 * time.Millisecond) {
+		if err := ctx.Err(); err != nil {
+			srv.Shutdown()
+			return nil, fmt.Errorf("%w: not ready after %v: %w", ErrEmbedded, time.Since(start).Round(time.Millisecond), err)
+		}
 	}
 	return &Embedded{srv: srv}, nil
 }
