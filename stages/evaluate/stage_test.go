@@ -6,41 +6,19 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 
 	"github.com/supflow/supflow/checkpoint"
 	"github.com/supflow/supflow/dataset"
 	"github.com/supflow/supflow/messages"
 	"github.com/supflow/supflow/runs"
+	"github.com/supflow/supflow/internal/storetest"
 	"github.com/supflow/supflow/store"
 )
 
 type frozen struct{ meanEncoder }
 
 func (*frozen) Load([]byte) (checkpoint.Meta, error) { return checkpoint.Meta{Epoch: 3, Step: 30}, nil }
-
-type memStore struct {
-	mu      sync.Mutex
-	objects map[string][]byte
-}
-
-func (m *memStore) Get(_ context.Context, key string) ([]byte, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	b, ok := m.objects[key]
-	if !ok {
-		return nil, store.ErrNotFound
-	}
-	return b, nil
-}
-
-func (m *memStore) Put(_ context.Context, key string, b []byte, _ store.PutOptions) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.objects[key] = b
-	return nil
-}
 
 type events struct {
 	published []messages.Event
@@ -72,9 +50,11 @@ func entries(n int) []dataset.Entry {
 // report.html land in the bucket and the work dir, and EvalDone names the
 // report.
 func TestStageWritesReportAndEvalDone(t *testing.T) {
-	st := &memStore{objects: map[string][]byte{}}
+	st := storetest.New(t)
 	ckpt := runs.Checkpoint("r", runs.Last)
-	st.objects[ckpt] = []byte("weights")
+	if err := st.Put(t.Context(), ckpt, []byte("weights"), store.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	ev := &events{}
 	dir := t.TempDir()
 	s, err := New(Config{RunID: "r", Train: entries(40), Test: entries(20), Classes: []string{"a", "b"},

@@ -11,7 +11,7 @@ import (
 	"github.com/supflow/supflow/messages"
 	"github.com/supflow/supflow/report"
 	"github.com/supflow/supflow/runs"
-	"github.com/supflow/supflow/store"
+	"github.com/supflow/supflow/internal/storetest"
 )
 
 // fakeEngine is a fakeStepper whose state is the number of steps taken.
@@ -31,28 +31,6 @@ func (f *fakeEngine) Load(b []byte) (checkpoint.Meta, error) {
 }
 
 func (f *fakeEngine) Params() int64 { return 42 }
-
-type memStore struct {
-	mu      sync.Mutex
-	objects map[string][]byte
-}
-
-func (m *memStore) Get(_ context.Context, key string) ([]byte, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	b, ok := m.objects[key]
-	if !ok {
-		return nil, store.ErrNotFound
-	}
-	return b, nil
-}
-
-func (m *memStore) Put(_ context.Context, key string, b []byte, _ store.PutOptions) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.objects[key] = b
-	return nil
-}
 
 // fakeBus plays the feeder's events and the dead-letter stream.
 type fakeBus struct {
@@ -86,7 +64,7 @@ func (b *fakeBus) DeadLetters(context.Context) (<-chan messages.DeadLetter, erro
 // EpochTrained carries the trained count, PretrainDone the last
 // checkpoint; a resumed stage starts after the checkpoint's epoch.
 func TestStageEpochsCheckpointsAndResume(t *testing.T) {
-	eng, st, b := &fakeEngine{}, &memStore{objects: map[string][]byte{}}, newFakeBus()
+	eng, st, b := &fakeEngine{}, storetest.New(t), newFakeBus()
 	cfg := Config{RunID: "r", Arch: "resnet18", BatchSize: 4, Views: 2, Size: 2, Channels: 1, Epochs: 2, CheckpointEvery: 1}
 	deps := Deps{Engine: eng, Store: st, Events: b, DeadLetters: b}
 	s, err := New(t.Context(), cfg, deps)

@@ -1,0 +1,30 @@
+// Package storetest gives tests a real S3 client (package store) on an
+// in-memory embedded S3 endpoint, so that code written against the bucket
+// is tested through the same client and error mapping as in production.
+// It is for tests only.
+package storetest
+
+import (
+	"testing"
+
+	"github.com/supflow/supflow/store"
+)
+
+// New starts an in-memory endpoint for the test and returns a client of a
+// fresh bucket on it; both are closed when the test ends.
+func New(t testing.TB) *store.Client {
+	t.Helper()
+	e, err := store.StartEmbedded(t.Context(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	c, err := store.New(e.Config("test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.EnsureBucket(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
