@@ -198,7 +198,7 @@ func (r *Router) Run(ctx context.Context) error {
 		}
 		pub := r.bus.Publisher()
 		pubs = append(pubs, pub)
-		h := wm.AddConsumerHandler(rt.name, rt.in, &drainingSubscriber{inner: sub, work: work, timeout: r.cfg.CloseTimeout}, r.handlerFunc(rt, pub))
+		h := wm.AddConsumerHandler(rt.name, rt.in, newDrainingSubscriber(sub, work, r.cfg.CloseTimeout), r.handlerFunc(rt, pub))
 		h.AddMiddleware(r.measure(rt.name), r.policy(rt, cons.MaxDeliver))
 		if r.cfg.Retries > 0 {
 			h.AddMiddleware(middleware.Retry{

@@ -90,8 +90,13 @@ type drainingSubscriber struct {
 
 	mu       sync.Mutex
 	closing  bool
+	closed   chan struct{} // closed when Close begins
 	inflight sync.WaitGroup
 	once     sync.Once
+}
+
+func newDrainingSubscriber(inner message.Subscriber, work context.Context, timeout time.Duration) *drainingSubscriber {
+	return &drainingSubscriber{inner: inner, work: work, timeout: timeout, closed: make(chan struct{})}
 }
 
 // Subscribe ignores ctx, which the router cancels before the drain; the
@@ -109,7 +114,15 @@ func (s *drainingSubscriber) Subscribe(_ context.Context, topic string) (<-chan 
 				msg.Nack()
 				continue
 			}
-			out <- msg
+			// The router stops reading when it starts closing: a message
+			// tracked but not yet handed over would hold Close for its
+			// whole timeout (seen as "router close timeout" on a SIGTERM
+			// right after start), so it is nacked for redelivery instead.
+			select {
+			case out <- msg:
+			case <-s.closed:
+				msg.Nack()
+			}
 		}
 	}()
 	return out, nil
@@ -138,6 +151,7 @@ func (s *drainingSubscriber) Close() error {
 	s.once.Do(func() {
 		s.mu.Lock()
 		s.closing = true
+		close(s.closed)
 		s.mu.Unlock()
 		done := make(chan struct{})
 		go func() { s.inflight.Wait(); close(done) }()
