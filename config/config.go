@@ -26,6 +26,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/supflow/supflow/engine"
 	"github.com/supflow/supflow/stages/augment"
 	"github.com/supflow/supflow/stages/decode"
 )
@@ -35,18 +36,18 @@ var ErrInvalid = errors.New("config: invalid")
 
 // Config is the whole pipeline.yaml.
 type Config struct {
-	Run      Run            `yaml:"run"`
-	Dataset  Dataset        `yaml:"dataset"`
-	Store    Store          `yaml:"store"`
-	Bus      Bus            `yaml:"bus"`
-	Feeder   Feeder         `yaml:"feeder"`
-	Decode   decode.Config  `yaml:"decode"`  // owned by stages/decode
-	Augment  augment.Config `yaml:"augment"` // owned by stages/augment (and the transform library)
-	Model    Model          `yaml:"model"`
-	Train    Train          `yaml:"train"`
-	Evaluate Evaluate       `yaml:"evaluate"`
-	Metrics  Metrics        `yaml:"metrics"`
-	Log      Log            `yaml:"log"`
+	Run      Run                `yaml:"run"`
+	Dataset  Dataset            `yaml:"dataset"`
+	Store    Store              `yaml:"store"`
+	Bus      Bus                `yaml:"bus"`
+	Feeder   Feeder             `yaml:"feeder"`
+	Decode   decode.Config      `yaml:"decode"`  // owned by stages/decode
+	Augment  augment.Config     `yaml:"augment"` // owned by stages/augment (and the transform library)
+	Model    engine.ModelConfig `yaml:"model"`   // owned by engine (the network's keys by model)
+	Train    Train              `yaml:"train"`
+	Evaluate Evaluate           `yaml:"evaluate"`
+	Metrics  Metrics            `yaml:"metrics"`
+	Log      Log                `yaml:"log"`
 }
 
 // Run identifies one pipeline run.
@@ -100,17 +101,6 @@ type Bus struct {
 // Feeder paces epochs into the decode stage.
 type Feeder struct {
 	Epochs int `yaml:"epochs"` // 0 = train.epochs
-}
-
-// Model describes the encoder and projection head.
-type Model struct {
-	Arch    string `yaml:"arch"`   // resnet18, resnet34, resnet50, resnet101
-	Stem    string `yaml:"stem"`   // cifar (3x3, no max-pool) or imagenet (7x7/2 + max-pool)
-	Widths  []int  `yaml:"widths"` // per-stage widths; empty = 64,128,256,512
-	Blocks  []int  `yaml:"blocks"` // per-stage block counts; empty = the arch's
-	Head    string `yaml:"head"`   // mlp or linear
-	FeatDim int    `yaml:"feat_dim"`
-	DType   string `yaml:"dtype"` // float32 or float64
 }
 
 // Train configures pretraining.

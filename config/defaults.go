@@ -3,6 +3,7 @@ package config
 import (
 	"time"
 
+	"github.com/supflow/supflow/engine"
 	"github.com/supflow/supflow/stages/augment"
 	"github.com/supflow/supflow/stages/decode"
 )
@@ -22,7 +23,7 @@ func Default() *Config {
 		},
 		Decode:  decode.DefaultConfig(),
 		Augment: augment.DefaultConfig(),
-		Model:   Model{Arch: "resnet18", Stem: "cifar", Head: "mlp", FeatDim: 128, DType: "float32"},
+		Model:   engine.DefaultModelConfig(),
 		Train: Train{
 			Method: "supcon", BatchSize: 256, Epochs: 100, LR: 0.05, Momentum: 0.9, WeightDecay: 1e-4,
 			Optimizer: "sgd", Schedule: "cosine", WarmEpochs: 10, Temperature: 0.1, BaseTemperature: 0.07,

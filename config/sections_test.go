@@ -13,9 +13,12 @@ import (
 	"github.com/supflow/supflow/transform"
 )
 
-// TestSectionKeysUnchanged: the decode and augment sections, now the
-// stages' own Configs, keep the keys (and so the SUPFLOW_* variables)
-// pipeline.yaml had when config declared them itself.
+// migrated are the sections whose keys packages declare.
+var migrated = []string{"decode", "augment", "model"}
+
+// TestSectionKeysUnchanged: the sections packages own keep the keys (and
+// so the SUPFLOW_* variables) pipeline.yaml had when config declared them
+// itself.
 func TestSectionKeysUnchanged(t *testing.T) {
 	want := []string{
 		"augment.antialias", "augment.brightness", "augment.contrast", "augment.flip_p", "augment.grayscale_p",
@@ -23,10 +26,11 @@ func TestSectionKeysUnchanged(t *testing.T) {
 		"augment.scale", "augment.size", "augment.workers",
 		"decode.cache", "decode.gray", "decode.max_object_bytes", "decode.max_pixels", "decode.resize_shorter",
 		"decode.workers",
+		"model.arch", "model.blocks", "model.dtype", "model.feat_dim", "model.head", "model.stem", "model.widths",
 	}
 	var got []string
 	for _, k := range Keys() {
-		if strings.HasPrefix(k, "decode.") || strings.HasPrefix(k, "augment.") {
+		if section, _, _ := strings.Cut(k, "."); slices.Contains(migrated, section) {
 			got = append(got, k)
 		}
 	}
@@ -81,6 +85,15 @@ func TestSectionErrorsNameTheKey(t *testing.T) {
 		{"old nested jitter key", "augment:\n  jitter: {hue: 0.1}\n", nil, nil, "jitter"},
 		{"seed is run.seed", "", []string{"augment.seed=3"}, nil, `unknown key "augment.seed"`},
 		{"flip_p wrong type", "", []string{"augment.flip_p=x"}, nil, "augment.flip_p"},
+		{"arch", "model:\n  arch: vgg\n", nil, nil, `model.arch = "vgg": want one of resnet18, resnet34, resnet50, resnet101`},
+		{"stem", "", []string{"model.stem=tiny"}, nil, `model.stem = "tiny": want one of cifar, imagenet`},
+		{"widths length", "", []string{"model.widths=8,16"}, nil, "model.widths = [8 16]: want empty (the default 64,128,256,512) or 4 integers in [1, 4096]"},
+		{"blocks range", "model:\n  blocks: [1, 0, 1, 1]\n", nil, nil, "model.blocks = [1 0 1 1]: want empty (the arch's) or 4 integers"},
+		{"feat_dim 0", "", nil, map[string]string{"SUPFLOW_MODEL_FEAT_DIM": "0"}, "model.feat_dim = 0: want an integer in [1, 65536]"},
+		{"head", "", []string{"model.head=mlp2"}, nil, `model.head = "mlp2"`},
+		{"dtype", "model:\n  dtype: float16\n", nil, nil, `model.dtype = "float16": want one of float32, float64`},
+		{"in_channels is the data's", "", []string{"model.in_channels=1"}, nil, `unknown key "model.in_channels"`},
+		{"width_mult is not a key", "model:\n  width_mult: 0.5\n", nil, nil, "width_mult"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -184,5 +197,29 @@ func TestNullKeepsTheDefault(t *testing.T) {
 	}
 	if cfg.Augment.FlipP == nil || *cfg.Augment.FlipP != 0.5 || cfg.Augment.Antialias == nil || !*cfg.Augment.Antialias || cfg.Decode.MaxPixels != 50_000_000 {
 		t.Errorf("augment %+v, decode %+v", cfg.Augment, cfg.Decode)
+	}
+}
+
+// TestModelStageLists: model.widths and model.blocks are lists, empty for
+// the arch's defaults, from the file, the environment and --set alike.
+func TestModelStageLists(t *testing.T) {
+	cfg, err := Load(write(t, "model:\n  widths: [8, 16, 32, 64]\n  blocks: []\n"),
+		func(k string) (string, bool) { return "1,2,1,1", k == "SUPFLOW_MODEL_BLOCKS" }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(cfg.Model.Widths, []int{8, 16, 32, 64}) || !slices.Equal(cfg.Model.Blocks, []int{1, 2, 1, 1}) {
+		t.Errorf("model %+v", cfg.Model)
+	}
+	for _, kv := range []string{"model.widths=", "model.blocks=[]"} {
+		if err := Set(cfg, kv); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(cfg.Model.Widths) != 0 || len(cfg.Model.Blocks) != 0 || cfg.Validate() != nil {
+		t.Errorf("after clearing: model %+v, %v", cfg.Model, cfg.Validate())
+	}
+	if def := Default().Model; def.Widths != nil || def.Blocks != nil || def.DType != "float32" || def.Arch != "resnet18" || def.FeatDim != 128 {
+		t.Errorf("model defaults %+v", def)
 	}
 }

@@ -92,23 +92,7 @@ func (c *Config) Validate() error {
 		k.Add("augment.size", a.Size, fmt.Sprintf("views of one sample (%d bytes for %d views) to fit bus.max_payload %d", viewBytes, a.NViews, c.Bus.MaxPayload))
 	}
 
-	m := c.Model
-	k.OneOf("model.arch", m.Arch, "resnet18", "resnet34", "resnet50", "resnet101")
-	k.OneOf("model.stem", m.Stem, "cifar", "imagenet")
-	k.OneOf("model.head", m.Head, "mlp", "linear")
-	k.OneOf("model.dtype", m.DType, "float32", "float64")
-	k.IntIn("model.feat_dim", m.FeatDim, 1, 65536)
-	for key, list := range map[string][]int{"model.widths": m.Widths, "model.blocks": m.Blocks} {
-		if len(list) != 0 && len(list) != 4 {
-			k.Add(key, list, "empty (the arch's default) or 4 positive integers, one per stage")
-		}
-		for _, v := range list {
-			if v < 1 || v > 4096 {
-				k.Add(key, list, "4 integers in [1, 4096]")
-				break
-			}
-		}
-	}
+	k.Include("model", c.Model.Validate())
 
 	t := c.Train
 	k.OneOf("train.method", t.Method, "supcon", "simclr", "ce")

@@ -25,10 +25,9 @@ const (
 
 // Config configures a trainer.
 type Config struct {
-	Model    model.Config
-	DType    string // float32 or float64
-	Method   string // MethodSupCon, MethodSimCLR or MethodCE
-	Classes  int    // classifier outputs for MethodCE
+	Model    ModelConfig // pipeline.yaml's model section
+	Method   string      // MethodSupCon, MethodSimCLR or MethodCE
+	Classes  int         // classifier outputs for MethodCE
 	Loss     loss.SupConConfig
 	Optim    optim.Config
 	Schedule optim.Schedule
@@ -37,21 +36,11 @@ type Config struct {
 	Seed      int64 // parameter initialization
 }
 
-func (c *Config) dtype() (tensor.Dtype, error) {
-	switch c.DType {
-	case "", "float32":
-		return tensor.Float32, nil
-	case "float64":
-		return tensor.Float64, nil
-	}
-	return tensor.Dtype{}, fmt.Errorf("%w: dtype %q: want float32 or float64", ErrConfig, c.DType)
-}
-
 // Validate checks the parts the trainer owns; the model, loss, optimizer and
 // schedule validate their own.
 func (c *Config) Validate() error {
-	if _, err := c.dtype(); err != nil {
-		return err
+	if err := c.Model.Validate(); err != nil {
+		return fmt.Errorf("%w: model: %w", ErrConfig, err)
 	}
 	switch c.Method {
 	case MethodSupCon, MethodSimCLR:
@@ -63,9 +52,6 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: method %q: want supcon, simclr or ce", ErrConfig, c.Method)
 	}
 	in := c.Model.InChannels
-	if in == 0 {
-		in = 3
-	}
 	if len(c.Mean) != in || len(c.Std) != in {
 		return fmt.Errorf("%w: mean %v and std %v need one value per input channel (%d)", ErrConfig, c.Mean, c.Std, in)
 	}
@@ -108,15 +94,16 @@ type encodeBuf struct{ input *tensor.Dense }
 
 // New builds a trainer with freshly initialized parameters.
 func New(cfg Config) (*CPU, error) {
+	cfg.Model.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	dt, _ := cfg.dtype()
+	dt := cfg.Model.dtype()
 	if cfg.Method == MethodCE {
 		// SupContrast's SupCEResNet: the encoder and one linear layer.
 		cfg.Model.Head, cfg.Model.FeatDim = "linear", cfg.Classes
 	}
-	m, err := model.New(cfg.Model, dt, cfg.Seed)
+	m, err := model.New(cfg.Model.Config, dt, cfg.Seed)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}

@@ -17,8 +17,7 @@ import (
 
 func tinyConfig(method, dtype string) Config {
 	return Config{
-		Model:    model.Config{Widths: [4]int{4, 8, 8, 16}, Blocks: [4]int{1, 1, 1, 1}, InChannels: 1, FeatDim: 16},
-		DType:    dtype,
+		Model:    ModelConfig{Config: model.Config{Widths: []int{4, 8, 8, 16}, Blocks: []int{1, 1, 1, 1}, InChannels: 1, FeatDim: 16}, DType: dtype},
 		Method:   method,
 		Classes:  4,
 		Optim:    optim.Config{Momentum: 0.9, WeightDecay: 1e-4},
@@ -261,7 +260,7 @@ func TestBadInput(t *testing.T) {
 		"method": func(c *Config) { c.Method = "byol" },
 		"mean":   func(c *Config) { c.Mean = []float64{0.5, 0.5, 0.5} },
 		"std":    func(c *Config) { c.Std = []float64{0} },
-		"dtype":  func(c *Config) { c.DType = "float16" },
+		"dtype":  func(c *Config) { c.Model.DType = "float16" },
 	} {
 		cfg := tinyConfig(MethodSupCon, "float32")
 		mut(&cfg)
@@ -278,7 +277,7 @@ func TestLoadRefusesAnotherModel(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := tinyConfig(MethodSupCon, "float32")
-	cfg.Model.Widths = [4]int{4, 8, 8, 32}
+	cfg.Model.Widths = []int{4, 8, 8, 32}
 	b, _ := New(cfg)
 	_, err = b.Load(ckpt)
 	if !errors.Is(err, checkpoint.ErrMismatch) || !strings.Contains(err.Error(), "encoder.layer4") {

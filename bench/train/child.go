@@ -59,7 +59,7 @@ func runChild(c benchCase, steps, blasThreads, maxRSSMB int, prof profiles) erro
 	}
 	// The optimizer and loss settings of torch_step.py.
 	tr, err := engine.New(engine.Config{
-		Model:    c.model,
+		Model:    engine.ModelConfig{Config: c.model},
 		Method:   engine.MethodSupCon,
 		Loss:     loss.SupConConfig{Temperature: 0.1, BaseTemperature: 0.07},
 		Optim:    optim.Config{Momentum: 0.9, WeightDecay: 1e-4},

@@ -11,7 +11,6 @@ import (
 	"github.com/supflow/supflow/engine"
 	"github.com/supflow/supflow/loss"
 	"github.com/supflow/supflow/messages"
-	"github.com/supflow/supflow/model"
 	"github.com/supflow/supflow/optim"
 	"github.com/supflow/supflow/probe"
 	"github.com/supflow/supflow/stages/evaluate"
@@ -32,12 +31,10 @@ func loadDataset(ctx context.Context, cfg *config.Config, s *store.Client) (data
 // newEngine builds the trainer pipeline.yaml describes for data set d.
 func newEngine(cfg *config.Config, d dataset.Dataset) (*engine.CPU, error) {
 	m := cfg.Model
-	mc := model.Config{Arch: m.Arch, Stem: m.Stem, Head: m.Head, FeatDim: m.FeatDim, InChannels: d.Info.Channels}
-	copy(mc.Widths[:], m.Widths)
-	copy(mc.Blocks[:], m.Blocks)
+	m.InChannels = d.Info.Channels
 	t := cfg.Train
 	tr, err := engine.New(engine.Config{
-		Model: mc, DType: m.DType, Method: t.Method, Classes: len(d.Classes),
+		Model: m, Method: t.Method, Classes: len(d.Classes),
 		Loss:  loss.SupConConfig{Temperature: t.Temperature, BaseTemperature: t.BaseTemperature},
 		Optim: optim.Config{Momentum: t.Momentum, WeightDecay: t.WeightDecay, LARS: t.Optimizer == "lars"},
 		Schedule: optim.Schedule{BaseLR: t.LR, Epochs: t.Epochs, Cosine: t.Schedule == "cosine", Warm: t.Warm,
