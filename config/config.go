@@ -26,9 +26,11 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/supflow/supflow/config/field"
 	"github.com/supflow/supflow/engine"
 	"github.com/supflow/supflow/stages/augment"
 	"github.com/supflow/supflow/stages/decode"
+	"github.com/supflow/supflow/stages/train"
 )
 
 // ErrInvalid wraps every validation and parse failure.
@@ -103,26 +105,47 @@ type Feeder struct {
 	Epochs int `yaml:"epochs"` // 0 = train.epochs
 }
 
-// Train configures pretraining.
+// Train is pipeline.yaml's train section. It is flat in the file, but its
+// keys come from two packages, inline: the engine's (method, the schedule,
+// the optimizer and the loss: engine.TrainConfig) and the train stage's
+// (batch_size, epochs, checkpoint_every and the kNN monitor's knn_*:
+// stages/train.Config), plus threads, which is cmd/supflow's.
 type Train struct {
-	Method          string  `yaml:"method"` // supcon, simclr or ce
-	BatchSize       int     `yaml:"batch_size"`
-	Epochs          int     `yaml:"epochs"`
-	LR              float64 `yaml:"lr"`
-	Momentum        float64 `yaml:"momentum"`
-	WeightDecay     float64 `yaml:"weight_decay"`
-	Optimizer       string  `yaml:"optimizer"` // sgd or lars
-	Schedule        string  `yaml:"schedule"`  // cosine or step
-	Warm            bool    `yaml:"warm"`      // linear warm-up (forced on above batch 256)
-	WarmEpochs      int     `yaml:"warm_epochs"`
-	Temperature     float64 `yaml:"temperature"`
-	BaseTemperature float64 `yaml:"base_temperature"`
-	CheckpointEvery int     `yaml:"checkpoint_every"` // epochs between checkpoints (the last is always saved)
-	KNNEvery        int     `yaml:"knn_every"`        // epochs between kNN monitor runs (0 = off)
-	KNNSamples      int     `yaml:"knn_samples"`      // held-out slice size for the monitor
-	KNNK            int     `yaml:"knn_k"`
-	KNNTemperature  float64 `yaml:"knn_temperature"`
-	Threads         int     `yaml:"threads"` // OpenBLAS threads (0 = 1 unless OPENBLAS_NUM_THREADS is set)
+	Engine engine.TrainConfig `yaml:",inline"`
+	Stage  train.Config       `yaml:",inline"`
+	// Threads is the number of OpenBLAS threads cmd/supflow sets at start,
+	// in [0, 1024]; 0 = 1 unless OPENBLAS_NUM_THREADS is set.
+	Threads int `yaml:"threads"`
+}
+
+// maxThreads bounds Train.Threads.
+const maxThreads = 1024
+
+// EngineConfig is the engine's part of the section with the schedule's
+// length and batch size (not keys of their own) taken from the stage's
+// epochs and batch_size.
+func (t Train) EngineConfig() engine.TrainConfig {
+	e := t.Engine
+	e.Schedule.Epochs, e.Schedule.BatchSize = t.Stage.Epochs, t.Stage.BatchSize
+	return e
+}
+
+// Validate reports the section's errors, each named by its key: the
+// stage's and the engine's (with the schedule as EngineConfig gives it, so
+// that warm_epochs is checked against epochs), and threads.
+func (t Train) Validate() error {
+	k := field.NewChecker(ErrInvalid)
+	stageErr := t.Stage.Validate()
+	k.Include("", stageErr)
+	e := t.Engine
+	if stageErr == nil {
+		// Otherwise the schedule would report a bad epochs or batch_size
+		// again, under the limits it puts on them.
+		e = t.EngineConfig()
+	}
+	k.Include("", e.Validate())
+	k.IntIn("threads", t.Threads, 0, maxThreads)
+	return k.Err()
 }
 
 // Evaluate configures the linear probe.

@@ -89,7 +89,7 @@ func TestOverridesApplyInOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Train.Epochs != 9 || cfg.Train.BatchSize != 64 {
+	if cfg.Train.Stage.Epochs != 9 || cfg.Train.Stage.BatchSize != 64 {
 		t.Errorf("train = %+v", cfg.Train)
 	}
 	if time.Duration(cfg.Bus.AckWait) != 10*time.Second {

@@ -8,13 +8,16 @@ import (
 	"testing"
 
 	"github.com/supflow/supflow/config/field"
+	"github.com/supflow/supflow/engine"
+	"github.com/supflow/supflow/optim"
 	"github.com/supflow/supflow/stages/augment"
 	"github.com/supflow/supflow/stages/decode"
+	"github.com/supflow/supflow/stages/train"
 	"github.com/supflow/supflow/transform"
 )
 
 // migrated are the sections whose keys packages declare.
-var migrated = []string{"decode", "augment", "model"}
+var migrated = []string{"decode", "augment", "model", "train"}
 
 // TestSectionKeysUnchanged: the sections packages own keep the keys (and
 // so the SUPFLOW_* variables) pipeline.yaml had when config declared them
@@ -27,6 +30,10 @@ func TestSectionKeysUnchanged(t *testing.T) {
 		"decode.cache", "decode.gray", "decode.max_object_bytes", "decode.max_pixels", "decode.resize_shorter",
 		"decode.workers",
 		"model.arch", "model.blocks", "model.dtype", "model.feat_dim", "model.head", "model.stem", "model.widths",
+		"train.base_temperature", "train.batch_size", "train.checkpoint_every", "train.epochs", "train.knn_every",
+		"train.knn_k", "train.knn_samples", "train.knn_temperature", "train.lr", "train.method", "train.momentum",
+		"train.optimizer", "train.schedule", "train.temperature", "train.threads", "train.warm", "train.warm_epochs",
+		"train.weight_decay",
 	}
 	var got []string
 	for _, k := range Keys() {
@@ -94,6 +101,27 @@ func TestSectionErrorsNameTheKey(t *testing.T) {
 		{"dtype", "model:\n  dtype: float16\n", nil, nil, `model.dtype = "float16": want one of float32, float64`},
 		{"in_channels is the data's", "", []string{"model.in_channels=1"}, nil, `unknown key "model.in_channels"`},
 		{"width_mult is not a key", "model:\n  width_mult: 0.5\n", nil, nil, "width_mult"},
+		{"method", "train:\n  method: byol\n", nil, nil, `train.method = "byol": want one of supcon, simclr, ce`},
+		{"batch of one", "", []string{"train.batch_size=1"}, nil, "train.batch_size = 1: want an integer in [2, 65536]"},
+		{"epochs 0", "train:\n  epochs: 0\n", nil, nil, "train.epochs = 0: want an integer in [1, 100000]"},
+		{"lr 0", "", []string{"train.lr=0"}, nil, "train.lr = 0: want a number in [1e-08, 100]"},
+		{"momentum 1", "", nil, map[string]string{"SUPFLOW_TRAIN_MOMENTUM": "1"}, "train.momentum = 1: want a number in [0, 0.9999]"},
+		{"weight_decay", "train:\n  weight_decay: -1\n", nil, nil, "train.weight_decay = -1"},
+		{"optimizer", "", []string{"train.optimizer=adam"}, nil, `train.optimizer = "adam": want one of sgd, lars`},
+		{"schedule", "train:\n  schedule: linear\n", nil, nil, `train.schedule = "linear": want one of cosine, step`},
+		{"warm-up longer than the run", "train:\n  warm: true\n  epochs: 5\n  warm_epochs: 6\n", nil, nil, "train.warm_epochs = 6: want an integer in [1, 5]"},
+		{"warm-up forced above batch 256", "", []string{"train.batch_size=300", "train.warm_epochs=0"}, nil, "train.warm_epochs = 0: want an integer in [1, 100]"},
+		{"negative warm_epochs", "", []string{"train.warm_epochs=-1"}, nil, "train.warm_epochs = -1"},
+		{"temperature", "train:\n  temperature: 0\n", nil, nil, "train.temperature = 0: want a number in [0.0001, 100]"},
+		{"base_temperature", "", []string{"train.base_temperature=1000"}, nil, "train.base_temperature = 1000"},
+		{"checkpoint_every", "", []string{"train.checkpoint_every=0"}, nil, "train.checkpoint_every = 0: want an integer in [1, 100000]"},
+		{"knn_every", "", []string{"train.knn_every=-1"}, nil, "train.knn_every = -1"},
+		{"knn_samples", "train:\n  knn_samples: 0\n", nil, nil, "train.knn_samples = 0"},
+		{"knn_k", "", []string{"train.knn_k=0"}, nil, "train.knn_k = 0: want an integer in [1, 10000]"},
+		{"knn_temperature", "", []string{"train.knn_temperature=-1"}, nil, "train.knn_temperature = -1"},
+		{"threads", "", []string{"train.threads=2000"}, nil, "train.threads = 2000: want an integer in [0, 1024]"},
+		{"the schedule's epochs are train.epochs", "", []string{"train.schedule.epochs=3"}, nil, `unknown key "train.schedule.epochs"`},
+		{"decay rate is not a key", "train:\n  lr_decay_rate: 0.2\n", nil, nil, "lr_decay_rate"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -221,5 +249,37 @@ func TestModelStageLists(t *testing.T) {
 	}
 	if def := Default().Model; def.Widths != nil || def.Blocks != nil || def.DType != "float32" || def.Arch != "resnet18" || def.FeatDim != 128 {
 		t.Errorf("model defaults %+v", def)
+	}
+}
+
+// TestTrainSection: the flat train section fills the engine's and the
+// stage's Configs; the engine's schedule takes the stage's epochs and
+// batch size, and a bad epochs is reported once.
+func TestTrainSection(t *testing.T) {
+	cfg, err := Load(write(t, "train:\n  epochs: 7\n  batch_size: 64\n  optimizer: lars\n  schedule: step\n  knn_k: 5\n"), noEnv,
+		[]string{"train.temperature=0.2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := cfg.Train.EngineConfig()
+	if e.Schedule.Epochs != 7 || e.Schedule.BatchSize != 64 || e.Optim.Optimizer != optim.OptimizerLARS ||
+		e.Schedule.Decay != optim.DecayStep || e.Loss.Temperature != 0.2 || cfg.Train.Stage.Monitor.KNN.K != 5 {
+		t.Errorf("engine part %+v, stage part %+v", e, cfg.Train.Stage)
+	}
+	if cfg.Train.Engine.Schedule.Epochs != 0 {
+		t.Errorf("the section's own schedule holds epochs %d", cfg.Train.Engine.Schedule.Epochs)
+	}
+	c := Default()
+	c.Train.Stage.Epochs = -1
+	var keys []string
+	for _, fe := range field.List(c.Validate()) {
+		keys = append(keys, fe.Key)
+	}
+	if !slices.Equal(keys, []string{"train.epochs"}) {
+		t.Errorf("keys %v", keys)
+	}
+	def := Default().Train
+	if !reflect.DeepEqual(def.Engine, engine.DefaultTrainConfig()) || def.Stage != train.DefaultConfig() || def.Threads != 0 {
+		t.Errorf("train defaults %+v", def)
 	}
 }

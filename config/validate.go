@@ -94,35 +94,16 @@ func (c *Config) Validate() error {
 
 	k.Include("model", c.Model.Validate())
 
-	t := c.Train
-	k.OneOf("train.method", t.Method, "supcon", "simclr", "ce")
-	k.IntIn("train.batch_size", t.BatchSize, 2, 65536)
+	k.Include("train", c.Train.Validate())
 	// The trainer may hold this many view groups unacknowledged (its
 	// consumer's window, cmd/supflow's topology); a views stream that
 	// cannot store them all fills with messages only the trainer can
 	// free, and after a burst of redeliveries (a NATS restart) augment
 	// and the trainer wait on each other for good.
-	if window := 2*t.BatchSize + c.Bus.MaxAckPending; c.Bus.StreamMaxMsgs < window {
+	if window := 2*c.Train.Stage.BatchSize + c.Bus.MaxAckPending; c.Bus.StreamMaxMsgs < window {
 		k.Add("bus.stream_max_msgs", c.Bus.StreamMaxMsgs, fmt.Sprintf(
 			"at least %d (2 x train.batch_size + bus.max_ack_pending: the views the trainer may hold unacknowledged)", window))
 	}
-	k.IntIn("train.epochs", t.Epochs, 1, 100000)
-	k.FloatIn("train.lr", t.LR, 1e-8, 100)
-	k.FloatIn("train.momentum", t.Momentum, 0, 0.9999)
-	k.FloatIn("train.weight_decay", t.WeightDecay, 0, 1)
-	k.OneOf("train.optimizer", t.Optimizer, "sgd", "lars")
-	k.OneOf("train.schedule", t.Schedule, "cosine", "step")
-	if t.Warm || t.BatchSize > 256 { // SupContrast forces warm-up above batch 256
-		k.IntIn("train.warm_epochs", t.WarmEpochs, 1, t.Epochs)
-	}
-	k.FloatIn("train.temperature", t.Temperature, 1e-4, 100)
-	k.FloatIn("train.base_temperature", t.BaseTemperature, 1e-4, 100)
-	k.IntIn("train.checkpoint_every", t.CheckpointEvery, 1, 100000)
-	k.IntIn("train.knn_every", t.KNNEvery, 0, 100000)
-	k.IntIn("train.knn_samples", t.KNNSamples, 1, maxLimits)
-	k.IntIn("train.knn_k", t.KNNK, 1, 10000)
-	k.FloatIn("train.knn_temperature", t.KNNTemperature, 1e-4, 100)
-	k.IntIn("train.threads", t.Threads, 0, 1024)
 
 	e := c.Evaluate
 	k.IntIn("evaluate.epochs", e.Epochs, 1, 10000)

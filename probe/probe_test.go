@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sort"
 	"testing"
+
+	"github.com/supflow/supflow/config/field"
 )
 
 // clusters draws n rows of dim d around classes random centres; spread is
@@ -217,13 +219,51 @@ func TestConfigValidate(t *testing.T) {
 			}
 		})
 	}
-	if err := (KNNConfig{}).Validate(); err != nil {
-		t.Errorf("zero KNNConfig: %v", err)
+}
+
+// TestKNNConfigValidate: each bad value is one error naming its key (the
+// train section's knn_* keys), from Validate on a defaulted config and from
+// KNN; the zero value is refused by Validate, which checks as given, and
+// works in KNN.
+func TestKNNConfigValidate(t *testing.T) {
+	set := clusters(2, 250, 3, 2, 1)
+	tests := []struct {
+		name string
+		cfg  KNNConfig // defaults applied before Validate
+		key  string    // "" when valid
+	}{
+		{"zero value", KNNConfig{}, ""},
+		{"k 1", KNNConfig{K: 1, Temperature: 0.07}, ""},
+		{"negative k", KNNConfig{K: -1}, "knn_k"},
+		{"k above 10000", KNNConfig{K: 10001}, "knn_k"},
+		{"negative temperature", KNNConfig{Temperature: -0.1}, "knn_temperature"},
+		{"infinite temperature", KNNConfig{Temperature: math.Inf(1)}, "knn_temperature"},
+		{"negative chunk", KNNConfig{ChunkRows: -1}, "chunk_rows"},
 	}
-	for _, c := range []KNNConfig{{K: -1}, {Temperature: -0.1}, {Temperature: math.Inf(1)}, {ChunkRows: -1}} {
-		if err := c.Validate(); !errors.Is(err, ErrInvalidConfig) {
-			t.Errorf("%+v: Validate() = %v, want ErrInvalidConfig", c, err)
-		}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := tt.cfg
+			c.setDefaults()
+			err := c.Validate()
+			_, knnErr := KNN(context.Background(), tt.cfg, set, set)
+			if tt.key == "" {
+				if err != nil || knnErr != nil {
+					t.Fatalf("Validate: %v, KNN: %v", err, knnErr)
+				}
+				return
+			}
+			for _, err := range []error{err, knnErr} {
+				if fe := field.List(err); len(fe) != 1 || fe[0].Key != tt.key || !errors.Is(err, ErrInvalidConfig) {
+					t.Errorf("err = %v, want one ErrInvalidConfig naming %s", err, tt.key)
+				}
+			}
+		})
+	}
+	if fe := field.List(KNNConfig{}.Validate()); len(fe) != 2 {
+		t.Errorf("zero KNNConfig: %v", fe)
+	}
+	if err := DefaultKNNConfig().Validate(); err != nil {
+		t.Errorf("DefaultKNNConfig: %v", err)
 	}
 }
 

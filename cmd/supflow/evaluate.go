@@ -33,7 +33,7 @@ func newEvaluateStage(ctx context.Context, e *env, s *services) (*evaluate.Stage
 		Progress: func(p probe.EpochStats) {
 			s.log.Debug("linear probe", "epoch", p.Epoch, "loss", p.Loss, "train_top1", p.Accuracy, "lr", p.LR)
 		}}
-	sc.KNN = probe.KNNConfig{K: ev.KNNK, Temperature: cfg.Train.KNNTemperature}
+	sc.KNN = probe.KNNConfig{K: ev.KNNK, Temperature: cfg.Train.Stage.Monitor.KNN.Temperature}
 	deps := evaluate.Deps{Engine: tr, Load: dec.Handle, Store: s.store, Log: s.log}
 	if s.bus != nil {
 		deps.Events = s.bus.Events()
@@ -43,7 +43,7 @@ func newEvaluateStage(ctx context.Context, e *env, s *services) (*evaluate.Stage
 		return nil, fmt.Errorf("the manifest has no %q split to evaluate on", cfg.Dataset.TestSplit)
 	}
 	return evaluate.New(evaluate.Config{
-		RunID: cfg.Run.ID, Dataset: cfg.Dataset.Name, Method: cfg.Train.Method, Arch: cfg.Model.Arch,
+		RunID: cfg.Run.ID, Dataset: cfg.Dataset.Name, Method: cfg.Train.Engine.Method, Arch: cfg.Model.Arch,
 		Train: d.Take(cfg.Dataset.TrainSplit, cfg.Dataset.LimitTrain), Test: test, Classes: d.Classes,
 		WorkDir: cfg.Run.WorkDir, Scoring: sc,
 	}, deps)

@@ -149,7 +149,7 @@ func (s *services) openBus(ctx context.Context, cfg *config.Config, name string,
 func topology(cfg *config.Config) bus.Topology {
 	b := cfg.Bus
 	return bus.Pipeline(bus.Limits{MaxMsgs: int64(b.StreamMaxMsgs), AckWait: time.Duration(b.AckWait),
-		MaxDeliver: b.MaxDeliver, MaxAckPending: b.MaxAckPending}, cfg.Train.BatchSize)
+		MaxDeliver: b.MaxDeliver, MaxAckPending: b.MaxAckPending}, cfg.Train.Stage.BatchSize)
 }
 
 // serveMetrics exposes /metrics (and /healthz) when metrics.addr is set.
