@@ -30,6 +30,7 @@ import (
 	"github.com/supflow/supflow/engine"
 	"github.com/supflow/supflow/stages/augment"
 	"github.com/supflow/supflow/stages/decode"
+	"github.com/supflow/supflow/stages/evaluate"
 	"github.com/supflow/supflow/stages/train"
 )
 
@@ -43,11 +44,11 @@ type Config struct {
 	Store    Store              `yaml:"store"`
 	Bus      Bus                `yaml:"bus"`
 	Feeder   Feeder             `yaml:"feeder"`
-	Decode   decode.Config      `yaml:"decode"`  // owned by stages/decode
-	Augment  augment.Config     `yaml:"augment"` // owned by stages/augment (and the transform library)
-	Model    engine.ModelConfig `yaml:"model"`   // owned by engine (the network's keys by model)
-	Train    Train              `yaml:"train"`
-	Evaluate Evaluate           `yaml:"evaluate"`
+	Decode   decode.Config      `yaml:"decode"`   // owned by stages/decode
+	Augment  augment.Config     `yaml:"augment"`  // owned by stages/augment (and the transform library)
+	Model    engine.ModelConfig `yaml:"model"`    // owned by engine (the network's keys by model)
+	Train    Train              `yaml:"train"`    // engine's and stages/train's keys, inline (Train)
+	Evaluate evaluate.Settings  `yaml:"evaluate"` // owned by stages/evaluate (its keys by probe)
 	Metrics  Metrics            `yaml:"metrics"`
 	Log      Log                `yaml:"log"`
 }
@@ -146,17 +147,6 @@ func (t Train) Validate() error {
 	k.Include("", e.Validate())
 	k.IntIn("threads", t.Threads, 0, maxThreads)
 	return k.Err()
-}
-
-// Evaluate configures the linear probe.
-type Evaluate struct {
-	Epochs      int     `yaml:"epochs"`
-	BatchSize   int     `yaml:"batch_size"`
-	LR          float64 `yaml:"lr"`
-	Momentum    float64 `yaml:"momentum"`
-	WeightDecay float64 `yaml:"weight_decay"`
-	Schedule    string  `yaml:"schedule"` // cosine or step
-	KNNK        int     `yaml:"knn_k"`
 }
 
 // Metrics configures the Prometheus endpoint.

@@ -6,6 +6,7 @@ import (
 	"github.com/supflow/supflow/engine"
 	"github.com/supflow/supflow/stages/augment"
 	"github.com/supflow/supflow/stages/decode"
+	"github.com/supflow/supflow/stages/evaluate"
 	"github.com/supflow/supflow/stages/train"
 )
 
@@ -26,7 +27,7 @@ func Default() *Config {
 		Augment:  augment.DefaultConfig(),
 		Model:    engine.DefaultModelConfig(),
 		Train:    Train{Engine: engine.DefaultTrainConfig(), Stage: train.DefaultConfig()},
-		Evaluate: Evaluate{Epochs: 20, BatchSize: 256, LR: 0.1, Momentum: 0.9, Schedule: "cosine", KNNK: 200},
+		Evaluate: evaluate.DefaultSettings(),
 		Log:      Log{Format: "text", Level: "info"},
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/supflow/supflow/config/field"
 	"github.com/supflow/supflow/engine"
 	"github.com/supflow/supflow/optim"
+	"github.com/supflow/supflow/probe"
 	"github.com/supflow/supflow/stages/augment"
 	"github.com/supflow/supflow/stages/decode"
 	"github.com/supflow/supflow/stages/train"
@@ -17,7 +18,7 @@ import (
 )
 
 // migrated are the sections whose keys packages declare.
-var migrated = []string{"decode", "augment", "model", "train"}
+var migrated = []string{"decode", "augment", "model", "train", "evaluate"}
 
 // TestSectionKeysUnchanged: the sections packages own keep the keys (and
 // so the SUPFLOW_* variables) pipeline.yaml had when config declared them
@@ -34,7 +35,10 @@ func TestSectionKeysUnchanged(t *testing.T) {
 		"train.knn_k", "train.knn_samples", "train.knn_temperature", "train.lr", "train.method", "train.momentum",
 		"train.optimizer", "train.schedule", "train.temperature", "train.threads", "train.warm", "train.warm_epochs",
 		"train.weight_decay",
+		"evaluate.batch_size", "evaluate.epochs", "evaluate.knn_k", "evaluate.lr", "evaluate.momentum",
+		"evaluate.schedule", "evaluate.weight_decay",
 	}
+	slices.Sort(want)
 	var got []string
 	for _, k := range Keys() {
 		if section, _, _ := strings.Cut(k, "."); slices.Contains(migrated, section) {
@@ -122,6 +126,15 @@ func TestSectionErrorsNameTheKey(t *testing.T) {
 		{"threads", "", []string{"train.threads=2000"}, nil, "train.threads = 2000: want an integer in [0, 1024]"},
 		{"the schedule's epochs are train.epochs", "", []string{"train.schedule.epochs=3"}, nil, `unknown key "train.schedule.epochs"`},
 		{"decay rate is not a key", "train:\n  lr_decay_rate: 0.2\n", nil, nil, "lr_decay_rate"},
+		{"evaluate epochs", "evaluate:\n  epochs: 0\n", nil, nil, "evaluate.epochs = 0: want an integer in [1, 10000]"},
+		{"evaluate batch", "", []string{"evaluate.batch_size=0"}, nil, "evaluate.batch_size = 0: want an integer in [1, 65536]"},
+		{"evaluate lr", "", []string{"evaluate.lr=1000"}, nil, "evaluate.lr = 1000: want a number in [1e-08, 100]"},
+		{"evaluate momentum 0 is not none", "evaluate:\n  momentum: 0\n", nil, nil, "evaluate.momentum = 0: want a number in (0, 0.9999]"},
+		{"evaluate weight_decay", "", nil, map[string]string{"SUPFLOW_EVALUATE_WEIGHT_DECAY": "2"}, "evaluate.weight_decay = 2"},
+		{"evaluate schedule", "", []string{"evaluate.schedule=linear"}, nil, `evaluate.schedule = "linear": want one of cosine, step`},
+		{"evaluate knn_k", "", []string{"evaluate.knn_k=0"}, nil, "evaluate.knn_k = 0: want an integer in [1, 10000]"},
+		{"evaluate has no knn_temperature", "", []string{"evaluate.knn_temperature=0.2"}, nil, `unknown key "evaluate.knn_temperature"`},
+		{"min_lr is not a key", "evaluate:\n  min_lr: 0.01\n", nil, nil, "min_lr"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -281,5 +294,21 @@ func TestTrainSection(t *testing.T) {
 	def := Default().Train
 	if !reflect.DeepEqual(def.Engine, engine.DefaultTrainConfig()) || def.Stage != train.DefaultConfig() || def.Threads != 0 {
 		t.Errorf("train defaults %+v", def)
+	}
+}
+
+// TestEvaluateSection: the evaluate section is the probe's Config and the
+// kNN classifier's k; the kNN temperature is train.knn_temperature.
+func TestEvaluateSection(t *testing.T) {
+	cfg, err := Load(write(t, "evaluate:\n  epochs: 3\n  schedule: step\n  knn_k: 7\ntrain:\n  knn_temperature: 0.2\n"), noEnv, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := cfg.Evaluate
+	if ev.Probe.Epochs != 3 || ev.Probe.Schedule != probe.Step || ev.Probe.BatchSize != 256 || ev.Probe.Momentum != 0.9 {
+		t.Errorf("probe %+v", ev.Probe)
+	}
+	if got := ev.KNN(cfg.Train.Stage.Monitor.KNN.Temperature); got != (probe.KNNConfig{K: 7, Temperature: 0.2}) {
+		t.Errorf("kNN %+v", got)
 	}
 }

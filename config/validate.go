@@ -105,14 +105,7 @@ func (c *Config) Validate() error {
 			"at least %d (2 x train.batch_size + bus.max_ack_pending: the views the trainer may hold unacknowledged)", window))
 	}
 
-	e := c.Evaluate
-	k.IntIn("evaluate.epochs", e.Epochs, 1, 10000)
-	k.IntIn("evaluate.batch_size", e.BatchSize, 1, 65536)
-	k.FloatIn("evaluate.lr", e.LR, 1e-8, 100)
-	k.FloatIn("evaluate.momentum", e.Momentum, 0, 0.9999)
-	k.FloatIn("evaluate.weight_decay", e.WeightDecay, 0, 1)
-	k.OneOf("evaluate.schedule", e.Schedule, "cosine", "step")
-	k.IntIn("evaluate.knn_k", e.KNNK, 1, 10000)
+	k.Include("evaluate", c.Evaluate.Validate())
 
 	k.OneOf("log.format", c.Log.Format, "text", "json")
 	k.OneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")

@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"math"
@@ -158,9 +159,9 @@ func TestTrainDiverges(t *testing.T) {
 	// Huge features and rate overflow float32 logits to ±Inf.
 	s := clusters(2, 200, 4, 3, 1)
 	for i := range s.X {
-		s.X[i] *= 1e18
+		s.X[i] *= 1e19
 	}
-	_, err := Train(context.Background(), Config{Epochs: 20, LR: 1e20}, s)
+	_, err := Train(context.Background(), Config{Epochs: 20, LR: maxLR}, s)
 	if !errors.Is(err, ErrDiverged) {
 		t.Fatalf("err %v, want ErrDiverged", err)
 	}
@@ -192,32 +193,62 @@ func TestLRSchedule(t *testing.T) {
 	}
 }
 
+// TestConfigValidate: each bad value is one error naming its key (the
+// evaluate section's key where it is one), from Validate on a defaulted
+// config and from Train.
 func TestConfigValidate(t *testing.T) {
+	set := clusters(3, 40, 4, 3, 1)
 	tests := []struct {
 		name string
-		cfg  Config
-		ok   bool
+		cfg  Config // defaults applied before Validate
+		key  string // "" when valid
 	}{
-		{"zero value", Config{}, true},
-		{"negative epochs", Config{Epochs: -1}, false},
-		{"negative batch", Config{BatchSize: -3}, false},
-		{"nan lr", Config{LR: math.NaN()}, false},
-		{"momentum one", Config{Momentum: 1}, false},
-		{"negative decay", Config{WeightDecay: -1}, false},
-		{"unknown schedule", Config{Schedule: "linear"}, false},
-		{"min lr above lr", Config{LR: 0.1, MinLR: 0.2}, false},
-		{"gamma above one", Config{Gamma: 2}, false},
-		{"milestone past end", Config{Epochs: 10, Schedule: Step, Milestones: []int{5, 10}}, false},
-		{"milestones unsorted", Config{Epochs: 10, Schedule: Step, Milestones: []int{5, 3}}, false},
-		{"one epoch step", Config{Epochs: 1, Schedule: Step}, true},
+		{"zero value", Config{}, ""},
+		{"one epoch step", Config{Epochs: 1, Schedule: Step}, ""},
+		{"negative epochs", Config{Epochs: -1}, "epochs"},
+		{"too many epochs", Config{Epochs: 10001}, "epochs"},
+		{"negative batch", Config{BatchSize: -3}, "batch_size"},
+		{"nan lr", Config{LR: math.NaN()}, "lr"},
+		{"momentum one", Config{Momentum: 1}, "momentum"},
+		{"negative momentum", Config{Momentum: -0.5}, "momentum"},
+		{"negative decay", Config{WeightDecay: -1}, "weight_decay"},
+		{"unknown schedule", Config{Schedule: "linear"}, "schedule"},
+		{"min lr above lr", Config{LR: 0.1, MinLR: 0.2}, "min_lr"},
+		{"gamma above one", Config{Gamma: 2}, "gamma"},
+		{"milestone past end", Config{Epochs: 10, Schedule: Step, Milestones: []int{5, 10}}, "milestones"},
+		{"milestones unsorted", Config{Epochs: 10, Schedule: Step, Milestones: []int{5, 3}}, "milestones"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.cfg.Validate()
-			if tt.ok != (err == nil) || (err != nil && !errors.Is(err, ErrInvalidConfig)) {
-				t.Errorf("Validate() = %v, want ok=%v", err, tt.ok)
+			c := tt.cfg
+			c.setDefaults()
+			err := c.Validate()
+			cfg := tt.cfg
+			cfg.Epochs = cmp.Or(cfg.Epochs, 2) // keep Train short
+			_, trainErr := Train(context.Background(), cfg, set)
+			if tt.key == "" {
+				if err != nil || trainErr != nil {
+					t.Fatalf("Validate: %v, Train: %v", err, trainErr)
+				}
+				return
+			}
+			for _, err := range []error{err, trainErr} {
+				if fe := field.List(err); len(fe) != 1 || fe[0].Key != tt.key || !errors.Is(err, ErrInvalidConfig) {
+					t.Errorf("err = %v, want one ErrInvalidConfig naming %s", err, tt.key)
+				}
 			}
 		})
+	}
+	// Strict: the zero value's keys are refused; DefaultConfig is valid.
+	var keys []string
+	for _, e := range field.List(Config{}.Validate()) {
+		keys = append(keys, e.Key)
+	}
+	if want := []string{"epochs", "batch_size", "lr", "momentum", "schedule"}; !slices.Equal(keys, want) {
+		t.Errorf("zero Config: keys %v, want %v", keys, want)
+	}
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Errorf("DefaultConfig: %v", err)
 	}
 }
 
