@@ -32,6 +32,7 @@ import (
 	"github.com/supflow/supflow/stages/decode"
 	"github.com/supflow/supflow/stages/evaluate"
 	"github.com/supflow/supflow/stages/train"
+	"github.com/supflow/supflow/store"
 )
 
 // ErrInvalid wraps every validation and parse failure.
@@ -73,15 +74,51 @@ type Dataset struct {
 	TestSplit  string `yaml:"test_split"`  // split the linear probe scores
 }
 
-// Store selects the S3 endpoint. Credentials come from SUPFLOW_S3_ACCESS_KEY
-// / SUPFLOW_S3_SECRET_KEY or the AWS_* variables, never from this file.
+// Store is pipeline.yaml's store section: the S3 endpoint's settings
+// (store.Config, whose keys sit inline: endpoint, bucket, region, secure,
+// ca_file) and embedded, cmd/supflow's choice to run an S3 endpoint in
+// process instead (supflow run), which reads only bucket. Credentials come
+// from SUPFLOW_S3_ACCESS_KEY / SUPFLOW_S3_SECRET_KEY or the AWS_*
+// variables, never from this file: store.Config's credential fields are not
+// keys.
 type Store struct {
-	Embedded bool   `yaml:"embedded"` // run an in-process S3 endpoint (supflow run)
-	Endpoint string `yaml:"endpoint"` // host:port of an S3 server when not embedded
-	Bucket   string `yaml:"bucket"`
-	Region   string `yaml:"region"`
-	Secure   bool   `yaml:"secure"`  // HTTPS
-	CAFile   string `yaml:"ca_file"` // extra CA for a private TLS endpoint
+	Embedded     bool `yaml:"embedded"`
+	store.Config `yaml:",inline"`
+}
+
+// Validate checks the section by store.Config's rules, but for the
+// credentials (cmd/supflow adds them from the environment when it
+// connects), plus this file's own: the endpoint is host:port (store.secure
+// selects HTTPS), required unless embedded. An embedded store reads only
+// bucket, and endpoint when set.
+func (s Store) Validate() error {
+	c := s.Config
+	c.AllowAnonymous = true
+	ep := strings.TrimSpace(s.Endpoint)
+	ownEndpoint := ep == "" || strings.Contains(ep, "://") && !strings.Contains(ep, "@")
+	k := field.NewChecker(ErrInvalid)
+	k.Include("", without(c.Validate(), func(e *field.Error) bool {
+		return e.Key == "endpoint" && ownEndpoint || s.Embedded && e.Key != "bucket" && e.Key != "endpoint"
+	}))
+	switch {
+	case ep == "" && !s.Embedded:
+		k.Add("endpoint", `""`, "host:port of the S3 server when store.embedded is false")
+	case ep != "" && ownEndpoint:
+		k.Add("endpoint", fmt.Sprintf("%q", s.Endpoint), "host:port without a scheme (use store.secure for HTTPS)")
+	}
+	return k.Err()
+}
+
+// without returns the field errors of err that drop does not pick, joined
+// (nil if none).
+func without(err error, drop func(*field.Error) bool) error {
+	var keep []error
+	for _, e := range field.List(err) {
+		if !drop(e) {
+			keep = append(keep, e)
+		}
+	}
+	return errors.Join(keep...)
 }
 
 // Bus selects the NATS server. Credentials come from SUPFLOW_NATS_USER /

@@ -8,6 +8,7 @@ import (
 	"github.com/supflow/supflow/stages/decode"
 	"github.com/supflow/supflow/stages/evaluate"
 	"github.com/supflow/supflow/stages/train"
+	"github.com/supflow/supflow/store"
 )
 
 // Default returns the configuration every unset field falls back to:
@@ -18,7 +19,7 @@ func Default() *Config {
 	return &Config{
 		Run:     Run{ID: "supflow", Seed: 1, WorkDir: "out"},
 		Dataset: Dataset{Name: "mnist", Prefix: "mnist", Source: "mnist", Format: "png", TrainSplit: "train", TestSplit: "test"},
-		Store:   Store{Embedded: true, Bucket: "supflow", Region: "us-east-1"},
+		Store:   Store{Embedded: true, Config: store.Config{Bucket: "supflow", Region: store.DefaultRegion}},
 		Bus: Bus{
 			Embedded: true, AckWait: Duration(60 * time.Second), MaxDeliver: 5, MaxAckPending: 64,
 			MaxPayload: 1 << 20, StreamMaxMsgs: 4096,

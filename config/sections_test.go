@@ -14,11 +14,12 @@ import (
 	"github.com/supflow/supflow/stages/augment"
 	"github.com/supflow/supflow/stages/decode"
 	"github.com/supflow/supflow/stages/train"
+	"github.com/supflow/supflow/store"
 	"github.com/supflow/supflow/transform"
 )
 
 // migrated are the sections whose keys packages declare.
-var migrated = []string{"decode", "augment", "model", "train", "evaluate"}
+var migrated = []string{"decode", "augment", "model", "train", "evaluate", "store"}
 
 // TestSectionKeysUnchanged: the sections packages own keep the keys (and
 // so the SUPFLOW_* variables) pipeline.yaml had when config declared them
@@ -37,6 +38,7 @@ func TestSectionKeysUnchanged(t *testing.T) {
 		"train.weight_decay",
 		"evaluate.batch_size", "evaluate.epochs", "evaluate.knn_k", "evaluate.lr", "evaluate.momentum",
 		"evaluate.schedule", "evaluate.weight_decay",
+		"store.bucket", "store.ca_file", "store.embedded", "store.endpoint", "store.region", "store.secure",
 	}
 	slices.Sort(want)
 	var got []string
@@ -135,6 +137,14 @@ func TestSectionErrorsNameTheKey(t *testing.T) {
 		{"evaluate knn_k", "", []string{"evaluate.knn_k=0"}, nil, "evaluate.knn_k = 0: want an integer in [1, 10000]"},
 		{"evaluate has no knn_temperature", "", []string{"evaluate.knn_temperature=0.2"}, nil, `unknown key "evaluate.knn_temperature"`},
 		{"min_lr is not a key", "evaluate:\n  min_lr: 0.01\n", nil, nil, "min_lr"},
+		{"bucket", "", []string{"store.bucket=My_Bucket"}, nil, `store.bucket = "My_Bucket": want an S3 bucket name`},
+		{"bucket ending in '-'", "store:\n  bucket: data-\n", nil, nil, `store.bucket = "data-"`},
+		{"external without endpoint", "store:\n  embedded: false\n", nil, nil, `store.endpoint = "": want host:port of the S3 server when store.embedded is false`},
+		{"endpoint with a scheme", "", []string{"store.endpoint=https://s3:9000"}, nil, `store.endpoint = "https://s3:9000": want host:port without a scheme (use store.secure for HTTPS)`},
+		{"endpoint with a path", "", []string{"store.embedded=false", "store.endpoint=s3:9000/x"}, nil, `store.endpoint = "s3:9000/x": want host:port without a path`},
+		{"ca_file without TLS", "store:\n  embedded: false\n  endpoint: s3:9000\n  ca_file: /ca.pem\n", nil, nil, `store.ca_file = "/ca.pem": want empty unless the endpoint is HTTPS`},
+		{"credentials are not keys", "", []string{"store.access_key=x"}, nil, `unknown key "store.access_key"`},
+		{"max_object_size is not a key", "store:\n  max_object_size: 1\n", nil, nil, "max_object_size"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -310,5 +320,38 @@ func TestEvaluateSection(t *testing.T) {
 	}
 	if got := ev.KNN(cfg.Train.Stage.Monitor.KNN.Temperature); got != (probe.KNNConfig{K: 7, Temperature: 0.2}) {
 		t.Errorf("kNN %+v", got)
+	}
+}
+
+// TestStoreSection: the section is store.Config inline; an embedded store
+// needs no endpoint and ignores the keys it does not read, an external one
+// is checked by store's rules but for the credentials, which come later
+// from the environment.
+func TestStoreSection(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		sets []string
+	}{
+		{"embedded", nil},
+		{"embedded ignores ca_file", []string{"store.ca_file=/ca.pem"}},
+		{"external", []string{"store.embedded=false", "store.endpoint=s3:9000", "store.region=eu-west-1"}},
+		{"external over TLS", []string{"store.embedded=false", "store.endpoint=s3:443", "store.secure=true", "store.ca_file=/ca.pem"}},
+	} {
+		if _, err := Load("", noEnv, tt.sets); err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+		}
+	}
+	cfg, err := Load(write(t, "store:\n  embedded: false\n  endpoint: s3:9000\n  bucket: data\n"), noEnv, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (store.Config{Endpoint: "s3:9000", Bucket: "data", Region: "us-east-1"}); cfg.Store.Config != want {
+		t.Errorf("store %+v", cfg.Store.Config)
+	}
+	c := Default()
+	c.Store.Bucket = "x"
+	err = c.Validate()
+	if !errors.Is(err, ErrInvalid) || !errors.Is(err, store.ErrInvalidConfig) {
+		t.Errorf("err %v does not wrap ErrInvalid and store.ErrInvalidConfig", err)
 	}
 }

@@ -20,7 +20,6 @@ const redacted = "<redacted>"
 var (
 	runID     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
 	prefixRe  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)*$`)
-	bucketRe  = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 	maxLimits = 1 << 30
 )
 
@@ -50,20 +49,7 @@ func (c *Config) Validate() error {
 		}
 	}
 
-	if !bucketRe.MatchString(c.Store.Bucket) {
-		k.Add("store.bucket", fmt.Sprintf("%q", c.Store.Bucket), "an S3 bucket name (3-63 lowercase letters, digits, '.', '-')")
-	}
-	if !c.Store.Embedded && c.Store.Endpoint == "" {
-		k.Add("store.endpoint", `""`, "host:port of the S3 server when store.embedded is false")
-	}
-	// Credentials never come from this file: a URL carrying them is refused
-	// without being echoed.
-	switch {
-	case strings.Contains(c.Store.Endpoint, "@"):
-		k.Add("store.endpoint", redacted, "host:port without credentials (they come from SUPFLOW_S3_ACCESS_KEY / SUPFLOW_S3_SECRET_KEY)")
-	case strings.Contains(c.Store.Endpoint, "://"):
-		k.Add("store.endpoint", fmt.Sprintf("%q", c.Store.Endpoint), "host:port without a scheme (use store.secure for HTTPS)")
-	}
+	k.Include("store", c.Store.Validate())
 
 	if !c.Bus.Embedded && c.Bus.URL == "" {
 		k.Add("bus.url", `""`, "a nats:// URL when bus.embedded is false")

@@ -64,14 +64,6 @@ func (s *services) close() {
 	}
 }
 
-// storeConfig builds the S3 client config from pipeline.yaml and the
-// environment (credentials come only from there, see secretEnv).
-func storeConfig(c config.Store, getenv func(string) string) store.Config {
-	return store.ConfigFromEnv(store.Config{
-		Endpoint: c.Endpoint, Bucket: c.Bucket, Region: c.Region, Secure: c.Secure, CAFile: c.CAFile,
-	}, getenv)
-}
-
 // openStore connects to the configured S3 endpoint, or starts the embedded
 // one with its data under the work dir (kept between runs, so a second
 // demo skips the ingest). The bucket is created when missing.
@@ -89,7 +81,8 @@ func (s *services) openStore(ctx context.Context, cfg *config.Config, getenv fun
 		s.closers = append(s.closers, emb.Close)
 		sc = emb.Config(cfg.Store.Bucket)
 	} else {
-		sc = storeConfig(cfg.Store, getenv)
+		// Credentials come only from the environment (see secretEnv).
+		sc = store.ConfigFromEnv(cfg.Store.Config, getenv)
 	}
 	c, err := store.New(sc)
 	if err != nil {
