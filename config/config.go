@@ -22,10 +22,10 @@ import (
 	"io"
 	"os"
 	"strings"
-	"time"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/supflow/supflow/bus"
 	"github.com/supflow/supflow/config/field"
 	"github.com/supflow/supflow/engine"
 	"github.com/supflow/supflow/stages/augment"
@@ -121,21 +121,38 @@ func without(err error, drop func(*field.Error) bool) error {
 	return errors.Join(keep...)
 }
 
-// Bus selects the NATS server. Credentials come from SUPFLOW_NATS_USER /
-// SUPFLOW_NATS_PASSWORD / SUPFLOW_NATS_TOKEN or the files named here.
+// Bus is pipeline.yaml's bus section: the NATS connection's settings
+// (bus.Config, whose keys sit inline: url, creds_file, nkey_file, ca_file,
+// cert_file, key_file), the bus's limits (bus.Limits, inline: ack_wait,
+// max_deliver, max_ack_pending, max_payload, stream_max_msgs) and embedded,
+// cmd/supflow's choice to run nats-server in process instead (supflow run),
+// which reads only the limits. Credentials come from SUPFLOW_NATS_USER /
+// SUPFLOW_NATS_PASSWORD / SUPFLOW_NATS_TOKEN or the files named here, never
+// from this file: bus.Config's secret fields are not keys.
 type Bus struct {
-	Embedded      bool     `yaml:"embedded"`        // run nats-server in-process (supflow run)
-	URL           string   `yaml:"url"`             // nats://host:4222 when not embedded
-	CredsFile     string   `yaml:"creds_file"`      // NATS .creds (JWT + nkey seed)
-	NKeyFile      string   `yaml:"nkey_file"`       // nkey seed file
-	CAFile        string   `yaml:"ca_file"`         // CA for a TLS server
-	CertFile      string   `yaml:"cert_file"`       // client certificate (mutual TLS)
-	KeyFile       string   `yaml:"key_file"`        // client key (mutual TLS)
-	AckWait       Duration `yaml:"ack_wait"`        // redelivery delay of an unacked message
-	MaxDeliver    int      `yaml:"max_deliver"`     // attempts before dead-lettering
-	MaxAckPending int      `yaml:"max_ack_pending"` // in-flight messages per consumer (back-pressure)
-	MaxPayload    int      `yaml:"max_payload"`     // bytes; the server's limit (embedded: set; external: must match)
-	StreamMaxMsgs int      `yaml:"stream_max_msgs"` // per edge stream; a full stream pushes back on the producer
+	Embedded   bool `yaml:"embedded"`
+	bus.Config `yaml:",inline"`
+	bus.Limits `yaml:",inline"`
+}
+
+// Validate checks the section by bus.Config's and bus.Limits' rules, plus
+// this file's own: the URL carries no credentials and is required unless
+// embedded. An embedded bus reads only the limits, and url when set.
+func (b Bus) Validate() error {
+	url := strings.TrimSpace(b.URL)
+	ownURL := url == "" || strings.Contains(url, "@")
+	k := field.NewChecker(ErrInvalid)
+	k.Include("", without(b.Config.Validate(), func(e *field.Error) bool {
+		return e.Key == "url" && ownURL || b.Embedded && e.Key != "url"
+	}))
+	switch {
+	case url == "" && !b.Embedded:
+		k.Add("url", `""`, "a nats:// URL when bus.embedded is false")
+	case strings.Contains(url, "@"):
+		k.Add("url", redacted, "a URL without credentials (they come from SUPFLOW_NATS_USER / SUPFLOW_NATS_PASSWORD, SUPFLOW_NATS_TOKEN, bus.nkey_file or bus.creds_file)")
+	}
+	k.Include("", b.Limits.Validate())
+	return k.Err()
 }
 
 // Feeder paces epochs into the decode stage.
@@ -197,22 +214,6 @@ type Log struct {
 	Level  string `yaml:"level"`  // debug, info, warn, error
 }
 
-// Duration is a time.Duration written as "30s" in YAML.
-type Duration time.Duration
-
-// UnmarshalYAML parses a Go duration string.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	v, err := time.ParseDuration(n.Value)
-	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration (e.g. 30s, 2m)", n.Line, n.Value)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalYAML writes the duration as a string.
-func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
-
 // Load reads path (empty = defaults only), applies SUPFLOW_* environment
 // overrides and then the key=value sets, and validates the result.
 func Load(path string, env func(string) (string, bool), sets []string) (*Config, error) {
@@ -267,6 +268,9 @@ func (c *Config) decode(r io.Reader) error {
 	}
 	msgs := make([]string, len(te.Errors))
 	for i, m := range te.Errors {
+		// Durations (bus.ack_wait) are time.Durations, which yaml.v3
+		// parses from strings only.
+		m = strings.Replace(m, "into time.Duration", "into a duration (e.g. 30s, 2m)", 1)
 		var line int
 		if _, scanErr := fmt.Sscanf(m, "line %d:", &line); scanErr == nil && keys[line] != "" {
 			m = fmt.Sprintf("%s (key %s)", m, keys[line])

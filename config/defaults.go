@@ -1,8 +1,7 @@
 package config
 
 import (
-	"time"
-
+	"github.com/supflow/supflow/bus"
 	"github.com/supflow/supflow/engine"
 	"github.com/supflow/supflow/stages/augment"
 	"github.com/supflow/supflow/stages/decode"
@@ -17,13 +16,10 @@ import (
 // DefaultConfig.
 func Default() *Config {
 	return &Config{
-		Run:     Run{ID: "supflow", Seed: 1, WorkDir: "out"},
-		Dataset: Dataset{Name: "mnist", Prefix: "mnist", Source: "mnist", Format: "png", TrainSplit: "train", TestSplit: "test"},
-		Store:   Store{Embedded: true, Config: store.Config{Bucket: "supflow", Region: store.DefaultRegion}},
-		Bus: Bus{
-			Embedded: true, AckWait: Duration(60 * time.Second), MaxDeliver: 5, MaxAckPending: 64,
-			MaxPayload: 1 << 20, StreamMaxMsgs: 4096,
-		},
+		Run:      Run{ID: "supflow", Seed: 1, WorkDir: "out"},
+		Dataset:  Dataset{Name: "mnist", Prefix: "mnist", Source: "mnist", Format: "png", TrainSplit: "train", TestSplit: "test"},
+		Store:    Store{Embedded: true, Config: store.Config{Bucket: "supflow", Region: store.DefaultRegion}},
+		Bus:      Bus{Embedded: true, Limits: bus.DefaultLimits()},
 		Decode:   decode.DefaultConfig(),
 		Augment:  augment.DefaultConfig(),
 		Model:    engine.DefaultModelConfig(),

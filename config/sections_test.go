@@ -6,7 +6,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/supflow/supflow/bus"
 	"github.com/supflow/supflow/config/field"
 	"github.com/supflow/supflow/engine"
 	"github.com/supflow/supflow/optim"
@@ -19,7 +21,7 @@ import (
 )
 
 // migrated are the sections whose keys packages declare.
-var migrated = []string{"decode", "augment", "model", "train", "evaluate", "store"}
+var migrated = []string{"decode", "augment", "model", "train", "evaluate", "store", "bus"}
 
 // TestSectionKeysUnchanged: the sections packages own keep the keys (and
 // so the SUPFLOW_* variables) pipeline.yaml had when config declared them
@@ -39,6 +41,8 @@ func TestSectionKeysUnchanged(t *testing.T) {
 		"evaluate.batch_size", "evaluate.epochs", "evaluate.knn_k", "evaluate.lr", "evaluate.momentum",
 		"evaluate.schedule", "evaluate.weight_decay",
 		"store.bucket", "store.ca_file", "store.embedded", "store.endpoint", "store.region", "store.secure",
+		"bus.ack_wait", "bus.ca_file", "bus.cert_file", "bus.creds_file", "bus.embedded", "bus.key_file",
+		"bus.max_ack_pending", "bus.max_deliver", "bus.max_payload", "bus.nkey_file", "bus.stream_max_msgs", "bus.url",
 	}
 	slices.Sort(want)
 	var got []string
@@ -145,6 +149,18 @@ func TestSectionErrorsNameTheKey(t *testing.T) {
 		{"ca_file without TLS", "store:\n  embedded: false\n  endpoint: s3:9000\n  ca_file: /ca.pem\n", nil, nil, `store.ca_file = "/ca.pem": want empty unless the endpoint is HTTPS`},
 		{"credentials are not keys", "", []string{"store.access_key=x"}, nil, `unknown key "store.access_key"`},
 		{"max_object_size is not a key", "store:\n  max_object_size: 1\n", nil, nil, "max_object_size"},
+		{"ack_wait below 1s", "bus:\n  ack_wait: 500ms\n", nil, nil, "bus.ack_wait = 500ms: want a duration in [1s, 1h]"},
+		{"ack_wait from the environment", "", nil, map[string]string{"SUPFLOW_BUS_ACK_WAIT": "2h"}, "bus.ack_wait = 2h0m0s: want a duration in [1s, 1h]"},
+		{"max_deliver", "", []string{"bus.max_deliver=0"}, nil, "bus.max_deliver = 0: want an integer in [1, 1000]"},
+		{"max_ack_pending", "", []string{"bus.max_ack_pending=10001"}, nil, "bus.max_ack_pending = 10001: want an integer in [1, 10000]"},
+		{"max_payload", "bus:\n  max_payload: 1000\n", nil, nil, "bus.max_payload = 1000: want an integer in [65536, 67108864]"},
+		{"stream_max_msgs", "", []string{"bus.stream_max_msgs=10"}, nil, "bus.stream_max_msgs = 10: want an integer in [16, 10000000]"},
+		{"external without url", "", []string{"bus.embedded=false"}, nil, `bus.url = "": want a nats:// URL when bus.embedded is false`},
+		{"url scheme", "", []string{"bus.embedded=false", "bus.url=http://nats:4222"}, nil, `bus.url = "http://nats:4222": want nats://, tls://, ws:// or wss:// URLs`},
+		{"cert without key", "bus:\n  embedded: false\n  url: tls://nats:4222\n  cert_file: c.pem\n", nil, nil, `bus.key_file = "": want the key of cert_file`},
+		{"two auth files", "", []string{"bus.embedded=false", "bus.url=nats://n:4222", "bus.nkey_file=a", "bus.creds_file=b"}, nil, `bus.creds_file = "b": want unset: one authentication method`},
+		{"password is not a key", "", []string{"bus.password=x"}, nil, `unknown key "bus.password"`},
+		{"connect_timeout is not a key", "bus:\n  connect_timeout: 1s\n", nil, nil, "connect_timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -353,5 +369,43 @@ func TestStoreSection(t *testing.T) {
 	err = c.Validate()
 	if !errors.Is(err, ErrInvalid) || !errors.Is(err, store.ErrInvalidConfig) {
 		t.Errorf("err %v does not wrap ErrInvalid and store.ErrInvalidConfig", err)
+	}
+}
+
+// TestBusSection: the section is bus.Config and bus.Limits inline; an
+// embedded bus needs no url and ignores the connection keys it does not
+// read; ack_wait is a duration in the file, the environment and --set.
+func TestBusSection(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		sets []string
+	}{
+		{"embedded", nil},
+		{"embedded ignores cert_file", []string{"bus.cert_file=c.pem"}},
+		{"external", []string{"bus.embedded=false", "bus.url=nats://a:4222,tls://b:4222", "bus.creds_file=x.creds"}},
+		{"mutual TLS", []string{"bus.embedded=false", "bus.url=tls://a:4222", "bus.cert_file=c.pem", "bus.key_file=k.pem"}},
+	} {
+		if _, err := Load("", noEnv, tt.sets); err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+		}
+	}
+	cfg, err := Load(write(t, "bus:\n  ack_wait: 90s\n  max_payload: 2097152\n"),
+		func(k string) (string, bool) { return "2m", k == "SUPFLOW_BUS_ACK_WAIT" }, []string{"bus.stream_max_msgs=5000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := bus.Limits{AckWait: 2 * time.Minute, MaxDeliver: 5, MaxAckPending: 64, MaxPayload: 2 << 20, MaxMsgs: 5000}
+	if cfg.Bus.Limits != want {
+		t.Errorf("limits %+v, want %+v", cfg.Bus.Limits, want)
+	}
+	if Default().Bus.Limits != bus.DefaultLimits() {
+		t.Errorf("default limits %+v", Default().Bus.Limits)
+	}
+	if err := Set(cfg, "bus.ack_wait=soon"); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "bus.ack_wait") {
+		t.Errorf("--set bus.ack_wait=soon: %v", err)
+	}
+	b, err := cfg.YAML()
+	if err != nil || !strings.Contains(string(b), "ack_wait: 2m0s\n") {
+		t.Errorf("YAML: %v\n%s", err, b)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"time"
 
 	"github.com/supflow/supflow/config/field"
 )
@@ -51,19 +50,7 @@ func (c *Config) Validate() error {
 
 	k.Include("store", c.Store.Validate())
 
-	if !c.Bus.Embedded && c.Bus.URL == "" {
-		k.Add("bus.url", `""`, "a nats:// URL when bus.embedded is false")
-	}
-	if strings.Contains(c.Bus.URL, "@") {
-		k.Add("bus.url", redacted, "a URL without credentials (they come from SUPFLOW_NATS_USER / SUPFLOW_NATS_PASSWORD, SUPFLOW_NATS_TOKEN, bus.nkey_file or bus.creds_file)")
-	}
-	if d := time.Duration(c.Bus.AckWait); d < time.Second || d > time.Hour {
-		k.Add("bus.ack_wait", d, "a duration in [1s, 1h]")
-	}
-	k.IntIn("bus.max_deliver", c.Bus.MaxDeliver, 1, 1000)
-	k.IntIn("bus.max_ack_pending", c.Bus.MaxAckPending, 1, 10000)
-	k.IntIn("bus.max_payload", c.Bus.MaxPayload, 64<<10, 64<<20)
-	k.IntIn("bus.stream_max_msgs", c.Bus.StreamMaxMsgs, 16, 10_000_000)
+	k.Include("bus", c.Bus.Validate())
 
 	k.IntIn("feeder.epochs", c.Feeder.Epochs, 0, 100000)
 
@@ -86,8 +73,8 @@ func (c *Config) Validate() error {
 	// cannot store them all fills with messages only the trainer can
 	// free, and after a burst of redeliveries (a NATS restart) augment
 	// and the trainer wait on each other for good.
-	if window := 2*c.Train.Stage.BatchSize + c.Bus.MaxAckPending; c.Bus.StreamMaxMsgs < window {
-		k.Add("bus.stream_max_msgs", c.Bus.StreamMaxMsgs, fmt.Sprintf(
+	if window := 2*c.Train.Stage.BatchSize + c.Bus.MaxAckPending; c.Bus.MaxMsgs < int64(window) {
+		k.Add("bus.stream_max_msgs", c.Bus.MaxMsgs, fmt.Sprintf(
 			"at least %d (2 x train.batch_size + bus.max_ack_pending: the views the trainer may hold unacknowledged)", window))
 	}
 
