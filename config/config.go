@@ -1,15 +1,43 @@
 // Package config defines pipeline.yaml: every knob of a supflow run, its
 // defaults, strict loading (unknown keys and wrong types are errors naming
-// the field), overrides from SUPFLOW_* environment variables and --set
-// flags, and validation that names the field and its allowed range.
+// the key), overrides from SUPFLOW_* environment variables and --set
+// flags, and validation that names the key and its allowed range.
 //
-// A section owned by a package is that package's Config, embedded as is:
-// decode is stages/decode.Config, augment is stages/augment.Config. Its YAML
-// tags are the section's keys, its DefaultConfig gives Default's values and
-// its Validate, whose errors name the keys (config/field), is what Validate
-// reports under the section's prefix; only checks across sections live here.
-// The reflection behind Keys, EnvName's variables and Set follows the YAML
-// tags, ",inline" structs included, and skips fields tagged "-".
+// Each setting is declared once, by the package that uses it. A section
+// owned by packages is their Config types, embedded as they are:
+//
+//   - decode: stages/decode.Config (imgdecode.Config inline)
+//   - augment: stages/augment.Config (transform.Config inline)
+//   - model: engine.ModelConfig (model.Config inline, plus the engine's dtype)
+//   - train: Train, flat in the file but spanning packages, inline:
+//     engine.TrainConfig (method; optim.Schedule, optim.Config and
+//     loss.SupConConfig inline) and stages/train.Config (its kNN monitor's
+//     knn_k and knn_temperature from probe.KNNConfig), plus threads
+//   - evaluate: stages/evaluate.Settings (probe.Config inline, plus knn_k)
+//   - store: Store, store.Config inline beside embedded
+//   - bus: Bus, bus.Config and bus.Limits inline beside embedded
+//
+// Their YAML tags are the section's keys, their DefaultConfig (or
+// DefaultModelConfig, DefaultTrainConfig, DefaultSettings, DefaultLimits)
+// gives Default's values, and their Validate, whose errors name the keys
+// and wrap the package's sentinel (config/field), is what Validate reports
+// under the section's prefix. Fields that are not settings (a run id, a
+// data-derived channel count, a secret) are tagged "-". Only what spans
+// packages or sections is checked here: bus.stream_max_msgs against
+// train.batch_size, augment's views against bus.max_payload, the train
+// schedule's warm-up against the stage's epochs (Train.EngineConfig), and
+// the store's and bus's own rules for this file (no credentials in a URL,
+// an address unless embedded). The reflection behind Keys, EnvName's
+// variables and Set follows the YAML tags, ",inline" structs included, and
+// skips fields tagged "-".
+//
+// The run, dataset, feeder, metrics and log sections, train.threads,
+// store.embedded and bus.embedded are declared here: only cmd/supflow reads
+// them, to set up its process (which data set to ingest and feed, where
+// reports go, how many epochs to feed, where to serve metrics, how to log,
+// how many OpenBLAS threads, whether to run S3 and NATS in process). No
+// library has a Config for them; run.id and run.seed reach the packages as
+// fields tagged "-" (the augment stage's seed, the feeder's run id).
 //
 // Secrets never live here: S3 and NATS credentials come from the
 // environment or from files the config names (see docs/operations.md).
@@ -155,7 +183,8 @@ func (b Bus) Validate() error {
 	return k.Err()
 }
 
-// Feeder paces epochs into the decode stage.
+// Feeder paces epochs into the decode stage (cmd/supflow's: it computes
+// stages/feeder.Config's epoch range from it).
 type Feeder struct {
 	Epochs int `yaml:"epochs"` // 0 = train.epochs
 }

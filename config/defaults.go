@@ -12,8 +12,9 @@ import (
 
 // Default returns the configuration every unset field falls back to:
 // SupContrast's published hyper-parameters where they exist, and an
-// all-embedded deployment. Sections owned by a package take that package's
-// DefaultConfig.
+// all-embedded deployment. Sections owned by packages take their defaults
+// (DefaultConfig and the like); the bucket's name, which no package
+// chooses, is this deployment's.
 func Default() *Config {
 	return &Config{
 		Run:      Run{ID: "supflow", Seed: 1, WorkDir: "out"},

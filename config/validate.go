@@ -9,8 +9,8 @@ import (
 )
 
 // FieldError names the offending key and what it allows. Errors of the
-// sections owned by packages (decode, augment) are theirs, re-keyed under
-// the section: every one wraps ErrInvalid.
+// sections owned by packages are theirs, re-keyed under the section: every
+// one wraps ErrInvalid and the owning package's sentinel.
 type FieldError = field.Error
 
 // redacted stands for a value that may hold a secret in an error.
@@ -22,7 +22,9 @@ var (
 	maxLimits = 1 << 30
 )
 
-// Validate checks every field and returns all problems, each naming its key.
+// Validate checks every key and returns all problems, each naming its key:
+// this package's sections, the packages' sections through their Validate,
+// and the checks across sections.
 func (c *Config) Validate() error {
 	k := field.NewChecker(ErrInvalid)
 	if !runID.MatchString(c.Run.ID) {

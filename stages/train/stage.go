@@ -61,7 +61,7 @@ type Deps struct {
 	Store       Store
 	Events      Events
 	DeadLetters DeadLetters
-	// Monitor, optional, scores the encoder (see Config.MonitorEvery).
+	// Monitor, optional, scores the encoder (see MonitorConfig.Every).
 	Monitor Monitor
 	Log     *slog.Logger
 	// Progress, when set, is told each step's place in its epoch (a
