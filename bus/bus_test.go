@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -14,37 +15,46 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/supflow/supflow/config/field"
 	"github.com/supflow/supflow/messages"
 )
 
+// TestConfigValidate: each bad field is one error naming its key (the bus
+// section's key in pipeline.yaml where it is one), never repeating a secret.
 func TestConfigValidate(t *testing.T) {
 	tests := []struct {
-		name    string
-		cfg     Config
-		wantErr string
+		name string
+		cfg  Config
+		key  string // "" when valid
+		want string // also in the message
 	}{
-		{"minimal", Config{URL: "nats://127.0.0.1:4222"}, ""},
-		{"cluster", Config{URL: "nats://a:4222, tls://b:4222", CredsFile: "x.creds"}, ""},
-		{"mutual tls", Config{URL: "tls://a:4222", CAFile: "ca.pem", CertFile: "c.pem", KeyFile: "k.pem"}, ""},
-		{"no url", Config{}, "URL is required"},
-		{"bad scheme", Config{URL: "http://a:4222"}, "scheme"},
-		{"no host", Config{URL: "nats://"}, "no host"},
-		{"password alone", Config{URL: "nats://a", Password: "hunter2"}, "Password without User"},
-		{"two auth methods", Config{URL: "nats://a", Token: "s3cret", CredsFile: "x.creds"}, "2 authentication methods"},
-		{"url and config creds", Config{URL: "nats://u:hunter2@a", Token: "s3cret"}, "carries credentials"},
-		{"cert without key", Config{URL: "tls://a", CertFile: "c.pem"}, "CertFile and KeyFile"},
+		{"minimal", Config{URL: "nats://127.0.0.1:4222"}, "", ""},
+		{"cluster", Config{URL: "nats://a:4222, tls://b:4222", CredsFile: "x.creds"}, "", ""},
+		{"mutual tls", Config{URL: "tls://a:4222", CAFile: "ca.pem", CertFile: "c.pem", KeyFile: "k.pem"}, "", ""},
+		{"no url", Config{}, "url", "a nats:// URL"},
+		{"bad scheme", Config{URL: "http://a:4222"}, "url", "nats://, tls://"},
+		{"no host", Config{URL: "nats://"}, "url", "with a host"},
+		{"password alone", Config{URL: "nats://a", Password: "hunter2"}, "password", "set with user"},
+		{"user alone", Config{URL: "nats://a", User: "u"}, "user", "set with password"},
+		{"two auth methods", Config{URL: "nats://a", Token: "s3cret", CredsFile: "x.creds"}, "creds_file", "one authentication method"},
+		{"url and config creds", Config{URL: "nats://u:hunter2@a", Token: "s3cret"}, "url", "no credentials in the URL"},
+		{"cert without key", Config{URL: "tls://a", CertFile: "c.pem"}, "key_file", "go together"},
+		{"key without cert", Config{URL: "tls://a", KeyFile: "k.pem"}, "cert_file", "go together"},
+		{"negative timeout", Config{URL: "nats://a", ConnectTimeout: -1}, "connect_timeout", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := tt.cfg.Validate()
-			if tt.wantErr == "" {
+			if tt.key == "" {
 				if err != nil {
 					t.Fatal(err)
 				}
 				return
 			}
-			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("err = %v, want ErrConfig containing %q", err, tt.wantErr)
+			fe := field.List(err)
+			if !errors.Is(err, ErrConfig) || len(fe) != 1 || fe[0].Key != tt.key || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want one ErrConfig naming %s containing %q", err, tt.key, tt.want)
 			}
 			for _, secret := range []string{"hunter2", "s3cret"} {
 				if strings.Contains(err.Error(), secret) {
@@ -52,6 +62,49 @@ func TestConfigValidate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestLimitsValidate: each limit out of range is one error naming its key;
+// DefaultLimits is valid and what Pipeline takes for zeros.
+func TestLimitsValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*Limits)
+		key  string
+	}{
+		{"defaults", func(*Limits) {}, ""},
+		{"ack_wait below 1s", func(l *Limits) { l.AckWait = time.Millisecond }, "ack_wait"},
+		{"ack_wait above 1h", func(l *Limits) { l.AckWait = 2 * time.Hour }, "ack_wait"},
+		{"max_deliver 0", func(l *Limits) { l.MaxDeliver = 0 }, "max_deliver"},
+		{"max_ack_pending above 10000", func(l *Limits) { l.MaxAckPending = 10001 }, "max_ack_pending"},
+		{"max_payload below 64 KiB", func(l *Limits) { l.MaxPayload = 1000 }, "max_payload"},
+		{"max_payload above the server's", func(l *Limits) { l.MaxPayload = maxServerPayload + 1 }, "max_payload"},
+		{"stream_max_msgs below 16", func(l *Limits) { l.MaxMsgs = 15 }, "stream_max_msgs"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := DefaultLimits()
+			tt.edit(&l)
+			err := l.Validate()
+			if tt.key == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if fe := field.List(err); !errors.Is(err, ErrConfig) || len(fe) != 1 || fe[0].Key != tt.key || !strings.HasPrefix(err.Error(), tt.key+" = ") {
+				t.Errorf("err = %v, want one ErrConfig naming %s", err, tt.key)
+			}
+		})
+	}
+	withDefaults, err := Pipeline(DefaultLimits(), 100).checked()
+	if err != nil {
+		t.Fatal(err)
+	}
+	zeros, err := Pipeline(Limits{}, 100).checked()
+	if err != nil || !reflect.DeepEqual(withDefaults, zeros) {
+		t.Errorf("Pipeline's defaults differ from DefaultLimits (%v)", err)
 	}
 }
 

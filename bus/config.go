@@ -5,29 +5,38 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/supflow/supflow/config/field"
 )
 
-// Config says how to reach NATS. Secrets (Password, Token) never appear in
-// errors or logs: Config implements slog.LogValuer and fmt.Stringer with
-// them redacted.
+// Config says how to reach NATS. Its YAML tags are the connection keys of
+// pipeline.yaml's bus section (url, creds_file, nkey_file, ca_file,
+// cert_file, key_file); the fields tagged "-" are not keys: User, Password
+// and Token are secrets, which come from the environment, never from a
+// file. Secrets never appear in errors or logs either: Config implements
+// slog.LogValuer and fmt.Stringer with them redacted.
 type Config struct {
-	URL  string // nats://host:4222 or tls://host:4222; comma-separated for a cluster
-	Name string // connection name shown in the server's monitoring
+	// URL is nats://host:4222 or tls://host:4222 (ws://, wss://);
+	// comma-separated for a cluster.
+	URL  string `yaml:"url"`
+	Name string `yaml:"-"` // connection name shown in the server's monitoring
 
 	// At most one way to authenticate.
-	User         string
-	Password     string
-	Token        string
-	NKeySeedFile string // file holding an nkey seed (SU...)
-	CredsFile    string // .creds file: user JWT + nkey seed
+	User      string `yaml:"-"`
+	Password  string `yaml:"-"`
+	Token     string `yaml:"-"`
+	CredsFile string `yaml:"creds_file"` // .creds file: user JWT + nkey seed
+	// NKeySeedFile is a file holding an nkey seed (SU...).
+	NKeySeedFile string `yaml:"nkey_file"`
 
-	CAFile   string // CA that signed the server certificate
-	CertFile string // client certificate, for mutual TLS ...
-	KeyFile  string // ... with its key
+	CAFile   string `yaml:"ca_file"`   // CA that signed the server certificate
+	CertFile string `yaml:"cert_file"` // client certificate, for mutual TLS ...
+	KeyFile  string `yaml:"key_file"`  // ... with its key
 
-	ConnectTimeout time.Duration // per server dial; default 5 s
+	ConnectTimeout time.Duration `yaml:"-"` // per server dial; default 5 s
 }
 
 // ErrConfig wraps every configuration error.
@@ -39,11 +48,18 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// Validate checks the fields without any I/O.
+// redacted stands for a secret in an error.
+const redacted = "<redacted>"
+
+// Validate reports every problem of c without any I/O, each a *field.Error
+// (config/field) named by its key (pipeline.yaml's, or the field's name
+// in snake case for those that are not keys) and wrapping ErrConfig. URLs
+// appear redacted, secrets not at all. A zero ConnectTimeout stands for its
+// default.
 func (c Config) Validate() error {
-	var errs []error
+	k := field.NewChecker(ErrConfig)
 	if c.URL == "" {
-		errs = append(errs, errors.New("URL is required"))
+		k.Add("url", `""`, "a nats:// URL (tls:// for TLS; comma-separated for a cluster)")
 	}
 	for _, s := range strings.Split(c.URL, ",") {
 		if c.URL == "" {
@@ -52,40 +68,56 @@ func (c Config) Validate() error {
 		u, err := url.Parse(strings.TrimSpace(s))
 		if err != nil {
 			// url.Parse quotes its input, which may hold a password.
-			errs = append(errs, errors.New("URL does not parse"))
+			k.Add("url", "<unparsable>", "nats:// URLs")
 			continue
 		}
 		switch u.Scheme {
 		case "nats", "tls", "ws", "wss":
 		default:
-			errs = append(errs, fmt.Errorf("URL %s: scheme must be nats, tls, ws or wss", u.Redacted()))
+			k.Add("url", strconv.Quote(redactURL(u)), "nats://, tls://, ws:// or wss:// URLs")
 		}
 		if u.Host == "" {
-			errs = append(errs, fmt.Errorf("URL %s has no host", u.Redacted()))
+			k.Add("url", strconv.Quote(redactURL(u)), "URLs with a host")
 		}
 		if u.User != nil && c.authMethods() > 0 {
-			errs = append(errs, fmt.Errorf("URL %s carries credentials and so does the config", u.Redacted()))
+			k.Add("url", strconv.Quote(redactURL(u)), "no credentials in the URL when the config carries some")
 		}
 	}
 	if c.Password != "" && c.User == "" {
-		errs = append(errs, errors.New("Password without User"))
+		k.Add("password", redacted, "set with user")
 	}
 	if c.User != "" && c.Password == "" {
-		errs = append(errs, errors.New("User without Password"))
+		k.Add("user", strconv.Quote(c.User), "set with password")
 	}
-	if n := c.authMethods(); n > 1 {
-		errs = append(errs, fmt.Errorf("%d authentication methods set; use one of user/password, token, nkey seed, creds file", n))
+	// One authentication method: each one after the first is refused.
+	n := 0
+	for _, m := range []struct {
+		key   string
+		value any
+		set   bool
+	}{
+		{"user", strconv.Quote(c.User), c.User != "" || c.Password != ""},
+		{"token", redacted, c.Token != ""},
+		{"nkey_file", strconv.Quote(c.NKeySeedFile), c.NKeySeedFile != ""},
+		{"creds_file", strconv.Quote(c.CredsFile), c.CredsFile != ""},
+	} {
+		if !m.set {
+			continue
+		}
+		if n++; n > 1 {
+			k.Add(m.key, m.value, "unset: one authentication method (user/password, token, nkey_file or creds_file)")
+		}
 	}
-	if (c.CertFile == "") != (c.KeyFile == "") {
-		errs = append(errs, errors.New("CertFile and KeyFile go together"))
+	if c.CertFile != "" && c.KeyFile == "" {
+		k.Add("key_file", `""`, "the key of cert_file (they go together)")
+	}
+	if c.KeyFile != "" && c.CertFile == "" {
+		k.Add("cert_file", `""`, "the certificate of key_file (they go together)")
 	}
 	if c.ConnectTimeout < 0 {
-		errs = append(errs, fmt.Errorf("ConnectTimeout %v is negative", c.ConnectTimeout))
+		k.Add("connect_timeout", c.ConnectTimeout, "a duration >= 0 (0 = 5s)")
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%w: %w", ErrConfig, errors.Join(errs...))
-	}
-	return nil
+	return k.Err()
 }
 
 func (c Config) authMethods() int {
@@ -108,12 +140,20 @@ func (c Config) redactedURL() string {
 			parts[i] = "<unparsable>"
 			continue
 		}
-		if _, hasPassword := u.User.Password(); u.User != nil && !hasPassword {
-			u.User = url.User("xxxxx") // a user name alone is a token
-		}
-		parts[i] = u.Redacted()
+		parts[i] = redactURL(u)
 	}
 	return strings.Join(parts, ",")
+}
+
+// redactURL returns u with its password, or its token (userinfo without a
+// password), hidden.
+func redactURL(u *url.URL) string {
+	if _, hasPassword := u.User.Password(); u.User != nil && !hasPassword {
+		v := *u
+		v.User = url.User("xxxxx") // a user name alone is a token
+		return v.Redacted()
+	}
+	return u.Redacted()
 }
 
 // auth names the authentication method without its secret.

@@ -15,7 +15,7 @@ type EmbeddedConfig struct {
 	StoreDir   string // JetStream file store; required
 	Host       string // listen address; default 127.0.0.1
 	Port       int    // -1 picks a free port; 0 means NATS' default 4222
-	MaxPayload int    // bytes per message, headers included; 0 means 1 MiB
+	MaxPayload int    // bytes per message, headers included (Limits.MaxPayload); 0 means 1 MiB
 	User       string // optional: require this user ...
 	Password   string // ... with this password
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/supflow/supflow/config/field"
 	"github.com/supflow/supflow/messages"
 )
 
@@ -47,13 +49,63 @@ type Topology struct {
 	DeadLetter Retention // stream messages.TopicDeadLetter
 }
 
-// Limits are the settings every pipeline edge shares (pipeline.yaml's
-// bus.*); zero values are the defaults.
+// Limits are the bus's limits, the keys of pipeline.yaml's bus section
+// beside the connection's (Config): what every pipeline edge shares
+// (Pipeline) and the largest message. Zero values are the defaults
+// (DefaultLimits).
 type Limits struct {
-	MaxMsgs       int64
-	AckWait       time.Duration
-	MaxDeliver    int
-	MaxAckPending int
+	// AckWait is how long an unacknowledged message waits before it is
+	// redelivered, in [1s, 1h]; default 60 s.
+	AckWait time.Duration `yaml:"ack_wait"`
+	// MaxDeliver is the number of deliveries before a message is
+	// dead-lettered, in [1, 1000]; default 5.
+	MaxDeliver int `yaml:"max_deliver"`
+	// MaxAckPending is the number of unacknowledged messages in flight per
+	// consumer, over all its replicas (back-pressure), in [1, 10000];
+	// default 64. The train edge's consumer gets two batches more.
+	MaxAckPending int `yaml:"max_ack_pending"`
+	// MaxPayload is the largest message in bytes, headers included, in
+	// [64 KiB, 64 MiB]; default 1 MiB. It is what an embedded server
+	// allows (EmbeddedConfig.MaxPayload) and what an external server's
+	// max_payload must be; Pipeline does not read it, and the publisher
+	// goes by the server's own limit.
+	MaxPayload int `yaml:"max_payload"`
+	// MaxMsgs is each edge stream's capacity, in [16, 10^7]; default 4096.
+	// A full stream makes the producer wait.
+	MaxMsgs int64 `yaml:"stream_max_msgs"`
+}
+
+// Bounds of Limits fields.
+const (
+	minAckWait       = time.Second
+	maxAckWait       = time.Hour
+	maxMaxDeliver    = 1000
+	maxMaxAckPending = 10000
+	minMaxPayload    = 64 << 10
+	minMaxMsgs       = 16
+	maxMaxMsgs       = 10_000_000
+)
+
+// DefaultLimits returns the defaults of every field.
+func DefaultLimits() Limits {
+	return Limits{AckWait: defaultAckWait, MaxDeliver: defaultMaxDeliver, MaxAckPending: defaultMaxAckPending,
+		MaxPayload: defaultMaxPayload, MaxMsgs: defaultMaxMsgs}
+}
+
+// Validate reports every field of l out of range, each a *field.Error
+// (config/field) named by its key and wrapping ErrConfig. It checks l as
+// given: a zero limit is refused (Pipeline and StartEmbedded take zeros as
+// their defaults).
+func (l Limits) Validate() error {
+	k := field.NewChecker(ErrConfig)
+	if l.AckWait < minAckWait || l.AckWait > maxAckWait {
+		k.Add("ack_wait", l.AckWait, "a duration in [1s, 1h]")
+	}
+	k.IntIn("max_deliver", l.MaxDeliver, 1, maxMaxDeliver)
+	k.IntIn("max_ack_pending", l.MaxAckPending, 1, maxMaxAckPending)
+	k.IntIn("max_payload", l.MaxPayload, minMaxPayload, maxServerPayload)
+	k.Int64In("stream_max_msgs", l.MaxMsgs, minMaxMsgs, maxMaxMsgs)
+	return k.Err()
 }
 
 // Pipeline is supflow's topology: decode tasks -> decode, images ->
@@ -86,6 +138,7 @@ const (
 	defaultAckWait       = 60 * time.Second
 	defaultMaxDeliver    = 5
 	defaultMaxAckPending = 64
+	defaultMaxPayload    = 1 << 20 // nats-server's own default
 	defaultMaxAge        = 7 * 24 * time.Hour
 )
 

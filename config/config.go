@@ -1,15 +1,43 @@
 // Package config defines pipeline.yaml: every knob of a supflow run, its
 // defaults, strict loading (unknown keys and wrong types are errors naming
-// the field), overrides from SUPFLOW_* environment variables and --set
-// flags, and validation that names the field and its allowed range.
+// the key), overrides from SUPFLOW_* environment variables and --set
+// flags, and validation that names the key and its allowed range.
 //
-// A section owned by a package is that package's Config, embedded as is:
-// decode is stages/decode.Config, augment is stages/augment.Config. Its YAML
-// tags are the section's keys, its DefaultConfig gives Default's values and
-// its Validate, whose errors name the keys (config/field), is what Validate
-// reports under the section's prefix; only checks across sections live here.
-// The reflection behind Keys, EnvName's variables and Set follows the YAML
-// tags, ",inline" structs included, and skips fields tagged "-".
+// Each setting is declared once, by the package that uses it. A section
+// owned by packages is their Config types, embedded as they are:
+//
+//   - decode: stages/decode.Config (imgdecode.Config inline)
+//   - augment: stages/augment.Config (transform.Config inline)
+//   - model: engine.ModelConfig (model.Config inline, plus the engine's dtype)
+//   - train: Train, flat in the file but spanning packages, inline:
+//     engine.TrainConfig (method; optim.Schedule, optim.Config and
+//     loss.SupConConfig inline) and stages/train.Config (its kNN monitor's
+//     knn_k and knn_temperature from probe.KNNConfig), plus threads
+//   - evaluate: stages/evaluate.Settings (probe.Config inline, plus knn_k)
+//   - store: Store, store.Config inline beside embedded
+//   - bus: Bus, bus.Config and bus.Limits inline beside embedded
+//
+// Their YAML tags are the section's keys, their DefaultConfig (or
+// DefaultModelConfig, DefaultTrainConfig, DefaultSettings, DefaultLimits)
+// gives Default's values, and their Validate, whose errors name the keys
+// and wrap the package's sentinel (config/field), is what Validate reports
+// under the section's prefix. Fields that are not settings (a run id, a
+// data-derived channel count, a secret) are tagged "-". Only what spans
+// packages or sections is checked here: bus.stream_max_msgs against
+// train.batch_size, augment's views against bus.max_payload, the train
+// schedule's warm-up against the stage's epochs (Train.EngineConfig), and
+// the store's and bus's own rules for this file (no credentials in a URL,
+// an address unless embedded). The reflection behind Keys, EnvName's
+// variables and Set follows the YAML tags, ",inline" structs included, and
+// skips fields tagged "-".
+//
+// The run, dataset, feeder, metrics and log sections, train.threads,
+// store.embedded and bus.embedded are declared here: only cmd/supflow reads
+// them, to set up its process (which data set to ingest and feed, where
+// reports go, how many epochs to feed, where to serve metrics, how to log,
+// how many OpenBLAS threads, whether to run S3 and NATS in process). No
+// library has a Config for them; run.id and run.seed reach the packages as
+// fields tagged "-" (the augment stage's seed, the feeder's run id).
 //
 // Secrets never live here: S3 and NATS credentials come from the
 // environment or from files the config names (see docs/operations.md).
@@ -22,12 +50,17 @@ import (
 	"io"
 	"os"
 	"strings"
-	"time"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/supflow/supflow/bus"
+	"github.com/supflow/supflow/config/field"
+	"github.com/supflow/supflow/engine"
 	"github.com/supflow/supflow/stages/augment"
 	"github.com/supflow/supflow/stages/decode"
+	"github.com/supflow/supflow/stages/evaluate"
+	"github.com/supflow/supflow/stages/train"
+	"github.com/supflow/supflow/store"
 )
 
 // ErrInvalid wraps every validation and parse failure.
@@ -35,18 +68,18 @@ var ErrInvalid = errors.New("config: invalid")
 
 // Config is the whole pipeline.yaml.
 type Config struct {
-	Run      Run            `yaml:"run"`
-	Dataset  Dataset        `yaml:"dataset"`
-	Store    Store          `yaml:"store"`
-	Bus      Bus            `yaml:"bus"`
-	Feeder   Feeder         `yaml:"feeder"`
-	Decode   decode.Config  `yaml:"decode"`  // owned by stages/decode
-	Augment  augment.Config `yaml:"augment"` // owned by stages/augment (and the transform library)
-	Model    Model          `yaml:"model"`
-	Train    Train          `yaml:"train"`
-	Evaluate Evaluate       `yaml:"evaluate"`
-	Metrics  Metrics        `yaml:"metrics"`
-	Log      Log            `yaml:"log"`
+	Run      Run                `yaml:"run"`
+	Dataset  Dataset            `yaml:"dataset"`
+	Store    Store              `yaml:"store"`
+	Bus      Bus                `yaml:"bus"`
+	Feeder   Feeder             `yaml:"feeder"`
+	Decode   decode.Config      `yaml:"decode"`   // owned by stages/decode
+	Augment  augment.Config     `yaml:"augment"`  // owned by stages/augment (and the transform library)
+	Model    engine.ModelConfig `yaml:"model"`    // owned by engine (the network's keys by model)
+	Train    Train              `yaml:"train"`    // engine's and stages/train's keys, inline (Train)
+	Evaluate evaluate.Settings  `yaml:"evaluate"` // owned by stages/evaluate (its keys by probe)
+	Metrics  Metrics            `yaml:"metrics"`
+	Log      Log                `yaml:"log"`
 }
 
 // Run identifies one pipeline run.
@@ -69,81 +102,134 @@ type Dataset struct {
 	TestSplit  string `yaml:"test_split"`  // split the linear probe scores
 }
 
-// Store selects the S3 endpoint. Credentials come from SUPFLOW_S3_ACCESS_KEY
-// / SUPFLOW_S3_SECRET_KEY or the AWS_* variables, never from this file.
+// Store is pipeline.yaml's store section: the S3 endpoint's settings
+// (store.Config, whose keys sit inline: endpoint, bucket, region, secure,
+// ca_file) and embedded, cmd/supflow's choice to run an S3 endpoint in
+// process instead (supflow run), which reads only bucket. Credentials come
+// from SUPFLOW_S3_ACCESS_KEY / SUPFLOW_S3_SECRET_KEY or the AWS_*
+// variables, never from this file: store.Config's credential fields are not
+// keys.
 type Store struct {
-	Embedded bool   `yaml:"embedded"` // run an in-process S3 endpoint (supflow run)
-	Endpoint string `yaml:"endpoint"` // host:port of an S3 server when not embedded
-	Bucket   string `yaml:"bucket"`
-	Region   string `yaml:"region"`
-	Secure   bool   `yaml:"secure"`  // HTTPS
-	CAFile   string `yaml:"ca_file"` // extra CA for a private TLS endpoint
+	Embedded     bool `yaml:"embedded"`
+	store.Config `yaml:",inline"`
 }
 
-// Bus selects the NATS server. Credentials come from SUPFLOW_NATS_USER /
-// SUPFLOW_NATS_PASSWORD / SUPFLOW_NATS_TOKEN or the files named here.
+// Validate checks the section by store.Config's rules, but for the
+// credentials (cmd/supflow adds them from the environment when it
+// connects), plus this file's own: the endpoint is host:port (store.secure
+// selects HTTPS), required unless embedded. An embedded store reads only
+// bucket, and endpoint when set.
+func (s Store) Validate() error {
+	c := s.Config
+	c.AllowAnonymous = true
+	ep := strings.TrimSpace(s.Endpoint)
+	ownEndpoint := ep == "" || strings.Contains(ep, "://") && !strings.Contains(ep, "@")
+	k := field.NewChecker(ErrInvalid)
+	k.Include("", without(c.Validate(), func(e *field.Error) bool {
+		return e.Key == "endpoint" && ownEndpoint || s.Embedded && e.Key != "bucket" && e.Key != "endpoint"
+	}))
+	switch {
+	case ep == "" && !s.Embedded:
+		k.Add("endpoint", `""`, "host:port of the S3 server when store.embedded is false")
+	case ep != "" && ownEndpoint:
+		k.Add("endpoint", fmt.Sprintf("%q", s.Endpoint), "host:port without a scheme (use store.secure for HTTPS)")
+	}
+	return k.Err()
+}
+
+// without returns the field errors of err that drop does not pick, joined
+// (nil if none).
+func without(err error, drop func(*field.Error) bool) error {
+	var keep []error
+	for _, e := range field.List(err) {
+		if !drop(e) {
+			keep = append(keep, e)
+		}
+	}
+	return errors.Join(keep...)
+}
+
+// Bus is pipeline.yaml's bus section: the NATS connection's settings
+// (bus.Config, whose keys sit inline: url, creds_file, nkey_file, ca_file,
+// cert_file, key_file), the bus's limits (bus.Limits, inline: ack_wait,
+// max_deliver, max_ack_pending, max_payload, stream_max_msgs) and embedded,
+// cmd/supflow's choice to run nats-server in process instead (supflow run),
+// which reads only the limits. Credentials come from SUPFLOW_NATS_USER /
+// SUPFLOW_NATS_PASSWORD / SUPFLOW_NATS_TOKEN or the files named here, never
+// from this file: bus.Config's secret fields are not keys.
 type Bus struct {
-	Embedded      bool     `yaml:"embedded"`        // run nats-server in-process (supflow run)
-	URL           string   `yaml:"url"`             // nats://host:4222 when not embedded
-	CredsFile     string   `yaml:"creds_file"`      // NATS .creds (JWT + nkey seed)
-	NKeyFile      string   `yaml:"nkey_file"`       // nkey seed file
-	CAFile        string   `yaml:"ca_file"`         // CA for a TLS server
-	CertFile      string   `yaml:"cert_file"`       // client certificate (mutual TLS)
-	KeyFile       string   `yaml:"key_file"`        // client key (mutual TLS)
-	AckWait       Duration `yaml:"ack_wait"`        // redelivery delay of an unacked message
-	MaxDeliver    int      `yaml:"max_deliver"`     // attempts before dead-lettering
-	MaxAckPending int      `yaml:"max_ack_pending"` // in-flight messages per consumer (back-pressure)
-	MaxPayload    int      `yaml:"max_payload"`     // bytes; the server's limit (embedded: set; external: must match)
-	StreamMaxMsgs int      `yaml:"stream_max_msgs"` // per edge stream; a full stream pushes back on the producer
+	Embedded   bool `yaml:"embedded"`
+	bus.Config `yaml:",inline"`
+	bus.Limits `yaml:",inline"`
 }
 
-// Feeder paces epochs into the decode stage.
+// Validate checks the section by bus.Config's and bus.Limits' rules, plus
+// this file's own: the URL carries no credentials and is required unless
+// embedded. An embedded bus reads only the limits, and url when set.
+func (b Bus) Validate() error {
+	url := strings.TrimSpace(b.URL)
+	ownURL := url == "" || strings.Contains(url, "@")
+	k := field.NewChecker(ErrInvalid)
+	k.Include("", without(b.Config.Validate(), func(e *field.Error) bool {
+		return e.Key == "url" && ownURL || b.Embedded && e.Key != "url"
+	}))
+	switch {
+	case url == "" && !b.Embedded:
+		k.Add("url", `""`, "a nats:// URL when bus.embedded is false")
+	case strings.Contains(url, "@"):
+		k.Add("url", redacted, "a URL without credentials (they come from SUPFLOW_NATS_USER / SUPFLOW_NATS_PASSWORD, SUPFLOW_NATS_TOKEN, bus.nkey_file or bus.creds_file)")
+	}
+	k.Include("", b.Limits.Validate())
+	return k.Err()
+}
+
+// Feeder paces epochs into the decode stage (cmd/supflow's: it computes
+// stages/feeder.Config's epoch range from it).
 type Feeder struct {
 	Epochs int `yaml:"epochs"` // 0 = train.epochs
 }
 
-// Model describes the encoder and projection head.
-type Model struct {
-	Arch    string `yaml:"arch"`   // resnet18, resnet34, resnet50, resnet101
-	Stem    string `yaml:"stem"`   // cifar (3x3, no max-pool) or imagenet (7x7/2 + max-pool)
-	Widths  []int  `yaml:"widths"` // per-stage widths; empty = 64,128,256,512
-	Blocks  []int  `yaml:"blocks"` // per-stage block counts; empty = the arch's
-	Head    string `yaml:"head"`   // mlp or linear
-	FeatDim int    `yaml:"feat_dim"`
-	DType   string `yaml:"dtype"` // float32 or float64
-}
-
-// Train configures pretraining.
+// Train is pipeline.yaml's train section. It is flat in the file, but its
+// keys come from two packages, inline: the engine's (method, the schedule,
+// the optimizer and the loss: engine.TrainConfig) and the train stage's
+// (batch_size, epochs, checkpoint_every and the kNN monitor's knn_*:
+// stages/train.Config), plus threads, which is cmd/supflow's.
 type Train struct {
-	Method          string  `yaml:"method"` // supcon, simclr or ce
-	BatchSize       int     `yaml:"batch_size"`
-	Epochs          int     `yaml:"epochs"`
-	LR              float64 `yaml:"lr"`
-	Momentum        float64 `yaml:"momentum"`
-	WeightDecay     float64 `yaml:"weight_decay"`
-	Optimizer       string  `yaml:"optimizer"` // sgd or lars
-	Schedule        string  `yaml:"schedule"`  // cosine or step
-	Warm            bool    `yaml:"warm"`      // linear warm-up (forced on above batch 256)
-	WarmEpochs      int     `yaml:"warm_epochs"`
-	Temperature     float64 `yaml:"temperature"`
-	BaseTemperature float64 `yaml:"base_temperature"`
-	CheckpointEvery int     `yaml:"checkpoint_every"` // epochs between checkpoints (the last is always saved)
-	KNNEvery        int     `yaml:"knn_every"`        // epochs between kNN monitor runs (0 = off)
-	KNNSamples      int     `yaml:"knn_samples"`      // held-out slice size for the monitor
-	KNNK            int     `yaml:"knn_k"`
-	KNNTemperature  float64 `yaml:"knn_temperature"`
-	Threads         int     `yaml:"threads"` // OpenBLAS threads (0 = 1 unless OPENBLAS_NUM_THREADS is set)
+	Engine engine.TrainConfig `yaml:",inline"`
+	Stage  train.Config       `yaml:",inline"`
+	// Threads is the number of OpenBLAS threads cmd/supflow sets at start,
+	// in [0, 1024]; 0 = 1 unless OPENBLAS_NUM_THREADS is set.
+	Threads int `yaml:"threads"`
 }
 
-// Evaluate configures the linear probe.
-type Evaluate struct {
-	Epochs      int     `yaml:"epochs"`
-	BatchSize   int     `yaml:"batch_size"`
-	LR          float64 `yaml:"lr"`
-	Momentum    float64 `yaml:"momentum"`
-	WeightDecay float64 `yaml:"weight_decay"`
-	Schedule    string  `yaml:"schedule"` // cosine or step
-	KNNK        int     `yaml:"knn_k"`
+// maxThreads bounds Train.Threads.
+const maxThreads = 1024
+
+// EngineConfig is the engine's part of the section with the schedule's
+// length and batch size (not keys of their own) taken from the stage's
+// epochs and batch_size.
+func (t Train) EngineConfig() engine.TrainConfig {
+	e := t.Engine
+	e.Schedule.Epochs, e.Schedule.BatchSize = t.Stage.Epochs, t.Stage.BatchSize
+	return e
+}
+
+// Validate reports the section's errors, each named by its key: the
+// stage's and the engine's (with the schedule as EngineConfig gives it, so
+// that warm_epochs is checked against epochs), and threads.
+func (t Train) Validate() error {
+	k := field.NewChecker(ErrInvalid)
+	stageErr := t.Stage.Validate()
+	k.Include("", stageErr)
+	e := t.Engine
+	if stageErr == nil {
+		// Otherwise the schedule would report a bad epochs or batch_size
+		// again, under the limits it puts on them.
+		e = t.EngineConfig()
+	}
+	k.Include("", e.Validate())
+	k.IntIn("threads", t.Threads, 0, maxThreads)
+	return k.Err()
 }
 
 // Metrics configures the Prometheus endpoint.
@@ -156,22 +242,6 @@ type Log struct {
 	Format string `yaml:"format"` // text or json
 	Level  string `yaml:"level"`  // debug, info, warn, error
 }
-
-// Duration is a time.Duration written as "30s" in YAML.
-type Duration time.Duration
-
-// UnmarshalYAML parses a Go duration string.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	v, err := time.ParseDuration(n.Value)
-	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration (e.g. 30s, 2m)", n.Line, n.Value)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalYAML writes the duration as a string.
-func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
 
 // Load reads path (empty = defaults only), applies SUPFLOW_* environment
 // overrides and then the key=value sets, and validates the result.
@@ -227,6 +297,9 @@ func (c *Config) decode(r io.Reader) error {
 	}
 	msgs := make([]string, len(te.Errors))
 	for i, m := range te.Errors {
+		// Durations (bus.ack_wait) are time.Durations, which yaml.v3
+		// parses from strings only.
+		m = strings.Replace(m, "into time.Duration", "into a duration (e.g. 30s, 2m)", 1)
 		var line int
 		if _, scanErr := fmt.Sscanf(m, "line %d:", &line); scanErr == nil && keys[line] != "" {
 			m = fmt.Sprintf("%s (key %s)", m, keys[line])

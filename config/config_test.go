@@ -41,7 +41,8 @@ func TestLoadErrorsNameTheField(t *testing.T) {
 		{"unknown key", "train:\n  bogus: 1\n", nil, "bogus"},
 		{"unknown section", "trainer:\n  epochs: 1\n", nil, "trainer"},
 		{"wrong type", "train:\n  epochs: many\n", nil, "epochs"},
-		{"bad duration", "bus:\n  ack_wait: soon\n", nil, "duration"},
+		{"bad duration", "bus:\n  ack_wait: soon\n", nil, "`soon` into a duration (e.g. 30s, 2m) (key bus.ack_wait)"},
+		{"duration without unit", "bus:\n  ack_wait: 60\n", nil, "`60` into a duration (e.g. 30s, 2m) (key bus.ack_wait)"},
 		{"range", "train:\n  batch_size: 1\n", nil, "train.batch_size"},
 		{"enum", "model:\n  arch: vgg\n", nil, "model.arch = \"vgg\": want one of resnet18"},
 		{"negative lr", "train:\n  lr: -1\n", nil, "train.lr"},
@@ -89,11 +90,11 @@ func TestOverridesApplyInOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Train.Epochs != 9 || cfg.Train.BatchSize != 64 {
+	if cfg.Train.Stage.Epochs != 9 || cfg.Train.Stage.BatchSize != 64 {
 		t.Errorf("train = %+v", cfg.Train)
 	}
-	if time.Duration(cfg.Bus.AckWait) != 10*time.Second {
-		t.Errorf("ack_wait = %v", time.Duration(cfg.Bus.AckWait))
+	if cfg.Bus.AckWait != 10*time.Second {
+		t.Errorf("ack_wait = %v", cfg.Bus.AckWait)
 	}
 	if len(cfg.Model.Widths) != 4 || cfg.Model.Widths[3] != 64 || cfg.Augment.Scale[0] != 0.3 {
 		t.Errorf("model.widths = %v, augment.scale = %v", cfg.Model.Widths, cfg.Augment.Scale)

@@ -117,7 +117,7 @@ func walk(v reflect.Value, prefix string, fn func(string, reflect.Value)) {
 	}
 }
 
-var durationType = reflect.TypeOf(Duration(0))
+var durationType = reflect.TypeOf(time.Duration(0))
 
 func parseInto(v reflect.Value, s string) error {
 	if v.Kind() == reflect.Pointer {

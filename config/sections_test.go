@@ -6,16 +6,26 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/supflow/supflow/bus"
 	"github.com/supflow/supflow/config/field"
+	"github.com/supflow/supflow/engine"
+	"github.com/supflow/supflow/optim"
+	"github.com/supflow/supflow/probe"
 	"github.com/supflow/supflow/stages/augment"
 	"github.com/supflow/supflow/stages/decode"
+	"github.com/supflow/supflow/stages/train"
+	"github.com/supflow/supflow/store"
 	"github.com/supflow/supflow/transform"
 )
 
-// TestSectionKeysUnchanged: the decode and augment sections, now the
-// stages' own Configs, keep the keys (and so the SUPFLOW_* variables)
-// pipeline.yaml had when config declared them itself.
+// migrated are the sections whose keys packages declare.
+var migrated = []string{"decode", "augment", "model", "train", "evaluate", "store", "bus"}
+
+// TestSectionKeysUnchanged: the sections packages own keep the keys (and
+// so the SUPFLOW_* variables) pipeline.yaml had when config declared them
+// itself.
 func TestSectionKeysUnchanged(t *testing.T) {
 	want := []string{
 		"augment.antialias", "augment.brightness", "augment.contrast", "augment.flip_p", "augment.grayscale_p",
@@ -23,10 +33,21 @@ func TestSectionKeysUnchanged(t *testing.T) {
 		"augment.scale", "augment.size", "augment.workers",
 		"decode.cache", "decode.gray", "decode.max_object_bytes", "decode.max_pixels", "decode.resize_shorter",
 		"decode.workers",
+		"model.arch", "model.blocks", "model.dtype", "model.feat_dim", "model.head", "model.stem", "model.widths",
+		"train.base_temperature", "train.batch_size", "train.checkpoint_every", "train.epochs", "train.knn_every",
+		"train.knn_k", "train.knn_samples", "train.knn_temperature", "train.lr", "train.method", "train.momentum",
+		"train.optimizer", "train.schedule", "train.temperature", "train.threads", "train.warm", "train.warm_epochs",
+		"train.weight_decay",
+		"evaluate.batch_size", "evaluate.epochs", "evaluate.knn_k", "evaluate.lr", "evaluate.momentum",
+		"evaluate.schedule", "evaluate.weight_decay",
+		"store.bucket", "store.ca_file", "store.embedded", "store.endpoint", "store.region", "store.secure",
+		"bus.ack_wait", "bus.ca_file", "bus.cert_file", "bus.creds_file", "bus.embedded", "bus.key_file",
+		"bus.max_ack_pending", "bus.max_deliver", "bus.max_payload", "bus.nkey_file", "bus.stream_max_msgs", "bus.url",
 	}
+	slices.Sort(want)
 	var got []string
 	for _, k := range Keys() {
-		if strings.HasPrefix(k, "decode.") || strings.HasPrefix(k, "augment.") {
+		if section, _, _ := strings.Cut(k, "."); slices.Contains(migrated, section) {
 			got = append(got, k)
 		}
 	}
@@ -81,6 +102,65 @@ func TestSectionErrorsNameTheKey(t *testing.T) {
 		{"old nested jitter key", "augment:\n  jitter: {hue: 0.1}\n", nil, nil, "jitter"},
 		{"seed is run.seed", "", []string{"augment.seed=3"}, nil, `unknown key "augment.seed"`},
 		{"flip_p wrong type", "", []string{"augment.flip_p=x"}, nil, "augment.flip_p"},
+		{"arch", "model:\n  arch: vgg\n", nil, nil, `model.arch = "vgg": want one of resnet18, resnet34, resnet50, resnet101`},
+		{"stem", "", []string{"model.stem=tiny"}, nil, `model.stem = "tiny": want one of cifar, imagenet`},
+		{"widths length", "", []string{"model.widths=8,16"}, nil, "model.widths = [8 16]: want empty (the default 64,128,256,512) or 4 integers in [1, 4096]"},
+		{"blocks range", "model:\n  blocks: [1, 0, 1, 1]\n", nil, nil, "model.blocks = [1 0 1 1]: want empty (the arch's) or 4 integers"},
+		{"feat_dim 0", "", nil, map[string]string{"SUPFLOW_MODEL_FEAT_DIM": "0"}, "model.feat_dim = 0: want an integer in [1, 65536]"},
+		{"head", "", []string{"model.head=mlp2"}, nil, `model.head = "mlp2"`},
+		{"dtype", "model:\n  dtype: float16\n", nil, nil, `model.dtype = "float16": want one of float32, float64`},
+		{"in_channels is the data's", "", []string{"model.in_channels=1"}, nil, `unknown key "model.in_channels"`},
+		{"width_mult is not a key", "model:\n  width_mult: 0.5\n", nil, nil, "width_mult"},
+		{"method", "train:\n  method: byol\n", nil, nil, `train.method = "byol": want one of supcon, simclr, ce`},
+		{"batch of one", "", []string{"train.batch_size=1"}, nil, "train.batch_size = 1: want an integer in [2, 65536]"},
+		{"epochs 0", "train:\n  epochs: 0\n", nil, nil, "train.epochs = 0: want an integer in [1, 100000]"},
+		{"lr 0", "", []string{"train.lr=0"}, nil, "train.lr = 0: want a number in [1e-08, 100]"},
+		{"momentum 1", "", nil, map[string]string{"SUPFLOW_TRAIN_MOMENTUM": "1"}, "train.momentum = 1: want a number in [0, 0.9999]"},
+		{"weight_decay", "train:\n  weight_decay: -1\n", nil, nil, "train.weight_decay = -1"},
+		{"optimizer", "", []string{"train.optimizer=adam"}, nil, `train.optimizer = "adam": want one of sgd, lars`},
+		{"schedule", "train:\n  schedule: linear\n", nil, nil, `train.schedule = "linear": want one of cosine, step`},
+		{"warm-up longer than the run", "train:\n  warm: true\n  epochs: 5\n  warm_epochs: 6\n", nil, nil, "train.warm_epochs = 6: want an integer in [1, 5]"},
+		{"warm-up forced above batch 256", "", []string{"train.batch_size=300", "train.warm_epochs=0"}, nil, "train.warm_epochs = 0: want an integer in [1, 100]"},
+		{"negative warm_epochs", "", []string{"train.warm_epochs=-1"}, nil, "train.warm_epochs = -1"},
+		{"temperature", "train:\n  temperature: 0\n", nil, nil, "train.temperature = 0: want a number in [0.0001, 100]"},
+		{"base_temperature", "", []string{"train.base_temperature=1000"}, nil, "train.base_temperature = 1000"},
+		{"checkpoint_every", "", []string{"train.checkpoint_every=0"}, nil, "train.checkpoint_every = 0: want an integer in [1, 100000]"},
+		{"knn_every", "", []string{"train.knn_every=-1"}, nil, "train.knn_every = -1"},
+		{"knn_samples", "train:\n  knn_samples: 0\n", nil, nil, "train.knn_samples = 0"},
+		{"knn_k", "", []string{"train.knn_k=0"}, nil, "train.knn_k = 0: want an integer in [1, 10000]"},
+		{"knn_temperature", "", []string{"train.knn_temperature=-1"}, nil, "train.knn_temperature = -1"},
+		{"threads", "", []string{"train.threads=2000"}, nil, "train.threads = 2000: want an integer in [0, 1024]"},
+		{"the schedule's epochs are train.epochs", "", []string{"train.schedule.epochs=3"}, nil, `unknown key "train.schedule.epochs"`},
+		{"decay rate is not a key", "train:\n  lr_decay_rate: 0.2\n", nil, nil, "lr_decay_rate"},
+		{"evaluate epochs", "evaluate:\n  epochs: 0\n", nil, nil, "evaluate.epochs = 0: want an integer in [1, 10000]"},
+		{"evaluate batch", "", []string{"evaluate.batch_size=0"}, nil, "evaluate.batch_size = 0: want an integer in [1, 65536]"},
+		{"evaluate lr", "", []string{"evaluate.lr=1000"}, nil, "evaluate.lr = 1000: want a number in [1e-08, 100]"},
+		{"evaluate momentum 0 is not none", "evaluate:\n  momentum: 0\n", nil, nil, "evaluate.momentum = 0: want a number in (0, 0.9999]"},
+		{"evaluate weight_decay", "", nil, map[string]string{"SUPFLOW_EVALUATE_WEIGHT_DECAY": "2"}, "evaluate.weight_decay = 2"},
+		{"evaluate schedule", "", []string{"evaluate.schedule=linear"}, nil, `evaluate.schedule = "linear": want one of cosine, step`},
+		{"evaluate knn_k", "", []string{"evaluate.knn_k=0"}, nil, "evaluate.knn_k = 0: want an integer in [1, 10000]"},
+		{"evaluate has no knn_temperature", "", []string{"evaluate.knn_temperature=0.2"}, nil, `unknown key "evaluate.knn_temperature"`},
+		{"min_lr is not a key", "evaluate:\n  min_lr: 0.01\n", nil, nil, "min_lr"},
+		{"bucket", "", []string{"store.bucket=My_Bucket"}, nil, `store.bucket = "My_Bucket": want an S3 bucket name`},
+		{"bucket ending in '-'", "store:\n  bucket: data-\n", nil, nil, `store.bucket = "data-"`},
+		{"external without endpoint", "store:\n  embedded: false\n", nil, nil, `store.endpoint = "": want host:port of the S3 server when store.embedded is false`},
+		{"endpoint with a scheme", "", []string{"store.endpoint=https://s3:9000"}, nil, `store.endpoint = "https://s3:9000": want host:port without a scheme (use store.secure for HTTPS)`},
+		{"endpoint with a path", "", []string{"store.embedded=false", "store.endpoint=s3:9000/x"}, nil, `store.endpoint = "s3:9000/x": want host:port without a path`},
+		{"ca_file without TLS", "store:\n  embedded: false\n  endpoint: s3:9000\n  ca_file: /ca.pem\n", nil, nil, `store.ca_file = "/ca.pem": want empty unless the endpoint is HTTPS`},
+		{"credentials are not keys", "", []string{"store.access_key=x"}, nil, `unknown key "store.access_key"`},
+		{"max_object_size is not a key", "store:\n  max_object_size: 1\n", nil, nil, "max_object_size"},
+		{"ack_wait below 1s", "bus:\n  ack_wait: 500ms\n", nil, nil, "bus.ack_wait = 500ms: want a duration in [1s, 1h]"},
+		{"ack_wait from the environment", "", nil, map[string]string{"SUPFLOW_BUS_ACK_WAIT": "2h"}, "bus.ack_wait = 2h0m0s: want a duration in [1s, 1h]"},
+		{"max_deliver", "", []string{"bus.max_deliver=0"}, nil, "bus.max_deliver = 0: want an integer in [1, 1000]"},
+		{"max_ack_pending", "", []string{"bus.max_ack_pending=10001"}, nil, "bus.max_ack_pending = 10001: want an integer in [1, 10000]"},
+		{"max_payload", "bus:\n  max_payload: 1000\n", nil, nil, "bus.max_payload = 1000: want an integer in [65536, 67108864]"},
+		{"stream_max_msgs", "", []string{"bus.stream_max_msgs=10"}, nil, "bus.stream_max_msgs = 10: want an integer in [16, 10000000]"},
+		{"external without url", "", []string{"bus.embedded=false"}, nil, `bus.url = "": want a nats:// URL when bus.embedded is false`},
+		{"url scheme", "", []string{"bus.embedded=false", "bus.url=http://nats:4222"}, nil, `bus.url = "http://nats:4222": want nats://, tls://, ws:// or wss:// URLs`},
+		{"cert without key", "bus:\n  embedded: false\n  url: tls://nats:4222\n  cert_file: c.pem\n", nil, nil, `bus.key_file = "": want the key of cert_file`},
+		{"two auth files", "", []string{"bus.embedded=false", "bus.url=nats://n:4222", "bus.nkey_file=a", "bus.creds_file=b"}, nil, `bus.creds_file = "b": want unset: one authentication method`},
+		{"password is not a key", "", []string{"bus.password=x"}, nil, `unknown key "bus.password"`},
+		{"connect_timeout is not a key", "bus:\n  connect_timeout: 1s\n", nil, nil, "connect_timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -184,5 +264,148 @@ func TestNullKeepsTheDefault(t *testing.T) {
 	}
 	if cfg.Augment.FlipP == nil || *cfg.Augment.FlipP != 0.5 || cfg.Augment.Antialias == nil || !*cfg.Augment.Antialias || cfg.Decode.MaxPixels != 50_000_000 {
 		t.Errorf("augment %+v, decode %+v", cfg.Augment, cfg.Decode)
+	}
+}
+
+// TestModelStageLists: model.widths and model.blocks are lists, empty for
+// the arch's defaults, from the file, the environment and --set alike.
+func TestModelStageLists(t *testing.T) {
+	cfg, err := Load(write(t, "model:\n  widths: [8, 16, 32, 64]\n  blocks: []\n"),
+		func(k string) (string, bool) { return "1,2,1,1", k == "SUPFLOW_MODEL_BLOCKS" }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(cfg.Model.Widths, []int{8, 16, 32, 64}) || !slices.Equal(cfg.Model.Blocks, []int{1, 2, 1, 1}) {
+		t.Errorf("model %+v", cfg.Model)
+	}
+	for _, kv := range []string{"model.widths=", "model.blocks=[]"} {
+		if err := Set(cfg, kv); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(cfg.Model.Widths) != 0 || len(cfg.Model.Blocks) != 0 || cfg.Validate() != nil {
+		t.Errorf("after clearing: model %+v, %v", cfg.Model, cfg.Validate())
+	}
+	if def := Default().Model; def.Widths != nil || def.Blocks != nil || def.DType != "float32" || def.Arch != "resnet18" || def.FeatDim != 128 {
+		t.Errorf("model defaults %+v", def)
+	}
+}
+
+// TestTrainSection: the flat train section fills the engine's and the
+// stage's Configs; the engine's schedule takes the stage's epochs and
+// batch size, and a bad epochs is reported once.
+func TestTrainSection(t *testing.T) {
+	cfg, err := Load(write(t, "train:\n  epochs: 7\n  batch_size: 64\n  optimizer: lars\n  schedule: step\n  knn_k: 5\n"), noEnv,
+		[]string{"train.temperature=0.2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := cfg.Train.EngineConfig()
+	if e.Schedule.Epochs != 7 || e.Schedule.BatchSize != 64 || e.Optim.Optimizer != optim.OptimizerLARS ||
+		e.Schedule.Decay != optim.DecayStep || e.Loss.Temperature != 0.2 || cfg.Train.Stage.Monitor.KNN.K != 5 {
+		t.Errorf("engine part %+v, stage part %+v", e, cfg.Train.Stage)
+	}
+	if cfg.Train.Engine.Schedule.Epochs != 0 {
+		t.Errorf("the section's own schedule holds epochs %d", cfg.Train.Engine.Schedule.Epochs)
+	}
+	c := Default()
+	c.Train.Stage.Epochs = -1
+	var keys []string
+	for _, fe := range field.List(c.Validate()) {
+		keys = append(keys, fe.Key)
+	}
+	if !slices.Equal(keys, []string{"train.epochs"}) {
+		t.Errorf("keys %v", keys)
+	}
+	def := Default().Train
+	if !reflect.DeepEqual(def.Engine, engine.DefaultTrainConfig()) || def.Stage != train.DefaultConfig() || def.Threads != 0 {
+		t.Errorf("train defaults %+v", def)
+	}
+}
+
+// TestEvaluateSection: the evaluate section is the probe's Config and the
+// kNN classifier's k; the kNN temperature is train.knn_temperature.
+func TestEvaluateSection(t *testing.T) {
+	cfg, err := Load(write(t, "evaluate:\n  epochs: 3\n  schedule: step\n  knn_k: 7\ntrain:\n  knn_temperature: 0.2\n"), noEnv, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := cfg.Evaluate
+	if ev.Probe.Epochs != 3 || ev.Probe.Schedule != probe.Step || ev.Probe.BatchSize != 256 || ev.Probe.Momentum != 0.9 {
+		t.Errorf("probe %+v", ev.Probe)
+	}
+	if got := ev.KNN(cfg.Train.Stage.Monitor.KNN.Temperature); got != (probe.KNNConfig{K: 7, Temperature: 0.2}) {
+		t.Errorf("kNN %+v", got)
+	}
+}
+
+// TestStoreSection: the section is store.Config inline; an embedded store
+// needs no endpoint and ignores the keys it does not read, an external one
+// is checked by store's rules but for the credentials, which come later
+// from the environment.
+func TestStoreSection(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		sets []string
+	}{
+		{"embedded", nil},
+		{"embedded ignores ca_file", []string{"store.ca_file=/ca.pem"}},
+		{"external", []string{"store.embedded=false", "store.endpoint=s3:9000", "store.region=eu-west-1"}},
+		{"external over TLS", []string{"store.embedded=false", "store.endpoint=s3:443", "store.secure=true", "store.ca_file=/ca.pem"}},
+	} {
+		if _, err := Load("", noEnv, tt.sets); err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+		}
+	}
+	cfg, err := Load(write(t, "store:\n  embedded: false\n  endpoint: s3:9000\n  bucket: data\n"), noEnv, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (store.Config{Endpoint: "s3:9000", Bucket: "data", Region: "us-east-1"}); cfg.Store.Config != want {
+		t.Errorf("store %+v", cfg.Store.Config)
+	}
+	c := Default()
+	c.Store.Bucket = "x"
+	err = c.Validate()
+	if !errors.Is(err, ErrInvalid) || !errors.Is(err, store.ErrInvalidConfig) {
+		t.Errorf("err %v does not wrap ErrInvalid and store.ErrInvalidConfig", err)
+	}
+}
+
+// TestBusSection: the section is bus.Config and bus.Limits inline; an
+// embedded bus needs no url and ignores the connection keys it does not
+// read; ack_wait is a duration in the file, the environment and --set.
+func TestBusSection(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		sets []string
+	}{
+		{"embedded", nil},
+		{"embedded ignores cert_file", []string{"bus.cert_file=c.pem"}},
+		{"external", []string{"bus.embedded=false", "bus.url=nats://a:4222,tls://b:4222", "bus.creds_file=x.creds"}},
+		{"mutual TLS", []string{"bus.embedded=false", "bus.url=tls://a:4222", "bus.cert_file=c.pem", "bus.key_file=k.pem"}},
+	} {
+		if _, err := Load("", noEnv, tt.sets); err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+		}
+	}
+	cfg, err := Load(write(t, "bus:\n  ack_wait: 90s\n  max_payload: 2097152\n"),
+		func(k string) (string, bool) { return "2m", k == "SUPFLOW_BUS_ACK_WAIT" }, []string{"bus.stream_max_msgs=5000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := bus.Limits{AckWait: 2 * time.Minute, MaxDeliver: 5, MaxAckPending: 64, MaxPayload: 2 << 20, MaxMsgs: 5000}
+	if cfg.Bus.Limits != want {
+		t.Errorf("limits %+v, want %+v", cfg.Bus.Limits, want)
+	}
+	if Default().Bus.Limits != bus.DefaultLimits() {
+		t.Errorf("default limits %+v", Default().Bus.Limits)
+	}
+	if err := Set(cfg, "bus.ack_wait=soon"); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "bus.ack_wait") {
+		t.Errorf("--set bus.ack_wait=soon: %v", err)
+	}
+	b, err := cfg.YAML()
+	if err != nil || !strings.Contains(string(b), "ack_wait: 2m0s\n") {
+		t.Errorf("YAML: %v\n%s", err, b)
 	}
 }

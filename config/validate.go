@@ -4,14 +4,13 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"time"
 
 	"github.com/supflow/supflow/config/field"
 )
 
 // FieldError names the offending key and what it allows. Errors of the
-// sections owned by packages (decode, augment) are theirs, re-keyed under
-// the section: every one wraps ErrInvalid.
+// sections owned by packages are theirs, re-keyed under the section: every
+// one wraps ErrInvalid and the owning package's sentinel.
 type FieldError = field.Error
 
 // redacted stands for a value that may hold a secret in an error.
@@ -20,11 +19,12 @@ const redacted = "<redacted>"
 var (
 	runID     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
 	prefixRe  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)*$`)
-	bucketRe  = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 	maxLimits = 1 << 30
 )
 
-// Validate checks every field and returns all problems, each naming its key.
+// Validate checks every key and returns all problems, each naming its key:
+// this package's sections, the packages' sections through their Validate,
+// and the checks across sections.
 func (c *Config) Validate() error {
 	k := field.NewChecker(ErrInvalid)
 	if !runID.MatchString(c.Run.ID) {
@@ -50,34 +50,9 @@ func (c *Config) Validate() error {
 		}
 	}
 
-	if !bucketRe.MatchString(c.Store.Bucket) {
-		k.Add("store.bucket", fmt.Sprintf("%q", c.Store.Bucket), "an S3 bucket name (3-63 lowercase letters, digits, '.', '-')")
-	}
-	if !c.Store.Embedded && c.Store.Endpoint == "" {
-		k.Add("store.endpoint", `""`, "host:port of the S3 server when store.embedded is false")
-	}
-	// Credentials never come from this file: a URL carrying them is refused
-	// without being echoed.
-	switch {
-	case strings.Contains(c.Store.Endpoint, "@"):
-		k.Add("store.endpoint", redacted, "host:port without credentials (they come from SUPFLOW_S3_ACCESS_KEY / SUPFLOW_S3_SECRET_KEY)")
-	case strings.Contains(c.Store.Endpoint, "://"):
-		k.Add("store.endpoint", fmt.Sprintf("%q", c.Store.Endpoint), "host:port without a scheme (use store.secure for HTTPS)")
-	}
+	k.Include("store", c.Store.Validate())
 
-	if !c.Bus.Embedded && c.Bus.URL == "" {
-		k.Add("bus.url", `""`, "a nats:// URL when bus.embedded is false")
-	}
-	if strings.Contains(c.Bus.URL, "@") {
-		k.Add("bus.url", redacted, "a URL without credentials (they come from SUPFLOW_NATS_USER / SUPFLOW_NATS_PASSWORD, SUPFLOW_NATS_TOKEN, bus.nkey_file or bus.creds_file)")
-	}
-	if d := time.Duration(c.Bus.AckWait); d < time.Second || d > time.Hour {
-		k.Add("bus.ack_wait", d, "a duration in [1s, 1h]")
-	}
-	k.IntIn("bus.max_deliver", c.Bus.MaxDeliver, 1, 1000)
-	k.IntIn("bus.max_ack_pending", c.Bus.MaxAckPending, 1, 10000)
-	k.IntIn("bus.max_payload", c.Bus.MaxPayload, 64<<10, 64<<20)
-	k.IntIn("bus.stream_max_msgs", c.Bus.StreamMaxMsgs, 16, 10_000_000)
+	k.Include("bus", c.Bus.Validate())
 
 	k.IntIn("feeder.epochs", c.Feeder.Epochs, 0, 100000)
 
@@ -92,62 +67,20 @@ func (c *Config) Validate() error {
 		k.Add("augment.size", a.Size, fmt.Sprintf("views of one sample (%d bytes for %d views) to fit bus.max_payload %d", viewBytes, a.NViews, c.Bus.MaxPayload))
 	}
 
-	m := c.Model
-	k.OneOf("model.arch", m.Arch, "resnet18", "resnet34", "resnet50", "resnet101")
-	k.OneOf("model.stem", m.Stem, "cifar", "imagenet")
-	k.OneOf("model.head", m.Head, "mlp", "linear")
-	k.OneOf("model.dtype", m.DType, "float32", "float64")
-	k.IntIn("model.feat_dim", m.FeatDim, 1, 65536)
-	for key, list := range map[string][]int{"model.widths": m.Widths, "model.blocks": m.Blocks} {
-		if len(list) != 0 && len(list) != 4 {
-			k.Add(key, list, "empty (the arch's default) or 4 positive integers, one per stage")
-		}
-		for _, v := range list {
-			if v < 1 || v > 4096 {
-				k.Add(key, list, "4 integers in [1, 4096]")
-				break
-			}
-		}
-	}
+	k.Include("model", c.Model.Validate())
 
-	t := c.Train
-	k.OneOf("train.method", t.Method, "supcon", "simclr", "ce")
-	k.IntIn("train.batch_size", t.BatchSize, 2, 65536)
+	k.Include("train", c.Train.Validate())
 	// The trainer may hold this many view groups unacknowledged (its
 	// consumer's window, cmd/supflow's topology); a views stream that
 	// cannot store them all fills with messages only the trainer can
 	// free, and after a burst of redeliveries (a NATS restart) augment
 	// and the trainer wait on each other for good.
-	if window := 2*t.BatchSize + c.Bus.MaxAckPending; c.Bus.StreamMaxMsgs < window {
-		k.Add("bus.stream_max_msgs", c.Bus.StreamMaxMsgs, fmt.Sprintf(
+	if window := 2*c.Train.Stage.BatchSize + c.Bus.MaxAckPending; c.Bus.MaxMsgs < int64(window) {
+		k.Add("bus.stream_max_msgs", c.Bus.MaxMsgs, fmt.Sprintf(
 			"at least %d (2 x train.batch_size + bus.max_ack_pending: the views the trainer may hold unacknowledged)", window))
 	}
-	k.IntIn("train.epochs", t.Epochs, 1, 100000)
-	k.FloatIn("train.lr", t.LR, 1e-8, 100)
-	k.FloatIn("train.momentum", t.Momentum, 0, 0.9999)
-	k.FloatIn("train.weight_decay", t.WeightDecay, 0, 1)
-	k.OneOf("train.optimizer", t.Optimizer, "sgd", "lars")
-	k.OneOf("train.schedule", t.Schedule, "cosine", "step")
-	if t.Warm || t.BatchSize > 256 { // SupContrast forces warm-up above batch 256
-		k.IntIn("train.warm_epochs", t.WarmEpochs, 1, t.Epochs)
-	}
-	k.FloatIn("train.temperature", t.Temperature, 1e-4, 100)
-	k.FloatIn("train.base_temperature", t.BaseTemperature, 1e-4, 100)
-	k.IntIn("train.checkpoint_every", t.CheckpointEvery, 1, 100000)
-	k.IntIn("train.knn_every", t.KNNEvery, 0, 100000)
-	k.IntIn("train.knn_samples", t.KNNSamples, 1, maxLimits)
-	k.IntIn("train.knn_k", t.KNNK, 1, 10000)
-	k.FloatIn("train.knn_temperature", t.KNNTemperature, 1e-4, 100)
-	k.IntIn("train.threads", t.Threads, 0, 1024)
 
-	e := c.Evaluate
-	k.IntIn("evaluate.epochs", e.Epochs, 1, 10000)
-	k.IntIn("evaluate.batch_size", e.BatchSize, 1, 65536)
-	k.FloatIn("evaluate.lr", e.LR, 1e-8, 100)
-	k.FloatIn("evaluate.momentum", e.Momentum, 0, 0.9999)
-	k.FloatIn("evaluate.weight_decay", e.WeightDecay, 0, 1)
-	k.OneOf("evaluate.schedule", e.Schedule, "cosine", "step")
-	k.IntIn("evaluate.knn_k", e.KNNK, 1, 10000)
+	k.Include("evaluate", c.Evaluate.Validate())
 
 	k.OneOf("log.format", c.Log.Format, "text", "json")
 	k.OneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")

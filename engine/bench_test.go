@@ -12,7 +12,7 @@ import (
 // gray 28x28) at batch 128 x 2 views.
 func BenchmarkStepMNIST(b *testing.B) {
 	cfg := tinyConfig(MethodSupCon, "float32")
-	cfg.Model = model.Config{Widths: [4]int{8, 16, 32, 64}, Blocks: [4]int{1, 1, 1, 1}, InChannels: 1}
+	cfg.Model.Config = model.Config{Widths: []int{8, 16, 32, 64}, Blocks: []int{1, 1, 1, 1}, InChannels: 1}
 	tr, err := New(cfg)
 	if err != nil {
 		b.Fatal(err)

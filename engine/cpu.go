@@ -2,13 +2,16 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
+	"github.com/supflow/supflow/config/field"
 	_ "github.com/supflow/supflow/internal/blasimpl" // OpenBLAS under cgo
 	"github.com/supflow/supflow/loss"
 	"github.com/supflow/supflow/model"
@@ -23,70 +26,54 @@ const (
 	MethodCE     = "ce"     // cross-entropy baseline: encoder + linear classifier
 )
 
-// Config configures a trainer.
+// Config configures a trainer. Model and Train are pipeline.yaml's (the
+// model section and the engine's keys of the train section); the other
+// fields come from the data set and the run.
 type Config struct {
-	Model    model.Config
-	DType    string // float32 or float64
-	Method   string // MethodSupCon, MethodSimCLR or MethodCE
-	Classes  int    // classifier outputs for MethodCE
-	Loss     loss.SupConConfig
-	Optim    optim.Config
-	Schedule optim.Schedule
+	Model ModelConfig
+	Train TrainConfig
+	// Classes is the number of classifier outputs for MethodCE.
+	Classes int
 	// Mean and Std normalize uint8 pixels per channel: (p/255 - mean) / std.
 	Mean, Std []float64
 	Seed      int64 // parameter initialization
 }
 
-func (c *Config) dtype() (tensor.Dtype, error) {
-	switch c.DType {
-	case "", "float32":
-		return tensor.Float32, nil
-	case "float64":
-		return tensor.Float64, nil
-	}
-	return tensor.Dtype{}, fmt.Errorf("%w: dtype %q: want float32 or float64", ErrConfig, c.DType)
-}
-
-// Validate checks the parts the trainer owns; the model, loss, optimizer and
-// schedule validate their own.
+// Validate reports every problem of c, each a *field.Error wrapping
+// ErrConfig: the model and train settings under their section's name
+// ("model.arch", "train.lr"), then classes, mean and std. It checks c as
+// given (New fills unset settings first).
 func (c *Config) Validate() error {
-	if _, err := c.dtype(); err != nil {
-		return err
-	}
-	switch c.Method {
-	case MethodSupCon, MethodSimCLR:
-	case MethodCE:
-		if c.Classes < 2 {
-			return fmt.Errorf("%w: method ce needs classes >= 2, got %d", ErrConfig, c.Classes)
-		}
-	default:
-		return fmt.Errorf("%w: method %q: want supcon, simclr or ce", ErrConfig, c.Method)
+	k := field.NewChecker(ErrConfig)
+	k.Include("model", c.Model.Validate())
+	k.Include("train", c.Train.Validate())
+	if c.Train.Method == MethodCE && c.Classes < 2 {
+		k.Add("classes", c.Classes, "at least 2 for method ce")
 	}
 	in := c.Model.InChannels
-	if in == 0 {
-		in = 3
-	}
-	if len(c.Mean) != in || len(c.Std) != in {
-		return fmt.Errorf("%w: mean %v and std %v need one value per input channel (%d)", ErrConfig, c.Mean, c.Std, in)
-	}
-	for i, s := range c.Std {
-		if !(s > 0) || !finite(c.Mean[i]) || math.IsInf(s, 0) {
-			return fmt.Errorf("%w: channel %d: mean %v, std %v: want finite values and std > 0", ErrConfig, i, c.Mean[i], s)
+	for _, v := range []struct {
+		key string
+		v   []float64
+		ok  func(float64) bool
+	}{{"mean", c.Mean, finite}, {"std", c.Std, func(s float64) bool { return s > 0 && !math.IsInf(s, 0) }}} {
+		if len(v.v) != in || slices.ContainsFunc(v.v, func(x float64) bool { return !v.ok(x) }) {
+			k.Add(v.key, v.v, fmt.Sprintf("one finite value per input channel (%d), std > 0", in))
 		}
 	}
-	return nil
+	return k.Err()
 }
 
 // CPU trains on the CPU with gorgonia and supflow's ops. It is not safe for
 // concurrent use: one goroutine drives it.
 type CPU struct {
-	cfg    Config
-	dt     tensor.Dtype
-	model  *model.Model
-	opt    *optim.SGD
-	steps  int64
-	graphs map[graphKey]*trainGraph
-	encode map[graphKey]*encodeBuf
+	cfg       Config
+	dt        tensor.Dtype
+	model     *model.Model
+	opt       *optim.SGD
+	optimMeta []byte // a checkpoint's supflow.optimizer (optimizerMetaV1)
+	steps     int64
+	graphs    map[graphKey]*trainGraph
+	encode    map[graphKey]*encodeBuf
 }
 
 type graphKey struct{ rows, views, h, w int }
@@ -108,26 +95,30 @@ type encodeBuf struct{ input *tensor.Dense }
 
 // New builds a trainer with freshly initialized parameters.
 func New(cfg Config) (*CPU, error) {
+	meta, err := json.Marshal(optimizerMetaV1Of(cfg.Train))
+	if err != nil {
+		return nil, err
+	}
+	cfg.Model.setDefaults()
+	cfg.Train.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	dt, _ := cfg.dtype()
-	if cfg.Method == MethodCE {
+	dt := cfg.Model.dtype()
+	if cfg.Train.Method == MethodCE {
 		// SupContrast's SupCEResNet: the encoder and one linear layer.
 		cfg.Model.Head, cfg.Model.FeatDim = "linear", cfg.Classes
 	}
-	m, err := model.New(cfg.Model, dt, cfg.Seed)
+	m, err := model.New(cfg.Model.Config, dt, cfg.Seed)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	if _, err := cfg.Schedule.EpochLR(1); err != nil {
-		return nil, fmt.Errorf("%w: schedule: %w", ErrConfig, err)
-	}
-	opt, err := optim.New(cfg.Optim)
+	opt, err := optim.New(cfg.Train.Optim)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	return &CPU{cfg: cfg, dt: dt, model: m, opt: opt, graphs: map[graphKey]*trainGraph{}, encode: map[graphKey]*encodeBuf{}}, nil
+	return &CPU{cfg: cfg, dt: dt, model: m, opt: opt, optimMeta: meta,
+		graphs: map[graphKey]*trainGraph{}, encode: map[graphKey]*encodeBuf{}}, nil
 }
 
 // Model returns the trained network.
@@ -160,14 +151,14 @@ func (t *CPU) Step(ctx context.Context, b Batch) (Stats, error) {
 	if err := t.checkBatch(b); err != nil {
 		return Stats{}, err
 	}
-	if t.cfg.Method != MethodCE && b.Size*b.Views < 2 {
+	if t.cfg.Train.Method != MethodCE && b.Size*b.Views < 2 {
 		return Stats{}, fmt.Errorf("%w: a contrastive step needs at least 2 views in the batch", ErrBatch)
 	}
 	perEpoch := b.PerEpoch
 	if perEpoch < 1 {
 		perEpoch = 1
 	}
-	lr, err := t.cfg.Schedule.LR(b.Epoch, min(b.Index, perEpoch-1), perEpoch)
+	lr, err := t.cfg.Train.Schedule.LR(b.Epoch, min(b.Index, perEpoch-1), perEpoch)
 	if err != nil {
 		return Stats{}, fmt.Errorf("%w: schedule: %w", ErrBatch, err)
 	}
@@ -211,7 +202,7 @@ func (t *CPU) checkBatch(b Batch) error {
 	if in := t.model.Config().InChannels; b.Channels != in {
 		return fmt.Errorf("%w: %d-channel views, the model takes %d", ErrBatch, b.Channels, in)
 	}
-	if t.cfg.Method == MethodCE {
+	if t.cfg.Train.Method == MethodCE {
 		for i, l := range b.Labels {
 			if l < 0 || l >= t.cfg.Classes {
 				return fmt.Errorf("%w: label %d of sample %d outside 0..%d", ErrBatch, l, i, t.cfg.Classes-1)
@@ -232,14 +223,14 @@ func (t *CPU) trainGraph(b Batch) (*trainGraph, error) {
 		return nil, fmt.Errorf("%w: %w", ErrBatch, err)
 	}
 	gr := &trainGraph{g: g, input: tensor.New(tensor.Of(t.dt), tensor.WithShape(key.rows, b.Channels, b.Height, b.Width))}
-	switch t.cfg.Method {
+	switch t.cfg.Train.Method {
 	case MethodCE:
 		gr.tgtT = tensor.New(tensor.Of(tensor.Int), tensor.WithShape(key.rows))
 		gr.target = G.NewVector(g.G, tensor.Int, G.WithShape(key.rows), G.WithName("targets"))
 		gr.cost, err = loss.CrossEntropyNode(g.Head, gr.target)
 	default:
 		gr.mask = G.NewMatrix(g.G, t.dt, G.WithShape(b.Size, b.Size), G.WithName("mask"))
-		gr.cost, err = loss.SupConNode(g.Output, gr.mask, b.Views, t.cfg.Loss)
+		gr.cost, err = loss.SupConNode(g.Output, gr.mask, b.Views, t.cfg.Train.Loss)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("engine: loss: %w", err)
@@ -263,7 +254,7 @@ func (t *CPU) trainGraph(b Batch) (*trainGraph, error) {
 
 // bindTargets fills the label inputs of the loss for b.
 func (t *CPU) bindTargets(gr *trainGraph, b Batch) error {
-	if t.cfg.Method == MethodCE {
+	if t.cfg.Train.Method == MethodCE {
 		tg := gr.tgtT.Data().([]int)
 		for r := range tg {
 			tg[r] = b.Labels[r%b.Size]
@@ -271,7 +262,7 @@ func (t *CPU) bindTargets(gr *trainGraph, b Batch) error {
 		return G.Let(gr.target, gr.tgtT)
 	}
 	labels := b.Labels
-	if t.cfg.Method == MethodSimCLR {
+	if t.cfg.Train.Method == MethodSimCLR {
 		labels = make([]int, b.Size) // each sample its own class: the identity mask
 		for i := range labels {
 			labels[i] = i

@@ -15,7 +15,7 @@ import (
 // checkpoints.
 func formatConfig(dtype string) Config {
 	cfg := tinyConfig(MethodSupCon, dtype)
-	cfg.Model = model.Config{Widths: [4]int{2, 2, 4, 4}, Blocks: [4]int{1, 1, 1, 1}, InChannels: 1, FeatDim: 4}
+	cfg.Model.Config = model.Config{Widths: []int{2, 2, 4, 4}, Blocks: []int{1, 1, 1, 1}, InChannels: 1, FeatDim: 4}
 	return cfg
 }
 

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -8,6 +9,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/supflow/supflow/checkpoint"
+	"github.com/supflow/supflow/optim"
 	"github.com/supflow/supflow/statedict"
 )
 
@@ -39,15 +41,7 @@ func (t *CPU) state(epoch int, extra map[string]string) (checkpoint.State, error
 	if err != nil {
 		return s, err
 	}
-	oj, err := json.Marshal(struct {
-		Method string `json:"method"`
-		Optim  any    `json:"optim"`
-		Sched  any    `json:"schedule"`
-	}{t.cfg.Method, t.cfg.Optim, t.cfg.Schedule})
-	if err != nil {
-		return s, err
-	}
-	s.Meta = checkpoint.Meta{Step: t.steps, Epoch: epoch, DType: t.checkpointDType(), Model: mj, Optimizer: oj,
+	s.Meta = checkpoint.Meta{Step: t.steps, Epoch: epoch, DType: t.checkpointDType(), Model: mj, Optimizer: t.optimMeta,
 		RNG: strconv.FormatInt(t.cfg.Seed, 10), Extra: extra}
 	return s, nil
 }
@@ -89,4 +83,44 @@ func (t *CPU) Load(b []byte) (checkpoint.Meta, error) {
 	}
 	t.steps = s.Meta.Step
 	return s.Meta, nil
+}
+
+// optimizerMetaV1 is a checkpoint's supflow.optimizer metadata, as format
+// version 1 lays it out: the method and the optimizer and schedule settings
+// as New was given them, field for field what the former optim.Config and
+// optim.Schedule marshalled to (whose JSON tags were the format). It is
+// informational: Load does not read it.
+type optimizerMetaV1 struct {
+	Method string `json:"method"`
+	Optim  struct {
+		Momentum         float64 `json:"momentum"`
+		WeightDecay      float64 `json:"weight_decay"`
+		Nesterov         bool    `json:"nesterov,omitempty"`
+		LARS             bool    `json:"lars,omitempty"`
+		TrustCoefficient float64 `json:"trust_coefficient,omitempty"`
+	} `json:"optim"`
+	Schedule struct {
+		BaseLR      float64 `json:"learning_rate,omitempty"`
+		Epochs      int     `json:"epochs,omitempty"`
+		Cosine      bool    `json:"cosine,omitempty"`
+		DecayRate   float64 `json:"lr_decay_rate,omitempty"`
+		DecayEpochs []int   `json:"lr_decay_epochs,omitempty"`
+		Warm        bool    `json:"warm,omitempty"`
+		BatchSize   int     `json:"batch_size,omitempty"`
+		WarmEpochs  int     `json:"warm_epochs,omitempty"`
+		WarmupFrom  float64 `json:"warmup_from,omitempty"`
+	} `json:"schedule"`
+}
+
+// optimizerMetaV1Of describes c, as given to New.
+func optimizerMetaV1Of(c TrainConfig) optimizerMetaV1 {
+	var m optimizerMetaV1
+	m.Method = cmp.Or(c.Method, MethodSupCon)
+	o, s := c.Optim, c.Schedule
+	m.Optim.Momentum, m.Optim.WeightDecay, m.Optim.Nesterov = o.Momentum, o.WeightDecay, o.Nesterov
+	m.Optim.LARS, m.Optim.TrustCoefficient = o.Optimizer == optim.OptimizerLARS, o.TrustCoefficient
+	m.Schedule.BaseLR, m.Schedule.Epochs, m.Schedule.Cosine = s.BaseLR, s.Epochs, s.Decay == optim.DecayCosine
+	m.Schedule.DecayRate, m.Schedule.DecayEpochs, m.Schedule.Warm = s.DecayRate, s.DecayEpochs, s.Warm
+	m.Schedule.BatchSize, m.Schedule.WarmEpochs, m.Schedule.WarmupFrom = s.BatchSize, s.WarmEpochs, s.WarmupFrom
+	return m
 }

@@ -11,21 +11,23 @@ import (
 	"testing"
 
 	"github.com/supflow/supflow/checkpoint"
+	"github.com/supflow/supflow/config/field"
 	"github.com/supflow/supflow/model"
 	"github.com/supflow/supflow/optim"
 )
 
 func tinyConfig(method, dtype string) Config {
 	return Config{
-		Model:    model.Config{Widths: [4]int{4, 8, 8, 16}, Blocks: [4]int{1, 1, 1, 1}, InChannels: 1, FeatDim: 16},
-		DType:    dtype,
-		Method:   method,
-		Classes:  4,
-		Optim:    optim.Config{Momentum: 0.9, WeightDecay: 1e-4},
-		Schedule: optim.Schedule{BaseLR: 0.1, Epochs: 10, Cosine: true},
-		Mean:     []float64{0.5},
-		Std:      []float64{0.25},
-		Seed:     1,
+		Model: ModelConfig{Config: model.Config{Widths: []int{4, 8, 8, 16}, Blocks: []int{1, 1, 1, 1}, InChannels: 1, FeatDim: 16}, DType: dtype},
+		Train: TrainConfig{
+			Method:   method,
+			Optim:    optim.Config{Momentum: 0.9, WeightDecay: 1e-4},
+			Schedule: optim.Schedule{BaseLR: 0.1, Epochs: 10, Decay: optim.DecayCosine},
+		},
+		Classes: 4,
+		Mean:    []float64{0.5},
+		Std:     []float64{0.25},
+		Seed:    1,
 	}
 }
 
@@ -257,16 +259,21 @@ func TestBadInput(t *testing.T) {
 		}
 	}
 	for name, mut := range map[string]func(*Config){
-		"arch":   func(c *Config) { c.Model.Arch = "vgg11" },
-		"method": func(c *Config) { c.Method = "byol" },
-		"mean":   func(c *Config) { c.Mean = []float64{0.5, 0.5, 0.5} },
-		"std":    func(c *Config) { c.Std = []float64{0} },
-		"dtype":  func(c *Config) { c.DType = "float16" },
+		"model.arch":        func(c *Config) { c.Model.Arch = "vgg11" },
+		"train.method":      func(c *Config) { c.Train.Method = "byol" },
+		"mean":              func(c *Config) { c.Mean = []float64{0.5, 0.5, 0.5} },
+		"std":               func(c *Config) { c.Std = []float64{0} },
+		"model.dtype":       func(c *Config) { c.Model.DType = "float16" },
+		"train.lr":          func(c *Config) { c.Train.Schedule.BaseLR = -1 },
+		"train.optimizer":   func(c *Config) { c.Train.Optim.Optimizer = "adam" },
+		"train.temperature": func(c *Config) { c.Train.Loss.Temperature = -1 },
+		"classes":           func(c *Config) { c.Train.Method, c.Classes = MethodCE, 1 },
 	} {
 		cfg := tinyConfig(MethodSupCon, "float32")
 		mut(&cfg)
-		if _, err := New(cfg); !errors.Is(err, ErrConfig) {
-			t.Errorf("config %s: err = %v, want ErrConfig", name, err)
+		_, err := New(cfg)
+		if fe := field.List(err); !errors.Is(err, ErrConfig) || len(fe) != 1 || fe[0].Key != name {
+			t.Errorf("config %s: err = %v, want ErrConfig naming %s", name, err, name)
 		}
 	}
 }
@@ -278,7 +285,7 @@ func TestLoadRefusesAnotherModel(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := tinyConfig(MethodSupCon, "float32")
-	cfg.Model.Widths = [4]int{4, 8, 8, 32}
+	cfg.Model.Widths = []int{4, 8, 8, 32}
 	b, _ := New(cfg)
 	_, err = b.Load(ckpt)
 	if !errors.Is(err, checkpoint.ErrMismatch) || !strings.Contains(err.Error(), "encoder.layer4") {

@@ -6,6 +6,8 @@ import (
 	"math"
 
 	"gonum.org/v1/gonum/blas"
+
+	"github.com/supflow/supflow/config/field"
 )
 
 // ErrInput is returned (wrapped) for invalid loss inputs or configuration.
@@ -28,16 +30,26 @@ const (
 	DefaultBaseTemperature = 0.07
 )
 
-// SupConConfig holds the hyper-parameters of the SupCon loss. The zero value
-// is SupContrast's default: temperature 0.07, base temperature 0.07, mode
-// "all".
+// Bounds of SupConConfig's temperatures.
+const (
+	minTemperature = 1e-4 // the range pipeline.yaml has always allowed
+	maxTemperature = 100
+)
+
+// SupConConfig holds the hyper-parameters of the SupCon loss. Its YAML tags
+// are the keys of pipeline.yaml's train section that it declares
+// (temperature, base_temperature). The zero value is SupContrast's default:
+// temperature 0.07, base temperature 0.07, mode "all".
 type SupConConfig struct {
-	// Temperature divides the cosine similarities; 0 means 0.07.
-	Temperature float64 `json:"temperature,omitempty" yaml:"temperature,omitempty"`
-	// BaseTemperature scales the loss by Temperature/BaseTemperature; 0 means 0.07.
-	BaseTemperature float64 `json:"base_temperature,omitempty" yaml:"base_temperature,omitempty"`
-	// ContrastMode is "all" (default when empty) or "one".
-	ContrastMode ContrastMode `json:"contrast_mode,omitempty" yaml:"contrast_mode,omitempty"`
+	// Temperature divides the cosine similarities, in [1e-4, 100]; 0
+	// means 0.07.
+	Temperature float64 `json:"temperature,omitempty" yaml:"temperature"`
+	// BaseTemperature scales the loss by Temperature/BaseTemperature, in
+	// [1e-4, 100]; 0 means 0.07.
+	BaseTemperature float64 `json:"base_temperature,omitempty" yaml:"base_temperature"`
+	// ContrastMode is "all" (default when empty) or "one". Not a
+	// pipeline.yaml key.
+	ContrastMode ContrastMode `json:"contrast_mode,omitempty" yaml:"-"`
 }
 
 func (c *SupConConfig) setDefaults() {
@@ -52,19 +64,18 @@ func (c *SupConConfig) setDefaults() {
 	}
 }
 
-// Validate reports whether c (after defaults) is usable.
+// Validate reports every field of c out of range, each a *field.Error
+// (config/field) named by its key and wrapping ErrInput. It checks c as
+// given: a zero temperature is refused (SupCon and SupConNode fill it
+// first); an empty ContrastMode, not a key, stands for "all".
 func (c SupConConfig) Validate() error {
-	c.setDefaults()
-	if !(c.Temperature > 0) || math.IsInf(c.Temperature, 0) {
-		return fmt.Errorf("%w: temperature %v must be positive and finite", ErrInput, c.Temperature)
+	k := field.NewChecker(ErrInput)
+	k.FloatIn("temperature", c.Temperature, minTemperature, maxTemperature)
+	k.FloatIn("base_temperature", c.BaseTemperature, minTemperature, maxTemperature)
+	if c.ContrastMode != "" {
+		k.OneOf("contrast_mode", string(c.ContrastMode), string(ContrastAll), string(ContrastOne))
 	}
-	if !(c.BaseTemperature > 0) || math.IsInf(c.BaseTemperature, 0) {
-		return fmt.Errorf("%w: base temperature %v must be positive and finite", ErrInput, c.BaseTemperature)
-	}
-	if c.ContrastMode != ContrastAll && c.ContrastMode != ContrastOne {
-		return fmt.Errorf("%w: contrast mode %q, want %q or %q", ErrInput, c.ContrastMode, ContrastAll, ContrastOne)
-	}
-	return nil
+	return k.Err()
 }
 
 // SupConResult is the output of [SupCon].

@@ -18,6 +18,11 @@
 // shape and tensor types live in package statedict because this package may
 // not import checkpoint.
 //
+// [Config] is pipeline.yaml's model section but for dtype (which the
+// engine adds, engine.ModelConfig): its YAML tags are the keys, DefaultConfig
+// the defaults and Validate, whose errors name the keys (config/field), the
+// ranges.
+//
 // The package does no I/O and knows nothing of transport, storage, losses or
-// optimizers; it imports nn, statedict and gorgonia.
+// optimizers; it imports nn, statedict, config/field and gorgonia.
 package model

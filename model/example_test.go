@@ -12,7 +12,7 @@ import (
 )
 
 func ExampleModel_Forward() {
-	cfg := model.Config{Widths: [4]int{8, 16, 32, 64}, Blocks: [4]int{1, 1, 1, 1}, FeatDim: 16}
+	cfg := model.Config{Widths: []int{8, 16, 32, 64}, Blocks: []int{1, 1, 1, 1}, FeatDim: 16}
 	m, err := model.New(cfg, tensor.Float32, 1)
 	if err != nil {
 		fmt.Println(err)
@@ -31,7 +31,7 @@ func ExampleModel_Forward() {
 // Example_training wires one SupCon training step: Build, the loss on
 // Output, gradients of every parameter, and SGD on the model's tensors.
 func Example_training() {
-	cfg := model.Config{Widths: [4]int{4, 8, 8, 8}, Blocks: [4]int{1, 1, 1, 1}, FeatDim: 8}
+	cfg := model.Config{Widths: []int{4, 8, 8, 8}, Blocks: []int{1, 1, 1, 1}, FeatDim: 8}
 	m, err := model.New(cfg, tensor.Float64, 1)
 	if err != nil {
 		fmt.Println(err)

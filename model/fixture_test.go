@@ -26,8 +26,8 @@ import (
 type fixture struct {
 	Architecture struct {
 		Block        string `json:"block"`
-		StageWidths  [4]int `json:"stage_widths"`
-		BlocksPerStg [4]int `json:"blocks_per_stage"`
+		StageWidths  []int  `json:"stage_widths"`
+		BlocksPerStg []int  `json:"blocks_per_stage"`
 		FeatDim      int    `json:"feat_dim"`
 		EncoderDim   int    `json:"encoder_dim"`
 	} `json:"architecture"`

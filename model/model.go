@@ -76,13 +76,13 @@ type stateEntry struct {
 // drawn from a random stream seeded by seed. dtype is tensor.Float32 or
 // tensor.Float64. Batch norms start in training mode.
 func New(cfg Config, dtype tensor.Dtype, seed int64) (*Model, error) {
+	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if dtype != tensor.Float32 && dtype != tensor.Float64 {
 		return nil, fmt.Errorf("%w: dtype %v: want float32 or float64", ErrConfig, dtype)
 	}
-	cfg.setDefaults()
 	m := &Model{
 		cfg:    cfg,
 		dtype:  dtype,
@@ -135,7 +135,11 @@ func (m *Model) addParam(name string, shape []int, init func() float64) {
 
 // Config returns the configuration with defaults applied and widths and
 // blocks resolved.
-func (m *Model) Config() Config { return m.cfg }
+func (m *Model) Config() Config {
+	c := m.cfg
+	c.Widths, c.Blocks = slices.Clone(c.Widths), slices.Clone(c.Blocks)
+	return c
+}
 
 // Dtype returns the element type of the parameters and graphs.
 func (m *Model) Dtype() tensor.Dtype { return m.dtype }

@@ -1,49 +1,114 @@
 package model_test
 
 import (
+	"cmp"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
 	"gorgonia.org/tensor"
 
+	"github.com/supflow/supflow/config/field"
 	"github.com/supflow/supflow/model"
 	"github.com/supflow/supflow/statedict"
 )
 
+// TestConfigValidate: each bad value is one error naming its key (the
+// model section's key in pipeline.yaml), from Validate on a defaulted
+// Config and from New.
 func TestConfigValidate(t *testing.T) {
 	tests := []struct {
 		name string
-		cfg  model.Config
-		want string // substring of the error; empty for valid
+		cfg  model.Config // New's defaults applied before Validate
+		key  string       // "" when valid
 	}{
 		{name: "zero value"},
 		{name: "resnet101 imagenet linear", cfg: model.Config{Arch: "resnet101", Stem: "imagenet", Head: "linear"}},
-		{name: "unknown arch", cfg: model.Config{Arch: "vgg16"}, want: `arch "vgg16": want one of resnet18, resnet34, resnet50, resnet101`},
-		{name: "unknown stem", cfg: model.Config{Stem: "tiny"}, want: `stem "tiny": want one of cifar, imagenet`},
-		{name: "unknown head", cfg: model.Config{Head: "mlp2"}, want: `head "mlp2": want one of mlp, linear`},
-		{name: "negative width mult", cfg: model.Config{WidthMult: -1}, want: "width_mult"},
-		{name: "NaN width mult", cfg: model.Config{WidthMult: math.NaN()}, want: "width_mult"},
-		{name: "partial widths", cfg: model.Config{Widths: [4]int{8, 16, 0, 64}}, want: "widths"},
-		{name: "partial blocks", cfg: model.Config{Blocks: [4]int{1, 0, 1, 1}}, want: "blocks"},
-		{name: "negative channels", cfg: model.Config{InChannels: -3}, want: "in_channels"},
-		{name: "negative feat dim", cfg: model.Config{FeatDim: -1}, want: "feat_dim"},
+		{name: "explicit widths and blocks", cfg: model.Config{Widths: []int{8, 16, 32, 64}, Blocks: []int{1, 1, 1, 1}}},
+		{name: "unknown arch", cfg: model.Config{Arch: "vgg16"}, key: "arch"},
+		{name: "unknown stem", cfg: model.Config{Stem: "tiny"}, key: "stem"},
+		{name: "unknown head", cfg: model.Config{Head: "mlp2"}, key: "head"},
+		{name: "negative width mult", cfg: model.Config{WidthMult: -1}, key: "width_mult"},
+		{name: "NaN width mult", cfg: model.Config{WidthMult: math.NaN()}, key: "width_mult"},
+		{name: "partial widths", cfg: model.Config{Widths: []int{8, 16, 0, 64}}, key: "widths"},
+		{name: "two widths", cfg: model.Config{Widths: []int{8, 16}}, key: "widths"},
+		{name: "width too large", cfg: model.Config{Widths: []int{8, 16, 32, 5000}}, key: "widths"},
+		{name: "partial blocks", cfg: model.Config{Blocks: []int{1, 0, 1, 1}}, key: "blocks"},
+		{name: "five blocks", cfg: model.Config{Blocks: []int{1, 1, 1, 1, 1}}, key: "blocks"},
+		{name: "negative channels", cfg: model.Config{InChannels: -3}, key: "in_channels"},
+		{name: "negative feat dim", cfg: model.Config{FeatDim: -1}, key: "feat_dim"},
+		{name: "feat dim too large", cfg: model.Config{FeatDim: 65537}, key: "feat_dim"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := tc.cfg.Validate()
-			if tc.want == "" {
-				if err != nil {
-					t.Errorf("Validate: %v", err)
+			d, def := tc.cfg, model.DefaultConfig()
+			d.Arch, d.Stem, d.Head = cmp.Or(d.Arch, def.Arch), cmp.Or(d.Stem, def.Stem), cmp.Or(d.Head, def.Head)
+			if d.FeatDim == 0 {
+				d.FeatDim = def.FeatDim
+			}
+			if d.InChannels == 0 {
+				d.InChannels = def.InChannels
+			}
+			err := d.Validate()
+			_, newErr := model.New(tc.cfg, tensor.Float32, 1)
+			if tc.key == "" {
+				if err != nil || newErr != nil {
+					t.Errorf("Validate: %v, New: %v", err, newErr)
 				}
 				return
 			}
-			if !errors.Is(err, model.ErrConfig) || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("Validate error %v, want ErrConfig mentioning %q", err, tc.want)
+			fe := field.List(err)
+			if len(fe) != 1 || fe[0].Key != tc.key || !errors.Is(err, model.ErrConfig) || !strings.HasPrefix(err.Error(), tc.key+" = ") {
+				t.Errorf("Validate = %v, want one ErrConfig naming %s", err, tc.key)
+			}
+			if !errors.Is(newErr, model.ErrConfig) || !strings.Contains(fmt.Sprint(newErr), tc.key+" = ") {
+				t.Errorf("New = %v, want ErrConfig naming %s", newErr, tc.key)
 			}
 		})
+	}
+}
+
+// TestValidateIsStrict: Validate checks a Config as given, so the zero
+// value (a section whose keys were written empty or 0) is refused key by
+// key; DefaultConfig is valid, and New accepts the zero value.
+func TestValidateIsStrict(t *testing.T) {
+	var keys []string
+	for _, e := range field.List(model.Config{}.Validate()) {
+		keys = append(keys, e.Key)
+	}
+	if want := []string{"arch", "stem", "in_channels", "head", "feat_dim"}; !slices.Equal(keys, want) {
+		t.Errorf("zero Config: keys %v, want %v", keys, want)
+	}
+	if err := model.DefaultConfig().Validate(); err != nil {
+		t.Errorf("DefaultConfig: %v", err)
+	}
+	m, err := model.New(model.Config{}, tensor.Float32, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := m.Config()
+	if got.Arch != "resnet18" || !slices.Equal(got.Widths, []int{64, 128, 256, 512}) || !slices.Equal(got.Blocks, []int{2, 2, 2, 2}) || got.InChannels != 3 {
+		t.Errorf("resolved config %+v", got)
+	}
+}
+
+// TestNewCopiesSlices: the model neither keeps nor hands out the caller's
+// Widths and Blocks.
+func TestNewCopiesSlices(t *testing.T) {
+	w := []int{4, 8, 8, 8}
+	m, err := model.New(model.Config{Widths: w, Blocks: []int{1, 1, 1, 1}, FeatDim: 8}, tensor.Float32, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w[0] = 99
+	c := m.Config()
+	c.Widths[1] = 99
+	if got := m.Config().Widths; !slices.Equal(got, []int{4, 8, 8, 8}) {
+		t.Errorf("widths %v", got)
 	}
 }
 
@@ -127,7 +192,7 @@ func TestArchitectures(t *testing.T) {
 // TestInit checks the initial distributions and their dependence on the
 // seed alone.
 func TestInit(t *testing.T) {
-	cfg := model.Config{Widths: [4]int{16, 32, 64, 128}, Blocks: [4]int{1, 1, 1, 1}}
+	cfg := model.Config{Widths: []int{16, 32, 64, 128}, Blocks: []int{1, 1, 1, 1}}
 	m, err := model.New(cfg, tensor.Float64, 42)
 	if err != nil {
 		t.Fatal(err)
@@ -176,7 +241,7 @@ func TestInit(t *testing.T) {
 }
 
 func tinyConfig() model.Config {
-	return model.Config{Widths: [4]int{4, 8, 8, 8}, Blocks: [4]int{1, 1, 1, 1}, FeatDim: 8}
+	return model.Config{Widths: []int{4, 8, 8, 8}, Blocks: []int{1, 1, 1, 1}, FeatDim: 8}
 }
 
 func randBatch(dt tensor.Dtype, shape ...int) *tensor.Dense {
@@ -303,8 +368,8 @@ func TestForwardShapes(t *testing.T) {
 		x    []int
 	}{
 		{"cifar", tinyConfig(), []int{2, 3, 8, 8}},
-		{"imagenet stem", model.Config{Stem: "imagenet", Widths: [4]int{4, 4, 8, 8}, Blocks: [4]int{1, 1, 1, 1}, FeatDim: 5, Head: "linear"}, []int{2, 3, 33, 31}},
-		{"bottleneck gray", model.Config{Arch: "resnet50", InChannels: 1, Widths: [4]int{2, 2, 2, 2}, Blocks: [4]int{1, 2, 1, 1}, FeatDim: 3}, []int{3, 1, 9, 9}},
+		{"imagenet stem", model.Config{Stem: "imagenet", Widths: []int{4, 4, 8, 8}, Blocks: []int{1, 1, 1, 1}, FeatDim: 5, Head: "linear"}, []int{2, 3, 33, 31}},
+		{"bottleneck gray", model.Config{Arch: "resnet50", InChannels: 1, Widths: []int{2, 2, 2, 2}, Blocks: []int{1, 2, 1, 1}, FeatDim: 3}, []int{3, 1, 9, 9}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -5,6 +5,13 @@
 //
 // Parameters are gorgonia tensors addressed by name (PyTorch state_dict
 // names); the optimizer keeps its momentum buffers by the same names so a
-// checkpoint can save and restore them exactly. The package does no I/O and
-// must not import messages, bus, store or any stage.
+// checkpoint can save and restore them exactly.
+//
+// [Config] and [Schedule] declare their keys of pipeline.yaml's train
+// section (momentum, weight_decay, optimizer; lr, schedule, warm,
+// warm_epochs) with their YAML tags and ranges (Validate, whose errors name
+// the keys through config/field); engine.TrainConfig inlines them there.
+//
+// The package does no I/O and must not import messages, bus, store or any
+// stage.
 package optim

@@ -8,7 +8,7 @@ import (
 )
 
 func Example() {
-	sched := optim.Schedule{BaseLR: 0.5, Epochs: 100, Cosine: true, BatchSize: 1024}
+	sched := optim.Schedule{BaseLR: 0.5, Epochs: 100, Decay: optim.DecayCosine, BatchSize: 1024}
 	opt, err := optim.New(optim.Config{Momentum: 0.9, WeightDecay: 1e-4})
 	if err != nil {
 		fmt.Println(err)

@@ -1,8 +1,11 @@
 package optim
 
 import (
+	"cmp"
 	"fmt"
 	"math"
+
+	"github.com/supflow/supflow/config/field"
 )
 
 // Defaults of SupContrast's main_supcon.py.
@@ -18,41 +21,67 @@ const (
 // defaultDecayEpochs are SupContrast's lr_decay_epochs for step decay.
 func defaultDecayEpochs() []int { return []int{700, 800, 900} }
 
+// Bounds of Schedule fields.
+const (
+	minLR = 1e-8
+	maxLR = 100
+)
+
+// Decay names how a Schedule lowers the rate over the epochs.
+type Decay string
+
+// Decays.
+const (
+	// DecayStep multiplies the rate by DecayRate at each of DecayEpochs
+	// (SupContrast's default).
+	DecayStep Decay = "step"
+	// DecayCosine anneals the rate from BaseLR down to
+	// eta_min = BaseLR*DecayRate^3 (SupContrast's --cosine).
+	DecayCosine Decay = "cosine"
+)
+
 // Schedule is SupContrast's learning-rate schedule (main_supcon.py:
 // adjust_learning_rate once per epoch, warmup_learning_rate once per batch).
-// Epochs are 1-based and batches 0-based, as there. Zero fields take
-// SupContrast's defaults, so the zero value is its default schedule (step
-// decay, no warm-up).
+// Epochs are 1-based and batches 0-based, as there. Its YAML tags are the
+// keys of pipeline.yaml's train section that it declares (lr, schedule,
+// warm, warm_epochs); Epochs and BatchSize are the run's (train.epochs and
+// train.batch_size, which the train stage declares) and the other fields
+// are not keys. Zero fields take SupContrast's defaults, so the zero value
+// is its default schedule (step decay, no warm-up).
 type Schedule struct {
-	// BaseLR is the base learning rate (learning_rate); 0 means 0.05.
-	BaseLR float64 `json:"learning_rate,omitempty" yaml:"learning_rate,omitempty"`
+	// BaseLR is the base learning rate (learning_rate), in [1e-8, 100];
+	// 0 means 0.05.
+	BaseLR float64 `yaml:"lr"`
+	// Decay is DecayCosine or DecayStep; empty means DecayStep.
+	Decay Decay `yaml:"schedule"`
+	// Warm enables the linear warm-up (warm). It is forced on when
+	// BatchSize > 256, as SupContrast does.
+	Warm bool `yaml:"warm"`
+	// WarmEpochs is the warm-up length in epochs, in [1, Epochs] when
+	// warming up; 0 means 10.
+	WarmEpochs int `yaml:"warm_epochs"`
 	// Epochs is the number of epochs (epochs); 0 means 1000.
-	Epochs int `json:"epochs,omitempty" yaml:"epochs,omitempty"`
-	// Cosine selects cosine annealing from BaseLR down to
-	// eta_min = BaseLR*DecayRate^3; otherwise step decay.
-	Cosine bool `json:"cosine,omitempty" yaml:"cosine,omitempty"`
+	Epochs int `yaml:"-"`
+	// BatchSize is the training batch size (batch_size), used only to
+	// force the warm-up.
+	BatchSize int `yaml:"-"`
 	// DecayRate is lr_decay_rate; 0 means 0.1.
-	DecayRate float64 `json:"lr_decay_rate,omitempty" yaml:"lr_decay_rate,omitempty"`
+	DecayRate float64 `yaml:"-"`
 	// DecayEpochs are the step-decay milestones (lr_decay_epochs): from
 	// epoch m+1 on, the rate is multiplied by DecayRate once more for each
 	// milestone m. Empty means 700, 800, 900.
-	DecayEpochs []int `json:"lr_decay_epochs,omitempty" yaml:"lr_decay_epochs,omitempty"`
-	// Warm enables the linear warm-up (warm). It is forced on when
-	// BatchSize > 256, as SupContrast does.
-	Warm bool `json:"warm,omitempty" yaml:"warm,omitempty"`
-	// BatchSize is the training batch size (batch_size), used only to
-	// force the warm-up.
-	BatchSize int `json:"batch_size,omitempty" yaml:"batch_size,omitempty"`
-	// WarmEpochs is the warm-up length in epochs; 0 means 10.
-	WarmEpochs int `json:"warm_epochs,omitempty" yaml:"warm_epochs,omitempty"`
+	DecayEpochs []int `yaml:"-"`
 	// WarmupFrom is the learning rate at the first warm-up batch; 0 means
 	// 0.01.
-	WarmupFrom float64 `json:"warmup_from,omitempty" yaml:"warmup_from,omitempty"`
+	WarmupFrom float64 `yaml:"-"`
 }
 
 func (s *Schedule) setDefaults() {
 	if s.BaseLR == 0 {
 		s.BaseLR = DefaultLR
+	}
+	if s.Decay == "" {
+		s.Decay = DecayStep
 	}
 	if s.Epochs == 0 {
 		s.Epochs = DefaultEpochs
@@ -74,24 +103,34 @@ func (s *Schedule) setDefaults() {
 	}
 }
 
-// Validate reports whether s (after defaults) is usable.
+// Validate reports every field of s out of range, each a *field.Error
+// (config/field) named by its key and wrapping ErrInvalid. It checks s as
+// given: a zero BaseLR or an empty Decay is refused (LR and EpochLR fill
+// them first); a zero field that is not a key stands for its default, and
+// so does a zero WarmEpochs without warm-up. With warm-up (Warm, or
+// BatchSize above 256) WarmEpochs must lie in [1, Epochs].
 func (s Schedule) Validate() error {
-	s.setDefaults()
-	switch {
-	case !finiteNonNeg(s.BaseLR):
-		return fmt.Errorf("%w: learning rate %v", ErrInvalid, s.BaseLR)
-	case s.Epochs < 1:
-		return fmt.Errorf("%w: %d epochs", ErrInvalid, s.Epochs)
-	case !finiteNonNeg(s.DecayRate):
-		return fmt.Errorf("%w: decay rate %v", ErrInvalid, s.DecayRate)
-	case s.WarmEpochs < 1:
-		return fmt.Errorf("%w: %d warm-up epochs", ErrInvalid, s.WarmEpochs)
-	case !finiteNonNeg(s.WarmupFrom):
-		return fmt.Errorf("%w: warm-up start %v", ErrInvalid, s.WarmupFrom)
-	case s.BatchSize < 0:
-		return fmt.Errorf("%w: batch size %d", ErrInvalid, s.BatchSize)
+	k := field.NewChecker(ErrInvalid)
+	k.FloatIn("lr", s.BaseLR, minLR, maxLR)
+	k.OneOf("schedule", string(s.Decay), string(DecayCosine), string(DecayStep))
+	if s.Warm || s.BatchSize > warmBatchThreshold {
+		k.IntIn("warm_epochs", s.WarmEpochs, 1, cmp.Or(s.Epochs, DefaultEpochs))
+	} else if s.WarmEpochs < 0 {
+		k.Add("warm_epochs", s.WarmEpochs, "an integer >= 0 (0 = 10, used with warm)")
 	}
-	return nil
+	if s.Epochs < 0 {
+		k.Add("epochs", s.Epochs, "an integer >= 1 (0 = 1000)")
+	}
+	if s.BatchSize < 0 {
+		k.Add("batch_size", s.BatchSize, "an integer >= 0")
+	}
+	if !finiteNonNeg(s.DecayRate) {
+		k.Add("lr_decay_rate", s.DecayRate, "a finite number >= 0 (0 = 0.1)")
+	}
+	if !finiteNonNeg(s.WarmupFrom) {
+		k.Add("warmup_from", s.WarmupFrom, "a finite number >= 0 (0 = 0.01)")
+	}
+	return k.Err()
 }
 
 // EpochLR is the learning rate SupContrast's adjust_learning_rate sets for
@@ -109,7 +148,7 @@ func (s Schedule) EpochLR(epoch int) (float64, error) {
 
 func (s Schedule) epochLR(epoch int) float64 {
 	lr := s.BaseLR
-	if s.Cosine {
+	if s.Decay == DecayCosine {
 		etaMin := lr * math.Pow(s.DecayRate, 3)
 		return etaMin + (lr-etaMin)*(1+math.Cos(math.Pi*float64(epoch)/float64(s.Epochs)))/2
 	}
@@ -148,7 +187,7 @@ func (s Schedule) LR(epoch, batch, batches int) (float64, error) {
 		return s.epochLR(epoch), nil
 	}
 	to := s.BaseLR
-	if s.Cosine {
+	if s.Decay == DecayCosine {
 		to = s.epochLR(s.WarmEpochs)
 	}
 	p := float64(batch+(epoch-1)*batches) / float64(s.WarmEpochs*batches)

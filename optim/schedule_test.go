@@ -14,7 +14,7 @@ import (
 //	warmup_to = cosine(10) = 0.4877763649447146
 //	warm(e, b) = 0.01 + (b + (e-1)*4) / (10*4) * (warmup_to - 0.01)
 func TestScheduleCosineWarm(t *testing.T) {
-	s := Schedule{BaseLR: 0.5, Epochs: 100, Cosine: true, BatchSize: 512} // > 256 forces warm-up
+	s := Schedule{BaseLR: 0.5, Epochs: 100, Decay: DecayCosine, BatchSize: 512} // > 256 forces warm-up
 	tests := []struct {
 		epoch, batch int
 		want         float64
@@ -38,7 +38,7 @@ func TestScheduleCosineWarm(t *testing.T) {
 		}
 	}
 	// Without the warm-up epoch 1 is already annealed slightly.
-	e1, err := Schedule{BaseLR: 0.5, Epochs: 100, Cosine: true}.LR(1, 0, 4)
+	e1, err := Schedule{BaseLR: 0.5, Epochs: 100, Decay: DecayCosine}.LR(1, 0, 4)
 	if err != nil {
 		t.Fatal(err)
 	}

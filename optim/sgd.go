@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	"gorgonia.org/tensor"
+
+	"github.com/supflow/supflow/config/field"
 )
 
 // ErrInvalid is returned (wrapped) for an invalid configuration, parameter
@@ -19,47 +21,76 @@ var ErrInvalid = errors.New("optim: invalid argument")
 // is 0 (the value of You et al. and of the common PyTorch ports).
 const DefaultTrustCoefficient = 0.001
 
-// Config configures [SGD]. The zero value is plain SGD without momentum or
-// weight decay; SupContrast uses Momentum 0.9 and WeightDecay 1e-4.
+// Bounds of Config fields.
+const (
+	maxMomentum    = 0.9999 // momentum 1 never forgets a gradient
+	maxWeightDecay = 1
+)
+
+// Optimizer names the update rule of a Config.
+type Optimizer string
+
+// Optimizers.
+const (
+	// OptimizerSGD is SGD as torch.optim.SGD computes it.
+	OptimizerSGD Optimizer = "sgd"
+	// OptimizerLARS is SGD with a layer-wise trust ratio (Config.Optimizer).
+	OptimizerLARS Optimizer = "lars"
+)
+
+// Config configures [SGD]. Its YAML tags are the keys of pipeline.yaml's
+// train section that it declares (momentum, weight_decay, optimizer); the
+// other fields are not keys. The zero value is plain SGD without momentum
+// or weight decay; SupContrast uses Momentum 0.9 and WeightDecay 1e-4.
 type Config struct {
-	// Momentum is PyTorch's momentum factor; dampening is always 0.
-	Momentum float64 `json:"momentum" yaml:"momentum"`
-	// WeightDecay adds WeightDecay*p to each gradient (L2 penalty).
-	WeightDecay float64 `json:"weight_decay" yaml:"weight_decay"`
+	// Momentum is PyTorch's momentum factor, in [0, 0.9999]; 0 is none.
+	// Dampening is always 0.
+	Momentum float64 `yaml:"momentum"`
+	// WeightDecay, in [0, 1], adds WeightDecay*p to each gradient (L2
+	// penalty); 0 is none.
+	WeightDecay float64 `yaml:"weight_decay"`
+	// Optimizer is OptimizerSGD (the default) or OptimizerLARS, which
+	// scales each adapted parameter's update by the layer-wise trust ratio
+	// TrustCoefficient*||p|| / ||g + WeightDecay*p|| (1 when either norm
+	// is 0). As in the SimCLR and Barlow Twins implementations, parameters
+	// with fewer than 2 dimensions (biases, BatchNorm weight and bias) are
+	// excluded from both the adaptation and the weight decay.
+	Optimizer Optimizer `yaml:"optimizer"`
 	// Nesterov uses Nesterov momentum; it needs Momentum > 0.
-	Nesterov bool `json:"nesterov,omitempty" yaml:"nesterov,omitempty"`
-	// LARS scales each adapted parameter's update by the layer-wise trust
-	// ratio TrustCoefficient*||p|| / ||g + WeightDecay*p|| (1 when either
-	// norm is 0). As in the SimCLR and Barlow Twins implementations,
-	// parameters with fewer than 2 dimensions (biases, BatchNorm weight and
-	// bias) are excluded from both the adaptation and the weight decay.
-	LARS bool `json:"lars,omitempty" yaml:"lars,omitempty"`
-	// TrustCoefficient is LARS's eta; 0 means 0.001.
-	TrustCoefficient float64 `json:"trust_coefficient,omitempty" yaml:"trust_coefficient,omitempty"`
+	Nesterov bool `yaml:"-"`
+	// TrustCoefficient is LARS's eta; 0 means DefaultTrustCoefficient.
+	TrustCoefficient float64 `yaml:"-"`
 }
 
+// setDefaults fills the unset fields: Optimizer and, for LARS, the trust
+// coefficient.
 func (c *Config) setDefaults() {
-	if c.LARS && c.TrustCoefficient == 0 {
+	if c.Optimizer == "" {
+		c.Optimizer = OptimizerSGD
+	}
+	if c.lars() && c.TrustCoefficient == 0 {
 		c.TrustCoefficient = DefaultTrustCoefficient
 	}
 }
 
-// Validate reports whether c (after defaults) is usable.
+func (c Config) lars() bool { return c.Optimizer == OptimizerLARS }
+
+// Validate reports every field of c out of range, each a *field.Error
+// (config/field) named by its key and wrapping ErrInvalid. It checks c as
+// given: an empty Optimizer is refused (New fills it first); a zero
+// TrustCoefficient, not a key, stands for its default.
 func (c Config) Validate() error {
-	c.setDefaults()
-	if !finiteNonNeg(c.Momentum) {
-		return fmt.Errorf("%w: momentum %v must be finite and non-negative", ErrInvalid, c.Momentum)
-	}
-	if !finiteNonNeg(c.WeightDecay) {
-		return fmt.Errorf("%w: weight decay %v must be finite and non-negative", ErrInvalid, c.WeightDecay)
-	}
+	k := field.NewChecker(ErrInvalid)
+	k.FloatIn("momentum", c.Momentum, 0, maxMomentum)
+	k.FloatIn("weight_decay", c.WeightDecay, 0, maxWeightDecay)
+	k.OneOf("optimizer", string(c.Optimizer), string(OptimizerSGD), string(OptimizerLARS))
 	if c.Nesterov && c.Momentum == 0 {
-		return fmt.Errorf("%w: Nesterov momentum needs momentum > 0", ErrInvalid)
+		k.Add("nesterov", true, "momentum > 0")
 	}
-	if c.LARS && (!finiteNonNeg(c.TrustCoefficient) || c.TrustCoefficient == 0) {
-		return fmt.Errorf("%w: LARS trust coefficient %v must be finite and positive", ErrInvalid, c.TrustCoefficient)
+	if !finiteNonNeg(c.TrustCoefficient) {
+		k.Add("trust_coefficient", c.TrustCoefficient, "a finite number > 0 (0 = 0.001)")
 	}
-	return nil
+	return k.Err()
 }
 
 func finiteNonNeg(x float64) bool { return x >= 0 && !math.IsInf(x, 0) }
@@ -205,7 +236,7 @@ func checkDense(name string, t *tensor.Dense) error {
 // momentum buffer, nil without momentum. Arithmetic is in T, in PyTorch's
 // order, so results match torch.optim.SGD to rounding.
 func update[T float32 | float64](cfg Config, lr float64, p, g []T, buf *tensor.Dense, shape tensor.Shape) *tensor.Dense {
-	if cfg.Momentum != 0 && !cfg.Nesterov && !cfg.LARS && buf != nil {
+	if cfg.Momentum != 0 && !cfg.Nesterov && !cfg.lars() && buf != nil {
 		// The usual step in one pass and no scratch: per element, the
 		// same operations in the same order as below.
 		wd, m, l := T(cfg.WeightDecay), T(cfg.Momentum), T(lr)
@@ -218,8 +249,8 @@ func update[T float32 | float64](cfg Config, lr float64, p, g []T, buf *tensor.D
 		return buf
 	}
 	wd := T(cfg.WeightDecay)
-	adapt := cfg.LARS && shape.Dims() >= 2
-	if cfg.LARS && !adapt {
+	adapt := cfg.lars() && shape.Dims() >= 2
+	if cfg.lars() && !adapt {
 		wd = 0
 	}
 	d := make([]T, len(p))

@@ -186,7 +186,7 @@ func TestSGDNoMomentum(t *testing.T) {
 // TestLARS checks the trust ratio on a matrix and the exclusion of a
 // vector (bias) from adaptation and weight decay; values by hand.
 func TestLARS(t *testing.T) {
-	o, err := New(Config{Momentum: 0.9, WeightDecay: 0.1, LARS: true})
+	o, err := New(Config{Momentum: 0.9, WeightDecay: 0.1, Optimizer: OptimizerLARS})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +218,7 @@ func TestLARS(t *testing.T) {
 
 	// Zero weights: trust ratio 1, plain SGD.
 	z := dense64([]int{2, 1}, 0, 0)
-	o2, err := New(Config{LARS: true, TrustCoefficient: 0.01})
+	o2, err := New(Config{Optimizer: OptimizerLARS, TrustCoefficient: 0.01})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +235,7 @@ func TestConfigInvalid(t *testing.T) {
 		{WeightDecay: -1},
 		{WeightDecay: math.Inf(1)},
 		{Nesterov: true},
-		{LARS: true, TrustCoefficient: -1},
+		{Optimizer: OptimizerLARS, TrustCoefficient: -1},
 	} {
 		if _, err := New(cfg); !errors.Is(err, ErrInvalid) {
 			t.Errorf("New(%+v): err = %v, want ErrInvalid", cfg, err)

@@ -9,45 +9,63 @@ import (
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
+
+	"github.com/supflow/supflow/config/field"
 )
 
 // chunkBytes bounds the similarity block KNN holds when ChunkRows is unset.
 const chunkBytes = 32 << 20
 
-// KNNConfig sets up the kNN monitor. The zero value is usable.
+// Bounds of KNNConfig fields.
+const (
+	maxK           = 10000
+	minTemperature = 1e-4
+	maxTemperature = 100
+)
+
+// KNNConfig sets up the kNN classifier (the train stage's monitor and the
+// evaluate stage's score). Its YAML tags are the keys pipeline.yaml gives
+// it: the train section's knn_k and knn_temperature, the kNN monitor's
+// (the evaluate section has its own knn_k). The zero value is usable: KNN
+// fills unset fields from DefaultKNNConfig.
 type KNNConfig struct {
-	// K is the number of neighbours that vote (default 200); it must not
-	// exceed the training set.
-	K int `yaml:"k"`
-	// Temperature scales the votes, exp(similarity/Temperature)
-	// (default 0.1).
-	Temperature float64 `yaml:"temperature"`
+	// K is the number of neighbours that vote, in [1, 10000] (default
+	// 200); it must not exceed the training set.
+	K int `yaml:"knn_k"`
+	// Temperature scales the votes, exp(similarity/Temperature), in
+	// [1e-4, 100] (default 0.1).
+	Temperature float64 `yaml:"knn_temperature"`
 	// ChunkRows is the number of test rows whose similarities to the whole
 	// training set are held at once (default: as many as fit in 32 MiB).
-	ChunkRows int `yaml:"chunk_rows"`
+	// Not a pipeline.yaml key.
+	ChunkRows int `yaml:"-"`
 }
+
+// DefaultKNNConfig returns the defaults of every field (ChunkRows 0:
+// derived from the training set's size).
+func DefaultKNNConfig() KNNConfig { return KNNConfig{K: 200, Temperature: 0.1} }
 
 func (c *KNNConfig) setDefaults() {
+	d := DefaultKNNConfig()
 	if c.K == 0 {
-		c.K = 200
+		c.K = d.K
 	}
 	if c.Temperature == 0 {
-		c.Temperature = 0.1
+		c.Temperature = d.Temperature
 	}
 }
 
-// Validate reports the first invalid field, with defaults applied first.
+// Validate reports every field of c out of range, each a *field.Error
+// (config/field) named by its key and wrapping ErrInvalidConfig. It checks
+// c as given: a zero K or Temperature is refused (KNN fills them first).
 func (c KNNConfig) Validate() error {
-	c.setDefaults()
-	switch {
-	case c.K < 0:
-		return fmt.Errorf("%w: knn k %d, want > 0", ErrInvalidConfig, c.K)
-	case !(c.Temperature > 0) || math.IsInf(c.Temperature, 0):
-		return fmt.Errorf("%w: knn temperature %v, want > 0", ErrInvalidConfig, c.Temperature)
-	case c.ChunkRows < 0:
-		return fmt.Errorf("%w: knn chunk_rows %d, want >= 0", ErrInvalidConfig, c.ChunkRows)
+	k := field.NewChecker(ErrInvalidConfig)
+	k.IntIn("knn_k", c.K, 1, maxK)
+	k.FloatIn("knn_temperature", c.Temperature, minTemperature, maxTemperature)
+	if c.ChunkRows < 0 {
+		k.Add("chunk_rows", c.ChunkRows, "an integer >= 0 (0 = what fits in 32 MiB)")
 	}
-	return nil
+	return k.Err()
 }
 
 // KNN classifies every test row by its K most cosine-similar training rows,
@@ -56,10 +74,10 @@ func (c KNNConfig) Validate() error {
 // be normalised; a zero row has similarity 0 to everything. Memory beyond
 // the inputs is O(ChunkRows × train rows). It checks ctx between chunks.
 func KNN(ctx context.Context, cfg KNNConfig, train, test Set) (Score, error) {
+	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return Score{}, err
 	}
-	cfg.setDefaults()
 	if err := train.validate("train"); err != nil {
 		return Score{}, err
 	}

@@ -35,10 +35,10 @@ type LinearScore struct {
 // momentum, starting from zero weights. It checks ctx before every step and
 // returns ctx's error, wrapped, once it ends.
 func Train(ctx context.Context, cfg Config, train Set) (*Linear, error) {
+	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg.setDefaults()
 	if err := train.validate("train"); err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"math"
@@ -8,6 +9,8 @@ import (
 	"slices"
 	"sort"
 	"testing"
+
+	"github.com/supflow/supflow/config/field"
 )
 
 // clusters draws n rows of dim d around classes random centres; spread is
@@ -156,9 +159,9 @@ func TestTrainDiverges(t *testing.T) {
 	// Huge features and rate overflow float32 logits to ±Inf.
 	s := clusters(2, 200, 4, 3, 1)
 	for i := range s.X {
-		s.X[i] *= 1e18
+		s.X[i] *= 1e19
 	}
-	_, err := Train(context.Background(), Config{Epochs: 20, LR: 1e20}, s)
+	_, err := Train(context.Background(), Config{Epochs: 20, LR: maxLR}, s)
 	if !errors.Is(err, ErrDiverged) {
 		t.Fatalf("err %v, want ErrDiverged", err)
 	}
@@ -190,40 +193,108 @@ func TestLRSchedule(t *testing.T) {
 	}
 }
 
+// TestConfigValidate: each bad value is one error naming its key (the
+// evaluate section's key where it is one), from Validate on a defaulted
+// config and from Train.
 func TestConfigValidate(t *testing.T) {
+	set := clusters(3, 40, 4, 3, 1)
 	tests := []struct {
 		name string
-		cfg  Config
-		ok   bool
+		cfg  Config // defaults applied before Validate
+		key  string // "" when valid
 	}{
-		{"zero value", Config{}, true},
-		{"negative epochs", Config{Epochs: -1}, false},
-		{"negative batch", Config{BatchSize: -3}, false},
-		{"nan lr", Config{LR: math.NaN()}, false},
-		{"momentum one", Config{Momentum: 1}, false},
-		{"negative decay", Config{WeightDecay: -1}, false},
-		{"unknown schedule", Config{Schedule: "linear"}, false},
-		{"min lr above lr", Config{LR: 0.1, MinLR: 0.2}, false},
-		{"gamma above one", Config{Gamma: 2}, false},
-		{"milestone past end", Config{Epochs: 10, Schedule: Step, Milestones: []int{5, 10}}, false},
-		{"milestones unsorted", Config{Epochs: 10, Schedule: Step, Milestones: []int{5, 3}}, false},
-		{"one epoch step", Config{Epochs: 1, Schedule: Step}, true},
+		{"zero value", Config{}, ""},
+		{"one epoch step", Config{Epochs: 1, Schedule: Step}, ""},
+		{"negative epochs", Config{Epochs: -1}, "epochs"},
+		{"too many epochs", Config{Epochs: 10001}, "epochs"},
+		{"negative batch", Config{BatchSize: -3}, "batch_size"},
+		{"nan lr", Config{LR: math.NaN()}, "lr"},
+		{"momentum one", Config{Momentum: 1}, "momentum"},
+		{"negative momentum", Config{Momentum: -0.5}, "momentum"},
+		{"negative decay", Config{WeightDecay: -1}, "weight_decay"},
+		{"unknown schedule", Config{Schedule: "linear"}, "schedule"},
+		{"min lr above lr", Config{LR: 0.1, MinLR: 0.2}, "min_lr"},
+		{"gamma above one", Config{Gamma: 2}, "gamma"},
+		{"milestone past end", Config{Epochs: 10, Schedule: Step, Milestones: []int{5, 10}}, "milestones"},
+		{"milestones unsorted", Config{Epochs: 10, Schedule: Step, Milestones: []int{5, 3}}, "milestones"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.cfg.Validate()
-			if tt.ok != (err == nil) || (err != nil && !errors.Is(err, ErrInvalidConfig)) {
-				t.Errorf("Validate() = %v, want ok=%v", err, tt.ok)
+			c := tt.cfg
+			c.setDefaults()
+			err := c.Validate()
+			cfg := tt.cfg
+			cfg.Epochs = cmp.Or(cfg.Epochs, 2) // keep Train short
+			_, trainErr := Train(context.Background(), cfg, set)
+			if tt.key == "" {
+				if err != nil || trainErr != nil {
+					t.Fatalf("Validate: %v, Train: %v", err, trainErr)
+				}
+				return
+			}
+			for _, err := range []error{err, trainErr} {
+				if fe := field.List(err); len(fe) != 1 || fe[0].Key != tt.key || !errors.Is(err, ErrInvalidConfig) {
+					t.Errorf("err = %v, want one ErrInvalidConfig naming %s", err, tt.key)
+				}
 			}
 		})
 	}
-	if err := (KNNConfig{}).Validate(); err != nil {
-		t.Errorf("zero KNNConfig: %v", err)
+	// Strict: the zero value's keys are refused; DefaultConfig is valid.
+	var keys []string
+	for _, e := range field.List(Config{}.Validate()) {
+		keys = append(keys, e.Key)
 	}
-	for _, c := range []KNNConfig{{K: -1}, {Temperature: -0.1}, {Temperature: math.Inf(1)}, {ChunkRows: -1}} {
-		if err := c.Validate(); !errors.Is(err, ErrInvalidConfig) {
-			t.Errorf("%+v: Validate() = %v, want ErrInvalidConfig", c, err)
-		}
+	if want := []string{"epochs", "batch_size", "lr", "momentum", "schedule"}; !slices.Equal(keys, want) {
+		t.Errorf("zero Config: keys %v, want %v", keys, want)
+	}
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Errorf("DefaultConfig: %v", err)
+	}
+}
+
+// TestKNNConfigValidate: each bad value is one error naming its key (the
+// train section's knn_* keys), from Validate on a defaulted config and from
+// KNN; the zero value is refused by Validate, which checks as given, and
+// works in KNN.
+func TestKNNConfigValidate(t *testing.T) {
+	set := clusters(2, 250, 3, 2, 1)
+	tests := []struct {
+		name string
+		cfg  KNNConfig // defaults applied before Validate
+		key  string    // "" when valid
+	}{
+		{"zero value", KNNConfig{}, ""},
+		{"k 1", KNNConfig{K: 1, Temperature: 0.07}, ""},
+		{"negative k", KNNConfig{K: -1}, "knn_k"},
+		{"k above 10000", KNNConfig{K: 10001}, "knn_k"},
+		{"negative temperature", KNNConfig{Temperature: -0.1}, "knn_temperature"},
+		{"infinite temperature", KNNConfig{Temperature: math.Inf(1)}, "knn_temperature"},
+		{"negative chunk", KNNConfig{ChunkRows: -1}, "chunk_rows"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := tt.cfg
+			c.setDefaults()
+			err := c.Validate()
+			_, knnErr := KNN(context.Background(), tt.cfg, set, set)
+			if tt.key == "" {
+				if err != nil || knnErr != nil {
+					t.Fatalf("Validate: %v, KNN: %v", err, knnErr)
+				}
+				return
+			}
+			for _, err := range []error{err, knnErr} {
+				if fe := field.List(err); len(fe) != 1 || fe[0].Key != tt.key || !errors.Is(err, ErrInvalidConfig) {
+					t.Errorf("err = %v, want one ErrInvalidConfig naming %s", err, tt.key)
+				}
+			}
+		})
+	}
+	if fe := field.List(KNNConfig{}.Validate()); len(fe) != 2 {
+		t.Errorf("zero KNNConfig: %v", fe)
+	}
+	if err := DefaultKNNConfig().Validate(); err != nil {
+		t.Errorf("DefaultKNNConfig: %v", err)
 	}
 }
 

@@ -1,11 +1,15 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
+
+	"github.com/supflow/supflow/config/field"
 )
 
 // Defaults applied by Config.setDefaults.
@@ -16,15 +20,20 @@ const (
 	DefaultCheckTimeout  = 5 * time.Second
 )
 
-// Config says where the objects live and how to reach them. The zero value of
-// every optional field is a usable default; the credentials are filled by the
-// caller (see ConfigFromEnv) and are never printed.
+// Config says where the objects live and how to reach them. Its YAML tags
+// are the keys of pipeline.yaml's store section (endpoint, bucket, region,
+// secure, ca_file); the fields tagged "-" are not keys: the credentials are
+// filled by the caller from the environment (see ConfigFromEnv), never from
+// a file, and are never printed. The zero value of every optional field is
+// a usable default.
 type Config struct {
 	// Endpoint is host:port, or a URL http(s)://host:port whose scheme sets Secure.
 	Endpoint string `yaml:"endpoint"`
-	// Bucket holds the dataset, checkpoints and reports.
+	// Bucket holds the dataset, checkpoints and reports: an S3 bucket name
+	// (3-63 lowercase letters, digits, '.' and '-', starting and ending with
+	// a letter or digit).
 	Bucket string `yaml:"bucket"`
-	// Region for request signing; default us-east-1 (what MinIO expects).
+	// Region for request signing; empty means us-east-1 (what MinIO expects).
 	Region string `yaml:"region"`
 	// Secure selects HTTPS.
 	Secure bool `yaml:"secure"`
@@ -36,18 +45,18 @@ type Config struct {
 	SecretKey    string `yaml:"-"`
 	SessionToken string `yaml:"-"`
 	// AllowAnonymous permits running without credentials (public buckets only).
-	AllowAnonymous bool `yaml:"allow_anonymous"`
+	AllowAnonymous bool `yaml:"-"`
 
 	// MaxObjectSize bounds Get: larger objects are refused before their body
 	// is read. Default DefaultMaxObjectSize.
-	MaxObjectSize int64 `yaml:"max_object_size"`
+	MaxObjectSize int64 `yaml:"-"`
 	// RetryFor is how long one call keeps retrying transient failures
 	// (connection refused, 503, restarting server) before giving up, unless
 	// its context ends first. Default DefaultRetryFor; negative disables retries.
-	RetryFor time.Duration `yaml:"retry_for"`
+	RetryFor time.Duration `yaml:"-"`
 	// CheckTimeout bounds the single, unretried request of Check and
 	// EnsureBucket so a wrong endpoint fails fast. Default DefaultCheckTimeout.
-	CheckTimeout time.Duration `yaml:"check_timeout"`
+	CheckTimeout time.Duration `yaml:"-"`
 }
 
 func (c *Config) setDefaults() {
@@ -65,34 +74,45 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// Validate reports the first problem of c, wrapping ErrInvalidConfig or
-// ErrAnonymous. It does no I/O.
+// bucketRe is the S3 bucket naming rule that matters for path-style access.
+var bucketRe = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+
+// redacted stands for a value that may hold a secret in an error.
+const redacted = "<redacted>"
+
+// Validate reports every problem of c: each field out of range as a
+// *field.Error (config/field) named by its key and wrapping
+// ErrInvalidConfig, then missing or half-set credentials (ErrAnonymous,
+// ErrInvalidConfig). An empty Region is its default; a zero MaxObjectSize,
+// RetryFor or CheckTimeout, not keys, stand for theirs. It does no I/O and
+// never repeats a credential, in the endpoint or elsewhere.
 func (c Config) Validate() error {
-	if _, _, err := c.hostAndScheme(); err != nil {
-		return err
+	k := field.NewChecker(ErrInvalidConfig)
+	_, secure := c.endpoint(k)
+	if !bucketRe.MatchString(c.Bucket) {
+		k.Add("bucket", fmt.Sprintf("%q", c.Bucket), "an S3 bucket name (3-63 lowercase letters, digits, '.', '-')")
 	}
-	if c.Bucket == "" {
-		return fmt.Errorf("%w: bucket is empty", ErrInvalidConfig)
-	}
-	if err := validBucket(c.Bucket); err != nil {
-		return err
+	if c.CAFile != "" && !secure {
+		k.Add("ca_file", fmt.Sprintf("%q", c.CAFile), "empty unless the endpoint is HTTPS (secure: true)")
 	}
 	if c.MaxObjectSize < 0 {
-		return fmt.Errorf("%w: max_object_size %d is negative", ErrInvalidConfig, c.MaxObjectSize)
+		k.Add("max_object_size", c.MaxObjectSize, "a size >= 0 (0 = 64 MiB)")
 	}
 	if c.CheckTimeout < 0 {
-		return fmt.Errorf("%w: check_timeout %s is negative", ErrInvalidConfig, c.CheckTimeout)
+		k.Add("check_timeout", c.CheckTimeout, "a duration >= 0 (0 = 5s)")
 	}
-	if c.CAFile != "" && !c.secure() {
-		return fmt.Errorf("%w: ca_file is set but the endpoint is not HTTPS", ErrInvalidConfig)
-	}
+	return errors.Join(k.Err(), c.validateCredentials())
+}
+
+// validateCredentials reports a missing or half-set key pair.
+func (c Config) validateCredentials() error {
 	switch {
 	case c.AccessKey == "" && c.SecretKey == "":
 		if c.SessionToken != "" {
 			return fmt.Errorf("%w: session token without access key", ErrInvalidConfig)
 		}
 		if !c.AllowAnonymous {
-			return fmt.Errorf("%w: set SUPFLOW_S3_ACCESS_KEY and SUPFLOW_S3_SECRET_KEY (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)", ErrAnonymous)
+			return fmt.Errorf("%w: set %s and %s (or %s and %s)", ErrAnonymous, EnvAccessKey, EnvSecretKey, EnvAWSAccessKey, EnvAWSSecretKey)
 		}
 	case c.AccessKey == "":
 		return fmt.Errorf("%w: secret key set without access key", ErrInvalidConfig)
@@ -102,25 +122,26 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// validBucket applies the S3 naming rules that matter for path-style access.
-func validBucket(b string) error {
-	if len(b) < 3 || len(b) > 63 {
-		return fmt.Errorf("%w: bucket %q must be 3 to 63 characters", ErrInvalidConfig, b)
-	}
-	for _, r := range b {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
-			return fmt.Errorf("%w: bucket %q may hold only a-z, 0-9, '-' and '.'", ErrInvalidConfig, b)
-		}
-	}
-	return nil
-}
-
 // hostAndScheme splits Endpoint into the host:port minio-go wants and
 // whether it is HTTPS.
 func (c Config) hostAndScheme() (host string, secure bool, err error) {
+	k := field.NewChecker(ErrInvalidConfig)
+	host, secure = c.endpoint(k)
+	return host, secure, k.Err()
+}
+
+// endpoint checks Endpoint into k and returns its host:port and whether it
+// is HTTPS (Secure for host:port, the scheme for a URL). An endpoint with
+// credentials is reported without its value.
+func (c Config) endpoint(k *field.Checker) (host string, secure bool) {
 	ep := strings.TrimSpace(c.Endpoint)
-	if ep == "" {
-		return "", false, fmt.Errorf("%w: endpoint is empty", ErrInvalidConfig)
+	switch {
+	case ep == "":
+		k.Add("endpoint", `""`, "host:port of the S3 server, or an http(s):// URL")
+		return "", false
+	case strings.Contains(ep, "@"):
+		k.Add("endpoint", redacted, fmt.Sprintf("host:port without credentials (they come from %s / %s)", EnvAccessKey, EnvSecretKey))
+		return "", false
 	}
 	if !strings.Contains(ep, "://") {
 		ep = "http://" + ep
@@ -128,22 +149,22 @@ func (c Config) hostAndScheme() (host string, secure bool, err error) {
 	} else {
 		secure = strings.HasPrefix(ep, "https://")
 	}
+	// Without '@' there is no userinfo: the endpoint may be echoed.
+	value := fmt.Sprintf("%q", c.Endpoint)
 	u, err := url.Parse(ep)
-	if err != nil {
-		// url.Parse echoes its input, which may hold userinfo: keep it out.
-		return "", false, fmt.Errorf("%w: endpoint is not host:port or a URL", ErrInvalidConfig)
-	}
 	switch {
+	case err != nil:
+		k.Add("endpoint", value, "host:port or an http(s):// URL")
 	case u.Scheme != "http" && u.Scheme != "https":
-		return "", false, fmt.Errorf("%w: endpoint scheme %q is not http or https", ErrInvalidConfig, u.Scheme)
-	case u.User != nil:
-		return "", false, fmt.Errorf("%w: endpoint must not carry credentials; use the access key settings", ErrInvalidConfig)
+		k.Add("endpoint", value, "an http or https URL, or host:port")
 	case u.Host == "":
-		return "", false, fmt.Errorf("%w: endpoint has no host", ErrInvalidConfig)
+		k.Add("endpoint", value, "host:port (no host)")
 	case u.Path != "" && u.Path != "/", u.RawQuery != "":
-		return "", false, fmt.Errorf("%w: endpoint %q must be host:port without a path", ErrInvalidConfig, u.Host)
+		k.Add("endpoint", value, "host:port without a path")
+	default:
+		return u.Host, secure
 	}
-	return u.Host, secure, nil
+	return "", secure
 }
 
 func (c Config) secure() bool {

@@ -59,14 +59,16 @@ func runChild(c benchCase, steps, blasThreads, maxRSSMB int, prof profiles) erro
 	}
 	// The optimizer and loss settings of torch_step.py.
 	tr, err := engine.New(engine.Config{
-		Model:    c.model,
-		Method:   engine.MethodSupCon,
-		Loss:     loss.SupConConfig{Temperature: 0.1, BaseTemperature: 0.07},
-		Optim:    optim.Config{Momentum: 0.9, WeightDecay: 1e-4},
-		Schedule: optim.Schedule{BaseLR: 0.05, Epochs: 100, Cosine: true},
-		Mean:     mean,
-		Std:      std,
-		Seed:     1,
+		Model: engine.ModelConfig{Config: c.model},
+		Train: engine.TrainConfig{
+			Method:   engine.MethodSupCon,
+			Loss:     loss.SupConConfig{Temperature: 0.1, BaseTemperature: 0.07},
+			Optim:    optim.Config{Momentum: 0.9, WeightDecay: 1e-4},
+			Schedule: optim.Schedule{BaseLR: 0.05, Epochs: 100, Decay: optim.DecayCosine},
+		},
+		Mean: mean,
+		Std:  std,
+		Seed: 1,
 	})
 	if err != nil {
 		return err

@@ -48,24 +48,24 @@ type benchCase struct {
 	steps int // timed steps by default
 }
 
-func resnet(arch string, widths, blocks [4]int, in int) model.Config {
+func resnet(arch string, widths, blocks []int, in int) model.Config {
 	return model.Config{Arch: arch, Stem: "cifar", Widths: widths, Blocks: blocks, InChannels: in, Head: "mlp", FeatDim: 128}
 }
 
 var (
-	resnet18   = resnet("resnet18", [4]int{64, 128, 256, 512}, [4]int{2, 2, 2, 2}, 3)
+	resnet18   = resnet("resnet18", []int{64, 128, 256, 512}, []int{2, 2, 2, 2}, 3)
 	resnet50in = func() model.Config {
-		c := resnet("resnet50", [4]int{64, 128, 256, 512}, [4]int{3, 4, 6, 3}, 3)
+		c := resnet("resnet50", []int{64, 128, 256, 512}, []int{3, 4, 6, 3}, 3)
 		c.Stem = "imagenet"
 		return c
 	}()
 	cases = []benchCase{
-		{name: "demo", model: resnet("resnet18", [4]int{8, 16, 32, 64}, [4]int{1, 1, 1, 1}, 1), bsz: 128, views: 2, size: 28, steps: 10},
+		{name: "demo", model: resnet("resnet18", []int{8, 16, 32, 64}, []int{1, 1, 1, 1}, 1), bsz: 128, views: 2, size: 28, steps: 10},
 		{name: "resnet18", model: resnet18, bsz: 128, views: 2, size: 32, steps: 2},
 		// Half-width ResNet-50: full width is ~4x the FLOPs of ResNet-18 and
 		// would not fit the bench's time budget on 2 cores. Six steps: over
 		// two, the ratio to torch moved between 0.80 and 1.43 from run to run.
-		{name: "resnet50w0.5", model: resnet("resnet50", [4]int{32, 64, 128, 256}, [4]int{3, 4, 6, 3}, 3), bsz: 64, views: 2, size: 32, steps: 6},
+		{name: "resnet50w0.5", model: resnet("resnet50", []int{32, 64, 128, 256}, []int{3, 4, 6, 3}, 3), bsz: 64, views: 2, size: 32, steps: 6},
 		// Full ResNet-50 with the ImageNet stem (7x7/2 + max-pool) on 96x96.
 		{name: "resnet50-96", model: resnet50in, bsz: 16, views: 2, size: 96, steps: 6},
 		// Evaluation forward: engine.CPU.Encode vs torch.no_grad on 256 images.
@@ -95,7 +95,7 @@ func (r result) convGFLOPs() float64 { return r.c.convFlopsPerStep() / 1e9 / (r.
 
 // torchArgs describe the case to torch_step.py.
 func (c benchCase) torchArgs(script string, steps int) []string {
-	join := func(v [4]int) string {
+	join := func(v []int) string {
 		s := make([]string, 4)
 		for i, x := range v {
 			s[i] = strconv.Itoa(x)

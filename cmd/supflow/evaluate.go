@@ -26,14 +26,15 @@ func newEvaluateStage(ctx context.Context, e *env, s *services) (*evaluate.Stage
 	if err != nil {
 		return nil, usageError{err}
 	}
-	ev := cfg.Evaluate
 	sc := scoring(cfg, d)
-	sc.Probe = probe.Config{Epochs: ev.Epochs, BatchSize: ev.BatchSize, LR: ev.LR, Momentum: ev.Momentum,
-		WeightDecay: ev.WeightDecay, Schedule: probe.Schedule(ev.Schedule), Standardize: true, Seed: uint64(cfg.Run.Seed),
-		Progress: func(p probe.EpochStats) {
-			s.log.Debug("linear probe", "epoch", p.Epoch, "loss", p.Loss, "train_top1", p.Accuracy, "lr", p.LR)
-		}}
-	sc.KNN = probe.KNNConfig{K: ev.KNNK, Temperature: cfg.Train.KNNTemperature}
+	sc.Probe = cfg.Evaluate.Probe
+	sc.Probe.Standardize, sc.Probe.Seed = true, uint64(cfg.Run.Seed)
+	sc.Probe.Progress = func(p probe.EpochStats) {
+		s.log.Debug("linear probe", "epoch", p.Epoch, "loss", p.Loss, "train_top1", p.Accuracy, "lr", p.LR)
+	}
+	// One kNN temperature, the train section's: the score uses the
+	// monitor's.
+	sc.KNN = cfg.Evaluate.KNN(cfg.Train.Stage.Monitor.KNN.Temperature)
 	deps := evaluate.Deps{Engine: tr, Load: dec.Handle, Store: s.store, Log: s.log}
 	if s.bus != nil {
 		deps.Events = s.bus.Events()
@@ -43,7 +44,7 @@ func newEvaluateStage(ctx context.Context, e *env, s *services) (*evaluate.Stage
 		return nil, fmt.Errorf("the manifest has no %q split to evaluate on", cfg.Dataset.TestSplit)
 	}
 	return evaluate.New(evaluate.Config{
-		RunID: cfg.Run.ID, Dataset: cfg.Dataset.Name, Method: cfg.Train.Method, Arch: cfg.Model.Arch,
+		RunID: cfg.Run.ID, Dataset: cfg.Dataset.Name, Method: cfg.Train.Engine.Method, Arch: cfg.Model.Arch,
 		Train: d.Take(cfg.Dataset.TrainSplit, cfg.Dataset.LimitTrain), Test: test, Classes: d.Classes,
 		WorkDir: cfg.Run.WorkDir, Scoring: sc,
 	}, deps)

@@ -16,7 +16,7 @@ func feed(ctx context.Context, cfg *config.Config, s *services, d dataset.Datase
 	if len(entries) == 0 {
 		return fmt.Errorf("the manifest has no %q split", cfg.Dataset.TrainSplit)
 	}
-	last := cfg.Train.Epochs
+	last := cfg.Train.Stage.Epochs
 	if cfg.Feeder.Epochs > 0 {
 		last = cfg.Feeder.Epochs
 	}

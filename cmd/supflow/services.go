@@ -64,14 +64,6 @@ func (s *services) close() {
 	}
 }
 
-// storeConfig builds the S3 client config from pipeline.yaml and the
-// environment (credentials come only from there, see secretEnv).
-func storeConfig(c config.Store, getenv func(string) string) store.Config {
-	return store.ConfigFromEnv(store.Config{
-		Endpoint: c.Endpoint, Bucket: c.Bucket, Region: c.Region, Secure: c.Secure, CAFile: c.CAFile,
-	}, getenv)
-}
-
 // openStore connects to the configured S3 endpoint, or starts the embedded
 // one with its data under the work dir (kept between runs, so a second
 // demo skips the ingest). The bucket is created when missing.
@@ -89,7 +81,8 @@ func (s *services) openStore(ctx context.Context, cfg *config.Config, getenv fun
 		s.closers = append(s.closers, emb.Close)
 		sc = emb.Config(cfg.Store.Bucket)
 	} else {
-		sc = storeConfig(cfg.Store, getenv)
+		// Credentials come only from the environment (see secretEnv).
+		sc = store.ConfigFromEnv(cfg.Store.Config, getenv)
 	}
 	c, err := store.New(sc)
 	if err != nil {
@@ -105,12 +98,10 @@ func (s *services) openStore(ctx context.Context, cfg *config.Config, getenv fun
 // busConfig builds the NATS connection config; secrets come from the
 // environment or files only (see secretEnv).
 func busConfig(c config.Bus, url, name string, getenv func(string) string) bus.Config {
-	return bus.Config{
-		URL: url, Name: name,
-		User: getenv(envNATSUser), Password: getenv(envNATSPassword),
-		Token: getenv(envNATSToken), NKeySeedFile: c.NKeyFile, CredsFile: c.CredsFile,
-		CAFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile,
-	}
+	bc := c.Config
+	bc.URL, bc.Name = url, name
+	bc.User, bc.Password, bc.Token = getenv(envNATSUser), getenv(envNATSPassword), getenv(envNATSToken)
+	return bc
 }
 
 // openBus connects to NATS, or starts the embedded server with a fresh
@@ -147,9 +138,7 @@ func (s *services) openBus(ctx context.Context, cfg *config.Config, name string,
 
 // topology maps pipeline.yaml onto the streams and consumers.
 func topology(cfg *config.Config) bus.Topology {
-	b := cfg.Bus
-	return bus.Pipeline(bus.Limits{MaxMsgs: int64(b.StreamMaxMsgs), AckWait: time.Duration(b.AckWait),
-		MaxDeliver: b.MaxDeliver, MaxAckPending: b.MaxAckPending}, cfg.Train.BatchSize)
+	return bus.Pipeline(cfg.Bus.Limits, cfg.Train.Stage.BatchSize)
 }
 
 // serveMetrics exposes /metrics (and /healthz) when metrics.addr is set.

@@ -9,11 +9,7 @@ import (
 	"github.com/supflow/supflow/config"
 	"github.com/supflow/supflow/dataset"
 	"github.com/supflow/supflow/engine"
-	"github.com/supflow/supflow/loss"
 	"github.com/supflow/supflow/messages"
-	"github.com/supflow/supflow/model"
-	"github.com/supflow/supflow/optim"
-	"github.com/supflow/supflow/probe"
 	"github.com/supflow/supflow/stages/evaluate"
 	"github.com/supflow/supflow/stages/train"
 	"github.com/supflow/supflow/store"
@@ -32,16 +28,9 @@ func loadDataset(ctx context.Context, cfg *config.Config, s *store.Client) (data
 // newEngine builds the trainer pipeline.yaml describes for data set d.
 func newEngine(cfg *config.Config, d dataset.Dataset) (*engine.CPU, error) {
 	m := cfg.Model
-	mc := model.Config{Arch: m.Arch, Stem: m.Stem, Head: m.Head, FeatDim: m.FeatDim, InChannels: d.Info.Channels}
-	copy(mc.Widths[:], m.Widths)
-	copy(mc.Blocks[:], m.Blocks)
-	t := cfg.Train
+	m.InChannels = d.Info.Channels
 	tr, err := engine.New(engine.Config{
-		Model: mc, DType: m.DType, Method: t.Method, Classes: len(d.Classes),
-		Loss:  loss.SupConConfig{Temperature: t.Temperature, BaseTemperature: t.BaseTemperature},
-		Optim: optim.Config{Momentum: t.Momentum, WeightDecay: t.WeightDecay, LARS: t.Optimizer == "lars"},
-		Schedule: optim.Schedule{BaseLR: t.LR, Epochs: t.Epochs, Cosine: t.Schedule == "cosine", Warm: t.Warm,
-			BatchSize: t.BatchSize, WarmEpochs: t.WarmEpochs},
+		Model: m, Train: cfg.Train.EngineConfig(), Classes: len(d.Classes),
 		Mean: d.Info.Mean, Std: d.Info.Std, Seed: cfg.Run.Seed,
 	})
 	if err != nil {
@@ -64,25 +53,23 @@ func newTrainStage(ctx context.Context, e *env, s *services, d dataset.Dataset, 
 		return nil, err
 	}
 	deps := train.Deps{Engine: tr, Store: s.store, Events: s.bus.Events(), DeadLetters: s.bus, Log: s.log, Progress: e.term.progress}
-	t := cfg.Train
-	if t.KNNEvery > 0 {
+	st := cfg.Train.Stage
+	if mon := st.Monitor; mon.Every > 0 {
 		dec, err := newDecoder(cfg, s.store)
 		if err != nil {
 			return nil, usageError{err}
 		}
 		sc := scoring(cfg, d)
-		sc.KNN = probe.KNNConfig{K: t.KNNK, Temperature: t.KNNTemperature}
-		bank := d.Take(cfg.Dataset.TrainSplit, t.KNNSamples)
-		query := d.Take(cfg.Dataset.TestSplit, max(1, t.KNNSamples/2))
+		sc.KNN = mon.KNN
+		bank := d.Take(cfg.Dataset.TrainSplit, mon.Samples)
+		query := d.Take(cfg.Dataset.TestSplit, max(1, mon.Samples/2))
 		if deps.Monitor, err = evaluate.NewMonitor(sc, cfg.Run.ID, bank, query, dec.Handle, tr); err != nil {
 			return nil, err
 		}
 	}
-	return train.New(ctx, train.Config{
-		RunID: cfg.Run.ID, Arch: cfg.Model.Arch, BatchSize: t.BatchSize, Views: cfg.Augment.NViews,
-		Size: cfg.Augment.Size, Channels: d.Info.Channels, Epochs: t.Epochs,
-		CheckpointEvery: t.CheckpointEvery, MonitorEvery: t.KNNEvery, Resume: resume,
-	}, deps)
+	st.RunID, st.Arch, st.Resume = cfg.Run.ID, cfg.Model.Arch, resume
+	st.Views, st.Size, st.Channels = cfg.Augment.NViews, cfg.Augment.Size, d.Info.Channels
+	return train.New(ctx, st, deps)
 }
 
 // runTrainStage mounts the views edge on st and trains; it returns the key

@@ -37,7 +37,7 @@ func (s *Stage) onStep(st engine.Stats, wait time.Duration) {
 func (s *Stage) onEpoch(ctx context.Context, epoch int, es EpochStats) error {
 	cfg := s.cfg
 	last := epoch == cfg.Epochs
-	if s.deps.Monitor != nil && cfg.MonitorEvery > 0 && (epoch%cfg.MonitorEvery == 0 || last) {
+	if s.deps.Monitor != nil && cfg.Monitor.Every > 0 && (epoch%cfg.Monitor.Every == 0 || last) {
 		start := time.Now()
 		sc, err := s.deps.Monitor.Score(ctx)
 		if err != nil {

@@ -54,25 +54,6 @@ type Monitor interface {
 	Score(ctx context.Context) (probe.Score, error)
 }
 
-// Config configures pretraining.
-type Config struct {
-	RunID     string
-	Arch      string // recorded in the curves
-	BatchSize int
-	Views     int // views per sample
-	Size      int // views are Size x Size
-	Channels  int // 1 or 3
-	Epochs    int // last epoch (1-based, inclusive)
-	// CheckpointEvery is the number of epochs between checkpoints; the
-	// last epoch is always saved.
-	CheckpointEvery int
-	// MonitorEvery is the number of epochs between runs of Deps.Monitor
-	// (and it runs after the last epoch); 0 = never.
-	MonitorEvery int
-	// Resume continues from the run's last checkpoint, if there is one.
-	Resume bool
-}
-
 // Deps are what the stage runs with. Engine, Store, Events and DeadLetters
 // are required.
 type Deps struct {
@@ -80,7 +61,7 @@ type Deps struct {
 	Store       Store
 	Events      Events
 	DeadLetters DeadLetters
-	// Monitor, optional, scores the encoder (see Config.MonitorEvery).
+	// Monitor, optional, scores the encoder (see MonitorConfig.Every).
 	Monitor Monitor
 	Log     *slog.Logger
 	// Progress, when set, is told each step's place in its epoch (a
@@ -100,16 +81,20 @@ type Stage struct {
 	curves report.Curves
 }
 
-// New checks cfg and deps and, with cfg.Resume, loads the run's last
-// checkpoint (none yet is not an error: training starts from scratch).
+// New checks cfg, with its unset settings defaulted, and deps and, with
+// cfg.Resume, loads the run's last checkpoint (none yet is not an error:
+// training starts from scratch). A bad setting gives an error wrapping
+// ErrConfig that names its key.
 func New(ctx context.Context, cfg Config, deps Deps) (*Stage, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
 	switch {
 	case cfg.RunID == "":
 		return nil, fmt.Errorf("%w: empty run id", ErrConfig)
 	case deps.Engine == nil || deps.Store == nil || deps.Events == nil || deps.DeadLetters == nil:
 		return nil, fmt.Errorf("%w: Engine, Store, Events and DeadLetters are required", ErrConfig)
-	case cfg.CheckpointEvery < 1:
-		return nil, fmt.Errorf("%w: checkpoint every %d epochs: want >= 1", ErrConfig, cfg.CheckpointEvery)
 	}
 	s := &Stage{cfg: cfg, deps: deps, log: deps.Log, start: 1}
 	if s.log == nil {

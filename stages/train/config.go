@@ -1,0 +1,107 @@
+package train
+
+import (
+	"github.com/supflow/supflow/config/field"
+	"github.com/supflow/supflow/probe"
+)
+
+// Bounds of Config fields.
+const (
+	minBatch   = 2 // a contrastive batch needs a second sample
+	maxBatch   = 65536
+	maxEpochs  = 100000
+	maxSamples = 1 << 30
+)
+
+// Config configures pretraining. Its settings are the train stage's keys of
+// pipeline.yaml's train section (batch_size, epochs, checkpoint_every and
+// the kNN monitor's knn_*), which sit there inline beside the engine's
+// (engine.TrainConfig); the fields tagged "-" are not keys: cmd/supflow
+// fills them from the run, the data set and the other sections. The
+// settings' zero values are usable: New fills them from DefaultConfig.
+type Config struct {
+	RunID string `yaml:"-"`
+	Arch  string `yaml:"-"` // recorded in the curves
+	// BatchSize is the number of samples per optimizer step, in
+	// [2, 65536]; default 256. Each brings Views views.
+	BatchSize int `yaml:"batch_size"`
+	// Epochs is the last epoch (1-based, inclusive), in [1, 100000];
+	// default 100. The learning-rate schedule spans it.
+	Epochs int `yaml:"epochs"`
+	// CheckpointEvery is the number of epochs between checkpoints, in
+	// [1, 100000]; default 10. The last epoch is always saved.
+	CheckpointEvery int `yaml:"checkpoint_every"`
+	// Monitor configures the kNN monitor (Deps.Monitor).
+	Monitor MonitorConfig `yaml:",inline"`
+
+	Views    int  `yaml:"-"` // views per sample (augment.n_views)
+	Size     int  `yaml:"-"` // views are Size x Size (augment.size)
+	Channels int  `yaml:"-"` // 1 or 3, the data set's
+	Resume   bool `yaml:"-"` // continue from the run's last checkpoint, if there is one
+}
+
+// MonitorConfig is the kNN monitor's part of the train section (its knn_*
+// keys): how often it runs, on how many held-out samples, and the kNN
+// classifier it scores with. The stage reads only Every; cmd/supflow builds
+// Deps.Monitor (stages/evaluate.NewMonitor) from the rest.
+type MonitorConfig struct {
+	// Every is the number of epochs between runs of Deps.Monitor (and it
+	// runs after the last epoch), in [0, 100000]; 0, the default, is never.
+	Every int `yaml:"knn_every"`
+	// Samples is the size of the monitor's memory bank, a slice of the
+	// train split (its queries are half as many test samples), in
+	// [1, 2^30]; default 1000.
+	Samples int `yaml:"knn_samples"`
+	// KNN is the classifier: knn_k and knn_temperature (probe.KNNConfig).
+	// The evaluate stage's kNN score uses the same temperature.
+	KNN probe.KNNConfig `yaml:",inline"`
+}
+
+// DefaultConfig returns the defaults of every setting: batches of 256,
+// 100 epochs, a checkpoint every 10, the monitor off (1000 samples,
+// probe.DefaultKNNConfig when turned on).
+func DefaultConfig() Config {
+	return Config{BatchSize: 256, Epochs: 100, CheckpointEvery: 10,
+		Monitor: MonitorConfig{Samples: 1000, KNN: probe.DefaultKNNConfig()}}
+}
+
+// setDefaults fills the unset settings from DefaultConfig (Monitor.Every
+// 0 is a setting: off).
+func (c *Config) setDefaults() {
+	d := DefaultConfig()
+	if c.BatchSize == 0 {
+		c.BatchSize = d.BatchSize
+	}
+	if c.Epochs == 0 {
+		c.Epochs = d.Epochs
+	}
+	if c.CheckpointEvery == 0 {
+		c.CheckpointEvery = d.CheckpointEvery
+	}
+	if c.Monitor.Samples == 0 {
+		c.Monitor.Samples = d.Monitor.Samples
+	}
+	if c.Monitor.KNN.K == 0 {
+		c.Monitor.KNN.K = d.Monitor.KNN.K
+	}
+	if c.Monitor.KNN.Temperature == 0 {
+		c.Monitor.KNN.Temperature = d.Monitor.KNN.Temperature
+	}
+}
+
+// Validate reports every setting of c out of range, each a *field.Error
+// (config/field) named by its key in the train section and wrapping
+// ErrConfig (and probe.ErrInvalidConfig for knn_k and knn_temperature). It
+// checks c as given: a zero batch size, epoch count, checkpoint interval or
+// monitor setting is refused (New fills them first). The fields that are
+// not keys are New's to check.
+func (c Config) Validate() error {
+	k := field.NewChecker(ErrConfig)
+	k.IntIn("batch_size", c.BatchSize, minBatch, maxBatch)
+	k.IntIn("epochs", c.Epochs, 1, maxEpochs)
+	k.IntIn("checkpoint_every", c.CheckpointEvery, 1, maxEpochs)
+	k.IntIn("knn_every", c.Monitor.Every, 0, maxEpochs)
+	k.IntIn("knn_samples", c.Monitor.Samples, 1, maxSamples)
+	k.Include("", c.Monitor.KNN.Validate())
+	return k.Err()
+}

@@ -1,0 +1,78 @@
+package train
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/supflow/supflow/config/field"
+	"github.com/supflow/supflow/probe"
+)
+
+// TestConfigValidate: each bad setting is one error naming its key in the
+// train section, from Validate and from New.
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*Config)
+		key  string // "" when valid
+	}{
+		{"defaults", func(*Config) {}, ""},
+		{"monitor on", func(c *Config) { c.Monitor.Every = 1 }, ""},
+		{"batch of one", func(c *Config) { c.BatchSize = 1 }, "batch_size"},
+		{"batch too large", func(c *Config) { c.BatchSize = 65537 }, "batch_size"},
+		{"negative epochs", func(c *Config) { c.Epochs = -1 }, "epochs"},
+		{"negative checkpoint interval", func(c *Config) { c.CheckpointEvery = -1 }, "checkpoint_every"},
+		{"negative monitor interval", func(c *Config) { c.Monitor.Every = -1 }, "knn_every"},
+		{"negative monitor samples", func(c *Config) { c.Monitor.Samples = -5 }, "knn_samples"},
+		{"k above 10000", func(c *Config) { c.Monitor.KNN.K = 10001 }, "knn_k"},
+		{"negative temperature", func(c *Config) { c.Monitor.KNN.Temperature = -1 }, "knn_temperature"},
+	}
+	deps := Deps{Engine: &fakeEngine{}, Store: &memStore{objects: map[string][]byte{}}, Events: newFakeBus(), DeadLetters: newFakeBus()}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tt.edit(&c)
+			err := c.Validate()
+			c.RunID, c.Views, c.Size, c.Channels = "r", 2, 2, 1
+			_, newErr := New(t.Context(), c, deps)
+			if tt.key == "" {
+				if err != nil || newErr != nil {
+					t.Fatalf("Validate: %v, New: %v", err, newErr)
+				}
+				return
+			}
+			fe := field.List(err)
+			if len(fe) != 1 || fe[0].Key != tt.key || !errors.Is(err, ErrConfig) || !strings.HasPrefix(err.Error(), tt.key+" = ") {
+				t.Errorf("Validate = %v, want one ErrConfig naming %s", err, tt.key)
+			}
+			if !errors.Is(newErr, ErrConfig) || !strings.Contains(newErr.Error(), tt.key+" = ") {
+				t.Errorf("New = %v, want ErrConfig naming %s", newErr, tt.key)
+			}
+			if strings.HasPrefix(tt.key, "knn_k") && !errors.Is(err, probe.ErrInvalidConfig) {
+				t.Errorf("Validate = %v does not wrap probe.ErrInvalidConfig", err)
+			}
+		})
+	}
+}
+
+// TestValidateIsStrict: the zero value's settings are refused one by one
+// (but knn_every, where 0 is off); New defaults them.
+func TestValidateIsStrict(t *testing.T) {
+	var keys []string
+	for _, e := range field.List(Config{}.Validate()) {
+		keys = append(keys, e.Key)
+	}
+	if want := []string{"batch_size", "epochs", "checkpoint_every", "knn_samples", "knn_k", "knn_temperature"}; !slices.Equal(keys, want) {
+		t.Errorf("zero Config: keys %v, want %v", keys, want)
+	}
+	deps := Deps{Engine: &fakeEngine{}, Store: &memStore{objects: map[string][]byte{}}, Events: newFakeBus(), DeadLetters: newFakeBus()}
+	s, err := New(t.Context(), Config{RunID: "r", Views: 2, Size: 2, Channels: 1}, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.cfg.BatchSize != 256 || s.cfg.Epochs != 100 || s.cfg.CheckpointEvery != 10 || s.cfg.Monitor != DefaultConfig().Monitor {
+		t.Errorf("defaulted config %+v", s.cfg)
+	}
+}
