@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/supflow/supflow/config/field"
+	"github.com/supflow/supflow/internal/storetest"
 	"github.com/supflow/supflow/probe"
 )
 
@@ -29,7 +30,7 @@ func TestConfigValidate(t *testing.T) {
 		{"k above 10000", func(c *Config) { c.Monitor.KNN.K = 10001 }, "knn_k"},
 		{"negative temperature", func(c *Config) { c.Monitor.KNN.Temperature = -1 }, "knn_temperature"},
 	}
-	deps := Deps{Engine: &fakeEngine{}, Store: &memStore{objects: map[string][]byte{}}, Events: newFakeBus(), DeadLetters: newFakeBus()}
+	deps := Deps{Engine: &fakeEngine{}, Store: storetest.New(t), Events: newFakeBus(), DeadLetters: newFakeBus()}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := DefaultConfig()
@@ -67,7 +68,7 @@ func TestValidateIsStrict(t *testing.T) {
 	if want := []string{"batch_size", "epochs", "checkpoint_every", "knn_samples", "knn_k", "knn_temperature"}; !slices.Equal(keys, want) {
 		t.Errorf("zero Config: keys %v, want %v", keys, want)
 	}
-	deps := Deps{Engine: &fakeEngine{}, Store: &memStore{objects: map[string][]byte{}}, Events: newFakeBus(), DeadLetters: newFakeBus()}
+	deps := Deps{Engine: &fakeEngine{}, Store: storetest.New(t), Events: newFakeBus(), DeadLetters: newFakeBus()}
 	s, err := New(t.Context(), Config{RunID: "r", Views: 2, Size: 2, Channels: 1}, deps)
 	if err != nil {
 		t.Fatal(err)
