@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -752,5 +753,30 @@ func TestWithoutOutputID(t *testing.T) {
 	}
 	if string(raw.Data) != "A" || raw.Header.Get(nats.MsgIdHdr) != "" {
 		t.Fatalf("output %q with headers %v, want A without %s", raw.Data, raw.Header, nats.MsgIdHdr)
+	}
+}
+
+// TestStartPrivate: the private server refuses a client without its
+// random password, accepts the returned Config, and Close removes its
+// scratch store.
+func TestStartPrivate(t *testing.T) {
+	e, cfg, err := StartPrivate(t.Context(), "private", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Connect(t.Context(), Config{URL: cfg.URL, Name: "intruder"}, nil); err == nil {
+		t.Error("a client without the password connected")
+	}
+	b, err := Connect(t.Context(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	dir := e.scratch
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("scratch store %s left behind: %v", dir, err)
 	}
 }

@@ -39,6 +39,21 @@ type Config struct {
 	ConnectTimeout time.Duration `yaml:"-"` // per server dial; default 5 s
 }
 
+// Environment variables of the NATS credentials, which never come from a
+// file of settings (cmd/supflow also reads each from <NAME>_FILE).
+const (
+	EnvUser     = "SUPFLOW_NATS_USER"
+	EnvPassword = "SUPFLOW_NATS_PASSWORD"
+	EnvToken    = "SUPFLOW_NATS_TOKEN"
+)
+
+// WithEnv returns c with its user, password and token from getenv (pass
+// os.Getenv or a lookup that also reads secret files).
+func (c Config) WithEnv(getenv func(string) string) Config {
+	c.User, c.Password, c.Token = getenv(EnvUser), getenv(EnvPassword), getenv(EnvToken)
+	return c
+}
+
 // ErrConfig wraps every configuration error.
 var ErrConfig = errors.New("bus: invalid config")
 

@@ -2,8 +2,10 @@ package bus
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -29,8 +31,9 @@ const maxServerPayload = 64 << 20
 // Embedded is a running in-process nats-server. Close is idempotent and safe
 // for concurrent use.
 type Embedded struct {
-	srv  *server.Server
-	once sync.Once
+	srv     *server.Server
+	once    sync.Once
+	scratch string // StartPrivate's store folder, removed on Close
 }
 
 // StartEmbedded starts the server and waits until it accepts connections or
@@ -82,9 +85,33 @@ func (e *Embedded) URL() string { return e.srv.ClientURL() }
 
 // Close shuts the server down and waits for it to stop.
 func (e *Embedded) Close() error {
+	var err error
 	e.once.Do(func() {
 		e.srv.Shutdown()
 		e.srv.WaitForShutdown()
+		if e.scratch != "" {
+			err = os.RemoveAll(e.scratch)
+		}
 	})
-	return nil
+	return err
+}
+
+// StartPrivate starts a server for one process on a free port of
+// 127.0.0.1: its JetStream store is a fresh temporary folder, removed on
+// Close (the streams are that run's scratch), and it requires a random
+// password, since other users of the machine can reach 127.0.0.1 too. It
+// returns the server and the Config (named name) that connects to it.
+func StartPrivate(ctx context.Context, name string, maxPayload int) (*Embedded, Config, error) {
+	dir, err := os.MkdirTemp("", "supflow-nats-")
+	if err != nil {
+		return nil, Config{}, fmt.Errorf("%w: %w", ErrEmbedded, err)
+	}
+	user, pass := "supflow", rand.Text()
+	e, err := StartEmbedded(ctx, EmbeddedConfig{StoreDir: dir, Port: -1, MaxPayload: maxPayload, User: user, Password: pass})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, Config{}, err
+	}
+	e.scratch = dir
+	return e, Config{URL: e.URL(), Name: name, User: user, Password: pass}, nil
 }

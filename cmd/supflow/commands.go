@@ -84,7 +84,9 @@ func runStatus(ctx context.Context, e *env) error {
 	if err != nil {
 		return usageError{err}
 	}
-	b, err := bus.Connect(ctx, busConfig(e.cfg.Bus, e.cfg.Bus.URL, "supflow-status", getenv), e.log)
+	bc := e.cfg.Bus.Config.WithEnv(getenv)
+	bc.Name = "supflow-status"
+	b, err := bus.Connect(ctx, bc, e.log)
 	if err != nil {
 		return err
 	}

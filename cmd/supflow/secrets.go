@@ -5,14 +5,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/supflow/supflow/bus"
 	"github.com/supflow/supflow/store"
-)
-
-// NATS credential variables (S3's are store.Env*).
-const (
-	envNATSUser     = "SUPFLOW_NATS_USER"
-	envNATSPassword = "SUPFLOW_NATS_PASSWORD"
-	envNATSToken    = "SUPFLOW_NATS_TOKEN"
 )
 
 // secretVars are the credential variables. Each may instead be given as a
@@ -21,7 +15,7 @@ const (
 var secretVars = []string{
 	store.EnvAccessKey, store.EnvSecretKey, store.EnvSessionToken,
 	store.EnvAWSAccessKey, store.EnvAWSSecretKey, store.EnvAWSToken,
-	envNATSUser, envNATSPassword, envNATSToken,
+	bus.EnvUser, bus.EnvPassword, bus.EnvToken,
 }
 
 // secretEnv returns getenv with every credential variable resolved, from

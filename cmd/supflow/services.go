@@ -3,21 +3,16 @@ package main
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/supflow/supflow/bus"
 	"github.com/supflow/supflow/config"
+	"github.com/supflow/supflow/metrics"
 	"github.com/supflow/supflow/store"
 )
 
@@ -68,21 +63,15 @@ func (s *services) close() {
 // one with its data under the work dir (kept between runs, so a second
 // demo skips the ingest). The bucket is created when missing.
 func (s *services) openStore(ctx context.Context, cfg *config.Config, getenv func(string) string) error {
-	var sc store.Config
+	// Credentials come only from the environment (see secretEnv).
+	sc := store.ConfigFromEnv(cfg.Store.Config, getenv)
 	if cfg.Store.Embedded {
-		dir := filepath.Join(cfg.Run.WorkDir, "s3")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
-		emb, err := store.StartEmbedded(ctx, dir)
+		emb, err := store.StartEmbedded(ctx, filepath.Join(cfg.Run.WorkDir, "s3"))
 		if err != nil {
 			return fmt.Errorf("embedded S3: %w", err)
 		}
 		s.closers = append(s.closers, emb.Close)
 		sc = emb.Config(cfg.Store.Bucket)
-	} else {
-		// Credentials come only from the environment (see secretEnv).
-		sc = store.ConfigFromEnv(cfg.Store.Config, getenv)
 	}
 	c, err := store.New(sc)
 	if err != nil {
@@ -95,34 +84,18 @@ func (s *services) openStore(ctx context.Context, cfg *config.Config, getenv fun
 	return nil
 }
 
-// busConfig builds the NATS connection config; secrets come from the
-// environment or files only (see secretEnv).
-func busConfig(c config.Bus, url, name string, getenv func(string) string) bus.Config {
-	bc := c.Config
-	bc.URL, bc.Name = url, name
-	bc.User, bc.Password, bc.Token = getenv(envNATSUser), getenv(envNATSPassword), getenv(envNATSToken)
-	return bc
-}
-
-// openBus connects to NATS, or starts the embedded server with a fresh
-// JetStream store (streams are a run's scratch), and provisions the topology.
+// openBus connects to NATS, or starts a private embedded server, and
+// provisions the topology.
 func (s *services) openBus(ctx context.Context, cfg *config.Config, name string, getenv func(string) string) error {
-	bc := busConfig(cfg.Bus, cfg.Bus.URL, "supflow-"+name, getenv)
+	bc := cfg.Bus.Config.WithEnv(getenv)
+	bc.Name = "supflow-" + name
 	if cfg.Bus.Embedded {
-		dir, err := os.MkdirTemp("", "supflow-nats-")
+		emb, private, err := bus.StartPrivate(ctx, bc.Name, cfg.Bus.MaxPayload)
 		if err != nil {
 			return err
 		}
-		// A random password per process, like the embedded S3 endpoint's
-		// keys: other users of the machine can reach 127.0.0.1 too.
-		user, pass := "supflow", rand.Text()
-		emb, err := bus.StartEmbedded(ctx, bus.EmbeddedConfig{StoreDir: dir, Port: -1, MaxPayload: cfg.Bus.MaxPayload, User: user, Password: pass})
-		if err != nil {
-			os.RemoveAll(dir)
-			return err
-		}
-		s.closers = append(s.closers, func() error { err := emb.Close(); os.RemoveAll(dir); return err })
-		bc = bus.Config{URL: emb.URL(), Name: bc.Name, User: user, Password: pass}
+		s.closers = append(s.closers, emb.Close)
+		bc = private
 	}
 	b, err := bus.Connect(ctx, bc, s.log)
 	if err != nil {
@@ -143,30 +116,15 @@ func topology(cfg *config.Config) bus.Topology {
 
 // serveMetrics exposes /metrics (and /healthz) when metrics.addr is set.
 func (s *services) serveMetrics(addr string) error {
-	s.reg = prometheus.NewRegistry()
-	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.reg = metrics.NewRegistry()
 	if addr == "" {
 		return nil
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("metrics: %w", err)
-	case <-time.After(100 * time.Millisecond):
+	srv, err := metrics.Serve(addr, s.reg)
+	if err != nil {
+		return err
 	}
-	s.closers = append(s.closers, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-		return nil
-	})
-	s.log.Info("serving metrics", "addr", addr)
+	s.closers = append(s.closers, srv.Close)
+	s.log.Info("serving metrics", "addr", srv.Addr())
 	return nil
 }
