@@ -35,24 +35,9 @@ func DefaultModelConfig() ModelConfig {
 // setDefaults fills the unset fields from DefaultModelConfig (Widths and
 // Blocks stay empty: model.New derives them).
 func (c *ModelConfig) setDefaults() {
-	d := DefaultModelConfig()
-	if c.Arch == "" {
-		c.Arch = d.Arch
-	}
-	if c.Stem == "" {
-		c.Stem = d.Stem
-	}
-	if c.Head == "" {
-		c.Head = d.Head
-	}
-	if c.FeatDim == 0 {
-		c.FeatDim = d.FeatDim
-	}
-	if c.InChannels == 0 {
-		c.InChannels = d.InChannels
-	}
+	c.Config.SetDefaults()
 	if c.DType == "" {
-		c.DType = d.DType
+		c.DType = DefaultModelConfig().DType
 	}
 }
 

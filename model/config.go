@@ -88,9 +88,9 @@ func DefaultConfig() Config {
 	return Config{Arch: DefaultArch, Stem: DefaultStem, Head: DefaultHead, FeatDim: DefaultFeatDim, InChannels: DefaultInChannels}
 }
 
-// setDefaults fills zero fields from DefaultConfig and resolves Widths
-// and Blocks (given ones are copied, not shared with the caller).
-func (c *Config) setDefaults() {
+// SetDefaults fills c's zero fields from DefaultConfig. Widths and Blocks
+// stay as they are: empty means the arch's, which New derives.
+func (c *Config) SetDefaults() {
 	d := DefaultConfig()
 	if c.Arch == "" {
 		c.Arch = d.Arch
@@ -107,6 +107,12 @@ func (c *Config) setDefaults() {
 	if c.InChannels == 0 {
 		c.InChannels = d.InChannels
 	}
+}
+
+// setDefaults is SetDefaults plus the resolved Widths and Blocks (given
+// ones are copied, not shared with the caller).
+func (c *Config) setDefaults() {
+	c.SetDefaults()
 	c.Widths, c.Blocks = slices.Clone(c.Widths), slices.Clone(c.Blocks)
 	if len(c.Widths) == 0 && validMult(c.WidthMult) {
 		mult := c.WidthMult
