@@ -15,9 +15,10 @@ const (
 	// DefaultMaxObjectBytes is the object size limit: larger than any
 	// photograph a training set holds.
 	DefaultMaxObjectBytes = 64 << 20
-	// DefaultMaxPixels is the pixel limit, below imgdecode's (PIL's):
-	// 50 megapixels, about 150 MB of RGB per image in flight.
-	DefaultMaxPixels = 50_000_000
+	// DefaultMaxPixels is the pixel limit, imgdecode's default: 50
+	// megapixels, about 150 MB of RGB per image in flight. Ingest refuses
+	// images over the same limit (dataset.Options.MaxPixels).
+	DefaultMaxPixels = imgdecode.DefaultMaxPixels
 )
 
 // Bounds of Config fields.
