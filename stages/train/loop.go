@@ -47,6 +47,7 @@ type loopConfig struct {
 	Channels   int
 	Epochs     int // last epoch to train (1-based, inclusive)
 	StartEpoch int // first epoch to train; > 1 when resuming
+	Classes    int // > 0: labels must lie in [0, Classes)
 	Log        *slog.Logger
 }
 
@@ -245,9 +246,16 @@ func (s *loop) accept(d Delivery, cur int, get func(int) *epochState) {
 		settle(d.Ack)
 		return
 	}
-	if int(m.NViews) != s.cfg.Views || int(m.Height) != s.cfg.Height || int(m.Width) != s.cfg.Width || int(m.Channels) != s.cfg.Channels {
-		err := messages.Permanent(fmt.Errorf("train: sample %d: %d views of %dx%dx%d, the trainer expects %d of %dx%dx%d",
+	var err error
+	switch {
+	case int(m.NViews) != s.cfg.Views || int(m.Height) != s.cfg.Height || int(m.Width) != s.cfg.Width || int(m.Channels) != s.cfg.Channels:
+		err = messages.Permanent(fmt.Errorf("train: sample %d: %d views of %dx%dx%d, the trainer expects %d of %dx%dx%d",
 			m.SampleID, m.NViews, m.Height, m.Width, m.Channels, s.cfg.Views, s.cfg.Height, s.cfg.Width, s.cfg.Channels))
+	case s.cfg.Classes > 0 && (m.Label < 0 || int64(m.Label) >= int64(s.cfg.Classes)):
+		err = messages.Permanent(fmt.Errorf("train: sample %d: label %d outside the data set's %d classes [0, %d)",
+			m.SampleID, m.Label, s.cfg.Classes, s.cfg.Classes))
+	}
+	if err != nil {
 		s.log.Error("rejecting view group", "sample_id", m.SampleID, "error", err)
 		if d.Reject != nil {
 			settle(func() error { return d.Reject(err) })

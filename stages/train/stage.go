@@ -71,6 +71,11 @@ type Config struct {
 	MonitorEvery int
 	// Resume continues from the run's last checkpoint, if there is one.
 	Resume bool
+	// Classes, when > 0, is the number of classes labels must lie in: a
+	// view group labelled outside [0, Classes) is dead-lettered, never
+	// stepped (it would stop a ce trainer). 0 checks no label, for a
+	// method that ignores them; cmd passes the engine's LabelClasses().
+	Classes int
 }
 
 // Deps are what the stage runs with. Engine, Store, Events and DeadLetters
@@ -110,6 +115,8 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Stage, error) {
 		return nil, fmt.Errorf("%w: Engine, Store, Events and DeadLetters are required", ErrConfig)
 	case cfg.CheckpointEvery < 1:
 		return nil, fmt.Errorf("%w: checkpoint every %d epochs: want >= 1", ErrConfig, cfg.CheckpointEvery)
+	case cfg.Classes < 0:
+		return nil, fmt.Errorf("%w: %d classes", ErrConfig, cfg.Classes)
 	}
 	s := &Stage{cfg: cfg, deps: deps, log: deps.Log, start: 1}
 	if s.log == nil {
@@ -165,7 +172,7 @@ func (s *Stage) Run(ctx context.Context, in <-chan Delivery) (string, error) {
 	}
 	l, err := newLoop(loopConfig{
 		RunID: cfg.RunID, BatchSize: cfg.BatchSize, Views: cfg.Views, Height: cfg.Size, Width: cfg.Size,
-		Channels: cfg.Channels, Epochs: cfg.Epochs, StartEpoch: s.start, Log: s.log,
+		Channels: cfg.Channels, Epochs: cfg.Epochs, StartEpoch: s.start, Classes: cfg.Classes, Log: s.log,
 	}, s.deps.Engine, hooks{Step: s.onStep, Epoch: s.onEpoch})
 	if err != nil {
 		return "", err

@@ -1,0 +1,86 @@
+package train
+
+import (
+	"errors"
+	"math"
+	"testing"
+
+	"github.com/supflow/supflow/engine"
+	"github.com/supflow/supflow/messages"
+	"github.com/supflow/supflow/model"
+	"github.com/supflow/supflow/optim"
+)
+
+// TestLabelOutsideClassesIsDeadLettered is the regression test of one view
+// group labelled 2147483647 stopping a method=ce trainer (exit 1): the
+// engine refused the whole batch. With the real engine, a view group whose
+// label lies outside [0, Classes) (a huge one, -1 "unlabelled", the class
+// count itself) is dead-lettered at the edge and counted as dropped, and
+// the epoch trains the rest.
+func TestLabelOutsideClassesIsDeadLettered(t *testing.T) {
+	eng, err := engine.New(engine.Config{
+		Model:    model.Config{Widths: [4]int{4, 8, 8, 16}, Blocks: [4]int{1, 1, 1, 1}, InChannels: 1, FeatDim: 16},
+		Method:   engine.MethodCE,
+		Classes:  4,
+		Optim:    optim.Config{Momentum: 0.9},
+		Schedule: optim.Schedule{BaseLR: 0.1, Epochs: 1},
+		Mean:     []float64{0.5},
+		Std:      []float64{0.25},
+		Seed:     1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, b := &memStore{objects: map[string][]byte{}}, newFakeBus()
+	cfg := Config{RunID: "r", BatchSize: 4, Views: 2, Size: 8, Channels: 1, Epochs: 1, CheckpointEvery: 1, Classes: eng.LabelClasses()}
+	s, err := New(t.Context(), cfg, Deps{Engine: eng, Store: st, Events: b, DeadLetters: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newAcks()
+	labels := []int32{0, 1, math.MaxInt32, 2, 3, -1, 4, 1, 0}
+	b.starts <- messages.Event{RunID: "r", Kind: messages.EventEpochStart, Epoch: 1, Count: uint64(len(labels))}
+	in := make(chan Delivery, len(labels))
+	for id, l := range labels {
+		d := a.delivery("r", 1, uint64(id), 8)
+		d.Msg.Label = l
+		in <- d
+	}
+	if _, err := s.Run(t.Context(), in); err != nil {
+		t.Fatalf("trainer stopped: %v", err)
+	}
+	for id, l := range labels {
+		err := a.rejected[1<<32|uint64(id)]
+		if bad := l < 0 || l >= 4; bad != (err != nil) || bad && !errors.Is(err, messages.ErrPermanent) {
+			t.Errorf("sample %d, label %d: rejected with %v", id, l, err)
+		}
+	}
+	var trained *messages.Event
+	for _, ev := range b.published {
+		if ev.Kind == messages.EventEpochTrained {
+			trained = &ev
+		}
+	}
+	if trained == nil || trained.Count != 6 {
+		t.Errorf("epoch trained event %+v, want 6 samples trained", trained)
+	}
+}
+
+// TestLabelClassesOfEachMethod: the label range a trainer needs is the
+// data set's classes for the methods that use labels, none for simclr
+// (which takes -1 "unlabelled" and anything else).
+func TestLabelClassesOfEachMethod(t *testing.T) {
+	for method, want := range map[string]int{engine.MethodCE: 10, engine.MethodSupCon: 10, engine.MethodSimCLR: 0} {
+		eng, err := engine.New(engine.Config{
+			Model:  model.Config{Widths: [4]int{4, 8, 8, 16}, Blocks: [4]int{1, 1, 1, 1}, InChannels: 1, FeatDim: 16},
+			Method: method, Classes: 10, Schedule: optim.Schedule{BaseLR: 0.1, Epochs: 1},
+			Mean: []float64{0.5}, Std: []float64{0.25},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := eng.LabelClasses(); got != want {
+			t.Errorf("%s: LabelClasses() = %d, want %d", method, got, want)
+		}
+	}
+}
