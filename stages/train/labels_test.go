@@ -1,9 +1,11 @@
 package train
 
 import (
+	"context"
 	"errors"
 	"math"
 	"testing"
+	"time"
 
 	"github.com/supflow/supflow/engine"
 	"github.com/supflow/supflow/messages"
@@ -81,6 +83,53 @@ func TestLabelClassesOfEachMethod(t *testing.T) {
 		}
 		if got := eng.LabelClasses(); got != want {
 			t.Errorf("%s: LabelClasses() = %d, want %d", method, got, want)
+		}
+	}
+}
+
+// TestSampleIDOutsideTheEpoch: a sample id outside [0, epoch size), from a
+// dead letter or a view group (forged, or malformed in a way that still
+// names one), does not count toward the epoch's completion: the epoch
+// ends when every real sample is accounted for, and the view group is
+// dead-lettered. It ended the epoch one sample early, and that sample,
+// arriving after, was acknowledged as a redelivery and never trained.
+func TestSampleIDOutsideTheEpoch(t *testing.T) {
+	for _, first := range []string{"size", "bogus"} {
+		f := &fakeStepper{}
+		a := newAcks()
+		var stats []EpochStats
+		st := newTestLoop(t, f, 1, hooks{Epoch: func(_ context.Context, _ int, s EpochStats) error {
+			stats = append(stats, s)
+			return nil
+		}})
+		in := make(chan Delivery, 10)
+		ctl := make(chan Control, 4)
+		bogus := []Control{{Epoch: 1, Dropped: true, SampleID: 1 << 40}, {Epoch: 1, Dropped: true, SampleID: 4}}
+		size := Control{Epoch: 1, EpochSize: 4}
+		if first == "size" {
+			ctl <- size
+			for _, c := range bogus {
+				ctl <- c
+			}
+		} else {
+			for _, c := range bogus {
+				ctl <- c
+			}
+			ctl <- size
+		}
+		done := make(chan error, 1)
+		go func() { done <- st.run(t.Context(), in, ctl) }()
+		for id := range uint64(3) {
+			in <- a.delivery("r", 1, id, 2)
+		}
+		time.Sleep(50 * time.Millisecond) // the loop has seen them and the controls
+		in <- a.delivery("r", 1, 7, 2)    // outside the epoch
+		in <- a.delivery("r", 1, 3, 2)    // the last real sample
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if len(stats) != 1 || FormatIDs(stats[0].TrainedIDs) != "0-3" {
+			t.Fatalf("%s first: epoch stats %+v, want samples 0-3 trained", first, stats)
 		}
 	}
 }
