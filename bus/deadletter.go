@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf8"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/supflow/supflow/messages"
@@ -16,8 +20,12 @@ import (
 func (b *Bus) DeadLetters(ctx context.Context) (<-chan messages.DeadLetter, error) {
 	out, err := readStream(ctx, b.js, b.logger, messages.TopicDeadLetter, func(msg jetstream.Msg) (messages.DeadLetter, bool) {
 		h := msg.Headers()
-		return messages.DeadLetter{Payload: msg.Data(), SourceTopic: h.Get(messages.MetaSourceTopic),
-			Reason: h.Get(messages.MetaReason), Handler: h.Get(messages.MetaHandler)}, true
+		dl := messages.DeadLetter{Payload: msg.Data(), SourceTopic: h.Get(messages.MetaSourceTopic),
+			Reason: h.Get(messages.MetaReason), Handler: h.Get(messages.MetaHandler)}
+		if n, err := strconv.Atoi(h.Get(messages.MetaPayloadSize)); err == nil && n > len(dl.Payload) {
+			dl.Size = n
+		}
+		return dl, true
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bus: read dead letters: %w", err)
@@ -73,4 +81,93 @@ func reasonClass(reason error) string {
 		return reasonMaxDeliver
 	}
 	return reasonPermanent
+}
+
+// maxReasonLen bounds the reason header of a dead-lettered message.
+const maxReasonLen = 1024
+
+// minDeadLetterPayload is how much of a payload a dead letter keeps at the
+// least (all of a shorter one): more than messages.MaxSampleOf, so that a
+// truncated dead letter still names its sample (messages.DeadLetter.Sample).
+// To keep it, the copied metadata of the original and then the reason give
+// way first.
+const minDeadLetterPayload = 256
+
+// errDeadLetterSize: not even the dead letter's own headers fit max_payload.
+var errDeadLetterSize = errors.New("bus: dead letter does not fit max_payload")
+
+// deadLetterOf builds the dead letter of msg, consumed from topic in and
+// given up by handler at delivery n for reason: the original payload and
+// metadata (internal keys excepted) with the supflow_reason,
+// supflow_source_topic, supflow_handler and supflow_deliveries headers,
+// under an id derived from msg's. It always fits maxPayload, headers
+// included: when the whole does not, the payload is cut to what fits
+// (keeping its start, at least minDeadLetterPayload bytes) and
+// supflow_payload_size records its original length; to make room for that
+// much payload the original's metadata is dropped, then the reason
+// shortened. Only a maxPayload too small for the headers alone gives an
+// error (wrapping messages.ErrPermanent).
+func deadLetterOf(msg *message.Message, in, handler string, n uint64, reason error, maxPayload int64) (*message.Message, error) {
+	id := derivedID(msg.UUID, handler+"/dead_letter")
+	text := headerText(reason.Error(), maxReasonLen)
+	ours := func(md message.Metadata) message.Metadata {
+		md.Set(messages.MetaReason, text)
+		md.Set(messages.MetaSourceTopic, in)
+		md.Set(messages.MetaHandler, handler)
+		md.Set(messages.MetaDeliveries, strconv.FormatUint(n, 10))
+		return md
+	}
+	md := message.Metadata{}
+	for k, v := range msg.Metadata {
+		if len(k) > 0 && k[0] != '_' {
+			md.Set(k, v)
+		}
+	}
+	md = ours(md)
+	payload := msg.Payload
+	room := func() int64 { return maxPayload - int64(headerSize(wireHeader(id, md))) }
+	if int64(len(payload)) > room() {
+		keep := int64(min(len(payload), minDeadLetterPayload))
+		md.Set(messages.MetaPayloadSize, strconv.Itoa(len(payload)))
+		if room() < keep { // drop the original's metadata
+			size := md.Get(messages.MetaPayloadSize)
+			md = ours(message.Metadata{})
+			md.Set(messages.MetaPayloadSize, size)
+		}
+		if short := keep - room(); short > 0 { // shorten the reason
+			text = headerText(text, max(0, len(text)-int(short)))
+			md.Set(messages.MetaReason, text)
+		}
+		if room() < 0 {
+			return nil, messages.Permanent(fmt.Errorf("%w: its headers alone take %d bytes, max_payload is %d",
+				errDeadLetterSize, maxPayload-room(), maxPayload))
+		}
+		// Dropping or shortening may have made room for it all.
+		delete(md, messages.MetaPayloadSize)
+		if int64(len(payload)) > room() {
+			md.Set(messages.MetaPayloadSize, strconv.Itoa(len(payload)))
+			payload = payload[:max(0, room())]
+		}
+	}
+	dl := message.NewMessage(id, payload)
+	dl.Metadata = md
+	return dl, nil
+}
+
+// headerText makes s a header value of at most limit bytes: line breaks
+// (which would end the header) become spaces, and a cut never splits a
+// UTF-8 sequence.
+func headerText(s string, limit int) string {
+	s = strings.NewReplacer("\r", " ", "\n", " ").Replace(s)
+	if len(s) <= limit {
+		return s
+	}
+	s = s[:limit]
+	for len(s) > 0 {
+		if r, size := utf8.DecodeLastRuneInString(s); r != utf8.RuneError || size > 1 {
+			break
+		}
+		s = s[:len(s)-1]
+	}
+	return s
 }

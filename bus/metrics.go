@@ -9,8 +9,8 @@ import (
 // metrics are per handler; labels hold only handler names, outcomes and
 // dead-letter reason classes, each a small fixed set.
 type metrics struct {
-	in, out, deadLettered, skipped, nacked *prometheus.CounterVec
-	seconds                                *prometheus.HistogramVec
+	in, out, deadLettered, skipped, nacked, terminated *prometheus.CounterVec
+	seconds                                            *prometheus.HistogramVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -26,6 +26,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"handler_name", "reason"}),
 		skipped: counter("supflow_bus_messages_skipped_total", "Messages a handler acknowledged without output (messages.ErrSkip)."),
 		nacked:  counter("supflow_bus_messages_nacked_total", "Deliveries that failed transiently and will be redelivered."),
+		terminated: counter("supflow_bus_messages_terminated_total",
+			"Messages dropped because they could not be dead-lettered (after max_deliver attempts, or at once when the dead letter can never be published)."),
 		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "supflow_bus_handler_seconds",
 			Help:    "Time spent handling one delivery, by outcome (ack or nak).",
@@ -41,6 +43,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.deadLettered = register(reg, m.deadLettered, &err)
 	m.skipped = register(reg, m.skipped, &err)
 	m.nacked = register(reg, m.nacked, &err)
+	m.terminated = register(reg, m.terminated, &err)
 	m.seconds = register(reg, m.seconds, &err)
 	return m, err
 }

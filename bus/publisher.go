@@ -78,19 +78,7 @@ func (p *Publisher) Close() error {
 }
 
 func (p *Publisher) publish(ctx context.Context, topic string, m *message.Message) error {
-	nm := &nats.Msg{Subject: topic, Data: m.Payload, Header: nats.Header{}}
-	// The message id travels once, as Nats-Msg-Id (the subscriber reads it
-	// back as the watermill UUID): the stream drops a second publish with
-	// this id within its Duplicates window, so a retried or redelivered
-	// handler run whose output id is derived from its input id does not
-	// publish twice. One header, not two, keeps small views near their raw
-	// size on the wire.
-	if m.UUID != "" { // Route.WithoutOutputID
-		nm.Header.Set(nats.MsgIdHdr, m.UUID)
-	}
-	for k, v := range m.Metadata {
-		nm.Header.Set(k, v)
-	}
+	nm := &nats.Msg{Subject: topic, Data: m.Payload, Header: wireHeader(m.UUID, m.Metadata)}
 	if size := int64(len(nm.Data) + headerSize(nm.Header)); size > p.maxPayload {
 		return messages.Permanent(fmt.Errorf("%w: %d bytes (headers included) on %s, max_payload is %d",
 			ErrTooLarge, size, topic, p.maxPayload))
@@ -147,6 +135,24 @@ func classifyPublishError(topic string, err error) error {
 		return messages.Permanent(fmt.Errorf("%w: on %s: %w", ErrTooLarge, topic, err))
 	}
 	return fmt.Errorf("bus: publish to %s: %w", topic, err)
+}
+
+// wireHeader is the NATS header a message with id and md is published
+// with. The message id travels once, as Nats-Msg-Id (the subscriber reads
+// it back as the watermill UUID): the stream drops a second publish with
+// this id within its Duplicates window, so a retried or redelivered handler
+// run whose output id is derived from its input id does not publish twice.
+// One header, not two, keeps small views near their raw size on the wire.
+// An empty id (Route.WithoutOutputID) sends none.
+func wireHeader(id string, md message.Metadata) nats.Header {
+	h := make(nats.Header, len(md)+1)
+	if id != "" {
+		h.Set(nats.MsgIdHdr, id)
+	}
+	for k, v := range md {
+		h.Set(k, v)
+	}
+	return h
 }
 
 // headerSize is the encoded size of h as NATS sends it, which counts toward

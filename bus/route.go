@@ -116,7 +116,9 @@ func (d *Delivery[T]) Nak() error { return d.a.nak() }
 // message the router dead-letters, then acknowledged. Use it for a message
 // that decoded but can never be used; a Nak would only bring it back. If the
 // dead-letter publish fails the message is nacked instead and the error
-// returned.
+// returned; at its consumer's MaxDeliver-th delivery, or if the dead letter
+// can never be published, it is terminated instead (logged at ERROR and
+// counted in supflow_bus_messages_terminated_total), so it cannot loop.
 func (d *Delivery[T]) DeadLetter(reason error) error { return d.a.deadLetter(reason) }
 
 // InProgress restarts the AckWait clock. The router already does this for
@@ -131,8 +133,10 @@ type ackable struct {
 	msg       *nats.Msg
 	delivered uint64
 	nakDelay  time.Duration
-	// reject publishes the message to the dead-letter stream.
-	reject func(reason error) error
+	// reject publishes the message to the dead-letter stream; when that
+	// fails, term says whether the message must be terminated rather than
+	// nacked (Router.mustTerminate).
+	reject func(reason error) (term bool, err error)
 
 	// mu orders InProgress before settling: an InProgress sent after a
 	// nak would postpone the nak's redelivery to a full AckWait.
@@ -190,11 +194,28 @@ func (a *ackable) nak() error {
 	return nil
 }
 
+// term ends the message's deliveries without a dead letter.
+func (a *ackable) term() error {
+	if !a.claim() {
+		return ErrSettled
+	}
+	if err := a.msg.Term(); err != nil {
+		return fmt.Errorf("bus: term: %w", err)
+	}
+	return nil
+}
+
 func (a *ackable) deadLetter(reason error) error {
 	if !a.claim() {
 		return ErrSettled
 	}
-	if err := a.reject(reason); err != nil {
+	if term, err := a.reject(reason); err != nil {
+		if term {
+			if termErr := a.msg.Term(); termErr != nil {
+				return fmt.Errorf("bus: dead letter: %w (and term: %w)", err, termErr)
+			}
+			return fmt.Errorf("bus: dead letter: %w (message terminated)", err)
+		}
 		if nakErr := a.msg.NakWithDelay(a.nakDelay); nakErr != nil {
 			return fmt.Errorf("bus: dead letter: %w (and nak: %w)", err, nakErr)
 		}

@@ -57,10 +57,6 @@ func (c RouterConfig) Validate() error {
 // ErrRoute wraps an invalid route or a route whose consumer is missing.
 var ErrRoute = errors.New("bus: route")
 
-// maxReasonLen bounds the reason header of a dead-lettered message, which
-// must still fit max_payload next to the original payload.
-const maxReasonLen = 1024
-
 // Router runs routes: Handle routes on a watermill router (middleware, from
 // outermost: metrics, dead-letter policy, optional retry, panic recovery),
 // Sink routes on direct subscriptions. Add routes, then call Run once.
@@ -199,7 +195,7 @@ func (r *Router) Run(ctx context.Context) error {
 		pub := r.bus.Publisher()
 		pubs = append(pubs, pub)
 		h := wm.AddConsumerHandler(rt.name, rt.in, newDrainingSubscriber(sub, work, r.cfg.CloseTimeout), r.handlerFunc(rt, pub))
-		h.AddMiddleware(r.measure(rt.name), r.policy(rt, cons.MaxDeliver))
+		h.AddMiddleware(r.measure(rt.name), r.policy(rt, cons.MaxDeliver, conn))
 		if r.cfg.Retries > 0 {
 			h.AddMiddleware(middleware.Retry{
 				MaxRetries:      r.cfg.Retries,
@@ -309,41 +305,89 @@ func (r *Router) measure(name string) message.HandlerMiddleware {
 	}
 }
 
-// policy turns a handler error into an ack (skip, dead-lettered) or a nak.
-func (r *Router) policy(rt Route, maxDeliver int) message.HandlerMiddleware {
+// policy turns a handler error into an ack (skip, dead-lettered), a nak,
+// or a termination: conn carries the +TERM, after which the subscriber's
+// ack is a no-op for the server.
+func (r *Router) policy(rt Route, maxDeliver int, conn *nats.Conn) message.HandlerMiddleware {
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
 			out, err := h(msg)
 			if err == nil {
 				return out, nil
 			}
-			return nil, r.settle(msg, rt, maxDeliver, err)
+			f, err := r.settle(msg, rt, maxDeliver, err)
+			if f != fateTerm {
+				return nil, err
+			}
+			if reply := msg.Metadata.Get(metaReply); reply != "" {
+				if terr := conn.Publish(reply, ackTerm); terr != nil {
+					return nil, fmt.Errorf("%w (and terminating it failed: %v)", err, terr)
+				}
+			}
+			return nil, nil
 		}
 	}
 }
 
-// settle decides the fate of a failed delivery: nil means acknowledge it.
-func (r *Router) settle(msg *message.Message, rt Route, maxDeliver int, err error) error {
+// ackTerm is the JetStream acknowledgement that ends a message's
+// deliveries without processing (as nats.Msg.Term sends).
+var ackTerm = []byte("+TERM")
+
+// fate is what becomes of a failed delivery.
+type fate int
+
+const (
+	fateAck  fate = iota // skipped, or dead-lettered: acknowledge it
+	fateNak              // redeliver it later
+	fateTerm             // it could not be dead-lettered and must not come back: terminate it
+)
+
+// settle decides the fate of a failed delivery; the error says why it
+// was not acknowledged.
+func (r *Router) settle(msg *message.Message, rt Route, maxDeliver int, err error) (fate, error) {
 	n := deliveries(msg)
 	var reason error
 	switch {
 	case errors.Is(err, messages.ErrSkip):
 		r.metrics.skipped.WithLabelValues(rt.name).Inc()
 		r.cfg.Logger.Debug("message skipped", "handler_name", rt.name, "message_uuid", msg.UUID, "reason", err)
-		return nil
+		return fateAck, nil
 	case errors.Is(err, messages.ErrPermanent):
 		reason = err
 	case maxDeliver > 0 && n >= uint64(maxDeliver):
 		reason = fmt.Errorf("%w after %d deliveries: %w", errGaveUp, n, err)
 	default:
 		r.metrics.nacked.WithLabelValues(rt.name).Inc()
-		return err
+		return fateNak, err
 	}
 	if dlErr := r.deadLetter(msg, rt, n, reason); dlErr != nil {
+		err = fmt.Errorf("%w (and dead-lettering failed: %v)", err, dlErr)
+		if r.mustTerminate(msg, rt, n, maxDeliver, reason, dlErr) {
+			return fateTerm, err
+		}
 		r.metrics.nacked.WithLabelValues(rt.name).Inc()
-		return fmt.Errorf("%w (and dead-lettering failed: %v)", err, dlErr)
+		return fateNak, err
 	}
-	return nil
+	return fateAck, nil
+}
+
+// mustTerminate decides whether a delivery that failed to be dead-lettered
+// is terminated (true: it is logged at ERROR and counted) rather than
+// nacked: when the dead letter can never be published, or the message has
+// been delivered maxDeliver times (default 5 when the consumer has none).
+// A message that cannot be dead-lettered is so retried a bounded number of
+// times and then dropped, never redelivered without end.
+func (r *Router) mustTerminate(msg *message.Message, rt Route, n uint64, maxDeliver int, reason, dlErr error) bool {
+	if maxDeliver < 1 {
+		maxDeliver = defaultMaxDeliver
+	}
+	if !errors.Is(dlErr, messages.ErrPermanent) && n < uint64(maxDeliver) {
+		return false
+	}
+	r.metrics.terminated.WithLabelValues(rt.name).Inc()
+	r.cfg.Logger.Error("message terminated: it cannot be dead-lettered, and is dropped", "handler_name", rt.name,
+		"message_uuid", msg.UUID, "deliveries", n, "bytes", len(msg.Payload), "reason", reason, "error", dlErr)
+	return true
 }
 
 // deadLetter publishes the original payload and metadata with the reason,
@@ -360,20 +404,10 @@ func (r *Router) deadLetter(msg *message.Message, rt Route, n uint64, reason err
 }
 
 func (r *Router) publishDeadLetter(msg *message.Message, rt Route, n uint64, reason error) error {
-	dl := message.NewMessage(derivedID(msg.UUID, rt.name+"/dead_letter"), msg.Payload)
-	for k, v := range msg.Metadata {
-		if len(k) > 0 && k[0] != '_' {
-			dl.Metadata.Set(k, v)
-		}
+	dl, err := deadLetterOf(msg, rt.in, rt.name, n, reason, r.dlq.maxPayload)
+	if err != nil {
+		return err
 	}
-	text := reason.Error()
-	if len(text) > maxReasonLen {
-		text = text[:maxReasonLen]
-	}
-	dl.Metadata.Set(messages.MetaReason, text)
-	dl.Metadata.Set(messages.MetaSourceTopic, rt.in)
-	dl.Metadata.Set(messages.MetaHandler, rt.name)
-	dl.Metadata.Set(messages.MetaDeliveries, strconv.FormatUint(n, 10))
 	ctx, cancel := context.WithTimeout(msg.Context(), 30*time.Second)
 	defer cancel()
 	return r.dlq.publish(ctx, messages.TopicDeadLetter, dl)

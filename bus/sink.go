@@ -50,10 +50,12 @@ func (r *Router) startSink(ctx context.Context, rt Route, cons consumerInfo) (*s
 		// The message context bounds a dead-letter publish, which may
 		// happen after the route's function returned.
 		msg.SetContext(ctx)
-		a := &ackable{msg: m, delivered: n, nakDelay: delay.WaitTime(n),
-			reject: func(reason error) error {
-				return r.deadLetter(msg, rt, n, fmt.Errorf("bus: %s: %w: %w", rt.name, errRejected, reason))
-			}}
+		a := &ackable{msg: m, delivered: n, nakDelay: delay.WaitTime(n)}
+		a.reject = func(reason error) (bool, error) {
+			reason = fmt.Errorf("bus: %s: %w: %w", rt.name, errRejected, reason)
+			err := r.deadLetter(msg, rt, n, reason)
+			return err != nil && r.mustTerminate(msg, rt, n, cons.MaxDeliver, reason, err), err
+		}
 		s.mu.Lock()
 		if s.stopping {
 			s.mu.Unlock()
@@ -72,9 +74,12 @@ func (r *Router) startSink(ctx context.Context, rt Route, cons consumerInfo) (*s
 		err := rt.sink(ctx, a.msg.Data, a)
 		outcome := "ack"
 		if err != nil && !a.isSettled() {
-			if r.settle(msg, rt, cons.MaxDeliver, err) == nil {
+			switch f, _ := r.settle(msg, rt, cons.MaxDeliver, err); f {
+			case fateAck:
 				err = a.ack()
-			} else {
+			case fateTerm:
+				err = a.term()
+			default:
 				err = a.nak()
 				outcome = "nak"
 			}

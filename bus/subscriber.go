@@ -20,6 +20,10 @@ import (
 // metadata. Keys starting with '_' are internal: never republished.
 const metaDelivered = "_supflow_delivered"
 
+// metaReply carries the JetStream reply subject, where a handler may send
+// an acknowledgement of its own (+TERM).
+const metaReply = "_supflow_reply"
+
 // unmarshaler turns a JetStream message into a watermill message. Unlike
 // watermill-nats' own it never fails (a failure there leaves the message
 // unacknowledged until AckWait, forever), and it records the delivery count.
@@ -36,6 +40,9 @@ func (unmarshaler) Unmarshal(m *nats.Msg) (*message.Message, error) {
 	id := m.Header.Get(nats.MsgIdHdr)
 	if id == "" {
 		id = m.Header.Get(wmnats.WatermillUUIDHdr)
+	}
+	if m.Reply != "" {
+		md[metaReply] = m.Reply
 	}
 	if meta, err := m.Metadata(); err == nil {
 		md[metaDelivered] = strconv.FormatUint(meta.NumDelivered, 10)

@@ -97,7 +97,8 @@ func (c *CIFAR) Name() string      { return c.layout.name }
 func (c *CIFAR) Classes() []string { return c.classes }
 func (c *CIFAR) Channels() int     { return 3 }
 
-func (c *CIFAR) Samples(ctx context.Context, limit int, fn func(Sample) error) error {
+func (c *CIFAR) Samples(ctx context.Context, opts ReadOptions, fn func(Sample) error) error {
+	limit := opts.LimitPerSplit
 	counts := map[string]int{}
 	for _, sf := range c.layout.splitsFiles {
 		split, path := sf[0], filepath.Join(c.dir, sf[1])

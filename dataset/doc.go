@@ -12,8 +12,17 @@
 //	<prefix>/info.json
 //	<prefix>/<split>/<class>/<id>.png (or .jpg)
 //
+// Ingest keeps only images the decode stage will take: an image over
+// Options.MaxPixels (decode.max_pixels; by default imgdecode's, the same
+// as decode's) is refused from its header, one whose encoded object is
+// over Options.MaxObjectBytes after encoding, a source file over
+// Options.MaxFileBytes unread; refused images are counted
+// (Report.Refused), logged, and left out of the manifest, the counts and
+// the mean and std. Files are streamed, never read whole.
+//
 // It imports store for its types and its key rule (store.ValidKey,
 // store.ErrInvalidKey), never a Client (it reaches a bucket through the
-// small Bucket interface), and messages for the decode task an Entry
-// becomes (Entry.Task); it must not import bus or any stage.
+// small Bucket interface), messages for the decode task an Entry becomes
+// (Entry.Task), and imgdecode for the pixel limit it shares with decode;
+// it must not import bus or any stage.
 package dataset

@@ -82,7 +82,8 @@ func (x *IDX) find(stem string) (string, error) {
 	return "", fmt.Errorf("%w: neither %s nor %s.gz in %s", ErrSource, stem, stem, x.dir)
 }
 
-func (x *IDX) Samples(ctx context.Context, limit int, fn func(Sample) error) error {
+func (x *IDX) Samples(ctx context.Context, opts ReadOptions, fn func(Sample) error) error {
+	limit := opts.LimitPerSplit
 	for _, s := range idxSplits {
 		path, err := x.find(s.stem + "-images-idx3-ubyte")
 		if err != nil {

@@ -1,7 +1,7 @@
 package dataset
 
 import (
-	"bytes"
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -9,16 +9,13 @@ import (
 	_ "image/gif" // registered decoders: the formats an ImageFolder may hold
 	_ "image/jpeg"
 	_ "image/png"
+	"io"
 	"io/fs"
 	"os"
 	"path"
 	"slices"
 	"strings"
 )
-
-// maxFolderPixels bounds one ImageFolder image (checked from its header
-// before decoding): 64 MP.
-const maxFolderPixels = 64 << 20
 
 // imageExts are the file extensions an ImageFolder reads; other files
 // (README, .DS_Store) are ignored.
@@ -96,8 +93,11 @@ func (f *ImageFolder) Channels() int     { return f.channels }
 
 // Samples reads split by split, class by class, files in name order. With
 // a limit, the split's quota is spread over the classes round-robin so a
-// small demo still sees every class.
-func (f *ImageFolder) Samples(ctx context.Context, limit int, fn func(Sample) error) error {
+// small demo still sees every class. A file over opts.MaxFileBytes is
+// refused unread, an image over opts.MaxPixels from its header; the rest
+// of a file is streamed, never read whole.
+func (f *ImageFolder) Samples(ctx context.Context, opts ReadOptions, fn func(Sample) error) error {
+	limit := opts.LimitPerSplit
 	for _, split := range f.splits {
 		files := make([][]string, len(f.classes))
 		for label, class := range f.classes {
@@ -115,12 +115,15 @@ func (f *ImageFolder) Samples(ctx context.Context, limit int, fn func(Sample) er
 				if err := ctx.Err(); err != nil {
 					return err
 				}
-				img, err := decodeFile(f.fsys, path.Join(split, f.classes[label], name))
+				img, refused, err := decodeFile(f.fsys, path.Join(split, f.classes[label], name), opts)
 				if err != nil {
 					return fmt.Errorf("%w (in %s)", err, f.dir)
 				}
-				id := strings.TrimSuffix(name, path.Ext(name))
-				if err := fn(Sample{Split: split, Label: label, ID: id, Image: toChannels(img, f.channels)}); err != nil {
+				s := Sample{Split: split, Label: label, ID: strings.TrimSuffix(name, path.Ext(name)), Refused: refused}
+				if refused == nil {
+					s.Image = toChannels(img, f.channels)
+				}
+				if err := fn(s); err != nil {
 					return err
 				}
 			}
@@ -177,22 +180,48 @@ func roundRobin(files [][]string, limit int) [][]string {
 	return out
 }
 
-// decodeFile decodes one image, refusing oversized ones from the header.
-func decodeFile(fsys fs.FS, path string) (image.Image, error) {
-	b, err := fs.ReadFile(fsys, path)
+// decodeFile decodes one image. A file over opts.MaxFileBytes is refused
+// from its size, unread, and an image over opts.MaxPixels from its header:
+// refused (wrapping ErrRefused) says so. Otherwise the file is decoded as
+// it is read, never held whole; what follows the image's end is not read.
+// err is a file that cannot be read or decoded.
+func decodeFile(fsys fs.FS, name string, opts ReadOptions) (img image.Image, refused, err error) {
+	f, err := fsys.Open(name)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrSource, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrSource, err)
 	}
-	cfg, _, err := image.DecodeConfig(bytes.NewReader(b))
+	defer f.Close()
+	st, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrSource, path, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrSource, err)
 	}
-	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > maxFolderPixels {
-		return nil, fmt.Errorf("%w: %s: %dx%d pixels out of range", ErrSource, path, cfg.Width, cfg.Height)
+	limit := st.Size()
+	if opts.MaxFileBytes > 0 {
+		if st.Size() > opts.MaxFileBytes {
+			return nil, fmt.Errorf("%w: %s: %d bytes, over the limit of %d", ErrRefused, name, st.Size(), opts.MaxFileBytes), nil
+		}
+		limit = opts.MaxFileBytes // a file growing meanwhile is still bounded
 	}
-	img, _, err := image.Decode(bytes.NewReader(b))
+	sr, ok := f.(io.ReadSeeker)
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: %s: not seekable", ErrSource, name)
+	}
+	cfg, _, err := image.DecodeConfig(bufio.NewReader(io.LimitReader(sr, limit)))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrSource, path, err)
+		return nil, nil, fmt.Errorf("%w: %s: %w", ErrSource, name, err)
 	}
-	return img, nil
+	if cfg.Width <= 0 || cfg.Height <= 0 {
+		return nil, nil, fmt.Errorf("%w: %s: %dx%d pixels", ErrSource, name, cfg.Width, cfg.Height)
+	}
+	if opts.MaxPixels > 0 && int64(cfg.Width)*int64(cfg.Height) > opts.MaxPixels {
+		return nil, fmt.Errorf("%w: %s: %dx%d is over %d pixels", ErrRefused, name, cfg.Width, cfg.Height, opts.MaxPixels), nil
+	}
+	if _, err := sr.Seek(0, io.SeekStart); err != nil {
+		return nil, nil, fmt.Errorf("%w: %s: %w", ErrSource, name, err)
+	}
+	img, _, err = image.Decode(bufio.NewReader(io.LimitReader(sr, limit)))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %s: %w", ErrSource, name, err)
+	}
+	return img, nil, nil
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/supflow/supflow/imgdecode"
 	"github.com/supflow/supflow/store"
 )
 
@@ -35,6 +36,19 @@ const (
 	FormatJPEG = "jpeg"
 )
 
+// Limits of Options, by default those of the decode stage (so that ingest
+// never keeps an image decode would refuse) and a file size that bounds
+// what reading one image may cost.
+const (
+	// DefaultMaxPixels is decode's default decode.max_pixels.
+	DefaultMaxPixels = imgdecode.DefaultMaxPixels
+	// DefaultMaxObjectBytes is decode's default decode.max_object_bytes.
+	DefaultMaxObjectBytes = imgdecode.DefaultMaxObjectBytes
+	// DefaultMaxFileBytes bounds a source file: 256 MiB, more than a
+	// DefaultMaxPixels RGBA image stored uncompressed.
+	DefaultMaxFileBytes = 256 << 20
+)
+
 // Options tune Ingest; the zero value writes PNG at the bucket root.
 type Options struct {
 	Prefix        string       // key prefix of the data set, "" for the root
@@ -44,6 +58,19 @@ type Options struct {
 	Concurrency   int          // parallel encode+upload workers, default 8
 	StatsSplit    string       // split for mean/std, default "train" (else the first split)
 	Logger        *slog.Logger // nil discards
+
+	// MaxPixels refuses an image with more pixels (width*height, read from
+	// its header before it is decoded): pass decode.max_pixels, so that
+	// the data set holds only images decode will take. Default
+	// DefaultMaxPixels, decode's default.
+	MaxPixels int64
+	// MaxObjectBytes refuses an image whose encoded object would be
+	// larger: pass decode.max_object_bytes. Default DefaultMaxObjectBytes,
+	// decode's default.
+	MaxObjectBytes int64
+	// MaxFileBytes refuses a source file larger than this, unread.
+	// Default DefaultMaxFileBytes.
+	MaxFileBytes int64
 }
 
 func (o *Options) setDefaults() {
@@ -56,6 +83,15 @@ func (o *Options) setDefaults() {
 	}
 	if o.Concurrency == 0 {
 		o.Concurrency = 8
+	}
+	if o.MaxPixels == 0 {
+		o.MaxPixels = DefaultMaxPixels
+	}
+	if o.MaxObjectBytes == 0 {
+		o.MaxObjectBytes = DefaultMaxObjectBytes
+	}
+	if o.MaxFileBytes == 0 {
+		o.MaxFileBytes = DefaultMaxFileBytes
 	}
 	if o.StatsSplit == "" {
 		o.StatsSplit = "train"
@@ -73,6 +109,8 @@ func (o Options) validate() error {
 		return fmt.Errorf("%w: jpeg quality %d is not in 1..100", ErrSource, o.JPEGQuality)
 	case o.LimitPerSplit < 0 || o.Concurrency < 0:
 		return fmt.Errorf("%w: negative limit or concurrency", ErrSource)
+	case o.MaxPixels < 0 || o.MaxObjectBytes < 0 || o.MaxFileBytes < 0:
+		return fmt.Errorf("%w: negative size limit", ErrSource)
 	}
 	if o.Prefix != "" {
 		if err := store.ValidKey(o.Prefix); err != nil {
@@ -86,6 +124,10 @@ func (o Options) validate() error {
 type Report struct {
 	Written int // images uploaded
 	Skipped int // images already stored with the same SHA-256
+	// Refused counts images left out of the data set because decode would
+	// refuse them (over Options.MaxPixels or MaxObjectBytes) or their file
+	// is over Options.MaxFileBytes; each is logged with its reason.
+	Refused int
 	Info    Info
 	Entries []Entry // the manifest, in source order
 }
@@ -96,12 +138,13 @@ type job struct {
 	s   Sample
 }
 
-// result is one uploaded (or skipped) image.
+// result is one uploaded (or skipped, or refused) image.
 type result struct {
 	idx     int
 	entry   Entry
 	h, w    int
 	skipped bool
+	refused error // left out of the data set: ErrRefused
 }
 
 // stats accumulates exact integer pixel sums, so the result does not depend
@@ -202,6 +245,14 @@ func Ingest(ctx context.Context, b Bucket, src Source, opts Options) (Report, er
 					cancel(err)
 					continue // drain so the producer never blocks
 				}
+				if r.refused != nil {
+					// Statistics come only from samples that will train.
+					opts.Logger.WarnContext(ctx, "image left out of the data set", "split", j.s.Split, "id", j.s.ID, "reason", r.refused)
+					mu.Lock()
+					results = append(results, r)
+					mu.Unlock()
+					continue
+				}
 				st := local[j.s.Split]
 				if st == nil {
 					st = &stats{}
@@ -224,7 +275,8 @@ func Ingest(ctx context.Context, b Bucket, src Source, opts Options) (Report, er
 	}
 	var splitOrder []string
 	idx := 0
-	srcErr := src.Samples(ctx, opts.LimitPerSplit, func(s Sample) error {
+	read := ReadOptions{LimitPerSplit: opts.LimitPerSplit, MaxPixels: opts.MaxPixels, MaxFileBytes: opts.MaxFileBytes}
+	srcErr := src.Samples(ctx, read, func(s Sample) error {
 		if len(splitOrder) == 0 || splitOrder[len(splitOrder)-1] != s.Split {
 			splitOrder = append(splitOrder, s.Split)
 		}
@@ -244,17 +296,34 @@ func Ingest(ctx context.Context, b Bucket, src Source, opts Options) (Report, er
 	if srcErr != nil {
 		return Report{}, fmt.Errorf("dataset: ingest: %w", srcErr)
 	}
-	if len(results) == 0 {
-		return Report{}, fmt.Errorf("%w: no samples", ErrSource)
+	kept := results[:0]
+	refused := 0
+	for _, r := range results {
+		if r.refused != nil {
+			refused++
+			continue
+		}
+		kept = append(kept, r)
 	}
-	return finish(ctx, b, src, opts, results, perSplt, splitOrder)
+	if len(kept) == 0 {
+		return Report{Refused: refused}, fmt.Errorf("%w: no samples (%d refused)", ErrSource, refused)
+	}
+	return finish(ctx, b, src, opts, kept, refused, perSplt, splitOrder)
 }
 
-// ingestOne encodes one sample and uploads it unless it is already stored.
+// ingestOne encodes one sample and uploads it unless it is already stored
+// or refused (over a limit of opts: result.refused).
 func ingestOne(ctx context.Context, b Bucket, j job, classes []string, opts Options) (result, error) {
 	s := j.s
 	if s.Label < 0 || s.Label >= len(classes) {
 		return result{}, fmt.Errorf("%w: sample %s/%s: label %d out of %d classes", ErrSource, s.Split, s.ID, s.Label, len(classes))
+	}
+	if s.Refused != nil {
+		return result{idx: j.idx, refused: s.Refused}, nil
+	}
+	if bnd := s.Image.Bounds(); int64(bnd.Dx())*int64(bnd.Dy()) > opts.MaxPixels {
+		// A source that does not check its headers (fixed-size records).
+		return result{idx: j.idx, refused: fmt.Errorf("%w: %s/%s: %dx%d is over %d pixels", ErrRefused, s.Split, s.ID, bnd.Dx(), bnd.Dy(), opts.MaxPixels)}, nil
 	}
 	ext, ctype := ".png", "image/png"
 	if opts.Format == FormatJPEG {
@@ -278,6 +347,9 @@ func ingestOne(ctx context.Context, b Bucket, j job, classes []string, opts Opti
 	}
 	if err != nil {
 		return result{}, fmt.Errorf("dataset: encode %s: %w", key, err)
+	}
+	if int64(buf.Len()) > opts.MaxObjectBytes {
+		return result{idx: j.idx, refused: fmt.Errorf("%w: %s: %d bytes encoded, over the object limit of %d", ErrRefused, key, buf.Len(), opts.MaxObjectBytes)}, nil
 	}
 	sum := sha256.Sum256(buf.Bytes())
 	digest := hex.EncodeToString(sum[:])
@@ -307,9 +379,9 @@ func ingestOne(ctx context.Context, b Bucket, j job, classes []string, opts Opti
 }
 
 // finish orders the results, checks them and writes the three data set files.
-func finish(ctx context.Context, b Bucket, src Source, opts Options, results []result, perSplit map[string]*stats, splitOrder []string) (Report, error) {
+func finish(ctx context.Context, b Bucket, src Source, opts Options, results []result, refused int, perSplit map[string]*stats, splitOrder []string) (Report, error) {
 	sort.Slice(results, func(i, j int) bool { return results[i].idx < results[j].idx })
-	rep := Report{Entries: make([]Entry, len(results))}
+	rep := Report{Entries: make([]Entry, len(results)), Refused: refused}
 	info := Info{
 		Source:   src.Name(),
 		Format:   opts.Format,
@@ -337,8 +409,8 @@ func finish(ctx context.Context, b Bucket, src Source, opts Options, results []r
 		}
 	}
 	info.StatsSplit = opts.StatsSplit
-	if perSplit[info.StatsSplit] == nil {
-		info.StatsSplit = splitOrder[0]
+	for i := 0; perSplit[info.StatsSplit] == nil && i < len(splitOrder); i++ {
+		info.StatsSplit = splitOrder[i] // the first split with an image kept
 	}
 	info.Mean, info.Std = perSplit[info.StatsSplit].meanStd(info.Channels)
 	for c := range info.Std {
@@ -374,6 +446,7 @@ func finish(ctx context.Context, b Bucket, src Source, opts Options, results []r
 			return Report{}, fmt.Errorf("dataset: put %s: %w", f.key, err)
 		}
 	}
-	opts.Logger.InfoContext(ctx, "ingest done", "source", src.Name(), "written", rep.Written, "skipped", rep.Skipped, "images", len(rep.Entries))
+	opts.Logger.InfoContext(ctx, "ingest done", "source", src.Name(), "written", rep.Written, "skipped", rep.Skipped,
+		"refused", rep.Refused, "images", len(rep.Entries))
 	return rep, nil
 }

@@ -2,6 +2,7 @@ package dataset
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -16,8 +17,28 @@ type Sample struct {
 	// stem: one valid key segment.
 	ID string
 	// Image is *image.Gray for 1-channel sources, *image.NRGBA (opaque)
-	// for 3-channel ones.
+	// for 3-channel ones; nil when Refused is set.
 	Image image.Image
+	// Refused, when set, says why the image was not read: it is over a
+	// limit of ReadOptions (ErrRefused). Ingest skips and counts it.
+	Refused error
+}
+
+// ErrRefused wraps the reason of Sample.Refused: an image over a limit.
+var ErrRefused = errors.New("dataset: image refused")
+
+// ReadOptions bound what Source.Samples reads. The zero value reads
+// everything and bounds nothing; Ingest passes its Options' limits.
+type ReadOptions struct {
+	// LimitPerSplit reads at most this many samples per split; 0 = all.
+	LimitPerSplit int
+	// MaxPixels refuses an image whose width*height, read from its header
+	// before any pixel memory is allocated, is over it; 0 = no limit.
+	MaxPixels int64
+	// MaxFileBytes refuses a file larger than this, unread (sources of
+	// many images in one file, idx and CIFAR, hold fixed-size records and
+	// ignore it); 0 = no limit.
+	MaxFileBytes int64
 }
 
 // Source reads the samples of a data set in a fixed order.
@@ -28,10 +49,10 @@ type Source interface {
 	Classes() []string
 	// Channels is 1 or 3: what every Sample.Image holds.
 	Channels() int
-	// Samples calls fn for each sample, split by split, at most
-	// limitPerSplit per split when it is positive. It stops at the first
+	// Samples calls fn for each sample, split by split, within opts: an
+	// image over a limit is passed with Refused set. It stops at the first
 	// error from fn or ctx.
-	Samples(ctx context.Context, limitPerSplit int, fn func(Sample) error) error
+	Samples(ctx context.Context, opts ReadOptions, fn func(Sample) error) error
 }
 
 // Open opens the source of kind ("mnist", "idx", "cifar10", "cifar100" or

@@ -19,7 +19,7 @@ import (
 func collect(t *testing.T, src Source, limit int) []Sample {
 	t.Helper()
 	var out []Sample
-	err := src.Samples(t.Context(), limit, func(s Sample) error {
+	err := src.Samples(t.Context(), ReadOptions{LimitPerSplit: limit}, func(s Sample) error {
 		out = append(out, s)
 		return nil
 	})
@@ -100,12 +100,12 @@ func TestIDXErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := src.Samples(t.Context(), 0, func(Sample) error { return nil }); !errors.Is(err, ErrSource) {
+	if err := src.Samples(t.Context(), ReadOptions{}, func(Sample) error { return nil }); !errors.Is(err, ErrSource) {
 		t.Fatalf("bad magic: %v", err)
 	}
 	b[3] = 0x03
 	os.WriteFile(p, b[:len(b)-1], 0o600)
-	if err := src.Samples(t.Context(), 0, func(Sample) error { return nil }); !errors.Is(err, ErrSource) {
+	if err := src.Samples(t.Context(), ReadOptions{}, func(Sample) error { return nil }); !errors.Is(err, ErrSource) {
 		t.Fatalf("truncated: %v", err)
 	}
 }
@@ -198,7 +198,7 @@ func TestCIFARErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := src.Samples(t.Context(), 0, func(Sample) error { return nil }); !errors.Is(err, ErrSource) {
+	if err := src.Samples(t.Context(), ReadOptions{}, func(Sample) error { return nil }); !errors.Is(err, ErrSource) {
 		t.Fatalf("bad size: %v", err)
 	}
 }
@@ -286,7 +286,7 @@ func TestImageFolderErrors(t *testing.T) {
 			}
 			src, err := OpenImageFolder(dir, channels)
 			if err == nil {
-				err = src.Samples(t.Context(), 0, func(Sample) error { return nil })
+				err = src.Samples(t.Context(), ReadOptions{}, func(Sample) error { return nil })
 			}
 			if !errors.Is(err, ErrSource) {
 				t.Fatalf("err = %v, want ErrSource", err)

@@ -195,6 +195,20 @@ func (t *CPU) Step(ctx context.Context, b Batch) (Stats, error) {
 	return Stats{Step: t.steps, Epoch: b.Epoch, Batch: b.Index, Batches: b.PerEpoch, Loss: l, LR: lr, Samples: b.Size, Duration: time.Since(start)}, nil
 }
 
+// LabelClasses is the number of classes a sample's label must lie in,
+// [0, LabelClasses()), for the method to train on it: Config.Classes for
+// supcon (positives share a label) and ce (the classifier's outputs), 0
+// for simclr, which ignores labels. The train stage dead-letters a view
+// group labelled outside it instead of stepping it: a ce step refuses the
+// whole batch (ErrBatch), and a supcon step would take the label as one
+// more class.
+func (t *CPU) LabelClasses() int {
+	if t.cfg.Train.Method == MethodSimCLR {
+		return 0
+	}
+	return t.cfg.Classes
+}
+
 func (t *CPU) checkBatch(b Batch) error {
 	if err := b.Validate(); err != nil {
 		return err

@@ -14,10 +14,18 @@ import (
 	"github.com/supflow/supflow/config/field"
 )
 
-// DefaultMaxPixels is the pixel limit when Config.MaxPixels is 0: PIL's
-// MAX_IMAGE_PIXELS, where PIL starts warning of a decompression bomb
-// (about 268 MB of RGB).
-const DefaultMaxPixels = 89_478_485
+// DefaultMaxPixels is the pixel limit when Config.MaxPixels is 0: 50
+// megapixels, about 150 MB of RGB per image in flight, below PIL's
+// MAX_IMAGE_PIXELS (89,478,485, where PIL starts warning of a
+// decompression bomb). It is the one default of the pipeline: the decode
+// stage's (decode.max_pixels) and ingest's (dataset.Options.MaxPixels), so
+// that ingest never keeps an image decode would refuse.
+const DefaultMaxPixels = 50_000_000
+
+// DefaultMaxObjectBytes is the one default size limit of an encoded image,
+// larger than any photograph a training set holds: decode.max_object_bytes
+// and ingest's dataset.Options.MaxObjectBytes.
+const DefaultMaxObjectBytes = 64 << 20
 
 // Errors returned by Decoder.Decode: every refusal wraps one of them. All
 // describe the bytes, so retrying cannot change the outcome; a caller that

@@ -227,6 +227,40 @@ func UnmarshalEvent(b []byte) (Event, error) {
 	return m, nil
 }
 
+// sampleOf reads the fields that name the sample of a DecodeTask, Image or
+// ViewGroup (t) from the start of b, ignoring whatever follows the run id:
+// the identity of a payload that was cut short. It reads at most
+// MaxSampleOf bytes.
+func sampleOf(b []byte, t msgType) (run string, epoch uint32, id uint64, err error) {
+	r, err := newReader(b, t)
+	if err != nil {
+		return "", 0, 0, err
+	}
+	epoch = r.u32("epoch")
+	id = r.u64("sample_id")
+	label := int32(r.u32("label"))
+	switch t {
+	case typeImage:
+		r.take("height, width, channels", 4+4+1)
+	case typeViewGroup:
+		r.take("n_views, height, width, channels", 1+4+4+1)
+	}
+	run = r.str("run_id", MaxRunIDLen)
+	if r.err != nil {
+		return "", 0, 0, r.err
+	}
+	if err := errors.Join(checkRunID(run), checkLabel(label)); err != nil {
+		return "", 0, 0, err
+	}
+	return run, epoch, id, nil
+}
+
+// MaxSampleOf is the most bytes of a DecodeTask, Image or ViewGroup that
+// hold the fields naming its sample (header, epoch, sample id, label, the
+// fixed-size fields and the run id): a payload cut to at least this many
+// bytes still names it (DeadLetter.Sample).
+const MaxSampleOf = headerLen + 4 + 8 + 4 + 1 + 4 + 4 + 1 + 2 + MaxRunIDLen
+
 func checkDecodeTask(m DecodeTask) error {
 	return errors.Join(
 		checkRunID(m.RunID),

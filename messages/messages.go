@@ -23,6 +23,11 @@ const (
 	MetaSourceTopic = "supflow_source_topic" // topic the message was consumed from
 	MetaHandler     = "supflow_handler"      // handler that gave up on it
 	MetaDeliveries  = "supflow_deliveries"   // delivery attempts, decimal
+	// MetaPayloadSize is set on a dead letter whose payload was cut to fit
+	// the server's max_payload: the original payload's length, decimal.
+	// The dead letter keeps the payload's first bytes, where every message
+	// type has the fields that name its sample (see DeadLetter.Sample).
+	MetaPayloadSize = "supflow_payload_size"
 )
 
 // DecodeTask asks the decode stage to fetch and decode one object.

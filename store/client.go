@@ -156,13 +156,26 @@ func (c *Client) bucketExists(ctx context.Context) (bool, error) {
 // is refused with ErrTooLarge before its body is read; a missing one gives
 // ErrNotFound.
 func (c *Client) Get(ctx context.Context, key string) ([]byte, error) {
+	return c.GetMax(ctx, key, c.cfg.MaxObjectSize)
+}
+
+// GetMax is Get with a lower size limit for this call: an object larger
+// than max (or than Config.MaxObjectSize, whichever is lower) is refused
+// with ErrTooLarge from its size, before any of its body is read, and no
+// more than that many bytes are ever read. ErrTooLarge is not retried:
+// the same object keeps its size.
+func (c *Client) GetMax(ctx context.Context, key string, max int64) ([]byte, error) {
 	if err := ValidKey(key); err != nil {
 		return nil, err
+	}
+	limit := min(max, c.cfg.MaxObjectSize)
+	if limit < 0 {
+		limit = 0
 	}
 	var data []byte
 	err := c.retry(ctx, func(ctx context.Context) error {
 		var err error
-		data, err = c.getOnce(ctx, key)
+		data, err = c.getOnce(ctx, key, limit)
 		return err
 	})
 	if err != nil {
@@ -171,7 +184,7 @@ func (c *Client) Get(ctx context.Context, key string) ([]byte, error) {
 	return data, nil
 }
 
-func (c *Client) getOnce(ctx context.Context, key string) ([]byte, error) {
+func (c *Client) getOnce(ctx context.Context, key string, limit int64) ([]byte, error) {
 	obj, err := c.mc.GetObject(ctx, c.cfg.Bucket, key, minio.GetObjectOptions{})
 	if err != nil {
 		return nil, err
@@ -183,9 +196,13 @@ func (c *Client) getOnce(ctx context.Context, key string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if info.Size > c.cfg.MaxObjectSize {
-		return nil, fmt.Errorf("%w: %q is %d bytes, limit %d", ErrTooLarge, key, info.Size, c.cfg.MaxObjectSize)
+	if info.Size < 0 {
+		return nil, fmt.Errorf("%w: %q: no size given", ErrIntegrity, key)
 	}
+	if info.Size > limit {
+		return nil, fmt.Errorf("%w: %q is %d bytes, limit %d", ErrTooLarge, key, info.Size, limit)
+	}
+	// ReadFull reads exactly the announced size, never more.
 	data := make([]byte, info.Size)
 	if _, err := io.ReadFull(obj, data); err != nil {
 		return nil, err

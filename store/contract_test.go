@@ -130,6 +130,32 @@ func runContract(t *testing.T, start backend) {
 				t.Fatalf("Get at the limit = %d bytes, %v", len(got), err)
 			}
 		}},
+		{"per-call size limit", func(t *testing.T) {
+			data := bytes.Repeat([]byte{3}, 100)
+			if err := c.Put(ctx, "max/100", data, PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			for _, c2 := range []struct {
+				max int64
+				ok  bool
+			}{{100, true}, {99, false}, {0, false}, {-1, false}, {cfg.MaxObjectSize + 1, true}} {
+				got, err := c.GetMax(ctx, "max/100", c2.max)
+				if c2.ok && (err != nil || !bytes.Equal(got, data)) || !c2.ok && !errors.Is(err, ErrTooLarge) {
+					t.Errorf("GetMax(%d) = %d bytes, %v", c2.max, len(got), err)
+				}
+			}
+			// The lower of the two limits applies.
+			big := bytes.Repeat([]byte{7}, int(cfg.MaxObjectSize)+1)
+			if err := c.Put(ctx, "max/big", big, PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.GetMax(ctx, "max/big", 1<<30); !errors.Is(err, ErrTooLarge) {
+				t.Errorf("GetMax over the client's limit = %v, want ErrTooLarge", err)
+			}
+			if _, err := c.GetMax(ctx, "max/none", 10); !errors.Is(err, ErrNotFound) {
+				t.Errorf("GetMax of a missing key = %v, want ErrNotFound", err)
+			}
+		}},
 		{"list", func(t *testing.T) {
 			want := []string{"ls/a/1", "ls/a/2", "ls/b/3"}
 			for _, k := range append([]string{"lsx"}, want...) {

@@ -70,7 +70,7 @@ func runEvaluate(ctx context.Context, e *env) error {
 	}
 	defer s.close()
 	if key == "" {
-		if key, err = evaluate.WaitCheckpoint(ctx, s.bus.Events(), e.cfg.Run.ID, e.opts.wait); err != nil {
+		if key, err = evaluate.WaitCheckpoint(ctx, s.bus.Events(), e.cfg.Run.ID, e.opts.wait, e.log); err != nil {
 			if errors.Is(err, evaluate.ErrNotFinished) {
 				return fmt.Errorf("%w: pass --wait to wait for it or --checkpoint KEY", err)
 			}

@@ -55,11 +55,12 @@ func ingest(ctx context.Context, e *env, s *services) (dataset.Report, error) {
 	start := time.Now()
 	rep, err := dataset.Ingest(ctx, s.store, src, dataset.Options{
 		Prefix: c.Prefix, Format: c.Format, LimitPerSplit: limit, StatsSplit: c.TrainSplit, Logger: e.log,
+		MaxPixels: e.cfg.Decode.MaxPixels, MaxObjectBytes: e.cfg.Decode.MaxObjectBytes,
 	})
 	if err != nil {
 		return rep, fmt.Errorf("ingest: %w", err)
 	}
-	e.log.Info("ingested", "dataset", src.Name(), "prefix", c.Prefix, "written", rep.Written, "already_there", rep.Skipped,
+	e.log.Info("ingested", "dataset", src.Name(), "prefix", c.Prefix, "written", rep.Written, "already_there", rep.Skipped, "refused", rep.Refused,
 		"images", len(rep.Entries), "seconds", time.Since(start).Round(time.Millisecond).Seconds())
 	return rep, nil
 }

@@ -69,6 +69,7 @@ func newTrainStage(ctx context.Context, e *env, s *services, d dataset.Dataset, 
 	}
 	st.RunID, st.Arch, st.Resume = cfg.Run.ID, cfg.Model.Arch, resume
 	st.Views, st.Size, st.Channels = cfg.Augment.NViews, cfg.Augment.Size, d.Info.Channels
+	st.Classes = tr.LabelClasses()
 	return train.New(ctx, st, deps)
 }
 

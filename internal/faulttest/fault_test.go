@@ -302,3 +302,51 @@ func countTrue(s []string) int {
 	}
 	return n
 }
+
+// TestIntegrationFaultBadInput publishes, while epoch 1 runs, a malformed
+// message on the decode subject as large as max_payload allows (1,048,380
+// bytes with max_payload 1 MiB: no room left for the dead-letter headers).
+// It must be dead-lettered once, at its first delivery, with its payload
+// cut to fit and its size recorded, and both epochs complete with every
+// sample trained exactly once. Before the fix it was nacked and redelivered
+// without end.
+func TestIntegrationFaultBadInput(t *testing.T) {
+	fc := newCase(t, "bad input", "a malformed message of max_payload - 196 bytes (1,048,380 with the default 1 MiB) published on the decode subject after the first step of epoch 1", `
+dataset: {limit_train: 200, limit_test: 10}
+train: {epochs: 2, batch_size: 50, knn_every: 0}
+`)
+	c := fc.c
+	fc.ingest()
+	entries := fc.trainEntries("mnist", 200)
+	c.Start("decode", "decode")
+	c.Start("augment", "augment")
+	train := c.Start("train", "train")
+	feed := c.Start("feed", "feed")
+
+	train.WaitFor(regexp.MustCompile(`msg=step (?:\S+ )*?step=1 `), 2*time.Minute)
+	js := fc.js()
+	size := int(fc.maxPayload()) - 196
+	bad := append([]byte("SF\x01\x01not a decode task"), make([]byte, size)...)[:size]
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := js.Publish(ctx, messages.TopicDecodeTasks, bad); err != nil {
+		t.Fatalf("publish %d bytes: %v", size, err)
+	}
+	c.Wait(feed, 4*time.Minute)
+	c.Wait(train, 4*time.Minute)
+	fc.check(entries, 2, nil, train.Output())
+
+	dls := fc.deadLetters(ctx)
+	if len(dls) != 1 {
+		t.Fatalf("%d dead letters, want the bad message once", len(dls))
+	}
+	h := dls[0].Headers()
+	kept, wire := len(dls[0].Data()), len(dls[0].Data())+headerBytes(h)
+	if h.Get(messages.MetaSourceTopic) != messages.TopicDecodeTasks || h.Get(messages.MetaDeliveries) != "1" ||
+		h.Get(messages.MetaPayloadSize) != strconv.Itoa(size) || kept >= size || int64(wire) > fc.maxPayload() {
+		t.Errorf("dead letter from %s at delivery %s: %d of %s bytes kept, %d on the wire (max_payload %d)",
+			h.Get(messages.MetaSourceTopic), h.Get(messages.MetaDeliveries), kept, h.Get(messages.MetaPayloadSize), wire, fc.maxPayload())
+	}
+	fc.note("dead-lettered once, at delivery %s, as %q: %d of its %d bytes kept", h.Get(messages.MetaDeliveries),
+		h.Get(messages.MetaReason), kept, size)
+}

@@ -136,6 +136,13 @@ const findings = `## What the cases found
 - Poison message: AccessDenied on GetObject is not permanent in the store,
   so the task is retried; it is dead-lettered at its max_deliver-th delivery
   with its key in the reason.
+- Bad input (2026-12): a malformed message just under max_payload could
+  never be dead-lettered: the dead-letter headers pushed it over
+  max_payload, the publish failed and the message was nacked and
+  redelivered without end (64 of them filled the decode window). Fixed
+  (4bd3770): a dead letter always fits (the payload cut to its start, its
+  size in ` + "`supflow_payload_size`" + `), and a message that cannot be
+  dead-lettered is terminated at its max_deliver-th delivery.
 
 `
 
@@ -407,6 +414,51 @@ func (fc *faultCase) expectDeadLetter(key, reason string) []string {
 		fc.note("dead letter names %s: %q", key, reason)
 	}
 	return counts
+}
+
+// maxPayload is the NATS server's max_payload.
+func (fc *faultCase) maxPayload() int64 {
+	fc.t.Helper()
+	nc, err := nats.Connect(fc.c.NATSURL())
+	if err != nil {
+		fc.t.Fatal(err)
+	}
+	defer nc.Close()
+	return nc.MaxPayload()
+}
+
+// deadLetters reads every message of the dead-letter stream.
+func (fc *faultCase) deadLetters(ctx context.Context) []jetstream.Msg {
+	fc.t.Helper()
+	cons, err := fc.js().OrderedConsumer(ctx, messages.TopicDeadLetter, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		fc.t.Fatal(err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		fc.t.Fatal(err)
+	}
+	var out []jetstream.Msg
+	for range info.NumPending {
+		msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			fc.t.Fatal(err)
+		}
+		out = append(out, msg)
+	}
+	return out
+}
+
+// headerBytes is the size of h on the wire, which counts toward
+// max_payload.
+func headerBytes(h nats.Header) int {
+	n := len("NATS/1.0\r\n\r\n")
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(": \r\n") + len(v)
+		}
+	}
+	return n
 }
 
 // consumerState describes a push consumer's delivery state.

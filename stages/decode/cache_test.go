@@ -50,11 +50,11 @@ type countingObjects struct {
 	n  int
 }
 
-func (c *countingObjects) Get(ctx context.Context, key string) ([]byte, error) {
+func (c *countingObjects) GetMax(ctx context.Context, key string, max int64) ([]byte, error) {
 	c.mu.Lock()
 	c.n++
 	c.mu.Unlock()
-	return c.memObjects.Get(ctx, key)
+	return c.memObjects.GetMax(ctx, key, max)
 }
 
 func TestCacheSkipsFetchAndDecode(t *testing.T) {

@@ -12,12 +12,12 @@ import (
 
 // Defaults of Config.
 const (
-	// DefaultMaxObjectBytes is the object size limit: larger than any
-	// photograph a training set holds.
-	DefaultMaxObjectBytes = 64 << 20
-	// DefaultMaxPixels is the pixel limit, below imgdecode's (PIL's):
-	// 50 megapixels, about 150 MB of RGB per image in flight.
-	DefaultMaxPixels = 50_000_000
+	// DefaultMaxObjectBytes is the object size limit, imgdecode's default.
+	DefaultMaxObjectBytes = imgdecode.DefaultMaxObjectBytes
+	// DefaultMaxPixels is the pixel limit, imgdecode's default: 50
+	// megapixels, about 150 MB of RGB per image in flight. Ingest refuses
+	// images over the same limit (dataset.Options.MaxPixels).
+	DefaultMaxPixels = imgdecode.DefaultMaxPixels
 )
 
 // Bounds of Config fields.
@@ -35,10 +35,13 @@ var (
 	ErrObjectTooLarge = errors.New("decode: object exceeds the size limit")
 )
 
-// Getter fetches a whole object by key. The store package satisfies it.
-// Implementations must be safe for concurrent use and honor ctx.
+// Getter fetches a whole object by key, reading at most max bytes: an
+// object larger than max must be refused from its size, before its body is
+// read, with an error Deps.IsTooLarge recognizes. *store.Client satisfies
+// it (store.ErrTooLarge). Implementations must be safe for concurrent use
+// and honor ctx.
 type Getter interface {
-	Get(ctx context.Context, key string) ([]byte, error)
+	GetMax(ctx context.Context, key string, max int64) ([]byte, error)
 }
 
 // Config configures a Stage: pipeline.yaml's decode section, whose keys are
@@ -109,6 +112,11 @@ type Deps struct {
 	// does not exist (for the store package: errors.Is(err,
 	// store.ErrNotFound)). Nil treats every fetch error as transient.
 	IsNotFound func(error) bool
+	// IsTooLarge reports whether an Objects error means the object is over
+	// the size limit it was fetched with (for the store package:
+	// errors.Is(err, store.ErrTooLarge)): a permanent failure. Nil treats
+	// every fetch error as transient.
+	IsTooLarge func(error) bool
 	// Allow, optional, vets a task's key before anything is read: a task on
 	// the bus may come from anyone who can publish there, and its key names
 	// what is fetched and where its cache entry is written (cmd/supflow
@@ -126,6 +134,7 @@ type Stage struct {
 	cfg        Config
 	objects    Getter
 	isNotFound func(error) bool
+	isTooLarge func(error) bool
 	allow      func(string) error
 	cache      Cache // nil when Config.Cache is off
 	prefix     string
@@ -150,7 +159,7 @@ func New(cfg Config, deps Deps) (*Stage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
-	s := &Stage{cfg: cfg, objects: deps.Objects, isNotFound: deps.IsNotFound, allow: deps.Allow, dec: dec}
+	s := &Stage{cfg: cfg, objects: deps.Objects, isNotFound: deps.IsNotFound, isTooLarge: deps.IsTooLarge, allow: deps.Allow, dec: dec}
 	if cfg.Cache {
 		s.cache, s.prefix = deps.Cache, deps.CachePrefix
 	}
@@ -175,10 +184,14 @@ func (s *Stage) Handle(ctx context.Context, task messages.DecodeTask) (messages.
 			return imageOf(task, img), nil
 		}
 	}
-	data, err := s.objects.Get(ctx, task.Key)
+	// Never more than the limit is read: the Getter refuses a larger
+	// object from its size.
+	data, err := s.objects.GetMax(ctx, task.Key, s.cfg.MaxObjectBytes)
 	switch {
 	case err != nil && s.isNotFound != nil && s.isNotFound(err):
 		return messages.Image{}, messages.Permanent(fmt.Errorf("%w: %q: %w", ErrNotFound, task.Key, err))
+	case err != nil && s.isTooLarge != nil && s.isTooLarge(err):
+		return messages.Image{}, messages.Permanent(fmt.Errorf("%w: %q, limit %d bytes: %w", ErrObjectTooLarge, task.Key, s.cfg.MaxObjectBytes, err))
 	case err != nil:
 		return messages.Image{}, fmt.Errorf("decode: fetch %q: %w", task.Key, err)
 	case int64(len(data)) > s.cfg.MaxObjectBytes:

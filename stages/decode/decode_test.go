@@ -19,15 +19,19 @@ import (
 	"github.com/supflow/supflow/messages"
 )
 
-var errMissing = errors.New("test: no such key")
+var (
+	errMissing = errors.New("test: no such key")
+	errTooBig  = errors.New("test: object over the limit")
+)
 
 // memObjects is an in-memory Getter; keys listed in fail return that error.
+// Like the store, it refuses an object over the limit from its size.
 type memObjects struct {
 	objects map[string][]byte
 	fail    map[string]error
 }
 
-func (m memObjects) Get(ctx context.Context, key string) ([]byte, error) {
+func (m memObjects) GetMax(ctx context.Context, key string, max int64) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -38,10 +42,14 @@ func (m memObjects) Get(ctx context.Context, key string) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("get %q: %w", key, errMissing)
 	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("get %q: %w: %d bytes, limit %d", key, errTooBig, len(b), max)
+	}
 	return b, nil
 }
 
 func isMissing(err error) bool { return errors.Is(err, errMissing) }
+func isTooBig(err error) bool  { return errors.Is(err, errTooBig) }
 
 func testImage(w, h int) *image.NRGBA {
 	m := image.NewNRGBA(image.Rect(0, 0, w, h))
@@ -89,7 +97,7 @@ func TestHandle(t *testing.T) {
 	tests := []struct {
 		name      string
 		cfg       Config
-		noIsNF    bool // leave Deps.IsNotFound nil
+		noIsNF    bool // leave Deps.IsNotFound and IsTooLarge nil
 		key       string
 		wantSize  [3]int // width, height, channels
 		wantErr   error  // nil: success
@@ -107,13 +115,14 @@ func TestHandle(t *testing.T) {
 		{name: "zero bytes", key: "empty", wantErr: imgdecode.ErrEmpty, permanent: true},
 		{name: "over pixel limit", cfg: Config{Config: imgdecode.Config{MaxPixels: 100 * 100}}, key: "big.png", wantErr: imgdecode.ErrTooLarge, permanent: true},
 		{name: "over object limit", cfg: Config{MaxObjectBytes: 1024}, key: "large.blob", wantErr: ErrObjectTooLarge, permanent: true},
+		{name: "over object limit without IsTooLarge is transient", noIsNF: true, cfg: Config{MaxObjectBytes: 1024}, key: "large.blob", wantErr: errTooBig},
 		{name: "empty key", key: "", wantErr: ErrInvalidTask, permanent: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			deps := Deps{Objects: objects}
 			if !tt.noIsNF {
-				deps.IsNotFound = isMissing
+				deps.IsNotFound, deps.IsTooLarge = isMissing, isTooBig
 			}
 			s, err := New(tt.cfg, deps)
 			if err != nil {
@@ -265,5 +274,55 @@ func TestHandleConcurrent(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// sizedObjects serves one object of size bytes and records what it was
+// asked for and how much it handed out.
+type sizedObjects struct {
+	size        int
+	honorMax    bool // refuse over max from the size, as the store does
+	mu          sync.Mutex
+	maxes       []int64
+	bytesServed int
+}
+
+func (o *sizedObjects) GetMax(_ context.Context, _ string, max int64) ([]byte, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.maxes = append(o.maxes, max)
+	if o.honorMax && int64(o.size) > max {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", errTooBig, o.size, max)
+	}
+	o.bytesServed += o.size
+	return make([]byte, o.size), nil
+}
+
+// TestObjectSizeLimitIsBoundedAndPermanent: every fetch asks for at most
+// decode.max_object_bytes, so an object over it is refused from its size
+// with nothing of its body read, as a permanent failure at the first
+// delivery (not retried until max_deliver as a transient one); a Getter
+// that hands out more than asked anyway is refused the same way.
+func TestObjectSizeLimitIsBoundedAndPermanent(t *testing.T) {
+	for _, limit := range []int64{1, 1000, 1 << 20} {
+		for _, size := range []int{int(limit) + 1, 2 * int(limit), int(limit) + 4096} {
+			for _, honor := range []bool{true, false} {
+				objs := &sizedObjects{size: size, honorMax: honor}
+				s, err := New(Config{MaxObjectBytes: limit}, Deps{Objects: objs, IsNotFound: isMissing, IsTooLarge: isTooBig})
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, err = s.Handle(t.Context(), messages.DecodeTask{RunID: "r", SampleID: 1, Key: "k.png"})
+				if !errors.Is(err, ErrObjectTooLarge) || !errors.Is(err, messages.ErrPermanent) {
+					t.Errorf("limit %d, %d-byte object (Getter honors max: %v): %v, want permanent ErrObjectTooLarge", limit, size, honor, err)
+				}
+				if len(objs.maxes) != 1 || objs.maxes[0] != limit {
+					t.Errorf("limit %d: fetched with max %v, want once with %d", limit, objs.maxes, limit)
+				}
+				if honor && objs.bytesServed != 0 {
+					t.Errorf("limit %d: %d bytes read of an object over it", limit, objs.bytesServed)
+				}
+			}
+		}
 	}
 }

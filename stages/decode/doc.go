@@ -4,7 +4,9 @@
 // messages.Image carrying the task's ids, label and split.
 //
 // It classifies failures for the bus: a fetch error is transient (a plain
-// error, retried) unless Deps.IsNotFound says the object is missing; a
+// error, retried) unless Deps.IsNotFound says the object is missing or
+// Deps.IsTooLarge that it is over Config.MaxObjectBytes (the Getter refuses
+// such an object from its size, so no more than the limit is ever read); a
 // missing, oversized or undecodable object is permanent
 // (messages.ErrPermanent) and names the key and the reason. With
 // Config.Cache on, decoded images are written through Deps.Cache so that

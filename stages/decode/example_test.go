@@ -14,7 +14,7 @@ import (
 
 type oneObject []byte
 
-func (o oneObject) Get(context.Context, string) ([]byte, error) { return o, nil }
+func (o oneObject) GetMax(context.Context, string, int64) ([]byte, error) { return o, nil }
 
 func ExampleStage_Handle() {
 	var buf bytes.Buffer

@@ -97,23 +97,33 @@ var ErrNotFinished = errors.New("evaluate: pretraining has not finished")
 // WaitCheckpoint returns the key of the checkpoint runID's PretrainDone
 // event names, waiting for the event until ctx ends when wait is set and
 // giving up after a few seconds otherwise (ErrNotFinished). The event comes
-// over the bus, so a key outside the run's checkpoints is refused.
-func WaitCheckpoint(ctx context.Context, events Events, runID string, wait bool) (string, error) {
+// over the bus, where anyone who can publish may forge one, and stays in
+// the events stream for days: an event whose key is not a clean key under
+// the run's checkpoints is skipped with a warning on log (nil discards),
+// never fatal, and the wait goes on for a valid one.
+func WaitCheckpoint(ctx context.Context, events Events, runID string, wait bool, log *slog.Logger) (string, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	wctx := ctx
 	if !wait {
 		var cancel context.CancelFunc
 		wctx, cancel = context.WithTimeout(ctx, 3*time.Second)
 		defer cancel()
 	}
-	ev, err := events.Wait(wctx, runID, messages.EventPretrainDone, nil)
+	valid := func(ev messages.Event) bool {
+		if err := dataset.UnderPrefix(ev.Ref, runs.Checkpoints(runID)); err != nil {
+			log.Warn("skipping a pretrain-done event whose checkpoint is not one of the run's", "run_id", runID, "error", err)
+			return false
+		}
+		return true
+	}
+	ev, err := events.Wait(wctx, runID, messages.EventPretrainDone, valid)
 	if err != nil {
 		if ctx.Err() == nil && !wait {
-			return "", fmt.Errorf("%w: run %q has no pretrain-done event", ErrNotFinished, runID)
+			return "", fmt.Errorf("%w: run %q has no valid pretrain-done event", ErrNotFinished, runID)
 		}
 		return "", err
-	}
-	if err := dataset.UnderPrefix(ev.Ref, runs.Checkpoints(runID)); err != nil {
-		return "", fmt.Errorf("pretrain-done event of run %q: %w", runID, err)
 	}
 	return ev.Ref, nil
 }

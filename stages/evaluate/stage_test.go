@@ -1,11 +1,14 @@
 package evaluate
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/supflow/supflow/checkpoint"
@@ -85,18 +88,64 @@ func TestStageWritesReportAndEvalDone(t *testing.T) {
 	}
 }
 
-// TestWaitCheckpoint: the key comes from PretrainDone and must lie under
-// the run's checkpoints; without the event and without wait it gives up.
+// TestWaitCheckpoint: the key comes from PretrainDone; without the event
+// and without wait it gives up.
 func TestWaitCheckpoint(t *testing.T) {
 	ok := &events{waitFor: messages.Event{Kind: messages.EventPretrainDone, Ref: runs.Checkpoint("r", runs.Last)}}
-	if key, err := WaitCheckpoint(t.Context(), ok, "r", true); err != nil || key != ok.waitFor.Ref {
+	if key, err := WaitCheckpoint(t.Context(), ok, "r", true, nil); err != nil || key != ok.waitFor.Ref {
 		t.Fatalf("%q, %v", key, err)
 	}
-	forged := &events{waitFor: messages.Event{Kind: messages.EventPretrainDone, Ref: "runs/other/checkpoints/last.safetensors"}}
-	if _, err := WaitCheckpoint(t.Context(), forged, "r", true); err == nil {
-		t.Fatal("a checkpoint of another run was accepted")
-	}
-	if _, err := WaitCheckpoint(t.Context(), &events{}, "r", false); !errors.Is(err, ErrNotFinished) {
+	if _, err := WaitCheckpoint(t.Context(), &events{}, "r", false, nil); !errors.Is(err, ErrNotFinished) {
 		t.Fatalf("no event: %v", err)
+	}
+}
+
+// stream plays the events stream as bus.Events.Wait reads it: the
+// events in order, the first one match takes, then nothing until ctx ends.
+type stream struct{ evs []messages.Event }
+
+func (s *stream) Publish(context.Context, messages.Event) error { return nil }
+
+func (s *stream) Wait(ctx context.Context, runID string, kind messages.EventKind, match func(messages.Event) bool) (messages.Event, error) {
+	for _, ev := range s.evs {
+		if ev.RunID == runID && ev.Kind == kind && (match == nil || match(ev)) {
+			return ev, nil
+		}
+	}
+	<-ctx.Done()
+	return messages.Event{}, ctx.Err()
+}
+
+// TestWaitCheckpointSkipsForgedEvents is the regression test of a forged
+// pretrain_done event with a ".." checkpoint making `evaluate --wait` exit 1
+// (and the event stays in the stream for 7 days): every kind of bad
+// reference is skipped with a warning, and the valid event after it is
+// the one waited for; with only bad ones, the wait goes on (ErrNotFinished
+// without --wait).
+func TestWaitCheckpointSkipsForgedEvents(t *testing.T) {
+	valid := runs.Checkpoint("r", runs.Last)
+	var evs []messages.Event
+	for _, ref := range []string{
+		"runs/r/checkpoints/../../other/checkpoints/last.safetensors",
+		"../runs/r/checkpoints/last.safetensors",
+		"runs/other/checkpoints/last.safetensors",
+		"/runs/r/checkpoints/last.safetensors",
+		"runs/r/report.json",
+		"",
+	} {
+		evs = append(evs, messages.Event{RunID: "r", Kind: messages.EventPretrainDone, Ref: ref})
+	}
+	forged := &stream{evs: evs}
+	withValid := &stream{evs: append(append([]messages.Event(nil), evs...), messages.Event{RunID: "r", Kind: messages.EventPretrainDone, Ref: valid})}
+	var logs bytes.Buffer
+	key, err := WaitCheckpoint(t.Context(), withValid, "r", true, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil || key != valid {
+		t.Fatalf("WaitCheckpoint = %q, %v; want %q after skipping the forged events", key, err, valid)
+	}
+	if n := strings.Count(logs.String(), "level=WARN msg=\"skipping a pretrain-done event"); n != len(evs) {
+		t.Errorf("%d warnings for %d forged events:\n%s", n, len(evs), logs.String())
+	}
+	if _, err := WaitCheckpoint(t.Context(), forged, "r", false, nil); !errors.Is(err, ErrNotFinished) {
+		t.Fatalf("only forged events, no --wait: %v, want ErrNotFinished", err)
 	}
 }

@@ -38,6 +38,11 @@ type Config struct {
 	Size     int  `yaml:"-"` // views are Size x Size (augment.size)
 	Channels int  `yaml:"-"` // 1 or 3, the data set's
 	Resume   bool `yaml:"-"` // continue from the run's last checkpoint, if there is one
+	// Classes, when > 0, is the number of classes labels must lie in: a
+	// view group labelled outside [0, Classes) is dead-lettered, never
+	// stepped (it would stop a ce trainer). 0 checks no label, for a
+	// method that ignores them; cmd passes the engine's LabelClasses().
+	Classes int `yaml:"-"`
 }
 
 // MonitorConfig is the kNN monitor's part of the train section (its knn_*

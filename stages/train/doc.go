@@ -9,6 +9,12 @@
 // run when due, the curves are written and EpochTrained is published.
 // Checkpoints and curves go to the keys package runs names.
 //
+// What comes off the bus is checked at the edge before it reaches the
+// engine: a view group of another shape than the configured one, or with a
+// label outside [0, Config.Classes) when the method needs labels, is
+// dead-lettered (Delivery.Reject) and counted as dropped; it never stops
+// the trainer.
+//
 // The stage knows nothing of the transport: it takes deliveries on a
 // channel and its store, events and dead letters through small interfaces,
 // which cmd/supflow fills with the bus and the S3 client. It must not

@@ -47,6 +47,7 @@ type loopConfig struct {
 	Channels   int
 	Epochs     int // last epoch to train (1-based, inclusive)
 	StartEpoch int // first epoch to train; > 1 when resuming
+	Classes    int // > 0: labels must lie in [0, Classes)
 	Log        *slog.Logger
 }
 
@@ -116,6 +117,7 @@ type pending struct {
 type epochState struct {
 	size       int                 // announced sample count, 0 until known
 	seen       map[uint64]struct{} // stepped, pending or dropped
+	outside    int                 // ids in seen >= size (once size is known): not the epoch's
 	pending    []*pending
 	index      map[uint64]*pending
 	stats      EpochStats
@@ -205,11 +207,11 @@ func (s *loop) run(ctx context.Context, in <-chan Delivery, control <-chan Contr
 			}
 			e := get(c.Epoch)
 			if c.EpochSize > 0 {
-				e.size = c.EpochSize
+				e.setSize(c.EpochSize)
 			}
 			if c.Dropped {
 				if _, dup := e.seen[c.SampleID]; !dup {
-					e.seen[c.SampleID] = struct{}{}
+					e.see(c.SampleID)
 					e.stats.Dropped++
 					e.stats.DroppedIDs = append(e.stats.DroppedIDs, c.SampleID)
 				}
@@ -219,7 +221,31 @@ func (s *loop) run(ctx context.Context, in <-chan Delivery, control <-chan Contr
 	return nil
 }
 
-func (e *epochState) complete() bool { return e.size > 0 && len(e.seen) >= e.size }
+// complete reports whether every sample of the epoch, ids [0, size), was
+// stepped or dropped. Ids outside it (a forged or malformed message that
+// names one) do not count.
+func (e *epochState) complete() bool { return e.size > 0 && len(e.seen)-e.outside >= e.size }
+
+// see marks id as accounted for.
+func (e *epochState) see(id uint64) {
+	if _, ok := e.seen[id]; ok {
+		return
+	}
+	e.seen[id] = struct{}{}
+	if e.size > 0 && id >= uint64(e.size) {
+		e.outside++
+	}
+}
+
+// setSize records the epoch's sample count.
+func (e *epochState) setSize(n int) {
+	e.size, e.outside = n, 0
+	for id := range e.seen {
+		if id >= uint64(n) {
+			e.outside++
+		}
+	}
+}
 
 // accept files one delivery under its epoch, dropping other runs' messages,
 // redeliveries of trained samples and malformed groups.
@@ -245,16 +271,25 @@ func (s *loop) accept(d Delivery, cur int, get func(int) *epochState) {
 		settle(d.Ack)
 		return
 	}
-	if int(m.NViews) != s.cfg.Views || int(m.Height) != s.cfg.Height || int(m.Width) != s.cfg.Width || int(m.Channels) != s.cfg.Channels {
-		err := messages.Permanent(fmt.Errorf("train: sample %d: %d views of %dx%dx%d, the trainer expects %d of %dx%dx%d",
+	var err error
+	switch {
+	case int(m.NViews) != s.cfg.Views || int(m.Height) != s.cfg.Height || int(m.Width) != s.cfg.Width || int(m.Channels) != s.cfg.Channels:
+		err = messages.Permanent(fmt.Errorf("train: sample %d: %d views of %dx%dx%d, the trainer expects %d of %dx%dx%d",
 			m.SampleID, m.NViews, m.Height, m.Width, m.Channels, s.cfg.Views, s.cfg.Height, s.cfg.Width, s.cfg.Channels))
+	case s.cfg.Classes > 0 && (m.Label < 0 || int64(m.Label) >= int64(s.cfg.Classes)):
+		err = messages.Permanent(fmt.Errorf("train: sample %d: label %d outside the data set's %d classes [0, %d)",
+			m.SampleID, m.Label, s.cfg.Classes, s.cfg.Classes))
+	case e.size > 0 && m.SampleID >= uint64(e.size):
+		err = messages.Permanent(fmt.Errorf("train: sample %d: outside epoch %d's %d samples", m.SampleID, m.Epoch, e.size))
+	}
+	if err != nil {
 		s.log.Error("rejecting view group", "sample_id", m.SampleID, "error", err)
 		if d.Reject != nil {
 			settle(func() error { return d.Reject(err) })
 		} else {
 			settle(d.Ack)
 		}
-		e.seen[m.SampleID] = struct{}{}
+		e.see(m.SampleID)
 		e.stats.Dropped++
 		e.stats.DroppedIDs = append(e.stats.DroppedIDs, m.SampleID)
 		return
@@ -262,7 +297,7 @@ func (s *loop) accept(d Delivery, cur int, get func(int) *epochState) {
 	p := &pending{msg: m, acks: []Delivery{d}}
 	e.pending = append(e.pending, p)
 	e.index[m.SampleID] = p
-	e.seen[m.SampleID] = struct{}{}
+	e.see(m.SampleID)
 }
 
 // stepBatch steps the first BatchSize pending samples of epoch cur and acks them.

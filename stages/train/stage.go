@@ -95,6 +95,8 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Stage, error) {
 		return nil, fmt.Errorf("%w: empty run id", ErrConfig)
 	case deps.Engine == nil || deps.Store == nil || deps.Events == nil || deps.DeadLetters == nil:
 		return nil, fmt.Errorf("%w: Engine, Store, Events and DeadLetters are required", ErrConfig)
+	case cfg.Classes < 0:
+		return nil, fmt.Errorf("%w: %d classes", ErrConfig, cfg.Classes)
 	}
 	s := &Stage{cfg: cfg, deps: deps, log: deps.Log, start: 1}
 	if s.log == nil {
@@ -150,7 +152,7 @@ func (s *Stage) Run(ctx context.Context, in <-chan Delivery) (string, error) {
 	}
 	l, err := newLoop(loopConfig{
 		RunID: cfg.RunID, BatchSize: cfg.BatchSize, Views: cfg.Views, Height: cfg.Size, Width: cfg.Size,
-		Channels: cfg.Channels, Epochs: cfg.Epochs, StartEpoch: s.start, Log: s.log,
+		Channels: cfg.Channels, Epochs: cfg.Epochs, StartEpoch: s.start, Classes: cfg.Classes, Log: s.log,
 	}, s.deps.Engine, hooks{Step: s.onStep, Epoch: s.onEpoch})
 	if err != nil {
 		return "", err
