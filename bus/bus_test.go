@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/supflow/supflow/config/field"
+	"github.com/supflow/supflow/config/field/fieldtest"
 	"github.com/supflow/supflow/messages"
 )
 
@@ -94,8 +95,8 @@ func TestLimitsValidate(t *testing.T) {
 				}
 				return
 			}
-			if fe := field.List(err); !errors.Is(err, ErrConfig) || len(fe) != 1 || fe[0].Key != tt.key || !strings.HasPrefix(err.Error(), tt.key+" = ") {
-				t.Errorf("err = %v, want one ErrConfig naming %s", err, tt.key)
+			if err := fieldtest.Check(err, tt.key, ErrConfig); err != nil {
+				t.Error(err)
 			}
 		})
 	}

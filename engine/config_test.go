@@ -3,10 +3,9 @@ package engine
 import (
 	"errors"
 	"reflect"
-	"strings"
 	"testing"
 
-	"github.com/supflow/supflow/config/field"
+	"github.com/supflow/supflow/config/field/fieldtest"
 	"github.com/supflow/supflow/loss"
 	"github.com/supflow/supflow/model"
 	"github.com/supflow/supflow/optim"
@@ -34,15 +33,11 @@ func TestModelConfigValidate(t *testing.T) {
 			c := DefaultModelConfig()
 			tt.edit(&c)
 			err := c.Validate()
-			if tt.key == "" {
+			if err := fieldtest.Check(err, tt.key, ErrConfig); err != nil || tt.key == "" {
 				if err != nil {
-					t.Fatal(err)
+					t.Error(err)
 				}
 				return
-			}
-			fe := field.List(err)
-			if len(fe) != 1 || fe[0].Key != tt.key || !errors.Is(err, ErrConfig) || !strings.HasPrefix(err.Error(), tt.key+" = ") {
-				t.Errorf("Validate = %v, want one ErrConfig naming %s", err, tt.key)
 			}
 			if tt.key != "dtype" && !errors.Is(err, model.ErrConfig) {
 				t.Errorf("Validate = %v does not wrap model.ErrConfig", err)
@@ -85,17 +80,8 @@ func TestTrainConfigValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := DefaultTrainConfig()
 			tt.edit(&c)
-			err := c.Validate()
-			if tt.key == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			fe := field.List(err)
-			if len(fe) != 1 || fe[0].Key != tt.key || !errors.Is(err, ErrConfig) || !errors.Is(err, tt.owner) ||
-				!strings.HasPrefix(err.Error(), tt.key+" = ") {
-				t.Errorf("Validate = %v, want one error naming %s wrapping ErrConfig and %v", err, tt.key, tt.owner)
+			if err := fieldtest.Check(c.Validate(), tt.key, ErrConfig, tt.owner); err != nil {
+				t.Error(err)
 			}
 		})
 	}

@@ -1,12 +1,11 @@
 package loss
 
 import (
-	"errors"
 	"math"
-	"strings"
 	"testing"
 
 	"github.com/supflow/supflow/config/field"
+	"github.com/supflow/supflow/config/field/fieldtest"
 )
 
 // TestSupConConfigValidate: each bad value is one error naming its key,
@@ -40,9 +39,8 @@ func TestSupConConfigValidate(t *testing.T) {
 				return
 			}
 			for _, err := range []error{err, lossErr} {
-				fe := field.List(err)
-				if len(fe) != 1 || fe[0].Key != tt.key || !errors.Is(err, ErrInput) || !strings.HasPrefix(err.Error(), tt.key+" = ") {
-					t.Errorf("err = %v, want one ErrInput naming %s", err, tt.key)
+				if err := fieldtest.Check(err, tt.key, ErrInput); err != nil {
+					t.Error(err)
 				}
 			}
 		})

@@ -4,19 +4,18 @@ import (
 	"errors"
 	"math"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/supflow/supflow/config/field"
+	"github.com/supflow/supflow/config/field/fieldtest"
 )
 
 // checkOneKey fails unless err is one *field.Error naming key and wrapping
 // ErrInvalid, its message starting with the key.
 func checkOneKey(t *testing.T, err error, key string) {
 	t.Helper()
-	fe := field.List(err)
-	if len(fe) != 1 || fe[0].Key != key || !errors.Is(err, ErrInvalid) || !strings.HasPrefix(err.Error(), key+" = ") {
-		t.Errorf("err = %v, want one ErrInvalid naming %s", err, key)
+	if err := fieldtest.Check(err, key, ErrInvalid); err != nil {
+		t.Error(err)
 	}
 }
 

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/supflow/supflow/config/field"
+	"github.com/supflow/supflow/config/field/fieldtest"
 	"github.com/supflow/supflow/messages"
 	"github.com/supflow/supflow/transform"
 )
@@ -209,16 +209,8 @@ func TestValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := DefaultConfig()
 			tt.edit(&c)
-			err := c.Validate()
-			if tt.key == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			fe := field.List(err)
-			if len(fe) != 1 || fe[0].Key != tt.key || !errors.Is(err, transform.ErrConfig) {
-				t.Fatalf("Validate = %v, want one ErrConfig naming %s", err, tt.key)
+			if err := fieldtest.Check(c.Validate(), tt.key, transform.ErrConfig); err != nil {
+				t.Error(err)
 			}
 		})
 	}

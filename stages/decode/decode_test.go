@@ -14,7 +14,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/supflow/supflow/config/field"
+	"github.com/supflow/supflow/config/field/fieldtest"
 	"github.com/supflow/supflow/imgdecode"
 	"github.com/supflow/supflow/messages"
 )
@@ -218,16 +218,8 @@ func TestValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := DefaultConfig()
 			tt.edit(&c)
-			err := c.Validate()
-			if tt.key == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			fe := field.List(err)
-			if len(fe) != 1 || fe[0].Key != tt.key || !errors.Is(err, ErrInvalidConfig) {
-				t.Fatalf("Validate = %v, want one ErrInvalidConfig naming %s", err, tt.key)
+			if err := fieldtest.Check(c.Validate(), tt.key, ErrInvalidConfig); err != nil {
+				t.Error(err)
 			}
 		})
 	}

@@ -1,11 +1,9 @@
 package evaluate
 
 import (
-	"errors"
-	"strings"
 	"testing"
 
-	"github.com/supflow/supflow/config/field"
+	"github.com/supflow/supflow/config/field/fieldtest"
 	"github.com/supflow/supflow/probe"
 )
 
@@ -32,17 +30,8 @@ func TestSettingsValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := DefaultSettings()
 			tt.edit(&s)
-			err := s.Validate()
-			if tt.key == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			fe := field.List(err)
-			if len(fe) != 1 || fe[0].Key != tt.key || !errors.Is(err, ErrInput) || !errors.Is(err, probe.ErrInvalidConfig) ||
-				!strings.HasPrefix(err.Error(), tt.key+" = ") {
-				t.Errorf("Validate = %v, want one error naming %s", err, tt.key)
+			if err := fieldtest.Check(s.Validate(), tt.key, ErrInput, probe.ErrInvalidConfig); err != nil {
+				t.Error(err)
 			}
 		})
 	}

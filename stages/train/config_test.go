@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/supflow/supflow/config/field"
+	"github.com/supflow/supflow/config/field/fieldtest"
 	"github.com/supflow/supflow/internal/storetest"
 	"github.com/supflow/supflow/probe"
 )
@@ -44,9 +45,8 @@ func TestConfigValidate(t *testing.T) {
 				}
 				return
 			}
-			fe := field.List(err)
-			if len(fe) != 1 || fe[0].Key != tt.key || !errors.Is(err, ErrConfig) || !strings.HasPrefix(err.Error(), tt.key+" = ") {
-				t.Errorf("Validate = %v, want one ErrConfig naming %s", err, tt.key)
+			if err := fieldtest.Check(err, tt.key, ErrConfig); err != nil {
+				t.Error(err)
 			}
 			if !errors.Is(newErr, ErrConfig) || !strings.Contains(newErr.Error(), tt.key+" = ") {
 				t.Errorf("New = %v, want ErrConfig naming %s", newErr, tt.key)
