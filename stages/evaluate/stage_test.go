@@ -13,9 +13,9 @@ import (
 
 	"github.com/supflow/supflow/checkpoint"
 	"github.com/supflow/supflow/dataset"
+	"github.com/supflow/supflow/internal/storetest"
 	"github.com/supflow/supflow/messages"
 	"github.com/supflow/supflow/runs"
-	"github.com/supflow/supflow/internal/storetest"
 	"github.com/supflow/supflow/store"
 )
 

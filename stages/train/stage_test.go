@@ -8,10 +8,10 @@ import (
 	"testing"
 
 	"github.com/supflow/supflow/checkpoint"
+	"github.com/supflow/supflow/internal/storetest"
 	"github.com/supflow/supflow/messages"
 	"github.com/supflow/supflow/report"
 	"github.com/supflow/supflow/runs"
-	"github.com/supflow/supflow/internal/storetest"
 )
 
 // fakeEngine is a fakeStepper whose state is the number of steps taken.
