@@ -13,7 +13,7 @@ import (
 )
 
 // TestRetryRaces: internal server errors and "consumer does not exist" are
-// retried (at most five calls), anything else is returned at once.
+// retried (at most raceAttempts calls), anything else is returned at once.
 func TestRetryRaces(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -23,7 +23,7 @@ func TestRetryRaces(t *testing.T) {
 		ok    bool
 	}{
 		{"recovers", 2, &jetstream.APIError{Code: 500, ErrorCode: 10012}, 3, true},
-		{"gives up", 9, &jetstream.APIError{Code: 500, ErrorCode: 10012}, 5, false},
+		{"gives up", 99, &jetstream.APIError{Code: 500, ErrorCode: 10012}, raceAttempts, false},
 		{"consumer deleted meanwhile", 1, &jetstream.APIError{Code: 400, ErrorCode: 10149}, 2, true},
 		{"client error", 9, &jetstream.APIError{Code: 400, ErrorCode: 10058}, 1, false},
 		{"other error", 9, errors.New("boom"), 1, false},
