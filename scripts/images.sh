@@ -82,11 +82,18 @@ cp deploy/Dockerfile.minio "$ctx/Dockerfile"
 for image in supflow nats minio; do
   name=supflow-$image
   [ "$image" = supflow ] && name=supflow
+  old=$("$DOCKER" image inspect -f '{{.Id}}' "$name:$TAG" 2>/dev/null || true)
   # -q prints only the image ID; the log (and the legacy builder's
   # deprecation notice) is shown only when the build fails.
   if ! log=$("$DOCKER" build -q -t "$name:$TAG" "$out/$image" 2>&1); then
     echo "$log" >&2
     exit 1
+  fi
+  # The image this one replaced, unless a container still uses it: rebuilds
+  # leave no untagged images behind.
+  new=$("$DOCKER" image inspect -f '{{.Id}}' "$name:$TAG")
+  if [ -n "$old" ] && [ "$old" != "$new" ]; then
+    "$DOCKER" rmi "$old" >/dev/null 2>&1 || true
   fi
   "$DOCKER" image ls --format "built {{.Repository}}:{{.Tag}} {{.ID}} {{.Size}}" "$name:$TAG"
 done
