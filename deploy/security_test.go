@@ -13,8 +13,9 @@ import (
 )
 
 // TestComposeHardened checks every compose service for a read-only root
-// filesystem, no capabilities and no-new-privileges, and that the images
-// supflow and MinIO run from end with a non-root USER.
+// filesystem, no capabilities and no-new-privileges, and that the three
+// images (supflow, NATS, MinIO) are built FROM scratch and end with a
+// non-root USER.
 func TestComposeHardened(t *testing.T) {
 	b, err := os.ReadFile("docker-compose.yml")
 	if err != nil {
@@ -39,12 +40,24 @@ func TestComposeHardened(t *testing.T) {
 			t.Errorf("%s runs as root", name)
 		}
 	}
-	for _, f := range []string{"Dockerfile", "Dockerfile.minio"} {
+	for _, f := range dockerfiles {
 		if u := lastUser(t, f); u == "" || u == "0" || u == "root" || strings.HasPrefix(u, "0:") {
 			t.Errorf("%s: final USER %q, want a non-root user", f, u)
 		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range regexp.MustCompile(`(?m)^FROM\s+(\S+)`).FindAllStringSubmatch(string(b), -1) {
+			if m[1] != "scratch" {
+				t.Errorf("%s: FROM %s: the images are built FROM scratch (no registry)", f, m[1])
+			}
+		}
 	}
 }
+
+// dockerfiles are the images' Dockerfiles.
+var dockerfiles = []string{"Dockerfile", "Dockerfile.nats", "Dockerfile.minio"}
 
 func lastUser(t *testing.T, dockerfile string) string {
 	t.Helper()
@@ -75,7 +88,8 @@ var credentialLine = regexp.MustCompile(`(?i)\b[a-z0-9_]*(password|secret_key|to
 // references, and that .env.example holds only placeholders.
 func TestNoCommittedCredentials(t *testing.T) {
 	files, _ := filepath.Glob("k8s/*.yaml")
-	files = append(files, "docker-compose.yml", "nats.conf", "Dockerfile", "Dockerfile.minio", "../pipeline.yaml")
+	files = append(files, "docker-compose.yml", "docker-compose.gpu.yml", "nats.conf", "pipeline.compose.yaml", "../pipeline.yaml", "../scripts/images.sh")
+	files = append(files, dockerfiles...)
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {

