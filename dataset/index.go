@@ -109,7 +109,9 @@ type IndexOptions struct {
 	// over the classes; default DefaultSample.
 	Sample int
 	// Concurrency is how many sampled images are fetched and decoded at
-	// once; default 8.
+	// once; default 4. Each decode may hold about 12 bytes per pixel of
+	// Decode.MaxPixels (docs/operations.md, Failures), as a decode worker
+	// does.
 	Concurrency int
 	// Force indexes again even when the stored fingerprint matches.
 	Force bool
@@ -136,7 +138,7 @@ func (o *IndexOptions) setDefaults() {
 		o.Sample = DefaultSample
 	}
 	if o.Concurrency == 0 {
-		o.Concurrency = 8
+		o.Concurrency = 4
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
