@@ -451,3 +451,31 @@ func TestPickSample(t *testing.T) {
 		t.Errorf("a sample larger than the split has %d images", len(all))
 	}
 }
+
+// FuzzListCandidates feeds any bytes as a list file, JSONL and CSV, against
+// a small listing: it never panics, and whatever it accepts names only
+// listed images under the path, with clean splits and class names.
+func FuzzListCandidates(f *testing.F) {
+	f.Add([]byte(`{"key":"p/a.png","label":"cat","split":"train"}` + "\n" + `{"key":"p/b.jpg","label":3}`))
+	f.Add([]byte("key,label,split\np/a.png,cat,train\n\"p/b.jpg\",\"dogs, big\"\n"))
+	f.Add([]byte(`{"key":"p/../q/c.png","label":"x"}`))
+	f.Add([]byte("p/a.png,\x00,train\n"))
+	objs := []object{{"p/a.png", 10}, {"p/b.jpg", 20}, {"p/.h.png", 5}, {"p/n.txt", 1}, {"q/c.png", 3}}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, name := range []string{"l.jsonl", "l.csv"} {
+			var sk IndexSkipped
+			cands, _, err := listCandidates(b, name, objs, "p/", "train", &sk)
+			if err != nil {
+				if !errors.Is(err, ErrSource) {
+					t.Fatalf("%s: error %v does not wrap ErrSource", name, err)
+				}
+				continue
+			}
+			for _, c := range cands {
+				if !strings.HasPrefix(c.obj.key, "p/") || store.ValidKey(c.obj.key) != nil || checkSplit(c.split) != nil || checkClass(c.class) != nil {
+					t.Fatalf("%s: accepted %+v", name, c)
+				}
+			}
+		}
+	})
+}
