@@ -93,8 +93,9 @@ type Run struct {
 type Dataset struct {
 	Name       string `yaml:"name"`        // human name shown in reports
 	Prefix     string `yaml:"prefix"`      // key prefix in the bucket: <prefix>/manifest.jsonl
-	Source     string `yaml:"source"`      // what `supflow ingest` reads: mnist, idx, cifar10, cifar100, imagefolder
-	Path       string `yaml:"path"`        // source directory or file; empty for mnist (bundled Go module)
+	Source     string `yaml:"source"`      // what `supflow ingest` reads: mnist, idx, cifar10, cifar100, imagefolder, s3 (images already in the bucket)
+	Path       string `yaml:"path"`        // source directory or file; empty for mnist (bundled Go module); for s3 a key prefix, prefix or under it (empty = prefix)
+	List       string `yaml:"list"`        // s3 only: key of a CSV or JSONL list of key,label[,split]; empty = <path>/list.jsonl or list.csv if present, else <path>/<split>/<class>/<file>
 	Format     string `yaml:"format"`      // stored image format: png or jpeg
 	LimitTrain int    `yaml:"limit_train"` // cap on train images ingested (0 = all)
 	LimitTest  int    `yaml:"limit_test"`  // cap on test images ingested (0 = all)

@@ -37,12 +37,25 @@ func (c *Config) Validate() error {
 	if !prefixRe.MatchString(c.Dataset.Prefix) || strings.Contains(c.Dataset.Prefix, "..") {
 		k.Add("dataset.prefix", fmt.Sprintf("%q", c.Dataset.Prefix), "a relative key prefix without '..' (e.g. mnist)")
 	}
-	k.OneOf("dataset.source", c.Dataset.Source, "mnist", "idx", "cifar10", "cifar100", "imagefolder")
+	k.OneOf("dataset.source", c.Dataset.Source, "mnist", "idx", "cifar10", "cifar100", "imagefolder", "s3")
 	k.OneOf("dataset.format", c.Dataset.Format, "png", "jpeg")
 	k.IntIn("dataset.limit_train", c.Dataset.LimitTrain, 0, maxLimits)
 	k.IntIn("dataset.limit_test", c.Dataset.LimitTest, 0, maxLimits)
-	if c.Dataset.Source != "mnist" && c.Dataset.Path == "" {
-		k.Add("dataset.path", `""`, "the source directory or file for source "+c.Dataset.Source)
+	switch d := c.Dataset; {
+	case d.Source == "s3":
+		// Images used in place: a key prefix of store.bucket inside the
+		// data set prefix, so that every manifest key lies under
+		// dataset.prefix, the one rule Load and decode check keys by.
+		if p := d.Path; p != "" && (!prefixRe.MatchString(p) || strings.Contains(p, "..") || p != d.Prefix && !strings.HasPrefix(p, d.Prefix+"/")) {
+			k.Add("dataset.path", fmt.Sprintf("%q", p), fmt.Sprintf("for source s3, a key prefix in store.bucket equal to dataset.prefix %q or under it (e.g. %s/images; not an s3:// URL), or empty for dataset.prefix", d.Prefix, d.Prefix))
+		}
+		if l := d.List; l != "" && (!prefixRe.MatchString(l) || strings.Contains(l, "..") || !strings.HasSuffix(strings.ToLower(l), ".jsonl") && !strings.HasSuffix(strings.ToLower(l), ".csv")) {
+			k.Add("dataset.list", fmt.Sprintf("%q", l), "the key of a .jsonl or .csv list in store.bucket, or empty")
+		}
+	case d.List != "":
+		k.Add("dataset.list", fmt.Sprintf("%q", d.List), "empty unless dataset.source is s3")
+	case d.Source != "mnist" && d.Path == "":
+		k.Add("dataset.path", `""`, "the source directory or file for source "+d.Source)
 	}
 	for key, v := range map[string]string{"dataset.train_split": c.Dataset.TrainSplit, "dataset.test_split": c.Dataset.TestSplit} {
 		if !prefixRe.MatchString(v) || strings.Contains(v, "/") {

@@ -2,15 +2,26 @@
 // that produces it: the manifest (manifest.jsonl, one Entry per image), the
 // class list (classes.json), the info file (info.json: image size, channels,
 // counts per split and the per-channel mean and std the trainer normalizes
-// with), and the readers for ImageFolder, idx (MNIST) and CIFAR binary
-// sources.
+// with), the readers for ImageFolder, idx (MNIST) and CIFAR binary
+// sources, and Index, which makes a data set of images already in the
+// bucket without copying them.
 //
 // Layout under a prefix:
 //
 //	<prefix>/manifest.jsonl
 //	<prefix>/classes.json
 //	<prefix>/info.json
-//	<prefix>/<split>/<class>/<id>.png (or .jpg)
+//	<prefix>/<split>/<class>/<id>.png (or .jpg)   (Ingest)
+//	<prefix>/ingest-report.json                  (Index)
+//
+// Index (dataset.source s3) lists a key prefix under the data set prefix
+// (dataset.path) in the ImageFolder layout or from a list file, points the
+// manifest at the existing objects (sizes from the listing, no sha256),
+// reads only a bounded sample for info.json's statistics, and stores a
+// fingerprint of the listing so that a re-run with nothing changed writes
+// and reads nothing. The images lie under the data set prefix, so the rule
+// that every manifest key does (UnderPrefix, checked by Load and by decode)
+// holds for them unchanged.
 //
 // Ingest keeps only images the decode stage will take: an image over
 // Options.MaxPixels (decode.max_pixels; by default imgdecode's, the same

@@ -27,12 +27,17 @@ const maxLine = 64 << 10
 
 // Entry is one image of the data set, one line of manifest.jsonl.
 type Entry struct {
-	Key    string `json:"key"`    // object key, see store.ValidKey
-	Label  int32  `json:"label"`  // class index into classes.json
-	Class  string `json:"class"`  // class name, classes.json[Label]
-	Split  string `json:"split"`  // "train", "test", ...
-	Size   int64  `json:"size"`   // object size in bytes
-	SHA256 string `json:"sha256"` // hex SHA-256 of the object
+	Key   string `json:"key"`   // object key, see store.ValidKey
+	Label int32  `json:"label"` // class index into classes.json
+	Class string `json:"class"` // class name, classes.json[Label]
+	Split string `json:"split"` // "train", "test", ...
+	Size  int64  `json:"size"`  // object size in bytes
+	// SHA256 is the object's lower-case hex SHA-256, written by Ingest
+	// (its re-runs compare it to skip unchanged uploads). It is optional:
+	// empty, and then omitted from the line, for entries Index points at
+	// objects already in the bucket, whose content is not read at index
+	// time. Nothing downstream verifies it: decode fetches by key.
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 // Task is the decode task that fetches e as sample id of runID's epoch
@@ -55,6 +60,8 @@ func (e Entry) Validate() error {
 		return fmt.Errorf("%w: split %q is empty or not one path segment", ErrManifest, e.Split)
 	case e.Size < 0:
 		return fmt.Errorf("%w: size %d is negative", ErrManifest, e.Size)
+	case e.SHA256 == "":
+		return nil // not computed: an entry indexed in place
 	case len(e.SHA256) != 64:
 		return fmt.Errorf("%w: sha256 %q is not 64 hex digits", ErrManifest, e.SHA256)
 	}
@@ -118,14 +125,14 @@ func parseLine(line []byte) (Entry, error) {
 	return e, e.Validate()
 }
 
-// checkFieldsPresent rejects lines that omit a field, which json.Decode
-// would silently leave at its zero value.
+// checkFieldsPresent rejects lines that omit a required field, which
+// json.Decode would silently leave at its zero value; sha256 is optional.
 func checkFieldsPresent(line []byte) error {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(line, &m); err != nil {
 		return err
 	}
-	for _, f := range []string{"key", "label", "class", "split", "size", "sha256"} {
+	for _, f := range []string{"key", "label", "class", "split", "size"} {
 		if _, ok := m[f]; !ok {
 			return fmt.Errorf("missing field %q", f)
 		}

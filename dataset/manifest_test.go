@@ -42,6 +42,9 @@ func TestScanManifest(t *testing.T) {
 		{"backslash key", strings.Replace(good, "train/cat", `train\\cat`, 1), 0, "backslash"},
 		{"bad sha", strings.Replace(good, sha, "xyz", 1), 0, "sha256"},
 		{"upper sha", strings.Replace(good, sha, strings.ToUpper(sha), 1), 0, "lower-case"},
+		{"no sha", strings.Replace(good, `,"sha256":"`+sha+`"`, ``, 1), 1, ""},              // an entry indexed in place
+		{"empty sha", strings.Replace(good, `"sha256":"`+sha+`"`, `"sha256":""`, 1), 1, ""}, // the same, written out
+		{"short sha", strings.Replace(good, sha, sha[:63], 1), 0, "64 hex digits"},
 		{"negative label", strings.Replace(good, `"label":0`, `"label":-1`, 1), 0, "negative"},
 		{"trailing data", good + ` {}`, 0, "trailing"},
 		{"not json", good + "\nnope\n", 0, "line 2"},
@@ -68,10 +71,14 @@ func TestManifestRoundTrip(t *testing.T) {
 	in := []Entry{
 		{Key: "train/0/00.png", Label: 0, Class: "0", Split: "train", Size: 1, SHA256: sha},
 		{Key: "test/zèbre/a b.jpg", Label: 7, Class: "zèbre", Split: "test", Size: 1 << 40, SHA256: sha},
+		{Key: "photos/test/cat/IMG_1.JPG", Label: 1, Class: "cat", Split: "test", Size: 5}, // indexed in place: no sha256
 	}
 	var buf bytes.Buffer
 	if err := WriteManifest(&buf, in); err != nil {
 		t.Fatal(err)
+	}
+	if lines := strings.Split(buf.String(), "\n"); strings.Contains(lines[2], "sha256") || !strings.Contains(lines[1], `"sha256":"`+sha+`"`) {
+		t.Fatalf("sha256 should be written when set and omitted when empty:\n%s", buf.String())
 	}
 	out, err := scanAll(&buf)
 	if err != nil || !reflect.DeepEqual(in, out) {
@@ -87,6 +94,7 @@ func TestManifestRoundTrip(t *testing.T) {
 // survives a write and a second read unchanged.
 func FuzzScanManifest(f *testing.F) {
 	f.Add([]byte(`{"key":"train/cat/1.png","label":0,"class":"cat","split":"train","size":10,"sha256":"` + sha + `"}` + "\n"))
+	f.Add([]byte(`{"key":"photos/train/cat/1.jpg","label":0,"class":"cat","split":"train","size":10}` + "\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		entries, err := scanAll(bytes.NewReader(data))
 		if err != nil {

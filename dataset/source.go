@@ -69,6 +69,8 @@ func Open(kind, path, name string, channels int) (Source, error) {
 		return OpenCIFAR(path)
 	case "imagefolder":
 		return OpenImageFolder(path, channels)
+	case SourceS3:
+		return nil, fmt.Errorf("dataset: source %q is read by Index (images already in the bucket), not Open", kind)
 	}
 	return nil, fmt.Errorf("dataset: source %q: want mnist, idx, cifar10, cifar100 or imagefolder", kind)
 }

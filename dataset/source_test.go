@@ -302,4 +302,7 @@ func TestOpenUnknownSource(t *testing.T) {
 	if _, err := Open("cifar10", t.TempDir(), "", 3); err == nil {
 		t.Fatal("Open of an empty folder as cifar10 succeeded")
 	}
+	if _, err := Open(SourceS3, "photos", "", 3); err == nil || !strings.Contains(err.Error(), "Index") {
+		t.Fatalf("Open of source s3: %v, want a pointer to Index", err)
+	}
 }

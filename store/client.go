@@ -23,6 +23,7 @@ type Client struct {
 	cfg      Config
 	mc       *minio.Client
 	endpoint string // scheme://host:port, for error messages
+	listPage int    // objects per listing request; 0 = the server's default (1000)
 }
 
 // ObjectInfo describes a stored object.
@@ -260,25 +261,58 @@ func (c *Client) Put(ctx context.Context, key string, data []byte, opts PutOptio
 	return nil
 }
 
-// List returns every object whose key starts with prefix, in key order. It
-// is meant for tools: listing is slow on large buckets, so training reads a
-// manifest instead.
+// List returns every object whose key starts with prefix, in key order
+// (see Walk). It is meant for tools: listing is slow on large buckets, so
+// training reads a manifest instead.
 func (c *Client) List(ctx context.Context, prefix string) ([]ObjectInfo, error) {
 	var out []ObjectInfo
+	err := c.Walk(ctx, prefix, func(o ObjectInfo) error {
+		out = append(out, o)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Walk calls fn for every object whose key starts with prefix, in key
+// order, with its key, size, ETag and last-modified time (not its user
+// metadata: a listing does not carry it), one page of the listing at a
+// time, so memory does not grow with the bucket. A transient failure is
+// retried like every call, resuming after the last key passed to fn: fn
+// sees each key once. It stops at the first error of fn, which it returns
+// unwrapped. fn is called on the caller's goroutine.
+func (c *Client) Walk(ctx context.Context, prefix string, fn func(ObjectInfo) error) error {
+	var (
+		after string // the last key passed to fn
+		fnErr error
+	)
 	err := c.retry(ctx, func(ctx context.Context) error {
-		out = out[:0]
-		for obj := range c.mc.ListObjects(ctx, c.cfg.Bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel() // stops minio-go's listing goroutine when fn fails
+		opts := minio.ListObjectsOptions{Prefix: prefix, Recursive: true, StartAfter: after, MaxKeys: c.listPage}
+		for obj := range c.mc.ListObjects(ctx, c.cfg.Bucket, opts) {
 			if obj.Err != nil {
 				return obj.Err
 			}
-			out = append(out, toInfo(obj))
+			if after != "" && obj.Key <= after {
+				continue // a server that ignores StartAfter
+			}
+			if fnErr = fn(toInfo(obj)); fnErr != nil {
+				return nil
+			}
+			after = obj.Key
 		}
 		return ctx.Err()
 	})
-	if err != nil {
-		return nil, s3Error("list", prefix, err)
+	if fnErr != nil {
+		return fnErr
 	}
-	return out, nil
+	if err != nil {
+		return s3Error("list", prefix, err)
+	}
+	return nil
 }
 
 func toInfo(o minio.ObjectInfo) ObjectInfo {

@@ -174,6 +174,33 @@ func runContract(t *testing.T, start backend) {
 			if !slices.Equal(got, want) {
 				t.Fatalf("List = %v, want %v", got, want)
 			}
+			for _, o := range objs {
+				if o.Size != int64(len(o.Key)) || o.ETag == "" || strings.Contains(o.ETag, `"`) {
+					t.Errorf("List: %s has size %d, ETag %q; want %d and an unquoted ETag", o.Key, o.Size, o.ETag, len(o.Key))
+				}
+			}
+			// A new content gives a new ETag: what a listing fingerprint
+			// (dataset.Index) relies on.
+			if err := c.Put(ctx, "ls/a/1", []byte("ls/a/X"), PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			again, err := c.List(ctx, "ls/a/1")
+			if err != nil || len(again) != 1 || again[0].ETag == objs[0].ETag {
+				t.Errorf("List after a rewrite = %+v, %v; want one object with an ETag other than %q", again, err, objs[0].ETag)
+			}
+			// Walk stops at fn's error and returns it as it is.
+			stop := errors.New("stop")
+			var seen []string
+			err = c.Walk(ctx, "ls/", func(o ObjectInfo) error {
+				seen = append(seen, o.Key)
+				if len(seen) == 2 {
+					return stop
+				}
+				return nil
+			})
+			if err != stop || !slices.Equal(seen, want[:2]) {
+				t.Errorf("Walk stopped by fn = %v after %v; want %v after %v", err, seen, stop, want[:2])
+			}
 		}},
 		{"invalid keys", func(t *testing.T) {
 			for _, k := range []string{"", "/abs", "bad\xff", strings.Repeat("k", maxKeyLen+1), "a/../b", "a//b", `a\b`} {

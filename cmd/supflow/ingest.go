@@ -2,14 +2,19 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/supflow/supflow/config"
@@ -89,28 +94,81 @@ func goModuleDir(modVersion string) (string, error) {
 	return m.Dir, nil
 }
 
-// ingest uploads the configured data set into the bucket (idempotent).
-func ingest(ctx context.Context, e *env, s *services) (dataset.Report, error) {
+// ingest makes the configured data set in the bucket: it uploads a local
+// source (idempotent: objects already stored with the same SHA-256 are not
+// uploaded again) or, for source s3, indexes the images already there
+// (unchanged since the last index: nothing read or written). report, when
+// not nil, receives the index report of source s3.
+func ingest(ctx context.Context, e *env, s *services, report io.Writer) error {
 	c := e.cfg.Dataset
-	src, err := openSource(c, e.cfg.Decode.Gray)
-	if err != nil {
-		return dataset.Report{}, err
-	}
 	limit := 0
 	if c.LimitTrain > 0 && c.LimitTest > 0 {
 		limit = max(c.LimitTrain, c.LimitTest)
 	}
 	start := time.Now()
+	if c.Source == dataset.SourceS3 {
+		rep, err := dataset.Index(ctx, s.store, dataset.IndexOptions{
+			Path: cmp.Or(c.Path, c.Prefix), Prefix: c.Prefix, List: c.List,
+			DefaultSplit: c.TrainSplit, StatsSplit: c.TrainSplit, LimitPerSplit: limit,
+			Decode: e.cfg.Decode.Config, MaxObjectBytes: e.cfg.Decode.MaxObjectBytes, Logger: e.log,
+		})
+		if err != nil {
+			return fmt.Errorf("ingest: %w", err)
+		}
+		e.log.Info("indexed", "dataset", c.Name, "path", rep.Path, "prefix", c.Prefix, "unchanged", rep.Unchanged, "images", rep.Images,
+			"refused", rep.Refused, "sampled", rep.Sampled, "seconds", time.Since(start).Round(time.Millisecond).Seconds())
+		if report != nil {
+			printIndexReport(report, s.store.Bucket(), rep)
+		}
+		return nil
+	}
+	src, err := openSource(c, e.cfg.Decode.Gray)
+	if err != nil {
+		return err
+	}
 	rep, err := dataset.Ingest(ctx, s.store, src, dataset.Options{
 		Prefix: c.Prefix, Format: c.Format, LimitPerSplit: limit, StatsSplit: c.TrainSplit, Logger: e.log,
 		MaxPixels: e.cfg.Decode.MaxPixels, MaxObjectBytes: e.cfg.Decode.MaxObjectBytes,
 	})
 	if err != nil {
-		return rep, fmt.Errorf("ingest: %w", err)
+		return fmt.Errorf("ingest: %w", err)
 	}
 	e.log.Info("ingested", "dataset", src.Name(), "prefix", c.Prefix, "written", rep.Written, "already_there", rep.Skipped, "refused", rep.Refused,
 		"images", len(rep.Entries), "seconds", time.Since(start).Round(time.Millisecond).Seconds())
-	return rep, nil
+	return nil
+}
+
+// printIndexReport writes what an index found, for people: the counts of
+// the stored report (<prefix>/ingest-report.json), per split and class.
+func printIndexReport(w io.Writer, bucket string, rep dataset.IndexReport) {
+	from := "list " + rep.List
+	if rep.List == "" {
+		from = "layout <split>/<class>/<file>"
+	}
+	fmt.Fprintf(w, "data set s3://%s/%s: images under s3://%s/%s, %s\n", bucket, rep.Prefix, bucket, rep.Path, from)
+	if rep.Unchanged {
+		fmt.Fprintf(w, "unchanged since %s (same keys, sizes and ETags): listed, nothing read or written\n", rep.Indexed.Format(time.RFC3339))
+	}
+	sk := rep.Skipped
+	fmt.Fprintf(w, "listed %d objects: %d images indexed, %d refused, skipped %d not images by extension, %d hidden, %d outside the layout, %d invalid keys\n",
+		rep.Listed, rep.Images, rep.Refused, sk.Extension, sk.Hidden, sk.Layout, sk.InvalidKey)
+	for _, r := range rep.RefusedKeys {
+		fmt.Fprintf(w, "  refused %s: %s\n", r.Key, r.Reason)
+	}
+	if more := rep.Refused - len(rep.RefusedKeys); more > 0 {
+		fmt.Fprintf(w, "  and %d more refused (see the log)\n", more)
+	}
+	fmt.Fprintf(w, "mean %.4f std %.4f from a sample of %d images of split %s (%d read when indexed; no other image is read)\n",
+		rep.Info.Mean, rep.Info.Std, rep.Info.Sampled, rep.Info.StatsSplit, rep.Sampled)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "split\tclass\timages")
+	for _, split := range slices.Sorted(maps.Keys(rep.Counts)) {
+		for _, class := range slices.Sorted(maps.Keys(rep.Counts[split])) {
+			fmt.Fprintf(tw, "%s\t%s\t%d\n", split, class, rep.Counts[split][class])
+		}
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "report: s3://%s/%s\n", bucket, dataset.ReportKey(rep.Prefix))
 }
 
 func runIngest(ctx context.Context, e *env) error {
@@ -119,6 +177,5 @@ func runIngest(ctx context.Context, e *env) error {
 		return err
 	}
 	defer s.close()
-	_, err = ingest(ctx, e, s)
-	return err
+	return ingest(ctx, e, s, e.stdout)
 }

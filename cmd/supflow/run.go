@@ -26,7 +26,9 @@ func runAll(ctx context.Context, e *env) error {
 		return err
 	}
 	defer s.close()
-	if _, err := ingest(ctx, e, s); err != nil {
+	// A local source is uploaded only where objects changed; source s3 is
+	// indexed again only when its listing changed.
+	if err := ingest(ctx, e, s, nil); err != nil {
 		return err
 	}
 	d, err := loadDataset(ctx, cfg, s.store)
