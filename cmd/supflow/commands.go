@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"runtime"
 	"runtime/debug"
 	"text/tabwriter"
@@ -17,7 +16,7 @@ import (
 func commands() map[string]command {
 	return map[string]command{
 		"version": {summary: "print the version", run: runVersion},
-		"config":  {summary: "print the effective configuration (`config keys` lists every key)", run: runConfig},
+		"config":  {summary: "print the effective configuration (`config keys` lists every key)", args: []string{"keys"}, run: runConfig},
 		"run": {summary: "everything in one process: ingest, feed, decode, augment, train, evaluate (embedded NATS and S3 by default)",
 			flags: func(fs *flag.FlagSet, o *options) {
 				fs.BoolVar(&o.resume, "resume", false, "continue from the run's last checkpoint")
@@ -80,11 +79,7 @@ func runStatus(ctx context.Context, e *env) error {
 	if e.cfg.Bus.Embedded {
 		return usageError{errors.New("status reads an external NATS server (bus.embedded is true: the embedded one lives inside `supflow run`)")}
 	}
-	getenv, err := secretEnv(os.Getenv)
-	if err != nil {
-		return usageError{err}
-	}
-	bc := e.cfg.Bus.Config.WithEnv(getenv)
+	bc := e.cfg.Bus.Config.WithEnv(e.getenv)
 	bc.Name = "supflow-status"
 	b, err := bus.Connect(ctx, bc, e.log)
 	if err != nil {

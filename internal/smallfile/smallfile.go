@@ -28,25 +28,29 @@ var (
 // one is followed, as Kubernetes mounts secrets), which must hold at most
 // limit bytes. It reads at most limit+1 bytes whatever the file claims.
 func Read(path string, limit int64) ([]byte, error) {
-	if err := Check(path, limit); err != nil {
+	// Stat first: a device is refused without being opened.
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, pathError("open", path, err)
+	}
+	if err := check(path, fi, limit); err != nil {
 		return nil, err
 	}
 	f, err := os.OpenFile(path, os.O_RDONLY|openFlags, 0)
 	if err != nil {
-		return nil, pathError(path, err)
+		return nil, pathError("open", path, err)
 	}
 	defer f.Close()
 	// What was opened may not be what Check saw.
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, pathError(path, err)
+	if fi, err = f.Stat(); err != nil {
+		return nil, pathError("stat", path, err)
 	}
 	if err := check(path, fi, limit); err != nil {
 		return nil, err
 	}
 	b, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
-		return nil, pathError(path, err)
+		return nil, pathError("read", path, err)
 	}
 	if int64(len(b)) > limit {
 		// A file that grew, or one whose size the kernel does not
@@ -62,7 +66,7 @@ func Read(path string, limit int64) ([]byte, error) {
 func Check(path string, limit int64) error {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return pathError(path, err)
+		return pathError("stat", path, err)
 	}
 	return check(path, fi, limit)
 }
@@ -94,14 +98,14 @@ func kind(m fs.FileMode) string {
 	return "not a regular file"
 }
 
-// pathError re-states err with the path quoted, so that a path holding a
-// newline or a control character is printed escaped.
-func pathError(path string, err error) error {
+// pathError re-states err of op on path with the path quoted, so that a
+// path holding a newline or a control character is printed escaped.
+func pathError(op, path string, err error) error {
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
-		return fmt.Errorf("%s %q: %w", pe.Op, path, pe.Err)
+		err = pe.Err
 	}
-	return fmt.Errorf("%q: %w", path, err)
+	return fmt.Errorf("%s %q: %w", op, path, err)
 }
 
 // Bytes formats n bytes for an error: 1 MiB, 64 KiB, 1234 bytes.

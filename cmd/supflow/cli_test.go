@@ -1,0 +1,165 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// runCLI runs the command line in process with ctx and returns the exit
+// code and what was printed.
+func runCLI(ctx context.Context, args ...string) (int, string, string) {
+	var stdout, stderr bytes.Buffer
+	code := run(ctx, args, &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+// fifo makes a named pipe no one writes to: opening it for reading the
+// ordinary way blocks until SIGKILL.
+func fifo(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// sparse makes a file of n zero bytes without writing them.
+func sparse(t *testing.T, n int64) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "sparse")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Truncate(n); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestFilesAreBoundedAndRegular: every file supflow reads at start (the
+// configuration, a *_FILE secret, the files pipeline.yaml names for the
+// bus and the store) is refused with exit code 2, naming what named it,
+// when it is a device, a FIFO, a directory or too large. Before,
+// --config /dev/zero ran until the kernel killed the process and a FIFO
+// (as --config or as SUPFLOW_NATS_PASSWORD_FILE) hung it until SIGKILL.
+func TestFilesAreBoundedAndRegular(t *testing.T) {
+	external := write(t, "bus: {embedded: false, url: \"nats://127.0.0.1:1\"}\nstore: {embedded: false, endpoint: \"127.0.0.1:1\", secure: true}\n")
+	for _, bad := range []struct{ name, path string }{
+		{"device", "/dev/zero"},
+		{"FIFO", fifo(t)},
+		{"directory", t.TempDir()},
+		{"too large", sparse(t, 2<<20)},
+	} {
+		for _, src := range []struct {
+			name string
+			args []string
+			env  map[string]string
+			want string
+		}{
+			{"--config", []string{"config", "--config", bad.path}, nil, "--config"},
+			{"secret file", []string{"decode", "--config", external}, map[string]string{"SUPFLOW_NATS_PASSWORD_FILE": bad.path}, "SUPFLOW_NATS_PASSWORD_FILE"},
+			{"bus.nkey_file", []string{"decode", "--config", external, "--set", "bus.nkey_file=" + bad.path}, nil, "bus.nkey_file"},
+			{"bus.creds_file", []string{"status", "--config", external, "--set", "bus.creds_file=" + bad.path}, nil, "bus.creds_file"},
+			{"bus.ca_file", []string{"decode", "--config", external, "--set", "bus.ca_file=" + bad.path}, nil, "bus.ca_file"},
+			{"store.ca_file", []string{"ingest", "--config", external, "--set", "store.ca_file=" + bad.path}, nil, "store.ca_file"},
+		} {
+			t.Run(bad.name+"/"+src.name, func(t *testing.T) {
+				for k, v := range src.env {
+					t.Setenv(k, v)
+				}
+				code, _, stderr := runCLI(t.Context(), src.args...)
+				if code != exitUsage || !strings.Contains(stderr, src.want) || !strings.Contains(stderr, bad.path) {
+					t.Fatalf("exit %d, want 2 naming %s and the file\n%s", code, src.want, stderr)
+				}
+			})
+		}
+	}
+}
+
+// write puts body into a file and returns its path.
+func write(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "pipeline.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestConfigErrorsNeverEchoTheFile: `--config <secret file>` printed the
+// secret's first characters in the parse error.
+func TestConfigErrorsNeverEchoTheFile(t *testing.T) {
+	const secret = "wJalrXUtnFEMI-K7MDENG"
+	for _, body := range []string{secret + "\n", "train:\n  epochs: " + secret + "\n", "aws_secret_access_key = " + secret + "\n"} {
+		code, _, stderr := runCLI(t.Context(), "config", "--config", write(t, body))
+		if code != exitUsage || strings.Contains(stderr, secret[:5]) {
+			t.Errorf("exit %d, want 2 without the secret:\n%s", code, stderr)
+		}
+	}
+}
+
+// TestSignalBeforeStart: a signal that arrives while the configuration is
+// being read ends the command with 128 + the signal, not after whatever
+// the read waits for.
+func TestSignalBeforeStart(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		ctx, cancel := context.WithCancelCause(t.Context())
+		cancel(stopped{sig})
+		code, _, stderr := runCLI(ctx, "config", "--config", "")
+		if code != 128+int(sig) || !strings.Contains(stderr, "stopped by "+signalName(sig)) {
+			t.Errorf("%v: exit %d\n%s", sig, code, stderr)
+		}
+	}
+	// What interruptible waits for is abandoned at once.
+	ctx, cancel := context.WithCancelCause(t.Context())
+	block := make(chan struct{})
+	defer close(block)
+	go cancel(stopped{syscall.SIGTERM})
+	err := interruptible(ctx, func() error { <-block; return nil })
+	if st, ok := stopCause(ctx); !ok || !errors.Is(err, context.Canceled) || st.exitCode() != 143 {
+		t.Errorf("interruptible = %v, cause %v", err, context.Cause(ctx))
+	}
+}
+
+// TestPositionalArguments: an argument the command does not take is
+// refused with exit code 2, naming it, and flags after a positional are
+// parsed (before, `supflow train foo --resume` ignored foo and --resume).
+// `config keys` is the one positional argument.
+func TestPositionalArguments(t *testing.T) {
+	for name := range commands() {
+		for _, args := range [][]string{{"foo"}, {"foo", "--log-level", "debug"}, {"keys", "extra"}, {"--", "-x"}} {
+			if name == "config" && args[0] == "keys" && len(args) == 1 {
+				continue
+			}
+			argv := append([]string{name, "--config", ""}, args...)
+			code, stdout, stderr := runCLI(t.Context(), argv...)
+			if code != exitUsage || !strings.Contains(stderr, "unexpected argument") || stdout != "" {
+				t.Errorf("%q: exit %d, want 2\n%s", argv, code, stderr)
+			}
+			if want := `"` + strings.TrimPrefix(args[0], "--") + `"`; args[0] != "--" && !strings.Contains(stderr, want) {
+				t.Errorf("%q: %q does not name %s", argv, stderr, want)
+			}
+		}
+	}
+	// Flags after `config keys` apply: a bad --set is refused.
+	if code, _, stderr := runCLI(t.Context(), "config", "keys", "--config", "", "--set", "train.epochs=x"); code != exitUsage {
+		t.Errorf("config keys --set train.epochs=x: exit %d\n%s", code, stderr)
+	}
+	code, stdout, _ := runCLI(t.Context(), "config", "keys", "--config", "")
+	if code != 0 || !strings.Contains(stdout, "SUPFLOW_TRAIN_BATCH_SIZE") {
+		t.Errorf("config keys: exit %d\n%s", code, stdout)
+	}
+	code, stdout, _ = runCLI(t.Context(), "config", "--config", "", "--set", "train.epochs=7")
+	if code != 0 || !strings.Contains(stdout, "epochs: 7") {
+		t.Errorf("config: exit %d\n%s", code, stdout)
+	}
+}
