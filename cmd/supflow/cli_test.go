@@ -231,3 +231,41 @@ func TestEveryVariableIsKnown(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestModelTooLargeForTheMachine: validation accepted
+// model.blocks=4096,4096,4096,4096; `supflow run` then ingested the data
+// set and died of OOM with a 1,488-line trace and exit code 2. Now every
+// command that builds the model refuses it before starting anything, with
+// the estimate and the machine's memory, and warns when it comes close.
+func TestModelTooLargeForTheMachine(t *testing.T) {
+	old := machineMemory
+	t.Cleanup(func() { machineMemory = old })
+	machineMemory = func() uint64 { return 16 << 30 }
+	work := t.TempDir()
+	for _, args := range [][]string{
+		{"run", "--set", "model.blocks=4096,4096,4096,4096"},
+		{"train", "--set", "model.widths=4096,4096,4096,4096"},
+		{"evaluate", "--checkpoint", "runs/x/checkpoints/last.safetensors", "--set", "model.blocks=4096,4096,4096,4096"},
+		{"run", "--set", "train.batch_size=16384", "--set", "bus.stream_max_msgs=40000"},
+	} {
+		argv := append(args, "--config", "", "--set", "run.work_dir="+work)
+		code, _, stderr := runCLI(t.Context(), argv...)
+		if code != exitUsage || !strings.Contains(stderr, "needs about") || !strings.Contains(stderr, "more than the 16.0 GiB") {
+			t.Errorf("%q: exit %d, want 2 with the estimate\n%s", argv, code, stderr)
+		}
+	}
+	if entries, _ := os.ReadDir(work); len(entries) != 0 {
+		t.Errorf("something started: %s holds %d entries", work, len(entries))
+	}
+	// Close to the machine's memory: a warning, and the command goes on
+	// (`config` does not check, so check through the command's check).
+	machineMemory = func() uint64 { return 4 << 30 }
+	var logs bytes.Buffer
+	e := &env{opts: &options{}, term: newTerm(&logs)}
+	if err := e.prepare("train", commands()["train"]); err != nil {
+		t.Fatalf("defaults on a 4 GiB machine: %v", err)
+	}
+	if !strings.Contains(logs.String(), "the model may not fit in memory") {
+		t.Errorf("no warning for an estimate close to the machine's memory:\n%s", logs.String())
+	}
+}

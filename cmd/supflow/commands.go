@@ -20,7 +20,7 @@ func commands() map[string]command {
 		"run": {summary: "everything in one process: ingest, feed, decode, augment, train, evaluate (embedded NATS and S3 by default)",
 			flags: func(fs *flag.FlagSet, o *options) {
 				fs.BoolVar(&o.resume, "resume", false, "continue from the run's last checkpoint")
-			}, run: runAll},
+			}, check: checkTrainMemory, run: runAll},
 		"ingest": {summary: "upload dataset.source into the bucket with a manifest (idempotent)", run: runIngest},
 		"feed": {summary: "publish the epochs' decode tasks, one epoch after the trainer finished the previous",
 			flags: func(fs *flag.FlagSet, o *options) {
@@ -31,12 +31,12 @@ func commands() map[string]command {
 		"train": {summary: "run the train stage: SupCon pretraining, checkpoints to S3",
 			flags: func(fs *flag.FlagSet, o *options) {
 				fs.BoolVar(&o.resume, "resume", false, "continue from the run's last checkpoint")
-			}, run: runTrain},
+			}, check: checkTrainMemory, run: runTrain},
 		"evaluate": {summary: "linear probe and kNN on a frozen encoder; writes report.json and report.html",
 			flags: func(fs *flag.FlagSet, o *options) {
 				fs.StringVar(&o.checkpoint, "checkpoint", "", "checkpoint object key (default: the run's pretrain-done event)")
 				fs.BoolVar(&o.wait, "wait", false, "wait for the run's pretraining to finish")
-			}, run: runEvaluate},
+			}, check: func(e *env) error { return checkMemory(e, false) }, run: runEvaluate},
 		"status": {summary: "print each pipeline edge's stream depth and consumer state (external NATS)", run: runStatus},
 		"report": {summary: "re-render the run's report.html from its report.json in the bucket",
 			flags: func(fs *flag.FlagSet, o *options) {
