@@ -133,6 +133,10 @@ func (s Store) Validate() error {
 		k.Add("endpoint", `""`, "host:port of the S3 server when store.embedded is false")
 	case ep != "" && ownEndpoint:
 		k.Add("endpoint", fmt.Sprintf("%q", s.Endpoint), "host:port without a scheme (use store.secure for HTTPS)")
+	case strings.ContainsAny(ep, "#") && !strings.Contains(ep, "@"):
+		// store.Config takes a URL and ignores its fragment; this file
+		// takes host:port only.
+		k.Add("endpoint", fmt.Sprintf("%q", s.Endpoint), "host:port without a path or fragment")
 	}
 	return k.Err()
 }
