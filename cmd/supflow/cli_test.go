@@ -269,3 +269,52 @@ func TestModelTooLargeForTheMachine(t *testing.T) {
 		t.Errorf("no warning for an estimate close to the machine's memory:\n%s", logs.String())
 	}
 }
+
+// TestSingleStageNeedsExternalBus: `supflow decode` with the default
+// embedded bus idled for ever on a private bus no other process could
+// reach; every single-stage command that needs the bus now refuses it
+// before starting anything, as status does.
+func TestSingleStageNeedsExternalBus(t *testing.T) {
+	work := t.TempDir()
+	for _, args := range [][]string{{"decode"}, {"augment"}, {"train"}, {"feed"}, {"evaluate"}, {"evaluate", "--wait"}, {"status"}} {
+		argv := append(args, "--config", "", "--set", "run.work_dir="+work)
+		code, _, stderr := runCLI(t.Context(), argv...)
+		if code != exitUsage || !strings.Contains(stderr, "inside `supflow run`") {
+			t.Errorf("%q: exit %d, want 2\n%s", argv, code, stderr)
+		}
+	}
+	if entries, _ := os.ReadDir(work); len(entries) != 0 {
+		t.Errorf("something started: %s holds %d entries", work, len(entries))
+	}
+	// evaluate --checkpoint needs no bus.
+	e := &env{opts: &options{checkpoint: "runs/x/checkpoints/last.safetensors"}, term: newTerm(&bytes.Buffer{})}
+	if err := e.prepare("evaluate", commands()["evaluate"]); err != nil {
+		t.Errorf("evaluate --checkpoint on the embedded bus: %v", err)
+	}
+}
+
+// TestFeedStartEpoch: --start-epoch 0 published an epoch 0, 3 with
+// epochs=2 exited 0 having done nothing, -1 failed with "overflow uint32".
+// Each is refused with exit 2 before anything starts; 1..epochs pass.
+func TestFeedStartEpoch(t *testing.T) {
+	external := []string{"--config", "", "--set", "bus.embedded=false", "--set", "bus.url=nats://127.0.0.1:1",
+		"--set", "store.embedded=false", "--set", "store.endpoint=127.0.0.1:1", "--set", "train.epochs=2"}
+	for _, start := range []string{"0", "-1", "3", "4294967297"} {
+		argv := append([]string{"feed", "--start-epoch", start}, external...)
+		code, _, stderr := runCLI(t.Context(), argv...)
+		if code != exitUsage || !strings.Contains(stderr, "--start-epoch "+start+": want an epoch in [1, 2]") {
+			t.Errorf("--start-epoch %s: exit %d\n%s", start, code, stderr)
+		}
+	}
+	code, _, stderr := runCLI(t.Context(), append([]string{"feed", "--start-epoch", "2", "--set", "feeder.epochs=1"}, external...)...)
+	if code != exitUsage || !strings.Contains(stderr, "want an epoch in [1, 1]") {
+		t.Errorf("feeder.epochs=1 --start-epoch 2: exit %d\n%s", code, stderr)
+	}
+	for _, start := range []int{1, 2} {
+		e := &env{opts: &options{configPath: "", sets: []string{"bus.embedded=false", "bus.url=nats://127.0.0.1:1", "train.epochs=2"}, startEpoch: start},
+			term: newTerm(&bytes.Buffer{})}
+		if err := e.prepare("feed", commands()["feed"]); err != nil {
+			t.Errorf("--start-epoch %d: %v", start, err)
+		}
+	}
+}
