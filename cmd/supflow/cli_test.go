@@ -11,8 +11,10 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/supflow/supflow/config"
+	"github.com/supflow/supflow/internal/clustertest"
 )
 
 // runCLI runs the command line in process with ctx and returns the exit
@@ -315,6 +317,52 @@ func TestFeedStartEpoch(t *testing.T) {
 			term: newTerm(&bytes.Buffer{})}
 		if err := e.prepare("feed", commands()["feed"]); err != nil {
 			t.Errorf("--start-epoch %d: %v", start, err)
+		}
+	}
+}
+
+// TestIntegrationSignalExitCodes: SIGTERM made decode exit 0 but train and
+// feed exit 1. Every long-running command now exits with 128 + the signal
+// (143 for SIGTERM, 130 for SIGINT), having drained (decode and augment
+// within the router's 10 s close timeout, even when the signal lands while
+// their subscriptions are starting), and says so on its last line. The
+// signal lands while each command waits: for messages (decode, augment,
+// train), for the trainer (feed), for the pretrain-done event (evaluate
+// --wait) or wherever `run` is.
+func TestIntegrationSignalExitCodes(t *testing.T) {
+	c := clustertest.New(t, `
+model: {widths: [4, 8, 8, 16], blocks: [1, 1, 1, 1], feat_dim: 32}
+augment: {size: 28, flip_p: 0}
+dataset: {limit_train: 64, limit_test: 32}
+decode: {gray: true}
+train: {epochs: 2, batch_size: 16, knn_every: 0}
+metrics: {addr: "127.0.0.1:0"}
+`)
+	c.Wait(c.Start("ingest", "ingest"), 3*time.Minute)
+	running := regexp.MustCompile(`msg="stage running"`)
+	serving := regexp.MustCompile(`msg="serving metrics"`)
+	for _, tt := range []struct {
+		args  []string
+		sig   syscall.Signal
+		ready *regexp.Regexp
+	}{
+		{[]string{"decode"}, syscall.SIGTERM, running},
+		{[]string{"augment"}, syscall.SIGINT, running},
+		{[]string{"decode"}, syscall.SIGTERM, serving}, // while subscribing
+		{[]string{"train"}, syscall.SIGTERM, running},
+		{[]string{"feed"}, syscall.SIGTERM, running},
+		{[]string{"train"}, syscall.SIGTERM, serving}, // while provisioning
+		{[]string{"evaluate", "--wait"}, syscall.SIGTERM, serving},
+		{[]string{"run"}, syscall.SIGINT, serving},
+	} {
+		name := strings.Join(tt.args, " ")
+		p := c.Start(name, tt.args...)
+		p.WaitFor(tt.ready, 2*time.Minute)
+		p.Signal(tt.sig)
+		code := c.WaitExit(p, time.Minute)
+		last := lastErrorLine(p.Output())
+		if code != 128+int(tt.sig) || !strings.Contains(last, "stopped by "+signalName(tt.sig)) {
+			t.Errorf("%s, %s: exit %d, want %d; last line %q", name, signalName(tt.sig), code, 128+int(tt.sig), last)
 		}
 	}
 }

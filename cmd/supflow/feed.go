@@ -62,6 +62,7 @@ func runFeed(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
+	s.log.Info("stage running", "run_id", e.cfg.Run.ID, "start_epoch", e.opts.startEpoch)
 	if err := feed(ctx, e.cfg, s, d, e.opts.startEpoch); err != nil {
 		return err
 	}
