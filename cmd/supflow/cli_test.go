@@ -246,7 +246,7 @@ func TestModelTooLargeForTheMachine(t *testing.T) {
 	work := t.TempDir()
 	for _, args := range [][]string{
 		{"run", "--set", "model.blocks=4096,4096,4096,4096"},
-		{"train", "--set", "model.widths=4096,4096,4096,4096"},
+		{"train", "--set", "model.widths=4096,4096,4096,4096", "--set", "bus.embedded=false", "--set", "bus.url=nats://127.0.0.1:1"},
 		{"evaluate", "--checkpoint", "runs/x/checkpoints/last.safetensors", "--set", "model.blocks=4096,4096,4096,4096"},
 		{"run", "--set", "train.batch_size=16384", "--set", "bus.stream_max_msgs=40000"},
 	} {
@@ -264,7 +264,7 @@ func TestModelTooLargeForTheMachine(t *testing.T) {
 	machineMemory = func() uint64 { return 4 << 30 }
 	var logs bytes.Buffer
 	e := &env{opts: &options{}, term: newTerm(&logs)}
-	if err := e.prepare("train", commands()["train"]); err != nil {
+	if err := e.prepare("run", commands()["run"]); err != nil {
 		t.Fatalf("defaults on a 4 GiB machine: %v", err)
 	}
 	if !strings.Contains(logs.String(), "the model may not fit in memory") {
@@ -363,6 +363,49 @@ metrics: {addr: "127.0.0.1:0"}
 		last := lastErrorLine(p.Output())
 		if code != 128+int(tt.sig) || !strings.Contains(last, "stopped by "+signalName(tt.sig)) {
 			t.Errorf("%s, %s: exit %d, want %d; last line %q", name, signalName(tt.sig), code, 128+int(tt.sig), last)
+		}
+	}
+}
+
+// TestOutputEscapesNames: a path, key or flag given by the user or a data
+// set was printed raw in errors (`--config $'a\nsupflow config: forged'`
+// printed a second error line); control characters are now escaped and
+// each line of a multi-line error after the first is indented.
+func TestOutputEscapesNames(t *testing.T) {
+	forged := "\nsupflow config: forged\x1b[31m\r"
+	for _, args := range [][]string{
+		{"config", "--config", "/nonexistent/a" + forged},
+		{"config", "--config", "", "--set", "nope" + forged + "=1"},
+		{"config", "--config", "", "--" + forged},
+		{"decode", "--config", "", "a" + forged},
+		{"evaluate", "--config", "", "--checkpoint", "runs/a" + forged},
+		{"config", "--config", write(t, "train:\n  epochs: x\n  batch_size: y\n")},
+	} {
+		code, _, stderr := runCLI(t.Context(), args...)
+		if code != exitUsage {
+			t.Errorf("%q: exit %d\n%s", args, code, stderr)
+		}
+		errorLines := 0
+		for _, line := range strings.Split(strings.TrimSuffix(stderr, "\n"), "\n") {
+			if strings.HasPrefix(line, "supflow config: forged") || strings.ContainsAny(line, "\x1b\r") {
+				t.Errorf("%q: raw line %q in\n%s", args, line, stderr)
+			}
+			if strings.HasPrefix(line, "supflow "+args[0]+": ") && !strings.HasPrefix(line, "supflow "+args[0]+": "+commands()[args[0]].summary) {
+				errorLines++
+			}
+		}
+		if errorLines > 1 {
+			t.Errorf("%q: %d error lines\n%s", args, errorLines, stderr)
+		}
+	}
+	for in, want := range map[string]string{
+		"plain":          "plain",
+		"a\nb":           "a\n  b",
+		"\x1b[31m\t\x00": `\x1b[31m\t\x00`,
+		"\xff\u200b é":   `\xff\u200b é`,
+	} {
+		if got := errorText(in); got != want {
+			t.Errorf("errorText(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

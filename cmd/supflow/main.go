@@ -110,7 +110,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	fs := flag.NewFlagSet("supflow "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	// The flag package prints its errors quoting the flag as given: they
+	// are printed below, escaped, once parsing is over.
+	fs.SetOutput(io.Discard)
 	o := &options{}
 	fs.StringVar(&o.configPath, "config", "pipeline.yaml", "pipeline configuration file (\"\" = defaults only)")
 	fs.Var(&o.sets, "set", "override one key, e.g. --set train.epochs=3 (repeatable)")
@@ -120,18 +122,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		cmd.flags(fs, o)
 	}
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "supflow %s: %s\n\nFlags:\n", name, cmd.summary)
+		fmt.Fprintf(fs.Output(), "supflow %s: %s\n\nFlags:\n", name, cmd.summary)
 		fs.PrintDefaults()
 	}
 	positional, err := parseArgs(fs, args[1:])
 	if err != nil {
+		fs.SetOutput(stderr)
 		if errors.Is(err, flag.ErrHelp) {
+			fs.Usage()
 			return 0
 		}
+		fmt.Fprintln(stderr, errorText(err.Error()))
+		fs.Usage()
 		return exitUsage
 	}
 	if err := checkArgs(name, cmd, positional); err != nil {
-		fmt.Fprintf(stderr, "supflow %s: %v\n", name, err)
+		fmt.Fprintf(stderr, "supflow %s: %s\n", name, errorText(err.Error()))
 		return exitUsage
 	}
 	if o.logFormat != "" {
@@ -150,7 +156,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return st.exitCode()
 		}
 		if err != nil {
-			fmt.Fprintf(stderr, "supflow %s: %v\n", name, err)
+			fmt.Fprintf(stderr, "supflow %s: %s\n", name, errorText(err.Error()))
 			return exitUsage
 		}
 		setBLASThreads(e.cfg.Train.Threads)
@@ -165,11 +171,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if err != nil && !errors.Is(err, context.Canceled) {
 			msg += " (while stopping: " + err.Error() + ")"
 		}
-		fmt.Fprintf(stderr, "supflow %s: %s\n", name, msg)
+		fmt.Fprintf(stderr, "supflow %s: %s\n", name, errorText(msg))
 		return st.exitCode()
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "supflow %s: %v\n", name, err)
+		fmt.Fprintf(stderr, "supflow %s: %s\n", name, errorText(err.Error()))
 		var ue usageError
 		if errors.As(err, &ue) {
 			return exitUsage
