@@ -198,7 +198,8 @@ func TestLoadStructure(t *testing.T) {
 // TestCheckEnv: a misspelled SUPFLOW_* variable was ignored; now it is
 // refused with the closest variable (misspelled names are spelled in two
 // parts here, for cmd/supflow's TestEveryVariableIsKnown), while the
-// settings' variables and the declared others pass, and other prefixes are not looked at.
+// settings' variables and the declared others pass, and other prefixes
+// are not looked at.
 func TestCheckEnv(t *testing.T) {
 	other := []string{"SUPFLOW_NATS_PASSWORD", "SUPFLOW_SIMD"}
 	if err := CheckEnv([]string{"SUPFLOW_TRAIN_EPOCHS=3", "SUPFLOW_NATS_PASSWORD=x", "SUPFLOW_SIMD=off", "PATH=/bin", "SUPFLOWX=1"}, other); err != nil {

@@ -409,3 +409,16 @@ func TestOutputEscapesNames(t *testing.T) {
 		}
 	}
 }
+
+// TestLogsEscapeNames: the loggers supflow builds quote a value holding a
+// control character (an object key, a file name), in both formats, so a
+// name cannot start a forged log record.
+func TestLogsEscapeNames(t *testing.T) {
+	for _, format := range []string{"text", "json"} {
+		var b bytes.Buffer
+		newLogger(&b, config.Log{Format: format, Level: "info"}).Info("sample left out", "key", "a\nlevel=ERROR msg=forged\x1b[31m")
+		if out := strings.TrimSuffix(b.String(), "\n"); strings.ContainsAny(out, "\n\x1b") {
+			t.Errorf("%s: %q", format, out)
+		}
+	}
+}
