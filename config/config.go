@@ -1,6 +1,9 @@
 // Package config defines pipeline.yaml: every knob of a supflow run, its
-// defaults, strict loading (unknown keys and wrong types are errors naming
-// the key), overrides from SUPFLOW_* environment variables and --set
+// defaults, strict loading (unknown or repeated keys, wrong types, decimal
+// numbers for integer settings and a second YAML document are errors
+// naming the key, line and column, never quoting the file; the file is a
+// regular file of at most MaxFileBytes), overrides from SUPFLOW_*
+// environment variables (CheckEnv refuses the unknown ones) and --set
 // flags, and validation that names the key and its allowed range.
 //
 // Each setting is declared once, by the package that uses it. A section
@@ -44,11 +47,8 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -134,6 +134,10 @@ func (s Store) Validate() error {
 		k.Add("endpoint", `""`, "host:port of the S3 server when store.embedded is false")
 	case ep != "" && ownEndpoint:
 		k.Add("endpoint", fmt.Sprintf("%q", s.Endpoint), "host:port without a scheme (use store.secure for HTTPS)")
+	case strings.ContainsAny(ep, "#") && !strings.Contains(ep, "@"):
+		// store.Config takes a URL and ignores its fragment; this file
+		// takes host:port only.
+		k.Add("endpoint", fmt.Sprintf("%q", s.Endpoint), "host:port without a path or fragment")
 	}
 	return k.Err()
 }
@@ -245,16 +249,19 @@ type Log struct {
 }
 
 // Load reads path (empty = defaults only), applies SUPFLOW_* environment
-// overrides and then the key=value sets, and validates the result.
+// overrides and then the key=value sets, and validates the result. The file
+// must be a regular file of at most MaxFileBytes holding one YAML document;
+// errors name the key, line and column, never the file's text. Unknown
+// SUPFLOW_* variables are CheckEnv's: env can only look names up.
 func Load(path string, env func(string) (string, bool), sets []string) (*Config, error) {
 	cfg := Default()
 	if path != "" {
-		b, err := os.ReadFile(path)
+		b, err := readFile(path)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+			return nil, err
 		}
-		if err := cfg.decode(bytes.NewReader(b)); err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrInvalid, path, err)
+		if err := cfg.decode(b); err != nil {
+			return nil, fmt.Errorf("%w: %q: %w", ErrInvalid, path, err)
 		}
 		keepDefaults(cfg, Default())
 	}
@@ -272,61 +279,6 @@ func Load(path string, env func(string) (string, bool), sets []string) (*Config,
 		return nil, err
 	}
 	return cfg, nil
-}
-
-// decode merges YAML onto cfg, refusing unknown keys. yaml.v3 reports
-// type errors by line only, so each message gets the dotted key of that line.
-func (c *Config) decode(r io.Reader) error {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	err = dec.Decode(c)
-	if err == nil || errors.Is(err, io.EOF) {
-		return nil
-	}
-	var te *yaml.TypeError
-	if !errors.As(err, &te) {
-		return err
-	}
-	var root yaml.Node
-	keys := map[int]string{}
-	if yaml.Unmarshal(b, &root) == nil {
-		keyLines(&root, "", keys)
-	}
-	msgs := make([]string, len(te.Errors))
-	for i, m := range te.Errors {
-		// Durations (bus.ack_wait) are time.Durations, which yaml.v3
-		// parses from strings only.
-		m = strings.Replace(m, "into time.Duration", "into a duration (e.g. 30s, 2m)", 1)
-		var line int
-		if _, scanErr := fmt.Sscanf(m, "line %d:", &line); scanErr == nil && keys[line] != "" {
-			m = fmt.Sprintf("%s (key %s)", m, keys[line])
-		}
-		msgs[i] = m
-	}
-	return errors.New(strings.Join(msgs, "; "))
-}
-
-// keyLines maps each line holding a mapping key to the key's dotted path.
-func keyLines(n *yaml.Node, prefix string, out map[int]string) {
-	switch n.Kind {
-	case yaml.DocumentNode:
-		for _, c := range n.Content {
-			keyLines(c, prefix, out)
-		}
-	case yaml.MappingNode:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			key := n.Content[i].Value
-			if prefix != "" {
-				key = prefix + "." + key
-			}
-			out[n.Content[i].Line] = key
-			keyLines(n.Content[i+1], key, out)
-		}
-	}
 }
 
 // YAML renders the effective configuration.

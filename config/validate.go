@@ -2,7 +2,9 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/supflow/supflow/config/field"
@@ -62,6 +64,10 @@ func (c *Config) Validate() error {
 			k.Add(key, fmt.Sprintf("%q", v), "a split name such as train or test")
 		}
 	}
+	if c.Dataset.TestSplit == c.Dataset.TrainSplit {
+		// The probe would be scored on the images it was trained on.
+		k.Add("dataset.test_split", fmt.Sprintf("%q", c.Dataset.TestSplit), "a split other than dataset.train_split")
+	}
 
 	k.Include("store", c.Store.Validate())
 
@@ -95,7 +101,37 @@ func (c *Config) Validate() error {
 
 	k.Include("evaluate", c.Evaluate.Validate())
 
+	if a := c.Metrics.Addr; a != "" {
+		if err := hostPort(a, false); err != "" {
+			k.Add("metrics.addr", fmt.Sprintf("%q", a), "a listen address host:port, e.g. 127.0.0.1:9090 or :9090 ("+err+"), or empty for none")
+		}
+	}
+
 	k.OneOf("log.format", c.Log.Format, "text", "json")
 	k.OneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	return k.Err()
+}
+
+// hostRe is a host name or an IPv4 address; IPv6 addresses are checked
+// with net.ParseIP.
+var hostRe = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$`)
+
+// hostPort checks the syntax of a host:port address, without any lookup:
+// a numeric port in [0, 65535] and a host name, an IP address or (unless
+// needHost) nothing. It returns what is wrong, or "".
+func hostPort(addr string, needHost bool) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "not host:port"
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || port == "" || n > 65535 {
+		return "the port is not a number in [0, 65535]"
+	}
+	switch {
+	case host == "" && needHost:
+		return "no host"
+	case host == "", hostRe.MatchString(host), net.ParseIP(host) != nil:
+		return ""
+	}
+	return "the host is neither a name nor an IP address"
 }

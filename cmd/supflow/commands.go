@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"runtime"
 	"runtime/debug"
 	"text/tabwriter"
@@ -17,33 +16,69 @@ import (
 func commands() map[string]command {
 	return map[string]command{
 		"version": {summary: "print the version", run: runVersion},
-		"config":  {summary: "print the effective configuration (`config keys` lists every key)", run: runConfig},
+		"config":  {summary: "print the effective configuration (`config keys` lists every key)", args: []string{"keys"}, run: runConfig},
 		"run": {summary: "everything in one process: ingest, feed, decode, augment, train, evaluate (embedded NATS and S3 by default)",
 			flags: func(fs *flag.FlagSet, o *options) {
 				fs.BoolVar(&o.resume, "resume", false, "continue from the run's last checkpoint")
-			}, run: runAll},
+			}, check: checkTrainMemory, run: runAll},
 		"ingest": {summary: "upload dataset.source into the bucket with a manifest (idempotent)", run: runIngest},
 		"feed": {summary: "publish the epochs' decode tasks, one epoch after the trainer finished the previous",
 			flags: func(fs *flag.FlagSet, o *options) {
 				fs.IntVar(&o.startEpoch, "start-epoch", 1, "first epoch to feed (when the trainer resumes)")
-			}, run: runFeed},
-		"decode":  {summary: "run the decode stage: fetch and decode images", run: runWorker("decode")},
-		"augment": {summary: "run the augment stage: paired random views", run: runWorker("augment")},
+			}, check: checkFeed, run: runFeed},
+		"decode":  {summary: "run the decode stage: fetch and decode images", check: externalBus, run: runWorker("decode")},
+		"augment": {summary: "run the augment stage: paired random views", check: externalBus, run: runWorker("augment")},
 		"train": {summary: "run the train stage: SupCon pretraining, checkpoints to S3",
 			flags: func(fs *flag.FlagSet, o *options) {
 				fs.BoolVar(&o.resume, "resume", false, "continue from the run's last checkpoint")
-			}, run: runTrain},
+			}, check: all(externalBus, checkTrainMemory), run: runTrain},
 		"evaluate": {summary: "linear probe and kNN on a frozen encoder; writes report.json and report.html",
 			flags: func(fs *flag.FlagSet, o *options) {
 				fs.StringVar(&o.checkpoint, "checkpoint", "", "checkpoint object key (default: the run's pretrain-done event)")
 				fs.BoolVar(&o.wait, "wait", false, "wait for the run's pretraining to finish")
-			}, run: runEvaluate},
+			}, check: all(evaluateBus, func(e *env) error { return checkMemory(e, false) }), run: runEvaluate},
 		"status": {summary: "print each pipeline edge's stream depth and consumer state (external NATS)", run: runStatus},
 		"report": {summary: "re-render the run's report.html from its report.json in the bucket",
 			flags: func(fs *flag.FlagSet, o *options) {
 				fs.StringVar(&o.outDir, "out", "", "output directory (default <work_dir>/<run_id>)")
 			}, run: runReport},
 	}
+}
+
+// all runs checks in order and returns the first error.
+func all(checks ...func(*env) error) func(*env) error {
+	return func(e *env) error {
+		for _, c := range checks {
+			if err := c(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// externalBus refuses the embedded bus for a single-stage command: the
+// stages of separate processes meet on one NATS server, while an embedded
+// one would be private to this process (supflow run's is shared by the
+// stages it runs), so the stage would wait for messages that never come.
+func externalBus(e *env) error {
+	if e.cfg.Bus.Embedded {
+		return usageError{errors.New("this stage talks to the others over an external NATS server, and bus.embedded is true: " +
+			"an embedded bus lives inside `supflow run`, private to it; set bus.embedded false and bus.url, or run `supflow run`")}
+	}
+	return nil
+}
+
+// evaluateBus: evaluate reads the pretrain-done event from the bus unless
+// --checkpoint names the checkpoint.
+func evaluateBus(e *env) error {
+	if e.opts.checkpoint != "" {
+		return nil
+	}
+	if err := externalBus(e); err != nil {
+		return usageError{fmt.Errorf("evaluate without --checkpoint waits for the run's pretrain-done event: %w", err)}
+	}
+	return nil
 }
 
 func runVersion(_ context.Context, e *env) error {
@@ -80,11 +115,7 @@ func runStatus(ctx context.Context, e *env) error {
 	if e.cfg.Bus.Embedded {
 		return usageError{errors.New("status reads an external NATS server (bus.embedded is true: the embedded one lives inside `supflow run`)")}
 	}
-	getenv, err := secretEnv(os.Getenv)
-	if err != nil {
-		return usageError{err}
-	}
-	bc := e.cfg.Bus.Config.WithEnv(getenv)
+	bc := e.cfg.Bus.Config.WithEnv(e.getenv)
 	bc.Name = "supflow-status"
 	b, err := bus.Connect(ctx, bc, e.log)
 	if err != nil {

@@ -53,8 +53,8 @@ func newEvaluateStage(ctx context.Context, e *env, s *services) (*evaluate.Stage
 // printResult prints the human summary and the machine-readable last line.
 func printResult(e *env, out *evaluate.Outcome) {
 	fmt.Fprintf(e.stdout, "linear probe top-1 %.4f, top-5 %.4f; kNN top-1 %.4f\nreport: %s\n",
-		out.LinearTop1, out.LinearTop5, out.KNNTop1, out.LocalHTML)
-	fmt.Fprintf(e.stdout, "RESULT linear_top1=%.4f knn_top1=%.4f report=%s\n", out.LinearTop1, out.KNNTop1, out.LocalHTML)
+		out.LinearTop1, out.LinearTop5, out.KNNTop1, printable(out.LocalHTML))
+	fmt.Fprintf(e.stdout, "RESULT linear_top1=%.4f knn_top1=%.4f report=%s\n", out.LinearTop1, out.KNNTop1, printable(out.LocalHTML))
 }
 
 func runEvaluate(ctx context.Context, e *env) error {

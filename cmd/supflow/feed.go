@@ -9,17 +9,37 @@ import (
 	"github.com/supflow/supflow/stages/feeder"
 )
 
-// feed publishes epochs start..feeder.epochs (default train.epochs) of the
-// training split, each after the trainer reported the previous one.
+// lastEpoch is the last epoch the feeder publishes: feeder.epochs, or
+// train.epochs when that is 0.
+func lastEpoch(cfg *config.Config) int {
+	if cfg.Feeder.Epochs > 0 {
+		return cfg.Feeder.Epochs
+	}
+	return cfg.Train.Stage.Epochs
+}
+
+// checkFeed refuses a --start-epoch outside [1, last epoch] before
+// anything starts: 0 published an epoch 0, one past the end exited 0
+// having done nothing, -1 failed with "overflow uint32".
+func checkFeed(e *env) error {
+	if err := externalBus(e); err != nil {
+		return err
+	}
+	if last, start := lastEpoch(e.cfg), e.opts.startEpoch; start < 1 || start > last {
+		return usageError{fmt.Errorf("--start-epoch %d: want an epoch in [1, %d] (the last is feeder.epochs, or train.epochs when that is 0)", start, last)}
+	}
+	return nil
+}
+
+// feed publishes epochs start..lastEpoch of the training split, each after
+// the trainer reported the previous one; nothing when start is past the
+// last (a resumed run that had finished training).
 func feed(ctx context.Context, cfg *config.Config, s *services, d dataset.Dataset, start int) error {
 	entries := d.Take(cfg.Dataset.TrainSplit, cfg.Dataset.LimitTrain)
 	if len(entries) == 0 {
 		return fmt.Errorf("the manifest has no %q split", cfg.Dataset.TrainSplit)
 	}
-	last := cfg.Train.Stage.Epochs
-	if cfg.Feeder.Epochs > 0 {
-		last = cfg.Feeder.Epochs
-	}
+	last := lastEpoch(cfg)
 	if start > last {
 		return nil
 	}
@@ -42,6 +62,7 @@ func runFeed(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
+	s.log.Info("stage running", "run_id", e.cfg.Run.ID, "start_epoch", e.opts.startEpoch)
 	if err := feed(ctx, e.cfg, s, d, e.opts.startEpoch); err != nil {
 		return err
 	}

@@ -299,19 +299,6 @@ func lastErrorLine(s string) string {
 	return last
 }
 
-// TestIntegrationSignalStopsCleanly sends SIGTERM to idle stage processes:
-// each drains and exits 0 (within the 10 s router close timeout even when
-// the signal lands while the subscriptions are still starting).
-func TestIntegrationSignalStopsCleanly(t *testing.T) {
-	c := clustertest.New(t, tinyModel)
-	for _, stage := range []string{"decode", "augment"} {
-		p := c.Start(stage, stage)
-		p.WaitFor(regexp.MustCompile(`msg="stage running"`), time.Minute)
-		p.Signal(syscall.SIGTERM)
-		c.Wait(p, 30*time.Second)
-	}
-}
-
 // TestIntegrationResumeAfterKill kills `supflow run` with SIGKILL after its
 // first checkpoint and resumes it: training continues at the next epoch,
 // every later epoch is trained exactly once, and the evaluation completes.

@@ -11,10 +11,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/supflow/supflow/config"
 	"github.com/supflow/supflow/internal/blasimpl"
@@ -23,8 +23,10 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-// Exit codes: 2 for a bad command line or configuration (nothing started),
-// 1 for a failure while running.
+// Exit codes: 2 for a bad command line or configuration (nothing
+// started), 1 for a failure while running, 128 + the signal's number (130
+// for SIGINT, 143 for SIGTERM) when a signal stopped the command, at start
+// or while running (docs/operations.md).
 const (
 	exitRuntime = 1
 	exitUsage   = 2
@@ -34,7 +36,13 @@ const (
 type command struct {
 	summary string
 	flags   func(fs *flag.FlagSet, o *options)
-	run     func(ctx context.Context, env *env) error
+	// args are the positional arguments the command takes, at most one
+	// of them (config's "keys"); any other is refused.
+	args []string
+	// check refuses, before anything starts, what the configuration and
+	// flags allow in general but this command cannot do (exit code 2).
+	check func(e *env) error
+	run   func(ctx context.Context, env *env) error
 }
 
 // options are the flags every subcommand shares plus the per-command ones.
@@ -61,6 +69,9 @@ type env struct {
 	stdout io.Writer
 	term   *term // stderr, with a progress line on terminals
 	args   []string
+	// getenv is os.Getenv with the credential variables resolved from
+	// their _FILE forms (secretEnv), read at start.
+	getenv func(string) string
 }
 
 type multiFlag []string
@@ -75,7 +86,9 @@ func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// First: from here on SIGINT and SIGTERM end the command (exit code
+	// 128 + the signal), also while the configuration is being read.
+	ctx, stop := notifyContext(context.Background(), os.Stderr)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -97,7 +110,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	fs := flag.NewFlagSet("supflow "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	// The flag package prints its errors quoting the flag as given: they
+	// are printed below, escaped, once parsing is over.
+	fs.SetOutput(io.Discard)
 	o := &options{}
 	fs.StringVar(&o.configPath, "config", "pipeline.yaml", "pipeline configuration file (\"\" = defaults only)")
 	fs.Var(&o.sets, "set", "override one key, e.g. --set train.epochs=3 (repeatable)")
@@ -107,13 +122,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		cmd.flags(fs, o)
 	}
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "supflow %s: %s\n\nFlags:\n", name, cmd.summary)
+		fmt.Fprintf(fs.Output(), "supflow %s: %s\n\nFlags:\n", name, cmd.summary)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args[1:]); err != nil {
+	positional, err := parseArgs(fs, args[1:])
+	if err != nil {
+		fs.SetOutput(stderr)
 		if errors.Is(err, flag.ErrHelp) {
+			fs.Usage()
 			return 0
 		}
+		fmt.Fprintln(stderr, errorText(err.Error()))
+		fs.Usage()
+		return exitUsage
+	}
+	if err := checkArgs(name, cmd, positional); err != nil {
+		fmt.Fprintf(stderr, "supflow %s: %s\n", name, errorText(err.Error()))
 		return exitUsage
 	}
 	if o.logFormat != "" {
@@ -122,22 +146,36 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if o.logLevel != "" {
 		o.sets = append(o.sets, "log.level="+o.logLevel)
 	}
-	e := &env{opts: o, stdout: stdout, args: fs.Args(), term: newTerm(stderr)}
+	e := &env{opts: o, stdout: stdout, args: positional, term: newTerm(stderr), getenv: os.Getenv}
 	if name != "version" {
-		cfg, err := config.Load(o.configPath, os.LookupEnv, o.sets)
+		// Reading files may block (a FIFO is refused unread, but a
+		// network file system may hang): a signal ends the wait.
+		err := interruptible(ctx, func() error { return e.prepare(name, cmd) })
+		if st, ok := stopCause(ctx); ok {
+			fmt.Fprintf(stderr, "supflow %s: %v before starting\n", name, st)
+			return st.exitCode()
+		}
 		if err != nil {
-			fmt.Fprintf(stderr, "supflow %s: %v\n", name, err)
+			fmt.Fprintf(stderr, "supflow %s: %s\n", name, errorText(err.Error()))
 			return exitUsage
 		}
-		e.cfg = cfg
-		e.log = newLogger(e.term, cfg.Log)
-		setBLASThreads(cfg.Train.Threads)
+		setBLASThreads(e.cfg.Train.Threads)
 		tuneRuntime()
 	}
-	err := cmd.run(ctx, e)
+	err = cmd.run(ctx, e)
 	e.term.progress("", 0, 0, "")
+	if st, ok := stopCause(ctx); ok {
+		// Stopped by a signal, whatever the command returned: it did not
+		// finish what it was asked to do.
+		msg := st.Error()
+		if err != nil && !errors.Is(err, context.Canceled) {
+			msg += " (while stopping: " + err.Error() + ")"
+		}
+		fmt.Fprintf(stderr, "supflow %s: %s\n", name, errorText(msg))
+		return st.exitCode()
+	}
 	if err != nil {
-		fmt.Fprintf(stderr, "supflow %s: %v\n", name, err)
+		fmt.Fprintf(stderr, "supflow %s: %s\n", name, errorText(err.Error()))
 		var ue usageError
 		if errors.As(err, &ue) {
 			return exitUsage
@@ -145,6 +183,72 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitRuntime
 	}
 	return 0
+}
+
+// prepare reads everything the command needs before it starts anything:
+// the environment (unknown SUPFLOW_* variables are refused), the
+// configuration, the secret files, and the files the configuration names;
+// then the command's own checks. Every error is a usage error (exit 2).
+func (e *env) prepare(name string, cmd command) error {
+	if err := config.CheckEnv(os.Environ(), otherEnv); err != nil {
+		return err
+	}
+	cfg, err := config.Load(e.opts.configPath, os.LookupEnv, e.opts.sets)
+	if err != nil {
+		return err
+	}
+	e.cfg = cfg
+	e.log = newLogger(e.term, cfg.Log)
+	if name != "config" {
+		if e.getenv, err = secretEnv(os.Getenv); err != nil {
+			return err
+		}
+		if err := checkFiles(cfg); err != nil {
+			return err
+		}
+	}
+	if cmd.check != nil {
+		return cmd.check(e)
+	}
+	return nil
+}
+
+// parseArgs parses args with fs, flags before and after positional
+// arguments alike (flag stops at the first positional: `supflow train foo
+// --resume` dropped --resume), and returns the positional arguments. After
+// "--" everything is positional.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return positional, nil
+		}
+		if i := len(args) - len(rest); i > 0 && args[i-1] == "--" {
+			return append(positional, rest...), nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+}
+
+// checkArgs refuses positional arguments the command does not take.
+func checkArgs(name string, cmd command, positional []string) error {
+	if len(positional) == 0 || len(positional) == 1 && slices.Contains(cmd.args, positional[0]) {
+		return nil
+	}
+	quoted := make([]string, len(positional))
+	for i, a := range positional {
+		quoted[i] = strconv.Quote(a)
+	}
+	takes := "takes no arguments, only flags"
+	if len(cmd.args) > 0 {
+		takes = "takes at most one argument, " + strings.Join(cmd.args, " or ")
+	}
+	return fmt.Errorf("unexpected argument %s: supflow %s %s (see supflow %s --help)", strings.Join(quoted, " "), name, takes, name)
 }
 
 func usage(w io.Writer) {

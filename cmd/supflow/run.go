@@ -116,6 +116,6 @@ func runReport(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(e.stdout, f.HTMLPath)
+	fmt.Fprintln(e.stdout, printable(f.HTMLPath))
 	return nil
 }

@@ -2,10 +2,10 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/supflow/supflow/bus"
+	"github.com/supflow/supflow/internal/smallfile"
 	"github.com/supflow/supflow/store"
 )
 
@@ -19,8 +19,9 @@ var secretVars = []string{
 }
 
 // secretEnv returns getenv with every credential variable resolved, from
-// the variable itself or from its _FILE (one trailing newline dropped).
-// Errors name the variable and file, never the content.
+// the variable itself or from its _FILE (one trailing newline dropped), a
+// regular file of at most maxSecretBytes (internal/smallfile). Errors name
+// the variable and file, never the content.
 func secretEnv(getenv func(string) string) (func(string) string, error) {
 	vals := make(map[string]string, len(secretVars))
 	for _, name := range secretVars {
@@ -29,12 +30,12 @@ func secretEnv(getenv func(string) string) (func(string) string, error) {
 			if v != "" {
 				return nil, fmt.Errorf("both %s and %s_FILE are set: use one", name, name)
 			}
-			b, err := os.ReadFile(file)
+			b, err := smallfile.Read(file, maxSecretBytes)
 			if err != nil {
 				return nil, fmt.Errorf("%s_FILE: %w", name, err)
 			}
 			if v = strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r"); v == "" {
-				return nil, fmt.Errorf("%s_FILE: %s is empty", name, file)
+				return nil, fmt.Errorf("%s_FILE: %q is empty", name, file)
 			}
 		}
 		vals[name] = v

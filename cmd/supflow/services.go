@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,15 +28,12 @@ type services struct {
 // open starts what a command needs: the metrics endpoint, the store and,
 // when withBus, the bus. On error everything opened so far is closed.
 func open(ctx context.Context, e *env, name string, withBus bool) (*services, error) {
-	getenv, err := secretEnv(os.Getenv)
-	if err != nil {
-		return nil, usageError{err}
-	}
+	getenv := e.getenv
 	s := &services{log: e.log}
 	if name != "" {
 		s.log = e.log.With("stage", name)
 	}
-	err = s.serveMetrics(e.cfg.Metrics.Addr)
+	err := s.serveMetrics(e.cfg.Metrics.Addr)
 	if err == nil {
 		err = s.openStore(ctx, e.cfg, getenv)
 	}

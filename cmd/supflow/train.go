@@ -104,6 +104,7 @@ func runTrainStage(ctx context.Context, cfg *config.Config, s *services, st *tra
 	}
 	routerDone := make(chan error, 1)
 	go func() { routerDone <- router.Run(ctx) }()
+	s.log.Info("stage running", "run_id", cfg.Run.ID, "start_epoch", st.StartEpoch())
 	key, err := st.Run(ctx, in)
 	cancel()
 	if rerr := <-routerDone; err == nil && rerr != nil && !errors.Is(rerr, context.Canceled) {

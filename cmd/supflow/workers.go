@@ -73,7 +73,7 @@ func workerRoutes(cfg *config.Config, s *services, which ...string) ([]bus.Route
 }
 
 // runWorker is `supflow decode` and `supflow augment`: one stage on an
-// external (or embedded, for trying it alone) bus until SIGINT/SIGTERM.
+// external bus until SIGINT/SIGTERM (main then exits with 128 + the signal).
 func runWorker(which string) func(context.Context, *env) error {
 	return func(ctx context.Context, e *env) error {
 		s, err := open(ctx, e, which, true)

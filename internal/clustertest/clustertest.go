@@ -273,6 +273,19 @@ func (c *Cluster) Wait(p *Proc, limit time.Duration) {
 	}
 }
 
+// WaitExit waits for p to exit and returns its exit code (-1 if a signal
+// killed it), failing the test after limit.
+func (c *Cluster) WaitExit(p *Proc, limit time.Duration) int {
+	c.t.Helper()
+	select {
+	case <-p.done:
+		return p.cmd.ProcessState.ExitCode()
+	case <-time.After(limit):
+		c.t.Fatalf("%s did not exit within %v\n%s", p.name, limit, Tail(p.Output(), 4000))
+	}
+	return 0
+}
+
 // Proc is one supflow process.
 type Proc struct {
 	t    *testing.T

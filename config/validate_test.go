@@ -1,0 +1,58 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// TestAddressesCheckedAtLoad: metrics.addr was not validated (a bad one
+// failed the command with exit 1 once it listened, after other services
+// had started), and a fragment in store.endpoint was ignored. Each form of
+// address is now accepted or refused when the file is loaded.
+func TestAddressesCheckedAtLoad(t *testing.T) {
+	for _, tt := range []struct {
+		key, value string
+		ok         bool
+	}{
+		{"metrics.addr", "", true},
+		{"metrics.addr", "127.0.0.1:9090", true},
+		{"metrics.addr", ":9090", true},
+		{"metrics.addr", "[::1]:9090", true},
+		{"metrics.addr", "localhost:0", true},
+		{"metrics.addr", "metrics.internal:65535", true},
+		{"metrics.addr", "foo", false},
+		{"metrics.addr", "9090", false},
+		{"metrics.addr", ":http", false},
+		{"metrics.addr", "127.0.0.1:65536", false},
+		{"metrics.addr", "127.0.0.1:-1", false},
+		{"metrics.addr", "127.0.0.1:", false},
+		{"metrics.addr", "http://127.0.0.1:9090", false},
+		{"metrics.addr", "127.0.0.1:9090/metrics", false},
+		{"metrics.addr", "a b:9090", false},
+		{"metrics.addr", "host\n:9090", false},
+		{"store.endpoint", "minio:9000", true},
+		{"store.endpoint", "minio:9000/bucket", false},
+		{"store.endpoint", "minio:9000?x=1", false},
+		{"store.endpoint", "minio:9000#x", false},
+		{"store.endpoint", "http://minio:9000", false},
+	} {
+		sets := []string{tt.key + "=" + tt.value}
+		if tt.key == "store.endpoint" {
+			sets = append(sets, "store.embedded=false")
+		}
+		_, err := Load("", noEnv, sets)
+		if tt.ok != (err == nil) || err != nil && (!errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.key)) {
+			t.Errorf("%s=%q: %v, want ok=%v", tt.key, tt.value, err, tt.ok)
+		}
+	}
+}
+
+// TestSplitsDiffer: train_split equal to test_split was accepted, and the
+// linear probe was scored on the images it was trained on.
+func TestSplitsDiffer(t *testing.T) {
+	_, err := Load("", noEnv, []string{"dataset.train_split=train", "dataset.test_split=train"})
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), `dataset.test_split = "train": want a split other than dataset.train_split`) {
+		t.Errorf("err = %v", err)
+	}
+}
