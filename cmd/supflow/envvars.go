@@ -20,6 +20,9 @@ var otherEnv = slices.Concat(
 		store.EnvEndpoint, store.EnvBucket, store.EnvRegion,
 		// tuneRuntime (runtime.go): nn's AVX-512 loops and GEMM kernel.
 		"SUPFLOW_SIMD", "SUPFLOW_SGEMM",
+		// deploy/docker-compose.yml's own variables (which pipeline file
+		// and image tag), which reach the containers through its env_file.
+		"SUPFLOW_PIPELINE", "SUPFLOW_IMAGE_TAG",
 		// Tests and scripts, which run supflow with their environment:
 		// internal/miniotest (the MinIO binary), internal/faulttest
 		// (MinIO's version, the reliability report), internal/testdata
