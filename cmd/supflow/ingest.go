@@ -8,13 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/supflow/supflow/config"
@@ -118,7 +115,7 @@ func ingest(ctx context.Context, e *env, s *services, report io.Writer) error {
 		e.log.Info("indexed", "dataset", c.Name, "path", rep.Path, "prefix", c.Prefix, "unchanged", rep.Unchanged, "images", rep.Images,
 			"refused", rep.Refused, "sampled", rep.Sampled, "seconds", time.Since(start).Round(time.Millisecond).Seconds())
 		if report != nil {
-			printIndexReport(report, s.store.Bucket(), rep)
+			rep.WriteSummary(report, s.store.Bucket())
 		}
 		return nil
 	}
@@ -136,39 +133,6 @@ func ingest(ctx context.Context, e *env, s *services, report io.Writer) error {
 	e.log.Info("ingested", "dataset", src.Name(), "prefix", c.Prefix, "written", rep.Written, "already_there", rep.Skipped, "refused", rep.Refused,
 		"images", len(rep.Entries), "seconds", time.Since(start).Round(time.Millisecond).Seconds())
 	return nil
-}
-
-// printIndexReport writes what an index found, for people: the counts of
-// the stored report (<prefix>/ingest-report.json), per split and class.
-func printIndexReport(w io.Writer, bucket string, rep dataset.IndexReport) {
-	from := "list " + rep.List
-	if rep.List == "" {
-		from = "layout <split>/<class>/<file>"
-	}
-	fmt.Fprintf(w, "data set s3://%s/%s: images under s3://%s/%s, %s\n", bucket, rep.Prefix, bucket, rep.Path, from)
-	if rep.Unchanged {
-		fmt.Fprintf(w, "unchanged since %s (same keys, sizes and ETags): listed, nothing read or written\n", rep.Indexed.Format(time.RFC3339))
-	}
-	sk := rep.Skipped
-	fmt.Fprintf(w, "listed %d objects: %d images indexed, %d refused, skipped %d not images by extension, %d hidden, %d outside the layout, %d invalid keys\n",
-		rep.Listed, rep.Images, rep.Refused, sk.Extension, sk.Hidden, sk.Layout, sk.InvalidKey)
-	for _, r := range rep.RefusedKeys {
-		fmt.Fprintf(w, "  refused %s: %s\n", r.Key, r.Reason)
-	}
-	if more := rep.Refused - len(rep.RefusedKeys); more > 0 {
-		fmt.Fprintf(w, "  and %d more refused (see the log)\n", more)
-	}
-	fmt.Fprintf(w, "mean %.4f std %.4f from a sample of %d images of split %s (%d read when indexed; no other image is read)\n",
-		rep.Info.Mean, rep.Info.Std, rep.Info.Sampled, rep.Info.StatsSplit, rep.Sampled)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "split\tclass\timages")
-	for _, split := range slices.Sorted(maps.Keys(rep.Counts)) {
-		for _, class := range slices.Sorted(maps.Keys(rep.Counts[split])) {
-			fmt.Fprintf(tw, "%s\t%s\t%d\n", split, class, rep.Counts[split][class])
-		}
-	}
-	tw.Flush()
-	fmt.Fprintf(w, "report: s3://%s/%s\n", bucket, dataset.ReportKey(rep.Prefix))
 }
 
 func runIngest(ctx context.Context, e *env) error {

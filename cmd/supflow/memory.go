@@ -2,12 +2,13 @@ package main
 
 import (
 	"github.com/supflow/supflow/config"
+	"github.com/supflow/supflow/internal/sysmem"
 )
 
 // machineMemory is the memory this process may use, in bytes (0 =
 // unknown): the machine's, or its cgroup's limit when lower (a
 // container's). A variable for tests.
-var machineMemory = totalMemory
+var machineMemory = sysmem.Total
 
 // memoryWarn is the fraction of machineMemory above which an estimate is
 // worth a warning: the estimate is within 10% for the measured networks,

@@ -1,4 +1,4 @@
-package main
+package sysmem
 
 import (
 	"bufio"
@@ -11,10 +11,10 @@ import (
 	"github.com/supflow/supflow/internal/smallfile"
 )
 
-// totalMemory is the machine's RAM (sysinfo), lowered to the cgroup's
+// Total is the machine's RAM (sysinfo), lowered to the cgroup's
 // memory limit when there is one (v2 memory.max, v1
 // memory.limit_in_bytes).
-func totalMemory() uint64 {
+func Total() uint64 {
 	var si syscall.Sysinfo_t
 	if err := syscall.Sysinfo(&si); err != nil {
 		return 0
