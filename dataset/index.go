@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"path"
 	"slices"
 	"strconv"
@@ -803,10 +802,9 @@ func pickSample(cands []candidate, split string, n int) []int {
 // does not depend on the order the workers finish in, and the common size
 // (0 when sizes differ).
 type sampled struct {
-	n          uint64
-	sum, sumSq [3]uint64
-	h, w       int
-	sized      bool
+	stats // sums of the sampled pixels
+	h, w  int
+	sized bool
 }
 
 func (s *sampled) add(img imgdecode.Image) {
@@ -822,16 +820,6 @@ func (s *sampled) add(img imgdecode.Image) {
 	case s.h != img.Height || s.w != img.Width:
 		s.h, s.w = 0, 0
 	}
-}
-
-func (s sampled) meanStd(channels int) (mean, std []float64) {
-	for c := range channels {
-		m := float64(s.sum[c]) / float64(s.n) / 255
-		v := float64(s.sumSq[c])/float64(s.n)/(255*255) - m*m
-		mean = append(mean, m)
-		std = append(std, math.Sqrt(max(v, 0)))
-	}
-	return mean, std
 }
 
 // sampleRefusal is a sampled image decode would refuse.
