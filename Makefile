@@ -54,7 +54,7 @@ vet:
 test: vet minio cgo-note
 	SUPFLOW_MINIO_BIN=$(MINIO_BIN) $(GO) test $(GOTESTFLAGS) -shuffle=on -count=1 -timeout 20m $(PKGS)
 ifeq ($(CGO_ENABLED),1)
-	$(GO) test $(GOTESTFLAGS) -race -shuffle=on -count=1 -timeout 15m $(RACE_PKGS)
+	SUPFLOW_MINIO_BIN=$(MINIO_BIN) $(GO) test $(GOTESTFLAGS) -race -shuffle=on -count=1 -timeout 15m $(RACE_PKGS)
 else
 	@echo "race pass skipped: -race needs cgo"; test -z "$$CI" || { echo "CI: the race pass must run (install libopenblas-dev libjpeg62-turbo-dev)"; exit 1; }
 endif
