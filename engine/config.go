@@ -63,16 +63,18 @@ func (c ModelConfig) dtype() tensor.Dtype {
 // TrainConfig is the engine's part of pipeline.yaml's train section, whose
 // keys sit there inline beside the train stage's (stages/train.Config):
 // method; the learning-rate schedule (optim.Schedule: lr, schedule, warm,
-// warm_epochs); the optimizer (optim.Config: momentum, weight_decay,
-// optimizer); the SupCon loss (loss.SupConConfig: temperature,
+// warm_epochs, decay_epochs, decay_rate, warmup_from); the optimizer
+// (optim.Config: momentum, weight_decay, optimizer, trust_coefficient); the
+// SupCon loss (loss.SupConConfig: temperature,
 // base_temperature). Schedule.Epochs and Schedule.BatchSize are not keys:
 // they are the train stage's epochs and batch_size, which the caller
 // copies in (config.Train.EngineConfig does).
 //
 // The zero value is usable: New fills unset fields from DefaultTrainConfig,
 // but for Momentum and WeightDecay, where 0 is none (the optimizer's own
-// zero value), and for the schedule's and loss's fields that are not keys,
-// which take optim's and loss's defaults.
+// zero value), for DecayEpochs, whose empty value optim derives from the
+// epochs (70%, 80%, 90% of them), and for the loss's fields that are not
+// keys, which take loss's defaults.
 type TrainConfig struct {
 	// Method is MethodSupCon, MethodSimCLR or MethodCE; default supcon.
 	Method   string            `yaml:"method"`
@@ -83,19 +85,23 @@ type TrainConfig struct {
 
 // DefaultTrainConfig returns pipeline.yaml's defaults, SupContrast's SupCon
 // recipe: SGD with momentum 0.9 and weight decay 1e-4 from lr 0.05 on a
-// cosine schedule (warm-up, when on, over 10 epochs), temperature 0.1 and
-// base temperature 0.07.
+// cosine schedule down to lr*0.1^3 (step decay, when chosen, by 0.1 after
+// 70%, 80% and 90% of the epochs; warm-up, when on, from 0.01 over 10
+// epochs), temperature 0.1 and base temperature 0.07; LARS, when chosen,
+// with trust coefficient 0.001.
 func DefaultTrainConfig() TrainConfig {
 	return TrainConfig{
-		Method:   MethodSupCon,
-		Schedule: optim.Schedule{BaseLR: optim.DefaultLR, Decay: optim.DecayCosine, WarmEpochs: optim.DefaultWarmEpochs},
-		Optim:    optim.Config{Momentum: 0.9, WeightDecay: 1e-4, Optimizer: optim.OptimizerSGD},
-		Loss:     loss.SupConConfig{Temperature: 0.1, BaseTemperature: loss.DefaultBaseTemperature},
+		Method: MethodSupCon,
+		Schedule: optim.Schedule{BaseLR: optim.DefaultLR, Decay: optim.DecayCosine, WarmEpochs: optim.DefaultWarmEpochs,
+			DecayRate: optim.DefaultDecayRate, WarmupFrom: optim.DefaultWarmupFrom},
+		Optim: optim.Config{Momentum: 0.9, WeightDecay: 1e-4, Optimizer: optim.OptimizerSGD,
+			TrustCoefficient: optim.DefaultTrustCoefficient},
+		Loss: loss.SupConConfig{Temperature: 0.1, BaseTemperature: loss.DefaultBaseTemperature},
 	}
 }
 
-// setDefaults fills the unset keys but momentum and weight_decay from
-// DefaultTrainConfig.
+// setDefaults fills the unset keys but momentum, weight_decay and
+// decay_epochs from DefaultTrainConfig.
 func (c *TrainConfig) setDefaults() {
 	d := DefaultTrainConfig()
 	if c.Method == "" {
@@ -110,8 +116,17 @@ func (c *TrainConfig) setDefaults() {
 	if c.Schedule.WarmEpochs == 0 {
 		c.Schedule.WarmEpochs = d.Schedule.WarmEpochs
 	}
+	if c.Schedule.DecayRate == 0 {
+		c.Schedule.DecayRate = d.Schedule.DecayRate
+	}
+	if c.Schedule.WarmupFrom == 0 {
+		c.Schedule.WarmupFrom = d.Schedule.WarmupFrom
+	}
 	if c.Optim.Optimizer == "" {
 		c.Optim.Optimizer = d.Optim.Optimizer
+	}
+	if c.Optim.TrustCoefficient == 0 {
+		c.Optim.TrustCoefficient = d.Optim.TrustCoefficient
 	}
 	if c.Loss.Temperature == 0 {
 		c.Loss.Temperature = d.Loss.Temperature

@@ -73,6 +73,13 @@ func TestTrainConfigValidate(t *testing.T) {
 		{"momentum", func(c *TrainConfig) { c.Optim.Momentum = 1 }, "momentum", optim.ErrInvalid},
 		{"weight_decay", func(c *TrainConfig) { c.Optim.WeightDecay = -1 }, "weight_decay", optim.ErrInvalid},
 		{"optimizer", func(c *TrainConfig) { c.Optim.Optimizer = "adam" }, "optimizer", optim.ErrInvalid},
+		{"set decay_epochs", func(c *TrainConfig) { c.Schedule.DecayEpochs, c.Schedule.Epochs = []int{60, 80}, 100 }, "", nil},
+		{"decay_epochs past the run", func(c *TrainConfig) {
+			c.Schedule.DecayEpochs, c.Schedule.Epochs = []int{60, 100}, 100
+		}, "decay_epochs", optim.ErrInvalid},
+		{"decay_rate 0", func(c *TrainConfig) { c.Schedule.DecayRate = 0 }, "decay_rate", optim.ErrInvalid},
+		{"warmup_from", func(c *TrainConfig) { c.Schedule.WarmupFrom = -1 }, "warmup_from", optim.ErrInvalid},
+		{"trust_coefficient", func(c *TrainConfig) { c.Optim.TrustCoefficient = 2 }, "trust_coefficient", optim.ErrInvalid},
 		{"temperature", func(c *TrainConfig) { c.Loss.Temperature = 0 }, "temperature", loss.ErrInput},
 		{"base_temperature", func(c *TrainConfig) { c.Loss.BaseTemperature = 1000 }, "base_temperature", loss.ErrInput},
 	}
@@ -101,20 +108,32 @@ func TestZeroTrainConfig(t *testing.T) {
 
 // TestOptimizerMetadataV1: a checkpoint records the optimizer and schedule
 // as format version 1 did, whatever the types' field names: what cmd/supflow
-// wrote for pipeline.yaml's defaults, and for LARS with warm-up.
+// wrote for pipeline.yaml's defaults, and for LARS with warm-up; values equal
+// to the defaults of the keys format 1 did not have are left out, as then.
 func TestOptimizerMetadataV1(t *testing.T) {
 	def := DefaultTrainConfig()
 	def.Schedule.Epochs, def.Schedule.BatchSize = 100, 256
 	lars := def
 	lars.Optim.Optimizer, lars.Schedule.Decay, lars.Schedule.Warm = optim.OptimizerLARS, optim.DecayStep, true
+	thousand := def
+	thousand.Schedule.Decay, thousand.Schedule.Epochs = optim.DecayStep, 1000
+	custom := lars
+	custom.Optim.TrustCoefficient, custom.Schedule.DecayRate, custom.Schedule.WarmupFrom = 0.02, 0.5, 0.001
+	custom.Schedule.DecayEpochs = []int{60, 80}
 	for _, tt := range []struct {
 		c    TrainConfig
 		want string
 	}{
 		{def, `{"method":"supcon","optim":{"momentum":0.9,"weight_decay":0.0001},` +
 			`"schedule":{"learning_rate":0.05,"epochs":100,"cosine":true,"batch_size":256,"warm_epochs":10}}`},
+		// Step decay over 100 epochs records the milestones it derives (a
+		// missing lr_decay_epochs means 700, 800, 900).
 		{lars, `{"method":"supcon","optim":{"momentum":0.9,"weight_decay":0.0001,"lars":true},` +
-			`"schedule":{"learning_rate":0.05,"epochs":100,"warm":true,"batch_size":256,"warm_epochs":10}}`},
+			`"schedule":{"learning_rate":0.05,"epochs":100,"lr_decay_epochs":[70,80,90],"warm":true,"batch_size":256,"warm_epochs":10}}`},
+		{thousand, `{"method":"supcon","optim":{"momentum":0.9,"weight_decay":0.0001},` +
+			`"schedule":{"learning_rate":0.05,"epochs":1000,"batch_size":256,"warm_epochs":10}}`},
+		{custom, `{"method":"supcon","optim":{"momentum":0.9,"weight_decay":0.0001,"lars":true,"trust_coefficient":0.02},` +
+			`"schedule":{"learning_rate":0.05,"epochs":100,"lr_decay_rate":0.5,"lr_decay_epochs":[60,80],"warm":true,"batch_size":256,"warm_epochs":10,"warmup_from":0.001}}`},
 	} {
 		cfg := Config{Model: DefaultModelConfig(), Train: tt.c, Mean: []float64{0, 0, 0}, Std: []float64{1, 1, 1}}
 		cfg.Model.Widths, cfg.Model.Blocks = []int{2, 2, 2, 2}, []int{1, 1, 1, 1}

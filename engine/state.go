@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"gorgonia.org/tensor"
@@ -112,15 +113,37 @@ type optimizerMetaV1 struct {
 	} `json:"schedule"`
 }
 
-// optimizerMetaV1Of describes c, as given to New.
+// optimizerMetaV1Of describes c, as given to New. In format version 1 a
+// missing trust_coefficient, lr_decay_rate, warmup_from or lr_decay_epochs
+// meant optim's default (0.001, 0.1, 0.01, and 700, 800, 900), since they
+// were not keys; they are now, with those defaults, so a value equal to
+// its default is left out as before (pipeline.yaml's defaults write what
+// they always did), and a step schedule records the milestones it uses
+// unless they are 700, 800, 900 (an empty decay_epochs derives them from
+// the epochs). Cosine decay does not use milestones and records only those
+// given.
 func optimizerMetaV1Of(c TrainConfig) optimizerMetaV1 {
 	var m optimizerMetaV1
 	m.Method = cmp.Or(c.Method, MethodSupCon)
 	o, s := c.Optim, c.Schedule
 	m.Optim.Momentum, m.Optim.WeightDecay, m.Optim.Nesterov = o.Momentum, o.WeightDecay, o.Nesterov
-	m.Optim.LARS, m.Optim.TrustCoefficient = o.Optimizer == optim.OptimizerLARS, o.TrustCoefficient
+	m.Optim.LARS, m.Optim.TrustCoefficient = o.Optimizer == optim.OptimizerLARS, unlessDefault(o.TrustCoefficient, optim.DefaultTrustCoefficient)
 	m.Schedule.BaseLR, m.Schedule.Epochs, m.Schedule.Cosine = s.BaseLR, s.Epochs, s.Decay == optim.DecayCosine
-	m.Schedule.DecayRate, m.Schedule.DecayEpochs, m.Schedule.Warm = s.DecayRate, s.DecayEpochs, s.Warm
-	m.Schedule.BatchSize, m.Schedule.WarmEpochs, m.Schedule.WarmupFrom = s.BatchSize, s.WarmEpochs, s.WarmupFrom
+	m.Schedule.DecayRate, m.Schedule.DecayEpochs, m.Schedule.Warm = unlessDefault(s.DecayRate, optim.DefaultDecayRate), s.DecayEpochs, s.Warm
+	m.Schedule.BatchSize, m.Schedule.WarmEpochs, m.Schedule.WarmupFrom = s.BatchSize, s.WarmEpochs, unlessDefault(s.WarmupFrom, optim.DefaultWarmupFrom)
+	if !m.Schedule.Cosine && len(s.DecayEpochs) == 0 {
+		m.Schedule.DecayEpochs = optim.DefaultDecayEpochs(s.Epochs)
+	}
+	if slices.Equal(m.Schedule.DecayEpochs, optim.DefaultDecayEpochs(optim.DefaultEpochs)) {
+		m.Schedule.DecayEpochs = nil
+	}
 	return m
+}
+
+// unlessDefault is x, or 0 (left out of the metadata) when x is def.
+func unlessDefault(x, def float64) float64 {
+	if x == def {
+		return 0
+	}
+	return x
 }

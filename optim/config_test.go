@@ -39,7 +39,11 @@ func TestConfigValidate(t *testing.T) {
 		{"infinite weight decay", Config{WeightDecay: math.Inf(1)}, "weight_decay"},
 		{"unknown optimizer", Config{Optimizer: "adam"}, "optimizer"},
 		{"nesterov without momentum", Config{Nesterov: true}, "nesterov"},
+		{"lars trust coefficient", Config{Optimizer: OptimizerLARS, TrustCoefficient: 0.02}, ""},
 		{"negative trust coefficient", Config{Optimizer: OptimizerLARS, TrustCoefficient: -1}, "trust_coefficient"},
+		{"NaN trust coefficient", Config{Optimizer: OptimizerLARS, TrustCoefficient: math.NaN()}, "trust_coefficient"},
+		{"trust coefficient above 1", Config{TrustCoefficient: 1.5}, "trust_coefficient"},
+		{"infinite trust coefficient", Config{TrustCoefficient: math.Inf(1)}, "trust_coefficient"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -78,8 +82,23 @@ func TestScheduleValidate(t *testing.T) {
 		{"negative warm epochs", Schedule{WarmEpochs: -1}, "warm_epochs"},
 		{"negative epochs", Schedule{Epochs: -3}, "epochs"},
 		{"negative batch size", Schedule{BatchSize: -1}, "batch_size"},
-		{"NaN decay rate", Schedule{DecayRate: math.NaN()}, "lr_decay_rate"},
+		{"set milestones", Schedule{Epochs: 100, DecayEpochs: []int{60, 80}}, ""},
+		{"milestone at epochs-1", Schedule{Epochs: 100, DecayEpochs: []int{99}}, ""},
+		{"derived milestones of a 1-epoch run", Schedule{Epochs: 1}, ""},
+		{"milestone at the last epoch", Schedule{Epochs: 100, DecayEpochs: []int{70, 100}}, "decay_epochs"},
+		{"default-run milestone past 999", Schedule{DecayEpochs: []int{1000}}, "decay_epochs"},
+		{"milestone 0", Schedule{Epochs: 100, DecayEpochs: []int{0, 50}}, "decay_epochs"},
+		{"negative milestone", Schedule{Epochs: 100, DecayEpochs: []int{-1}}, "decay_epochs"},
+		{"decreasing milestones", Schedule{Epochs: 100, DecayEpochs: []int{80, 60}}, "decay_epochs"},
+		{"repeated milestone", Schedule{Epochs: 100, DecayEpochs: []int{60, 60}}, "decay_epochs"},
+		{"decay rate 1", Schedule{DecayRate: 1}, ""},
+		{"NaN decay rate", Schedule{DecayRate: math.NaN()}, "decay_rate"},
+		{"negative decay rate", Schedule{DecayRate: -0.1}, "decay_rate"},
+		{"decay rate above 1", Schedule{DecayRate: 2}, "decay_rate"},
+		{"warm-up start", Schedule{Warm: true, WarmupFrom: 0.001}, ""},
 		{"negative warm-up start", Schedule{WarmupFrom: -0.1}, "warmup_from"},
+		{"NaN warm-up start", Schedule{WarmupFrom: math.NaN()}, "warmup_from"},
+		{"warm-up start above 100", Schedule{WarmupFrom: 101}, "warmup_from"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -100,17 +119,20 @@ func TestScheduleValidate(t *testing.T) {
 }
 
 // TestValidateIsStrict: Validate checks as given, so the settings a user
-// writes (pipeline.yaml's lr: 0, optimizer: "") are refused rather than
-// defaulted, while zero fields that are not keys stand for their defaults.
+// writes (pipeline.yaml's lr: 0, optimizer: "", decay_rate: 0) are refused
+// rather than defaulted, while the zero values documented as defaults
+// (warm_epochs without warm-up, empty decay_epochs) and the fields that are
+// not keys of their own (Epochs, BatchSize) stand for their defaults.
 func TestValidateIsStrict(t *testing.T) {
 	var keys []string
 	for _, e := range field.List(errors.Join(Config{}.Validate(), Schedule{}.Validate())) {
 		keys = append(keys, e.Key)
 	}
-	if want := []string{"optimizer", "lr", "schedule"}; !slices.Equal(keys, want) {
+	want := []string{"optimizer", "trust_coefficient", "lr", "schedule", "decay_rate", "warmup_from"}
+	if !slices.Equal(keys, want) {
 		t.Errorf("zero Config and Schedule: keys %v, want %v", keys, want)
 	}
-	if err := (Schedule{BaseLR: 0.1, Decay: DecayStep}).Validate(); err != nil {
-		t.Errorf("no warm-up, warm_epochs 0: %v", err)
+	if err := (Schedule{BaseLR: 0.1, Decay: DecayStep, DecayRate: 0.1, WarmupFrom: 0.01}).Validate(); err != nil {
+		t.Errorf("no warm-up, warm_epochs 0, empty decay_epochs: %v", err)
 	}
 }

@@ -18,8 +18,26 @@ const (
 	warmBatchThreshold = 256
 )
 
-// defaultDecayEpochs are SupContrast's lr_decay_epochs for step decay.
-func defaultDecayEpochs() []int { return []int{700, 800, 900} }
+// decayFractions are the step-decay milestones, in tenths of the run, that
+// an empty DecayEpochs stands for: 70%, 80% and 90% of the epochs, which
+// are SupContrast's lr_decay_epochs 700,800,900 for its 1000 epochs.
+var decayFractions = [...]int{7, 8, 9}
+
+// DefaultDecayEpochs are the step-decay milestones an empty
+// Schedule.DecayEpochs stands for in a run of epochs epochs (0 = 1000):
+// 70%, 80% and 90% of it, rounded down, leaving out 0 and repeats (so a
+// run of 1000 epochs gets SupContrast's 700, 800, 900 and one of 100 gets
+// 70, 80, 90).
+func DefaultDecayEpochs(epochs int) []int {
+	epochs = cmp.Or(epochs, DefaultEpochs)
+	var ms []int
+	for _, f := range decayFractions {
+		if m := epochs * f / 10; m >= 1 && (len(ms) == 0 || m > ms[len(ms)-1]) {
+			ms = append(ms, m)
+		}
+	}
+	return ms
+}
 
 // Bounds of Schedule fields.
 const (
@@ -44,10 +62,11 @@ const (
 // adjust_learning_rate once per epoch, warmup_learning_rate once per batch).
 // Epochs are 1-based and batches 0-based, as there. Its YAML tags are the
 // keys of pipeline.yaml's train section that it declares (lr, schedule,
-// warm, warm_epochs); Epochs and BatchSize are the run's (train.epochs and
-// train.batch_size, which the train stage declares) and the other fields
-// are not keys. Zero fields take SupContrast's defaults, so the zero value
-// is its default schedule (step decay, no warm-up).
+// warm, warm_epochs, decay_epochs, decay_rate, warmup_from); Epochs and
+// BatchSize are the run's (train.epochs and train.batch_size, which the
+// train stage declares). Zero fields take SupContrast's defaults (the
+// milestones scaled to Epochs), so the zero value is its default schedule
+// (step decay, no warm-up).
 type Schedule struct {
 	// BaseLR is the base learning rate (learning_rate), in [1e-8, 100];
 	// 0 means 0.05.
@@ -65,15 +84,19 @@ type Schedule struct {
 	// BatchSize is the training batch size (batch_size), used only to
 	// force the warm-up.
 	BatchSize int `yaml:"-"`
-	// DecayRate is lr_decay_rate; 0 means 0.1.
-	DecayRate float64 `yaml:"-"`
-	// DecayEpochs are the step-decay milestones (lr_decay_epochs): from
-	// epoch m+1 on, the rate is multiplied by DecayRate once more for each
-	// milestone m. Empty means 700, 800, 900.
-	DecayEpochs []int `yaml:"-"`
-	// WarmupFrom is the learning rate at the first warm-up batch; 0 means
-	// 0.01.
-	WarmupFrom float64 `yaml:"-"`
+	// DecayEpochs are the step-decay milestones (lr_decay_epochs),
+	// increasing, in [1, Epochs-1]: from epoch m+1 on, the rate is
+	// multiplied by DecayRate once more for each milestone m. Empty means
+	// DefaultDecayEpochs(Epochs): 70%, 80%, 90% of the run (SupContrast's
+	// 700, 800, 900 for 1000 epochs). Cosine decay does not use them.
+	DecayEpochs []int `yaml:"decay_epochs"`
+	// DecayRate is lr_decay_rate, in (0, 1]: the factor of each step
+	// milestone, and eta_min = BaseLR*DecayRate^3 for cosine decay; 0
+	// means 0.1.
+	DecayRate float64 `yaml:"decay_rate"`
+	// WarmupFrom is the learning rate at the first warm-up batch
+	// (warmup_from), in [1e-8, 100]; 0 means 0.01.
+	WarmupFrom float64 `yaml:"warmup_from"`
 }
 
 func (s *Schedule) setDefaults() {
@@ -90,7 +113,7 @@ func (s *Schedule) setDefaults() {
 		s.DecayRate = DefaultDecayRate
 	}
 	if len(s.DecayEpochs) == 0 {
-		s.DecayEpochs = defaultDecayEpochs()
+		s.DecayEpochs = DefaultDecayEpochs(s.Epochs)
 	}
 	if s.BatchSize > warmBatchThreshold {
 		s.Warm = true
@@ -105,10 +128,13 @@ func (s *Schedule) setDefaults() {
 
 // Validate reports every field of s out of range, each a *field.Error
 // (config/field) named by its key and wrapping ErrInvalid. It checks s as
-// given: a zero BaseLR or an empty Decay is refused (LR and EpochLR fill
-// them first); a zero field that is not a key stands for its default, and
-// so does a zero WarmEpochs without warm-up. With warm-up (Warm, or
-// BatchSize above 256) WarmEpochs must lie in [1, Epochs].
+// given: a zero BaseLR, DecayRate or WarmupFrom or an empty Decay is
+// refused (LR and EpochLR fill them first); a zero WarmEpochs without
+// warm-up and an empty DecayEpochs stand for their defaults, as do a zero
+// Epochs and BatchSize, which are not keys of their own. With warm-up
+// (Warm, or BatchSize above 256) WarmEpochs must lie in [1, Epochs].
+// DecayEpochs must increase and lie in [1, Epochs-1] (a milestone at or
+// after the last epoch would never decay), whatever the Decay.
 func (s Schedule) Validate() error {
 	k := field.NewChecker(ErrInvalid)
 	k.FloatIn("lr", s.BaseLR, minLR, maxLR)
@@ -124,13 +150,25 @@ func (s Schedule) Validate() error {
 	if s.BatchSize < 0 {
 		k.Add("batch_size", s.BatchSize, "an integer >= 0")
 	}
-	if !finiteNonNeg(s.DecayRate) {
-		k.Add("lr_decay_rate", s.DecayRate, "a finite number >= 0 (0 = 0.1)")
+	if last := cmp.Or(s.Epochs, DefaultEpochs) - 1; !increasingIn(s.DecayEpochs, 1, last) {
+		k.Add("decay_epochs", s.DecayEpochs, fmt.Sprintf(
+			"empty (70%%, 80%%, 90%% of epochs) or increasing integers in [1, %d] (epochs-1)", last))
 	}
-	if !finiteNonNeg(s.WarmupFrom) {
-		k.Add("warmup_from", s.WarmupFrom, "a finite number >= 0 (0 = 0.01)")
+	if !(s.DecayRate > 0 && s.DecayRate <= 1) {
+		k.Add("decay_rate", s.DecayRate, "a number in (0, 1]")
 	}
+	k.FloatIn("warmup_from", s.WarmupFrom, minLR, maxLR)
 	return k.Err()
+}
+
+// increasingIn reports whether xs increase strictly within [lo, hi].
+func increasingIn(xs []int, lo, hi int) bool {
+	for i, x := range xs {
+		if x < lo || x > hi || (i > 0 && x <= xs[i-1]) {
+			return false
+		}
+	}
+	return true
 }
 
 // EpochLR is the learning rate SupContrast's adjust_learning_rate sets for

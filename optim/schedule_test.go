@@ -3,6 +3,7 @@ package optim
 import (
 	"errors"
 	"math"
+	"slices"
 	"testing"
 )
 
@@ -112,5 +113,86 @@ func TestScheduleInvalid(t *testing.T) {
 				t.Errorf("err = %v, want ErrInvalid", err)
 			}
 		})
+	}
+}
+
+// TestDefaultDecayEpochs: an empty DecayEpochs is 70%, 80%, 90% of the run,
+// which is SupContrast's 700, 800, 900 for its 1000 epochs.
+func TestDefaultDecayEpochs(t *testing.T) {
+	tests := []struct {
+		epochs int
+		want   []int
+	}{
+		{0, []int{700, 800, 900}},
+		{1000, []int{700, 800, 900}},
+		{100, []int{70, 80, 90}},
+		{15, []int{10, 12, 13}},
+		{5, []int{3, 4}},
+		{2, []int{1}},
+		{1, nil},
+	}
+	for _, tt := range tests {
+		if got := DefaultDecayEpochs(tt.epochs); !slices.Equal(got, tt.want) {
+			t.Errorf("DefaultDecayEpochs(%d) = %v, want %v", tt.epochs, got, tt.want)
+		}
+	}
+}
+
+// TestStepDecay100Epochs: in a 100-epoch run step decay lowers the rate
+// after 70, 80 and 90 epochs when decay_epochs is empty, and after the
+// milestones given when set, by decay_rate each time.
+func TestStepDecay100Epochs(t *testing.T) {
+	tests := []struct {
+		name   string
+		s      Schedule
+		decays []int // the epochs whose rate is lower than the previous one's
+		last   float64
+	}{
+		{"derived", Schedule{BaseLR: 1, Epochs: 100}, []int{71, 81, 91}, 0.001},
+		{"set", Schedule{BaseLR: 1, Epochs: 100, DecayEpochs: []int{60, 80}, DecayRate: 0.5}, []int{61, 81}, 0.25},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var decays []int
+			prev, err := tt.s.EpochLR(1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if prev != 1 {
+				t.Errorf("epoch 1: %v, want 1", prev)
+			}
+			for e := 2; e <= 100; e++ {
+				lr, err := tt.s.LR(e, 0, 10)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if lr < prev {
+					decays = append(decays, e)
+				}
+				prev = lr
+			}
+			if !slices.Equal(decays, tt.decays) {
+				t.Errorf("decays at epochs %v, want %v", decays, tt.decays)
+			}
+			if math.Abs(prev-tt.last) > 1e-15 {
+				t.Errorf("epoch 100: %.17g, want %.17g", prev, tt.last)
+			}
+		})
+	}
+}
+
+// TestWarmupFrom: the warm-up starts at WarmupFrom.
+func TestWarmupFrom(t *testing.T) {
+	s := Schedule{BaseLR: 0.5, Epochs: 100, Warm: true, WarmEpochs: 10, WarmupFrom: 0.1}
+	got, err := s.LR(1, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != 0.1 {
+		t.Errorf("first warm-up batch: %v, want 0.1", got)
+	}
+	// Halfway: 0.1 + 50/100 * (0.5 - 0.1).
+	if got, err := s.LR(6, 0, 10); err != nil || math.Abs(got-0.3) > 1e-15 {
+		t.Errorf("halfway: %v, %v, want 0.3", got, err)
 	}
 }

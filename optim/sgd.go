@@ -39,9 +39,10 @@ const (
 )
 
 // Config configures [SGD]. Its YAML tags are the keys of pipeline.yaml's
-// train section that it declares (momentum, weight_decay, optimizer); the
-// other fields are not keys. The zero value is plain SGD without momentum
-// or weight decay; SupContrast uses Momentum 0.9 and WeightDecay 1e-4.
+// train section that it declares (momentum, weight_decay, optimizer,
+// trust_coefficient); Nesterov is not a key. The zero value is plain SGD
+// without momentum or weight decay; SupContrast uses Momentum 0.9 and
+// WeightDecay 1e-4.
 type Config struct {
 	// Momentum is PyTorch's momentum factor, in [0, 0.9999]; 0 is none.
 	// Dampening is always 0.
@@ -58,17 +59,20 @@ type Config struct {
 	Optimizer Optimizer `yaml:"optimizer"`
 	// Nesterov uses Nesterov momentum; it needs Momentum > 0.
 	Nesterov bool `yaml:"-"`
-	// TrustCoefficient is LARS's eta; 0 means DefaultTrustCoefficient.
-	TrustCoefficient float64 `yaml:"-"`
+	// TrustCoefficient is LARS's eta (trust_coefficient), in (0, 1]; 0
+	// means DefaultTrustCoefficient. SGD does not use it.
+	TrustCoefficient float64 `yaml:"trust_coefficient"`
 }
 
-// setDefaults fills the unset fields: Optimizer and, for LARS, the trust
-// coefficient.
+// maxTrustCoefficient bounds Config.TrustCoefficient.
+const maxTrustCoefficient = 1
+
+// setDefaults fills the unset fields: Optimizer and the trust coefficient.
 func (c *Config) setDefaults() {
 	if c.Optimizer == "" {
 		c.Optimizer = OptimizerSGD
 	}
-	if c.lars() && c.TrustCoefficient == 0 {
+	if c.TrustCoefficient == 0 {
 		c.TrustCoefficient = DefaultTrustCoefficient
 	}
 }
@@ -77,8 +81,8 @@ func (c Config) lars() bool { return c.Optimizer == OptimizerLARS }
 
 // Validate reports every field of c out of range, each a *field.Error
 // (config/field) named by its key and wrapping ErrInvalid. It checks c as
-// given: an empty Optimizer is refused (New fills it first); a zero
-// TrustCoefficient, not a key, stands for its default.
+// given: an empty Optimizer or a zero TrustCoefficient is refused (New
+// fills them first), whatever the Optimizer.
 func (c Config) Validate() error {
 	k := field.NewChecker(ErrInvalid)
 	k.FloatIn("momentum", c.Momentum, 0, maxMomentum)
@@ -87,8 +91,8 @@ func (c Config) Validate() error {
 	if c.Nesterov && c.Momentum == 0 {
 		k.Add("nesterov", true, "momentum > 0")
 	}
-	if !finiteNonNeg(c.TrustCoefficient) {
-		k.Add("trust_coefficient", c.TrustCoefficient, "a finite number > 0 (0 = 0.001)")
+	if !(c.TrustCoefficient > 0 && c.TrustCoefficient <= maxTrustCoefficient) {
+		k.Add("trust_coefficient", c.TrustCoefficient, "a number in (0, 1]")
 	}
 	return k.Err()
 }
