@@ -25,7 +25,8 @@ var migrated = []string{"decode", "augment", "model", "train", "evaluate", "stor
 
 // TestSectionKeysUnchanged: the sections packages own keep the keys (and
 // so the SUPFLOW_* variables) pipeline.yaml had when config declared them
-// itself.
+// itself, plus the schedule's and LARS's knobs that became keys later
+// (train.decay_epochs, decay_rate, warmup_from, trust_coefficient).
 func TestSectionKeysUnchanged(t *testing.T) {
 	want := []string{
 		"augment.antialias", "augment.brightness", "augment.contrast", "augment.flip_p", "augment.grayscale_p",
@@ -34,10 +35,10 @@ func TestSectionKeysUnchanged(t *testing.T) {
 		"decode.cache", "decode.gray", "decode.max_object_bytes", "decode.max_pixels", "decode.resize_shorter",
 		"decode.workers",
 		"model.arch", "model.blocks", "model.dtype", "model.feat_dim", "model.head", "model.stem", "model.widths",
-		"train.base_temperature", "train.batch_size", "train.checkpoint_every", "train.epochs", "train.knn_every",
-		"train.knn_k", "train.knn_samples", "train.knn_temperature", "train.lr", "train.method", "train.momentum",
-		"train.optimizer", "train.schedule", "train.temperature", "train.threads", "train.warm", "train.warm_epochs",
-		"train.weight_decay",
+		"train.base_temperature", "train.batch_size", "train.checkpoint_every", "train.decay_epochs", "train.decay_rate",
+		"train.epochs", "train.knn_every", "train.knn_k", "train.knn_samples", "train.knn_temperature", "train.lr",
+		"train.method", "train.momentum", "train.optimizer", "train.schedule", "train.temperature", "train.threads",
+		"train.trust_coefficient", "train.warm", "train.warm_epochs", "train.warmup_from", "train.weight_decay",
 		"evaluate.batch_size", "evaluate.epochs", "evaluate.knn_k", "evaluate.lr", "evaluate.momentum",
 		"evaluate.schedule", "evaluate.weight_decay",
 		"store.bucket", "store.ca_file", "store.embedded", "store.endpoint", "store.region", "store.secure",
@@ -131,7 +132,15 @@ func TestSectionErrorsNameTheKey(t *testing.T) {
 		{"knn_temperature", "", []string{"train.knn_temperature=-1"}, nil, "train.knn_temperature = -1"},
 		{"threads", "", []string{"train.threads=2000"}, nil, "train.threads = 2000: want an integer in [0, 1024]"},
 		{"the schedule's epochs are train.epochs", "", []string{"train.schedule.epochs=3"}, nil, `unknown key "train.schedule.epochs"`},
-		{"decay rate is not a key", "train:\n  lr_decay_rate: 0.2\n", nil, nil, "lr_decay_rate"},
+		{"SupContrast's lr_decay_rate is decay_rate", "train:\n  lr_decay_rate: 0.2\n", nil, nil, "lr_decay_rate"},
+		{"decay_epochs past the run", "", []string{"train.epochs=100", "train.decay_epochs=60,100"}, nil,
+			"train.decay_epochs = [60 100]: want empty (70%, 80%, 90% of epochs) or increasing integers in [1, 99] (epochs-1)"},
+		{"decreasing decay_epochs", "train:\n  epochs: 100\n  decay_epochs: [80, 60]\n", nil, nil, "train.decay_epochs = [80 60]"},
+		{"decay_epochs not integers", "", []string{"train.decay_epochs=60,x"}, nil, "train.decay_epochs"},
+		{"decay_rate 0 is not the default", "train:\n  decay_rate: 0\n", nil, nil, "train.decay_rate = 0: want a number in (0, 1]"},
+		{"decay_rate above 1", "", []string{"train.decay_rate=10"}, nil, "train.decay_rate = 10: want a number in (0, 1]"},
+		{"warmup_from", "", nil, map[string]string{"SUPFLOW_TRAIN_WARMUP_FROM": "-0.1"}, "train.warmup_from = -0.1: want a number in [1e-08, 100]"},
+		{"trust_coefficient", "", []string{"train.trust_coefficient=0"}, nil, "train.trust_coefficient = 0: want a number in (0, 1]"},
 		{"evaluate epochs", "evaluate:\n  epochs: 0\n", nil, nil, "evaluate.epochs = 0: want an integer in [1, 10000]"},
 		{"evaluate batch", "", []string{"evaluate.batch_size=0"}, nil, "evaluate.batch_size = 0: want an integer in [1, 65536]"},
 		{"evaluate lr", "", []string{"evaluate.lr=1000"}, nil, "evaluate.lr = 1000: want a number in [1e-08, 100]"},
@@ -288,6 +297,43 @@ func TestModelStageLists(t *testing.T) {
 	}
 	if def := Default().Model; def.Widths != nil || def.Blocks != nil || def.DType != "float32" || def.Arch != "resnet18" || def.FeatDim != 128 {
 		t.Errorf("model defaults %+v", def)
+	}
+}
+
+// TestTrainScheduleKeys: the schedule's and LARS's knobs come from the
+// file, the environment and --set (decay_epochs a list, as model.widths),
+// with SupContrast's defaults and milestones derived from the epochs when
+// decay_epochs is empty.
+func TestTrainScheduleKeys(t *testing.T) {
+	def := Default().Train.Engine
+	if s, o := def.Schedule, def.Optim; s.DecayEpochs != nil || s.DecayRate != 0.1 || s.WarmupFrom != 0.01 || o.TrustCoefficient != 0.001 {
+		t.Errorf("defaults: schedule %+v, optim %+v", s, o)
+	}
+	env := map[string]string{"SUPFLOW_TRAIN_WARMUP_FROM": "0.001", "SUPFLOW_TRAIN_DECAY_EPOCHS": "10,20"}
+	cfg, err := Load(write(t, "train:\n  epochs: 100\n  schedule: step\n  decay_rate: 0.5\n  trust_coefficient: 0.02\n"),
+		func(k string) (string, bool) { v, ok := env[k]; return v, ok }, []string{"train.decay_epochs=60,80"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := cfg.Train.EngineConfig()
+	if s := e.Schedule; !slices.Equal(s.DecayEpochs, []int{60, 80}) || s.DecayRate != 0.5 || s.WarmupFrom != 0.001 || e.Optim.TrustCoefficient != 0.02 {
+		t.Errorf("schedule %+v, optim %+v", s, e.Optim)
+	}
+	if lr, err := e.Schedule.EpochLR(81); err != nil || lr != cfg.Train.Engine.Schedule.BaseLR*0.25 {
+		t.Errorf("epoch 81: lr %v, %v", lr, err)
+	}
+	if err := Set(cfg, "train.decay_epochs="); err != nil {
+		t.Fatal(err)
+	}
+	e = cfg.Train.EngineConfig()
+	if len(e.Schedule.DecayEpochs) != 0 || cfg.Validate() != nil {
+		t.Fatalf("after clearing: %v, %v", e.Schedule.DecayEpochs, cfg.Validate())
+	}
+	// Derived from train.epochs: 70, 80, 90 of 100.
+	for epoch, decays := range map[int]float64{70: 1, 71: 0.5, 81: 0.25, 91: 0.125} {
+		if lr, err := e.Schedule.EpochLR(epoch); err != nil || lr != e.Schedule.BaseLR*decays {
+			t.Errorf("derived, epoch %d: lr %v, %v, want %v", epoch, lr, err, e.Schedule.BaseLR*decays)
+		}
 	}
 }
 
