@@ -32,7 +32,10 @@ func badPayloads(good, other []byte, lenAt, lenSize int) []badCase {
 	mod := func(f func(b []byte) []byte) []byte { return f(append([]byte(nil), good...)) }
 	return []badCase{
 		{"wrong schema version", mod(func(b []byte) []byte { b[2] = messages.Version + 1; return b }),
-			reasonSchemaVersion, "unsupported format version: 2"},
+			reasonSchemaVersion, fmt.Sprintf("unsupported format version: %d (this build reads 1 to %d)", messages.Version+1, messages.Version)},
+		// Version 2 changed only the Event layout: no pipeline message has one.
+		{"version without a layout of the type", mod(func(b []byte) []byte { b[2] = 2; return b }),
+			reasonSchemaVersion, "unsupported format version: 2 for"},
 		{"truncated", good[:len(good)-1], reasonTruncated, "truncated payload"},
 		{"empty", []byte{}, reasonTruncated, "0 bytes, header needs 4"},
 		{"declared length over the codec bound", mod(func(b []byte) []byte {

@@ -713,6 +713,16 @@ func TestEvents(t *testing.T) {
 	if _, err := ev.Wait(short, "r1", messages.EventEvalDone, nil); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("wait for a missing event: %v", err)
 	}
+	// An event with scores (wire version 2) on the same stream as the
+	// version 1 events above.
+	scored := messages.Event{RunID: "r1", Kind: messages.EventEvalDone, Ref: "report.html", Info: "linear_top1=0.9700",
+		Scores: []messages.Score{{Name: messages.ScoreLinearTop1, Value: 0.97}, {Name: messages.ScoreKNNTop1, Value: 0.95}}}
+	if err := ev.Publish(ctx, scored); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ev.Wait(ctx, "r1", messages.EventEvalDone, nil); err != nil || !reflect.DeepEqual(got, scored) {
+		t.Fatalf("scored event: got %+v, %v; want %+v", got, err, scored)
+	}
 	if err := ev.Publish(ctx, messages.Event{}); !errors.Is(err, messages.ErrInvalid) {
 		t.Fatalf("publish invalid event: %v", err)
 	}

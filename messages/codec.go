@@ -4,12 +4,21 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"unicode/utf8"
 )
 
-// Version is the wire format version written by this package. Decoders
-// reject any other version: a layout change bumps it (docs/messages.md).
-const Version = 1
+// Version is the newest wire format version this package reads and writes;
+// it reads every version from 1 up to it and rejects any other with
+// ErrVersion. A message is written in the lowest version whose layout holds
+// it, so readers that predate a version still read every message that does
+// not need it: DecodeTask, Image, ViewGroup and an Event without scores are
+// version 1; an Event with scores is version 2 (docs/messages.md).
+const Version = 2
+
+// eventScoresVersion is the first version whose Event layout carries
+// scores.
+const eventScoresVersion = 2
 
 // Bounds checked on both Marshal and Unmarshal, so a corrupt or hostile length
 // field can never make a decoder allocate or index past them.
@@ -24,6 +33,12 @@ const (
 	MaxViews       = 16
 	headerLen      = 4 // magic "SF", version, type
 	magic0, magic1 = 'S', 'F'
+)
+
+// Bounds of an Event's scores (version 2), checked the same way.
+const (
+	MaxScores       = 16 // scores per Event
+	MaxScoreNameLen = 64 // bytes of a score's name
 )
 
 // Sentinel errors; every decode or encode error wraps exactly one of them.
@@ -66,7 +81,7 @@ func MarshalDecodeTask(m DecodeTask) ([]byte, error) {
 	if err := checkDecodeTask(m); err != nil {
 		return nil, fmt.Errorf("messages: marshal DecodeTask: %w", err)
 	}
-	w := newWriter(typeDecodeTask, 4+8+4+2*3+len(m.RunID)+len(m.Split)+len(m.Key))
+	w := newWriter(typeDecodeTask, 1, 4+8+4+2*3+len(m.RunID)+len(m.Split)+len(m.Key))
 	w.u32(m.Epoch)
 	w.u64(m.SampleID)
 	w.u32(uint32(m.Label))
@@ -104,7 +119,7 @@ func MarshalImage(m Image) ([]byte, error) {
 	if err := checkImage(m); err != nil {
 		return nil, fmt.Errorf("messages: marshal Image: %w", err)
 	}
-	w := newWriter(typeImage, 4+8+4+4+4+1+2*2+len(m.RunID)+len(m.Split)+4+len(m.Pixels))
+	w := newWriter(typeImage, 1, 4+8+4+4+4+1+2*2+len(m.RunID)+len(m.Split)+4+len(m.Pixels))
 	w.u32(m.Epoch)
 	w.u64(m.SampleID)
 	w.u32(uint32(m.Label))
@@ -149,7 +164,7 @@ func MarshalViewGroup(m ViewGroup) ([]byte, error) {
 	if err := checkViewGroup(m); err != nil {
 		return nil, fmt.Errorf("messages: marshal ViewGroup: %w", err)
 	}
-	w := newWriter(typeViewGroup, 4+8+4+1+4+4+1+2*2+len(m.RunID)+len(m.Split)+4+len(m.Pixels))
+	w := newWriter(typeViewGroup, 1, 4+8+4+1+4+4+1+2*2+len(m.RunID)+len(m.Split)+4+len(m.Pixels))
 	w.u32(m.Epoch)
 	w.u64(m.SampleID)
 	w.u32(uint32(m.Label))
@@ -190,18 +205,32 @@ func UnmarshalViewGroup(b []byte) (ViewGroup, error) {
 	return m, nil
 }
 
-// MarshalEvent encodes m in the current wire format.
+// MarshalEvent encodes m: in version 1 without scores, in version 2 with.
 func MarshalEvent(m Event) ([]byte, error) {
 	if err := checkEvent(m); err != nil {
 		return nil, fmt.Errorf("messages: marshal Event: %w", err)
 	}
-	w := newWriter(typeEvent, 1+4+8+2*3+len(m.RunID)+len(m.Ref)+len(m.Info))
+	version, body := uint8(1), 1+4+8+2*3+len(m.RunID)+len(m.Ref)+len(m.Info)
+	if len(m.Scores) > 0 {
+		version, body = eventScoresVersion, body+1+len(m.Scores)*(2+8)
+		for _, sc := range m.Scores {
+			body += len(sc.Name)
+		}
+	}
+	w := newWriter(typeEvent, version, body)
 	w.u8(uint8(m.Kind))
 	w.u32(m.Epoch)
 	w.u64(m.Count)
 	w.str(m.RunID)
 	w.str(m.Ref)
 	w.str(m.Info)
+	if len(m.Scores) > 0 {
+		w.u8(uint8(len(m.Scores)))
+		for _, sc := range m.Scores {
+			w.str(sc.Name)
+			w.u64(math.Float64bits(sc.Value))
+		}
+	}
 	return w.b, nil
 }
 
@@ -218,6 +247,9 @@ func UnmarshalEvent(b []byte) (Event, error) {
 	m.RunID = r.str("run_id", MaxRunIDLen)
 	m.Ref = r.str("ref", MaxRefLen)
 	m.Info = r.str("info", MaxInfoLen)
+	if r.version >= eventScoresVersion {
+		m.Scores = r.scores()
+	}
 	if err := r.finish(); err != nil {
 		return Event{}, err
 	}
@@ -301,7 +333,31 @@ func checkEvent(m Event) error {
 		checkRunID(m.RunID),
 		checkStr("ref", m.Ref, MaxRefLen),
 		checkStr("info", m.Info, MaxInfoLen),
+		checkScores(m.Scores),
 	)
+}
+
+func checkScores(scores []Score) error {
+	if len(scores) > MaxScores {
+		return fmt.Errorf("%w: %d scores, max %d", ErrTooLarge, len(scores), MaxScores)
+	}
+	var errs []error
+	for i, sc := range scores {
+		if err := checkRequired(fmt.Sprintf("score %d name", i), sc.Name, MaxScoreNameLen); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if math.IsNaN(sc.Value) || math.IsInf(sc.Value, 0) {
+			errs = append(errs, fmt.Errorf("%w: score %q is %v (want a finite value)", ErrInvalid, sc.Name, sc.Value))
+		}
+		for _, prev := range scores[:i] {
+			if prev.Name == sc.Name {
+				errs = append(errs, fmt.Errorf("%w: score %q appears twice", ErrInvalid, sc.Name))
+				break
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func checkRunID(s string) error { return checkRequired("run_id", s, MaxRunIDLen) }
@@ -351,9 +407,9 @@ func checkPixels(views int, h, w uint32, c uint8, n int) error {
 
 type writer struct{ b []byte }
 
-func newWriter(t msgType, body int) *writer {
+func newWriter(t msgType, version uint8, body int) *writer {
 	w := &writer{b: make([]byte, 0, headerLen+body)}
-	w.b = append(w.b, magic0, magic1, Version, byte(t))
+	w.b = append(w.b, magic0, magic1, version, byte(t))
 	return w
 }
 
@@ -376,10 +432,20 @@ func (w *writer) bytes(p []byte) {
 // reader decodes fields in order; the first failure sticks and later reads
 // return zero values, so decoders check the error once at the end.
 type reader struct {
-	b   []byte
-	off int
-	t   msgType
-	err error
+	b       []byte
+	off     int
+	t       msgType
+	version uint8
+	err     error
+}
+
+// lastVersion is the newest version with a layout of t: a type's layout
+// exists in the versions up to the last one that changed it.
+func lastVersion(t msgType) uint8 {
+	if t == typeEvent {
+		return eventScoresVersion
+	}
+	return 1
 }
 
 func newReader(b []byte, want msgType) (*reader, error) {
@@ -389,13 +455,18 @@ func newReader(b []byte, want msgType) (*reader, error) {
 	if b[0] != magic0 || b[1] != magic1 {
 		return nil, fmt.Errorf("%w: magic %q", ErrMagic, b[:2])
 	}
-	if b[2] != Version {
-		return nil, fmt.Errorf("%w: %d (this build reads %d)", ErrVersion, b[2], Version)
+	if b[2] < 1 || b[2] > Version {
+		return nil, fmt.Errorf("%w: %d (this build reads 1 to %d)", ErrVersion, b[2], Version)
 	}
 	if got := msgType(b[3]); got != want {
 		return nil, fmt.Errorf("%w: got %v, want %v", ErrType, got, want)
 	}
-	return &reader{b: b, off: headerLen, t: want}, nil
+	// A type a version did not change is written in its older version only,
+	// so each message has one encoding.
+	if last := lastVersion(want); b[2] > last {
+		return nil, fmt.Errorf("%w: %d for %v (written as version %d, its last layout)", ErrVersion, b[2], want, last)
+	}
+	return &reader{b: b, off: headerLen, t: want, version: b[2]}, nil
 }
 
 func (r *reader) take(field string, n int) []byte {
@@ -457,6 +528,32 @@ func (r *reader) pixels() []byte {
 		return nil
 	}
 	return r.take("pixels", int(n))
+}
+
+// scores reads a version 2 Event's scores: a u8 count (1..MaxScores), then
+// per score a name str and the value's IEEE 754 bits as a u64.
+func (r *reader) scores() []Score {
+	n := r.u8("scores count")
+	if r.err != nil {
+		return nil
+	}
+	if n == 0 {
+		r.err = fmt.Errorf("%w: version %d %v with no scores (an event without scores is version 1)", ErrInvalid, r.version, r.t)
+		return nil
+	}
+	if n > MaxScores {
+		r.err = fmt.Errorf("%w: %v has %d scores, max %d", ErrTooLarge, r.t, n, MaxScores)
+		return nil
+	}
+	out := make([]Score, n)
+	for i := range out {
+		out[i].Name = r.str("score name", MaxScoreNameLen)
+		out[i].Value = math.Float64frombits(r.u64("score value"))
+	}
+	if r.err != nil {
+		return nil
+	}
+	return out
 }
 
 func (r *reader) finish() error {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -25,6 +27,13 @@ func sampleViews() ViewGroup {
 
 func sampleEvent() Event {
 	return Event{RunID: "run-1", Kind: EventPretrainDone, Epoch: 10, Count: 60000, Ref: "ckpt/run-1/final.safetensors", Info: "loss 4.1"}
+}
+
+// sampleEvalEvent has scores, so it travels in version 2.
+func sampleEvalEvent() Event {
+	return Event{RunID: "run-1", Kind: EventEvalDone, Ref: "runs/run-1/report.html",
+		Info:   "linear_top1=0.9712 knn_top1=0.9650",
+		Scores: []Score{{ScoreLinearTop1, 0.9712}, {ScoreLinearTop5, 0.9991}, {ScoreKNNTop1, 0.965}}}
 }
 
 // allSentinels lists the errors every codec failure must wrap one of.
@@ -89,13 +98,78 @@ func TestRoundTrip(t *testing.T) {
 		{"Event", func(t *testing.T) {
 			in := sampleEvent()
 			got, err := UnmarshalEvent(mustMarshal(t, MarshalEvent, in))
-			if err != nil || got != in {
+			if err != nil || !reflect.DeepEqual(got, in) {
 				t.Fatalf("got %+v, %v; want %+v", got, err, in)
+			}
+		}},
+		{"EventWithScores", func(t *testing.T) {
+			in := sampleEvalEvent()
+			got, err := UnmarshalEvent(mustMarshal(t, MarshalEvent, in))
+			if err != nil || !reflect.DeepEqual(got, in) {
+				t.Fatalf("got %+v, %v; want %+v", got, err, in)
+			}
+			if v, ok := got.Score(ScoreLinearTop5); !ok || v != 0.9991 {
+				t.Fatalf("Score(%s) = %v, %v", ScoreLinearTop5, v, ok)
+			}
+			if _, ok := got.Score("nope"); ok {
+				t.Fatal("Score of a missing name reported ok")
 			}
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, tt.run)
+	}
+}
+
+// v1EventBytes is sampleEvent as the version 1 codec (before scores) wrote
+// it, byte for byte: this build must keep reading it.
+var v1EventBytes = []byte("SF\x01\x04\x03\n\x00\x00\x00`\xea\x00\x00\x00\x00\x00\x00" +
+	"\x05\x00run-1\x1c\x00ckpt/run-1/final.safetensors\b\x00loss 4.1")
+
+// TestEventVersions: an event without scores is written as version 1, the
+// layout older readers know (unchanged bytes); one with scores as version 2;
+// both kinds decode when mixed on one stream, in order.
+func TestEventVersions(t *testing.T) {
+	if got := mustMarshal(t, MarshalEvent, sampleEvent()); !bytes.Equal(got, v1EventBytes) {
+		t.Fatalf("event without scores:\n got %x\nwant %x (version 1 as before)", got, v1EventBytes)
+	}
+	if b := mustMarshal(t, MarshalEvent, sampleEvalEvent()); b[2] != 2 {
+		t.Fatalf("event with scores written as version %d, want 2", b[2])
+	}
+	for name, marshal := range map[string]func() []byte{
+		"DecodeTask": func() []byte { return mustMarshal(t, MarshalDecodeTask, sampleTask()) },
+		"Image":      func() []byte { return mustMarshal(t, MarshalImage, sampleImage()) },
+		"ViewGroup":  func() []byte { return mustMarshal(t, MarshalViewGroup, sampleViews()) },
+	} {
+		if b := marshal(); b[2] != 1 {
+			t.Errorf("%s written as version %d, want 1 (its layout did not change)", name, b[2])
+		}
+	}
+
+	// One stream, as bus.Events reads it: old and new events interleaved.
+	noScores := sampleEvent()
+	trained := Event{RunID: "run-1", Kind: EventEpochTrained, Epoch: 3, Count: 50000}
+	eval := sampleEvalEvent()
+	zero := Event{RunID: "run-2", Kind: EventEvalDone, Scores: []Score{{ScoreKNNTop1, 0}}}
+	want := []Event{trained, eval, noScores, zero, eval}
+	stream := [][]byte{
+		mustMarshal(t, MarshalEvent, trained),
+		mustMarshal(t, MarshalEvent, eval),
+		bytes.Clone(v1EventBytes), // written by a build before version 2
+		mustMarshal(t, MarshalEvent, zero),
+		mustMarshal(t, MarshalEvent, eval),
+	}
+	for i, b := range stream {
+		got, err := UnmarshalEvent(b)
+		if err != nil {
+			t.Fatalf("message %d (version %d): %v", i, b[2], err)
+		}
+		if !reflect.DeepEqual(got, want[i]) {
+			t.Fatalf("message %d (version %d): got %+v, want %+v", i, b[2], got, want[i])
+		}
+		if again := mustMarshal(t, MarshalEvent, got); !bytes.Equal(again, b) {
+			t.Fatalf("message %d does not re-encode to the same bytes:\n in %x\nout %x", i, b, again)
+		}
 	}
 }
 
@@ -119,6 +193,11 @@ func TestUnmarshalErrors(t *testing.T) {
 	img := mustMarshal(t, MarshalImage, sampleImage())
 	views := mustMarshal(t, MarshalViewGroup, sampleViews())
 	ev := mustMarshal(t, MarshalEvent, sampleEvent())
+	evs := mustMarshal(t, MarshalEvent, sampleEvalEvent())
+	// Offsets from the end of evs: the last score is name str, value f64;
+	// the count byte precedes the three scores.
+	lastValue := len(evs) - 8
+	scoresCount := len(evs) - 3*(2+8) - len(ScoreLinearTop1) - len(ScoreLinearTop5) - len(ScoreKNNTop1) - 1
 
 	edit := func(b []byte, f func([]byte) []byte) []byte { return f(bytes.Clone(b)) }
 	// Offsets in the Image layout (docs/messages.md).
@@ -168,6 +247,31 @@ func TestUnmarshalErrors(t *testing.T) {
 		}), ErrTooLarge},
 		{"zero views", unmarshalViews, edit(views, func(b []byte) []byte { b[20] = 0; return b }), ErrInvalid},
 		{"unknown event kind", unmarshalEvent, edit(ev, func(b []byte) []byte { b[4] = 200; return b }), ErrInvalid},
+		{"event version 3", unmarshalEvent, edit(evs, func(b []byte) []byte { b[2] = 3; return b }), ErrVersion},
+		{"task version 2", unmarshalTask, edit(task, func(b []byte) []byte { b[2] = 2; return b }), ErrVersion},
+		{"views version 2", unmarshalViews, edit(views, func(b []byte) []byte { b[2] = 2; return b }), ErrVersion},
+		{"scores in a version 1 event", unmarshalEvent, edit(evs, func(b []byte) []byte { b[2] = 1; return b }), ErrTrailing},
+		{"version 2 event without scores", unmarshalEvent, edit(ev, func(b []byte) []byte { b[2] = 2; return b }), ErrTruncated},
+		{"version 2 event, zero scores", unmarshalEvent, edit(ev, func(b []byte) []byte { b[2] = 2; return append(b, 0) }), ErrInvalid},
+		{"too many scores", unmarshalEvent, edit(evs, func(b []byte) []byte { b[scoresCount] = MaxScores + 1; return b }), ErrTooLarge},
+		{"score count past the end", unmarshalEvent, edit(evs, func(b []byte) []byte { b[scoresCount] = 4; return b }), ErrTruncated},
+		{"truncated score", unmarshalEvent, evs[:len(evs)-1], ErrTruncated},
+		{"trailing score bytes", unmarshalEvent, append(bytes.Clone(evs), 0), ErrTrailing},
+		{"NaN score", unmarshalEvent, edit(evs, func(b []byte) []byte {
+			binary.LittleEndian.PutUint64(b[lastValue:], math.Float64bits(math.NaN()))
+			return b
+		}), ErrInvalid},
+		{"infinite score", unmarshalEvent, edit(evs, func(b []byte) []byte {
+			binary.LittleEndian.PutUint64(b[lastValue:], math.Float64bits(math.Inf(-1)))
+			return b
+		}), ErrInvalid},
+		{"duplicate score name", unmarshalEvent, edit(evs, func(b []byte) []byte {
+			// knn_top1 -> linear_top1 would change lengths; rename the second
+			// score (linear_top5) to linear_top1 instead.
+			i := bytes.Index(b, []byte(ScoreLinearTop5))
+			copy(b[i:], ScoreLinearTop1)
+			return b
+		}), ErrInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -204,6 +308,39 @@ func TestMarshalRejectsInvalid(t *testing.T) {
 		{"views too many", func() error { m := sampleViews(); m.NViews = MaxViews + 1; return marshalErr(MarshalViewGroup(m)) }, ErrInvalid},
 		{"views one missing", func() error { m := sampleViews(); m.NViews = 3; return marshalErr(MarshalViewGroup(m)) }, ErrInvalid},
 		{"event kind zero", func() error { m := sampleEvent(); m.Kind = 0; return marshalErr(MarshalEvent(m)) }, ErrInvalid},
+		{"event with too many scores", func() error {
+			m := sampleEvalEvent()
+			m.Scores = nil
+			for i := range MaxScores + 1 {
+				m.Scores = append(m.Scores, Score{Name: fmt.Sprintf("s%d", i), Value: 1})
+			}
+			return marshalErr(MarshalEvent(m))
+		}, ErrTooLarge},
+		{"event score without name", func() error {
+			m := sampleEvalEvent()
+			m.Scores[1].Name = ""
+			return marshalErr(MarshalEvent(m))
+		}, ErrInvalid},
+		{"event score name too long", func() error {
+			m := sampleEvalEvent()
+			m.Scores[0].Name = strings.Repeat("n", MaxScoreNameLen+1)
+			return marshalErr(MarshalEvent(m))
+		}, ErrTooLarge},
+		{"event NaN score", func() error {
+			m := sampleEvalEvent()
+			m.Scores[2].Value = math.NaN()
+			return marshalErr(MarshalEvent(m))
+		}, ErrInvalid},
+		{"event infinite score", func() error {
+			m := sampleEvalEvent()
+			m.Scores[0].Value = math.Inf(1)
+			return marshalErr(MarshalEvent(m))
+		}, ErrInvalid},
+		{"event duplicate score", func() error {
+			m := sampleEvalEvent()
+			m.Scores[2].Name = m.Scores[0].Name
+			return marshalErr(MarshalEvent(m))
+		}, ErrInvalid},
 		{"event info too long", func() error {
 			m := sampleEvent()
 			m.Info = strings.Repeat("i", MaxInfoLen+1)

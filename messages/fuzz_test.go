@@ -34,7 +34,8 @@ func FuzzUnmarshalViewGroup(f *testing.F) {
 }
 
 func FuzzUnmarshalEvent(f *testing.F) {
-	f.Add(mustMarshal(f, MarshalEvent, sampleEvent()))
+	f.Add(mustMarshal(f, MarshalEvent, sampleEvent()))     // version 1
+	f.Add(mustMarshal(f, MarshalEvent, sampleEvalEvent())) // version 2, with scores
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := UnmarshalEvent(b)
 		checkFuzz(t, b, err, func() ([]byte, error) { return MarshalEvent(m) })

@@ -103,4 +103,33 @@ type Event struct {
 	Count uint64 // samples in the epoch, where the kind has one
 	Ref   string // object key the event refers to (checkpoint, report)
 	Info  string // free text for humans (e.g. a summary line)
+	// Scores are named measurements for programs to read (EvalDone: the
+	// Score* names below), in the order the producer gave them; names are
+	// unique and values finite. An event with scores travels in wire
+	// format version 2, one without in version 1 (docs/messages.md).
+	Scores []Score
+}
+
+// Score is one named measurement carried by an Event.
+type Score struct {
+	Name  string  // 1..MaxScoreNameLen bytes of UTF-8
+	Value float64 // finite
+}
+
+// Names of the scores EventEvalDone carries: accuracies in [0, 1] on the
+// test split.
+const (
+	ScoreLinearTop1 = "linear_top1" // linear probe, top-1
+	ScoreLinearTop5 = "linear_top5" // linear probe, top-5
+	ScoreKNNTop1    = "knn_top1"    // kNN classifier, top-1
+)
+
+// Score returns the value of the score named name, and whether e has it.
+func (e Event) Score(name string) (float64, bool) {
+	for _, s := range e.Scores {
+		if s.Name == name {
+			return s.Value, true
+		}
+	}
+	return 0, false
 }

@@ -172,7 +172,12 @@ func (s *Stage) Run(ctx context.Context, key string) (*Outcome, error) {
 	}
 	if s.deps.Events != nil {
 		if err := s.deps.Events.Publish(ctx, messages.Event{RunID: cfg.RunID, Kind: messages.EventEvalDone, Ref: out.ReportKey,
-			Info: fmt.Sprintf("linear_top1=%.4f knn_top1=%.4f", out.LinearTop1, out.KNNTop1)}); err != nil {
+			Info: fmt.Sprintf("linear_top1=%.4f knn_top1=%.4f", out.LinearTop1, out.KNNTop1),
+			Scores: []messages.Score{
+				{Name: messages.ScoreLinearTop1, Value: out.LinearTop1},
+				{Name: messages.ScoreLinearTop5, Value: out.LinearTop5},
+				{Name: messages.ScoreKNNTop1, Value: out.KNNTop1},
+			}}); err != nil {
 			return nil, err
 		}
 	}

@@ -83,6 +83,24 @@ func TestStageWritesReportAndEvalDone(t *testing.T) {
 	if len(ev.published) != 1 || ev.published[0].Kind != messages.EventEvalDone || ev.published[0].Ref != out.ReportKey {
 		t.Errorf("events %+v", ev.published)
 	}
+	if len(ev.published) == 1 {
+		// The scores are the outcome's, and they survive the codec the bus
+		// publishes with.
+		b, err := messages.MarshalEvent(ev.published[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := messages.UnmarshalEvent(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, want := range map[string]float64{messages.ScoreLinearTop1: out.LinearTop1,
+			messages.ScoreLinearTop5: out.LinearTop5, messages.ScoreKNNTop1: out.KNNTop1} {
+			if v, ok := got.Score(name); !ok || v != want {
+				t.Errorf("EvalDone score %s = %v, %v; want %v", name, v, ok, want)
+			}
+		}
+	}
 	if _, err := s.Run(t.Context(), runs.Checkpoint("r", "epoch-9")); err == nil {
 		t.Error("a missing checkpoint was evaluated")
 	}
