@@ -23,36 +23,17 @@ func Missing(ctx context.Context, b Statter, entries []Entry, concurrency int) (
 		concurrency = 8
 	}
 	missing := make([]bool, len(entries))
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	idx := make(chan int)
-	var wg sync.WaitGroup
-	for range concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range idx {
-				_, err := b.Stat(ctx, entries[i].Key)
-				switch {
-				case errors.Is(err, store.ErrNotFound):
-					missing[i] = true
-				case err != nil:
-					cancel(fmt.Errorf("dataset: check %s: %w", entries[i].Key, err))
-				}
-			}
-		}()
-	}
-feed:
-	for i := range entries {
-		select {
-		case idx <- i:
-		case <-ctx.Done():
-			break feed
+	err := parallel(ctx, len(entries), concurrency, func(ctx context.Context, i int) error {
+		_, err := b.Stat(ctx, entries[i].Key)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			missing[i] = true
+		case err != nil:
+			return fmt.Errorf("dataset: check %s: %w", entries[i].Key, err)
 		}
-	}
-	close(idx)
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	var out []Entry
@@ -62,6 +43,39 @@ feed:
 		}
 	}
 	return out, nil
+}
+
+// parallel calls fn for every i in [0, n), workers calls at a time. The
+// first error stops the work: ctx, which fn is given, is cancelled with it,
+// no further i is handed out, and parallel returns it once the calls in
+// flight returned (or ctx's own cause, when the caller's ended first).
+func parallel(ctx context.Context, n, workers int, fn func(ctx context.Context, i int) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(workers, max(n, 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := fn(ctx, i); err != nil {
+					cancel(err)
+				}
+			}
+		}()
+	}
+feed:
+	for i := range n {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	return context.Cause(ctx)
 }
 
 // Getter is what Load needs; *store.Client has it.

@@ -16,7 +16,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -838,47 +837,27 @@ func sampleStats(ctx context.Context, b IndexBucket, cands []candidate, sample [
 	if err != nil {
 		return sampled{}, nil, fmt.Errorf("%w: %w", ErrSource, err)
 	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
 	imgs := make([]*imgdecode.Image, len(sample))
 	reasons := make([]string, len(sample))
-	jobs := make(chan int)
-	var wg sync.WaitGroup
-	for range min(opts.Concurrency, max(len(sample), 1)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range jobs {
-				key := cands[sample[j]].obj.key
-				data, err := b.GetMax(ctx, key, opts.MaxObjectBytes)
-				switch {
-				case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrTooLarge):
-					reasons[j] = err.Error()
-					continue
-				case err != nil:
-					cancel(fmt.Errorf("dataset: index: sample %s: %w", key, err))
-					continue
-				}
-				img, err := dec.Decode(data)
-				if err != nil {
-					reasons[j] = err.Error()
-					continue
-				}
-				imgs[j] = &img
-			}
-		}()
-	}
-feed:
-	for j := range sample {
-		select {
-		case jobs <- j:
-		case <-ctx.Done():
-			break feed
+	err = parallel(ctx, len(sample), opts.Concurrency, func(ctx context.Context, j int) error {
+		key := cands[sample[j]].obj.key
+		data, err := b.GetMax(ctx, key, opts.MaxObjectBytes)
+		switch {
+		case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrTooLarge):
+			reasons[j] = err.Error()
+			return nil
+		case err != nil:
+			return fmt.Errorf("dataset: index: sample %s: %w", key, err)
 		}
-	}
-	close(jobs)
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
+		img, err := dec.Decode(data)
+		if err != nil {
+			reasons[j] = err.Error()
+			return nil
+		}
+		imgs[j] = &img
+		return nil
+	})
+	if err != nil {
 		return sampled{}, nil, err
 	}
 	var st sampled
