@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/supflow/supflow/internal/storetest"
 	"github.com/supflow/supflow/store"
 )
 
@@ -152,19 +153,7 @@ func TestIngestErrors(t *testing.T) {
 // TestIngestMNISTEmbedded ingests part of the real MNIST files into the
 // embedded S3 endpoint as JPEG and PNG.
 func TestIngestMNISTEmbedded(t *testing.T) {
-	e, err := store.StartEmbedded(t.Context(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close() })
-	c, err := store.New(e.Config("mnist"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := t.Context()
-	if err := c.EnsureBucket(ctx); err != nil {
-		t.Fatal(err)
-	}
+	c, ctx := storetest.New(t), t.Context()
 	src, err := OpenIDX(mnistDir(t), "mnist", nil)
 	if err != nil {
 		t.Fatal(err)

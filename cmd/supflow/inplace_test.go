@@ -18,6 +18,7 @@ import (
 	"github.com/supflow/supflow/config"
 	"github.com/supflow/supflow/dataset"
 	"github.com/supflow/supflow/internal/clustertest"
+	"github.com/supflow/supflow/internal/storetest"
 	"github.com/supflow/supflow/messages"
 	"github.com/supflow/supflow/store"
 )
@@ -56,18 +57,7 @@ func inPlaceImage(t *testing.T, class, i int, jpg bool) []byte {
 // original, and refuses unread, as permanent, a task for a key outside the
 // data set, even one that exists.
 func TestDecodeInPlaceStaysInDataSet(t *testing.T) {
-	emb, err := store.StartEmbedded(t.Context(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { emb.Close() })
-	cl, err := store.New(emb.Config("inplace"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cl.EnsureBucket(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	cl := storetest.New(t)
 	img := inPlaceImage(t, 0, 0, false)
 	for _, key := range []string{"own/photos/train/a/1.png", "photos/train/a/1.png", "ownX/photos/train/a/1.png", "runs/r/x.png"} {
 		if err := cl.Put(t.Context(), key, img, store.PutOptions{}); err != nil {
