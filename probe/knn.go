@@ -45,7 +45,8 @@ type KNNConfig struct {
 // derived from the training set's size).
 func DefaultKNNConfig() KNNConfig { return KNNConfig{K: 200, Temperature: 0.1} }
 
-func (c *KNNConfig) setDefaults() {
+// SetDefaults fills c's zero K and Temperature from DefaultKNNConfig.
+func (c *KNNConfig) SetDefaults() {
 	d := DefaultKNNConfig()
 	if c.K == 0 {
 		c.K = d.K
@@ -74,7 +75,7 @@ func (c KNNConfig) Validate() error {
 // be normalised; a zero row has similarity 0 to everything. Memory beyond
 // the inputs is O(ChunkRows × train rows). It checks ctx between chunks.
 func KNN(ctx context.Context, cfg KNNConfig, train, test Set) (Score, error) {
-	cfg.setDefaults()
+	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return Score{}, err
 	}

@@ -274,7 +274,7 @@ func TestKNNConfigValidate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := tt.cfg
-			c.setDefaults()
+			c.SetDefaults()
 			err := c.Validate()
 			_, knnErr := KNN(context.Background(), tt.cfg, set, set)
 			if tt.key == "" {

@@ -86,12 +86,7 @@ func (c *Config) setDefaults() {
 	if c.Monitor.Samples == 0 {
 		c.Monitor.Samples = d.Monitor.Samples
 	}
-	if c.Monitor.KNN.K == 0 {
-		c.Monitor.KNN.K = d.Monitor.KNN.K
-	}
-	if c.Monitor.KNN.Temperature == 0 {
-		c.Monitor.KNN.Temperature = d.Monitor.KNN.Temperature
-	}
+	c.Monitor.KNN.SetDefaults()
 }
 
 // Validate reports every setting of c out of range, each a *field.Error
