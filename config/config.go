@@ -97,8 +97,8 @@ type Dataset struct {
 	Path       string `yaml:"path"`        // source directory or file; empty for mnist (bundled Go module); for s3 a key prefix, prefix or under it (empty = prefix)
 	List       string `yaml:"list"`        // s3 only: key of a CSV or JSONL list of key,label[,split]; empty = <path>/list.jsonl or list.csv if present, else <path>/<split>/<class>/<file>
 	Format     string `yaml:"format"`      // stored image format: png or jpeg
-	LimitTrain int    `yaml:"limit_train"` // cap on train images ingested (0 = all)
-	LimitTest  int    `yaml:"limit_test"`  // cap on test images ingested (0 = all)
+	LimitTrain int    `yaml:"limit_train"` // cap on train images ingested, fed and evaluated, class-stratified by run.seed (dataset.Select; 0 = all)
+	LimitTest  int    `yaml:"limit_test"`  // cap on test images ingested and evaluated, class-stratified by run.seed (dataset.Select; 0 = all)
 	TrainSplit string `yaml:"train_split"` // split pretraining reads
 	TestSplit  string `yaml:"test_split"`  // split the linear probe scores
 }

@@ -101,14 +101,23 @@ func (d Dataset) Split(name string) []Entry {
 	return out
 }
 
-// Take returns the first limit entries of split (all of them when limit
-// is 0), in manifest order: the one place every limit on a split is cut.
-func (d Dataset) Take(split string, limit int) []Entry {
+// Take returns at most limit entries of split (all of them when limit is
+// 0), chosen by Select with seed (class-stratified), in manifest order.
+func (d Dataset) Take(split string, limit int, seed uint64) []Entry {
 	e := d.Split(split)
-	if limit > 0 && len(e) > limit {
-		e = e[:limit]
+	labels := make([]int, len(e))
+	for i := range e {
+		labels[i] = int(e[i].Label)
 	}
-	return e
+	idx := Select(labels, limit, seed)
+	if len(idx) == len(e) {
+		return e
+	}
+	out := make([]Entry, len(idx))
+	for i, j := range idx {
+		out[i] = e[j]
+	}
+	return out
 }
 
 // Load reads the manifest, classes.json and info.json under prefix and

@@ -97,19 +97,55 @@ func (c *CIFAR) Name() string      { return c.layout.name }
 func (c *CIFAR) Classes() []string { return c.classes }
 func (c *CIFAR) Channels() int     { return 3 }
 
+// Samples reads the records in file order. With a limit, a first pass
+// reads the labels of each split and Select chooses from them; a sample's
+// ID is its position in its split either way.
 func (c *CIFAR) Samples(ctx context.Context, opts ReadOptions, fn func(Sample) error) error {
-	limit := opts.LimitPerSplit
+	var keep map[string][]bool
+	if opts.Limit.Limited() {
+		labels := map[string][]int{}
+		for _, sf := range c.layout.splitsFiles {
+			err := c.file(ctx, filepath.Join(c.dir, sf[1]), func(label int, _ []byte) error {
+				labels[sf[0]] = append(labels[sf[0]], label)
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		keep = map[string][]bool{}
+		for split, ls := range labels {
+			keep[split] = opts.Limit.keep(split, ls)
+		}
+	}
 	counts := map[string]int{}
 	for _, sf := range c.layout.splitsFiles {
-		split, path := sf[0], filepath.Join(c.dir, sf[1])
-		if err := c.file(ctx, path, split, counts, limit, fn); err != nil {
+		split := sf[0]
+		err := c.file(ctx, filepath.Join(c.dir, sf[1]), func(label int, planes []byte) error {
+			i := counts[split]
+			counts[split]++
+			if keep != nil && !keep[split][i] {
+				return nil
+			}
+			img := image.NewNRGBA(image.Rect(0, 0, cifarSide, cifarSide))
+			for p := range cifarPlane {
+				img.Pix[4*p] = planes[p]
+				img.Pix[4*p+1] = planes[cifarPlane+p]
+				img.Pix[4*p+2] = planes[2*cifarPlane+p]
+				img.Pix[4*p+3] = 0xff
+			}
+			return fn(Sample{Split: split, Label: label, ID: fmt.Sprintf("%05d", i), Image: img})
+		})
+		if err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (c *CIFAR) file(ctx context.Context, path, split string, counts map[string]int, limit int, fn func(Sample) error) error {
+// file calls fn with the label and the colour planes of each record of
+// path, in order; planes is reused between calls.
+func (c *CIFAR) file(ctx context.Context, path string, fn func(label int, planes []byte) error) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrSource, err)
@@ -126,9 +162,6 @@ func (c *CIFAR) file(ctx context.Context, path, split string, counts map[string]
 	r := bufio.NewReaderSize(f, 1<<16)
 	rec := make([]byte, recLen)
 	for i := 0; ; i++ {
-		if limit > 0 && counts[split] >= limit {
-			return nil
-		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -141,17 +174,7 @@ func (c *CIFAR) file(ctx context.Context, path, split string, counts map[string]
 		if label >= len(c.classes) {
 			return fmt.Errorf("%w: %s: record %d: label %d out of %d classes", ErrSource, path, i, label, len(c.classes))
 		}
-		planes := rec[c.layout.labelBytes:]
-		img := image.NewNRGBA(image.Rect(0, 0, cifarSide, cifarSide))
-		for p := range cifarPlane {
-			img.Pix[4*p] = planes[p]
-			img.Pix[4*p+1] = planes[cifarPlane+p]
-			img.Pix[4*p+2] = planes[2*cifarPlane+p]
-			img.Pix[4*p+3] = 0xff
-		}
-		id := fmt.Sprintf("%05d", counts[split])
-		counts[split]++
-		if err := fn(Sample{Split: split, Label: label, ID: id, Image: img}); err != nil {
+		if err := fn(label, rec[c.layout.labelBytes:]); err != nil {
 			return err
 		}
 	}

@@ -83,20 +83,19 @@ func (x *IDX) find(stem string) (string, error) {
 }
 
 func (x *IDX) Samples(ctx context.Context, opts ReadOptions, fn func(Sample) error) error {
-	limit := opts.LimitPerSplit
 	for _, s := range idxSplits {
 		path, err := x.find(s.stem + "-images-idx3-ubyte")
 		if err != nil {
 			return err
 		}
-		if err := x.samples(ctx, path, s.split, limit, fn); err != nil {
+		if err := x.samples(ctx, path, s.split, opts.Limit, fn); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (x *IDX) samples(ctx context.Context, path, split string, limit int, fn func(Sample) error) error {
+func (x *IDX) samples(ctx context.Context, path, split string, sel Selection, fn func(Sample) error) error {
 	r, closeFn, err := openMaybeGzip(path)
 	if err != nil {
 		return err
@@ -116,9 +115,14 @@ func (x *IDX) samples(ctx context.Context, path, split string, limit int, fn fun
 	case int(count) != len(labels):
 		return fmt.Errorf("%w: %s: %d images but %d labels", ErrSource, path, count, len(labels))
 	}
-	n := int(count)
-	if limit > 0 {
-		n = min(n, limit)
+	ls := make([]int, len(labels))
+	for i, l := range labels {
+		ls[i] = int(l)
+	}
+	keep := sel.keep(split, ls)
+	n := len(keep)
+	for n > 0 && !keep[n-1] {
+		n-- // nothing after the last kept image is read
 	}
 	width := len(strconv.Itoa(int(count) - 1))
 	for i := range n {
@@ -128,6 +132,9 @@ func (x *IDX) samples(ctx context.Context, path, split string, limit int, fn fun
 		img := image.NewGray(image.Rect(0, 0, int(cols), int(rows)))
 		if _, err := io.ReadFull(r, img.Pix); err != nil {
 			return fmt.Errorf("%w: %s: image %d: %w", ErrSource, path, i, err)
+		}
+		if !keep[i] {
+			continue
 		}
 		s := Sample{Split: split, Label: int(labels[i]), ID: fmt.Sprintf("%0*d", width, i), Image: img}
 		if err := fn(s); err != nil {

@@ -92,26 +92,31 @@ func (f *ImageFolder) Classes() []string { return f.classes }
 func (f *ImageFolder) Channels() int     { return f.channels }
 
 // Samples reads split by split, class by class, files in name order. With
-// a limit, the split's quota is spread over the classes round-robin so a
-// small demo still sees every class. A file over opts.MaxFileBytes is
+// a limit, the split's files are chosen by Select (class-stratified,
+// seeded) from their names, before any is read. A file over opts.MaxFileBytes is
 // refused unread, an image over opts.MaxPixels from its header; the rest
 // of a file is streamed, never read whole.
 func (f *ImageFolder) Samples(ctx context.Context, opts ReadOptions, fn func(Sample) error) error {
-	limit := opts.LimitPerSplit
 	for _, split := range f.splits {
 		files := make([][]string, len(f.classes))
+		var labels []int
 		for label, class := range f.classes {
 			names, err := imageFiles(f.fsys, path.Join(split, class))
 			if err != nil {
 				return err
 			}
 			files[label] = names
+			for range names {
+				labels = append(labels, label)
+			}
 		}
-		if limit > 0 {
-			files = roundRobin(files, limit)
-		}
+		keep := opts.Limit.keep(split, labels)
+		i := 0
 		for label, names := range files {
 			for _, name := range names {
+				if i++; !keep[i-1] {
+					continue
+				}
 				if err := ctx.Err(); err != nil {
 					return err
 				}

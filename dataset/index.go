@@ -91,9 +91,9 @@ type IndexOptions struct {
 	// StatsSplit is the split the mean and std are sampled from; default
 	// "train", else the first split.
 	StatsSplit string
-	// LimitPerSplit keeps at most this many images per split, spread over
-	// the classes round-robin; 0 = all.
-	LimitPerSplit int
+	// Limit is which images of each split are indexed (Select); the zero
+	// value keeps all.
+	Limit Selection
 	// Decode is how the sample is decoded: pass the decode section's
 	// settings (max_pixels, resize_shorter, gray), so that the statistics
 	// are of what decode outputs and a sampled image decode would refuse
@@ -161,7 +161,7 @@ func (o IndexOptions) validate() error {
 		}
 	}
 	switch {
-	case o.LimitPerSplit < 0 || o.Concurrency < 0 || o.Sample < 0 || o.MaxObjectBytes < 0:
+	case o.Limit.negative() || o.Concurrency < 0 || o.Sample < 0 || o.MaxObjectBytes < 0:
 		return fmt.Errorf("%w: negative limit, sample, concurrency or object size", ErrSource)
 	case o.List != "" && !strings.HasSuffix(strings.ToLower(o.List), ".jsonl") && !strings.HasSuffix(strings.ToLower(o.List), ".csv"):
 		return fmt.Errorf("%w: list %q is neither .jsonl nor .csv", ErrSource, o.List)
@@ -320,8 +320,8 @@ func Index(ctx context.Context, b IndexBucket, opts IndexOptions) (IndexReport, 
 		sum := sha256.Sum256(list)
 		fmt.Fprintf(fp, "list %q %x\n", listKey, sum)
 	}
-	fmt.Fprintf(fp, "%s %q %q %q %q %d %d %d %v %d %d\n", indexVersion, opts.Path, opts.Prefix, opts.DefaultSplit, opts.StatsSplit,
-		opts.LimitPerSplit, opts.Decode.MaxPixels, opts.Decode.ResizeShorter, opts.Decode.Gray, opts.MaxObjectBytes, opts.Sample)
+	fmt.Fprintf(fp, "%s %q %q %q %q %v %d %d %d %v %d %d\n", indexVersion, opts.Path, opts.Prefix, opts.DefaultSplit, opts.StatsSplit,
+		opts.Limit.PerSplit, opts.Limit.Seed, opts.Decode.MaxPixels, opts.Decode.ResizeShorter, opts.Decode.Gray, opts.MaxObjectBytes, opts.Sample)
 	fingerprint := hex.EncodeToString(fp.Sum(nil))
 
 	if !opts.Force {
@@ -353,8 +353,8 @@ func Index(ctx context.Context, b IndexBucket, opts IndexOptions) (IndexReport, 
 	for i, c := range classes {
 		label[c] = int32(i)
 	}
-	if opts.LimitPerSplit > 0 {
-		cands = limitPerSplit(cands, opts.LimitPerSplit)
+	if opts.Limit.Limited() {
+		cands = limitCandidates(cands, opts.Limit)
 	}
 
 	// What decode refuses from the size alone is left out unread.
@@ -732,35 +732,32 @@ func classNames(cands []candidate, numeric bool) []string {
 	return slices.Compact(out)
 }
 
-// limitPerSplit keeps at most limit candidates per split, taking one per
-// class in turn (in order of first appearance) and keeping the order.
-func limitPerSplit(cands []candidate, limit int) []candidate {
-	type key struct{ split, class string }
-	perClass := map[key]int{} // candidates per class
-	classes := map[string][]string{}
-	for _, c := range cands {
-		k := key{c.split, c.class}
-		if _, ok := perClass[k]; !ok {
-			classes[c.split] = append(classes[c.split], c.class)
-		}
-		perClass[k]++
+// limitCandidates keeps the candidates sel selects in each split, in
+// their order.
+func limitCandidates(cands []candidate, sel Selection) []candidate {
+	bySplit := map[string][]int{} // candidate indices
+	for i, c := range cands {
+		bySplit[c.split] = append(bySplit[c.split], i)
 	}
-	quota := map[key]int{}
-	for split, cs := range classes {
-		files := make([][]string, len(cs))
-		for i, c := range cs {
-			files[i] = make([]string, perClass[key{split, c}])
+	keep := make([]bool, len(cands))
+	for split, idx := range bySplit {
+		classes := map[string]int{}
+		labels := make([]int, len(idx))
+		for j, i := range idx {
+			l, ok := classes[cands[i].class]
+			if !ok {
+				l = len(classes)
+				classes[cands[i].class] = l
+			}
+			labels[j] = l
 		}
-		for i, f := range roundRobin(files, limit) {
-			quota[key{split, cs[i]}] = len(f)
+		for j, k := range sel.keep(split, labels) {
+			keep[idx[j]] = k
 		}
 	}
-	taken := map[key]int{}
 	var out []candidate
-	for _, c := range cands {
-		k := key{c.split, c.class}
-		if taken[k] < quota[k] {
-			taken[k]++
+	for i, c := range cands {
+		if keep[i] {
 			out = append(out, c)
 		}
 	}

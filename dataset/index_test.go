@@ -260,7 +260,7 @@ func testIndexImageFolder(t *testing.T, c *store.Client) {
 		t.Fatalf("re-run made %d Get (want 2: report and info), %d GetMax (want 0), %d Put (want 0)", g, gm, p)
 	}
 	// Other options index again.
-	limited, err := Index(ctx, b, IndexOptions{Path: "own/photos", Prefix: "own", LimitPerSplit: 2})
+	limited, err := Index(ctx, b, IndexOptions{Path: "own/photos", Prefix: "own", Limit: Selection{PerSplit: map[string]int{"train": 2, "test": 2}}})
 	if err != nil || limited.Unchanged || limited.Counts["train"]["cat"] != 1 || limited.Counts["train"]["dog"] != 1 || limited.Images != 4 {
 		t.Fatalf("limited re-index %+v, %v", limited, err)
 	}

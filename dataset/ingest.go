@@ -51,13 +51,13 @@ const (
 
 // Options tune Ingest; the zero value writes PNG at the bucket root.
 type Options struct {
-	Prefix        string       // key prefix of the data set, "" for the root
-	Format        string       // FormatPNG (default, lossless) or FormatJPEG
-	JPEGQuality   int          // 1..100, default 95
-	LimitPerSplit int          // at most this many images per split; 0 = all
-	Concurrency   int          // parallel encode+upload workers, default 8
-	StatsSplit    string       // split for mean/std, default "train" (else the first split)
-	Logger        *slog.Logger // nil discards
+	Prefix      string       // key prefix of the data set, "" for the root
+	Format      string       // FormatPNG (default, lossless) or FormatJPEG
+	JPEGQuality int          // 1..100, default 95
+	Limit       Selection    // which images of each split are ingested (Select); zero = all
+	Concurrency int          // parallel encode+upload workers, default 8
+	StatsSplit  string       // split for mean/std, default "train" (else the first split)
+	Logger      *slog.Logger // nil discards
 
 	// MaxPixels refuses an image with more pixels (width*height, read from
 	// its header before it is decoded): pass decode.max_pixels, so that
@@ -107,7 +107,7 @@ func (o Options) validate() error {
 		return fmt.Errorf("%w: format %q is not png or jpeg", ErrSource, o.Format)
 	case o.JPEGQuality < 1 || o.JPEGQuality > 100:
 		return fmt.Errorf("%w: jpeg quality %d is not in 1..100", ErrSource, o.JPEGQuality)
-	case o.LimitPerSplit < 0 || o.Concurrency < 0:
+	case o.Limit.negative() || o.Concurrency < 0:
 		return fmt.Errorf("%w: negative limit or concurrency", ErrSource)
 	case o.MaxPixels < 0 || o.MaxObjectBytes < 0 || o.MaxFileBytes < 0:
 		return fmt.Errorf("%w: negative size limit", ErrSource)
@@ -275,7 +275,7 @@ func Ingest(ctx context.Context, b Bucket, src Source, opts Options) (Report, er
 	}
 	var splitOrder []string
 	idx := 0
-	read := ReadOptions{LimitPerSplit: opts.LimitPerSplit, MaxPixels: opts.MaxPixels, MaxFileBytes: opts.MaxFileBytes}
+	read := ReadOptions{Limit: opts.Limit, MaxPixels: opts.MaxPixels, MaxFileBytes: opts.MaxFileBytes}
 	srcErr := src.Samples(ctx, read, func(s Sample) error {
 		if len(splitOrder) == 0 || splitOrder[len(splitOrder)-1] != s.Split {
 			splitOrder = append(splitOrder, s.Split)

@@ -159,7 +159,7 @@ func TestIngestMNISTEmbedded(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, format := range []string{FormatPNG, FormatJPEG} {
-		rep, err := Ingest(ctx, c, src, Options{Prefix: "mnist-" + format, Format: format, LimitPerSplit: 200})
+		rep, err := Ingest(ctx, c, src, Options{Prefix: "mnist-" + format, Format: format, Limit: Selection{PerSplit: map[string]int{"train": 200, "test": 200}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -183,7 +183,7 @@ func TestIngestMNISTEmbedded(t *testing.T) {
 			t.Fatalf("Get first image: %d bytes, %v", len(got), err)
 		}
 	}
-	rep, err := Ingest(ctx, c, src, Options{Prefix: "mnist-png", LimitPerSplit: 200})
+	rep, err := Ingest(ctx, c, src, Options{Prefix: "mnist-png", Limit: Selection{PerSplit: map[string]int{"train": 200, "test": 200}}})
 	if err != nil || rep.Skipped != 400 {
 		t.Fatalf("re-run skipped %d, %v", rep.Skipped, err)
 	}
@@ -208,7 +208,7 @@ func BenchmarkIngestMNIST10k(b *testing.B) {
 		if err := c.EnsureBucket(b.Context()); err != nil {
 			b.Fatal(err)
 		}
-		rep, err := Ingest(b.Context(), c, src, Options{LimitPerSplit: 5000})
+		rep, err := Ingest(b.Context(), c, src, Options{Limit: Selection{PerSplit: map[string]int{"train": 5000, "test": 5000}}})
 		if err != nil || rep.Written != 10000 {
 			b.Fatalf("wrote %d, %v", rep.Written, err)
 		}

@@ -30,8 +30,9 @@ var ErrRefused = errors.New("dataset: image refused")
 // ReadOptions bound what Source.Samples reads. The zero value reads
 // everything and bounds nothing; Ingest passes its Options' limits.
 type ReadOptions struct {
-	// LimitPerSplit reads at most this many samples per split; 0 = all.
-	LimitPerSplit int
+	// Limit is how many samples of each split are read, and which
+	// (Select); the zero value reads all.
+	Limit Selection
 	// MaxPixels refuses an image whose width*height, read from its header
 	// before any pixel memory is allocated, is over it; 0 = no limit.
 	MaxPixels int64

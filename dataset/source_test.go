@@ -11,15 +11,18 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
 
-// collect reads every sample of src.
+// collect reads the samples of src, at most limit of each split (0: all)
+// chosen with seed 1.
 func collect(t *testing.T, src Source, limit int) []Sample {
 	t.Helper()
 	var out []Sample
-	err := src.Samples(t.Context(), ReadOptions{LimitPerSplit: limit}, func(s Sample) error {
+	sel := Selection{PerSplit: map[string]int{"train": limit, "test": limit, "val": limit}, Seed: 1}
+	err := src.Samples(t.Context(), ReadOptions{Limit: sel}, func(s Sample) error {
 		out = append(out, s)
 		return nil
 	})
@@ -75,8 +78,14 @@ func TestIDX(t *testing.T) {
 		if s.ID != "11" || s.Label != 1 || g.Rect.Dx() != 2 || g.Rect.Dy() != 3 || g.Pix[5] != 11 {
 			t.Fatalf("sample 11 = %+v %v", s, g.Pix)
 		}
-		if got := collect(t, src, 3); len(got) != 6 || got[3].ID != "0" || got[3].Split != "test" {
+		got := collect(t, src, 3)
+		if len(got) != 6 || got[3].Split != "test" {
 			t.Fatalf("limit 3 gave %d samples", len(got))
+		}
+		for _, s := range got {
+			if id, _ := strconv.Atoi(s.ID); s.Split == "train" && id != int(s.Image.(*image.Gray).Pix[0]) {
+				t.Fatalf("limited sample %s holds another image", s.ID) // the ID is the index in the file
+			}
 		}
 	}
 }
@@ -246,8 +255,10 @@ func TestImageFolder(t *testing.T) {
 	for _, s := range collect(t, src, 2) {
 		got = append(got, s.Split+"/"+s.ID)
 	}
-	if want := []string{"train/a", "train/x", "val/z"}; !slices.Equal(got, want) {
-		t.Fatalf("limit 2 = %v, want %v (one per class first)", got, want)
+	// Select with seed 1: cat's share is 1.5 and dog's 0.5, the tie goes
+	// to dog.
+	if want := []string{"train/b", "train/x", "val/z"}; !slices.Equal(got, want) {
+		t.Fatalf("limit 2 = %v, want %v", got, want)
 	}
 	gray, err := OpenImageFolder(dir, 1)
 	if err != nil {

@@ -39,13 +39,13 @@ func newEvaluateStage(ctx context.Context, e *env, s *services) (*evaluate.Stage
 	if s.bus != nil {
 		deps.Events = s.bus.Events()
 	}
-	test := d.Take(cfg.Dataset.TestSplit, cfg.Dataset.LimitTest)
+	test := d.Take(cfg.Dataset.TestSplit, cfg.Dataset.LimitTest, uint64(cfg.Run.Seed))
 	if len(test) == 0 {
 		return nil, fmt.Errorf("the manifest has no %q split to evaluate on", cfg.Dataset.TestSplit)
 	}
 	return evaluate.New(evaluate.Config{
 		RunID: cfg.Run.ID, Dataset: cfg.Dataset.Name, Method: cfg.Train.Engine.Method, Arch: cfg.Model.Arch,
-		Train: d.Take(cfg.Dataset.TrainSplit, cfg.Dataset.LimitTrain), Test: test, Classes: d.Classes,
+		Train: d.Take(cfg.Dataset.TrainSplit, cfg.Dataset.LimitTrain, uint64(cfg.Run.Seed)), Test: test, Classes: d.Classes,
 		WorkDir: cfg.Run.WorkDir, Scoring: sc,
 	}, deps)
 }

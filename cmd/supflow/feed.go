@@ -35,7 +35,7 @@ func checkFeed(e *env) error {
 // the trainer reported the previous one; nothing when start is past the
 // last (a resumed run that had finished training).
 func feed(ctx context.Context, cfg *config.Config, s *services, d dataset.Dataset, start int) error {
-	entries := d.Take(cfg.Dataset.TrainSplit, cfg.Dataset.LimitTrain)
+	entries := d.Take(cfg.Dataset.TrainSplit, cfg.Dataset.LimitTrain, uint64(cfg.Run.Seed))
 	if len(entries) == 0 {
 		return fmt.Errorf("the manifest has no %q split", cfg.Dataset.TrainSplit)
 	}

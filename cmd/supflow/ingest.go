@@ -98,15 +98,14 @@ func goModuleDir(modVersion string) (string, error) {
 // not nil, receives the index report of source s3.
 func ingest(ctx context.Context, e *env, s *services, report io.Writer) error {
 	c := e.cfg.Dataset
-	limit := 0
-	if c.LimitTrain > 0 && c.LimitTest > 0 {
-		limit = max(c.LimitTrain, c.LimitTest)
-	}
+	// Only what the run will read: limit_train of the train split and
+	// limit_test of the test split, chosen as feed and evaluate choose.
+	limit := dataset.Selection{PerSplit: map[string]int{c.TrainSplit: c.LimitTrain, c.TestSplit: c.LimitTest}, Seed: uint64(e.cfg.Run.Seed)}
 	start := time.Now()
 	if c.Source == dataset.SourceS3 {
 		rep, err := dataset.Index(ctx, s.store, dataset.IndexOptions{
 			Path: cmp.Or(c.Path, c.Prefix), Prefix: c.Prefix, List: c.List,
-			DefaultSplit: c.TrainSplit, StatsSplit: c.TrainSplit, LimitPerSplit: limit,
+			DefaultSplit: c.TrainSplit, StatsSplit: c.TrainSplit, Limit: limit,
 			Decode: e.cfg.Decode.Config, MaxObjectBytes: e.cfg.Decode.MaxObjectBytes, Logger: e.log,
 		})
 		if err != nil {
@@ -124,7 +123,7 @@ func ingest(ctx context.Context, e *env, s *services, report io.Writer) error {
 		return err
 	}
 	rep, err := dataset.Ingest(ctx, s.store, src, dataset.Options{
-		Prefix: c.Prefix, Format: c.Format, LimitPerSplit: limit, StatsSplit: c.TrainSplit, Logger: e.log,
+		Prefix: c.Prefix, Format: c.Format, Limit: limit, StatsSplit: c.TrainSplit, Logger: e.log,
 		MaxPixels: e.cfg.Decode.MaxPixels, MaxObjectBytes: e.cfg.Decode.MaxObjectBytes,
 	})
 	if err != nil {

@@ -61,8 +61,8 @@ func newTrainStage(ctx context.Context, e *env, s *services, d dataset.Dataset, 
 		}
 		sc := scoring(cfg, d)
 		sc.KNN = mon.KNN
-		bank := d.Take(cfg.Dataset.TrainSplit, mon.Samples)
-		query := d.Take(cfg.Dataset.TestSplit, max(1, mon.Samples/2))
+		bank := d.Take(cfg.Dataset.TrainSplit, mon.Samples, uint64(cfg.Run.Seed))
+		query := d.Take(cfg.Dataset.TestSplit, max(1, mon.Samples/2), uint64(cfg.Run.Seed))
 		if deps.Monitor, err = evaluate.NewMonitor(sc, cfg.Run.ID, bank, query, dec.Handle, tr); err != nil {
 			return nil, err
 		}

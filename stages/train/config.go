@@ -53,8 +53,9 @@ type MonitorConfig struct {
 	// Every is the number of epochs between runs of Deps.Monitor (and it
 	// runs after the last epoch), in [0, 100000]; 0, the default, is never.
 	Every int `yaml:"knn_every"`
-	// Samples is the size of the monitor's memory bank, a slice of the
-	// train split (its queries are half as many test samples), in
+	// Samples is the size of the monitor's memory bank, a class-stratified
+	// seeded selection of the train split (dataset.Select; its queries are
+	// half as many test samples, chosen the same way), in
 	// [1, 2^30]; default 1000.
 	Samples int `yaml:"knn_samples"`
 	// KNN is the classifier: knn_k and knn_temperature (probe.KNNConfig).
