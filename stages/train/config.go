@@ -15,7 +15,7 @@ const (
 
 // Config configures pretraining. Its settings are the train stage's keys of
 // pipeline.yaml's train section (batch_size, epochs, checkpoint_every and
-// the kNN monitor's knn_*), which sit there inline beside the engine's
+// the kNN monitor's knn_*, drop_last), which sit there inline beside the engine's
 // (engine.TrainConfig); the fields tagged "-" are not keys: cmd/supflow
 // fills them from the run, the data set and the other sections. The
 // settings' zero values are usable: New fills them from DefaultConfig.
@@ -25,6 +25,13 @@ type Config struct {
 	// BatchSize is the number of samples per optimizer step, in
 	// [2, 65536]; default 256. Each brings Views views.
 	BatchSize int `yaml:"batch_size"`
+	// DropLast leaves out each epoch's last batch when it is short (as
+	// PyTorch's DataLoader drop_last): its samples are acknowledged
+	// unstepped, and an epoch has floor(size/batch_size) steps, which the
+	// learning-rate schedule counts. Default false: the short batch is
+	// stepped (SupCon and SimCLR step on one-class and one-sample
+	// batches as SupContrast does).
+	DropLast bool `yaml:"drop_last"`
 	// Epochs is the last epoch (1-based, inclusive), in [1, 100000];
 	// default 100. The learning-rate schedule spans it.
 	Epochs int `yaml:"epochs"`

@@ -41,6 +41,7 @@ type Control struct {
 type loopConfig struct {
 	RunID      string
 	BatchSize  int
+	DropLast   bool // an epoch's short last batch is acknowledged, not stepped
 	Views      int
 	Height     int
 	Width      int
@@ -62,8 +63,11 @@ type hooks struct {
 
 // EpochStats summarizes one epoch.
 type EpochStats struct {
-	Samples    int // distinct samples stepped
-	Dropped    int // samples dead-lettered upstream or rejected here
+	Samples int // distinct samples stepped
+	Dropped int // samples dead-lettered upstream or rejected here
+	// Unstepped counts the samples of the short last batch left out by
+	// drop_last: acknowledged, not trained.
+	Unstepped  int
 	Duplicates int // redeliveries dropped
 	Steps      int
 	MeanLoss   float64
@@ -71,8 +75,9 @@ type EpochStats struct {
 	Duration   time.Duration
 	// The exact sets, ascending: the sample ids stepped (once each, unless
 	// something stepped a sample twice) and those dropped.
-	TrainedIDs []uint64
-	DroppedIDs []uint64
+	TrainedIDs   []uint64
+	DroppedIDs   []uint64
+	UnsteppedIDs []uint64
 }
 
 // loop turns deliveries into steps and accounts for every sample of every
@@ -157,8 +162,9 @@ func (s *loop) run(ctx context.Context, in <-chan Delivery, control <-chan Contr
 	var wait time.Duration
 	for cur <= s.cfg.Epochs {
 		st := get(cur)
-		// Step whenever a full batch is ready or the epoch's last samples are in.
-		for len(st.pending) >= s.cfg.BatchSize || (st.complete() && len(st.pending) > 0) {
+		// Step whenever a full batch is ready or the epoch's last samples
+		// are in (unless drop_last leaves them out).
+		for len(st.pending) >= s.cfg.BatchSize || (st.complete() && len(st.pending) > 0 && !s.cfg.DropLast) {
 			wait += time.Since(waitStart)
 			if err := s.stepBatch(ctx, cur, st, wait); err != nil {
 				return err
@@ -167,13 +173,14 @@ func (s *loop) run(ctx context.Context, in <-chan Delivery, control <-chan Contr
 			waitStart = time.Now()
 		}
 		if st.complete() {
+			s.leaveOut(st)
 			slices.Sort(st.stats.TrainedIDs)
 			slices.Sort(st.stats.DroppedIDs)
 			st.stats.Duration = time.Since(st.start)
 			if st.stats.Steps > 0 {
 				st.stats.MeanLoss = st.lossSum / float64(st.stats.Steps)
 			}
-			s.log.Info("epoch trained", "epoch", cur, "samples", st.stats.Samples, "dropped", st.stats.Dropped,
+			s.log.Info("epoch trained", "epoch", cur, "samples", st.stats.Samples, "dropped", st.stats.Dropped, "unstepped", st.stats.Unstepped,
 				"duplicates", st.stats.Duplicates, "steps", st.stats.Steps, "mean_loss", st.stats.MeanLoss,
 				"wait_seconds", st.stats.Wait.Seconds(), "seconds", st.stats.Duration.Seconds(),
 				"trained_ids", FormatIDs(st.stats.TrainedIDs), "dropped_ids", FormatIDs(st.stats.DroppedIDs))
@@ -340,10 +347,29 @@ func (s *loop) stepBatch(ctx context.Context, cur int, e *epochState, wait time.
 	return nil
 }
 
-// perEpoch is the number of batches in the epoch, once its size is known.
+// leaveOut acknowledges, unstepped, what a complete epoch still holds: the
+// short last batch under drop_last (none otherwise).
+func (s *loop) leaveOut(e *epochState) {
+	for _, p := range e.pending {
+		for _, d := range p.acks {
+			settle(d.Ack)
+		}
+		delete(e.index, p.msg.SampleID)
+		e.stats.UnsteppedIDs = append(e.stats.UnsteppedIDs, p.msg.SampleID)
+	}
+	e.stats.Unstepped += len(e.pending)
+	e.pending = e.pending[:0]
+	slices.Sort(e.stats.UnsteppedIDs)
+}
+
+// perEpoch is the number of batches in the epoch, once its size is known:
+// floor(size/batch) under drop_last, as PyTorch's len(DataLoader).
 func (s *loop) perEpoch(e *epochState) int {
 	if e.size == 0 {
 		return 0
+	}
+	if s.cfg.DropLast {
+		return e.size / s.cfg.BatchSize
 	}
 	return (e.size + s.cfg.BatchSize - 1) / s.cfg.BatchSize
 }

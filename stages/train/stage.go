@@ -151,7 +151,7 @@ func (s *Stage) Run(ctx context.Context, in <-chan Delivery) (string, error) {
 		return last, s.publish(ctx, done)
 	}
 	l, err := newLoop(loopConfig{
-		RunID: cfg.RunID, BatchSize: cfg.BatchSize, Views: cfg.Views, Height: cfg.Size, Width: cfg.Size,
+		RunID: cfg.RunID, BatchSize: cfg.BatchSize, DropLast: cfg.DropLast, Views: cfg.Views, Height: cfg.Size, Width: cfg.Size,
 		Channels: cfg.Channels, Epochs: cfg.Epochs, StartEpoch: s.start, Classes: cfg.Classes, Log: s.log,
 	}, s.deps.Engine, hooks{Step: s.onStep, Epoch: s.onEpoch})
 	if err != nil {
