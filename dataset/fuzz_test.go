@@ -12,8 +12,8 @@ import (
 )
 
 // FuzzDecodeFile feeds any bytes to the ImageFolder file reader under
-// small limits: it never panics, every failure is ErrSource or a refusal
-// (ErrRefused), a file over the size limit is refused whatever it holds,
+// small limits: it never panics, every failure is a bad file (ErrSource,
+// skipped by Samples) or a refusal (ErrRefused), a file over the size limit is refused whatever it holds,
 // and an image it returns is within the pixel limit.
 func FuzzDecodeFile(f *testing.F) {
 	img := image.NewGray(image.Rect(0, 0, 8, 6))
@@ -34,11 +34,12 @@ func FuzzDecodeFile(f *testing.F) {
 	const maxPixels, maxBytes = 4096, 4096
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fsys := fstest.MapFS{"x.png": {Data: b}}
-		m, refused, err := decodeFile(fsys, "x.png", ReadOptions{MaxPixels: maxPixels, MaxFileBytes: maxBytes})
+		m, refused, err := decodeFile(fsys, "x.png", 3, ReadOptions{MaxPixels: maxPixels, MaxFileBytes: maxBytes})
+		var bad *badFile
 		switch {
 		case err != nil:
-			if !errors.Is(err, ErrSource) || refused != nil || m != nil {
-				t.Fatalf("error %v (refused %v, image %v): want ErrSource alone", err, refused, m != nil)
+			if !errors.Is(err, ErrSource) || !errors.As(err, &bad) || refused != nil || m != nil {
+				t.Fatalf("error %v (refused %v, image %v): want a bad file alone", err, refused, m != nil)
 			}
 		case refused != nil:
 			if !errors.Is(refused, ErrRefused) || m != nil {

@@ -794,6 +794,26 @@ func pickSample(cands []candidate, split string, n int) []int {
 	return out
 }
 
+// roundRobin keeps at most limit files in all, taking one per class in turn.
+func roundRobin(files [][]string, limit int) [][]string {
+	quota := make([]int, len(files))
+	for taken, more := 0, true; taken < limit && more; {
+		more = false
+		for c := range files {
+			if taken < limit && quota[c] < len(files[c]) {
+				quota[c]++
+				taken++
+				more = true
+			}
+		}
+	}
+	out := make([][]string, len(files))
+	for c := range files {
+		out[c] = files[c][:quota[c]]
+	}
+	return out
+}
+
 // sampled is the outcome of the sample: exact integer sums, so the result
 // does not depend on the order the workers finish in, and the common size
 // (0 when sizes differ).

@@ -42,3 +42,35 @@ func (rep IndexReport) WriteSummary(w io.Writer, bucket string) {
 	tw.Flush()
 	fmt.Fprintf(w, "report: s3://%s/%s\n", bucket, ReportKey(rep.Prefix))
 }
+
+// WriteSummary writes what the ingest did, for people: the counts, what
+// was left out by kind, and the files left out with their reasons (the
+// first of them, as the stored report holds). bucket names the bucket in
+// the s3:// addresses.
+func (rep Report) WriteSummary(w io.Writer, bucket string) {
+	fmt.Fprintf(w, "data set s3://%s/%s from %s: %d images (%d written, %d already stored), %d refused, %d left out",
+		bucket, rep.Prefix, rep.Source, rep.Images, rep.Written, rep.Skipped, rep.Refused, rep.leftOutTotal())
+	for i, kind := range slices.Sorted(maps.Keys(rep.LeftOut)) {
+		sep := ", "
+		if i == 0 {
+			sep = ": "
+		}
+		fmt.Fprintf(w, "%s%d %s", sep, rep.LeftOut[kind], kind)
+	}
+	fmt.Fprintln(w)
+	for _, s := range rep.LeftOutFiles {
+		fmt.Fprintf(w, "  %s %s: %s\n", s.Kind, s.Path, s.Reason)
+	}
+	if more := rep.leftOutTotal() + rep.Refused - len(rep.LeftOutFiles); more > 0 {
+		fmt.Fprintf(w, "  and %d more (see the log)\n", more)
+	}
+	fmt.Fprintf(w, "report: s3://%s/%s\n", bucket, ReportKey(rep.Prefix))
+}
+
+func (rep Report) leftOutTotal() int {
+	n := 0
+	for _, c := range rep.LeftOut {
+		n += c
+	}
+	return n
+}

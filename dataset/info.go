@@ -12,7 +12,8 @@ const (
 	ManifestFile = "manifest.jsonl"
 	ClassesFile  = "classes.json"
 	InfoFile     = "info.json"
-	// ReportFile is Index's report (IndexReport as JSON).
+	// ReportFile is the report of the ingest or index that made the data
+	// set (Report or IndexReport as JSON).
 	ReportFile = "ingest-report.json"
 )
 

@@ -120,16 +120,41 @@ func (o Options) validate() error {
 	return nil
 }
 
-// Report says what an ingest did.
+// Report says what an ingest did; it is also written, as JSON, to
+// <prefix>/ingest-report.json (ReportKey), and WriteSummary prints it.
 type Report struct {
-	Written int // images uploaded
-	Skipped int // images already stored with the same SHA-256
+	Source  string `json:"source"` // the source's Name
+	Prefix  string `json:"prefix"`
+	Images  int    `json:"images"`         // entries in the manifest
+	Written int    `json:"written"`        // images uploaded
+	Skipped int    `json:"already_stored"` // images already stored with the same SHA-256
 	// Refused counts images left out of the data set because decode would
 	// refuse them (over Options.MaxPixels or MaxObjectBytes) or their file
 	// is over Options.MaxFileBytes; each is logged with its reason.
-	Refused int
-	Info    Info
-	Entries []Entry // the manifest, in source order
+	Refused int `json:"refused"`
+	// LeftOut counts the entries of the source's tree left out, by kind
+	// (Skip.Kind: files that are empty or do not decode, bad names, links,
+	// hidden or nested entries, other files); each is logged.
+	LeftOut map[string]int `json:"left_out"`
+	// LeftOutFiles names the first maxRefusalsReported of them, then of
+	// the refused images (kind "refused"), with the reason.
+	LeftOutFiles []Skip `json:"left_out_files,omitempty"`
+	Info         Info   `json:"info"`
+	// Entries is the manifest, in source order; not part of the JSON.
+	Entries []Entry `json:"-"`
+}
+
+// SkipRefused is the Skip.Kind of a refused image in Report.LeftOutFiles.
+const SkipRefused = "refused"
+
+// leftOut records one entry left out.
+func (r *Report) leftOut(s Skip) {
+	if s.Kind != SkipRefused {
+		r.LeftOut[s.Kind]++
+	}
+	if len(r.LeftOutFiles) < maxRefusalsReported {
+		r.LeftOutFiles = append(r.LeftOutFiles, s)
+	}
 }
 
 // job is one sample with its position in source order.
@@ -141,6 +166,7 @@ type job struct {
 // result is one uploaded (or skipped, or refused) image.
 type result struct {
 	idx     int
+	path    string // <split>/<class>/<id>, for a refusal
 	entry   Entry
 	h, w    int
 	skipped bool
@@ -211,9 +237,13 @@ func (p *pngPool) Put(b *png.EncoderBuffer) { p.p.Put(b) }
 
 // Ingest reads every sample of src, writes each image to
 // <prefix>/<split>/<class>/<id>.<ext> with its SHA-256 in the object
-// metadata, then writes the manifest, classes.json and info.json. It is
-// idempotent: objects already stored with the same SHA-256 are not
-// uploaded again, and the three files come out byte for byte the same.
+// metadata, then writes classes.json, info.json, the report
+// (ingest-report.json) and the manifest. Entries of the source's tree it
+// leaves out (files that do not decode, links, stray files: ReadOptions.Skip)
+// and images over a limit are counted and named in the report; they never
+// stop the ingest. It is idempotent: objects already stored with the same
+// SHA-256 are not uploaded again, and the manifest, classes.json and
+// info.json come out byte for byte the same.
 func Ingest(ctx context.Context, b Bucket, src Source, opts Options) (Report, error) {
 	opts.setDefaults()
 	if err := opts.validate(); err != nil {
@@ -275,7 +305,12 @@ func Ingest(ctx context.Context, b Bucket, src Source, opts Options) (Report, er
 	}
 	var splitOrder []string
 	idx := 0
-	read := ReadOptions{Limit: opts.Limit, MaxPixels: opts.MaxPixels, MaxFileBytes: opts.MaxFileBytes}
+	rep := Report{Source: src.Name(), Prefix: opts.Prefix, LeftOut: map[string]int{}}
+	read := ReadOptions{Limit: opts.Limit, MaxPixels: opts.MaxPixels, MaxFileBytes: opts.MaxFileBytes, Skip: func(s Skip) {
+		// Called by Samples, from this goroutine alone.
+		opts.Logger.WarnContext(ctx, "left out of the data set", "path", s.Path, "kind", s.Kind, "reason", s.Reason)
+		rep.leftOut(s)
+	}}
 	srcErr := src.Samples(ctx, read, func(s Sample) error {
 		if len(splitOrder) == 0 || splitOrder[len(splitOrder)-1] != s.Split {
 			splitOrder = append(splitOrder, s.Split)
@@ -296,19 +331,20 @@ func Ingest(ctx context.Context, b Bucket, src Source, opts Options) (Report, er
 	if srcErr != nil {
 		return Report{}, fmt.Errorf("dataset: ingest: %w", srcErr)
 	}
+	sort.Slice(results, func(i, j int) bool { return results[i].idx < results[j].idx })
 	kept := results[:0]
-	refused := 0
 	for _, r := range results {
 		if r.refused != nil {
-			refused++
+			rep.Refused++
+			rep.leftOut(Skip{Path: r.path, Kind: SkipRefused, Reason: r.refused.Error()})
 			continue
 		}
 		kept = append(kept, r)
 	}
 	if len(kept) == 0 {
-		return Report{Refused: refused}, fmt.Errorf("%w: no samples (%d refused)", ErrSource, refused)
+		return rep, fmt.Errorf("%w: no samples (%d refused, left out %v)", ErrSource, rep.Refused, rep.LeftOut)
 	}
-	return finish(ctx, b, src, opts, kept, refused, perSplt, splitOrder)
+	return finish(ctx, b, src, opts, rep, kept, perSplt, splitOrder)
 }
 
 // ingestOne encodes one sample and uploads it unless it is already stored
@@ -318,12 +354,13 @@ func ingestOne(ctx context.Context, b Bucket, j job, classes []string, opts Opti
 	if s.Label < 0 || s.Label >= len(classes) {
 		return result{}, fmt.Errorf("%w: sample %s/%s: label %d out of %d classes", ErrSource, s.Split, s.ID, s.Label, len(classes))
 	}
+	path := s.Split + "/" + classes[s.Label] + "/" + s.ID
 	if s.Refused != nil {
-		return result{idx: j.idx, refused: s.Refused}, nil
+		return result{idx: j.idx, path: path, refused: s.Refused}, nil
 	}
 	if bnd := s.Image.Bounds(); int64(bnd.Dx())*int64(bnd.Dy()) > opts.MaxPixels {
 		// A source that does not check its headers (fixed-size records).
-		return result{idx: j.idx, refused: fmt.Errorf("%w: %s/%s: %dx%d is over %d pixels", ErrRefused, s.Split, s.ID, bnd.Dx(), bnd.Dy(), opts.MaxPixels)}, nil
+		return result{idx: j.idx, path: path, refused: fmt.Errorf("%w: %s/%s: %dx%d is over %d pixels", ErrRefused, s.Split, s.ID, bnd.Dx(), bnd.Dy(), opts.MaxPixels)}, nil
 	}
 	ext, ctype := ".png", "image/png"
 	if opts.Format == FormatJPEG {
@@ -349,7 +386,7 @@ func ingestOne(ctx context.Context, b Bucket, j job, classes []string, opts Opti
 		return result{}, fmt.Errorf("dataset: encode %s: %w", key, err)
 	}
 	if int64(buf.Len()) > opts.MaxObjectBytes {
-		return result{idx: j.idx, refused: fmt.Errorf("%w: %s: %d bytes encoded, over the object limit of %d", ErrRefused, key, buf.Len(), opts.MaxObjectBytes)}, nil
+		return result{idx: j.idx, path: path, refused: fmt.Errorf("%w: %s: %d bytes encoded, over the object limit of %d", ErrRefused, key, buf.Len(), opts.MaxObjectBytes)}, nil
 	}
 	sum := sha256.Sum256(buf.Bytes())
 	digest := hex.EncodeToString(sum[:])
@@ -378,10 +415,11 @@ func ingestOne(ctx context.Context, b Bucket, j job, classes []string, opts Opti
 	return r, nil
 }
 
-// finish orders the results, checks them and writes the three data set files.
-func finish(ctx context.Context, b Bucket, src Source, opts Options, results []result, refused int, perSplit map[string]*stats, splitOrder []string) (Report, error) {
-	sort.Slice(results, func(i, j int) bool { return results[i].idx < results[j].idx })
-	rep := Report{Entries: make([]Entry, len(results)), Refused: refused}
+// finish checks the results, in source order, and writes the data set
+// files and the report.
+func finish(ctx context.Context, b Bucket, src Source, opts Options, rep Report, results []result, perSplit map[string]*stats, splitOrder []string) (Report, error) {
+	rep.Entries = make([]Entry, len(results))
+	rep.Images = len(results)
 	info := Info{
 		Source:   src.Name(),
 		Format:   opts.Format,
@@ -433,12 +471,17 @@ func finish(ctx context.Context, b Bucket, src Source, opts Options, results []r
 	if err != nil {
 		return Report{}, fmt.Errorf("dataset: info: %w", err)
 	}
+	repJSON, err := marshalIndent(rep)
+	if err != nil {
+		return Report{}, fmt.Errorf("dataset: report: %w", err)
+	}
 	for _, f := range []struct {
 		key, ctype string
 		data       []byte
 	}{
 		{ClassesKey(opts.Prefix), "application/json", classesJSON},
 		{InfoKey(opts.Prefix), "application/json", infoJSON},
+		{ReportKey(opts.Prefix), "application/json", repJSON},
 		// The manifest goes last: its presence means the data set is complete.
 		{ManifestKey(opts.Prefix), "application/x-ndjson", manifest.Bytes()},
 	} {
@@ -447,6 +490,6 @@ func finish(ctx context.Context, b Bucket, src Source, opts Options, results []r
 		}
 	}
 	opts.Logger.InfoContext(ctx, "ingest done", "source", src.Name(), "written", rep.Written, "skipped", rep.Skipped,
-		"refused", rep.Refused, "images", len(rep.Entries))
+		"refused", rep.Refused, "left_out", rep.LeftOut, "images", len(rep.Entries))
 	return rep, nil
 }

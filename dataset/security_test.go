@@ -124,24 +124,32 @@ func TestImageFolderSkipsLinksOutOfTheTree(t *testing.T) {
 	}
 }
 
-// TestIngestRefusesUnsafeFileNames checks that file and directory names
-// that would make unsafe keys stop the ingest, naming the sample.
-func TestIngestRefusesUnsafeFileNames(t *testing.T) {
+// TestIngestSkipsUnsafeFileNames checks that file and directory names
+// that would make unsafe keys are left out and reported, never uploaded,
+// while the rest of the tree is ingested.
+func TestIngestSkipsUnsafeFileNames(t *testing.T) {
 	for _, name := range []string{`train/cat/a\b.png`, "train/cat/tab\there.png", "train/c\x01t/a.png"} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			writePNG(t, filepath.Join(dir, name), 2, 2, color.White)
+			writePNG(t, filepath.Join(dir, "train/ok/b.png"), 2, 2, color.Gray{Y: 10})
+			writePNG(t, filepath.Join(dir, "train/ok/c.png"), 2, 2, color.Gray{Y: 200})
 			src, err := OpenImageFolder(dir, 1)
 			if err != nil {
 				t.Fatal(err)
 			}
 			b := newMemBucket()
-			_, err = Ingest(t.Context(), b, src, Options{Prefix: "ds"})
-			if !errors.Is(err, store.ErrInvalidKey) {
-				t.Fatalf("Ingest = %v, want ErrInvalidKey", err)
+			rep, err := Ingest(t.Context(), b, src, Options{Prefix: "ds"})
+			if err != nil {
+				t.Fatal(err)
 			}
-			if b.puts != 0 {
-				t.Errorf("%d objects written", b.puts)
+			if rep.Images != 2 || rep.LeftOut[SkipName] != 1 {
+				t.Fatalf("%d images, left out %v; want 2 and one bad name", rep.Images, rep.LeftOut)
+			}
+			for key := range b.objs {
+				if strings.Contains(key, "\\") || strings.ContainsFunc(key, func(r rune) bool { return r < 0x20 }) {
+					t.Errorf("object %q written", key)
+				}
 			}
 		})
 	}

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	"image/color"
-	"image/draw"
 )
 
 // Sample is one image read from a source.
@@ -40,6 +38,10 @@ type ReadOptions struct {
 	// many images in one file, idx and CIFAR, hold fixed-size records and
 	// ignore it); 0 = no limit.
 	MaxFileBytes int64
+	// Skip, when set, receives each entry of the source's tree left out
+	// (an ImageFolder's; the other sources have none): a file that is not
+	// an image or does not decode, a link, a hidden or nested entry.
+	Skip func(Skip)
 }
 
 // Source reads the samples of a data set in a fixed order.
@@ -74,23 +76,4 @@ func Open(kind, path, name string, channels int) (Source, error) {
 		return nil, fmt.Errorf("dataset: source %q is read by Index (images already in the bucket), not Open", kind)
 	}
 	return nil, fmt.Errorf("dataset: source %q: want mnist, idx, cifar10, cifar100 or imagefolder", kind)
-}
-
-// toChannels converts img to *image.Gray (channels 1) or opaque
-// *image.NRGBA (channels 3); transparency is flattened onto black.
-func toChannels(img image.Image, channels int) image.Image {
-	b := img.Bounds()
-	r := image.Rect(0, 0, b.Dx(), b.Dy())
-	if channels == 1 {
-		if g, ok := img.(*image.Gray); ok && g.Rect.Min == (image.Point{}) {
-			return g
-		}
-		dst := image.NewGray(r)
-		draw.Draw(dst, r, img, b.Min, draw.Src)
-		return dst
-	}
-	dst := image.NewNRGBA(r)
-	draw.Draw(dst, r, image.NewUniform(color.Black), image.Point{}, draw.Src)
-	draw.Draw(dst, r, img, b.Min, draw.Over)
-	return dst
 }

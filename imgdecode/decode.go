@@ -268,3 +268,23 @@ func prefix(data []byte) []byte {
 	}
 	return data
 }
+
+// Convert turns an image decoded elsewhere (by the standard library's or
+// x/image's decoders, format as image.Decode names it) into the pixels
+// Decode outputs for the same file, with no resize: the same RGB or luma
+// conversion (alpha dropped, WebP's limited-range YCbCr) and EXIF
+// orientation (Orientation) applied. Ingest stores what decode would see.
+func Convert(m image.Image, format string, gray bool, orientation int) Image {
+	return orientImage(toPixels(m, gray, format == formatWebP.String()), orientation)
+}
+
+// Orientation returns the EXIF orientation (1..8) of a JPEG from its
+// leading bytes, which need to reach past its APP1 segment (cameras write
+// it first, or after a JFIF APP0: within 2 x 64 KiB); 1 for another
+// format, none, or one that cannot be read.
+func Orientation(head []byte) int {
+	if sniff(head) != formatJPEG {
+		return 1
+	}
+	return exifOrientation(head)
+}

@@ -95,7 +95,7 @@ func goModuleDir(modVersion string) (string, error) {
 // source (idempotent: objects already stored with the same SHA-256 are not
 // uploaded again) or, for source s3, indexes the images already there
 // (unchanged since the last index: nothing read or written). report, when
-// not nil, receives the index report of source s3.
+// not nil, receives a summary of the report (the left-out files too).
 func ingest(ctx context.Context, e *env, s *services, report io.Writer) error {
 	c := e.cfg.Dataset
 	// Only what the run will read: limit_train of the train split and
@@ -130,7 +130,10 @@ func ingest(ctx context.Context, e *env, s *services, report io.Writer) error {
 		return fmt.Errorf("ingest: %w", err)
 	}
 	e.log.Info("ingested", "dataset", src.Name(), "prefix", c.Prefix, "written", rep.Written, "already_there", rep.Skipped, "refused", rep.Refused,
-		"images", len(rep.Entries), "seconds", time.Since(start).Round(time.Millisecond).Seconds())
+		"left_out", rep.LeftOut, "images", len(rep.Entries), "seconds", time.Since(start).Round(time.Millisecond).Seconds())
+	if report != nil {
+		rep.WriteSummary(report, s.store.Bucket())
+	}
 	return nil
 }
 
