@@ -180,8 +180,8 @@ func (s *loop) run(ctx context.Context, in <-chan Delivery, control <-chan Contr
 			if st.stats.Steps > 0 {
 				st.stats.MeanLoss = st.lossSum / float64(st.stats.Steps)
 			}
-			s.log.Info("epoch trained", "epoch", cur, "samples", st.stats.Samples, "dropped", st.stats.Dropped, "unstepped", st.stats.Unstepped,
-				"duplicates", st.stats.Duplicates, "steps", st.stats.Steps, "mean_loss", st.stats.MeanLoss,
+			s.log.Info("epoch trained", "epoch", cur, "samples", st.stats.Samples, "dropped", st.stats.Dropped,
+				"duplicates", st.stats.Duplicates, "unstepped", st.stats.Unstepped, "steps", st.stats.Steps, "mean_loss", st.stats.MeanLoss,
 				"wait_seconds", st.stats.Wait.Seconds(), "seconds", st.stats.Duration.Seconds(),
 				"trained_ids", FormatIDs(st.stats.TrainedIDs), "dropped_ids", FormatIDs(st.stats.DroppedIDs))
 			if s.hooks.Epoch != nil {
