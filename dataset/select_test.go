@@ -1,7 +1,11 @@
 package dataset
 
 import (
+	"fmt"
+	"image/color"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -107,5 +111,59 @@ func TestTake(t *testing.T) {
 	}
 	if n := len(d.Take("test", 0, 3)); n != 10 {
 		t.Fatalf("no limit: %d test entries", n)
+	}
+}
+
+// TestIngestLimitsPerSplit: ingest keeps limit_train images of the train
+// split and limit_test of the test split (not the larger of the two of
+// each), class-stratified, and exactly the entries Take would cut from the
+// whole data set's manifest with the same seed, so feed and evaluate see
+// what ingest uploaded.
+func TestIngestLimitsPerSplit(t *testing.T) {
+	dir := t.TempDir()
+	for split, perClass := range map[string][]int{"train": {12, 6, 2}, "test": {4, 4, 4}} {
+		for c, n := range perClass {
+			for i := range n {
+				writePNG(t, filepath.Join(dir, split, string(rune('a'+c)), fmt.Sprintf("%02d.png", i)), 2, 2, color.Gray{Y: uint8(20*c + i)})
+			}
+		}
+	}
+	src, err := OpenImageFolder(dir, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	b := newMemBucket()
+	sel := Selection{PerSplit: map[string]int{"train": 10, "test": 3}, Seed: 5}
+	limited, err := Ingest(ctx, b, src, Options{Prefix: "limited", Limit: sel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if limited.Info.Counts["train"] != 10 || limited.Info.Counts["test"] != 3 || limited.Written != 13 {
+		t.Fatalf("counts %v, written %d; want 10 train, 3 test", limited.Info.Counts, limited.Written)
+	}
+	whole, err := Ingest(ctx, b, src, Options{Prefix: "whole"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := Dataset{Entries: whole.Entries}
+	var want []string
+	for _, split := range []string{"test", "train"} {
+		for _, e := range d.Take(split, sel.PerSplit[split], sel.Seed) {
+			want = append(want, strings.TrimPrefix(e.Key, "whole/"))
+		}
+	}
+	var got []string
+	perClass := map[string]int{}
+	for _, e := range limited.Entries {
+		got = append(got, strings.TrimPrefix(e.Key, "limited/"))
+		perClass[e.Split+"/"+e.Class]++
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("ingested %v, Take cuts %v", got, want)
+	}
+	// train: 12/6/2 of 20 -> 6/3/1; test: 4/4/4 -> one each.
+	if perClass["train/a"] != 6 || perClass["train/b"] != 3 || perClass["train/c"] != 1 || perClass["test/a"] != 1 || perClass["test/b"] != 1 {
+		t.Errorf("per class %v", perClass)
 	}
 }
