@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -115,5 +116,15 @@ func TestIntegrationOwnDataSmallRGB(t *testing.T) {
 	}
 	if !regexp.MustCompile(`RESULT linear_top1=[0-9.]+ knn_top1=[0-9.]+`).MatchString(out) {
 		t.Errorf("no RESULT line:\n%s", out)
+	}
+
+	// drop_last with a batch larger than the split would train nothing:
+	// refused before anything starts.
+	cmd := exec.CommandContext(t.Context(), bin, "run", "--config", preset, "--set", "dataset.path="+tree, "--set", "run.work_dir="+work,
+		"--set", "run.id=nothing", "--set", "train.drop_last=true", "--set", "train.batch_size=64")
+	msg, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(msg), `train.drop_last with train.batch_size 64 would never step: the "train" split has 48 images`) {
+		t.Errorf("drop_last with batch 64 of 48 images: %v\n%s", err, clustertest.Tail(string(msg), 2000))
 	}
 }

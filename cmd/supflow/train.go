@@ -54,6 +54,9 @@ func newTrainStage(ctx context.Context, e *env, s *services, d dataset.Dataset, 
 	}
 	deps := train.Deps{Engine: tr, Store: s.store, Events: s.bus.Events(), DeadLetters: s.bus, Log: s.log, Progress: e.term.progress}
 	st := cfg.Train.Stage
+	if n := len(d.Take(cfg.Dataset.TrainSplit, cfg.Dataset.LimitTrain, uint64(cfg.Run.Seed))); st.DropLast && n < st.BatchSize {
+		return nil, usageError{fmt.Errorf("train.drop_last with train.batch_size %d would never step: the %q split has %d images", st.BatchSize, cfg.Dataset.TrainSplit, n)}
+	}
 	if mon := st.Monitor; mon.Every > 0 {
 		dec, err := newDecoder(cfg, s.store)
 		if err != nil {
