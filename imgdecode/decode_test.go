@@ -654,3 +654,45 @@ func TestDecodeConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestConvertMatchesDecode: Convert of what image.Decode returns (ingest's
+// path) gives Decode's pixels (decode's path) for each format, WebP's
+// limited-range YCbCr included, RGB and gray, and applies the orientation
+// Orientation reads from a JPEG's EXIF exactly as Decode does.
+func TestConvertMatchesDecode(t *testing.T) {
+	src := image.NewRGBA(image.Rect(0, 0, 24, 16))
+	for i := range src.Pix {
+		src.Pix[i] = uint8(i * 7)
+	}
+	var png8 bytes.Buffer
+	if err := png.Encode(&png8, src); err != nil {
+		t.Fatal(err)
+	}
+	jpg := appendExif(encodeJPEG(t, src, 95), 6, binary.LittleEndian)
+	for _, data := range [][]byte{readFile(t, "lossy.webp"), readFile(t, "lossy_alpha.webp"), png8.Bytes(), jpg} {
+		for _, gray := range []bool{false, true} {
+			// The pure-Go decoders on both paths (libjpeg-turbo may round
+			// differently from image/jpeg).
+			d := &Decoder{cfg: Config{MaxPixels: DefaultMaxPixels, Gray: gray}}
+			want, err := d.Decode(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, format, err := image.Decode(bytes.NewReader(data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := Convert(m, format, gray, Orientation(data))
+			if got.Width != want.Width || got.Height != want.Height || got.Channels != want.Channels || !bytes.Equal(got.Pix, want.Pix) {
+				t.Errorf("%s gray=%v: Convert gives %dx%dx%d, Decode %dx%dx%d, or other pixels", format, gray,
+					got.Width, got.Height, got.Channels, want.Width, want.Height, want.Channels)
+			}
+		}
+	}
+	if o := Orientation(jpg); o != 6 {
+		t.Errorf("Orientation = %d, want 6", o)
+	}
+	if o := Orientation(png8.Bytes()); o != 1 {
+		t.Errorf("Orientation of a PNG = %d, want 1", o)
+	}
+}
