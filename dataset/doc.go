@@ -12,7 +12,7 @@
 //	<prefix>/classes.json
 //	<prefix>/info.json
 //	<prefix>/<split>/<class>/<id>.png (or .jpg)   (Ingest)
-//	<prefix>/ingest-report.json                  (Index)
+//	<prefix>/ingest-report.json                  (Ingest: Report; Index: IndexReport)
 //
 // Index (dataset.source s3) lists a key prefix under the data set prefix
 // (dataset.path) in the ImageFolder layout or from a list file, points the
@@ -29,11 +29,21 @@
 // over Options.MaxObjectBytes after encoding, a source file over
 // Options.MaxFileBytes unread; refused images are counted
 // (Report.Refused), logged, and left out of the manifest, the counts and
-// the mean and std. Files are streamed, never read whole.
+// the mean and std. Files are streamed, never read whole. Nothing an
+// ImageFolder tree holds stops an ingest: files that are empty or do not
+// decode, bad names, links, special, hidden and nested entries and other
+// files are left out (ReadOptions.Skip), counted by kind and named in the
+// report. Images are converted as decode converts them (imgdecode.Convert,
+// EXIF orientation applied), so what is stored is upright.
+//
+// Every limit on a split is cut by Select (class-stratified, seeded): at
+// ingest and index (Selection, per split) and later on the manifest
+// (Dataset.Take: the feeder, the evaluation, the kNN monitor).
 //
 // It imports store for its types and its key rule (store.ValidKey,
 // store.ErrInvalidKey), never a Client (it reaches a bucket through the
 // small Bucket interface), messages for the decode task an Entry becomes
-// (Entry.Task), and imgdecode for the pixel limit it shares with decode;
+// (Entry.Task), and imgdecode for the pixel limit it shares with decode
+// and its pixel conversion;
 // it must not import bus or any stage.
 package dataset
