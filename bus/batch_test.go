@@ -115,8 +115,19 @@ func TestHandleBatchDeadLettersOneSample(t *testing.T) {
 			t.Errorf("sample %d dead-lettered for %q", got[0], dl.Reason)
 		}
 	}
-	if n := streamMsgs(t, b, messages.TopicDecodeTasks); n != 0 {
-		t.Errorf("%d decode tasks left", n)
+	waitDrained(t, b, messages.TopicDecodeTasks)
+}
+
+// waitDrained waits until every message of a work-queue stream was
+// acknowledged (acks are sent asynchronously).
+func waitDrained(t *testing.T, b *Bus, stream string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for streamMsgs(t, b, stream) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d messages still unacknowledged", stream, streamMsgs(t, b, stream))
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -231,11 +242,5 @@ func TestDeliveryParts(t *testing.T) {
 	if r := m.Header.Get(messages.MetaReason); !strings.Contains(r, "rejected: 3 views") {
 		t.Errorf("reason %q", r)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for streamMsgs(t, b, messages.TopicViews) != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the message was not acknowledged after every part was")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitDrained(t, b, messages.TopicViews) // acked once every part was
 }
