@@ -87,11 +87,11 @@ func reasonClass(reason error) string {
 const maxReasonLen = 1024
 
 // minDeadLetterPayload is how much of a payload a dead letter keeps at the
-// least (all of a shorter one): more than messages.MaxSampleOf, so that a
-// truncated dead letter still names its sample (messages.DeadLetter.Sample).
-// To keep it, the copied metadata of the original and then the reason give
-// way first.
-const minDeadLetterPayload = 256
+// least (all of a shorter one): messages.MaxSampleOf, so that a truncated
+// dead letter still names its samples, a batch's too
+// (messages.DeadLetter.Samples). To keep it, the copied metadata of the
+// original and then the reason give way first.
+const minDeadLetterPayload = messages.MaxSampleOf
 
 // errDeadLetterSize: not even the dead letter's own headers fit max_payload.
 var errDeadLetterSize = errors.New("bus: dead letter does not fit max_payload")

@@ -86,8 +86,8 @@ func FuzzDeadLetterFits(f *testing.F) {
 				t.Fatalf("kept %d of %d bytes with max_payload %d", len(dl.Payload), n, maxPayload)
 			}
 			d := messages.DeadLetter{Payload: dl.Payload, SourceTopic: messages.TopicDecodeTasks, Size: n}
-			if run, epoch, id, ok := d.Sample(); n >= len(task) && (!ok || epoch != 7 || id != 99 || len(run) != messages.MaxRunIDLen) {
-				t.Fatalf("truncated dead letter of a task: Sample() = %d, %d, %v", epoch, id, ok)
+			if run, epoch, ids, ok := d.Samples(); n >= len(task) && (!ok || epoch != 7 || len(ids) != 1 || ids[0] != 99 || len(run) != messages.MaxRunIDLen) {
+				t.Fatalf("truncated dead letter of a task: Samples() = %d, %v, %v", epoch, ids, ok)
 			}
 		}
 		if strings.ContainsAny(dl.Metadata.Get(messages.MetaReason), "\r\n") {

@@ -250,14 +250,14 @@ func TestDeadLetterAlwaysFits(t *testing.T) {
 		if n := h.Get(messages.MetaDeliveries); n != "1" {
 			t.Errorf("sample %d: dead-lettered at delivery %s", s.id, n)
 		}
-		run, epoch, sid, ok := dl.Sample()
+		run, epoch, ids, ok := dl.Samples()
 		if dl.Truncated() {
 			truncated++
-			if !ok || run != "run" || epoch != 3 || sid != s.id {
-				t.Errorf("sample %d: dead letter keeps %d of %d bytes: Sample() = %q, %d, %d, %v", s.id, len(dl.Payload), dl.Size, run, epoch, sid, ok)
+			if !ok || run != "run" || epoch != 3 || !slices.Equal(ids, []uint64{s.id}) {
+				t.Errorf("sample %d: dead letter keeps %d of %d bytes: Samples() = %q, %d, %v, %v", s.id, len(dl.Payload), dl.Size, run, epoch, ids, ok)
 			}
-		} else if len(dl.Payload) != len(s.payload) || ok != s.valid || ok && sid != s.id {
-			t.Errorf("sample %d (valid %v): untruncated dead letter of %d bytes, Sample() = %d, %v", s.id, s.valid, len(dl.Payload), sid, ok)
+		} else if len(dl.Payload) != len(s.payload) || ok != s.valid || ok && !slices.Equal(ids, []uint64{s.id}) {
+			t.Errorf("sample %d (valid %v): untruncated dead letter of %d bytes, Samples() = %v, %v", s.id, s.valid, len(dl.Payload), ids, ok)
 		}
 	}
 	for _, s := range want {

@@ -18,8 +18,9 @@ type Route struct {
 	name, in, out string
 	workers       int
 	noOutputID    bool
-	// Exactly one of process (Handle) and sink (Sink) is set.
-	process func(ctx context.Context, payload []byte) ([]byte, error)
+	// Exactly one of process (Handle, HandleBatch) and sink (Sink) is set;
+	// process returns the output payloads (none: nothing to publish).
+	process func(ctx context.Context, payload []byte, c call) ([][]byte, error)
 	sink    func(ctx context.Context, payload []byte, a *ackable) error
 }
 
@@ -52,23 +53,14 @@ func Handle[In, Out any](name, inTopic, outTopic string,
 	decode func([]byte) (In, error), encode func(Out) ([]byte, error),
 	fn func(context.Context, In) (Out, error),
 ) Route {
-	return Route{name: name, in: inTopic, out: outTopic, workers: 1,
-		process: func(ctx context.Context, payload []byte) ([]byte, error) {
-			in, err := decode(payload)
-			if err != nil {
-				return nil, messages.Permanent(fmt.Errorf("bus: %s: %w: %w", name, errDecodeInput, err))
-			}
-			out, err := fn(ctx, in)
-			if err != nil {
-				return nil, err
-			}
-			b, err := encode(out)
-			if err != nil {
-				return nil, messages.Permanent(fmt.Errorf("bus: %s: %w: %w", name, errEncodeOutput, err))
-			}
-			return b, nil
+	return HandleBatch(name, inTopic, outTopic,
+		func(b []byte) ([]In, error) {
+			in, err := decode(b)
+			return []In{in}, err
 		},
-	}
+		func(outs []Out) ([]byte, error) { return encode(outs[0]) },
+		nil, // one sample: never dead-lettered alone
+		fn)
 }
 
 // Sink returns a route without output for a consumer that acknowledges
@@ -137,6 +129,8 @@ type ackable struct {
 	// fails, term says whether the message must be terminated rather than
 	// nacked (Router.mustTerminate).
 	reject func(reason error) (term bool, err error)
+	// rejectPart dead-letters sample i of the message alone, as payload.
+	rejectPart func(i int, payload []byte, reason error) error
 
 	// mu orders InProgress before settling: an InProgress sent after a
 	// nak would postpone the nak's redelivery to a full AckWait.

@@ -194,7 +194,7 @@ func (r *Router) Run(ctx context.Context) error {
 		}
 		pub := r.bus.Publisher()
 		pubs = append(pubs, pub)
-		h := wm.AddConsumerHandler(rt.name, rt.in, newDrainingSubscriber(sub, work, r.cfg.CloseTimeout), r.handlerFunc(rt, pub))
+		h := wm.AddConsumerHandler(rt.name, rt.in, newDrainingSubscriber(sub, work, r.cfg.CloseTimeout), r.handlerFunc(rt, pub, cons.MaxDeliver))
 		h.AddMiddleware(r.measure(rt.name), r.policy(rt, cons.MaxDeliver, conn))
 		if r.cfg.Retries > 0 {
 			h.AddMiddleware(middleware.Retry{
@@ -268,25 +268,52 @@ func (r *Router) consumer(ctx context.Context, rt Route) (consumerInfo, error) {
 	return consumerInfo{AckWait: c.AckWait, MaxDeliver: maxDeliver}, nil
 }
 
-// handlerFunc runs a Handle route and publishes its output; the router acks
-// the input only when this returns nil.
-func (r *Router) handlerFunc(rt Route, pub *Publisher) message.NoPublishHandlerFunc {
+// handlerFunc runs a Handle route and publishes its outputs; the router
+// acks the input only when this returns nil.
+func (r *Router) handlerFunc(rt Route, pub *Publisher, maxDeliver int) message.NoPublishHandlerFunc {
 	return func(msg *message.Message) error {
-		out, err := rt.process(msg.Context(), msg.Payload)
+		n := deliveries(msg)
+		ids := func(j, of int) string {
+			switch {
+			case rt.noOutputID:
+				return ""
+			case of == 1:
+				return derivedID(msg.UUID, rt.name)
+			}
+			return derivedID(msg.UUID, fmt.Sprintf("%s/%d", rt.name, j))
+		}
+		// The largest output id header: what an output payload must leave
+		// room for.
+		room := pub.maxPayload - int64(headerSize(wireHeader(ids(0, 2), nil)))
+		outs, err := rt.process(msg.Context(), msg.Payload, call{
+			n:    n,
+			last: maxDeliver > 0 && n >= uint64(maxDeliver),
+			reject: func(i int, payload []byte, reason error) error {
+				return r.deadLetterSample(msg, rt, n, i, payload, reason)
+			},
+			fits: func(size int) bool { return int64(size) <= room },
+		})
 		if err != nil {
 			return err
 		}
-		id := derivedID(msg.UUID, rt.name)
-		if rt.noOutputID {
-			id = ""
+		for j, out := range outs {
+			if err := pub.publish(msg.Context(), rt.out, message.NewMessage(ids(j, len(outs)), out)); err != nil {
+				return err
+			}
+			r.metrics.out.WithLabelValues(rt.name).Inc()
 		}
-		o := message.NewMessage(id, out)
-		if err := pub.publish(msg.Context(), rt.out, o); err != nil {
-			return err
-		}
-		r.metrics.out.WithLabelValues(rt.name).Inc()
 		return nil
 	}
+}
+
+// deadLetterSample dead-letters sample i of msg, a batch, alone: payload
+// under an id derived from msg's and i, with msg's metadata, counted as
+// any dead letter.
+func (r *Router) deadLetterSample(msg *message.Message, rt Route, n uint64, i int, payload []byte, reason error) error {
+	s := message.NewMessage(derivedID(msg.UUID, fmt.Sprintf("%s/sample/%d", rt.name, i)), payload)
+	s.Metadata = msg.Metadata
+	s.SetContext(msg.Context())
+	return r.deadLetter(s, rt, n, reason)
 }
 
 func (r *Router) measure(name string) message.HandlerMiddleware {

@@ -56,6 +56,9 @@ func (r *Router) startSink(ctx context.Context, rt Route, cons consumerInfo) (*s
 			err := r.deadLetter(msg, rt, n, reason)
 			return err != nil && r.mustTerminate(msg, rt, n, cons.MaxDeliver, reason, err), err
 		}
+		a.rejectPart = func(i int, payload []byte, reason error) error {
+			return r.deadLetterSample(msg, rt, n, i, payload, fmt.Errorf("bus: %s: %w: %w", rt.name, errRejected, reason))
+		}
 		s.mu.Lock()
 		if s.stopping {
 			s.mu.Unlock()

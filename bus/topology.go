@@ -73,6 +73,12 @@ type Limits struct {
 	// MaxMsgs is each edge stream's capacity, in [16, 10^7]; default 4096.
 	// A full stream makes the producer wait.
 	MaxMsgs int64 `yaml:"stream_max_msgs"`
+	// Batch is how many samples travel in one message on the pipeline's
+	// edges, in [1, messages.MaxBatch]; default 64 (docs/benchmarks.md).
+	// The feeder packs that many decode tasks per message; decode and
+	// augment pass on what survives of each, split where it would not fit
+	// MaxPayload. 1 sends every sample alone, as before batches existed.
+	Batch int `yaml:"batch"`
 }
 
 // Bounds of Limits fields.
@@ -89,7 +95,7 @@ const (
 // DefaultLimits returns the defaults of every field.
 func DefaultLimits() Limits {
 	return Limits{AckWait: defaultAckWait, MaxDeliver: defaultMaxDeliver, MaxAckPending: defaultMaxAckPending,
-		MaxPayload: defaultMaxPayload, MaxMsgs: defaultMaxMsgs}
+		MaxPayload: defaultMaxPayload, MaxMsgs: defaultMaxMsgs, Batch: defaultBatch}
 }
 
 // Validate reports every field of l out of range, each a *field.Error
@@ -105,15 +111,24 @@ func (l Limits) Validate() error {
 	k.IntIn("max_ack_pending", l.MaxAckPending, 1, maxMaxAckPending)
 	k.IntIn("max_payload", l.MaxPayload, minMaxPayload, maxServerPayload)
 	k.Int64In("stream_max_msgs", l.MaxMsgs, minMaxMsgs, maxMaxMsgs)
+	k.IntIn("batch", l.Batch, 1, messages.MaxBatch)
 	return k.Err()
+}
+
+// TrainPending is the train consumer's in-flight window in messages: the
+// trainer holds up to two batches of trainBatch samples unacknowledged
+// until their optimizer steps, in messages of up to Batch samples, plus
+// the other edges' window.
+func (l Limits) TrainPending(trainBatch int) int {
+	per := orDefault(l.Batch, defaultBatch)
+	return (2*trainBatch+per-1)/per + orDefault(l.MaxAckPending, defaultMaxAckPending)
 }
 
 // Pipeline is supflow's topology: decode tasks -> decode, images ->
 // augment, views -> train. The train consumer holds up to two batches
-// unacknowledged until their optimizer steps, so its in-flight window is
-// two batches plus the others' window; its AckWait need not cover a step,
-// since the router keeps what a Sink holds alive, so a view lost with a NATS
-// connection comes back after one AckWait.
+// unacknowledged until their optimizer steps (TrainPending); its AckWait
+// need not cover a step, since the router keeps what a Sink holds alive,
+// so a view lost with a NATS connection comes back after one AckWait.
 func Pipeline(l Limits, trainBatch int) Topology {
 	edge := func(topic, consumer string, pending int) WorkQueue {
 		return WorkQueue{Topic: topic, MaxMsgs: l.MaxMsgs, Consumer: Consumer{
@@ -123,7 +138,7 @@ func Pipeline(l Limits, trainBatch int) Topology {
 	return Topology{Edges: []WorkQueue{
 		edge(messages.TopicDecodeTasks, "decode", pending),
 		edge(messages.TopicImages, "augment", pending),
-		edge(messages.TopicViews, "train", 2*trainBatch+pending),
+		edge(messages.TopicViews, "train", l.TrainPending(trainBatch)),
 	}}
 }
 
@@ -138,6 +153,7 @@ const (
 	defaultAckWait       = 60 * time.Second
 	defaultMaxDeliver    = 5
 	defaultMaxAckPending = 64
+	defaultBatch         = 64
 	defaultMaxPayload    = 1 << 20 // nats-server's own default
 	defaultMaxAge        = 7 * 24 * time.Hour
 )

@@ -45,21 +45,27 @@ func TestRetryRaces(t *testing.T) {
 }
 
 // TestPipelineTrainEdge: the train consumer's in-flight window covers two
-// batches, and its AckWait is the others' (the router keeps held views
-// alive), so that a view lost with a connection comes back after one
-// ack_wait instead of stalling the epoch.
+// batches beyond the other edges' window, in messages of bus.batch samples
+// (one, or the default 64), and its AckWait is the others' (the router
+// keeps held views alive), so that a view lost with a connection comes
+// back after one ack_wait instead of stalling the epoch.
 func TestPipelineTrainEdge(t *testing.T) {
 	const batch = 50
-	topo := Pipeline(Limits{AckWait: 3 * time.Second}, batch)
-	for _, e := range topo.Edges {
-		if got := e.Consumer.AckWait; got != 3*time.Second {
-			t.Errorf("%s: AckWait %v, want 3s", e.Topic, got)
+	for _, per := range []int{1, 0} {
+		l := Limits{AckWait: 3 * time.Second, Batch: per}
+		topo := Pipeline(l, batch)
+		for _, e := range topo.Edges {
+			if got := e.Consumer.AckWait; got != 3*time.Second {
+				t.Errorf("%s: AckWait %v, want 3s", e.Topic, got)
+			}
+			samples := orDefault(per, defaultBatch) * (e.Consumer.MaxAckPending - defaultMaxAckPending)
+			if e.Topic == messages.TopicViews && samples < 2*batch {
+				t.Errorf("bus.batch %d: train window %d messages, %d beyond the others', fewer than two batches of %d samples",
+					per, e.Consumer.MaxAckPending, samples, batch)
+			}
 		}
-		if e.Topic == messages.TopicViews && e.Consumer.MaxAckPending < 2*batch {
-			t.Errorf("train window %d < two batches of %d", e.Consumer.MaxAckPending, batch)
+		if err := topo.Validate(); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if err := topo.Validate(); err != nil {
-		t.Fatal(err)
 	}
 }

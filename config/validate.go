@@ -94,9 +94,9 @@ func (c *Config) Validate() error {
 	// cannot store them all fills with messages only the trainer can
 	// free, and after a burst of redeliveries (a NATS restart) augment
 	// and the trainer wait on each other for good.
-	if window := 2*c.Train.Stage.BatchSize + c.Bus.MaxAckPending; c.Bus.MaxMsgs < int64(window) {
+	if window := c.Bus.TrainPending(c.Train.Stage.BatchSize); c.Bus.MaxMsgs < int64(window) {
 		k.Add("bus.stream_max_msgs", c.Bus.MaxMsgs, fmt.Sprintf(
-			"at least %d (2 x train.batch_size + bus.max_ack_pending: the views the trainer may hold unacknowledged)", window))
+			"at least %d (2 x train.batch_size / bus.batch + bus.max_ack_pending: the view messages the trainer may hold unacknowledged)", window))
 	}
 
 	k.Include("evaluate", c.Evaluate.Validate())

@@ -13,8 +13,9 @@ import (
 // ErrVersion. A message is written in the lowest version whose layout holds
 // it, so readers that predate a version still read every message that does
 // not need it: DecodeTask, Image, ViewGroup and an Event without scores are
-// version 1; an Event with scores is version 2 (docs/messages.md).
-const Version = 2
+// version 1; an Event with scores is version 2; the batch types (of 2 or
+// more samples) are version 3 (docs/messages.md).
+const Version = 3
 
 // eventScoresVersion is the first version whose Event layout carries
 // scores.
@@ -60,6 +61,10 @@ const (
 	typeImage      msgType = 2
 	typeViewGroup  msgType = 3
 	typeEvent      msgType = 4
+	// The batch types, from version 3 (batch.go).
+	typeDecodeTaskBatch msgType = 5
+	typeImageBatch      msgType = 6
+	typeViewGroupBatch  msgType = 7
 )
 
 func (t msgType) String() string {
@@ -72,6 +77,12 @@ func (t msgType) String() string {
 		return "ViewGroup"
 	case typeEvent:
 		return "Event"
+	case typeDecodeTaskBatch:
+		return "DecodeTask batch"
+	case typeImageBatch:
+		return "Image batch"
+	case typeViewGroupBatch:
+		return "ViewGroup batch"
 	}
 	return fmt.Sprintf("type %d", uint8(t))
 }
@@ -259,10 +270,33 @@ func UnmarshalEvent(b []byte) (Event, error) {
 	return m, nil
 }
 
-// sampleOf reads the fields that name the sample of a DecodeTask, Image or
-// ViewGroup (t) from the start of b, ignoring whatever follows the run id:
-// the identity of a payload that was cut short. It reads at most
-// MaxSampleOf bytes.
+// samplesOf reads the fields that name the samples of a DecodeTask, Image
+// or ViewGroup (t), or of a batch of them (batch), from the start of b,
+// ignoring whatever follows the run id (the sample ids, in a batch): the
+// identity of a payload that was cut short. It reads at most MaxSampleOf
+// bytes.
+func samplesOf(b []byte, t, batch msgType) (run string, epoch uint32, ids []uint64, err error) {
+	if isType(b, batch) {
+		r, err := newReader(b, batch)
+		if err != nil {
+			return "", 0, nil, err
+		}
+		epoch, run, ids, err := r.batchIdentity()
+		if err != nil {
+			return "", 0, nil, err
+		}
+		if err := checkRunID(run); err != nil {
+			return "", 0, nil, err
+		}
+		return run, epoch, ids, nil
+	}
+	run, epoch, id, err := sampleOf(b, t)
+	if err != nil {
+		return "", 0, nil, err
+	}
+	return run, epoch, []uint64{id}, nil
+}
+
 func sampleOf(b []byte, t msgType) (run string, epoch uint32, id uint64, err error) {
 	r, err := newReader(b, t)
 	if err != nil {
@@ -287,11 +321,13 @@ func sampleOf(b []byte, t msgType) (run string, epoch uint32, id uint64, err err
 	return run, epoch, id, nil
 }
 
-// MaxSampleOf is the most bytes of a DecodeTask, Image or ViewGroup that
-// hold the fields naming its sample (header, epoch, sample id, label, the
-// fixed-size fields and the run id): a payload cut to at least this many
-// bytes still names it (DeadLetter.Sample).
-const MaxSampleOf = headerLen + 4 + 8 + 4 + 1 + 4 + 4 + 1 + 2 + MaxRunIDLen
+// MaxSampleOf is the most bytes of a DecodeTask, Image or ViewGroup, or a
+// batch of them, that hold the fields naming its samples (single: header,
+// epoch, sample id, label, the fixed-size fields and the run id; batch:
+// header, epoch, count, run id, sample ids): a payload cut to at least this
+// many bytes still names them (DeadLetter.Samples). The batch of MaxBatch
+// samples is the longest.
+const MaxSampleOf = headerLen + 4 + 2 + 2 + MaxRunIDLen + 8*MaxBatch
 
 func checkDecodeTask(m DecodeTask) error {
 	return errors.Join(
@@ -439,13 +475,17 @@ type reader struct {
 	err     error
 }
 
-// lastVersion is the newest version with a layout of t: a type's layout
-// exists in the versions up to the last one that changed it.
-func lastVersion(t msgType) uint8 {
-	if t == typeEvent {
-		return eventScoresVersion
+// versions are the first and the newest version with a layout of t: a
+// type's layout exists from the version that introduced it up to the last
+// one that changed it.
+func versions(t msgType) (first, last uint8) {
+	switch t {
+	case typeEvent:
+		return 1, eventScoresVersion
+	case typeDecodeTaskBatch, typeImageBatch, typeViewGroupBatch:
+		return batchVersion, batchVersion
 	}
-	return 1
+	return 1, 1
 }
 
 func newReader(b []byte, want msgType) (*reader, error) {
@@ -463,8 +503,8 @@ func newReader(b []byte, want msgType) (*reader, error) {
 	}
 	// A type a version did not change is written in its older version only,
 	// so each message has one encoding.
-	if last := lastVersion(want); b[2] > last {
-		return nil, fmt.Errorf("%w: %d for %v (written as version %d, its last layout)", ErrVersion, b[2], want, last)
+	if first, last := versions(want); b[2] < first || b[2] > last {
+		return nil, fmt.Errorf("%w: %d for %v (written as version %d to %d)", ErrVersion, b[2], want, first, last)
 	}
 	return &reader{b: b, off: headerLen, t: want, version: b[2]}, nil
 }

@@ -19,41 +19,49 @@ type DeadLetter struct {
 // the original payload.
 func (d DeadLetter) Truncated() bool { return d.Size > len(d.Payload) }
 
-// Sample identifies the sample a dead letter of any pipeline edge was
-// about; ok is false for a payload that does not decode as its topic's type.
-// A truncated payload cannot be decoded whole: it is identified from its
-// first fields (header, epoch, sample id and run id, which every type puts
-// before anything of variable length), and ok is false only if those are
-// cut short or invalid.
-func (d DeadLetter) Sample() (run string, epoch uint32, id uint64, ok bool) {
-	var t msgType
+// Samples identifies the samples a dead letter of any pipeline edge was
+// about (one, or those of a batch); ok is false for a payload that does not
+// decode as its topic's type. A truncated payload cannot be decoded whole:
+// it is identified from its first fields (header, epoch, run id and sample
+// ids, which every type puts before anything of variable length), and ok is
+// false only if those are cut short or invalid.
+func (d DeadLetter) Samples() (run string, epoch uint32, ids []uint64, ok bool) {
+	var t, batch msgType
 	switch d.SourceTopic {
 	case TopicDecodeTasks:
-		t = typeDecodeTask
+		t, batch = typeDecodeTask, typeDecodeTaskBatch
 	case TopicImages:
-		t = typeImage
+		t, batch = typeImage, typeImageBatch
 	case TopicViews:
-		t = typeViewGroup
+		t, batch = typeViewGroup, typeViewGroupBatch
 	default:
-		return "", 0, 0, false
+		return "", 0, nil, false
 	}
 	if d.Truncated() {
-		run, epoch, id, err := sampleOf(d.Payload, t)
-		return run, epoch, id, err == nil
+		run, epoch, ids, err := samplesOf(d.Payload, t, batch)
+		return run, epoch, ids, err == nil
 	}
 	switch t {
 	case typeDecodeTask:
-		if m, err := UnmarshalDecodeTask(d.Payload); err == nil {
-			return m.RunID, m.Epoch, m.SampleID, true
+		if ms, err := UnmarshalDecodeTasks(d.Payload); err == nil {
+			return ms[0].RunID, ms[0].Epoch, idsOf(ms, func(m DecodeTask) uint64 { return m.SampleID }), true
 		}
 	case typeImage:
-		if m, err := UnmarshalImage(d.Payload); err == nil {
-			return m.RunID, m.Epoch, m.SampleID, true
+		if ms, err := UnmarshalImages(d.Payload); err == nil {
+			return ms[0].RunID, ms[0].Epoch, idsOf(ms, func(m Image) uint64 { return m.SampleID }), true
 		}
 	case typeViewGroup:
-		if m, err := UnmarshalViewGroup(d.Payload); err == nil {
-			return m.RunID, m.Epoch, m.SampleID, true
+		if ms, err := UnmarshalViewGroups(d.Payload); err == nil {
+			return ms[0].RunID, ms[0].Epoch, idsOf(ms, func(m ViewGroup) uint64 { return m.SampleID }), true
 		}
 	}
-	return "", 0, 0, false
+	return "", 0, nil, false
+}
+
+func idsOf[M any](ms []M, id func(M) uint64) []uint64 {
+	out := make([]uint64, len(ms))
+	for i, m := range ms {
+		out[i] = id(m)
+	}
+	return out
 }

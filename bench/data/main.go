@@ -33,6 +33,7 @@ func main() {
 	flag.DurationVar(&o.minTime, "min-time", 2*time.Second, "least time per case and side; every case also covers all its files once")
 	flag.StringVar(&o.python, "python", "/usr/bin/python3", "Python with PIL, torch and torchvision")
 	flag.StringVar(&o.ref, "ref", "bench/data/pil_ref.py", "reference script")
+	flag.BoolVar(&o.pipelineOnly, "pipeline-only", false, "skip the decode and augment comparisons with PIL and torchvision")
 	flag.StringVar(&o.work, "work", "", "scratch folder for the generated images (default: a temporary one, removed)")
 	flag.Parse()
 	if err := run(o); err != nil {
@@ -47,6 +48,7 @@ type options struct {
 	nSmall, rounds     int
 	minTime            time.Duration
 	python, ref, work  string
+	pipelineOnly       bool
 }
 
 // inputs are the benchmark's files, as lists the reference script reads and
@@ -75,10 +77,12 @@ func run(o options) error {
 	sort.Float64s(mp)
 	fmt.Printf("inputs: %d distinct photos (%.1f-%.1f MP, median %.1f), first %d held decoded for augment_photo_full; %d 32x32 RGB and 28x28 gray PNGs cut from them\n\n",
 		len(mp), mp[0], mp[len(mp)-1], mp[len(mp)/2], len(in.files["photos_aug"]), len(in.files["small32"]))
-	if err := micro(o, in); err != nil {
-		return err
+	if !o.pipelineOnly {
+		if err := micro(o, in); err != nil {
+			return err
+		}
 	}
-	return pipelines(in.files["small32"])
+	return pipelines([]pipelineCase{{"png32", in.files["small32"], 32, false}, {"gray28", in.files["small28"], 28, true}})
 }
 
 // prepare lists the photographs and cuts the small images from them: random

@@ -21,13 +21,25 @@ import (
 	"github.com/supflow/supflow/transform"
 )
 
-// decodeWorkers is fixed so that the augment worker count is what varies.
-const decodeWorkers = 2
+// Pipeline runs use two decode and two augment workers: one per core of
+// the 2-core machine the targets are for.
+const decodeWorkers, augmentWorkers = 2, 2
 
-// pipelines pushes the 32x32 PNGs through feeder -> decode -> augment -> a
-// counting sink over embedded JetStream and S3 with 1 and 2 augment workers,
-// then does the same work without the bus to price it in CPU time.
-func pipelines(pngs [][]byte) error {
+// batchSizes are the bus.batch values each case runs with.
+var batchSizes = []int{1, 8, 32, 64, 128}
+
+// pipelineCase is one image set pushed through the pipeline.
+type pipelineCase struct {
+	name string
+	pngs [][]byte
+	size int  // view side
+	gray bool // 28x28 gray digits-like
+}
+
+// pipelines pushes each case's PNGs through feeder -> decode -> augment ->
+// a counting sink over embedded JetStream and S3, for each bus.batch, then
+// does the same work without the bus and S3 to price it in CPU time.
+func pipelines(cases []pipelineCase) error {
 	ctx := context.Background()
 	s3, err := store.StartEmbedded(ctx, "")
 	if err != nil {
@@ -41,62 +53,67 @@ func pipelines(pngs [][]byte) error {
 	if err := objects.EnsureBucket(ctx); err != nil {
 		return err
 	}
-	keys := make([]string, len(pngs))
-	for i, b := range pngs {
-		keys[i] = fmt.Sprintf("small32/%05d.png", i)
-		if err := objects.Put(ctx, keys[i], b, store.PutOptions{}); err != nil {
-			return err
-		}
-	}
-	dec, err := decode.New(decode.Config{}, decode.Deps{Objects: objects, IsNotFound: func(err error) bool { return errors.Is(err, store.ErrNotFound) }})
-	if err != nil {
-		return err
-	}
-	aug, err := augment.New(augment.Config{Seed: 1, Config: transform.Config{Size: 32}})
-	if err != nil {
-		return err
-	}
-
-	fmt.Printf("Pipeline: %d 32x32 PNGs in embedded S3 -> decode (%d workers) -> augment (2 views of 32x32) -> counting sink, embedded JetStream, GOMAXPROCS=%d\n",
-		len(keys), decodeWorkers, runtime.GOMAXPROCS(0))
-	fmt.Printf("%-34s %10s %14s %10s  %s\n", "run", "samples/s", "CPU ms/sample", "bus share", "load")
-	noBus, err := direct(ctx, len(keys), func(ctx context.Context, i int) error {
-		img, err := dec.Handle(ctx, messages.DecodeTask{RunID: "bench", SampleID: uint64(i), Key: keys[i]})
-		if err != nil {
-			return err
-		}
-		_, err = aug.Handle(ctx, img)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	d, _ := imgdecode.New(imgdecode.Config{})
-	compute, err := direct(ctx, len(keys), func(ctx context.Context, i int) error {
-		m, err := d.Decode(pngs[i])
-		if err != nil {
-			return err
-		}
-		_, err = aug.Handle(ctx, messages.Image{RunID: "bench", SampleID: uint64(i), Height: uint32(m.Height), Width: uint32(m.Width), Channels: uint8(m.Channels), Pixels: m.Pix})
-		return err
-	})
-	if err != nil {
-		return err
-	}
+	fmt.Printf("Pipeline: PNGs in embedded S3 -> decode (%d workers) -> augment (%d workers, 2 views) -> counting sink, embedded JetStream, GOMAXPROCS=%d\n",
+		decodeWorkers, augmentWorkers, runtime.GOMAXPROCS(0))
+	fmt.Printf("%-34s %10s %14s %10s %8s  %s\n", "run", "samples/s", "CPU ms/sample", "bus share", "vs work", "load")
 	var hdr float64
-	for _, workers := range []int{1, 2} {
-		r, err := overBus(ctx, dec, aug, keys, workers)
-		if err != nil {
-			return fmt.Errorf("pipeline with %d augment workers: %w", workers, err)
+	for _, pc := range cases {
+		keys := make([]string, len(pc.pngs))
+		for i, b := range pc.pngs {
+			keys[i] = fmt.Sprintf("%s/%05d.png", pc.name, i)
+			if err := objects.Put(ctx, keys[i], b, store.PutOptions{}); err != nil {
+				return err
+			}
 		}
-		share := 1 - noBus.cpu/r.cpu
-		fmt.Printf("%-34s %10.0f %14.3f %9.0f%%  %s\n", fmt.Sprintf("bus, %d augment worker(s)", workers), r.rate, 1e3*r.cpu/float64(len(keys)), 100*share, r.load)
-		fmt.Printf("PIPELINE augment_workers=%d samples_per_s=%.0f cpu_ms_per_sample=%.3f bus_cpu_share=%.2f\n", workers, r.rate, 1e3*r.cpu/float64(len(keys)), share)
-		hdr = r.hdrBytes
+		dec, err := decode.New(decode.Config{Config: imgdecode.Config{Gray: pc.gray}}, decode.Deps{Objects: objects, IsNotFound: func(err error) bool { return errors.Is(err, store.ErrNotFound) }})
+		if err != nil {
+			return err
+		}
+		aug, err := augment.New(augment.Config{Seed: 1, Config: transform.Config{Size: pc.size}})
+		if err != nil {
+			return err
+		}
+		noBus, err := direct(ctx, len(keys), func(ctx context.Context, i int) error {
+			img, err := dec.Handle(ctx, messages.DecodeTask{RunID: "bench", SampleID: uint64(i), Key: keys[i]})
+			if err != nil {
+				return err
+			}
+			_, err = aug.Handle(ctx, img)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		d, _ := imgdecode.New(imgdecode.Config{Gray: pc.gray})
+		compute, err := direct(ctx, len(keys), func(ctx context.Context, i int) error {
+			m, err := d.Decode(pc.pngs[i])
+			if err != nil {
+				return err
+			}
+			_, err = aug.Handle(ctx, messages.Image{RunID: "bench", SampleID: uint64(i), Height: uint32(m.Height), Width: uint32(m.Width), Channels: uint8(m.Channels), Pixels: m.Pix})
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		work := compute.cpu / float64(len(keys))
+		for _, k := range batchSizes {
+			r, err := overBus(ctx, dec, aug, keys, k)
+			if err != nil {
+				return fmt.Errorf("%s, batch %d: %w", pc.name, k, err)
+			}
+			per := r.cpu / float64(len(keys))
+			share := 1 - work/per
+			fmt.Printf("%-34s %10.0f %14.3f %9.0f%% %7.2fx  %s\n", fmt.Sprintf("%s bus, batch %d", pc.name, k), r.rate, 1e3*per, 100*share, per/work, r.load)
+			fmt.Printf("PIPELINE case=%s_batch%d samples_per_s=%.0f cpu_ms_per_sample=%.3f bus_share=%.2f vs_work=%.2f\n", pc.name, k, r.rate, 1e3*per, share, per/work)
+			if k == 1 && pc.size == 32 {
+				hdr = r.hdrBytes
+			}
+		}
+		fmt.Printf("%-34s %10.0f %14.3f %10s %8s  %s\n", pc.name+" no bus: S3 get + work", noBus.rate, 1e3*noBus.cpu/float64(len(keys)), "-", fmt.Sprintf("%.2fx", noBus.cpu/compute.cpu), noBus.load)
+		fmt.Printf("%-34s %10.0f %14.3f %10s %8s  %s\n", pc.name+" work: decode + augment", compute.rate, 1e3*work, "-", "1.00x", compute.load)
 	}
-	fmt.Printf("%-34s %10.0f %14.3f %10s  %s\n", "no bus: S3 get + decode + augment", noBus.rate, 1e3*noBus.cpu/float64(len(keys)), "-", noBus.load)
-	fmt.Printf("%-34s %10.0f %14.3f %10s  %s\n", "no bus, no S3: decode + augment", compute.rate, 1e3*compute.cpu/float64(len(keys)), "-", compute.load)
-	fmt.Println("bus share = 1 - CPU(no bus)/CPU(bus): JetStream server, nats.go, watermill, message encoding; samples/s with the bus is steady state at the sink (first to last view)")
+	fmt.Println("bus share = 1 - CPU(decode + augment alone)/CPU(pipeline): JetStream server, nats.go, watermill, message encoding and the S3 GETs; vs work = CPU(pipeline)/CPU(decode + augment alone); samples/s with the bus is steady state at the sink (first to last view)")
 	fmt.Println()
 	return wire(hdr)
 }
@@ -133,8 +150,8 @@ func direct(ctx context.Context, n int, fn func(context.Context, int) error) (pi
 }
 
 // overBus runs the stages as cmd/supflow mounts them, on a fresh embedded
-// JetStream, with a feeder publishing one DecodeTask per key.
-func overBus(ctx context.Context, dec *decode.Stage, aug *augment.Stage, keys []string, workers int) (pipeRun, error) {
+// JetStream, with a feeder publishing batch DecodeTasks per message.
+func overBus(ctx context.Context, dec *decode.Stage, aug *augment.Stage, keys []string, batch int) (pipeRun, error) {
 	dir, err := os.MkdirTemp("", "bench-data-nats-")
 	if err != nil {
 		return pipeRun{}, err
@@ -150,7 +167,7 @@ func overBus(ctx context.Context, dec *decode.Stage, aug *augment.Stage, keys []
 		return pipeRun{}, err
 	}
 	defer b.Close()
-	if err := b.Provision(ctx, bus.DefaultTopology()); err != nil {
+	if err := b.Provision(ctx, bus.Pipeline(bus.Limits{Batch: batch}, 480)); err != nil {
 		return pipeRun{}, err
 	}
 
@@ -179,16 +196,19 @@ func overBus(ctx context.Context, dec *decode.Stage, aug *augment.Stage, keys []
 		first, last atomic.Int64 // unix ns
 		done        = make(chan struct{})
 	)
-	sink := bus.Sink("train", messages.TopicViews, messages.UnmarshalViewGroup,
-		func(_ context.Context, d *bus.Delivery[messages.ViewGroup]) error {
+	// Settled per sample, as cmd/supflow's trainer does.
+	sink := bus.Sink("train", messages.TopicViews, messages.UnmarshalViewGroups,
+		func(_ context.Context, d *bus.Delivery[[]messages.ViewGroup]) error {
 			now := time.Now().UnixNano()
 			first.CompareAndSwap(0, now)
 			last.Store(now)
-			if err := d.Ack(); err != nil {
-				return err
-			}
-			if seen.Add(1) == int64(len(keys)) {
-				close(done)
+			for _, p := range d.Parts(len(d.Value), func(i int) ([]byte, error) { return messages.MarshalViewGroup(d.Value[i]) }) {
+				if err := p.Ack(); err != nil {
+					return err
+				}
+				if seen.Add(1) == int64(len(keys)) {
+					close(done)
+				}
 			}
 			return nil
 		})
@@ -197,8 +217,10 @@ func overBus(ctx context.Context, dec *decode.Stage, aug *augment.Stage, keys []
 		return pipeRun{}, err
 	}
 	if err := r.Add(
-		bus.Handle("decode", messages.TopicDecodeTasks, messages.TopicImages, messages.UnmarshalDecodeTask, messages.MarshalImage, dec.Handle).Workers(decodeWorkers),
-		bus.Handle("augment", messages.TopicImages, messages.TopicViews, messages.UnmarshalImage, messages.MarshalViewGroup, aug.Handle).Workers(workers).WithoutOutputID(), // as supflow wires it
+		bus.HandleBatch("decode", messages.TopicDecodeTasks, messages.TopicImages,
+			messages.UnmarshalDecodeTasks, messages.MarshalImages, messages.MarshalDecodeTask, dec.Handle).Workers(decodeWorkers),
+		bus.HandleBatch("augment", messages.TopicImages, messages.TopicViews,
+			messages.UnmarshalImages, messages.MarshalViewGroups, messages.MarshalImage, aug.Handle).Workers(augmentWorkers).WithoutOutputID(), // as supflow wires it
 		sink,
 	); err != nil {
 		return pipeRun{}, err
@@ -213,10 +235,14 @@ func overBus(ctx context.Context, dec *decode.Stage, aug *augment.Stage, keys []
 	defer pub.Close()
 	feedErr := make(chan error, 1)
 	go func() {
-		for i, k := range keys {
-			task, err := messages.MarshalDecodeTask(messages.DecodeTask{RunID: "bench", SampleID: uint64(i), Key: k, Label: -1, Split: "train"})
+		for n := 0; n < len(keys); n += batch {
+			tasks := make([]messages.DecodeTask, 0, batch)
+			for i := n; i < min(n+batch, len(keys)); i++ {
+				tasks = append(tasks, messages.DecodeTask{RunID: "bench", SampleID: uint64(i), Key: keys[i], Label: -1, Split: "train"})
+			}
+			p, err := messages.MarshalDecodeTasks(tasks)
 			if err == nil {
-				err = pub.Send(ctx, messages.TopicDecodeTasks, task)
+				err = pub.Send(ctx, messages.TopicDecodeTasks, p)
 			}
 			if err != nil {
 				feedErr <- err

@@ -7,11 +7,14 @@
 #   BENCH_MIN_TIME=D  least time per case and side (default 2s)
 #   BENCH_ROUNDS=N    rounds per case, best kept per side (default 3)
 #   PYTHON=path       Python with PIL, torch, torchvision (default /usr/bin/python3)
+#   BENCH_PHOTOS=glob JPEG photographs to cut the images from (default the Debian wallpapers)
+#   BENCH_PIPELINE_ONLY=1  only the pipelines over the bus (no PIL/torchvision comparison)
 set -eu
 cd "$(dirname "$0")/../.."
 bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
 CGO_ENABLED=1 go build -o "$bin/bench-data" ./bench/data
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB"
-"$bin/bench-data" -images "${BENCH_IMAGES:-0}" -small "${BENCH_SMALL:-2000}" \
+"$bin/bench-data" -photos "${BENCH_PHOTOS:-/usr/share/wallpapers/*/contents/images/*.jpg}" \
+	-pipeline-only="${BENCH_PIPELINE_ONLY:-false}" -images "${BENCH_IMAGES:-0}" -small "${BENCH_SMALL:-2000}" \
 	-min-time "${BENCH_MIN_TIME:-2s}" -rounds "${BENCH_ROUNDS:-3}" -python "${PYTHON:-/usr/bin/python3}" -ref bench/data/pil_ref.py

@@ -93,14 +93,22 @@ func runTrainStage(ctx context.Context, cfg *config.Config, s *services, st *tra
 		return "", err
 	}
 	in := make(chan train.Delivery)
-	sink := bus.Sink("train", messages.TopicViews, messages.UnmarshalViewGroup,
-		func(ctx context.Context, d *bus.Delivery[messages.ViewGroup]) error {
-			select {
-			case in <- train.Delivery{Msg: d.Value, Ack: d.Ack, Nak: d.Nak, Reject: d.DeadLetter}:
-				return nil
-			case <-ctx.Done():
-				return d.Nak()
+	// A message of several view groups is settled sample by sample: the
+	// trainer acks, naks or rejects each as it does a single one.
+	sink := bus.Sink("train", messages.TopicViews, messages.UnmarshalViewGroups,
+		func(ctx context.Context, d *bus.Delivery[[]messages.ViewGroup]) error {
+			parts := d.Parts(len(d.Value), func(i int) ([]byte, error) { return messages.MarshalViewGroup(d.Value[i]) })
+			for i, p := range parts {
+				select {
+				case in <- train.Delivery{Msg: d.Value[i], Ack: p.Ack, Nak: p.Nak, Reject: p.DeadLetter}:
+				case <-ctx.Done():
+					for _, p := range parts[i:] {
+						_ = p.Nak()
+					}
+					return nil
+				}
 			}
+			return nil
 		})
 	if err := router.Add(sink); err != nil {
 		return "", err

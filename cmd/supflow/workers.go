@@ -53,8 +53,8 @@ func workerRoutes(cfg *config.Config, s *services, which ...string) ([]bus.Route
 			if err != nil {
 				return nil, err
 			}
-			routes = append(routes, bus.Handle("decode", messages.TopicDecodeTasks, messages.TopicImages,
-				messages.UnmarshalDecodeTask, messages.MarshalImage,
+			routes = append(routes, bus.HandleBatch("decode", messages.TopicDecodeTasks, messages.TopicImages,
+				messages.UnmarshalDecodeTasks, messages.MarshalImages, messages.MarshalDecodeTask,
 				messages.OfRun(cfg.Run.ID, func(t messages.DecodeTask) string { return t.RunID }, st.Handle)).
 				Workers(cfg.Decode.Workers))
 		case "augment":
@@ -62,8 +62,8 @@ func workerRoutes(cfg *config.Config, s *services, which ...string) ([]bus.Route
 			if err != nil {
 				return nil, err
 			}
-			routes = append(routes, bus.Handle("augment", messages.TopicImages, messages.TopicViews,
-				messages.UnmarshalImage, messages.MarshalViewGroup,
+			routes = append(routes, bus.HandleBatch("augment", messages.TopicImages, messages.TopicViews,
+				messages.UnmarshalImages, messages.MarshalViewGroups, messages.MarshalImage,
 				messages.OfRun(cfg.Run.ID, func(m messages.Image) string { return m.RunID }, st.Handle)).
 				Workers(cfg.Augment.Workers).
 				WithoutOutputID()) // the trainer de-duplicates views by (epoch, sample id)

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/supflow/supflow/bus"
 	"github.com/supflow/supflow/checkpoint"
 	"github.com/supflow/supflow/dataset"
 	"github.com/supflow/supflow/internal/clustertest"
@@ -116,7 +118,9 @@ const findings = `## What the cases found
   window, the redeliveries after the restart filled the views stream with
   messages only the trainer could free, and augment and the trainer waited
   on each other for good; config validation now requires
-  bus.stream_max_msgs >= 2 x train.batch_size + bus.max_ack_pending.
+  bus.stream_max_msgs >= 2 x train.batch_size + bus.max_ack_pending
+  (in messages of bus.batch samples since batched messages:
+  ceil(2 x train.batch_size / bus.batch) + bus.max_ack_pending).
   Later (CI, 2026-11-27) the same case stalled once for the whole 4 min
   the test waits, every stage reconnected and the trainer making no step,
   and did not repeat in 29 local runs of that code (6 as is, 15 with a
@@ -174,20 +178,46 @@ augment: {size: 28, flip_p: 0}
 decode: {gray: true}
 `
 
+// batches are the bus.batch values every fault case runs with: one sample
+// per message, as before batched messages, and several (200-300 samples
+// make 13-19 messages an epoch).
+var batches = []int{1, 16}
+
+// envBatch sets bus.batch for every process a case starts (they inherit
+// the test's environment).
+const envBatch = "SUPFLOW_BUS_BATCH"
+
+// eachBatch runs a case once per value of batches, as subtests.
+func eachBatch(t *testing.T, run func(t *testing.T)) {
+	for _, k := range batches {
+		t.Run(fmt.Sprintf("batch=%d", k), func(t *testing.T) {
+			t.Setenv(envBatch, strconv.Itoa(k))
+			run(t)
+		})
+	}
+}
+
 // faultCase is one row of the table in the making.
 type faultCase struct {
-	t   *testing.T
-	c   *clustertest.Cluster
-	row Row
+	t     *testing.T
+	c     *clustertest.Cluster
+	row   Row
+	batch int // bus.batch of the case's processes
 	// detail lines, joined into Row.Detail
 	notes []string
 }
 
 // newCase starts a cluster with tinyPipeline+yaml and records the row when
-// the test ends: passed if the test did not fail.
+// the test ends: passed if the test did not fail. The row names the case's
+// bus.batch (from eachBatch; the default without it).
 func newCase(t *testing.T, name, injected, yaml string) *faultCase {
 	t.Helper()
-	fc := &faultCase{t: t, c: clustertest.New(t, tinyPipeline+yaml), row: Row{Case: name, Injected: injected}}
+	batch := bus.DefaultLimits().Batch
+	if v, err := strconv.Atoi(os.Getenv(envBatch)); err == nil {
+		batch = v
+	}
+	fc := &faultCase{t: t, c: clustertest.New(t, tinyPipeline+yaml), batch: batch,
+		row: Row{Case: fmt.Sprintf("%s, batch %d", name, batch), Injected: injected}}
 	t.Cleanup(func() {
 		fc.row.Pass = !t.Failed()
 		fc.row.Detail = strings.Join(fc.notes, "; ")
@@ -198,6 +228,9 @@ func newCase(t *testing.T, name, injected, yaml string) *faultCase {
 	})
 	return fc
 }
+
+// messages is how many messages the feeder sends for n samples.
+func (fc *faultCase) messages(n int) int { return (n + fc.batch - 1) / fc.batch }
 
 func (fc *faultCase) note(format string, args ...any) {
 	fc.notes = append(fc.notes, fmt.Sprintf(format, args...))

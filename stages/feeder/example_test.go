@@ -21,8 +21,10 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	publish := func(_ context.Context, t messages.DecodeTask) error {
-		fmt.Println("task", t.Epoch, t.SampleID)
+	publish := func(_ context.Context, ts []messages.DecodeTask) error {
+		for _, t := range ts {
+			fmt.Println("task", t.Epoch, t.SampleID)
+		}
 		return nil
 	}
 	event := func(_ context.Context, e messages.Event) error {

@@ -21,9 +21,9 @@ import (
 // ErrInvalidConfig reports a Config or entry list New refuses.
 var ErrInvalidConfig = errors.New("feeder: invalid config")
 
-// PublishFunc sends one decode task; it may block (back-pressure) and must
-// return when ctx ends.
-type PublishFunc func(ctx context.Context, task messages.DecodeTask) error
+// PublishFunc sends decode tasks as one message (1 to Config.Batch of one
+// epoch); it may block (back-pressure) and must return when ctx ends.
+type PublishFunc func(ctx context.Context, tasks []messages.DecodeTask) error
 
 // EventFunc sends one control event.
 type EventFunc func(ctx context.Context, ev messages.Event) error
@@ -36,10 +36,11 @@ type Sender interface {
 	Send(ctx context.Context, topic string, payload []byte) error
 }
 
-// Publish sends each task, encoded, on messages.TopicDecodeTasks.
+// Publish sends tasks, encoded as one message (messages.MarshalDecodeTasks),
+// on messages.TopicDecodeTasks.
 func Publish(s Sender) PublishFunc {
-	return func(ctx context.Context, t messages.DecodeTask) error {
-		p, err := messages.MarshalDecodeTask(t)
+	return func(ctx context.Context, tasks []messages.DecodeTask) error {
+		p, err := messages.MarshalDecodeTasks(tasks)
 		if err != nil {
 			return err
 		}
@@ -70,6 +71,9 @@ type Config struct {
 	StartEpoch uint32
 	// Epochs is how many epochs Run feeds; at least 1.
 	Epochs uint32
+	// Batch is how many tasks go in one message (bus.batch), in [1,
+	// messages.MaxBatch]; 0 means 1.
+	Batch int
 }
 
 // Feeder produces the decode tasks of one split. It holds no goroutine and
@@ -92,7 +96,10 @@ func New(cfg Config, entries []dataset.Entry) (*Feeder, error) {
 		return nil, fmt.Errorf("%w: epochs %d from %d overflow uint32", ErrInvalidConfig, cfg.Epochs, cfg.StartEpoch)
 	case len(entries) == 0:
 		return nil, fmt.Errorf("%w: no entries", ErrInvalidConfig)
+	case cfg.Batch < 0 || cfg.Batch > messages.MaxBatch:
+		return nil, fmt.Errorf("%w: batch %d not in [1, %d]", ErrInvalidConfig, cfg.Batch, messages.MaxBatch)
 	}
+	cfg.Batch = max(cfg.Batch, 1)
 	split := entries[0].Split
 	for i, e := range entries {
 		if err := e.Validate(); err != nil {
@@ -151,7 +158,8 @@ func (f *Feeder) Run(ctx context.Context, publish PublishFunc, event EventFunc, 
 	return nil
 }
 
-// RunEpoch feeds one epoch (see Run).
+// RunEpoch feeds one epoch (see Run), Config.Batch tasks to a message in
+// the epoch's order (the last message may hold fewer).
 func (f *Feeder) RunEpoch(ctx context.Context, epoch uint32, publish PublishFunc, event EventFunc) error {
 	ev := messages.Event{
 		RunID: f.cfg.RunID,
@@ -163,12 +171,18 @@ func (f *Feeder) RunEpoch(ctx context.Context, epoch uint32, publish PublishFunc
 	if err := event(ctx, ev); err != nil {
 		return fmt.Errorf("feeder: epoch %d start event: %w", epoch, err)
 	}
-	for n, i := range f.Order(epoch) {
+	order := f.Order(epoch)
+	tasks := make([]messages.DecodeTask, 0, f.cfg.Batch)
+	for n := 0; n < len(order); n += f.cfg.Batch {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("feeder: epoch %d stopped after %d of %d tasks: %w", epoch, n, len(f.entries), err)
 		}
-		if err := publish(ctx, f.Task(epoch, i)); err != nil {
-			return fmt.Errorf("feeder: epoch %d task %d (sample %d): %w", epoch, n, i, err)
+		tasks = tasks[:0]
+		for _, i := range order[n:min(n+f.cfg.Batch, len(order))] {
+			tasks = append(tasks, f.Task(epoch, i))
+		}
+		if err := publish(ctx, tasks); err != nil {
+			return fmt.Errorf("feeder: epoch %d tasks %d.. (sample %d..): %w", epoch, n, order[n], err)
 		}
 	}
 	ev.Kind = messages.EventEpochEnd

@@ -90,11 +90,13 @@ func TestOrderIsDeterministicPermutation(t *testing.T) {
 // record collects what Run emits.
 type record struct {
 	tasks  []messages.DecodeTask
+	sizes  []int // tasks per message
 	events []messages.Event
 }
 
-func (r *record) publish(_ context.Context, t messages.DecodeTask) error {
-	r.tasks = append(r.tasks, t)
+func (r *record) publish(_ context.Context, ts []messages.DecodeTask) error {
+	r.tasks = append(r.tasks, ts...)
+	r.sizes = append(r.sizes, len(ts))
 	return nil
 }
 
@@ -104,14 +106,28 @@ func (r *record) event(_ context.Context, e messages.Event) error {
 }
 
 func TestRunEmitsEveryTaskOncePerEpoch(t *testing.T) {
+	for _, batch := range []int{1, 8} {
+		t.Run(fmt.Sprint("batch=", batch), func(t *testing.T) { testRunEmitsEveryTaskOncePerEpoch(t, batch) })
+	}
+}
+
+// testRunEmitsEveryTaskOncePerEpoch: messages of batch tasks, in the
+// epoch's order, the last of an epoch holding the rest.
+func testRunEmitsEveryTaskOncePerEpoch(t *testing.T, batch int) {
 	es := entries(50, "train")
-	f := mustNew(t, Config{RunID: "run1", Seed: 9, StartEpoch: 2, Epochs: 3}, es)
+	f := mustNew(t, Config{RunID: "run1", Seed: 9, StartEpoch: 2, Epochs: 3, Batch: batch}, es)
 	var r record
 	if err := f.Run(t.Context(), r.publish, r.event, nil); err != nil {
 		t.Fatal(err)
 	}
 	if len(r.tasks) != 150 || len(r.events) != 6 {
 		t.Fatalf("%d tasks, %d events", len(r.tasks), len(r.events))
+	}
+	per := (50 + batch - 1) / batch
+	for i, n := range r.sizes {
+		if want := min(batch, 50-i%per*batch); n != want {
+			t.Fatalf("message %d holds %d tasks, want %d", i, n, want)
+		}
 	}
 	for k := range 3 {
 		epoch := uint32(2 + k)
@@ -140,11 +156,11 @@ func TestRunStops(t *testing.T) {
 	f := mustNew(t, Config{RunID: "r", Epochs: 2}, entries(10, "train"))
 	var r record
 	failAt := func(n int) PublishFunc {
-		return func(ctx context.Context, task messages.DecodeTask) error {
+		return func(ctx context.Context, tasks []messages.DecodeTask) error {
 			if len(r.tasks) == n {
 				return errBus
 			}
-			return r.publish(ctx, task)
+			return r.publish(ctx, tasks)
 		}
 	}
 	r = record{}
@@ -158,11 +174,11 @@ func TestRunStops(t *testing.T) {
 	}
 	r = record{}
 	ctx, cancel := context.WithCancel(t.Context())
-	cancelAt := func(ctx context.Context, task messages.DecodeTask) error {
+	cancelAt := func(ctx context.Context, tasks []messages.DecodeTask) error {
 		if len(r.tasks) == 3 {
 			cancel()
 		}
-		return r.publish(ctx, task)
+		return r.publish(ctx, tasks)
 	}
 	if err := f.Run(ctx, cancelAt, r.event, nil); !errors.Is(err, context.Canceled) || len(r.tasks) != 4 {
 		t.Fatalf("cancel: %v after %d tasks", err, len(r.tasks))

@@ -201,13 +201,15 @@ func (s *Stage) controlFeed(ctx context.Context, control chan<- Control) error {
 	}()
 	go func() {
 		for dl := range dls {
-			run, epoch, id, ok := dl.Sample()
+			run, epoch, ids, ok := dl.Samples()
 			if !ok || run != s.cfg.RunID {
 				continue
 			}
-			s.log.Warn("sample dead-lettered", "epoch", epoch, "sample_id", id, "handler", dl.Handler, "reason", dl.Reason)
-			if !send(Control{Epoch: int(epoch), Dropped: true, SampleID: id}) {
-				return
+			for _, id := range ids {
+				s.log.Warn("sample dead-lettered", "epoch", epoch, "sample_id", id, "handler", dl.Handler, "reason", dl.Reason)
+				if !send(Control{Epoch: int(epoch), Dropped: true, SampleID: id}) {
+					return
+				}
 			}
 		}
 	}()

@@ -1,0 +1,246 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/supflow/supflow/messages"
+)
+
+// batchCollector is a Sink of a batched topic that acks every message and
+// records the sample ids of each.
+type batchCollector struct {
+	mu   sync.Mutex
+	msgs [][]uint64
+	seen chan struct{}
+}
+
+func (c *batchCollector) route(name, topic string) Route {
+	c.seen = make(chan struct{}, 1024)
+	return Sink(name, topic, messages.UnmarshalImages, func(_ context.Context, d *Delivery[[]messages.Image]) error {
+		ids := make([]uint64, len(d.Value))
+		for i, m := range d.Value {
+			ids[i] = m.SampleID
+		}
+		c.mu.Lock()
+		c.msgs = append(c.msgs, ids)
+		c.mu.Unlock()
+		c.seen <- struct{}{}
+		return d.Ack()
+	})
+}
+
+// ids waits until the messages received hold n samples; it returns them
+// sorted and the number of messages.
+func (c *batchCollector) ids(t *testing.T, n int) ([]uint64, int) {
+	t.Helper()
+	deadline := time.After(15 * time.Second)
+	for {
+		c.mu.Lock()
+		var all []uint64
+		for _, m := range c.msgs {
+			all = append(all, m...)
+		}
+		msgs := len(c.msgs)
+		c.mu.Unlock()
+		if len(all) >= n {
+			slices.Sort(all)
+			return all, msgs
+		}
+		select {
+		case <-c.seen:
+		case <-deadline:
+			t.Fatalf("got samples %v, want %d", all, n)
+		}
+	}
+}
+
+// TestHandleBatchDeadLettersOneSample: in a batch of five decode tasks, a
+// corrupt and a missing image are dead-lettered each alone, with its key
+// and reason, and name their sample; the other three go on, packed into as
+// few messages as fit max_payload (two here: 3 x 30 KB > 64 KiB).
+func TestHandleBatchDeadLettersOneSample(t *testing.T) {
+	srv := startServer(t, EmbeddedConfig{MaxPayload: 64 << 10})
+	b := connect(t, srv.URL())
+	provision(t, b, edge(messages.TopicDecodeTasks, "decode"), edge(messages.TopicImages, "check"))
+
+	tasks := make([]messages.DecodeTask, 5)
+	for i := range tasks {
+		tasks[i] = messages.DecodeTask{RunID: "run", Epoch: 2, SampleID: uint64(i), Label: 1, Split: "train", Key: fmt.Sprintf("img/%d.png", i)}
+	}
+	tasks[1].Key, tasks[3].Key = "img/corrupt.png", "img/missing.png"
+	decode := func(_ context.Context, task messages.DecodeTask) (messages.Image, error) {
+		switch {
+		case strings.Contains(task.Key, "corrupt"):
+			return messages.Image{}, messages.Permanent(fmt.Errorf("decode: object %q: not an image", task.Key))
+		case strings.Contains(task.Key, "missing"):
+			return messages.Image{}, messages.Permanent(fmt.Errorf("decode: object %q: not found", task.Key))
+		}
+		return messages.Image{RunID: task.RunID, Epoch: task.Epoch, SampleID: task.SampleID, Label: task.Label, Split: task.Split,
+			Height: 100, Width: 100, Channels: 3, Pixels: make([]byte, 100*100*3)}, nil
+	}
+	col := &batchCollector{}
+	runRouter(t, b, quick,
+		HandleBatch("decode", messages.TopicDecodeTasks, messages.TopicImages,
+			messages.UnmarshalDecodeTasks, messages.MarshalImages, messages.MarshalDecodeTask, decode),
+		col.route("check", messages.TopicImages))
+	p, err := messages.MarshalDecodeTasks(tasks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sendAll(t, b, messages.TopicDecodeTasks, string(p))
+
+	ids, msgs := col.ids(t, 3)
+	if !slices.Equal(ids, []uint64{0, 2, 4}) || msgs != 2 {
+		t.Errorf("images of samples %v in %d messages, want 0, 2, 4 in 2", ids, msgs)
+	}
+	dls := deadLetters(t, b, 2)
+	for _, m := range dls {
+		dl := messages.DeadLetter{Payload: m.Data, SourceTopic: m.Header.Get(messages.MetaSourceTopic), Reason: m.Header.Get(messages.MetaReason)}
+		run, epoch, got, ok := dl.Samples()
+		if !ok || run != "run" || epoch != 2 || len(got) != 1 {
+			t.Fatalf("dead letter names %q %d %v (ok %v)", run, epoch, got, ok)
+		}
+		task, err := messages.UnmarshalDecodeTask(m.Data)
+		if err != nil || !strings.Contains(dl.Reason, task.Key) {
+			t.Errorf("dead letter of sample %d: %v, reason %q", got[0], err, dl.Reason)
+		}
+		if want := map[uint64]string{1: "not an image", 3: "not found"}[got[0]]; want == "" || !strings.Contains(dl.Reason, want) {
+			t.Errorf("sample %d dead-lettered for %q", got[0], dl.Reason)
+		}
+	}
+	waitDrained(t, b, messages.TopicDecodeTasks)
+}
+
+// waitDrained waits until every message of a work-queue stream was
+// acknowledged (acks are sent asynchronously).
+func waitDrained(t *testing.T, b *Bus, stream string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for streamMsgs(t, b, stream) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d messages still unacknowledged", stream, streamMsgs(t, b, stream))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestHandleBatchGivesUpPerSample: a sample failing transiently redelivers
+// its whole batch; at the last delivery it alone is dead-lettered
+// (max_deliver) and the others go on.
+func TestHandleBatchGivesUpPerSample(t *testing.T) {
+	srv := startServer(t, EmbeddedConfig{})
+	b := connect(t, srv.URL())
+	provision(t, b, edge(messages.TopicDecodeTasks, "decode"), edge(messages.TopicImages, "check"))
+	var mu sync.Mutex
+	calls := map[uint64]int{}
+	decode := func(_ context.Context, task messages.DecodeTask) (messages.Image, error) {
+		mu.Lock()
+		calls[task.SampleID]++
+		mu.Unlock()
+		if task.SampleID == 1 {
+			return messages.Image{}, errors.New("store unavailable")
+		}
+		return messages.Image{RunID: task.RunID, Epoch: task.Epoch, SampleID: task.SampleID, Height: 1, Width: 1, Channels: 1, Pixels: []byte{7}}, nil
+	}
+	col := &batchCollector{}
+	runRouter(t, b, quick,
+		HandleBatch("decode", messages.TopicDecodeTasks, messages.TopicImages,
+			messages.UnmarshalDecodeTasks, messages.MarshalImages, messages.MarshalDecodeTask, decode),
+		col.route("check", messages.TopicImages))
+	tasks := []messages.DecodeTask{{RunID: "run", Epoch: 1, SampleID: 0, Key: "a"}, {RunID: "run", Epoch: 1, SampleID: 1, Key: "b"},
+		{RunID: "run", Epoch: 1, SampleID: 2, Key: "c"}}
+	p, err := messages.MarshalDecodeTasks(tasks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sendAll(t, b, messages.TopicDecodeTasks, string(p))
+	if ids, _ := col.ids(t, 2); !slices.Equal(ids, []uint64{0, 2}) {
+		t.Errorf("images of samples %v, want 0 and 2", ids)
+	}
+	m := deadLetters(t, b, 1)[0]
+	if r := m.Header.Get(messages.MetaReason); !strings.Contains(r, "gave up after 4 deliveries") || !strings.Contains(r, "store unavailable") {
+		t.Errorf("reason %q", r)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if calls[1] != 4 || calls[0] != 4 {
+		t.Errorf("calls per sample %v, want 4 deliveries of the batch", calls)
+	}
+}
+
+// TestDeliveryParts: a message of four view groups settled per sample: one
+// dead-lettered alone, one nacked, so the message comes back whole; once
+// every part is acked it is gone.
+func TestDeliveryParts(t *testing.T) {
+	srv := startServer(t, EmbeddedConfig{})
+	b := connect(t, srv.URL())
+	provision(t, b, edge(messages.TopicViews, "train"))
+	groups := make([]messages.ViewGroup, 4)
+	for i := range groups {
+		groups[i] = messages.ViewGroup{RunID: "run", Epoch: 1, SampleID: uint64(10 + i), Split: "train",
+			NViews: 2, Height: 1, Width: 1, Channels: 1, Pixels: []byte{1, 2}}
+	}
+	deliveries := make(chan int, 8)
+	runRouter(t, b, quick, Sink("train", messages.TopicViews, messages.UnmarshalViewGroups,
+		func(_ context.Context, d *Delivery[[]messages.ViewGroup]) error {
+			deliveries <- int(d.Deliveries())
+			parts := d.Parts(len(d.Value), func(i int) ([]byte, error) { return messages.MarshalViewGroup(d.Value[i]) })
+			if d.Deliveries() > 1 {
+				for _, p := range parts {
+					if err := p.Ack(); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+			for i, p := range parts {
+				var err error
+				switch i {
+				case 1:
+					err = p.DeadLetter(errors.New("3 views, want 2"))
+				case 3:
+					err = p.Nak()
+				default:
+					err = p.Ack()
+				}
+				if err != nil {
+					return err
+				}
+			}
+			if err := parts[0].Ack(); !errors.Is(err, ErrSettled) {
+				return fmt.Errorf("second ack: %v", err)
+			}
+			return nil
+		}))
+	p, err := messages.MarshalViewGroups(groups)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sendAll(t, b, messages.TopicViews, string(p))
+	for want := 1; want <= 2; want++ {
+		select {
+		case n := <-deliveries:
+			if n != want {
+				t.Fatalf("delivery %d, want %d", n, want)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatalf("no delivery %d", want)
+		}
+	}
+	m := deadLetters(t, b, 1)[0]
+	dl := messages.DeadLetter{Payload: m.Data, SourceTopic: m.Header.Get(messages.MetaSourceTopic)}
+	if _, _, ids, ok := dl.Samples(); !ok || !slices.Equal(ids, []uint64{11}) {
+		t.Errorf("dead letter names %v (ok %v), want sample 11", ids, ok)
+	}
+	if r := m.Header.Get(messages.MetaReason); !strings.Contains(r, "rejected: 3 views") {
+		t.Errorf("reason %q", r)
+	}
+	waitDrained(t, b, messages.TopicViews) // acked once every part was
+}
