@@ -109,8 +109,9 @@ func fixtureState(t *testing.T, model, dtype string) State {
 	return s
 }
 
-// TestLoadInTorch writes fixture checkpoints and has PyTorch load them into
-// SupContrast's SupConResNet with load_state_dict(strict=True). It skips
+// TestLoadInTorch writes fixture checkpoints and their encoder-only
+// exports and has PyTorch load them into SupContrast's SupConResNet (an
+// export into its encoder) with load_state_dict(strict=True). It skips
 // where python3 with torch is absent, and fails there when CI=true (.ci/run
 // installs Debian's python3-torch, so CI always runs it).
 func TestLoadInTorch(t *testing.T) {
@@ -121,18 +122,42 @@ func TestLoadInTorch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cases := []struct{ model, dtype, block string }{
-		{"tiny_basic", Float32, "basic"},
-		{"tiny_bottleneck", Float64, "bottleneck"},
+	cases := []struct {
+		model, dtype, block string
+		export              bool
+	}{
+		{"tiny_basic", Float32, "basic", false},
+		{"tiny_bottleneck", Float64, "bottleneck", false},
+		{"tiny_basic", Float32, "basic", true},
+		{"tiny_bottleneck", Float64, "bottleneck", true},
 	}
 	states := make([]State, len(cases))
 	paths := make([]string, len(cases))
 	for i, tc := range cases {
 		states[i] = fixtureState(t, tc.model, tc.dtype)
 		paths[i] = filepath.Join(t.TempDir(), tc.model+".safetensors")
-		if err := WriteFile(paths[i], states[i]); err != nil {
+		if !tc.export {
+			if err := WriteFile(paths[i], states[i]); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		b, err := ExportEncoder(states[i])
+		if err != nil {
 			t.Fatal(err)
 		}
+		if err := os.WriteFile(paths[i], b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		// What PyTorch should find: the encoder's tensors under their
+		// names in SupConResNet.encoder, and no momentum.
+		enc := State{Tensors: map[string]statedict.Tensor{}}
+		for name, x := range states[i].Tensors {
+			if rest, ok := strings.CutPrefix(name, EncoderPrefix); ok {
+				enc.Tensors[rest] = x
+			}
+		}
+		states[i] = enc
 	}
 	out, ok := runTorch(t, script, paths)
 	if !ok {
