@@ -107,50 +107,17 @@ func Evaluate(ctx context.Context, cfg Scoring, train, test []messages.DecodeTas
 	return &Result{Linear: score, KNN: knn, Train: trainSet.Len(), Test: testSet.Len(), Skipped: append(skipTrain, skipTest...)}, nil
 }
 
-// Extract loads every task (Workers at a time), center-crops and resizes
-// each image to Size x Size, and encodes them ChunkSize at a time. Samples
-// whose load fails permanently are returned in skipped; any other load
-// error stops the extraction.
+// Extract is Embed as a labelled feature set, what the probes take.
 func Extract(ctx context.Context, cfg Scoring, tasks []messages.DecodeTask, load Loader, enc Encoder) (probe.Set, []Skipped, error) {
-	cfg, err := cfg.withDefaults()
+	e, err := Embed(ctx, cfg, tasks, load, enc)
 	if err != nil {
 		return probe.Set{}, nil, err
 	}
-	if len(tasks) == 0 {
-		return probe.Set{}, nil, fmt.Errorf("%w: no samples", ErrInput)
+	set := probe.Set{X: e.Features, Dim: e.Dim, Classes: cfg.Classes, Labels: make([]int, len(e.Labels))}
+	for i, l := range e.Labels {
+		set.Labels[i] = int(l)
 	}
-	set := probe.Set{Classes: cfg.Classes}
-	var skipped []Skipped
-	view := cfg.Size * cfg.Size * cfg.Channels
-	for lo := 0; lo < len(tasks); lo += cfg.ChunkSize {
-		chunk := tasks[lo:min(lo+cfg.ChunkSize, len(tasks))]
-		px, ok, skip, err := loadChunk(ctx, cfg, chunk, load)
-		if err != nil {
-			return probe.Set{}, nil, err
-		}
-		skipped = append(skipped, skip...)
-		n := 0
-		for i, good := range ok {
-			if good {
-				copy(px[n*view:], px[i*view:(i+1)*view])
-				set.Labels = append(set.Labels, int(chunk[i].Label))
-				n++
-			}
-		}
-		if n == 0 {
-			continue
-		}
-		f, d, err := enc.Encode(ctx, engine.Images{N: n, Height: cfg.Size, Width: cfg.Size, Channels: cfg.Channels, Pixels: px[:n*view]})
-		if err != nil {
-			return probe.Set{}, nil, err
-		}
-		set.Dim = d
-		set.X = append(set.X, f...)
-	}
-	if set.Len() == 0 {
-		return probe.Set{}, skipped, fmt.Errorf("%w: none of %d samples could be loaded (first: %v)", ErrInput, len(tasks), skipped[0].Err)
-	}
-	return set, skipped, nil
+	return set, e.Skipped, nil
 }
 
 // loadChunk loads and resizes a chunk concurrently into one pixel buffer.
