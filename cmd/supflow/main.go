@@ -59,6 +59,9 @@ type options struct {
 	checkpoint string
 	report     string
 	outDir     string
+	outFile    string
+	split      string
+	limit      int
 }
 
 // env is what a command runs with.

@@ -5,9 +5,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/supflow/supflow/internal/storetest"
+	"github.com/supflow/supflow/runs"
 	"github.com/supflow/supflow/safetensors"
+	"github.com/supflow/supflow/store"
 )
 
 // TestEmbedIsWhatTheProbesScore: Embed's rows are the features Extract
@@ -83,5 +87,31 @@ func TestEmbeddingWrite(t *testing.T) {
 		if err != nil || len(b) < 128 || string(b[:6]) != "\x93NUMPY" {
 			t.Errorf("%s: %d bytes (%v)", name, len(b), err)
 		}
+	}
+}
+
+// TestEmbedCheckpoint: the checkpoint is loaded from the bucket and the
+// entries embedded as the evaluation's tasks; a missing checkpoint is a
+// clear error.
+func TestEmbedCheckpoint(t *testing.T) {
+	st := storetest.New(t)
+	ckpt := runs.Checkpoint("r", runs.Last)
+	if err := st.Put(t.Context(), ckpt, []byte("weights"), store.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deps := Deps{Engine: &frozen{}, Load: loader, Store: st}
+	e, meta, err := EmbedCheckpoint(t.Context(), cfg(), "r", ckpt, entries(10), deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := Embed(t.Context(), cfg(), tasks("r", entries(10)), loader, &meanEncoder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if meta.Epoch != 3 || !slices.Equal(e.Features, want.Features) || !slices.Equal(e.Keys, want.Keys) || !slices.Equal(e.IDs, want.IDs) {
+		t.Errorf("epoch %d, %v %v", meta.Epoch, e.Keys, e.IDs)
+	}
+	if _, _, err := EmbedCheckpoint(t.Context(), cfg(), "r", runs.Checkpoint("r", "epoch-9"), entries(10), deps); err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Errorf("missing checkpoint: %v", err)
 	}
 }

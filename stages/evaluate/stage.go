@@ -144,16 +144,9 @@ type Outcome struct {
 func (s *Stage) Run(ctx context.Context, key string) (*Outcome, error) {
 	cfg := s.cfg
 	started := time.Now().UTC()
-	b, err := s.deps.Store.Get(ctx, key)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("checkpoint %s does not exist: has pretraining of run %s finished?", key, cfg.RunID)
-	}
+	meta, err := loadCheckpoint(ctx, s.deps.Store, s.deps.Engine, cfg.RunID, key)
 	if err != nil {
 		return nil, err
-	}
-	meta, err := s.deps.Engine.Load(b)
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint %s does not fit model.* of the configuration: %w", key, err)
 	}
 	train, test := tasks(cfg.RunID, cfg.Train), tasks(cfg.RunID, cfg.Test)
 	s.log.Info("evaluating", "checkpoint", key, "epoch", meta.Epoch, "train_samples", len(train), "test_samples", len(test))
@@ -182,6 +175,37 @@ func (s *Stage) Run(ctx context.Context, key string) (*Outcome, error) {
 		}
 	}
 	return out, nil
+}
+
+// loadCheckpoint reads checkpoint key of run runID into eng.
+func loadCheckpoint(ctx context.Context, st Store, eng Engine, runID, key string) (checkpoint.Meta, error) {
+	b, err := st.Get(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return checkpoint.Meta{}, fmt.Errorf("checkpoint %s does not exist: has pretraining of run %s finished?", key, runID)
+	}
+	if err != nil {
+		return checkpoint.Meta{}, err
+	}
+	meta, err := eng.Load(b)
+	if err != nil {
+		return checkpoint.Meta{}, fmt.Errorf("checkpoint %s does not fit model.* of the configuration: %w", key, err)
+	}
+	return meta, nil
+}
+
+// EmbedCheckpoint freezes the encoder of checkpoint key of run runID and
+// embeds entries as the evaluation does (Embed); only Engine, Load and
+// Store of deps are used.
+func EmbedCheckpoint(ctx context.Context, cfg Scoring, runID, key string, entries []dataset.Entry, deps Deps) (*Embedding, checkpoint.Meta, error) {
+	if deps.Engine == nil || deps.Load == nil || deps.Store == nil {
+		return nil, checkpoint.Meta{}, fmt.Errorf("%w: Engine, Load and Store are required", ErrInput)
+	}
+	meta, err := loadCheckpoint(ctx, deps.Store, deps.Engine, runID, key)
+	if err != nil {
+		return nil, meta, err
+	}
+	e, err := Embed(ctx, cfg, tasks(runID, entries), deps.Load, deps.Engine)
+	return e, meta, err
 }
 
 // report assembles the run's report from the result and the curves the

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/supflow/supflow/internal/clustertest"
+	"github.com/supflow/supflow/probe"
+	"github.com/supflow/supflow/safetensors"
+	"github.com/supflow/supflow/stages/evaluate"
+	"github.com/supflow/supflow/store"
+)
+
+// TestIntegrationEmbedReproducesKNN: after a run, `supflow embed` of the
+// train and test splits gives the features the evaluation scored: kNN on
+// them by the documented rule (k, temperature) reproduces the run's
+// knn_top1. `supflow export` writes the encoder without head or momentum.
+func TestIntegrationEmbedReproducesKNN(t *testing.T) {
+	c := clustertest.New(t, `
+dataset: {name: own, source: s3, prefix: own, path: own/photos}
+model: {widths: [4, 8, 8, 16], blocks: [1, 1, 1, 1], feat_dim: 32}
+augment: {size: 8, flip_p: 0}
+train: {epochs: 1, batch_size: 8, knn_every: 0}
+evaluate: {epochs: 2, knn_k: 5}
+`)
+	cl := c.Store()
+	ctx := context.Background()
+	if err := cl.EnsureBucket(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for split, n := range map[string]int{"train": 12, "test": 5} {
+		for class, name := range []string{"a", "b", "c"} {
+			for i := range n {
+				key := fmt.Sprintf("own/photos/%s/%s/%02d.png", split, name, i)
+				if err := cl.Put(ctx, key, inPlaceImage(t, class%2, i+class, false), store.PutOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	run := c.Start("run", "run")
+	c.Wait(run, 4*time.Minute)
+	m := regexp.MustCompile(`RESULT linear_top1=\S+ knn_top1=(\S+)`).FindStringSubmatch(run.Output())
+	if m == nil {
+		t.Fatalf("no RESULT line:\n%s", clustertest.Tail(run.Output(), 3000))
+	}
+	sets := map[string]probe.Set{}
+	for _, split := range []string{"train", "test"} {
+		dir := filepath.Join(c.Dir(), "emb-"+split)
+		if out, err := c.Command("embed", "--split", split, "--out", dir).CombinedOutput(); err != nil {
+			t.Fatalf("embed %s: %v\n%s", split, err, out)
+		}
+		f, err := safetensors.ReadFile(filepath.Join(dir, evaluate.EmbeddingFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, shape, err := f.Float32s("features")
+		if err != nil {
+			t.Fatal(err)
+		}
+		labels, _, err := f.Float64s("labels")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := probe.Set{X: x, Dim: shape[1], Classes: 3}
+		for _, l := range labels {
+			s.Labels = append(s.Labels, int(l))
+		}
+		if s.Len() != 3*map[string]int{"train": 12, "test": 5}[split] || s.Dim != 16 || f.Metadata["split"] != split {
+			t.Fatalf("%s: %d rows of %d, metadata %v", split, s.Len(), s.Dim, f.Metadata)
+		}
+		sets[split] = s
+	}
+	knn, err := probe.KNN(ctx, probe.KNNConfig{K: 5, Temperature: 0.1}, sets["train"], sets["test"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strconv.FormatFloat(knn.Top1, 'f', 4, 64); got != m[1] {
+		t.Errorf("kNN on the embeddings: top-1 %s, the run's %s", got, m[1])
+	}
+
+	file := filepath.Join(c.Dir(), "encoder.safetensors")
+	if out, err := c.Command("export", "--out", file).CombinedOutput(); err != nil {
+		t.Fatalf("export: %v\n%s", err, out)
+	}
+	f, err := safetensors.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Get("conv1.weight"); err != nil || f.Metadata["supflow.export"] != "encoder" {
+		t.Errorf("export: %v, metadata %v", err, f.Metadata)
+	}
+	for _, name := range f.Names() {
+		if regexp.MustCompile(`^(head|optimizer|encoder)\.`).MatchString(name) {
+			t.Errorf("export holds %s", name)
+		}
+	}
+	if fi, err := os.Stat(file); err != nil || fi.Size() == 0 {
+		t.Errorf("export file: %v", err)
+	}
+}
