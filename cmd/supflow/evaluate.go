@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/supflow/supflow/metrics"
 	"github.com/supflow/supflow/probe"
 	"github.com/supflow/supflow/stages/evaluate"
 	"github.com/supflow/supflow/store"
@@ -36,6 +37,9 @@ func newEvaluateStage(ctx context.Context, e *env, s *services) (*evaluate.Stage
 	// monitor's.
 	sc.KNN = cfg.Evaluate.KNN(cfg.Train.Stage.Monitor.KNN.Temperature)
 	deps := evaluate.Deps{Engine: tr, Load: dec.Handle, Store: s.store, Log: s.log}
+	if deps.Metrics, err = metrics.NewEvaluator(s.reg, cfg.Run.ID); err != nil {
+		return nil, err
+	}
 	if s.bus != nil {
 		deps.Events = s.bus.Events()
 	}

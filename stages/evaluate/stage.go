@@ -61,6 +61,14 @@ type Deps struct {
 	Store  Store
 	Events Events
 	Log    *slog.Logger
+	// Metrics, optional, receives each evaluation's scores.
+	Metrics Metrics
+}
+
+// Metrics receives an evaluation's scores; *metrics.Evaluator implements
+// it (on /metrics).
+type Metrics interface {
+	Scored(epoch int, linearTop1, linearTop5, knnTop1 float64, at time.Time)
 }
 
 // Stage evaluates checkpoints of one run and writes its report.
@@ -162,6 +170,9 @@ func (s *Stage) Run(ctx context.Context, key string) (*Outcome, error) {
 		LinearTop1: res.Linear.Top1, LinearTop5: res.Linear.Top5, KNNTop1: res.KNN.Top1}
 	if out.LocalHTML, err = s.write(ctx, rep); err != nil {
 		return nil, err
+	}
+	if s.deps.Metrics != nil {
+		s.deps.Metrics.Scored(meta.Epoch, out.LinearTop1, out.LinearTop5, out.KNNTop1, time.Now())
 	}
 	if s.deps.Events != nil {
 		if err := s.deps.Events.Publish(ctx, messages.Event{RunID: cfg.RunID, Kind: messages.EventEvalDone, Ref: out.ReportKey,
