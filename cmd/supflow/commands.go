@@ -42,6 +42,7 @@ func commands() map[string]command {
 				fs.StringVar(&o.checkpoint, "checkpoint", "", "checkpoint object key (default: the run's last checkpoint)")
 				fs.StringVar(&o.split, "split", "", "split to embed (default dataset.test_split)")
 				fs.IntVar(&o.limit, "limit", 0, "embed the split's first N samples (0 = all)")
+				fs.BoolVar(&o.head, "head", false, "also write the projection head's normalised outputs (projections)")
 				fs.StringVar(&o.outDir, "out", "", "output directory (default <work_dir>/<run_id>/embeddings/<split>)")
 			}, check: func(e *env) error { return checkMemory(e, false) }, run: runEmbed},
 		"export": {summary: "write a checkpoint's encoder alone (no head, no optimizer state) as a PyTorch state_dict in safetensors",

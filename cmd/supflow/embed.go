@@ -60,7 +60,7 @@ func runEmbed(ctx context.Context, e *env) error {
 	if err != nil {
 		return usageError{err}
 	}
-	emb, meta, err := evaluate.EmbedCheckpoint(ctx, scoring(cfg, d), cfg.Run.ID, key, entries,
+	emb, meta, err := evaluate.EmbedCheckpoint(ctx, scoring(cfg, d), cfg.Run.ID, key, entries, e.opts.head,
 		evaluate.Deps{Engine: tr, Load: dec.Handle, Store: s.store})
 	if err != nil {
 		return err

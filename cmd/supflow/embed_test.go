@@ -20,7 +20,8 @@ import (
 // TestIntegrationEmbedReproducesKNN: after a run, `supflow embed` of the
 // train and test splits gives the features the evaluation scored: kNN on
 // them by the documented rule (k, temperature) reproduces the run's
-// knn_top1. `supflow export` writes the encoder without head or momentum.
+// knn_top1; --head adds the projections (feat_dim wide). `supflow export`
+// writes the encoder without head or momentum.
 func TestIntegrationEmbedReproducesKNN(t *testing.T) {
 	c := clustertest.New(t, `
 dataset: {name: own, source: s3, prefix: own, path: own/photos}
@@ -53,7 +54,11 @@ evaluate: {epochs: 2, knn_k: 5}
 	sets := map[string]probe.Set{}
 	for _, split := range []string{"train", "test"} {
 		dir := filepath.Join(c.Dir(), "emb-"+split)
-		if out, err := c.Command("embed", "--split", split, "--out", dir).CombinedOutput(); err != nil {
+		args := []string{"embed", "--split", split, "--out", dir}
+		if split == "test" {
+			args = append(args, "--head")
+		}
+		if out, err := c.Command(args...).CombinedOutput(); err != nil {
 			t.Fatalf("embed %s: %v\n%s", split, err, out)
 		}
 		f, err := safetensors.ReadFile(filepath.Join(dir, evaluate.EmbeddingFile))
@@ -76,6 +81,9 @@ evaluate: {epochs: 2, knn_k: 5}
 			t.Fatalf("%s: %d rows of %d, metadata %v", split, s.Len(), s.Dim, f.Metadata)
 		}
 		sets[split] = s
+		if _, pshape, err := f.Float32s("projections"); (split == "test") != (err == nil) || err == nil && pshape[1] != 32 {
+			t.Errorf("%s: projections %v (%v)", split, pshape, err)
+		}
 	}
 	knn, err := probe.KNN(ctx, probe.KNNConfig{K: 5, Temperature: 0.1}, sets["train"], sets["test"])
 	if err != nil {

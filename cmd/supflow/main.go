@@ -62,6 +62,7 @@ type options struct {
 	outFile    string
 	split      string
 	limit      int
+	head       bool
 }
 
 // env is what a command runs with.

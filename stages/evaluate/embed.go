@@ -14,15 +14,25 @@ import (
 	"github.com/supflow/supflow/safetensors"
 )
 
+// Projector is an Encoder that also gives the projection head's
+// L2-normalised output; *engine.CPU implements it.
+type Projector interface {
+	Project(ctx context.Context, im engine.Images) (features []float32, d int, proj []float32, p int, err error)
+}
+
 // Embedding is the frozen encoder's features of samples, one row per
 // sample that loaded, in the order of the tasks.
 type Embedding struct {
 	Dim      int
 	Features []float32 // len(Labels) rows of Dim
-	IDs      []uint64  // each row's task SampleID
-	Keys     []string  // each row's object key
-	Labels   []int32
-	Skipped  []Skipped // samples that could not be loaded, left out
+	// ProjDim and Projections are the head's normalised output, when
+	// asked for (else 0 and nil).
+	ProjDim     int
+	Projections []float32
+	IDs         []uint64 // each row's task SampleID
+	Keys        []string // each row's object key
+	Labels      []int32
+	Skipped     []Skipped // samples that could not be loaded, left out
 }
 
 // Len is the number of rows.
@@ -32,11 +42,16 @@ func (e *Embedding) Len() int { return len(e.Labels) }
 // each image to Size x Size, and encodes them ChunkSize at a time: the
 // features the evaluation's probes and the kNN monitor score. Samples
 // whose load fails permanently are returned in Skipped; any other load
-// error stops it.
-func Embed(ctx context.Context, cfg Scoring, tasks []messages.DecodeTask, load Loader, enc Encoder) (*Embedding, error) {
+// error stops it. With head, enc must be a Projector, and the rows'
+// projections are kept too.
+func Embed(ctx context.Context, cfg Scoring, tasks []messages.DecodeTask, load Loader, enc Encoder, head bool) (*Embedding, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
+	}
+	proj, ok := enc.(Projector)
+	if head && !ok {
+		return nil, fmt.Errorf("%w: the encoder %T has no projection head to export", ErrInput, enc)
 	}
 	if len(tasks) == 0 {
 		return nil, fmt.Errorf("%w: no samples", ErrInput)
@@ -62,12 +77,20 @@ func Embed(ctx context.Context, cfg Scoring, tasks []messages.DecodeTask, load L
 		if n == 0 {
 			continue
 		}
-		f, d, err := enc.Encode(ctx, engine.Images{N: n, Height: cfg.Size, Width: cfg.Size, Channels: cfg.Channels, Pixels: px[:n*view]})
+		im := engine.Images{N: n, Height: cfg.Size, Width: cfg.Size, Channels: cfg.Channels, Pixels: px[:n*view]}
+		var f, pf []float32
+		var d int
+		if head {
+			f, d, pf, e.ProjDim, err = proj.Project(ctx, im)
+		} else {
+			f, d, err = enc.Encode(ctx, im)
+		}
 		if err != nil {
 			return nil, err
 		}
 		e.Dim = d
 		e.Features = append(e.Features, f...)
+		e.Projections = append(e.Projections, pf...)
 	}
 	if e.Len() == 0 {
 		return nil, fmt.Errorf("%w: none of %d samples could be loaded (first: %v)", ErrInput, len(tasks), e.Skipped[0].Err)
@@ -77,16 +100,18 @@ func Embed(ctx context.Context, cfg Scoring, tasks []messages.DecodeTask, load L
 
 // Files Embedding.Write writes into its directory.
 const (
-	EmbeddingFile = "embeddings.safetensors" // features [N,d] F32, labels and sample_ids [N] I64; keys and meta in the metadata
+	EmbeddingFile = "embeddings.safetensors" // features [N,d] F32, projections [N,p] F32 (head only), labels and sample_ids [N] I64; keys and meta in the metadata
 	FeaturesNPY   = "features.npy"           // [N,d] float32
 	LabelsNPY     = "labels.npy"             // [N] int64
 	IDsNPY        = "sample_ids.npy"         // [N] int64
+	ProjNPY       = "projections.npy"        // [N,p] float32, with the head only
 	KeysJSON      = "keys.json"              // [N] object keys, a JSON array
 )
 
 // Write stores e in dir (created if missing) as EmbeddingFile, whose
 // metadata holds meta and "keys" (the object keys as a JSON array), and
-// the same arrays as .npy files with keys.json beside them.
+// the same arrays as .npy files with keys.json beside them (projections
+// only when e has them).
 func (e *Embedding) Write(dir string, meta map[string]string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -107,6 +132,9 @@ func (e *Embedding) Write(dir string, meta map[string]string) error {
 	f.PutFloat32s("features", []int{n, e.Dim}, e.Features)
 	f.PutInt64s("labels", []int{n}, labels)
 	f.PutInt64s("sample_ids", []int{n}, ids)
+	if e.Projections != nil {
+		f.PutFloat32s("projections", []int{n, e.ProjDim}, e.Projections)
+	}
 	if err := f.WriteFile(filepath.Join(dir, EmbeddingFile)); err != nil {
 		return err
 	}
@@ -118,6 +146,11 @@ func (e *Embedding) Write(dir string, meta map[string]string) error {
 	}
 	if err := npy.WriteFile(filepath.Join(dir, IDsNPY), []int{n}, ids); err != nil {
 		return err
+	}
+	if e.Projections != nil {
+		if err := npy.WriteFile(filepath.Join(dir, ProjNPY), []int{n, e.ProjDim}, e.Projections); err != nil {
+			return err
+		}
 	}
 	return os.WriteFile(filepath.Join(dir, KeysJSON), keys, 0o644)
 }

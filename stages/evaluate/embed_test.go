@@ -1,13 +1,16 @@
 package evaluate
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/supflow/supflow/engine"
 	"github.com/supflow/supflow/internal/storetest"
 	"github.com/supflow/supflow/runs"
 	"github.com/supflow/supflow/safetensors"
@@ -20,7 +23,7 @@ import (
 func TestEmbedIsWhatTheProbesScore(t *testing.T) {
 	tasks := testTasks(20, "bad")
 	tasks = append(tasks, testTasks(3)...) // ids 0-2 again, after the corrupt one
-	e, err := Embed(t.Context(), cfg(), tasks, loader, &meanEncoder{})
+	e, err := Embed(t.Context(), cfg(), tasks, loader, &meanEncoder{}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +51,7 @@ func TestEmbedIsWhatTheProbesScore(t *testing.T) {
 // TestEmbeddingWrite: the safetensors file and the .npy files hold the
 // same rows, ids, labels and keys.
 func TestEmbeddingWrite(t *testing.T) {
-	e, err := Embed(t.Context(), cfg(), testTasks(9), loader, &meanEncoder{})
+	e, err := Embed(t.Context(), cfg(), testTasks(9), loader, &meanEncoder{}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,18 +103,64 @@ func TestEmbedCheckpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	deps := Deps{Engine: &frozen{}, Load: loader, Store: st}
-	e, meta, err := EmbedCheckpoint(t.Context(), cfg(), "r", ckpt, entries(10), deps)
+	e, meta, err := EmbedCheckpoint(t.Context(), cfg(), "r", ckpt, entries(10), false, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := Embed(t.Context(), cfg(), tasks("r", entries(10)), loader, &meanEncoder{})
+	want, err := Embed(t.Context(), cfg(), tasks("r", entries(10)), loader, &meanEncoder{}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if meta.Epoch != 3 || !slices.Equal(e.Features, want.Features) || !slices.Equal(e.Keys, want.Keys) || !slices.Equal(e.IDs, want.IDs) {
 		t.Errorf("epoch %d, %v %v", meta.Epoch, e.Keys, e.IDs)
 	}
-	if _, _, err := EmbedCheckpoint(t.Context(), cfg(), "r", runs.Checkpoint("r", "epoch-9"), entries(10), deps); err == nil || !strings.Contains(err.Error(), "does not exist") {
+	if _, _, err := EmbedCheckpoint(t.Context(), cfg(), "r", runs.Checkpoint("r", "epoch-9"), entries(10), false, deps); err == nil || !strings.Contains(err.Error(), "does not exist") {
 		t.Errorf("missing checkpoint: %v", err)
+	}
+}
+
+// projEncoder's projections are its features scaled by -1.
+type projEncoder struct{ meanEncoder }
+
+func (e *projEncoder) Project(ctx context.Context, im engine.Images) ([]float32, int, []float32, int, error) {
+	f, d, err := e.Encode(ctx, im)
+	p := make([]float32, len(f))
+	for i, v := range f {
+		p[i] = -v
+	}
+	return f, d, p, d, err
+}
+
+// TestEmbedWithHead: with head the projections come along, row for row,
+// and are written; an encoder without a head is refused.
+func TestEmbedWithHead(t *testing.T) {
+	e, err := Embed(t.Context(), cfg(), testTasks(9, "bad"), loader, &projEncoder{}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.ProjDim != 2 || len(e.Projections) != len(e.Features) || e.Len() != 9 {
+		t.Fatalf("%d rows, projections %d of %d", e.Len(), len(e.Projections), e.ProjDim)
+	}
+	for i, v := range e.Projections {
+		if v != -e.Features[i] {
+			t.Fatalf("projection %d = %v, feature %v", i, v, e.Features[i])
+		}
+	}
+	dir := t.TempDir()
+	if err := e.Write(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	f, err := safetensors.ReadFile(filepath.Join(dir, EmbeddingFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, shape, err := f.Float32s("projections"); err != nil || !slices.Equal(p, e.Projections) || !slices.Equal(shape, []int{9, 2}) {
+		t.Errorf("projections %v %v (%v)", shape, p, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ProjNPY)); err != nil {
+		t.Error(err)
+	}
+	if _, err := Embed(t.Context(), cfg(), testTasks(3), loader, &meanEncoder{}, true); !errors.Is(err, ErrInput) {
+		t.Errorf("head of an encoder without one: %v", err)
 	}
 }

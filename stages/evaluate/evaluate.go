@@ -109,7 +109,7 @@ func Evaluate(ctx context.Context, cfg Scoring, train, test []messages.DecodeTas
 
 // Extract is Embed as a labelled feature set, what the probes take.
 func Extract(ctx context.Context, cfg Scoring, tasks []messages.DecodeTask, load Loader, enc Encoder) (probe.Set, []Skipped, error) {
-	e, err := Embed(ctx, cfg, tasks, load, enc)
+	e, err := Embed(ctx, cfg, tasks, load, enc, false)
 	if err != nil {
 		return probe.Set{}, nil, err
 	}

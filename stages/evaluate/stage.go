@@ -205,9 +205,10 @@ func loadCheckpoint(ctx context.Context, st Store, eng Engine, runID, key string
 }
 
 // EmbedCheckpoint freezes the encoder of checkpoint key of run runID and
-// embeds entries as the evaluation does (Embed); only Engine, Load and
-// Store of deps are used.
-func EmbedCheckpoint(ctx context.Context, cfg Scoring, runID, key string, entries []dataset.Entry, deps Deps) (*Embedding, checkpoint.Meta, error) {
+// embeds entries as the evaluation does (Embed, with the head's
+// projections when head is set); only Engine, Load and Store of deps are
+// used.
+func EmbedCheckpoint(ctx context.Context, cfg Scoring, runID, key string, entries []dataset.Entry, head bool, deps Deps) (*Embedding, checkpoint.Meta, error) {
 	if deps.Engine == nil || deps.Load == nil || deps.Store == nil {
 		return nil, checkpoint.Meta{}, fmt.Errorf("%w: Engine, Load and Store are required", ErrInput)
 	}
@@ -215,7 +216,7 @@ func EmbedCheckpoint(ctx context.Context, cfg Scoring, runID, key string, entrie
 	if err != nil {
 		return nil, meta, err
 	}
-	e, err := Embed(ctx, cfg, tasks(runID, entries), deps.Load, deps.Engine)
+	e, err := Embed(ctx, cfg, tasks(runID, entries), deps.Load, deps.Engine, head)
 	return e, meta, err
 }
 
