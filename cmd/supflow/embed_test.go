@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -111,5 +112,25 @@ evaluate: {epochs: 2, knn_k: 5}
 	}
 	if fi, err := os.Stat(file); err != nil || fi.Size() == 0 {
 		t.Errorf("export file: %v", err)
+	}
+}
+
+// TestEmbedAndExportFlags: a negative --limit, export without --out and a
+// bad --checkpoint key are usage errors, refused before any connection.
+func TestEmbedAndExportFlags(t *testing.T) {
+	external := []string{"--config", "", "--set", "store.embedded=false", "--set", "store.endpoint=127.0.0.1:1"}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"embed", "--limit", "-1"}, "--limit -1: want a count >= 0"},
+		{[]string{"export"}, "--out: the file to write is required"},
+		{[]string{"export", "--out", "x", "--checkpoint", "runs/../x"}, "--checkpoint:"},
+		{[]string{"embed", "--checkpoint", "/abs"}, "--checkpoint:"},
+	} {
+		code, _, stderr := runCLI(t.Context(), append(tc.args, external...)...)
+		if code != exitUsage || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v: exit %d, want %d saying %q\n%s", tc.args, code, exitUsage, tc.want, stderr)
+		}
 	}
 }
