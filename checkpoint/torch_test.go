@@ -2,48 +2,17 @@ package checkpoint
 
 import (
 	"encoding/json"
-	"errors"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/supflow/supflow/internal/testdata"
+	"github.com/supflow/supflow/internal/torchref"
 	"github.com/supflow/supflow/safetensors"
 	"github.com/supflow/supflow/statedict"
 )
-
-// runTorch runs the script on paths with the first interpreter that can
-// import torch: $SUPFLOW_TORCH_PYTHON alone when it is set, else Debian's
-// /usr/bin/python3, then python3 on PATH. It reports ok=false when none can.
-func runTorch(t *testing.T, script string, paths []string) ([]byte, bool) {
-	t.Helper()
-	pythons := []string{"/usr/bin/python3", "python3"}
-	if py := os.Getenv("SUPFLOW_TORCH_PYTHON"); py != "" {
-		pythons = []string{py}
-	}
-	for _, py := range pythons {
-		out, err := exec.Command(py, append([]string{script}, paths...)...).Output()
-		if err == nil {
-			return out, true
-		}
-		var ee *exec.ExitError
-		if errors.As(err, &ee) && strings.Contains(string(ee.Stderr), "No module named 'torch'") {
-			continue
-		}
-		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		var stderr []byte
-		if ee != nil {
-			stderr = ee.Stderr
-		}
-		t.Fatalf("%s refused the checkpoints: %v\n%s", py, err, stderr)
-	}
-	return nil, false
-}
 
 // fixtureState builds a checkpoint from the init/* tensors of a resnet
 // fixture (counters as I64, floats as dtype) with the b4_16px gradients
@@ -159,14 +128,7 @@ func TestLoadInTorch(t *testing.T) {
 		}
 		states[i] = enc
 	}
-	out, ok := runTorch(t, script, paths)
-	if !ok {
-		const missing = "no python3 with torch (Debian: apt-get install python3-torch)"
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s; CI=true forbids skipping the PyTorch compatibility test", missing)
-		}
-		t.Skipf("%s; skipping (CI is not set)", missing)
-	}
+	out := torchref.Run(t, script, paths...)
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	if len(lines) != len(cases) {
 		t.Fatalf("script printed %d lines for %d checkpoints:\n%s", len(lines), len(cases), out)

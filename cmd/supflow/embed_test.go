@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/supflow/supflow/dataset"
 	"github.com/supflow/supflow/internal/clustertest"
+	"github.com/supflow/supflow/internal/torchref"
 	"github.com/supflow/supflow/probe"
 	"github.com/supflow/supflow/safetensors"
 	"github.com/supflow/supflow/stages/evaluate"
@@ -26,6 +29,7 @@ import (
 func TestIntegrationEmbedReproducesKNN(t *testing.T) {
 	c := clustertest.New(t, `
 dataset: {name: own, source: s3, prefix: own, path: own/photos}
+decode: {gray: false}
 model: {widths: [4, 8, 8, 16], blocks: [1, 1, 1, 1], feat_dim: 32}
 augment: {size: 8, flip_p: 0}
 train: {epochs: 1, batch_size: 8, knn_every: 0}
@@ -36,11 +40,13 @@ evaluate: {epochs: 2, knn_k: 5}
 	if err := cl.EnsureBucket(ctx); err != nil {
 		t.Fatal(err)
 	}
+	images := map[string][]byte{}
 	for split, n := range map[string]int{"train": 12, "test": 5} {
 		for class, name := range []string{"a", "b", "c"} {
 			for i := range n {
 				key := fmt.Sprintf("own/photos/%s/%s/%02d.png", split, name, i)
-				if err := cl.Put(ctx, key, inPlaceImage(t, class%2, i+class, false), store.PutOptions{}); err != nil {
+				images[key] = inPlaceImage(t, class%2, i+class, false)
+				if err := cl.Put(ctx, key, images[key], store.PutOptions{}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -110,8 +116,47 @@ evaluate: {epochs: 2, knn_k: 5}
 			t.Errorf("export holds %s", name)
 		}
 	}
-	if fi, err := os.Stat(file); err != nil || fi.Size() == 0 {
-		t.Errorf("export file: %v", err)
+	// PyTorch, given the export and the documented preprocessing,
+	// computes the test split's features as supflow embed wrote them.
+	d, err := dataset.Load(ctx, cl, "own")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(c.Dir(), "emb-test")
+	var keys []string
+	if b, err := os.ReadFile(filepath.Join(dir, evaluate.KeysJSON)); err != nil || json.Unmarshal(b, &keys) != nil {
+		t.Fatalf("keys.json: %v", err)
+	}
+	spec := map[string]any{"encoder": file, "features": filepath.Join(dir, evaluate.FeaturesNPY), "mean": d.Info.Mean, "std": d.Info.Std}
+	var paths []string
+	for i, k := range keys {
+		p := filepath.Join(c.Dir(), fmt.Sprintf("img-%d.png", i))
+		if err := os.WriteFile(p, images[k], 0o600); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	spec["images"] = paths
+	specPath := filepath.Join(c.Dir(), "spec.json")
+	if b, err := json.Marshal(spec); err != nil || os.WriteFile(specPath, b, 0o600) != nil {
+		t.Fatal(err)
+	}
+	script, err := filepath.Abs(filepath.Join("testdata", "embed_in_torch.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Rows, Dim  int
+		MaxAbsDiff float64 `json:"max_abs_diff"`
+		MaxAbs     float64 `json:"max_abs"`
+	}
+	out := torchref.Run(t, script, specPath)
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("script output %q: %v", out, err)
+	}
+	t.Logf("PyTorch's features of %d test images: %d wide, max |difference| %.3g (max |feature| %.3g)", res.Rows, res.Dim, res.MaxAbsDiff, res.MaxAbs)
+	if res.Rows != 15 || res.Dim != 16 || res.MaxAbsDiff > 1e-4*max(1, res.MaxAbs) {
+		t.Errorf("PyTorch's features differ: %+v", res)
 	}
 }
 
