@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"image/png"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,6 +17,7 @@ import (
 	"github.com/supflow/supflow/dataset"
 	"github.com/supflow/supflow/internal/clustertest"
 	"github.com/supflow/supflow/internal/torchref"
+	"github.com/supflow/supflow/npy"
 	"github.com/supflow/supflow/probe"
 	"github.com/supflow/supflow/safetensors"
 	"github.com/supflow/supflow/stages/evaluate"
@@ -128,15 +131,26 @@ evaluate: {epochs: 2, knn_k: 5}
 		t.Fatalf("keys.json: %v", err)
 	}
 	spec := map[string]any{"encoder": file, "features": filepath.Join(dir, evaluate.FeaturesNPY), "mean": d.Info.Mean, "std": d.Info.Std}
-	var paths []string
-	for i, k := range keys {
-		p := filepath.Join(c.Dir(), fmt.Sprintf("img-%d.png", i))
-		if err := os.WriteFile(p, images[k], 0o600); err != nil {
+	// The images' decoded RGB values, row by row (what any PNG decoder
+	// gives), as float32 for the script.
+	var px []float32
+	for _, k := range keys {
+		im, err := png.Decode(bytes.NewReader(images[k]))
+		if err != nil {
 			t.Fatal(err)
 		}
-		paths = append(paths, p)
+		b := im.Bounds()
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			for x := b.Min.X; x < b.Max.X; x++ {
+				r, g, bl, _ := im.At(x, y).RGBA()
+				px = append(px, float32(r>>8), float32(g>>8), float32(bl>>8))
+			}
+		}
 	}
-	spec["images"] = paths
+	spec["pixels"] = filepath.Join(c.Dir(), "pixels.npy")
+	if err := npy.WriteFile(spec["pixels"].(string), []int{len(keys), 8, 8, 3}, px); err != nil {
+		t.Fatal(err)
+	}
 	specPath := filepath.Join(c.Dir(), "spec.json")
 	if b, err := json.Marshal(spec); err != nil || os.WriteFile(specPath, b, 0o600) != nil {
 		t.Fatal(err)

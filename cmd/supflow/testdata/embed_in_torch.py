@@ -4,16 +4,17 @@
     /usr/bin/python3 embed_in_torch.py SPEC.json
 
 SPEC: {"encoder": export.safetensors, "features": features.npy,
-       "images": [image file per row, in the embedding's row order],
+       "pixels": [N, H, W, 3] .npy of the decoded RGB values (0..255), in
+                 the embedding's row order,
        "mean": [...], "std": [...]}   (info.json's per-channel statistics)
 
 It loads the export into SupContrast's SupConResNet.encoder with
 load_state_dict(strict=True) and preprocesses each image as
 docs/operations.md ("How the evaluation sees an image") states for images
-already at the view size: RGB uint8, (p / 255 - mean) / std, NCHW; then
+already at the view size: (p / 255 - mean) / std, NCHW; then
 runs the encoder in eval mode and prints
 {"rows": N, "dim": d, "max_abs_diff": max |torch - supflow|}.
-Needs Debian's python3-torch, python3-numpy and python3-pil.
+Needs Debian's python3-torch (and python3-numpy, which it depends on).
 """
 import json
 import os
@@ -21,7 +22,6 @@ import sys
 
 import numpy as np
 import torch
-from PIL import Image
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(here, "..", "..", "..", "internal", "torchref"))
@@ -43,7 +43,7 @@ def main(spec_path):
     enc.eval()
     mean = torch.tensor(spec["mean"], dtype=torch.float64).view(1, -1, 1, 1)
     std = torch.tensor(spec["std"], dtype=torch.float64).view(1, -1, 1, 1)
-    px = np.stack([np.asarray(Image.open(p).convert("RGB"), dtype=np.uint8) for p in spec["images"]])
+    px = np.load(spec["pixels"])
     x = torch.from_numpy(px).permute(0, 3, 1, 2).to(torch.float64)
     x = ((x / 255 - mean) / std).to(torch.float32)
     with torch.no_grad():
