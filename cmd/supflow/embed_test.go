@@ -24,7 +24,8 @@ import (
 	"github.com/supflow/supflow/store"
 )
 
-// TestIntegrationEmbedReproducesKNN: after a run, `supflow embed` of the
+// TestIntegrationEmbedReproducesKNN: after a run (its linear evaluation
+// by SupContrast's protocol, which report.json records), `supflow embed` of the
 // train and test splits gives the features the evaluation scored: kNN on
 // them by the documented rule (k, temperature) reproduces the run's
 // knn_top1; --head adds the projections (feat_dim wide). `supflow export`
@@ -36,7 +37,7 @@ decode: {gray: false}
 model: {widths: [4, 8, 8, 16], blocks: [1, 1, 1, 1], feat_dim: 32}
 augment: {size: 8, flip_p: 0}
 train: {epochs: 1, batch_size: 8, knn_every: 0}
-evaluate: {epochs: 2, knn_k: 5}
+evaluate: {epochs: 2, knn_k: 5, protocol: supcontrast}
 `)
 	cl := c.Store()
 	ctx := context.Background()
@@ -57,9 +58,19 @@ evaluate: {epochs: 2, knn_k: 5}
 	}
 	run := c.Start("run", "run")
 	c.Wait(run, 4*time.Minute)
-	m := regexp.MustCompile(`RESULT linear_top1=\S+ knn_top1=(\S+)`).FindStringSubmatch(run.Output())
+	m := regexp.MustCompile(`RESULT linear_top1=\S+ knn_top1=(\S+) report=(\S+)`).FindStringSubmatch(run.Output())
 	if m == nil {
 		t.Fatalf("no RESULT line:\n%s", clustertest.Tail(run.Output(), 3000))
+	}
+	// The linear classifier was trained by SupContrast's protocol, and
+	// report.json says so.
+	var rep struct {
+		Linear struct {
+			Protocol string `json:"protocol"`
+		} `json:"linear"`
+	}
+	if b, err := os.ReadFile(filepath.Join(filepath.Dir(m[2]), "report.json")); err != nil || json.Unmarshal(b, &rep) != nil || rep.Linear.Protocol != "supcontrast" {
+		t.Errorf("report.json's linear protocol %q (%v)", rep.Linear.Protocol, err)
 	}
 	sets := map[string]probe.Set{}
 	for _, split := range []string{"train", "test"} {

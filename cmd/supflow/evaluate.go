@@ -36,6 +36,7 @@ func newEvaluateStage(ctx context.Context, e *env, s *services) (*evaluate.Stage
 	// One kNN temperature, the train section's: the score uses the
 	// monitor's.
 	sc.KNN = cfg.Evaluate.KNN(cfg.Train.Stage.Monitor.KNN.Temperature)
+	sc.Protocol, sc.Augment, sc.Seed = cfg.Evaluate.Protocol, cfg.Augment.Config, uint64(cfg.Run.Seed)
 	deps := evaluate.Deps{Engine: tr, Load: dec.Handle, Store: s.store, Log: s.log}
 	if deps.Metrics, err = metrics.NewEvaluator(s.reg, cfg.Run.ID); err != nil {
 		return nil, err

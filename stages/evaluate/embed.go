@@ -11,6 +11,7 @@ import (
 	"github.com/supflow/supflow/engine"
 	"github.com/supflow/supflow/messages"
 	"github.com/supflow/supflow/npy"
+	"github.com/supflow/supflow/probe"
 	"github.com/supflow/supflow/safetensors"
 )
 
@@ -33,6 +34,16 @@ type Embedding struct {
 	Keys        []string // each row's object key
 	Labels      []int32
 	Skipped     []Skipped // samples that could not be loaded, left out
+	tasks       []int     // each row's index in Embed's tasks
+}
+
+// set is e as the probes' labelled feature set.
+func (e *Embedding) set(classes int) probe.Set {
+	s := probe.Set{X: e.Features, Dim: e.Dim, Classes: classes, Labels: make([]int, len(e.Labels))}
+	for i, l := range e.Labels {
+		s.Labels[i] = int(l)
+	}
+	return s
 }
 
 // Len is the number of rows.
@@ -60,7 +71,7 @@ func Embed(ctx context.Context, cfg Scoring, tasks []messages.DecodeTask, load L
 	view := cfg.Size * cfg.Size * cfg.Channels
 	for lo := 0; lo < len(tasks); lo += cfg.ChunkSize {
 		chunk := tasks[lo:min(lo+cfg.ChunkSize, len(tasks))]
-		px, ok, skip, err := loadChunk(ctx, cfg, chunk, load)
+		px, ok, skip, err := loadChunk(ctx, cfg, chunk, load, centreCrop(cfg))
 		if err != nil {
 			return nil, err
 		}
@@ -71,6 +82,7 @@ func Embed(ctx context.Context, cfg Scoring, tasks []messages.DecodeTask, load L
 				copy(px[n*view:], px[i*view:(i+1)*view])
 				t := chunk[i]
 				e.IDs, e.Keys, e.Labels = append(e.IDs, t.SampleID), append(e.Keys, t.Key), append(e.Labels, t.Label)
+				e.tasks = append(e.tasks, lo+i)
 				n++
 			}
 		}

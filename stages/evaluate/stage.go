@@ -239,10 +239,10 @@ func (s *Stage) report(ctx context.Context, started time.Time, key string, meta 
 		perClass[i] = report.Float(v)
 	}
 	rep.Linear = &report.Linear{Top1: report.Float(lin.Top1), Top5: report.Float(lin.Top5), Loss: report.Float(lin.Loss),
-		Classes: cfg.Classes, PerClass: perClass, Confusion: lin.Confusion}
+		Classes: cfg.Classes, PerClass: perClass, Confusion: lin.Confusion, Protocol: res.Protocol}
 	rep.Notes = append(rep.Notes,
-		fmt.Sprintf("Checkpoint %s (epoch %d, step %d). Linear probe on %d train / %d test samples; kNN (k=%d) top-1 %.4f.",
-			key, meta.Epoch, meta.Step, res.Train, res.Test, min(cfg.Scoring.KNN.K, res.Train), res.KNN.Top1))
+		fmt.Sprintf("Checkpoint %s (epoch %d, step %d). Linear probe (protocol %s) on %d train / %d test samples; kNN (k=%d, frozen features) top-1 %.4f.",
+			key, meta.Epoch, meta.Step, res.Protocol, res.Train, res.Test, min(cfg.Scoring.KNN.K, res.Train), res.KNN.Top1))
 	if len(res.Skipped) > 0 {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("%d samples could not be loaded and were left out (see the log).", len(res.Skipped)))
 	}

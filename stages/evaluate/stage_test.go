@@ -75,7 +75,7 @@ func TestStageWritesReportAndEvalDone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out.LinearTop1 < 0.99 || out.ReportKey != runs.Key("r", runs.ReportHTML) {
+	if out.LinearTop1 < 0.99 || out.ReportKey != runs.Key("r", runs.ReportHTML) || out.Report.Linear.Protocol != ProtocolFrozen {
 		t.Errorf("outcome %+v", out)
 	}
 	for _, name := range []string{runs.ReportJSON, runs.ReportHTML} {
