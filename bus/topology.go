@@ -268,9 +268,62 @@ func (b *Bus) consumer(ctx context.Context, e WorkQueue) error {
 		_, err := b.js.CreateOrUpdatePushConsumer(ctx, e.Topic, cfg)
 		return err
 	}); err != nil {
+		if isWorkQueueConflict(err) {
+			return fmt.Errorf("%w: consumer %s on %s: %w; %s", ErrTopology, c.Name, e.Topic, err, b.readersOf(ctx, e))
+		}
 		return fmt.Errorf("%w: consumer %s on %s: %w", ErrTopology, c.Name, e.Topic, err)
 	}
 	return nil
+}
+
+// Work-queue conflicts: a work-queue stream hands each subject to one
+// consumer, so another reader of the edge's subject (an observer's
+// consumer; on servers that count it, a mirror's) refuses supflow's own.
+const (
+	errCodeWQNotUnique          jetstream.ErrorCode = 10100 // filtered consumer not unique on workqueue stream
+	errCodeWQMultipleUnfiltered jetstream.ErrorCode = 10099 // multiple non-filtered consumers not allowed on workqueue stream
+)
+
+func isWorkQueueConflict(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == errCodeWQNotUnique || apiErr.ErrorCode == errCodeWQMultipleUnfiltered)
+}
+
+// readersOf names what else reads e's work-queue stream (its other
+// consumers, the streams that mirror or source it) and what to do, for
+// the error of a consumer the server refused. Listing is best effort: a
+// failure leaves the names out, not the advice.
+func (b *Bus) readersOf(ctx context.Context, e WorkQueue) string {
+	var consumers, streams []string
+	if st, err := b.js.Stream(ctx, e.Topic); err == nil {
+		for name := range st.ConsumerNames(ctx).Name() {
+			if name != e.Consumer.Name {
+				consumers = append(consumers, name)
+			}
+		}
+	}
+	for si := range b.js.ListStreams(ctx).Info() {
+		c := si.Config
+		if c.Mirror != nil && c.Mirror.Name == e.Topic {
+			streams = append(streams, c.Name)
+		}
+		for _, src := range c.Sources {
+			if src != nil && src.Name == e.Topic {
+				streams = append(streams, c.Name)
+			}
+		}
+	}
+	return fmt.Sprintf("stream %s is a work queue: each message goes to one consumer, so supflow's must be its only reader "+
+		"(other consumers: %s; streams mirroring or sourcing it: %s): delete the other consumers (nats consumer rm %s NAME), "+
+		"and the mirrors if the server still refuses (older servers count a mirror's consumer), and observe the edge without taking messages instead: a core NATS subscription on subject %s, or a get by sequence "+
+		"(docs/operations.md, 'Watching streams')", e.Topic, orNone(consumers), orNone(streams), e.Topic, e.Topic)
+}
+
+func orNone(names []string) string {
+	if len(names) == 0 {
+		return "none found"
+	}
+	return strings.Join(names, ", ")
 }
 
 // sameConsumer reports whether have has every setting of want that

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -331,5 +332,54 @@ func TestWriteFileReplacesAtomically(t *testing.T) {
 	}
 	if _, err := ReadFile(filepath.Join(dir, "absent")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: err = %v", err)
+	}
+}
+
+// TestExportEncoder: an export holds the encoder's tensors without their
+// prefix, no head and no momentum, keeps dtype, step, epoch and model in
+// its metadata, and is refused as a checkpoint.
+func TestExportEncoder(t *testing.T) {
+	s := fixtureState(t, "tiny_basic", Float32)
+	b, err := ExportEncoder(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := safetensors.Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	for name, x := range s.Tensors {
+		rest, ok := strings.CutPrefix(name, EncoderPrefix)
+		if !ok {
+			continue
+		}
+		want++
+		got, err := f.Get(rest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got.Shape, x.Shape) {
+			t.Errorf("%s: shape %v, want %v", rest, got.Shape, x.Shape)
+		}
+	}
+	if len(f.Tensors) != want || want == 0 {
+		t.Errorf("%d tensors exported, want the %d encoder tensors", len(f.Tensors), want)
+	}
+	m := f.Metadata
+	if m["format"] != "pt" || m[keyExport] != "encoder" || m[keyDType] != Float32 || m[keyEpoch] != "1" || m[keyStep] != "2" || m[keyModel] == "" {
+		t.Errorf("metadata %v", m)
+	}
+	if _, err := Decode(b); !errors.Is(err, ErrVersion) {
+		t.Errorf("Decode of an export: %v, want ErrVersion", err)
+	}
+	for name := range s.Tensors {
+		if strings.HasPrefix(name, EncoderPrefix) {
+			delete(s.Tensors, name)
+			delete(s.Momentum, name)
+		}
+	}
+	if _, err := ExportEncoder(s); !errors.Is(err, ErrFormat) {
+		t.Errorf("export without encoder tensors: %v, want ErrFormat", err)
 	}
 }

@@ -19,8 +19,12 @@
 //
 //	/usr/bin/python3 checkpoint/testdata/load_in_torch.py CKPT.safetensors
 //
-// (Debian's python3-torch; no safetensors package needed). TestLoadInTorch
-// runs it on checkpoints built from the resnet fixtures when an interpreter
+// (Debian's python3-torch; no safetensors package needed). [ExportEncoder]
+// writes the encoder alone, without head and optimizer state, under the
+// names SupConResNet.encoder uses (the "encoder." prefix removed), for
+// model.encoder.load_state_dict(sd, strict=True). TestLoadInTorch runs the
+// script on checkpoints built from the resnet fixtures and on their
+// exports when an interpreter
 // with torch is found ($SUPFLOW_TORCH_PYTHON, /usr/bin/python3, python3) and
 // skips otherwise.
 //

@@ -16,7 +16,7 @@
 //     engine.TrainConfig (method; optim.Schedule, optim.Config and
 //     loss.SupConConfig inline) and stages/train.Config (its kNN monitor's
 //     knn_k and knn_temperature from probe.KNNConfig), plus threads
-//   - evaluate: stages/evaluate.Settings (probe.Config inline, plus knn_k)
+//   - evaluate: stages/evaluate.Settings (probe.Config inline, plus knn_k and protocol)
 //   - store: Store, store.Config inline beside embedded
 //   - bus: Bus, bus.Config and bus.Limits inline beside embedded
 //

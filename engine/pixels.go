@@ -60,15 +60,34 @@ const encodeChunk = 128
 // batch-norm statistics, no update), as float32 rows. Training mode is
 // restored by the next Step.
 func (t *CPU) Encode(ctx context.Context, im Images) ([]float32, int, error) {
+	f, d, _, _, err := t.forwardFrozen(ctx, im, false)
+	return f, d, err
+}
+
+// Project is Encode with, beside the features, the projection head's
+// L2-normalised output [N, p] (SupConResNet's forward: the vectors the
+// contrastive loss compares).
+func (t *CPU) Project(ctx context.Context, im Images) (features []float32, d int, proj []float32, p int, err error) {
+	return t.forwardFrozen(ctx, im, true)
+}
+
+// forwardFrozen runs the model in eval mode, 128 images at a time.
+func (t *CPU) forwardFrozen(ctx context.Context, im Images, head bool) ([]float32, int, []float32, int, error) {
 	if im.N < 1 || im.Height < 1 || im.Width < 1 || im.Channels != t.model.Config().InChannels {
-		return nil, 0, fmt.Errorf("%w: %d images of %dx%dx%d for a %d-channel model", ErrBatch, im.N, im.Height, im.Width, im.Channels, t.model.Config().InChannels)
+		return nil, 0, nil, 0, fmt.Errorf("%w: %d images of %dx%dx%d for a %d-channel model", ErrBatch, im.N, im.Height, im.Width, im.Channels, t.model.Config().InChannels)
 	}
 	size := im.Height * im.Width * im.Channels
 	if len(im.Pixels) != im.N*size {
-		return nil, 0, fmt.Errorf("%w: %d pixel bytes for %d images of %d", ErrBatch, len(im.Pixels), im.N, size)
+		return nil, 0, nil, 0, fmt.Errorf("%w: %d pixel bytes for %d images of %d", ErrBatch, len(im.Pixels), im.N, size)
 	}
 	d := t.model.EncoderDim()
 	out := make([]float32, im.N*d)
+	var p int
+	var proj []float32
+	if head {
+		p = t.model.Config().FeatDim
+		proj = make([]float32, im.N*p)
+	}
 	t.model.SetTraining(false)
 	chunk := min(encodeChunk, im.N)
 	key := graphKey{rows: chunk, h: im.Height, w: im.Width}
@@ -80,7 +99,7 @@ func (t *CPU) Encode(ctx context.Context, im Images) ([]float32, int, error) {
 	padded := make([]uint8, chunk*size)
 	for lo := 0; lo < im.N; lo += chunk {
 		if err := ctx.Err(); err != nil {
-			return nil, 0, err
+			return nil, 0, nil, 0, err
 		}
 		n := min(chunk, im.N-lo)
 		src := im.Pixels[lo*size : (lo+n)*size]
@@ -90,20 +109,28 @@ func (t *CPU) Encode(ctx context.Context, im Images) ([]float32, int, error) {
 			src = padded
 		}
 		if err := t.normalize(buf.input, src, chunk, im.Height, im.Width, im.Channels); err != nil {
-			return nil, 0, err
+			return nil, 0, nil, 0, err
 		}
 		res, err := t.model.Forward(buf.input)
 		if err != nil {
-			return nil, 0, fmt.Errorf("engine: encode: %w", err)
+			return nil, 0, nil, 0, fmt.Errorf("engine: encode: %w", err)
 		}
-		switch f := res.Encoder.Data().(type) {
-		case []float32:
-			copy(out[lo*d:], f[:n*d])
-		case []float64:
-			for i, v := range f[:n*d] {
-				out[lo*d+i] = float32(v)
-			}
+		rows(out[lo*d:(lo+n)*d], res.Encoder)
+		if head {
+			rows(proj[lo*p:(lo+n)*p], res.Output)
 		}
 	}
-	return out, d, nil
+	return out, d, proj, p, nil
+}
+
+// rows copies the first len(dst) values of x into dst as float32.
+func rows(dst []float32, x *tensor.Dense) {
+	switch f := x.Data().(type) {
+	case []float32:
+		copy(dst, f)
+	case []float64:
+		for i := range dst {
+			dst[i] = float32(f[i])
+		}
+	}
 }

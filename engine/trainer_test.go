@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -324,6 +325,52 @@ func TestStepsOnBatchesWithoutNegatives(t *testing.T) {
 		st, err = tr.Step(context.Background(), one)
 		if err != nil || st.Loss != 0 {
 			t.Errorf("%s, one sample: loss %v, %v", method, st.Loss, err)
+		}
+	}
+}
+
+// TestProjectIsEncodeWithTheHead: Project's features are Encode's, and its
+// projections are unit rows of the head's width, the same for an image
+// whichever chunk it is in (130 images: a full chunk and a padded one).
+func TestProjectIsEncodeWithTheHead(t *testing.T) {
+	tr, err := New(tinyConfig(MethodSupCon, "float32"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	const n = 130
+	im := Images{N: n, Height: 8, Width: 8, Channels: 1, Pixels: make([]uint8, n*64)}
+	for i := range n {
+		copy(im.Pixels[i*64:], synth(r, i%4))
+	}
+	want, wd, err := tr.Encode(t.Context(), im)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, d, proj, p, err := tr.Project(t.Context(), im)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d != wd || !slices.Equal(f, want) || p != tr.Model().Config().FeatDim || len(proj) != n*p {
+		t.Fatalf("features %d (%d), projections %d x %d", d, wd, len(proj)/max(p, 1), p)
+	}
+	for i := range n {
+		var s float64
+		for _, v := range proj[i*p : (i+1)*p] {
+			s += float64(v) * float64(v)
+		}
+		if math.Abs(s-1) > 1e-5 {
+			t.Fatalf("projection %d has squared norm %v", i, s)
+		}
+	}
+	last := Images{N: 1, Height: 8, Width: 8, Channels: 1, Pixels: im.Pixels[(n-1)*64:]}
+	_, _, one, _, err := tr.Project(t.Context(), last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for j, v := range one {
+		if math.Abs(float64(v-proj[(n-1)*p+j])) > 1e-5 {
+			t.Fatalf("image %d alone: projection[%d] %v, in the batch %v", n-1, j, v, proj[(n-1)*p+j])
 		}
 	}
 }

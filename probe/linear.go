@@ -42,11 +42,74 @@ func Train(ctx context.Context, cfg Config, train Set) (*Linear, error) {
 	if err := train.validate("train"); err != nil {
 		return nil, err
 	}
-	n, d, k := train.Len(), train.Dim, train.Classes
+	d := train.Dim
 	var mean, inv []float32
 	if cfg.Standardize {
 		mean, inv = moments(train)
 	}
+	l, err := fit(ctx, cfg, d, train.Classes, train.Labels, func(_ context.Context, _ int, rows []int, xb []float32) error {
+		for i, r := range rows {
+			dst, src := xb[i*d:(i+1)*d], train.X[r*d:(r+1)*d]
+			if mean != nil {
+				for j, v := range src {
+					dst[j] = (v - mean[j]) * inv[j]
+				}
+			} else {
+				copy(dst, src)
+			}
+		}
+		return nil
+	})
+	if err != nil || mean == nil {
+		return l, err
+	}
+	// W·((x-μ)⊙s) + b = (W⊙s)·x + (b - (W⊙s)·μ).
+	for c := range l.Classes {
+		row := l.W[c*d : (c+1)*d]
+		var shift float64
+		for j := range row {
+			row[j] *= inv[j]
+			shift += float64(row[j]) * float64(mean[j])
+		}
+		l.B[c] -= float32(shift)
+	}
+	return l, nil
+}
+
+// Batches writes the features of a step's training rows (indices into the
+// labels TrainOn was given) into dst, len(rows) rows of the Linear's
+// width, for the 0-based epoch: a fresh augmented view of each sample per
+// epoch in SupContrast's linear evaluation.
+type Batches func(ctx context.Context, epoch int, rows []int, dst []float32) error
+
+// TrainOn fits a Linear as Train does, on len(labels) training rows of dim
+// features that batch supplies step by step instead of a fixed Set.
+// Features are used as given: cfg.Standardize is refused, since the
+// statistics of features that change every epoch are not known up front
+// (SupContrast's main_linear.py does not standardise either).
+func TrainOn(ctx context.Context, cfg Config, dim, classes int, labels []int, batch Batches) (*Linear, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	switch {
+	case cfg.Standardize:
+		return nil, fmt.Errorf("%w: TrainOn cannot standardise features it has not seen", ErrInvalidInput)
+	case dim <= 0 || classes < 2 || len(labels) == 0 || batch == nil:
+		return nil, fmt.Errorf("%w: dim %d, %d classes, %d rows", ErrInvalidInput, dim, classes, len(labels))
+	}
+	for i, l := range labels {
+		if l < 0 || l >= classes {
+			return nil, fmt.Errorf("%w: row %d has label %d, want [0, %d)", ErrInvalidInput, i, l, classes)
+		}
+	}
+	return fit(ctx, cfg, dim, classes, labels, batch)
+}
+
+// fit runs the SGD epochs of Train and TrainOn, fill supplying each
+// step's rows.
+func fit(ctx context.Context, cfg Config, d, k int, trainLabels []int, fill Batches) (*Linear, error) {
+	n := len(trainLabels)
 	bs := min(cfg.BatchSize, n)
 	steps := (n + bs - 1) / bs
 	var (
@@ -72,16 +135,11 @@ func Train(ctx context.Context, cfg Config, train Set) (*Linear, error) {
 			}
 			rows := perm[s*bs : min(n, (s+1)*bs)]
 			m := len(rows)
+			if err := fill(ctx, epoch, rows, xb[:m*d]); err != nil {
+				return nil, err
+			}
 			for i, r := range rows {
-				dst, src := xb[i*d:(i+1)*d], train.X[r*d:(r+1)*d]
-				if mean != nil {
-					for j, v := range src {
-						dst[j] = (v - mean[j]) * inv[j]
-					}
-				} else {
-					copy(dst, src)
-				}
-				labels[i] = train.Labels[r]
+				labels[i] = trainLabels[r]
 			}
 			x := general(m, d, xb)
 			logits := general(m, k, z)
@@ -108,18 +166,6 @@ func Train(ctx context.Context, cfg Config, train Set) (*Linear, error) {
 		if cfg.Progress != nil {
 			cfg.Progress(EpochStats{Epoch: epoch + 1, Epochs: cfg.Epochs, Loss: loss,
 				Accuracy: float64(correct) / float64(n), LR: lr})
-		}
-	}
-	if mean != nil {
-		// W·((x-μ)⊙s) + b = (W⊙s)·x + (b - (W⊙s)·μ).
-		for c := range k {
-			row := w[c*d : (c+1)*d]
-			var shift float64
-			for j := range row {
-				row[j] *= inv[j]
-				shift += float64(row[j]) * float64(mean[j])
-			}
-			b[c] -= float32(shift)
 		}
 	}
 	return &Linear{W: w, B: b, Dim: d, Classes: k}, nil

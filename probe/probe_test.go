@@ -484,3 +484,42 @@ func TestKNNStopsOnCancel(t *testing.T) {
 		t.Fatalf("err %v, want context.Canceled", err)
 	}
 }
+
+// TestTrainOnFixedBatchesIsTrain: TrainOn fed a fixed set's rows is Train
+// on that set, weight for weight; it sees every epoch; it refuses
+// standardisation and bad labels, and a batch error stops it.
+func TestTrainOnFixedBatchesIsTrain(t *testing.T) {
+	train := clusters(10, 300, 8, 3, 0.5)
+	cfg := Config{Epochs: 3, BatchSize: 32, Seed: 5}
+	want, err := Train(context.Background(), cfg, train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	epochs := map[int]bool{}
+	got, err := TrainOn(context.Background(), cfg, train.Dim, train.Classes, train.Labels, func(_ context.Context, epoch int, rows []int, dst []float32) error {
+		epochs[epoch] = true
+		for i, r := range rows {
+			copy(dst[i*train.Dim:(i+1)*train.Dim], train.X[r*train.Dim:(r+1)*train.Dim])
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.W, want.W) || !slices.Equal(got.B, want.B) || len(epochs) != 3 {
+		t.Errorf("TrainOn differs from Train (epochs seen %v)", epochs)
+	}
+	fill := func(context.Context, int, []int, []float32) error { return nil }
+	std := cfg
+	std.Standardize = true
+	if _, err := TrainOn(context.Background(), std, 8, 3, train.Labels, fill); !errors.Is(err, ErrInvalidInput) {
+		t.Errorf("standardize: %v", err)
+	}
+	if _, err := TrainOn(context.Background(), cfg, 8, 3, []int{0, 3}, fill); !errors.Is(err, ErrInvalidInput) {
+		t.Errorf("label 3 of 3 classes: %v", err)
+	}
+	boom := errors.New("boom")
+	if _, err := TrainOn(context.Background(), cfg, 8, 3, train.Labels, func(context.Context, int, []int, []float32) error { return boom }); !errors.Is(err, boom) {
+		t.Errorf("batch error: %v", err)
+	}
+}

@@ -110,6 +110,11 @@ type Linear struct {
 	PerClass []Float `json:"per_class,omitempty"`
 	// Confusion counts test rows by [true class][predicted class].
 	Confusion [][]int `json:"confusion,omitempty"`
+	// Protocol is how the classifier was trained: "frozen" (fixed
+	// centre-crop features) or "supcontrast" (a fresh augmented view per
+	// step, SupContrast's main_linear.py); the kNN score always uses the
+	// frozen features.
+	Protocol string `json:"protocol,omitempty"`
 }
 
 // Stage is the throughput of one pipeline stage.

@@ -20,6 +20,10 @@ eval-mode forward pass, and prints one JSON object per file, one a line:
     {"ok": true, "path": ..., "arch": {...}, "tensors": N, "momentum": M,
      "sums": {name: float sum of the loaded tensor}, "output_shape": [...]}
 
+An encoder-only export ("supflow.export": "encoder" in the metadata,
+checkpoint.ExportEncoder) is loaded into model.encoder with strict=True
+instead, and its forward pass gives the [N, d] features.
+
 Exit status 0 on success; any failure raises (non-zero status).
 """
 import json
@@ -68,20 +72,54 @@ def infer_arch(sd):
             raise ValueError(f"no blocks in encoder.layer{k}")
         blocks.append(max(idx) + 1)
         widths.append(sd[f"encoder.layer{k}.0.conv1.weight"].shape[0])
-    head = "mlp" if "head.0.weight" in sd else "linear"
-    last = sd["head.2.weight"] if head == "mlp" else sd["head.weight"]
+    if "head.0.weight" in sd:
+        head, feat_dim = "mlp", sd["head.2.weight"].shape[0]
+    elif "head.weight" in sd:
+        head, feat_dim = "linear", sd["head.weight"].shape[0]
+    else:  # an encoder-only export: any head will do, it is not loaded
+        head, feat_dim = None, None
     return {
         "block": "bottleneck" if bottleneck else "basic",
         "num_blocks": blocks,
         "widths": widths,
         "in_channel": sd["encoder.conv1.weight"].shape[1],
         "head": head,
-        "feat_dim": last.shape[0],
+        "feat_dim": feat_dim,
     }
+
+
+def main_encoder(path, tensors, meta):
+    """An encoder-only export: its names load into SupConResNet.encoder."""
+    arch = infer_arch({"encoder." + n: t for n, t in tensors.items()})
+    block = Bottleneck if arch["block"] == "bottleneck" else BasicBlock
+    model = SupConResNet(block, arch["num_blocks"], arch["widths"], arch["in_channel"], "linear", 1)
+    dtype = {"float32": torch.float32, "float64": torch.float64}[meta["supflow.dtype"]]
+    enc = model.encoder.to(dtype)
+    enc.load_state_dict(tensors, strict=True)
+    loaded = enc.state_dict()
+    for name, t in tensors.items():
+        if loaded[name].dtype != t.dtype or not torch.equal(loaded[name], t):
+            raise ValueError(f"{name}: dtype or values changed on load")
+    enc.eval()
+    with torch.no_grad():
+        out = enc(torch.randn(2, arch["in_channel"], 16, 16, dtype=dtype))
+    if not torch.isfinite(out).all():
+        raise ValueError("non-finite output")
+    print(json.dumps({
+        "ok": True,
+        "path": path,
+        "arch": arch,
+        "tensors": len(tensors),
+        "momentum": 0,
+        "sums": {n: float(t.double().sum()) for n, t in loaded.items()},
+        "output_shape": list(out.shape),
+    }))
 
 
 def main(path):
     tensors, meta = read_safetensors(path)
+    if meta.get("supflow.export") == "encoder":
+        return main_encoder(path, tensors, meta)
     momentum = {n[len("optimizer.momentum.") :]: t for n, t in tensors.items() if n.startswith("optimizer.momentum.")}
     sd = {n: t for n, t in tensors.items() if not n.startswith("optimizer.")}
     arch = infer_arch(sd)

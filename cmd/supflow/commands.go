@@ -37,6 +37,19 @@ func commands() map[string]command {
 				fs.StringVar(&o.checkpoint, "checkpoint", "", "checkpoint object key (default: the run's pretrain-done event)")
 				fs.BoolVar(&o.wait, "wait", false, "wait for the run's pretraining to finish")
 			}, check: all(evaluateBus, func(e *env) error { return checkMemory(e, false) }), run: runEvaluate},
+		"embed": {summary: "write a checkpoint's frozen encoder features of a split (safetensors and .npy, with sample ids, keys and labels)",
+			flags: func(fs *flag.FlagSet, o *options) {
+				fs.StringVar(&o.checkpoint, "checkpoint", "", "checkpoint object key (default: the run's last checkpoint)")
+				fs.StringVar(&o.split, "split", "", "split to embed (default dataset.test_split)")
+				fs.IntVar(&o.limit, "limit", 0, "embed the split's first N samples (0 = all)")
+				fs.BoolVar(&o.head, "head", false, "also write the projection head's normalised outputs (projections)")
+				fs.StringVar(&o.outDir, "out", "", "output directory (default <work_dir>/<run_id>/embeddings/<split>)")
+			}, check: func(e *env) error { return checkMemory(e, false) }, run: runEmbed},
+		"export": {summary: "write a checkpoint's encoder alone (no head, no optimizer state) as a PyTorch state_dict in safetensors",
+			flags: func(fs *flag.FlagSet, o *options) {
+				fs.StringVar(&o.checkpoint, "checkpoint", "", "checkpoint object key (default: the run's last checkpoint)")
+				fs.StringVar(&o.outFile, "out", "", "file to write (required)")
+			}, run: runExport},
 		"status": {summary: "print each pipeline edge's stream depth and consumer state (external NATS)", run: runStatus},
 		"report": {summary: "re-render the run's report.html from its report.json in the bucket",
 			flags: func(fs *flag.FlagSet, o *options) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/supflow/supflow/metrics"
 	"github.com/supflow/supflow/probe"
 	"github.com/supflow/supflow/stages/evaluate"
 	"github.com/supflow/supflow/store"
@@ -35,7 +36,11 @@ func newEvaluateStage(ctx context.Context, e *env, s *services) (*evaluate.Stage
 	// One kNN temperature, the train section's: the score uses the
 	// monitor's.
 	sc.KNN = cfg.Evaluate.KNN(cfg.Train.Stage.Monitor.KNN.Temperature)
+	sc.Protocol, sc.Augment, sc.Seed = cfg.Evaluate.Protocol, cfg.Augment.Config, uint64(cfg.Run.Seed)
 	deps := evaluate.Deps{Engine: tr, Load: dec.Handle, Store: s.store, Log: s.log}
+	if deps.Metrics, err = metrics.NewEvaluator(s.reg, cfg.Run.ID); err != nil {
+		return nil, err
+	}
 	if s.bus != nil {
 		deps.Events = s.bus.Events()
 	}

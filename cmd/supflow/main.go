@@ -59,6 +59,10 @@ type options struct {
 	checkpoint string
 	report     string
 	outDir     string
+	outFile    string
+	split      string
+	limit      int
+	head       bool
 }
 
 // env is what a command runs with.

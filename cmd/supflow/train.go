@@ -10,6 +10,7 @@ import (
 	"github.com/supflow/supflow/dataset"
 	"github.com/supflow/supflow/engine"
 	"github.com/supflow/supflow/messages"
+	"github.com/supflow/supflow/metrics"
 	"github.com/supflow/supflow/stages/evaluate"
 	"github.com/supflow/supflow/stages/train"
 	"github.com/supflow/supflow/store"
@@ -53,6 +54,9 @@ func newTrainStage(ctx context.Context, e *env, s *services, d dataset.Dataset, 
 		return nil, err
 	}
 	deps := train.Deps{Engine: tr, Store: s.store, Events: s.bus.Events(), DeadLetters: s.bus, Log: s.log, Progress: e.term.progress}
+	if deps.Metrics, err = metrics.NewTrainer(s.reg, cfg.Run.ID); err != nil {
+		return nil, err
+	}
 	st := cfg.Train.Stage
 	if n := len(d.Take(cfg.Dataset.TrainSplit, cfg.Dataset.LimitTrain, uint64(cfg.Run.Seed))); st.DropLast && n < st.BatchSize {
 		return nil, usageError{fmt.Errorf("train.drop_last with train.batch_size %d would never step: the %q split has %d images", st.BatchSize, cfg.Dataset.TrainSplit, n)}

@@ -10,7 +10,10 @@
 // scores it, writes report.json and report.html (package report) to the
 // bucket and the work directory, with the train stage's curves, and
 // publishes EvalDone. Monitor is the train stage's kNN monitor on the same
-// feature path.
+// feature path. Embed is that path itself, with each row's sample id, key
+// and label (and, asked, the projection head's output): Extract, what the
+// probes score, is built on it, and `supflow embed` writes it to files
+// (EmbedCheckpoint, Embedding.Write).
 //
 // The package knows nothing of transport: cmd/supflow passes the decode
 // stage's handler as the Loader, the engine as the Encoder and the S3

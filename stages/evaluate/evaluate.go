@@ -32,6 +32,12 @@ type Scoring struct {
 	Classes   int
 	Probe     probe.Config
 	KNN       probe.KNNConfig
+	// Protocol is how the linear classifier trains: ProtocolFrozen (or
+	// empty) or ProtocolSupContrast, whose views Augment (the augment
+	// section's crop and flip) and Seed (the run's) draw.
+	Protocol string
+	Augment  transform.Config
+	Seed     uint64
 }
 
 // Validate checks the image shape and class count; zero Workers and
@@ -40,6 +46,9 @@ func (c Scoring) Validate() error {
 	if c.Size < 1 || (c.Channels != 1 && c.Channels != 3) || c.Classes < 2 || c.Workers < 0 || c.ChunkSize < 0 {
 		return fmt.Errorf("%w: size %d, channels %d, classes %d, workers %d, chunk %d",
 			ErrInput, c.Size, c.Channels, c.Classes, c.Workers, c.ChunkSize)
+	}
+	if c.Protocol != "" && c.Protocol != ProtocolFrozen && c.Protocol != ProtocolSupContrast {
+		return fmt.Errorf("%w: protocol %q, want %s or %s", ErrInput, c.Protocol, ProtocolFrozen, ProtocolSupContrast)
 	}
 	return nil
 }
@@ -55,6 +64,9 @@ func (c Scoring) withDefaults() (Scoring, error) {
 	if c.ChunkSize == 0 {
 		c.ChunkSize = 1024
 	}
+	if c.Protocol == "" {
+		c.Protocol = ProtocolFrozen
+	}
 	return c, nil
 }
 
@@ -64,6 +76,7 @@ type Result struct {
 	KNN         probe.Score
 	Train, Test int // samples whose features were extracted
 	Skipped     []Skipped
+	Protocol    string // how Linear's classifier was trained
 }
 
 // Skipped is a sample that could not be loaded (a missing or corrupt
@@ -80,17 +93,27 @@ func Evaluate(ctx context.Context, cfg Scoring, train, test []messages.DecodeTas
 	if err != nil {
 		return nil, err
 	}
-	trainSet, skipTrain, err := Extract(ctx, cfg, train, load, enc)
+	trainEmb, err := Embed(ctx, cfg, train, load, enc, false)
 	if err != nil {
 		return nil, fmt.Errorf("evaluate: train features: %w", err)
 	}
+	trainSet, skipTrain := trainEmb.set(cfg.Classes), trainEmb.Skipped
 	testSet, skipTest, err := Extract(ctx, cfg, test, load, enc)
 	if err != nil {
 		return nil, fmt.Errorf("evaluate: test features: %w", err)
 	}
-	lin, err := probe.Train(ctx, cfg.Probe, trainSet)
+	var lin *probe.Linear
+	if cfg.Protocol == ProtocolSupContrast {
+		kept := make([]messages.DecodeTask, trainEmb.Len())
+		for i, t := range trainEmb.tasks {
+			kept[i] = train[t]
+		}
+		lin, err = trainOnViews(ctx, cfg, kept, trainSet.Labels, trainSet.Dim, load, enc)
+	} else {
+		lin, err = probe.Train(ctx, cfg.Probe, trainSet)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("evaluate: linear probe: %w", err)
+		return nil, fmt.Errorf("evaluate: linear probe (%s): %w", cfg.Protocol, err)
 	}
 	score, err := lin.Evaluate(ctx, testSet)
 	if err != nil {
@@ -104,57 +127,66 @@ func Evaluate(ctx context.Context, cfg Scoring, train, test []messages.DecodeTas
 	if err != nil {
 		return nil, fmt.Errorf("evaluate: kNN: %w", err)
 	}
-	return &Result{Linear: score, KNN: knn, Train: trainSet.Len(), Test: testSet.Len(), Skipped: append(skipTrain, skipTest...)}, nil
+	return &Result{Linear: score, KNN: knn, Train: trainSet.Len(), Test: testSet.Len(), Skipped: append(skipTrain, skipTest...),
+		Protocol: cfg.Protocol}, nil
 }
 
-// Extract loads every task (Workers at a time), center-crops and resizes
-// each image to Size x Size, and encodes them ChunkSize at a time. Samples
-// whose load fails permanently are returned in skipped; any other load
-// error stops the extraction.
+// trainOnViews is SupContrast's linear evaluation: the classifier's every
+// step encodes a fresh random view (RandomResizedCrop and flip by cfg's
+// Augment, no colour jitter or grayscale; drawn from cfg.Seed, the epoch
+// and the sample id) of each of its samples, through the same code the
+// augment stage uses; features are not standardised.
+func trainOnViews(ctx context.Context, cfg Scoring, tasks []messages.DecodeTask, labels []int, dim int, load Loader, enc Encoder) (*probe.Linear, error) {
+	ac := cfg.Augment
+	zero := 0.0
+	ac.Size, ac.JitterP, ac.GrayP = cfg.Size, &zero, &zero
+	aug, err := transform.New(ac)
+	if err != nil {
+		return nil, err
+	}
+	pc := cfg.Probe
+	pc.Standardize = false
+	var batch []messages.DecodeTask
+	return probe.TrainOn(ctx, pc, dim, cfg.Classes, labels, func(ctx context.Context, epoch int, rows []int, dst []float32) error {
+		batch = batch[:0]
+		for _, r := range rows {
+			batch = append(batch, tasks[r])
+		}
+		px, _, skipped, err := loadChunk(ctx, cfg, batch, load, randomView(cfg, aug, epoch))
+		if err != nil {
+			return err
+		}
+		if len(skipped) > 0 {
+			return fmt.Errorf("%w: %s gave features but no training view: %w", ErrInput, skipped[0].Key, skipped[0].Err)
+		}
+		f, d, err := enc.Encode(ctx, engine.Images{N: len(batch), Height: cfg.Size, Width: cfg.Size, Channels: cfg.Channels, Pixels: px})
+		if err != nil {
+			return err
+		}
+		if d != dim {
+			return fmt.Errorf("%w: the encoder gave %d features, then %d", ErrInput, dim, d)
+		}
+		copy(dst, f)
+		return nil
+	})
+}
+
+// Extract is Embed as a labelled feature set, what the probes take.
 func Extract(ctx context.Context, cfg Scoring, tasks []messages.DecodeTask, load Loader, enc Encoder) (probe.Set, []Skipped, error) {
-	cfg, err := cfg.withDefaults()
+	e, err := Embed(ctx, cfg, tasks, load, enc, false)
 	if err != nil {
 		return probe.Set{}, nil, err
 	}
-	if len(tasks) == 0 {
-		return probe.Set{}, nil, fmt.Errorf("%w: no samples", ErrInput)
-	}
-	set := probe.Set{Classes: cfg.Classes}
-	var skipped []Skipped
-	view := cfg.Size * cfg.Size * cfg.Channels
-	for lo := 0; lo < len(tasks); lo += cfg.ChunkSize {
-		chunk := tasks[lo:min(lo+cfg.ChunkSize, len(tasks))]
-		px, ok, skip, err := loadChunk(ctx, cfg, chunk, load)
-		if err != nil {
-			return probe.Set{}, nil, err
-		}
-		skipped = append(skipped, skip...)
-		n := 0
-		for i, good := range ok {
-			if good {
-				copy(px[n*view:], px[i*view:(i+1)*view])
-				set.Labels = append(set.Labels, int(chunk[i].Label))
-				n++
-			}
-		}
-		if n == 0 {
-			continue
-		}
-		f, d, err := enc.Encode(ctx, engine.Images{N: n, Height: cfg.Size, Width: cfg.Size, Channels: cfg.Channels, Pixels: px[:n*view]})
-		if err != nil {
-			return probe.Set{}, nil, err
-		}
-		set.Dim = d
-		set.X = append(set.X, f...)
-	}
-	if set.Len() == 0 {
-		return probe.Set{}, skipped, fmt.Errorf("%w: none of %d samples could be loaded (first: %v)", ErrInput, len(tasks), skipped[0].Err)
-	}
-	return set, skipped, nil
+	return e.set(cfg.Classes), e.Skipped, nil
 }
 
-// loadChunk loads and resizes a chunk concurrently into one pixel buffer.
-func loadChunk(ctx context.Context, cfg Scoring, chunk []messages.DecodeTask, load Loader) ([]uint8, []bool, []Skipped, error) {
+// prepare writes the view of a loaded image into dst (Size x Size x
+// Channels); each worker makes its own with the scratch space it needs.
+type prepare func(t messages.DecodeTask, im messages.Image, dst []uint8) error
+
+// loadChunk loads a chunk concurrently and prepares each image's view into
+// one pixel buffer.
+func loadChunk(ctx context.Context, cfg Scoring, chunk []messages.DecodeTask, load Loader, newPrepare func() prepare) ([]uint8, []bool, []Skipped, error) {
 	view := cfg.Size * cfg.Size * cfg.Channels
 	px := make([]uint8, len(chunk)*view)
 	ok := make([]bool, len(chunk))
@@ -170,10 +202,9 @@ func loadChunk(ctx context.Context, cfg Scoring, chunk []messages.DecodeTask, lo
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var r transform.Resizer
-			var work transform.Image
+			prep := newPrepare()
 			for i := range next {
-				errs[i] = loadOne(ctx, cfg, chunk[i], load, &r, &work, px[i*view:(i+1)*view])
+				errs[i] = loadOne(ctx, cfg, chunk[i], load, prep, px[i*view:(i+1)*view])
 				if errs[i] != nil && !errors.Is(errs[i], messages.ErrPermanent) {
 					cancel()
 				}
@@ -212,9 +243,8 @@ feed:
 // errNotLoaded marks a sample no worker reached (the chunk was cancelled).
 var errNotLoaded = errors.New("evaluate: not loaded")
 
-// loadOne loads one image into dst as Size x Size x Channels: the largest
-// centered square, resized (antialiased) when its side differs from Size.
-func loadOne(ctx context.Context, cfg Scoring, t messages.DecodeTask, load Loader, r *transform.Resizer, work *transform.Image, dst []uint8) error {
+// loadOne loads one image and prepares its view into dst.
+func loadOne(ctx context.Context, cfg Scoring, t messages.DecodeTask, load Loader, prep prepare, dst []uint8) error {
 	im, err := load(ctx, t)
 	if err != nil {
 		return err
@@ -222,17 +252,49 @@ func loadOne(ctx context.Context, cfg Scoring, t messages.DecodeTask, load Loade
 	if int(im.Channels) != cfg.Channels {
 		return messages.Permanent(fmt.Errorf("%w: %s has %d channels, the encoder takes %d", ErrInput, t.Key, im.Channels, cfg.Channels))
 	}
-	h, w := int(im.Height), int(im.Width)
-	if h == cfg.Size && w == cfg.Size {
-		copy(dst, im.Pixels)
-		return nil
+	return prep(t, im, dst)
+}
+
+// centreCrop is the evaluation's view: the largest centred square,
+// resized (antialiased) to Size x Size when its side differs.
+func centreCrop(cfg Scoring) func() prepare {
+	return func() prepare {
+		var r transform.Resizer
+		var work transform.Image
+		return func(t messages.DecodeTask, im messages.Image, dst []uint8) error {
+			h, w := int(im.Height), int(im.Width)
+			if h == cfg.Size && w == cfg.Size {
+				copy(dst, im.Pixels)
+				return nil
+			}
+			side := min(h, w)
+			box := transform.Box{Top: (h - side) / 2, Left: (w - side) / 2, Height: side, Width: side}
+			src := transform.Pixels{H: h, W: w, C: cfg.Channels, Pix: im.Pixels}
+			if err := r.ResizedCrop(&work, src, box, cfg.Size, cfg.Size, true); err != nil {
+				return messages.Permanent(fmt.Errorf("%w: %s: %w", ErrInput, t.Key, err))
+			}
+			work.AppendBytes(dst[:0])
+			return nil
+		}
 	}
-	side := min(h, w)
-	box := transform.Box{Top: (h - side) / 2, Left: (w - side) / 2, Height: side, Width: side}
-	src := transform.Pixels{H: h, W: w, C: cfg.Channels, Pix: im.Pixels}
-	if err := r.ResizedCrop(work, src, box, cfg.Size, cfg.Size, true); err != nil {
-		return messages.Permanent(fmt.Errorf("%w: %s: %w", ErrInput, t.Key, err))
+}
+
+// randomView is trainOnViews' view of a sample in the 0-based epoch: view
+// 0 of aug for the key (seed, epoch+1, sample id), as the augment stage
+// keys its views.
+func randomView(cfg Scoring, aug *transform.Augmenter, epoch int) func() prepare {
+	return func() prepare {
+		a := aug.Clone()
+		return func(t messages.DecodeTask, im messages.Image, dst []uint8) error {
+			src := transform.Pixels{H: int(im.Height), W: int(im.Width), C: cfg.Channels, Pix: im.Pixels}
+			if err := src.Validate(); err != nil {
+				return messages.Permanent(fmt.Errorf("%w: %s: %w", ErrInput, t.Key, err))
+			}
+			p := a.DrawParams(transform.Key{Seed: cfg.Seed, Epoch: uint32(epoch + 1), SampleID: t.SampleID}, 0, src.H, src.W)
+			if _, err := a.Apply(dst[:0], src, p); err != nil {
+				return messages.Permanent(fmt.Errorf("%w: %s: %w", ErrInput, t.Key, err))
+			}
+			return nil
+		}
 	}
-	work.AppendBytes(dst[:0])
-	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/supflow/supflow/engine"
 	"github.com/supflow/supflow/messages"
 	"github.com/supflow/supflow/probe"
+	"github.com/supflow/supflow/transform"
 )
 
 // meanEncoder encodes an image as (mean of the left half, mean of the right
@@ -110,5 +111,42 @@ func TestBadInput(t *testing.T) {
 	c.Channels = 3
 	if _, _, err := Extract(context.Background(), c, testTasks(3), loader, &meanEncoder{}); !errors.Is(err, ErrInput) {
 		t.Errorf("channel mismatch: %v", err)
+	}
+}
+
+// TestEvaluateSupContrastProtocol: with SupContrast's protocol the
+// classifier trains on random crops (no flip here: the synthetic classes
+// are left or right halves) and still separates the classes; the result
+// says which protocol trained it; the same seed gives the same score.
+func TestEvaluateSupContrastProtocol(t *testing.T) {
+	c := cfg()
+	zero := 0.0
+	c.Protocol, c.Seed = ProtocolSupContrast, 7
+	c.Augment = transform.Config{Scale: [2]float64{0.6, 1}, FlipP: &zero}
+	c.Probe.Standardize = true // ignored by this protocol
+	res, err := Evaluate(context.Background(), c, testTasks(60, "bad"), testTasks(30), loader, &meanEncoder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Protocol != ProtocolSupContrast || res.Linear.Top1 < 0.95 || res.Train != 60 {
+		t.Errorf("protocol %q, linear %.3f, %d train samples", res.Protocol, res.Linear.Top1, res.Train)
+	}
+	again, err := Evaluate(context.Background(), c, testTasks(60, "bad"), testTasks(30), loader, &meanEncoder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Linear.Loss != res.Linear.Loss {
+		t.Errorf("same seed, test loss %v then %v", res.Linear.Loss, again.Linear.Loss)
+	}
+	frozen, err := Evaluate(context.Background(), cfg(), testTasks(60), testTasks(30), loader, &meanEncoder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if frozen.Protocol != ProtocolFrozen || frozen.Linear.Loss == res.Linear.Loss {
+		t.Errorf("default protocol %q, loss %v (supcontrast %v)", frozen.Protocol, frozen.Linear.Loss, res.Linear.Loss)
+	}
+	c.Protocol = "main_linear"
+	if _, err := Evaluate(context.Background(), c, testTasks(4), testTasks(4), loader, &meanEncoder{}); !errors.Is(err, ErrInput) {
+		t.Errorf("unknown protocol: %v", err)
 	}
 }

@@ -16,12 +16,27 @@ type Settings struct {
 	// KNNK is the kNN classifier's k (probe.KNNConfig.K), in [1, 10000];
 	// default 200. Scoring lowers it to the train split's size.
 	KNNK int `yaml:"knn_k"`
+	// Protocol is how the linear classifier is trained: ProtocolFrozen
+	// (default) or ProtocolSupContrast.
+	Protocol string `yaml:"protocol"`
 }
+
+// Linear evaluation protocols.
+const (
+	// ProtocolFrozen fits the classifier on the train split's fixed
+	// centre-crop features, standardised.
+	ProtocolFrozen = "frozen"
+	// ProtocolSupContrast is SupContrast's main_linear.py: every step
+	// encodes a fresh random view of each sample (RandomResizedCrop and
+	// horizontal flip by the augment section's scale, ratio and flip_p, no
+	// colour jitter or grayscale), features not standardised.
+	ProtocolSupContrast = "supcontrast"
+)
 
 // DefaultSettings returns the defaults of every field: probe's
 // DefaultConfig and DefaultKNNConfig's k.
 func DefaultSettings() Settings {
-	return Settings{Probe: probe.DefaultConfig(), KNNK: probe.DefaultKNNConfig().K}
+	return Settings{Probe: probe.DefaultConfig(), KNNK: probe.DefaultKNNConfig().K, Protocol: ProtocolFrozen}
 }
 
 // KNN is the kNN classifier the stage scores with: k from s and the given
@@ -40,5 +55,6 @@ func (s Settings) Validate() error {
 	knn := probe.DefaultKNNConfig()
 	knn.K = s.KNNK
 	k.Include("", knn.Validate())
+	k.OneOf("protocol", s.Protocol, ProtocolFrozen, ProtocolSupContrast)
 	return k.Err()
 }

@@ -61,6 +61,14 @@ type Deps struct {
 	Store  Store
 	Events Events
 	Log    *slog.Logger
+	// Metrics, optional, receives each evaluation's scores.
+	Metrics Metrics
+}
+
+// Metrics receives an evaluation's scores; *metrics.Evaluator implements
+// it (on /metrics).
+type Metrics interface {
+	Scored(epoch int, linearTop1, linearTop5, knnTop1 float64, at time.Time)
 }
 
 // Stage evaluates checkpoints of one run and writes its report.
@@ -144,16 +152,9 @@ type Outcome struct {
 func (s *Stage) Run(ctx context.Context, key string) (*Outcome, error) {
 	cfg := s.cfg
 	started := time.Now().UTC()
-	b, err := s.deps.Store.Get(ctx, key)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("checkpoint %s does not exist: has pretraining of run %s finished?", key, cfg.RunID)
-	}
+	meta, err := loadCheckpoint(ctx, s.deps.Store, s.deps.Engine, cfg.RunID, key)
 	if err != nil {
 		return nil, err
-	}
-	meta, err := s.deps.Engine.Load(b)
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint %s does not fit model.* of the configuration: %w", key, err)
 	}
 	train, test := tasks(cfg.RunID, cfg.Train), tasks(cfg.RunID, cfg.Test)
 	s.log.Info("evaluating", "checkpoint", key, "epoch", meta.Epoch, "train_samples", len(train), "test_samples", len(test))
@@ -170,6 +171,9 @@ func (s *Stage) Run(ctx context.Context, key string) (*Outcome, error) {
 	if out.LocalHTML, err = s.write(ctx, rep); err != nil {
 		return nil, err
 	}
+	if s.deps.Metrics != nil {
+		s.deps.Metrics.Scored(meta.Epoch, out.LinearTop1, out.LinearTop5, out.KNNTop1, time.Now())
+	}
 	if s.deps.Events != nil {
 		if err := s.deps.Events.Publish(ctx, messages.Event{RunID: cfg.RunID, Kind: messages.EventEvalDone, Ref: out.ReportKey,
 			Info: fmt.Sprintf("linear_top1=%.4f knn_top1=%.4f", out.LinearTop1, out.KNNTop1),
@@ -182,6 +186,38 @@ func (s *Stage) Run(ctx context.Context, key string) (*Outcome, error) {
 		}
 	}
 	return out, nil
+}
+
+// loadCheckpoint reads checkpoint key of run runID into eng.
+func loadCheckpoint(ctx context.Context, st Store, eng Engine, runID, key string) (checkpoint.Meta, error) {
+	b, err := st.Get(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return checkpoint.Meta{}, fmt.Errorf("checkpoint %s does not exist: has pretraining of run %s finished?", key, runID)
+	}
+	if err != nil {
+		return checkpoint.Meta{}, err
+	}
+	meta, err := eng.Load(b)
+	if err != nil {
+		return checkpoint.Meta{}, fmt.Errorf("checkpoint %s does not fit model.* of the configuration: %w", key, err)
+	}
+	return meta, nil
+}
+
+// EmbedCheckpoint freezes the encoder of checkpoint key of run runID and
+// embeds entries as the evaluation does (Embed, with the head's
+// projections when head is set); only Engine, Load and Store of deps are
+// used.
+func EmbedCheckpoint(ctx context.Context, cfg Scoring, runID, key string, entries []dataset.Entry, head bool, deps Deps) (*Embedding, checkpoint.Meta, error) {
+	if deps.Engine == nil || deps.Load == nil || deps.Store == nil {
+		return nil, checkpoint.Meta{}, fmt.Errorf("%w: Engine, Load and Store are required", ErrInput)
+	}
+	meta, err := loadCheckpoint(ctx, deps.Store, deps.Engine, runID, key)
+	if err != nil {
+		return nil, meta, err
+	}
+	e, err := Embed(ctx, cfg, tasks(runID, entries), deps.Load, deps.Engine, head)
+	return e, meta, err
 }
 
 // report assembles the run's report from the result and the curves the
@@ -203,10 +239,10 @@ func (s *Stage) report(ctx context.Context, started time.Time, key string, meta 
 		perClass[i] = report.Float(v)
 	}
 	rep.Linear = &report.Linear{Top1: report.Float(lin.Top1), Top5: report.Float(lin.Top5), Loss: report.Float(lin.Loss),
-		Classes: cfg.Classes, PerClass: perClass, Confusion: lin.Confusion}
+		Classes: cfg.Classes, PerClass: perClass, Confusion: lin.Confusion, Protocol: res.Protocol}
 	rep.Notes = append(rep.Notes,
-		fmt.Sprintf("Checkpoint %s (epoch %d, step %d). Linear probe on %d train / %d test samples; kNN (k=%d) top-1 %.4f.",
-			key, meta.Epoch, meta.Step, res.Train, res.Test, min(cfg.Scoring.KNN.K, res.Train), res.KNN.Top1))
+		fmt.Sprintf("Checkpoint %s (epoch %d, step %d). Linear probe (protocol %s) on %d train / %d test samples; kNN (k=%d, frozen features) top-1 %.4f.",
+			key, meta.Epoch, meta.Step, res.Protocol, res.Train, res.Test, min(cfg.Scoring.KNN.K, res.Train), res.KNN.Top1))
 	if len(res.Skipped) > 0 {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("%d samples could not be loaded and were left out (see the log).", len(res.Skipped)))
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/supflow/supflow/dataset"
 	"github.com/supflow/supflow/internal/storetest"
 	"github.com/supflow/supflow/messages"
+	"github.com/supflow/supflow/metrics"
 	"github.com/supflow/supflow/runs"
 	"github.com/supflow/supflow/store"
 )
@@ -60,8 +61,13 @@ func TestStageWritesReportAndEvalDone(t *testing.T) {
 	}
 	ev := &events{}
 	dir := t.TempDir()
+	reg := metrics.NewRegistry()
+	m, err := metrics.NewEvaluator(reg, "r")
+	if err != nil {
+		t.Fatal(err)
+	}
 	s, err := New(Config{RunID: "r", Train: entries(40), Test: entries(20), Classes: []string{"a", "b"},
-		WorkDir: dir, Scoring: cfg()}, Deps{Engine: &frozen{}, Load: loader, Store: st, Events: ev})
+		WorkDir: dir, Scoring: cfg()}, Deps{Engine: &frozen{}, Load: loader, Store: st, Events: ev, Metrics: m})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +75,7 @@ func TestStageWritesReportAndEvalDone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out.LinearTop1 < 0.99 || out.ReportKey != runs.Key("r", runs.ReportHTML) {
+	if out.LinearTop1 < 0.99 || out.ReportKey != runs.Key("r", runs.ReportHTML) || out.Report.Linear.Protocol != ProtocolFrozen {
 		t.Errorf("outcome %+v", out)
 	}
 	for _, name := range []string{runs.ReportJSON, runs.ReportHTML} {
@@ -99,6 +105,29 @@ func TestStageWritesReportAndEvalDone(t *testing.T) {
 			if v, ok := got.Score(name); !ok || v != want {
 				t.Errorf("EvalDone score %s = %v, %v; want %v", name, v, ok, want)
 			}
+		}
+	}
+	// The scores reached the evaluator's metrics.
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		for _, series := range f.GetMetric() {
+			name := f.GetName()
+			for _, l := range series.GetLabel() {
+				if l.GetName() != "run_id" {
+					name += "," + l.GetValue()
+				}
+			}
+			got[name] = series.GetGauge().GetValue()
+		}
+	}
+	for name, want := range map[string]float64{"supflow_eval_accuracy,linear,top1": out.LinearTop1,
+		"supflow_eval_accuracy,knn,top1": out.KNNTop1, "supflow_eval_checkpoint_epoch": 3} {
+		if got[name] != want {
+			t.Errorf("%s = %v, want %v", name, got[name], want)
 		}
 	}
 	if _, err := s.Run(t.Context(), runs.Checkpoint("r", "epoch-9")); err == nil {

@@ -23,6 +23,9 @@ func (s *Stage) onStep(st engine.Stats, wait time.Duration) {
 	s.curves.Samples += int64(st.Samples)
 	s.curves.Seconds += (st.Duration + wait).Seconds()
 	s.mu.Unlock()
+	if s.deps.Metrics != nil {
+		s.deps.Metrics.Step(st.Epoch, st.Samples, st.Loss, st.LR, st.Duration, wait)
+	}
 	s.progress(fmt.Sprintf("epoch %d/%d", st.Epoch, s.cfg.Epochs), st.Batch+1, st.Batches,
 		fmt.Sprintf("loss %.4f lr %.3g %.0f samples/s", st.Loss, st.LR, rate))
 	if st.Step%10 == 0 || st.Step == 1 {
@@ -48,6 +51,9 @@ func (s *Stage) onEpoch(ctx context.Context, epoch int, es EpochStats) error {
 		s.mu.Lock()
 		s.curves.KNN = append(s.curves.KNN, report.KNNPoint{Epoch: epoch, Top1: report.Float(sc.Top1), Top5: report.Float(sc.Top5)})
 		s.mu.Unlock()
+		if s.deps.Metrics != nil {
+			s.deps.Metrics.KNN(sc.Top1, sc.Top5)
+		}
 	}
 	if epoch%cfg.CheckpointEvery == 0 || last {
 		if err := s.checkpoint(ctx, epoch); err != nil {
@@ -78,6 +84,9 @@ func (s *Stage) checkpoint(ctx context.Context, epoch int) error {
 	}
 	if err := s.deps.Store.Put(ctx, runs.Key(s.cfg.RunID, runs.Curves), curves, store.PutOptions{ContentType: "application/json"}); err != nil {
 		return err
+	}
+	if s.deps.Metrics != nil {
+		s.deps.Metrics.Checkpoint(epoch, time.Now())
 	}
 	s.log.Info("checkpoint saved", "key", runs.Checkpoint(s.cfg.RunID, runs.Last), "epoch", epoch, "bytes", len(b))
 	return nil

@@ -67,6 +67,16 @@ type Deps struct {
 	// Progress, when set, is told each step's place in its epoch (a
 	// terminal progress line); a call with total 0 clears it.
 	Progress func(label string, done, total int, detail string)
+	// Metrics, optional, receives each step, kNN score and checkpoint.
+	Metrics Metrics
+}
+
+// Metrics receives the stage's measurements as they happen;
+// *metrics.Trainer implements it (on /metrics).
+type Metrics interface {
+	Step(epoch, samples int, loss, lr float64, step, wait time.Duration)
+	KNN(top1, top5 float64)
+	Checkpoint(epoch int, at time.Time)
 }
 
 // Stage is the train stage: resume, the step loop, checkpoints, curves, the

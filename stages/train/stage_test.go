@@ -7,9 +7,12 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/supflow/supflow/checkpoint"
 	"github.com/supflow/supflow/internal/storetest"
 	"github.com/supflow/supflow/messages"
+	"github.com/supflow/supflow/metrics"
 	"github.com/supflow/supflow/report"
 	"github.com/supflow/supflow/runs"
 )
@@ -66,7 +69,12 @@ func (b *fakeBus) DeadLetters(context.Context) (<-chan messages.DeadLetter, erro
 func TestStageEpochsCheckpointsAndResume(t *testing.T) {
 	eng, st, b := &fakeEngine{}, storetest.New(t), newFakeBus()
 	cfg := Config{RunID: "r", Arch: "resnet18", BatchSize: 4, Views: 2, Size: 2, Channels: 1, Epochs: 2, CheckpointEvery: 1}
-	deps := Deps{Engine: eng, Store: st, Events: b, DeadLetters: b}
+	reg := metrics.NewRegistry()
+	m, err := metrics.NewTrainer(reg, "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps := Deps{Engine: eng, Store: st, Events: b, DeadLetters: b, Metrics: m}
 	s, err := New(t.Context(), cfg, deps)
 	if err != nil {
 		t.Fatal(err)
@@ -121,6 +129,17 @@ func TestStageEpochsCheckpointsAndResume(t *testing.T) {
 		t.Fatalf("curves %+v (%v): want 42 params and 3 steps", c, err)
 	}
 
+	// The steps and checkpoints reached the trainer's metrics.
+	for name, want := range map[string]float64{"supflow_train_steps_total": 3, "supflow_train_loss": 1,
+		"supflow_train_epoch": 2, "supflow_train_checkpoint_epoch": 2} {
+		if got := metricValue(t, reg, name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	if ts := metricValue(t, reg, "supflow_train_checkpoint_timestamp_seconds"); ts < 1.7e9 {
+		t.Errorf("checkpoint timestamp %v", ts)
+	}
+
 	cfg.Resume, cfg.Epochs = true, 3
 	r, err := New(t.Context(), cfg, deps)
 	if err != nil {
@@ -129,6 +148,26 @@ func TestStageEpochsCheckpointsAndResume(t *testing.T) {
 	if r.StartEpoch() != 3 || eng.loaded != 2 {
 		t.Fatalf("resumed at epoch %d from checkpoint epoch %d, want 3 from 2", r.StartEpoch(), eng.loaded)
 	}
+}
+
+// metricValue is the value of the one series of a gauge or counter in reg.
+func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == name && len(f.GetMetric()) == 1 {
+			m := f.GetMetric()[0]
+			if m.GetGauge() != nil {
+				return m.GetGauge().GetValue()
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no single series %s", name)
+	return 0
 }
 
 func TestNewRefusesMissingDeps(t *testing.T) {
