@@ -48,7 +48,7 @@ func runEmbed(ctx context.Context, e *env) error {
 	if split == "" {
 		split = cfg.Dataset.TestSplit
 	}
-	entries := d.Take(split, e.opts.limit)
+	entries := d.Take(split, e.opts.limit, uint64(cfg.Run.Seed))
 	if len(entries) == 0 {
 		return fmt.Errorf("the manifest has no %q split to embed", split)
 	}
