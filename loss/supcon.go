@@ -94,9 +94,9 @@ type SupConResult[T Float] struct {
 	Positives []float64
 }
 
-// noPositive is the positive weight below which SupContrast treats an anchor
+// NoPositive is the positive weight below which SupContrast treats an anchor
 // as having no positive (and divides by 1 instead).
-const noPositive = 1e-6
+const NoPositive = 1e-6
 
 // SupCon computes the supervised contrastive loss of SupContrast's
 // SupConLoss and its gradient.
@@ -168,7 +168,7 @@ func SupCon[T Float](features []T, nViews, dim int, labels []int, mask []T, cfg 
 		}
 		lse := math.Log(sumExp)
 		div := wSum
-		if div < noPositive {
+		if div < NoPositive {
 			div = 1
 		}
 		// sum_c w_c*log p_c = sum_c w_c*(x_c - lse)
