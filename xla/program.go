@@ -1,0 +1,375 @@
+package xla
+
+import (
+	"fmt"
+	"math"
+	"strings"
+
+	S "github.com/gomlx/go-xla/pkg/stablehlo"
+	"github.com/gomlx/go-xla/pkg/types/dtypes"
+	"github.com/gomlx/go-xla/pkg/types/shapes"
+	"gorgonia.org/tensor"
+
+	"github.com/supflow/supflow/loss"
+	"github.com/supflow/supflow/model"
+	"github.com/supflow/supflow/optim"
+)
+
+// Arg is one input or output of a program.
+type Arg struct {
+	// Name is a state_dict name under a prefix (PrefixParam,
+	// PrefixMomentum, PrefixGrad) or a buffer's state_dict name, or one of
+	// the names below (ArgLR, ...).
+	Name  string
+	DType dtypes.DType
+	Shape []int
+}
+
+// ElementType is a's element type as StableHLO spells it (f32, ui8, ...).
+func (a Arg) ElementType() string {
+	t := shapes.Make(a.DType).ToStableHLO()
+	return strings.TrimSuffix(strings.TrimPrefix(t, "tensor<"), ">")
+}
+
+// Names of the arguments that are not state_dict entries, and the prefixes
+// of those that are.
+const (
+	ArgLR       = "lr"
+	ArgLabels   = "labels"
+	ArgImages   = "images"
+	ArgLoss     = "loss"
+	ArgEncoder  = "encoder"
+	ArgFeatures = "features"
+
+	PrefixParam    = "param/"
+	PrefixMomentum = "momentum/"
+	PrefixGrad     = "grad/"
+)
+
+// Program is an emitted StableHLO module (function main) and the order of
+// its arguments and results.
+type Program struct {
+	Text            []byte
+	Inputs, Outputs []Arg
+}
+
+// Batch is the shape of the images a program takes.
+type Batch struct {
+	// Rows is the number of images: Views*Size for a step, rows are
+	// view-major (row v*Size+i is view v of sample i).
+	Rows                    int
+	Channels, Height, Width int
+	// Mean and Std, one per channel, make the images uint8 [Rows,H,W,C]
+	// normalised in the program as the CPU engine normalises them,
+	// (x/255 - mean)/std; without them the images are [Rows,C,H,W] in the
+	// model's dtype, already normalised.
+	Mean, Std []float64
+}
+
+// StepConfig is what a training step program computes.
+type StepConfig struct {
+	Batch
+	// Views is the number of views per sample (2 for SupCon).
+	Views int
+	// Loss is SupCon's settings; SimCLR is SupCon with every label
+	// distinct (labels 0..Size-1). Only contrast mode all is lowered.
+	Loss loss.SupConConfig
+	// Optim is SGD with momentum and weight decay (PyTorch's semantics,
+	// as package optim); LARS and Nesterov are not lowered yet.
+	Optim optim.Config
+	// Gradients adds the encoder features, the normalised features and
+	// every parameter gradient to the outputs, to check the step.
+	Gradients bool
+}
+
+// program emits a main function: inputs are declared through input, the
+// body through body, which returns the outputs.
+type program struct {
+	b       *S.Builder
+	fn      *fn
+	m       *model.Model
+	inputs  []Arg
+	outputs []Arg
+	results []*S.Value
+}
+
+func newProgram(m *model.Model, name string) (*program, error) {
+	var dt dtypes.DType
+	switch m.Dtype() {
+	case tensor.Float32:
+		dt = dtypes.Float32
+	case tensor.Float64:
+		dt = dtypes.Float64
+	default:
+		return nil, fmt.Errorf("%w: model dtype %v", ErrLower, m.Dtype())
+	}
+	b := S.New(name)
+	return &program{b: b, fn: &fn{f: b.Main(), dt: dt}, m: m}, nil
+}
+
+func (p *program) input(name string, dt dtypes.DType, shape ...int) *S.Value {
+	p.inputs = append(p.inputs, Arg{Name: name, DType: dt, Shape: shape})
+	return must(p.fn.f.Input(shapes.Make(dt, shape...)))
+}
+
+func (p *program) output(name string, v *S.Value) {
+	p.outputs = append(p.outputs, Arg{Name: name, DType: v.Shape().DType, Shape: dims(v)})
+	p.results = append(p.results, v)
+}
+
+func (p *program) done() (*Program, error) {
+	if err := p.fn.f.Return(p.results...); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrLower, err)
+	}
+	text, err := p.b.Build()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrLower, err)
+	}
+	return &Program{Text: text, Inputs: p.inputs, Outputs: p.outputs}, nil
+}
+
+// state declares the parameters (PrefixParam + name, Params order) and the
+// running statistics (BufferInfos order, num_batches_tracked left to the
+// host: it only counts steps) as inputs of a new net.
+func (p *program) state(training bool) *net {
+	n := &net{fn: p.fn, params: map[string]*S.Value{}, training: training, running: map[string][2]*S.Value{}, noGrad: map[*S.Value]bool{}}
+	for _, in := range p.m.ParamInfos() {
+		n.params[in.Name] = p.input(PrefixParam+in.Name, p.fn.dt, in.Shape...)
+	}
+	for _, in := range p.m.BufferInfos() {
+		layer, kind, _ := cut(in.Name)
+		r := n.running[layer]
+		switch kind {
+		case model.RunningMean:
+			r[0] = p.input(in.Name, p.fn.dt, in.Shape...)
+		case model.RunningVar:
+			r[1] = p.input(in.Name, p.fn.dt, in.Shape...)
+		}
+		n.running[layer] = r
+	}
+	return n
+}
+
+// cut splits a buffer name into its layer and kind.
+func cut(name string) (layer, kind string, ok bool) {
+	i := strings.LastIndexByte(name, '.')
+	if i < 0 {
+		return name, "", false
+	}
+	return name[:i], name[i+1:], true
+}
+
+// outputRunning appends the running statistics in BufferInfos order.
+func (p *program) outputRunning(n *net) {
+	for _, in := range p.m.BufferInfos() {
+		layer, kind, _ := cut(in.Name)
+		switch kind {
+		case model.RunningMean:
+			p.output(in.Name, n.running[layer][0])
+		case model.RunningVar:
+			p.output(in.Name, n.running[layer][1])
+		}
+	}
+}
+
+// check reports a batch m cannot take.
+func (b Batch) check(m *model.Model) error {
+	if c := m.Config().InChannels; b.Rows < 1 || b.Height < 1 || b.Width < 1 || b.Channels != c {
+		return fmt.Errorf("%w: %d images of %dx%dx%d for a %d-channel model", ErrLower, b.Rows, b.Channels, b.Height, b.Width, c)
+	}
+	if len(b.Mean) != len(b.Std) || len(b.Mean) != 0 && len(b.Mean) != b.Channels {
+		return fmt.Errorf("%w: %d means and %d deviations for %d channels", ErrLower, len(b.Mean), len(b.Std), b.Channels)
+	}
+	return nil
+}
+
+// images declares the image input (b checked) and returns it as
+// [Rows,C,H,W] in the model's dtype, normalised.
+func (p *program) images(b Batch, n *net) *S.Value {
+	if len(b.Mean) == 0 {
+		x := p.input(ArgImages, p.fn.dt, b.Rows, b.Channels, b.Height, b.Width)
+		n.noGrad[x] = true
+		return x
+	}
+	px := p.input(ArgImages, dtypes.Uint8, b.Rows, b.Height, b.Width, b.Channels)
+	scale, shift := make([]float64, b.Channels), make([]float64, b.Channels)
+	for k := range b.Channels {
+		scale[k] = 1 / (255 * b.Std[k])
+		shift[k] = -b.Mean[k] / b.Std[k]
+	}
+	x := must(S.Transpose(must(S.Convert(px, p.fn.dt)), 0, 3, 1, 2))
+	d := dims(x)
+	x = add(mul(x, bcast(p.fn.vector(scale), d, 1)), bcast(p.fn.vector(shift), d, 1))
+	n.noGrad[x] = true
+	return x
+}
+
+// vector is a constant vector in dtype dt.
+func (b *fn) vector(v []float64) *S.Value {
+	if b.dt == dtypes.Float32 {
+		f := make([]float32, len(v))
+		for i, x := range v {
+			f[i] = float32(x)
+		}
+		return must(b.f.ConstantFromFlatAndDimensions(f, len(f)))
+	}
+	return must(b.f.ConstantFromFlatAndDimensions(v, len(v)))
+}
+
+// Step lowers one training step of m: train-mode forward, the SupCon loss,
+// the backward of both, the batch-norm running statistics update and an SGD
+// step. Inputs: parameters, momentum buffers (zero before the first step:
+// PyTorch's first buffer is the first update, which m·0 + d gives), running
+// statistics, the learning rate (a scalar), the labels (int32 [Size]) and
+// the images. Outputs: the loss, then the updated parameters, momentum
+// buffers and running statistics in the inputs' order, so that each can
+// replace (be donated to) its input; then, with Gradients, the checks.
+func Step(m *model.Model, cfg StepConfig) (*Program, error) {
+	switch {
+	case cfg.Views < 1 || cfg.Rows%cfg.Views != 0 || cfg.Rows < 2:
+		return nil, fmt.Errorf("%w: %d rows of %d views", ErrLower, cfg.Rows, cfg.Views)
+	case cfg.Loss.ContrastMode != "" && cfg.Loss.ContrastMode != loss.ContrastAll:
+		return nil, fmt.Errorf("%w: contrast mode %q (only %q is lowered)", ErrLower, cfg.Loss.ContrastMode, loss.ContrastAll)
+	case cfg.Optim.Optimizer != "" && cfg.Optim.Optimizer != optim.OptimizerSGD || cfg.Optim.Nesterov:
+		return nil, fmt.Errorf("%w: optimizer %q nesterov %v (only SGD without Nesterov is lowered)", ErrLower, cfg.Optim.Optimizer, cfg.Optim.Nesterov)
+	}
+	if err := cfg.Loss.Validate(); err != nil {
+		return nil, err
+	}
+	if err := cfg.Batch.check(m); err != nil {
+		return nil, err
+	}
+	p, err := newProgram(m, "train_step")
+	if err != nil {
+		return nil, err
+	}
+	err = emit(func() {
+		n := p.state(true)
+		infos := m.ParamInfos()
+		moms := make([]*S.Value, len(infos))
+		if cfg.Optim.Momentum != 0 {
+			for i, in := range infos {
+				moms[i] = p.input(PrefixMomentum+in.Name, p.fn.dt, in.Shape...)
+			}
+		}
+		lr := p.input(ArgLR, p.fn.dt)
+		labels := p.input(ArgLabels, dtypes.Int32, cfg.Rows/cfg.Views)
+		f := n.forward(m.Arch(), p.images(cfg.Batch, n))
+		l, dz := p.fn.supCon(f.features, labels, cfg.Views, cfg.Loss)
+		n.backward(f.features, dz)
+		p.output(ArgLoss, l)
+		grads := make([]*S.Value, len(infos))
+		for i, in := range infos {
+			grads[i] = n.grad[n.params[in.Name]]
+		}
+		newMoms := make([]*S.Value, len(infos))
+		for i, in := range infos {
+			var np *S.Value
+			np, newMoms[i] = p.fn.sgd(cfg.Optim, lr, n.params[in.Name], grads[i], moms[i])
+			p.output(PrefixParam+in.Name, np)
+		}
+		if cfg.Optim.Momentum != 0 {
+			for i, in := range infos {
+				p.output(PrefixMomentum+in.Name, newMoms[i])
+			}
+		}
+		p.outputRunning(n)
+		if cfg.Gradients {
+			p.output(ArgEncoder, f.encoder)
+			p.output(ArgFeatures, f.features)
+			for i, in := range infos {
+				p.output(PrefixGrad+in.Name, grads[i])
+			}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p.done()
+}
+
+// Encode lowers m's eval-mode forward: inputs the parameters, the running
+// statistics and the images; outputs the encoder features [Rows,d] and the
+// normalised features.
+func Encode(m *model.Model, b Batch) (*Program, error) {
+	if err := b.check(m); err != nil {
+		return nil, err
+	}
+	p, err := newProgram(m, "encode")
+	if err != nil {
+		return nil, err
+	}
+	err = emit(func() {
+		n := p.state(false)
+		f := n.forward(m.Arch(), p.images(b, n))
+		p.output(ArgEncoder, f.encoder)
+		p.output(ArgFeatures, f.features)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p.done()
+}
+
+// sgd is optim's SGD update of p with gradient g and momentum buffer buf
+// (nil without momentum): d = g + wd·p; buf' = momentum·buf + d; p' = p -
+// lr·buf' (p - lr·d without momentum).
+func (b *fn) sgd(c optim.Config, lr, p, g, buf *S.Value) (newP, newBuf *S.Value) {
+	d := add(g, mul(b.like(p, c.WeightDecay), p))
+	if buf != nil {
+		d = add(mul(b.like(buf, c.Momentum), buf), d)
+		newBuf = d
+	}
+	return sub(p, mul(bcast(lr, dims(p)), d)), newBuf
+}
+
+// supCon is SupContrast's loss (contrast mode all) of the view-major
+// features z [N,D] with sample labels [N/views], and its gradient with
+// respect to z, as package loss computes both: logits z zᵀ/T without the
+// diagonal, shifted by each row's maximum; per anchor a, -T/T_base ·
+// (Σ_c w_ac x_ac - W_a lse_a)/W_a with W_a replaced by 1 below
+// loss.NoPositive.
+func (b *fn) supCon(z, labels *S.Value, views int, cfg loss.SupConConfig) (l, dz *S.Value) {
+	cfg.Temperature, cfg.BaseTemperature = orDefault(cfg.Temperature, loss.DefaultTemperature), orDefault(cfg.BaseTemperature, loss.DefaultBaseTemperature)
+	n := dims(z)[0]
+	nn := []int{n, n}
+	invT := 1 / cfg.Temperature
+	scale := cfg.Temperature / cfg.BaseTemperature
+	s := matmul(z, 1, z, 1)
+	s = mul(s, b.like(s, invT))
+	reps := make([]*S.Value, views)
+	for i := range reps {
+		reps[i] = labels
+	}
+	lab := must(S.Concatenate(0, reps...))
+	row := must(b.f.Iota(shapes.Make(dtypes.Int32, nn...), 0))
+	col := must(b.f.Iota(shapes.Make(dtypes.Int32, nn...), 1))
+	other := cmp(row, col, ne)
+	zero, one := b.like(s, 0), b.like(s, 1)
+	w := sel(other, sel(cmp(bcast(lab, nn, 0), bcast(lab, nn, 1), eq), one, zero), zero)
+	rows := func(v *S.Value) *S.Value { return bcast(v, nn, 0) }
+	mx := b.reduceMax(sel(other, s, b.like(s, negInf)), 1)
+	x := sub(s, rows(mx))
+	e := sel(other, must(S.Exponential(x)), zero)
+	sumExp := b.sum(e, 1)
+	lse := must(S.Log(sumExp))
+	wSum := b.sum(w, 1)
+	wLogit := b.sum(mul(w, x), 1)
+	den := sel(cmp(wSum, b.like(wSum, loss.NoPositive), lt), b.like(wSum, 1), wSum)
+	la := div(mul(b.like(wSum, -scale), sub(wLogit, mul(wSum, lse))), den)
+	l = mul(b.sum(la, 0), b.scalarOf(b.dt, 1/float64(n)))
+	// d loss / d s_ac = -scale/(n W_a) (w_ac - W_a e_ac/Σe_a), 0 on the diagonal.
+	coef := div(b.like(den, -scale/float64(n)), den)
+	g := mul(rows(coef), sub(w, mul(rows(div(wSum, sumExp)), e)))
+	dz = add(matmul(g, 0, z, 0), matmul(g, 1, z, 0))
+	return l, mul(dz, b.like(dz, invT))
+}
+
+func orDefault(v, d float64) float64 {
+	if v == 0 {
+		return d
+	}
+	return v
+}
+
+var negInf = math.Inf(-1)
