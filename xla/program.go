@@ -255,7 +255,7 @@ func Step(m *model.Model, cfg StepConfig) (*Program, error) {
 		lr := p.input(ArgLR, p.fn.dt)
 		labels := p.input(ArgLabels, dtypes.Int32, cfg.Rows/cfg.Views)
 		f := n.forward(m.Arch(), p.images(cfg.Batch, n))
-		l, dz := p.fn.supCon(f.features, labels, cfg.Views, cfg.Loss)
+		l, dz := p.fn.supCon(f.features, p.fn.positives(labels), cfg.Loss)
 		n.backward(f.features, dz)
 		p.output(ArgLoss, l)
 		grads := make([]*S.Value, len(infos))
@@ -323,30 +323,36 @@ func (b *fn) sgd(c optim.Config, lr, p, g, buf *S.Value) (newP, newBuf *S.Value)
 	return sub(p, mul(bcast(lr, dims(p)), d)), newBuf
 }
 
+// positives is the [bsz,bsz] positive weight matrix of labels [bsz]: 1
+// where two samples share a label.
+func (b *fn) positives(labels *S.Value) *S.Value {
+	n := dims(labels)[0]
+	nn := []int{n, n}
+	return sel(cmp(bcast(labels, nn, 0), bcast(labels, nn, 1), eq), b.full(b.dt, 1, nn), b.full(b.dt, 0, nn))
+}
+
 // supCon is SupContrast's loss (contrast mode all) of the view-major
-// features z [N,D] with sample labels [N/views], and its gradient with
-// respect to z, as package loss computes both: logits z zᵀ/T without the
-// diagonal, shifted by each row's maximum; per anchor a, -T/T_base ·
-// (Σ_c w_ac x_ac - W_a lse_a)/W_a with W_a replaced by 1 below
+// features z [N,D] with positive weights pos [bsz,bsz] between samples, and
+// its gradient with respect to z, as package loss computes both: logits
+// z zᵀ/T without the diagonal, shifted by each row's maximum; per anchor a,
+// -T/T_base · (Σ_c w_ac x_ac - W_a lse_a)/W_a with W_a replaced by 1 below
 // loss.NoPositive.
-func (b *fn) supCon(z, labels *S.Value, views int, cfg loss.SupConConfig) (l, dz *S.Value) {
+func (b *fn) supCon(z, pos *S.Value, cfg loss.SupConConfig) (l, dz *S.Value) {
 	cfg.Temperature, cfg.BaseTemperature = orDefault(cfg.Temperature, loss.DefaultTemperature), orDefault(cfg.BaseTemperature, loss.DefaultBaseTemperature)
-	n := dims(z)[0]
+	n, bsz := dims(z)[0], dims(pos)[0]
+	views := n / bsz
 	nn := []int{n, n}
 	invT := 1 / cfg.Temperature
 	scale := cfg.Temperature / cfg.BaseTemperature
 	s := matmul(z, 1, z, 1)
 	s = mul(s, b.like(s, invT))
-	reps := make([]*S.Value, views)
-	for i := range reps {
-		reps[i] = labels
-	}
-	lab := must(S.Concatenate(0, reps...))
 	row := must(b.f.Iota(shapes.Make(dtypes.Int32, nn...), 0))
 	col := must(b.f.Iota(shapes.Make(dtypes.Int32, nn...), 1))
 	other := cmp(row, col, ne)
-	zero, one := b.like(s, 0), b.like(s, 1)
-	w := sel(other, sel(cmp(bcast(lab, nn, 0), bcast(lab, nn, 1), eq), one, zero), zero)
+	zero := b.like(s, 0)
+	// Row v*bsz+i is sample i: the sample weights tiled views x views.
+	tiled := must(S.Reshape(bcast(pos, []int{views, bsz, views, bsz}, 1, 3), shapes.Make(b.dt, nn...)))
+	w := sel(other, tiled, zero)
 	rows := func(v *S.Value) *S.Value { return bcast(v, nn, 0) }
 	mx := b.reduceMax(sel(other, s, b.like(s, negInf)), 1)
 	x := sub(s, rows(mx))
