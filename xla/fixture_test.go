@@ -172,7 +172,7 @@ func testStepFixture(t *testing.T, r *resnet, cs string, bsz int, labels []int, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	encode, err := xla.Encode(m, batch)
+	encode, err := xla.Encode(m, xla.EncodeConfig{Batch: batch})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"math"
 
 	S "github.com/gomlx/go-xla/pkg/stablehlo"
+	"github.com/gomlx/go-xla/pkg/types/dtypes"
 	"github.com/gomlx/go-xla/pkg/types/shapes"
 
 	"github.com/supflow/supflow/model"
@@ -22,6 +23,26 @@ type net struct {
 	tape    []step
 	grad    map[*S.Value]*S.Value
 	noGrad  map[*S.Value]bool // values no gradient is wanted for (the images)
+	// bf16 runs convolutions and matmuls (forward and backward) in
+	// bfloat16 on bfloat16 copies of their float32 operands; everything
+	// else, the parameters and their updates stay float32.
+	bf16 bool
+}
+
+// low is v in the precision of convolutions and matmuls.
+func (n *net) low(v *S.Value) *S.Value {
+	if !n.bf16 {
+		return v
+	}
+	return must(S.Convert(v, dtypes.BFloat16))
+}
+
+// high is v back in the model's dtype.
+func (n *net) high(v *S.Value) *S.Value {
+	if !n.bf16 {
+		return v
+	}
+	return must(S.Convert(v, n.dt))
 }
 
 // step is one recorded op: its output and its backward, which reads the
@@ -60,10 +81,12 @@ func (n *net) backward(out, g *S.Value) {
 func (n *net) conv(x *S.Value, c model.Conv) *S.Value {
 	w := n.params[c.Name+".weight"]
 	d := dims(x)
-	return n.record(conv(x, w, c.Stride, c.Pad), func(dy *S.Value) {
-		n.accumulate(w, convWeightGrad(x, dy, c.Stride, c.Pad, c.Kernel))
+	xl, wl := n.low(x), n.low(w)
+	return n.record(n.high(conv(xl, wl, c.Stride, c.Pad)), func(dy *S.Value) {
+		dyl := n.low(dy)
+		n.accumulate(w, n.high(convWeightGrad(xl, dyl, c.Stride, c.Pad, c.Kernel)))
 		if !n.noGrad[x] {
-			n.accumulate(x, convInputGrad(dy, w, c.Stride, c.Pad, d[2], d[3]))
+			n.accumulate(x, n.high(convInputGrad(dyl, wl, c.Stride, c.Pad, d[2], d[3])))
 		}
 	})
 }
@@ -155,12 +178,14 @@ func (n *net) avgPool(x *S.Value) *S.Value {
 // linear is x Wᵀ + b for x [N,in].
 func (n *net) linear(x *S.Value, l model.Linear) *S.Value {
 	w, b := n.params[l.Name+".weight"], n.params[l.Name+".bias"]
-	y := matmul(x, 1, w, 1)
+	xl, wl := n.low(x), n.low(w)
+	y := n.high(matmul(xl, 1, wl, 1))
 	y = add(y, bcast(b, dims(y), 1))
 	return n.record(y, func(dy *S.Value) {
-		n.accumulate(w, matmul(dy, 0, x, 0))
+		dyl := n.low(dy)
+		n.accumulate(w, n.high(matmul(dyl, 0, xl, 0)))
 		n.accumulate(b, n.sum(dy, 0))
-		n.accumulate(x, matmul(dy, 1, w, 0))
+		n.accumulate(x, n.high(matmul(dyl, 1, wl, 0)))
 	})
 }
 

@@ -77,6 +77,10 @@ type StepConfig struct {
 	// Optim is SGD with momentum and weight decay (PyTorch's semantics,
 	// as package optim); LARS and Nesterov are not lowered yet.
 	Optim optim.Config
+	// BF16 is mixed precision for a float32 model: convolutions and
+	// matmuls in bfloat16; batch norm, the loss, the optimizer and the
+	// parameters (master weights) in float32.
+	BF16 bool
 	// Gradients adds the encoder features, the normalised features and
 	// every parameter gradient to the outputs, to check the step.
 	Gradients bool
@@ -131,8 +135,8 @@ func (p *program) done() (*Program, error) {
 // state declares the parameters (PrefixParam + name, Params order) and the
 // running statistics (BufferInfos order, num_batches_tracked left to the
 // host: it only counts steps) as inputs of a new net.
-func (p *program) state(training bool) *net {
-	n := &net{fn: p.fn, params: map[string]*S.Value{}, training: training, running: map[string][2]*S.Value{}, noGrad: map[*S.Value]bool{}}
+func (p *program) state(training, bf16 bool) *net {
+	n := &net{fn: p.fn, params: map[string]*S.Value{}, training: training, running: map[string][2]*S.Value{}, noGrad: map[*S.Value]bool{}, bf16: bf16}
 	for _, in := range p.m.ParamInfos() {
 		n.params[in.Name] = p.input(PrefixParam+in.Name, p.fn.dt, in.Shape...)
 	}
@@ -239,12 +243,15 @@ func Step(m *model.Model, cfg StepConfig) (*Program, error) {
 	if err := cfg.Batch.check(m); err != nil {
 		return nil, err
 	}
+	if err := checkBF16(m, cfg.BF16); err != nil {
+		return nil, err
+	}
 	p, err := newProgram(m, "train_step")
 	if err != nil {
 		return nil, err
 	}
 	err = emit(func() {
-		n := p.state(true)
+		n := p.state(true, cfg.BF16)
 		infos := m.ParamInfos()
 		moms := make([]*S.Value, len(infos))
 		if cfg.Optim.Momentum != 0 {
@@ -288,11 +295,29 @@ func Step(m *model.Model, cfg StepConfig) (*Program, error) {
 	return p.done()
 }
 
+// checkBF16 refuses mixed precision for a model that is not float32.
+func checkBF16(m *model.Model, bf16 bool) error {
+	if bf16 && m.Dtype() != tensor.Float32 {
+		return fmt.Errorf("%w: bfloat16 mixed precision needs a float32 model, not %v", ErrLower, m.Dtype())
+	}
+	return nil
+}
+
+// EncodeConfig is what an encode program computes.
+type EncodeConfig struct {
+	Batch
+	// BF16: as StepConfig.BF16.
+	BF16 bool
+}
+
 // Encode lowers m's eval-mode forward: inputs the parameters, the running
 // statistics and the images; outputs the encoder features [Rows,d] and the
 // normalised features.
-func Encode(m *model.Model, b Batch) (*Program, error) {
-	if err := b.check(m); err != nil {
+func Encode(m *model.Model, cfg EncodeConfig) (*Program, error) {
+	if err := cfg.check(m); err != nil {
+		return nil, err
+	}
+	if err := checkBF16(m, cfg.BF16); err != nil {
 		return nil, err
 	}
 	p, err := newProgram(m, "encode")
@@ -300,8 +325,8 @@ func Encode(m *model.Model, b Batch) (*Program, error) {
 		return nil, err
 	}
 	err = emit(func() {
-		n := p.state(false)
-		f := n.forward(m.Arch(), p.images(b, n))
+		n := p.state(false, cfg.BF16)
+		f := n.forward(m.Arch(), p.images(cfg.Batch, n))
 		p.output(ArgEncoder, f.encoder)
 		p.output(ArgFeatures, f.features)
 	})
