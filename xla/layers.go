@@ -27,6 +27,30 @@ type net struct {
 	// bfloat16 on bfloat16 copies of their float32 operands; everything
 	// else, the parameters and their updates stay float32.
 	bf16 bool
+	// replicas is the number of data-parallel replicas; with syncBN the
+	// batch norms' statistics (and their backward's sums) are all-reduced
+	// over them, SyncBatchNorm, instead of per replica as in DDP.
+	replicas int
+	syncBN   bool
+}
+
+// allSum sums v over the replicas.
+func (n *net) allSum(v *S.Value) *S.Value {
+	dt := v.Shape().DType
+	out, err := S.AllReduce([]*S.Value{v}, [][]int{n.group()}, n.binaryClosure(dt, S.Add))
+	if err != nil {
+		panic(buildError{err})
+	}
+	return out[0]
+}
+
+// batchSum is v summed over the replicas when the batch norms are
+// synchronised.
+func (n *net) batchSum(v *S.Value) *S.Value {
+	if !n.syncBN {
+		return v
+	}
+	return n.allSum(v)
 }
 
 // low is v in the precision of convolutions and matmuls.
@@ -107,9 +131,12 @@ func (n *net) batchNorm(x *S.Value, bn model.BatchNorm) *S.Value {
 		return add(mul(x, chans(scale)), chans(shift))
 	}
 	cnt := float64(d[0] * d[2] * d[3])
-	mean := mul(n.sum(x, 0, 2, 3), n.like(gamma, 1/cnt))
+	if n.syncBN {
+		cnt *= float64(n.replicas)
+	}
+	mean := mul(n.batchSum(n.sum(x, 0, 2, 3)), n.like(gamma, 1/cnt))
 	xc := sub(x, chans(mean))
-	variance := mul(n.sum(mul(xc, xc), 0, 2, 3), n.like(gamma, 1/cnt))
+	variance := mul(n.batchSum(n.sum(mul(xc, xc), 0, 2, 3)), n.like(gamma, 1/cnt))
 	inv := must(S.Rsqrt(add(variance, n.like(variance, nn.DefaultBNEps))))
 	xhat := mul(xc, chans(inv))
 	m := nn.DefaultBNMomentum
@@ -121,8 +148,11 @@ func (n *net) batchNorm(x *S.Value, bn model.BatchNorm) *S.Value {
 	return n.record(y, func(dy *S.Value) {
 		dbeta := n.sum(dy, 0, 2, 3)
 		dgamma := n.sum(mul(dy, xhat), 0, 2, 3)
+		// The parameters' gradients are this replica's part; dx needs the
+		// whole batch's sums.
 		n.accumulate(gamma, dgamma)
 		n.accumulate(beta, dbeta)
+		dbeta, dgamma = n.batchSum(dbeta), n.batchSum(dgamma)
 		// dx = gamma*inv/cnt * (cnt*dy - dbeta - xhat*dgamma)
 		k := mul(mul(gamma, inv), n.like(gamma, 1/cnt))
 		inner := sub(sub(mul(dy, n.like(dy, cnt)), chans(dbeta)), mul(xhat, chans(dgamma)))
@@ -243,4 +273,42 @@ func (n *net) forward(a model.Arch, x *S.Value) forward {
 	out.head = h
 	out.features = n.l2Normalize(h)
 	return out
+}
+
+// gather all-gathers each replica's view-major features [V*b,D] into the
+// whole batch's, view-major over the replicas' samples (sample r*b+i is
+// replica r's sample i).
+func (n *net) gather(z *S.Value, views int) *S.Value {
+	d := dims(z)
+	b := d[0] / views
+	all := must(S.AllGather(z, [][]int{n.group()}, 0))
+	all = must(S.Reshape(all, shapes.Make(n.dt, n.replicas, views, b, d[1])))
+	all = must(S.Transpose(all, 1, 0, 2, 3))
+	return must(S.Reshape(all, shapes.Make(n.dt, n.replicas*d[0], d[1])))
+}
+
+// gatherLabels all-gathers the replicas' labels in sample order.
+func (n *net) gatherLabels(l *S.Value) *S.Value {
+	return must(S.AllGather(l, [][]int{n.group()}, 0))
+}
+
+// scatter is the inverse of gather for replica's rows: its view-major
+// [V*b,D] part of dz [V*R*b,D].
+func (n *net) scatter(dz *S.Value, views int, replica *S.Value) *S.Value {
+	d := dims(dz)
+	b := d[0] / views / n.replicas
+	x := must(S.Reshape(dz, shapes.Make(n.dt, views, n.replicas, b, d[1])))
+	x = must(S.Transpose(x, 1, 0, 2, 3))
+	zero := must(n.f.ConstantFromScalar(int32(0)))
+	x = must(S.DynamicSlice(x, []*S.Value{replica, zero, zero, zero}, []int{1, views, b, d[1]}))
+	return must(S.Reshape(x, shapes.Make(n.dt, views*b, d[1])))
+}
+
+// group is the one replica group: all of them.
+func (n *net) group() []int {
+	g := make([]int, n.replicas)
+	for i := range g {
+		g[i] = i
+	}
+	return g
 }

@@ -37,6 +37,7 @@ const (
 	ArgLR       = "lr"
 	ArgLabels   = "labels"
 	ArgImages   = "images"
+	ArgReplica  = "replica"
 	ArgLoss     = "loss"
 	ArgEncoder  = "encoder"
 	ArgFeatures = "features"
@@ -77,6 +78,21 @@ type StepConfig struct {
 	// Optim is SGD with momentum and weight decay (PyTorch's semantics,
 	// as package optim); LARS and Nesterov are not lowered yet.
 	Optim optim.Config
+	// Replicas > 1 makes a data-parallel program, run once per replica
+	// (device) with stablehlo.num_replicas: each replica takes Rows/Replicas
+	// images (its Size/Replicas samples, all views, view-major) and
+	// Size/Replicas labels, plus its index (ArgReplica, int32). The
+	// features are all-gathered so that the loss is the whole batch's, each
+	// replica back-propagates its rows of the loss gradient, and the
+	// parameter gradients are summed over the replicas: every replica
+	// computes the same loss and update. Batch norms use each replica's
+	// statistics (PyTorch DDP; each replica returns its own running
+	// statistics, DDP keeps replica 0's) unless SyncBN.
+	Replicas int
+	// SyncBN all-reduces the batch-norm statistics over the replicas
+	// (SyncBatchNorm): the step then equals the single-device step on the
+	// whole batch.
+	SyncBN bool
 	// BF16 is mixed precision for a float32 model: convolutions and
 	// matmuls in bfloat16; batch norm, the loss, the optimizer and the
 	// parameters (master weights) in float32.
@@ -97,7 +113,7 @@ type program struct {
 	results []*S.Value
 }
 
-func newProgram(m *model.Model, name string) (*program, error) {
+func newProgram(m *model.Model, name string, replicas int) (*program, error) {
 	var dt dtypes.DType
 	switch m.Dtype() {
 	case tensor.Float32:
@@ -108,6 +124,9 @@ func newProgram(m *model.Model, name string) (*program, error) {
 		return nil, fmt.Errorf("%w: model dtype %v", ErrLower, m.Dtype())
 	}
 	b := S.New(name)
+	if replicas > 1 {
+		b.WithNumReplicas(replicas)
+	}
 	return &program{b: b, fn: &fn{f: b.Main(), dt: dt}, m: m}, nil
 }
 
@@ -240,18 +259,26 @@ func Step(m *model.Model, cfg StepConfig) (*Program, error) {
 	if err := cfg.Loss.Validate(); err != nil {
 		return nil, err
 	}
-	if err := cfg.Batch.check(m); err != nil {
+	replicas := max(cfg.Replicas, 1)
+	size := cfg.Rows / cfg.Views
+	if size%replicas != 0 || cfg.SyncBN && replicas == 1 {
+		return nil, fmt.Errorf("%w: %d samples over %d replicas (sync BN %v)", ErrLower, size, replicas, cfg.SyncBN)
+	}
+	local := cfg.Batch
+	local.Rows /= replicas
+	if err := local.check(m); err != nil {
 		return nil, err
 	}
 	if err := checkBF16(m, cfg.BF16); err != nil {
 		return nil, err
 	}
-	p, err := newProgram(m, "train_step")
+	p, err := newProgram(m, "train_step", replicas)
 	if err != nil {
 		return nil, err
 	}
 	err = emit(func() {
 		n := p.state(true, cfg.BF16)
+		n.replicas, n.syncBN = replicas, cfg.SyncBN
 		infos := m.ParamInfos()
 		moms := make([]*S.Value, len(infos))
 		if cfg.Optim.Momentum != 0 {
@@ -260,14 +287,28 @@ func Step(m *model.Model, cfg StepConfig) (*Program, error) {
 			}
 		}
 		lr := p.input(ArgLR, p.fn.dt)
-		labels := p.input(ArgLabels, dtypes.Int32, cfg.Rows/cfg.Views)
-		f := n.forward(m.Arch(), p.images(cfg.Batch, n))
-		l, dz := p.fn.supCon(f.features, p.fn.positives(labels), cfg.Loss)
+		labels := p.input(ArgLabels, dtypes.Int32, size/replicas)
+		var replica *S.Value
+		if replicas > 1 {
+			replica = p.input(ArgReplica, dtypes.Int32)
+		}
+		f := n.forward(m.Arch(), p.images(local, n))
+		z := f.features
+		if replicas > 1 {
+			z, labels = n.gather(z, cfg.Views), n.gatherLabels(labels)
+		}
+		l, dz := p.fn.supCon(z, p.fn.positives(labels), cfg.Loss)
+		if replicas > 1 {
+			dz = n.scatter(dz, cfg.Views, replica)
+		}
 		n.backward(f.features, dz)
 		p.output(ArgLoss, l)
 		grads := make([]*S.Value, len(infos))
 		for i, in := range infos {
 			grads[i] = n.grad[n.params[in.Name]]
+			if replicas > 1 {
+				grads[i] = n.allSum(grads[i])
+			}
 		}
 		newMoms := make([]*S.Value, len(infos))
 		for i, in := range infos {
@@ -320,7 +361,7 @@ func Encode(m *model.Model, cfg EncodeConfig) (*Program, error) {
 	if err := checkBF16(m, cfg.BF16); err != nil {
 		return nil, err
 	}
-	p, err := newProgram(m, "encode")
+	p, err := newProgram(m, "encode", 1)
 	if err != nil {
 		return nil, err
 	}

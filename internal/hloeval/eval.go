@@ -28,43 +28,71 @@ func (p *Program) Inputs() []Type { return p.main.argTypes }
 
 // Run executes main on args, which must match its argument types.
 func (p *Program) Run(args ...*Tensor) ([]*Tensor, error) {
-	return run(p.main, args)
+	out, err := p.RunReplicas([][]*Tensor{args})
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
 }
 
-func run(f *function, args []*Tensor) ([]*Tensor, error) {
-	if len(args) != len(f.args) {
-		return nil, fmt.Errorf("%w: %d arguments, want %d", ErrProgram, len(args), len(f.args))
-	}
-	env := make(map[string]*Tensor, len(f.body)+len(args))
-	for i, a := range args {
-		if !sameType(a.Type, f.argTypes[i]) || len(a.Data) != a.size() {
-			return nil, fmt.Errorf("%w: argument %d is %v with %d values, want %v", ErrProgram, i, a.Type, len(a.Data), f.argTypes[i])
+// RunReplicas executes main once per replica, args[r] being replica r's
+// arguments, in lockstep: collectives (all_reduce, all_gather over one
+// group of all replicas) see every replica's operand.
+func (p *Program) RunReplicas(args [][]*Tensor) ([][]*Tensor, error) {
+	f := p.main
+	envs := make([]map[string]*Tensor, len(args))
+	for r, a := range args {
+		if len(a) != len(f.args) {
+			return nil, fmt.Errorf("%w: %d arguments, want %d", ErrProgram, len(a), len(f.args))
 		}
-		env[f.args[i]] = a
+		envs[r] = make(map[string]*Tensor, len(f.body)+len(a))
+		for i, t := range a {
+			if !sameType(t.Type, f.argTypes[i]) || len(t.Data) != t.size() {
+				return nil, fmt.Errorf("%w: argument %d is %v with %d values, want %v", ErrProgram, i, t.Type, len(t.Data), f.argTypes[i])
+			}
+			envs[r][f.args[i]] = t
+		}
 	}
 	for _, s := range f.body {
-		in := make([]*Tensor, len(s.operands))
-		for i, name := range s.operands {
-			v, ok := env[name]
-			if !ok {
-				return nil, fmt.Errorf("%w: %s reads undefined %%%s", ErrProgram, s.op, name)
+		in := make([][]*Tensor, len(envs))
+		for r, env := range envs {
+			in[r] = make([]*Tensor, len(s.operands))
+			for i, name := range s.operands {
+				v, ok := env[name]
+				if !ok {
+					return nil, fmt.Errorf("%w: %s reads undefined %%%s", ErrProgram, s.op, name)
+				}
+				in[r][i] = v
 			}
-			in[i] = v
 		}
 		if s.op == "return" {
 			return in, nil
 		}
-		out, err := apply(&s, in)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s -> %%%s: %w", ErrProgram, s.op, strings.Join(s.results, ","), err)
+		for r, env := range envs {
+			out, err := p.step(&s, in, r)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %s -> %%%s: %w", ErrProgram, s.op, strings.Join(s.results, ","), err)
+			}
+			if !sameType(out.Type, s.outTypes[0]) {
+				return nil, fmt.Errorf("%w: %s computed %v, declared %v", ErrProgram, s.op, out.Type, s.outTypes[0])
+			}
+			round(out)
+			env[s.results[0]] = out
 		}
-		if !sameType(out.Type, s.outTypes[0]) {
-			return nil, fmt.Errorf("%w: %s computed %v, declared %v", ErrProgram, s.op, out.Type, s.outTypes[0])
-		}
-		round(out)
-		env[s.results[0]] = out
 	}
 	return nil, fmt.Errorf("%w: body without return", ErrProgram)
+}
+
+// step computes statement s for replica r; in holds every replica's
+// operands.
+func (p *Program) step(s *stmt, in [][]*Tensor, r int) (*Tensor, error) {
+	switch s.op {
+	case "all_reduce":
+		return allReduce(s, in)
+	case "all_gather":
+		return allGather(s, in)
+	}
+	return apply(s, in[r])
 }
 
 func sameType(a, b Type) bool {
@@ -235,6 +263,8 @@ func apply(s *stmt, in []*Tensor) (*Tensor, error) {
 		return concatenate(s, in, out)
 	case "slice":
 		return slice(s, in[0], out)
+	case "dynamic_slice":
+		return dynamicSlice(s, in, out)
 	case "reverse":
 		axes, err := attrInts(s, "dimensions")
 		if err != nil {

@@ -132,7 +132,11 @@ func concatenate(s *stmt, in []*Tensor, out Type) (*Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := axis[0]
+	return concatAt(in, axis[0], out), nil
+}
+
+// concatAt concatenates in along axis a.
+func concatAt(in []*Tensor, a int, out Type) *Tensor {
 	r := newLike(out)
 	outer := 1
 	for _, d := range out.Dims[:a] {
@@ -146,7 +150,7 @@ func concatenate(s *stmt, in []*Tensor, out Type) (*Tensor, error) {
 			pos += chunk
 		}
 	}
-	return r, nil
+	return r
 }
 
 func slice(s *stmt, x *Tensor, out Type) (*Tensor, error) {
@@ -158,6 +162,11 @@ func slice(s *stmt, x *Tensor, out Type) (*Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
+	return sliceAt(x, start, step, out), nil
+}
+
+// sliceAt reads the block of out's shape starting at start with strides step.
+func sliceAt(x *Tensor, start, step []int, out Type) *Tensor {
 	r := newLike(out)
 	xs := strides(x.Dims)
 	idx := make([]int, len(out.Dims))
@@ -169,7 +178,7 @@ func slice(s *stmt, x *Tensor, out Type) (*Tensor, error) {
 		r.Data[i] = x.Data[off]
 		next(idx, out.Dims)
 	}
-	return r, nil
+	return r
 }
 
 func reverse(x *Tensor, axes []int) *Tensor {
@@ -509,4 +518,75 @@ func convolution(s *stmt, in []*Tensor, out Type) (*Tensor, error) {
 		}
 	}
 	return r, nil
+}
+
+// oneGroup checks that replica_groups is one group of all n replicas, the
+// only grouping the evaluator runs.
+func oneGroup(s *stmt, n int) error {
+	g := ints(s.attrs["replica_groups"])
+	if len(g) != n {
+		return fmt.Errorf("replica groups %s for %d replicas", s.attrs["replica_groups"], n)
+	}
+	for i, r := range g {
+		if r != i {
+			return fmt.Errorf("replica groups %s", s.attrs["replica_groups"])
+		}
+	}
+	return nil
+}
+
+func allReduce(s *stmt, in [][]*Tensor) (*Tensor, error) {
+	if len(in[0]) != 1 || len(s.regions) != 1 {
+		return nil, fmt.Errorf("variadic all_reduce")
+	}
+	if err := oneGroup(s, len(in)); err != nil {
+		return nil, err
+	}
+	f, err := reducer(s.regions[0])
+	if err != nil {
+		return nil, err
+	}
+	r := newLike(in[0][0].Type)
+	copy(r.Data, in[0][0].Data)
+	for _, rep := range in[1:] {
+		for i, v := range rep[0].Data {
+			r.Data[i] = f(r.Data[i], v)
+		}
+	}
+	return r, nil
+}
+
+// allGather concatenates every replica's operand along all_gather_dim, in
+// replica order.
+func allGather(s *stmt, in [][]*Tensor) (*Tensor, error) {
+	if err := oneGroup(s, len(in)); err != nil {
+		return nil, err
+	}
+	parts := make([]*Tensor, len(in))
+	for r := range in {
+		parts[r] = in[r][0]
+	}
+	t := parts[0].Type
+	axis := ints(s.attrs["all_gather_dim"])
+	if len(axis) != 1 {
+		return nil, fmt.Errorf("all_gather_dim %q", s.attrs["all_gather_dim"])
+	}
+	out := Type{DType: t.DType, Dims: append([]int{}, t.Dims...)}
+	out.Dims[axis[0]] *= len(in)
+	return concatAt(parts, axis[0], out), nil
+}
+
+// dynamicSlice reads a slice_sizes block starting at the scalar operands
+// (clamped into the operand, as StableHLO specifies).
+func dynamicSlice(s *stmt, in []*Tensor, out Type) (*Tensor, error) {
+	x := in[0]
+	start := make([]int, len(x.Dims))
+	for i := range start {
+		start[i] = min(max(int(in[1+i].Data[0]), 0), x.Dims[i]-out.Dims[i])
+	}
+	step := make([]int, len(start))
+	for i := range step {
+		step[i] = 1
+	}
+	return sliceAt(x, start, step, out), nil
 }

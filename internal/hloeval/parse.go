@@ -222,7 +222,11 @@ func Parse(text string) (*Program, error) {
 	if err := p.expect("module"); err != nil {
 		return nil, err
 	}
-	p.balanced("{") // name and module attributes
+	if name := p.balanced("{"); strings.HasSuffix(name, "attributes") {
+		p.pos++ // the attributes' brace
+		p.balanced("}")
+		p.pos++
+	}
 	if err := p.expect("{"); err != nil {
 		return nil, err
 	}
