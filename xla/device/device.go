@@ -34,8 +34,9 @@ type Device struct {
 }
 
 // Open loads the plugin at path (a file, made absolute: go-xla searches
-// only for names it knows) and starts a client.
-func Open(path string) (*Device, error) {
+// only for names it knows) and starts a client with the plugin's create
+// options (for the CUDA plugin e.g. "preallocate": false), which may be nil.
+func Open(path string, options map[string]any) (*Device, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w %q: %w", ErrPlugin, path, err)
@@ -47,7 +48,7 @@ func Open(path string) (*Device, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w %q: load: %w", ErrPlugin, abs, err)
 	}
-	client, err := plugin.NewClient(nil)
+	client, err := plugin.NewClient(options)
 	if err != nil {
 		return nil, fmt.Errorf("%w %q: client: %w", ErrPlugin, abs, err)
 	}

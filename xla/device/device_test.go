@@ -13,7 +13,7 @@ import (
 // the cause.
 func TestOpenMissingPlugin(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "pjrt_c_api_cuda_plugin.so")
-	_, err := Open(path)
+	_, err := Open(path, nil)
 	if !errors.Is(err, ErrPlugin) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "no such file") {
 		t.Fatalf("Open(%s) = %v, want ErrPlugin naming the path and the cause", path, err)
 	}
@@ -22,7 +22,7 @@ func TestOpenMissingPlugin(t *testing.T) {
 // TestOpenNotAPlugin: a file that is not a shared library is ErrPlugin
 // naming the path.
 func TestOpenNotAPlugin(t *testing.T) {
-	_, err := Open("device.go")
+	_, err := Open("device.go", nil)
 	if !errors.Is(err, ErrPlugin) || !strings.Contains(err.Error(), "device.go") {
 		t.Fatalf("Open(device.go) = %v, want ErrPlugin naming the path", err)
 	}
