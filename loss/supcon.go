@@ -52,7 +52,9 @@ type SupConConfig struct {
 	ContrastMode ContrastMode `json:"contrast_mode,omitempty" yaml:"-"`
 }
 
-func (c *SupConConfig) setDefaults() {
+// SetDefaults fills the zero fields: DefaultTemperature,
+// DefaultBaseTemperature, ContrastAll.
+func (c *SupConConfig) SetDefaults() {
 	if c.Temperature == 0 {
 		c.Temperature = DefaultTemperature
 	}
@@ -113,7 +115,7 @@ const NoPositive = 1e-6
 // The row maximum (over the non-self columns) is subtracted before the
 // exponentials, so large logits do not overflow.
 func SupCon[T Float](features []T, nViews, dim int, labels []int, mask []T, cfg SupConConfig) (SupConResult[T], error) {
-	cfg.setDefaults()
+	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return SupConResult[T]{}, err
 	}

@@ -256,6 +256,7 @@ func Step(m *model.Model, cfg StepConfig) (*Program, error) {
 	case cfg.Optim.Optimizer != "" && cfg.Optim.Optimizer != optim.OptimizerSGD || cfg.Optim.Nesterov:
 		return nil, fmt.Errorf("%w: optimizer %q nesterov %v (only SGD without Nesterov is lowered)", ErrLower, cfg.Optim.Optimizer, cfg.Optim.Nesterov)
 	}
+	cfg.Loss.SetDefaults()
 	if err := cfg.Loss.Validate(); err != nil {
 		return nil, err
 	}
@@ -397,14 +398,14 @@ func (b *fn) positives(labels *S.Value) *S.Value {
 	return sel(cmp(bcast(labels, nn, 0), bcast(labels, nn, 1), eq), b.full(b.dt, 1, nn), b.full(b.dt, 0, nn))
 }
 
-// supCon is SupContrast's loss (contrast mode all) of the view-major
-// features z [N,D] with positive weights pos [bsz,bsz] between samples, and
-// its gradient with respect to z, as package loss computes both: logits
+// supCon is SupContrast's loss (contrast mode all, cfg with defaults set)
+// of the view-major features z [N,D] with positive weights pos [bsz,bsz]
+// between samples, and its gradient with respect to z, as package loss
+// computes both: logits
 // z zᵀ/T without the diagonal, shifted by each row's maximum; per anchor a,
 // -T/T_base · (Σ_c w_ac x_ac - W_a lse_a)/W_a with W_a replaced by 1 below
 // loss.NoPositive.
 func (b *fn) supCon(z, pos *S.Value, cfg loss.SupConConfig) (l, dz *S.Value) {
-	cfg.Temperature, cfg.BaseTemperature = orDefault(cfg.Temperature, loss.DefaultTemperature), orDefault(cfg.BaseTemperature, loss.DefaultBaseTemperature)
 	n, bsz := dims(z)[0], dims(pos)[0]
 	views := n / bsz
 	nn := []int{n, n}
@@ -435,13 +436,6 @@ func (b *fn) supCon(z, pos *S.Value, cfg loss.SupConConfig) (l, dz *S.Value) {
 	g := mul(rows(coef), sub(w, mul(rows(div(wSum, sumExp)), e)))
 	dz = add(matmul(g, 0, z, 0), matmul(g, 1, z, 0))
 	return l, mul(dz, b.like(dz, invT))
-}
-
-func orDefault(v, d float64) float64 {
-	if v == 0 {
-		return d
-	}
-	return v
 }
 
 var negInf = math.Inf(-1)

@@ -324,6 +324,48 @@ func speed(d *device.Device, spec string, steps int) error {
 	el := time.Since(start)
 	fmt.Printf("GPU xla step %s bf16 batch %dx%d: %.0f samples/s (%.0f images/s), %.1f ms/step, loss %.4f, compile %v\n",
 		spec, views, bsz, float64(steps*bsz)/el.Seconds(), float64(steps*bsz*views)/el.Seconds(), el.Seconds()*1000/float64(steps), l[0], compile.Round(time.Millisecond))
+	return encodeSpeed(d, m, p, bufs, batch, spec, steps)
+}
+
+// encodeSpeed times the bf16 eval encode of the step's images with the
+// step's state (the buffers of the inputs of the same names).
+func encodeSpeed(d *device.Device, m *model.Model, step *xla.Program, bufs []*device.Buffer, batch xla.Batch, spec string, steps int) error {
+	p, err := xla.Encode(m, xla.EncodeConfig{Batch: batch, BF16: true})
+	if err != nil {
+		return err
+	}
+	exe, err := d.Compile(p)
+	if err != nil {
+		return err
+	}
+	byName := make(map[string]*device.Buffer, len(bufs))
+	for i, a := range step.Inputs {
+		byName[a.Name] = bufs[i]
+	}
+	in := make([]*device.Buffer, len(p.Inputs))
+	for i, a := range p.Inputs {
+		in[i] = byName[a.Name]
+	}
+	var last *device.Buffer
+	var start time.Time
+	for s := range steps + 3 {
+		if s == 3 {
+			if _, err := device.Download(last); err != nil {
+				return err
+			}
+			start = time.Now()
+		}
+		res, err := exe.Run(in, nil)
+		if err != nil {
+			return err
+		}
+		last = res[0]
+	}
+	if _, err := device.Download(last); err != nil {
+		return err
+	}
+	el := time.Since(start)
+	fmt.Printf("GPU xla encode %s bf16 batch %d: %.0f images/s\n", spec, batch.Rows, float64(steps*batch.Rows)/el.Seconds())
 	return nil
 }
 
