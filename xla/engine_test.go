@@ -2,6 +2,7 @@ package xla_test
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -17,11 +18,23 @@ import (
 // TestStepMatchesCPUEngine runs two steps of the CPU engine and of the
 // emitted program, in the evaluator, on the same uint8 views in float64: an
 // ImageNet stem (7x7 stride-2 convolution, max-pool) on odd sizes, views
-// normalised in the program, SGD with momentum. Losses, parameters and
-// running statistics agree at 1e-9.
+// normalised in the program, each optimizer (SGD with momentum, Nesterov,
+// LARS, SGD without momentum). Losses, parameters and running statistics
+// agree at 1e-9.
 func TestStepMatchesCPUEngine(t *testing.T) {
+	for _, o := range []optim.Config{
+		{Momentum: 0.9, WeightDecay: 1e-4, Optimizer: optim.OptimizerSGD},
+		{Momentum: 0.9, WeightDecay: 1e-4, Optimizer: optim.OptimizerSGD, Nesterov: true},
+		{Momentum: 0.9, WeightDecay: 1e-4, Optimizer: optim.OptimizerLARS, TrustCoefficient: 0.02},
+		{WeightDecay: 1e-4, Optimizer: optim.OptimizerSGD},
+	} {
+		t.Run(fmt.Sprintf("%s/momentum=%g/nesterov=%v", o.Optimizer, o.Momentum, o.Nesterov), func(t *testing.T) { testStepMatchesCPUEngine(t, o) })
+	}
+}
+
+func testStepMatchesCPUEngine(t *testing.T, o optim.Config) {
 	train := engine.DefaultTrainConfig()
-	train.Optim = optim.Config{Momentum: 0.9, WeightDecay: 1e-4}
+	train.Optim = o
 	cfg := engine.Config{
 		Model: engine.ModelConfig{Config: model.Config{Arch: "resnet18", Stem: "imagenet", Widths: []int{4, 8, 8, 8}, Blocks: []int{1, 1, 1, 1}, FeatDim: 8, InChannels: 3}, DType: engine.Float64},
 		Train: train,
@@ -55,7 +68,9 @@ func TestStepMatchesCPUEngine(t *testing.T) {
 	state := m.State()
 	for _, p := range m.ParamInfos() {
 		in[xla.PrefixParam+p.Name] = state[p.Name].F64
-		in[xla.PrefixMomentum+p.Name] = make([]float64, len(state[p.Name].F64))
+		if o.Momentum != 0 {
+			in[xla.PrefixMomentum+p.Name] = make([]float64, len(state[p.Name].F64))
+		}
 	}
 	for _, buf := range m.BufferInfos() {
 		if !strings.HasSuffix(buf.Name, model.NumBatchesTracked) {

@@ -75,8 +75,8 @@ type StepConfig struct {
 	// Loss is SupCon's settings; SimCLR is SupCon with every label
 	// distinct (labels 0..Size-1). Only contrast mode all is lowered.
 	Loss loss.SupConConfig
-	// Optim is SGD with momentum and weight decay (PyTorch's semantics,
-	// as package optim); LARS and Nesterov are not lowered yet.
+	// Optim is SGD with momentum, weight decay, Nesterov or LARS, as
+	// package optim (PyTorch's semantics); defaults applied.
 	Optim optim.Config
 	// Replicas > 1 makes a data-parallel program, run once per replica
 	// (device) with stablehlo.num_replicas: each replica takes Rows/Replicas
@@ -253,8 +253,10 @@ func Step(m *model.Model, cfg StepConfig) (*Program, error) {
 		return nil, fmt.Errorf("%w: %d rows of %d views", ErrLower, cfg.Rows, cfg.Views)
 	case cfg.Loss.ContrastMode != "" && cfg.Loss.ContrastMode != loss.ContrastAll:
 		return nil, fmt.Errorf("%w: contrast mode %q (only %q is lowered)", ErrLower, cfg.Loss.ContrastMode, loss.ContrastAll)
-	case cfg.Optim.Optimizer != "" && cfg.Optim.Optimizer != optim.OptimizerSGD || cfg.Optim.Nesterov:
-		return nil, fmt.Errorf("%w: optimizer %q nesterov %v (only SGD without Nesterov is lowered)", ErrLower, cfg.Optim.Optimizer, cfg.Optim.Nesterov)
+	}
+	cfg.Optim.SetDefaults()
+	if err := cfg.Optim.Validate(); err != nil {
+		return nil, err
 	}
 	cfg.Loss.SetDefaults()
 	if err := cfg.Loss.Validate(); err != nil {
@@ -378,14 +380,38 @@ func Encode(m *model.Model, cfg EncodeConfig) (*Program, error) {
 	return p.done()
 }
 
-// sgd is optim's SGD update of p with gradient g and momentum buffer buf
-// (nil without momentum): d = g + wd·p; buf' = momentum·buf + d; p' = p -
-// lr·buf' (p - lr·d without momentum).
+// sgd is optim's update of p with gradient g and momentum buffer buf (nil
+// without momentum), in the same order of operations: d = g + wd·p (wd 0
+// for LARS on vectors); for LARS on matrices and convolutions d ·=
+// eta·‖p‖/‖d‖ (1 when either norm is 0); buf' = momentum·buf + d; d =
+// buf', or d + momentum·buf' with Nesterov; p' = p - lr·d.
 func (b *fn) sgd(c optim.Config, lr, p, g, buf *S.Value) (newP, newBuf *S.Value) {
-	d := add(g, mul(b.like(p, c.WeightDecay), p))
+	lars := c.Optimizer == optim.OptimizerLARS
+	adapt := lars && len(dims(p)) >= 2
+	wd := c.WeightDecay
+	if lars && !adapt {
+		wd = 0
+	}
+	d := add(g, mul(b.like(p, wd), p))
+	if adapt {
+		axes := make([]int, len(dims(p)))
+		for i := range axes {
+			axes[i] = i
+		}
+		pn, dn := b.sum(mul(p, p), axes...), b.sum(mul(d, d), axes...)
+		one := b.like(pn, 1)
+		q := div(mul(b.like(pn, c.TrustCoefficient), must(S.Sqrt(pn))), must(S.Sqrt(dn)))
+		q = sel(cmp(pn, b.like(pn, 0), gt), sel(cmp(dn, b.like(dn, 0), gt), q, one), one)
+		d = mul(d, bcast(q, dims(d)))
+	}
 	if buf != nil {
-		d = add(mul(b.like(buf, c.Momentum), buf), d)
-		newBuf = d
+		m := b.like(buf, c.Momentum)
+		newBuf = add(mul(m, buf), d)
+		if c.Nesterov {
+			d = add(d, mul(m, newBuf))
+		} else {
+			d = newBuf
+		}
 	}
 	return sub(p, mul(bcast(lr, dims(p)), d)), newBuf
 }
