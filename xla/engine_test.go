@@ -19,7 +19,7 @@ import (
 // emitted program, in the evaluator, on the same uint8 views in float64: an
 // ImageNet stem (7x7 stride-2 convolution, max-pool) on odd sizes, views
 // normalised in the program, each optimizer (SGD with momentum, Nesterov,
-// LARS, SGD without momentum). Losses, parameters and running statistics
+// LARS, SGD without momentum) and method ce. Losses, parameters and running statistics
 // agree at 1e-9.
 func TestStepMatchesCPUEngine(t *testing.T) {
 	for _, o := range []optim.Config{
@@ -28,12 +28,16 @@ func TestStepMatchesCPUEngine(t *testing.T) {
 		{Momentum: 0.9, WeightDecay: 1e-4, Optimizer: optim.OptimizerLARS, TrustCoefficient: 0.02},
 		{WeightDecay: 1e-4, Optimizer: optim.OptimizerSGD},
 	} {
-		t.Run(fmt.Sprintf("%s/momentum=%g/nesterov=%v", o.Optimizer, o.Momentum, o.Nesterov), func(t *testing.T) { testStepMatchesCPUEngine(t, o) })
+		t.Run(fmt.Sprintf("%s/momentum=%g/nesterov=%v", o.Optimizer, o.Momentum, o.Nesterov), func(t *testing.T) { testStepMatchesCPUEngine(t, engine.MethodSupCon, o) })
 	}
+	t.Run("method ce", func(t *testing.T) {
+		testStepMatchesCPUEngine(t, engine.MethodCE, optim.Config{Momentum: 0.9, WeightDecay: 1e-4, Optimizer: optim.OptimizerSGD})
+	})
 }
 
-func testStepMatchesCPUEngine(t *testing.T, o optim.Config) {
+func testStepMatchesCPUEngine(t *testing.T, method string, o optim.Config) {
 	train := engine.DefaultTrainConfig()
+	train.Method = method
 	train.Optim = o
 	cfg := engine.Config{
 		Model: engine.ModelConfig{Config: model.Config{Arch: "resnet18", Stem: "imagenet", Widths: []int{4, 8, 8, 8}, Blocks: []int{1, 1, 1, 1}, FeatDim: 8, InChannels: 3}, DType: engine.Float64},
@@ -41,6 +45,9 @@ func testStepMatchesCPUEngine(t *testing.T, o optim.Config) {
 		Mean:  []float64{0.4914, 0.4822, 0.4465},
 		Std:   []float64{0.2470, 0.2435, 0.2616},
 		Seed:  3,
+	}
+	if method == engine.MethodCE {
+		cfg.Classes = 3
 	}
 	cpu, err := engine.New(cfg)
 	if err != nil {
@@ -56,7 +63,7 @@ func testStepMatchesCPUEngine(t *testing.T, o optim.Config) {
 	m := cpu.Model()
 	prog, err := xla.Step(m, xla.StepConfig{
 		Batch: xla.Batch{Rows: size * views, Channels: 3, Height: hw, Width: hw, Mean: cfg.Mean, Std: cfg.Std},
-		Views: views, Loss: train.Loss, Optim: train.Optim,
+		Views: views, Loss: train.Loss, Optim: train.Optim, CrossEntropy: method == engine.MethodCE,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -75,6 +75,11 @@ type StepConfig struct {
 	// Loss is SupCon's settings; SimCLR is SupCon with every label
 	// distinct (labels 0..Size-1). Only contrast mode all is lowered.
 	Loss loss.SupConConfig
+	// CrossEntropy trains a classifier (engine's method ce, whose model has
+	// a linear head to the classes) with cross-entropy on the head's
+	// logits, every view labelled with its sample's label, instead of
+	// SupCon.
+	CrossEntropy bool
 	// Optim is SGD with momentum, weight decay, Nesterov or LARS, as
 	// package optim (PyTorch's semantics); defaults applied.
 	Optim optim.Config
@@ -264,8 +269,8 @@ func Step(m *model.Model, cfg StepConfig) (*Program, error) {
 	}
 	replicas := max(cfg.Replicas, 1)
 	size := cfg.Rows / cfg.Views
-	if size%replicas != 0 || cfg.SyncBN && replicas == 1 {
-		return nil, fmt.Errorf("%w: %d samples over %d replicas (sync BN %v)", ErrLower, size, replicas, cfg.SyncBN)
+	if size%replicas != 0 || cfg.SyncBN && replicas == 1 || cfg.CrossEntropy && replicas > 1 {
+		return nil, fmt.Errorf("%w: %d samples over %d replicas (sync BN %v, cross-entropy %v: replicas are lowered for SupCon only)", ErrLower, size, replicas, cfg.SyncBN, cfg.CrossEntropy)
 	}
 	local := cfg.Batch
 	local.Rows /= replicas
@@ -296,16 +301,22 @@ func Step(m *model.Model, cfg StepConfig) (*Program, error) {
 			replica = p.input(ArgReplica, dtypes.Int32)
 		}
 		f := n.forward(m.Arch(), p.images(local, n))
-		z := f.features
-		if replicas > 1 {
-			z, labels = n.gather(z, cfg.Views), n.gatherLabels(labels)
+		if cfg.CrossEntropy {
+			l, dh := p.fn.crossEntropy(f.head, labels, cfg.Views)
+			n.backward(f.head, dh)
+			p.output(ArgLoss, l)
+		} else {
+			z := f.features
+			if replicas > 1 {
+				z, labels = n.gather(z, cfg.Views), n.gatherLabels(labels)
+			}
+			l, dz := p.fn.supCon(z, p.fn.positives(labels), cfg.Loss)
+			if replicas > 1 {
+				dz = n.scatter(dz, cfg.Views, replica)
+			}
+			n.backward(f.features, dz)
+			p.output(ArgLoss, l)
 		}
-		l, dz := p.fn.supCon(z, p.fn.positives(labels), cfg.Loss)
-		if replicas > 1 {
-			dz = n.scatter(dz, cfg.Views, replica)
-		}
-		n.backward(f.features, dz)
-		p.output(ArgLoss, l)
 		grads := make([]*S.Value, len(infos))
 		for i, in := range infos {
 			grads[i] = n.grad[n.params[in.Name]]
@@ -414,6 +425,29 @@ func (b *fn) sgd(c optim.Config, lr, p, g, buf *S.Value) (newP, newBuf *S.Value)
 		}
 	}
 	return sub(p, mul(bcast(lr, dims(p)), d)), newBuf
+}
+
+// crossEntropy is the mean cross-entropy of logits [N,K] against the
+// labels [N/views] of each row's sample (row v*bsz+i is sample i), and its
+// gradient (softmax - one-hot)/N, as loss.CrossEntropy computes both.
+func (b *fn) crossEntropy(logits, labels *S.Value, views int) (l, dlogits *S.Value) {
+	d := dims(logits)
+	reps := make([]*S.Value, views)
+	for i := range reps {
+		reps[i] = labels
+	}
+	lab := must(S.Concatenate(0, reps...))
+	class := must(b.f.Iota(shapes.Make(dtypes.Int32, d...), 1))
+	onehot := sel(cmp(bcast(lab, d, 0), class, eq), b.like(logits, 1), b.like(logits, 0))
+	rows := func(v *S.Value) *S.Value { return bcast(v, d, 0) }
+	x := sub(logits, rows(b.reduceMax(logits, 1)))
+	e := must(S.Exponential(x))
+	sumExp := b.sum(e, 1)
+	perRow := sub(must(S.Log(sumExp)), b.sum(mul(onehot, x), 1))
+	inv := 1 / float64(d[0])
+	l = mul(b.sum(perRow, 0), b.scalarOf(b.dt, inv))
+	dlogits = mul(sub(div(e, rows(sumExp)), onehot), b.like(logits, inv))
+	return l, dlogits
 }
 
 // positives is the [bsz,bsz] positive weight matrix of labels [bsz]: 1
