@@ -50,7 +50,7 @@ type fn struct {
 
 func dims(v *S.Value) []int { return v.Shape().Dimensions }
 
-// scalar is a constant of dtype dt.
+// scalarOf is a constant of dtype dt.
 func (b *fn) scalarOf(dt dtypes.DType, x float64) *S.Value {
 	switch dt {
 	case dtypes.Float32:

@@ -107,8 +107,8 @@ type StepConfig struct {
 	Gradients bool
 }
 
-// program emits a main function: inputs are declared through input, the
-// body through body, which returns the outputs.
+// program is a main function being emitted and the names of its inputs
+// and outputs.
 type program struct {
 	b       *S.Builder
 	fn      *fn
@@ -244,12 +244,13 @@ func (b *fn) vector(v []float64) *S.Value {
 	return must(b.f.ConstantFromFlatAndDimensions(v, len(v)))
 }
 
-// Step lowers one training step of m: train-mode forward, the SupCon loss,
-// the backward of both, the batch-norm running statistics update and an SGD
-// step. Inputs: parameters, momentum buffers (zero before the first step:
-// PyTorch's first buffer is the first update, which m·0 + d gives), running
-// statistics, the learning rate (a scalar), the labels (int32 [Size]) and
-// the images. Outputs: the loss, then the updated parameters, momentum
+// Step lowers one training step of m: train-mode forward, the loss (SupCon
+// or cross-entropy), the backward of both, the batch-norm running
+// statistics update and the optimizer step. Inputs: parameters, momentum
+// buffers (with momentum; zero before the first step: PyTorch's first
+// buffer is the first update, which m·0 + d gives), running statistics, the
+// learning rate (a scalar), the labels (int32 [Size]), the replica index
+// (with Replicas) and the images. Outputs: the loss, then the updated parameters, momentum
 // buffers and running statistics in the inputs' order, so that each can
 // replace (be donated to) its input; then, with Gradients, the checks.
 func Step(m *model.Model, cfg StepConfig) (*Program, error) {
