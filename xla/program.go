@@ -114,6 +114,7 @@ type program struct {
 	fn      *fn
 	m       *model.Model
 	inputs  []Arg
+	values  []*S.Value // the inputs'
 	outputs []Arg
 	results []*S.Value
 }
@@ -137,7 +138,9 @@ func newProgram(m *model.Model, name string, replicas int) (*program, error) {
 
 func (p *program) input(name string, dt dtypes.DType, shape ...int) *S.Value {
 	p.inputs = append(p.inputs, Arg{Name: name, DType: dt, Shape: shape})
-	return must(p.fn.f.Input(shapes.Make(dt, shape...)))
+	v := must(p.fn.f.Input(shapes.Make(dt, shape...)))
+	p.values = append(p.values, v)
+	return v
 }
 
 func (p *program) output(name string, v *S.Value) {
@@ -145,7 +148,19 @@ func (p *program) output(name string, v *S.Value) {
 	p.results = append(p.results, v)
 }
 
+// done returns the program. Each input that an output of the same name
+// replaces is marked as aliasing it (tf.aliasing_output), so that XLA
+// updates a donated state buffer in place.
 func (p *program) done() (*Program, error) {
+	out := make(map[string]int, len(p.outputs))
+	for i, a := range p.outputs {
+		out[a.Name] = i
+	}
+	for i, a := range p.inputs {
+		if j, ok := out[a.Name]; ok {
+			p.values[i].Attributes = map[string]any{"tf.aliasing_output": int32(j)}
+		}
+	}
 	if err := p.fn.f.Return(p.results...); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrLower, err)
 	}

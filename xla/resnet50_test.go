@@ -1,6 +1,8 @@
 package xla_test
 
 import (
+	"regexp"
+	"strconv"
 	"testing"
 
 	"gorgonia.org/tensor"
@@ -15,8 +17,9 @@ import (
 // TestResNet50Programs emits the programs bench/gpu compiles (ResNet-50,
 // ImageNet stem, 224 px, bf16, uint8 views) and checks that the evaluator
 // parses them and that every parameter, momentum buffer and running
-// statistic comes back as an output of the same name, type and shape (so
-// the runtime can donate each input to its successor). Running them is
+// statistic comes back as an output of the same name, type and shape,
+// which the input is declared to alias (so that XLA updates the donated
+// buffer in place). Running them is
 // the GPU's job: far too slow here.
 func TestResNet50Programs(t *testing.T) {
 	m, err := model.New(model.Config{Arch: "resnet50", Stem: "imagenet"}, tensor.Float32, 1)
@@ -59,6 +62,18 @@ func TestResNet50Programs(t *testing.T) {
 			}
 		}
 		state++
+	}
+	// Each of them aliases its output (tf.aliasing_output), nothing else.
+	aliases := regexp.MustCompile(`%arg(\d+): tensor<[^>]*> \{ tf.aliasing_output = (\d+) : i32 \}`).FindAllStringSubmatch(string(step.Text), -1)
+	for _, m := range aliases {
+		i, _ := strconv.Atoi(m[1])
+		o, _ := strconv.Atoi(m[2])
+		if step.Inputs[i].Name != step.Outputs[o].Name {
+			t.Errorf("input %d %s aliases output %d %s", i, step.Inputs[i].Name, o, step.Outputs[o].Name)
+		}
+	}
+	if len(aliases) != state {
+		t.Errorf("%d aliased inputs, want %d", len(aliases), state)
 	}
 	// Parameters and momentum of each, mean and variance of each BN.
 	if want := 2*len(m.ParamInfos()) + 2*len(m.BufferInfos())/3; state != want {
