@@ -29,7 +29,7 @@ func TestSupConConfigValidate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := tt.cfg
-			c.setDefaults()
+			c.SetDefaults()
 			err := c.Validate()
 			_, lossErr := SupCon(f, 2, 2, []int{0, 1}, nil, tt.cfg)
 			if tt.key == "" {

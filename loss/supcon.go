@@ -52,7 +52,9 @@ type SupConConfig struct {
 	ContrastMode ContrastMode `json:"contrast_mode,omitempty" yaml:"-"`
 }
 
-func (c *SupConConfig) setDefaults() {
+// SetDefaults fills the zero fields: DefaultTemperature,
+// DefaultBaseTemperature, ContrastAll.
+func (c *SupConConfig) SetDefaults() {
 	if c.Temperature == 0 {
 		c.Temperature = DefaultTemperature
 	}
@@ -94,9 +96,9 @@ type SupConResult[T Float] struct {
 	Positives []float64
 }
 
-// noPositive is the positive weight below which SupContrast treats an anchor
+// NoPositive is the positive weight below which SupContrast treats an anchor
 // as having no positive (and divides by 1 instead).
-const noPositive = 1e-6
+const NoPositive = 1e-6
 
 // SupCon computes the supervised contrastive loss of SupContrast's
 // SupConLoss and its gradient.
@@ -113,7 +115,7 @@ const noPositive = 1e-6
 // The row maximum (over the non-self columns) is subtracted before the
 // exponentials, so large logits do not overflow.
 func SupCon[T Float](features []T, nViews, dim int, labels []int, mask []T, cfg SupConConfig) (SupConResult[T], error) {
-	cfg.setDefaults()
+	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return SupConResult[T]{}, err
 	}
@@ -168,7 +170,7 @@ func SupCon[T Float](features []T, nViews, dim int, labels []int, mask []T, cfg 
 		}
 		lse := math.Log(sumExp)
 		div := wSum
-		if div < noPositive {
+		if div < NoPositive {
 			div = 1
 		}
 		// sum_c w_c*log p_c = sum_c w_c*(x_c - lse)

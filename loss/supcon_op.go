@@ -24,7 +24,7 @@ import (
 // machines; the cost is one extra [N, N] similarity product, small next to
 // the encoder.
 func SupConNode(features, mask *G.Node, nViews int, cfg SupConConfig) (*G.Node, error) {
-	cfg.setDefaults()
+	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

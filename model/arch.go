@@ -107,3 +107,75 @@ func (a arch) walk(visit func(any)) {
 		visit(l)
 	}
 }
+
+// Conv is a convolution without bias: weight Name+".weight" [Out, In, K, K],
+// zero padding Pad on every side.
+type Conv struct {
+	Name                         string
+	In, Out, Kernel, Stride, Pad int
+}
+
+// BatchNorm is a batch norm over Channels channels: parameters
+// Name+".weight" and Name+".bias", running statistics Name+".running_mean"
+// and Name+".running_var".
+type BatchNorm struct {
+	Name     string
+	Channels int
+}
+
+// Linear is y = x Wᵀ + b with weight Name+".weight" [Out, In] and bias
+// Name+".bias" [Out].
+type Linear struct {
+	Name    string
+	In, Out int
+}
+
+// Block is a residual block: Convs[i] then BNs[i], with a ReLU after each
+// pair but the last; the last pair's output is added to the shortcut
+// (Shortcut and ShortcutBN, or the identity when Shortcut is nil) and
+// followed by a ReLU.
+type Block struct {
+	Convs      []Conv
+	BNs        []BatchNorm
+	Shortcut   *Conv
+	ShortcutBN BatchNorm
+}
+
+// Arch is the network Build unrolls, for lowerings to other backends (the
+// XLA trainer) so that the model is defined once: Stem, StemBN and a ReLU;
+// a 3x3 stride-2 max-pool with padding 1 when MaxPool; Blocks; global
+// average pooling to the encoder features; Head with a ReLU between
+// consecutive layers; L2 normalisation of each row.
+type Arch struct {
+	Stem    Conv
+	StemBN  BatchNorm
+	MaxPool bool
+	Blocks  []Block
+	Head    []Linear
+}
+
+// Arch returns a copy of the model's architecture.
+func (m *Model) Arch() Arch {
+	a := m.arch
+	conv := func(c convLayer) Conv {
+		return Conv{Name: c.name, In: c.cin, Out: c.cout, Kernel: c.k, Stride: c.stride, Pad: c.pad}
+	}
+	bn := func(b bnLayer) BatchNorm { return BatchNorm{Name: b.name, Channels: b.c} }
+	out := Arch{Stem: conv(a.stem), StemBN: bn(a.stemBN), MaxPool: a.maxPool}
+	for _, b := range a.blocks {
+		var blk Block
+		for i := range b.convs {
+			blk.Convs = append(blk.Convs, conv(b.convs[i]))
+			blk.BNs = append(blk.BNs, bn(b.bns[i]))
+		}
+		if b.shortcut != nil {
+			sc := conv(*b.shortcut)
+			blk.Shortcut, blk.ShortcutBN = &sc, bn(b.scBN)
+		}
+		out.Blocks = append(out.Blocks, blk)
+	}
+	for _, l := range a.head {
+		out.Head = append(out.Head, Linear{Name: l.name, In: l.in, Out: l.out})
+	}
+	return out
+}

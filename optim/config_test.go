@@ -48,7 +48,7 @@ func TestConfigValidate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := tt.cfg
-			c.setDefaults()
+			c.SetDefaults()
 			err := c.Validate()
 			_, newErr := New(tt.cfg)
 			if tt.key == "" {

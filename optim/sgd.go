@@ -67,8 +67,8 @@ type Config struct {
 // maxTrustCoefficient bounds Config.TrustCoefficient.
 const maxTrustCoefficient = 1
 
-// setDefaults fills the unset fields: Optimizer and the trust coefficient.
-func (c *Config) setDefaults() {
+// SetDefaults fills the unset fields: Optimizer and the trust coefficient.
+func (c *Config) SetDefaults() {
 	if c.Optimizer == "" {
 		c.Optimizer = OptimizerSGD
 	}
@@ -126,7 +126,7 @@ type SGD struct {
 // New returns an optimizer with no momentum buffers (every parameter's next
 // step is its first).
 func New(cfg Config) (*SGD, error) {
-	cfg.setDefaults()
+	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
