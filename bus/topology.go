@@ -47,6 +47,9 @@ type Topology struct {
 	Edges      []WorkQueue
 	Events     Retention // stream messages.TopicEvents
 	DeadLetter Retention // stream messages.TopicDeadLetter
+	// Replicas is every stream's number of copies in a JetStream cluster
+	// (Limits.Replicas); default 1.
+	Replicas int
 }
 
 // Limits are the bus's limits, the keys of pipeline.yaml's bus section
@@ -73,6 +76,10 @@ type Limits struct {
 	// MaxMsgs is each edge stream's capacity, in [16, 10^7]; default 4096.
 	// A full stream makes the producer wait.
 	MaxMsgs int64 `yaml:"stream_max_msgs"`
+	// Replicas is each stream's number of copies, in [1, 5]; default 1.
+	// A JetStream cluster of 3 servers takes 3 so that a stream survives
+	// the loss of one; a single server refuses more than 1.
+	Replicas int `yaml:"replicas"`
 }
 
 // Bounds of Limits fields.
@@ -84,12 +91,13 @@ const (
 	minMaxPayload    = 64 << 10
 	minMaxMsgs       = 16
 	maxMaxMsgs       = 10_000_000
+	maxReplicas      = 5 // JetStream's own bound
 )
 
 // DefaultLimits returns the defaults of every field.
 func DefaultLimits() Limits {
 	return Limits{AckWait: defaultAckWait, MaxDeliver: defaultMaxDeliver, MaxAckPending: defaultMaxAckPending,
-		MaxPayload: defaultMaxPayload, MaxMsgs: defaultMaxMsgs}
+		MaxPayload: defaultMaxPayload, MaxMsgs: defaultMaxMsgs, Replicas: defaultReplicas}
 }
 
 // Validate reports every field of l out of range, each a *field.Error
@@ -105,6 +113,7 @@ func (l Limits) Validate() error {
 	k.IntIn("max_ack_pending", l.MaxAckPending, 1, maxMaxAckPending)
 	k.IntIn("max_payload", l.MaxPayload, minMaxPayload, maxServerPayload)
 	k.Int64In("stream_max_msgs", l.MaxMsgs, minMaxMsgs, maxMaxMsgs)
+	k.IntIn("replicas", l.Replicas, 1, maxReplicas)
 	return k.Err()
 }
 
@@ -124,7 +133,7 @@ func Pipeline(l Limits, trainBatch int) Topology {
 		edge(messages.TopicDecodeTasks, "decode", pending),
 		edge(messages.TopicImages, "augment", pending),
 		edge(messages.TopicViews, "train", 2*trainBatch+pending),
-	}}
+	}, Replicas: l.Replicas}
 }
 
 // DefaultTopology is Pipeline with default limits and room for batches of
@@ -140,6 +149,7 @@ const (
 	defaultMaxAckPending = 64
 	defaultMaxPayload    = 1 << 20 // nats-server's own default
 	defaultMaxAge        = 7 * 24 * time.Hour
+	defaultReplicas      = 1
 )
 
 // ErrTopology wraps an invalid topology or a failure to provision it.
@@ -159,6 +169,7 @@ func (t *Topology) setDefaults() {
 		r.MaxAge = orDefault(r.MaxAge, defaultMaxAge)
 		r.MaxBytes = orDefault(r.MaxBytes, defaultMaxBytes)
 	}
+	t.Replicas = orDefault(t.Replicas, defaultReplicas)
 }
 
 func orDefault[T int | int64 | time.Duration](v, def T) T {
@@ -193,6 +204,9 @@ func (t Topology) Validate() error {
 		if r.MaxAge < 0 || r.MaxBytes < 0 {
 			errs = append(errs, errors.New("negative retention"))
 		}
+	}
+	if t.Replicas < 0 || t.Replicas > maxReplicas {
+		errs = append(errs, fmt.Errorf("replicas %d: want [1, %d]", t.Replicas, maxReplicas))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", ErrTopology, errors.Join(errs...))
@@ -323,6 +337,7 @@ func (b *Bus) Provision(ctx context.Context, t Topology) error {
 			MaxMsgs:    e.MaxMsgs,
 			MaxBytes:   e.MaxBytes,
 			Duplicates: e.Duplicates,
+			Replicas:   t.Replicas,
 		}); err != nil {
 			return fmt.Errorf("%w: stream %s: %w", ErrTopology, e.Topic, err)
 		}
@@ -342,6 +357,7 @@ func (b *Bus) Provision(ctx context.Context, t Topology) error {
 			Discard:   jetstream.DiscardOld,
 			MaxAge:    l.r.MaxAge,
 			MaxBytes:  l.r.MaxBytes,
+			Replicas:  t.Replicas,
 		}); err != nil {
 			return fmt.Errorf("%w: stream %s: %w", ErrTopology, l.topic, err)
 		}
