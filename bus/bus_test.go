@@ -218,7 +218,8 @@ func TestProvisionReplicas(t *testing.T) {
 	l := DefaultLimits()
 	l.Replicas = 3
 	err := b.Provision(ctx, Pipeline(l, 100))
-	if !errors.Is(err, ErrTopology) || !strings.Contains(err.Error(), "stream "+messages.TopicDecodeTasks) {
+	if !errors.Is(err, ErrTopology) || !strings.Contains(err.Error(), "stream "+messages.TopicDecodeTasks) ||
+		!strings.Contains(err.Error(), "replicas > 1 not supported") {
 		t.Errorf("R3 on one server: %v, want ErrTopology naming the stream", err)
 	}
 	if err := (Topology{Replicas: 6}).Validate(); !errors.Is(err, ErrTopology) {

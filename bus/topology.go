@@ -388,7 +388,8 @@ func retryRaces(ctx context.Context, f func() error) error {
 		err := f()
 		var apiErr *jetstream.APIError
 		if err == nil || attempt == raceAttempts || !errors.As(err, &apiErr) ||
-			apiErr.Code < 500 && apiErr.ErrorCode != jetstream.JSErrCodeConsumerDoesNotExist {
+			apiErr.Code < 500 && apiErr.ErrorCode != jetstream.JSErrCodeConsumerDoesNotExist ||
+			apiErr.ErrorCode == errCodeReplicasUnsupported {
 			return err
 		}
 		select {
@@ -399,6 +400,10 @@ func retryRaces(ctx context.Context, f func() error) error {
 		wait = min(2*wait, time.Second)
 	}
 }
+
+// errCodeReplicasUnsupported is the server's answer (code 500, but no
+// race) to bus.replicas above 1 on a server outside a cluster: final.
+const errCodeReplicasUnsupported = 10074
 
 // raceAttempts bounds retryRaces: about 3.5 s of backoff, which outlasts
 // the start-up provisioning of a whole pipeline on a loaded machine (five
