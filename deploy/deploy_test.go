@@ -34,6 +34,7 @@ type composeService struct {
 	Container   string            `yaml:"container_name"`
 	Profiles    []string          `yaml:"profiles"`
 	Environment map[string]string `yaml:"environment"`
+	CapDrop     []string          `yaml:"cap_drop"`
 	Healthcheck struct {
 		Test []string `yaml:"test"`
 	} `yaml:"healthcheck"`
@@ -153,6 +154,10 @@ func TestComposeHA(t *testing.T) {
 		}
 	}
 	for name, svc := range services {
+		// the nodes the HA file adds are hardened like the base file's
+		if !svc.ReadOnly || !slices.Contains(svc.CapDrop, "ALL") {
+			t.Errorf("%s: read_only %t, cap_drop %v", name, svc.ReadOnly, svc.CapDrop)
+		}
 		if !strings.HasPrefix(svc.Image, "supflow:") {
 			continue
 		}
