@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -148,9 +149,11 @@ func TestIntegrationComposeHA(t *testing.T) {
 		what := f.inject()
 		// Whether the fault was undone within the epoch: one that
 		// outlasts it still proves no loss, and the table says so.
-		if h.epochTrained(e) {
+		switch {
+		case f.name == "none":
+		case h.epochTrained(e):
 			what += fmt.Sprintf("; the epoch was trained before the fault was undone, %.0f s after it began", time.Since(start).Seconds())
-		} else {
+		default:
 			what += fmt.Sprintf("; undone %.0f s after it began, within the epoch", time.Since(start).Seconds())
 		}
 		t.Logf("epoch %d: %s", e, what)
@@ -189,13 +192,26 @@ func TestIntegrationComposeHA(t *testing.T) {
 	if n := h.inspect(h.train, "{{.RestartCount}}"); n != "1" {
 		t.Errorf("trainer restarts = %s, want 1 (the kill)", n)
 	}
+	// Stages that exited on a fault and were restarted (on-failure).
+	cs, err := containers(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var restarts []string
+	for _, c := range cs {
+		if c.RestartCount > 0 {
+			restarts = append(restarts, fmt.Sprintf("%s %d", c.service(), c.RestartCount))
+		}
+	}
+	slices.Sort(restarts)
+	t.Logf("container restarts over the run: %v", restarts)
 	var b bytes.Buffer
 	if err := faulttest.WriteTable(&b, rows); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("HA fault cases, %s:\n%s", total, b.String())
 	if path := os.Getenv(faulttest.EnvDoc); path != "" && !t.Failed() {
-		if err := faulttest.WriteSection(path, "compose-ha", haDoc(b.String(), total)); err != nil {
+		if err := faulttest.WriteSection(path, "compose-ha", haDoc(b.String(), total, strings.Join(restarts, ", "))); err != nil {
 			t.Error(err)
 		}
 	}
@@ -372,7 +388,7 @@ func readEnv(t *testing.T, p *Project) map[string]string {
 }
 
 // haDoc is the section of docs/reliability.md: the table and where it ran.
-func haDoc(table string, total time.Duration) []byte {
+func haDoc(table string, total time.Duration, restarts string) []byte {
 	var b strings.Builder
 	b.WriteString(`## Container faults in the HA deployment
 
@@ -387,7 +403,7 @@ with the manifest as above.
 
 `)
 	b.WriteString(table)
-	fmt.Fprintf(&b, "\nWhole test (image build, up, 6 epochs, evaluation, down -v): %s.\n\n", total)
+	fmt.Fprintf(&b, "\nWhole test (image build, up, 6 epochs, evaluation): %s. Containers Docker restarted (restart: on-failure) over the run: %s.\n\n", total, restarts)
 	b.WriteString("| | |\n|---|---|\n")
 	docker := ""
 	if out, err := exec.Command("docker", "version", "--format", "{{.Server.Version}}").Output(); err == nil {
