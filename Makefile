@@ -61,10 +61,13 @@ endif
 
 # test-compose: builds the images (make images) and runs the whole job with
 # docker compose (NATS, MinIO, ingest, feeder, decode, 3 augment, train,
-# evaluate), then checks the report and that `down -v` leaves nothing.
-# Needs a Docker engine and docker compose or docker-compose; minutes.
+# evaluate), then checks the report and that `down -v` leaves nothing; then
+# the HA deployment (docker-compose.ha.yml) with one container fault per
+# epoch (TestIntegrationComposeHA). With SUPFLOW_RELIABILITY_DOC=$(CURDIR)/docs/reliability.md
+# the HA table goes into that document. Needs a Docker engine and docker
+# compose or docker-compose; minutes.
 test-compose:
-	$(GO) test $(GOTESTFLAGS) -tags compose -count=1 -v -timeout 30m -run TestIntegrationCompose ./internal/composetest
+	$(GO) test $(GOTESTFLAGS) -tags compose -count=1 -v -timeout 30m -run 'TestIntegrationCompose(HA)?$$' ./internal/composetest
 
 # reliability: the fault-injection suite (internal/faulttest, also part of
 # make test); writes its table to docs/reliability.md.

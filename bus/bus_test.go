@@ -83,6 +83,8 @@ func TestLimitsValidate(t *testing.T) {
 		{"max_payload below 64 KiB", func(l *Limits) { l.MaxPayload = 1000 }, "max_payload"},
 		{"max_payload above the server's", func(l *Limits) { l.MaxPayload = maxServerPayload + 1 }, "max_payload"},
 		{"stream_max_msgs below 16", func(l *Limits) { l.MaxMsgs = 15 }, "stream_max_msgs"},
+		{"replicas 0", func(l *Limits) { l.Replicas = 0 }, "replicas"},
+		{"replicas above 5", func(l *Limits) { l.Replicas = 6 }, "replicas"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -192,6 +194,36 @@ func TestProvisionIsIdempotent(t *testing.T) {
 		if err := b.Provision(context.Background(), DefaultTopology()); err != nil {
 			t.Fatalf("provision %d: %v", i, err)
 		}
+	}
+}
+
+// TestProvisionReplicas: every stream gets Topology.Replicas copies (1 by
+// default), and a single server refuses 3 with an error naming the stream
+// instead of running unreplicated.
+func TestProvisionReplicas(t *testing.T) {
+	b := connect(t, startServer(t, EmbeddedConfig{}).URL())
+	ctx := context.Background()
+	if err := b.Provision(ctx, Pipeline(DefaultLimits(), 100)); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{messages.TopicDecodeTasks, messages.TopicViews, messages.TopicEvents, messages.TopicDeadLetter} {
+		s, err := b.js.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := s.CachedInfo().Config.Replicas; r != 1 {
+			t.Errorf("%s: %d replicas, want 1", name, r)
+		}
+	}
+	l := DefaultLimits()
+	l.Replicas = 3
+	err := b.Provision(ctx, Pipeline(l, 100))
+	if !errors.Is(err, ErrTopology) || !strings.Contains(err.Error(), "stream "+messages.TopicDecodeTasks) ||
+		!strings.Contains(err.Error(), "replicas > 1 not supported") {
+		t.Errorf("R3 on one server: %v, want ErrTopology naming the stream", err)
+	}
+	if err := (Topology{Replicas: 6}).Validate(); !errors.Is(err, ErrTopology) {
+		t.Errorf("Topology{Replicas: 6}: %v", err)
 	}
 }
 

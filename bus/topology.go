@@ -47,6 +47,9 @@ type Topology struct {
 	Edges      []WorkQueue
 	Events     Retention // stream messages.TopicEvents
 	DeadLetter Retention // stream messages.TopicDeadLetter
+	// Replicas is every stream's number of copies in a JetStream cluster
+	// (Limits.Replicas); default 1.
+	Replicas int
 }
 
 // Limits are the bus's limits, the keys of pipeline.yaml's bus section
@@ -79,6 +82,10 @@ type Limits struct {
 	// augment pass on what survives of each, split where it would not fit
 	// MaxPayload. 1 sends every sample alone, as before batches existed.
 	Batch int `yaml:"batch"`
+	// Replicas is each stream's number of copies, in [1, 5]; default 1.
+	// A JetStream cluster of 3 servers takes 3 so that a stream survives
+	// the loss of one; a single server refuses more than 1.
+	Replicas int `yaml:"replicas"`
 }
 
 // Bounds of Limits fields.
@@ -90,12 +97,14 @@ const (
 	minMaxPayload    = 64 << 10
 	minMaxMsgs       = 16
 	maxMaxMsgs       = 10_000_000
+	maxReplicas      = 5 // JetStream's own bound
 )
 
 // DefaultLimits returns the defaults of every field.
 func DefaultLimits() Limits {
 	return Limits{AckWait: defaultAckWait, MaxDeliver: defaultMaxDeliver, MaxAckPending: defaultMaxAckPending,
-		MaxPayload: defaultMaxPayload, MaxMsgs: defaultMaxMsgs, Batch: defaultBatch}
+		MaxPayload: defaultMaxPayload, MaxMsgs: defaultMaxMsgs, Batch: defaultBatch,
+		Replicas: defaultReplicas}
 }
 
 // Validate reports every field of l out of range, each a *field.Error
@@ -112,6 +121,7 @@ func (l Limits) Validate() error {
 	k.IntIn("max_payload", l.MaxPayload, minMaxPayload, maxServerPayload)
 	k.Int64In("stream_max_msgs", l.MaxMsgs, minMaxMsgs, maxMaxMsgs)
 	k.IntIn("batch", l.Batch, 1, messages.MaxBatch)
+	k.IntIn("replicas", l.Replicas, 1, maxReplicas)
 	return k.Err()
 }
 
@@ -139,7 +149,7 @@ func Pipeline(l Limits, trainBatch int) Topology {
 		edge(messages.TopicDecodeTasks, "decode", pending),
 		edge(messages.TopicImages, "augment", pending),
 		edge(messages.TopicViews, "train", l.TrainPending(trainBatch)),
-	}}
+	}, Replicas: l.Replicas}
 }
 
 // DefaultTopology is Pipeline with default limits and room for batches of
@@ -156,6 +166,7 @@ const (
 	defaultBatch         = 64
 	defaultMaxPayload    = 1 << 20 // nats-server's own default
 	defaultMaxAge        = 7 * 24 * time.Hour
+	defaultReplicas      = 1
 )
 
 // ErrTopology wraps an invalid topology or a failure to provision it.
@@ -175,6 +186,7 @@ func (t *Topology) setDefaults() {
 		r.MaxAge = orDefault(r.MaxAge, defaultMaxAge)
 		r.MaxBytes = orDefault(r.MaxBytes, defaultMaxBytes)
 	}
+	t.Replicas = orDefault(t.Replicas, defaultReplicas)
 }
 
 func orDefault[T int | int64 | time.Duration](v, def T) T {
@@ -209,6 +221,9 @@ func (t Topology) Validate() error {
 		if r.MaxAge < 0 || r.MaxBytes < 0 {
 			errs = append(errs, errors.New("negative retention"))
 		}
+	}
+	if t.Replicas < 0 || t.Replicas > maxReplicas {
+		errs = append(errs, fmt.Errorf("replicas %d: want [1, %d]", t.Replicas, maxReplicas))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", ErrTopology, errors.Join(errs...))
@@ -392,6 +407,7 @@ func (b *Bus) Provision(ctx context.Context, t Topology) error {
 			MaxMsgs:    e.MaxMsgs,
 			MaxBytes:   e.MaxBytes,
 			Duplicates: e.Duplicates,
+			Replicas:   t.Replicas,
 		}); err != nil {
 			return fmt.Errorf("%w: stream %s: %w", ErrTopology, e.Topic, err)
 		}
@@ -411,6 +427,7 @@ func (b *Bus) Provision(ctx context.Context, t Topology) error {
 			Discard:   jetstream.DiscardOld,
 			MaxAge:    l.r.MaxAge,
 			MaxBytes:  l.r.MaxBytes,
+			Replicas:  t.Replicas,
 		}); err != nil {
 			return fmt.Errorf("%w: stream %s: %w", ErrTopology, l.topic, err)
 		}
@@ -441,7 +458,8 @@ func retryRaces(ctx context.Context, f func() error) error {
 		err := f()
 		var apiErr *jetstream.APIError
 		if err == nil || attempt == raceAttempts || !errors.As(err, &apiErr) ||
-			apiErr.Code < 500 && apiErr.ErrorCode != jetstream.JSErrCodeConsumerDoesNotExist {
+			apiErr.Code < 500 && apiErr.ErrorCode != jetstream.JSErrCodeConsumerDoesNotExist ||
+			apiErr.ErrorCode == errCodeReplicasUnsupported {
 			return err
 		}
 		select {
@@ -452,6 +470,10 @@ func retryRaces(ctx context.Context, f func() error) error {
 		wait = min(2*wait, time.Second)
 	}
 }
+
+// errCodeReplicasUnsupported is the server's answer (code 500, but no
+// race) to bus.replicas above 1 on a server outside a cluster: final.
+const errCodeReplicasUnsupported = 10074
 
 // raceAttempts bounds retryRaces: about 3.5 s of backoff, which outlasts
 // the start-up provisioning of a whole pipeline on a loaded machine (five

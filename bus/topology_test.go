@@ -26,6 +26,7 @@ func TestRetryRaces(t *testing.T) {
 		{"gives up", 99, &jetstream.APIError{Code: 500, ErrorCode: 10012}, raceAttempts, false},
 		{"consumer deleted meanwhile", 1, &jetstream.APIError{Code: 400, ErrorCode: 10149}, 2, true},
 		{"client error", 9, &jetstream.APIError{Code: 400, ErrorCode: 10058}, 1, false},
+		{"replicas on one server", 9, &jetstream.APIError{Code: 500, ErrorCode: errCodeReplicasUnsupported}, 1, false},
 		{"other error", 9, errors.New("boom"), 1, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

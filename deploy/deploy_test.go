@@ -26,13 +26,15 @@ import (
 
 // composeService is what the tests read of a service in `config`'s output.
 type composeService struct {
-	Image       string   `yaml:"image"`
-	Command     []string `yaml:"command"`
-	User        string   `yaml:"user"`
-	ReadOnly    bool     `yaml:"read_only"`
-	Ports       []any    `yaml:"ports"`
-	Container   string   `yaml:"container_name"`
-	Profiles    []string `yaml:"profiles"`
+	Image       string            `yaml:"image"`
+	Command     []string          `yaml:"command"`
+	User        string            `yaml:"user"`
+	ReadOnly    bool              `yaml:"read_only"`
+	Ports       []any             `yaml:"ports"`
+	Container   string            `yaml:"container_name"`
+	Profiles    []string          `yaml:"profiles"`
+	Environment map[string]string `yaml:"environment"`
+	CapDrop     []string          `yaml:"cap_drop"`
 	Healthcheck struct {
 		Test []string `yaml:"test"`
 	} `yaml:"healthcheck"`
@@ -125,6 +127,47 @@ func TestComposeConfig(t *testing.T) {
 // GPU; there is never a second trainer beside it.
 func TestComposeGPU(t *testing.T) {
 	checkOneTrainer(t, composeConfig(t, "docker-compose.yml", "docker-compose.gpu.yml"), true)
+}
+
+// TestComposeHA: docker-compose.ha.yml over docker-compose.yml gives 3
+// NATS nodes routed to each other and 4 MinIO nodes with one server list,
+// every supflow service all NATS URLs and bus.replicas 3, and still one
+// trainer (also with the GPU file).
+func TestComposeHA(t *testing.T) {
+	services := composeConfig(t, "docker-compose.yml", "docker-compose.ha.yml")
+	var minioCmd []string
+	for _, name := range []string{"minio", "minio2", "minio3", "minio4"} {
+		cmd := services[name].Command
+		if !slices.Contains(cmd, "http://minio{1...4}:9000/data") {
+			t.Errorf("%s command %v: want the 4-node server list", name, cmd)
+		}
+		if minioCmd != nil && !slices.Equal(cmd, minioCmd) {
+			t.Errorf("%s command %v differs from minio's %v", name, cmd, minioCmd)
+		}
+		minioCmd = cmd
+	}
+	for i, name := range []string{"nats", "nats2", "nats3"} {
+		cmd := strings.Join(services[name].Command, " ")
+		if !strings.Contains(cmd, fmt.Sprintf("--name nats%d ", i+1)) ||
+			!strings.Contains(cmd, "--routes nats://nats1:6222,nats://nats2:6222,nats://nats3:6222") {
+			t.Errorf("%s command %q: want its server name and the three routes", name, cmd)
+		}
+	}
+	for name, svc := range services {
+		// the nodes the HA file adds are hardened like the base file's
+		if !svc.ReadOnly || !slices.Contains(svc.CapDrop, "ALL") {
+			t.Errorf("%s: read_only %t, cap_drop %v", name, svc.ReadOnly, svc.CapDrop)
+		}
+		if !strings.HasPrefix(svc.Image, "supflow:") {
+			continue
+		}
+		env := svc.Environment
+		if len(strings.Split(env["SUPFLOW_BUS_URL"], ",")) != 3 || env["SUPFLOW_BUS_REPLICAS"] != "3" {
+			t.Errorf("%s: bus.url %q, bus.replicas %q: want the 3 nodes and 3 replicas", name, env["SUPFLOW_BUS_URL"], env["SUPFLOW_BUS_REPLICAS"])
+		}
+	}
+	checkOneTrainer(t, services, false)
+	checkOneTrainer(t, composeConfig(t, "docker-compose.yml", "docker-compose.ha.yml", "docker-compose.gpu.yml"), true)
 }
 
 func checkOneTrainer(t *testing.T, services map[string]composeService, gpu bool) {
@@ -226,6 +269,8 @@ func TestKubernetesStrict(t *testing.T) {
 func TestKubernetesManifests(t *testing.T) {
 	kinds := map[string]int{}
 	pods := map[string]corev1.PodSpec{}
+	replicas := map[string]int32{}
+	var natsConf string
 	for _, m := range readManifests(t) {
 		kinds[m.kind]++
 		switch o := m.obj.(type) {
@@ -237,8 +282,11 @@ func TestKubernetesManifests(t *testing.T) {
 			if m.name == "augment" && (o.Spec.Replicas == nil || *o.Spec.Replicas < 2) {
 				t.Errorf("augment replicas = %v", o.Spec.Replicas)
 			}
-			if m.name == "train" && (o.Spec.Replicas == nil || *o.Spec.Replicas != 1 || o.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType) {
-				t.Errorf("train: replicas %v, strategy %q: one trainer per bus, even during a rollout", o.Spec.Replicas, o.Spec.Strategy.Type)
+			if o.Spec.Replicas != nil {
+				replicas[m.name] = *o.Spec.Replicas
+			}
+			if (m.name == "train" || m.name == "train-gpu") && o.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
+				t.Errorf("%s: strategy %q: one trainer per bus, even during a rollout", m.name, o.Spec.Strategy.Type)
 			}
 		case *appsv1.StatefulSet:
 			spec := *o.Spec.Template.Spec.DeepCopy()
@@ -249,12 +297,37 @@ func TestKubernetesManifests(t *testing.T) {
 			if sel, lbl := o.Spec.Selector.MatchLabels, o.Spec.Template.Labels; !subset(sel, lbl) {
 				t.Errorf("statefulset %s: selector %v does not match the pod labels %v", m.name, sel, lbl)
 			}
+			if o.Spec.Replicas != nil {
+				replicas[m.name] = *o.Spec.Replicas
+			}
+			// A node is ready only with its cluster: ordered start-up
+			// would wait for ever on the first one.
+			if o.Spec.PodManagementPolicy != appsv1.ParallelPodManagement {
+				t.Errorf("statefulset %s: podManagementPolicy %q, want Parallel", m.name, o.Spec.PodManagementPolicy)
+			}
+		case *corev1.ConfigMap:
+			if m.name == "nats-cluster" {
+				natsConf = o.Data["nats.conf"]
+			}
 		case *batchv1.Job:
 			pods[m.name] = o.Spec.Template.Spec
 		}
 	}
 	if kinds["Deployment"] < 3 || kinds["StatefulSet"] < 2 || kinds["Job"] < 3 || kinds["Service"] < 2 {
 		t.Errorf("kinds = %v", kinds)
+	}
+	if replicas["nats"] != 3 || replicas["minio"] != 4 {
+		t.Errorf("nats replicas %d, minio replicas %d: want 3 and 4", replicas["nats"], replicas["minio"])
+	}
+	if replicas["train"]+replicas["train-gpu"] != 1 {
+		t.Errorf("train replicas %d, train-gpu replicas %d: one trainer per bus", replicas["train"], replicas["train-gpu"])
+	}
+	checkNATSCluster(t, natsConf, int(replicas["nats"]), pods["nats"])
+	if args := pods["minio"].Containers[0].Args; !slices.Contains(args, "http://minio-{0...3}.minio-headless:9000/data") {
+		t.Errorf("minio args %v: want the 4 nodes", args)
+	}
+	if gpu := pods["train-gpu"].Containers; len(gpu) != 1 || gpu[0].Resources.Limits.Name("nvidia.com/gpu", resource.DecimalSI).Value() != 1 {
+		t.Errorf("train-gpu: want one container with a limit of 1 nvidia.com/gpu")
 	}
 	for name, spec := range pods {
 		for _, c := range spec.Containers {
@@ -269,12 +342,61 @@ func TestKubernetesManifests(t *testing.T) {
 		}
 		return nil
 	}
-	if !slices.Contains(args("train"), "--resume") {
-		t.Errorf("train args %v: a replaced trainer pod must resume", args("train"))
+	for _, name := range []string{"train", "train-gpu"} {
+		if !slices.Contains(args(name), "--resume") {
+			t.Errorf("%s args %v: a replaced trainer pod must resume", name, args(name))
+		}
+	}
+	for name, spec := range pods {
+		for _, c := range spec.Containers {
+			if !strings.HasPrefix(c.Image, "supflow:") {
+				continue
+			}
+			if v := envValue(c, "SUPFLOW_BUS_REPLICAS"); v != "3" {
+				t.Errorf("%s: SUPFLOW_BUS_REPLICAS %q, want 3 (nats.yaml's nodes)", name, v)
+			}
+		}
 	}
 	if !slices.Contains(args("evaluate"), "--wait") {
 		t.Errorf("evaluate args %v: it must wait for the pretraining", args("evaluate"))
 	}
+}
+
+// checkNATSCluster: the configuration names each pod by its own name and
+// routes to every pod of the StatefulSet through the headless service.
+func checkNATSCluster(t *testing.T, conf string, n int, pod corev1.PodSpec) {
+	t.Helper()
+	if !strings.Contains(conf, "server_name: $POD_NAME") {
+		t.Error("nats-cluster: want server_name: $POD_NAME")
+	}
+	for i := range n {
+		if route := fmt.Sprintf("nats://nats-%d.nats-headless:6222", i); !strings.Contains(conf, route) {
+			t.Errorf("nats-cluster: no route %s", route)
+		}
+	}
+	if len(pod.Containers) != 1 {
+		t.Fatalf("nats pod: %d containers", len(pod.Containers))
+	}
+	c := pod.Containers[0]
+	var named bool
+	for _, e := range c.Env {
+		named = named || e.Name == "POD_NAME" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name"
+	}
+	if !named {
+		t.Error("nats pod: POD_NAME must come from metadata.name")
+	}
+	if !slices.Contains(c.Args, "/etc/nats-cluster/nats.conf") {
+		t.Errorf("nats args %v: want the cluster configuration", c.Args)
+	}
+}
+
+func envValue(c corev1.Container, name string) string {
+	for _, e := range c.Env {
+		if e.Name == name {
+			return e.Value
+		}
+	}
+	return ""
 }
 
 // checkContainer: images from make images, non-root, read-only root, no

@@ -88,7 +88,7 @@ var credentialLine = regexp.MustCompile(`(?i)\b[a-z0-9_]*(password|secret_key|to
 // references, and that .env.example holds only placeholders.
 func TestNoCommittedCredentials(t *testing.T) {
 	files, _ := filepath.Glob("k8s/*.yaml")
-	files = append(files, "docker-compose.yml", "docker-compose.gpu.yml", "nats.conf", "pipeline.compose.yaml", "../pipeline.yaml", "../scripts/images.sh")
+	files = append(files, "docker-compose.yml", "docker-compose.gpu.yml", "docker-compose.ha.yml", "nats.conf", "pipeline.compose.yaml", "../pipeline.yaml", "../scripts/images.sh")
 	files = append(files, dockerfiles...)
 	for _, f := range files {
 		b, err := os.ReadFile(f)

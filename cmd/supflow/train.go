@@ -118,11 +118,19 @@ func runTrainStage(ctx context.Context, cfg *config.Config, s *services, st *tra
 		return "", err
 	}
 	routerDone := make(chan error, 1)
-	go func() { routerDone <- router.Run(ctx) }()
+	go func() {
+		err := router.Run(ctx)
+		// A router that could not bind (the consumer just reset and not
+		// yet served by a JetStream cluster) would otherwise leave the
+		// stage waiting for views for ever: stop it, and exit with the
+		// router's error so that the restart policy starts it again.
+		cancel()
+		routerDone <- err
+	}()
 	s.log.Info("stage running", "run_id", cfg.Run.ID, "start_epoch", st.StartEpoch())
 	key, err := st.Run(ctx, in)
 	cancel()
-	if rerr := <-routerDone; err == nil && rerr != nil && !errors.Is(rerr, context.Canceled) {
+	if rerr := <-routerDone; rerr != nil && !errors.Is(rerr, context.Canceled) && (err == nil || errors.Is(err, context.Canceled)) {
 		err = rerr
 	}
 	return key, err

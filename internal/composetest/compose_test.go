@@ -26,64 +26,15 @@ var resultLine = regexp.MustCompile(`(?m)^RESULT linear_top1=([0-9.]+) knn_top1=
 
 // TestIntegrationCompose builds the images (make images, cached between
 // runs) and runs deploy/docker-compose.yml as a project of its own
-// (supflow-test-<pid>) with augment scaled to 3: NATS, MinIO, ingest of the
+// (supflow-compose-<pid>) with augment scaled to 3: NATS, MinIO, ingest of the
 // image's MNIST, feeder, decode, augment, train and evaluate. It waits for
 // evaluate to exit 0 with a RESULT line, reads the report back from the
 // bucket with a one-off `supflow report`, and always ends with
 // `down -v --remove-orphans`, after which no container, network or volume
 // of the project may be left. It is bounded by the test's -timeout only.
 func TestIntegrationCompose(t *testing.T) {
-	ctx := t.Context()
-	if d, ok := t.Deadline(); ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, d.Add(-cleanupTime))
-		defer cancel()
-	}
-	compose, err := Command(ctx)
-	if err == nil {
-		_, err = Docker(ctx, "info", "--format", "{{.ServerVersion}}")
-	}
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI needs a Docker engine and compose: %v", err)
-		}
-		t.Skipf("no Docker engine or compose: %v", err)
-	}
-	t.Logf("compose command: %s", strings.Join(compose, " "))
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	begin := time.Now()
-	build := exec.CommandContext(ctx, "make", "-C", root, "--no-print-directory", "images")
-	build.Stdout, build.Stderr = t.Output(), t.Output()
-	if err := build.Run(); err != nil {
-		t.Fatalf("make images: %v", err)
-	}
-	t.Logf("make images: %s", time.Since(begin).Round(time.Second))
-
-	dir := t.TempDir()
-	b, err := os.ReadFile(filepath.Join(root, "deploy", "docker-compose.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := fmt.Sprintf("SUPFLOW_S3_ACCESS_KEY=supflow\nSUPFLOW_S3_SECRET_KEY=%s\nSUPFLOW_NATS_USER=supflow\nSUPFLOW_NATS_PASSWORD=%s\n",
-		rand.Text(), rand.Text())
-	if err := os.WriteFile(filepath.Join(dir, "docker-compose.yml"), b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, ".env"), []byte(env), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p := &Project{Compose: compose, Name: fmt.Sprintf("supflow-test-%d", os.Getpid()), Dir: dir, Files: []string{"docker-compose.yml"}}
-	t.Cleanup(func() { down(t, p) })
-
+	ctx, p, begin := startJob(t, []string{"docker-compose.yml"}, "", "--scale", "augment=3")
 	start := time.Now()
-	if out, err := p.Output(ctx, "up", "-d", "--scale", "augment=3"); err != nil {
-		t.Fatalf("up: %v\n%s", err, out)
-	}
-	t.Logf("up -d: %s", time.Since(start).Round(time.Second))
 
 	eval := waitEvaluate(ctx, t, p)
 	t.Logf("job done (up to evaluate's exit): %s", time.Since(start).Round(time.Second))
@@ -111,6 +62,80 @@ func TestIntegrationCompose(t *testing.T) {
 		t.Errorf("augment containers = %d, want 3", n)
 	}
 	t.Logf("total: %s", time.Since(begin).Round(time.Second))
+}
+
+// deadlineContext is the test's context, cancelled cleanupTime before the
+// test's deadline so that cleanup still has time.
+func deadlineContext(t *testing.T) context.Context {
+	ctx := t.Context()
+	if d, ok := t.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, d.Add(-cleanupTime))
+		t.Cleanup(cancel)
+	}
+	return ctx
+}
+
+// startJob skips without a Docker engine and compose (fails under CI),
+// builds the images (make images, cached between runs), copies the compose
+// files of deploy/ into a temporary project directory with a .env of
+// fresh secrets plus env (more SUPFLOW_ lines), and runs `up -d up...` as
+// a project of its own, which `down -v` removes when the test ends. It
+// returns the test's context, the project and when it began.
+func startJob(t *testing.T, files []string, env string, up ...string) (context.Context, *Project, time.Time) {
+	t.Helper()
+	ctx := deadlineContext(t)
+	compose, err := Command(ctx)
+	if err == nil {
+		_, err = Docker(ctx, "info", "--format", "{{.ServerVersion}}")
+	}
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI needs a Docker engine and compose: %v", err)
+		}
+		t.Skipf("no Docker engine or compose: %v", err)
+	}
+	t.Logf("compose command: %s", strings.Join(compose, " "))
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	begin := time.Now()
+	build := exec.CommandContext(ctx, "make", "-C", root, "--no-print-directory", "images")
+	build.Stdout, build.Stderr = t.Output(), t.Output()
+	if err := build.Run(); err != nil {
+		t.Fatalf("make images: %v", err)
+	}
+	t.Logf("make images: %s", time.Since(begin).Round(time.Second))
+
+	dir := t.TempDir()
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(root, "deploy", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env = fmt.Sprintf("SUPFLOW_S3_ACCESS_KEY=supflow\nSUPFLOW_S3_SECRET_KEY=%s\nSUPFLOW_NATS_USER=supflow\nSUPFLOW_NATS_PASSWORD=%s\n",
+		rand.Text(), rand.Text()) + env
+	if err := os.WriteFile(filepath.Join(dir, ".env"), []byte(env), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Unique per test and process: tests of several checkouts may share
+	// the Docker engine.
+	name := fmt.Sprintf("supflow-%s-%d", strings.ToLower(strings.TrimPrefix(t.Name(), "TestIntegration")), os.Getpid())
+	p := &Project{Compose: compose, Name: name, Dir: dir, Files: files}
+	t.Cleanup(func() { down(t, p) })
+
+	start := time.Now()
+	if out, err := p.Output(ctx, append([]string{"up", "-d"}, up...)...); err != nil {
+		t.Fatalf("up: %v\n%s", err, out)
+	}
+	t.Logf("up -d: %s", time.Since(start).Round(time.Second))
+	return ctx, p, begin
 }
 
 // container is what the test reads of docker inspect.

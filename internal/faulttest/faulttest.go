@@ -14,8 +14,11 @@
 package faulttest
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -137,4 +140,53 @@ func WriteTable(w io.Writer, rows []Row) error {
 // cell keeps a table cell on one line and its pipes literal.
 func cell(s string) string {
 	return strings.NewReplacer("|", `\|`, "\n", " ").Replace(s)
+}
+
+// EnvDoc names the variable that makes the suite write its table as a
+// Markdown document (make reliability), and internal/composetest its
+// section of that document.
+const EnvDoc = "SUPFLOW_RELIABILITY_DOC"
+
+// sectionBegin starts every generated section of a document.
+const sectionBegin = "<!-- begin "
+
+func sectionMarkers(name string) (begin, end string) {
+	return sectionBegin + name + " (generated) -->\n", "<!-- end " + name + " -->\n"
+}
+
+// WriteSection replaces section name of the Markdown document at path with
+// body (between its markers; appended when the document has none), so that
+// several suites generate one document: make reliability writes
+// docs/reliability.md and keeps its sections, internal/composetest writes
+// its own section of it.
+func WriteSection(path, name string, body []byte) error {
+	old, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	begin, end := sectionMarkers(name)
+	section := begin + string(body) + end
+	doc := string(old)
+	if i := strings.Index(doc, begin); i >= 0 {
+		if j := strings.Index(doc[i:], end); j >= 0 {
+			return os.WriteFile(path, []byte(doc[:i]+section+doc[i+j+len(end):]), 0o644)
+		}
+	}
+	if doc != "" {
+		doc += "\n"
+	}
+	return os.WriteFile(path, []byte(doc+section), 0o644)
+}
+
+// sections returns the generated sections at the end of the document at
+// path, markers included; "" when it has none or does not exist.
+func sections(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	if i := strings.Index(string(b), sectionBegin); i >= 0 {
+		return "\n" + string(b[i:])
+	}
+	return ""
 }

@@ -1,6 +1,8 @@
 package faulttest
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -42,5 +44,30 @@ func TestWriteTable(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
 	if len(lines) != 3 || lines[2] != `| a\|b | x y | 2 | 10 | 10 | 0 | 0 | 0 | pass |  |` {
 		t.Errorf("table:\n%s", b.String())
+	}
+}
+
+// TestWriteSection: a section is appended once, then replaced in place;
+// the text around it and sections() keep it for the suite's own rewrite.
+func TestWriteSection(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "doc.md")
+	if err := os.WriteFile(path, []byte("# Doc\n\ntable\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range []string{"first\n", "second\n"} {
+		if err := WriteSection(path, "ha", []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "# Doc\n\ntable\n\n<!-- begin ha (generated) -->\nsecond\n<!-- end ha -->\n"
+	if string(b) != want {
+		t.Errorf("document:\n%q\nwant\n%q", b, want)
+	}
+	if got := sections(path); got != "\n<!-- begin ha (generated) -->\nsecond\n<!-- end ha -->\n" {
+		t.Errorf("sections = %q", got)
 	}
 }

@@ -29,10 +29,6 @@ import (
 	"github.com/supflow/supflow/store"
 )
 
-// EnvDoc names the variable that makes the suite write its table as a
-// Markdown document (make reliability).
-const EnvDoc = "SUPFLOW_RELIABILITY_DOC"
-
 var report Report
 
 func TestMain(m *testing.M) {
@@ -90,6 +86,7 @@ expected; "duplicated" counts samples reported more than once.
 	} {
 		fmt.Fprintf(&b, "| %s | %s |\n", kv[0], cell(kv[1]))
 	}
+	b.WriteString(sections(path)) // other suites' (WriteSection)
 	return os.WriteFile(path, b.Bytes(), 0o644)
 }
 
