@@ -29,6 +29,8 @@ var otherEnv = slices.Concat(
 		// (fixture folders), checkpoint's PyTorch test, .ci/run's cache.
 		"SUPFLOW_MINIO_BIN", "SUPFLOW_MINIO_VERSION", "SUPFLOW_RELIABILITY_DOC",
 		"SUPFLOW_TESTDATA", "SUPFLOW_SHARED_TESTDATA", "SUPFLOW_TORCH_PYTHON", "SUPFLOW_CACHE",
+		// bench/gpu/run.sh: the GPU checks' binary and PJRT plugin.
+		"SUPFLOW_GPU_BIN", "SUPFLOW_PJRT_PLUGIN",
 	},
 )
 
