@@ -243,8 +243,12 @@ func Ingest(ctx context.Context, b Bucket, src Source, opts Options) (Report, er
 	)
 	// A sharded ingest hands every result to the packer, which needs them
 	// in source order: it holds those that come early until their turn.
+	// window bounds how many images are between the reader and the packer
+	// (encoded or in the encoders), so one slow image never lets the rest
+	// of the source pile up in memory behind it.
 	var (
 		ordered chan result
+		window  chan struct{}
 		pack    = &packer{b: b, opts: opts}
 		packed  = make(chan struct{})
 	)
@@ -255,6 +259,7 @@ func Ingest(ctx context.Context, b Bucket, src Source, opts Options) (Report, er
 	}
 	if opts.ShardBytes > 0 {
 		ordered = make(chan result, opts.Concurrency)
+		window = make(chan struct{}, 4*opts.Concurrency)
 		go func() {
 			defer close(packed)
 			early := map[int]result{}
@@ -267,6 +272,7 @@ func Ingest(ctx context.Context, b Bucket, src Source, opts Options) (Report, er
 						break
 					}
 					delete(early, next)
+					<-window
 					if ctx.Err() != nil {
 						continue // failed: drain only
 					}
@@ -326,6 +332,13 @@ func Ingest(ctx context.Context, b Bucket, src Source, opts Options) (Report, er
 	srcErr := src.Samples(ctx, read, func(s Sample) error {
 		if len(splitOrder) == 0 || splitOrder[len(splitOrder)-1] != s.Split {
 			splitOrder = append(splitOrder, s.Split)
+		}
+		if window != nil {
+			select {
+			case window <- struct{}{}:
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
 		}
 		select {
 		case jobs <- job{idx, s}:

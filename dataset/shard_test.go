@@ -131,3 +131,20 @@ func TestIngestShards(t *testing.T) {
 		t.Fatalf("Missing = %d entries, want the %d past the cut", len(missing), len(want))
 	}
 }
+
+// TestIngestShardsFailure: a shard that cannot be stored fails the sharded
+// ingest with the store's error, and no manifest is written.
+func TestIngestShardsFailure(t *testing.T) {
+	src, err := OpenIDX(mnistDir(t), "mnist", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := failingStat{newMemBucket()}
+	_, err = Ingest(t.Context(), b, src, Options{Prefix: "sh", LimitPerSplit: 100, ShardBytes: 2048, Concurrency: 2})
+	if !errors.Is(err, store.ErrAccessDenied) {
+		t.Fatalf("Ingest = %v, want ErrAccessDenied", err)
+	}
+	if _, ok := b.objs[ManifestKey("sh")]; ok || b.puts != 0 {
+		t.Fatalf("a failed ingest stored %d objects", b.puts)
+	}
+}
