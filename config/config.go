@@ -97,6 +97,7 @@ type Dataset struct {
 	Path       string `yaml:"path"`        // source directory or file; empty for mnist (bundled Go module); for s3 a key prefix, prefix or under it (empty = prefix)
 	List       string `yaml:"list"`        // s3 only: key of a CSV or JSONL list of key,label[,split]; empty = <path>/list.jsonl or list.csv if present, else <path>/<split>/<class>/<file>
 	Format     string `yaml:"format"`      // stored image format: png or jpeg
+	ShardBytes int64  `yaml:"shard_bytes"` // ingest packs the images into tar shards of about this many bytes (0 = one object per image)
 	LimitTrain int    `yaml:"limit_train"` // cap on train images ingested, fed and evaluated, class-stratified by run.seed (dataset.Select; 0 = all)
 	LimitTest  int    `yaml:"limit_test"`  // cap on test images ingested and evaluated, class-stratified by run.seed (dataset.Select; 0 = all)
 	TrainSplit string `yaml:"train_split"` // split pretraining reads

@@ -26,6 +26,10 @@ func TestDatasetS3(t *testing.T) {
 		{"list of another kind", []string{"dataset.source=s3", "dataset.list=lists/train.txt"}, "dataset.list"},
 		{"list without s3", []string{"dataset.source=imagefolder", "dataset.path=/data", "dataset.list=l.csv"}, "dataset.list = \"l.csv\": want empty unless dataset.source is s3"},
 		{"imagefolder still needs a path", []string{"dataset.source=imagefolder"}, "dataset.path"},
+		{"shards", []string{"dataset.shard_bytes=134217728"}, ""},
+		{"shards of s3", []string{"dataset.source=s3", "dataset.shard_bytes=1024"}, "dataset.shard_bytes = 1024: want 0 for source s3"},
+		{"negative shards", []string{"dataset.shard_bytes=-1"}, "dataset.shard_bytes"},
+		{"huge shards", []string{"dataset.shard_bytes=8589934592"}, "dataset.shard_bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Load("", noEnv, tc.sets)

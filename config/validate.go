@@ -22,6 +22,8 @@ var (
 	runID     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
 	prefixRe  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)*$`)
 	maxLimits = 1 << 30
+	// maxShardBytes bounds dataset.shard_bytes: 4 GiB.
+	maxShardBytes int64 = 4 << 30
 )
 
 // Validate checks every key and returns all problems, each naming its key:
@@ -43,6 +45,8 @@ func (c *Config) Validate() error {
 	k.OneOf("dataset.format", c.Dataset.Format, "png", "jpeg")
 	k.IntIn("dataset.limit_train", c.Dataset.LimitTrain, 0, maxLimits)
 	k.IntIn("dataset.limit_test", c.Dataset.LimitTest, 0, maxLimits)
+	// A shard is built in memory before its upload.
+	k.Int64In("dataset.shard_bytes", c.Dataset.ShardBytes, 0, maxShardBytes)
 	switch d := c.Dataset; {
 	case d.Source == "s3":
 		// Images used in place: a key prefix of store.bucket inside the
@@ -53,6 +57,9 @@ func (c *Config) Validate() error {
 		}
 		if l := d.List; l != "" && (!prefixRe.MatchString(l) || strings.Contains(l, "..") || !strings.HasSuffix(strings.ToLower(l), ".jsonl") && !strings.HasSuffix(strings.ToLower(l), ".csv")) {
 			k.Add("dataset.list", fmt.Sprintf("%q", l), "the key of a .jsonl or .csv list in store.bucket, or empty")
+		}
+		if d.ShardBytes != 0 {
+			k.Add("dataset.shard_bytes", fmt.Sprint(d.ShardBytes), "0 for source s3 (images used in place are not repacked)")
 		}
 	case d.List != "":
 		k.Add("dataset.list", fmt.Sprintf("%q", d.List), "empty unless dataset.source is s3")

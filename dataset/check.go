@@ -15,21 +15,33 @@ type Statter interface {
 	Stat(ctx context.Context, key string) (store.ObjectInfo, error)
 }
 
-// Missing stats every entry's object, concurrency at a time (default 8),
-// and returns the entries whose object does not exist, in manifest order.
-// A missing object is reported, not an error; any other failure is.
+// Missing stats every object the entries name (each shard once),
+// concurrency at a time (default 8), and returns the entries that cannot
+// be read, in manifest order: their object does not exist, or their shard
+// ends before them (a truncated shard, a wrong offset). Those are
+// reported, not errors; any other failure is an error.
 func Missing(ctx context.Context, b Statter, entries []Entry, concurrency int) ([]Entry, error) {
 	if concurrency <= 0 {
 		concurrency = 8
 	}
-	missing := make([]bool, len(entries))
-	err := parallel(ctx, len(entries), concurrency, func(ctx context.Context, i int) error {
-		_, err := b.Stat(ctx, entries[i].Key)
+	index := make(map[string]int, len(entries))
+	var keys []string
+	for _, e := range entries {
+		if _, ok := index[e.Object()]; !ok {
+			index[e.Object()] = len(keys)
+			keys = append(keys, e.Object())
+		}
+	}
+	sizes := make([]int64, len(keys)) // -1: not found
+	err := parallel(ctx, len(keys), concurrency, func(ctx context.Context, i int) error {
+		info, err := b.Stat(ctx, keys[i])
 		switch {
 		case errors.Is(err, store.ErrNotFound):
-			missing[i] = true
+			sizes[i] = -1
 		case err != nil:
-			return fmt.Errorf("dataset: check %s: %w", entries[i].Key, err)
+			return fmt.Errorf("dataset: check %s: %w", keys[i], err)
+		default:
+			sizes[i] = info.Size
 		}
 		return nil
 	})
@@ -37,9 +49,10 @@ func Missing(ctx context.Context, b Statter, entries []Entry, concurrency int) (
 		return nil, err
 	}
 	var out []Entry
-	for i, m := range missing {
-		if m {
-			out = append(out, entries[i])
+	for _, e := range entries {
+		size := sizes[index[e.Object()]]
+		if size < 0 || e.Shard != "" && e.Offset+e.Size > size {
+			out = append(out, e)
 		}
 	}
 	return out, nil
@@ -145,6 +158,11 @@ func Load(ctx context.Context, g Getter, prefix string) (Dataset, error) {
 	err = ScanManifest(bytes.NewReader(raw), func(e Entry) error {
 		if err := UnderPrefix(e.Key, prefix); err != nil {
 			return fmt.Errorf("%w: %w", ErrManifest, err)
+		}
+		if e.Shard != "" {
+			if err := UnderPrefix(e.Shard, prefix); err != nil {
+				return fmt.Errorf("%w: shard: %w", ErrManifest, err)
+			}
 		}
 		if int(e.Label) >= len(d.Classes) || d.Classes[e.Label] != e.Class {
 			return fmt.Errorf("%w: label %d class %q disagrees with classes.json", ErrManifest, e.Label, e.Class)

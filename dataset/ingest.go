@@ -71,6 +71,11 @@ type Options struct {
 	// MaxFileBytes refuses a source file larger than this, unread.
 	// Default DefaultMaxFileBytes.
 	MaxFileBytes int64
+	// ShardBytes, when not 0, packs the images into tar shards of about
+	// this many bytes, one split each, under <prefix>/shards/ (see packer)
+	// instead of one object per image; the manifest entries then name
+	// their shard and offset (Entry.Shard).
+	ShardBytes int64
 }
 
 func (o *Options) setDefaults() {
@@ -109,7 +114,7 @@ func (o Options) validate() error {
 		return fmt.Errorf("%w: jpeg quality %d is not in 1..100", ErrSource, o.JPEGQuality)
 	case o.Limit.negative() || o.Concurrency < 0:
 		return fmt.Errorf("%w: negative limit or concurrency", ErrSource)
-	case o.MaxPixels < 0 || o.MaxObjectBytes < 0 || o.MaxFileBytes < 0:
+	case o.MaxPixels < 0 || o.MaxObjectBytes < 0 || o.MaxFileBytes < 0 || o.ShardBytes < 0:
 		return fmt.Errorf("%w: negative size limit", ErrSource)
 	}
 	if o.Prefix != "" {
@@ -125,9 +130,10 @@ func (o Options) validate() error {
 type Report struct {
 	Source  string `json:"source"` // the source's Name
 	Prefix  string `json:"prefix"`
-	Images  int    `json:"images"`         // entries in the manifest
-	Written int    `json:"written"`        // images uploaded
-	Skipped int    `json:"already_stored"` // images already stored with the same SHA-256
+	Images  int    `json:"images"`           // entries in the manifest
+	Written int    `json:"written"`          // images uploaded
+	Skipped int    `json:"already_stored"`   // images already stored with the same SHA-256
+	Shards  int    `json:"shards,omitempty"` // shards of a sharded ingest (Options.ShardBytes)
 	// Refused counts images left out of the data set because decode would
 	// refuse them (over Options.MaxPixels or MaxObjectBytes) or their file
 	// is over Options.MaxFileBytes; each is logged with its reason.
@@ -170,7 +176,8 @@ type result struct {
 	entry   Entry
 	h, w    int
 	skipped bool
-	refused error // left out of the data set: ErrRefused
+	refused error  // left out of the data set: ErrRefused
+	data    []byte // the encoded image, for the packer of a sharded ingest
 }
 
 // stats accumulates exact integer pixel sums, so the result does not depend
@@ -264,6 +271,56 @@ func Ingest(ctx context.Context, b Bucket, src Source, opts Options) (Report, er
 		perSplt = map[string]*stats{}
 		wg      sync.WaitGroup
 	)
+	// A sharded ingest hands every result to the packer, which needs them
+	// in source order: it holds those that come early until their turn.
+	// window bounds how many images are between the reader and the packer
+	// (encoded or in the encoders), so one slow image never lets the rest
+	// of the source pile up in memory behind it.
+	var (
+		ordered chan result
+		window  chan struct{}
+		pack    = &packer{b: b, opts: opts}
+		packed  = make(chan struct{})
+	)
+	keep := func(r result) {
+		mu.Lock()
+		results = append(results, r)
+		mu.Unlock()
+	}
+	if opts.ShardBytes > 0 {
+		ordered = make(chan result, opts.Concurrency)
+		window = make(chan struct{}, 4*opts.Concurrency)
+		go func() {
+			defer close(packed)
+			early := map[int]result{}
+			next := 0
+			for r := range ordered {
+				early[r.idx] = r
+				for ; ; next++ {
+					r, ok := early[next]
+					if !ok {
+						break
+					}
+					delete(early, next)
+					<-window
+					if ctx.Err() != nil {
+						continue // failed: drain only
+					}
+					if err := pack.add(ctx, r); err != nil {
+						cancel(err)
+					}
+				}
+			}
+			if ctx.Err() == nil {
+				if err := pack.flush(ctx); err != nil {
+					cancel(err)
+				}
+			}
+		}()
+		keep = func(r result) { ordered <- r }
+	} else {
+		close(packed)
+	}
 	for range opts.Concurrency {
 		wg.Add(1)
 		go func() {
@@ -278,9 +335,7 @@ func Ingest(ctx context.Context, b Bucket, src Source, opts Options) (Report, er
 				if r.refused != nil {
 					// Statistics come only from samples that will train.
 					opts.Logger.WarnContext(ctx, "image left out of the data set", "split", j.s.Split, "id", j.s.ID, "reason", r.refused)
-					mu.Lock()
-					results = append(results, r)
-					mu.Unlock()
+					keep(r)
 					continue
 				}
 				st := local[j.s.Split]
@@ -289,9 +344,7 @@ func Ingest(ctx context.Context, b Bucket, src Source, opts Options) (Report, er
 					local[j.s.Split] = st
 				}
 				st.add(j.s.Image)
-				mu.Lock()
-				results = append(results, r)
-				mu.Unlock()
+				keep(r)
 			}
 			mu.Lock()
 			for split, st := range local {
@@ -315,6 +368,13 @@ func Ingest(ctx context.Context, b Bucket, src Source, opts Options) (Report, er
 		if len(splitOrder) == 0 || splitOrder[len(splitOrder)-1] != s.Split {
 			splitOrder = append(splitOrder, s.Split)
 		}
+		if window != nil {
+			select {
+			case window <- struct{}{}:
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+		}
 		select {
 		case jobs <- job{idx, s}:
 			idx++
@@ -325,6 +385,13 @@ func Ingest(ctx context.Context, b Bucket, src Source, opts Options) (Report, er
 	})
 	close(jobs)
 	wg.Wait()
+	if ordered != nil {
+		close(ordered)
+	}
+	<-packed
+	if ordered != nil {
+		results = pack.results
+	}
 	if err := context.Cause(ctx); err != nil {
 		return Report{}, fmt.Errorf("dataset: ingest: %w", err)
 	}
@@ -343,6 +410,10 @@ func Ingest(ctx context.Context, b Bucket, src Source, opts Options) (Report, er
 	}
 	if len(kept) == 0 {
 		return rep, fmt.Errorf("%w: no samples (%d refused, left out %v)", ErrSource, rep.Refused, rep.LeftOut)
+	}
+	if opts.ShardBytes > 0 {
+		// A shard is stored or skipped whole: its images count as one.
+		rep.Written, rep.Skipped, rep.Shards = pack.written, pack.skipped, pack.shards
 	}
 	return finish(ctx, b, src, opts, rep, kept, perSplt, splitOrder)
 }
@@ -391,6 +462,13 @@ func ingestOne(ctx context.Context, b Bucket, j job, classes []string, opts Opti
 	sum := sha256.Sum256(buf.Bytes())
 	digest := hex.EncodeToString(sum[:])
 	bnd := s.Image.Bounds()
+	if opts.ShardBytes > 0 {
+		// The packer stores it, in its shard.
+		return result{idx: j.idx, h: bnd.Dy(), w: bnd.Dx(), data: buf.Bytes(), entry: Entry{
+			Key: key, Label: int32(s.Label), Class: classes[s.Label], Split: s.Split,
+			Size: int64(buf.Len()), SHA256: digest,
+		}}, nil
+	}
 	r := result{
 		idx: j.idx,
 		h:   bnd.Dy(),
@@ -440,9 +518,11 @@ func finish(ctx context.Context, b Bucket, src Source, opts Options, rep Report,
 		if r.h != info.Height || r.w != info.Width {
 			info.Height, info.Width = 0, 0 // sizes vary
 		}
-		if r.skipped {
+		switch {
+		case opts.ShardBytes > 0: // counted per shard by the packer
+		case r.skipped:
 			rep.Skipped++
-		} else {
+		default:
 			rep.Written++
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"unicode/utf8"
 
@@ -38,12 +39,32 @@ type Entry struct {
 	// objects already in the bucket, whose content is not read at index
 	// time. Nothing downstream verifies it: decode fetches by key.
 	SHA256 string `json:"sha256,omitempty"`
+	// Shard, set by a sharded ingest (Options.ShardBytes), is the key of
+	// the tar shard that holds the image as a member named Key less the
+	// data set prefix: its Size bytes start at byte Offset of the shard.
+	// Key is then the sample's name, not an object. Both are omitted for a
+	// loose object, so manifests written before shards read unchanged.
+	Shard  string `json:"shard,omitempty"`
+	Offset int64  `json:"offset,omitempty"`
+}
+
+// Object is the key of the object that holds e's bytes: its shard, or
+// its own key.
+func (e Entry) Object() string {
+	if e.Shard != "" {
+		return e.Shard
+	}
+	return e.Key
 }
 
 // Task is the decode task that fetches e as sample id of runID's epoch
 // (0 outside pretraining, e.g. for an evaluation).
 func (e Entry) Task(runID string, epoch uint32, id uint64) messages.DecodeTask {
-	return messages.DecodeTask{RunID: runID, Epoch: epoch, SampleID: id, Key: e.Key, Label: e.Label, Split: e.Split}
+	t := messages.DecodeTask{RunID: runID, Epoch: epoch, SampleID: id, Key: e.Key, Label: e.Label, Split: e.Split}
+	if e.Shard != "" {
+		t.Key, t.Offset, t.Length = e.Shard, uint64(e.Offset), uint32(e.Size)
+	}
+	return t
 }
 
 // Validate checks one entry on its own.
@@ -60,6 +81,17 @@ func (e Entry) Validate() error {
 		return fmt.Errorf("%w: split %q is empty or not one path segment", ErrManifest, e.Split)
 	case e.Size < 0:
 		return fmt.Errorf("%w: size %d is negative", ErrManifest, e.Size)
+	case e.Shard == "" && e.Offset != 0:
+		return fmt.Errorf("%w: offset %d without a shard", ErrManifest, e.Offset)
+	case e.Shard != "" && (e.Offset < 0 || e.Size < 1 || e.Size > math.MaxUint32):
+		return fmt.Errorf("%w: shard member of %d bytes at offset %d", ErrManifest, e.Size, e.Offset)
+	}
+	if e.Shard != "" {
+		if err := store.ValidKey(e.Shard); err != nil {
+			return fmt.Errorf("shard: %w", err)
+		}
+	}
+	switch {
 	case e.SHA256 == "":
 		return nil // not computed: an entry indexed in place
 	case len(e.SHA256) != 64:

@@ -50,6 +50,11 @@ func TestScanManifest(t *testing.T) {
 		{"not json", good + "\nnope\n", 0, "line 2"},
 		{"wrong type", strings.Replace(good, `"size":10`, `"size":"10"`, 1), 0, "line 1"},
 		{"too long", strings.Repeat("x", maxLine+1), 0, "longer than"},
+		{"shard member", strings.Replace(good, `"size":10`, `"size":10,"shard":"shards/train-000000.tar","offset":512`, 1), 1, ""},
+		{"offset without shard", strings.Replace(good, `"size":10`, `"size":10,"offset":512`, 1), 0, "without a shard"},
+		{"empty member", strings.Replace(good, `"size":10`, `"size":0,"shard":"s.tar","offset":512`, 1), 0, "shard member of 0 bytes"},
+		{"negative offset", strings.Replace(good, `"size":10`, `"size":10,"shard":"s.tar","offset":-1`, 1), 0, "at offset -1"},
+		{"bad shard key", strings.Replace(good, `"size":10`, `"size":10,"shard":"../s.tar","offset":512`, 1), 0, "shard: store: invalid object key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

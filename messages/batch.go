@@ -14,6 +14,10 @@ const MaxBatch = 256
 // batchVersion is the first version with the batch types.
 const batchVersion = 3
 
+// shardVersion is the first version whose DecodeTask and DecodeTask batch
+// layouts carry a shard member's offset and length.
+const shardVersion = 4
+
 // Batched messages carry 2..MaxBatch samples of one run, epoch and split.
 // One sample always travels as the single type (DecodeTask, Image,
 // ViewGroup), byte for byte as before batches existed, so every message has
@@ -30,14 +34,24 @@ func MarshalDecodeTasks(ms []DecodeTask) ([]byte, error) {
 	if err := checkBatch(ms, func(m DecodeTask) batchHead { return batchHead{m.RunID, m.Epoch, m.Split} }, checkDecodeTask); err != nil {
 		return nil, fmt.Errorf("messages: marshal DecodeTask batch: %w", err)
 	}
-	body := 0
+	version, body := uint8(batchVersion), 0
 	for _, m := range ms {
 		body += 2 + len(m.Key)
+		if m.Length > 0 {
+			version = shardVersion
+		}
 	}
-	w := writeBatchHead(typeDecodeTaskBatch, ms[0].RunID, ms[0].Epoch, ms[0].Split, len(ms), body,
+	if version == shardVersion {
+		body += len(ms) * (8 + 4)
+	}
+	w := writeBatchHead(typeDecodeTaskBatch, version, ms[0].RunID, ms[0].Epoch, ms[0].Split, len(ms), body,
 		func(i int) (uint64, int32) { return ms[i].SampleID, ms[i].Label })
 	for _, m := range ms {
 		w.str(m.Key)
+		if version == shardVersion {
+			w.u64(m.Offset)
+			w.u32(m.Length)
+		}
 	}
 	return w.b, nil
 }
@@ -56,9 +70,19 @@ func UnmarshalDecodeTasks(b []byte) ([]DecodeTask, error) {
 		return nil, err
 	}
 	ms := make([]DecodeTask, len(h.ids))
+	members := false
 	for i := range ms {
 		ms[i] = DecodeTask{RunID: h.run, Epoch: h.epoch, SampleID: h.ids[i], Label: h.labels[i], Split: h.split,
 			Key: r.str("key", MaxKeyLen)}
+		if r.version == shardVersion {
+			ms[i].Offset = r.u64("offset")
+			ms[i].Length = r.u32("length")
+			members = members || ms[i].Length > 0
+		}
+	}
+	if r.version == shardVersion && !members && r.err == nil {
+		// A batch of whole objects is written as version 3: one encoding each.
+		r.err = fmt.Errorf("%w: version %d DecodeTask batch without a shard member", ErrInvalid, shardVersion)
 	}
 	if err := r.finish(); err != nil {
 		return nil, err
@@ -87,7 +111,7 @@ func MarshalImages(ms []Image) ([]byte, error) {
 	if body > MaxPixelBytes {
 		return nil, fmt.Errorf("messages: marshal Image batch: %w: %d bytes of images, max %d", ErrTooLarge, body, MaxPixelBytes)
 	}
-	w := writeBatchHead(typeImageBatch, ms[0].RunID, ms[0].Epoch, ms[0].Split, len(ms), body,
+	w := writeBatchHead(typeImageBatch, batchVersion, ms[0].RunID, ms[0].Epoch, ms[0].Split, len(ms), body,
 		func(i int) (uint64, int32) { return ms[i].SampleID, ms[i].Label })
 	for _, m := range ms {
 		w.u32(m.Height)
@@ -159,7 +183,7 @@ func MarshalViewGroups(ms []ViewGroup) ([]byte, error) {
 	if total > MaxPixelBytes {
 		return nil, fmt.Errorf("messages: marshal ViewGroup batch: %w: %d pixel bytes, max %d", ErrTooLarge, total, MaxPixelBytes)
 	}
-	w := writeBatchHead(typeViewGroupBatch, m0.RunID, m0.Epoch, m0.Split, len(ms), 1+4+4+1+4+total,
+	w := writeBatchHead(typeViewGroupBatch, batchVersion, m0.RunID, m0.Epoch, m0.Split, len(ms), 1+4+4+1+4+total,
 		func(i int) (uint64, int32) { return ms[i].SampleID, ms[i].Label })
 	w.u8(m0.NViews)
 	w.u32(m0.Height)
@@ -237,8 +261,8 @@ func checkBatch[M any](ms []M, head func(M) batchHead, check func(M) error) erro
 
 // writeBatchHead starts a batch of n samples: epoch, count, run id, the
 // sample ids, the labels, the split; body is the size of what follows.
-func writeBatchHead(t msgType, run string, epoch uint32, split string, n, body int, sample func(int) (uint64, int32)) *writer {
-	w := newWriter(t, batchVersion, 4+2+2+len(run)+n*(8+4)+2+len(split)+body)
+func writeBatchHead(t msgType, version uint8, run string, epoch uint32, split string, n, body int, sample func(int) (uint64, int32)) *writer {
+	w := newWriter(t, version, 4+2+2+len(run)+n*(8+4)+2+len(split)+body)
 	w.u32(epoch)
 	w.u16(uint16(n))
 	w.str(run)

@@ -133,6 +133,10 @@ func unevenViews(t *testing.T) []byte {
 func FuzzUnmarshalDecodeTasks(f *testing.F) {
 	f.Add(mustMarshal(f, MarshalDecodeTasks, batchOf(sampleTask(), 3)))
 	f.Add(mustMarshal(f, MarshalDecodeTask, sampleTask()))
+	members := batchOf(sampleTask(), 3)
+	members[1].Offset, members[1].Length = 512, 100
+	f.Add(mustMarshal(f, MarshalDecodeTasks, members))
+	f.Add(mustMarshal(f, MarshalDecodeTask, members[1]))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := UnmarshalDecodeTasks(b)
 		checkFuzz(t, b, err, func() ([]byte, error) { return MarshalDecodeTasks(m) })
@@ -153,4 +157,61 @@ func FuzzUnmarshalViewGroups(f *testing.F) {
 		m, err := UnmarshalViewGroups(b)
 		checkFuzz(t, b, err, func() ([]byte, error) { return MarshalViewGroups(m) })
 	})
+}
+
+// TestShardMembers: a task with a shard member (Length > 0) travels as
+// version 4, alone or in a batch, and decodes to what was encoded; tasks of
+// whole objects keep versions 1 and 3 byte for byte; each message has one
+// encoding, so a version 4 message without a member is refused.
+func TestShardMembers(t *testing.T) {
+	member := sampleTask()
+	member.Key, member.Offset, member.Length = "shards/train-000000.tar", 1536, 2048
+	b := mustMarshal(t, MarshalDecodeTask, member)
+	if b[2] != shardVersion {
+		t.Fatalf("member task written as version %d", b[2])
+	}
+	if got, err := UnmarshalDecodeTask(b); err != nil || got != member {
+		t.Fatalf("member task = %+v, %v", got, err)
+	}
+	if b := mustMarshal(t, MarshalDecodeTask, sampleTask()); b[2] != 1 {
+		t.Fatalf("whole-object task written as version %d", b[2])
+	}
+	// A batch mixing whole objects and members (mixed layouts on one run).
+	tasks := batchOf(sampleTask(), 4)
+	tasks[1].Offset, tasks[1].Length = 0, 10
+	tasks[3].Key, tasks[3].Offset, tasks[3].Length = member.Key, 1<<40, 1
+	bb := mustMarshal(t, MarshalDecodeTasks, tasks)
+	if bb[2] != shardVersion {
+		t.Fatalf("batch with members written as version %d", bb[2])
+	}
+	if got, err := UnmarshalDecodeTasks(bb); err != nil || !reflect.DeepEqual(got, tasks) {
+		t.Fatalf("batch with members: %v, equal %v", err, reflect.DeepEqual(got, tasks))
+	}
+	if b := mustMarshal(t, MarshalDecodeTasks, batchOf(sampleTask(), 3)); b[2] != batchVersion {
+		t.Fatalf("batch of whole objects written as version %d", b[2])
+	}
+	whole := func() []byte { return mustMarshal(t, MarshalDecodeTask, sampleTask()) }
+	pair := batchOf(sampleTask(), 2)
+	pair[1].Length = 1 // the last field of the message
+	noMember := mustMarshal(t, MarshalDecodeTasks, pair)
+	binary.BigEndian.PutUint32(noMember[len(noMember)-4:], 0)
+	zeroed := mustMarshal(t, MarshalDecodeTask, member)
+	binary.BigEndian.PutUint32(zeroed[len(zeroed)-4:], 0)
+	offsetOnly := member
+	offsetOnly.Length = 0
+	for name, c := range map[string]struct{ err, want error }{
+		"task version 2":          {errOf(UnmarshalDecodeTask(withByte(whole(), 2, 2))), ErrVersion},
+		"task version 3":          {errOf(UnmarshalDecodeTask(withByte(whole(), 2, 3))), ErrVersion},
+		"task version 5":          {errOf(UnmarshalDecodeTask(withByte(whole(), 2, 5))), ErrVersion},
+		"v1 task with a member":   {errOf(UnmarshalDecodeTask(withByte(b, 2, 1))), ErrTrailing},
+		"v4 task without member":  {errOf(UnmarshalDecodeTask(withByte(whole(), 2, shardVersion))), ErrTruncated},
+		"v4 task of length 0":     {errOf(UnmarshalDecodeTask(zeroed)), ErrInvalid},
+		"v4 batch without member": {errOf(UnmarshalDecodeTasks(noMember)), ErrInvalid},
+		"offset without length":   {errOf(MarshalDecodeTask(offsetOnly)), ErrInvalid},
+		"image batch version 4":   {errOf(UnmarshalImages(withByte(mustMarshal(t, MarshalImages, batchOf(sampleImage(), 2)), 2, shardVersion))), ErrVersion},
+	} {
+		if !errors.Is(c.err, c.want) {
+			t.Errorf("%s: %v, want %v", name, c.err, c.want)
+		}
+	}
 }

@@ -14,8 +14,9 @@ import (
 // it, so readers that predate a version still read every message that does
 // not need it: DecodeTask, Image, ViewGroup and an Event without scores are
 // version 1; an Event with scores is version 2; the batch types (of 2 or
-// more samples) are version 3 (docs/messages.md).
-const Version = 3
+// more samples) are version 3; a DecodeTask, or a DecodeTask batch, with a
+// shard member (DecodeTask.Length) is version 4 (docs/messages.md).
+const Version = 4
 
 // eventScoresVersion is the first version whose Event layout carries
 // scores.
@@ -92,13 +93,21 @@ func MarshalDecodeTask(m DecodeTask) ([]byte, error) {
 	if err := checkDecodeTask(m); err != nil {
 		return nil, fmt.Errorf("messages: marshal DecodeTask: %w", err)
 	}
-	w := newWriter(typeDecodeTask, 1, 4+8+4+2*3+len(m.RunID)+len(m.Split)+len(m.Key))
+	version, body := uint8(1), 4+8+4+2*3+len(m.RunID)+len(m.Split)+len(m.Key)
+	if m.Length > 0 {
+		version, body = shardVersion, body+8+4
+	}
+	w := newWriter(typeDecodeTask, version, body)
 	w.u32(m.Epoch)
 	w.u64(m.SampleID)
 	w.u32(uint32(m.Label))
 	w.str(m.RunID)
 	w.str(m.Split)
 	w.str(m.Key)
+	if m.Length > 0 {
+		w.u64(m.Offset)
+		w.u32(m.Length)
+	}
 	return w.b, nil
 }
 
@@ -115,6 +124,17 @@ func UnmarshalDecodeTask(b []byte) (DecodeTask, error) {
 	m.RunID = r.str("run_id", MaxRunIDLen)
 	m.Split = r.str("split", MaxSplitLen)
 	m.Key = r.str("key", MaxKeyLen)
+	switch r.version {
+	case 1:
+	case shardVersion:
+		m.Offset = r.u64("offset")
+		if m.Length = r.u32("length"); m.Length == 0 && r.err == nil {
+			// A whole object is written as version 1: one encoding each.
+			r.err = fmt.Errorf("%w: version %d DecodeTask with length 0", ErrInvalid, shardVersion)
+		}
+	default:
+		return DecodeTask{}, fmt.Errorf("%w: %d for DecodeTask (written as version 1 or %d)", ErrVersion, r.version, shardVersion)
+	}
 	if err := r.finish(); err != nil {
 		return DecodeTask{}, err
 	}
@@ -335,7 +355,16 @@ func checkDecodeTask(m DecodeTask) error {
 		checkLabel(m.Label),
 		checkStr("split", m.Split, MaxSplitLen),
 		checkRequired("key", m.Key, MaxKeyLen),
+		checkMember(m.Offset, m.Length),
 	)
+}
+
+// checkMember refuses an offset without a length: a whole object starts at 0.
+func checkMember(offset uint64, length uint32) error {
+	if length == 0 && offset != 0 {
+		return fmt.Errorf("%w: offset %d with length 0", ErrInvalid, offset)
+	}
+	return nil
 }
 
 func checkImage(m Image) error {
@@ -482,7 +511,11 @@ func versions(t msgType) (first, last uint8) {
 	switch t {
 	case typeEvent:
 		return 1, eventScoresVersion
-	case typeDecodeTaskBatch, typeImageBatch, typeViewGroupBatch:
+	case typeDecodeTask:
+		return 1, shardVersion // 1 or shardVersion, UnmarshalDecodeTask checks
+	case typeDecodeTaskBatch:
+		return batchVersion, shardVersion
+	case typeImageBatch, typeViewGroupBatch:
 		return batchVersion, batchVersion
 	}
 	return 1, 1

@@ -11,6 +11,9 @@ import (
 
 func FuzzUnmarshalDecodeTask(f *testing.F) {
 	f.Add(mustMarshal(f, MarshalDecodeTask, sampleTask()))
+	member := sampleTask()
+	member.Offset, member.Length = 512, 100
+	f.Add(mustMarshal(f, MarshalDecodeTask, member))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := UnmarshalDecodeTask(b)
 		checkFuzz(t, b, err, func() ([]byte, error) { return MarshalDecodeTask(m) })

@@ -38,6 +38,11 @@ type DecodeTask struct {
 	Key      string // object key in the dataset bucket
 	Label    int32  // class index; -1 when unlabelled
 	Split    string // "train", "test", ...
+	// Length, when not 0, says Key is a shard (dataset.Entry.Shard) and the
+	// image is its Length bytes at Offset (version 4); 0 fetches the whole
+	// object at Key, and then Offset must be 0.
+	Offset uint64
+	Length uint32
 }
 
 // Image is one decoded image, pixels row-major HWC uint8.

@@ -211,6 +211,59 @@ func (c *Client) getOnce(ctx context.Context, key string, limit int64) ([]byte, 
 	return data, nil
 }
 
+// GetRange returns bytes [off, off+n) of the object at key: one ranged GET,
+// how decode reads a sample out of a shard. n over max (or over
+// Config.MaxObjectSize) is refused with ErrTooLarge before any request,
+// as GetMax refuses a large object; a range that is not wholly inside the
+// object (a truncated shard, a wrong offset) gives ErrOutOfRange.
+func (c *Client) GetRange(ctx context.Context, key string, off, n, max int64) ([]byte, error) {
+	if err := ValidKey(key); err != nil {
+		return nil, err
+	}
+	switch {
+	case off < 0 || n < 1:
+		return nil, fmt.Errorf("%w: %q: range of %d bytes at %d", ErrOutOfRange, key, n, off)
+	case n > min(max, c.cfg.MaxObjectSize):
+		return nil, fmt.Errorf("%w: %q: range of %d bytes, limit %d", ErrTooLarge, key, n, min(max, c.cfg.MaxObjectSize))
+	}
+	var data []byte
+	err := c.retry(ctx, func(ctx context.Context) error {
+		var err error
+		data, err = c.getRangeOnce(ctx, key, off, n)
+		return err
+	})
+	if err != nil {
+		return nil, s3Error("get range", key, err)
+	}
+	return data, nil
+}
+
+func (c *Client) getRangeOnce(ctx context.Context, key string, off, n int64) ([]byte, error) {
+	var opts minio.GetObjectOptions
+	if err := opts.SetRange(off, off+n-1); err != nil {
+		return nil, err
+	}
+	obj, err := c.mc.GetObject(ctx, c.cfg.Bucket, key, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer obj.Close()
+	info, err := obj.Stat()
+	if err != nil {
+		return nil, err
+	}
+	// A server answers a range that runs past the end with what there is
+	// (its Size is then short): the object is shorter than its reference.
+	if info.Size != n {
+		return nil, fmt.Errorf("%w: %q: asked for %d bytes at %d, got %d", ErrOutOfRange, key, n, off, info.Size)
+	}
+	data := make([]byte, n)
+	if _, err := io.ReadFull(obj, data); err != nil {
+		return nil, err
+	}
+	return data, nil
+}
+
 // Stat returns the object's size and metadata, or ErrNotFound.
 func (c *Client) Stat(ctx context.Context, key string) (ObjectInfo, error) {
 	if err := ValidKey(key); err != nil {

@@ -156,6 +156,29 @@ func runContract(t *testing.T, start backend) {
 				t.Errorf("GetMax of a missing key = %v, want ErrNotFound", err)
 			}
 		}},
+		{"ranged get", func(t *testing.T) {
+			data := []byte("0123456789")
+			if err := c.Put(ctx, "range/10", data, PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range []struct {
+				off, n, max int64
+				want        error
+			}{
+				{0, 10, 10, nil}, {3, 4, 4, nil}, {9, 1, 100, nil},
+				{3, 4, 3, ErrTooLarge}, {0, cfg.MaxObjectSize + 1, 1 << 30, ErrTooLarge},
+				{8, 4, 100, ErrOutOfRange}, {10, 1, 100, ErrOutOfRange}, {50, 5, 100, ErrOutOfRange},
+				{-1, 2, 100, ErrOutOfRange}, {0, 0, 100, ErrOutOfRange},
+			} {
+				got, err := c.GetRange(ctx, "range/10", r.off, r.n, r.max)
+				if r.want == nil && (err != nil || !bytes.Equal(got, data[r.off:r.off+r.n])) || r.want != nil && !errors.Is(err, r.want) {
+					t.Errorf("GetRange(%d, %d, max %d) = %q, %v; want %v", r.off, r.n, r.max, got, err, r.want)
+				}
+			}
+			if _, err := c.GetRange(ctx, "range/none", 0, 1, 10); !errors.Is(err, ErrNotFound) {
+				t.Errorf("GetRange of a missing key = %v, want ErrNotFound", err)
+			}
+		}},
 		{"list", func(t *testing.T) {
 			want := []string{"ls/a/1", "ls/a/2", "ls/b/3"}
 			for _, k := range append([]string{"lsx"}, want...) {

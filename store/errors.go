@@ -26,13 +26,16 @@ var (
 	ErrUnavailable   = errors.New("store: endpoint unavailable")
 	ErrAnonymous     = errors.New("store: no credentials (anonymous access not allowed)")
 	ErrIntegrity     = errors.New("store: object content does not match its size")
+	// ErrOutOfRange: a ranged read asked for bytes past the object's end
+	// (a truncated object, or a reference that points past it).
+	ErrOutOfRange = errors.New("store: byte range past the end of the object")
 )
 
 // s3Error maps a minio-go error to a sentinel, keeping the original in the
 // chain. errors.As is used because minio.ToErrorResponse misses wrapped
 // errors.
 func s3Error(op, key string, err error) error {
-	if err == nil || errors.Is(err, ErrTooLarge) {
+	if err == nil || errors.Is(err, ErrTooLarge) || errors.Is(err, ErrOutOfRange) {
 		return err
 	}
 	var resp minio.ErrorResponse
@@ -43,6 +46,8 @@ func s3Error(op, key string, err error) error {
 			sentinel = ErrNotFound
 		case minio.NoSuchBucket:
 			sentinel = ErrNoSuchBucket
+		case "InvalidRange":
+			sentinel = ErrOutOfRange
 		case minio.AccessDenied, "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken":
 			sentinel = ErrAccessDenied
 		default:
@@ -51,6 +56,8 @@ func s3Error(op, key string, err error) error {
 				sentinel = ErrNotFound
 			case http.StatusForbidden:
 				sentinel = ErrAccessDenied
+			case http.StatusRequestedRangeNotSatisfiable:
+				sentinel = ErrOutOfRange
 			}
 		}
 		if sentinel != nil {

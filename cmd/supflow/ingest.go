@@ -124,12 +124,12 @@ func ingest(ctx context.Context, e *env, s *services, report io.Writer) error {
 	}
 	rep, err := dataset.Ingest(ctx, s.store, src, dataset.Options{
 		Prefix: c.Prefix, Format: c.Format, Limit: limit, StatsSplit: c.TrainSplit, Logger: e.log,
-		MaxPixels: e.cfg.Decode.MaxPixels, MaxObjectBytes: e.cfg.Decode.MaxObjectBytes,
+		MaxPixels: e.cfg.Decode.MaxPixels, MaxObjectBytes: e.cfg.Decode.MaxObjectBytes, ShardBytes: c.ShardBytes,
 	})
 	if err != nil {
 		return fmt.Errorf("ingest: %w", err)
 	}
-	e.log.Info("ingested", "dataset", src.Name(), "prefix", c.Prefix, "written", rep.Written, "already_there", rep.Skipped, "refused", rep.Refused,
+	e.log.Info("ingested", "dataset", src.Name(), "prefix", c.Prefix, "written", rep.Written, "already_there", rep.Skipped, "refused", rep.Refused, "shards", rep.Shards,
 		"left_out", rep.LeftOut, "images", len(rep.Entries), "seconds", time.Since(start).Round(time.Millisecond).Seconds())
 	if report != nil {
 		rep.WriteSummary(report, s.store.Bucket())

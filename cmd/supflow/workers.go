@@ -18,12 +18,13 @@ import (
 // newDecoder builds the decode stage on the store.
 func newDecoder(cfg *config.Config, s *store.Client) (*decode.Stage, error) {
 	return decode.New(cfg.Decode, decode.Deps{
-		Objects:     s,
-		IsNotFound:  func(err error) bool { return errors.Is(err, store.ErrNotFound) },
-		IsTooLarge:  func(err error) bool { return errors.Is(err, store.ErrTooLarge) },
-		Allow:       func(key string) error { return dataset.UnderPrefix(key, cfg.Dataset.Prefix) },
-		Cache:       storeCache{s},
-		CachePrefix: path.Join("cache", cfg.Dataset.Prefix),
+		Objects:      s,
+		IsNotFound:   func(err error) bool { return errors.Is(err, store.ErrNotFound) },
+		IsTooLarge:   func(err error) bool { return errors.Is(err, store.ErrTooLarge) },
+		IsOutOfRange: func(err error) bool { return errors.Is(err, store.ErrOutOfRange) },
+		Allow:        func(key string) error { return dataset.UnderPrefix(key, cfg.Dataset.Prefix) },
+		Cache:        storeCache{s},
+		CachePrefix:  path.Join("cache", cfg.Dataset.Prefix),
 	})
 }
 

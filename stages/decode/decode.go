@@ -26,22 +26,30 @@ const (
 	maxMaxObjectBytes = 1<<31 - 1
 )
 
-// Errors of the decode stage. ErrNotFound, ErrObjectTooLarge and
-// ErrInvalidTask are returned wrapped in messages.Permanent.
+// Errors of the decode stage. ErrNotFound, ErrObjectTooLarge,
+// ErrOutOfRange and ErrInvalidTask are returned wrapped in
+// messages.Permanent.
 var (
 	ErrInvalidConfig  = errors.New("decode: invalid config")
 	ErrInvalidTask    = errors.New("decode: invalid task")
 	ErrNotFound       = errors.New("decode: object not found")
 	ErrObjectTooLarge = errors.New("decode: object exceeds the size limit")
+	// ErrOutOfRange: a task's shard member runs past its shard's end (a
+	// truncated shard or a wrong manifest entry).
+	ErrOutOfRange = errors.New("decode: shard member past the end of its shard")
 )
 
 // Getter fetches a whole object by key, reading at most max bytes: an
 // object larger than max must be refused from its size, before its body is
-// read, with an error Deps.IsTooLarge recognizes. *store.Client satisfies
-// it (store.ErrTooLarge). Implementations must be safe for concurrent use
-// and honor ctx.
+// read, with an error Deps.IsTooLarge recognizes. GetRange fetches bytes
+// [off, off+n) of one, a shard member: n over max is refused as too large
+// before any request, and a range not wholly inside the object with an
+// error Deps.IsOutOfRange recognizes. *store.Client satisfies it
+// (store.ErrTooLarge, store.ErrOutOfRange). Implementations must be safe
+// for concurrent use and honor ctx.
 type Getter interface {
 	GetMax(ctx context.Context, key string, max int64) ([]byte, error)
+	GetRange(ctx context.Context, key string, off, n, max int64) ([]byte, error)
 }
 
 // Config configures a Stage: pipeline.yaml's decode section, whose keys are
@@ -117,6 +125,11 @@ type Deps struct {
 	// errors.Is(err, store.ErrTooLarge)): a permanent failure. Nil treats
 	// every fetch error as transient.
 	IsTooLarge func(error) bool
+	// IsOutOfRange reports whether an Objects.GetRange error means the
+	// range runs past the object's end (for the store package: errors.Is(err,
+	// store.ErrOutOfRange)): a permanent failure. Nil treats every fetch
+	// error as transient.
+	IsOutOfRange func(error) bool
 	// Allow, optional, vets a task's key before anything is read: a task on
 	// the bus may come from anyone who can publish there, and its key names
 	// what is fetched and where its cache entry is written (cmd/supflow
@@ -135,6 +148,7 @@ type Stage struct {
 	objects    Getter
 	isNotFound func(error) bool
 	isTooLarge func(error) bool
+	isRange    func(error) bool
 	allow      func(string) error
 	cache      Cache // nil when Config.Cache is off
 	prefix     string
@@ -159,14 +173,15 @@ func New(cfg Config, deps Deps) (*Stage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
-	s := &Stage{cfg: cfg, objects: deps.Objects, isNotFound: deps.IsNotFound, isTooLarge: deps.IsTooLarge, allow: deps.Allow, dec: dec}
+	s := &Stage{cfg: cfg, objects: deps.Objects, isNotFound: deps.IsNotFound, isTooLarge: deps.IsTooLarge, isRange: deps.IsOutOfRange, allow: deps.Allow, dec: dec}
 	if cfg.Cache {
 		s.cache, s.prefix = deps.Cache, deps.CachePrefix
 	}
 	return s, nil
 }
 
-// Handle fetches and decodes the object of task. A transient fetch failure
+// Handle fetches and decodes the object of task, or its shard member
+// (task.Length > 0: one ranged GET). A transient fetch failure
 // (including ctx ending) returns a plain error for the bus to retry; every
 // failure retrying cannot fix wraps messages.ErrPermanent and names the key.
 // Handle is idempotent: the same task yields the same Image.
@@ -179,31 +194,45 @@ func (s *Stage) Handle(ctx context.Context, task messages.DecodeTask) (messages.
 			return messages.Image{}, messages.Permanent(fmt.Errorf("%w: sample %d: %w", ErrInvalidTask, task.SampleID, err))
 		}
 	}
+	// name is what errors and the cache call the image: its key, or its
+	// shard's key and place there.
+	name := task.Key
+	if task.Length > 0 {
+		name = fmt.Sprintf("%s@%d+%d", task.Key, task.Offset, task.Length)
+	}
 	if s.cache != nil {
-		if img, ok := s.cached(ctx, task.Key); ok {
+		if img, ok := s.cached(ctx, name); ok {
 			return imageOf(task, img), nil
 		}
 	}
 	// Never more than the limit is read: the Getter refuses a larger
-	// object from its size.
-	data, err := s.objects.GetMax(ctx, task.Key, s.cfg.MaxObjectBytes)
+	// object (or range) from its size.
+	var data []byte
+	var err error
+	if task.Length > 0 {
+		data, err = s.objects.GetRange(ctx, task.Key, int64(task.Offset), int64(task.Length), s.cfg.MaxObjectBytes)
+	} else {
+		data, err = s.objects.GetMax(ctx, task.Key, s.cfg.MaxObjectBytes)
+	}
 	switch {
 	case err != nil && s.isNotFound != nil && s.isNotFound(err):
-		return messages.Image{}, messages.Permanent(fmt.Errorf("%w: %q: %w", ErrNotFound, task.Key, err))
+		return messages.Image{}, messages.Permanent(fmt.Errorf("%w: %q: %w", ErrNotFound, name, err))
 	case err != nil && s.isTooLarge != nil && s.isTooLarge(err):
-		return messages.Image{}, messages.Permanent(fmt.Errorf("%w: %q, limit %d bytes: %w", ErrObjectTooLarge, task.Key, s.cfg.MaxObjectBytes, err))
+		return messages.Image{}, messages.Permanent(fmt.Errorf("%w: %q, limit %d bytes: %w", ErrObjectTooLarge, name, s.cfg.MaxObjectBytes, err))
+	case err != nil && s.isRange != nil && s.isRange(err):
+		return messages.Image{}, messages.Permanent(fmt.Errorf("%w: %q: %w", ErrOutOfRange, name, err))
 	case err != nil:
-		return messages.Image{}, fmt.Errorf("decode: fetch %q: %w", task.Key, err)
+		return messages.Image{}, fmt.Errorf("decode: fetch %q: %w", name, err)
 	case int64(len(data)) > s.cfg.MaxObjectBytes:
-		return messages.Image{}, messages.Permanent(fmt.Errorf("%w: %q is %d bytes, limit %d", ErrObjectTooLarge, task.Key, len(data), s.cfg.MaxObjectBytes))
+		return messages.Image{}, messages.Permanent(fmt.Errorf("%w: %q is %d bytes, limit %d", ErrObjectTooLarge, name, len(data), s.cfg.MaxObjectBytes))
 	}
 	img, err := s.dec.Decode(data)
 	if err != nil {
 		// imgdecode refuses only for what the bytes are: no retry helps.
-		return messages.Image{}, messages.Permanent(fmt.Errorf("decode: object %q: %w", task.Key, err))
+		return messages.Image{}, messages.Permanent(fmt.Errorf("decode: object %q: %w", name, err))
 	}
 	if s.cache != nil {
-		s.store(ctx, task.Key, img)
+		s.store(ctx, name, img)
 	}
 	return imageOf(task, img), nil
 }

@@ -9,6 +9,7 @@ import (
 	"image/color"
 	"image/jpeg"
 	"image/png"
+	"math"
 	"reflect"
 	"strings"
 	"sync"
@@ -22,6 +23,7 @@ import (
 var (
 	errMissing = errors.New("test: no such key")
 	errTooBig  = errors.New("test: object over the limit")
+	errPastEnd = errors.New("test: range past the end")
 )
 
 // memObjects is an in-memory Getter; keys listed in fail return that error.
@@ -269,6 +271,21 @@ func TestHandleConcurrent(t *testing.T) {
 	}
 }
 
+// GetRange serves bytes [off, off+n) of key, refusing as the store does.
+func (m memObjects) GetRange(ctx context.Context, key string, off, n, max int64) ([]byte, error) {
+	if n > max {
+		return nil, fmt.Errorf("get %q: %w: range of %d bytes, limit %d", key, errTooBig, n, max)
+	}
+	b, err := m.GetMax(ctx, key, math.MaxInt64)
+	if err != nil {
+		return nil, err
+	}
+	if off < 0 || n < 1 || off+n > int64(len(b)) {
+		return nil, fmt.Errorf("get %q: %w: %d bytes at %d of %d", key, errPastEnd, n, off, len(b))
+	}
+	return b[off : off+n], nil
+}
+
 // sizedObjects serves one object of size bytes and records what it was
 // asked for and how much it handed out.
 type sizedObjects struct {
@@ -277,6 +294,10 @@ type sizedObjects struct {
 	mu          sync.Mutex
 	maxes       []int64
 	bytesServed int
+}
+
+func (o *sizedObjects) GetRange(context.Context, string, int64, int64, int64) ([]byte, error) {
+	return nil, errors.New("test: sizedObjects serves whole objects only")
 }
 
 func (o *sizedObjects) GetMax(_ context.Context, _ string, max int64) ([]byte, error) {
@@ -315,6 +336,52 @@ func TestObjectSizeLimitIsBoundedAndPermanent(t *testing.T) {
 					t.Errorf("limit %d: %d bytes read of an object over it", limit, objs.bytesServed)
 				}
 			}
+		}
+	}
+}
+
+// TestShardMembers: a task naming a shard member decodes the member's
+// bytes alone, as the same image stored whole; a member past its shard's
+// end or over the object limit is a permanent failure naming the shard
+// and the place, and with the cache on each member has its own entry.
+func TestShardMembers(t *testing.T) {
+	a, b := pngBytes(t, testImage(3, 2)), pngBytes(t, testImage(2, 5))
+	shard := append(append(append([]byte("head"), a...), b...), "tail"...)
+	objs := memObjects{objects: map[string][]byte{"a.png": a, "s.tar": shard}}
+	isPastEnd := func(err error) bool { return errors.Is(err, errPastEnd) }
+	cache := &memCache{m: map[string][]byte{}}
+	s, err := New(Config{MaxObjectBytes: int64(max(len(a), len(b))), Cache: true}, Deps{Objects: objs, IsNotFound: isMissing,
+		IsTooLarge: isTooBig, IsOutOfRange: isPastEnd, Cache: cache, CachePrefix: "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	whole, err := s.Handle(ctx, messages.DecodeTask{RunID: "r", Key: "a.png"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the second time from the cache
+		got, err := s.Handle(ctx, messages.DecodeTask{RunID: "r", Key: "s.tar", Offset: 4, Length: uint32(len(a))})
+		if err != nil || !bytes.Equal(got.Pixels, whole.Pixels) || got.Height != whole.Height {
+			t.Fatalf("member a = %dx%d, %v", got.Height, got.Width, err)
+		}
+		got, err = s.Handle(ctx, messages.DecodeTask{RunID: "r", Key: "s.tar", Offset: uint64(4 + len(a)), Length: uint32(len(b))})
+		if err != nil || got.Height != 5 || got.Width != 2 {
+			t.Fatalf("member b = %dx%d, %v", got.Height, got.Width, err)
+		}
+	}
+	for _, c := range []struct {
+		task messages.DecodeTask
+		want error
+	}{
+		{messages.DecodeTask{RunID: "r", Key: "s.tar", Offset: uint64(len(shard) - 2), Length: 4}, ErrOutOfRange},
+		{messages.DecodeTask{RunID: "r", Key: "s.tar", Offset: 4, Length: uint32(max(len(a), len(b))) + 1}, ErrObjectTooLarge},
+		{messages.DecodeTask{RunID: "r", Key: "none.tar", Offset: 4, Length: 4}, ErrNotFound},
+		{messages.DecodeTask{RunID: "r", Key: "s.tar", Offset: 0, Length: 4}, imgdecode.ErrFormat},
+	} {
+		_, err := s.Handle(ctx, c.task)
+		if !errors.Is(err, c.want) || !errors.Is(err, messages.ErrPermanent) || !strings.Contains(err.Error(), fmt.Sprintf("@%d+%d", c.task.Offset, c.task.Length)) {
+			t.Errorf("%+v: %v, want permanent %v naming the member", c.task, err, c.want)
 		}
 	}
 }

@@ -1,13 +1,15 @@
 // Package decode is the pipeline stage between the feeder and augment: for
-// each messages.DecodeTask it fetches the object from the dataset bucket,
+// each messages.DecodeTask it fetches the object from the dataset bucket
+// (or, for a shard member, its bytes in the shard, with one ranged GET),
 // decodes it with imgdecode under the configured limits and returns a
 // messages.Image carrying the task's ids, label and split.
 //
 // It classifies failures for the bus: a fetch error is transient (a plain
 // error, retried) unless Deps.IsNotFound says the object is missing or
 // Deps.IsTooLarge that it is over Config.MaxObjectBytes (the Getter refuses
-// such an object from its size, so no more than the limit is ever read); a
-// missing, oversized or undecodable object is permanent
+// such an object from its size, so no more than the limit is ever read) or
+// Deps.IsOutOfRange that a member runs past its shard's end; a missing,
+// oversized, out-of-range or undecodable object is permanent
 // (messages.ErrPermanent) and names the key and the reason. With
 // Config.Cache on, decoded images are written through Deps.Cache so that
 // later epochs skip the fetch and the decode.

@@ -16,6 +16,10 @@ type oneObject []byte
 
 func (o oneObject) GetMax(context.Context, string, int64) ([]byte, error) { return o, nil }
 
+func (o oneObject) GetRange(_ context.Context, _ string, off, n, _ int64) ([]byte, error) {
+	return o[off : off+n], nil
+}
+
 func ExampleStage_Handle() {
 	var buf bytes.Buffer
 	_ = png.Encode(&buf, image.NewGray(image.Rect(0, 0, 640, 480)))

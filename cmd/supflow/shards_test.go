@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/supflow/supflow/dataset"
+	"github.com/supflow/supflow/internal/clustertest"
+	"github.com/supflow/supflow/store"
+)
+
+// TestIntegrationRunSharded runs the pipeline on MNIST ingested into tar
+// shards (dataset.shard_bytes) on MinIO: the bucket holds shards and the
+// data set files, no loose image, and every training sample is read from
+// its shard and trained exactly once.
+func TestIntegrationRunSharded(t *testing.T) {
+	c := clustertest.New(t, tinyModel+`
+dataset: {limit_train: 120, limit_test: 60, shard_bytes: 8192}
+decode: {gray: true}
+train: {epochs: 1, batch_size: 20, knn_every: 0}
+evaluate: {epochs: 2, knn_k: 5}
+`)
+	run := c.Start("run", "run")
+	c.Wait(run, 4*time.Minute)
+	out := run.Output()
+	if s := clustertest.EpochStats(out)[1]; s.Samples != 120 || s.Dropped != 0 {
+		t.Errorf("epoch 1: %d samples trained, %d dropped; want all 120", s.Samples, s.Dropped)
+	}
+	if !strings.Contains(out, "RESULT linear_top1=") {
+		t.Errorf("no RESULT line")
+	}
+	ctx := context.Background()
+	cl := c.Store()
+	d, err := dataset.Load(ctx, cl, "mnist")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shards := map[string]bool{}
+	for _, e := range d.Entries {
+		if !strings.HasPrefix(e.Shard, "mnist/shards/") {
+			t.Fatalf("entry %s is not in a shard: %+v", e.Key, e)
+		}
+		shards[e.Shard] = true
+	}
+	var keys []string
+	if err := cl.Walk(ctx, "mnist/", func(o store.ObjectInfo) error { keys = append(keys, o.Key); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	// The shards, the manifest, info, classes and the ingest report.
+	if len(keys) != len(shards)+4 || len(shards) < 4 {
+		t.Errorf("%d objects under mnist/ for %d shards: %v", len(keys), len(shards), keys)
+	}
+}
