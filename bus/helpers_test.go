@@ -135,8 +135,10 @@ func (c *collector) wait(t *testing.T, n int) []string {
 // deadLetters reads every message stored in the dead-letter stream.
 func deadLetters(t *testing.T, b *Bus, want int) []*nats.Msg {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	// No deadline over the whole wait: under -race on a loaded machine
+	// fetching megabyte letters takes long; go test's -timeout bounds it,
+	// and each request gets the client's own timeout.
+	ctx := t.Context()
 	var out []*nats.Msg
 	for len(out) < want {
 		s, err := b.js.Stream(ctx, "supflow_dead_letter")
@@ -156,7 +158,7 @@ func deadLetters(t *testing.T, b *Bus, want int) []*nats.Msg {
 		select {
 		case <-ctx.Done():
 			t.Fatalf("dead-letter stream has %d messages, want %d", s.CachedInfo().State.Msgs, want)
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(20 * time.Millisecond): // poll the stream's count
 		}
 	}
 	return out

@@ -72,7 +72,11 @@ func TestShortLastBatch(t *testing.T) {
 					}
 					a := newAcks()
 					in := make(chan Delivery, tc.size)
-					ctl := make(chan Control, 1)
+					// Unbuffered: the loop has the epoch's size before any
+					// delivery exists, so every step's schedule knows it.
+					ctl := make(chan Control)
+					done := make(chan error, 1)
+					go func() { done <- l.run(t.Context(), in, ctl) }()
 					ctl <- Control{Epoch: 1, EpochSize: tc.size}
 					tail := map[int32]bool{}
 					for id := range tc.size {
@@ -89,7 +93,7 @@ func TestShortLastBatch(t *testing.T) {
 					if len(tail) != 1 {
 						t.Fatalf("the test's tail holds classes %v, want one", tail)
 					}
-					if err := l.run(t.Context(), in, ctl); err != nil {
+					if err := <-done; err != nil {
 						t.Fatal(err)
 					}
 					full, rest := tc.size/batch, tc.size%batch
