@@ -22,7 +22,7 @@ func TestStepBF16(t *testing.T) {
 	r := loadResnet(t, testdata.Dir(t, "resnet"), "tiny_basic")
 	c := r.Cases[0]
 	m := r.model(t, tensor.Float32)
-	_, shape, _ := r.file.Float64s(c.Name + "/input")
+	_, shape, _ := r.Tensors.Float64s(c.Name + "/input")
 	batch := xla.Batch{Rows: shape[0], Channels: shape[1], Height: shape[2], Width: shape[3]}
 	in := map[string][]float64{xla.ArgLR: {0.05}, xla.ArgImages: r.get(t, c.Name+"/input")}
 	for _, l := range c.Labels {

@@ -1,10 +1,7 @@
 package xla_test
 
 import (
-	"encoding/json"
 	"math"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -12,55 +9,29 @@ import (
 
 	"github.com/supflow/supflow/internal/hloeval"
 	"github.com/supflow/supflow/internal/testdata"
+	"github.com/supflow/supflow/internal/testdata/resnetfix"
 	"github.com/supflow/supflow/loss"
 	"github.com/supflow/supflow/model"
 	"github.com/supflow/supflow/optim"
-	"github.com/supflow/supflow/safetensors"
 	"github.com/supflow/supflow/xla"
 )
 
-// resnet is one model of a resnet fixture folder (testdata/resnet/README.md).
-type resnet struct {
-	Architecture struct {
-		Block       string `json:"block"`
-		StageWidths []int  `json:"stage_widths"`
-		Blocks      []int  `json:"blocks_per_stage"`
-		FeatDim     int    `json:"feat_dim"`
-	} `json:"architecture"`
-	Cases []struct {
-		Name           string  `json:"name"`
-		Bsz            int     `json:"bsz"`
-		HasStepTensors bool    `json:"has_step_tensors"`
-		Labels         []int   `json:"labels"`
-		LossStep1      float64 `json:"loss_step1"`
-		LossStep2      float64 `json:"loss_step2"`
-	} `json:"cases"`
-	file *safetensors.File
-}
+// resnet is one model of a resnet fixture folder, with the helpers these
+// tests read it through.
+type resnet struct{ *resnetfix.Fixture }
 
 func loadResnet(t *testing.T, dir, name string) *resnet {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, name+".json"))
+	f, err := resnetfix.Read(dir, name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var r resnet
-	if err := json.Unmarshal(b, &r); err != nil {
-		t.Fatal(err)
-	}
-	if r.file, err = safetensors.ReadFile(filepath.Join(dir, name+".safetensors")); err != nil {
-		t.Fatal(err)
-	}
-	return &r
+	return &resnet{f}
 }
 
 func (r *resnet) model(t *testing.T, dt tensor.Dtype) *model.Model {
 	t.Helper()
-	arch := "resnet18"
-	if r.Architecture.Block == "bottleneck" {
-		arch = "resnet50"
-	}
-	m, err := model.New(model.Config{Arch: arch, Widths: r.Architecture.StageWidths, Blocks: r.Architecture.Blocks, FeatDim: r.Architecture.FeatDim}, dt, 1)
+	m, err := model.New(r.Config(), dt, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +40,7 @@ func (r *resnet) model(t *testing.T, dt tensor.Dtype) *model.Model {
 
 func (r *resnet) get(t *testing.T, name string) []float64 {
 	t.Helper()
-	v, _, err := r.file.Float64s(name)
+	v, _, err := r.Tensors.Float64s(name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +132,7 @@ func testStepFixture(t *testing.T, r *resnet, cs string, bsz int, labels []int, 
 	tol := tols[dt]
 	m := r.model(t, dt)
 	input := r.get(t, cs+"/input")
-	_, shape, _ := r.file.Float64s(cs + "/input")
+	_, shape, _ := r.Tensors.Float64s(cs + "/input")
 	batch := xla.Batch{Rows: shape[0], Channels: shape[1], Height: shape[2], Width: shape[3]}
 	step, err := xla.Step(m, xla.StepConfig{
 		Batch: batch, Views: 2,

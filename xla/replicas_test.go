@@ -57,7 +57,7 @@ func TestStepReplicas(t *testing.T) {
 	c := r.Cases[0]
 	m := r.model(t, tensor.Float64)
 	const views, replicas = 2, 2
-	_, shape, _ := r.file.Float64s(c.Name + "/input")
+	_, shape, _ := r.Tensors.Float64s(c.Name + "/input")
 	plane := shape[1] * shape[2] * shape[3]
 	input := r.get(t, c.Name+"/input")
 	half := c.Bsz / replicas
