@@ -129,13 +129,11 @@ func parity(d *device.Device, dir, name string) (bool, error) {
 		return false, err
 	}
 	c := f.Cases[0]
-	_, shape, err := st.Float64s(c.Name + "/input")
+	batch, err := f.Batch(c.Name)
 	if err != nil {
 		return false, err
 	}
-	batch := xla.Batch{Rows: shape[0], Channels: shape[1], Height: shape[2], Width: shape[3]}
-	step, err := xla.Step(m, xla.StepConfig{Batch: batch, Views: 2, Gradients: true,
-		Loss: loss.SupConConfig{Temperature: 0.1, BaseTemperature: 0.07}, Optim: optim.Config{Momentum: 0.9, WeightDecay: 1e-4}})
+	step, err := xla.Step(m, xla.StepConfig{Batch: batch, Views: 2, Gradients: true, Loss: resnetfix.Loss, Optim: resnetfix.Optim})
 	if err != nil {
 		return false, err
 	}
@@ -143,18 +141,17 @@ func parity(d *device.Device, dir, name string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	in := map[string][]float64{xla.ArgLR: {0.05}, xla.ArgImages: get(c.Name + "/input")}
+	in, err := f.InitState(m)
+	if err != nil {
+		return false, err
+	}
+	in[xla.ArgImages] = get(c.Name + "/input")
 	for _, l := range c.Labels {
 		in[xla.ArgLabels] = append(in[xla.ArgLabels], float64(l))
-	}
-	for _, p := range m.ParamInfos() {
-		in[xla.PrefixParam+p.Name] = get("init/" + p.Name)
-		in[xla.PrefixMomentum+p.Name] = make([]float64, len(in[xla.PrefixParam+p.Name]))
 	}
 	after := map[string][]float64{}
 	for _, bi := range m.BufferInfos() {
 		if !strings.HasSuffix(bi.Name, model.NumBatchesTracked) {
-			in[bi.Name] = get("init/" + bi.Name)
 			after[bi.Name] = get(c.Name + "/after_forward1/" + bi.Name)
 		}
 	}
