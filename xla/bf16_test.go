@@ -21,11 +21,7 @@ func TestStepBF16(t *testing.T) {
 	c := r.Cases[0]
 	m := r.model(t, tensor.Float32)
 	batch := r.batch(t, c.Name)
-	in := r.initState(t, m)
-	in[xla.ArgImages] = r.get(t, c.Name+"/input")
-	for _, l := range c.Labels {
-		in[xla.ArgLabels] = append(in[xla.ArgLabels], float64(l))
-	}
+	in := r.stepInputs(t, m, c.Name, c.Labels)
 	outs := map[bool]map[string][]float64{}
 	feats := map[bool][]float64{}
 	for _, bf16 := range []bool{false, true} {

@@ -56,6 +56,16 @@ func (r *resnet) initState(t *testing.T, m *model.Model) map[string][]float64 {
 	return in
 }
 
+// stepInputs is the inputs of case cs's first step with labels.
+func (r *resnet) stepInputs(t *testing.T, m *model.Model, cs string, labels []int) map[string][]float64 {
+	t.Helper()
+	in, err := r.StepInputs(m, cs, labels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in
+}
+
 func (r *resnet) get(t *testing.T, name string) []float64 {
 	t.Helper()
 	v, _, err := r.Tensors.Float64s(name)
@@ -171,11 +181,7 @@ func testStepFixture(t *testing.T, r *resnet, cs string, bsz int, labels []int, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := r.initState(t, m)
-	in[xla.ArgImages] = input
-	for _, l := range labels {
-		in[xla.ArgLabels] = append(in[xla.ArgLabels], float64(l))
-	}
+	in := r.stepInputs(t, m, cs, labels)
 	checkState := func(out map[string][]float64, after, params string) {
 		t.Helper()
 		for _, b := range m.BufferInfos() {

@@ -141,13 +141,9 @@ func parity(d *device.Device, dir, name string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	in, err := f.InitState(m)
+	in, err := f.StepInputs(m, c.Name, c.Labels)
 	if err != nil {
 		return false, err
-	}
-	in[xla.ArgImages] = get(c.Name + "/input")
-	for _, l := range c.Labels {
-		in[xla.ArgLabels] = append(in[xla.ArgLabels], float64(l))
 	}
 	after := map[string][]float64{}
 	for _, bi := range m.BufferInfos() {

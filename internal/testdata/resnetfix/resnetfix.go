@@ -114,3 +114,19 @@ func (f *Fixture) InitState(m *model.Model) (map[string][]float64, error) {
 	}
 	return in, nil
 }
+
+// StepInputs is InitState with case c's input images and labels: the
+// inputs of the case's first step.
+func (f *Fixture) StepInputs(m *model.Model, c string, labels []int) (map[string][]float64, error) {
+	in, err := f.InitState(m)
+	if err != nil {
+		return nil, err
+	}
+	if in[xla.ArgImages], _, err = f.Tensors.Float64s(c + "/input"); err != nil {
+		return nil, err
+	}
+	for _, l := range labels {
+		in[xla.ArgLabels] = append(in[xla.ArgLabels], float64(l))
+	}
+	return in, nil
+}
