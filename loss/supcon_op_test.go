@@ -36,7 +36,7 @@ func TestSupConNodeFixtures(t *testing.T) {
 		"no_positive_bsz4_v1_d8":   true,
 	}
 	testdata.ForEach(t, "supcon", func(t *testing.T, dir string) {
-		for _, c := range loadSupConCases(t, dir) {
+		for _, c := range testdata.SupConCases(t, dir) {
 			if !want[c.Name] {
 				continue
 			}
@@ -46,7 +46,7 @@ func TestSupConNodeFixtures(t *testing.T) {
 					g := G.NewGraph()
 					x := G.NewMatrix(g, dt, G.WithShape(n, c.Dim), G.WithName("features"))
 					var mask *G.Node
-					maskVal := c.flatMask()
+					maskVal := c.FlatMask()
 					if c.Labels != nil {
 						m, err := LabelMask(c.Labels, tensor.Float64)
 						if err != nil {
@@ -60,11 +60,11 @@ func TestSupConNodeFixtures(t *testing.T) {
 							t.Fatal(err)
 						}
 					}
-					cost, err := SupConNode(x, mask, c.NViews, c.config())
+					cost, err := SupConNode(x, mask, c.NViews, supConConfig(c))
 					if err != nil {
 						t.Fatal(err)
 					}
-					if err := G.Let(x, denseOf(dt, []int{n, c.Dim}, viewMajor(c.Features))); err != nil {
+					if err := G.Let(x, denseOf(dt, []int{n, c.Dim}, testdata.ViewMajor(c.Features))); err != nil {
 						t.Fatal(err)
 					}
 					lossV, gradV := runGraph(t, g, cost, x)
@@ -82,9 +82,9 @@ func TestSupConNodeFixtures(t *testing.T) {
 					var d float64
 					switch gd := gradV.Data().(type) {
 					case []float64:
-						d = maxAbsDiff(gd, viewMajor(c.Grad))
+						d = maxAbsDiff(gd, testdata.ViewMajor(c.Grad))
 					case []float32:
-						d = maxAbsDiff(gd, viewMajor(c.Grad))
+						d = maxAbsDiff(gd, testdata.ViewMajor(c.Grad))
 					}
 					if d > tolGrad {
 						t.Errorf("grad max abs diff %g", d)

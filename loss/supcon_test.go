@@ -1,82 +1,16 @@
 package loss
 
 import (
-	"encoding/json"
 	"errors"
 	"math"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/supflow/supflow/internal/testdata"
 )
 
-// supConCase is one reference case of testdata/supcon (see its README).
-type supConCase struct {
-	Name            string        `json:"name"`
-	Bsz             int           `json:"bsz"`
-	NViews          int           `json:"n_views"`
-	Dim             int           `json:"dim"`
-	Temperature     float64       `json:"temperature"`
-	BaseTemperature float64       `json:"base_temperature"`
-	ContrastMode    string        `json:"contrast_mode"`
-	Labels          []int         `json:"labels"`
-	Mask            [][]float64   `json:"mask"`
-	Features        [][][]float64 `json:"features"`
-	Loss            float64       `json:"loss"`
-	Grad            [][][]float64 `json:"grad"`
-	LossFloat32     float64       `json:"loss_float32"`
-	AnchorLosses    [][]float64   `json:"anchor_losses"`
-	AnchorPositives [][]float64   `json:"anchor_num_positives"`
-}
-
-func (c supConCase) config() SupConConfig {
+// supConConfig is the loss configuration of case c.
+func supConConfig(c testdata.SupConCase) SupConConfig {
 	return SupConConfig{Temperature: c.Temperature, BaseTemperature: c.BaseTemperature, ContrastMode: ContrastMode(c.ContrastMode)}
-}
-
-// viewMajor flattens a [bsz][views][dim] array into rows v*bsz+i.
-func viewMajor(x [][][]float64) []float64 {
-	bsz, views, dim := len(x), len(x[0]), len(x[0][0])
-	out := make([]float64, 0, bsz*views*dim)
-	for v := range views {
-		for i := range bsz {
-			out = append(out, x[i][v]...)
-		}
-	}
-	return out
-}
-
-func (c supConCase) flatMask() []float64 {
-	if c.Mask == nil {
-		return nil
-	}
-	var m []float64
-	for _, row := range c.Mask {
-		m = append(m, row...)
-	}
-	return m
-}
-
-// loadSupConCases reads every case of the supcon fixture folder dir.
-func loadSupConCases(t *testing.T, dir string) []supConCase {
-	t.Helper()
-	paths, err := filepath.Glob(filepath.Join(dir, "*.json"))
-	if err != nil || len(paths) == 0 {
-		t.Fatalf("no supcon cases: %v", err)
-	}
-	cases := make([]supConCase, 0, len(paths))
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var c supConCase
-		if err := json.Unmarshal(b, &c); err != nil {
-			t.Fatalf("%s: %v", p, err)
-		}
-		cases = append(cases, c)
-	}
-	return cases
 }
 
 func relErr(got, want float64) float64 {
@@ -104,16 +38,16 @@ func toF32(x []float64) []float32 {
 
 func TestSupConFixturesFloat64(t *testing.T) {
 	testdata.ForEach(t, "supcon", func(t *testing.T, dir string) {
-		for _, c := range loadSupConCases(t, dir) {
+		for _, c := range testdata.SupConCases(t, dir) {
 			t.Run(c.Name, func(t *testing.T) {
-				r, err := SupCon(viewMajor(c.Features), c.NViews, c.Dim, c.Labels, c.flatMask(), c.config())
+				r, err := SupCon(testdata.ViewMajor(c.Features), c.NViews, c.Dim, c.Labels, c.FlatMask(), supConConfig(c))
 				if err != nil {
 					t.Fatal(err)
 				}
 				if e := relErr(r.Loss, c.Loss); e > 1e-10 {
 					t.Errorf("loss %.17g, want %.17g (rel err %g)", r.Loss, c.Loss, e)
 				}
-				if d := maxAbsDiff(r.Grad, viewMajor(c.Grad)); d > 1e-10 {
+				if d := maxAbsDiff(r.Grad, testdata.ViewMajor(c.Grad)); d > 1e-10 {
 					t.Errorf("grad max abs diff %g", d)
 				}
 				var wantAnchor, wantPos []float64
@@ -139,16 +73,16 @@ func TestSupConFixturesFloat64(t *testing.T) {
 
 func TestSupConFixturesFloat32(t *testing.T) {
 	testdata.ForEach(t, "supcon", func(t *testing.T, dir string) {
-		for _, c := range loadSupConCases(t, dir) {
+		for _, c := range testdata.SupConCases(t, dir) {
 			t.Run(c.Name, func(t *testing.T) {
-				r, err := SupCon(toF32(viewMajor(c.Features)), c.NViews, c.Dim, c.Labels, toF32(c.flatMask()), c.config())
+				r, err := SupCon(toF32(testdata.ViewMajor(c.Features)), c.NViews, c.Dim, c.Labels, toF32(c.FlatMask()), supConConfig(c))
 				if err != nil {
 					t.Fatal(err)
 				}
 				if e := relErr(r.Loss, c.Loss); e > 1e-5 {
 					t.Errorf("loss %.9g, want %.9g (rel err %g)", r.Loss, c.Loss, e)
 				}
-				if d := maxAbsDiff(r.Grad, viewMajor(c.Grad)); d > 1e-5 {
+				if d := maxAbsDiff(r.Grad, testdata.ViewMajor(c.Grad)); d > 1e-5 {
 					t.Errorf("grad max abs diff %g", d)
 				}
 			})

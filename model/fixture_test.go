@@ -1,10 +1,7 @@
 package model_test
 
 import (
-	"encoding/json"
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -14,66 +11,32 @@ import (
 
 	_ "github.com/supflow/supflow/internal/blasimpl"
 	"github.com/supflow/supflow/internal/testdata"
+	"github.com/supflow/supflow/internal/testdata/resnetfix"
 	"github.com/supflow/supflow/loss"
 	"github.com/supflow/supflow/model"
 	"github.com/supflow/supflow/optim"
-	"github.com/supflow/supflow/safetensors"
 	"github.com/supflow/supflow/statedict"
 )
 
-// fixture is one model of a resnet fixture folder (testdata/resnet, see its
-// README).
-type fixture struct {
-	Architecture struct {
-		Block        string `json:"block"`
-		StageWidths  []int  `json:"stage_widths"`
-		BlocksPerStg []int  `json:"blocks_per_stage"`
-		FeatDim      int    `json:"feat_dim"`
-		EncoderDim   int    `json:"encoder_dim"`
-	} `json:"architecture"`
-	Parameters []statedict.Info `json:"parameters"`
-	Buffers    []statedict.Info `json:"buffers"`
-	Cases      []struct {
-		Name           string  `json:"name"`
-		Bsz            int     `json:"bsz"`
-		HasStepTensors bool    `json:"has_step_tensors"`
-		Labels         []int   `json:"labels"`
-		LossStep1      float64 `json:"loss_step1"`
-		LossStep2      float64 `json:"loss_step2"`
-	} `json:"cases"`
-	tensors *safetensors.File
-}
+// fixture is one model of a resnet fixture folder, with the helpers these
+// tests read it through.
+type fixture struct{ *resnetfix.Fixture }
 
 var fixtureNames = []string{"tiny_basic", "tiny_bottleneck"}
 
 // loadFixture reads model name of the resnet fixture folder dir.
 func loadFixture(t *testing.T, dir, name string) *fixture {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, name+".json"))
+	f, err := resnetfix.Read(dir, name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var f fixture
-	if err := json.Unmarshal(b, &f); err != nil {
-		t.Fatalf("%s.json: %v", name, err)
-	}
-	if f.tensors, err = safetensors.ReadFile(filepath.Join(dir, name+".safetensors")); err != nil {
-		t.Fatal(err)
-	}
-	return &f
-}
-
-func (f *fixture) config() model.Config {
-	arch := "resnet18"
-	if f.Architecture.Block == "bottleneck" {
-		arch = "resnet50"
-	}
-	return model.Config{Arch: arch, Widths: f.Architecture.StageWidths, Blocks: f.Architecture.BlocksPerStg, FeatDim: f.Architecture.FeatDim}
+	return &fixture{f}
 }
 
 func (f *fixture) get(t *testing.T, name string) ([]float64, []int) {
 	t.Helper()
-	v, shape, err := f.tensors.Float64s(name)
+	v, shape, err := f.Tensors.Float64s(name)
 	if err != nil {
 		t.Fatalf("fixture tensor %s: %v", name, err)
 	}
@@ -96,7 +59,7 @@ func (f *fixture) dense(t *testing.T, name string, dt tensor.Dtype) *tensor.Dens
 // newModel builds the fixture's model in dtype dt loaded with init/*.
 func (f *fixture) newModel(t *testing.T, dt tensor.Dtype) *model.Model {
 	t.Helper()
-	m, err := model.New(f.config(), dt, 1)
+	m, err := model.New(f.Config(), dt, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +146,7 @@ func TestFixtureNames(t *testing.T) {
 		for _, name := range fixtureNames {
 			t.Run(name, func(t *testing.T) {
 				f := loadFixture(t, dir, name)
-				m, err := model.New(f.config(), tensor.Float64, 1)
+				m, err := model.New(f.Config(), tensor.Float64, 1)
 				if err != nil {
 					t.Fatal(err)
 				}

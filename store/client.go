@@ -173,42 +173,15 @@ func (c *Client) GetMax(ctx context.Context, key string, max int64) ([]byte, err
 	if limit < 0 {
 		limit = 0
 	}
-	var data []byte
-	err := c.retry(ctx, func(ctx context.Context) error {
-		var err error
-		data, err = c.getOnce(ctx, key, limit)
-		return err
+	return c.get(ctx, "get", key, minio.GetObjectOptions{}, func(size int64) error {
+		if size < 0 {
+			return fmt.Errorf("%w: %q: no size given", ErrIntegrity, key)
+		}
+		if size > limit {
+			return fmt.Errorf("%w: %q is %d bytes, limit %d", ErrTooLarge, key, size, limit)
+		}
+		return nil
 	})
-	if err != nil {
-		return nil, s3Error("get", key, err)
-	}
-	return data, nil
-}
-
-func (c *Client) getOnce(ctx context.Context, key string, limit int64) ([]byte, error) {
-	obj, err := c.mc.GetObject(ctx, c.cfg.Bucket, key, minio.GetObjectOptions{})
-	if err != nil {
-		return nil, err
-	}
-	defer obj.Close()
-	// Stat issues the GET and reads only the headers: the size is known
-	// before any of the body is.
-	info, err := obj.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if info.Size < 0 {
-		return nil, fmt.Errorf("%w: %q: no size given", ErrIntegrity, key)
-	}
-	if info.Size > limit {
-		return nil, fmt.Errorf("%w: %q is %d bytes, limit %d", ErrTooLarge, key, info.Size, limit)
-	}
-	// ReadFull reads exactly the announced size, never more.
-	data := make([]byte, info.Size)
-	if _, err := io.ReadFull(obj, data); err != nil {
-		return nil, err
-	}
-	return data, nil
 }
 
 // GetRange returns bytes [off, off+n) of the object at key: one ranged GET,
@@ -226,38 +199,53 @@ func (c *Client) GetRange(ctx context.Context, key string, off, n, max int64) ([
 	case n > min(max, c.cfg.MaxObjectSize):
 		return nil, fmt.Errorf("%w: %q: range of %d bytes, limit %d", ErrTooLarge, key, n, min(max, c.cfg.MaxObjectSize))
 	}
-	var data []byte
-	err := c.retry(ctx, func(ctx context.Context) error {
-		var err error
-		data, err = c.getRangeOnce(ctx, key, off, n)
-		return err
-	})
-	if err != nil {
-		return nil, s3Error("get range", key, err)
-	}
-	return data, nil
-}
-
-func (c *Client) getRangeOnce(ctx context.Context, key string, off, n int64) ([]byte, error) {
 	var opts minio.GetObjectOptions
 	if err := opts.SetRange(off, off+n-1); err != nil {
 		return nil, err
 	}
+	return c.get(ctx, "get range", key, opts, func(size int64) error {
+		// A server answers a range that runs past the end with what there is
+		// (its Size is then short): the object is shorter than its reference.
+		if size != n {
+			return fmt.Errorf("%w: %q: asked for %d bytes at %d, got %d", ErrOutOfRange, key, n, off, size)
+		}
+		return nil
+	})
+}
+
+// get is GetMax's and GetRange's request, retried: check sees the size the
+// server announces before any of the body is read, and no more than that
+// size is ever read.
+func (c *Client) get(ctx context.Context, op, key string, opts minio.GetObjectOptions, check func(size int64) error) ([]byte, error) {
+	var data []byte
+	err := c.retry(ctx, func(ctx context.Context) error {
+		var err error
+		data, err = c.getOnce(ctx, key, opts, check)
+		return err
+	})
+	if err != nil {
+		return nil, s3Error(op, key, err)
+	}
+	return data, nil
+}
+
+func (c *Client) getOnce(ctx context.Context, key string, opts minio.GetObjectOptions, check func(size int64) error) ([]byte, error) {
 	obj, err := c.mc.GetObject(ctx, c.cfg.Bucket, key, opts)
 	if err != nil {
 		return nil, err
 	}
 	defer obj.Close()
+	// Stat issues the GET and reads only the headers: the size is known
+	// before any of the body is.
 	info, err := obj.Stat()
 	if err != nil {
 		return nil, err
 	}
-	// A server answers a range that runs past the end with what there is
-	// (its Size is then short): the object is shorter than its reference.
-	if info.Size != n {
-		return nil, fmt.Errorf("%w: %q: asked for %d bytes at %d, got %d", ErrOutOfRange, key, n, off, info.Size)
+	if err := check(info.Size); err != nil {
+		return nil, err
 	}
-	data := make([]byte, n)
+	// ReadFull reads exactly the announced size, never more.
+	data := make([]byte, info.Size)
 	if _, err := io.ReadFull(obj, data); err != nil {
 		return nil, err
 	}

@@ -8,9 +8,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/supflow/supflow/internal/testdata"
-	"github.com/supflow/supflow/loss"
-	"github.com/supflow/supflow/model"
-	"github.com/supflow/supflow/optim"
+	"github.com/supflow/supflow/internal/testdata/resnetfix"
 	"github.com/supflow/supflow/xla"
 )
 
@@ -22,26 +20,13 @@ func TestStepBF16(t *testing.T) {
 	r := loadResnet(t, testdata.Dir(t, "resnet"), "tiny_basic")
 	c := r.Cases[0]
 	m := r.model(t, tensor.Float32)
-	_, shape, _ := r.file.Float64s(c.Name + "/input")
-	batch := xla.Batch{Rows: shape[0], Channels: shape[1], Height: shape[2], Width: shape[3]}
-	in := map[string][]float64{xla.ArgLR: {0.05}, xla.ArgImages: r.get(t, c.Name+"/input")}
-	for _, l := range c.Labels {
-		in[xla.ArgLabels] = append(in[xla.ArgLabels], float64(l))
-	}
-	for _, p := range m.ParamInfos() {
-		in[xla.PrefixParam+p.Name] = r.get(t, "init/"+p.Name)
-		in[xla.PrefixMomentum+p.Name] = make([]float64, len(in[xla.PrefixParam+p.Name]))
-	}
-	for _, b := range m.BufferInfos() {
-		if !strings.HasSuffix(b.Name, model.NumBatchesTracked) {
-			in[b.Name] = r.get(t, "init/"+b.Name)
-		}
-	}
+	batch := r.batch(t, c.Name)
+	in := r.stepInputs(t, m, c.Name, c.Labels)
 	outs := map[bool]map[string][]float64{}
 	feats := map[bool][]float64{}
 	for _, bf16 := range []bool{false, true} {
 		p, err := xla.Step(m, xla.StepConfig{Batch: batch, Views: 2, BF16: bf16, Gradients: true,
-			Loss: loss.SupConConfig{Temperature: 0.1, BaseTemperature: 0.07}, Optim: optim.Config{Momentum: 0.9, WeightDecay: 1e-4}})
+			Loss: resnetfix.Loss, Optim: resnetfix.Optim})
 		if err != nil {
 			t.Fatal(err)
 		}

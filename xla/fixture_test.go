@@ -1,10 +1,7 @@
 package xla_test
 
 import (
-	"encoding/json"
 	"math"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -12,64 +9,66 @@ import (
 
 	"github.com/supflow/supflow/internal/hloeval"
 	"github.com/supflow/supflow/internal/testdata"
-	"github.com/supflow/supflow/loss"
+	"github.com/supflow/supflow/internal/testdata/resnetfix"
 	"github.com/supflow/supflow/model"
-	"github.com/supflow/supflow/optim"
-	"github.com/supflow/supflow/safetensors"
 	"github.com/supflow/supflow/xla"
 )
 
-// resnet is one model of a resnet fixture folder (testdata/resnet/README.md).
-type resnet struct {
-	Architecture struct {
-		Block       string `json:"block"`
-		StageWidths []int  `json:"stage_widths"`
-		Blocks      []int  `json:"blocks_per_stage"`
-		FeatDim     int    `json:"feat_dim"`
-	} `json:"architecture"`
-	Cases []struct {
-		Name           string  `json:"name"`
-		Bsz            int     `json:"bsz"`
-		HasStepTensors bool    `json:"has_step_tensors"`
-		Labels         []int   `json:"labels"`
-		LossStep1      float64 `json:"loss_step1"`
-		LossStep2      float64 `json:"loss_step2"`
-	} `json:"cases"`
-	file *safetensors.File
-}
+// resnet is one model of a resnet fixture folder, with the helpers these
+// tests read it through.
+type resnet struct{ *resnetfix.Fixture }
 
 func loadResnet(t *testing.T, dir, name string) *resnet {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, name+".json"))
+	f, err := resnetfix.Read(dir, name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var r resnet
-	if err := json.Unmarshal(b, &r); err != nil {
-		t.Fatal(err)
-	}
-	if r.file, err = safetensors.ReadFile(filepath.Join(dir, name+".safetensors")); err != nil {
-		t.Fatal(err)
-	}
-	return &r
+	return &resnet{f}
 }
 
 func (r *resnet) model(t *testing.T, dt tensor.Dtype) *model.Model {
 	t.Helper()
-	arch := "resnet18"
-	if r.Architecture.Block == "bottleneck" {
-		arch = "resnet50"
-	}
-	m, err := model.New(model.Config{Arch: arch, Widths: r.Architecture.StageWidths, Blocks: r.Architecture.Blocks, FeatDim: r.Architecture.FeatDim}, dt, 1)
+	m, err := model.New(r.Config(), dt, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return m
 }
 
+// batch is the shape of case cs's input.
+func (r *resnet) batch(t *testing.T, cs string) xla.Batch {
+	t.Helper()
+	b, err := r.Batch(cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// initState is m's step state inputs at the fixture's init/ tensors.
+func (r *resnet) initState(t *testing.T, m *model.Model) map[string][]float64 {
+	t.Helper()
+	in, err := r.InitState(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in
+}
+
+// stepInputs is the inputs of case cs's first step with labels.
+func (r *resnet) stepInputs(t *testing.T, m *model.Model, cs string, labels []int) map[string][]float64 {
+	t.Helper()
+	in, err := r.StepInputs(m, cs, labels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in
+}
+
 func (r *resnet) get(t *testing.T, name string) []float64 {
 	t.Helper()
-	v, _, err := r.file.Float64s(name)
+	v, _, err := r.Tensors.Float64s(name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,31 +100,43 @@ func compareAt(t *testing.T, what string, got, want []float64, tol float64) {
 	}
 }
 
-// run executes p with the inputs named by in and returns its outputs by
-// name.
-func run(t *testing.T, p *xla.Program, in map[string][]float64) map[string][]float64 {
+// runReplicas executes p once per replica in lockstep, replica r's inputs
+// being in[r].
+func runReplicas(t *testing.T, p *xla.Program, in []map[string][]float64) []map[string][]float64 {
 	t.Helper()
 	prog, err := hloeval.Parse(string(p.Text))
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := make([]*hloeval.Tensor, len(p.Inputs))
-	for i, a := range p.Inputs {
-		v, ok := in[a.Name]
-		if !ok {
-			t.Fatalf("no value for input %s", a.Name)
+	args := make([][]*hloeval.Tensor, len(in))
+	for r := range in {
+		for _, a := range p.Inputs {
+			v, ok := in[r][a.Name]
+			if !ok {
+				t.Fatalf("no value for input %s", a.Name)
+			}
+			args[r] = append(args[r], tensorOf(a, v))
 		}
-		args[i] = tensorOf(a, v)
 	}
-	res, err := prog.Run(args...)
+	res, err := prog.RunReplicas(args)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := make(map[string][]float64, len(res))
-	for i, a := range p.Outputs {
-		out[a.Name] = res[i].Data
+	out := make([]map[string][]float64, len(res))
+	for r := range res {
+		out[r] = map[string][]float64{}
+		for i, a := range p.Outputs {
+			out[r][a.Name] = res[r][i].Data
+		}
 	}
 	return out
+}
+
+// run executes p with the inputs named by in and returns its outputs by
+// name.
+func run(t *testing.T, p *xla.Program, in map[string][]float64) map[string][]float64 {
+	t.Helper()
+	return runReplicas(t, p, []map[string][]float64{in})[0]
 }
 
 // tolerances of a dtype against the float64 fixtures (README): absolute on
@@ -161,14 +172,8 @@ func testStepFixture(t *testing.T, r *resnet, cs string, bsz int, labels []int, 
 	tol := tols[dt]
 	m := r.model(t, dt)
 	input := r.get(t, cs+"/input")
-	_, shape, _ := r.file.Float64s(cs + "/input")
-	batch := xla.Batch{Rows: shape[0], Channels: shape[1], Height: shape[2], Width: shape[3]}
-	step, err := xla.Step(m, xla.StepConfig{
-		Batch: batch, Views: 2,
-		Loss:      loss.SupConConfig{Temperature: 0.1, BaseTemperature: 0.07},
-		Optim:     optim.Config{Momentum: 0.9, WeightDecay: 1e-4},
-		Gradients: true,
-	})
+	batch := r.batch(t, cs)
+	step, err := xla.Step(m, xla.StepConfig{Batch: batch, Views: 2, Loss: resnetfix.Loss, Optim: resnetfix.Optim, Gradients: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,19 +181,7 @@ func testStepFixture(t *testing.T, r *resnet, cs string, bsz int, labels []int, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := map[string][]float64{xla.ArgLR: {0.05}, xla.ArgImages: input}
-	for _, l := range labels {
-		in[xla.ArgLabels] = append(in[xla.ArgLabels], float64(l))
-	}
-	for _, p := range m.ParamInfos() {
-		in[xla.PrefixParam+p.Name] = r.get(t, "init/"+p.Name)
-		in[xla.PrefixMomentum+p.Name] = make([]float64, len(in[xla.PrefixParam+p.Name]))
-	}
-	for _, b := range m.BufferInfos() {
-		if !strings.HasSuffix(b.Name, model.NumBatchesTracked) {
-			in[b.Name] = r.get(t, "init/"+b.Name)
-		}
-	}
+	in := r.stepInputs(t, m, cs, labels)
 	checkState := func(out map[string][]float64, after, params string) {
 		t.Helper()
 		for _, b := range m.BufferInfos() {

@@ -6,45 +6,10 @@ import (
 
 	"gorgonia.org/tensor"
 
-	"github.com/supflow/supflow/internal/hloeval"
 	"github.com/supflow/supflow/internal/testdata"
-	"github.com/supflow/supflow/loss"
-	"github.com/supflow/supflow/model"
-	"github.com/supflow/supflow/optim"
+	"github.com/supflow/supflow/internal/testdata/resnetfix"
 	"github.com/supflow/supflow/xla"
 )
-
-// runReplicas executes p once per replica in lockstep, replica r's inputs
-// being in[r].
-func runReplicas(t *testing.T, p *xla.Program, in []map[string][]float64) []map[string][]float64 {
-	t.Helper()
-	prog, err := hloeval.Parse(string(p.Text))
-	if err != nil {
-		t.Fatal(err)
-	}
-	args := make([][]*hloeval.Tensor, len(in))
-	for r := range in {
-		for _, a := range p.Inputs {
-			v, ok := in[r][a.Name]
-			if !ok {
-				t.Fatalf("no value for input %s", a.Name)
-			}
-			args[r] = append(args[r], tensorOf(a, v))
-		}
-	}
-	res, err := prog.RunReplicas(args)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := make([]map[string][]float64, len(res))
-	for r := range res {
-		out[r] = map[string][]float64{}
-		for i, a := range p.Outputs {
-			out[r][a.Name] = res[r][i].Data
-		}
-	}
-	return out
-}
 
 // TestStepReplicas splits tiny_basic's b4_16px batch over two replicas in
 // float64: with SyncBN the loss, every gradient, the updated parameters,
@@ -57,25 +22,15 @@ func TestStepReplicas(t *testing.T) {
 	c := r.Cases[0]
 	m := r.model(t, tensor.Float64)
 	const views, replicas = 2, 2
-	_, shape, _ := r.file.Float64s(c.Name + "/input")
-	plane := shape[1] * shape[2] * shape[3]
+	shape := r.batch(t, c.Name)
+	plane := shape.Channels * shape.Height * shape.Width
 	input := r.get(t, c.Name+"/input")
 	half := c.Bsz / replicas
 	cfg := func(rows, reps int, sync bool) xla.StepConfig {
-		return xla.StepConfig{Batch: xla.Batch{Rows: rows, Channels: shape[1], Height: shape[2], Width: shape[3]}, Views: views,
-			Replicas: reps, SyncBN: sync, Gradients: true,
-			Loss: loss.SupConConfig{Temperature: 0.1, BaseTemperature: 0.07}, Optim: optim.Config{Momentum: 0.9, WeightDecay: 1e-4}}
+		return xla.StepConfig{Batch: xla.Batch{Rows: rows, Channels: shape.Channels, Height: shape.Height, Width: shape.Width}, Views: views,
+			Replicas: reps, SyncBN: sync, Gradients: true, Loss: resnetfix.Loss, Optim: resnetfix.Optim}
 	}
-	state := map[string][]float64{xla.ArgLR: {0.05}}
-	for _, p := range m.ParamInfos() {
-		state[xla.PrefixParam+p.Name] = r.get(t, "init/"+p.Name)
-		state[xla.PrefixMomentum+p.Name] = make([]float64, len(state[xla.PrefixParam+p.Name]))
-	}
-	for _, b := range m.BufferInfos() {
-		if !strings.HasSuffix(b.Name, model.NumBatchesTracked) {
-			state[b.Name] = r.get(t, "init/"+b.Name)
-		}
-	}
+	state := r.initState(t, m)
 	// part returns replica k's inputs: its samples' views and labels.
 	part := func(k int) map[string][]float64 {
 		in := map[string][]float64{xla.ArgReplica: {float64(k)}}

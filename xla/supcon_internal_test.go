@@ -1,10 +1,7 @@
 package xla
 
 import (
-	"encoding/json"
 	"math"
-	"os"
-	"path/filepath"
 	"testing"
 
 	S "github.com/gomlx/go-xla/pkg/stablehlo"
@@ -16,37 +13,9 @@ import (
 	"github.com/supflow/supflow/loss"
 )
 
-// supConCase is one SupCon fixture (testdata/supcon/README.md).
-type supConCase struct {
-	Name            string        `json:"name"`
-	Bsz             int           `json:"bsz"`
-	NViews          int           `json:"n_views"`
-	Dim             int           `json:"dim"`
-	Temperature     float64       `json:"temperature"`
-	BaseTemperature float64       `json:"base_temperature"`
-	ContrastMode    string        `json:"contrast_mode"`
-	Labels          []int         `json:"labels"`
-	Mask            [][]float64   `json:"mask"`
-	Features        [][][]float64 `json:"features"`
-	Loss            float64       `json:"loss"`
-	Grad            [][][]float64 `json:"grad"`
-	LossFloat32     float64       `json:"loss_float32"`
-}
-
-// viewMajor flattens [bsz][views][dim] into rows v*bsz+i.
-func viewMajor(x [][][]float64) []float64 {
-	var out []float64
-	for v := range x[0] {
-		for i := range x {
-			out = append(out, x[i][v]...)
-		}
-	}
-	return out
-}
-
 // weights is the case's [bsz,bsz] positive weights: the mask, the labels'
 // equality, or the identity (SimCLR).
-func (c supConCase) weights() []float64 {
+func weights(c testdata.SupConCase) []float64 {
 	w := make([]float64, c.Bsz*c.Bsz)
 	for i := range c.Bsz {
 		for j := range c.Bsz {
@@ -67,19 +36,7 @@ func (c supConCase) weights() []float64 {
 // 1e-5 relative and the gradient at 1e-5 times its largest entry.
 func TestSupConFixtures(t *testing.T) {
 	testdata.ForEach(t, "supcon", func(t *testing.T, dir string) {
-		paths, err := filepath.Glob(filepath.Join(dir, "*.json"))
-		if err != nil || len(paths) == 0 {
-			t.Fatalf("no fixtures in %s: %v", dir, err)
-		}
-		for _, path := range paths {
-			b, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var c supConCase
-			if err := json.Unmarshal(b, &c); err != nil {
-				t.Fatalf("%s: %v", path, err)
-			}
+		for _, c := range testdata.SupConCases(t, dir) {
 			if c.ContrastMode != string(loss.ContrastAll) {
 				t.Logf("%s: contrast mode %s is not lowered", c.Name, c.ContrastMode)
 				continue
@@ -91,14 +48,14 @@ func TestSupConFixtures(t *testing.T) {
 					if dt == dtypes.Float32 {
 						want, tol = c.LossFloat32, 1e-5*math.Abs(c.LossFloat32)
 						gtol = 0
-						for _, v := range viewMajor(c.Grad) {
+						for _, v := range testdata.ViewMajor(c.Grad) {
 							gtol = max(gtol, 1e-5*math.Abs(v))
 						}
 					}
 					if math.Abs(got-want) > tol {
 						t.Errorf("loss %.17g, want %.17g", got, want)
 					}
-					wg := viewMajor(c.Grad)
+					wg := testdata.ViewMajor(c.Grad)
 					for i := range wg {
 						if d := math.Abs(grad[i] - wg[i]); !(d <= gtol) {
 							t.Fatalf("grad[%d] = %g, want %g (tolerance %g)", i, grad[i], wg[i], gtol)
@@ -112,7 +69,7 @@ func TestSupConFixtures(t *testing.T) {
 
 // runSupCon emits a program computing the loss and its gradient of c's
 // features and runs it.
-func runSupCon(t *testing.T, c supConCase, dt dtypes.DType) (float64, []float64) {
+func runSupCon(t *testing.T, c testdata.SupConCase, dt dtypes.DType) (float64, []float64) {
 	t.Helper()
 	n := c.Bsz * c.NViews
 	bld := S.New("supcon")
@@ -138,7 +95,7 @@ func runSupCon(t *testing.T, c supConCase, dt dtypes.DType) (float64, []float64)
 		t.Fatal(err)
 	}
 	et := Arg{DType: dt}.ElementType()
-	out, err := p.Run(hloeval.New(et, viewMajor(c.Features), n, c.Dim).Rounded(), hloeval.New(et, c.weights(), c.Bsz, c.Bsz))
+	out, err := p.Run(hloeval.New(et, testdata.ViewMajor(c.Features), n, c.Dim).Rounded(), hloeval.New(et, weights(c), c.Bsz, c.Bsz))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -90,25 +90,22 @@ func pipelines(cases []pipelineCase) error {
 		if err != nil {
 			return err
 		}
-		noBus, err := direct(ctx, len(keys), func(ctx context.Context, i int) error {
-			img, err := dec.Handle(ctx, tasks[i])
-			if err != nil {
+		// decodeAugment runs decode then augment on each task, no bus between.
+		decodeAugment := func(tasks []messages.DecodeTask) (pipeRun, error) {
+			return direct(ctx, len(tasks), func(ctx context.Context, i int) error {
+				img, err := dec.Handle(ctx, tasks[i])
+				if err != nil {
+					return err
+				}
+				_, err = aug.Handle(ctx, img)
 				return err
-			}
-			_, err = aug.Handle(ctx, img)
-			return err
-		})
+			})
+		}
+		noBus, err := decodeAugment(tasks)
 		if err != nil {
 			return err
 		}
-		noBusShard, err := direct(ctx, len(keys), func(ctx context.Context, i int) error {
-			img, err := dec.Handle(ctx, members[i])
-			if err != nil {
-				return err
-			}
-			_, err = aug.Handle(ctx, img)
-			return err
-		})
+		noBusShard, err := decodeAugment(members)
 		if err != nil {
 			return err
 		}

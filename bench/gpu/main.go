@@ -9,24 +9,22 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"gorgonia.org/tensor"
 
+	"github.com/supflow/supflow/internal/testdata/resnetfix"
 	"github.com/supflow/supflow/loss"
 	"github.com/supflow/supflow/model"
 	"github.com/supflow/supflow/optim"
-	"github.com/supflow/supflow/safetensors"
 	"github.com/supflow/supflow/xla"
 	"github.com/supflow/supflow/xla/device"
 )
@@ -80,22 +78,6 @@ func run(plugin string, options map[string]any, fixtures, speeds string, steps i
 	return nil
 }
 
-// fixture is the part of a ResNet fixture's JSON the checks read
-// (testdata/resnet/README.md).
-type fixture struct {
-	Architecture struct {
-		Block       string `json:"block"`
-		StageWidths []int  `json:"stage_widths"`
-		Blocks      []int  `json:"blocks_per_stage"`
-		FeatDim     int    `json:"feat_dim"`
-	} `json:"architecture"`
-	Cases []struct {
-		Name      string  `json:"name"`
-		Labels    []int   `json:"labels"`
-		LossStep1 float64 `json:"loss_step1"`
-	} `json:"cases"`
-}
-
 // execute uploads in (by input name), runs p and returns its outputs by
 // name.
 func execute(d *device.Device, p *xla.Program, in map[string][]float64) (map[string][]float64, error) {
@@ -130,18 +112,11 @@ func execute(d *device.Device, p *xla.Program, in map[string][]float64) (map[str
 // train features, every gradient) and the eval encode, each within 1e-4
 // (gradients relative to the largest entry) of the float64 references.
 func parity(d *device.Device, dir, name string) (bool, error) {
-	b, err := os.ReadFile(filepath.Join(dir, name+".json"))
+	f, err := resnetfix.Read(dir, name)
 	if err != nil {
 		return false, err
 	}
-	var f fixture
-	if err := json.Unmarshal(b, &f); err != nil {
-		return false, err
-	}
-	st, err := safetensors.ReadFile(filepath.Join(dir, name+".safetensors"))
-	if err != nil {
-		return false, err
-	}
+	st := f.Tensors
 	get := func(n string) []float64 {
 		v, _, e := st.Float64s(n)
 		if e != nil && err == nil {
@@ -149,22 +124,16 @@ func parity(d *device.Device, dir, name string) (bool, error) {
 		}
 		return v
 	}
-	arch := "resnet18"
-	if f.Architecture.Block == "bottleneck" {
-		arch = "resnet50"
-	}
-	m, err := model.New(model.Config{Arch: arch, Widths: f.Architecture.StageWidths, Blocks: f.Architecture.Blocks, FeatDim: f.Architecture.FeatDim}, tensor.Float32, 1)
+	m, err := model.New(f.Config(), tensor.Float32, 1)
 	if err != nil {
 		return false, err
 	}
 	c := f.Cases[0]
-	_, shape, err := st.Float64s(c.Name + "/input")
+	batch, err := f.Batch(c.Name)
 	if err != nil {
 		return false, err
 	}
-	batch := xla.Batch{Rows: shape[0], Channels: shape[1], Height: shape[2], Width: shape[3]}
-	step, err := xla.Step(m, xla.StepConfig{Batch: batch, Views: 2, Gradients: true,
-		Loss: loss.SupConConfig{Temperature: 0.1, BaseTemperature: 0.07}, Optim: optim.Config{Momentum: 0.9, WeightDecay: 1e-4}})
+	step, err := xla.Step(m, xla.StepConfig{Batch: batch, Views: 2, Gradients: true, Loss: resnetfix.Loss, Optim: resnetfix.Optim})
 	if err != nil {
 		return false, err
 	}
@@ -172,18 +141,13 @@ func parity(d *device.Device, dir, name string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	in := map[string][]float64{xla.ArgLR: {0.05}, xla.ArgImages: get(c.Name + "/input")}
-	for _, l := range c.Labels {
-		in[xla.ArgLabels] = append(in[xla.ArgLabels], float64(l))
-	}
-	for _, p := range m.ParamInfos() {
-		in[xla.PrefixParam+p.Name] = get("init/" + p.Name)
-		in[xla.PrefixMomentum+p.Name] = make([]float64, len(in[xla.PrefixParam+p.Name]))
+	in, err := f.StepInputs(m, c.Name, c.Labels)
+	if err != nil {
+		return false, err
 	}
 	after := map[string][]float64{}
 	for _, bi := range m.BufferInfos() {
 		if !strings.HasSuffix(bi.Name, model.NumBatchesTracked) {
-			in[bi.Name] = get("init/" + bi.Name)
 			after[bi.Name] = get(c.Name + "/after_forward1/" + bi.Name)
 		}
 	}

@@ -6,54 +6,15 @@ compiles in time, with torch.compile. Prints GPU lines like the Go side.
 
 usage: torch_supcon.py arch:stem:size:batch[,...] [steps] [compile_budget_s]
 """
+import os
 import sys
 import time
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
-
-class BasicBlock(nn.Module):
-    expansion = 1
-
-    def __init__(self, cin, planes, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, planes, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or cin != planes:
-            self.shortcut = nn.Sequential(nn.Conv2d(cin, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return F.relu(out + self.shortcut(x))
-
-
-class Bottleneck(nn.Module):
-    expansion = 4
-
-    def __init__(self, cin, planes, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, planes, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3 = nn.Conv2d(planes, 4 * planes, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(4 * planes)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or cin != 4 * planes:
-            self.shortcut = nn.Sequential(nn.Conv2d(cin, 4 * planes, 1, stride, bias=False), nn.BatchNorm2d(4 * planes))
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = F.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return F.relu(out + self.shortcut(x))
-
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "internal", "torchref"))
+from supcon_torch import BasicBlock, Bottleneck, SupConResNet, supcon_loss  # noqa: E402
 
 ARCHS = {
     "resnet18": (BasicBlock, [2, 2, 2, 2]),
@@ -63,56 +24,17 @@ ARCHS = {
 }
 
 
-class SupConResNet(nn.Module):
-    def __init__(self, arch, stem, feat_dim=128):
-        super().__init__()
-        block, blocks = ARCHS[arch]
-        if stem == "imagenet":
-            conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
-            pool = nn.MaxPool2d(3, 2, 1)
-        else:
-            conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
-            pool = nn.Identity()
-        layers = [conv1, nn.BatchNorm2d(64), nn.ReLU(inplace=True), pool]
-        cin = 64
-        for i, (planes, n) in enumerate(zip([64, 128, 256, 512], blocks)):
-            for j in range(n):
-                stride = 2 if i > 0 and j == 0 else 1
-                layers.append(block(cin, planes, stride))
-                cin = planes * block.expansion
-        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-        self.encoder = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.Linear(cin, cin), nn.ReLU(inplace=True), nn.Linear(cin, feat_dim))
-
-    def forward(self, x):
-        return F.normalize(self.head(self.encoder(x)).float(), dim=1)
-
-
-def supcon_loss(features, labels, temperature=0.1, base_temperature=0.07):
-    """SupContrast's SupConLoss, contrast mode all; features [bsz, views, d]."""
-    bsz, views = features.shape[0], features.shape[1]
-    labels = labels.view(-1, 1)
-    mask = torch.eq(labels, labels.T).float()
-    contrast = torch.cat(torch.unbind(features, dim=1), dim=0)
-    logits = contrast @ contrast.T / temperature
-    logits = logits - logits.max(dim=1, keepdim=True)[0].detach()
-    mask = mask.repeat(views, views)
-    n = bsz * views
-    logits_mask = 1 - torch.eye(n, device=features.device)
-    mask = mask * logits_mask
-    exp_logits = torch.exp(logits) * logits_mask
-    log_prob = logits - torch.log(exp_logits.sum(1, keepdim=True))
-    pos = mask.sum(1)
-    pos = torch.where(pos < 1e-6, torch.ones_like(pos), pos)
-    mean_log_prob_pos = (mask * log_prob).sum(1) / pos
-    return (-(temperature / base_temperature) * mean_log_prob_pos).mean()
+def network(arch, stem):
+    """SupContrast's SupConResNet of arch on 3-channel images, MLP head to 128."""
+    block, blocks = ARCHS[arch]
+    return SupConResNet(block, blocks, [64, 128, 256, 512], 3, "mlp", 128, stem)
 
 
 def bench(spec, steps, compile_budget):
     arch, stem, size, bsz = spec.split(":")
     size, bsz = int(size), int(bsz)
     dev = torch.device("cuda")
-    model = SupConResNet(arch, stem).to(dev).to(memory_format=torch.channels_last)
+    model = network(arch, stem).to(dev).to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
     mean = torch.tensor([0.485, 0.456, 0.406], device=dev).view(1, 3, 1, 1) * 255
     std = torch.tensor([0.229, 0.224, 0.225], device=dev).view(1, 3, 1, 1) * 255
@@ -123,7 +45,8 @@ def bench(spec, steps, compile_budget):
     def step():
         x = pixels.permute(0, 3, 1, 2).float().sub(mean).div(std).contiguous(memory_format=torch.channels_last)
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            z = model(x)
+            # The model's forward, its bf16 projection normalised in float32.
+            z = F.normalize(model.head(model.encoder(x)).float(), dim=1)
         loss = supcon_loss(torch.stack(torch.split(z, bsz), dim=1), labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()

