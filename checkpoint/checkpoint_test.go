@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/supflow/supflow/internal/testdata"
+	"github.com/supflow/supflow/internal/fixtures"
 	"github.com/supflow/supflow/safetensors"
 	"github.com/supflow/supflow/statedict"
 )
@@ -189,7 +189,7 @@ func TestDecodeInvalid(t *testing.T) {
 		return m
 	}
 	weight := func(f *safetensors.File) { f.PutFloat32s("w", []int{2}, []float32{1, 2}) }
-	fixture, err := os.ReadFile(filepath.Join(testdata.Dir(t, "resnet"), "tiny_basic.safetensors"))
+	fixture, err := os.ReadFile(filepath.Join(fixtures.Dir(t, "resnet"), "tiny_basic.safetensors"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/supflow/supflow/internal/testdata"
+	"github.com/supflow/supflow/internal/fixtures"
 	"github.com/supflow/supflow/internal/torchref"
 	"github.com/supflow/supflow/safetensors"
 	"github.com/supflow/supflow/statedict"
@@ -19,7 +19,7 @@ import (
 // standing in for momentum buffers.
 func fixtureState(t *testing.T, model, dtype string) State {
 	t.Helper()
-	dir := testdata.Dir(t, "resnet")
+	dir := fixtures.Dir(t, "resnet")
 	f, err := safetensors.ReadFile(filepath.Join(dir, model+".safetensors"))
 	if err != nil {
 		t.Fatal(err)

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/supflow/supflow/internal/fixtures"
 	"github.com/supflow/supflow/internal/storetest"
-	"github.com/supflow/supflow/internal/testdata"
 	"github.com/supflow/supflow/store"
 )
 
@@ -144,7 +144,7 @@ func TestIngestErrors(t *testing.T) {
 // embedded S3 endpoint as JPEG and PNG.
 func TestIngestMNISTEmbedded(t *testing.T) {
 	c, ctx := storetest.New(t), t.Context()
-	src, err := OpenIDX(testdata.MNISTDir(t), "mnist", nil)
+	src, err := OpenIDX(fixtures.MNISTDir(t), "mnist", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +182,7 @@ func TestIngestMNISTEmbedded(t *testing.T) {
 // BenchmarkIngestMNIST10k ingests 10,000 MNIST images (5,000 per split)
 // into the embedded endpoint, as PNG.
 func BenchmarkIngestMNIST10k(b *testing.B) {
-	src, err := OpenIDX(testdata.MNISTDir(b), "mnist", nil)
+	src, err := OpenIDX(fixtures.MNISTDir(b), "mnist", nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/supflow/supflow/internal/fixtures"
 	"github.com/supflow/supflow/internal/storetest"
-	"github.com/supflow/supflow/internal/testdata"
 	"github.com/supflow/supflow/store"
 )
 
@@ -21,7 +21,7 @@ import (
 // a truncated shard makes Missing report exactly the entries past its end.
 func TestIngestShards(t *testing.T) {
 	c, ctx := storetest.New(t), t.Context()
-	src, err := OpenIDX(testdata.MNISTDir(t), "mnist", nil)
+	src, err := OpenIDX(fixtures.MNISTDir(t), "mnist", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestIngestShards(t *testing.T) {
 // TestIngestShardsFailure: a shard that cannot be stored fails the sharded
 // ingest with the store's error, and no manifest is written.
 func TestIngestShardsFailure(t *testing.T) {
-	src, err := OpenIDX(testdata.MNISTDir(t), "mnist", nil)
+	src, err := OpenIDX(fixtures.MNISTDir(t), "mnist", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

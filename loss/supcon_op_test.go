@@ -9,7 +9,7 @@ import (
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
-	"github.com/supflow/supflow/internal/testdata"
+	"github.com/supflow/supflow/internal/fixtures"
 )
 
 // runGraph evaluates the loss node and d loss / d x on a tape machine.
@@ -35,8 +35,8 @@ func TestSupConNodeFixtures(t *testing.T) {
 		"mode_one_bsz5_v3_d8":      true,
 		"no_positive_bsz4_v1_d8":   true,
 	}
-	testdata.ForEach(t, "supcon", func(t *testing.T, dir string) {
-		for _, c := range testdata.SupConCases(t, dir) {
+	fixtures.ForEach(t, "supcon", func(t *testing.T, dir string) {
+		for _, c := range fixtures.SupConCases(t, dir) {
 			if !want[c.Name] {
 				continue
 			}
@@ -64,7 +64,7 @@ func TestSupConNodeFixtures(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					if err := G.Let(x, denseOf(dt, []int{n, c.Dim}, testdata.ViewMajor(c.Features))); err != nil {
+					if err := G.Let(x, denseOf(dt, []int{n, c.Dim}, fixtures.ViewMajor(c.Features))); err != nil {
 						t.Fatal(err)
 					}
 					lossV, gradV := runGraph(t, g, cost, x)
@@ -82,9 +82,9 @@ func TestSupConNodeFixtures(t *testing.T) {
 					var d float64
 					switch gd := gradV.Data().(type) {
 					case []float64:
-						d = maxAbsDiff(gd, testdata.ViewMajor(c.Grad))
+						d = maxAbsDiff(gd, fixtures.ViewMajor(c.Grad))
 					case []float32:
-						d = maxAbsDiff(gd, testdata.ViewMajor(c.Grad))
+						d = maxAbsDiff(gd, fixtures.ViewMajor(c.Grad))
 					}
 					if d > tolGrad {
 						t.Errorf("grad max abs diff %g", d)

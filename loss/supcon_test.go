@@ -5,11 +5,11 @@ import (
 	"math"
 	"testing"
 
-	"github.com/supflow/supflow/internal/testdata"
+	"github.com/supflow/supflow/internal/fixtures"
 )
 
 // supConConfig is the loss configuration of case c.
-func supConConfig(c testdata.SupConCase) SupConConfig {
+func supConConfig(c fixtures.SupConCase) SupConConfig {
 	return SupConConfig{Temperature: c.Temperature, BaseTemperature: c.BaseTemperature, ContrastMode: ContrastMode(c.ContrastMode)}
 }
 
@@ -37,17 +37,17 @@ func toF32(x []float64) []float32 {
 }
 
 func TestSupConFixturesFloat64(t *testing.T) {
-	testdata.ForEach(t, "supcon", func(t *testing.T, dir string) {
-		for _, c := range testdata.SupConCases(t, dir) {
+	fixtures.ForEach(t, "supcon", func(t *testing.T, dir string) {
+		for _, c := range fixtures.SupConCases(t, dir) {
 			t.Run(c.Name, func(t *testing.T) {
-				r, err := SupCon(testdata.ViewMajor(c.Features), c.NViews, c.Dim, c.Labels, c.FlatMask(), supConConfig(c))
+				r, err := SupCon(fixtures.ViewMajor(c.Features), c.NViews, c.Dim, c.Labels, c.FlatMask(), supConConfig(c))
 				if err != nil {
 					t.Fatal(err)
 				}
 				if e := relErr(r.Loss, c.Loss); e > 1e-10 {
 					t.Errorf("loss %.17g, want %.17g (rel err %g)", r.Loss, c.Loss, e)
 				}
-				if d := maxAbsDiff(r.Grad, testdata.ViewMajor(c.Grad)); d > 1e-10 {
+				if d := maxAbsDiff(r.Grad, fixtures.ViewMajor(c.Grad)); d > 1e-10 {
 					t.Errorf("grad max abs diff %g", d)
 				}
 				var wantAnchor, wantPos []float64
@@ -72,17 +72,17 @@ func TestSupConFixturesFloat64(t *testing.T) {
 }
 
 func TestSupConFixturesFloat32(t *testing.T) {
-	testdata.ForEach(t, "supcon", func(t *testing.T, dir string) {
-		for _, c := range testdata.SupConCases(t, dir) {
+	fixtures.ForEach(t, "supcon", func(t *testing.T, dir string) {
+		for _, c := range fixtures.SupConCases(t, dir) {
 			t.Run(c.Name, func(t *testing.T) {
-				r, err := SupCon(toF32(testdata.ViewMajor(c.Features)), c.NViews, c.Dim, c.Labels, toF32(c.FlatMask()), supConConfig(c))
+				r, err := SupCon(toF32(fixtures.ViewMajor(c.Features)), c.NViews, c.Dim, c.Labels, toF32(c.FlatMask()), supConConfig(c))
 				if err != nil {
 					t.Fatal(err)
 				}
 				if e := relErr(r.Loss, c.Loss); e > 1e-5 {
 					t.Errorf("loss %.9g, want %.9g (rel err %g)", r.Loss, c.Loss, e)
 				}
-				if d := maxAbsDiff(r.Grad, testdata.ViewMajor(c.Grad)); d > 1e-5 {
+				if d := maxAbsDiff(r.Grad, fixtures.ViewMajor(c.Grad)); d > 1e-5 {
 					t.Errorf("grad max abs diff %g", d)
 				}
 			})

@@ -10,8 +10,8 @@ import (
 	"gorgonia.org/tensor"
 
 	_ "github.com/supflow/supflow/internal/blasimpl"
-	"github.com/supflow/supflow/internal/testdata"
-	"github.com/supflow/supflow/internal/testdata/resnetfix"
+	"github.com/supflow/supflow/internal/fixtures"
+	"github.com/supflow/supflow/internal/fixtures/resnetfix"
 	"github.com/supflow/supflow/loss"
 	"github.com/supflow/supflow/model"
 	"github.com/supflow/supflow/optim"
@@ -142,7 +142,7 @@ func checkBuffers(t *testing.T, f *fixture, m *model.Model, prefix string) {
 }
 
 func TestFixtureNames(t *testing.T) {
-	testdata.ForEach(t, "resnet", func(t *testing.T, dir string) {
+	fixtures.ForEach(t, "resnet", func(t *testing.T, dir string) {
 		for _, name := range fixtureNames {
 			t.Run(name, func(t *testing.T) {
 				f := loadFixture(t, dir, name)
@@ -172,7 +172,7 @@ func equalInfos(a, b []statedict.Info) bool {
 // the running statistics after one training forward, in float64 (1e-9) and
 // float32 (1e-4 on the normalised features).
 func TestFixtureForward(t *testing.T) {
-	testdata.ForEach(t, "resnet", func(t *testing.T, dir string) {
+	fixtures.ForEach(t, "resnet", func(t *testing.T, dir string) {
 		for _, name := range fixtureNames {
 			f := loadFixture(t, dir, name)
 			for _, c := range f.Cases {
@@ -222,7 +222,7 @@ func TestFixtureForward(t *testing.T) {
 // parameter and input gradient, BN buffers, SGD parameters and the eval
 // forward between the steps.
 func TestFixtureTraining(t *testing.T) {
-	testdata.ForEach(t, "resnet", func(t *testing.T, dir string) {
+	fixtures.ForEach(t, "resnet", func(t *testing.T, dir string) {
 		for _, name := range fixtureNames {
 			f := loadFixture(t, dir, name)
 			for _, c := range f.Cases {
@@ -323,7 +323,7 @@ func TestFixtureTraining(t *testing.T) {
 // compares with the float64 reference at the README's float32 tolerances:
 // 1e-5 on the loss and 1e-5 times the largest entry on the gradients.
 func TestFixtureTrainingFloat32(t *testing.T) {
-	testdata.ForEach(t, "resnet", func(t *testing.T, dir string) {
+	fixtures.ForEach(t, "resnet", func(t *testing.T, dir string) {
 		for _, name := range fixtureNames {
 			f := loadFixture(t, dir, name)
 			c := f.Cases[0]

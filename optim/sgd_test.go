@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/supflow/supflow/internal/testdata"
+	"github.com/supflow/supflow/internal/fixtures"
 	"github.com/supflow/supflow/safetensors"
 	"gorgonia.org/tensor"
 )
@@ -89,7 +89,7 @@ func TestSGDTwoSteps(t *testing.T) {
 // TestSGDResNetStep1 applies one step to every parameter of the tiny_basic
 // fixture and compares with PyTorch's step1 tensors, on each fixture set.
 func TestSGDResNetStep1(t *testing.T) {
-	testdata.ForEach(t, "resnet", testSGDResNetStep1)
+	fixtures.ForEach(t, "resnet", testSGDResNetStep1)
 }
 
 func testSGDResNetStep1(t *testing.T, dir string) {

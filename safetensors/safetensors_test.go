@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/supflow/supflow/internal/testdata"
+	"github.com/supflow/supflow/internal/fixtures"
 )
 
 func TestRoundTrip(t *testing.T) {
@@ -43,7 +43,7 @@ func TestRoundTrip(t *testing.T) {
 func TestFixturesParse(t *testing.T) {
 	for _, rel := range []string{"resnet/tiny_basic.safetensors", "resnet/tiny_bottleneck.safetensors", "augment/augment.safetensors"} {
 		t.Run(filepath.Base(rel), func(t *testing.T) {
-			testdata.ForEach(t, filepath.Dir(rel), func(t *testing.T, dir string) {
+			fixtures.ForEach(t, filepath.Dir(rel), func(t *testing.T, dir string) {
 				f, err := ReadFile(filepath.Join(dir, filepath.Base(rel)))
 				if err != nil {
 					t.Fatal(err)

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/supflow/supflow/internal/testdata"
+	"github.com/supflow/supflow/internal/fixtures"
 	"github.com/supflow/supflow/safetensors"
 )
 
@@ -158,7 +158,7 @@ func maxAbsDiff(got []float32, want []float64) float64 {
 // TestFixtureFloat runs every case of the torchvision fixture on the float32
 // path and compares with the float64 reference.
 func TestFixtureFloat(t *testing.T) {
-	testdata.ForEach(t, "augment", func(t *testing.T, dir string) {
+	fixtures.ForEach(t, "augment", func(t *testing.T, dir string) {
 		f := loadFixture(t, dir)
 		if len(f.Cases) != 123 {
 			t.Fatalf("fixture has %d cases, want 123", len(f.Cases))
@@ -208,7 +208,7 @@ func TestFixtureFloat(t *testing.T) {
 // path (Augmenter.Apply, uint8 in and out) and checks each pixel against the
 // reference, before normalisation, within 1/255.
 func TestFixturePipelineBytes(t *testing.T) {
-	testdata.ForEach(t, "augment", func(t *testing.T, dir string) {
+	fixtures.ForEach(t, "augment", func(t *testing.T, dir string) {
 		f := loadFixture(t, dir)
 		n := 0
 		for _, tc := range f.Cases {
@@ -276,7 +276,7 @@ func TestFixturePipelineBytes(t *testing.T) {
 // TestFixturePIL checks the antialiased resize, rounded to uint8, against
 // Pillow's fixed-point resampler (what SupContrast runs): at most 1 apart.
 func TestFixturePIL(t *testing.T) {
-	testdata.ForEach(t, "augment", func(t *testing.T, dir string) {
+	fixtures.ForEach(t, "augment", func(t *testing.T, dir string) {
 		f := loadFixture(t, dir)
 		var rs Resizer
 		var img Image

@@ -7,8 +7,8 @@ import (
 
 	"gorgonia.org/tensor"
 
-	"github.com/supflow/supflow/internal/testdata"
-	"github.com/supflow/supflow/internal/testdata/resnetfix"
+	"github.com/supflow/supflow/internal/fixtures"
+	"github.com/supflow/supflow/internal/fixtures/resnetfix"
 	"github.com/supflow/supflow/xla"
 )
 
@@ -17,7 +17,7 @@ import (
 // within 0.3 of its norm, the eval features within 0.02; the two differ
 // (the program does round to bfloat16).
 func TestStepBF16(t *testing.T) {
-	r := loadResnet(t, testdata.Dir(t, "resnet"), "tiny_basic")
+	r := loadResnet(t, fixtures.Dir(t, "resnet"), "tiny_basic")
 	c := r.Cases[0]
 	m := r.model(t, tensor.Float32)
 	batch := r.batch(t, c.Name)

@@ -7,9 +7,9 @@ import (
 
 	"gorgonia.org/tensor"
 
+	"github.com/supflow/supflow/internal/fixtures"
+	"github.com/supflow/supflow/internal/fixtures/resnetfix"
 	"github.com/supflow/supflow/internal/hloeval"
-	"github.com/supflow/supflow/internal/testdata"
-	"github.com/supflow/supflow/internal/testdata/resnetfix"
 	"github.com/supflow/supflow/model"
 	"github.com/supflow/supflow/xla"
 )
@@ -154,7 +154,7 @@ var tols = map[tensor.Dtype]tolerances{
 // gradient, BN statistics, parameters), eval features before and after it,
 // step 2 from step 1's outputs.
 func TestStepFixtures(t *testing.T) {
-	testdata.ForEach(t, "resnet", func(t *testing.T, dir string) {
+	fixtures.ForEach(t, "resnet", func(t *testing.T, dir string) {
 		for _, name := range []string{"tiny_basic", "tiny_bottleneck"} {
 			r := loadResnet(t, dir, name)
 			for _, c := range r.Cases {

@@ -6,8 +6,8 @@ import (
 
 	"gorgonia.org/tensor"
 
-	"github.com/supflow/supflow/internal/testdata"
-	"github.com/supflow/supflow/internal/testdata/resnetfix"
+	"github.com/supflow/supflow/internal/fixtures"
+	"github.com/supflow/supflow/internal/fixtures/resnetfix"
 	"github.com/supflow/supflow/xla"
 )
 
@@ -18,7 +18,7 @@ import (
 // running statistics are those of a single-device step on its half, and
 // both replicas agree on the loss and the update.
 func TestStepReplicas(t *testing.T) {
-	r := loadResnet(t, testdata.Dir(t, "resnet"), "tiny_basic")
+	r := loadResnet(t, fixtures.Dir(t, "resnet"), "tiny_basic")
 	c := r.Cases[0]
 	m := r.model(t, tensor.Float64)
 	const views, replicas = 2, 2

@@ -8,14 +8,14 @@ import (
 	"github.com/gomlx/go-xla/pkg/types/dtypes"
 	"github.com/gomlx/go-xla/pkg/types/shapes"
 
+	"github.com/supflow/supflow/internal/fixtures"
 	"github.com/supflow/supflow/internal/hloeval"
-	"github.com/supflow/supflow/internal/testdata"
 	"github.com/supflow/supflow/loss"
 )
 
 // weights is the case's [bsz,bsz] positive weights: the mask, the labels'
 // equality, or the identity (SimCLR).
-func weights(c testdata.SupConCase) []float64 {
+func weights(c fixtures.SupConCase) []float64 {
 	w := make([]float64, c.Bsz*c.Bsz)
 	for i := range c.Bsz {
 		for j := range c.Bsz {
@@ -35,8 +35,8 @@ func weights(c testdata.SupConCase) []float64 {
 // and 1e-9 on the gradient, float32 against the fixture's float32 loss at
 // 1e-5 relative and the gradient at 1e-5 times its largest entry.
 func TestSupConFixtures(t *testing.T) {
-	testdata.ForEach(t, "supcon", func(t *testing.T, dir string) {
-		for _, c := range testdata.SupConCases(t, dir) {
+	fixtures.ForEach(t, "supcon", func(t *testing.T, dir string) {
+		for _, c := range fixtures.SupConCases(t, dir) {
 			if c.ContrastMode != string(loss.ContrastAll) {
 				t.Logf("%s: contrast mode %s is not lowered", c.Name, c.ContrastMode)
 				continue
@@ -48,14 +48,14 @@ func TestSupConFixtures(t *testing.T) {
 					if dt == dtypes.Float32 {
 						want, tol = c.LossFloat32, 1e-5*math.Abs(c.LossFloat32)
 						gtol = 0
-						for _, v := range testdata.ViewMajor(c.Grad) {
+						for _, v := range fixtures.ViewMajor(c.Grad) {
 							gtol = max(gtol, 1e-5*math.Abs(v))
 						}
 					}
 					if math.Abs(got-want) > tol {
 						t.Errorf("loss %.17g, want %.17g", got, want)
 					}
-					wg := testdata.ViewMajor(c.Grad)
+					wg := fixtures.ViewMajor(c.Grad)
 					for i := range wg {
 						if d := math.Abs(grad[i] - wg[i]); !(d <= gtol) {
 							t.Fatalf("grad[%d] = %g, want %g (tolerance %g)", i, grad[i], wg[i], gtol)
@@ -69,7 +69,7 @@ func TestSupConFixtures(t *testing.T) {
 
 // runSupCon emits a program computing the loss and its gradient of c's
 // features and runs it.
-func runSupCon(t *testing.T, c testdata.SupConCase, dt dtypes.DType) (float64, []float64) {
+func runSupCon(t *testing.T, c fixtures.SupConCase, dt dtypes.DType) (float64, []float64) {
 	t.Helper()
 	n := c.Bsz * c.NViews
 	bld := S.New("supcon")
@@ -95,7 +95,7 @@ func runSupCon(t *testing.T, c testdata.SupConCase, dt dtypes.DType) (float64, [
 		t.Fatal(err)
 	}
 	et := Arg{DType: dt}.ElementType()
-	out, err := p.Run(hloeval.New(et, testdata.ViewMajor(c.Features), n, c.Dim).Rounded(), hloeval.New(et, weights(c), c.Bsz, c.Bsz))
+	out, err := p.Run(hloeval.New(et, fixtures.ViewMajor(c.Features), n, c.Dim).Rounded(), hloeval.New(et, weights(c), c.Bsz, c.Bsz))
 	if err != nil {
 		t.Fatal(err)
 	}

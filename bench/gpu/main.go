@@ -21,7 +21,7 @@ import (
 
 	"gorgonia.org/tensor"
 
-	"github.com/supflow/supflow/internal/testdata/resnetfix"
+	"github.com/supflow/supflow/internal/fixtures/resnetfix"
 	"github.com/supflow/supflow/loss"
 	"github.com/supflow/supflow/model"
 	"github.com/supflow/supflow/optim"

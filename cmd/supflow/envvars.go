@@ -25,7 +25,7 @@ var otherEnv = slices.Concat(
 		"SUPFLOW_PIPELINE", "SUPFLOW_IMAGE_TAG",
 		// Tests and scripts, which run supflow with their environment:
 		// internal/miniotest (the MinIO binary), internal/faulttest
-		// (MinIO's version, the reliability report), internal/testdata
+		// (MinIO's version, the reliability report), internal/fixtures
 		// (fixture folders), checkpoint's PyTorch test, .ci/run's cache.
 		"SUPFLOW_MINIO_BIN", "SUPFLOW_MINIO_VERSION", "SUPFLOW_RELIABILITY_DOC",
 		"SUPFLOW_TESTDATA", "SUPFLOW_SHARED_TESTDATA", "SUPFLOW_TORCH_PYTHON", "SUPFLOW_CACHE",

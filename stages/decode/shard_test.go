@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/supflow/supflow/dataset"
+	"github.com/supflow/supflow/internal/fixtures"
 	"github.com/supflow/supflow/internal/storetest"
-	"github.com/supflow/supflow/internal/testdata"
 	"github.com/supflow/supflow/messages"
 	"github.com/supflow/supflow/stages/decode"
 	"github.com/supflow/supflow/store"
@@ -20,7 +20,7 @@ import (
 // and place, while every other sample still decodes.
 func TestShardedDataset(t *testing.T) {
 	c, ctx := storetest.New(t), t.Context()
-	src, err := dataset.OpenIDX(testdata.MNISTDir(t), "mnist", nil)
+	src, err := dataset.OpenIDX(fixtures.MNISTDir(t), "mnist", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
