@@ -361,7 +361,7 @@ func checkViewGroup(m ViewGroup) error {
 
 func checkEvent(m Event) error {
 	var kind error
-	if m.Kind < EventEpochStart || m.Kind > EventEpochTrained {
+	if m.Kind < EventEpochStart || m.Kind > EventTrainerResumed {
 		kind = fmt.Errorf("%w: unknown event kind %d", ErrInvalid, m.Kind)
 	}
 	return errors.Join(

@@ -77,6 +77,10 @@ const (
 	EventPretrainDone EventKind = 3 // the trainer finished; Ref names the checkpoint key
 	EventEvalDone     EventKind = 4 // the evaluator finished; Ref names the report key
 	EventEpochTrained EventKind = 5 // the trainer finished an epoch (Count = samples trained)
+	// EventTrainerResumed: a restarted trainer resumed from its checkpoint
+	// and trains from Epoch on; views of Epoch that the trainer before it
+	// stepped after that checkpoint are gone, so Epoch must be fed again.
+	EventTrainerResumed EventKind = 6
 )
 
 func (k EventKind) String() string {
@@ -91,6 +95,8 @@ func (k EventKind) String() string {
 		return "eval_done"
 	case EventEpochTrained:
 		return "epoch_trained"
+	case EventTrainerResumed:
+		return "trainer_resumed"
 	}
 	return fmt.Sprintf("event_kind_%d", uint8(k))
 }
