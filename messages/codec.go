@@ -361,7 +361,7 @@ func checkViewGroup(m ViewGroup) error {
 
 func checkEvent(m Event) error {
 	var kind error
-	if m.Kind < EventEpochStart || m.Kind > EventTrainerResumed {
+	if m.Kind < EventEpochStart || m.Kind > EventTrainerStarted {
 		kind = fmt.Errorf("%w: unknown event kind %d", ErrInvalid, m.Kind)
 	}
 	return errors.Join(

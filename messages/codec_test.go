@@ -149,7 +149,7 @@ func TestEventVersions(t *testing.T) {
 	// One stream, as bus.Events reads it: old and new events interleaved.
 	noScores := sampleEvent()
 	trained := Event{RunID: "run-1", Kind: EventEpochTrained, Epoch: 3, Count: 50000}
-	resumed := Event{RunID: "run-1", Kind: EventTrainerResumed, Epoch: 4}
+	resumed := Event{RunID: "run-1", Kind: EventTrainerStarted, Epoch: 4}
 	eval := sampleEvalEvent()
 	zero := Event{RunID: "run-2", Kind: EventEvalDone, Scores: []Score{{ScoreKNNTop1, 0}}}
 	want := []Event{trained, resumed, eval, noScores, zero, eval}
@@ -376,7 +376,7 @@ func TestEventKindString(t *testing.T) {
 	if got := EventPretrainDone.String(); got != "pretrain_done" {
 		t.Fatalf("got %q", got)
 	}
-	if got := EventTrainerResumed.String(); got != "trainer_resumed" {
+	if got := EventTrainerStarted.String(); got != "trainer_started" {
 		t.Fatalf("got %q", got)
 	}
 	if got := EventKind(99).String(); got != "event_kind_99" {

@@ -460,7 +460,27 @@ func (fc *faultCase) maxPayload() int64 {
 // deadLetters reads every message of the dead-letter stream.
 func (fc *faultCase) deadLetters(ctx context.Context) []jetstream.Msg {
 	fc.t.Helper()
-	cons, err := fc.js().OrderedConsumer(ctx, messages.TopicDeadLetter, jetstream.OrderedConsumerConfig{})
+	return fc.streamMsgs(ctx, messages.TopicDeadLetter)
+}
+
+// events decodes every message of the events stream.
+func (fc *faultCase) events(ctx context.Context) []messages.Event {
+	fc.t.Helper()
+	var out []messages.Event
+	for _, msg := range fc.streamMsgs(ctx, messages.TopicEvents) {
+		ev, err := messages.UnmarshalEvent(msg.Data())
+		if err != nil {
+			fc.t.Fatal(err)
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+// streamMsgs reads every message of stream.
+func (fc *faultCase) streamMsgs(ctx context.Context, stream string) []jetstream.Msg {
+	fc.t.Helper()
+	cons, err := fc.js().OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{})
 	if err != nil {
 		fc.t.Fatal(err)
 	}

@@ -29,7 +29,7 @@ type PublishFunc func(ctx context.Context, tasks []messages.DecodeTask) error
 type EventFunc func(ctx context.Context, ev messages.Event) error
 
 // ProgressFunc opens the run's EpochStart, EpochTrained and
-// TrainerResumed events, in stream order from the first one stored; the
+// TrainerStarted events, in stream order from the first one stored; the
 // channel closes when ctx ends.
 type ProgressFunc func(ctx context.Context) (<-chan messages.Event, error)
 
@@ -59,7 +59,7 @@ type Subscriber interface {
 // through s.
 func Progress(s Subscriber, runID string) ProgressFunc {
 	return func(ctx context.Context) (<-chan messages.Event, error) {
-		return s.Subscribe(ctx, runID, messages.EventEpochStart, messages.EventEpochTrained, messages.EventTrainerResumed)
+		return s.Subscribe(ctx, runID, messages.EventEpochStart, messages.EventEpochTrained, messages.EventTrainerStarted)
 	}
 }
 
@@ -143,8 +143,8 @@ func (f *Feeder) Task(epoch uint32, i int) messages.DecodeTask {
 // both events carrying the sample count. With progress set, it feeds an
 // epoch only after the one before was trained, so epochs never interleave
 // and the streams never hold more than one epoch, and it returns once the
-// last epoch was trained; a restarted trainer's TrainerResumed makes it
-// feed that epoch again (see follow). It stops at the first error from
+// last epoch was trained; a restarted trainer's TrainerStarted makes it
+// feed that epoch again (see follower). It stops at the first error from
 // publish, event or progress, or when ctx ends, and returns that error.
 func (f *Feeder) Run(ctx context.Context, publish PublishFunc, event EventFunc, progress ProgressFunc) error {
 	first, last := f.cfg.StartEpoch, f.cfg.StartEpoch+(f.cfg.Epochs-1)
@@ -173,18 +173,20 @@ func (f *Feeder) Run(ctx context.Context, publish PublishFunc, event EventFunc, 
 }
 
 // follower reads the run's events in stream order to decide what to feed
-// next. A trainer that resumes from its checkpoint announces the epoch it
-// trains from; the views of that epoch its killed predecessor stepped
-// after the checkpoint were acknowledged and are gone, so a feed of the
-// epoch that began before the announcement must be repeated (the trainer
-// de-duplicates by sample, so leftovers of the old feed and the new one
-// are trained once). A feed that began after it reaches the new trainer
-// whole and is not repeated: that is why the feeder's own EpochStart
-// events are read from the same stream, for their order.
+// next. Every trainer announces the epoch it starts at before its first
+// step. When one restarts, the views of that epoch its killed predecessor
+// stepped after its checkpoint were acknowledged and are gone, so a feed
+// of the epoch that began before the announcement is repeated (the
+// trainer de-duplicates by sample, so leftovers of the old feed and the
+// new one are trained once). A feed that began after it reaches the new
+// trainer whole, and the first trainer's start needs nothing: that is why
+// the feeder's own EpochStart events are read from the same stream, for
+// their order, and trainer starts are counted.
 type follower struct {
 	first, last uint32
 	epoch       uint32 // being fed or awaited
 	fed         bool   // an EpochStart of epoch came since it was chosen
+	trainers    int    // TrainerStarted events so far
 }
 
 // follow reads events until epoch was trained (done when it was the last;
@@ -201,20 +203,24 @@ func (fl *follower) follow(ctx context.Context, evs <-chan messages.Event) (done
 			}
 			ev = e
 		}
+		restart := ev.Kind == messages.EventTrainerStarted && fl.trainers > 0
+		if ev.Kind == messages.EventTrainerStarted {
+			fl.trainers++
+		}
 		switch {
 		case ev.Kind == messages.EventEpochStart && ev.Epoch == fl.epoch:
 			fl.fed = true
 		case ev.Kind == messages.EventEpochTrained && ev.Epoch == fl.epoch,
 			// a checkpoint of epoch was saved before its EpochTrained was sent
-			ev.Kind == messages.EventTrainerResumed && uint64(ev.Epoch) == uint64(fl.epoch)+1:
+			restart && uint64(ev.Epoch) == uint64(fl.epoch)+1:
 			if fl.epoch == fl.last {
 				return true, nil
 			}
 			fl.epoch, fl.fed = fl.epoch+1, false
 			return false, nil
-		case ev.Kind == messages.EventTrainerResumed && ev.Epoch == fl.epoch && fl.fed,
+		case restart && ev.Epoch == fl.epoch && fl.fed,
 			// an older checkpoint (train.checkpoint_every > 1): go back to it
-			ev.Kind == messages.EventTrainerResumed && ev.Epoch >= fl.first && ev.Epoch < fl.epoch:
+			restart && ev.Epoch >= fl.first && ev.Epoch < fl.epoch:
 			fl.epoch, fl.fed = ev.Epoch, false
 			return false, nil
 		}

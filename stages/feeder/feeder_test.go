@@ -235,37 +235,42 @@ func trained(e uint32) messages.Event {
 	return messages.Event{RunID: "run1", Kind: messages.EventEpochTrained, Epoch: e}
 }
 
-func resumed(e uint32) messages.Event {
-	return messages.Event{RunID: "run1", Kind: messages.EventTrainerResumed, Epoch: e}
+func started(e uint32) messages.Event {
+	return messages.Event{RunID: "run1", Kind: messages.EventTrainerStarted, Epoch: e}
 }
 
 // TestRunFollowsTheTrainer: epochs 1 to 3, each fed after the one before
-// was trained, and fed again when a restarted trainer resumed in it after
-// its feed began.
+// was trained, and fed again when a restarted trainer (any but the first to
+// start) started in it after its feed began.
 func TestRunFollowsTheTrainer(t *testing.T) {
 	ev := func(es ...messages.Event) []messages.Event { return es }
+	first := map[int][]messages.Event{1: ev(started(1))} // the first trainer started before the feeder
 	tests := []struct {
 		name           string
 		atStart, atEnd map[int][]messages.Event
 		feeds          []uint32
 	}{
-		{"no restart", nil, map[int][]messages.Event{1: ev(trained(1)), 2: ev(trained(2)), 3: ev(trained(3))}, []uint32{1, 2, 3}},
-		{"other epochs' events are ignored", nil,
-			map[int][]messages.Event{1: ev(trained(3), resumed(0), resumed(5), trained(1)), 2: ev(trained(2)), 3: ev(trained(3))}, []uint32{1, 2, 3}},
-		{"resumed mid-epoch", nil,
-			map[int][]messages.Event{1: ev(trained(1)), 2: ev(resumed(2)), 3: ev(trained(2)), 4: ev(trained(3))}, []uint32{1, 2, 2, 3}},
-		{"two resumes before the re-feed: one re-feed", nil,
-			map[int][]messages.Event{1: ev(trained(1)), 2: ev(resumed(2), resumed(2)), 3: ev(trained(2)), 4: ev(trained(3))}, []uint32{1, 2, 2, 3}},
-		{"resumed again during the re-feed", nil,
-			map[int][]messages.Event{1: ev(trained(1)), 2: ev(resumed(2)), 3: ev(resumed(2)), 4: ev(trained(2)), 5: ev(trained(3))}, []uint32{1, 2, 2, 2, 3}},
-		{"resumed before the feed began: no re-feed", map[int][]messages.Event{2: ev(resumed(2))},
+		{"no restart", first, map[int][]messages.Event{1: ev(trained(1)), 2: ev(trained(2)), 3: ev(trained(3))}, []uint32{1, 2, 3}},
+		{"the first trainer started after the feed began", nil,
+			map[int][]messages.Event{1: ev(started(1), trained(1)), 2: ev(trained(2)), 3: ev(trained(3))}, []uint32{1, 2, 3}},
+		{"other epochs' events are ignored", first,
+			map[int][]messages.Event{1: ev(trained(3), started(0), started(5), trained(1)), 2: ev(trained(2)), 3: ev(trained(3))}, []uint32{1, 2, 3}},
+		{"restarted mid-epoch", first,
+			map[int][]messages.Event{1: ev(trained(1)), 2: ev(started(2)), 3: ev(trained(2)), 4: ev(trained(3))}, []uint32{1, 2, 2, 3}},
+		{"restarted in the first epoch, no checkpoint", first,
+			map[int][]messages.Event{1: ev(started(1)), 2: ev(trained(1)), 3: ev(trained(2)), 4: ev(trained(3))}, []uint32{1, 1, 2, 3}},
+		{"two restarts before the re-feed: one re-feed", first,
+			map[int][]messages.Event{1: ev(trained(1)), 2: ev(started(2), started(2)), 3: ev(trained(2)), 4: ev(trained(3))}, []uint32{1, 2, 2, 3}},
+		{"restarted again during the re-feed", first,
+			map[int][]messages.Event{1: ev(trained(1)), 2: ev(started(2)), 3: ev(started(2)), 4: ev(trained(2)), 5: ev(trained(3))}, []uint32{1, 2, 2, 2, 3}},
+		{"restarted before the feed began: no re-feed", map[int][]messages.Event{1: ev(started(1)), 2: ev(started(2))},
 			map[int][]messages.Event{1: ev(trained(1)), 2: ev(trained(2)), 3: ev(trained(3))}, []uint32{1, 2, 3}},
-		{"checkpoint saved, EpochTrained lost", nil,
-			map[int][]messages.Event{1: ev(resumed(2)), 2: ev(trained(2)), 3: ev(trained(3))}, []uint32{1, 2, 3}},
-		{"older checkpoint: back to its next epoch", nil,
-			map[int][]messages.Event{1: ev(trained(1)), 2: ev(trained(2)), 3: ev(resumed(2)), 4: ev(trained(2)), 5: ev(trained(3))}, []uint32{1, 2, 3, 2, 3}},
-		{"last epoch checkpointed, EpochTrained lost", nil,
-			map[int][]messages.Event{1: ev(trained(1)), 2: ev(trained(2)), 3: ev(resumed(4))}, []uint32{1, 2, 3}},
+		{"checkpoint saved, EpochTrained lost", first,
+			map[int][]messages.Event{1: ev(started(2)), 2: ev(trained(2)), 3: ev(trained(3))}, []uint32{1, 2, 3}},
+		{"older checkpoint: back to its next epoch", first,
+			map[int][]messages.Event{1: ev(trained(1)), 2: ev(trained(2)), 3: ev(started(2)), 4: ev(trained(2)), 5: ev(trained(3))}, []uint32{1, 2, 3, 2, 3}},
+		{"last epoch checkpointed, EpochTrained lost", first,
+			map[int][]messages.Event{1: ev(trained(1)), 2: ev(trained(2)), 3: ev(started(4))}, []uint32{1, 2, 3}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -148,7 +148,7 @@ func (s *Stage) resume(ctx context.Context) error {
 }
 
 // Run trains from StartEpoch to the last epoch on the view groups from in,
-// publishes TrainerResumed first when resuming, EpochTrained after each
+// publishes TrainerStarted first, EpochTrained after each
 // epoch and PretrainDone at the end, and
 // returns the key of the last checkpoint. Epoch sizes come from the
 // feeder's EpochStart events and samples that will never arrive from the
@@ -157,16 +157,13 @@ func (s *Stage) Run(ctx context.Context, in <-chan Delivery) (string, error) {
 	cfg := s.cfg
 	last := runs.Checkpoint(cfg.RunID, runs.Last)
 	done := messages.Event{Kind: messages.EventPretrainDone, Epoch: uint32(cfg.Epochs), Ref: last}
-	if cfg.Resume {
-		// The trainer before this one may have stepped (and acknowledged)
-		// views of s.start after its checkpoint: the feeder feeds the epoch
-		// again if its feed began before this event. The loop's
-		// per-sample de-duplication trains the leftovers of the old feed
-		// and the new one once. Sent with no checkpoint too: a trainer
-		// killed in its first epoch has none.
-		if err := s.publish(ctx, messages.Event{Kind: messages.EventTrainerResumed, Epoch: uint32(s.start)}); err != nil {
-			return "", fmt.Errorf("announcing the resume: %w", err)
-		}
+	// A trainer before this one may have stepped (and acknowledged) views
+	// of s.start after its checkpoint: told of this start, the feeder
+	// feeds the epoch again, and the loop's per-sample de-duplication
+	// trains the old feed's leftovers and the new feed once. Sent before
+	// the first step, so every trainer that acknowledged a view sent it.
+	if err := s.publish(ctx, messages.Event{Kind: messages.EventTrainerStarted, Epoch: uint32(s.start)}); err != nil {
+		return "", fmt.Errorf("announcing the start: %w", err)
 	}
 	if s.start > cfg.Epochs {
 		s.log.Info("nothing to train: the checkpoint is past the last epoch", "epoch", s.start-1)

@@ -113,7 +113,7 @@ func TestStageEpochsCheckpointsAndResume(t *testing.T) {
 	for _, ev := range b.published {
 		kinds = append(kinds, ev.Kind.String()+":"+strconv.Itoa(int(ev.Epoch))+":"+strconv.Itoa(int(ev.Count)))
 	}
-	want := []string{"epoch_trained:1:4", "epoch_trained:2:5", "pretrain_done:2:0"}
+	want := []string{"trainer_started:1:0", "epoch_trained:1:4", "epoch_trained:2:5", "pretrain_done:2:0"}
 	if len(kinds) != len(want) {
 		t.Fatalf("events %v, want %v", kinds, want)
 	}
@@ -180,7 +180,7 @@ func TestNewRefusesMissingDeps(t *testing.T) {
 }
 
 // TestStageResumedMidEpoch: a trainer restarted after its predecessor
-// checkpointed epoch 1 and stepped part of epoch 2 announces the resume,
+// checkpointed epoch 1 and stepped part of epoch 2 announces its start,
 // then trains epoch 2 from what the stream still held of the old feed plus
 // the feeder's re-feed, each sample once: leftovers and re-fed copies are
 // one sample, a sample dead-lettered in the old feed stays dropped, and
@@ -224,7 +224,7 @@ func TestStageResumedMidEpoch(t *testing.T) {
 	for _, ev := range b.published {
 		kinds = append(kinds, ev.Kind.String()+":"+strconv.Itoa(int(ev.Epoch))+":"+strconv.Itoa(int(ev.Count)))
 	}
-	if want := []string{"trainer_resumed:2:0", "epoch_trained:2:4", "pretrain_done:2:0"}; !slices.Equal(kinds, want) {
+	if want := []string{"trainer_started:2:0", "epoch_trained:2:4", "pretrain_done:2:0"}; !slices.Equal(kinds, want) {
 		t.Fatalf("events %v, want %v", kinds, want)
 	}
 	var stepped []int
@@ -243,7 +243,7 @@ func TestStageResumedMidEpoch(t *testing.T) {
 		}
 	}
 
-	// Resumed past the last epoch (its EpochTrained was lost): the resume
+	// Resumed past the last epoch (its EpochTrained was lost): the start
 	// is announced, so the feeder stops waiting, and training is done.
 	b.published = nil
 	if err := st.Put(t.Context(), runs.Checkpoint("r", runs.Last), []byte("2"), store.PutOptions{}); err != nil {
@@ -255,7 +255,7 @@ func TestStageResumedMidEpoch(t *testing.T) {
 	if _, err := s.Run(t.Context(), in); err != nil {
 		t.Fatal(err)
 	}
-	if len(b.published) != 2 || b.published[0].Kind != messages.EventTrainerResumed || b.published[0].Epoch != 3 || b.published[1].Kind != messages.EventPretrainDone {
-		t.Fatalf("events %+v, want trainer_resumed of epoch 3, then pretrain_done", b.published)
+	if len(b.published) != 2 || b.published[0].Kind != messages.EventTrainerStarted || b.published[0].Epoch != 3 || b.published[1].Kind != messages.EventPretrainDone {
+		t.Fatalf("events %+v, want trainer_started of epoch 3, then pretrain_done", b.published)
 	}
 }
