@@ -148,11 +148,10 @@ func (s *Stage) resume(ctx context.Context) error {
 }
 
 // Run trains from StartEpoch to the last epoch on the view groups from in,
-// publishes TrainerStarted first, EpochTrained after each
-// epoch and PretrainDone at the end, and
-// returns the key of the last checkpoint. Epoch sizes come from the
-// feeder's EpochStart events and samples that will never arrive from the
-// dead-letter stream.
+// publishes TrainerStarted first, EpochTrained after each epoch and
+// PretrainDone at the end, and returns the key of the last checkpoint.
+// Epoch sizes come from the feeder's EpochStart events and samples that
+// will never arrive from the dead-letter stream.
 func (s *Stage) Run(ctx context.Context, in <-chan Delivery) (string, error) {
 	cfg := s.cfg
 	last := runs.Checkpoint(cfg.RunID, runs.Last)
