@@ -390,7 +390,7 @@ func checkViewGroup(m ViewGroup) error {
 
 func checkEvent(m Event) error {
 	var kind error
-	if m.Kind < EventEpochStart || m.Kind > EventEpochTrained {
+	if m.Kind < EventEpochStart || m.Kind > EventTrainerStarted {
 		kind = fmt.Errorf("%w: unknown event kind %d", ErrInvalid, m.Kind)
 	}
 	return errors.Join(

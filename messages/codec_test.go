@@ -149,11 +149,13 @@ func TestEventVersions(t *testing.T) {
 	// One stream, as bus.Events reads it: old and new events interleaved.
 	noScores := sampleEvent()
 	trained := Event{RunID: "run-1", Kind: EventEpochTrained, Epoch: 3, Count: 50000}
+	resumed := Event{RunID: "run-1", Kind: EventTrainerStarted, Epoch: 4}
 	eval := sampleEvalEvent()
 	zero := Event{RunID: "run-2", Kind: EventEvalDone, Scores: []Score{{ScoreKNNTop1, 0}}}
-	want := []Event{trained, eval, noScores, zero, eval}
+	want := []Event{trained, resumed, eval, noScores, zero, eval}
 	stream := [][]byte{
 		mustMarshal(t, MarshalEvent, trained),
+		mustMarshal(t, MarshalEvent, resumed),
 		mustMarshal(t, MarshalEvent, eval),
 		bytes.Clone(v1EventBytes), // written by a build before version 2
 		mustMarshal(t, MarshalEvent, zero),
@@ -372,6 +374,9 @@ func TestViewGroupOverhead(t *testing.T) {
 
 func TestEventKindString(t *testing.T) {
 	if got := EventPretrainDone.String(); got != "pretrain_done" {
+		t.Fatalf("got %q", got)
+	}
+	if got := EventTrainerStarted.String(); got != "trainer_started" {
 		t.Fatalf("got %q", got)
 	}
 	if got := EventKind(99).String(); got != "event_kind_99" {

@@ -82,6 +82,11 @@ const (
 	EventPretrainDone EventKind = 3 // the trainer finished; Ref names the checkpoint key
 	EventEvalDone     EventKind = 4 // the evaluator finished; Ref names the report key
 	EventEpochTrained EventKind = 5 // the trainer finished an epoch (Count = samples trained)
+	// EventTrainerStarted: a trainer starts training at Epoch (after its
+	// checkpoint's, when resuming). Views of Epoch that a trainer before
+	// it stepped after that checkpoint are gone: the feeder feeds the
+	// epoch again (stages/feeder).
+	EventTrainerStarted EventKind = 6
 )
 
 func (k EventKind) String() string {
@@ -96,6 +101,8 @@ func (k EventKind) String() string {
 		return "eval_done"
 	case EventEpochTrained:
 		return "epoch_trained"
+	case EventTrainerStarted:
+		return "trainer_started"
 	}
 	return fmt.Sprintf("event_kind_%d", uint8(k))
 }

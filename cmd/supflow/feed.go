@@ -49,7 +49,7 @@ func feed(ctx context.Context, cfg *config.Config, s *services, d dataset.Datase
 		return err
 	}
 	events := s.bus.Events()
-	return f.Run(ctx, feeder.Publish(s.bus.Publisher()), events.Publish, feeder.Trained(events, cfg.Run.ID))
+	return f.Run(ctx, feeder.Publish(s.bus.Publisher()), events.Publish, feeder.Progress(events, cfg.Run.ID))
 }
 
 func runFeed(ctx context.Context, e *env) error {
@@ -66,6 +66,6 @@ func runFeed(ctx context.Context, e *env) error {
 	if err := feed(ctx, e.cfg, s, d, e.opts.startEpoch); err != nil {
 		return err
 	}
-	s.log.Info("all epochs fed", "run_id", e.cfg.Run.ID)
+	s.log.Info("all epochs fed and trained", "run_id", e.cfg.Run.ID)
 	return nil
 }

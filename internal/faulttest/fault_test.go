@@ -280,6 +280,54 @@ train: {epochs: 5, batch_size: 25, knn_every: 0, checkpoint_every: 1}
 	}
 }
 
+// TestIntegrationFaultTrainerAloneKill kills only the trainer with
+// SIGKILL in the middle of epoch 2, after the checkpoint of epoch 1 and
+// two acknowledged steps of epoch 2, and restarts it with `train --resume`
+// (what a restart policy does) while the feeder keeps running. The resumed
+// trainer announces its start, the feeder feeds epoch 2 again (the views
+// the killed trainer stepped after its checkpoint are gone) and the run
+// completes with every epoch's exact set. Before the re-feed the feeder
+// waited for an EpochTrained of epoch 2 that never came.
+func TestIntegrationFaultTrainerAloneKill(t *testing.T) { eachBatch(t, faultTrainerAloneKill) }
+
+func faultTrainerAloneKill(t *testing.T) {
+	fc := newCase(t, "kill -9 trainer alone", "SIGKILL to train only, mid-epoch 2 after its first checkpoint; restarted with --resume, the feeder left running", `
+dataset: {limit_train: 200, limit_test: 10}
+train: {epochs: 3, batch_size: 25, knn_every: 0, checkpoint_every: 1}
+`)
+	c := fc.c
+	fc.ingest()
+	entries := fc.trainEntries("mnist", 200)
+	const stepsPerEpoch = 8
+	c.Start("decode", "decode")
+	c.Start("augment", "augment")
+	train := c.Start("train", "train", "--resume")
+	feed := c.Start("feed", "feed")
+	train.WaitFor(stepLine(stepsPerEpoch+2), 3*time.Minute) // the second step of epoch 2
+	train.Kill()
+	killed := train.Output()
+	if epochTrained(2).MatchString(killed) {
+		t.Fatal("the kill meant for the middle of epoch 2 came after it")
+	}
+	again := c.Start("train-2", "train", "--resume")
+	if start := resumedAt(t, again, stepsPerEpoch); start != 2 {
+		t.Fatalf("resumed at epoch %d, want 2", start)
+	}
+	c.Wait(feed, 4*time.Minute)
+	c.Wait(again, 4*time.Minute)
+	fc.check(entries, 3, nil, killed, again.Output())
+	feeds := map[uint32]int{}
+	for _, ev := range fc.events(context.Background()) {
+		if ev.Kind == messages.EventEpochStart {
+			feeds[ev.Epoch]++
+		}
+	}
+	if feeds[1] != 1 || feeds[2] != 2 || feeds[3] != 1 {
+		t.Errorf("epochs fed %v times; want epoch 2 twice, the others once", feeds)
+	}
+	fc.note("epoch 2 fed again after the restart, epochs 1 and 3 once")
+}
+
 var (
 	resumedLine = regexp.MustCompile(`msg=resumed (?:\S+ )*?epoch=(\d+) step=(\d+)`)
 	savedLine   = regexp.MustCompile(`msg="checkpoint saved" (?:\S+ )*?epoch=(\d+) `)

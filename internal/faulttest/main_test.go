@@ -109,6 +109,13 @@ const findings = `## What the cases found
   window (2 x batch + max_ack_pending views) unacknowledged for its 10 min
   AckWait, which starved the resumed trainer. Fixed (02b5cf0): the trainer
   resets the train consumer when it starts.
+- Trainer killed alone (found by the HA compose case, row 5 in
+  docs/operations.md): the restarted trainer resumed from its checkpoint,
+  but the views of the epoch its predecessor had stepped after it were
+  acknowledged and gone, and the running feeder waited for an EpochTrained
+  that never came. Fixed: every trainer announces its start
+  (TrainerStarted) and the feeder feeds the epoch again after a restart
+  (case "kill -9 trainer alone").
 - NATS restart of 8 s: a publish outliving JetStream's 5 s request timeout
   made the feeder exit mid-epoch; the publisher now retries it while the
   connection is between servers. With a stream limit below the trainer's
@@ -460,7 +467,27 @@ func (fc *faultCase) maxPayload() int64 {
 // deadLetters reads every message of the dead-letter stream.
 func (fc *faultCase) deadLetters(ctx context.Context) []jetstream.Msg {
 	fc.t.Helper()
-	cons, err := fc.js().OrderedConsumer(ctx, messages.TopicDeadLetter, jetstream.OrderedConsumerConfig{})
+	return fc.streamMsgs(ctx, messages.TopicDeadLetter)
+}
+
+// events decodes every message of the events stream.
+func (fc *faultCase) events(ctx context.Context) []messages.Event {
+	fc.t.Helper()
+	var out []messages.Event
+	for _, msg := range fc.streamMsgs(ctx, messages.TopicEvents) {
+		ev, err := messages.UnmarshalEvent(msg.Data())
+		if err != nil {
+			fc.t.Fatal(err)
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+// streamMsgs reads every message of stream.
+func (fc *faultCase) streamMsgs(ctx context.Context, stream string) []jetstream.Msg {
+	fc.t.Helper()
+	cons, err := fc.js().OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{})
 	if err != nil {
 		fc.t.Fatal(err)
 	}

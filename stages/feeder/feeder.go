@@ -28,8 +28,10 @@ type PublishFunc func(ctx context.Context, tasks []messages.DecodeTask) error
 // EventFunc sends one control event.
 type EventFunc func(ctx context.Context, ev messages.Event) error
 
-// TrainedFunc blocks until epoch has been trained (or ctx ends).
-type TrainedFunc func(ctx context.Context, epoch uint32) error
+// ProgressFunc opens the run's EpochStart, EpochTrained and
+// TrainerStarted events, in stream order from the first one stored; the
+// channel closes when ctx ends.
+type ProgressFunc func(ctx context.Context) (<-chan messages.Event, error)
 
 // Sender publishes a payload on a topic; the bus's Publisher is one.
 type Sender interface {
@@ -48,16 +50,16 @@ func Publish(s Sender) PublishFunc {
 	}
 }
 
-// Waiter waits for an event of a run; the bus's Events is one.
-type Waiter interface {
-	Wait(ctx context.Context, runID string, kind messages.EventKind, match func(messages.Event) bool) (messages.Event, error)
+// Subscriber reads a run's events; the bus's Events is one.
+type Subscriber interface {
+	Subscribe(ctx context.Context, runID string, kinds ...messages.EventKind) (<-chan messages.Event, error)
 }
 
-// Trained waits for the trainer's EventEpochTrained of runID's epoch.
-func Trained(w Waiter, runID string) TrainedFunc {
-	return func(ctx context.Context, epoch uint32) error {
-		_, err := w.Wait(ctx, runID, messages.EventEpochTrained, func(ev messages.Event) bool { return ev.Epoch == epoch })
-		return err
+// Progress follows runID's trainer (and the feeder's own epoch starts)
+// through s.
+func Progress(s Subscriber, runID string) ProgressFunc {
+	return func(ctx context.Context) (<-chan messages.Event, error) {
+		return s.Subscribe(ctx, runID, messages.EventEpochStart, messages.EventEpochTrained, messages.EventTrainerStarted)
 	}
 }
 
@@ -138,24 +140,91 @@ func (f *Feeder) Task(epoch uint32, i int) messages.DecodeTask {
 
 // Run feeds epochs StartEpoch .. StartEpoch+Epochs-1: for each, an
 // EventEpochStart, every task in the epoch's order, then an EventEpochEnd,
-// both events carrying the sample count. With trained set, each epoch after
-// the first waits until the one before was trained, so epochs never
-// interleave and the streams never hold more than one epoch. It stops at
-// the first error from publish, event or trained, or when ctx ends, and
-// returns that error.
-func (f *Feeder) Run(ctx context.Context, publish PublishFunc, event EventFunc, trained TrainedFunc) error {
-	for k := range f.cfg.Epochs {
-		e := f.cfg.StartEpoch + k
-		if k > 0 && trained != nil {
-			if err := trained(ctx, e-1); err != nil {
-				return fmt.Errorf("feeder: waiting for epoch %d to be trained: %w", e-1, err)
+// both events carrying the sample count. With progress set, it feeds an
+// epoch only after the one before was trained, so epochs never interleave
+// and the streams never hold more than one epoch, and it returns once the
+// last epoch was trained; a restarted trainer's TrainerStarted makes it
+// feed that epoch again (see follower). It stops at the first error from
+// publish, event or progress, or when ctx ends, and returns that error.
+func (f *Feeder) Run(ctx context.Context, publish PublishFunc, event EventFunc, progress ProgressFunc) error {
+	first, last := f.cfg.StartEpoch, f.cfg.StartEpoch+(f.cfg.Epochs-1)
+	if progress == nil {
+		for e := first; ; e++ {
+			if err := f.RunEpoch(ctx, e, publish, event); err != nil || e == last {
+				return err
 			}
 		}
-		if err := f.RunEpoch(ctx, e, publish, event); err != nil {
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	evs, err := progress(ctx)
+	if err != nil {
+		return fmt.Errorf("feeder: following the trainer: %w", err)
+	}
+	fl := follower{first: first, last: last, epoch: first}
+	for {
+		if err := f.RunEpoch(ctx, fl.epoch, publish, event); err != nil {
+			return err
+		}
+		if done, err := fl.follow(ctx, evs); done || err != nil {
 			return err
 		}
 	}
-	return nil
+}
+
+// follower reads the run's events in stream order to decide what to feed
+// next. Every trainer announces the epoch it starts at before its first
+// step. When one restarts, the views of that epoch its killed predecessor
+// stepped after its checkpoint were acknowledged and are gone, so a feed
+// of the epoch that began before the announcement is repeated (the
+// trainer de-duplicates by sample, so leftovers of the old feed and the
+// new one are trained once). A feed that began after it reaches the new
+// trainer whole, and the first trainer's start needs nothing: that is why
+// the feeder's own EpochStart events are read from the same stream, for
+// their order, and trainer starts are counted.
+type follower struct {
+	first, last uint32
+	epoch       uint32 // being fed or awaited
+	fed         bool   // an EpochStart of epoch came since it was chosen
+	trainers    int    // TrainerStarted events so far
+}
+
+// follow reads events until epoch was trained (done when it was the last;
+// otherwise epoch moves on) or must be fed again (epoch set to it).
+func (fl *follower) follow(ctx context.Context, evs <-chan messages.Event) (done bool, err error) {
+	for {
+		var ev messages.Event
+		select {
+		case <-ctx.Done():
+			return false, fmt.Errorf("feeder: waiting for epoch %d to be trained: %w", fl.epoch, ctx.Err())
+		case e, ok := <-evs:
+			if !ok {
+				return false, fmt.Errorf("feeder: waiting for epoch %d to be trained: event subscription ended", fl.epoch)
+			}
+			ev = e
+		}
+		restart := ev.Kind == messages.EventTrainerStarted && fl.trainers > 0
+		if ev.Kind == messages.EventTrainerStarted {
+			fl.trainers++
+		}
+		switch {
+		case ev.Kind == messages.EventEpochStart && ev.Epoch == fl.epoch:
+			fl.fed = true
+		case ev.Kind == messages.EventEpochTrained && ev.Epoch == fl.epoch,
+			// a checkpoint of epoch was saved before its EpochTrained was sent
+			restart && uint64(ev.Epoch) == uint64(fl.epoch)+1:
+			if fl.epoch == fl.last {
+				return true, nil
+			}
+			fl.epoch, fl.fed = fl.epoch+1, false
+			return false, nil
+		case restart && ev.Epoch == fl.epoch && fl.fed,
+			// an older checkpoint (train.checkpoint_every > 1): go back to it
+			restart && ev.Epoch >= fl.first && ev.Epoch < fl.epoch:
+			fl.epoch, fl.fed = ev.Epoch, false
+			return false, nil
+		}
+	}
 }
 
 // RunEpoch feeds one epoch (see Run), Config.Batch tasks to a message in

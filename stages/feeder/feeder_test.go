@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/supflow/supflow/dataset"
@@ -195,27 +197,126 @@ func BenchmarkOrder(b *testing.B) {
 	}
 }
 
-// TestRunWaitsForEachEpochToBeTrained: with trained set, epoch e+1 starts
-// only after trained(e) returned, and its failure stops the run.
-func TestRunWaitsForEachEpochToBeTrained(t *testing.T) {
-	f := mustNew(t, Config{RunID: "run1", Seed: 1, StartEpoch: 4, Epochs: 3}, entries(5, "train"))
-	var r record
-	var waited []uint32
+// events simulates the run's events stream as Progress reads it: the
+// feeder's EpochStart events, and the trainer's events a script places
+// before a feed's EpochStart (atStart) or after its EpochEnd (atEnd), keyed
+// by the feed's number (1 for the first). The stream ends after the last
+// scripted feed, so a feeder that waits for more fails instead of hanging.
+type events struct {
+	record
+	ch             chan messages.Event
+	atStart, atEnd map[int][]messages.Event
+	feeds          []uint32 // the epoch of each feed
+}
+
+func (s *events) progress(context.Context) (<-chan messages.Event, error) { return s.ch, nil }
+
+func (s *events) event(ctx context.Context, ev messages.Event) error {
+	_ = s.record.event(ctx, ev)
+	switch ev.Kind {
+	case messages.EventEpochStart:
+		s.feeds = append(s.feeds, ev.Epoch)
+		for _, e := range s.atStart[len(s.feeds)] {
+			s.ch <- e
+		}
+		s.ch <- ev
+	case messages.EventEpochEnd:
+		for _, e := range s.atEnd[len(s.feeds)] {
+			s.ch <- e
+		}
+		if last := slices.Max(slices.Collect(maps.Keys(s.atEnd))); len(s.feeds) >= last {
+			close(s.ch)
+		}
+	}
+	return nil
+}
+
+func trained(e uint32) messages.Event {
+	return messages.Event{RunID: "run1", Kind: messages.EventEpochTrained, Epoch: e}
+}
+
+func started(e uint32) messages.Event {
+	return messages.Event{RunID: "run1", Kind: messages.EventTrainerStarted, Epoch: e}
+}
+
+// TestRunFollowsTheTrainer: epochs 1 to 3, each fed after the one before
+// was trained, and fed again when a restarted trainer (any but the first to
+// start) started in it after its feed began.
+func TestRunFollowsTheTrainer(t *testing.T) {
+	ev := func(es ...messages.Event) []messages.Event { return es }
+	first := map[int][]messages.Event{1: ev(started(1))} // the first trainer started before the feeder
+	tests := []struct {
+		name           string
+		atStart, atEnd map[int][]messages.Event
+		feeds          []uint32
+	}{
+		{"no restart", first, map[int][]messages.Event{1: ev(trained(1)), 2: ev(trained(2)), 3: ev(trained(3))}, []uint32{1, 2, 3}},
+		{"the first trainer started after the feed began", nil,
+			map[int][]messages.Event{1: ev(started(1), trained(1)), 2: ev(trained(2)), 3: ev(trained(3))}, []uint32{1, 2, 3}},
+		{"other epochs' events are ignored", first,
+			map[int][]messages.Event{1: ev(trained(3), started(0), started(5), trained(1)), 2: ev(trained(2)), 3: ev(trained(3))}, []uint32{1, 2, 3}},
+		{"restarted mid-epoch", first,
+			map[int][]messages.Event{1: ev(trained(1)), 2: ev(started(2)), 3: ev(trained(2)), 4: ev(trained(3))}, []uint32{1, 2, 2, 3}},
+		{"restarted in the first epoch, no checkpoint", first,
+			map[int][]messages.Event{1: ev(started(1)), 2: ev(trained(1)), 3: ev(trained(2)), 4: ev(trained(3))}, []uint32{1, 1, 2, 3}},
+		{"two restarts before the re-feed: one re-feed", first,
+			map[int][]messages.Event{1: ev(trained(1)), 2: ev(started(2), started(2)), 3: ev(trained(2)), 4: ev(trained(3))}, []uint32{1, 2, 2, 3}},
+		{"restarted again during the re-feed", first,
+			map[int][]messages.Event{1: ev(trained(1)), 2: ev(started(2)), 3: ev(started(2)), 4: ev(trained(2)), 5: ev(trained(3))}, []uint32{1, 2, 2, 2, 3}},
+		{"restarted before the feed began: no re-feed", map[int][]messages.Event{1: ev(started(1)), 2: ev(started(2))},
+			map[int][]messages.Event{1: ev(trained(1)), 2: ev(trained(2)), 3: ev(trained(3))}, []uint32{1, 2, 3}},
+		{"checkpoint saved, EpochTrained lost", first,
+			map[int][]messages.Event{1: ev(started(2)), 2: ev(trained(2)), 3: ev(trained(3))}, []uint32{1, 2, 3}},
+		{"older checkpoint: back to its next epoch", first,
+			map[int][]messages.Event{1: ev(trained(1)), 2: ev(trained(2)), 3: ev(started(2)), 4: ev(trained(2)), 5: ev(trained(3))}, []uint32{1, 2, 3, 2, 3}},
+		{"last epoch checkpointed, EpochTrained lost", first,
+			map[int][]messages.Event{1: ev(trained(1)), 2: ev(trained(2)), 3: ev(started(4))}, []uint32{1, 2, 3}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, batch := range []int{1, 3} {
+				f := mustNew(t, Config{RunID: "run1", Seed: 1, StartEpoch: 1, Epochs: 3, Batch: batch}, entries(5, "train"))
+				s := &events{ch: make(chan messages.Event, 64), atStart: tt.atStart, atEnd: tt.atEnd}
+				if err := f.Run(t.Context(), s.record.publish, s.event, s.progress); err != nil {
+					t.Fatalf("batch %d: %v after feeds of epochs %v", batch, err, s.feeds)
+				}
+				if !slices.Equal(s.feeds, tt.feeds) {
+					t.Fatalf("batch %d: fed epochs %v, want %v", batch, s.feeds, tt.feeds)
+				}
+				// every feed is whole: each sample once, in the epoch's order
+				for n, e := range s.feeds {
+					order := f.Order(e)
+					for k, task := range s.tasks[5*n : 5*(n+1)] {
+						if task.Epoch != e || int(task.SampleID) != order[k] {
+							t.Fatalf("batch %d: feed %d (epoch %d) task %d: %+v", batch, n+1, e, k, task)
+						}
+					}
+				}
+				if len(s.tasks) != 5*len(s.feeds) {
+					t.Fatalf("batch %d: %d tasks for %d feeds of 5", batch, len(s.tasks), len(s.feeds))
+				}
+			}
+		})
+	}
+}
+
+// TestRunStopsWhenTheEventsDo: an event stream that fails or ends while the
+// feeder waits stops the run with an error naming the epoch.
+func TestRunStopsWhenTheEventsDo(t *testing.T) {
+	f := mustNew(t, Config{RunID: "run1", StartEpoch: 4, Epochs: 3}, entries(5, "train"))
 	errBus := errors.New("bus down")
-	trained := func(_ context.Context, e uint32) error {
-		if n := len(r.tasks); n != 5*(len(waited)+1) {
-			t.Errorf("waiting for epoch %d after %d tasks", e, n)
-		}
-		waited = append(waited, e)
-		if e == 5 {
-			return errBus
-		}
-		return nil
+	var r record
+	if err := f.Run(t.Context(), r.publish, r.event, func(context.Context) (<-chan messages.Event, error) { return nil, errBus }); !errors.Is(err, errBus) || len(r.tasks) != 0 {
+		t.Fatalf("subscribe failure: %v after %d tasks", err, len(r.tasks))
 	}
-	if err := f.Run(t.Context(), r.publish, r.event, trained); !errors.Is(err, errBus) {
-		t.Fatalf("run: %v", err)
+	s := &events{ch: make(chan messages.Event, 64), atEnd: map[int][]messages.Event{1: {trained(4)}, 2: nil}}
+	if err := f.Run(t.Context(), s.record.publish, s.event, s.progress); err == nil || !strings.Contains(err.Error(), "epoch 5") {
+		t.Fatalf("stream ended while waiting for epoch 5: %v", err)
 	}
-	if len(waited) != 2 || waited[0] != 4 || waited[1] != 5 || len(r.tasks) != 10 {
-		t.Fatalf("waited for %v, published %d tasks", waited, len(r.tasks))
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	r = record{}
+	if err := f.Run(ctx, r.publish, r.event, func(context.Context) (<-chan messages.Event, error) { return make(chan messages.Event), nil }); !errors.Is(err, context.Canceled) {
+		t.Fatalf("canceled: %v", err)
 	}
 }

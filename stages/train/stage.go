@@ -148,14 +148,22 @@ func (s *Stage) resume(ctx context.Context) error {
 }
 
 // Run trains from StartEpoch to the last epoch on the view groups from in,
-// publishes EpochTrained after each epoch and PretrainDone at the end, and
-// returns the key of the last checkpoint. Epoch sizes come from the
-// feeder's EpochStart events and samples that will never arrive from the
-// dead-letter stream.
+// publishes TrainerStarted first, EpochTrained after each epoch and
+// PretrainDone at the end, and returns the key of the last checkpoint.
+// Epoch sizes come from the feeder's EpochStart events and samples that
+// will never arrive from the dead-letter stream.
 func (s *Stage) Run(ctx context.Context, in <-chan Delivery) (string, error) {
 	cfg := s.cfg
 	last := runs.Checkpoint(cfg.RunID, runs.Last)
 	done := messages.Event{Kind: messages.EventPretrainDone, Epoch: uint32(cfg.Epochs), Ref: last}
+	// A trainer before this one may have stepped (and acknowledged) views
+	// of s.start after its checkpoint: told of this start, the feeder
+	// feeds the epoch again, and the loop's per-sample de-duplication
+	// trains the old feed's leftovers and the new feed once. Sent before
+	// the first step, so every trainer that acknowledged a view sent it.
+	if err := s.publish(ctx, messages.Event{Kind: messages.EventTrainerStarted, Epoch: uint32(s.start)}); err != nil {
+		return "", fmt.Errorf("announcing the start: %w", err)
+	}
 	if s.start > cfg.Epochs {
 		s.log.Info("nothing to train: the checkpoint is past the last epoch", "epoch", s.start-1)
 		return last, s.publish(ctx, done)

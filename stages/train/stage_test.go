@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/supflow/supflow/metrics"
 	"github.com/supflow/supflow/report"
 	"github.com/supflow/supflow/runs"
+	"github.com/supflow/supflow/store"
 )
 
 // fakeEngine is a fakeStepper whose state is the number of steps taken.
@@ -111,7 +113,7 @@ func TestStageEpochsCheckpointsAndResume(t *testing.T) {
 	for _, ev := range b.published {
 		kinds = append(kinds, ev.Kind.String()+":"+strconv.Itoa(int(ev.Epoch))+":"+strconv.Itoa(int(ev.Count)))
 	}
-	want := []string{"epoch_trained:1:4", "epoch_trained:2:5", "pretrain_done:2:0"}
+	want := []string{"trainer_started:1:0", "epoch_trained:1:4", "epoch_trained:2:5", "pretrain_done:2:0"}
 	if len(kinds) != len(want) {
 		t.Fatalf("events %v, want %v", kinds, want)
 	}
@@ -174,5 +176,86 @@ func TestNewRefusesMissingDeps(t *testing.T) {
 	cfg := Config{RunID: "r", BatchSize: 4, Views: 2, Size: 2, Channels: 1, Epochs: 1, CheckpointEvery: 1}
 	if _, err := New(t.Context(), cfg, Deps{}); err == nil {
 		t.Fatal("New without deps succeeded")
+	}
+}
+
+// TestStageResumedMidEpoch: a trainer restarted after its predecessor
+// checkpointed epoch 1 and stepped part of epoch 2 announces its start,
+// then trains epoch 2 from what the stream still held of the old feed plus
+// the feeder's re-feed, each sample once: leftovers and re-fed copies are
+// one sample, a sample dead-lettered in the old feed stays dropped, and
+// older epochs' redeliveries are only acknowledged.
+func TestStageResumedMidEpoch(t *testing.T) {
+	eng, st, b := &fakeEngine{}, storetest.New(t), newFakeBus()
+	if err := st.Put(t.Context(), runs.Checkpoint("r", runs.Last), []byte("1"), store.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{RunID: "r", Arch: "resnet18", BatchSize: 2, Views: 2, Size: 2, Channels: 1, Epochs: 2, CheckpointEvery: 1, Resume: true}
+	s, err := New(t.Context(), cfg, Deps{Engine: eng, Store: st, Events: b, DeadLetters: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.StartEpoch() != 2 {
+		t.Fatalf("resumed at epoch %d, want 2", s.StartEpoch())
+	}
+	a := newAcks()
+	in := make(chan Delivery, 16)
+	in <- a.delivery("r", 1, 3, 2)      // a redelivery of the trained epoch 1
+	for _, id := range []uint64{4, 1} { // left of the old feed of epoch 2
+		in <- a.delivery("r", 2, id, 2)
+	}
+	for _, id := range []uint64{3, 0, 1, 4} { // the re-feed; sample 2 is dead-lettered again
+		in <- a.delivery("r", 2, id, 2)
+	}
+	for range 2 { // the old feed's and the re-feed's EpochStart
+		b.starts <- messages.Event{RunID: "r", Kind: messages.EventEpochStart, Epoch: 2, Count: 5}
+	}
+	for _, dl := range []messages.DecodeTask{{RunID: "r", Epoch: 1, SampleID: 0, Key: "k"}, {RunID: "r", Epoch: 2, SampleID: 2, Key: "k"}} {
+		task, err := messages.MarshalDecodeTask(dl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.dead <- messages.DeadLetter{Payload: task, SourceTopic: messages.TopicDecodeTasks, Reason: "corrupt"}
+	}
+	if _, err := s.Run(t.Context(), in); err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, ev := range b.published {
+		kinds = append(kinds, ev.Kind.String()+":"+strconv.Itoa(int(ev.Epoch))+":"+strconv.Itoa(int(ev.Count)))
+	}
+	if want := []string{"trainer_started:2:0", "epoch_trained:2:4", "pretrain_done:2:0"}; !slices.Equal(kinds, want) {
+		t.Fatalf("events %v, want %v", kinds, want)
+	}
+	var stepped []int
+	for i, ids := range eng.batches {
+		if eng.epochs[i] != 2 {
+			t.Fatalf("stepped epoch %d", eng.epochs[i])
+		}
+		stepped = append(stepped, ids...)
+	}
+	if slices.Sort(stepped); !slices.Equal(stepped, []int{0, 1, 3, 4}) {
+		t.Fatalf("stepped %v, want 0, 1, 3 and 4 once each", stepped)
+	}
+	for key, want := range map[uint64]int{1<<32 | 3: 1, 2<<32 | 0: 1, 2<<32 | 1: 2, 2<<32 | 3: 1, 2<<32 | 4: 2} {
+		if got := a.acked[key]; got != want {
+			t.Errorf("epoch %d sample %d acknowledged %d times, want %d", key>>32, key&(1<<32-1), got, want)
+		}
+	}
+
+	// Resumed past the last epoch (its EpochTrained was lost): the start
+	// is announced, so the feeder stops waiting, and training is done.
+	b.published = nil
+	if err := st.Put(t.Context(), runs.Checkpoint("r", runs.Last), []byte("2"), store.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = New(t.Context(), cfg, Deps{Engine: eng, Store: st, Events: b, DeadLetters: b}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Run(t.Context(), in); err != nil {
+		t.Fatal(err)
+	}
+	if len(b.published) != 2 || b.published[0].Kind != messages.EventTrainerStarted || b.published[0].Epoch != 3 || b.published[1].Kind != messages.EventPretrainDone {
+		t.Fatalf("events %+v, want trainer_started of epoch 3, then pretrain_done", b.published)
 	}
 }
