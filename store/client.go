@@ -219,8 +219,21 @@ func (c *Client) GetRange(ctx context.Context, key string, off, n, max int64) ([
 func (c *Client) get(ctx context.Context, op, key string, opts minio.GetObjectOptions, check func(size int64) error) ([]byte, error) {
 	var data []byte
 	err := c.retry(ctx, func(ctx context.Context) error {
+		// An attempt that receives nothing for StallTimeout is cut short:
+		// a connection to a server that went away without a reset (a
+		// stopped node of a cluster) would stall the read until TCP gives
+		// up, minutes later; cut, the connection is dropped and the retry
+		// dials anew.
+		actx, cancel := context.WithCancelCause(ctx)
+		defer cancel(nil)
+		stalled := fmt.Errorf("%w: nothing received for %s (store stall timeout)", ErrUnavailable, c.cfg.StallTimeout)
+		timer := time.AfterFunc(c.cfg.StallTimeout, func() { cancel(stalled) })
+		defer timer.Stop()
 		var err error
-		data, err = c.getOnce(ctx, key, opts, check)
+		data, err = c.getOnce(actx, key, opts, check, func() { timer.Reset(c.cfg.StallTimeout) })
+		if err != nil && ctx.Err() == nil && context.Cause(actx) == stalled {
+			return stalled // not err, which wraps context.Canceled: not retried
+		}
 		return err
 	})
 	if err != nil {
@@ -229,7 +242,8 @@ func (c *Client) get(ctx context.Context, op, key string, opts minio.GetObjectOp
 	return data, nil
 }
 
-func (c *Client) getOnce(ctx context.Context, key string, opts minio.GetObjectOptions, check func(size int64) error) ([]byte, error) {
+// getOnce calls progress whenever bytes arrive.
+func (c *Client) getOnce(ctx context.Context, key string, opts minio.GetObjectOptions, check func(size int64) error, progress func()) ([]byte, error) {
 	obj, err := c.mc.GetObject(ctx, c.cfg.Bucket, key, opts)
 	if err != nil {
 		return nil, err
@@ -241,15 +255,30 @@ func (c *Client) getOnce(ctx context.Context, key string, opts minio.GetObjectOp
 	if err != nil {
 		return nil, err
 	}
+	progress()
 	if err := check(info.Size); err != nil {
 		return nil, err
 	}
 	// ReadFull reads exactly the announced size, never more.
 	data := make([]byte, info.Size)
-	if _, err := io.ReadFull(obj, data); err != nil {
+	if _, err := io.ReadFull(progressReader{obj, progress}, data); err != nil {
 		return nil, err
 	}
 	return data, nil
+}
+
+// progressReader calls progress after each read that returned bytes.
+type progressReader struct {
+	r        io.Reader
+	progress func()
+}
+
+func (p progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.progress()
+	}
+	return n, err
 }
 
 // Stat returns the object's size and metadata, or ErrNotFound.

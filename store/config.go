@@ -18,6 +18,7 @@ const (
 	DefaultMaxObjectSize = 64 << 20 // 64 MiB: far above any dataset image, small enough to hold in memory
 	DefaultRetryFor      = 30 * time.Second
 	DefaultCheckTimeout  = 5 * time.Second
+	DefaultStallTimeout  = 15 * time.Second // under RetryFor, so a stalled read is retried once
 )
 
 // Config says where the objects live and how to reach them. Its YAML tags
@@ -57,6 +58,10 @@ type Config struct {
 	// CheckTimeout bounds the single, unretried request of Check and
 	// EnsureBucket so a wrong endpoint fails fast. Default DefaultCheckTimeout.
 	CheckTimeout time.Duration `yaml:"-"`
+	// StallTimeout cuts short an attempt of a read (Get, GetMax, GetRange)
+	// that receives nothing, headers or body, for this long; it is retried
+	// on a new connection. Default DefaultStallTimeout.
+	StallTimeout time.Duration `yaml:"-"`
 }
 
 func (c *Config) setDefaults() {
@@ -71,6 +76,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.CheckTimeout == 0 {
 		c.CheckTimeout = DefaultCheckTimeout
+	}
+	if c.StallTimeout == 0 {
+		c.StallTimeout = DefaultStallTimeout
 	}
 }
 

@@ -210,3 +210,88 @@ func TestWalkResumesAfterOutage(t *testing.T) {
 		t.Fatalf("Walk across an outage = %v, %v; want %v once each", got, err, want)
 	}
 }
+
+// TestGetCutsAStalledRead: the first connection the client opens is
+// accepted and never answered, as a cluster node that went away without a
+// reset; the attempt is cut after StallTimeout and the retry, on a new
+// connection, gets the object. Without retries the cut is ErrUnavailable.
+func TestGetCutsAStalledRead(t *testing.T) {
+	e, err := StartEmbedded(t.Context(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	direct, err := New(e.Config("stall"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if err := direct.EnsureBucket(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := direct.Put(ctx, "k", []byte("v"), PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var held []net.Conn
+	stall := 1 // connections left to hold unanswered
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			hold := stall > 0
+			stall--
+			mu.Unlock()
+			if hold {
+				continue
+			}
+			u, err := net.Dial("tcp", e.Endpoint())
+			if err != nil {
+				c.Close()
+				continue
+			}
+			go func() { io.Copy(u, c); u.Close() }()
+			go func() { io.Copy(c, u); c.Close() }()
+		}
+	}()
+
+	cfg := e.Config("stall")
+	cfg.Endpoint = ln.Addr().String()
+	cfg.StallTimeout = 200 * time.Millisecond
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.Get(ctx, "k"); err != nil || string(got) != "v" {
+		t.Fatalf("Get with its first connection stalled = %q, %v", got, err)
+	}
+
+	mu.Lock()
+	stall = 1
+	mu.Unlock()
+	cfg.RetryFor = -1
+	nc, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nc.Get(ctx, "k"); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Get without retries on a stalled connection = %v, want ErrUnavailable", err)
+	}
+}
