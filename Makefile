@@ -32,7 +32,7 @@ ifeq ($(origin CGO_ENABLED),undefined)
 endif
 export CGO_ENABLED
 
-.PHONY: all build cgo-note test test-unit test-race test-compose vet fuzz-short reliability soak demo bench bench-train bench-data tools minio nats-server images clean
+.PHONY: all build cgo-note test test-unit test-race test-compose vet fuzz-short reliability soak demo bench bench-train bench-data bench-probe tools minio nats-server images clean
 
 all: build
 
@@ -130,6 +130,16 @@ bench-train:
 
 bench-data:
 	./bench/data/run.sh
+
+# Linear probes on the demo run's features (make demo first): supflow's
+# recipe against a converged one (bench/probe/compare.py). The train split
+# is the one the evaluation fits on: pipeline.yaml's limit_train.
+# PYTHON=path: Python with torch and numpy (default /usr/bin/python3).
+bench-probe: build
+	$(BIN)/supflow embed --config pipeline.yaml --split train \
+		--limit $$(awk '/^  limit_train:/ {print $$2}' pipeline.yaml)
+	$(BIN)/supflow embed --config pipeline.yaml
+	$${PYTHON:-/usr/bin/python3} bench/probe/compare.py out/demo/embeddings/train out/demo/embeddings/test
 
 clean:
 	rm -rf $(BIN) out deploy/build
