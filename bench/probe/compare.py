@@ -39,6 +39,12 @@ def top1(w, b, x, y):
     return ((x @ w.T + b).argmax(1) == y).double().mean().item()
 
 
+def loss(w, b, x, y):
+    """Mean training cross-entropy, without the L2 term: how far each case
+    got on the same objective."""
+    return torch.nn.functional.cross_entropy(x.double() @ w.T.double() + b.double(), y).item()
+
+
 def sgd(x, y, k, seed, per_step):
     n, d = x.shape
     w = torch.zeros(k, d, requires_grad=True)
@@ -93,7 +99,7 @@ def main():
         for case, per_step in (("supflow", True), ("epochcos", False)):
             w, b = sgd(str_, ytr, k, seed, per_step)
             print(f"PROBE case={case} seed={seed} top1={top1(w, b, ste, yte):.4f} "
-                  f"train_top1={top1(w, b, str_, ytr):.4f}")
+                  f"train_top1={top1(w, b, str_, ytr):.4f} train_loss={loss(w, b, str_, ytr):.4f}")
     for seed in (1, 2):
         perm = torch.randperm(len(ytr), generator=torch.Generator().manual_seed(seed))
         hold, fit = perm[:len(ytr) // 5], perm[len(ytr) // 5:]
@@ -104,7 +110,7 @@ def main():
         w, b = lbfgs(str_, ytr, k, best)
         held = " ".join(f"{l2:g}:{a:.4f}" for l2, a in scores.items())
         print(f"PROBE case=lbfgs seed={seed} l2={best:g} top1={top1(w, b, ste, yte):.4f} "
-              f"train_top1={top1(w, b, str_, ytr):.4f} heldout={held}")
+              f"train_top1={top1(w, b, str_, ytr):.4f} train_loss={loss(w, b, str_, ytr):.4f} heldout={held}")
 
 
 if __name__ == "__main__":
