@@ -105,9 +105,13 @@ train: {epochs: 2, batch_size: 50, knn_every: 0}
 	fc.removeObject(entries[missing].Key)
 	js := fc.js()
 	dec := c.Start("decode", "decode")
-	c.Start("augment", "augment")
+	aug := c.Start("augment", "augment")
 	train := c.Start("train", "train")
-	dec.WaitFor(running, time.Minute)
+	// Every stage past its start-up store check: one that starts while
+	// the store is down exits (a supervisor's restart is not this case).
+	for _, p := range []*clustertest.Proc{dec, aug, train} {
+		p.WaitFor(running, time.Minute)
+	}
 	// Freeze decode so that the outage starts before it fetched anything.
 	dec.Signal(syscall.SIGSTOP)
 	feed := c.Start("feed", "feed")
