@@ -242,19 +242,20 @@ func (c *Client) get(ctx context.Context, op, key string, opts minio.GetObjectOp
 	return data, nil
 }
 
-// getOnce calls progress whenever bytes arrive.
+// getOnce calls progress whenever bytes arrive. It is one plain GET
+// (minio.Core): minio-go's *Object reader serves reads from a goroutine of
+// its own, and a Read can wait on it for ever (seen in the HA compose:
+// decode's Read waited minutes on that goroutine's channel, also after the
+// stall timeout had cancelled its context); the body of a plain request
+// fails when ctx ends.
 func (c *Client) getOnce(ctx context.Context, key string, opts minio.GetObjectOptions, check func(size int64) error, progress func()) ([]byte, error) {
-	obj, err := c.mc.GetObject(ctx, c.cfg.Bucket, key, opts)
+	// The response's headers arrive first: the size is known before any of
+	// the body is read.
+	obj, info, _, err := minio.Core{Client: c.mc}.GetObject(ctx, c.cfg.Bucket, key, opts)
 	if err != nil {
 		return nil, err
 	}
 	defer obj.Close()
-	// Stat issues the GET and reads only the headers: the size is known
-	// before any of the body is.
-	info, err := obj.Stat()
-	if err != nil {
-		return nil, err
-	}
 	progress()
 	if err := check(info.Size); err != nil {
 		return nil, err
