@@ -32,7 +32,7 @@ ifeq ($(origin CGO_ENABLED),undefined)
 endif
 export CGO_ENABLED
 
-.PHONY: all build cgo-note test test-unit test-race test-compose vet fuzz-short reliability soak demo bench bench-train bench-data bench-probe tools minio nats-server images clean
+.PHONY: all build cgo-note test test-unit test-race test-compose test-compose-ha vet fuzz-short reliability soak demo bench bench-train bench-data bench-probe tools minio nats-server images clean
 
 all: build
 
@@ -61,13 +61,18 @@ endif
 
 # test-compose: builds the images (make images) and runs the whole job with
 # docker compose (NATS, MinIO, ingest, feeder, decode, 3 augment, train,
-# evaluate), then checks the report and that `down -v` leaves nothing; then
-# the HA deployment (docker-compose.ha.yml) with one container fault per
-# epoch (TestIntegrationComposeHA). With SUPFLOW_RELIABILITY_DOC=$(CURDIR)/docs/reliability.md
-# the HA table goes into that document. Needs a Docker engine and docker
-# compose or docker-compose; minutes.
+# evaluate), then checks the report and that `down -v` leaves nothing.
+# Needs a Docker engine and docker compose or docker-compose; minutes.
 test-compose:
-	$(GO) test $(GOTESTFLAGS) -tags compose -count=1 -v -timeout 30m -run 'TestIntegrationCompose(HA)?$$' ./internal/composetest
+	$(GO) test $(GOTESTFLAGS) -tags compose -count=1 -v -timeout 30m -run 'TestIntegrationCompose$$' ./internal/composetest
+
+# test-compose-ha: the HA deployment (docker-compose.ha.yml) with one
+# container fault per epoch (TestIntegrationComposeHA); with
+# SUPFLOW_RELIABILITY_DOC=$(CURDIR)/docs/reliability.md its table goes into
+# that document. Not in .ci/run yet: decode stalled mid-run in 3 of 5 runs
+# on 2 loaded cores (issue 15's notes); about 10 minutes.
+test-compose-ha:
+	$(GO) test $(GOTESTFLAGS) -tags compose -count=1 -v -timeout 30m -run 'TestIntegrationComposeHA$$' ./internal/composetest
 
 # reliability: the fault-injection suite (internal/faulttest, also part of
 # make test); writes its table to docs/reliability.md.
