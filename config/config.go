@@ -193,6 +193,10 @@ func (b Bus) Validate() error {
 // stages/feeder.Config's epoch range from it).
 type Feeder struct {
 	Epochs int `yaml:"epochs"` // 0 = train.epochs
+	// ShardRun is stages/feeder.Config.ShardRun: how many consecutive
+	// members of a shard a sharded data set's order keeps together (1 = a
+	// full shuffle; docs/operations.md, "Sharded data sets").
+	ShardRun int `yaml:"shard_run"`
 }
 
 // Train is pipeline.yaml's train section. It is flat in the file, but its

@@ -6,6 +6,7 @@ import (
 	"github.com/supflow/supflow/stages/augment"
 	"github.com/supflow/supflow/stages/decode"
 	"github.com/supflow/supflow/stages/evaluate"
+	"github.com/supflow/supflow/stages/feeder"
 	"github.com/supflow/supflow/stages/train"
 	"github.com/supflow/supflow/store"
 )
@@ -21,6 +22,7 @@ func Default() *Config {
 		Dataset:  Dataset{Name: "mnist", Prefix: "mnist", Source: "mnist", Format: "png", TrainSplit: "train", TestSplit: "test"},
 		Store:    Store{Embedded: true, Config: store.Config{Bucket: "supflow", Region: store.DefaultRegion}},
 		Bus:      Bus{Embedded: true, Limits: bus.DefaultLimits()},
+		Feeder:   Feeder{ShardRun: feeder.DefaultShardRun},
 		Decode:   decode.DefaultConfig(),
 		Augment:  augment.DefaultConfig(),
 		Model:    engine.DefaultModelConfig(),

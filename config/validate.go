@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/supflow/supflow/config/field"
+	"github.com/supflow/supflow/stages/feeder"
 )
 
 // FieldError names the offending key and what it allows. Errors of the
@@ -81,6 +82,7 @@ func (c *Config) Validate() error {
 	k.Include("bus", c.Bus.Validate())
 
 	k.IntIn("feeder.epochs", c.Feeder.Epochs, 0, 100000)
+	k.IntIn("feeder.shard_run", c.Feeder.ShardRun, 1, feeder.MaxShardRun)
 
 	k.Include("decode", c.Decode.Validate())
 

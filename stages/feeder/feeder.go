@@ -76,6 +76,11 @@ type Config struct {
 	// Batch is how many tasks go in one message (bus.batch), in [1,
 	// messages.MaxBatch]; 0 means 1.
 	Batch int
+	// ShardRun (feeder.shard_run), for a sharded data set, is how many
+	// consecutive members of a shard the order keeps together, in [1,
+	// 65536]; 0 means 1, a full shuffle. See runOrder for what it does to
+	// the order; loose entries are always fully shuffled.
+	ShardRun int
 }
 
 // Feeder produces the decode tasks of one split. It holds no goroutine and
@@ -84,6 +89,7 @@ type Feeder struct {
 	cfg     Config
 	split   string
 	entries []dataset.Entry
+	shards  *shardIndex // nil: a loose data set, or ShardRun 1
 }
 
 // New checks cfg and the entries, which must be non-empty, valid and all of
@@ -100,8 +106,12 @@ func New(cfg Config, entries []dataset.Entry) (*Feeder, error) {
 		return nil, fmt.Errorf("%w: no entries", ErrInvalidConfig)
 	case cfg.Batch < 0 || cfg.Batch > messages.MaxBatch:
 		return nil, fmt.Errorf("%w: batch %d not in [1, %d]", ErrInvalidConfig, cfg.Batch, messages.MaxBatch)
+	case cfg.ShardRun < 0 || cfg.ShardRun > MaxShardRun:
+		return nil, fmt.Errorf("%w: shard run %d not in [1, %d]", ErrInvalidConfig, cfg.ShardRun, MaxShardRun)
+	case uint64(len(entries)) > 1<<32-1:
+		return nil, fmt.Errorf("%w: %d entries, at most %d", ErrInvalidConfig, len(entries), uint64(1<<32-1))
 	}
-	cfg.Batch = max(cfg.Batch, 1)
+	cfg.Batch, cfg.ShardRun = max(cfg.Batch, 1), max(cfg.ShardRun, 1)
 	split := entries[0].Split
 	for i, e := range entries {
 		if err := e.Validate(); err != nil {
@@ -111,16 +121,24 @@ func New(cfg Config, entries []dataset.Entry) (*Feeder, error) {
 			return nil, fmt.Errorf("%w: entry %d is in split %q, entry 0 in %q", ErrInvalidConfig, i, e.Split, split)
 		}
 	}
-	return &Feeder{cfg: cfg, split: split, entries: entries}, nil
+	f := &Feeder{cfg: cfg, split: split, entries: entries}
+	if cfg.ShardRun > 1 {
+		f.shards = newShardIndex(entries)
+	}
+	return f, nil
 }
 
 // Count returns the number of samples per epoch.
 func (f *Feeder) Count() int { return len(f.entries) }
 
 // Order returns epoch's permutation of the sample indices. It depends only
-// on (Seed, epoch, sample count) and is fixed by this package, not by the
-// Go version: the shuffle is written here on top of PCG.
+// on (Seed, epoch, sample count; for a sharded data set with ShardRun > 1,
+// the shards and offsets too: runOrder) and is fixed by this package, not
+// by the Go version: the shuffle is written here on top of PCG.
 func (f *Feeder) Order(epoch uint32) []int {
+	if f.shards != nil {
+		return f.shards.runOrder(f.cfg.Seed, epoch, f.cfg.ShardRun)
+	}
 	rng := rand.NewPCG(f.cfg.Seed, splitmix64(uint64(epoch)))
 	order := make([]int, len(f.entries))
 	for i := range order {
