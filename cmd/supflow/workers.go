@@ -55,8 +55,8 @@ func workerRoutes(cfg *config.Config, s *services, which ...string) ([]bus.Route
 				return nil, err
 			}
 			routes = append(routes, bus.HandleBatch("decode", messages.TopicDecodeTasks, messages.TopicImages,
-				messages.UnmarshalDecodeTasks, messages.MarshalImages, messages.MarshalDecodeTask,
-				messages.OfRun(cfg.Run.ID, func(t messages.DecodeTask) string { return t.RunID }, st.Handle)).
+				st.UnmarshalTasks, messages.MarshalImages, decode.MarshalTask, // one ranged GET per run of shard members
+				messages.OfRun(cfg.Run.ID, func(t decode.Task) string { return t.RunID }, st.HandleTask)).
 				Workers(cfg.Decode.Workers))
 		case "augment":
 			st, err := newAugmenter(cfg)

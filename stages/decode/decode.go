@@ -184,8 +184,14 @@ func New(cfg Config, deps Deps) (*Stage, error) {
 // (task.Length > 0: one ranged GET). A transient fetch failure
 // (including ctx ending) returns a plain error for the bus to retry; every
 // failure retrying cannot fix wraps messages.ErrPermanent and names the key.
-// Handle is idempotent: the same task yields the same Image.
+// Handle is idempotent: the same task yields the same Image. A batch's
+// members of one shard are fetched together by Plan and HandleTask.
 func (s *Stage) Handle(ctx context.Context, task messages.DecodeTask) (messages.Image, error) {
+	return s.handle(ctx, task, nil)
+}
+
+// handle is Handle, taking a shard member's bytes from r when r is set.
+func (s *Stage) handle(ctx context.Context, task messages.DecodeTask, r *run) (messages.Image, error) {
 	if task.Key == "" {
 		return messages.Image{}, messages.Permanent(fmt.Errorf("%w: empty key (run %q, sample %d)", ErrInvalidTask, task.RunID, task.SampleID))
 	}
@@ -205,15 +211,7 @@ func (s *Stage) Handle(ctx context.Context, task messages.DecodeTask) (messages.
 			return imageOf(task, img), nil
 		}
 	}
-	// Never more than the limit is read: the Getter refuses a larger
-	// object (or range) from its size.
-	var data []byte
-	var err error
-	if task.Length > 0 {
-		data, err = s.objects.GetRange(ctx, task.Key, int64(task.Offset), int64(task.Length), s.cfg.MaxObjectBytes)
-	} else {
-		data, err = s.objects.GetMax(ctx, task.Key, s.cfg.MaxObjectBytes)
-	}
+	data, err := s.fetch(ctx, task, r)
 	switch {
 	case err != nil && s.isNotFound != nil && s.isNotFound(err):
 		return messages.Image{}, messages.Permanent(fmt.Errorf("%w: %q: %w", ErrNotFound, name, err))
@@ -235,6 +233,26 @@ func (s *Stage) Handle(ctx context.Context, task messages.DecodeTask) (messages.
 		s.store(ctx, name, img)
 	}
 	return imageOf(task, img), nil
+}
+
+// fetch reads task's bytes: from r's GET when it has them, else with a GET
+// of its own. Never more than the limit is read: the Getter refuses a
+// larger object (or range) from its size.
+func (s *Stage) fetch(ctx context.Context, task messages.DecodeTask, r *run) ([]byte, error) {
+	if r != nil {
+		if data, ok, err := s.member(ctx, r, task); ok || err != nil {
+			return data, err
+		}
+	}
+	if task.Length > 0 {
+		return s.objects.GetRange(ctx, task.Key, int64(task.Offset), int64(task.Length), s.cfg.MaxObjectBytes)
+	}
+	return s.objects.GetMax(ctx, task.Key, s.cfg.MaxObjectBytes)
+}
+
+// permanent reports whether a fetch error is one retrying cannot fix.
+func (s *Stage) permanent(err error) bool {
+	return s.isNotFound != nil && s.isNotFound(err) || s.isTooLarge != nil && s.isTooLarge(err) || s.isRange != nil && s.isRange(err)
 }
 
 // imageOf is the message for task's decoded image. Every supported format

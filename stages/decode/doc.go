@@ -1,6 +1,6 @@
 // Package decode is the pipeline stage between the feeder and augment: for
 // each messages.DecodeTask it fetches the object from the dataset bucket
-// (or, for a shard member, its bytes in the shard, with one ranged GET),
+// (or, for a shard member, its bytes in the shard, with a ranged GET),
 // decodes it with imgdecode under the configured limits and returns a
 // messages.Image carrying the task's ids, label and split.
 //
@@ -17,7 +17,10 @@
 // Config is pipeline.yaml's decode section (the config package embeds it as
 // is); Deps holds what is not a setting: the object store, injected as a
 // Getter, the cache, the not-found test and the policy on which keys a task
-// may name (Allow). The bus mounts Handle.
+// may name (Allow). The bus mounts HandleTask on the tasks UnmarshalTasks
+// plans from a message: the shard members of a batch that lie close
+// together in one shard are fetched with one ranged GET (Plan), each still
+// failing or succeeding on its own.
 //
 // It imports only messages, imgdecode and config/field; it must not import
 // bus, store, config or any other stage.

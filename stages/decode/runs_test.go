@@ -1,0 +1,222 @@
+package decode
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/supflow/supflow/dataset"
+	"github.com/supflow/supflow/imgdecode"
+	"github.com/supflow/supflow/internal/fixtures"
+	"github.com/supflow/supflow/internal/miniotest"
+	"github.com/supflow/supflow/internal/storetest"
+	"github.com/supflow/supflow/messages"
+	"github.com/supflow/supflow/store"
+)
+
+// countingStore is the store client counting ranged GETs; the next
+// failRanges of them fail with a transient error.
+type countingStore struct {
+	*store.Client
+	ranges, failRanges atomic.Int64
+}
+
+var errFlaky = errors.New("test: connection reset")
+
+func (c *countingStore) GetRange(ctx context.Context, key string, off, n, max int64) ([]byte, error) {
+	c.ranges.Add(1)
+	if c.failRanges.Add(-1) >= 0 {
+		return nil, errFlaky
+	}
+	return c.Client.GetRange(ctx, key, off, n, max)
+}
+
+// TestShardRuns runs the merged-GET cases on the embedded S3 endpoint,
+// TestIntegrationShardRunsMinIO on a real MinIO.
+func TestShardRuns(t *testing.T) { testShardRuns(t, storetest.New(t)) }
+
+func TestIntegrationShardRunsMinIO(t *testing.T) {
+	s := miniotest.Start(t)
+	ak, sk := s.Credentials()
+	c, err := store.New(store.Config{Endpoint: s.Endpoint(), Bucket: "runs", AccessKey: ak, SecretKey: sk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.EnsureBucket(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	testShardRuns(t, c)
+}
+
+// testShardRuns: a batch's members of one shard are fetched with one
+// ranged GET and decode to the pixels a GET of each gives; a member past
+// its shard's end, a shard truncated in the middle of a run and a missing
+// shard fail exactly their members, permanently and each naming its place,
+// while the rest of the batch decodes; a transient failure of a run's GET
+// fails its task for a redelivery; with the cache on, cached members need
+// no GET and the others still take theirs from the run.
+func testShardRuns(t *testing.T, c *store.Client) {
+	ctx := t.Context()
+	src, err := dataset.OpenIDX(fixtures.MNISTDir(t), "mnist", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := dataset.Ingest(ctx, c, src, dataset.Options{Prefix: "sh", ShardBytes: 32 << 10,
+		Limit: dataset.Selection{PerSplit: map[string]int{"train": 120, "test": 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entries []dataset.Entry
+	lastEnd := map[string]uint64{} // of each shard's last member; the shard ends under 1,536 bytes later
+	for _, e := range d.Entries {
+		if e.Split == "train" {
+			entries = append(entries, e)
+			lastEnd[e.Shard] = max(lastEnd[e.Shard], uint64(e.Offset+e.Size))
+		}
+	}
+	if len(lastEnd) < 3 {
+		t.Fatalf("%d shards, want several", len(lastEnd))
+	}
+	counting := &countingStore{Client: c}
+	cache := &memCache{m: map[string][]byte{}}
+	newStage := func(cached bool) *Stage {
+		s, err := New(Config{Config: imgdecode.Config{Gray: true}, Cache: cached}, Deps{Objects: counting, Cache: cache, CachePrefix: "cache",
+			IsNotFound:   func(err error) bool { return errors.Is(err, store.ErrNotFound) },
+			IsTooLarge:   func(err error) bool { return errors.Is(err, store.ErrTooLarge) },
+			IsOutOfRange: func(err error) bool { return errors.Is(err, store.ErrOutOfRange) },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := newStage(false)
+	tasks := make([]messages.DecodeTask, len(entries))
+	want := make([][]byte, len(entries)) // each member's pixels, one GET each
+	for i, e := range entries {
+		tasks[i] = e.Task("r", 1, uint64(i))
+		img, err := s.Handle(ctx, tasks[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[i] = img.Pixels
+	}
+	// run decodes one batch as the bus does (a task after a transient
+	// failure is not reached: the batch is redelivered) and returns the
+	// ranged GETs it made and each task's error.
+	run := func(s *Stage, batch []messages.DecodeTask) (int64, []error) {
+		before := counting.ranges.Load()
+		errs := make([]error, len(batch))
+		for i, task := range s.Plan(batch) {
+			img, err := s.HandleTask(ctx, task)
+			switch {
+			case err == nil && !bytes.Equal(img.Pixels, want[task.SampleID]):
+				t.Fatalf("sample %d: pixels differ from its own GET's", task.SampleID)
+			case err == nil && (img.SampleID != task.SampleID || img.Label != task.Label):
+				t.Fatalf("sample %d: image %d, label %d", task.SampleID, img.SampleID, img.Label)
+			case err != nil && !errors.Is(err, messages.ErrPermanent):
+				errs[i] = err
+				return counting.ranges.Load() - before, errs
+			}
+			errs[i] = err
+		}
+		return counting.ranges.Load() - before, errs
+	}
+	ofShard := func(shard string) (out []messages.DecodeTask) {
+		for _, task := range tasks {
+			if task.Key == shard {
+				out = append(out, task)
+			}
+		}
+		return out
+	}
+	shards := []string{entries[0].Shard, entries[len(entries)/2].Shard, entries[len(entries)-1].Shard}
+
+	t.Run("one GET per shard of a batch", func(t *testing.T) {
+		order := rand.New(rand.NewPCG(1, 2)).Perm(len(tasks))
+		for n := 0; n < len(order); n += 64 {
+			var batch []messages.DecodeTask
+			inBatch := map[string]bool{}
+			for _, i := range order[n:min(n+64, len(order))] {
+				batch, inBatch[tasks[i].Key] = append(batch, tasks[i]), true
+			}
+			if gets, errs := run(s, batch); gets != int64(len(inBatch)) || errors.Join(errs...) != nil {
+				t.Fatalf("batch at %d: %d GETs for %d shards: %v", n, gets, len(inBatch), errors.Join(errs...))
+			}
+		}
+	})
+	t.Run("a member past the end", func(t *testing.T) {
+		batch := ofShard(shards[0])
+		past := batch[len(batch)/2]
+		past.Offset = lastEnd[past.Key] + 1536 // in its run's reach, past the shard's end
+		batch = append(batch, past)
+		_, errs := run(s, batch)
+		for i, err := range errs {
+			if bad := i == len(batch)-1; bad != (err != nil) || bad && !(errors.Is(err, ErrOutOfRange) && strings.Contains(err.Error(), fmt.Sprintf("@%d+%d", past.Offset, past.Length))) {
+				t.Errorf("task %d (offset %d): %v", i, batch[i].Offset, err)
+			}
+		}
+	})
+	t.Run("a missing shard", func(t *testing.T) {
+		batch := append(ofShard(shards[0]), ofShard(shards[1])...)
+		for i := range batch[:3] {
+			batch[i].Key = "sh/shards/none.tar"
+		}
+		_, errs := run(s, batch)
+		for i, err := range errs {
+			if bad := i < 3; bad != (err != nil) || bad && !errors.Is(err, ErrNotFound) {
+				t.Errorf("task %d: %v", i, err)
+			}
+		}
+	})
+	t.Run("a transient failure redelivers", func(t *testing.T) {
+		batch := ofShard(shards[0])
+		counting.failRanges.Store(1)
+		if _, errs := run(s, batch); errs[0] == nil || errors.Is(errs[0], messages.ErrPermanent) {
+			t.Fatalf("first task: %v, want a transient error", errs[0])
+		}
+		if gets, errs := run(s, batch); gets != 1 || errors.Join(errs...) != nil {
+			t.Fatalf("redelivery: %d GETs: %v", gets, errors.Join(errs...))
+		}
+	})
+	t.Run("the cache", func(t *testing.T) {
+		cs := newStage(true)
+		batch := ofShard(shards[0])
+		for pass, wantGets := range []int64{1, 0, 1} {
+			if pass == 2 { // half the entries gone: the rest come from one GET
+				n := 0
+				for k := range cache.m {
+					if n++; n%2 == 0 {
+						delete(cache.m, k)
+					}
+				}
+			}
+			if gets, errs := run(cs, batch); gets != wantGets || errors.Join(errs...) != nil {
+				t.Fatalf("pass %d: %d GETs, want %d: %v", pass, gets, wantGets, errors.Join(errs...))
+			}
+		}
+	})
+	t.Run("a shard truncated in the middle of a run", func(t *testing.T) { // last: it cuts the shard
+		batch := ofShard(shards[2])
+		mid := batch[len(batch)/2]
+		whole, err := c.Get(ctx, mid.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cut := int(mid.Offset) + int(mid.Length) - 1
+		if err := c.Put(ctx, mid.Key, whole[:cut], store.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		_, errs := run(s, batch)
+		for i, err := range errs {
+			if bad := int(batch[i].Offset+uint64(batch[i].Length)) > cut; bad != (err != nil) || bad && !errors.Is(err, ErrOutOfRange) {
+				t.Errorf("task %d (offset %d, cut at %d): %v", i, batch[i].Offset, cut, err)
+			}
+		}
+	})
+}
