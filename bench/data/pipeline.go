@@ -13,10 +13,12 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/supflow/supflow/bus"
+	"github.com/supflow/supflow/dataset"
 	"github.com/supflow/supflow/imgdecode"
 	"github.com/supflow/supflow/messages"
 	"github.com/supflow/supflow/stages/augment"
 	"github.com/supflow/supflow/stages/decode"
+	"github.com/supflow/supflow/stages/feeder"
 	"github.com/supflow/supflow/store"
 	"github.com/supflow/supflow/transform"
 )
@@ -25,12 +27,26 @@ import (
 // the 2-core machine the targets are for.
 const decodeWorkers, augmentWorkers = 2, 2
 
-// batchSizes are the bus.batch values each case runs with, shardBatches
-// those of its sharded variant.
+// batchSizes are the bus.batch values each case runs with; its sharded
+// variants run in the feeder's order for each of shardRuns
+// (feeder.shard_run; 1 is the full shuffle, named <case>_sharded, the
+// others <case>_sharded_run<n>), with shardBatches of it. shardMembers is
+// how many images a bench shard holds.
 var (
 	batchSizes   = []int{1, 8, 32, 64, 128}
-	shardBatches = []int{1, 64}
+	shardRuns    = []int{1, feeder.DefaultShardRun, 64}
+	shardBatches = map[int][]int{1: {1, 64}, feeder.DefaultShardRun: {64}, 64: {64}}
 )
+
+const shardMembers = 500
+
+// variant is a case's tasks in one layout and order, run for each of its
+// bus.batch values.
+type variant struct {
+	name    string
+	tasks   []messages.DecodeTask
+	batches []int
+}
 
 // pipelineCase is one image set pushed through the pipeline.
 type pipelineCase struct {
@@ -62,12 +78,13 @@ func pipelines(cases []pipelineCase) error {
 	fmt.Printf("%-34s %10s %14s %10s %8s  %s\n", "run", "samples/s", "CPU ms/sample", "bus share", "vs work", "load")
 	var hdr float64
 	for _, pc := range cases {
-		// Each image loose, and all of them in one shard object: a sharded
-		// data set's read path (one ranged GET per sample); tar's headers
-		// would change only which bytes are skipped.
+		// Each image loose, and packed into shards laid out as tar's (a
+		// 512-byte header before each member, zero padding to 512): a
+		// sharded data set's read path.
 		keys := make([]string, len(pc.pngs))
 		tasks := make([]messages.DecodeTask, len(pc.pngs))
 		members := make([]messages.DecodeTask, len(pc.pngs))
+		entries := make([]dataset.Entry, len(pc.pngs))
 		var shard []byte
 		for i, b := range pc.pngs {
 			keys[i] = fmt.Sprintf("%s/%05d.png", pc.name, i)
@@ -75,12 +92,31 @@ func pipelines(cases []pipelineCase) error {
 				return err
 			}
 			tasks[i] = messages.DecodeTask{RunID: "bench", SampleID: uint64(i), Key: keys[i], Label: -1, Split: "train"}
-			members[i] = messages.DecodeTask{RunID: "bench", SampleID: uint64(i), Key: pc.name + "/shard", Label: -1, Split: "train",
-				Offset: uint64(len(shard)), Length: uint32(len(b))}
+			shardKey := fmt.Sprintf("%s/shards/train-%06d.tar", pc.name, i/shardMembers)
+			shard = append(shard, make([]byte, 512)...)
+			entries[i] = dataset.Entry{Key: keys[i], Class: "c", Split: "train", Size: int64(len(b)), Shard: shardKey, Offset: int64(len(shard))}
+			members[i] = entries[i].Task("bench", 0, uint64(i))
 			shard = append(shard, b...)
+			shard = append(shard, make([]byte, -len(b)&511)...)
+			if (i+1)%shardMembers == 0 || i == len(pc.pngs)-1 {
+				if err := objects.Put(ctx, shardKey, shard, store.PutOptions{}); err != nil {
+					return err
+				}
+				shard = shard[:0]
+			}
 		}
-		if err := objects.Put(ctx, pc.name+"/shard", shard, store.PutOptions{}); err != nil {
-			return err
+		// ordered is the sharded set's tasks in the feeder's order of epoch 0
+		// for feeder.shard_run run (1: today's full shuffle).
+		ordered := func(run int) ([]messages.DecodeTask, error) {
+			f, err := feeder.New(feeder.Config{RunID: "bench", Seed: 1, Epochs: 1, ShardRun: run}, entries)
+			if err != nil {
+				return nil, err
+			}
+			out := make([]messages.DecodeTask, 0, len(entries))
+			for _, i := range f.Order(0) {
+				out = append(out, f.Task(0, i))
+			}
+			return out, nil
 		}
 		dec, err := decode.New(decode.Config{Config: imgdecode.Config{Gray: pc.gray}}, decode.Deps{Objects: objects, IsNotFound: func(err error) bool { return errors.Is(err, store.ErrNotFound) }})
 		if err != nil {
@@ -122,11 +158,19 @@ func pipelines(cases []pipelineCase) error {
 			return err
 		}
 		work := compute.cpu / float64(len(keys))
-		for _, v := range []struct {
-			name    string
-			tasks   []messages.DecodeTask
-			batches []int
-		}{{pc.name, tasks, batchSizes}, {pc.name + "_sharded", members, shardBatches}} {
+		variants := []variant{{pc.name, tasks, batchSizes}}
+		for _, run := range shardRuns {
+			o, err := ordered(run)
+			if err != nil {
+				return err
+			}
+			name := pc.name + "_sharded"
+			if run > 1 {
+				name += fmt.Sprintf("_run%d", run)
+			}
+			variants = append(variants, variant{name, o, shardBatches[run]})
+		}
+		for _, v := range variants {
 			for _, k := range v.batches {
 				r, err := overBus(ctx, dec, aug, v.tasks, k)
 				if err != nil {
@@ -250,7 +294,7 @@ func overBus(ctx context.Context, dec *decode.Stage, aug *augment.Stage, tasks [
 	}
 	if err := r.Add(
 		bus.HandleBatch("decode", messages.TopicDecodeTasks, messages.TopicImages,
-			messages.UnmarshalDecodeTasks, messages.MarshalImages, messages.MarshalDecodeTask, dec.Handle).Workers(decodeWorkers),
+			dec.UnmarshalTasks, messages.MarshalImages, decode.MarshalTask, dec.HandleTask).Workers(decodeWorkers),
 		bus.HandleBatch("augment", messages.TopicImages, messages.TopicViews,
 			messages.UnmarshalImages, messages.MarshalViewGroups, messages.MarshalImage, aug.Handle).Workers(augmentWorkers).WithoutOutputID(), // as supflow wires it
 		sink,
