@@ -12,6 +12,7 @@ import (
 
 	"github.com/supflow/supflow/internal/clustertest"
 	"github.com/supflow/supflow/messages"
+	"github.com/supflow/supflow/store"
 )
 
 // TestIntegrationFaultKillWorkers kills the only decode worker and the only
@@ -126,6 +127,62 @@ train: {epochs: 2, batch_size: 50, knn_every: 0}
 	c.Wait(train, 4*time.Minute)
 	fc.check(entries, 2, []uint64{missing}, train.Output())
 	fc.expectDeadLetter(entries[missing].Key, "not found")
+}
+
+// TestIntegrationFaultShardedMinIOOutage is the MinIO outage on a sharded
+// data set, fed in runs (feeder.shard_run 16) that decode fetches with one
+// ranged GET each: the runs' GETs that fail during the outage are
+// redelivered, and one shard truncated in the middle before the run
+// dead-letters exactly its members past the cut (their runs fall back to
+// one GET per member), while every other sample trains once per epoch.
+func TestIntegrationFaultShardedMinIOOutage(t *testing.T) { eachBatch(t, faultShardedMinIOOutage) }
+
+func faultShardedMinIOOutage(t *testing.T) {
+	fc := newCase(t, "MinIO outage, sharded data set", "MinIO stopped for 10 s while decode held epoch 1's first tasks; a 64 KiB shard of ~60 members cut in its middle", `
+dataset: {limit_train: 200, limit_test: 10, shard_bytes: 65536}
+feeder: {shard_run: 16}
+train: {epochs: 2, batch_size: 50, knn_every: 0}
+`)
+	c := fc.c
+	fc.ingest()
+	entries := fc.trainEntries("mnist", 200)
+	mid := entries[len(entries)/2]
+	ctx := context.Background()
+	shard, err := c.Store().Get(ctx, mid.Shard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := mid.Offset + mid.Size/2
+	if err := c.Store().Put(ctx, mid.Shard, shard[:cut], store.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var dead []uint64
+	for i, e := range entries {
+		if e.Shard == mid.Shard && e.Offset+e.Size > cut {
+			dead = append(dead, uint64(i))
+		}
+	}
+	fc.note("shard %s cut to %d bytes: %d members past the cut", mid.Shard, cut, len(dead))
+	js := fc.js()
+	dec := c.Start("decode", "decode")
+	aug := c.Start("augment", "augment")
+	train := c.Start("train", "train")
+	for _, p := range []*clustertest.Proc{dec, aug, train} {
+		p.WaitFor(running, time.Minute)
+	}
+	dec.Signal(syscall.SIGSTOP)
+	feed := c.Start("feed", "feed")
+	waitStreamMsgs(t, js, messages.TopicDecodeTasks, fc.messages(len(entries)), time.Minute)
+	c.MinIO().Stop()
+	down := time.Now()
+	dec.Signal(syscall.SIGCONT)
+	time.Sleep(10 * time.Second)
+	c.MinIO().Start()
+	fc.note("MinIO down %.1f s", time.Since(down).Seconds())
+	c.Wait(feed, 4*time.Minute)
+	c.Wait(train, 4*time.Minute)
+	fc.check(entries, 2, dead, train.Output())
+	fc.expectDeadLetter(mid.Shard, "past the end of its shard")
 }
 
 // TestIntegrationFaultSlowWorker freezes the decode worker with SIGSTOP

@@ -19,7 +19,8 @@ const (
 	maxRunGap = 64 << 10
 	// maxRunBytes bounds one merged GET and so what a message's runs hold
 	// in memory while their members decode: a message of 64 ImageNet-size
-	// JPEGs (about 110 KB each) is one GET.
+	// JPEGs (about 110 KB each) is one GET. Config.MaxObjectBytes, when
+	// lower, bounds it too: no GET of decode reads more than that.
 	maxRunBytes = 16 << 20
 )
 
@@ -57,7 +58,7 @@ func (s *Stage) UnmarshalTasks(p []byte) ([]Task, error) {
 // Plan groups the shard members among tasks into runs, one ranged GET each:
 // by shard, in offset order, a member joins the run before it when the gap
 // between them is at most maxRunGap bytes and the run stays within
-// maxRunBytes. Loose objects, members a single GET would refuse (over
+// maxRunBytes and Config.MaxObjectBytes. Loose objects, members a single GET would refuse (over
 // Config.MaxObjectBytes, a key Deps.Allow refuses) and members alone in
 // their run are fetched as Handle fetches them. Plan does no I/O: a run is
 // fetched by HandleTask, on first use.
@@ -74,6 +75,7 @@ func (s *Stage) Plan(tasks []messages.DecodeTask) []Task {
 	slices.SortFunc(members, func(a, b int) int {
 		return cmp.Or(cmp.Compare(tasks[a].Key, tasks[b].Key), cmp.Compare(tasks[a].Offset, tasks[b].Offset))
 	})
+	limit := min(maxRunBytes, s.cfg.MaxObjectBytes)
 	for len(members) > 0 {
 		first := tasks[members[0]]
 		r := &run{key: first.Key, off: int64(first.Offset), n: int64(first.Length)}
@@ -81,7 +83,7 @@ func (s *Stage) Plan(tasks []messages.DecodeTask) []Task {
 		for ; k < len(members); k++ {
 			t := tasks[members[k]]
 			end := max(r.off+r.n, int64(t.Offset)+int64(t.Length))
-			if t.Key != r.key || int64(t.Offset)-(r.off+r.n) > maxRunGap || end-r.off > maxRunBytes {
+			if t.Key != r.key || int64(t.Offset)-(r.off+r.n) > maxRunGap || end-r.off > limit {
 				break
 			}
 			r.n = end - r.off
@@ -113,7 +115,7 @@ func (s *Stage) member(ctx context.Context, r *run, task messages.DecodeTask) (d
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.data == nil && !r.refused {
-		data, err := s.objects.GetRange(ctx, r.key, r.off, r.n, maxRunBytes)
+		data, err := s.objects.GetRange(ctx, r.key, r.off, r.n, r.n)
 		switch {
 		case err != nil && s.permanent(err), err == nil && int64(len(data)) != r.n:
 			r.refused = true

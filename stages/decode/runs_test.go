@@ -24,12 +24,16 @@ import (
 type countingStore struct {
 	*store.Client
 	ranges, failRanges atomic.Int64
+	longest            atomic.Int64 // bytes of the longest range asked for
 }
 
 var errFlaky = errors.New("test: connection reset")
 
 func (c *countingStore) GetRange(ctx context.Context, key string, off, n, max int64) ([]byte, error) {
 	c.ranges.Add(1)
+	if n > c.longest.Load() {
+		c.longest.Store(n)
+	}
 	if c.failRanges.Add(-1) >= 0 {
 		return nil, errFlaky
 	}
@@ -59,7 +63,8 @@ func TestIntegrationShardRunsMinIO(t *testing.T) {
 // shard fail exactly their members, permanently and each naming its place,
 // while the rest of the batch decodes; a transient failure of a run's GET
 // fails its task for a redelivery; with the cache on, cached members need
-// no GET and the others still take theirs from the run.
+// no GET and the others still take theirs from the run; no GET reads more
+// than decode.max_object_bytes.
 func testShardRuns(t *testing.T, c *store.Client) {
 	ctx := t.Context()
 	src, err := dataset.OpenIDX(fixtures.MNISTDir(t), "mnist", nil)
@@ -84,8 +89,8 @@ func testShardRuns(t *testing.T, c *store.Client) {
 	}
 	counting := &countingStore{Client: c}
 	cache := &memCache{m: map[string][]byte{}}
-	newStage := func(cached bool) *Stage {
-		s, err := New(Config{Config: imgdecode.Config{Gray: true}, Cache: cached}, Deps{Objects: counting, Cache: cache, CachePrefix: "cache",
+	newStage := func(cached bool, maxObjectBytes int64) *Stage {
+		s, err := New(Config{Config: imgdecode.Config{Gray: true}, Cache: cached, MaxObjectBytes: maxObjectBytes}, Deps{Objects: counting, Cache: cache, CachePrefix: "cache",
 			IsNotFound:   func(err error) bool { return errors.Is(err, store.ErrNotFound) },
 			IsTooLarge:   func(err error) bool { return errors.Is(err, store.ErrTooLarge) },
 			IsOutOfRange: func(err error) bool { return errors.Is(err, store.ErrOutOfRange) },
@@ -95,7 +100,7 @@ func testShardRuns(t *testing.T, c *store.Client) {
 		}
 		return s
 	}
-	s := newStage(false)
+	s := newStage(false, 0)
 	tasks := make([]messages.DecodeTask, len(entries))
 	want := make([][]byte, len(entries)) // each member's pixels, one GET each
 	for i, e := range entries {
@@ -185,7 +190,7 @@ func testShardRuns(t *testing.T, c *store.Client) {
 		}
 	})
 	t.Run("the cache", func(t *testing.T) {
-		cs := newStage(true)
+		cs := newStage(true, 0)
 		batch := ofShard(shards[0])
 		for pass, wantGets := range []int64{1, 0, 1} {
 			if pass == 2 { // half the entries gone: the rest come from one GET
@@ -199,6 +204,14 @@ func testShardRuns(t *testing.T, c *store.Client) {
 			if gets, errs := run(cs, batch); gets != wantGets || errors.Join(errs...) != nil {
 				t.Fatalf("pass %d: %d GETs, want %d: %v", pass, gets, wantGets, errors.Join(errs...))
 			}
+		}
+	})
+	t.Run("runs within max_object_bytes", func(t *testing.T) {
+		batch := ofShard(shards[0])
+		counting.longest.Store(0)
+		gets, errs := run(newStage(false, 4096), batch)
+		if long := counting.longest.Load(); gets < 2 || long > 4096 || errors.Join(errs...) != nil {
+			t.Fatalf("%d members: %d GETs, the longest %d bytes: %v", len(batch), gets, long, errors.Join(errs...))
 		}
 	})
 	t.Run("a shard truncated in the middle of a run", func(t *testing.T) { // last: it cuts the shard
