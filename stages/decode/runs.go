@@ -58,10 +58,10 @@ func (s *Stage) UnmarshalTasks(p []byte) ([]Task, error) {
 // Plan groups the shard members among tasks into runs, one ranged GET each:
 // by shard, in offset order, a member joins the run before it when the gap
 // between them is at most maxRunGap bytes and the run stays within
-// maxRunBytes and Config.MaxObjectBytes. Loose objects, members a single GET would refuse (over
-// Config.MaxObjectBytes, a key Deps.Allow refuses) and members alone in
-// their run are fetched as Handle fetches them. Plan does no I/O: a run is
-// fetched by HandleTask, on first use.
+// maxRunBytes and Config.MaxObjectBytes. Loose objects, members a single
+// GET would refuse (over Config.MaxObjectBytes, a key Deps.Allow refuses)
+// and members alone in their run are fetched as Handle fetches them. Plan
+// does no I/O: a run is fetched by HandleTask, on first use.
 func (s *Stage) Plan(tasks []messages.DecodeTask) []Task {
 	out := make([]Task, len(tasks))
 	var members []int

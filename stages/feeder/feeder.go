@@ -1,6 +1,8 @@
 // Package feeder turns the manifest entries of one split into each epoch's
 // decode tasks, in an order shuffled by a seed derived from the run seed and
-// the epoch, framed by EpochStart and EpochEnd events, each epoch after the
+// the epoch (a sharded data set's in runs of shard neighbours, so that
+// decode reads a message's samples with a few ranged GETs: ShardRun),
+// framed by EpochStart and EpochEnd events, each epoch after the
 // trainer reported the previous one trained. It is plain logic: it
 // publishes through functions the wiring provides (the bus publisher, whose
 // back-pressure paces it within an epoch) and must not import bus or another
