@@ -233,3 +233,44 @@ func testShardRuns(t *testing.T, c *store.Client) {
 		}
 	})
 }
+
+// FuzzPlan: whatever tasks a message holds (a task on the bus may come
+// from anyone who can publish there), Plan keeps each task as it came and
+// every run it forms covers its members, names their shard and stays
+// within the GET bounds.
+func FuzzPlan(f *testing.F) {
+	f.Add([]byte{0, 10, 5, 0, 12, 5, 1, 0, 3, 0, 255, 255})
+	f.Add([]byte{2, 0, 0, 2, 0, 1, 2, 200, 200})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := New(Config{MaxObjectBytes: 1 << 20}, Deps{Objects: memObjects{}, Allow: func(key string) error {
+			if key == "shard-2" {
+				return errors.New("not in the data set")
+			}
+			return nil
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tasks []messages.DecodeTask
+		for ; len(b) >= 3; b = b[3:] {
+			// key of 4, offset in 32 KiB steps, length up to 2 MiB
+			tasks = append(tasks, messages.DecodeTask{SampleID: uint64(len(tasks)), Key: fmt.Sprintf("shard-%d", b[0]%4),
+				Offset: uint64(b[1]) << 15, Length: uint32(b[2]) << 13})
+		}
+		planned := s.Plan(tasks)
+		if len(planned) != len(tasks) {
+			t.Fatalf("%d planned of %d", len(planned), len(tasks))
+		}
+		for i, p := range planned {
+			r := p.run
+			switch {
+			case p.DecodeTask != tasks[i]:
+				t.Fatalf("task %d changed: %+v", i, p.DecodeTask)
+			case r == nil:
+			case r.key != p.Key || r.key == "shard-2" || p.Length == 0 || int64(p.Length) > s.cfg.MaxObjectBytes,
+				int64(p.Offset) < r.off || int64(p.Offset)+int64(p.Length) > r.off+r.n, r.n > min(maxRunBytes, s.cfg.MaxObjectBytes):
+				t.Fatalf("task %+v in run %s@%d+%d", p.DecodeTask, r.key, r.off, r.n)
+			}
+		}
+	})
+}
