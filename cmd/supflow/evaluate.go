@@ -19,10 +19,11 @@ func newEvaluateStage(ctx context.Context, e *env, s *services) (*evaluate.Stage
 	if err != nil {
 		return nil, err
 	}
-	tr, err := newEngine(cfg, d)
+	tr, closeEngine, err := newEngine(cfg, e.getenv, d)
 	if err != nil {
 		return nil, err
 	}
+	s.closers = append(s.closers, closeEngine)
 	dec, err := newDecoder(cfg, s.store)
 	if err != nil {
 		return nil, usageError{err}
