@@ -93,6 +93,9 @@ func New(cfg Config) (*CPU, error) {
 	if err != nil {
 		return nil, err
 	}
+	if c.cfg.Model.DType == BFloat16 {
+		return nil, fmt.Errorf("%w: model.dtype %s: mixed precision runs on train.backend xla only", ErrConfig, BFloat16)
+	}
 	return &CPU{Core: c, graphs: map[graphKey]*trainGraph{}, encode: map[graphKey]*encodeBuf{}}, nil
 }
 

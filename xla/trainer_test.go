@@ -274,3 +274,48 @@ func TestTrainerNonFiniteLoss(t *testing.T) {
 		t.Fatalf("step after load = %+v, %v, want step 1", st, err)
 	}
 }
+
+// TestTrainerBF16: model.dtype bfloat16 trains on the XLA engine with
+// mixed precision (the first loss within 3% of the float32 CPU engine's,
+// the later ones, whose parameters have drifted apart, within 10%; none
+// equal: the program rounds), writes float32 checkpoints that
+// the CPU engine loads, and is refused by the CPU engine itself.
+func TestTrainerBF16(t *testing.T) {
+	cfg := smallConfig(engine.MethodSupCon, sgdMomentum, engine.BFloat16)
+	if _, err := engine.New(cfg); !errors.Is(err, engine.ErrConfig) {
+		t.Fatalf("CPU engine in bfloat16: %v, want ErrConfig", err)
+	}
+	x, err := trainer.New(cfg, hlorunner.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Model.DType = engine.Float32
+	cpu, err := engine.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, b := range epochBatches() {
+		s16, err := x.Step(context.Background(), b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s32, err := cpu.Step(context.Background(), b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bound := 0.1
+		if i == 0 {
+			bound = 0.03
+		}
+		if d := math.Abs(s16.Loss - s32.Loss); d > bound*math.Abs(s32.Loss) || d == 0 {
+			t.Errorf("step %d: bf16 loss %g, float32 %g", s16.Step, s16.Loss, s32.Loss)
+		}
+	}
+	ckpt, err := x.Save(1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cpu.Load(ckpt); err != nil {
+		t.Fatalf("CPU float32 engine loading a bf16 run's checkpoint: %v", err)
+	}
+}

@@ -167,6 +167,7 @@ func (e *Engine) stepProgram(b engine.Batch) (*compiled, error) {
 	p, err := xla.Step(e.Model(), xla.StepConfig{
 		Batch: xla.Batch{Rows: key.rows, Channels: b.Channels, Height: b.Height, Width: b.Width, Mean: cfg.Mean, Std: cfg.Std},
 		Views: b.Views, Loss: cfg.Train.Loss, Optim: cfg.Train.Optim, CrossEntropy: cfg.Train.Method == engine.MethodCE,
+		BF16: cfg.Model.DType == engine.BFloat16,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", engine.ErrBatch, err)
@@ -469,7 +470,8 @@ func (e *Engine) encodeProgram(key stepKey, channels int) (*compiled, error) {
 		return c, nil
 	}
 	cfg := e.Config()
-	p, err := xla.Encode(e.Model(), xla.EncodeConfig{Batch: xla.Batch{Rows: key.rows, Channels: channels, Height: key.h, Width: key.w, Mean: cfg.Mean, Std: cfg.Std}})
+	p, err := xla.Encode(e.Model(), xla.EncodeConfig{Batch: xla.Batch{Rows: key.rows, Channels: channels, Height: key.h, Width: key.w, Mean: cfg.Mean, Std: cfg.Std},
+		BF16: cfg.Model.DType == engine.BFloat16})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", engine.ErrBatch, err)
 	}
