@@ -4,7 +4,8 @@
 // it loads a PJRT plugin, compiles and runs the programs package xla emits
 // and prints GPU lines: the plugin and devices, parity of both ResNet
 // fixtures in float32 against the PyTorch float64 references, and the
-// speed of SupCon steps and eval encoding for the given shapes. Build it
+// speed of SupCon steps and eval encoding for the given shapes; with
+// -imagefolder it writes the end-to-end run's synthetic JPEGs. Build it
 // with cgo on the development machine and copy it over (run.sh does).
 package main
 
@@ -36,7 +37,17 @@ func main() {
 	steps := flag.Int("steps", 20, "timed steps per shape (after 3 warm-up steps)")
 	checkParity := flag.Bool("parity", true, "check the fixtures")
 	prealloc := flag.Bool("preallocate", true, "let the plugin preallocate most of the GPU memory (off: memory use is visible to nvidia-smi)")
+	folder := flag.String("imagefolder", "", "only write a synthetic JPEG ImageFolder here (train and val splits) for the end-to-end run, and exit")
+	classes := flag.Int("classes", 10, "-imagefolder: classes")
+	perClass := flag.Int("per-class", 256, "-imagefolder: train images per class (val: a quarter)")
 	flag.Parse()
+	if *folder != "" {
+		if err := writeFolder(*folder, *classes, *perClass, 320, 256); err != nil {
+			fmt.Println("GPU FAIL: imagefolder:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*plugin, map[string]any{"preallocate": *prealloc}, *fixtures, *speeds, *steps, *checkParity); err != nil {
 		fmt.Println("GPU FAIL:", err)
 		os.Exit(1)
