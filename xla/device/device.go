@@ -2,8 +2,8 @@
 
 // Package device runs the programs of package xla on one device of a PJRT
 // plugin (go-xla's pjrt: cgo, the plugin is dlopened at run time). It
-// builds only with cgo; nothing but GPU tools imports it, so
-// CGO_ENABLED=0 builds of everything else are unaffected.
+// builds only with cgo: cmd/supflow imports it in cgo builds only (a
+// CGO_ENABLED=0 supflow refuses train.backend xla), bench/gpu always.
 package device
 
 import (
