@@ -14,6 +14,10 @@ import (
 	"github.com/supflow/supflow/xla/trainer"
 )
 
+// openRunner loads the plugin for backend xla: openDevice, a variable for
+// tests (which run the programs on the evaluator instead).
+var openRunner = openDevice
+
 // engineAPI is what the stages take of a trainer, on either backend
 // (engine.CPU, xla/trainer.Engine).
 type engineAPI interface {
@@ -54,7 +58,7 @@ func newEngine(cfg *config.Config, getenv func(string) string, d dataset.Dataset
 	if err != nil {
 		return nil, nil, err
 	}
-	r, err := openDevice(plugin)
+	r, err := openRunner(plugin)
 	if err != nil {
 		return nil, nil, usageError{fmt.Errorf("train.backend xla: %w", err)}
 	}
