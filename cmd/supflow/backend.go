@@ -33,10 +33,13 @@ var (
 )
 
 // newEngine builds the trainer pipeline.yaml describes for data set d on
-// train.backend; close releases its device. A backend that cannot start
-// (no cgo, a missing or failing plugin) is a usage error naming the
-// plugin and the cause: there is no fallback to the CPU.
-func newEngine(cfg *config.Config, getenv func(string) string, d dataset.Dataset) (eng engineAPI, close func() error, err error) {
+// train.backend, registering its release with s. A backend that cannot
+// start (no cgo, a missing or failing plugin) is a usage error naming the
+// plugin and the cause: there is no fallback to the CPU. The plugin is
+// loaded once per process (s.runner), whose engines (`supflow run`'s
+// trainer and evaluation) share it: a second client would claim the
+// device's memory again.
+func newEngine(cfg *config.Config, getenv func(string) string, s *services, d dataset.Dataset) (engineAPI, error) {
 	m := cfg.Model
 	m.InChannels = d.Info.Channels
 	ec := engine.Config{
@@ -46,28 +49,32 @@ func newEngine(cfg *config.Config, getenv func(string) string, d dataset.Dataset
 	if cfg.Train.Backend.Backend != trainer.BackendXLA {
 		tr, err := engine.New(ec)
 		if err != nil {
-			return nil, nil, usageError{err}
+			return nil, usageError{err}
 		}
-		return tr, func() error { return nil }, nil
+		return tr, nil
 	}
 	// Check the config before loading a plugin.
 	if _, err := engine.NewCore(ec); err != nil {
-		return nil, nil, usageError{err}
+		return nil, usageError{err}
 	}
-	plugin, err := pluginPath(cfg, getenv)
+	if s.runner == nil {
+		plugin, err := pluginPath(cfg, getenv)
+		if err != nil {
+			return nil, err
+		}
+		r, err := openRunner(plugin)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("train.backend xla: %w", err)}
+		}
+		s.runner = r
+		s.closers = append(s.closers, r.Close)
+	}
+	tr, err := trainer.New(ec, s.runner)
 	if err != nil {
-		return nil, nil, err
+		return nil, usageError{err}
 	}
-	r, err := openRunner(plugin)
-	if err != nil {
-		return nil, nil, usageError{fmt.Errorf("train.backend xla: %w", err)}
-	}
-	tr, err := trainer.New(ec, r)
-	if err != nil {
-		_ = r.Close()
-		return nil, nil, usageError{err}
-	}
-	return tr, tr.Close, nil
+	s.closers = append(s.closers, tr.Close)
+	return tr, nil
 }
 
 // pluginPath is train.pjrt_plugin, else SUPFLOW_PJRT_PLUGIN, for backend

@@ -61,9 +61,13 @@ func TestBackendPluginThatDoesNotLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := dataset.Dataset{Info: dataset.Info{Channels: 1, Mean: []float64{0.5}, Std: []float64{0.25}}, Classes: []string{"a", "b"}}
-	eng, _, err := newEngine(cfg, func(string) string { return "" }, d)
+	s := &services{}
+	eng, err := newEngine(cfg, func(string) string { return "" }, s, d)
 	var usage usageError
 	if eng != nil || !errors.As(err, &usage) || !strings.Contains(err.Error(), plugin) {
 		t.Fatalf("newEngine = %v, %v; want a usage error naming %s", eng, err, plugin)
+	}
+	if s.runner != nil || len(s.closers) != 0 {
+		t.Errorf("a failed start left a runner or %d closers", len(s.closers))
 	}
 }

@@ -52,11 +52,10 @@ func runEmbed(ctx context.Context, e *env) error {
 	if len(entries) == 0 {
 		return fmt.Errorf("the manifest has no %q split to embed", split)
 	}
-	tr, closeEngine, err := newEngine(cfg, e.getenv, d)
+	tr, err := newEngine(cfg, e.getenv, s, d)
 	if err != nil {
 		return err
 	}
-	s.closers = append(s.closers, closeEngine)
 	dec, err := newDecoder(cfg, s.store)
 	if err != nil {
 		return usageError{err}

@@ -19,11 +19,10 @@ func newEvaluateStage(ctx context.Context, e *env, s *services) (*evaluate.Stage
 	if err != nil {
 		return nil, err
 	}
-	tr, closeEngine, err := newEngine(cfg, e.getenv, d)
+	tr, err := newEngine(cfg, e.getenv, s, d)
 	if err != nil {
 		return nil, err
 	}
-	s.closers = append(s.closers, closeEngine)
 	dec, err := newDecoder(cfg, s.store)
 	if err != nil {
 		return nil, usageError{err}

@@ -34,11 +34,10 @@ func scoring(cfg *config.Config, d dataset.Dataset) evaluate.Scoring {
 // asked.
 func newTrainStage(ctx context.Context, e *env, s *services, d dataset.Dataset, resume bool) (*train.Stage, error) {
 	cfg := e.cfg
-	tr, closeEngine, err := newEngine(cfg, e.getenv, d)
+	tr, err := newEngine(cfg, e.getenv, s, d)
 	if err != nil {
 		return nil, err
 	}
-	s.closers = append(s.closers, closeEngine)
 	deps := train.Deps{Engine: tr, Store: s.store, Events: s.bus.Events(), DeadLetters: s.bus, Log: s.log, Progress: e.term.progress}
 	if deps.Metrics, err = metrics.NewTrainer(s.reg, cfg.Run.ID); err != nil {
 		return nil, err

@@ -14,8 +14,9 @@ import (
 
 // TestRunOnXLABackend runs `supflow run` (everything embedded, in this
 // process) with train.backend xla on a small RGB ImageFolder, the
-// programs executed by the evaluator in place of a PJRT device: the train
-// stage, the kNN monitor and the evaluation drive the XLA engine and the
+// programs executed by the evaluator in place of a PJRT device (opened
+// once): the train stage, the kNN monitor and the evaluation drive the XLA
+// engine and the
 // run ends with its RESULT line; then `run --resume` on the CPU backend
 // continues from the XLA run's checkpoint at the next epoch.
 func TestRunOnXLABackend(t *testing.T) {
@@ -47,8 +48,8 @@ func TestRunOnXLABackend(t *testing.T) {
 		return out, logs
 	}
 	out, logs := supflow("run", "--set", "train.backend=xla", "--set", "train.pjrt_plugin="+plugin, "--set", "train.epochs=2")
-	if len(opened) == 0 || opened[0] != plugin {
-		t.Errorf("plugins opened %q, want %s", opened, plugin)
+	if len(opened) != 1 || opened[0] != plugin {
+		t.Errorf("plugins opened %q, want %s once (the trainer and the evaluation share it)", opened, plugin)
 	}
 	for e := 1; e <= 2; e++ {
 		if s := clustertest.EpochStats(logs)[e]; s.Samples != 48 || s.Dropped != 0 {

@@ -67,8 +67,8 @@ type compiled struct {
 }
 
 // New builds the model as engine.NewCore does (the same initial parameters
-// for the same seed) and trains it on r, which the engine then owns (Close
-// closes it).
+// for the same seed) and trains it on r, which stays the caller's: engines
+// may share one (one device client per process).
 func New(cfg engine.Config, r xla.Runner) (*Engine, error) {
 	c, err := engine.NewCore(cfg)
 	if err != nil {
@@ -81,10 +81,10 @@ func New(cfg engine.Config, r xla.Runner) (*Engine, error) {
 	return &Engine{Core: c, r: r, dtype: dt, steps: map[stepKey]*compiled{}, encodes: map[stepKey]*compiled{}}, nil
 }
 
-// Close frees the device state and closes the runner.
+// Close frees the engine's device state; the runner stays open.
 func (e *Engine) Close() error {
 	e.freeState()
-	return e.r.Close()
+	return nil
 }
 
 // Step runs the compiled step (forward, loss, backward, optimizer, batch
