@@ -125,6 +125,8 @@ func (e *Engine) Step(ctx context.Context, b engine.Batch) (engine.Stats, error)
 	}
 	l, err := e.loss(c, out)
 	if err != nil {
+		// The device took a step the host cannot account for.
+		e.failed = fmt.Errorf("%w: %w", ErrFailed, err)
 		return engine.Stats{}, err
 	}
 	e.stepped++
