@@ -3,8 +3,8 @@
 # root; every result line starts with "GPU". The Go side is two cgo
 # binaries built on the development machine and copied over (or built here
 # when go is installed), each linking only libc (libdl is in glibc):
-#   CGO_ENABLED=1 go build -o bench/gpu/gpu ./bench/gpu
-#   CGO_ENABLED=1 go build -tags noopenblas,nolibjpeg -o bench/gpu/supflow ./cmd/supflow
+#   CGO_ENABLED=1 go build -trimpath -ldflags=-s -o bench/gpu/gpu ./bench/gpu
+#   CGO_ENABLED=1 go build -trimpath -ldflags=-s -tags noopenblas,nolibjpeg -o bench/gpu/supflow ./cmd/supflow
 #   SUPFLOW_BIN          that supflow (default bench/gpu/supflow)
 #   E2E_WORKERS, E2E_PER_CLASS, E2E_EPOCHS, E2E_TIMEOUT  step 4's knobs
 #   SUPFLOW_PJRT_PLUGIN  the CUDA PJRT plugin (default: jax-cuda13-pjrt's)
@@ -19,7 +19,7 @@ SPEED=${SPEED:-resnet50:imagenet:224:128,resnet50:imagenet:224:256,resnet50:cifa
 BIN=${SUPFLOW_GPU_BIN:-bench/gpu/gpu}
 if [ ! -x "$BIN" ]; then
 	if command -v go >/dev/null; then
-		CGO_ENABLED=1 go build -o "$BIN" ./bench/gpu || exit 1
+		CGO_ENABLED=1 go build -trimpath -ldflags=-s -o "$BIN" ./bench/gpu || exit 1
 	else
 		echo "GPU FAIL: no $BIN and no go to build it"
 		exit 1
@@ -58,7 +58,7 @@ SUPFLOW=${SUPFLOW_BIN:-bench/gpu/supflow}
 if [ ! -x "$SUPFLOW" ]; then
 	if command -v go >/dev/null; then
 		# cgo for the plugin, pure Go for BLAS and JPEG: links only libc.
-		CGO_ENABLED=1 go build -tags noopenblas,nolibjpeg -o "$SUPFLOW" ./cmd/supflow || exit 1
+		CGO_ENABLED=1 go build -trimpath -ldflags=-s -tags noopenblas,nolibjpeg -o "$SUPFLOW" ./cmd/supflow || exit 1
 	else
 		echo "GPU FAIL: e2e: no $SUPFLOW and no go to build it"
 		exit 1
