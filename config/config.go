@@ -61,6 +61,7 @@ import (
 	"github.com/supflow/supflow/stages/evaluate"
 	"github.com/supflow/supflow/stages/train"
 	"github.com/supflow/supflow/store"
+	"github.com/supflow/supflow/xla/trainer"
 )
 
 // ErrInvalid wraps every validation and parse failure.
@@ -203,10 +204,12 @@ type Feeder struct {
 // keys come from two packages, inline: the engine's (method, the schedule,
 // the optimizer and the loss: engine.TrainConfig) and the train stage's
 // (batch_size, epochs, checkpoint_every and the kNN monitor's knn_*:
-// stages/train.Config), plus threads, which is cmd/supflow's.
+// stages/train.Config), the backend's (backend, pjrt_plugin, devices:
+// xla/trainer.Config), plus threads, which is cmd/supflow's.
 type Train struct {
-	Engine engine.TrainConfig `yaml:",inline"`
-	Stage  train.Config       `yaml:",inline"`
+	Engine  engine.TrainConfig `yaml:",inline"`
+	Stage   train.Config       `yaml:",inline"`
+	Backend trainer.Config     `yaml:",inline"`
 	// Threads is the number of OpenBLAS threads cmd/supflow sets at start,
 	// in [0, 1024]; 0 = 1 unless OPENBLAS_NUM_THREADS is set.
 	Threads int `yaml:"threads"`
@@ -238,6 +241,7 @@ func (t Train) Validate() error {
 		e = t.EngineConfig()
 	}
 	k.Include("", e.Validate())
+	k.Include("", t.Backend.Validate())
 	k.IntIn("threads", t.Threads, 0, maxThreads)
 	return k.Err()
 }

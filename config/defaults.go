@@ -9,6 +9,7 @@ import (
 	"github.com/supflow/supflow/stages/feeder"
 	"github.com/supflow/supflow/stages/train"
 	"github.com/supflow/supflow/store"
+	"github.com/supflow/supflow/xla/trainer"
 )
 
 // Default returns the configuration every unset field falls back to:
@@ -26,7 +27,7 @@ func Default() *Config {
 		Decode:   decode.DefaultConfig(),
 		Augment:  augment.DefaultConfig(),
 		Model:    engine.DefaultModelConfig(),
-		Train:    Train{Engine: engine.DefaultTrainConfig(), Stage: train.DefaultConfig()},
+		Train:    Train{Engine: engine.DefaultTrainConfig(), Stage: train.DefaultConfig(), Backend: trainer.DefaultConfig()},
 		Evaluate: evaluate.DefaultSettings(),
 		Log:      Log{Format: "text", Level: "info"},
 	}

@@ -8,7 +8,9 @@ import (
 	"strings"
 
 	"github.com/supflow/supflow/config/field"
+	"github.com/supflow/supflow/engine"
 	"github.com/supflow/supflow/stages/feeder"
+	"github.com/supflow/supflow/xla/trainer"
 )
 
 // FieldError names the offending key and what it allows. Errors of the
@@ -98,6 +100,9 @@ func (c *Config) Validate() error {
 	k.Include("model", c.Model.Validate())
 
 	k.Include("train", c.Train.Validate())
+	if c.Model.DType == engine.BFloat16 && c.Train.Backend.Backend != trainer.BackendXLA {
+		k.Add("model.dtype", c.Model.DType, "float32 or float64 on train.backend "+c.Train.Backend.Backend+" (bfloat16 runs on train.backend xla only)")
+	}
 	// The trainer may hold this many view groups unacknowledged (its
 	// consumer's window, cmd/supflow's topology); a views stream that
 	// cannot store them all fills with messages only the trainer can

@@ -56,3 +56,26 @@ func TestSplitsDiffer(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// TestBackendKeys: train.backend, train.devices and a bfloat16 model are
+// checked at load, each error naming its key; bfloat16 needs the xla
+// backend.
+func TestBackendKeys(t *testing.T) {
+	for _, tt := range []struct {
+		sets []string
+		want string // "" = valid
+	}{
+		{[]string{"train.backend=cpu"}, ""},
+		{[]string{"train.backend=xla", "train.pjrt_plugin=/x/pjrt.so", "train.devices=1"}, ""},
+		{[]string{"train.backend=xla", "model.dtype=bfloat16"}, ""},
+		{[]string{"train.backend=gpu"}, "train.backend"},
+		{[]string{"train.devices=2"}, "train.devices = 2: want 0 (all) or 1: training on more than one device is not implemented yet"},
+		{[]string{"train.devices=-1"}, "train.devices"},
+		{[]string{"model.dtype=bfloat16"}, "model.dtype = bfloat16: want float32 or float64 on train.backend cpu"},
+	} {
+		_, err := Load("", noEnv, tt.sets)
+		if tt.want == "" && err != nil || tt.want != "" && (!errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("%q: %v, want %q", tt.sets, err, tt.want)
+		}
+	}
+}

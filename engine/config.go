@@ -13,6 +13,11 @@ import (
 const (
 	Float32 = "float32"
 	Float64 = "float64"
+	// BFloat16 is mixed precision: convolutions and matmuls in bfloat16,
+	// batch norm, the loss, the optimizer and the parameters (master
+	// weights, and so the checkpoints) in float32. Only the XLA backend
+	// (xla/trainer) computes it; CPU refuses it.
+	BFloat16 = "bfloat16"
 )
 
 // ModelConfig is pipeline.yaml's model section: the network (model.Config,
@@ -21,8 +26,9 @@ const (
 // New fills unset fields from DefaultModelConfig.
 type ModelConfig struct {
 	model.Config `yaml:",inline"`
-	// DType is the parameters' and activations' type, float32 or float64;
-	// default float32.
+	// DType is the parameters' and activations' type, float32 or float64,
+	// or bfloat16 (mixed precision, train.backend xla only); default
+	// float32.
 	DType string `yaml:"dtype"`
 }
 
@@ -48,11 +54,12 @@ func (c *ModelConfig) setDefaults() {
 func (c ModelConfig) Validate() error {
 	k := field.NewChecker(ErrConfig)
 	k.Include("", c.Config.Validate())
-	k.OneOf("dtype", c.DType, Float32, Float64)
+	k.OneOf("dtype", c.DType, Float32, Float64, BFloat16)
 	return k.Err()
 }
 
-// dtype is DType as a tensor type; c must be valid.
+// dtype is the host's tensor type for DType (float32 for bfloat16's
+// master weights); c must be valid.
 func (c ModelConfig) dtype() tensor.Dtype {
 	if c.DType == Float64 {
 		return tensor.Float64

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
@@ -66,14 +65,9 @@ func (c *Config) Validate() error {
 // CPU trains on the CPU with gorgonia and supflow's ops. It is not safe for
 // concurrent use: one goroutine drives it.
 type CPU struct {
-	cfg       Config
-	dt        tensor.Dtype
-	model     *model.Model
-	opt       *optim.SGD
-	optimMeta []byte // a checkpoint's supflow.optimizer (optimizerMetaV1)
-	steps     int64
-	graphs    map[graphKey]*trainGraph
-	encode    map[graphKey]*encodeBuf
+	*Core
+	graphs map[graphKey]*trainGraph
+	encode map[graphKey]*encodeBuf
 }
 
 type graphKey struct{ rows, views, h, w int }
@@ -95,72 +89,24 @@ type encodeBuf struct{ input *tensor.Dense }
 
 // New builds a trainer with freshly initialized parameters.
 func New(cfg Config) (*CPU, error) {
-	meta, err := json.Marshal(optimizerMetaV1Of(cfg.Train))
+	c, err := NewCore(cfg)
 	if err != nil {
 		return nil, err
 	}
-	cfg.Model.setDefaults()
-	cfg.Train.setDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, err
+	if c.cfg.Model.DType == BFloat16 {
+		return nil, fmt.Errorf("%w: model.dtype %s: mixed precision runs on train.backend xla only", ErrConfig, BFloat16)
 	}
-	dt := cfg.Model.dtype()
-	if cfg.Train.Method == MethodCE {
-		// SupContrast's SupCEResNet: the encoder and one linear layer.
-		cfg.Model.Head, cfg.Model.FeatDim = "linear", cfg.Classes
-	}
-	m, err := model.New(cfg.Model.Config, dt, cfg.Seed)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
-	}
-	opt, err := optim.New(cfg.Train.Optim)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
-	}
-	return &CPU{cfg: cfg, dt: dt, model: m, opt: opt, optimMeta: meta,
-		graphs: map[graphKey]*trainGraph{}, encode: map[graphKey]*encodeBuf{}}, nil
+	return &CPU{Core: c, graphs: map[graphKey]*trainGraph{}, encode: map[graphKey]*encodeBuf{}}, nil
 }
-
-// Model returns the trained network.
-func (t *CPU) Model() *model.Model { return t.model }
-
-// Params counts the model's trainable parameters.
-func (t *CPU) Params() int64 {
-	var n int64
-	for _, p := range t.model.ParamInfos() {
-		k := int64(1)
-		for _, v := range p.Shape {
-			k *= int64(v)
-		}
-		n += k
-	}
-	return n
-}
-
-// Steps returns the number of optimizer steps taken (restored by Load).
-func (t *CPU) Steps() int64 { return t.steps }
 
 // Step runs forward, loss, backward and one optimizer step on b. The batch
 // norms run in training mode. A non-finite loss is an error and leaves the
 // parameters untouched.
 func (t *CPU) Step(ctx context.Context, b Batch) (Stats, error) {
 	start := time.Now()
-	if err := ctx.Err(); err != nil {
-		return Stats{}, err
-	}
-	if err := t.checkBatch(b); err != nil {
-		return Stats{}, err
-	}
-	if t.cfg.Train.Method != MethodCE && b.Size*b.Views < 2 {
-		return Stats{}, fmt.Errorf("%w: a contrastive step needs at least 2 views in the batch", ErrBatch)
-	}
-	perEpoch := b.PerEpoch
-	if perEpoch < 1 {
-		perEpoch = 1
-	}
-	lr, err := t.cfg.Train.Schedule.LR(b.Epoch, min(b.Index, perEpoch-1), perEpoch)
+	lr, err := t.Prepare(ctx, b)
 	if err != nil {
-		return Stats{}, fmt.Errorf("%w: schedule: %w", ErrBatch, err)
+		return Stats{}, err
 	}
 	gr, err := t.trainGraph(b)
 	if err != nil {
@@ -178,8 +124,8 @@ func (t *CPU) Step(ctx context.Context, b Batch) (Stats, error) {
 		return Stats{}, fmt.Errorf("engine: step: %w", nn.RunError(err))
 	}
 	l := scalar(gr.cost.Value())
-	if !finite(l) {
-		return Stats{}, fmt.Errorf("%w: %v at step %d (lower the learning rate?)", ErrLoss, l, t.steps+1)
+	if err := t.CheckLoss(l); err != nil {
+		return Stats{}, err
 	}
 	for i := range gr.params {
 		g, ok := gr.grads[i].Value().(*tensor.Dense)
@@ -191,39 +137,7 @@ func (t *CPU) Step(ctx context.Context, b Batch) (Stats, error) {
 	if err := t.opt.Step(lr, gr.params); err != nil {
 		return Stats{}, fmt.Errorf("engine: optimizer: %w", err)
 	}
-	t.steps++
-	return Stats{Step: t.steps, Epoch: b.Epoch, Batch: b.Index, Batches: b.PerEpoch, Loss: l, LR: lr, Samples: b.Size, Duration: time.Since(start)}, nil
-}
-
-// LabelClasses is the number of classes a sample's label must lie in,
-// [0, LabelClasses()), for the method to train on it: Config.Classes for
-// supcon (positives share a label) and ce (the classifier's outputs), 0
-// for simclr, which ignores labels. The train stage dead-letters a view
-// group labelled outside it instead of stepping it: a ce step refuses the
-// whole batch (ErrBatch), and a supcon step would take the label as one
-// more class.
-func (t *CPU) LabelClasses() int {
-	if t.cfg.Train.Method == MethodSimCLR {
-		return 0
-	}
-	return t.cfg.Classes
-}
-
-func (t *CPU) checkBatch(b Batch) error {
-	if err := b.Validate(); err != nil {
-		return err
-	}
-	if in := t.model.Config().InChannels; b.Channels != in {
-		return fmt.Errorf("%w: %d-channel views, the model takes %d", ErrBatch, b.Channels, in)
-	}
-	if t.cfg.Train.Method == MethodCE {
-		for i, l := range b.Labels {
-			if l < 0 || l >= t.cfg.Classes {
-				return fmt.Errorf("%w: label %d of sample %d outside 0..%d", ErrBatch, l, i, t.cfg.Classes-1)
-			}
-		}
-	}
-	return nil
+	return t.Record(b, l, lr, start), nil
 }
 
 // trainGraph returns the cached graph for b's shape, building it once.

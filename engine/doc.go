@@ -15,8 +15,11 @@
 // they convert exactly.)
 //
 // The API is backend-neutral: the CPU implementation here runs on gorgonia
-// with supflow's own ops (package nn); a GPU backend can implement the same
-// methods. It does no transport or storage I/O (checkpoints are bytes) and
+// with supflow's own ops (package nn); the XLA backend (xla/trainer) runs
+// the same model, loss and optimizer compiled for a PJRT device. Both embed
+// Core, the host state and the code they share (config, checkpoint, batch
+// checks, learning-rate schedule), so that their checkpoints are one
+// format and a run resumes on either. It does no transport or storage I/O (checkpoints are bytes) and
 // must not import messages, bus, store or any stage.
 package engine
 

@@ -47,7 +47,7 @@ func TrainMemory(m ModelConfig, rows, h, w int) (Memory, error) {
 // EncodeMemory estimates Encode's peak memory (the evaluation's and the kNN
 // monitor's) for images of h x w, which it encodes in chunks.
 func EncodeMemory(m ModelConfig, h, w int) (Memory, error) {
-	return estimate(m, encodeChunk, h, w, encodeParamCopies, encodeActivationCopies)
+	return estimate(m, EncodeChunk, h, w, encodeParamCopies, encodeActivationCopies)
 }
 
 func estimate(m ModelConfig, rows float64, h, w int, paramCopies, activationCopies float64) (Memory, error) {

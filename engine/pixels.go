@@ -52,9 +52,10 @@ func toNCHW[T float32 | float64](dst []T, px []uint8, rows, h, w, c int, scale, 
 	}
 }
 
-// encodeChunk is the batch size Encode runs at: fixed, so that one graph
-// serves any number of images (the last chunk is padded).
-const encodeChunk = 128
+// EncodeChunk is the batch size Encode runs at, in every backend: fixed,
+// so that one graph serves any number of images (the last chunk is
+// padded).
+const EncodeChunk = 128
 
 // Encode returns the encoder features [N, d] of images in eval mode (running
 // batch-norm statistics, no update), as float32 rows. Training mode is
@@ -73,13 +74,10 @@ func (t *CPU) Project(ctx context.Context, im Images) (features []float32, d int
 
 // forwardFrozen runs the model in eval mode, 128 images at a time.
 func (t *CPU) forwardFrozen(ctx context.Context, im Images, head bool) ([]float32, int, []float32, int, error) {
-	if im.N < 1 || im.Height < 1 || im.Width < 1 || im.Channels != t.model.Config().InChannels {
-		return nil, 0, nil, 0, fmt.Errorf("%w: %d images of %dx%dx%d for a %d-channel model", ErrBatch, im.N, im.Height, im.Width, im.Channels, t.model.Config().InChannels)
+	if err := t.CheckImages(im); err != nil {
+		return nil, 0, nil, 0, err
 	}
 	size := im.Height * im.Width * im.Channels
-	if len(im.Pixels) != im.N*size {
-		return nil, 0, nil, 0, fmt.Errorf("%w: %d pixel bytes for %d images of %d", ErrBatch, len(im.Pixels), im.N, size)
-	}
 	d := t.model.EncoderDim()
 	out := make([]float32, im.N*d)
 	var p int
@@ -89,7 +87,7 @@ func (t *CPU) forwardFrozen(ctx context.Context, im Images, head bool) ([]float3
 		proj = make([]float32, im.N*p)
 	}
 	t.model.SetTraining(false)
-	chunk := min(encodeChunk, im.N)
+	chunk := min(EncodeChunk, im.N)
 	key := graphKey{rows: chunk, h: im.Height, w: im.Width}
 	buf, ok := t.encode[key]
 	if !ok {

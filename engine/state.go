@@ -19,7 +19,7 @@ import (
 // the optimizer's momentum buffers, the step count, epoch (the last one
 // completed, as the caller counts) and the configuration. Resuming from it
 // continues exactly where the run stopped.
-func (t *CPU) Save(epoch int, extra map[string]string) ([]byte, error) {
+func (t *Core) Save(epoch int, extra map[string]string) ([]byte, error) {
 	s, err := t.state(epoch, extra)
 	if err != nil {
 		return nil, err
@@ -29,7 +29,7 @@ func (t *CPU) Save(epoch int, extra map[string]string) ([]byte, error) {
 
 // state gathers the model's state and the momentum buffers in the model's
 // dtype, as they are stored.
-func (t *CPU) state(epoch int, extra map[string]string) (checkpoint.State, error) {
+func (t *Core) state(epoch int, extra map[string]string) (checkpoint.State, error) {
 	s := checkpoint.State{Tensors: t.model.State(), Momentum: map[string]statedict.Tensor{}}
 	for name, buf := range t.opt.Buffers() {
 		st, err := statedict.FromDense(buf)
@@ -47,7 +47,7 @@ func (t *CPU) state(epoch int, extra map[string]string) (checkpoint.State, error
 	return s, nil
 }
 
-func (t *CPU) checkpointDType() string {
+func (t *Core) checkpointDType() string {
 	if t.dt == tensor.Float64 {
 		return checkpoint.Float64
 	}
@@ -57,7 +57,7 @@ func (t *CPU) checkpointDType() string {
 // Load restores a state written by Save into this trainer. The checkpoint
 // must match the model exactly (names, shapes, dtype); otherwise nothing
 // changes and the error names the first offending tensor.
-func (t *CPU) Load(b []byte) (checkpoint.Meta, error) {
+func (t *Core) Load(b []byte) (checkpoint.Meta, error) {
 	s, err := checkpoint.Decode(b)
 	if err != nil {
 		return checkpoint.Meta{}, err

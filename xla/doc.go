@@ -8,4 +8,9 @@
 // optimizer and batch-norm updates follow loss, optim and nn to the
 // formula. internal/hloeval executes the emitted text on the CPU, which is
 // how the tests prove a program against the PyTorch fixtures.
+//
+// Runner is how a program runs: compiled, fed device buffers (the state
+// donated from step to step) and read back. xla/device implements it on a
+// PJRT plugin, internal/hlorunner on the evaluator; xla/trainer drives one
+// behind the engine's API.
 package xla

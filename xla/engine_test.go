@@ -35,12 +35,15 @@ func TestStepMatchesCPUEngine(t *testing.T) {
 	})
 }
 
-func testStepMatchesCPUEngine(t *testing.T, method string, o optim.Config) {
+// smallConfig is a tiny ResNet-18 with an ImageNet stem (7x7 stride-2
+// convolution, max-pool) for 3-channel views of odd sizes, trained by
+// method with o in dtype.
+func smallConfig(method string, o optim.Config, dtype string) engine.Config {
 	train := engine.DefaultTrainConfig()
 	train.Method = method
 	train.Optim = o
 	cfg := engine.Config{
-		Model: engine.ModelConfig{Config: model.Config{Arch: "resnet18", Stem: "imagenet", Widths: []int{4, 8, 8, 8}, Blocks: []int{1, 1, 1, 1}, FeatDim: 8, InChannels: 3}, DType: engine.Float64},
+		Model: engine.ModelConfig{Config: model.Config{Arch: "resnet18", Stem: "imagenet", Widths: []int{4, 8, 8, 8}, Blocks: []int{1, 1, 1, 1}, FeatDim: 8, InChannels: 3}, DType: dtype},
 		Train: train,
 		Mean:  []float64{0.4914, 0.4822, 0.4465},
 		Std:   []float64{0.2470, 0.2435, 0.2616},
@@ -49,17 +52,33 @@ func testStepMatchesCPUEngine(t *testing.T, method string, o optim.Config) {
 	if method == engine.MethodCE {
 		cfg.Classes = 3
 	}
+	return cfg
+}
+
+// smallHW is the views' size for smallConfig.
+const smallHW = 19
+
+// randomBatch is size samples of views random views of smallHW pixels,
+// labelled labels, at batch index of perEpoch in epoch 1.
+func randomBatch(seed uint64, size, views int, labels []int, index, perEpoch int) engine.Batch {
+	rng := rand.New(rand.NewPCG(seed, 2))
+	b := engine.Batch{Size: size, Views: views, Height: smallHW, Width: smallHW, Channels: 3, Labels: labels, Epoch: 1, Index: index, PerEpoch: perEpoch,
+		Pixels: make([]uint8, size*views*smallHW*smallHW*3)}
+	for i := range b.Pixels {
+		b.Pixels[i] = uint8(rng.IntN(256))
+	}
+	return b
+}
+
+func testStepMatchesCPUEngine(t *testing.T, method string, o optim.Config) {
+	cfg := smallConfig(method, o, engine.Float64)
+	train := cfg.Train
 	cpu, err := engine.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	const size, views, hw = 3, 2, 19
-	rng := rand.New(rand.NewPCG(1, 2))
-	b := engine.Batch{Size: size, Views: views, Height: hw, Width: hw, Channels: 3, Labels: []int{0, 1, 0}, Epoch: 1, PerEpoch: 2,
-		Pixels: make([]uint8, size*views*hw*hw*3)}
-	for i := range b.Pixels {
-		b.Pixels[i] = uint8(rng.IntN(256))
-	}
+	const size, views, hw = 3, 2, smallHW
+	b := randomBatch(1, size, views, []int{0, 1, 0}, 0, 2)
 	m := cpu.Model()
 	prog, err := xla.Step(m, xla.StepConfig{
 		Batch: xla.Batch{Rows: size * views, Channels: 3, Height: hw, Width: hw, Mean: cfg.Mean, Std: cfg.Std},

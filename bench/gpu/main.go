@@ -4,7 +4,8 @@
 // it loads a PJRT plugin, compiles and runs the programs package xla emits
 // and prints GPU lines: the plugin and devices, parity of both ResNet
 // fixtures in float32 against the PyTorch float64 references, and the
-// speed of SupCon steps and eval encoding for the given shapes. Build it
+// speed of SupCon steps and eval encoding for the given shapes; with
+// -imagefolder it writes the end-to-end run's synthetic JPEGs. Build it
 // with cgo on the development machine and copy it over (run.sh does).
 package main
 
@@ -36,7 +37,17 @@ func main() {
 	steps := flag.Int("steps", 20, "timed steps per shape (after 3 warm-up steps)")
 	checkParity := flag.Bool("parity", true, "check the fixtures")
 	prealloc := flag.Bool("preallocate", true, "let the plugin preallocate most of the GPU memory (off: memory use is visible to nvidia-smi)")
+	folder := flag.String("imagefolder", "", "only write a synthetic JPEG ImageFolder here (train and val splits) for the end-to-end run, and exit")
+	classes := flag.Int("classes", 10, "-imagefolder: classes")
+	perClass := flag.Int("per-class", 256, "-imagefolder: train images per class (val: a quarter)")
 	flag.Parse()
+	if *folder != "" {
+		if err := writeFolder(*folder, *classes, *perClass, 320, 256); err != nil {
+			fmt.Println("GPU FAIL: imagefolder:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*plugin, map[string]any{"preallocate": *prealloc}, *fixtures, *speeds, *steps, *checkParity); err != nil {
 		fmt.Println("GPU FAIL:", err)
 		os.Exit(1)
@@ -85,7 +96,7 @@ func execute(d *device.Device, p *xla.Program, in map[string][]float64) (map[str
 	if err != nil {
 		return nil, err
 	}
-	bufs := make([]*device.Buffer, len(p.Inputs))
+	bufs := make([]xla.Buffer, len(p.Inputs))
 	for i, a := range p.Inputs {
 		v, ok := in[a.Name]
 		if !ok {
@@ -101,7 +112,7 @@ func execute(d *device.Device, p *xla.Program, in map[string][]float64) (map[str
 	}
 	out := make(map[string][]float64, len(res))
 	for i, a := range p.Outputs {
-		if out[a.Name], err = device.Download(res[i]); err != nil {
+		if out[a.Name], err = res[i].Download(); err != nil {
 			return nil, err
 		}
 	}
@@ -238,7 +249,7 @@ func speed(d *device.Device, spec string, steps int) error {
 	compile := time.Since(t0)
 	rng := rand.New(rand.NewPCG(1, 2))
 	state := m.State()
-	bufs := make([]*device.Buffer, len(p.Inputs))
+	bufs := make([]xla.Buffer, len(p.Inputs))
 	for i, a := range p.Inputs {
 		var v []float64
 		switch name := strings.TrimPrefix(a.Name, xla.PrefixParam); {
@@ -262,12 +273,12 @@ func speed(d *device.Device, spec string, steps int) error {
 			return err
 		}
 	}
-	ins, outs := device.StateIndices(p)
-	var last *device.Buffer
+	ins, outs := xla.Donated(p)
+	var last xla.Buffer
 	var start time.Time
 	for s := range steps + 3 {
 		if s == 3 {
-			if _, err := device.Download(last); err != nil { // wait for the warm-up
+			if _, err := last.Download(); err != nil { // wait for the warm-up
 				return err
 			}
 			start = time.Now()
@@ -281,7 +292,7 @@ func speed(d *device.Device, spec string, steps int) error {
 		}
 		last = res[0]
 	}
-	l, err := device.Download(last)
+	l, err := last.Download()
 	if err != nil {
 		return err
 	}
@@ -293,7 +304,7 @@ func speed(d *device.Device, spec string, steps int) error {
 
 // encodeSpeed times the bf16 eval encode of the step's images with the
 // step's state (the buffers of the inputs of the same names).
-func encodeSpeed(d *device.Device, m *model.Model, step *xla.Program, bufs []*device.Buffer, batch xla.Batch, spec string, steps int) error {
+func encodeSpeed(d *device.Device, m *model.Model, step *xla.Program, bufs []xla.Buffer, batch xla.Batch, spec string, steps int) error {
 	p, err := xla.Encode(m, xla.EncodeConfig{Batch: batch, BF16: true})
 	if err != nil {
 		return err
@@ -302,19 +313,19 @@ func encodeSpeed(d *device.Device, m *model.Model, step *xla.Program, bufs []*de
 	if err != nil {
 		return err
 	}
-	byName := make(map[string]*device.Buffer, len(bufs))
+	byName := make(map[string]xla.Buffer, len(bufs))
 	for i, a := range step.Inputs {
 		byName[a.Name] = bufs[i]
 	}
-	in := make([]*device.Buffer, len(p.Inputs))
+	in := make([]xla.Buffer, len(p.Inputs))
 	for i, a := range p.Inputs {
 		in[i] = byName[a.Name]
 	}
-	var last *device.Buffer
+	var last xla.Buffer
 	var start time.Time
 	for s := range steps + 3 {
 		if s == 3 {
-			if _, err := device.Download(last); err != nil {
+			if _, err := last.Download(); err != nil {
 				return err
 			}
 			start = time.Now()
@@ -325,7 +336,7 @@ func encodeSpeed(d *device.Device, m *model.Model, step *xla.Program, bufs []*de
 		}
 		last = res[0]
 	}
-	if _, err := device.Download(last); err != nil {
+	if _, err := last.Download(); err != nil {
 		return err
 	}
 	el := time.Since(start)

@@ -20,7 +20,7 @@ func commands() map[string]command {
 		"run": {summary: "everything in one process: ingest, feed, decode, augment, train, evaluate (embedded NATS and S3 by default)",
 			flags: func(fs *flag.FlagSet, o *options) {
 				fs.BoolVar(&o.resume, "resume", false, "continue from the run's last checkpoint")
-			}, check: checkTrainMemory, run: runAll},
+			}, check: all(checkBackend, checkTrainMemory), run: runAll},
 		"ingest": {summary: "make the data set: upload a local dataset.source, or index images already in the bucket (source s3); idempotent", run: runIngest},
 		"feed": {summary: "publish the epochs' decode tasks, one epoch after the trainer finished the previous",
 			flags: func(fs *flag.FlagSet, o *options) {
@@ -31,12 +31,12 @@ func commands() map[string]command {
 		"train": {summary: "run the train stage: SupCon pretraining, checkpoints to S3",
 			flags: func(fs *flag.FlagSet, o *options) {
 				fs.BoolVar(&o.resume, "resume", false, "continue from the run's last checkpoint")
-			}, check: all(externalBus, checkTrainMemory), run: runTrain},
+			}, check: all(externalBus, checkBackend, checkTrainMemory), run: runTrain},
 		"evaluate": {summary: "linear probe and kNN on a frozen encoder; writes report.json and report.html",
 			flags: func(fs *flag.FlagSet, o *options) {
 				fs.StringVar(&o.checkpoint, "checkpoint", "", "checkpoint object key (default: the run's pretrain-done event)")
 				fs.BoolVar(&o.wait, "wait", false, "wait for the run's pretraining to finish")
-			}, check: all(evaluateBus, func(e *env) error { return checkMemory(e, false) }), run: runEvaluate},
+			}, check: all(evaluateBus, checkBackend, func(e *env) error { return checkMemory(e, false) }), run: runEvaluate},
 		"embed": {summary: "write a checkpoint's frozen encoder features of a split (safetensors and .npy, with sample ids, keys and labels)",
 			flags: func(fs *flag.FlagSet, o *options) {
 				fs.StringVar(&o.checkpoint, "checkpoint", "", "checkpoint object key (default: the run's last checkpoint)")
@@ -44,7 +44,7 @@ func commands() map[string]command {
 				fs.IntVar(&o.limit, "limit", 0, "embed the split's first N samples (0 = all)")
 				fs.BoolVar(&o.head, "head", false, "also write the projection head's normalised outputs (projections)")
 				fs.StringVar(&o.outDir, "out", "", "output directory (default <work_dir>/<run_id>/embeddings/<split>)")
-			}, check: func(e *env) error { return checkMemory(e, false) }, run: runEmbed},
+			}, check: all(checkBackend, func(e *env) error { return checkMemory(e, false) }), run: runEmbed},
 		"export": {summary: "write a checkpoint's encoder alone (no head, no optimizer state) as a PyTorch state_dict in safetensors",
 			flags: func(fs *flag.FlagSet, o *options) {
 				fs.StringVar(&o.checkpoint, "checkpoint", "", "checkpoint object key (default: the run's last checkpoint)")

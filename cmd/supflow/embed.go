@@ -52,7 +52,7 @@ func runEmbed(ctx context.Context, e *env) error {
 	if len(entries) == 0 {
 		return fmt.Errorf("the manifest has no %q split to embed", split)
 	}
-	tr, err := newEngine(cfg, d)
+	tr, err := newEngine(cfg, e.getenv, s, d)
 	if err != nil {
 		return err
 	}

@@ -29,8 +29,11 @@ var otherEnv = slices.Concat(
 		// (fixture folders), checkpoint's PyTorch test, .ci/run's cache.
 		"SUPFLOW_MINIO_BIN", "SUPFLOW_MINIO_VERSION", "SUPFLOW_RELIABILITY_DOC",
 		"SUPFLOW_TESTDATA", "SUPFLOW_SHARED_TESTDATA", "SUPFLOW_TORCH_PYTHON", "SUPFLOW_CACHE",
-		// bench/gpu/run.sh: the GPU checks' binary and PJRT plugin.
-		"SUPFLOW_GPU_BIN", "SUPFLOW_PJRT_PLUGIN",
+		// newEngine (backend.go): the PJRT plugin when
+		// train.pjrt_plugin is empty; bench/gpu/run.sh sets it too.
+		"SUPFLOW_PJRT_PLUGIN",
+		// bench/gpu/run.sh: the GPU checks' binaries.
+		"SUPFLOW_GPU_BIN", "SUPFLOW_BIN",
 	},
 )
 

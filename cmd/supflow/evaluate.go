@@ -19,7 +19,7 @@ func newEvaluateStage(ctx context.Context, e *env, s *services) (*evaluate.Stage
 	if err != nil {
 		return nil, err
 	}
-	tr, err := newEngine(cfg, d)
+	tr, err := newEngine(cfg, e.getenv, s, d)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/supflow/supflow/config"
 	"github.com/supflow/supflow/internal/sysmem"
+	"github.com/supflow/supflow/xla/trainer"
 )
 
 // machineMemory is the memory this process may use, in bytes (0 =
@@ -24,6 +25,9 @@ const memoryWarn = 0.8
 // keeps a configuration that cannot run from starting anything.
 func checkMemory(e *env, train bool) error {
 	limit := machineMemory()
+	// With backend xla training happens in device memory: the host
+	// holds a model and encodes, as for an evaluation.
+	train = train && e.cfg.Train.Backend.Backend != trainer.BackendXLA
 	est, err := e.cfg.CheckMemory(train, limit)
 	if err != nil {
 		return usageError{err}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"github.com/supflow/supflow/xla"
 	"log/slog"
 	"path/filepath"
 
@@ -23,6 +24,8 @@ type services struct {
 	reg     *prometheus.Registry
 	closers []func() error
 	log     *slog.Logger
+	// runner is backend xla's device, loaded by the first newEngine.
+	runner xla.Runner
 }
 
 // open starts what a command needs: the metrics endpoint, the store and,

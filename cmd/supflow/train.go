@@ -8,7 +8,6 @@ import (
 	"github.com/supflow/supflow/bus"
 	"github.com/supflow/supflow/config"
 	"github.com/supflow/supflow/dataset"
-	"github.com/supflow/supflow/engine"
 	"github.com/supflow/supflow/messages"
 	"github.com/supflow/supflow/metrics"
 	"github.com/supflow/supflow/stages/evaluate"
@@ -26,20 +25,6 @@ func loadDataset(ctx context.Context, cfg *config.Config, s *store.Client) (data
 	return d, err
 }
 
-// newEngine builds the trainer pipeline.yaml describes for data set d.
-func newEngine(cfg *config.Config, d dataset.Dataset) (*engine.CPU, error) {
-	m := cfg.Model
-	m.InChannels = d.Info.Channels
-	tr, err := engine.New(engine.Config{
-		Model: m, Train: cfg.Train.EngineConfig(), Classes: len(d.Classes),
-		Mean: d.Info.Mean, Std: d.Info.Std, Seed: cfg.Run.Seed,
-	})
-	if err != nil {
-		return nil, usageError{err}
-	}
-	return tr, nil
-}
-
 // scoring is how images of d are presented to the frozen encoder.
 func scoring(cfg *config.Config, d dataset.Dataset) evaluate.Scoring {
 	return evaluate.Scoring{Size: cfg.Augment.Size, Channels: d.Info.Channels, Classes: len(d.Classes), Workers: 4}
@@ -49,7 +34,7 @@ func scoring(cfg *config.Config, d dataset.Dataset) evaluate.Scoring {
 // asked.
 func newTrainStage(ctx context.Context, e *env, s *services, d dataset.Dataset, resume bool) (*train.Stage, error) {
 	cfg := e.cfg
-	tr, err := newEngine(cfg, d)
+	tr, err := newEngine(cfg, e.getenv, s, d)
 	if err != nil {
 		return nil, err
 	}

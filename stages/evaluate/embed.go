@@ -16,7 +16,7 @@ import (
 )
 
 // Projector is an Encoder that also gives the projection head's
-// L2-normalised output; *engine.CPU implements it.
+// L2-normalised output; *engine.CPU and *xla/trainer.Engine implement it.
 type Projector interface {
 	Project(ctx context.Context, im engine.Images) (features []float32, d int, proj []float32, p int, err error)
 }

@@ -19,7 +19,7 @@ import (
 )
 
 // Engine is a frozen encoder that can take a checkpoint's weights;
-// *engine.CPU implements it.
+// *engine.CPU and *xla/trainer.Engine implement it.
 type Engine interface {
 	Encoder
 	Load(b []byte) (checkpoint.Meta, error)

@@ -12,7 +12,8 @@ import (
 	"github.com/supflow/supflow/messages"
 )
 
-// Stepper takes one optimizer step; *engine.CPU implements it.
+// Stepper takes one optimizer step; *engine.CPU and *xla/trainer.Engine
+// implement it.
 type Stepper interface {
 	Step(ctx context.Context, b engine.Batch) (engine.Stats, error)
 }

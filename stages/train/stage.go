@@ -20,7 +20,8 @@ import (
 // ErrConfig reports a Config or Deps that New refuses.
 var ErrConfig = errors.New("train: invalid config")
 
-// Engine trains the model: *engine.CPU implements it.
+// Engine trains the model: *engine.CPU and *xla/trainer.Engine implement
+// it.
 type Engine interface {
 	Stepper
 	// Save serializes the whole training state after epoch.

@@ -2,8 +2,8 @@
 
 // Package device runs the programs of package xla on one device of a PJRT
 // plugin (go-xla's pjrt: cgo, the plugin is dlopened at run time). It
-// builds only with cgo; nothing but GPU tools imports it, so
-// CGO_ENABLED=0 builds of everything else are unaffected.
+// builds only with cgo: cmd/supflow imports it in cgo builds only (a
+// CGO_ENABLED=0 supflow refuses train.backend xla), bench/gpu always.
 package device
 
 import (
@@ -28,6 +28,7 @@ var (
 )
 
 // Device is a PJRT client on a plugin; programs run on its first device.
+// It is an xla.Runner.
 type Device struct {
 	plugin *pjrt.Plugin
 	client *pjrt.Client
@@ -71,64 +72,76 @@ func (d *Device) Describe() string {
 		d.client.Platform(), d.client.PlatformVersion(), len(devs), strings.Join(devs, "; "))
 }
 
+var _ xla.Runner = (*Device)(nil)
+
 // Close destroys the client.
 func (d *Device) Close() error { return d.client.Destroy() }
 
 // Executable is a compiled program.
 type Executable struct {
-	d    *Device
 	exe  *pjrt.LoadedExecutable
 	prog *xla.Program
 }
 
 // Compile compiles p (single-replica programs only).
-func (d *Device) Compile(p *xla.Program) (*Executable, error) {
+func (d *Device) Compile(p *xla.Program) (xla.Executable, error) {
 	exe, err := d.client.Compile().WithStableHLO(p.Text).Done()
 	if err != nil {
 		return nil, fmt.Errorf("%w: compile: %w", ErrRun, err)
 	}
-	return &Executable{d: d, exe: exe, prog: p}, nil
+	return &Executable{exe: exe, prog: p}, nil
 }
 
 // Buffer is a value on the device.
-type Buffer = pjrt.Buffer
+type Buffer struct{ b *pjrt.Buffer }
 
-// Upload copies v, converted to a's element type, to the device.
-func (d *Device) Upload(a xla.Arg, v []float64) (*Buffer, error) {
-	var b *Buffer
+// Upload copies flat to the device as a's element type: a slice of that
+// type, or []float64, converted.
+func (d *Device) Upload(a xla.Arg, flat any) (xla.Buffer, error) {
+	var b *pjrt.Buffer
 	var err error
 	switch a.DType {
 	case dtypes.Float64:
-		b, err = upload(d.client, v, a.Shape, func(x float64) float64 { return x })
+		b, err = upload[float64](d.client, flat, a.Shape)
 	case dtypes.Float32:
-		b, err = upload(d.client, v, a.Shape, func(x float64) float32 { return float32(x) })
+		b, err = upload[float32](d.client, flat, a.Shape)
 	case dtypes.Int32:
-		b, err = upload(d.client, v, a.Shape, func(x float64) int32 { return int32(x) })
+		b, err = upload[int32](d.client, flat, a.Shape)
 	case dtypes.Uint8:
-		b, err = upload(d.client, v, a.Shape, func(x float64) uint8 { return uint8(x) })
+		b, err = upload[uint8](d.client, flat, a.Shape)
 	default:
-		return nil, fmt.Errorf("%w: upload %s of %s", ErrRun, a.Name, a.DType)
+		err = fmt.Errorf("element type %s", a.DType)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: upload %s: %w", ErrRun, a.Name, err)
 	}
-	return b, nil
+	return &Buffer{b: b}, nil
 }
 
-func upload[T dtypes.Supported](c *pjrt.Client, v []float64, shape []int, conv func(float64) T) (*Buffer, error) {
-	flat := make([]T, len(v))
-	for i, x := range v {
-		flat[i] = conv(x)
+func upload[T float64 | float32 | int32 | uint8](c *pjrt.Client, flat any, shape []int) (*pjrt.Buffer, error) {
+	v, ok := flat.([]T)
+	if !ok {
+		f, ok := flat.([]float64)
+		if !ok {
+			return nil, fmt.Errorf("values of type %T", flat)
+		}
+		v = make([]T, len(f))
+		for i, x := range f {
+			v[i] = T(x)
+		}
 	}
 	if len(shape) == 0 {
-		return pjrt.ScalarToBuffer(c, flat[0])
+		if len(v) != 1 {
+			return nil, fmt.Errorf("%d values for a scalar", len(v))
+		}
+		return pjrt.ScalarToBuffer(c, v[0])
 	}
-	return pjrt.ArrayToBuffer(c, flat, shape...)
+	return pjrt.ArrayToBuffer(c, v, shape...)
 }
 
-// Download copies b to the host as float64.
-func Download(b *Buffer) ([]float64, error) {
-	flat, _, err := b.ToFlatDataAndDimensions()
+// Download copies the buffer to the host as float64.
+func (b *Buffer) Download() ([]float64, error) {
+	flat, _, err := b.b.ToFlatDataAndDimensions()
 	if err != nil {
 		return nil, fmt.Errorf("%w: download: %w", ErrRun, err)
 	}
@@ -143,6 +156,9 @@ func Download(b *Buffer) ([]float64, error) {
 	return nil, fmt.Errorf("%w: download of %T", ErrRun, flat)
 }
 
+// Free destroys the buffer.
+func (b *Buffer) Free() error { return b.b.Destroy() }
+
 func widen[T float32 | int32](v []T) []float64 {
 	out := make([]float64, len(v))
 	for i, x := range v {
@@ -154,29 +170,25 @@ func widen[T float32 | int32](v []T) []float64 {
 // Run executes the program on in (one buffer per input, in Inputs order),
 // donating the inputs whose index is in donate: their buffers are invalid
 // afterwards (the outputs of the same name replace them).
-func (e *Executable) Run(in []*Buffer, donate []int) ([]*Buffer, error) {
+func (e *Executable) Run(in []xla.Buffer, donate []int) ([]xla.Buffer, error) {
 	if len(in) != len(e.prog.Inputs) {
 		return nil, fmt.Errorf("%w: %d inputs, program takes %d", ErrRun, len(in), len(e.prog.Inputs))
 	}
-	out, err := e.exe.Execute(in...).Donate(donate...).Done()
+	args := make([]*pjrt.Buffer, len(in))
+	for i, b := range in {
+		bb, ok := b.(*Buffer)
+		if !ok {
+			return nil, fmt.Errorf("%w: input %d is a %T, not this device's", ErrRun, i, b)
+		}
+		args[i] = bb.b
+	}
+	out, err := e.exe.Execute(args...).Donate(donate...).Done()
 	if err != nil {
 		return nil, fmt.Errorf("%w: execute: %w", ErrRun, err)
 	}
-	return out, nil
-}
-
-// StateIndices pairs each input that an output of the same name replaces
-// (parameters, momentum, running statistics): ins[i] is replaced by
-// outs[i].
-func StateIndices(p *xla.Program) (ins, outs []int) {
-	byName := make(map[string]int, len(p.Outputs))
-	for i, a := range p.Outputs {
-		byName[a.Name] = i
+	res := make([]xla.Buffer, len(out))
+	for i, b := range out {
+		res[i] = &Buffer{b: b}
 	}
-	for i, a := range p.Inputs {
-		if o, ok := byName[a.Name]; ok {
-			ins, outs = append(ins, i), append(outs, o)
-		}
-	}
-	return ins, outs
+	return res, nil
 }

@@ -1,0 +1,26 @@
+package trainer
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestConfigValidate(t *testing.T) {
+	for _, tt := range []struct {
+		c    Config
+		want string // "" = valid
+	}{
+		{Config{}, ""},
+		{DefaultConfig(), ""},
+		{Config{Backend: BackendXLA, Plugin: "/p.so", Devices: 1}, ""},
+		{Config{Backend: "gpu"}, "backend"},
+		{Config{Devices: 2}, "not implemented yet"},
+		{Config{Devices: -1}, "devices"},
+	} {
+		err := tt.c.Validate()
+		if tt.want == "" && err != nil || tt.want != "" && (!errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("%+v: %v, want %q", tt.c, err, tt.want)
+		}
+	}
+}
