@@ -143,6 +143,19 @@ func ScanManifest(r io.Reader, fn func(Entry) error) error {
 }
 
 func parseLine(line []byte) (Entry, error) {
+	e, ok := parseFast(line)
+	if !ok {
+		var err error
+		if e, err = parseJSON(line); err != nil {
+			return Entry{}, err
+		}
+	}
+	return e, e.Validate()
+}
+
+// parseJSON decodes any line that is one JSON object with Entry's fields,
+// its required ones present.
+func parseJSON(line []byte) (Entry, error) {
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
 	var l manifestLine
@@ -152,11 +165,7 @@ func parseLine(line []byte) (Entry, error) {
 	if dec.More() {
 		return Entry{}, errors.New("trailing data after the entry")
 	}
-	e, err := l.entry()
-	if err != nil {
-		return Entry{}, err
-	}
-	return e, e.Validate()
+	return l.entry()
 }
 
 // manifestLine is an Entry as decoded, its required fields pointers: nil
