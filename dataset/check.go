@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/supflow/supflow/store"
@@ -168,13 +169,16 @@ func Load(ctx context.Context, g Getter, prefix string) (Dataset, error) {
 		// not copy them as they grow.
 		d.Entries = make([]Entry, 0, min(n, maxEntries))
 	}, func(d *Dataset, e Entry) error {
-		// One copy of each class and split name, not one per entry.
+		// e's strings are borrowed: keep copies, and one copy of each
+		// class and split name, not one per entry.
+		e.Key, e.SHA256, e.Shard = strings.Clone(e.Key), strings.Clone(e.SHA256), strings.Clone(e.Shard)
 		e.Class = d.Classes[e.Label]
-		if s, ok := splits[e.Split]; ok {
-			e.Split = s
-		} else {
-			splits[e.Split] = e.Split
+		s, ok := splits[e.Split]
+		if !ok {
+			s = strings.Clone(e.Split)
+			splits[s] = s
 		}
+		e.Split = s
 		d.Entries = append(d.Entries, e)
 		return nil
 	})
@@ -182,7 +186,8 @@ func Load(ctx context.Context, g Getter, prefix string) (Dataset, error) {
 
 // load reads classes.json and info.json into a Dataset, calls start with
 // it and the most entries the manifest can hold, then add with each
-// entry of the manifest, checked, in order.
+// entry of the manifest, checked, in order: its strings are borrowed
+// (scanManifest), add must copy what it keeps.
 func load(ctx context.Context, g Getter, prefix string, start func(d *Dataset, maxEntries int), add func(*Dataset, Entry) error) (Dataset, error) {
 	var d Dataset
 	raw, err := g.Get(ctx, ClassesKey(prefix))
@@ -206,7 +211,7 @@ func load(ctx context.Context, g Getter, prefix string, start func(d *Dataset, m
 		return Dataset{}, fmt.Errorf("dataset: load: %w", err)
 	}
 	start(&d, int(info.Size/minLine))
-	err = ScanManifest(&manifestReader{ctx: ctx, g: g, key: key, size: info.Size}, func(e Entry) error {
+	err = scanManifest(&manifestReader{ctx: ctx, g: g, key: key, size: info.Size}, true, func(e Entry) error {
 		if err := UnderPrefix(e.Key, prefix); err != nil {
 			return fmt.Errorf("%w: %w", ErrManifest, err)
 		}

@@ -40,7 +40,7 @@ func TestParseFast(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, ok := parseFast([]byte(tt.line))
+			got, ok := parseFast([]byte(tt.line), false)
 			if ok != tt.ok {
 				t.Fatalf("parseFast ok = %v, want %v", ok, tt.ok)
 			}
@@ -63,9 +63,12 @@ func FuzzParseFast(f *testing.F) {
 		if bytes.IndexByte(line, '\n') >= 0 {
 			return // not one line
 		}
-		got, ok := parseFast(line)
+		got, ok := parseFast(line, false)
 		if !ok {
 			return
+		}
+		if borrowed, _ := parseFast(line, true); borrowed != got {
+			t.Fatalf("parseFast(%q) borrowing = %+v, not %+v", line, borrowed, got)
 		}
 		want, err := parseJSON(line)
 		if err != nil || !reflect.DeepEqual(got, want) {

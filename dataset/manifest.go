@@ -122,10 +122,18 @@ func UnderPrefix(key, prefix string) error {
 // order; it stops at the first bad line or fn error. Errors name the line.
 // Blank lines are rejected: the writer never emits them.
 func ScanManifest(r io.Reader, fn func(Entry) error) error {
+	return scanManifest(r, false, fn)
+}
+
+// scanManifest is ScanManifest; with borrow, the strings of the entries
+// fn gets may share the scanner's buffer and are valid only during the
+// call: Load and LoadTable keep what they need, and a manifest's million
+// lines then leave no garbage (that garbage set `supflow feed`'s peak).
+func scanManifest(r io.Reader, borrow bool, fn func(Entry) error) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4096), maxLine)
 	for n := 1; sc.Scan(); n++ {
-		e, err := parseLine(sc.Bytes())
+		e, err := parseLine(sc.Bytes(), borrow)
 		if err != nil {
 			return fmt.Errorf("%w: line %d: %w", ErrManifest, n, err)
 		}
@@ -142,8 +150,8 @@ func ScanManifest(r io.Reader, fn func(Entry) error) error {
 	return nil
 }
 
-func parseLine(line []byte) (Entry, error) {
-	e, ok := parseFast(line)
+func parseLine(line []byte, borrow bool) (Entry, error) {
+	e, ok := parseFast(line, borrow)
 	if !ok {
 		var err error
 		if e, err = parseJSON(line); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 	"unsafe"
 )
 
@@ -29,10 +30,14 @@ func (l List) Entry(i int) Entry { return l[i] }
 type Table struct {
 	split   string
 	classes []string
-	keys    []byte   // every key, back to back
-	ends    []uint32 // entry i's key is keys[ends[i-1]:ends[i]]
-	labels  []int32
-	sizes   []int64
+	// The keys, back to back in blocks of keyBlock bytes that never move
+	// (a growing slice would copy them all, twice the memory at that
+	// moment); a key does not cross blocks. ends[i] is where entry i's
+	// key ends, counting every block as keyBlock long.
+	keys   [][]byte
+	ends   []uint32
+	labels []int32
+	sizes  []int64
 	// Sharded entries only (nil for loose objects): shard[i] is 1 + the
 	// index of entry i's shard key in shards, 0 for a loose object.
 	shards  []string
@@ -46,14 +51,21 @@ func (t *Table) Len() int { return len(t.labels) }
 // Split is the split the entries belong to.
 func (t *Table) Split() string { return t.split }
 
+// keyBlock is the size of a block of keys, far above store.ValidKey's
+// longest key (a variable for the tests, which cross blocks).
+var keyBlock uint32 = 1 << 20
+
 // Entry returns entry i, without its SHA-256. Its key shares the Table's
 // memory (the Table never changes it).
 func (t *Table) Entry(i int) Entry {
-	lo := uint32(0)
+	end := t.ends[i]
+	blk := (end - 1) / keyBlock // keys are not empty
+	start := blk * keyBlock     // the key opened a block,
 	if i > 0 {
-		lo = t.ends[i-1]
+		start = max(start, t.ends[i-1]) // or follows the one before in it
 	}
-	e := Entry{Key: unsafe.String(&t.keys[lo], int(t.ends[i]-lo)), Label: t.labels[i], Class: t.classes[t.labels[i]],
+	b := t.keys[blk][start-blk*keyBlock : end-blk*keyBlock]
+	e := Entry{Key: unsafe.String(&b[0], len(b)), Label: t.labels[i], Class: t.classes[t.labels[i]],
 		Split: t.split, Size: t.sizes[i]}
 	if t.shard != nil && t.shard[i] > 0 {
 		e.Shard, e.Offset = t.shards[t.shard[i]-1], t.offsets[i]
@@ -85,14 +97,18 @@ func (t *Table) Take(limit int, seed uint64) *Table {
 	return out
 }
 
-// add appends e, which is of t's split; index maps shard keys to
-// shard's values.
+// add appends e, which is of t's split and valid; its strings may be
+// borrowed (add copies them). index maps shard keys to shard's values.
 func (t *Table) add(e Entry, index map[string]uint32) error {
-	if len(t.keys)+len(e.Key) > math.MaxUint32 {
-		return fmt.Errorf("%w: keys of split %s over 4 GiB", ErrManifest, t.split)
+	n := len(t.keys)
+	if n == 0 || len(t.keys[n-1])+len(e.Key) > int(keyBlock) {
+		if uint64(n+1)*uint64(keyBlock) > math.MaxUint32 {
+			return fmt.Errorf("%w: keys of split %s over 4 GiB", ErrManifest, t.split)
+		}
+		t.keys, n = append(t.keys, make([]byte, 0, keyBlock)), n+1
 	}
-	t.keys = append(t.keys, e.Key...)
-	t.ends = append(t.ends, uint32(len(t.keys)))
+	t.keys[n-1] = append(t.keys[n-1], e.Key...)
+	t.ends = append(t.ends, uint32(n-1)*keyBlock+uint32(len(t.keys[n-1])))
 	t.labels = append(t.labels, e.Label)
 	t.sizes = append(t.sizes, e.Size)
 	if e.Shard == "" && t.shard == nil {
@@ -105,9 +121,9 @@ func (t *Table) add(e Entry, index map[string]uint32) error {
 	if e.Shard != "" {
 		var ok bool
 		if s, ok = index[e.Shard]; !ok {
-			t.shards = append(t.shards, e.Shard)
+			t.shards = append(t.shards, strings.Clone(e.Shard))
 			s = uint32(len(t.shards))
-			index[e.Shard] = s
+			index[t.shards[s-1]] = s
 		}
 	}
 	t.shard, t.offsets = append(t.shard, s), append(t.offsets, e.Offset)

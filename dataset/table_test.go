@@ -44,8 +44,8 @@ func withoutSHA(entries []Entry, split string) []Entry {
 
 func TestLoadTable(t *testing.T) {
 	classes, loose := someEntries(30, "train", "test")
-	defer func(c int64) { manifestChunk = c }(manifestChunk)
-	manifestChunk = 333
+	defer func(c int64, k uint32) { manifestChunk, keyBlock = c, k }(manifestChunk, keyBlock)
+	manifestChunk, keyBlock = 333, 64 // keys of 17-21 bytes: three to a block
 	for _, tt := range []struct {
 		name    string
 		entries []Entry
