@@ -87,7 +87,7 @@ type Feeder struct {
 }
 
 // New checks cfg and the entries, which must be non-empty, valid and all of
-// one split: a dataset.List, or a dataset.Table (a tenth of the memory at
+// one split: a dataset.List, or a dataset.Table (a third of the memory at
 // ImageNet's size, see there). The entries' positions are the tasks'
 // SampleIDs; the Feeder reads them for its whole life.
 func New(cfg Config, entries dataset.Entries) (*Feeder, error) {
