@@ -85,10 +85,10 @@ func (t *Table) Labels() []int {
 // Take returns at most limit entries (all when limit is 0), chosen by
 // Select with seed as Dataset.Take chooses them, in order.
 func (t *Table) Take(limit int, seed uint64) *Table {
-	idx := Select(t.Labels(), limit, seed)
-	if len(idx) == t.Len() {
-		return t
+	if limit <= 0 || limit >= t.Len() {
+		return t // what Select keeps, without its two ints per entry
 	}
+	idx := Select(t.Labels(), limit, seed)
 	out := &Table{split: t.split, classes: t.classes}
 	index := map[string]uint32{}
 	for _, i := range idx {
