@@ -32,7 +32,7 @@ ifeq ($(origin CGO_ENABLED),undefined)
 endif
 export CGO_ENABLED
 
-.PHONY: all build cgo-note test test-unit test-race test-compose test-compose-ha vet fuzz-short reliability soak demo bench bench-train bench-data bench-probe tools minio nats-server images clean
+.PHONY: all build cgo-note test test-unit test-race test-compose test-compose-ha vet fuzz-short reliability soak demo bench bench-train bench-data bench-feeder bench-probe tools minio nats-server images clean
 
 all: build
 
@@ -128,13 +128,18 @@ images: minio nats-server
 demo: build
 	$(BIN)/supflow run --config pipeline.yaml
 
-bench: bench-train bench-data
+bench: bench-train bench-data bench-feeder
 
 bench-train:
 	./bench/train/run.sh
 
 bench-data:
 	./bench/data/run.sh
+
+# The feeder at ImageNet scale (bench/feeder): supflow feed on a synthetic
+# 1,281,167-entry manifest in a real MinIO, its RSS and time to the first task.
+bench-feeder: minio
+	SUPFLOW_MINIO_BIN=$(MINIO_BIN) $(GO) test -count=1 -v -run '^$$' -bench FeederImageNet -benchtime 1x -timeout 30m ./bench/feeder
 
 # Linear probes on the demo run's features (make demo first): supflow's
 # recipe against a converged one (bench/probe/compare.py). The train split

@@ -5,6 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/supflow/supflow/store"
@@ -94,6 +97,9 @@ feed:
 // Getter is what Load needs; *store.Client has it.
 type Getter interface {
 	Get(ctx context.Context, key string) ([]byte, error)
+	// Stat and GetRange read the manifest in pieces (see manifestReader).
+	Statter
+	GetRange(ctx context.Context, key string, off, n, max int64) ([]byte, error)
 }
 
 // Dataset is a data set as read back from the bucket.
@@ -103,8 +109,23 @@ type Dataset struct {
 	Info    Info
 }
 
-// Split returns the entries of one split, in manifest order.
+// Split returns the entries of one split, in manifest order. A split
+// written in one run of lines, as Ingest and Index write them, is returned
+// as a slice of d.Entries (capacity capped, so appending to it copies),
+// not a copy: ImageNet's training split is 133 MB of Entry structs.
+// Callers must not modify the entries.
 func (d Dataset) Split(name string) []Entry {
+	lo := slices.IndexFunc(d.Entries, func(e Entry) bool { return e.Split == name })
+	if lo < 0 {
+		return nil
+	}
+	hi := lo
+	for hi < len(d.Entries) && d.Entries[hi].Split == name {
+		hi++
+	}
+	if !slices.ContainsFunc(d.Entries[hi:], func(e Entry) bool { return e.Split == name }) {
+		return d.Entries[lo:hi:hi]
+	}
 	var out []Entry
 	for _, e := range d.Entries {
 		if e.Split == name {
@@ -138,6 +159,36 @@ func (d Dataset) Take(split string, limit int, seed uint64) []Entry {
 // UnderPrefix), so nothing downstream ever fetches, caches or writes outside
 // the data set because of a manifest line.
 func Load(ctx context.Context, g Getter, prefix string) (Dataset, error) {
+	splits := map[string]string{}
+	return load(ctx, g, prefix, func(d *Dataset, maxEntries int) {
+		n := 0
+		for _, c := range d.Info.Counts {
+			n += max(c, 0)
+		}
+		// Entries of the size info.json announces, so that appending does
+		// not copy them as they grow.
+		d.Entries = make([]Entry, 0, min(n, maxEntries))
+	}, func(d *Dataset, e Entry) error {
+		// e's strings are borrowed: keep copies, and one copy of each
+		// class and split name, not one per entry.
+		e.Key, e.SHA256, e.Shard = strings.Clone(e.Key), strings.Clone(e.SHA256), strings.Clone(e.Shard)
+		e.Class = d.Classes[e.Label]
+		s, ok := splits[e.Split]
+		if !ok {
+			s = strings.Clone(e.Split)
+			splits[s] = s
+		}
+		e.Split = s
+		d.Entries = append(d.Entries, e)
+		return nil
+	})
+}
+
+// load reads classes.json and info.json into a Dataset, calls start with
+// it and the most entries the manifest can hold, then add with each
+// entry of the manifest, checked, in order: its strings are borrowed
+// (scanManifest), add must copy what it keeps.
+func load(ctx context.Context, g Getter, prefix string, start func(d *Dataset, maxEntries int), add func(*Dataset, Entry) error) (Dataset, error) {
 	var d Dataset
 	raw, err := g.Get(ctx, ClassesKey(prefix))
 	if err != nil {
@@ -152,10 +203,15 @@ func Load(ctx context.Context, g Getter, prefix string) (Dataset, error) {
 	if d.Info, err = ReadInfo(bytes.NewReader(raw)); err != nil {
 		return Dataset{}, err
 	}
-	if raw, err = g.Get(ctx, ManifestKey(prefix)); err != nil {
+	// A manifest is read in pieces, never whole: ImageNet's is over 200
+	// MB, more than store.max_object_bytes and than the entries it holds.
+	key := ManifestKey(prefix)
+	info, err := g.Stat(ctx, key)
+	if err != nil {
 		return Dataset{}, fmt.Errorf("dataset: load: %w", err)
 	}
-	err = ScanManifest(bytes.NewReader(raw), func(e Entry) error {
+	start(&d, int(info.Size/minLine))
+	err = scanManifest(&manifestReader{ctx: ctx, g: g, key: key, size: info.Size}, true, func(e Entry) error {
 		if err := UnderPrefix(e.Key, prefix); err != nil {
 			return fmt.Errorf("%w: %w", ErrManifest, err)
 		}
@@ -167,11 +223,51 @@ func Load(ctx context.Context, g Getter, prefix string) (Dataset, error) {
 		if int(e.Label) >= len(d.Classes) || d.Classes[e.Label] != e.Class {
 			return fmt.Errorf("%w: label %d class %q disagrees with classes.json", ErrManifest, e.Label, e.Class)
 		}
-		d.Entries = append(d.Entries, e)
-		return nil
+		return add(&d, e)
 	})
 	if err != nil {
 		return Dataset{}, err
 	}
+	// Pieces of a manifest rewritten between two GETs would mix (an
+	// object is replaced whole, so one GET never sees that).
+	if now, err := g.Stat(ctx, key); err != nil {
+		return Dataset{}, fmt.Errorf("dataset: load: %w", err)
+	} else if now.Size != info.Size || now.ETag != info.ETag || !now.LastModified.Equal(info.LastModified) {
+		return Dataset{}, fmt.Errorf("%w: %s was rewritten while it was read; load again", ErrManifest, key)
+	}
 	return d, nil
+}
+
+// minLine is the shortest manifest line: {"key":"k","label":0,"class":"c","split":"s","size":0} and its newline.
+const minLine = 58
+
+// manifestChunk is how much of the manifest one GET reads (a variable
+// for the tests, which cut lines across GETs).
+var manifestChunk int64 = 8 << 20
+
+// manifestReader reads an object of size bytes in ranged GETs of
+// manifestChunk bytes, each retried by the Getter as any GET.
+type manifestReader struct {
+	ctx       context.Context
+	g         Getter
+	key       string
+	size, off int64
+	buf       []byte
+}
+
+func (r *manifestReader) Read(p []byte) (int, error) {
+	if len(r.buf) == 0 {
+		if r.off >= r.size {
+			return 0, io.EOF
+		}
+		n := min(manifestChunk, r.size-r.off)
+		b, err := r.g.GetRange(r.ctx, r.key, r.off, n, n)
+		if err != nil {
+			return 0, err
+		}
+		r.buf, r.off = b, r.off+n
+	}
+	n := copy(p, r.buf)
+	r.buf = r.buf[n:]
+	return n, nil
 }

@@ -50,6 +50,18 @@ func (m *memBucket) Get(_ context.Context, key string) ([]byte, error) {
 	return d, nil
 }
 
+// GetRange returns [off, off+n) of key's object; max is not checked.
+func (m *memBucket) GetRange(ctx context.Context, key string, off, n, _ int64) ([]byte, error) {
+	d, err := m.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	if off < 0 || n < 1 || off+n > int64(len(d)) {
+		return nil, fmt.Errorf("%w: %s: %d bytes at %d", store.ErrOutOfRange, key, n, off)
+	}
+	return d[off : off+n], nil
+}
+
 func (m *memBucket) delete(key string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -37,6 +37,7 @@ func TestScanManifest(t *testing.T) {
 		{"blank line", good + "\n\n" + good, 0, "line 2"},
 		{"unknown field", strings.Replace(good, `"size"`, `"sighs":1,"size"`, 1), 0, "unknown field"},
 		{"missing field", strings.Replace(good, `"label":0,`, ``, 1), 0, `missing field "label"`},
+		{"null field", strings.Replace(good, `"key":"train/cat/1.png"`, `"key":null`, 1), 0, `missing field "key"`},
 		{"dotdot key", strings.Replace(good, "train/cat", "train/../cat", 1), 0, "invalid object key"},
 		{"absolute key", strings.Replace(good, `"train/cat`, `"/train/cat`, 1), 0, "absolute"},
 		{"backslash key", strings.Replace(good, "train/cat", `train\\cat`, 1), 0, "backslash"},

@@ -35,6 +35,8 @@ func main() {
 	flag.StringVar(&o.ref, "ref", "bench/data/pil_ref.py", "reference script")
 	flag.BoolVar(&o.pipelineOnly, "pipeline-only", false, "skip the decode and augment comparisons with PIL and torchvision")
 	flag.StringVar(&o.work, "work", "", "scratch folder for the generated images (default: a temporary one, removed)")
+	flag.IntVar(&o.nJPEG, "jpegs", 500, "ImageNet-like JPEGs to cut for the jpeg224 case (jpeg.go), 0 to skip it")
+	flag.BoolVar(&o.jpegOnly, "jpeg-only", false, "run only the jpeg224 case")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-data:", err)
@@ -46,6 +48,8 @@ type options struct {
 	photos             string
 	nPhotos, augPhotos int
 	nSmall, rounds     int
+	nJPEG              int
+	jpegOnly           bool
 	minTime            time.Duration
 	python, ref, work  string
 	pipelineOnly       bool
@@ -77,12 +81,20 @@ func run(o options) error {
 	sort.Float64s(mp)
 	fmt.Printf("inputs: %d distinct photos (%.1f-%.1f MP, median %.1f), first %d held decoded for augment_photo_full; %d 32x32 RGB and 28x28 gray PNGs cut from them\n\n",
 		len(mp), mp[0], mp[len(mp)-1], mp[len(mp)/2], len(in.files["photos_aug"]), len(in.files["small32"]))
-	if !o.pipelineOnly {
+	if !o.pipelineOnly && !o.jpegOnly {
 		if err := micro(o, in); err != nil {
 			return err
 		}
 	}
-	return pipelines([]pipelineCase{{"png32", in.files["small32"], 32, false}, {"gray28", in.files["small28"], 28, true}})
+	if !o.jpegOnly {
+		if err := pipelines([]pipelineCase{{"png32", in.files["small32"], 32, false}, {"gray28", in.files["small28"], 28, true}}); err != nil {
+			return err
+		}
+	}
+	if o.nJPEG == 0 {
+		return nil
+	}
+	return jpegPipeline(in.files["photos"], o.nJPEG)
 }
 
 // prepare lists the photographs and cuts the small images from them: random

@@ -108,7 +108,7 @@ func pipelines(cases []pipelineCase) error {
 		// ordered is the sharded set's tasks in the feeder's order of epoch 0
 		// for feeder.shard_run run (1: today's full shuffle).
 		ordered := func(run int) ([]messages.DecodeTask, error) {
-			f, err := feeder.New(feeder.Config{RunID: "bench", Seed: 1, Epochs: 1, ShardRun: run}, entries)
+			f, err := feeder.New(feeder.Config{RunID: "bench", Seed: 1, Epochs: 1, ShardRun: run}, dataset.List(entries))
 			if err != nil {
 				return nil, err
 			}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/supflow/supflow/bus"
+	"github.com/supflow/supflow/dataset"
 	"github.com/supflow/supflow/report"
 	"github.com/supflow/supflow/runs"
 )
@@ -54,7 +55,8 @@ func runAll(ctx context.Context, e *env) error {
 	defer stopWorkers()
 	errc := make(chan error, 2)
 	go func() { errc <- ignoreCanceled(router.Run(wctx)) }()
-	go func() { errc <- ignoreCanceled(feed(wctx, cfg, s, d, st.StartEpoch())) }()
+	train := dataset.List(d.Take(cfg.Dataset.TrainSplit, cfg.Dataset.LimitTrain, uint64(cfg.Run.Seed)))
+	go func() { errc <- ignoreCanceled(feed(wctx, cfg, s, train, st.StartEpoch())) }()
 
 	// The trainer runs in the foreground; a failing worker or feeder stops it.
 	tctx, stopTrain := context.WithCancelCause(ctx)

@@ -19,10 +19,15 @@ import (
 // set: training never lists the bucket.
 func loadDataset(ctx context.Context, cfg *config.Config, s *store.Client) (dataset.Dataset, error) {
 	d, err := dataset.Load(ctx, s, cfg.Dataset.Prefix)
+	return d, datasetError(s, cfg.Dataset.Prefix, err)
+}
+
+// datasetError says to ingest first when the data set is not there.
+func datasetError(s *store.Client, prefix string, err error) error {
 	if errors.Is(err, store.ErrNotFound) {
-		return d, fmt.Errorf("no data set under s3://%s/%s (%w): run `supflow ingest` first", s.Bucket(), cfg.Dataset.Prefix, err)
+		return fmt.Errorf("no data set under s3://%s/%s (%w): run `supflow ingest` first", s.Bucket(), prefix, err)
 	}
-	return d, err
+	return err
 }
 
 // scoring is how images of d are presented to the frozen encoder.

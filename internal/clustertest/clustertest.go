@@ -68,7 +68,7 @@ func Binary(t testing.TB) string {
 // pipeline.yaml pointing at both. Its methods must be called from the test
 // goroutine.
 type Cluster struct {
-	t         *testing.T
+	t         testing.TB
 	bin       string
 	dir       string
 	cfgPath   string
@@ -84,9 +84,9 @@ type Cluster struct {
 // "itest", the servers' addresses, bus.ack_wait 3s, bus.max_deliver 3, text
 // logs at info level, then yaml, whose keys override those. Everything is
 // stopped in t.Cleanup, and the tail of each process's output is logged if
-// the test failed. Without a MinIO binary the test skips (fails when
-// CI=true), as with miniotest.
-func New(t *testing.T, yaml string) *Cluster {
+// the test failed. t may be a benchmark's (bench/feeder). Without a MinIO
+// binary the test skips (fails when CI=true), as with miniotest.
+func New(t testing.TB, yaml string) *Cluster {
 	t.Helper()
 	bin := Binary(t)
 	m := miniotest.Start(t)
@@ -288,7 +288,7 @@ func (c *Cluster) WaitExit(p *Proc, limit time.Duration) int {
 
 // Proc is one supflow process.
 type Proc struct {
-	t    *testing.T
+	t    testing.TB
 	name string
 	cmd  *exec.Cmd
 	out  *lockedBuffer

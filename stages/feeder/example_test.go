@@ -16,7 +16,7 @@ func Example() {
 		{Key: "train/cat/0.png", Label: 0, Class: "cat", Split: "train", Size: 1, SHA256: sum},
 		{Key: "train/dog/1.png", Label: 1, Class: "dog", Split: "train", Size: 1, SHA256: sum},
 	}
-	f, err := feeder.New(feeder.Config{RunID: "demo", Seed: 1, Epochs: 1}, entries)
+	f, err := feeder.New(feeder.Config{RunID: "demo", Seed: 1, Epochs: 1}, dataset.List(entries))
 	if err != nil {
 		fmt.Println(err)
 		return

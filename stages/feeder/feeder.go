@@ -90,13 +90,15 @@ type Config struct {
 type Feeder struct {
 	cfg     Config
 	split   string
-	entries []dataset.Entry
+	entries dataset.Entries
 	shards  *shardIndex // nil: a loose data set, or ShardRun 1
 }
 
 // New checks cfg and the entries, which must be non-empty, valid and all of
-// one split. The entries' positions are the tasks' SampleIDs.
-func New(cfg Config, entries []dataset.Entry) (*Feeder, error) {
+// one split: a dataset.List, or a dataset.Table (a third of the memory at
+// ImageNet's size, see there). The entries' positions are the tasks'
+// SampleIDs; the Feeder reads them for its whole life.
+func New(cfg Config, entries dataset.Entries) (*Feeder, error) {
 	switch {
 	case cfg.RunID == "":
 		return nil, fmt.Errorf("%w: empty run id", ErrInvalidConfig)
@@ -104,18 +106,19 @@ func New(cfg Config, entries []dataset.Entry) (*Feeder, error) {
 		return nil, fmt.Errorf("%w: epochs is 0", ErrInvalidConfig)
 	case uint64(cfg.StartEpoch)+uint64(cfg.Epochs) > 1<<32:
 		return nil, fmt.Errorf("%w: epochs %d from %d overflow uint32", ErrInvalidConfig, cfg.Epochs, cfg.StartEpoch)
-	case len(entries) == 0:
+	case entries.Len() == 0:
 		return nil, fmt.Errorf("%w: no entries", ErrInvalidConfig)
 	case cfg.Batch < 0 || cfg.Batch > messages.MaxBatch:
 		return nil, fmt.Errorf("%w: batch %d not in [1, %d]", ErrInvalidConfig, cfg.Batch, messages.MaxBatch)
 	case cfg.ShardRun < 0 || cfg.ShardRun > MaxShardRun:
 		return nil, fmt.Errorf("%w: shard run %d not in [1, %d]", ErrInvalidConfig, cfg.ShardRun, MaxShardRun)
-	case uint64(len(entries)) > 1<<32-1:
-		return nil, fmt.Errorf("%w: %d entries, at most %d", ErrInvalidConfig, len(entries), uint64(1<<32-1))
+	case uint64(entries.Len()) > 1<<32-1:
+		return nil, fmt.Errorf("%w: %d entries, at most %d", ErrInvalidConfig, entries.Len(), uint64(1<<32-1))
 	}
 	cfg.Batch, cfg.ShardRun = max(cfg.Batch, 1), max(cfg.ShardRun, 1)
-	split := entries[0].Split
-	for i, e := range entries {
+	split := entries.Entry(0).Split
+	for i := range entries.Len() {
+		e := entries.Entry(i)
 		if err := e.Validate(); err != nil {
 			return nil, fmt.Errorf("%w: entry %d: %w", ErrInvalidConfig, i, err)
 		}
@@ -131,7 +134,7 @@ func New(cfg Config, entries []dataset.Entry) (*Feeder, error) {
 }
 
 // Count returns the number of samples per epoch.
-func (f *Feeder) Count() int { return len(f.entries) }
+func (f *Feeder) Count() int { return f.entries.Len() }
 
 // Order returns epoch's permutation of the sample indices. It depends only
 // on (Seed, epoch, sample count; for a sharded data set with ShardRun > 1,
@@ -142,7 +145,7 @@ func (f *Feeder) Order(epoch uint32) []int {
 		return f.shards.runOrder(f.cfg.Seed, epoch, f.cfg.ShardRun)
 	}
 	rng := rand.NewPCG(f.cfg.Seed, splitmix64(uint64(epoch)))
-	order := make([]int, len(f.entries))
+	order := make([]int, f.entries.Len())
 	for i := range order {
 		order[i] = i
 	}
@@ -155,7 +158,7 @@ func (f *Feeder) Order(epoch uint32) []int {
 
 // Task returns the decode task of sample index i in epoch.
 func (f *Feeder) Task(epoch uint32, i int) messages.DecodeTask {
-	return f.entries[i].Task(f.cfg.RunID, epoch, uint64(i))
+	return f.entries.Entry(i).Task(f.cfg.RunID, epoch, uint64(i))
 }
 
 // Run feeds epochs StartEpoch .. StartEpoch+Epochs-1: for each, an
@@ -254,7 +257,7 @@ func (f *Feeder) RunEpoch(ctx context.Context, epoch uint32, publish PublishFunc
 		RunID: f.cfg.RunID,
 		Kind:  messages.EventEpochStart,
 		Epoch: epoch,
-		Count: uint64(len(f.entries)),
+		Count: uint64(f.entries.Len()),
 		Info:  "split " + f.split,
 	}
 	if err := event(ctx, ev); err != nil {
@@ -264,7 +267,7 @@ func (f *Feeder) RunEpoch(ctx context.Context, epoch uint32, publish PublishFunc
 	tasks := make([]messages.DecodeTask, 0, f.cfg.Batch)
 	for n := 0; n < len(order); n += f.cfg.Batch {
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("feeder: epoch %d stopped after %d of %d tasks: %w", epoch, n, len(f.entries), err)
+			return fmt.Errorf("feeder: epoch %d stopped after %d of %d tasks: %w", epoch, n, f.entries.Len(), err)
 		}
 		tasks = tasks[:0]
 		for _, i := range order[n:min(n+f.cfg.Batch, len(order))] {

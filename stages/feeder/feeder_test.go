@@ -1,16 +1,20 @@
 package feeder
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/supflow/supflow/dataset"
+	"github.com/supflow/supflow/internal/storetest"
 	"github.com/supflow/supflow/messages"
+	"github.com/supflow/supflow/store"
 )
 
 const sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
@@ -25,11 +29,7 @@ func entries(n int, split string) []dataset.Entry {
 
 func mustNew(t *testing.T, cfg Config, es []dataset.Entry) *Feeder {
 	t.Helper()
-	f, err := New(cfg, es)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f
+	return mustNewEntries(t, cfg, dataset.List(es))
 }
 
 func TestNewValidates(t *testing.T) {
@@ -50,7 +50,7 @@ func TestNewValidates(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := New(tt.cfg, tt.es); !errors.Is(err, ErrInvalidConfig) {
+			if _, err := New(tt.cfg, dataset.List(tt.es)); !errors.Is(err, ErrInvalidConfig) {
 				t.Fatalf("New = %v, want ErrInvalidConfig", err)
 			}
 		})
@@ -188,7 +188,7 @@ func TestRunStops(t *testing.T) {
 }
 
 func BenchmarkOrder(b *testing.B) {
-	f, err := New(Config{RunID: "r", Epochs: 1}, entries(50000, "train"))
+	f, err := New(Config{RunID: "r", Epochs: 1}, dataset.List(entries(50000, "train")))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -319,4 +319,62 @@ func TestRunStopsWhenTheEventsDo(t *testing.T) {
 	if err := f.Run(ctx, r.publish, r.event, func(context.Context) (<-chan messages.Event, error) { return make(chan messages.Event), nil }); !errors.Is(err, context.Canceled) {
 		t.Fatalf("canceled: %v", err)
 	}
+}
+
+// TestTableFeedsAsList feeds the same training split from a
+// dataset.Table, as `supflow feed` does, and from a dataset.List, and
+// gets the same tasks, loose and sharded members alike.
+func TestTableFeedsAsList(t *testing.T) {
+	ctx := t.Context()
+	s := storetest.New(t)
+	es := append(entries(40, "train"), entries(10, "test")...)
+	for i := range es {
+		es[i].Key = "ds/" + es[i].Key
+		if i%3 == 0 {
+			es[i].Shard, es[i].Offset = "ds/shards/000.tar", int64(512*i)
+		}
+	}
+	var m bytes.Buffer
+	if err := dataset.WriteManifest(&m, es); err != nil {
+		t.Fatal(err)
+	}
+	info := `{"source":"imagefolder","format":"png","height":0,"width":0,"channels":3,"mean":[0.5,0.5,0.5],"std":[0.2,0.2,0.2],"stats_split":"train","counts":{"train":40,"test":10},"classes":3}`
+	for key, data := range map[string][]byte{"ds/classes.json": []byte(`["c0","c1","c2"]`), "ds/info.json": []byte(info), "ds/manifest.jsonl": m.Bytes()} {
+		if err := s.Put(ctx, key, data, store.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tab, err := dataset.LoadTable(ctx, s, "ds", "train")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{RunID: "r", Seed: 9, Epochs: 1, Batch: 7}
+	fromTable, fromList := mustNewEntries(t, cfg, tab), mustNew(t, cfg, es[:40])
+	for epoch := range uint32(3) {
+		var a, b []messages.DecodeTask
+		for _, f := range []struct {
+			f   *Feeder
+			out *[]messages.DecodeTask
+		}{{fromTable, &a}, {fromList, &b}} {
+			err := f.f.RunEpoch(ctx, epoch, func(_ context.Context, ts []messages.DecodeTask) error {
+				*f.out = append(*f.out, ts...)
+				return nil
+			}, func(context.Context, messages.Event) error { return nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !reflect.DeepEqual(a, b) || len(a) != 40 {
+			t.Fatalf("epoch %d: %d tasks from the table, %d from the list, not the same", epoch, len(a), len(b))
+		}
+	}
+}
+
+func mustNewEntries(t *testing.T, cfg Config, es dataset.Entries) *Feeder {
+	t.Helper()
+	f, err := New(cfg, es)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
 }

@@ -29,11 +29,11 @@ type shardIndex struct {
 
 // newShardIndex returns the layout of entries, or nil when none is a shard
 // member (a loose data set keeps the plain shuffle).
-func newShardIndex(entries []dataset.Entry) *shardIndex {
-	members := make([]uint32, 0, len(entries))
+func newShardIndex(entries dataset.Entries) *shardIndex {
+	members := make([]uint32, 0, entries.Len())
 	var loose []uint32
-	for i, e := range entries {
-		if e.Shard == "" {
+	for i := range entries.Len() {
+		if entries.Entry(i).Shard == "" {
 			loose = append(loose, uint32(i))
 		} else {
 			members = append(members, uint32(i))
@@ -43,12 +43,12 @@ func newShardIndex(entries []dataset.Entry) *shardIndex {
 		return nil
 	}
 	slices.SortFunc(members, func(a, b uint32) int {
-		ea, eb := &entries[a], &entries[b]
+		ea, eb := entries.Entry(int(a)), entries.Entry(int(b))
 		return cmp.Or(cmp.Compare(ea.Shard, eb.Shard), cmp.Compare(ea.Offset, eb.Offset), cmp.Compare(a, b))
 	})
 	x := &shardIndex{}
 	for i, m := range members {
-		if i == 0 || entries[m].Shard != entries[members[i-1]].Shard {
+		if i == 0 || entries.Entry(int(m)).Shard != entries.Entry(int(members[i-1])).Shard {
 			x.starts = append(x.starts, uint32(i))
 		}
 	}

@@ -102,7 +102,7 @@ func TestShardRunKeepsTheShuffleOfLooseDataSets(t *testing.T) {
 			}
 		}
 	}
-	if _, err := New(Config{RunID: "r", Epochs: 1, ShardRun: MaxShardRun + 1}, sh); err == nil {
+	if _, err := New(Config{RunID: "r", Epochs: 1, ShardRun: MaxShardRun + 1}, dataset.List(sh)); err == nil {
 		t.Error("New accepted a shard run over the limit")
 	}
 }
