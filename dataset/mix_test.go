@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 )
 
 func TestMixOrder(t *testing.T) {
@@ -193,4 +194,39 @@ func TestSourcesMix(t *testing.T) {
 			})
 		}
 	}
+}
+
+// BenchmarkCIFARMix reads a CIFAR-10-sized source (50,000 train and 10,000
+// test records, 184 MB) in source order and mixed (ReadOptions.Mix: the
+// train batches read once per 64 MiB window), one after the other in each
+// iteration, and reports both and their ratio.
+func BenchmarkCIFARMix(b *testing.B) {
+	dir := b.TempDir()
+	files := []string{"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin"}
+	writeCIFAR(b, dir, 1, 10, files, 10000)
+	src, err := OpenCIFAR(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var plain, mixed time.Duration
+	for b.Loop() {
+		for _, mix := range []bool{false, true} {
+			start, n := time.Now(), 0
+			err := src.Samples(b.Context(), ReadOptions{Mix: mix}, func(Sample) error {
+				n++
+				return nil
+			})
+			if err != nil || n != 60000 {
+				b.Fatalf("%d samples, %v", n, err)
+			}
+			if mix {
+				mixed += time.Since(start)
+			} else {
+				plain += time.Since(start)
+			}
+		}
+	}
+	b.ReportMetric(float64(plain.Milliseconds())/float64(b.N), "source_order_ms")
+	b.ReportMetric(float64(mixed.Milliseconds())/float64(b.N), "mixed_ms")
+	b.ReportMetric(float64(mixed)/float64(plain), "mixed/source_order")
 }
