@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"image"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -97,36 +99,32 @@ func (c *CIFAR) Name() string      { return c.layout.name }
 func (c *CIFAR) Classes() []string { return c.classes }
 func (c *CIFAR) Channels() int     { return 3 }
 
-// Samples reads the records in file order. With a limit, a first pass
-// reads the labels of each split and Select chooses from them; a sample's
-// ID is its position in its split either way.
+// Samples reads each split's records in file order, or with opts.Mix in
+// mixOrder's order of their IDs (inOrder: the split's files are read once
+// per maxMixBytes of records); a sample's ID is its position in its split
+// either way. A first pass reads the labels of the split, for Select to
+// choose from when there is a limit.
 func (c *CIFAR) Samples(ctx context.Context, opts ReadOptions, fn func(Sample) error) error {
-	var keep map[string][]bool
-	if opts.Limit.Limited() {
-		labels := map[string][]int{}
-		for _, sf := range c.layout.splitsFiles {
-			err := c.file(ctx, filepath.Join(c.dir, sf[1]), func(label int, _ []byte) error {
-				labels[sf[0]] = append(labels[sf[0]], label)
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-		}
-		keep = map[string][]bool{}
-		for split, ls := range labels {
-			keep[split] = opts.Limit.keep(split, ls)
+	var splits []string
+	for _, sf := range c.layout.splitsFiles {
+		if !slices.Contains(splits, sf[0]) {
+			splits = append(splits, sf[0])
 		}
 	}
-	counts := map[string]int{}
-	for _, sf := range c.layout.splitsFiles {
-		split := sf[0]
-		err := c.file(ctx, filepath.Join(c.dir, sf[1]), func(label int, planes []byte) error {
-			i := counts[split]
-			counts[split]++
-			if keep != nil && !keep[split][i] {
-				return nil
-			}
+	recLen := c.layout.labelBytes + cifarPixels
+	id := func(i int) string { return fmt.Sprintf("%05d", i) }
+	for _, split := range splits {
+		scan := func(last int, each func(i int, rec []byte) error) error { return c.scan(ctx, split, last, each) }
+		var labels []int
+		err := scan(math.MaxInt, func(_ int, rec []byte) error {
+			labels = append(labels, c.label(rec))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		err = inOrder(opts.order(split, labels, id), recLen, maxMixBytes, scan, func(i int, rec []byte) error {
+			planes := rec[c.layout.labelBytes:]
 			img := image.NewNRGBA(image.Rect(0, 0, cifarSide, cifarSide))
 			for p := range cifarPlane {
 				img.Pix[4*p] = planes[p]
@@ -134,7 +132,7 @@ func (c *CIFAR) Samples(ctx context.Context, opts ReadOptions, fn func(Sample) e
 				img.Pix[4*p+2] = planes[2*cifarPlane+p]
 				img.Pix[4*p+3] = 0xff
 			}
-			return fn(Sample{Split: split, Label: label, ID: fmt.Sprintf("%05d", i), Image: img})
+			return fn(Sample{Split: split, Label: c.label(rec), ID: id(i), Image: img})
 		})
 		if err != nil {
 			return err
@@ -143,39 +141,56 @@ func (c *CIFAR) Samples(ctx context.Context, opts ReadOptions, fn func(Sample) e
 	return nil
 }
 
-// file calls fn with the label and the colour planes of each record of
-// path, in order; planes is reused between calls.
-func (c *CIFAR) file(ctx context.Context, path string, fn func(label int, planes []byte) error) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrSource, err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrSource, err)
-	}
+// label is a record's label: CIFAR-100's fine label is the last label byte.
+func (c *CIFAR) label(rec []byte) int { return int(rec[c.layout.labelBytes-1]) }
+
+// scan passes the records of split's files, in order, through position
+// last in the split to fn (rec, reused between calls, holds the label
+// bytes then the colour planes); it checks every label it reads.
+func (c *CIFAR) scan(ctx context.Context, split string, last int, fn func(i int, rec []byte) error) error {
 	recLen := c.layout.labelBytes + cifarPixels
-	if st.Size()%int64(recLen) != 0 {
-		return fmt.Errorf("%w: %s: size %d is not a multiple of the %d-byte record", ErrSource, path, st.Size(), recLen)
-	}
-	r := bufio.NewReaderSize(f, 1<<16)
 	rec := make([]byte, recLen)
-	for i := 0; ; i++ {
-		if err := ctx.Err(); err != nil {
-			return err
+	i := 0
+	for _, sf := range c.layout.splitsFiles {
+		if sf[0] != split || i > last {
+			continue
 		}
-		if _, err := io.ReadFull(r, rec); err == io.EOF {
+		err := func() error {
+			path := filepath.Join(c.dir, sf[1])
+			f, err := os.Open(path)
+			if err != nil {
+				return fmt.Errorf("%w: %w", ErrSource, err)
+			}
+			defer f.Close()
+			st, err := f.Stat()
+			if err != nil {
+				return fmt.Errorf("%w: %w", ErrSource, err)
+			}
+			if st.Size()%int64(recLen) != 0 {
+				return fmt.Errorf("%w: %s: size %d is not a multiple of the %d-byte record", ErrSource, path, st.Size(), recLen)
+			}
+			r := bufio.NewReaderSize(f, 1<<16)
+			for n := 0; i <= last; n, i = n+1, i+1 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				if _, err := io.ReadFull(r, rec); err == io.EOF {
+					return nil
+				} else if err != nil {
+					return fmt.Errorf("%w: %s: record %d: %w", ErrSource, path, n, err)
+				}
+				if l := c.label(rec); l >= len(c.classes) {
+					return fmt.Errorf("%w: %s: record %d: label %d out of %d classes", ErrSource, path, n, l, len(c.classes))
+				}
+				if err := fn(i, rec); err != nil {
+					return err
+				}
+			}
 			return nil
-		} else if err != nil {
-			return fmt.Errorf("%w: %s: record %d: %w", ErrSource, path, i, err)
-		}
-		label := int(rec[c.layout.labelBytes-1]) // fine label is the last label byte
-		if label >= len(c.classes) {
-			return fmt.Errorf("%w: %s: record %d: label %d out of %d classes", ErrSource, path, i, label, len(c.classes))
-		}
-		if err := fn(label, rec[c.layout.labelBytes:]); err != nil {
+		}()
+		if err != nil {
 			return err
 		}
 	}
+	return nil
 }

@@ -36,6 +36,12 @@
 // report. Images are converted as decode converts them (imgdecode.Convert,
 // EXIF orientation applied), so what is stored is upright.
 //
+// A sharded ingest (Options.ShardBytes) reads each split in a mixed order
+// (ReadOptions.Mix, mixOrder: fixed by the images' names, after the
+// limit's selection), so that the feeder's runs of shard neighbours are
+// not runs of one class; sources of fixed-size records reorder them in
+// bounded windows (inOrder).
+//
 // Every limit on a split is cut by Select (class-stratified, seeded): at
 // ingest and index (Selection, per split) and later on the manifest
 // (Dataset.Take: the feeder, the evaluation, the kNN monitor).

@@ -82,66 +82,90 @@ func (x *IDX) find(stem string) (string, error) {
 	return "", fmt.Errorf("%w: neither %s nor %s.gz in %s", ErrSource, stem, stem, x.dir)
 }
 
+// Samples reads the train then the test images in file order, or with
+// opts.Mix in mixOrder's order of their IDs (inOrder: the file is read
+// once per maxMixBytes of images); a sample's ID is its position in its
+// split either way. With a limit, Select chooses from the labels before
+// any image is read, and nothing after the last one kept is read.
 func (x *IDX) Samples(ctx context.Context, opts ReadOptions, fn func(Sample) error) error {
 	for _, s := range idxSplits {
 		path, err := x.find(s.stem + "-images-idx3-ubyte")
 		if err != nil {
 			return err
 		}
-		if err := x.samples(ctx, path, s.split, opts.Limit, fn); err != nil {
+		if err := x.samples(ctx, path, s.split, opts, fn); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (x *IDX) samples(ctx context.Context, path, split string, sel Selection, fn func(Sample) error) error {
-	r, closeFn, err := openMaybeGzip(path)
+func (x *IDX) samples(ctx context.Context, path, split string, opts ReadOptions, fn func(Sample) error) error {
+	labels := x.labels[split]
+	_, closeFn, rows, cols, err := openIDXImages(path, len(labels))
 	if err != nil {
 		return err
 	}
-	defer closeFn()
-	var hdr [4]uint32
-	if err := binary.Read(r, binary.BigEndian, &hdr); err != nil {
-		return fmt.Errorf("%w: %s: header: %w", ErrSource, path, err)
-	}
-	magic, count, rows, cols := hdr[0], hdr[1], hdr[2], hdr[3]
-	labels := x.labels[split]
-	switch {
-	case magic != idxImagesMagic:
-		return fmt.Errorf("%w: %s: magic %#x, want %#x (idx3 unsigned byte)", ErrSource, path, magic, idxImagesMagic)
-	case rows == 0 || cols == 0 || uint64(rows)*uint64(cols) > maxIDXPixels:
-		return fmt.Errorf("%w: %s: image size %dx%d out of range", ErrSource, path, rows, cols)
-	case int(count) != len(labels):
-		return fmt.Errorf("%w: %s: %d images but %d labels", ErrSource, path, count, len(labels))
-	}
+	closeFn()
 	ls := make([]int, len(labels))
 	for i, l := range labels {
 		ls[i] = int(l)
 	}
-	keep := sel.keep(split, ls)
-	n := len(keep)
-	for n > 0 && !keep[n-1] {
-		n-- // nothing after the last kept image is read
-	}
-	width := len(strconv.Itoa(int(count) - 1))
-	for i := range n {
-		if err := ctx.Err(); err != nil {
+	width := len(strconv.Itoa(len(labels) - 1))
+	id := func(i int) string { return fmt.Sprintf("%0*d", width, i) }
+	scan := func(last int, each func(i int, pix []byte) error) error {
+		r, closeFn, _, _, err := openIDXImages(path, len(labels))
+		if err != nil {
 			return err
 		}
-		img := image.NewGray(image.Rect(0, 0, int(cols), int(rows)))
-		if _, err := io.ReadFull(r, img.Pix); err != nil {
-			return fmt.Errorf("%w: %s: image %d: %w", ErrSource, path, i, err)
+		defer closeFn()
+		pix := make([]byte, rows*cols)
+		for i := range last + 1 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if _, err := io.ReadFull(r, pix); err != nil {
+				return fmt.Errorf("%w: %s: image %d: %w", ErrSource, path, i, err)
+			}
+			if err := each(i, pix); err != nil {
+				return err
+			}
 		}
-		if !keep[i] {
-			continue
-		}
-		s := Sample{Split: split, Label: int(labels[i]), ID: fmt.Sprintf("%0*d", width, i), Image: img}
-		if err := fn(s); err != nil {
-			return err
-		}
+		return nil
 	}
-	return nil
+	return inOrder(opts.order(split, ls, id), rows*cols, maxMixBytes, scan, func(i int, pix []byte) error {
+		img := image.NewGray(image.Rect(0, 0, cols, rows))
+		copy(img.Pix, pix)
+		return fn(Sample{Split: split, Label: ls[i], ID: id(i), Image: img})
+	})
+}
+
+// openIDXImages opens an idx3 images file of count images and checks its
+// header; r is past it.
+func openIDXImages(path string, count int) (r io.Reader, closeFn func(), rows, cols int, err error) {
+	r, closeFn, err = openMaybeGzip(path)
+	if err != nil {
+		return nil, nil, 0, 0, err
+	}
+	var hdr [4]uint32
+	if err := binary.Read(r, binary.BigEndian, &hdr); err != nil {
+		closeFn()
+		return nil, nil, 0, 0, fmt.Errorf("%w: %s: header: %w", ErrSource, path, err)
+	}
+	magic, n, h, w := hdr[0], hdr[1], hdr[2], hdr[3]
+	switch {
+	case magic != idxImagesMagic:
+		err = fmt.Errorf("%w: %s: magic %#x, want %#x (idx3 unsigned byte)", ErrSource, path, magic, idxImagesMagic)
+	case h == 0 || w == 0 || uint64(h)*uint64(w) > maxIDXPixels:
+		err = fmt.Errorf("%w: %s: image size %dx%d out of range", ErrSource, path, h, w)
+	case int(n) != count:
+		err = fmt.Errorf("%w: %s: %d images but %d labels", ErrSource, path, n, count)
+	}
+	if err != nil {
+		closeFn()
+		return nil, nil, 0, 0, err
+	}
+	return r, closeFn, int(h), int(w), nil
 }
 
 func readIDXLabels(path string) ([]byte, error) {

@@ -177,14 +177,15 @@ func (f *ImageFolder) Name() string      { return "imagefolder" }
 func (f *ImageFolder) Classes() []string { return f.classes }
 func (f *ImageFolder) Channels() int     { return f.channels }
 
-// Samples reads split by split, class by class, files in name order. With
-// a limit, the split's files are chosen by Select (class-stratified,
-// seeded) from their names, before any is read. A file over
-// opts.MaxFileBytes is refused unread, an image over opts.MaxPixels from
-// its header; the rest of a file is streamed, never read whole. Each entry
-// left out goes to opts.Skip: those at the split and class levels first,
-// then those inside each class directory, and each image file that does
-// not decode.
+// Samples reads split by split, class by class, files in name order, or
+// with opts.Mix each split's files in mixOrder's order of their
+// <class>/<stem> names. With a limit, the split's files are chosen by
+// Select (class-stratified, seeded) from their names, before any is read. A
+// file over opts.MaxFileBytes is refused unread, an image over
+// opts.MaxPixels from its header; the rest of a file is streamed, never
+// read whole. Each entry left out goes to opts.Skip: those at the split and
+// class levels first, then those inside each class directory, and each
+// image file that does not decode.
 func (f *ImageFolder) Samples(ctx context.Context, opts ReadOptions, fn func(Sample) error) error {
 	skip := opts.Skip
 	if skip == nil {
@@ -193,39 +194,38 @@ func (f *ImageFolder) Samples(ctx context.Context, opts ReadOptions, fn func(Sam
 	for _, s := range f.skipped {
 		skip(s)
 	}
+	type file struct {
+		label int
+		name  string
+	}
 	for _, split := range f.splits {
-		files := make([][]string, len(f.classes))
+		var files []file
 		var labels []int
 		for label, class := range f.classes {
-			files[label] = f.imageFiles(path.Join(split, class), skip)
-			for range files[label] {
+			for _, name := range f.imageFiles(path.Join(split, class), skip) {
+				files = append(files, file{label, name})
 				labels = append(labels, label)
 			}
 		}
-		keep := opts.Limit.keep(split, labels)
-		i := 0
-		for label, names := range files {
-			for _, name := range names {
-				if i++; !keep[i-1] {
-					continue
-				}
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-				p := path.Join(split, f.classes[label], name)
-				img, refused, err := decodeFile(f.fsys, p, f.channels, opts)
-				var bad *badFile
-				if errors.As(err, &bad) {
-					skip(Skip{printablePath(p), bad.kind, bad.reason.Error()})
-					continue
-				}
-				if err != nil {
-					return fmt.Errorf("%w (in %s)", err, f.dir)
-				}
-				s := Sample{Split: split, Label: label, ID: strings.TrimSuffix(name, path.Ext(name)), Image: img, Refused: refused}
-				if err := fn(s); err != nil {
-					return err
-				}
+		stem := func(i int) string { return strings.TrimSuffix(files[i].name, path.Ext(files[i].name)) }
+		order := opts.order(split, labels, func(i int) string { return f.classes[files[i].label] + "/" + stem(i) })
+		for _, i := range order {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			label := files[i].label
+			p := path.Join(split, f.classes[label], files[i].name)
+			img, refused, err := decodeFile(f.fsys, p, f.channels, opts)
+			var bad *badFile
+			if errors.As(err, &bad) {
+				skip(Skip{printablePath(p), bad.kind, bad.reason.Error()})
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("%w (in %s)", err, f.dir)
+			}
+			if err := fn(Sample{Split: split, Label: label, ID: stem(i), Image: img, Refused: refused}); err != nil {
+				return err
 			}
 		}
 	}

@@ -74,7 +74,13 @@ type Options struct {
 	// ShardBytes, when not 0, packs the images into tar shards of about
 	// this many bytes, one split each, under <prefix>/shards/ (see packer)
 	// instead of one object per image; the manifest entries then name
-	// their shard and offset (Entry.Shard).
+	// their shard and offset (Entry.Shard). Each split's images are read,
+	// packed and listed in the manifest in a mixed order
+	// (ReadOptions.Mix), not in source order: the feeder feeds a shard's
+	// neighbours together (feeder.shard_run), and a source read class by
+	// class would make them one class. A loose ingest keeps source order,
+	// which the feeder's full shuffle makes irrelevant, so the manifests of
+	// loose data sets are what they were.
 	ShardBytes int64
 }
 
@@ -146,7 +152,9 @@ type Report struct {
 	// the refused images (kind "refused"), with the reason.
 	LeftOutFiles []Skip `json:"left_out_files,omitempty"`
 	Info         Info   `json:"info"`
-	// Entries is the manifest, in source order; not part of the JSON.
+	// Entries is the manifest, in the order read (source order, or for
+	// a sharded ingest the mixed order of its shards); not part of the
+	// JSON.
 	Entries []Entry `json:"-"`
 }
 
@@ -163,7 +171,7 @@ func (r *Report) leftOut(s Skip) {
 	}
 }
 
-// job is one sample with its position in source order.
+// job is one sample with its position in the order read.
 type job struct {
 	idx int
 	s   Sample
@@ -272,7 +280,7 @@ func Ingest(ctx context.Context, b Bucket, src Source, opts Options) (Report, er
 		wg      sync.WaitGroup
 	)
 	// A sharded ingest hands every result to the packer, which needs them
-	// in source order: it holds those that come early until their turn.
+	// in the order read: it holds those that come early until their turn.
 	// window bounds how many images are between the reader and the packer
 	// (encoded or in the encoders), so one slow image never lets the rest
 	// of the source pile up in memory behind it.
@@ -359,7 +367,7 @@ func Ingest(ctx context.Context, b Bucket, src Source, opts Options) (Report, er
 	var splitOrder []string
 	idx := 0
 	rep := Report{Source: src.Name(), Prefix: opts.Prefix, LeftOut: map[string]int{}}
-	read := ReadOptions{Limit: opts.Limit, MaxPixels: opts.MaxPixels, MaxFileBytes: opts.MaxFileBytes, Skip: func(s Skip) {
+	read := ReadOptions{Limit: opts.Limit, MaxPixels: opts.MaxPixels, MaxFileBytes: opts.MaxFileBytes, Mix: opts.ShardBytes > 0, Skip: func(s Skip) {
 		// Called by Samples, from this goroutine alone.
 		opts.Logger.WarnContext(ctx, "left out of the data set", "path", s.Path, "kind", s.Kind, "reason", s.Reason)
 		rep.leftOut(s)
@@ -493,7 +501,7 @@ func ingestOne(ctx context.Context, b Bucket, j job, classes []string, opts Opti
 	return r, nil
 }
 
-// finish checks the results, in source order, and writes the data set
+// finish checks the results, in the order read, and writes the data set
 // files and the report.
 func finish(ctx context.Context, b Bucket, src Source, opts Options, rep Report, results []result, perSplit map[string]*stats, splitOrder []string) (Report, error) {
 	rep.Entries = make([]Entry, len(results))

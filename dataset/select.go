@@ -20,8 +20,8 @@ const selectStream = 0x5e1ec7
 //
 // It is the one place a limit is cut: ingest and index (per split), the
 // feeder's and the evaluation's limits and the kNN monitor's bank and query
-// (Dataset.Take). A manifest is written class by class, so its first N
-// entries would be the first classes only.
+// (Dataset.Take). A loose ingest's manifest is written class by class, so
+// its first N entries would be the first classes only.
 func Select(labels []int, limit int, seed uint64) []int {
 	n := len(labels)
 	if limit <= 0 || limit >= n {

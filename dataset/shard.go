@@ -26,12 +26,13 @@ func shardKey(prefix, split string, n int) string {
 	return k
 }
 
-// packer packs the encoded images of a sharded ingest, in source order, into
-// tar shards of one split each and about Options.ShardBytes each, and
-// uploads each shard when it is full; an unchanged shard (same SHA-256 in
-// its metadata, same size) is not uploaded again. Shards are plain tar
-// archives (ustar; PAX headers for names over 100 bytes), so tar and WebDataset read them; decode reads a member's bytes
-// with one ranged GET at the offset the manifest entry gives.
+// packer packs the encoded images of a sharded ingest, in the order read
+// (mixed: ReadOptions.Mix), into tar shards of one split each and about
+// Options.ShardBytes each, and uploads each shard when it is full; an
+// unchanged shard (same SHA-256 in its metadata, same size) is not uploaded
+// again. Shards are plain tar archives (ustar; PAX headers for names over
+// 100 bytes), so tar and WebDataset read them; decode reads a member's
+// bytes with one ranged GET at the offset the manifest entry gives.
 type packer struct {
 	b    Bucket
 	opts Options
@@ -42,7 +43,7 @@ type packer struct {
 	tw      *tar.Writer
 	members []int // its images, indexes in results, whose entries get the shard key on flush
 
-	results                  []result // every result, in source order
+	results                  []result // every result, in the order read
 	shards, written, skipped int      // shards written or found unchanged; images in them
 }
 

@@ -15,10 +15,11 @@ import (
 )
 
 // TestIngestShards ingests MNIST images loose and sharded into the same
-// bucket: the sharded entries name the same images, each the same bytes at
-// its offset in a tar shard of one split (members named as the loose
-// objects); a re-run writes no shard and leaves the objects as they were;
-// a truncated shard makes Missing report exactly the entries past its end.
+// bucket: the sharded entries name the same images (the limit selects the
+// same samples; only their order is mixed), each the same bytes at its
+// offset in a tar shard of one split (members named as the loose objects);
+// a re-run writes no shard and leaves the objects as they were; a
+// truncated shard makes Missing report exactly the entries past its end.
 func TestIngestShards(t *testing.T) {
 	c, ctx := storetest.New(t), t.Context()
 	src, err := OpenIDX(fixtures.MNISTDir(t), "mnist", nil)
@@ -43,10 +44,17 @@ func TestIngestShards(t *testing.T) {
 	if task := loose.Entries[3].Task("r", 1, 3); task.Key != loose.Entries[3].Key || task.Length != 0 {
 		t.Fatalf("task %+v of loose entry", task)
 	}
+	looseByKey := map[string]Entry{}
+	for _, l := range loose.Entries {
+		looseByKey["sh"+strings.TrimPrefix(l.Key, "loose")] = l
+	}
+	if len(looseByKey) != len(rep.Entries) {
+		t.Fatalf("%d loose entries, %d sharded", len(looseByKey), len(rep.Entries))
+	}
 	shards := map[string][]byte{}
 	for i, e := range rep.Entries {
-		l := loose.Entries[i]
-		if e.Key != "sh"+strings.TrimPrefix(l.Key, "loose") || e.SHA256 != l.SHA256 || e.Size != l.Size || e.Label != l.Label {
+		l, ok := looseByKey[e.Key]
+		if !ok || e.SHA256 != l.SHA256 || e.Size != l.Size || e.Label != l.Label {
 			t.Fatalf("entry %d: %+v, loose %+v", i, e, l)
 		}
 		if !strings.HasPrefix(e.Shard, "sh/shards/"+e.Split+"-") {
@@ -149,5 +157,61 @@ func TestIngestShardsFailure(t *testing.T) {
 	}
 	if _, ok := b.objs[ManifestKey("sh")]; ok || b.puts != 0 {
 		t.Fatalf("a failed ingest stored %d objects", b.puts)
+	}
+}
+
+// TestIngestShardsMixed ingests a class-sorted ImageFolder sharded, twice
+// with different concurrency into two prefixes: the shards come out byte
+// for byte the same, each holding many classes, and a re-run writes
+// nothing. A loose ingest of the same source keeps source order.
+func TestIngestShardsMixed(t *testing.T) {
+	src, err := OpenImageFolder(fixtures.ClassSortedImageFolder(t, 10, 40, 4), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, ctx := newMemBucket(), t.Context()
+	const shardBytes = 16 << 10 // about 15 members of 1 KiB (header, tiny PNG, padding)
+	a, err := Ingest(ctx, b, src, Options{Prefix: "a", ShardBytes: shardBytes, Concurrency: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := Ingest(ctx, b, src, Options{Prefix: "b", ShardBytes: shardBytes, Concurrency: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Images != 400 || a.Shards < 20 || other.Shards != a.Shards {
+		t.Fatalf("%d images in %d shards; other prefix %d shards", a.Images, a.Shards, other.Shards)
+	}
+	classes := map[string]map[int32]bool{}
+	for i, e := range a.Entries {
+		o := other.Entries[i]
+		if o.Key != "b"+strings.TrimPrefix(e.Key, "a") || o.Shard != "b"+strings.TrimPrefix(e.Shard, "a") || o.Offset != e.Offset || o.SHA256 != e.SHA256 {
+			t.Fatalf("entry %d: %+v under a, %+v under b", i, e, o)
+		}
+		if classes[e.Shard] == nil {
+			classes[e.Shard] = map[int32]bool{}
+			if !bytes.Equal(b.objs[e.Shard], b.objs[o.Shard]) {
+				t.Fatalf("shard %s differs from %s", e.Shard, o.Shard)
+			}
+		}
+		classes[e.Shard][e.Label] = true
+	}
+	for shard, cs := range classes {
+		// Read class by class, a shard of ~15 members would hold 1 or 2.
+		if len(cs) < 5 {
+			t.Errorf("shard %s holds %d classes", shard, len(cs))
+		}
+	}
+	puts := b.puts
+	again, err := Ingest(ctx, b, src, Options{Prefix: "a", ShardBytes: shardBytes})
+	if err != nil || again.Written != 0 || again.Skipped != 400 || b.puts-puts != 4 || !slices.Equal(again.Entries, a.Entries) {
+		t.Fatalf("re-run: written %d skipped %d, %d puts, %v", again.Written, again.Skipped, b.puts-puts, err)
+	}
+	loose, err := Ingest(ctx, b, src, Options{Prefix: "loose"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.IsSortedFunc(loose.Entries, func(x, y Entry) int { return strings.Compare(x.Key, y.Key) }) {
+		t.Fatal("a loose ingest did not keep source order")
 	}
 }

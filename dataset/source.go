@@ -31,6 +31,12 @@ type ReadOptions struct {
 	// Limit is how many samples of each split are read, and which
 	// (Select); the zero value reads all.
 	Limit Selection
+	// Mix passes each split's samples in a pseudo-random order fixed by
+	// their names (mixOrder) instead of source order, after Limit's
+	// selection, which it does not change. A sharded ingest asks for it,
+	// so that a shard's neighbours are not all of one class; idx and
+	// CIFAR then read their file once per maxMixBytes of records.
+	Mix bool
 	// MaxPixels refuses an image whose width*height, read from its header
 	// before any pixel memory is allocated, is over it; 0 = no limit.
 	MaxPixels int64
@@ -52,9 +58,9 @@ type Source interface {
 	Classes() []string
 	// Channels is 1 or 3: what every Sample.Image holds.
 	Channels() int
-	// Samples calls fn for each sample, split by split, within opts: an
-	// image over a limit is passed with Refused set. It stops at the first
-	// error from fn or ctx.
+	// Samples calls fn for each sample, split by split, within opts (in
+	// source order unless opts.Mix): an image over a limit is passed with
+	// Refused set. It stops at the first error from fn or ctx.
 	Samples(ctx context.Context, opts ReadOptions, fn func(Sample) error) error
 }
 

@@ -121,7 +121,7 @@ func TestIDXErrors(t *testing.T) {
 
 // writeCIFAR writes n records per file with label i%classes and R, G, B
 // planes filled with i, 2i and 3i.
-func writeCIFAR(t *testing.T, dir string, labelBytes, classes int, files []string, n int) {
+func writeCIFAR(t testing.TB, dir string, labelBytes, classes int, files []string, n int) {
 	t.Helper()
 	for _, f := range files {
 		var b bytes.Buffer

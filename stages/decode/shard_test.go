@@ -3,6 +3,7 @@ package decode_test
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/supflow/supflow/dataset"
@@ -51,10 +52,18 @@ func TestShardedDataset(t *testing.T) {
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
 	}
+	wantByKey := map[string]messages.Image{} // the sharded entries are in ingest's mixed order
+	for i, e := range loose.Entries {
+		wantByKey["sh"+strings.TrimPrefix(e.Key, "loose")] = want[i]
+	}
 	got, errs := decodeAll(sharded.Entries)
-	for i := range got {
-		if errs[i] != nil || !bytes.Equal(got[i].Pixels, want[i].Pixels) || got[i].Label != want[i].Label {
-			t.Fatalf("sample %d (%s): %v", i, sharded.Entries[i].Shard, errs[i])
+	if len(got) != len(wantByKey) {
+		t.Fatalf("%d sharded entries, %d loose", len(got), len(wantByKey))
+	}
+	for i, e := range sharded.Entries {
+		w, ok := wantByKey[e.Key]
+		if errs[i] != nil || !ok || !bytes.Equal(got[i].Pixels, w.Pixels) || got[i].Label != w.Label {
+			t.Fatalf("sample %d (%s in %s): %v", i, e.Key, e.Shard, errs[i])
 		}
 	}
 
