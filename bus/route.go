@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/supflow/supflow/messages"
 )
 
@@ -122,9 +122,10 @@ func (d *Delivery[T]) Deliveries() uint64 { return d.a.delivered }
 
 // ackable settles one JetStream message exactly once.
 type ackable struct {
-	msg       *nats.Msg
+	msg       jetstream.Msg
 	delivered uint64
 	nakDelay  time.Duration
+	release   func() // called once, when the message is settled
 	// reject publishes the message to the dead-letter stream; when that
 	// fails, term says whether the message must be terminated rather than
 	// nacked (Router.mustTerminate).
@@ -146,6 +147,9 @@ func (a *ackable) claim() bool {
 		return false
 	}
 	a.settled = true
+	if a.release != nil {
+		a.release()
+	}
 	return true
 }
 

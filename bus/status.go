@@ -23,9 +23,11 @@ type EdgeStatus struct {
 	Undelivered   uint64 // stored and not yet delivered
 	Unacked       int    // delivered and not yet acknowledged
 	MaxAckPending int
-	Redelivered   int  // unacknowledged messages delivered more than once
-	Bound         bool // a subscriber is bound to the consumer
-	AckWait       time.Duration
+	Redelivered   int // unacknowledged messages delivered more than once
+	// Bound: a worker is waiting for messages (an open pull request). A
+	// worker busy with all its slots has none open: see Unacked.
+	Bound   bool
+	AckWait time.Duration
 	// Missing says what of the edge does not exist (not provisioned).
 	Missing string
 }
@@ -51,7 +53,7 @@ func (b *Bus) Status(ctx context.Context, t Topology) ([]EdgeStatus, error) {
 		}
 		si := s.CachedInfo()
 		st.Messages, st.Bytes, st.MaxMsgs = si.State.Msgs, si.State.Bytes, si.Config.MaxMsgs
-		c, err := b.js.PushConsumer(ctx, e.Topic, e.Consumer.Name)
+		c, err := b.js.Consumer(ctx, e.Topic, e.Consumer.Name)
 		if errors.Is(err, jetstream.ErrConsumerNotFound) {
 			st.Missing = "consumer"
 			out = append(out, st)
@@ -62,7 +64,7 @@ func (b *Bus) Status(ctx context.Context, t Topology) ([]EdgeStatus, error) {
 		}
 		ci := c.CachedInfo()
 		st.Undelivered, st.Unacked, st.Redelivered = ci.NumPending, ci.NumAckPending, ci.NumRedelivered
-		st.MaxAckPending, st.Bound, st.AckWait = ci.Config.MaxAckPending, ci.PushBound, ci.Config.AckWait
+		st.MaxAckPending, st.Bound, st.AckWait = ci.Config.MaxAckPending, ci.NumWaiting > 0, ci.Config.AckWait
 		out = append(out, st)
 	}
 	return out, nil

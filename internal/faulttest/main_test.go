@@ -314,7 +314,7 @@ func (fc *faultCase) js() jetstream.JetStream {
 func inFlight(js jetstream.JetStream, stream, consumer string) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	c, err := js.PushConsumer(ctx, stream, consumer)
+	c, err := js.Consumer(ctx, stream, consumer)
 	if err != nil {
 		return 0
 	}
@@ -518,12 +518,12 @@ func headerBytes(h nats.Header) int {
 	return n
 }
 
-// consumerState describes a push consumer's delivery state.
+// consumerState describes a consumer's delivery state.
 func consumerState(t *testing.T, js jetstream.JetStream, stream, consumer string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := js.PushConsumer(ctx, stream, consumer)
+	c, err := js.Consumer(ctx, stream, consumer)
 	if err != nil {
 		return err.Error()
 	}
