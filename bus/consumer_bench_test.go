@@ -107,7 +107,7 @@ func fill(b *testing.B, bus *Bus, topic string, payload []byte) {
 		b.Fatal(err)
 	}
 	for range b.N {
-		if _, err := js.PublishAsync(topic, payload); err != nil {
+		if _, err := js.PublishAsync(topic, payload, jetstream.WithStallWait(time.Minute)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -168,5 +168,5 @@ func (pushUnmarshaler) Unmarshal(m *nats.Msg) (*message.Message, error) {
 func cpuSeconds() float64 {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano()+ru.Stime.Nano()).Seconds()
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }

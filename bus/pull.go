@@ -285,13 +285,14 @@ func (s *pullSubscriber) Close() error {
 // pullConsumer returns the pull consumer of rt on js, checking it is one.
 func pullConsumer(ctx context.Context, js jetstream.JetStream, rt Route) (jetstream.Consumer, error) {
 	c, err := js.Consumer(ctx, rt.in, rt.name)
+	if errors.Is(err, jetstream.ErrNotPullConsumer) {
+		return nil, fmt.Errorf("%w: %s: consumer %q on stream %q is a push consumer of an older supflow: "+
+			"provision the topology again to replace it (docs/operations.md, 'Upgrading from push consumers'): %w",
+			ErrRoute, rt.name, rt.name, rt.in, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: consumer %q on stream %q (provision the topology first): %w",
 			ErrRoute, rt.name, rt.name, rt.in, err)
-	}
-	if ds := c.CachedInfo().Config.DeliverSubject; ds != "" {
-		return nil, fmt.Errorf("%w: %s: consumer %q on stream %q is a push consumer (deliver subject %s) of an older supflow: "+
-			"provision the topology again to replace it (docs/operations.md, 'Upgrading')", ErrRoute, rt.name, rt.name, rt.in, ds)
 	}
 	return c, nil
 }

@@ -279,7 +279,7 @@ func (b *Bus) consumer(ctx context.Context, e WorkQueue) error {
 		switch {
 		case err == nil && sameConsumer(have.CachedInfo().Config, cfg):
 			return nil
-		case err == nil && have.CachedInfo().Config.DeliverSubject != "":
+		case errors.Is(err, jetstream.ErrNotPullConsumer):
 			// A push consumer of a supflow before pull consumers: it
 			// cannot become a pull consumer in place, and a work-queue
 			// stream takes no second consumer of its subject. Its
