@@ -25,8 +25,10 @@ type Route struct {
 }
 
 // Workers sets how many deliveries of a Handle route this process handles
-// concurrently (default 1); each worker is one subscription on the shared
-// consumer. A Sink always has one: its function is called serially.
+// concurrently (default 1): the process fetches from the shared pull
+// consumer only as many messages as it has workers free, so that is also
+// all it holds. A Sink always has one: its function is called serially,
+// and it may hold up to the consumer's MaxAckPending.
 func (r Route) Workers(n int) Route {
 	r.workers = n
 	return r
@@ -49,6 +51,10 @@ func (r Route) WithoutOutputID() Route {
 // input; an error wrapping messages.ErrSkip acknowledges it without output;
 // any other error redelivers it with backoff until the consumer's MaxDeliver,
 // then dead-letters it. fn may run again for the same input (at least once).
+// While fn runs, the router restarts the input's AckWait every third of it
+// (InProgress): a slow fn is not redelivered elsewhere while its process
+// lives; the input of a process that died or froze comes back after one
+// AckWait.
 func Handle[In, Out any](name, inTopic, outTopic string,
 	decode func([]byte) (In, error), encode func(Out) ([]byte, error),
 	fn func(context.Context, In) (Out, error),
