@@ -57,8 +57,9 @@ func Connect(ctx context.Context, cfg Config, logger *slog.Logger) (*Bus, error)
 	return b, nil
 }
 
-// dial opens one more connection with the bus settings; watermill
-// subscribers need their own because closing one drains its connection.
+// dial opens one more connection with the bus settings: each Handle route
+// reads and acknowledges on its own, so that routes do not share one
+// connection's read loop.
 func (b *Bus) dial(ctx context.Context, name string) (*nats.Conn, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConnect, err)

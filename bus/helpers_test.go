@@ -14,7 +14,7 @@ import (
 )
 
 // startServer runs an embedded JetStream server for one test.
-func startServer(t *testing.T, cfg EmbeddedConfig) *Embedded {
+func startServer(t testing.TB, cfg EmbeddedConfig) *Embedded {
 	t.Helper()
 	if cfg.StoreDir == "" {
 		cfg.StoreDir = t.TempDir()
@@ -32,7 +32,7 @@ func startServer(t *testing.T, cfg EmbeddedConfig) *Embedded {
 	return e
 }
 
-func connect(t *testing.T, url string) *Bus {
+func connect(t testing.TB, url string) *Bus {
 	t.Helper()
 	b, err := Connect(context.Background(), Config{URL: url, Name: t.Name()}, nil)
 	if err != nil {
@@ -47,7 +47,7 @@ func edge(topic, consumer string) WorkQueue {
 	return WorkQueue{Topic: topic, Consumer: Consumer{Name: consumer, AckWait: 2 * time.Second, MaxDeliver: 4, MaxAckPending: 16}}
 }
 
-func provision(t *testing.T, b *Bus, edges ...WorkQueue) {
+func provision(t testing.TB, b *Bus, edges ...WorkQueue) {
 	t.Helper()
 	if err := b.Provision(context.Background(), Topology{Edges: edges}); err != nil {
 		t.Fatal(err)

@@ -8,13 +8,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
-// TestDeliveriesToAStoppedWorkerDoNotExhaustMaxDeliver: a member of the
-// deliver group that takes messages and never settles them (a stopped or
-// stuck worker) receives every delivery of a message up to MaxDeliver; the
-// message must still reach a live worker afterwards, and be processed, not
-// be dropped by the server.
+// TestDeliveriesToAStoppedWorkerDoNotExhaustMaxDeliver: a reader that
+// takes messages and never settles them (a stuck worker) receives every
+// delivery of a message up to MaxDeliver; the message must still reach a
+// live worker afterwards, and be processed, not be dropped by the server.
 func TestDeliveriesToAStoppedWorkerDoNotExhaustMaxDeliver(t *testing.T) {
 	srv := startServer(t, EmbeddedConfig{})
 	b := connect(t, srv.URL())
@@ -22,23 +22,12 @@ func TestDeliveriesToAStoppedWorkerDoNotExhaustMaxDeliver(t *testing.T) {
 	provision(t, b, WorkQueue{Topic: "in", Consumer: Consumer{Name: "stage", AckWait: 300 * time.Millisecond, MaxDeliver: maxDeliver}},
 		edge("out", "check"))
 
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	stopped, err := nc.QueueSubscribeSync(deliverSubject("in", "stage"), "stage")
-	if err != nil {
-		t.Fatal(err)
-	}
+	stopped := rawConsumer(t, srv.URL(), "in", "stage")
 	sendAll(t, b, "in", "x")
 	for i := range maxDeliver {
-		if _, err := stopped.NextMsg(5 * time.Second); err != nil {
-			t.Fatalf("delivery %d to the stopped worker: %v", i+1, err)
+		if n := fetchN(t, stopped, 1); n != 1 {
+			t.Fatalf("delivery %d to the stopped worker: %d messages", i+1, n)
 		}
-	}
-	if err := stopped.Unsubscribe(); err != nil {
-		t.Fatal(err)
 	}
 
 	col := newCollector()
@@ -61,22 +50,12 @@ func TestResetConsumerReleasesADeadReadersWindow(t *testing.T) {
 	if err := b.Provision(context.Background(), topo); err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead, err := nc.QueueSubscribeSync(deliverSubject("in", "reader"), "reader")
-	if err != nil {
-		t.Fatal(err)
-	}
+	dead := rawConsumer(t, srv.URL(), "in", "reader")
 	want := numbered("m", 5)
 	sendAll(t, b, "in", want...)
-	for i := range 3 {
-		if _, err := dead.NextMsg(5 * time.Second); err != nil {
-			t.Fatalf("delivery %d to the reader that dies: %v", i+1, err)
-		}
+	if n := fetchN(t, dead, 3); n != 3 {
+		t.Fatalf("the reader that dies got %d messages, want 3", n)
 	}
-	nc.Close()
 
 	if err := b.ResetConsumer(context.Background(), topo, "in"); err != nil {
 		t.Fatal(err)
@@ -91,4 +70,49 @@ func TestResetConsumerReleasesADeadReadersWindow(t *testing.T) {
 	if err := b.ResetConsumer(context.Background(), topo, "nope"); !errors.Is(err, ErrTopology) {
 		t.Fatalf("reset of an unknown edge: %v", err)
 	}
+}
+
+// rawConsumer is a consumer of stream read outside any router, on a
+// connection of its own that the test closes at its end.
+func rawConsumer(t *testing.T, url, stream, name string) jetstream.Consumer {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := js.Consumer(t.Context(), stream, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// fetchN fetches up to n messages of c, waiting up to a minute for the
+// first ones, and never settles them; it returns how many came.
+func fetchN(t *testing.T, c jetstream.Consumer, n int) int {
+	t.Helper()
+	got := 0
+	for got < n {
+		batch, err := c.Fetch(n-got, jetstream.FetchMaxWait(time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := 0
+		for range batch.Messages() {
+			k++
+		}
+		if err := batch.Error(); err != nil {
+			t.Fatal(err)
+		}
+		if k == 0 {
+			break
+		}
+		got += k
+	}
+	return got
 }

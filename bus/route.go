@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/supflow/supflow/messages"
 )
 
@@ -25,8 +25,10 @@ type Route struct {
 }
 
 // Workers sets how many deliveries of a Handle route this process handles
-// concurrently (default 1); each worker is one subscription on the shared
-// consumer. A Sink always has one: its function is called serially.
+// concurrently (default 1): the process fetches from the shared pull
+// consumer only as many messages as it has workers free, so that is also
+// all it holds. A Sink always has one: its function is called serially,
+// and it may hold up to the consumer's MaxAckPending.
 func (r Route) Workers(n int) Route {
 	r.workers = n
 	return r
@@ -49,6 +51,10 @@ func (r Route) WithoutOutputID() Route {
 // input; an error wrapping messages.ErrSkip acknowledges it without output;
 // any other error redelivers it with backoff until the consumer's MaxDeliver,
 // then dead-letters it. fn may run again for the same input (at least once).
+// While fn runs, the router restarts the input's AckWait every third of it
+// (InProgress): a slow fn is not redelivered elsewhere while its process
+// lives; the input of a process that died or froze comes back after one
+// AckWait.
 func Handle[In, Out any](name, inTopic, outTopic string,
 	decode func([]byte) (In, error), encode func(Out) ([]byte, error),
 	fn func(context.Context, In) (Out, error),
@@ -122,9 +128,10 @@ func (d *Delivery[T]) Deliveries() uint64 { return d.a.delivered }
 
 // ackable settles one JetStream message exactly once.
 type ackable struct {
-	msg       *nats.Msg
+	msg       jetstream.Msg
 	delivered uint64
 	nakDelay  time.Duration
+	release   func() // called once, when the message is settled
 	// reject publishes the message to the dead-letter stream; when that
 	// fails, term says whether the message must be terminated rather than
 	// nacked (Router.mustTerminate).
@@ -146,6 +153,9 @@ func (a *ackable) claim() bool {
 		return false
 	}
 	a.settled = true
+	if a.release != nil {
+		a.release()
+	}
 	return true
 }
 

@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
-	wmnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/supflow/supflow/messages"
 )
@@ -175,26 +175,21 @@ func (r *Router) Run(ctx context.Context) error {
 			return err
 		}
 		conns = append(conns, conn)
-		sub, err := wmnats.NewSubscriberWithNatsConn(conn, wmnats.SubscriberSubscriptionConfig{
-			Unmarshaler:      unmarshaler{},
-			SubscribersCount: rt.workers,
-			AckWaitTimeout:   cons.AckWait,
-			CloseTimeout:     r.cfg.CloseTimeout,
-			QueueGroupPrefix: rt.name,
-			NakDelay:         backoff{r.cfg.NakDelay, r.cfg.NakDelayMax},
-			JetStream: wmnats.JetStreamConfig{
-				SubscribeOptions: []nats.SubOpt{nats.Bind(rt.in, rt.name), nats.ManualAck()},
-				DurablePrefix:    rt.name,
-				AckAsync:         true,
-			},
-		}, wmLogger)
+		js, err := jetstream.New(conn)
 		if err != nil {
 			stopSinks(sinks, r.cfg.CloseTimeout)
-			return fmt.Errorf("%w: %s: subscriber: %w", ErrRoute, rt.name, err)
+			return fmt.Errorf("%w: %s: %w", ErrRoute, rt.name, err)
 		}
+		c, err := pullConsumer(ctx, js, rt)
+		if err != nil {
+			stopSinks(sinks, r.cfg.CloseTimeout)
+			return err
+		}
+		sub := newPullSubscriber(newPuller(c, rt.workers, cons.AckWait, backoff{r.cfg.NakDelay, r.cfg.NakDelayMax}, r.cfg.Logger),
+			work, r.cfg.CloseTimeout)
 		pub := r.bus.Publisher()
 		pubs = append(pubs, pub)
-		h := wm.AddConsumerHandler(rt.name, rt.in, newDrainingSubscriber(sub, work, r.cfg.CloseTimeout), r.handlerFunc(rt, pub, cons.MaxDeliver))
+		h := wm.AddConsumerHandler(rt.name, rt.in, sub, r.handlerFunc(rt, pub, cons.MaxDeliver))
 		h.AddMiddleware(r.measure(rt.name), r.policy(rt, cons.MaxDeliver, conn))
 		if r.cfg.Retries > 0 {
 			h.AddMiddleware(middleware.Retry{
@@ -243,29 +238,26 @@ func (r *Router) Run(ctx context.Context) error {
 
 // consumerInfo is what a route needs to know of its consumer.
 type consumerInfo struct {
-	AckWait    time.Duration
-	MaxDeliver int
+	AckWait       time.Duration
+	MaxDeliver    int
+	MaxAckPending int
 }
 
-// consumer checks that rt's durable exists and is a push consumer whose
-// deliver group is the route name, as Provision creates it.
+// consumer checks that rt's durable exists and is a pull consumer, as
+// Provision creates it.
 func (r *Router) consumer(ctx context.Context, rt Route) (consumerInfo, error) {
-	pc, err := r.bus.js.PushConsumer(ctx, rt.in, rt.name)
+	pc, err := pullConsumer(ctx, r.bus.js, rt)
 	if err != nil {
-		return consumerInfo{}, fmt.Errorf("%w: %s: consumer %q on stream %q (provision the topology first): %w",
-			ErrRoute, rt.name, rt.name, rt.in, err)
+		return consumerInfo{}, err
 	}
 	c := pc.CachedInfo().Config
-	if c.DeliverGroup != rt.name {
-		return consumerInfo{}, fmt.Errorf("%w: %s: consumer deliver group is %q, want %q", ErrRoute, rt.name, c.DeliverGroup, rt.name)
-	}
 	maxDeliver := c.MaxDeliver
 	if v, ok := c.Metadata[metaMaxDeliver]; ok {
 		if maxDeliver, err = strconv.Atoi(v); err != nil || maxDeliver < 1 {
 			return consumerInfo{}, fmt.Errorf("%w: %s: consumer metadata %s=%q", ErrRoute, rt.name, metaMaxDeliver, v)
 		}
 	}
-	return consumerInfo{AckWait: c.AckWait, MaxDeliver: maxDeliver}, nil
+	return consumerInfo{AckWait: c.AckWait, MaxDeliver: maxDeliver, MaxAckPending: c.MaxAckPending}, nil
 }
 
 // handlerFunc runs a Handle route and publishes its outputs; the router

@@ -12,7 +12,7 @@ import (
 // EdgeStatus is the state of one pipeline edge: its stream and the
 // consumer its stage reads it with. A stalled pipeline shows where it
 // stalls: a full stream upstream of an edge whose consumer has its window
-// (MaxAckPending) delivered and unacknowledged, or no subscriber bound.
+// (MaxAckPending) delivered and unacknowledged, or no worker asking.
 type EdgeStatus struct {
 	Topic    string
 	Messages uint64 // stored: published and not yet acknowledged
@@ -23,9 +23,12 @@ type EdgeStatus struct {
 	Undelivered   uint64 // stored and not yet delivered
 	Unacked       int    // delivered and not yet acknowledged
 	MaxAckPending int
-	Redelivered   int  // unacknowledged messages delivered more than once
-	Bound         bool // a subscriber is bound to the consumer
-	AckWait       time.Duration
+	Redelivered   int // unacknowledged messages delivered more than once
+	// Waiting is how many pull requests are open: workers with free
+	// slots waiting for messages. A worker busy in all its slots has none
+	// open (see Unacked); 0 with nothing unacknowledged: no worker runs.
+	Waiting int
+	AckWait time.Duration
 	// Missing says what of the edge does not exist (not provisioned).
 	Missing string
 }
@@ -51,7 +54,12 @@ func (b *Bus) Status(ctx context.Context, t Topology) ([]EdgeStatus, error) {
 		}
 		si := s.CachedInfo()
 		st.Messages, st.Bytes, st.MaxMsgs = si.State.Msgs, si.State.Bytes, si.Config.MaxMsgs
-		c, err := b.js.PushConsumer(ctx, e.Topic, e.Consumer.Name)
+		c, err := b.js.Consumer(ctx, e.Topic, e.Consumer.Name)
+		if errors.Is(err, jetstream.ErrNotPullConsumer) {
+			st.Missing = "pull consumer" // a push consumer of an older supflow is in its place
+			out = append(out, st)
+			continue
+		}
 		if errors.Is(err, jetstream.ErrConsumerNotFound) {
 			st.Missing = "consumer"
 			out = append(out, st)
@@ -62,7 +70,7 @@ func (b *Bus) Status(ctx context.Context, t Topology) ([]EdgeStatus, error) {
 		}
 		ci := c.CachedInfo()
 		st.Undelivered, st.Unacked, st.Redelivered = ci.NumPending, ci.NumAckPending, ci.NumRedelivered
-		st.MaxAckPending, st.Bound, st.AckWait = ci.Config.MaxAckPending, ci.PushBound, ci.Config.AckWait
+		st.MaxAckPending, st.Waiting, st.AckWait = ci.Config.MaxAckPending, ci.NumWaiting, ci.Config.AckWait
 		out = append(out, st)
 	}
 	return out, nil

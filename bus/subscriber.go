@@ -1,19 +1,17 @@
 package bus
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
-	wmnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // metaDelivered carries the JetStream delivery count into watermill
@@ -24,25 +22,21 @@ const metaDelivered = "_supflow_delivered"
 // an acknowledgement of its own (+TERM).
 const metaReply = "_supflow_reply"
 
-// unmarshaler turns a JetStream message into a watermill message. Unlike
-// watermill-nats' own it never fails (a failure there leaves the message
+// toMessage turns a JetStream message into a watermill message. It never
+// fails (a message that cannot be turned into one would stay
 // unacknowledged until AckWait, forever), and it records the delivery count.
-type unmarshaler struct{}
-
-func (unmarshaler) Unmarshal(m *nats.Msg) (*message.Message, error) {
+func toMessage(m jetstream.Msg) *message.Message {
 	md := message.Metadata{}
-	for k, vs := range m.Header {
-		if k == wmnats.WatermillUUIDHdr || strings.HasPrefix(k, "Nats-") || len(vs) == 0 {
+	h := m.Headers()
+	for k, vs := range h {
+		if strings.HasPrefix(k, "Nats-") || len(vs) == 0 {
 			continue
 		}
 		md[k] = vs[0]
 	}
-	id := m.Header.Get(nats.MsgIdHdr)
-	if id == "" {
-		id = m.Header.Get(wmnats.WatermillUUIDHdr)
-	}
-	if m.Reply != "" {
-		md[metaReply] = m.Reply
+	id := h.Get(nats.MsgIdHdr)
+	if m.Reply() != "" {
+		md[metaReply] = m.Reply()
 	}
 	if meta, err := m.Metadata(); err == nil {
 		md[metaDelivered] = strconv.FormatUint(meta.NumDelivered, 10)
@@ -53,9 +47,9 @@ func (unmarshaler) Unmarshal(m *nats.Msg) (*message.Message, error) {
 	if id == "" {
 		id = watermill.NewUUID()
 	}
-	msg := message.NewMessage(id, m.Data)
+	msg := message.NewMessage(id, m.Data())
 	msg.Metadata = md
-	return msg, nil
+	return msg
 }
 
 func deliveries(msg *message.Message) uint64 {
@@ -80,93 +74,4 @@ func (b backoff) WaitTime(delivered uint64) time.Duration {
 		d *= 2
 	}
 	return min(d, b.max)
-}
-
-// drainingSubscriber lets in-flight messages finish on Close. watermill's
-// router cancels the subscription context and closes subscribers as soon as
-// it starts closing, and watermill-nats then drops the ack of every message
-// still in flight (and cancels its context). This wrapper subscribes with
-// work, a context that outlives the drain, and on Close stops taking new
-// messages (naking them for prompt redelivery elsewhere), waits until every
-// forwarded message is acked or nacked (up to timeout), then closes the
-// inner subscriber.
-type drainingSubscriber struct {
-	inner   message.Subscriber
-	work    context.Context
-	timeout time.Duration
-
-	mu       sync.Mutex
-	closing  bool
-	closed   chan struct{} // closed when Close begins
-	inflight sync.WaitGroup
-	once     sync.Once
-}
-
-func newDrainingSubscriber(inner message.Subscriber, work context.Context, timeout time.Duration) *drainingSubscriber {
-	return &drainingSubscriber{inner: inner, work: work, timeout: timeout, closed: make(chan struct{})}
-}
-
-// Subscribe ignores ctx, which the router cancels before the drain; the
-// subscription ends with Close.
-func (s *drainingSubscriber) Subscribe(_ context.Context, topic string) (<-chan *message.Message, error) {
-	in, err := s.inner.Subscribe(s.work, topic)
-	if err != nil {
-		return nil, err
-	}
-	out := make(chan *message.Message)
-	go func() {
-		defer close(out)
-		for msg := range in {
-			if !s.track(msg) {
-				msg.Nack()
-				continue
-			}
-			// The router stops reading when it starts closing: a message
-			// tracked but not yet handed over would hold Close for its
-			// whole timeout (seen as "router close timeout" on a SIGTERM
-			// right after start), so it is nacked for redelivery instead.
-			select {
-			case out <- msg:
-			case <-s.closed:
-				msg.Nack()
-			}
-		}
-	}()
-	return out, nil
-}
-
-// track counts msg in flight until it is settled, unless closing began.
-func (s *drainingSubscriber) track(msg *message.Message) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false
-	}
-	s.inflight.Add(1)
-	go func() {
-		defer s.inflight.Done()
-		select {
-		case <-msg.Acked():
-		case <-msg.Nacked():
-		}
-	}()
-	return true
-}
-
-func (s *drainingSubscriber) Close() error {
-	var err error
-	s.once.Do(func() {
-		s.mu.Lock()
-		s.closing = true
-		close(s.closed)
-		s.mu.Unlock()
-		done := make(chan struct{})
-		go func() { s.inflight.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(s.timeout):
-		}
-		err = s.inner.Close()
-	})
-	return err
 }

@@ -15,7 +15,7 @@ import (
 )
 
 // WorkQueue is one pipeline edge: a WorkQueue stream named after its topic
-// (one subject, the topic itself) and the one durable push consumer that all
+// (one subject, the topic itself) and the one durable pull consumer that all
 // replicas of the reading stage share, so that adding a worker splits the work.
 type WorkQueue struct {
 	Topic      string
@@ -25,8 +25,9 @@ type WorkQueue struct {
 	Consumer   Consumer
 }
 
-// Consumer is a durable push consumer. Its Name is also its deliver group and
-// the name of the Router route that binds to it.
+// Consumer is a durable pull consumer. Its Name is also the name of the
+// Router route that reads it; each worker fetches as many messages as it
+// has free handler slots.
 type Consumer struct {
 	Name          string
 	AckWait       time.Duration // an unacknowledged message is redelivered after this; default 60 s
@@ -255,19 +256,16 @@ func checkName(what, s string) error {
 func (b *Bus) consumer(ctx context.Context, e WorkQueue) error {
 	c := e.Consumer
 	cfg := jetstream.ConsumerConfig{
-		Durable:        c.Name,
-		DeliverSubject: deliverSubject(e.Topic, c.Name),
-		DeliverGroup:   c.Name,
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
-		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        c.AckWait,
+		Durable:       c.Name,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       c.AckWait,
 		// The server redelivers without limit; the router dead-letters
 		// a message that failed c.MaxDeliver deliveries. A server-side
-		// limit would also count deliveries to a worker that is stopped
-		// or stuck (push deliveries go to a random member of the group),
-		// and the server silently stops redelivering a message at its
-		// limit: it would never reach a live worker, nor be dead-lettered,
-		// and its epoch would never complete.
+		// limit would also count deliveries to a worker that died or hung
+		// holding the message, and the server silently stops redelivering
+		// a message at its limit: it would never be dead-lettered, and
+		// its epoch would never complete.
 		MaxDeliver:    -1,
 		Metadata:      map[string]string{metaMaxDeliver: strconv.Itoa(c.MaxDeliver)},
 		MaxAckPending: c.MaxAckPending,
@@ -277,10 +275,22 @@ func (b *Bus) consumer(ctx context.Context, e WorkQueue) error {
 		// Every process provisions at start-up: one that finds the
 		// consumer as it wants it writes nothing, so that concurrent
 		// starts do not race each other's updates in the server's store.
-		if have, err := b.js.PushConsumer(ctx, e.Topic, c.Name); err == nil && sameConsumer(have.CachedInfo().Config, cfg) {
+		have, err := b.js.Consumer(ctx, e.Topic, c.Name)
+		switch {
+		case err == nil && sameConsumer(have.CachedInfo().Config, cfg):
 			return nil
+		case errors.Is(err, jetstream.ErrNotPullConsumer):
+			// A push consumer of a supflow before pull consumers: it
+			// cannot become a pull consumer in place, and a work-queue
+			// stream takes no second consumer of its subject. Its
+			// unacknowledged messages stay in the stream and go to the
+			// new consumer.
+			b.logger.Warn("replacing a push consumer by a pull consumer", "stream", e.Topic, "consumer", c.Name)
+			if err := b.js.DeleteConsumer(ctx, e.Topic, c.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+				return err
+			}
 		}
-		_, err := b.js.CreateOrUpdatePushConsumer(ctx, e.Topic, cfg)
+		_, err = b.js.CreateOrUpdateConsumer(ctx, e.Topic, cfg)
 		return err
 	}); err != nil {
 		if isWorkQueueConflict(err) {
@@ -345,7 +355,7 @@ func orNone(names []string) string {
 // consumer sets (the server fills in others).
 func sameConsumer(have, want jetstream.ConsumerConfig) bool {
 	return have.Durable == want.Durable && have.DeliverSubject == want.DeliverSubject &&
-		have.DeliverGroup == want.DeliverGroup && have.DeliverPolicy == want.DeliverPolicy &&
+		have.DeliverPolicy == want.DeliverPolicy &&
 		have.AckPolicy == want.AckPolicy && have.AckWait == want.AckWait && have.MaxDeliver == want.MaxDeliver &&
 		have.MaxAckPending == want.MaxAckPending && have.FilterSubject == want.FilterSubject &&
 		have.Metadata[metaMaxDeliver] == want.Metadata[metaMaxDeliver]
@@ -384,11 +394,6 @@ func (b *Bus) ResetConsumer(ctx context.Context, t Topology, topic string) error
 // metaMaxDeliver is the consumer metadata key holding the delivery count at
 // which the router dead-letters a failing message.
 const metaMaxDeliver = "supflow_max_deliver"
-
-// deliverSubject is where the server pushes a consumer's messages.
-func deliverSubject(stream, consumer string) string {
-	return "_supflow_deliver." + stream + "." + consumer
-}
 
 // Provision creates or updates every stream and consumer of t. It is
 // idempotent, so each process may call it at start-up.

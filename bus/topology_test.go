@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/supflow/supflow/messages"
@@ -68,5 +71,68 @@ func TestPipelineTrainEdge(t *testing.T) {
 		if err := topo.Validate(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestProvisionReplacesAnOlderPushConsumer: an edge provisioned by a
+// supflow before pull consumers has a push consumer (deliver subject and
+// group), which cannot become a pull consumer in place. Provision replaces
+// it, and a message it had delivered and never seen acknowledged (a worker
+// of the old version stopped) still reaches the new route.
+func TestProvisionReplacesAnOlderPushConsumer(t *testing.T) {
+	srv := startServer(t, EmbeddedConfig{})
+	b := connect(t, srv.URL())
+	e := edge("in", "stage")
+	provision(t, b, e, edge("out", "check"))
+	ctx := t.Context()
+	if err := b.js.DeleteConsumer(ctx, "in", "stage"); err != nil {
+		t.Fatal(err)
+	}
+	deliver := "_supflow_deliver.in.stage"
+	if _, err := b.js.CreateOrUpdatePushConsumer(ctx, "in", jetstream.ConsumerConfig{
+		Durable: "stage", DeliverSubject: deliver, DeliverGroup: "stage", AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait: time.Hour, MaxDeliver: -1, FilterSubject: "in",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	old, err := nc.QueueSubscribeSync(deliver, "stage")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sendAll(t, b, "in", "x")
+	if _, err := old.NextMsg(time.Minute); err != nil {
+		t.Fatalf("delivery to the old worker: %v", err)
+	}
+
+	r, err := b.NewRouter(quick)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Add(Handle("stage", "in", "out", str, bytesOf, func(_ context.Context, s string) (string, error) { return s, nil })); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Run(ctx); !errors.Is(err, ErrRoute) || !strings.Contains(err.Error(), "push consumer") {
+		t.Fatalf("a route on the old push consumer: %v, want an ErrRoute naming it", err)
+	}
+
+	provision(t, b, e, edge("out", "check"))
+	c, err := b.js.Consumer(ctx, "in", "stage")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ds := c.CachedInfo().Config.DeliverSubject; ds != "" {
+		t.Fatalf("after Provision: deliver subject %q, want a pull consumer", ds)
+	}
+	col := newCollector()
+	runRouter(t, b, quick,
+		Handle("stage", "in", "out", str, bytesOf, func(_ context.Context, s string) (string, error) { return s + "!", nil }),
+		col.route("check", "out"))
+	if got := col.wait(t, 1); !slices.Equal(got, []string{"x!"}) {
+		t.Fatalf("got %v", got)
 	}
 }

@@ -140,14 +140,14 @@ func runStatus(ctx context.Context, e *env) error {
 		return err
 	}
 	w := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "stream\tstored/max\tconsumer\tundelivered\tunacked/window\tredelivered\tbound\tack_wait")
+	fmt.Fprintln(w, "stream\tstored/max\tconsumer\tundelivered\tunacked/window\tredelivered\twaiting\tack_wait")
 	for _, s := range edges {
 		if s.Missing != "" {
 			fmt.Fprintf(w, "%s\t%s missing (not provisioned)\t%s\t\t\t\t\t\n", s.Topic, s.Missing, s.Consumer)
 			continue
 		}
-		fmt.Fprintf(w, "%s\t%d/%d\t%s\t%d\t%d/%d\t%d\t%t\t%v\n", s.Topic, s.Messages, s.MaxMsgs, s.Consumer,
-			s.Undelivered, s.Unacked, s.MaxAckPending, s.Redelivered, s.Bound, s.AckWait)
+		fmt.Fprintf(w, "%s\t%d/%d\t%s\t%d\t%d/%d\t%d\t%d\t%v\n", s.Topic, s.Messages, s.MaxMsgs, s.Consumer,
+			s.Undelivered, s.Unacked, s.MaxAckPending, s.Redelivered, s.Waiting, s.AckWait)
 	}
 	return w.Flush()
 }

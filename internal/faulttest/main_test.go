@@ -100,11 +100,13 @@ const findings = `## What the cases found
   redelivering silently, so the message reached neither a live worker nor
   the dead-letter stream and the epoch never completed. Fixed in bus
   (77fbb20): the server redelivers without limit and the router dead-letters
-  at ` + "`bus.max_deliver`" + `. Still true: a frozen worker keeps receiving its share
-  of deliveries until the server drops its connection (NATS pings it every
-  2 minutes), so an epoch with a frozen worker takes several ack_waits
-  (see "checked"), not one. Pull consumers would confine a frozen worker to
-  what it fetched.
+  at ` + "`bus.max_deliver`" + `. A frozen worker then still kept receiving its
+  share of deliveries until the server dropped its connection (NATS pings
+  it every 2 minutes): an epoch with a frozen worker took 9-10 ack_waits.
+  Fixed (pull consumers, 2026-12-05): a worker fetches only as many
+  messages as it has free handler slots, so a frozen one holds at most
+  decode.workers task messages, each redelivered once; the case now counts
+  the redeliveries (at most decode.workers) instead of timing the epoch.
 - Trainer kill: a killed trainer held the train consumer's whole in-flight
   window (2 x batch + max_ack_pending views) unacknowledged for its 10 min
   AckWait, which starved the resumed trainer. Fixed (02b5cf0): the trainer
@@ -314,7 +316,7 @@ func (fc *faultCase) js() jetstream.JetStream {
 func inFlight(js jetstream.JetStream, stream, consumer string) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	c, err := js.PushConsumer(ctx, stream, consumer)
+	c, err := js.Consumer(ctx, stream, consumer)
 	if err != nil {
 		return 0
 	}
@@ -518,12 +520,12 @@ func headerBytes(h nats.Header) int {
 	return n
 }
 
-// consumerState describes a push consumer's delivery state.
+// consumerState describes a consumer's delivery state.
 func consumerState(t *testing.T, js jetstream.JetStream, stream, consumer string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := js.PushConsumer(ctx, stream, consumer)
+	c, err := js.Consumer(ctx, stream, consumer)
 	if err != nil {
 		return err.Error()
 	}
