@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
-	wmnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/nats-io/nats.go"
@@ -175,26 +174,14 @@ func (r *Router) Run(ctx context.Context) error {
 			return err
 		}
 		conns = append(conns, conn)
-		sub, err := wmnats.NewSubscriberWithNatsConn(conn, wmnats.SubscriberSubscriptionConfig{
-			Unmarshaler:      unmarshaler{},
-			SubscribersCount: rt.workers,
-			AckWaitTimeout:   cons.AckWait,
-			CloseTimeout:     r.cfg.CloseTimeout,
-			QueueGroupPrefix: rt.name,
-			NakDelay:         backoff{r.cfg.NakDelay, r.cfg.NakDelayMax},
-			JetStream: wmnats.JetStreamConfig{
-				SubscribeOptions: []nats.SubOpt{nats.Bind(rt.in, rt.name), nats.ManualAck()},
-				DurablePrefix:    rt.name,
-				AckAsync:         true,
-			},
-		}, wmLogger)
-		if err != nil {
-			stopSinks(sinks, r.cfg.CloseTimeout)
-			return fmt.Errorf("%w: %s: subscriber: %w", ErrRoute, rt.name, err)
-		}
+		// The route's own connection: the policy's +TERM goes out on it.
+		sub := &handleSubscriber{timeout: r.cfg.CloseTimeout, logger: r.cfg.Logger, name: rt.name,
+			start: func(w func(queued, <-chan struct{})) (*sinkRun, error) {
+				return r.subscribe(work, conn, rt, cons, rt.workers, w)
+			}}
 		pub := r.bus.Publisher()
 		pubs = append(pubs, pub)
-		h := wm.AddConsumerHandler(rt.name, rt.in, newDrainingSubscriber(sub, work, r.cfg.CloseTimeout), r.handlerFunc(rt, pub, cons.MaxDeliver))
+		h := wm.AddConsumerHandler(rt.name, rt.in, sub, r.handlerFunc(rt, pub, cons.MaxDeliver))
 		h.AddMiddleware(r.measure(rt.name), r.policy(rt, cons.MaxDeliver, conn))
 		if r.cfg.Retries > 0 {
 			h.AddMiddleware(middleware.Retry{

@@ -11,19 +11,25 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// sinkRun is one running Sink route. Messages are taken off the
-// subscription as they arrive and queued for a dispatcher goroutine that
-// calls the route's function one at a time; a keeper sends InProgress for
-// every message received and not yet settled, queued or held by the
-// function alike. So a consumer that holds a batch for longer than AckWait
-// (a trainer step) needs no long AckWait, and a delivery or ack lost with a
-// connection (a NATS restart) comes back after one short AckWait.
+// sinkRun is one subscription to a route's consumer, a Sink's or a Handle
+// route's. Messages are taken off the subscription as they arrive and
+// queued for the route's workers, which take them in arrival order; a
+// keeper sends InProgress for every message received and not yet settled,
+// queued or held by a worker alike. The server pushes up to MaxAckPending
+// messages at once, more than the workers may get through within AckWait:
+// without the keeper, a message waiting its turn came back as a copy behind
+// the others, and under load the copies outnumbered the work until nothing
+// progressed (the HA compose's decode stall). So a route needs no AckWait
+// longer than its queue or a call (a trainer step), and a delivery or ack
+// lost with a connection (a NATS restart) comes back after one short
+// AckWait; a stopped or killed process stops its keeper with it.
 type sinkRun struct {
 	sub  *nats.Subscription
-	wake chan struct{} // cap 1: the queue grew or stopping began
-	done chan struct{} // the dispatcher returned
+	stop chan struct{} // closed when stopping begins
+	done chan struct{} // every worker returned
 
 	mu       sync.Mutex
+	cond     *sync.Cond // on mu: the queue grew or stopping began
 	stopping bool
 	queue    []queued
 	held     []*ackable // received and possibly unsettled, oldest first
@@ -35,15 +41,48 @@ type queued struct {
 	msg *message.Message
 }
 
-// startSink subscribes rt to its consumer on the bus connection. Messages
-// arriving after stop began are nacked at once for prompt redelivery.
+// startSink subscribes rt, a Sink, to its consumer on the bus connection,
+// with one worker calling the route's function.
 func (r *Router) startSink(ctx context.Context, rt Route, cons consumerInfo) (*sinkRun, error) {
-	js, err := r.bus.nc.JetStream()
+	return r.subscribe(ctx, r.bus.nc, rt, cons, 1, func(q queued, _ <-chan struct{}) {
+		a, msg := q.a, q.msg
+		start := time.Now()
+		r.metrics.in.WithLabelValues(rt.name).Inc()
+		err := rt.sink(ctx, a.msg.Data, a)
+		outcome := "ack"
+		if err != nil && !a.isSettled() {
+			switch f, _ := r.settle(msg, rt, cons.MaxDeliver, err); f {
+			case fateAck:
+				err = a.ack()
+			case fateTerm:
+				err = a.term()
+			default:
+				err = a.nak()
+				outcome = "nak"
+			}
+			if err != nil {
+				r.cfg.Logger.Error("cannot settle message", "handler_name", rt.name, "message_uuid", msg.UUID, "error", err)
+			}
+		}
+		r.metrics.seconds.WithLabelValues(rt.name, outcome).Observe(time.Since(start).Seconds())
+	})
+}
+
+// subscribe subscribes rt to its consumer on nc; workers goroutines call
+// work with each message, in arrival order, and stop (a closed channel)
+// that is closed when stopping begins. Every message carries ctx as its
+// context. Messages arriving after stop began are nacked at once for
+// prompt redelivery.
+func (r *Router) subscribe(ctx context.Context, nc *nats.Conn, rt Route, cons consumerInfo, workers int,
+	work func(q queued, stop <-chan struct{}),
+) (*sinkRun, error) {
+	js, err := nc.JetStream()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrRoute, rt.name, err)
 	}
 	delay := backoff{r.cfg.NakDelay, r.cfg.NakDelayMax}
-	s := &sinkRun{wake: make(chan struct{}, 1), done: make(chan struct{})}
+	s := &sinkRun{stop: make(chan struct{}), done: make(chan struct{})}
+	s.cond = sync.NewCond(&s.mu)
 	receive := func(m *nats.Msg) {
 		msg, _ := unmarshaler{}.Unmarshal(m)
 		n := deliveries(msg)
@@ -68,59 +107,40 @@ func (r *Router) startSink(ctx context.Context, rt Route, cons consumerInfo) (*s
 		s.queue = append(s.queue, queued{a, msg})
 		s.held = append(s.held, a)
 		s.mu.Unlock()
-		s.signal()
-	}
-	dispatch := func(q queued) {
-		a, msg := q.a, q.msg
-		start := time.Now()
-		r.metrics.in.WithLabelValues(rt.name).Inc()
-		err := rt.sink(ctx, a.msg.Data, a)
-		outcome := "ack"
-		if err != nil && !a.isSettled() {
-			switch f, _ := r.settle(msg, rt, cons.MaxDeliver, err); f {
-			case fateAck:
-				err = a.ack()
-			case fateTerm:
-				err = a.term()
-			default:
-				err = a.nak()
-				outcome = "nak"
-			}
-			if err != nil {
-				r.cfg.Logger.Error("cannot settle message", "handler_name", rt.name, "message_uuid", msg.UUID, "error", err)
-			}
-		}
-		r.metrics.seconds.WithLabelValues(rt.name, outcome).Observe(time.Since(start).Seconds())
+		s.cond.Signal()
 	}
 	sub, err := js.QueueSubscribe(rt.in, rt.name, receive, nats.Bind(rt.in, rt.name), nats.ManualAck())
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: subscribe: %w", ErrRoute, rt.name, err)
 	}
 	// MaxAckPending bounds what the server sends; the client must not drop
-	// any of it as a slow consumer while fn holds a batch.
+	// any of it as a slow consumer while the workers are busy.
 	if err := sub.SetPendingLimits(-1, -1); err != nil {
 		_ = sub.Unsubscribe()
 		return nil, fmt.Errorf("%w: %s: %w", ErrRoute, rt.name, err)
 	}
 	s.sub = sub
-	go s.dispatch(dispatch)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.dispatch(work)
+		}()
+	}
+	go func() { wg.Wait(); close(s.done) }()
 	go s.keep(cons.AckWait/3, r.cfg.Logger.Warn)
 	return s, nil
 }
 
-func (s *sinkRun) signal() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
-
-// dispatch hands queued messages to fn in arrival order until stopping
+// dispatch hands queued messages to work in arrival order until stopping
 // began; what is still queued then is nacked.
-func (s *sinkRun) dispatch(fn func(queued)) {
-	defer close(s.done)
+func (s *sinkRun) dispatch(work func(queued, <-chan struct{})) {
 	for {
 		s.mu.Lock()
+		for !s.stopping && len(s.queue) == 0 {
+			s.cond.Wait()
+		}
 		if s.stopping {
 			left := s.queue
 			s.queue = nil
@@ -130,16 +150,11 @@ func (s *sinkRun) dispatch(fn func(queued)) {
 			}
 			return
 		}
-		if len(s.queue) == 0 {
-			s.mu.Unlock()
-			<-s.wake
-			continue
-		}
 		q := s.queue[0]
 		s.queue[0] = queued{}
 		s.queue = s.queue[1:]
 		s.mu.Unlock()
-		fn(q)
+		work(q, s.stop)
 	}
 }
 
@@ -175,15 +190,17 @@ func (s *sinkRun) keep(interval time.Duration, warn func(string, ...any)) {
 	}
 }
 
-// stopSinks stops every sink: messages not yet handed to the route's
-// function are nacked, the call in progress finishes; each waits at most
-// timeout.
+// stopSinks stops every subscription: messages not yet handed to a worker
+// are nacked, the calls in progress finish; each waits at most timeout.
 func stopSinks(sinks []*sinkRun, timeout time.Duration) {
 	for _, s := range sinks {
 		s.mu.Lock()
-		s.stopping = true
+		if !s.stopping {
+			s.stopping = true
+			close(s.stop)
+		}
 		s.mu.Unlock()
-		s.signal()
+		s.cond.Broadcast()
 		closed := s.sub.StatusChanged(nats.SubscriptionClosed)
 		if err := s.sub.Drain(); err != nil {
 			_ = s.sub.Unsubscribe()

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -82,91 +83,67 @@ func (b backoff) WaitTime(delivered uint64) time.Duration {
 	return min(d, b.max)
 }
 
-// drainingSubscriber lets in-flight messages finish on Close. watermill's
-// router cancels the subscription context and closes subscribers as soon as
-// it starts closing, and watermill-nats then drops the ack of every message
-// still in flight (and cancels its context). This wrapper subscribes with
-// work, a context that outlives the drain, and on Close stops taking new
-// messages (naking them for prompt redelivery elsewhere), waits until every
-// forwarded message is acked or nacked (up to timeout), then closes the
-// inner subscriber.
-type drainingSubscriber struct {
-	inner   message.Subscriber
-	work    context.Context
+// handleSubscriber is a Handle route's watermill subscriber: a sinkRun
+// (see there) whose workers hand each message to the watermill router and
+// settle it as the router acks or nacks it, so that the route's handler
+// holds at most as many messages as the route has workers, and every
+// message received is kept alive until it is settled. Messages carry the
+// context start gives them, one that outlives the drain: watermill's
+// router cancels the subscription context and closes subscribers as soon
+// as it starts closing. Close stops taking messages (those not yet handed
+// over are nacked for prompt redelivery elsewhere) and waits up to timeout
+// for the handled ones to be settled.
+type handleSubscriber struct {
+	start   func(work func(queued, <-chan struct{})) (*sinkRun, error)
 	timeout time.Duration
+	logger  *slog.Logger
+	name    string
 
-	mu       sync.Mutex
-	closing  bool
-	closed   chan struct{} // closed when Close begins
-	inflight sync.WaitGroup
-	once     sync.Once
+	mu  sync.Mutex
+	run *sinkRun
 }
 
-func newDrainingSubscriber(inner message.Subscriber, work context.Context, timeout time.Duration) *drainingSubscriber {
-	return &drainingSubscriber{inner: inner, work: work, timeout: timeout, closed: make(chan struct{})}
-}
-
-// Subscribe ignores ctx, which the router cancels before the drain; the
-// subscription ends with Close.
-func (s *drainingSubscriber) Subscribe(_ context.Context, topic string) (<-chan *message.Message, error) {
-	in, err := s.inner.Subscribe(s.work, topic)
+// Subscribe ignores its arguments: start knows the route.
+func (s *handleSubscriber) Subscribe(context.Context, string) (<-chan *message.Message, error) {
+	out := make(chan *message.Message)
+	run, err := s.start(func(q queued, stop <-chan struct{}) {
+		select {
+		case out <- q.msg:
+		case <-stop:
+			// The router stops reading when it starts closing: a message
+			// not yet handed over would hold Close for its whole timeout
+			// (seen as "router close timeout" on a SIGTERM right after
+			// start), so it is nacked for redelivery instead.
+			_ = q.a.nak()
+			return
+		}
+		var err error
+		select {
+		case <-q.msg.Acked():
+			err = q.a.ack()
+		case <-q.msg.Nacked():
+			err = q.a.nak()
+		}
+		if err != nil {
+			s.logger.Error("cannot settle message", "handler_name", s.name, "message_uuid", q.msg.UUID, "error", err)
+		}
+	})
 	if err != nil {
 		return nil, err
 	}
-	out := make(chan *message.Message)
-	go func() {
-		defer close(out)
-		for msg := range in {
-			if !s.track(msg) {
-				msg.Nack()
-				continue
-			}
-			// The router stops reading when it starts closing: a message
-			// tracked but not yet handed over would hold Close for its
-			// whole timeout (seen as "router close timeout" on a SIGTERM
-			// right after start), so it is nacked for redelivery instead.
-			select {
-			case out <- msg:
-			case <-s.closed:
-				msg.Nack()
-			}
-		}
-	}()
+	s.mu.Lock()
+	s.run = run
+	s.mu.Unlock()
+	go func() { <-run.done; close(out) }()
 	return out, nil
 }
 
-// track counts msg in flight until it is settled, unless closing began.
-func (s *drainingSubscriber) track(msg *message.Message) bool {
+func (s *handleSubscriber) Close() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false
+	run := s.run
+	s.mu.Unlock()
+	if run != nil {
+		stopSinks([]*sinkRun{run}, s.timeout)
 	}
-	s.inflight.Add(1)
-	go func() {
-		defer s.inflight.Done()
-		select {
-		case <-msg.Acked():
-		case <-msg.Nacked():
-		}
-	}()
-	return true
-}
-
-func (s *drainingSubscriber) Close() error {
-	var err error
-	s.once.Do(func() {
-		s.mu.Lock()
-		s.closing = true
-		close(s.closed)
-		s.mu.Unlock()
-		done := make(chan struct{})
-		go func() { s.inflight.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(s.timeout):
-		}
-		err = s.inner.Close()
-	})
-	return err
+	return nil
 }

@@ -4,52 +4,58 @@ import (
 	"context"
 	"testing"
 	"time"
-
-	"github.com/ThreeDotsLabs/watermill/message"
 )
-
-// chanSubscriber delivers what the test sends on msgs.
-type chanSubscriber struct {
-	msgs chan *message.Message
-}
-
-func (c *chanSubscriber) Subscribe(ctx context.Context, _ string) (<-chan *message.Message, error) {
-	out := make(chan *message.Message)
-	go func() {
-		defer close(out)
-		for {
-			select {
-			case m, ok := <-c.msgs:
-				if !ok {
-					return
-				}
-				out <- m
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return out, nil
-}
-
-func (c *chanSubscriber) Close() error { close(c.msgs); return nil }
 
 // TestDrainNacksAMessageTheRouterNeverTook: a message that arrived as the
 // router stopped reading is nacked by Close (for redelivery elsewhere)
-// instead of holding Close for its whole timeout, which here is an hour:
-// before the fix this test hung.
+// instead of holding Close for its whole timeout, which here is an hour,
+// as is AckWait: only the nak brings the message back.
 func TestDrainNacksAMessageTheRouterNeverTook(t *testing.T) {
-	inner := &chanSubscriber{msgs: make(chan *message.Message)}
-	s := newDrainingSubscriber(inner, t.Context(), time.Hour)
+	srv := startServer(t, EmbeddedConfig{})
+	b := connect(t, srv.URL())
+	provision(t, b, WorkQueue{Topic: "in", Consumer: Consumer{Name: "stage", AckWait: time.Hour}})
+	r, err := b.NewRouter(quick)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := Handle("stage", "in", "out", str, bytesOf, func(_ context.Context, s string) (string, error) { return s, nil })
+	cons, err := r.consumer(t.Context(), rt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &handleSubscriber{timeout: time.Hour, logger: r.cfg.Logger, name: rt.name,
+		start: func(w func(queued, <-chan struct{})) (*sinkRun, error) {
+			return r.subscribe(t.Context(), b.nc, rt, cons, 1, w)
+		}}
 	if _, err := s.Subscribe(t.Context(), "in"); err != nil {
 		t.Fatal(err)
 	}
-	msg := message.NewMessage("1", []byte("x"))
-	inner.msgs <- msg // taken and tracked; nobody reads the output
-	closed := make(chan error, 1)
-	go func() { closed <- s.Close() }()
-	<-msg.Nacked()
-	if err := <-closed; err != nil {
+	sendAll(t, b, "in", "x")
+	for { // taken by the worker, which waits for a reader that never comes
+		s.run.mu.Lock()
+		taken := len(s.run.held) == 1 && len(s.run.queue) == 0
+		s.run.mu.Unlock()
+		if taken {
+			break
+		}
+		select {
+		case <-t.Context().Done():
+			t.Fatal("the message never arrived")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if err := s.Close(); err != nil {
 		t.Fatal(err)
+	}
+	again, err := b.nc.QueueSubscribeSync(deliverSubject("in", "stage"), "stage")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := again.NextMsg(time.Minute)
+	if err != nil {
+		t.Fatalf("the message was not nacked: %v", err)
+	}
+	if string(m.Data) != "x" {
+		t.Fatalf("redelivered %q", m.Data)
 	}
 }
