@@ -64,3 +64,49 @@ func TestHandleKeepsWhatItHoldsAlive(t *testing.T) {
 		})
 	}
 }
+
+// TestHandleWorkersBoundTheCalls: a route with n workers has up to n
+// handler calls at once, and no more, although the server pushes the
+// whole window to it. The first n calls wait for each other: with fewer
+// workers they would wait for ever.
+func TestHandleWorkersBoundTheCalls(t *testing.T) {
+	const workers = 3
+	srv := startServer(t, EmbeddedConfig{})
+	b := connect(t, srv.URL())
+	provision(t, b, edge("in", "stage"), edge("out", "check"))
+	var mu sync.Mutex
+	cur, most := 0, 0
+	all := make(chan struct{}) // closed when workers calls were in at once
+	var once sync.Once
+	col := newCollector()
+	runRouter(t, b, quick,
+		Handle("stage", "in", "out", str, bytesOf, func(ctx context.Context, s string) (string, error) {
+			mu.Lock()
+			cur++
+			most = max(most, cur)
+			if cur == workers {
+				once.Do(func() { close(all) })
+			}
+			mu.Unlock()
+			defer func() { mu.Lock(); cur--; mu.Unlock() }()
+			select {
+			case <-all:
+				return s, nil
+			case <-ctx.Done():
+				return "", ctx.Err()
+			}
+		}).Workers(workers),
+		col.route("check", "out"))
+	want := numbered("m", 2*workers)
+	sendAll(t, b, "in", want...)
+	got := col.wait(t, len(want))
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if most != workers {
+		t.Fatalf("%d calls at once, want %d", most, workers)
+	}
+}

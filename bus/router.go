@@ -142,7 +142,7 @@ func (r *Router) Run(ctx context.Context) error {
 	var (
 		conns  []*nats.Conn
 		pubs   []*Publisher
-		sinks  []*sinkRun
+		sinks  []*routeSub
 		useWM  bool
 		runErr error
 	)
@@ -162,7 +162,7 @@ func (r *Router) Run(ctx context.Context) error {
 		if rt.sink != nil {
 			s, err := r.startSink(work, rt, cons)
 			if err != nil {
-				stopSinks(sinks, r.cfg.CloseTimeout)
+				stopSubs(sinks, r.cfg.CloseTimeout)
 				return err
 			}
 			sinks = append(sinks, s)
@@ -170,13 +170,13 @@ func (r *Router) Run(ctx context.Context) error {
 		}
 		conn, err := r.bus.dial(ctx, "supflow-"+rt.name)
 		if err != nil {
-			stopSinks(sinks, r.cfg.CloseTimeout)
+			stopSubs(sinks, r.cfg.CloseTimeout)
 			return err
 		}
 		conns = append(conns, conn)
 		// The route's own connection: the policy's +TERM goes out on it.
 		sub := &handleSubscriber{timeout: r.cfg.CloseTimeout, logger: r.cfg.Logger, name: rt.name,
-			start: func(w func(queued, <-chan struct{})) (*sinkRun, error) {
+			start: func(w func(queued, <-chan struct{})) (*routeSub, error) {
 				return r.subscribe(work, conn, rt, cons, rt.workers, w)
 			}}
 		pub := r.bus.Publisher()
@@ -204,7 +204,7 @@ func (r *Router) Run(ctx context.Context) error {
 		select {
 		case <-wm.Running():
 		case err := <-wmDone:
-			stopSinks(sinks, r.cfg.CloseTimeout)
+			stopSubs(sinks, r.cfg.CloseTimeout)
 			return fmt.Errorf("%w: start: %w", ErrRoute, err)
 		}
 	}
@@ -220,7 +220,7 @@ func (r *Router) Run(ctx context.Context) error {
 			runErr = fmt.Errorf("bus: drain: %w", err)
 		}
 	}
-	stopSinks(sinks, r.cfg.CloseTimeout)
+	stopSubs(sinks, r.cfg.CloseTimeout)
 	cancelWork()
 	if useWM {
 		<-wmDone

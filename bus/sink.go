@@ -11,7 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// sinkRun is one subscription to a route's consumer, a Sink's or a Handle
+// routeSub is one subscription to a route's consumer, a Sink's or a Handle
 // route's. Messages are taken off the subscription as they arrive and
 // queued for the route's workers, which take them in arrival order; a
 // keeper sends InProgress for every message received and not yet settled,
@@ -23,7 +23,7 @@ import (
 // longer than its queue or a call (a trainer step), and a delivery or ack
 // lost with a connection (a NATS restart) comes back after one short
 // AckWait; a stopped or killed process stops its keeper with it.
-type sinkRun struct {
+type routeSub struct {
 	sub  *nats.Subscription
 	stop chan struct{} // closed when stopping begins
 	done chan struct{} // every worker returned
@@ -43,7 +43,7 @@ type queued struct {
 
 // startSink subscribes rt, a Sink, to its consumer on the bus connection,
 // with one worker calling the route's function.
-func (r *Router) startSink(ctx context.Context, rt Route, cons consumerInfo) (*sinkRun, error) {
+func (r *Router) startSink(ctx context.Context, rt Route, cons consumerInfo) (*routeSub, error) {
 	return r.subscribe(ctx, r.bus.nc, rt, cons, 1, func(q queued, _ <-chan struct{}) {
 		a, msg := q.a, q.msg
 		start := time.Now()
@@ -75,13 +75,13 @@ func (r *Router) startSink(ctx context.Context, rt Route, cons consumerInfo) (*s
 // prompt redelivery.
 func (r *Router) subscribe(ctx context.Context, nc *nats.Conn, rt Route, cons consumerInfo, workers int,
 	work func(q queued, stop <-chan struct{}),
-) (*sinkRun, error) {
+) (*routeSub, error) {
 	js, err := nc.JetStream()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrRoute, rt.name, err)
 	}
 	delay := backoff{r.cfg.NakDelay, r.cfg.NakDelayMax}
-	s := &sinkRun{stop: make(chan struct{}), done: make(chan struct{})}
+	s := &routeSub{stop: make(chan struct{}), done: make(chan struct{})}
 	s.cond = sync.NewCond(&s.mu)
 	receive := func(m *nats.Msg) {
 		msg, _ := unmarshaler{}.Unmarshal(m)
@@ -135,7 +135,7 @@ func (r *Router) subscribe(ctx context.Context, nc *nats.Conn, rt Route, cons co
 
 // dispatch hands queued messages to work in arrival order until stopping
 // began; what is still queued then is nacked.
-func (s *sinkRun) dispatch(work func(queued, <-chan struct{})) {
+func (s *routeSub) dispatch(work func(queued, <-chan struct{})) {
 	for {
 		s.mu.Lock()
 		for !s.stopping && len(s.queue) == 0 {
@@ -160,7 +160,7 @@ func (s *sinkRun) dispatch(work func(queued, <-chan struct{})) {
 
 // keep restarts the AckWait clock of every unsettled message every interval
 // until the dispatcher returned, forgetting settled ones as it goes.
-func (s *sinkRun) keep(interval time.Duration, warn func(string, ...any)) {
+func (s *routeSub) keep(interval time.Duration, warn func(string, ...any)) {
 	t := time.NewTicker(max(interval, 10*time.Millisecond))
 	defer t.Stop()
 	for {
@@ -190,9 +190,9 @@ func (s *sinkRun) keep(interval time.Duration, warn func(string, ...any)) {
 	}
 }
 
-// stopSinks stops every subscription: messages not yet handed to a worker
+// stopSubs stops every subscription: messages not yet handed to a worker
 // are nacked, the calls in progress finish; each waits at most timeout.
-func stopSinks(sinks []*sinkRun, timeout time.Duration) {
+func stopSubs(sinks []*routeSub, timeout time.Duration) {
 	for _, s := range sinks {
 		s.mu.Lock()
 		if !s.stopping {

@@ -83,7 +83,7 @@ func (b backoff) WaitTime(delivered uint64) time.Duration {
 	return min(d, b.max)
 }
 
-// handleSubscriber is a Handle route's watermill subscriber: a sinkRun
+// handleSubscriber is a Handle route's watermill subscriber: a routeSub
 // (see there) whose workers hand each message to the watermill router and
 // settle it as the router acks or nacks it, so that the route's handler
 // holds at most as many messages as the route has workers, and every
@@ -94,13 +94,13 @@ func (b backoff) WaitTime(delivered uint64) time.Duration {
 // over are nacked for prompt redelivery elsewhere) and waits up to timeout
 // for the handled ones to be settled.
 type handleSubscriber struct {
-	start   func(work func(queued, <-chan struct{})) (*sinkRun, error)
+	start   func(work func(queued, <-chan struct{})) (*routeSub, error)
 	timeout time.Duration
 	logger  *slog.Logger
 	name    string
 
 	mu  sync.Mutex
-	run *sinkRun
+	run *routeSub
 }
 
 // Subscribe ignores its arguments: start knows the route.
@@ -143,7 +143,7 @@ func (s *handleSubscriber) Close() error {
 	run := s.run
 	s.mu.Unlock()
 	if run != nil {
-		stopSinks([]*sinkRun{run}, s.timeout)
+		stopSubs([]*routeSub{run}, s.timeout)
 	}
 	return nil
 }

@@ -24,7 +24,7 @@ func TestDrainNacksAMessageTheRouterNeverTook(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := &handleSubscriber{timeout: time.Hour, logger: r.cfg.Logger, name: rt.name,
-		start: func(w func(queued, <-chan struct{})) (*sinkRun, error) {
+		start: func(w func(queued, <-chan struct{})) (*routeSub, error) {
 			return r.subscribe(t.Context(), b.nc, rt, cons, 1, w)
 		}}
 	if _, err := s.Subscribe(t.Context(), "in"); err != nil {
