@@ -25,8 +25,9 @@ type Route struct {
 }
 
 // Workers sets how many deliveries of a Handle route this process handles
-// concurrently (default 1); each worker is one subscription on the shared
-// consumer. A Sink always has one: its function is called serially.
+// concurrently (default 1), from one subscription on the shared consumer;
+// what the server sends beyond them waits in the process, kept from
+// redelivery. A Sink always has one: its function is called serially.
 func (r Route) Workers(n int) Route {
 	r.workers = n
 	return r
