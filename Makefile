@@ -69,8 +69,9 @@ test-compose:
 # test-compose-ha: the HA deployment (docker-compose.ha.yml) with one
 # container fault per epoch (TestIntegrationComposeHA); with
 # SUPFLOW_RELIABILITY_DOC=$(CURDIR)/docs/reliability.md its table goes into
-# that document. Not in .ci/run yet: decode stalled mid-run in 3 of 5 runs
-# on 2 loaded cores (issue 15's notes); about 10 minutes.
+# that document. .ci/run runs it after test-compose; about 3 minutes on 2
+# loaded cores (it took 10 and stalled in 3 of 5 runs before routes kept
+# what they hold alive: docs/operations.md, "The decode stall").
 test-compose-ha:
 	$(GO) test $(GOTESTFLAGS) -tags compose -count=1 -v -timeout 30m -run 'TestIntegrationComposeHA$$' ./internal/composetest
 
