@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 
 	"github.com/supflow/supflow/config"
@@ -11,6 +12,7 @@ import (
 	"github.com/supflow/supflow/engine"
 	"github.com/supflow/supflow/stages/evaluate"
 	"github.com/supflow/supflow/stages/train"
+	"github.com/supflow/supflow/xla"
 	"github.com/supflow/supflow/xla/trainer"
 )
 
@@ -68,6 +70,7 @@ func newEngine(cfg *config.Config, getenv func(string) string, s *services, d da
 		}
 		s.runner = r
 		s.closers = append(s.closers, r.Close)
+		logDevices(s.log, r, cfg.Train.Backend.Devices)
 	}
 	tr, err := trainer.New(ec, s.runner)
 	if err != nil {
@@ -106,4 +109,16 @@ func checkBackend(e *env) error {
 	}
 	_, err := pluginPath(e.cfg, e.getenv)
 	return err
+}
+
+// logDevices says which plugin and devices backend xla runs on, and warns
+// when train.devices 0 ("all") finds more than the one device a step uses
+// today: nothing else would show that the others stay idle.
+func logDevices(log *slog.Logger, r xla.Runner, want int) {
+	if d, ok := r.(interface{ Describe() string }); ok {
+		log.Info("train.backend xla", "device", d.Describe())
+	}
+	if d, ok := r.(interface{ Devices() int }); ok && want == 0 && d.Devices() > 1 {
+		log.Warn("train.backend xla: training on the first device only: more than one device is not implemented yet", "devices", d.Devices())
+	}
 }

@@ -74,6 +74,10 @@ func (d *Device) Describe() string {
 
 var _ xla.Runner = (*Device)(nil)
 
+// Devices counts the client's addressable devices; programs run on the
+// first.
+func (d *Device) Devices() int { return len(d.client.AddressableDevices()) }
+
 // Close destroys the client.
 func (d *Device) Close() error { return d.client.Destroy() }
 

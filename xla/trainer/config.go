@@ -32,7 +32,8 @@ type Config struct {
 	// Only one is supported yet (the first): data parallel execution
 	// needs the R-replica step program (xla.StepConfig.Replicas, which
 	// exists) run by PJRT's multi-device execute, which xla/device does
-	// not do yet, so > 1 is refused.
+	// not do yet, so > 1 is refused, and 0 trains on the first device
+	// (cmd/supflow warns when there are more).
 	Devices int `yaml:"devices"`
 }
 
