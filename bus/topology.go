@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/supflow/supflow/config/field"
@@ -462,9 +463,15 @@ func retryRaces(ctx context.Context, f func() error) error {
 	for attempt := 1; ; attempt++ {
 		err := f()
 		var apiErr *jetstream.APIError
-		if err == nil || attempt == raceAttempts || !errors.As(err, &apiErr) ||
+		// A request that timed out while ctx lives (the jetstream API's own
+		// per-request default, 5 s) is retried too: creating an R3 stream
+		// waits for the cluster's consensus, which outlasted it on loaded
+		// machines (the HA compose's stages exited at start-up with
+		// "context deadline exceeded").
+		timedOut := ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout))
+		if err == nil || attempt == raceAttempts || !timedOut && (!errors.As(err, &apiErr) ||
 			apiErr.Code < 500 && apiErr.ErrorCode != jetstream.JSErrCodeConsumerDoesNotExist ||
-			apiErr.ErrorCode == errCodeReplicasUnsupported {
+			apiErr.ErrorCode == errCodeReplicasUnsupported) {
 			return err
 		}
 		select {
@@ -482,5 +489,6 @@ const errCodeReplicasUnsupported = 10074
 
 // raceAttempts bounds retryRaces: about 3.5 s of backoff, which outlasts
 // the start-up provisioning of a whole pipeline on a loaded machine (five
-// calls, 0.75 s, did not once in CI).
+// calls, 0.75 s, did not once in CI), plus up to 5 s a request that timed
+// out.
 const raceAttempts = 8

@@ -15,8 +15,8 @@ import (
 	"github.com/supflow/supflow/messages"
 )
 
-// TestRetryRaces: internal server errors and "consumer does not exist" are
-// retried (at most raceAttempts calls), anything else is returned at once.
+// TestRetryRaces: internal server errors, "consumer does not exist" and
+// requests that timed out are retried (at most raceAttempts calls), anything else is returned at once.
 func TestRetryRaces(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -31,6 +31,8 @@ func TestRetryRaces(t *testing.T) {
 		{"client error", 9, &jetstream.APIError{Code: 400, ErrorCode: 10058}, 1, false},
 		{"replicas on one server", 9, &jetstream.APIError{Code: 500, ErrorCode: errCodeReplicasUnsupported}, 1, false},
 		{"other error", 9, errors.New("boom"), 1, false},
+		{"request timed out", 2, context.DeadlineExceeded, 3, true},
+		{"nats timeout", 1, nats.ErrTimeout, 2, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			calls := 0
