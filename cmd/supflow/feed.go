@@ -6,6 +6,7 @@ import (
 
 	"github.com/supflow/supflow/config"
 	"github.com/supflow/supflow/dataset"
+	"github.com/supflow/supflow/messages"
 	"github.com/supflow/supflow/stages/feeder"
 )
 
@@ -49,7 +50,16 @@ func feed(ctx context.Context, cfg *config.Config, s *services, entries dataset.
 		return err
 	}
 	events := s.bus.Events()
-	return f.Run(ctx, feeder.Publish(s.bus.Publisher()), events.Publish, feeder.Progress(events, cfg.Run.ID))
+	// One line per epoch fed: operators (and the HA compose test) see
+	// when an epoch's tasks are all on the bus.
+	event := func(ctx context.Context, ev messages.Event) error {
+		err := events.Publish(ctx, ev)
+		if err == nil && ev.Kind == messages.EventEpochEnd {
+			s.log.Info("epoch fed", "epoch", ev.Epoch, "samples", ev.Count)
+		}
+		return err
+	}
+	return f.Run(ctx, feeder.Publish(s.bus.Publisher()), event, feeder.Progress(events, cfg.Run.ID))
 }
 
 func runFeed(ctx context.Context, e *env) error {

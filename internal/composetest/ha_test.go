@@ -61,7 +61,9 @@ type haFault struct {
 // restarts it, it resumes from the last checkpoint and announces its start,
 // and the running feeder feeds the resumed epoch again, since the samples
 // the killed trainer stepped after that checkpoint were acknowledged and
-// are gone from the stream). The sixth epoch has none. Each epoch's exact
+// are gone from the stream). The sixth epoch has none. The feeder is
+// frozen (docker pause) from when it has fed an epoch until that epoch's
+// fault is undone, so no epoch passes unfaulted on a fast machine. Each epoch's exact
 // trained and dropped id sets are compared with the manifest (0 lost, 0
 // trained twice), and the run must end with evaluate's RESULT. With
 // SUPFLOW_RELIABILITY_DOC set, the table goes into that document.
@@ -69,7 +71,10 @@ func TestIntegrationComposeHA(t *testing.T) {
 	ctx, p, begin := startJob(t, []string{"docker-compose.yml", "docker-compose.ha.yml"}, haJob, "--scale", "augment=1")
 	env := readEnv(t, p)
 	h := &ha{t: t, ctx: ctx, p: p}
-	h.train = h.one("train")
+	h.train, h.feeder = h.one("train"), h.one("feeder")
+	// Runs before startJob's clean-up: a failure between pause and
+	// unpause must not leave `down` a frozen container.
+	t.Cleanup(func() { Docker(context.Background(), "unpause", h.feeder) })
 
 	entries := h.manifest(env)
 	var rows []faulttest.Row
@@ -135,11 +140,18 @@ func TestIntegrationComposeHA(t *testing.T) {
 		if e > 1 {
 			h.waitEpoch(e - 1)
 		}
+		// The feeder is paused (frozen) from the moment it has fed epoch e
+		// until the fault is undone: the next epoch cannot start, and be
+		// trained, while a slow fault (compose's scaling) is undone, however
+		// fast the machine. Its events come through an ordered consumer,
+		// which resumes where it was.
+		h.waitFed(e)
+		h.docker("pause", h.feeder)
 		if !f.atStart {
 			h.waitSteps(h.steps() + 1)
 		}
 		if h.epochTrained(e) {
-			t.Fatalf("epoch %d was trained before its fault (%s) began: epochs too short for this machine", e, f.name)
+			t.Fatalf("epoch %d was trained before its fault (%s) began", e, f.name)
 		}
 		start := time.Now()
 		what := f.inject()
@@ -152,6 +164,7 @@ func TestIntegrationComposeHA(t *testing.T) {
 		default:
 			what += fmt.Sprintf("; undone %.0f s after it began, within the epoch", time.Since(start).Seconds())
 		}
+		h.docker("unpause", h.feeder)
 		t.Logf("epoch %d: %s", e, what)
 		rows = append(rows, faulttest.Row{Case: fmt.Sprintf("%d. %s", e, f.name), Injected: what, Epochs: 1})
 	}
@@ -215,10 +228,11 @@ func TestIntegrationComposeHA(t *testing.T) {
 
 // ha drives one HA project.
 type ha struct {
-	t     *testing.T
-	ctx   context.Context
-	p     *Project
-	train string // the train container's ID (a restart keeps it)
+	t      *testing.T
+	ctx    context.Context
+	p      *Project
+	train  string // the train container's ID (a restart keeps it)
+	feeder string // the feeder container's ID
 }
 
 // one returns the ID of the project's one container of service.
@@ -263,7 +277,13 @@ func (h *ha) inspect(id, format string) string {
 // logs is the trainer container's log, every run of it.
 func (h *ha) logs() string {
 	h.t.Helper()
-	cmd := exec.CommandContext(h.ctx, "docker", "logs", h.train)
+	return h.containerLogs(h.train)
+}
+
+// containerLogs is a container's log, every run of it.
+func (h *ha) containerLogs(id string) string {
+	h.t.Helper()
+	cmd := exec.CommandContext(h.ctx, "docker", "logs", id)
 	out, err := cmd.CombinedOutput() // supflow logs to stderr
 	if err != nil {
 		h.t.Fatalf("docker logs: %v", err)
@@ -293,6 +313,14 @@ func (h *ha) waitSteps(n int) {
 
 func epochLine(e int) *regexp.Regexp {
 	return regexp.MustCompile(fmt.Sprintf(`msg="epoch trained" (?:\S+ )*?epoch=%d `, e))
+}
+
+// waitFed polls the feeder's log until it has fed epoch e (every task on
+// the bus), at least once: a restarted trainer's epoch is fed again.
+func (h *ha) waitFed(e int) {
+	h.t.Helper()
+	fed := regexp.MustCompile(fmt.Sprintf(`msg="epoch fed" (?:\S+ )*?epoch=%d `, e))
+	h.poll(fmt.Sprintf("epoch %d fed", e), func() bool { return fed.MatchString(h.containerLogs(h.feeder)) })
 }
 
 // epochTrained reports whether the trainer's log says epoch e is trained.
