@@ -33,6 +33,10 @@ type storeCache struct{ c *store.Client }
 
 func (s storeCache) Get(ctx context.Context, key string) ([]byte, error) { return s.c.Get(ctx, key) }
 
+func (s storeCache) GetRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
+	return s.c.GetRange(ctx, key, off, n, n)
+}
+
 func (s storeCache) Put(ctx context.Context, key string, b []byte) error {
 	return s.c.Put(ctx, key, b, store.PutOptions{ContentType: "application/octet-stream"})
 }
