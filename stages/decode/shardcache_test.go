@@ -18,22 +18,15 @@ import (
 	"github.com/supflow/supflow/store"
 )
 
-// bucketCache is the Cache of cmd/supflow on a store client, counting
-// ranged GETs.
+// bucketCache is the Cache of cmd/supflow, counting ranged GETs.
 type bucketCache struct {
-	c      *store.Client
+	store.Blobs
 	ranges atomic.Int64
 }
 
-func (b *bucketCache) Get(ctx context.Context, key string) ([]byte, error) { return b.c.Get(ctx, key) }
-
 func (b *bucketCache) GetRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
 	b.ranges.Add(1)
-	return b.c.GetRange(ctx, key, off, n, n)
-}
-
-func (b *bucketCache) Put(ctx context.Context, key string, data []byte) error {
-	return b.c.Put(ctx, key, data, store.PutOptions{})
+	return b.Blobs.GetRange(ctx, key, off, n)
 }
 
 // TestDecodedShards runs the decoded-shard cases on the embedded S3
@@ -85,7 +78,7 @@ func testDecodedShards(t *testing.T, c *store.Client) {
 		t.Fatalf("%d shards, want several", len(byShard))
 	}
 	objects := &countingStore{Client: c}
-	cache := &bucketCache{c: c}
+	cache := &bucketCache{Blobs: store.Blobs{C: c}}
 	newStage := func(cfg imgdecode.Config) *Stage {
 		s, err := New(Config{Config: cfg, Cache: true}, Deps{Objects: objects, Cache: cache, CachePrefix: "cache/sh",
 			IsNotFound:   func(err error) bool { return errors.Is(err, store.ErrNotFound) },
