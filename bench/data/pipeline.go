@@ -185,6 +185,9 @@ func pipelines(cases []pipelineCase) error {
 				}
 			}
 		}
+		if err := warmCache(ctx, objects, pc, members, ordered, aug, work); err != nil {
+			return err
+		}
 		fmt.Printf("%-34s %10.0f %14.3f %10s %8s  %s\n", pc.name+" no bus: S3 get + work", noBus.rate, 1e3*noBus.cpu/float64(len(keys)), "-", fmt.Sprintf("%.2fx", noBus.cpu/compute.cpu), noBus.load)
 		fmt.Printf("%-34s %10.0f %14.3f %10s %8s  %s\n", pc.name+" no bus: ranged get + work", noBusShard.rate, 1e3*noBusShard.cpu/float64(len(keys)), "-", fmt.Sprintf("%.2fx", noBusShard.cpu/compute.cpu), noBusShard.load)
 		fmt.Printf("%-34s %10.0f %14.3f %10s %8s  %s\n", pc.name+" work: decode + augment", compute.rate, 1e3*work, "-", "1.00x", compute.load)
