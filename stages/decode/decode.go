@@ -72,8 +72,10 @@ type Config struct {
 	// default DefaultMaxObjectBytes.
 	MaxObjectBytes int64 `yaml:"max_object_bytes"`
 	// Cache keeps decoded images through Deps.Cache so that later epochs
-	// skip the fetch of the original and the decode; New then requires
-	// Deps.Cache.
+	// skip the fetch of the original and the decode: a loose object's
+	// entry is written by the first decode of it, a shard member is read
+	// from its shard's decoded shard, which BuildShards writes (ingest);
+	// New then requires Deps.Cache.
 	Cache bool `yaml:"cache"`
 }
 

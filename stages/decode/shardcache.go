@@ -361,11 +361,14 @@ feed:
 	return rep, nil
 }
 
-// indexes reports whether shard's decoded shard exists and its index lists
-// exactly members (sorted by offset), as a build of them would.
+// indexes reports whether shard's decoded shard exists, its index lists
+// exactly members (sorted by offset), as a build of them would, and it is
+// as long as its index says (not truncated). Damage within its records
+// is not looked for here: decode finds it per record.
 func (s *Stage) indexes(ctx context.Context, shard string, members []messages.DecodeTask) bool {
-	ix, err := s.readPxIndex(ctx, s.cacheKey(shard, ".pxs"))
-	if err != nil || len(ix) != len(members) {
+	key := s.cacheKey(shard, ".pxs")
+	ix, err := s.readPxIndex(ctx, key)
+	if err != nil || len(ix) != len(members) || len(ix) == 0 {
 		return false
 	}
 	for i, e := range ix {
@@ -373,5 +376,7 @@ func (s *Stage) indexes(ctx context.Context, shard string, members []messages.De
 			return false
 		}
 	}
-	return true
+	last := ix[len(ix)-1]
+	_, err = s.cache.GetRange(ctx, key, last.recOff+int64(last.recLen)-1, 1)
+	return err == nil
 }
