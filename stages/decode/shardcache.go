@@ -1,6 +1,7 @@
 package decode
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/binary"
@@ -20,7 +21,8 @@ import (
 // there is no append) and two builders of the same shard each write a
 // complete object. Its layout:
 //
-//	"SFPS" 1, member count n (u32)
+//	"SFPS" 1, the settings it was decoded with: resize_shorter (u32),
+//	  gray (u8); member count n (u32)
 //	n index entries, in data offset order: data offset (u64), data length
 //	  (u32), record length (u32, 0: not cached), CRC-32C of the record (u32)
 //	the records, in index order: cache entries as one object's (SFPX)
@@ -32,7 +34,7 @@ import (
 var pxShardMagic = [5]byte{'S', 'F', 'P', 'S', 1}
 
 const (
-	pxShardHead  = len(pxShardMagic) + 4
+	pxShardHead  = len(pxShardMagic) + 4 + 1 + 4
 	pxIndexEntry = 8 + 4 + 4 + 4
 	// maxPxMembers bounds the index a header may announce: a 256 MB shard
 	// of 300-byte digits holds under a million members.
@@ -47,6 +49,17 @@ type pxEntry struct {
 	dataLen     uint32
 	recLen, crc uint32
 	recOff      int64
+}
+
+// pxSettings is the header's stamp of the settings that shape pixels (the
+// key names them too; the stamp keeps an object copied or written under
+// another key from passing for this one's).
+func (s *Stage) pxSettings() []byte {
+	b := binary.LittleEndian.AppendUint32(nil, uint32(s.cfg.ResizeShorter))
+	if s.cfg.Gray {
+		return append(b, 1)
+	}
+	return append(b, 0)
 }
 
 // pxIndex is a decoded shard's index, in data offset order.
@@ -117,7 +130,10 @@ func (s *Stage) readPxIndex(ctx context.Context, key string) (pxIndex, error) {
 	if len(head) != pxShardHead || [5]byte(head[:5]) != pxShardMagic {
 		return nil, fmt.Errorf("%w: %q: bad header", errPxShard, key)
 	}
-	n := int64(binary.LittleEndian.Uint32(head[5:]))
+	if !bytes.Equal(head[5:10], s.pxSettings()) {
+		return nil, fmt.Errorf("%w: %q: decoded with other settings", errPxShard, key)
+	}
+	n := int64(binary.LittleEndian.Uint32(head[10:]))
 	if n > maxPxMembers {
 		return nil, fmt.Errorf("%w: %q: %d members", errPxShard, key, n)
 	}
@@ -260,7 +276,8 @@ func (s *Stage) BuildShard(ctx context.Context, tasks []messages.DecodeTask) (sk
 	idxEnd := pxShardHead + len(tasks)*pxIndexEntry
 	b := make([]byte, idxEnd)
 	copy(b, pxShardMagic[:])
-	binary.LittleEndian.PutUint32(b[5:], uint32(len(tasks)))
+	copy(b[5:], s.pxSettings())
+	binary.LittleEndian.PutUint32(b[10:], uint32(len(tasks)))
 	for i, t := range s.Plan(tasks) {
 		at := pxShardHead + i*pxIndexEntry // b grows: index it afresh
 		binary.LittleEndian.PutUint64(b[at:], t.Offset)

@@ -51,9 +51,11 @@ func TestIntegrationDecodedShardsMinIO(t *testing.T) {
 // decoded pixels per run (plus each shard's index, once per Stage), the
 // pixels a decode of the originals gives; a decoded shard built under
 // other settings is never read; a record that fails its CRC, a truncated
-// decoded shard and a torn one (a crash's half object, had the store kept
-// it) each send exactly the members they lose back to the originals; two
-// builders of one shard at once leave a whole decoded shard.
+// decoded shard, a torn one (a crash's half object, had the store kept
+// it) and one replaced under a reader by another layout each send the
+// members they lose back to the originals, and a re-ingest rebuilds all
+// but the first; two builders of one shard at once leave a whole decoded
+// shard.
 func testDecodedShards(t *testing.T, c *store.Client) {
 	ctx := t.Context()
 	src, err := dataset.OpenIDX(fixtures.MNISTDir(t), "mnist", nil)
@@ -211,6 +213,19 @@ func testDecodedShards(t *testing.T, c *store.Client) {
 	damage(shards[0], func(b []byte) []byte { b[ix[3].recOff+int64(ix[3].recLen)-1] ^= 0x40; return b }) // a pixel of its 4th member
 	damage(shards[1], func(b []byte) []byte { return b[:len(b)/2] })                                     // truncated
 	damage(shards[2], func(b []byte) []byte { return b[:pxShardHead+3] })                                // torn in its index
+	// replaced by another layout under a reader (here: another settings'
+	// decoded shard of the same data shard, copied over: its stamp differs)
+	if len(shards) < 4 {
+		t.Fatalf("%d shards, want 4", len(shards))
+	}
+	if _, err := newStage(imgdecode.Config{}).BuildShard(ctx, byShard[shards[3]]); err != nil {
+		t.Fatal(err)
+	}
+	other, err := c.Get(ctx, "cache/sh/r0-rgb/"+shards[3]+".pxs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	damage(shards[3], func([]byte) []byte { return other })
 	t.Run("damage falls back to the originals", func(t *testing.T) {
 		fresh := newStage(gray)
 		orig, _, _ := epoch(fresh, 1, wantGray)
@@ -220,9 +235,9 @@ func testDecodedShards(t *testing.T, c *store.Client) {
 		// the warm Stage's indexes predate the damage: it finds the cut
 		// when its GETs come short, and still decodes every sample
 		epoch(s, 3, wantGray)
-		// a re-ingest rebuilds the truncated and the torn one (the flipped
-		// bit is found per record by decode, not here)
-		if rep, err := newStage(gray).BuildShards(ctx, tasks, 2); err != nil || rep.Built != 2 || rep.Kept != len(byShard)-2 {
+		// a re-ingest rebuilds the truncated, the torn and the replaced one
+		// (the flipped bit is found per record by decode, not here)
+		if rep, err := newStage(gray).BuildShards(ctx, tasks, 2); err != nil || rep.Built != 3 || rep.Kept != len(byShard)-3 {
 			t.Fatalf("BuildShards after the damage: %+v, %v", rep, err)
 		}
 	})
@@ -289,8 +304,8 @@ func TestBuildShardRefuses(t *testing.T) {
 // FuzzPxIndex: whatever bytes a decoded shard's head holds, the index read
 // from it is in data offset order and its records lie after it.
 func FuzzPxIndex(f *testing.F) {
-	f.Add([]byte("SFPS\x01\x01\x00\x00\x00\x04\x00\x00\x00\x00\x00\x00\x00\x03\x00\x00\x00\x10\x00\x00\x00\x00\x00\x00\x00"))
-	f.Add([]byte("SFPS\x01\xff\xff\xff\xff"))
+	f.Add([]byte("SFPS\x01\x00\x00\x00\x00\x00\x01\x00\x00\x00\x04\x00\x00\x00\x00\x00\x00\x00\x03\x00\x00\x00\x10\x00\x00\x00\x00\x00\x00\x00"))
+	f.Add([]byte("SFPS\x01\x00\x00\x00\x00\x00\xff\xff\xff\xff"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		cache := &memCache{m: map[string][]byte{"k": b}}
 		s, err := New(Config{Cache: true}, Deps{Objects: memObjects{}, Cache: cache})
