@@ -23,12 +23,12 @@ const cachedBatch = 64
 // decoded pixels, one ranged GET per run: <case>_sharded_run<n>_cached.
 // vs work is against the same decode + augment work as the other rows;
 // vs augment against augment alone, what a warm epoch has left to do.
-func warmCache(ctx context.Context, objects *store.Client, pc pipelineCase, members []messages.DecodeTask,
-	ordered func(run int) ([]messages.DecodeTask, error), aug *augment.Stage, work float64) error {
-	dec, err := decode.New(decode.Config{Config: imgdecode.Config{Gray: pc.gray}, Cache: true}, decode.Deps{Objects: objects,
+func warmCache(ctx context.Context, objects *store.Client, name string, dcfg imgdecode.Config, sh sharded, aug *augment.Stage, work float64) error {
+	members := sh.members
+	dec, err := decode.New(decode.Config{Config: dcfg, Cache: true}, decode.Deps{Objects: objects,
 		IsNotFound:   func(err error) bool { return errors.Is(err, store.ErrNotFound) },
 		IsOutOfRange: func(err error) bool { return errors.Is(err, store.ErrOutOfRange) },
-		Cache:        store.Blobs{C: objects}, CachePrefix: "cache/" + pc.name})
+		Cache:        store.Blobs{C: objects}, CachePrefix: "cache/" + name})
 	if err != nil {
 		return err
 	}
@@ -50,23 +50,23 @@ func warmCache(ctx context.Context, objects *store.Client, pc pipelineCase, memb
 		return err
 	}
 	augment := augOnly.cpu / float64(len(imgs))
-	fmt.Printf("%-34s %d decoded shards built\n", pc.name+" decode cache:", rep.Built)
+	fmt.Printf("%-34s %d decoded shards built\n", name+" decode cache:", rep.Built)
 	for _, run := range cachedRuns {
-		tasks, err := ordered(run)
+		tasks, err := sh.ordered(run)
 		if err != nil {
 			return err
 		}
-		name := fmt.Sprintf("%s_sharded_run%d_cached", pc.name, run)
+		variant := fmt.Sprintf("%s_sharded_run%d_cached", name, run)
 		r, err := overBus(ctx, dec, aug, tasks, cachedBatch)
 		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+			return fmt.Errorf("%s: %w", variant, err)
 		}
 		per := r.cpu / float64(len(tasks))
-		fmt.Printf("%-34s %10.0f %14.3f %9.0f%% %7.2fx  %s (vs augment alone %.2fx)\n", fmt.Sprintf("%s bus, batch %d", name, cachedBatch),
+		fmt.Printf("%-34s %10.0f %14.3f %9.0f%% %7.2fx  %s (vs augment alone %.2fx)\n", fmt.Sprintf("%s bus, batch %d", variant, cachedBatch),
 			r.rate, 1e3*per, 100*(1-work/per), per/work, r.load, per/augment)
 		fmt.Printf("PIPELINE case=%s_batch%d samples_per_s=%.0f cpu_ms_per_sample=%.3f bus_share=%.2f vs_work=%.2f vs_augment=%.2f\n",
-			name, cachedBatch, r.rate, 1e3*per, 1-work/per, per/work, per/augment)
+			variant, cachedBatch, r.rate, 1e3*per, 1-work/per, per/work, per/augment)
 	}
-	fmt.Printf("%-34s %10.0f %14.3f %10s %8s  %s\n", pc.name+" work: augment alone", augOnly.rate, 1e3*augment, "-", fmt.Sprintf("%.2fx", augment/work), augOnly.load)
+	fmt.Printf("%-34s %10.0f %14.3f %10s %8s  %s\n", name+" work: augment alone", augOnly.rate, 1e3*augment, "-", fmt.Sprintf("%.2fx", augment/work), augOnly.load)
 	return nil
 }
