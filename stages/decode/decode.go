@@ -221,7 +221,7 @@ func (s *Stage) handle(ctx context.Context, task messages.DecodeTask, r *run) (m
 		return messages.Image{}, err
 	}
 	if s.cache != nil && task.Length == 0 {
-		s.store(ctx, task.Key, img) // a shard member's is its decoded shard's, built by BuildShard
+		s.store(ctx, task.Key, img) // a shard member's is its decoded shard's, built by BuildShards
 	}
 	return imageOf(task, img), nil
 }
