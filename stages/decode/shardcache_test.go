@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -135,13 +137,7 @@ func testDecodedShards(t *testing.T, c *store.Client) {
 			}
 			batch = batch[:0]
 		}
-		for _, shard := range slices.Sorted(func(yield func(string) bool) {
-			for k := range byShard {
-				if !yield(k) {
-					return
-				}
-			}
-		}) {
+		for _, shard := range slices.Sorted(maps.Keys(byShard)) {
 			members := byShard[shard]
 			for n := 0; n < len(members); n += 16 {
 				for _, task := range members[n:min(n+16, len(members))] {
@@ -165,6 +161,7 @@ func testDecodedShards(t *testing.T, c *store.Client) {
 	if rep, err := newStage(gray).BuildShards(ctx, tasks, 2); err != nil || rep != (BuildReport{Shards: len(byShard), Kept: len(byShard)}) {
 		t.Fatalf("BuildShards over built shards: %+v, %v", rep, err)
 	}
+	shards := slices.Sorted(maps.Keys(byShard))
 	s := newStage(gray)
 	t.Run("a warm epoch reads decoded shards", func(t *testing.T) {
 		orig, cached, runs := epoch(s, 1, wantGray)
@@ -173,6 +170,27 @@ func testDecodedShards(t *testing.T, c *store.Client) {
 		}
 		if orig, cached, _ := epoch(s, 2, wantGray); orig != 0 || cached != int64(runs) {
 			t.Fatalf("second epoch: %d GETs of originals, %d of the cache, want 0 and %d (the indexes kept)", orig, cached, runs)
+		}
+	})
+	t.Run("workers at once", func(t *testing.T) { // one Stage's indexes shared (run with -race)
+		fresh := newStage(gray)
+		var wg sync.WaitGroup
+		errs := make([]error, 4)
+		for w := range errs {
+			wg.Go(func() {
+				batch := byShard[shards[w%len(shards)]]
+				for _, task := range fresh.Plan(batch) {
+					img, err := fresh.HandleTask(ctx, task)
+					if err == nil && !bytes.Equal(img.Pixels, wantGray[task.SampleID]) {
+						err = fmt.Errorf("sample %d: pixels differ", task.SampleID)
+					}
+					errs[w] = errors.Join(errs[w], err)
+				}
+			})
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatal(err)
 		}
 	})
 	t.Run("other settings read the originals", func(t *testing.T) {
@@ -189,13 +207,6 @@ func testDecodedShards(t *testing.T, c *store.Client) {
 		}
 	})
 
-	shards := slices.Sorted(func(yield func(string) bool) {
-		for k := range byShard {
-			if !yield(k) {
-				return
-			}
-		}
-	})
 	key := func(shard string) string { return "cache/sh/r0-gray/" + shard + ".pxs" }
 	damage := func(shard string, f func(b []byte) []byte) {
 		b, err := c.Get(ctx, key(shard))
