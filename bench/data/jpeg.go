@@ -146,12 +146,13 @@ func jpegPipeline(photos [][]byte, n int) error {
 		return err
 	}
 	tasks := make([]messages.DecodeTask, len(files))
+	keys := make([]string, len(files))
 	for i, b := range files {
-		key := fmt.Sprintf("%s/%05d.jpg", jpegCase, i)
-		if err := objects.Put(ctx, key, b, store.PutOptions{}); err != nil {
+		keys[i] = fmt.Sprintf("%s/%05d.jpg", jpegCase, i)
+		if err := objects.Put(ctx, keys[i], b, store.PutOptions{}); err != nil {
 			return err
 		}
-		tasks[i] = messages.DecodeTask{RunID: "bench", SampleID: uint64(i), Key: key, Label: -1, Split: "train"}
+		tasks[i] = messages.DecodeTask{RunID: "bench", SampleID: uint64(i), Key: keys[i], Label: -1, Split: "train"}
 	}
 	dcfg := imgdecode.Config{ResizeShorter: jpegResize}
 	dec, err := decode.New(decode.Config{Config: dcfg}, decode.Deps{Objects: objects, IsNotFound: func(err error) bool { return errors.Is(err, store.ErrNotFound) }})
@@ -225,7 +226,17 @@ func jpegPipeline(photos [][]byte, n int) error {
 		fmt.Printf("PIPELINE case=%s_batch%d samples_per_s=%.0f cpu_ms_per_sample=%.3f bus_share=%.2f vs_work=%.2f decode_per_core=%.0f augment_per_core=%.0f s3_per_core=%.0f bus_per_core=%.0f\n",
 			jpegCase, k, r.rate, ms, share, r.cpu/work.cpu, 1e3/decCPU, 1e3/augCPU, rate(s3ms), rate(busms))
 	}
-	fmt.Printf("(per core: samples per CPU-second of each part alone; s3 = CPU(S3 get + work) - CPU(work), bus = CPU(pipeline) - CPU(S3 get + work) per sample, GOMAXPROCS=%d)\n\n", runtime.GOMAXPROCS(0))
+	fmt.Printf("(per core: samples per CPU-second of each part alone; s3 = CPU(S3 get + work) - CPU(work), bus = CPU(pipeline) - CPU(S3 get + work) per sample, GOMAXPROCS=%d)\n", runtime.GOMAXPROCS(0))
+	// The same JPEGs in shards, decode cache warm: decoded shards at
+	// resize_shorter's size.
+	sh, err := packShards(ctx, objects, jpegCase, keys, files)
+	if err != nil {
+		return err
+	}
+	if err := warmCache(ctx, objects, jpegCase, dcfg, sh, aug, work.cpu/float64(len(files))); err != nil {
+		return err
+	}
+	fmt.Println()
 	return nil
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/supflow/supflow/config"
 	"github.com/supflow/supflow/dataset"
+	"github.com/supflow/supflow/messages"
 )
 
 // openSource opens what pipeline.yaml's dataset.source names; MNIST
@@ -133,6 +134,34 @@ func ingest(ctx context.Context, e *env, s *services, report io.Writer) error {
 		"left_out", rep.LeftOut, "images", len(rep.Entries), "seconds", time.Since(start).Round(time.Millisecond).Seconds())
 	if report != nil {
 		rep.WriteSummary(report, s.store.Bucket())
+	}
+	if rep.Shards == 0 || !e.cfg.Decode.Cache {
+		return nil
+	}
+	return buildDecodedShards(ctx, e, s, rep.Entries, report)
+}
+
+// buildDecodedShards writes the decode cache of a sharded data set: each
+// data shard's decoded shard under the decode settings, unless one
+// indexing its members is there.
+func buildDecodedShards(ctx context.Context, e *env, s *services, entries []dataset.Entry, report io.Writer) error {
+	st, err := newDecoder(e.cfg, s.store)
+	if err != nil {
+		return err
+	}
+	tasks := make([]messages.DecodeTask, len(entries))
+	for i, en := range entries {
+		tasks[i] = en.Task("", 0, uint64(i))
+	}
+	start := time.Now()
+	rep, err := st.BuildShards(ctx, tasks, e.cfg.Decode.Workers)
+	if err != nil {
+		return fmt.Errorf("ingest: decode cache: %w", err)
+	}
+	e.log.Info("decode cache built", "shards", rep.Shards, "built", rep.Built, "kept", rep.Kept, "members_left_out", rep.Skipped,
+		"seconds", time.Since(start).Round(time.Millisecond).Seconds())
+	if report != nil {
+		fmt.Fprintf(report, "decode cache: %d decoded shards written, %d already there, %d members left out (decoded from their shard when fed)\n", rep.Built, rep.Kept, rep.Skipped)
 	}
 	return nil
 }

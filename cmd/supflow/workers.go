@@ -23,18 +23,9 @@ func newDecoder(cfg *config.Config, s *store.Client) (*decode.Stage, error) {
 		IsTooLarge:   func(err error) bool { return errors.Is(err, store.ErrTooLarge) },
 		IsOutOfRange: func(err error) bool { return errors.Is(err, store.ErrOutOfRange) },
 		Allow:        func(key string) error { return dataset.UnderPrefix(key, cfg.Dataset.Prefix) },
-		Cache:        storeCache{s},
+		Cache:        store.Blobs{C: s}, // the decode cache: objects of the bucket
 		CachePrefix:  path.Join("cache", cfg.Dataset.Prefix),
 	})
-}
-
-// storeCache keeps the decode cache as objects of the bucket.
-type storeCache struct{ c *store.Client }
-
-func (s storeCache) Get(ctx context.Context, key string) ([]byte, error) { return s.c.Get(ctx, key) }
-
-func (s storeCache) Put(ctx context.Context, key string, b []byte) error {
-	return s.c.Put(ctx, key, b, store.PutOptions{ContentType: "application/octet-stream"})
 }
 
 // newAugmenter builds the augment stage from pipeline.yaml.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -28,6 +29,17 @@ func (c *memCache) Get(_ context.Context, key string) ([]byte, error) {
 		return nil, errMissing
 	}
 	return b, nil
+}
+
+func (c *memCache) GetRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
+	b, err := c.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	if off < 0 || n < 0 || off+n > int64(len(b)) {
+		return nil, fmt.Errorf("get %q: %w: %d bytes at %d of %d", key, errPastEnd, n, off, len(b))
+	}
+	return b[off : off+n], nil
 }
 
 func (c *memCache) Put(_ context.Context, key string, b []byte) error {

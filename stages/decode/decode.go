@@ -72,8 +72,10 @@ type Config struct {
 	// default DefaultMaxObjectBytes.
 	MaxObjectBytes int64 `yaml:"max_object_bytes"`
 	// Cache keeps decoded images through Deps.Cache so that later epochs
-	// skip the fetch of the original and the decode; New then requires
-	// Deps.Cache.
+	// skip the fetch of the original and the decode: a loose object's
+	// entry is written by the first decode of it, a shard member is read
+	// from its shard's decoded shard, which BuildShards writes (ingest);
+	// New then requires Deps.Cache.
 	Cache bool `yaml:"cache"`
 }
 
@@ -141,8 +143,9 @@ type Deps struct {
 	CachePrefix string
 }
 
-// Stage decodes tasks. It holds no per-call state and is safe for
-// concurrent use.
+// Stage decodes tasks. It holds no per-call state (with the cache on, the
+// indexes of the decoded shards it read: 32 bytes per member) and is safe
+// for concurrent use.
 type Stage struct {
 	cfg        Config
 	objects    Getter
@@ -152,6 +155,7 @@ type Stage struct {
 	allow      func(string) error
 	cache      Cache // nil when Config.Cache is off
 	prefix     string
+	px         pxShards // the decoded shards' indexes read
 	dec        *imgdecode.Decoder
 }
 
@@ -176,6 +180,7 @@ func New(cfg Config, deps Deps) (*Stage, error) {
 	s := &Stage{cfg: cfg, objects: deps.Objects, isNotFound: deps.IsNotFound, isTooLarge: deps.IsTooLarge, isRange: deps.IsOutOfRange, allow: deps.Allow, dec: dec}
 	if cfg.Cache {
 		s.cache, s.prefix = deps.Cache, deps.CachePrefix
+		s.px = pxShards{index: map[string]pxIndex{}, absent: map[string]uint32{}}
 	}
 	return s, nil
 }
@@ -200,39 +205,55 @@ func (s *Stage) handle(ctx context.Context, task messages.DecodeTask, r *run) (m
 			return messages.Image{}, messages.Permanent(fmt.Errorf("%w: sample %d: %w", ErrInvalidTask, task.SampleID, err))
 		}
 	}
-	// name is what errors and the cache call the image: its key, or its
-	// shard's key and place there.
+	if s.cache != nil {
+		img, ok := imgdecode.Image{}, false
+		if task.Length > 0 {
+			img, ok = s.decodedMember(ctx, task, r)
+		} else {
+			img, ok = s.cached(ctx, task.Key)
+		}
+		if ok {
+			return imageOf(task, img), nil
+		}
+	}
+	img, err := s.decodeTask(ctx, task, r)
+	if err != nil {
+		return messages.Image{}, err
+	}
+	if s.cache != nil && task.Length == 0 {
+		s.store(ctx, task.Key, img) // a shard member's is its decoded shard's, built by BuildShards
+	}
+	return imageOf(task, img), nil
+}
+
+// decodeTask fetches and decodes task's image, taking a shard member's
+// bytes from r when r is set.
+func (s *Stage) decodeTask(ctx context.Context, task messages.DecodeTask, r *run) (imgdecode.Image, error) {
+	// name is what errors call the image: its key, or its shard's key and
+	// place there.
 	name := task.Key
 	if task.Length > 0 {
 		name = fmt.Sprintf("%s@%d+%d", task.Key, task.Offset, task.Length)
 	}
-	if s.cache != nil {
-		if img, ok := s.cached(ctx, name); ok {
-			return imageOf(task, img), nil
-		}
-	}
 	data, err := s.fetch(ctx, task, r)
 	switch {
 	case err != nil && s.isNotFound != nil && s.isNotFound(err):
-		return messages.Image{}, messages.Permanent(fmt.Errorf("%w: %q: %w", ErrNotFound, name, err))
+		return imgdecode.Image{}, messages.Permanent(fmt.Errorf("%w: %q: %w", ErrNotFound, name, err))
 	case err != nil && s.isTooLarge != nil && s.isTooLarge(err):
-		return messages.Image{}, messages.Permanent(fmt.Errorf("%w: %q, limit %d bytes: %w", ErrObjectTooLarge, name, s.cfg.MaxObjectBytes, err))
+		return imgdecode.Image{}, messages.Permanent(fmt.Errorf("%w: %q, limit %d bytes: %w", ErrObjectTooLarge, name, s.cfg.MaxObjectBytes, err))
 	case err != nil && s.isRange != nil && s.isRange(err):
-		return messages.Image{}, messages.Permanent(fmt.Errorf("%w: %q: %w", ErrOutOfRange, name, err))
+		return imgdecode.Image{}, messages.Permanent(fmt.Errorf("%w: %q: %w", ErrOutOfRange, name, err))
 	case err != nil:
-		return messages.Image{}, fmt.Errorf("decode: fetch %q: %w", name, err)
+		return imgdecode.Image{}, fmt.Errorf("decode: fetch %q: %w", name, err)
 	case int64(len(data)) > s.cfg.MaxObjectBytes:
-		return messages.Image{}, messages.Permanent(fmt.Errorf("%w: %q is %d bytes, limit %d", ErrObjectTooLarge, name, len(data), s.cfg.MaxObjectBytes))
+		return imgdecode.Image{}, messages.Permanent(fmt.Errorf("%w: %q is %d bytes, limit %d", ErrObjectTooLarge, name, len(data), s.cfg.MaxObjectBytes))
 	}
 	img, err := s.dec.Decode(data)
 	if err != nil {
 		// imgdecode refuses only for what the bytes are: no retry helps.
-		return messages.Image{}, messages.Permanent(fmt.Errorf("decode: object %q: %w", name, err))
+		return imgdecode.Image{}, messages.Permanent(fmt.Errorf("decode: object %q: %w", name, err))
 	}
-	if s.cache != nil {
-		s.store(ctx, name, img)
-	}
-	return imageOf(task, img), nil
+	return img, nil
 }
 
 // fetch reads task's bytes: from r's GET when it has them, else with a GET

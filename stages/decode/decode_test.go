@@ -9,8 +9,10 @@ import (
 	"image/color"
 	"image/jpeg"
 	"image/png"
+	"maps"
 	"math"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -343,7 +345,8 @@ func TestObjectSizeLimitIsBoundedAndPermanent(t *testing.T) {
 // TestShardMembers: a task naming a shard member decodes the member's
 // bytes alone, as the same image stored whole; a member past its shard's
 // end or over the object limit is a permanent failure naming the shard
-// and the place, and with the cache on each member has its own entry.
+// and the place, also with the cache on (a member has no entry of its own:
+// its shard's decoded shard holds it, BuildShard).
 func TestShardMembers(t *testing.T) {
 	a, b := pngBytes(t, testImage(3, 2)), pngBytes(t, testImage(2, 5))
 	shard := append(append(append([]byte("head"), a...), b...), "tail"...)
@@ -360,7 +363,7 @@ func TestShardMembers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for range 2 { // the second time from the cache
+	for range 2 { // the second time as the first: no decoded shard
 		got, err := s.Handle(ctx, messages.DecodeTask{RunID: "r", Key: "s.tar", Offset: 4, Length: uint32(len(a))})
 		if err != nil || !bytes.Equal(got.Pixels, whole.Pixels) || got.Height != whole.Height {
 			t.Fatalf("member a = %dx%d, %v", got.Height, got.Width, err)
@@ -369,6 +372,9 @@ func TestShardMembers(t *testing.T) {
 		if err != nil || got.Height != 5 || got.Width != 2 {
 			t.Fatalf("member b = %dx%d, %v", got.Height, got.Width, err)
 		}
+	}
+	if _, ok := cache.m["c/r0-rgb/a.png.px"]; !ok || len(cache.m) != 1 {
+		t.Errorf("cache keys %v, want the loose object's alone", slices.Collect(maps.Keys(cache.m)))
 	}
 	for _, c := range []struct {
 		task messages.DecodeTask

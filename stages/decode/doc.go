@@ -11,8 +11,12 @@
 // Deps.IsOutOfRange that a member runs past its shard's end; a missing,
 // oversized, out-of-range or undecodable object is permanent
 // (messages.ErrPermanent) and names the key and the reason. With
-// Config.Cache on, decoded images are written through Deps.Cache so that
-// later epochs skip the fetch and the decode.
+// Config.Cache on, decoded images are kept through Deps.Cache so that
+// later epochs skip the fetch and the decode: one entry per loose object,
+// written as decoded; one decoded shard per data shard, written whole by
+// BuildShards (shardcache.go) and read like the data shards, one ranged
+// GET per run; whatever the cache lacks or holds damaged is decoded from
+// the original.
 //
 // Config is pipeline.yaml's decode section (the config package embeds it as
 // is); Deps holds what is not a setting: the object store, injected as a

@@ -36,9 +36,19 @@ type Task struct {
 type run struct {
 	key     string
 	off, n  int64
+	members []member // in offset order
 	mu      sync.Mutex
 	data    []byte // nil until fetched
 	refused bool   // the GET failed permanently: each member is fetched alone
+	// px is where the members' records are in the shard's decoded shard
+	// (shardcache.go), by data offset; nil until a member looked.
+	px map[uint64]pxAt
+}
+
+// member is a shard member's place in its shard.
+type member struct {
+	off uint64
+	n   uint32
 }
 
 // MarshalTask encodes t's decode task alone, as bus.HandleBatch
@@ -91,6 +101,7 @@ func (s *Stage) Plan(tasks []messages.DecodeTask) []Task {
 		if k > 1 {
 			for _, i := range members[:k] {
 				out[i].run = r
+				r.members = append(r.members, member{tasks[i].Offset, tasks[i].Length})
 			}
 		}
 		members = members[k:]
