@@ -77,7 +77,6 @@ func (t *CPU) forwardFrozen(ctx context.Context, im Images, head bool) ([]float3
 	if err := t.CheckImages(im); err != nil {
 		return nil, 0, nil, 0, err
 	}
-	size := im.Height * im.Width * im.Channels
 	d := t.model.EncoderDim()
 	out := make([]float32, im.N*d)
 	var p int
@@ -94,31 +93,50 @@ func (t *CPU) forwardFrozen(ctx context.Context, im Images, head bool) ([]float3
 		buf = &encodeBuf{input: tensor.New(tensor.Of(t.dt), tensor.WithShape(chunk, im.Channels, im.Height, im.Width))}
 		t.encode[key] = buf
 	}
-	padded := make([]uint8, chunk*size)
-	for lo := 0; lo < im.N; lo += chunk {
-		if err := ctx.Err(); err != nil {
-			return nil, 0, nil, 0, err
-		}
-		n := min(chunk, im.N-lo)
-		src := im.Pixels[lo*size : (lo+n)*size]
-		if n < chunk {
-			clear(padded)
-			copy(padded, src)
-			src = padded
-		}
+	err := im.Chunks(ctx, chunk, func(lo, n int, src []uint8) error {
 		if err := t.normalize(buf.input, src, chunk, im.Height, im.Width, im.Channels); err != nil {
-			return nil, 0, nil, 0, err
+			return err
 		}
 		res, err := t.model.Forward(buf.input)
 		if err != nil {
-			return nil, 0, nil, 0, fmt.Errorf("engine: encode: %w", err)
+			return fmt.Errorf("engine: encode: %w", err)
 		}
 		rows(out[lo*d:(lo+n)*d], res.Encoder)
 		if head {
 			rows(proj[lo*p:(lo+n)*p], res.Output)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, nil, 0, err
 	}
 	return out, d, proj, p, nil
+}
+
+// Chunks calls fn for the images chunk at a time, in order, with the
+// first image's index, the count n and the pixels of exactly chunk images:
+// the last chunk's missing images are zeros, so a backend's program or
+// graph for one shape serves every chunk. It stops at ctx's end or fn's
+// first error.
+func (im Images) Chunks(ctx context.Context, chunk int, fn func(lo, n int, px []uint8) error) error {
+	size := im.Height * im.Width * im.Channels
+	var padded []uint8
+	for lo := 0; lo < im.N; lo += chunk {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n := min(chunk, im.N-lo)
+		src := im.Pixels[lo*size : (lo+n)*size]
+		if n < chunk {
+			padded = make([]uint8, chunk*size)
+			copy(padded, src)
+			src = padded
+		}
+		if err := fn(lo, n, src); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // rows copies the first len(dst) values of x into dst as float32.

@@ -422,22 +422,10 @@ func (e *Engine) forwardFrozen(ctx context.Context, im engine.Images, head bool)
 		p = m.Config().FeatDim
 		proj = make([]float32, im.N*p)
 	}
-	size := im.Height * im.Width * im.Channels
-	padded := make([]uint8, chunk*size)
-	for lo := 0; lo < im.N; lo += chunk {
-		if err := ctx.Err(); err != nil {
-			return nil, 0, nil, 0, err
-		}
-		n := min(chunk, im.N-lo)
-		src := im.Pixels[lo*size : (lo+n)*size]
-		if n < chunk {
-			clear(padded)
-			copy(padded, src)
-			src = padded
-		}
+	err = im.Chunks(ctx, chunk, func(lo, n int, src []uint8) error {
 		res, err := e.run(c, map[string]any{xla.ArgImages: src}, false)
 		if err != nil {
-			return nil, 0, nil, 0, err
+			return err
 		}
 		for i, a := range c.prog.Outputs {
 			switch {
@@ -448,9 +436,13 @@ func (e *Engine) forwardFrozen(ctx context.Context, im engine.Images, head bool)
 			}
 			_ = res[i].Free()
 			if err != nil {
-				return nil, 0, nil, 0, err
+				return err
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, nil, 0, err
 	}
 	return out, d, proj, p, nil
 }
