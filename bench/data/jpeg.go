@@ -133,18 +133,11 @@ func jpegPipeline(photos [][]byte, n int) error {
 		quality[0], quality[len(quality)-1], quality[len(quality)/2], jpegResize, jpegViewSide, jpegViewSide)
 
 	ctx := context.Background()
-	s3, err := store.StartEmbedded(ctx, "")
+	objects, closeS3, err := embeddedBucket(ctx)
 	if err != nil {
 		return err
 	}
-	defer s3.Close()
-	objects, err := store.New(s3.Config("bench"))
-	if err != nil {
-		return err
-	}
-	if err := objects.EnsureBucket(ctx); err != nil {
-		return err
-	}
+	defer closeS3()
 	tasks := make([]messages.DecodeTask, len(files))
 	keys := make([]string, len(files))
 	for i, b := range files {

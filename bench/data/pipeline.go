@@ -61,18 +61,11 @@ type pipelineCase struct {
 // does the same work without the bus and S3 to price it in CPU time.
 func pipelines(cases []pipelineCase) error {
 	ctx := context.Background()
-	s3, err := store.StartEmbedded(ctx, "")
+	objects, closeS3, err := embeddedBucket(ctx)
 	if err != nil {
 		return err
 	}
-	defer s3.Close()
-	objects, err := store.New(s3.Config("bench"))
-	if err != nil {
-		return err
-	}
-	if err := objects.EnsureBucket(ctx); err != nil {
-		return err
-	}
+	defer closeS3()
 	fmt.Printf("Pipeline: PNGs in embedded S3 -> decode (%d workers) -> augment (%d workers, 2 views) -> counting sink, embedded JetStream, GOMAXPROCS=%d\n",
 		decodeWorkers, augmentWorkers, runtime.GOMAXPROCS(0))
 	fmt.Printf("%-34s %10s %14s %10s %8s  %s\n", "run", "samples/s", "CPU ms/sample", "bus share", "vs work", "load")
@@ -397,4 +390,22 @@ func cpuSeconds() float64 {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// embeddedBucket starts an embedded S3 endpoint with a bucket "bench" and
+// returns a client of it and the endpoint's close.
+func embeddedBucket(ctx context.Context) (*store.Client, func() error, error) {
+	s3, err := store.StartEmbedded(ctx, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	objects, err := store.New(s3.Config("bench"))
+	if err == nil {
+		err = objects.EnsureBucket(ctx)
+	}
+	if err != nil {
+		s3.Close()
+		return nil, nil, err
+	}
+	return objects, s3.Close, nil
 }
