@@ -17,7 +17,6 @@ import (
 	"testing"
 
 	"github.com/supflow/supflow/imgdecode"
-	"github.com/supflow/supflow/internal/miniotest"
 	"github.com/supflow/supflow/internal/storetest"
 	"github.com/supflow/supflow/store"
 )
@@ -127,16 +126,7 @@ func gifOf(t testing.TB, w, h int) []byte {
 func TestIngestBadFilesEmbedded(t *testing.T) { testIngestBadFiles(t, storetest.New(t)) }
 
 func TestIntegrationIngestBadFilesMinIO(t *testing.T) {
-	s := miniotest.Start(t)
-	ak, sk := s.Credentials()
-	c, err := store.New(store.Config{Endpoint: s.Endpoint(), Bucket: "ingest", AccessKey: ak, SecretKey: sk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.EnsureBucket(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	testIngestBadFiles(t, c)
+	testIngestBadFiles(t, storetest.MinIO(t, "ingest"))
 }
 
 // testIngestBadFiles ingests a tree holding one bad or stray entry of

@@ -17,7 +17,6 @@ import (
 	"testing"
 
 	"github.com/supflow/supflow/imgdecode"
-	"github.com/supflow/supflow/internal/miniotest"
 	"github.com/supflow/supflow/internal/storetest"
 	"github.com/supflow/supflow/store"
 )
@@ -134,16 +133,7 @@ func imageFolderBucket(t testing.TB, c *store.Client) []string {
 func TestIndexImageFolderEmbedded(t *testing.T) { testIndexImageFolder(t, storetest.New(t)) }
 
 func TestIntegrationIndexImageFolderMinIO(t *testing.T) {
-	s := miniotest.Start(t)
-	ak, sk := s.Credentials()
-	c, err := store.New(store.Config{Endpoint: s.Endpoint(), Bucket: "index", AccessKey: ak, SecretKey: sk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.EnsureBucket(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	testIndexImageFolder(t, c)
+	testIndexImageFolder(t, storetest.MinIO(t, "index"))
 }
 
 // testIndexImageFolder indexes an ImageFolder tree uploaded as it is: the

@@ -13,7 +13,6 @@ import (
 	"github.com/supflow/supflow/dataset"
 	"github.com/supflow/supflow/imgdecode"
 	"github.com/supflow/supflow/internal/fixtures"
-	"github.com/supflow/supflow/internal/miniotest"
 	"github.com/supflow/supflow/internal/storetest"
 	"github.com/supflow/supflow/messages"
 	"github.com/supflow/supflow/store"
@@ -45,16 +44,7 @@ func (c *countingStore) GetRange(ctx context.Context, key string, off, n, max in
 func TestShardRuns(t *testing.T) { testShardRuns(t, storetest.New(t)) }
 
 func TestIntegrationShardRunsMinIO(t *testing.T) {
-	s := miniotest.Start(t)
-	ak, sk := s.Credentials()
-	c, err := store.New(store.Config{Endpoint: s.Endpoint(), Bucket: "runs", AccessKey: ak, SecretKey: sk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.EnsureBucket(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	testShardRuns(t, c)
+	testShardRuns(t, storetest.MinIO(t, "runs"))
 }
 
 // testShardRuns: a batch's members of one shard are fetched with one

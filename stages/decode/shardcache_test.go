@@ -14,7 +14,6 @@ import (
 	"github.com/supflow/supflow/dataset"
 	"github.com/supflow/supflow/imgdecode"
 	"github.com/supflow/supflow/internal/fixtures"
-	"github.com/supflow/supflow/internal/miniotest"
 	"github.com/supflow/supflow/internal/storetest"
 	"github.com/supflow/supflow/messages"
 	"github.com/supflow/supflow/store"
@@ -36,16 +35,7 @@ func (b *bucketCache) GetRange(ctx context.Context, key string, off, n int64) ([
 func TestDecodedShards(t *testing.T) { testDecodedShards(t, storetest.New(t)) }
 
 func TestIntegrationDecodedShardsMinIO(t *testing.T) {
-	s := miniotest.Start(t)
-	ak, sk := s.Credentials()
-	c, err := store.New(store.Config{Endpoint: s.Endpoint(), Bucket: "runs", AccessKey: ak, SecretKey: sk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.EnsureBucket(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	testDecodedShards(t, c)
+	testDecodedShards(t, storetest.MinIO(t, "runs"))
 }
 
 // testDecodedShards: with every data shard's decoded shard built, an epoch
