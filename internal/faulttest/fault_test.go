@@ -102,11 +102,20 @@ func faultMinIOOutage(t *testing.T) {
 dataset: {limit_train: 200, limit_test: 10}
 train: {epochs: 2, batch_size: 50, knn_every: 0}
 `)
-	c := fc.c
 	fc.ingest()
 	entries := fc.trainEntries("mnist", 200)
 	const missing = 7
 	fc.removeObject(entries[missing].Key)
+	train := fc.minIOOutage(len(entries))
+	fc.check(entries, 2, []uint64{missing}, train.Output())
+	fc.expectDeadLetter(entries[missing].Key, "not found")
+}
+
+// minIOOutage starts decode, augment and train, feeds n samples and stops
+// MinIO for 10 s while decode holds epoch 1's first tasks, then waits for
+// the feeder and the trainer to end; it returns the trainer.
+func (fc *faultCase) minIOOutage(n int) *clustertest.Proc {
+	c := fc.c
 	js := fc.js()
 	dec := c.Start("decode", "decode")
 	aug := c.Start("augment", "augment")
@@ -119,17 +128,16 @@ train: {epochs: 2, batch_size: 50, knn_every: 0}
 	// Freeze decode so that the outage starts before it fetched anything.
 	dec.Signal(syscall.SIGSTOP)
 	feed := c.Start("feed", "feed")
-	waitStreamMsgs(t, js, messages.TopicDecodeTasks, fc.messages(len(entries)), time.Minute)
+	waitStreamMsgs(fc.t, js, messages.TopicDecodeTasks, fc.messages(n), time.Minute)
 	c.MinIO().Stop()
 	down := time.Now()
 	dec.Signal(syscall.SIGCONT)
-	time.Sleep(10 * time.Second)
+	time.Sleep(10 * time.Second) // the fault is the outage itself
 	c.MinIO().Start()
 	fc.note("MinIO down %.1f s", time.Since(down).Seconds())
 	c.Wait(feed, 4*time.Minute)
 	c.Wait(train, 4*time.Minute)
-	fc.check(entries, 2, []uint64{missing}, train.Output())
-	fc.expectDeadLetter(entries[missing].Key, "not found")
+	return train
 }
 
 // TestIntegrationFaultShardedMinIOOutage is the MinIO outage on a sharded
@@ -166,24 +174,7 @@ train: {epochs: 2, batch_size: 50, knn_every: 0}
 		}
 	}
 	fc.note("shard %s cut to %d bytes: %d members past the cut", mid.Shard, cut, len(dead))
-	js := fc.js()
-	dec := c.Start("decode", "decode")
-	aug := c.Start("augment", "augment")
-	train := c.Start("train", "train")
-	for _, p := range []*clustertest.Proc{dec, aug, train} {
-		p.WaitFor(running, time.Minute)
-	}
-	dec.Signal(syscall.SIGSTOP)
-	feed := c.Start("feed", "feed")
-	waitStreamMsgs(t, js, messages.TopicDecodeTasks, fc.messages(len(entries)), time.Minute)
-	c.MinIO().Stop()
-	down := time.Now()
-	dec.Signal(syscall.SIGCONT)
-	time.Sleep(10 * time.Second)
-	c.MinIO().Start()
-	fc.note("MinIO down %.1f s", time.Since(down).Seconds())
-	c.Wait(feed, 4*time.Minute)
-	c.Wait(train, 4*time.Minute)
+	train := fc.minIOOutage(len(entries))
 	fc.check(entries, 2, dead, train.Output())
 	fc.expectDeadLetter(mid.Shard, "past the end of its shard")
 }
