@@ -111,3 +111,40 @@ func TestEventsSubscribeRidesOutAServerRestart(t *testing.T) {
 		t.Fatal("subscribe did not return after the restart")
 	}
 }
+
+// TestPipelineKeepsEveryStreamAcrossARestart stores a message on every
+// stream of the pipeline and restarts the server: each stream and each
+// edge's consumer is still there with its message. The pipeline's
+// exact-once per epoch under a NATS restart rests on it; a memory stream
+// would come back missing, with its consumer and messages (docs/benchmarks.md,
+// "Stream storage per edge").
+func TestPipelineKeepsEveryStreamAcrossARestart(t *testing.T) {
+	srv, restart := restartableServer(t)
+	b := connect(t, srv.URL())
+	topo := DefaultTopology()
+	if err := b.Provision(context.Background(), topo); err != nil {
+		t.Fatal(err)
+	}
+	topics := []string{messages.TopicEvents, messages.TopicDeadLetter}
+	for _, e := range topo.Edges {
+		topics = append(topics, e.Topic)
+	}
+	sendAll(t, b, messages.TopicEvents, "event")
+	sendAll(t, b, messages.TopicDeadLetter, "dead letter")
+	for _, e := range topo.Edges {
+		sendAll(t, b, e.Topic, e.Topic)
+	}
+	srv.Close()
+	restart()
+	after := connect(t, srv.URL())
+	for _, topic := range topics {
+		if n := streamMsgs(t, after, topic); n != 1 {
+			t.Errorf("stream %s holds %d messages after the restart, want 1", topic, n)
+		}
+	}
+	for _, e := range topo.Edges {
+		if _, err := after.js.Consumer(context.Background(), e.Topic, e.Consumer.Name); err != nil {
+			t.Errorf("consumer %s on %s after the restart: %v", e.Consumer.Name, e.Topic, err)
+		}
+	}
+}
