@@ -204,8 +204,8 @@ type Feeder struct {
 // keys come from two packages, inline: the engine's (method, the schedule,
 // the optimizer and the loss: engine.TrainConfig) and the train stage's
 // (batch_size, epochs, checkpoint_every and the kNN monitor's knn_*:
-// stages/train.Config), the backend's (backend, pjrt_plugin, devices:
-// xla/trainer.Config), plus threads, which is cmd/supflow's.
+// stages/train.Config), the backend's (backend, pjrt_plugin, devices,
+// sync_bn: xla/trainer.Config), plus threads, which is cmd/supflow's.
 type Train struct {
 	Engine  engine.TrainConfig `yaml:",inline"`
 	Stage   train.Config       `yaml:",inline"`
@@ -242,6 +242,10 @@ func (t Train) Validate() error {
 	}
 	k.Include("", e.Validate())
 	k.Include("", t.Backend.Validate())
+	if d := t.Backend.Devices; d > 1 && t.Stage.BatchSize%d != 0 {
+		// Each device takes batch_size/devices samples of a full batch.
+		k.Add("devices", d, fmt.Sprintf("a divisor of train.batch_size %d", t.Stage.BatchSize))
+	}
 	k.IntIn("threads", t.Threads, 0, maxThreads)
 	return k.Err()
 }

@@ -27,8 +27,8 @@ var migrated = []string{"decode", "augment", "model", "train", "evaluate", "stor
 // so the SUPFLOW_* variables) pipeline.yaml had when config declared them
 // itself, plus the schedule's and LARS's knobs that became keys later
 // (train.decay_epochs, decay_rate, warmup_from, trust_coefficient) and
-// train.drop_last, and the trainer backend's train.backend, pjrt_plugin and
-// devices.
+// train.drop_last, and the trainer backend's train.backend, pjrt_plugin,
+// devices and sync_bn.
 func TestSectionKeysUnchanged(t *testing.T) {
 	want := []string{
 		"augment.antialias", "augment.brightness", "augment.contrast", "augment.flip_p", "augment.grayscale_p",
@@ -37,7 +37,7 @@ func TestSectionKeysUnchanged(t *testing.T) {
 		"decode.cache", "decode.gray", "decode.max_object_bytes", "decode.max_pixels", "decode.resize_shorter",
 		"decode.workers",
 		"model.arch", "model.blocks", "model.dtype", "model.feat_dim", "model.head", "model.stem", "model.widths",
-		"train.backend", "train.devices", "train.pjrt_plugin",
+		"train.backend", "train.devices", "train.pjrt_plugin", "train.sync_bn",
 		"train.base_temperature", "train.batch_size", "train.checkpoint_every", "train.decay_epochs", "train.decay_rate", "train.drop_last",
 		"train.epochs", "train.knn_every", "train.knn_k", "train.knn_samples", "train.knn_temperature", "train.lr",
 		"train.method", "train.momentum", "train.optimizer", "train.schedule", "train.temperature", "train.threads",

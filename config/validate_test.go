@@ -57,8 +57,8 @@ func TestSplitsDiffer(t *testing.T) {
 	}
 }
 
-// TestBackendKeys: train.backend, train.devices and a bfloat16 model are
-// checked at load, each error naming its key; bfloat16 needs the xla
+// TestBackendKeys: train.backend, train.devices (a divisor of
+// train.batch_size) and a bfloat16 model are checked at load, each error naming its key; bfloat16 needs the xla
 // backend.
 func TestBackendKeys(t *testing.T) {
 	for _, tt := range []struct {
@@ -69,7 +69,8 @@ func TestBackendKeys(t *testing.T) {
 		{[]string{"train.backend=xla", "train.pjrt_plugin=/x/pjrt.so", "train.devices=1"}, ""},
 		{[]string{"train.backend=xla", "model.dtype=bfloat16"}, ""},
 		{[]string{"train.backend=gpu"}, "train.backend"},
-		{[]string{"train.devices=2"}, "train.devices = 2: want 0 (all) or 1: training on more than one device is not implemented yet"},
+		{[]string{"train.backend=xla", "train.pjrt_plugin=/x/pjrt.so", "train.devices=2", "train.sync_bn=true", "train.batch_size=64"}, ""},
+		{[]string{"train.devices=3", "train.batch_size=64"}, "train.devices = 3: want a divisor of train.batch_size 64"},
 		{[]string{"train.devices=-1"}, "train.devices"},
 		{[]string{"model.dtype=bfloat16"}, "model.dtype = bfloat16: want float32 or float64 on train.backend cpu"},
 	} {

@@ -52,6 +52,9 @@ const (
 type Program struct {
 	Text            []byte
 	Inputs, Outputs []Arg
+	// Replicas is the number of devices the program runs on at once
+	// (StepConfig.Replicas); 0 or 1 is one.
+	Replicas int
 }
 
 // Batch is the shape of the images a program takes.
@@ -110,13 +113,14 @@ type StepConfig struct {
 // program is a main function being emitted and the names of its inputs
 // and outputs.
 type program struct {
-	b       *S.Builder
-	fn      *fn
-	m       *model.Model
-	inputs  []Arg
-	values  []*S.Value // the inputs'
-	outputs []Arg
-	results []*S.Value
+	b        *S.Builder
+	replicas int
+	fn       *fn
+	m        *model.Model
+	inputs   []Arg
+	values   []*S.Value // the inputs'
+	outputs  []Arg
+	results  []*S.Value
 }
 
 func newProgram(m *model.Model, name string, replicas int) (*program, error) {
@@ -133,7 +137,7 @@ func newProgram(m *model.Model, name string, replicas int) (*program, error) {
 	if replicas > 1 {
 		b.WithNumReplicas(replicas)
 	}
-	return &program{b: b, fn: &fn{f: b.Main(), dt: dt}, m: m}, nil
+	return &program{b: b, replicas: replicas, fn: &fn{f: b.Main(), dt: dt}, m: m}, nil
 }
 
 func (p *program) input(name string, dt dtypes.DType, shape ...int) *S.Value {
@@ -168,7 +172,7 @@ func (p *program) done() (*Program, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrLower, err)
 	}
-	return &Program{Text: text, Inputs: p.inputs, Outputs: p.outputs}, nil
+	return &Program{Text: text, Inputs: p.inputs, Outputs: p.outputs, Replicas: p.replicas}, nil
 }
 
 // state declares the parameters (PrefixParam + name, Params order) and the

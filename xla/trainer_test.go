@@ -3,7 +3,9 @@ package xla_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
+	"strings"
 	"testing"
 
 	"gorgonia.org/tensor"
@@ -238,7 +240,7 @@ func (e nanExecutable) Run(in []xla.Buffer, donate []int) ([]xla.Buffer, error) 
 	if err != nil || !e.r.nan || e.p.Outputs[0].Name != xla.ArgLoss {
 		return out, err
 	}
-	out[0], err = e.r.Upload(e.p.Outputs[0], []float64{math.NaN()})
+	out[0], err = e.r.Upload(0, e.p.Outputs[0], []float64{math.NaN()})
 	return out, err
 }
 
@@ -317,5 +319,128 @@ func TestTrainerBF16(t *testing.T) {
 	}
 	if _, err := cpu.Load(ckpt); err != nil {
 		t.Fatalf("CPU float32 engine loading a bf16 run's checkpoint: %v", err)
+	}
+}
+
+// replicaCheck is the evaluator with two devices that, after every
+// data-parallel run, compares each replica's updated parameters and
+// momentum with replica 0's: identical by construction (all-reduced
+// gradients).
+type replicaCheck struct {
+	*hlorunner.Runner
+	t    *testing.T
+	runs int
+}
+
+func (r *replicaCheck) Compile(p *xla.Program) (xla.Executable, error) {
+	exe, err := r.Runner.Compile(p)
+	return replicaExecutable{exe, r, p}, err
+}
+
+type replicaExecutable struct {
+	xla.Executable
+	r *replicaCheck
+	p *xla.Program
+}
+
+func (e replicaExecutable) Run(in []xla.Buffer, donate []int) ([]xla.Buffer, error) {
+	out, err := e.Executable.Run(in, donate)
+	if err != nil || e.p.Replicas < 2 {
+		return out, err
+	}
+	e.r.runs++
+	n := len(e.p.Outputs)
+	for i, a := range e.p.Outputs {
+		if !strings.HasPrefix(a.Name, xla.PrefixParam) && !strings.HasPrefix(a.Name, xla.PrefixMomentum) && a.Name != xla.ArgLoss {
+			continue
+		}
+		want, _ := out[i].Download()
+		for r := 1; r < e.p.Replicas; r++ {
+			got, _ := out[r*n+i].Download()
+			compareAt(e.r.t, fmt.Sprintf("replica %d %s", r, a.Name), got, want, 0)
+		}
+	}
+	return out, nil
+}
+
+// TestTrainerDevices trains on two evaluator devices (full batches of 4
+// split 2+2, a short batch of 3 on one device, its state then copied to
+// the other): with SyncBN the losses and the checkpoint equal the
+// one-device engine's at 1e-9 in float64; with per-replica batch norms
+// (DDP) both devices hold the same parameters and momentum after every
+// step, and the first loss differs from the whole batch's (statistics of 2
+// samples). Devices the runner lacks, a batch size they do not divide and
+// method ce are refused.
+func TestTrainerDevices(t *testing.T) {
+	cfg := smallConfig(engine.MethodSupCon, sgdMomentum, engine.Float64)
+	cfg.Train.Schedule.BatchSize = 4
+	batches := []engine.Batch{
+		randomBatch(21, 4, 2, []int{0, 1, 0, 1}, 0, 4),
+		randomBatch(22, 4, 2, []int{2, 2, 1, 0}, 1, 4),
+		randomBatch(23, 3, 2, []int{1, 0, 2}, 2, 4),
+		randomBatch(24, 4, 2, []int{1, 1, 0, 2}, 3, 4),
+	}
+	newEngine := func(r xla.Runner, opts ...trainer.Option) *trainer.Engine {
+		t.Helper()
+		x, err := trainer.New(cfg, r, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = x.Close() })
+		return x
+	}
+	one := newEngine(hlorunner.New())
+
+	t.Run("SyncBN", func(t *testing.T) {
+		two := newEngine(hlorunner.New(hlorunner.WithDevices(2)), trainer.WithDevices(0), trainer.WithSyncBN(true))
+		if two.Devices() != 2 {
+			t.Fatalf("devices 0 (all) of 2: %d", two.Devices())
+		}
+		stepBoth(t, two, one, batches, 1e-9)
+		compareStates(t, two, one, 1e-9)
+	})
+
+	t.Run("per-replica BN", func(t *testing.T) {
+		r := &replicaCheck{Runner: hlorunner.New(hlorunner.WithDevices(2)), t: t}
+		two := newEngine(r, trainer.WithDevices(2))
+		ref := newEngine(hlorunner.New())
+		for i, b := range batches {
+			s, err := two.Step(context.Background(), b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w, err := ref.Step(context.Background(), b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i == 0 && s.Loss == w.Loss {
+				t.Errorf("per-replica BN loss %g equals the whole batch's", s.Loss)
+			}
+		}
+		if r.runs != 3 {
+			t.Errorf("%d data-parallel steps, want 3 (the batch of 3 on one device)", r.runs)
+		}
+		if st := decodeSave(t, two); st.Meta.Step != int64(len(batches)) {
+			t.Errorf("checkpoint at step %d, want %d", st.Meta.Step, len(batches))
+		}
+	})
+
+	for _, c := range []struct {
+		name   string
+		method string
+		batch  int
+		opts   []trainer.Option
+	}{
+		{"batch size not a multiple", engine.MethodSupCon, 6, []trainer.Option{trainer.WithDevices(4)}},
+		{"method ce", engine.MethodCE, 4, []trainer.Option{trainer.WithDevices(2)}},
+	} {
+		cfg := smallConfig(c.method, sgdMomentum, engine.Float64)
+		cfg.Train.Schedule.BatchSize = c.batch
+		if _, err := trainer.New(cfg, hlorunner.New(hlorunner.WithDevices(4)), c.opts...); !errors.Is(err, trainer.ErrDevices) {
+			t.Errorf("%s: %v, want ErrDevices", c.name, err)
+		}
+	}
+	if _, err := trainer.New(cfg, hlorunner.New(hlorunner.WithDevices(2)), trainer.WithDevices(3)); !errors.Is(err, trainer.ErrDevices) {
+		t.Errorf("3 devices of 2: %v, want ErrDevices", err)
 	}
 }

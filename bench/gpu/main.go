@@ -102,7 +102,7 @@ func execute(d *device.Device, p *xla.Program, in map[string][]float64) (map[str
 		if !ok {
 			return nil, fmt.Errorf("no value for %s", a.Name)
 		}
-		if bufs[i], err = d.Upload(a, v); err != nil {
+		if bufs[i], err = d.Upload(0, a, v); err != nil {
 			return nil, err
 		}
 	}
@@ -269,7 +269,7 @@ func speed(d *device.Device, spec string, steps int) error {
 		default:
 			v = widen(state[name].F32)
 		}
-		if bufs[i], err = d.Upload(a, v); err != nil {
+		if bufs[i], err = d.Upload(0, a, v); err != nil {
 			return err
 		}
 	}

@@ -70,9 +70,9 @@ func newEngine(cfg *config.Config, getenv func(string) string, s *services, d da
 		}
 		s.runner = r
 		s.closers = append(s.closers, r.Close)
-		logDevices(s.log, r, cfg.Train.Backend.Devices)
+		logDevices(s.log, r)
 	}
-	tr, err := trainer.New(ec, s.runner)
+	tr, err := trainer.New(ec, s.runner, cfg.Train.Backend.Options()...)
 	if err != nil {
 		return nil, usageError{err}
 	}
@@ -111,14 +111,9 @@ func checkBackend(e *env) error {
 	return err
 }
 
-// logDevices says which plugin and devices backend xla runs on, and warns
-// when train.devices 0 ("all") finds more than the one device a step uses
-// today: nothing else would show that the others stay idle.
-func logDevices(log *slog.Logger, r xla.Runner, want int) {
+// logDevices says which plugin and devices backend xla runs on.
+func logDevices(log *slog.Logger, r xla.Runner) {
 	if d, ok := r.(interface{ Describe() string }); ok {
 		log.Info("train.backend xla", "device", d.Describe())
-	}
-	if d, ok := r.(interface{ Devices() int }); ok && want == 0 && d.Devices() > 1 {
-		log.Warn("train.backend xla: training on the first device only: more than one device is not implemented yet", "devices", d.Devices())
 	}
 }

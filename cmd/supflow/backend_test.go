@@ -11,8 +11,8 @@ import (
 	"github.com/supflow/supflow/dataset"
 )
 
-// TestBackendRefusedBeforeStart: an unknown backend, more than one device
-// and a backend xla whose plugin is not there are usage errors (exit 2)
+// TestBackendRefusedBeforeStart: an unknown backend, devices that do not
+// divide the batch size and a backend xla whose plugin is not there are usage errors (exit 2)
 // that name the key or the plugin and the cause, before anything starts;
 // there is no fallback to the CPU.
 func TestBackendRefusedBeforeStart(t *testing.T) {
@@ -24,7 +24,7 @@ func TestBackendRefusedBeforeStart(t *testing.T) {
 		want []string
 	}{
 		{[]string{"run", "--set", "train.backend=gpu"}, []string{"train.backend", "cpu", "xla"}},
-		{[]string{"run", "--set", "train.devices=2"}, []string{"train.devices", "not implemented yet"}},
+		{[]string{"run", "--set", "train.devices=3", "--set", "train.batch_size=64"}, []string{"train.devices", "a divisor of train.batch_size 64"}},
 		{[]string{"run", "--set", "train.backend=xla"}, []string{"no PJRT plugin", "train.pjrt_plugin", "SUPFLOW_PJRT_PLUGIN"}},
 		{[]string{"run", "--set", "train.backend=xla", "--set", "train.pjrt_plugin=" + missing}, []string{missing, "no such file"}},
 		{[]string{"evaluate", "--checkpoint", "runs/x/checkpoints/last.safetensors", "--set", "train.backend=xla", "--set", "train.pjrt_plugin=" + missing}, []string{missing, "no such file"}},

@@ -14,8 +14,8 @@ import (
 
 // TestRunOnXLABackend runs `supflow run` (everything embedded, in this
 // process) with train.backend xla on a small RGB ImageFolder, the
-// programs executed by the evaluator in place of a PJRT device (opened
-// once): the train stage, the kNN monitor and the evaluation drive the XLA
+// programs executed by the evaluator in place of a PJRT plugin with two
+// devices (opened once), train.devices 0 training on both: the train stage, the kNN monitor and the evaluation drive the XLA
 // engine and the
 // run ends with its RESULT line; then `run --resume` on the CPU backend
 // continues from the XLA run's checkpoint at the next epoch.
@@ -25,7 +25,7 @@ func TestRunOnXLABackend(t *testing.T) {
 	var opened []string
 	openRunner = func(path string) (xla.Runner, error) {
 		opened = append(opened, path)
-		return hlorunner.New(), nil
+		return hlorunner.New(hlorunner.WithDevices(2)), nil
 	}
 	plugin := filepath.Join(t.TempDir(), "pjrt_c_api_cuda_plugin.so")
 	if err := os.WriteFile(plugin, nil, 0o600); err != nil {

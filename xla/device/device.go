@@ -27,8 +27,12 @@ var (
 	ErrRun = errors.New("xla/device: run")
 )
 
-// Device is a PJRT client on a plugin; programs run on its first device.
-// It is an xla.Runner.
+// Device is a PJRT client on a plugin; programs run on its first device,
+// a data-parallel one (Program.Replicas = R) on its first R addressable
+// devices. It is an xla.Runner.
+//
+// Replicated compilation and execution (R > 1) is untested on hardware:
+// the machines this was written for have one GPU (docs/architecture.md).
 type Device struct {
 	plugin *pjrt.Plugin
 	client *pjrt.Client
@@ -74,8 +78,7 @@ func (d *Device) Describe() string {
 
 var _ xla.Runner = (*Device)(nil)
 
-// Devices counts the client's addressable devices; programs run on the
-// first.
+// Devices counts the client's addressable devices.
 func (d *Device) Devices() int { return len(d.client.AddressableDevices()) }
 
 // Close destroys the client.
@@ -83,36 +86,55 @@ func (d *Device) Close() error { return d.client.Destroy() }
 
 // Executable is a compiled program.
 type Executable struct {
-	exe  *pjrt.LoadedExecutable
-	prog *xla.Program
+	exe      *pjrt.LoadedExecutable
+	prog     *xla.Program
+	replicas int
 }
 
-// Compile compiles p (single-replica programs only).
+// Compile compiles p, for p.Replicas > 1 with go-xla's SPMD options
+// (num_replicas = R, one partition) and replica r on addressable device r.
+// Untested on hardware for R > 1.
 func (d *Device) Compile(p *xla.Program) (xla.Executable, error) {
-	exe, err := d.client.Compile().WithStableHLO(p.Text).Done()
+	replicas := max(p.Replicas, 1)
+	if replicas > d.Devices() {
+		return nil, fmt.Errorf("%w: compile: %d replicas on %d devices", ErrRun, replicas, d.Devices())
+	}
+	cc := d.client.Compile().WithStableHLO(p.Text)
+	if replicas > 1 {
+		// go-xla's own SPMD test feeds replica r on the addressable
+		// device whose number is the assignment's r-th id: ids and
+		// numbers coincide on one host.
+		assign := make([]int, replicas)
+		for r := range assign {
+			assign[r] = r
+		}
+		cc = cc.WithSPMD(replicas).WithDeviceAssignment(assign)
+	}
+	exe, err := cc.Done()
 	if err != nil {
 		return nil, fmt.Errorf("%w: compile: %w", ErrRun, err)
 	}
-	return &Executable{exe: exe, prog: p}, nil
+	return &Executable{exe: exe, prog: p, replicas: replicas}, nil
 }
 
 // Buffer is a value on the device.
 type Buffer struct{ b *pjrt.Buffer }
 
-// Upload copies flat to the device as a's element type: a slice of that
-// type, or []float64, converted.
-func (d *Device) Upload(a xla.Arg, flat any) (xla.Buffer, error) {
+// Upload copies flat to the addressable device numbered device as a's
+// element type: a slice of that type, or []float64, converted.
+func (d *Device) Upload(device int, a xla.Arg, flat any) (xla.Buffer, error) {
 	var b *pjrt.Buffer
 	var err error
+	to := d.client.BufferFromHost().ToDeviceNum(device)
 	switch a.DType {
 	case dtypes.Float64:
-		b, err = upload[float64](d.client, flat, a.Shape)
+		b, err = upload[float64](to, flat, a.Shape)
 	case dtypes.Float32:
-		b, err = upload[float32](d.client, flat, a.Shape)
+		b, err = upload[float32](to, flat, a.Shape)
 	case dtypes.Int32:
-		b, err = upload[int32](d.client, flat, a.Shape)
+		b, err = upload[int32](to, flat, a.Shape)
 	case dtypes.Uint8:
-		b, err = upload[uint8](d.client, flat, a.Shape)
+		b, err = upload[uint8](to, flat, a.Shape)
 	default:
 		err = fmt.Errorf("element type %s", a.DType)
 	}
@@ -122,7 +144,7 @@ func (d *Device) Upload(a xla.Arg, flat any) (xla.Buffer, error) {
 	return &Buffer{b: b}, nil
 }
 
-func upload[T float64 | float32 | int32 | uint8](c *pjrt.Client, flat any, shape []int) (*pjrt.Buffer, error) {
+func upload[T float64 | float32 | int32 | uint8](to *pjrt.BufferFromHostConfig, flat any, shape []int) (*pjrt.Buffer, error) {
 	v, ok := flat.([]T)
 	if !ok {
 		f, ok := flat.([]float64)
@@ -134,13 +156,7 @@ func upload[T float64 | float32 | int32 | uint8](c *pjrt.Client, flat any, shape
 			v[i] = T(x)
 		}
 	}
-	if len(shape) == 0 {
-		if len(v) != 1 {
-			return nil, fmt.Errorf("%d values for a scalar", len(v))
-		}
-		return pjrt.ScalarToBuffer(c, v[0])
-	}
-	return pjrt.ArrayToBuffer(c, v, shape...)
+	return to.FromFlatDataWithDimensions(v, shape).Done()
 }
 
 // Download copies the buffer to the host as float64.
@@ -171,12 +187,22 @@ func widen[T float32 | int32](v []T) []float64 {
 	return out
 }
 
-// Run executes the program on in (one buffer per input, in Inputs order),
-// donating the inputs whose index is in donate: their buffers are invalid
-// afterwards (the outputs of the same name replace them).
+// Run executes the program on in (one buffer per input, in Inputs order,
+// for each replica in turn), donating the inputs whose index is in donate
+// on every replica: their buffers are invalid afterwards (the outputs of
+// the same name replace them). The outputs come replica by replica too.
 func (e *Executable) Run(in []xla.Buffer, donate []int) ([]xla.Buffer, error) {
-	if len(in) != len(e.prog.Inputs) {
-		return nil, fmt.Errorf("%w: %d inputs, program takes %d", ErrRun, len(in), len(e.prog.Inputs))
+	n := len(e.prog.Inputs)
+	if len(in) != n*e.replicas {
+		return nil, fmt.Errorf("%w: %d inputs, program takes %d on each of %d replicas", ErrRun, len(in), n, e.replicas)
+	}
+	// go-xla indexes donation over the flat list of every replica's
+	// inputs (and PJRT ignores indices past one replica's).
+	var all []int
+	for r := range e.replicas {
+		for _, i := range donate {
+			all = append(all, r*n+i)
+		}
 	}
 	args := make([]*pjrt.Buffer, len(in))
 	for i, b := range in {
@@ -186,7 +212,7 @@ func (e *Executable) Run(in []xla.Buffer, donate []int) ([]xla.Buffer, error) {
 		}
 		args[i] = bb.b
 	}
-	out, err := e.exe.Execute(args...).Donate(donate...).Done()
+	out, err := e.exe.Execute(args...).Donate(all...).Done()
 	if err != nil {
 		return nil, fmt.Errorf("%w: execute: %w", ErrRun, err)
 	}

@@ -28,17 +28,22 @@ type Config struct {
 	// SUPFLOW_PJRT_PLUGIN environment variable. A missing or failing
 	// plugin is an error at start, never a fallback to the CPU.
 	Plugin string `yaml:"pjrt_plugin"`
-	// Devices is the number of the plugin's devices to train on; 0 = all.
-	// Only one is supported yet (the first): data parallel execution
-	// needs the R-replica step program (xla.StepConfig.Replicas, which
-	// exists) run by PJRT's multi-device execute, which xla/device does
-	// not do yet, so > 1 is refused, and 0 trains on the first device
-	// (cmd/supflow warns when there are more).
+	// Devices is the number of the plugin's devices to train on, data
+	// parallel (the engine's WithDevices); 0 = all. More than one needs a
+	// train.batch_size they divide and method supcon or simclr; the
+	// engine refuses the others at start.
 	Devices int `yaml:"devices"`
+	// SyncBN all-reduces the batch-norm statistics over the devices
+	// (PyTorch's SyncBatchNorm; WithSyncBN): a step equals the one-device
+	// step on the whole batch. Without it each device normalises its
+	// share of the batch (DDP's default).
+	SyncBN bool `yaml:"sync_bn"`
 }
 
-// maxDevices is what Devices may be until multi-device execution lands.
-const maxDevices = 1
+// Options are the engine options c sets.
+func (c Config) Options() []Option {
+	return []Option{WithDevices(c.Devices), WithSyncBN(c.SyncBN)}
+}
 
 // Validate reports every field of c out of range, each a *field.Error
 // named by its key and wrapping ErrConfig.
@@ -47,8 +52,8 @@ func (c Config) Validate() error {
 	if c.Backend != "" {
 		k.OneOf("backend", c.Backend, BackendCPU, BackendXLA)
 	}
-	if c.Devices < 0 || c.Devices > maxDevices {
-		k.Add("devices", c.Devices, "0 (all) or 1: training on more than one device is not implemented yet (it needs the R-replica program run by PJRT's multi-device execute)")
+	if c.Devices < 0 {
+		k.Add("devices", c.Devices, "0 (all) or more")
 	}
 	return k.Err()
 }

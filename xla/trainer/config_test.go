@@ -15,7 +15,7 @@ func TestConfigValidate(t *testing.T) {
 		{DefaultConfig(), ""},
 		{Config{Backend: BackendXLA, Plugin: "/p.so", Devices: 1}, ""},
 		{Config{Backend: "gpu"}, "backend"},
-		{Config{Devices: 2}, "not implemented yet"},
+		{Config{Backend: BackendXLA, Devices: 2, SyncBN: true}, ""},
 		{Config{Devices: -1}, "devices"},
 	} {
 		err := tt.c.Validate()

@@ -14,6 +14,16 @@
 // either backend. One Step program is compiled per batch shape (a short
 // last batch is one more) and one Encode program per chunk shape.
 //
+// With WithDevices(R > 1) a step is data parallel (PyTorch DDP): the
+// R-replica step program (xla.StepConfig.Replicas) runs on devices 0 to
+// R-1, each taking Size/R samples, the gradients all-reduced, so that every
+// device holds the same parameters and momentum; its batch-norm running
+// statistics are its own (its samples') unless WithSyncBN, and replica 0's
+// are the ones Save writes and Encode uses (DDP's broadcast_buffers). A
+// batch whose size R does not divide (a short last batch) runs on the
+// largest number of replicas that divides it, and the state of replica 0
+// is then copied to the devices that sat out.
+//
 // It must not import messages, bus, store or any stage.
 package trainer
 
@@ -39,37 +49,59 @@ import (
 // state was updated with it). Only Load (a checkpoint) recovers it.
 var ErrFailed = errors.New("xla/trainer: device state lost")
 
+// ErrDevices reports devices the runner lacks or a training setup that
+// cannot be split over them.
+var ErrDevices = errors.New("xla/trainer: devices")
+
 // Engine trains and encodes on an xla.Runner. It is not safe for
 // concurrent use: one goroutine drives it.
 type Engine struct {
 	*engine.Core
-	r     xla.Runner
-	dtype dtypes.DType
-	// state holds the device's parameters, momentum and running
+	r       xla.Runner
+	dtype   dtypes.DType
+	devices int
+	syncBN  bool
+	// state holds each device's parameters, momentum and running
 	// statistics by program argument name; nil until the first use.
-	state map[string]xla.Buffer
+	state []map[string]xla.Buffer
 	// tracked is the host's num_batches_tracked when state was uploaded;
 	// the device counts none, every step adds one to each.
 	tracked map[string]int64
 	// stepped is the number of steps since state was uploaded: the host
 	// copy is stale when > 0.
 	stepped int64
+	// shapes is each state argument's shape.
+	shapes  map[string][]int
 	failed  error
 	steps   map[stepKey]*compiled
 	encodes map[stepKey]*compiled
 }
 
-type stepKey struct{ rows, views, h, w int }
+type stepKey struct{ rows, views, h, w, replicas int }
 
 type compiled struct {
 	prog *xla.Program
 	exe  xla.Executable
 }
 
+// Option configures an Engine.
+type Option func(*Engine)
+
+// WithDevices trains on n of the runner's devices (default 1); 0 is all
+// of them.
+func WithDevices(n int) Option { return func(e *Engine) { e.devices = n } }
+
+// WithSyncBN all-reduces the batch-norm statistics over the devices
+// (SyncBatchNorm): a step then equals the one-device step on the whole
+// batch.
+func WithSyncBN(on bool) Option { return func(e *Engine) { e.syncBN = on } }
+
 // New builds the model as engine.NewCore does (the same initial parameters
 // for the same seed) and trains it on r, which stays the caller's: engines
-// may share one (one device client per process).
-func New(cfg engine.Config, r xla.Runner) (*Engine, error) {
+// may share one (one device client per process). More devices than r has,
+// or more than one for a batch size they do not divide or for method ce
+// (not lowered data parallel), is ErrDevices.
+func New(cfg engine.Config, r xla.Runner, opts ...Option) (*Engine, error) {
 	c, err := engine.NewCore(cfg)
 	if err != nil {
 		return nil, err
@@ -78,8 +110,27 @@ func New(cfg engine.Config, r xla.Runner) (*Engine, error) {
 	if c.Model().Dtype() == tensor.Float64 {
 		dt = dtypes.Float64
 	}
-	return &Engine{Core: c, r: r, dtype: dt, steps: map[stepKey]*compiled{}, encodes: map[stepKey]*compiled{}}, nil
+	e := &Engine{Core: c, r: r, dtype: dt, devices: 1, steps: map[stepKey]*compiled{}, encodes: map[stepKey]*compiled{}}
+	for _, o := range opts {
+		o(e)
+	}
+	if e.devices == 0 {
+		e.devices = r.Devices()
+	}
+	bs := cfg.Train.Schedule.BatchSize
+	switch {
+	case e.devices < 0 || e.devices > r.Devices():
+		return nil, fmt.Errorf("%w: %d devices, the runner has %d", ErrDevices, e.devices, r.Devices())
+	case e.devices > 1 && cfg.Train.Method == engine.MethodCE:
+		return nil, fmt.Errorf("%w: method %s trains on one device only", ErrDevices, engine.MethodCE)
+	case e.devices > 1 && bs%e.devices != 0:
+		return nil, fmt.Errorf("%w: batch size %d is not a multiple of the %d devices", ErrDevices, bs, e.devices)
+	}
+	return e, nil
 }
+
+// Devices is the number of devices a full batch is split over.
+func (e *Engine) Devices() int { return e.devices }
 
 // Close frees the engine's device state; the runner stays open.
 func (e *Engine) Close() error {
@@ -119,11 +170,14 @@ func (e *Engine) Step(ctx context.Context, b engine.Batch) (engine.Stats, error)
 	if e.dtype == dtypes.Float32 {
 		lrv = []float32{float32(lr)}
 	}
-	out, err := e.run(c, map[string]any{xla.ArgLR: lrv, xla.ArgLabels: labels, xla.ArgImages: b.Pixels}, true)
+	out, err := e.run(c, split(b, c.prog.Replicas, lrv, labels), true)
 	if err != nil {
 		return engine.Stats{}, err
 	}
 	l, err := e.loss(c, out)
+	if err == nil {
+		err = e.broadcast(max(c.prog.Replicas, 1))
+	}
 	if err != nil {
 		// The device took a step the host cannot account for.
 		e.failed = fmt.Errorf("%w: %w", ErrFailed, err)
@@ -137,20 +191,44 @@ func (e *Engine) Step(ctx context.Context, b engine.Batch) (engine.Stats, error)
 	return e.Record(b, l, lr, start), nil
 }
 
-// loss takes the state outputs of a step into e.state, frees the others
-// and returns the loss.
+// split is each of replicas' inputs of a step on b: its Size/replicas
+// samples (all their views, view-major) and labels, its index, the
+// learning rate.
+func split(b engine.Batch, replicas int, lr any, labels []int32) []map[string]any {
+	if replicas <= 1 {
+		return []map[string]any{{xla.ArgLR: lr, xla.ArgLabels: labels, xla.ArgImages: b.Pixels}}
+	}
+	n := b.Size / replicas
+	plane := b.Channels * b.Height * b.Width
+	in := make([]map[string]any, replicas)
+	for r := range in {
+		var px []uint8
+		for v := range b.Views {
+			lo := (v*b.Size + r*n) * plane
+			px = append(px, b.Pixels[lo:lo+n*plane]...)
+		}
+		in[r] = map[string]any{xla.ArgLR: lr, xla.ArgLabels: labels[r*n : (r+1)*n], xla.ArgImages: px, xla.ArgReplica: []int32{int32(r)}}
+	}
+	return in
+}
+
+// loss takes the state outputs of a step (one set per replica) into
+// e.state, frees the others and returns the loss (replica 0's: every
+// replica computes the whole batch's).
 func (e *Engine) loss(c *compiled, out []xla.Buffer) (float64, error) {
 	var l []float64
 	var err error
-	for i, a := range c.prog.Outputs {
-		switch _, state := e.state[a.Name]; {
+	n := len(c.prog.Outputs)
+	for i, b := range out {
+		r, a := i/n, c.prog.Outputs[i%n]
+		switch _, state := e.state[r][a.Name]; {
 		case state:
-			e.state[a.Name] = out[i]
-		case a.Name == xla.ArgLoss:
-			l, err = out[i].Download()
-			_ = out[i].Free()
+			e.state[r][a.Name] = b
+		case a.Name == xla.ArgLoss && r == 0:
+			l, err = b.Download()
+			_ = b.Free()
 		default:
-			_ = out[i].Free()
+			_ = b.Free()
 		}
 	}
 	if err != nil {
@@ -159,9 +237,40 @@ func (e *Engine) loss(c *compiled, out []xla.Buffer) (float64, error) {
 	return l[0], nil
 }
 
+// broadcast copies replica 0's state to the devices from the first that
+// did not take the last step (a short batch on fewer replicas), through
+// the host: once an epoch at most.
+func (e *Engine) broadcast(from int) error {
+	if from >= e.devices {
+		return nil
+	}
+	for name, b := range e.state[0] {
+		v, err := b.Download()
+		if err != nil {
+			return fmt.Errorf("xla/trainer: broadcast %s: %w", name, err)
+		}
+		a := xla.Arg{Name: name, DType: e.dtype, Shape: e.shapes[name]}
+		for r := from; r < e.devices; r++ {
+			nb, err := e.r.Upload(r, a, v)
+			if err != nil {
+				return fmt.Errorf("xla/trainer: broadcast %s: %w", name, err)
+			}
+			_ = e.state[r][name].Free()
+			e.state[r][name] = nb
+		}
+	}
+	return nil
+}
+
 // stepProgram returns the compiled step for b's shape, compiling it once.
+// A batch runs on the most replicas (at most e.devices) that divide its
+// size.
 func (e *Engine) stepProgram(b engine.Batch) (*compiled, error) {
-	key := stepKey{rows: b.Size * b.Views, views: b.Views, h: b.Height, w: b.Width}
+	replicas := e.devices
+	for b.Size%replicas != 0 {
+		replicas--
+	}
+	key := stepKey{rows: b.Size * b.Views, views: b.Views, h: b.Height, w: b.Width, replicas: replicas}
 	if c, ok := e.steps[key]; ok {
 		return c, nil
 	}
@@ -169,7 +278,7 @@ func (e *Engine) stepProgram(b engine.Batch) (*compiled, error) {
 	p, err := xla.Step(e.Model(), xla.StepConfig{
 		Batch: xla.Batch{Rows: key.rows, Channels: b.Channels, Height: b.Height, Width: b.Width, Mean: cfg.Mean, Std: cfg.Std},
 		Views: b.Views, Loss: cfg.Train.Loss, Optim: cfg.Train.Optim, CrossEntropy: cfg.Train.Method == engine.MethodCE,
-		BF16: cfg.Model.DType == engine.BFloat16,
+		BF16: cfg.Model.DType == engine.BFloat16, Replicas: replicas, SyncBN: e.syncBN && replicas > 1,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", engine.ErrBatch, err)
@@ -190,30 +299,32 @@ func (e *Engine) compile(p *xla.Program) (*compiled, error) {
 	return &compiled{prog: p, exe: exe}, nil
 }
 
-// run executes c on the device state and the per-call values in (uploaded,
-// then freed), donating the state when step is set.
-func (e *Engine) run(c *compiled, in map[string]any, step bool) ([]xla.Buffer, error) {
-	args := make([]xla.Buffer, len(c.prog.Inputs))
-	var temp []xla.Buffer
+// run executes c on the device state and the per-call values in, one map
+// per replica (uploaded to its device, then freed), donating the state when
+// step is set.
+func (e *Engine) run(c *compiled, in []map[string]any, step bool) ([]xla.Buffer, error) {
+	var args, temp []xla.Buffer
 	defer func() {
 		for _, b := range temp {
 			_ = b.Free()
 		}
 	}()
-	for i, a := range c.prog.Inputs {
-		if b, ok := e.state[a.Name]; ok {
-			args[i] = b
-			continue
+	for r, vals := range in {
+		for _, a := range c.prog.Inputs {
+			if b, ok := e.state[r][a.Name]; ok {
+				args = append(args, b)
+				continue
+			}
+			v, ok := vals[a.Name]
+			if !ok {
+				return nil, fmt.Errorf("xla/trainer: no value for the program's input %s", a.Name)
+			}
+			b, err := e.r.Upload(r, a, v)
+			if err != nil {
+				return nil, fmt.Errorf("xla/trainer: upload %s: %w", a.Name, err)
+			}
+			args, temp = append(args, b), append(temp, b)
 		}
-		v, ok := in[a.Name]
-		if !ok {
-			return nil, fmt.Errorf("xla/trainer: no value for the program's input %s", a.Name)
-		}
-		b, err := e.r.Upload(a, v)
-		if err != nil {
-			return nil, fmt.Errorf("xla/trainer: upload %s: %w", a.Name, err)
-		}
-		args[i], temp = b, append(temp, b)
 	}
 	var donate []int
 	if step {
@@ -253,16 +364,21 @@ func (e *Engine) upload() error {
 	}
 	bufs := e.Optimizer().Buffers()
 	momentum := e.Config().Train.Optim.Momentum != 0
-	state := map[string]xla.Buffer{}
+	state := make([]map[string]xla.Buffer, e.devices)
+	for r := range state {
+		state[r] = map[string]xla.Buffer{}
+	}
+	e.shapes = map[string][]int{}
 	put := func(a xla.Arg, v any) error {
-		b, err := e.r.Upload(a, v)
-		if err != nil {
-			for _, b := range state {
-				_ = b.Free()
+		e.shapes[a.Name] = a.Shape
+		for r := range state {
+			b, err := e.r.Upload(r, a, v)
+			if err != nil {
+				freeAll(state)
+				return fmt.Errorf("xla/trainer: upload %s to device %d: %w", a.Name, r, err)
 			}
-			return fmt.Errorf("xla/trainer: upload %s: %w", a.Name, err)
+			state[r][a.Name] = b
 		}
-		state[a.Name] = b
 		return nil
 	}
 	for _, in := range m.ParamInfos() {
@@ -307,7 +423,7 @@ func (e *Engine) sync() error {
 	m := e.Model()
 	host := m.State()
 	momentum := map[string]*tensor.Dense{}
-	for name, b := range e.state {
+	for name, b := range e.state[0] {
 		v, err := b.Download()
 		if err != nil {
 			return fmt.Errorf("xla/trainer: download %s: %w", name, err)
@@ -378,10 +494,16 @@ func (e *Engine) Load(b []byte) (checkpoint.Meta, error) {
 }
 
 func (e *Engine) freeState() {
-	for _, b := range e.state {
-		_ = b.Free()
-	}
+	freeAll(e.state)
 	e.state = nil
+}
+
+func freeAll(state []map[string]xla.Buffer) {
+	for _, s := range state {
+		for _, b := range s {
+			_ = b.Free()
+		}
+	}
 }
 
 // Encode returns the encoder features [N, d] of images in eval mode, as
@@ -423,7 +545,7 @@ func (e *Engine) forwardFrozen(ctx context.Context, im engine.Images, head bool)
 		proj = make([]float32, im.N*p)
 	}
 	err = im.Chunks(ctx, chunk, func(lo, n int, src []uint8) error {
-		res, err := e.run(c, map[string]any{xla.ArgImages: src}, false)
+		res, err := e.run(c, []map[string]any{{xla.ArgImages: src}}, false)
 		if err != nil {
 			return err
 		}
