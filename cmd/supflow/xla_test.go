@@ -23,9 +23,10 @@ func TestRunOnXLABackend(t *testing.T) {
 	old := openRunner
 	t.Cleanup(func() { openRunner = old })
 	var opened []string
+	r := &replicated{Runner: hlorunner.New(hlorunner.WithDevices(2))}
 	openRunner = func(path string) (xla.Runner, error) {
 		opened = append(opened, path)
-		return hlorunner.New(hlorunner.WithDevices(2)), nil
+		return r, nil
 	}
 	plugin := filepath.Join(t.TempDir(), "pjrt_c_api_cuda_plugin.so")
 	if err := os.WriteFile(plugin, nil, 0o600); err != nil {
@@ -51,6 +52,9 @@ func TestRunOnXLABackend(t *testing.T) {
 	if len(opened) != 1 || opened[0] != plugin {
 		t.Errorf("plugins opened %q, want %s once (the trainer and the evaluation share it)", opened, plugin)
 	}
+	if r.programs == 0 {
+		t.Error("no data-parallel step program compiled on the two devices")
+	}
 	for e := 1; e <= 2; e++ {
 		if s := clustertest.EpochStats(logs)[e]; s.Samples != 48 || s.Dropped != 0 {
 			t.Errorf("xla epoch %d: %d samples trained, %d dropped; want all 48 train images", e, s.Samples, s.Dropped)
@@ -71,4 +75,17 @@ func TestRunOnXLABackend(t *testing.T) {
 	if s := clustertest.EpochStats(logs)[3]; s.Samples != 48 {
 		t.Errorf("cpu epoch 3: %d samples trained, want 48", s.Samples)
 	}
+}
+
+// replicated counts the data-parallel programs compiled on a runner.
+type replicated struct {
+	*hlorunner.Runner
+	programs int
+}
+
+func (r *replicated) Compile(p *xla.Program) (xla.Executable, error) {
+	if p.Replicas > 1 {
+		r.programs++
+	}
+	return r.Runner.Compile(p)
 }
