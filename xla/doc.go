@@ -10,7 +10,8 @@
 // how the tests prove a program against the PyTorch fixtures.
 //
 // Runner is how a program runs: compiled, fed device buffers (the state
-// donated from step to step) and read back. xla/device implements it on a
+// donated from step to step) and read back, on one device or, a
+// data-parallel step (StepConfig.Replicas), one replica per device. xla/device implements it on a
 // PJRT plugin, internal/hlorunner on the evaluator; xla/trainer drives one
 // behind the engine's API.
 package xla
