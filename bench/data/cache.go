@@ -57,7 +57,7 @@ func warmCache(ctx context.Context, objects *store.Client, name string, dcfg img
 			return err
 		}
 		variant := fmt.Sprintf("%s_sharded_run%d_cached", name, run)
-		r, err := overBus(ctx, dec, aug, tasks, cachedBatch)
+		r, err := overBus(ctx, dec, aug, tasks, cachedBatch, false)
 		if err != nil {
 			return fmt.Errorf("%s: %w", variant, err)
 		}
