@@ -50,6 +50,35 @@ train: {epochs: 2, batch_size: 50, knn_every: 0}
 	fc.check(entries, 2, nil, train.Output())
 }
 
+// TestIntegrationFaultKillFusedWorker kills the only fused worker (decode
+// --augment: decode tasks in, views out) with SIGKILL while it holds
+// decode tasks, then starts a new one: the tasks come back after ack_wait
+// and every sample of every epoch is trained exactly once, with no images
+// edge in between.
+func TestIntegrationFaultKillFusedWorker(t *testing.T) { eachBatch(t, faultKillFusedWorker) }
+
+func faultKillFusedWorker(t *testing.T) {
+	fc := newCase(t, "kill -9 fused worker", "SIGKILL to the one decode --augment worker while it holds decode tasks in epoch 1; a new one started", `
+dataset: {limit_train: 300, limit_test: 10}
+train: {epochs: 2, batch_size: 50, knn_every: 0}
+`)
+	c := fc.c
+	fc.ingest()
+	entries := fc.trainEntries("mnist", 300)
+	js := fc.js()
+	w := c.Start("fused", "decode", "--augment")
+	train := c.Start("train", "train")
+	feed := c.Start("feed", "feed")
+
+	n := waitInFlight(t, js, messages.TopicDecodeTasks, "decode", 2*time.Minute)
+	w.Kill()
+	c.Start("fused-2", "decode", "--augment")
+	fc.note("in flight when killed: %d decode task messages", n)
+	c.Wait(feed, 4*time.Minute)
+	c.Wait(train, 4*time.Minute)
+	fc.check(entries, 2, nil, train.Output())
+}
+
 // TestIntegrationFaultNATSRestart restarts the NATS server (JetStream file
 // storage, same port) in the middle of the first epoch, for longer than a
 // JetStream request's 5 s timeout, while a 170-message stream limit holds
