@@ -129,6 +129,16 @@ func TestComposeGPU(t *testing.T) {
 	checkOneTrainer(t, composeConfig(t, "docker-compose.yml", "docker-compose.gpu.yml"), true)
 }
 
+// TestComposeFused: with docker-compose.fused.yml decode runs fused
+// (decode --augment) on the job's config.
+func TestComposeFused(t *testing.T) {
+	services := composeConfig(t, "docker-compose.yml", "docker-compose.fused.yml")
+	if c := services["decode"].Command; !slices.Contains(c, "--augment") || !slices.Contains(c, "--config") {
+		t.Errorf("decode command %v: want decode --augment with the job's config", c)
+	}
+	checkOneTrainer(t, services, false)
+}
+
 // TestComposeHA: docker-compose.ha.yml over docker-compose.yml gives 3
 // NATS nodes routed to each other and 4 MinIO nodes with one server list,
 // every supflow service all NATS URLs and bus.replicas 3, and still one

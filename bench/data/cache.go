@@ -56,16 +56,21 @@ func warmCache(ctx context.Context, objects *store.Client, name string, dcfg img
 		if err != nil {
 			return err
 		}
-		variant := fmt.Sprintf("%s_sharded_run%d_cached", name, run)
-		r, err := overBus(ctx, dec, aug, tasks, cachedBatch)
-		if err != nil {
-			return fmt.Errorf("%s: %w", variant, err)
+		for _, fused := range []bool{false, true} { // separate workers, then decode --augment
+			variant := fmt.Sprintf("%s_sharded_run%d_cached", name, run)
+			if fused {
+				variant += "_fused"
+			}
+			r, err := overBus(ctx, dec, aug, tasks, cachedBatch, fused)
+			if err != nil {
+				return fmt.Errorf("%s: %w", variant, err)
+			}
+			per := r.cpu / float64(len(tasks))
+			fmt.Printf("%-34s %10.0f %14.3f %9.0f%% %7.2fx  %s (vs augment alone %.2fx)\n", fmt.Sprintf("%s bus, batch %d", variant, cachedBatch),
+				r.rate, 1e3*per, 100*(1-work/per), per/work, r.load, per/augment)
+			fmt.Printf("PIPELINE case=%s_batch%d samples_per_s=%.0f cpu_ms_per_sample=%.3f bus_share=%.2f vs_work=%.2f vs_augment=%.2f\n",
+				variant, cachedBatch, r.rate, 1e3*per, 1-work/per, per/work, per/augment)
 		}
-		per := r.cpu / float64(len(tasks))
-		fmt.Printf("%-34s %10.0f %14.3f %9.0f%% %7.2fx  %s (vs augment alone %.2fx)\n", fmt.Sprintf("%s bus, batch %d", variant, cachedBatch),
-			r.rate, 1e3*per, 100*(1-work/per), per/work, r.load, per/augment)
-		fmt.Printf("PIPELINE case=%s_batch%d samples_per_s=%.0f cpu_ms_per_sample=%.3f bus_share=%.2f vs_work=%.2f vs_augment=%.2f\n",
-			variant, cachedBatch, r.rate, 1e3*per, 1-work/per, per/work, per/augment)
 	}
 	fmt.Printf("%-34s %10.0f %14.3f %10s %8s  %s\n", name+" work: augment alone", augOnly.rate, 1e3*augment, "-", fmt.Sprintf("%.2fx", augment/work), augOnly.load)
 	return nil

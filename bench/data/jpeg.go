@@ -207,17 +207,27 @@ func jpegPipeline(photos [][]byte, n int) error {
 	fmt.Printf("%-34s %10.0f %14.3f %10s %8s  %s\n", jpegCase+" work: decode + augment", work.rate, per(work.cpu), "-", "1.00x", work.load)
 	fmt.Printf("%-34s %10.0f %14.3f %10s %8s  %s\n", jpegCase+" no bus: S3 get + work", withS3.rate, per(withS3.cpu), "-", fmt.Sprintf("%.2fx", withS3.cpu/work.cpu), withS3.load)
 	s3ms := per(withS3.cpu) - per(work.cpu)
-	for _, k := range []int{1, jpegViewBatch} {
-		r, err := overBus(ctx, dec, aug, tasks, k)
-		if err != nil {
-			return fmt.Errorf("%s, batch %d: %w", jpegCase, k, err)
+	// Separate decode and augment workers, then fused ones (decode
+	// --augment), alternating, twice each.
+	for range 2 {
+		for _, k := range []int{1, jpegViewBatch} {
+			for _, fused := range []bool{false, true} {
+				name := jpegCase
+				if fused {
+					name += "_fused"
+				}
+				r, err := overBus(ctx, dec, aug, tasks, k, fused)
+				if err != nil {
+					return fmt.Errorf("%s, batch %d: %w", name, k, err)
+				}
+				ms := per(r.cpu)
+				share := 1 - work.cpu/r.cpu
+				busms := ms - per(withS3.cpu)
+				fmt.Printf("%-34s %10.0f %14.3f %9.0f%% %7.2fx  %s\n", fmt.Sprintf("%s bus, batch %d", name, k), r.rate, ms, 100*share, r.cpu/work.cpu, r.load)
+				fmt.Printf("PIPELINE case=%s_batch%d samples_per_s=%.0f cpu_ms_per_sample=%.3f bus_share=%.2f vs_work=%.2f decode_per_core=%.0f augment_per_core=%.0f s3_per_core=%.0f bus_per_core=%.0f\n",
+					name, k, r.rate, ms, share, r.cpu/work.cpu, 1e3/decCPU, 1e3/augCPU, rate(s3ms), rate(busms))
+			}
 		}
-		ms := per(r.cpu)
-		share := 1 - work.cpu/r.cpu
-		busms := ms - per(withS3.cpu)
-		fmt.Printf("%-34s %10.0f %14.3f %9.0f%% %7.2fx  %s\n", fmt.Sprintf("%s bus, batch %d", jpegCase, k), r.rate, ms, 100*share, r.cpu/work.cpu, r.load)
-		fmt.Printf("PIPELINE case=%s_batch%d samples_per_s=%.0f cpu_ms_per_sample=%.3f bus_share=%.2f vs_work=%.2f decode_per_core=%.0f augment_per_core=%.0f s3_per_core=%.0f bus_per_core=%.0f\n",
-			jpegCase, k, r.rate, ms, share, r.cpu/work.cpu, 1e3/decCPU, 1e3/augCPU, rate(s3ms), rate(busms))
 	}
 	fmt.Printf("(per core: samples per CPU-second of each part alone; s3 = CPU(S3 get + work) - CPU(work), bus = CPU(pipeline) - CPU(S3 get + work) per sample, GOMAXPROCS=%d)\n", runtime.GOMAXPROCS(0))
 	// The same JPEGs in shards, decode cache warm: decoded shards at

@@ -40,6 +40,9 @@ var (
 
 const shardMembers = 500
 
+// fusedBatch is the bus.batch at which the pipelines also run fused.
+const fusedBatch = 64
+
 // variant is a case's tasks in one layout and order, run for each of its
 // bus.batch values.
 type variant struct {
@@ -138,16 +141,28 @@ func pipelines(cases []pipelineCase) error {
 		}
 		for _, v := range variants {
 			for _, k := range v.batches {
-				r, err := overBus(ctx, dec, aug, v.tasks, k)
-				if err != nil {
-					return fmt.Errorf("%s, batch %d: %w", v.name, k, err)
+				// At the default batch, the unsharded case also runs fused
+				// (decode --augment), alternating with separate workers.
+				modes := []bool{false}
+				if k == fusedBatch && v.name == pc.name {
+					modes = []bool{false, true, false, true}
 				}
-				per := r.cpu / float64(len(keys))
-				share := 1 - work/per
-				fmt.Printf("%-34s %10.0f %14.3f %9.0f%% %7.2fx  %s\n", fmt.Sprintf("%s bus, batch %d", v.name, k), r.rate, 1e3*per, 100*share, per/work, r.load)
-				fmt.Printf("PIPELINE case=%s_batch%d samples_per_s=%.0f cpu_ms_per_sample=%.3f bus_share=%.2f vs_work=%.2f\n", v.name, k, r.rate, 1e3*per, share, per/work)
-				if k == 1 && pc.size == 32 && v.name == pc.name {
-					hdr = r.hdrBytes
+				for _, fused := range modes {
+					name := v.name
+					if fused {
+						name += "_fused"
+					}
+					r, err := overBus(ctx, dec, aug, v.tasks, k, fused)
+					if err != nil {
+						return fmt.Errorf("%s, batch %d: %w", name, k, err)
+					}
+					per := r.cpu / float64(len(keys))
+					share := 1 - work/per
+					fmt.Printf("%-34s %10.0f %14.3f %9.0f%% %7.2fx  %s\n", fmt.Sprintf("%s bus, batch %d", name, k), r.rate, 1e3*per, 100*share, per/work, r.load)
+					fmt.Printf("PIPELINE case=%s_batch%d samples_per_s=%.0f cpu_ms_per_sample=%.3f bus_share=%.2f vs_work=%.2f\n", name, k, r.rate, 1e3*per, share, per/work)
+					if k == 1 && pc.size == 32 && v.name == pc.name {
+						hdr = r.hdrBytes
+					}
 				}
 			}
 		}
@@ -237,9 +252,27 @@ func direct(ctx context.Context, n int, fn func(context.Context, int) error) (pi
 	return pipeRun{rate: float64(n) / sec, cpu: cpuSeconds() - cpu0, load: loadavg()}, errors.Join(errs...)
 }
 
-// overBus runs the stages as cmd/supflow mounts them, on a fresh embedded
-// JetStream, with a feeder publishing batch DecodeTasks per message.
-func overBus(ctx context.Context, dec *decode.Stage, aug *augment.Stage, tasks []messages.DecodeTask, batch int) (pipeRun, error) {
+// stageRoutes are the decode and augment routes as cmd/supflow mounts
+// them: separate, or fused as `supflow decode --augment` (one route, decode
+// tasks in, views out, decodeWorkers workers: one per core, no images edge).
+func stageRoutes(dec *decode.Stage, aug *augment.Stage, fused bool) []bus.Route {
+	if fused {
+		return []bus.Route{bus.HandleBatch("decode", messages.TopicDecodeTasks, messages.TopicViews,
+			dec.UnmarshalTasks, messages.MarshalViewGroups, decode.MarshalTask, messages.Then(dec.HandleTask, aug.Handle)).
+			Workers(decodeWorkers).WithoutOutputID()}
+	}
+	return []bus.Route{
+		bus.HandleBatch("decode", messages.TopicDecodeTasks, messages.TopicImages,
+			dec.UnmarshalTasks, messages.MarshalImages, decode.MarshalTask, dec.HandleTask).Workers(decodeWorkers),
+		bus.HandleBatch("augment", messages.TopicImages, messages.TopicViews,
+			messages.UnmarshalImages, messages.MarshalViewGroups, messages.MarshalImage, aug.Handle).Workers(augmentWorkers).WithoutOutputID(),
+	}
+}
+
+// overBus runs the stages as cmd/supflow mounts them (stageRoutes), on a
+// fresh embedded JetStream, with a feeder publishing batch DecodeTasks per
+// message.
+func overBus(ctx context.Context, dec *decode.Stage, aug *augment.Stage, tasks []messages.DecodeTask, batch int, fused bool) (pipeRun, error) {
 	dir, err := os.MkdirTemp("", "bench-data-nats-")
 	if err != nil {
 		return pipeRun{}, err
@@ -304,13 +337,7 @@ func overBus(ctx context.Context, dec *decode.Stage, aug *augment.Stage, tasks [
 	if err != nil {
 		return pipeRun{}, err
 	}
-	if err := r.Add(
-		bus.HandleBatch("decode", messages.TopicDecodeTasks, messages.TopicImages,
-			dec.UnmarshalTasks, messages.MarshalImages, decode.MarshalTask, dec.HandleTask).Workers(decodeWorkers),
-		bus.HandleBatch("augment", messages.TopicImages, messages.TopicViews,
-			messages.UnmarshalImages, messages.MarshalViewGroups, messages.MarshalImage, aug.Handle).Workers(augmentWorkers).WithoutOutputID(), // as supflow wires it
-		sink,
-	); err != nil {
+	if err := r.Add(append(stageRoutes(dec, aug, fused), sink)...); err != nil {
 		return pipeRun{}, err
 	}
 	runCtx, stop := context.WithCancel(ctx)

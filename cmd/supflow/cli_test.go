@@ -348,6 +348,7 @@ metrics: {addr: "127.0.0.1:0"}
 	}{
 		{[]string{"decode"}, syscall.SIGTERM, running},
 		{[]string{"augment"}, syscall.SIGINT, running},
+		{[]string{"decode", "--augment"}, syscall.SIGTERM, running},
 		{[]string{"decode"}, syscall.SIGTERM, serving}, // while subscribing
 		{[]string{"train"}, syscall.SIGTERM, running},
 		{[]string{"feed"}, syscall.SIGTERM, running},

@@ -26,7 +26,10 @@ func commands() map[string]command {
 			flags: func(fs *flag.FlagSet, o *options) {
 				fs.IntVar(&o.startEpoch, "start-epoch", 1, "first epoch to feed (when the trainer resumes)")
 			}, check: checkFeed, run: runFeed},
-		"decode":  {summary: "run the decode stage: fetch and decode images", check: externalBus, run: runWorker("decode")},
+		"decode": {summary: "run the decode stage: fetch and decode images",
+			flags: func(fs *flag.FlagSet, o *options) {
+				fs.BoolVar(&o.augment, "augment", false, "also augment here and publish views: no images edge (for large images, see docs/operations.md)")
+			}, check: externalBus, run: runWorker("decode")},
 		"augment": {summary: "run the augment stage: paired random views", check: externalBus, run: runWorker("augment")},
 		"train": {summary: "run the train stage: SupCon pretraining, checkpoints to S3",
 			flags: func(fs *flag.FlagSet, o *options) {

@@ -142,8 +142,24 @@ func epochMeanLoss(t *testing.T, out string, e int) float64 {
 
 // TestIntegrationBadImagesAreDeadLettered feeds a data set with corrupt,
 // truncated, zero-byte, wrong-extension, oversized and missing objects and
-// checks that each bad one is dead-lettered and the epoch still completes.
+// checks that each bad one is dead-lettered alone, naming its key, and the
+// epoch still completes with every good sample exactly once: with separate
+// decode and augment processes, with a fused one (decode --augment, no
+// images edge), and with both on the same streams.
 func TestIntegrationBadImagesAreDeadLettered(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		workers [][]string
+	}{
+		{"separate", [][]string{{"decode"}, {"augment"}}},
+		{"fused", [][]string{{"decode", "--augment"}}},
+		{"fused beside separate", [][]string{{"decode", "--augment"}, {"decode"}, {"augment"}}},
+	} {
+		t.Run(c.name, func(t *testing.T) { badImagesDeadLettered(t, c.workers) })
+	}
+}
+
+func badImagesDeadLettered(t *testing.T, workers [][]string) {
 	c := clustertest.New(t, tinyModel+`
 dataset: {prefix: mixed}
 decode: {gray: true, max_pixels: 20000}
@@ -206,8 +222,9 @@ train: {epochs: 1, batch_size: 16, knn_every: 0}
 			t.Fatal(err)
 		}
 	}
-	c.Start("decode", "decode")
-	c.Start("augment", "augment")
+	for i, w := range workers {
+		c.Start(fmt.Sprintf("%s-%d", w[0], i), w...)
+	}
 	train := c.Start("train", "train")
 	c.Wait(c.Start("feed", "feed"), 2*time.Minute)
 	c.Wait(train, 3*time.Minute)

@@ -63,6 +63,7 @@ type options struct {
 	split      string
 	limit      int
 	head       bool
+	augment    bool
 }
 
 // env is what a command runs with.

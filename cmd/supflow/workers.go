@@ -35,7 +35,10 @@ func newAugmenter(cfg *config.Config) (*augment.Stage, error) {
 	return augment.New(a)
 }
 
-// workerRoutes returns the decode and augment routes as configured.
+// fused names the route of `supflow decode --augment` for workerRoutes.
+const fused = "decode+augment"
+
+// workerRoutes returns the decode, augment or fused routes as configured.
 func workerRoutes(cfg *config.Config, s *services, which ...string) ([]bus.Route, error) {
 	var routes []bus.Route
 	for _, w := range which {
@@ -59,6 +62,24 @@ func workerRoutes(cfg *config.Config, s *services, which ...string) ([]bus.Route
 				messages.OfRun(cfg.Run.ID, func(m messages.Image) string { return m.RunID }, st.Handle)).
 				Workers(cfg.Augment.Workers).
 				WithoutOutputID()) // the trainer de-duplicates views by (epoch, sample id)
+		case fused:
+			// Decode tasks in, views out: the decode consumer (shared with
+			// any decode process), each sample decoded then augmented in
+			// this process, so its image never crosses the bus. A bad image
+			// dead-letters its task alone, which names its key.
+			dec, err := newDecoder(cfg, s.store)
+			if err != nil {
+				return nil, err
+			}
+			aug, err := newAugmenter(cfg)
+			if err != nil {
+				return nil, err
+			}
+			routes = append(routes, bus.HandleBatch("decode", messages.TopicDecodeTasks, messages.TopicViews,
+				dec.UnmarshalTasks, messages.MarshalViewGroups, decode.MarshalTask,
+				messages.OfRun(cfg.Run.ID, func(t decode.Task) string { return t.RunID }, messages.Then(dec.HandleTask, aug.Handle))).
+				Workers(cfg.Decode.Workers).
+				WithoutOutputID())
 		}
 	}
 	return routes, nil
@@ -66,8 +87,12 @@ func workerRoutes(cfg *config.Config, s *services, which ...string) ([]bus.Route
 
 // runWorker is `supflow decode` and `supflow augment`: one stage on an
 // external bus until SIGINT/SIGTERM (main then exits with 128 + the signal).
+// `supflow decode --augment` runs both stages in one process (fused).
 func runWorker(which string) func(context.Context, *env) error {
 	return func(ctx context.Context, e *env) error {
+		if which == "decode" && e.opts.augment {
+			which = fused
+		}
 		s, err := open(ctx, e, which, true)
 		if err != nil {
 			return err

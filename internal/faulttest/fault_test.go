@@ -50,6 +50,35 @@ train: {epochs: 2, batch_size: 50, knn_every: 0}
 	fc.check(entries, 2, nil, train.Output())
 }
 
+// TestIntegrationFaultKillFusedWorker kills the only fused worker (decode
+// --augment: decode tasks in, views out) with SIGKILL while it holds
+// decode tasks, then starts a new one: the tasks come back after ack_wait
+// and every sample of every epoch is trained exactly once, with no images
+// edge in between.
+func TestIntegrationFaultKillFusedWorker(t *testing.T) { eachBatch(t, faultKillFusedWorker) }
+
+func faultKillFusedWorker(t *testing.T) {
+	fc := newCase(t, "kill -9 fused worker", "SIGKILL to the one decode --augment worker while it holds decode tasks in epoch 1; a new one started", `
+dataset: {limit_train: 300, limit_test: 10}
+train: {epochs: 2, batch_size: 50, knn_every: 0}
+`)
+	c := fc.c
+	fc.ingest()
+	entries := fc.trainEntries("mnist", 300)
+	js := fc.js()
+	w := c.Start("fused", "decode", "--augment")
+	train := c.Start("train", "train")
+	feed := c.Start("feed", "feed")
+
+	n := waitInFlight(t, js, messages.TopicDecodeTasks, "decode", 2*time.Minute)
+	w.Kill()
+	c.Start("fused-2", "decode", "--augment")
+	fc.note("in flight when killed: %d decode task messages", n)
+	c.Wait(feed, 4*time.Minute)
+	c.Wait(train, 4*time.Minute)
+	fc.check(entries, 2, nil, train.Output())
+}
+
 // TestIntegrationFaultNATSRestart restarts the NATS server (JetStream file
 // storage, same port) in the middle of the first epoch, for longer than a
 // JetStream request's 5 s timeout, while a 170-message stream limit holds
@@ -106,23 +135,52 @@ train: {epochs: 2, batch_size: 50, knn_every: 0}
 	entries := fc.trainEntries("mnist", 200)
 	const missing = 7
 	fc.removeObject(entries[missing].Key)
-	train := fc.minIOOutage(len(entries))
+	train := fc.minIOOutage(len(entries), false)
 	fc.check(entries, 2, []uint64{missing}, train.Output())
 	fc.expectDeadLetter(entries[missing].Key, "not found")
 }
 
-// minIOOutage starts decode, augment and train, feeds n samples and stops
-// MinIO for 10 s while decode holds epoch 1's first tasks, then waits for
-// the feeder and the trainer to end; it returns the trainer.
-func (fc *faultCase) minIOOutage(n int) *clustertest.Proc {
+// TestIntegrationFaultFusedMinIOOutage is the MinIO outage with one fused
+// worker (decode --augment) instead of decode and augment: the tasks whose
+// fetch failed are redelivered as task messages, the missing object is
+// dead-lettered alone with its key, and every other sample trains once per
+// epoch.
+func TestIntegrationFaultFusedMinIOOutage(t *testing.T) { eachBatch(t, faultFusedMinIOOutage) }
+
+func faultFusedMinIOOutage(t *testing.T) {
+	fc := newCase(t, "MinIO outage + missing object, fused worker", "MinIO stopped for 10 s while the one decode --augment worker held epoch 1's first tasks; one object of the manifest deleted", `
+dataset: {limit_train: 200, limit_test: 10}
+train: {epochs: 2, batch_size: 50, knn_every: 0}
+`)
+	fc.ingest()
+	entries := fc.trainEntries("mnist", 200)
+	const missing = 7
+	fc.removeObject(entries[missing].Key)
+	train := fc.minIOOutage(len(entries), true)
+	fc.check(entries, 2, []uint64{missing}, train.Output())
+	fc.expectDeadLetter(entries[missing].Key, "not found")
+}
+
+// minIOOutage starts decode and augment (fused: one decode --augment
+// worker instead) and train, feeds n samples and stops MinIO for 10 s
+// while decode holds epoch 1's first tasks, then waits for the feeder and
+// the trainer to end; it returns the trainer.
+func (fc *faultCase) minIOOutage(n int, fused bool) *clustertest.Proc {
 	c := fc.c
 	js := fc.js()
-	dec := c.Start("decode", "decode")
-	aug := c.Start("augment", "augment")
+	args := []string{"decode"}
+	if fused {
+		args = append(args, "--augment")
+	}
+	dec := c.Start("decode", args...)
+	procs := []*clustertest.Proc{dec}
+	if !fused {
+		procs = append(procs, c.Start("augment", "augment"))
+	}
 	train := c.Start("train", "train")
 	// Every stage past its start-up store check: one that starts while
 	// the store is down exits (a supervisor's restart is not this case).
-	for _, p := range []*clustertest.Proc{dec, aug, train} {
+	for _, p := range append(procs, train) {
 		p.WaitFor(running, time.Minute)
 	}
 	// Freeze decode so that the outage starts before it fetched anything.
@@ -174,7 +232,7 @@ train: {epochs: 2, batch_size: 50, knn_every: 0}
 		}
 	}
 	fc.note("shard %s cut to %d bytes: %d members past the cut", mid.Shard, cut, len(dead))
-	train := fc.minIOOutage(len(entries))
+	train := fc.minIOOutage(len(entries), false)
 	fc.check(entries, 2, dead, train.Output())
 	fc.expectDeadLetter(mid.Shard, "past the end of its shard")
 }
