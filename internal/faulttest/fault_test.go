@@ -124,41 +124,33 @@ train: {epochs: 2, batch_size: 50, knn_every: 0}
 // deleted beforehand: decode retries with backoff through the outage, the
 // deleted object is dead-lettered with its key, and both epochs complete
 // with every other sample trained exactly once.
-func TestIntegrationFaultMinIOOutage(t *testing.T) { eachBatch(t, faultMinIOOutage) }
-
-func faultMinIOOutage(t *testing.T) {
-	fc := newCase(t, "MinIO outage + missing object", "MinIO stopped for 10 s while decode held epoch 1's first tasks; one object of the manifest deleted", `
-dataset: {limit_train: 200, limit_test: 10}
-train: {epochs: 2, batch_size: 50, knn_every: 0}
-`)
-	fc.ingest()
-	entries := fc.trainEntries("mnist", 200)
-	const missing = 7
-	fc.removeObject(entries[missing].Key)
-	train := fc.minIOOutage(len(entries), false)
-	fc.check(entries, 2, []uint64{missing}, train.Output())
-	fc.expectDeadLetter(entries[missing].Key, "not found")
-}
+func TestIntegrationFaultMinIOOutage(t *testing.T) { eachBatch(t, faultMinIOOutage(false)) }
 
 // TestIntegrationFaultFusedMinIOOutage is the MinIO outage with one fused
 // worker (decode --augment) instead of decode and augment: the tasks whose
 // fetch failed are redelivered as task messages, the missing object is
 // dead-lettered alone with its key, and every other sample trains once per
 // epoch.
-func TestIntegrationFaultFusedMinIOOutage(t *testing.T) { eachBatch(t, faultFusedMinIOOutage) }
+func TestIntegrationFaultFusedMinIOOutage(t *testing.T) { eachBatch(t, faultMinIOOutage(true)) }
 
-func faultFusedMinIOOutage(t *testing.T) {
-	fc := newCase(t, "MinIO outage + missing object, fused worker", "MinIO stopped for 10 s while the one decode --augment worker held epoch 1's first tasks; one object of the manifest deleted", `
+func faultMinIOOutage(fused bool) func(*testing.T) {
+	name, who := "MinIO outage + missing object", "decode"
+	if fused {
+		name, who = name+", fused worker", "the one decode --augment worker"
+	}
+	return func(t *testing.T) {
+		fc := newCase(t, name, "MinIO stopped for 10 s while "+who+" held epoch 1's first tasks; one object of the manifest deleted", `
 dataset: {limit_train: 200, limit_test: 10}
 train: {epochs: 2, batch_size: 50, knn_every: 0}
 `)
-	fc.ingest()
-	entries := fc.trainEntries("mnist", 200)
-	const missing = 7
-	fc.removeObject(entries[missing].Key)
-	train := fc.minIOOutage(len(entries), true)
-	fc.check(entries, 2, []uint64{missing}, train.Output())
-	fc.expectDeadLetter(entries[missing].Key, "not found")
+		fc.ingest()
+		entries := fc.trainEntries("mnist", 200)
+		const missing = 7
+		fc.removeObject(entries[missing].Key)
+		train := fc.minIOOutage(len(entries), fused)
+		fc.check(entries, 2, []uint64{missing}, train.Output())
+		fc.expectDeadLetter(entries[missing].Key, "not found")
+	}
 }
 
 // minIOOutage starts decode and augment (fused: one decode --augment
