@@ -57,15 +57,7 @@ func TestIntegrationShardRunsMinIO(t *testing.T) {
 // from the run; no GET reads more than decode.max_object_bytes.
 func testShardRuns(t *testing.T, c *store.Client) {
 	ctx := t.Context()
-	src, err := dataset.OpenIDX(fixtures.MNISTDir(t), "mnist", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := dataset.Ingest(ctx, c, src, dataset.Options{Prefix: "sh", ShardBytes: 32 << 10,
-		Limit: dataset.Selection{PerSplit: map[string]int{"train": 120, "test": 1}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := ingestShards(t, c)
 	var entries []dataset.Entry
 	lastEnd := map[string]uint64{} // of each shard's last member; the shard ends under 1,536 bytes later
 	for _, e := range d.Entries {
@@ -262,4 +254,20 @@ func FuzzPlan(f *testing.F) {
 			}
 		}
 	})
+}
+
+// ingestShards ingests 120 MNIST training digits (and one test digit)
+// into c under prefix "sh", in shards of 32 KiB.
+func ingestShards(t *testing.T, c *store.Client) dataset.Report {
+	t.Helper()
+	src, err := dataset.OpenIDX(fixtures.MNISTDir(t), "mnist", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := dataset.Ingest(t.Context(), c, src, dataset.Options{Prefix: "sh", ShardBytes: 32 << 10,
+		Limit: dataset.Selection{PerSplit: map[string]int{"train": 120, "test": 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }

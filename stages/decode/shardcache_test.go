@@ -11,9 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/supflow/supflow/dataset"
 	"github.com/supflow/supflow/imgdecode"
-	"github.com/supflow/supflow/internal/fixtures"
 	"github.com/supflow/supflow/internal/storetest"
 	"github.com/supflow/supflow/messages"
 	"github.com/supflow/supflow/store"
@@ -50,15 +48,7 @@ func TestIntegrationDecodedShardsMinIO(t *testing.T) {
 // shard.
 func testDecodedShards(t *testing.T, c *store.Client) {
 	ctx := t.Context()
-	src, err := dataset.OpenIDX(fixtures.MNISTDir(t), "mnist", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := dataset.Ingest(ctx, c, src, dataset.Options{Prefix: "sh", ShardBytes: 32 << 10,
-		Limit: dataset.Selection{PerSplit: map[string]int{"train": 120, "test": 1}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := ingestShards(t, c)
 	byShard := map[string][]messages.DecodeTask{}
 	var tasks []messages.DecodeTask
 	for _, e := range d.Entries {
