@@ -180,12 +180,7 @@ func jpegPipeline(photos [][]byte, n int) error {
 	}
 	// On 2 cores: the work alone, with the S3 GETs, then over the bus.
 	work, err := direct(ctx, len(files), func(ctx context.Context, i int) error {
-		m, err := d.Decode(files[i])
-		if err != nil {
-			return err
-		}
-		_, err = aug.Handle(ctx, messages.Image{RunID: "bench", SampleID: uint64(i), Height: uint32(m.Height), Width: uint32(m.Width), Channels: uint8(m.Channels), Pixels: m.Pix})
-		return err
+		return sampleWork(ctx, d, aug, i, files[i])
 	})
 	if err != nil {
 		return err

@@ -116,12 +116,7 @@ func pipelines(cases []pipelineCase) error {
 		}
 		d, _ := imgdecode.New(imgdecode.Config{Gray: pc.gray})
 		compute, err := direct(ctx, len(keys), func(ctx context.Context, i int) error {
-			m, err := d.Decode(pc.pngs[i])
-			if err != nil {
-				return err
-			}
-			_, err = aug.Handle(ctx, messages.Image{RunID: "bench", SampleID: uint64(i), Height: uint32(m.Height), Width: uint32(m.Width), Channels: uint8(m.Channels), Pixels: m.Pix})
-			return err
+			return sampleWork(ctx, d, aug, i, pc.pngs[i])
 		})
 		if err != nil {
 			return err
@@ -435,4 +430,15 @@ func embeddedBucket(ctx context.Context) (*store.Client, func() error, error) {
 		return nil, nil, err
 	}
 	return objects, s3.Close, nil
+}
+
+// sampleWork is the work of one sample without bus and S3: decode the
+// encoded image, then augment it as sample i.
+func sampleWork(ctx context.Context, d *imgdecode.Decoder, aug *augment.Stage, i int, encoded []byte) error {
+	m, err := d.Decode(encoded)
+	if err != nil {
+		return err
+	}
+	_, err = aug.Handle(ctx, messages.Image{RunID: "bench", SampleID: uint64(i), Height: uint32(m.Height), Width: uint32(m.Width), Channels: uint8(m.Channels), Pixels: m.Pix})
+	return err
 }
