@@ -91,20 +91,21 @@ evaluate: {epochs: 5, knn_k: 20}
 }
 
 // checkLearned holds a run of TestIntegrationMultiProcessPipeline to the
-// band recorded from twelve runs of this configuration and seed (at
-// commits af04195 to f9cb8e1, which do not change training; both cores
-// loaded),
-// each bound about three standard deviations of the spread seen beyond its
-// edge; and below it, what a trainer that does not learn (lr 1e-8: the
-// encoder stays at its initialization) scores in three runs: it fails the
-// first two bounds, and passed the test's former check (linear top-1 >
-// 0.15).
+// band recorded from runs of this configuration and seed, each bound about
+// three standard deviations of the spread seen beyond its edge; and below
+// it, what a trainer that does not learn (lr 1e-8: the encoder stays at its
+// initialization) scores in three runs. Recorded again on 2026-12-06 from
+// 19 runs on pull consumers (the batches' composition changed with them:
+// one CI run's best kNN top-1 fell to 0.31, under the former band's 0.33):
+// the epoch 1 loss is the bound that tells learning from not learning; the
+// kNN and linear bounds catch a broken evaluation, no longer a trainer that
+// does not learn (0.32 and 0.257 lie inside them).
 // Re-record it when a deliberate change to training moves it.
 //
-//	                          learning, 12 runs    not learning   band
-//	epoch 1 mean SupCon loss  6.509 - 6.536        6.572 - 6.577  [6.45, 6.555]
-//	best kNN top-1 (2 epochs) 0.36 - 0.44          0.32           [0.33, 0.50]
-//	linear top-1              0.277 - 0.323        0.257          [0.24, 0.38]
+//	                          learning, 19 runs    not learning   band
+//	epoch 1 mean SupCon loss  6.514 - 6.539        6.572 - 6.577  [6.45, 6.555]
+//	best kNN top-1 (2 epochs) 0.31 - 0.41          0.32           [0.26, 0.50]
+//	linear top-1              0.277 - 0.343        0.257          [0.24, 0.40]
 //
 // The loss falling from epoch 1 to 2 is not asserted: it did in every
 // learning run (by 0.1 to 1.7%), but by as little in runs that did not
@@ -115,13 +116,13 @@ func checkLearned(t *testing.T, epoch1Loss, linearTop1, bestKNN float64) {
 	t.Helper()
 	t.Logf("learning: epoch 1 mean loss %.4f, best kNN top-1 %.3f, linear top-1 %.4f", epoch1Loss, bestKNN, linearTop1)
 	if !(epoch1Loss >= 6.45 && epoch1Loss <= 6.555) {
-		t.Errorf("epoch 1 mean loss %.4f outside the recorded band [6.45, 6.555] (6.509-6.536 learning, 6.57 without)", epoch1Loss)
+		t.Errorf("epoch 1 mean loss %.4f outside the recorded band [6.45, 6.555] (6.514-6.539 learning, 6.57 without)", epoch1Loss)
 	}
-	if !(bestKNN >= 0.33 && bestKNN <= 0.50) {
-		t.Errorf("best kNN top-1 %.3f outside the recorded band [0.33, 0.50] (0.36-0.44 learning, 0.32 without)", bestKNN)
+	if !(bestKNN >= 0.26 && bestKNN <= 0.50) {
+		t.Errorf("best kNN top-1 %.3f outside the recorded band [0.26, 0.50] (0.31-0.41 learning)", bestKNN)
 	}
-	if !(linearTop1 >= 0.24 && linearTop1 <= 0.38) {
-		t.Errorf("linear top-1 %.4f outside the recorded band [0.24, 0.38] (0.277-0.323 learning, 0.257 without)", linearTop1)
+	if !(linearTop1 >= 0.24 && linearTop1 <= 0.40) {
+		t.Errorf("linear top-1 %.4f outside the recorded band [0.24, 0.40] (0.277-0.343 learning)", linearTop1)
 	}
 }
 
