@@ -42,10 +42,16 @@ func newShardIndex(entries dataset.Entries) *shardIndex {
 	if len(members) == 0 {
 		return nil
 	}
-	slices.SortFunc(members, func(a, b uint32) int {
+	byPlace := func(a, b uint32) int {
 		ea, eb := entries.Entry(int(a)), entries.Entry(int(b))
 		return cmp.Or(cmp.Compare(ea.Shard, eb.Shard), cmp.Compare(ea.Offset, eb.Offset), cmp.Compare(a, b))
-	})
+	}
+	// Ingest writes a sharded manifest in shard order, so the members
+	// usually are already: checking costs n comparisons, sorting 1.28M of
+	// them through Entries 3 s of the feeder's start.
+	if !slices.IsSortedFunc(members, byPlace) {
+		slices.SortFunc(members, byPlace)
+	}
 	x := &shardIndex{}
 	for i, m := range members {
 		if i == 0 || entries.Entry(int(m)).Shard != entries.Entry(int(members[i-1])).Shard {
