@@ -1,12 +1,21 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/supflow/supflow/dataset"
 	"github.com/supflow/supflow/engine"
@@ -58,6 +67,60 @@ func (pixelEncoder) Encode(_ context.Context, im engine.Images) ([]float32, int,
 	return f, len(im.Pixels) / im.N, nil
 }
 
+// ingestShardedMNIST ingests train and test MNIST digits into c under
+// "sh", in shards of shardBytes (ingestSharded).
+func ingestShardedMNIST(t testing.TB, c *store.Client, train, test int, shardBytes int64) (d dataset.Report, trainTasks, testTasks []messages.DecodeTask) {
+	t.Helper()
+	src, err := dataset.OpenIDX(fixtures.MNISTDir(t), "mnist", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ingestSharded(t, c, src, map[string]int{"train": train, "test": test}, shardBytes)
+}
+
+// ingestSharded ingests src (limit images per split, 0 all) into c under
+// "sh", in shards of shardBytes, and returns the ingest and the splits'
+// tasks as the evaluation makes them (run "r", sample id = position).
+func ingestSharded(t testing.TB, c *store.Client, src dataset.Source, limit map[string]int, shardBytes int64) (d dataset.Report, trainTasks, testTasks []messages.DecodeTask) {
+	t.Helper()
+	d, err := dataset.Ingest(t.Context(), c, src, dataset.Options{Prefix: "sh", ShardBytes: shardBytes, Limit: dataset.Selection{PerSplit: limit}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range d.Entries {
+		if e.Split == "train" {
+			trainTasks = append(trainTasks, e.Task("r", 0, uint64(len(trainTasks))))
+		} else {
+			testTasks = append(testTasks, e.Task("r", 0, uint64(len(testTasks))))
+		}
+	}
+	return d, trainTasks, testTasks
+}
+
+// countedDecoder is newDecoder's stage for the data set of ingestSharded
+// on the counting store, with the decode cache when cached; gray for a
+// gray data set.
+func countedDecoder(t testing.TB, objects *countingObjects, cache *countingCache, gray, cached bool) *decode.Stage {
+	t.Helper()
+	s, err := decode.New(decode.Config{Config: imgdecode.Config{Gray: gray}, Cache: cached}, decode.Deps{Objects: objects,
+		IsNotFound:   func(err error) bool { return errors.Is(err, store.ErrNotFound) },
+		IsTooLarge:   func(err error) bool { return errors.Is(err, store.ErrTooLarge) },
+		IsOutOfRange: func(err error) bool { return errors.Is(err, store.ErrOutOfRange) },
+		Allow:        func(key string) error { return dataset.UnderPrefix(key, "sh") },
+		Cache:        cache, CachePrefix: "cache/sh",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// alone loads each task of a chunk with a GET of its own, as the
+// evaluation did before it read shards in runs.
+func alone(dec *decode.Stage) evaluate.Loader {
+	return evaluate.Planned(func(tasks []messages.DecodeTask) []messages.DecodeTask { return tasks }, dec.Handle)
+}
+
 // TestEvaluationShardRuns runs the cases on the embedded S3 endpoint,
 // TestIntegrationEvaluationShardRunsMinIO on a real MinIO.
 func TestEvaluationShardRuns(t *testing.T) { testEvaluationShardRuns(t, storetest.New(t)) }
@@ -77,40 +140,12 @@ func TestIntegrationEvaluationShardRunsMinIO(t *testing.T) {
 // are embedded as before.
 func testEvaluationShardRuns(t *testing.T, c *store.Client) {
 	ctx := t.Context()
-	src, err := dataset.OpenIDX(fixtures.MNISTDir(t), "mnist", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := dataset.Ingest(ctx, c, src, dataset.Options{Prefix: "sh", ShardBytes: 32 << 10,
-		Limit: dataset.Selection{PerSplit: map[string]int{"train": 300, "test": 100}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var train, test []messages.DecodeTask
-	for _, e := range d.Entries {
-		if e.Split == "train" {
-			train = append(train, e.Task("r", 0, uint64(len(train))))
-		} else {
-			test = append(test, e.Task("r", 0, uint64(len(test))))
-		}
-	}
+	d, train, test := ingestShardedMNIST(t, c, 300, 100, 32<<10)
 	objects, cache := &countingObjects{Client: c}, &countingCache{Blobs: store.Blobs{C: c}}
-	newStage := func(cached bool) *decode.Stage {
-		s, err := decode.New(decode.Config{Config: imgdecode.Config{Gray: true}, Cache: cached}, decode.Deps{Objects: objects,
-			IsNotFound:   func(err error) bool { return errors.Is(err, store.ErrNotFound) },
-			IsTooLarge:   func(err error) bool { return errors.Is(err, store.ErrTooLarge) },
-			IsOutOfRange: func(err error) bool { return errors.Is(err, store.ErrOutOfRange) },
-			Allow:        func(key string) error { return dataset.UnderPrefix(key, "sh") },
-			Cache:        cache, CachePrefix: "cache/sh",
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
+	newStage := func(cached bool) *decode.Stage { return countedDecoder(t, objects, cache, true, cached) }
 	dec := newStage(false)
 	planned := evaluate.Planned(dec.Plan, dec.HandleTask)
-	alone := evaluate.Planned(func(tasks []messages.DecodeTask) []messages.DecodeTask { return tasks }, dec.Handle)
+	oneByOne := alone(dec)
 	const chunk = 100 // not a multiple of a shard's 32 members: chunks split shards
 	sc := evaluate.Scoring{Size: 28, Channels: 1, Classes: 10, Workers: 4, ChunkSize: chunk,
 		Probe: probe.Config{Epochs: 3, BatchSize: 64, Seed: 1}, KNN: probe.KNNConfig{K: 5}}
@@ -147,7 +182,7 @@ func testEvaluationShardRuns(t *testing.T, c *store.Client) {
 			}
 		}
 	}
-	want, gets := embed(t, train, alone)
+	want, gets := embed(t, train, oneByOne)
 	if gets != int64(len(train)) || want.Len() != len(train) {
 		t.Fatalf("one by one: %d GETs, %d rows for %d samples", gets, want.Len(), len(train))
 	}
@@ -155,7 +190,7 @@ func testEvaluationShardRuns(t *testing.T, c *store.Client) {
 	t.Run("in runs", func(t *testing.T) {
 		mixed := slices.Clone(train)
 		rand.New(rand.NewPCG(1, 2)).Shuffle(len(mixed), func(i, j int) { mixed[i], mixed[j] = mixed[j], mixed[i] })
-		wantMixed, _ := embed(t, mixed, alone)
+		wantMixed, _ := embed(t, mixed, oneByOne)
 		for name, tasks := range map[string][]messages.DecodeTask{"manifest order": train, "shuffled": mixed} {
 			got, gets := embed(t, tasks, planned)
 			t.Logf("%s: %d GETs for %d samples in %d shards", name, gets, len(tasks), shards(tasks))
@@ -176,7 +211,7 @@ func testEvaluationShardRuns(t *testing.T, c *store.Client) {
 			t.Fatal(err)
 		}
 		gets := objects.gets.Load() - before
-		wantRes, err := evaluate.Evaluate(ctx, sc, train, test, alone, pixelEncoder{})
+		wantRes, err := evaluate.Evaluate(ctx, sc, train, test, oneByOne, pixelEncoder{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -229,7 +264,7 @@ func testEvaluationShardRuns(t *testing.T, c *store.Client) {
 			t.Fatal(err)
 		}
 		got, _ := embed(t, train, planned)
-		wantCut, _ := embed(t, train, alone)
+		wantCut, _ := embed(t, train, oneByOne)
 		same(t, got, wantCut)
 		var past []uint64
 		for _, task := range train {
@@ -253,4 +288,108 @@ func testEvaluationShardRuns(t *testing.T, c *store.Client) {
 			}
 		}
 	})
+}
+
+// BenchmarkEmbedSharded embeds 2,000 images ingested in shards of 256 KiB
+// on the embedded S3 endpoint (in the process: its CPU is counted) through
+// the evaluation's loader: with one GET per sample (as before), in runs,
+// and in runs with the decoded shards built. It reports GETs and CPU time
+// (the whole process's) per sample besides ns/op. The images: gray28,
+// MNIST digits (PNG, ~280 bytes, 256 to a shard); png32, 32x32 RGB PNGs
+// of noise over a gradient (~2.2 KB, about CIFAR-10's, ~85 to a shard).
+// The encoder is the pixels, so what is measured is the load: fetch,
+// decode, crop. Run it with -benchtime 5x (and -v for the sets' sizes).
+func BenchmarkEmbedSharded(b *testing.B) {
+	for _, set := range []struct {
+		name     string
+		channels int
+		source   func(b *testing.B) dataset.Source
+	}{
+		{"gray28", 1, func(b *testing.B) dataset.Source {
+			src, err := dataset.OpenIDX(fixtures.MNISTDir(b), "mnist", nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return src
+		}},
+		{"png32", 3, noiseFolder},
+	} {
+		c := storetest.New(b)
+		d, train, _ := ingestSharded(b, c, set.source(b), map[string]int{"train": 2000, "test": 1}, 256<<10)
+		bytes := 0
+		for _, e := range d.Entries {
+			bytes += int(e.Size)
+		}
+		b.Logf("%s: %d images, %d bytes each on average, in %d shards", set.name, len(d.Entries), bytes/len(d.Entries), d.Shards)
+		objects, cache := &countingObjects{Client: c}, &countingCache{Blobs: store.Blobs{C: c}}
+		gray := set.channels == 1
+		dec, cached := countedDecoder(b, objects, cache, gray, false), countedDecoder(b, objects, cache, gray, true)
+		if _, err := cached.BuildShards(b.Context(), train, 2); err != nil {
+			b.Fatal(err)
+		}
+		side := map[bool]int{true: 28, false: 32}[gray]
+		sc := evaluate.Scoring{Size: side, Channels: set.channels, Classes: 10, Workers: 4} // cmd/supflow's scoring, chunks of 1024
+		for _, bc := range []struct {
+			name string
+			load evaluate.Loader
+		}{
+			{"one_GET_each", alone(dec)},
+			{"runs", evaluate.Planned(dec.Plan, dec.HandleTask)},
+			{"runs_decoded_shards", evaluate.Planned(cached.Plan, cached.HandleTask)},
+		} {
+			b.Run(set.name+"/"+bc.name, func(b *testing.B) {
+				gets, cpu := objects.gets.Load()+cache.gets.Load(), cpuSeconds()
+				for b.Loop() {
+					if _, err := evaluate.Embed(b.Context(), sc, train, bc.load, pixelEncoder{}, false); err != nil {
+						b.Fatal(err)
+					}
+				}
+				samples := float64(b.N * len(train))
+				b.ReportMetric(float64(objects.gets.Load()+cache.gets.Load()-gets)/samples, "GETs/sample")
+				b.ReportMetric((cpuSeconds()-cpu)*1e3/samples, "cpu-ms/sample")
+			})
+		}
+	}
+}
+
+// noiseFolder writes an ImageFolder of 2,000 train and 10 test 32x32 RGB
+// PNGs in 10 classes, each noise over a gradient, and opens it.
+func noiseFolder(b *testing.B) dataset.Source {
+	dir := b.TempDir()
+	rng := rand.New(rand.NewPCG(3, 4))
+	for split, n := range map[string]int{"train": 2000, "test": 10} {
+		for i := range n {
+			class := filepath.Join(dir, split, fmt.Sprint(i%10))
+			if err := os.MkdirAll(class, 0o755); err != nil {
+				b.Fatal(err)
+			}
+			im := image.NewRGBA(image.Rect(0, 0, 32, 32))
+			for y := range 32 {
+				for x := range 32 {
+					im.Set(x, y, color.RGBA{uint8(8*x + rng.IntN(24)), uint8(8*y + rng.IntN(24)), uint8(20*(i%10) + rng.IntN(24)), 255})
+				}
+			}
+			var buf bytes.Buffer
+			if err := png.Encode(&buf, im); err != nil {
+				b.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(class, fmt.Sprintf("%05d.png", i)), buf.Bytes(), 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	src, err := dataset.OpenImageFolder(dir, 3)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return src
+}
+
+// cpuSeconds is the process's CPU time so far, user and system.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
