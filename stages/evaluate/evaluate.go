@@ -43,10 +43,12 @@ type Encoder interface {
 
 // Scoring configures feature extraction and scoring.
 type Scoring struct {
-	Size      int // images are center-cropped and resized to Size x Size
-	Channels  int // 1 or 3, as the encoder takes
-	Workers   int // concurrent loads; 0 means 4
-	ChunkSize int // images encoded per call; 0 means 1024
+	Size     int // images are center-cropped and resized to Size x Size
+	Channels int // 1 or 3, as the encoder takes
+	Workers  int // concurrent loads; 0 means 4
+	// ChunkSize is how many images are loaded together (one Loader call)
+	// and encoded per call; 0 means 1024.
+	ChunkSize int
 	Classes   int
 	Probe     probe.Config
 	KNN       probe.KNNConfig
