@@ -56,12 +56,12 @@ func runEmbed(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	dec, err := newDecoder(cfg, s.store)
+	load, err := newLoader(cfg, s.store)
 	if err != nil {
-		return usageError{err}
+		return err
 	}
 	emb, meta, err := evaluate.EmbedCheckpoint(ctx, scoring(cfg, d), cfg.Run.ID, key, entries, e.opts.head,
-		evaluate.Deps{Engine: tr, Load: dec.Handle, Store: s.store})
+		evaluate.Deps{Engine: tr, Load: load, Store: s.store})
 	if err != nil {
 		return err
 	}

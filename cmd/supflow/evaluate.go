@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/supflow/supflow/config"
 	"github.com/supflow/supflow/metrics"
 	"github.com/supflow/supflow/probe"
 	"github.com/supflow/supflow/stages/evaluate"
@@ -23,9 +24,9 @@ func newEvaluateStage(ctx context.Context, e *env, s *services) (*evaluate.Stage
 	if err != nil {
 		return nil, err
 	}
-	dec, err := newDecoder(cfg, s.store)
+	load, err := newLoader(cfg, s.store)
 	if err != nil {
-		return nil, usageError{err}
+		return nil, err
 	}
 	sc := scoring(cfg, d)
 	sc.Probe = cfg.Evaluate.Probe
@@ -37,7 +38,7 @@ func newEvaluateStage(ctx context.Context, e *env, s *services) (*evaluate.Stage
 	// monitor's.
 	sc.KNN = cfg.Evaluate.KNN(cfg.Train.Stage.Monitor.KNN.Temperature)
 	sc.Protocol, sc.Augment, sc.Seed = cfg.Evaluate.Protocol, cfg.Augment.Config, uint64(cfg.Run.Seed)
-	deps := evaluate.Deps{Engine: tr, Load: dec.Handle, Store: s.store, Log: s.log}
+	deps := evaluate.Deps{Engine: tr, Load: load, Store: s.store, Log: s.log}
 	if deps.Metrics, err = metrics.NewEvaluator(s.reg, cfg.Run.ID); err != nil {
 		return nil, err
 	}
@@ -53,6 +54,18 @@ func newEvaluateStage(ctx context.Context, e *env, s *services) (*evaluate.Stage
 		Train: d.Take(cfg.Dataset.TrainSplit, cfg.Dataset.LimitTrain, uint64(cfg.Run.Seed)), Test: test, Classes: d.Classes,
 		WorkDir: cfg.Run.WorkDir, Scoring: sc,
 	}, deps)
+}
+
+// newLoader is how the evaluation, the kNN monitor and embed read images:
+// through a decode stage's planned path (Plan, HandleTask), so that a
+// sharded data set's neighbours are fetched with one ranged GET, or read
+// from their decoded shard, as in training.
+func newLoader(cfg *config.Config, s *store.Client) (evaluate.Loader, error) {
+	dec, err := newDecoder(cfg, s)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return evaluate.Planned(dec.Plan, dec.HandleTask), nil
 }
 
 // printResult prints the human summary and the machine-readable last line.

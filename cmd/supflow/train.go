@@ -52,15 +52,15 @@ func newTrainStage(ctx context.Context, e *env, s *services, d dataset.Dataset, 
 		return nil, usageError{fmt.Errorf("train.drop_last with train.batch_size %d would never step: the %q split has %d images", st.BatchSize, cfg.Dataset.TrainSplit, n)}
 	}
 	if mon := st.Monitor; mon.Every > 0 {
-		dec, err := newDecoder(cfg, s.store)
+		load, err := newLoader(cfg, s.store)
 		if err != nil {
-			return nil, usageError{err}
+			return nil, err
 		}
 		sc := scoring(cfg, d)
 		sc.KNN = mon.KNN
 		bank := d.Take(cfg.Dataset.TrainSplit, mon.Samples, uint64(cfg.Run.Seed))
 		query := d.Take(cfg.Dataset.TestSplit, max(1, mon.Samples/2), uint64(cfg.Run.Seed))
-		if deps.Monitor, err = evaluate.NewMonitor(sc, cfg.Run.ID, bank, query, dec.Handle, tr); err != nil {
+		if deps.Monitor, err = evaluate.NewMonitor(sc, cfg.Run.ID, bank, query, load, tr); err != nil {
 			return nil, err
 		}
 	}

@@ -15,8 +15,13 @@
 // probes score, is built on it, and `supflow embed` writes it to files
 // (EmbedCheckpoint, Embedding.Write).
 //
-// The package knows nothing of transport: cmd/supflow passes the decode
-// stage's handler as the Loader, the engine as the Encoder and the S3
-// client and bus events through small interfaces. It must not import bus
-// or another stage.
+// Images are loaded a chunk at a time, in shard order (by key, then
+// offset), through a Loader: cmd/supflow passes the decode stage's planned
+// path (Planned(dec.Plan, dec.HandleTask)), so that a sharded data set's
+// neighbours in a chunk share one ranged GET, or their decoded shard's, as
+// in training.
+//
+// The package knows nothing of transport: cmd/supflow passes that Loader,
+// the engine as the Encoder and the S3 client and bus events through small
+// interfaces. It must not import bus or another stage.
 package evaluate

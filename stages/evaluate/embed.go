@@ -1,12 +1,15 @@
 package evaluate
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/supflow/supflow/engine"
 	"github.com/supflow/supflow/messages"
@@ -51,10 +54,13 @@ func (e *Embedding) Len() int { return len(e.Labels) }
 
 // Embed loads every task (Workers at a time), center-crops and resizes
 // each image to Size x Size, and encodes them ChunkSize at a time: the
-// features the evaluation's probes and the kNN monitor score. Samples
-// whose load fails permanently are returned in Skipped; any other load
-// error stops it. With head, enc must be a Projector, and the rows'
-// projections are kept too.
+// features the evaluation's probes and the kNN monitor score. The tasks
+// are loaded in shard order (loadOrder), whatever order they come in, so
+// that a chunk holds shard neighbours for the Loader to fetch together;
+// the rows are in the order of the tasks. Samples whose load fails
+// permanently are returned in Skipped, in the order of the tasks; any
+// other load error stops it. With head, enc must be a Projector, and the
+// rows' projections are kept too.
 func Embed(ctx context.Context, cfg Scoring, tasks []messages.DecodeTask, load Loader, enc Encoder, head bool) (*Embedding, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -69,45 +75,104 @@ func Embed(ctx context.Context, cfg Scoring, tasks []messages.DecodeTask, load L
 	}
 	e := &Embedding{}
 	view := cfg.Size * cfg.Size * cfg.Channels
-	for lo := 0; lo < len(tasks); lo += cfg.ChunkSize {
-		chunk := tasks[lo:min(lo+cfg.ChunkSize, len(tasks))]
-		px, ok, skip, err := loadChunk(ctx, cfg, chunk, load, centreCrop(cfg))
+	skip := make([]error, len(tasks)) // each task's permanent load failure
+	order := loadOrder(tasks)
+	for lo := 0; lo < len(order); lo += cfg.ChunkSize {
+		idx := order[lo:min(lo+cfg.ChunkSize, len(order))]
+		chunk := make([]messages.DecodeTask, len(idx))
+		for j, i := range idx {
+			chunk[j] = tasks[i]
+		}
+		px, errs, err := loadChunk(ctx, cfg, chunk, load, centreCrop(cfg))
 		if err != nil {
 			return nil, err
 		}
-		e.Skipped = append(e.Skipped, skip...)
-		n := 0
-		for i, good := range ok {
-			if good {
-				copy(px[n*view:], px[i*view:(i+1)*view])
-				t := chunk[i]
-				e.IDs, e.Keys, e.Labels = append(e.IDs, t.SampleID), append(e.Keys, t.Key), append(e.Labels, t.Label)
-				e.tasks = append(e.tasks, lo+i)
-				n++
+		var rows []int // the task of each loaded image, as px now holds them
+		for j, err := range errs {
+			if err != nil {
+				skip[idx[j]] = err
+				continue
 			}
+			copy(px[len(rows)*view:], px[j*view:(j+1)*view])
+			rows = append(rows, idx[j])
 		}
-		if n == 0 {
+		if len(rows) == 0 {
 			continue
 		}
-		im := engine.Images{N: n, Height: cfg.Size, Width: cfg.Size, Channels: cfg.Channels, Pixels: px[:n*view]}
+		im := engine.Images{N: len(rows), Height: cfg.Size, Width: cfg.Size, Channels: cfg.Channels, Pixels: px[:len(rows)*view]}
 		var f, pf []float32
-		var d int
+		var d, p int
 		if head {
-			f, d, pf, e.ProjDim, err = proj.Project(ctx, im)
+			f, d, pf, p, err = proj.Project(ctx, im)
 		} else {
 			f, d, err = enc.Encode(ctx, im)
 		}
 		if err != nil {
 			return nil, err
 		}
-		e.Dim = d
-		e.Features = append(e.Features, f...)
-		e.Projections = append(e.Projections, pf...)
+		if err := e.place(len(tasks), rows, f, d, pf, p); err != nil {
+			return nil, err
+		}
+	}
+	for i, t := range tasks {
+		if skip[i] != nil {
+			e.Skipped = append(e.Skipped, Skipped{Key: t.Key, Err: skip[i]})
+			continue
+		}
+		// Rows only move down: row n < i was placed or moved already.
+		n := len(e.tasks)
+		copy(e.Features[n*e.Dim:(n+1)*e.Dim], e.Features[i*e.Dim:(i+1)*e.Dim])
+		if e.Projections != nil {
+			copy(e.Projections[n*e.ProjDim:(n+1)*e.ProjDim], e.Projections[i*e.ProjDim:(i+1)*e.ProjDim])
+		}
+		e.IDs, e.Keys, e.Labels, e.tasks = append(e.IDs, t.SampleID), append(e.Keys, t.Key), append(e.Labels, t.Label), append(e.tasks, i)
 	}
 	if e.Len() == 0 {
 		return nil, fmt.Errorf("%w: none of %d samples could be loaded (first: %v)", ErrInput, len(tasks), e.Skipped[0].Err)
 	}
+	e.Features = e.Features[:e.Len()*e.Dim]
+	if e.Projections != nil {
+		e.Projections = e.Projections[:e.Len()*e.ProjDim]
+	}
 	return e, nil
+}
+
+// place writes the features f (d each) and projections pf (p each, none
+// when nil) of the images of tasks rows into the rows' own places among n,
+// making room for n rows at the first call.
+func (e *Embedding) place(n int, rows []int, f []float32, d int, pf []float32, p int) error {
+	if e.Features == nil {
+		e.Dim, e.Features = d, make([]float32, n*d)
+		if pf != nil {
+			e.ProjDim, e.Projections = p, make([]float32, n*p)
+		}
+	}
+	if d != e.Dim || p != e.ProjDim || len(f) != len(rows)*d || len(pf) != len(rows)*p {
+		return fmt.Errorf("%w: the encoder gave %d features and %d projections per image, then %d and %d for %d images",
+			ErrInput, e.Dim, e.ProjDim, d, p, len(rows))
+	}
+	for r, i := range rows {
+		copy(e.Features[i*d:(i+1)*d], f[r*d:(r+1)*d])
+		if pf != nil {
+			copy(e.Projections[i*p:(i+1)*p], pf[r*p:(r+1)*p])
+		}
+	}
+	return nil
+}
+
+// loadOrder is the order Embed loads tasks in: by key, then offset (stable
+// for equal ones), so that a sharded data set's chunks hold neighbours of
+// one shard, whether the tasks come in manifest order (ingest writes
+// shard by shard) or as a selection or a shuffle of it.
+func loadOrder(tasks []messages.DecodeTask) []int {
+	order := make([]int, len(tasks))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		return cmp.Or(strings.Compare(tasks[a].Key, tasks[b].Key), cmp.Compare(tasks[a].Offset, tasks[b].Offset))
+	})
+	return order
 }
 
 // Files Embedding.Write writes into its directory.

@@ -1,9 +1,12 @@
 package evaluate
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +15,7 @@ import (
 
 	"github.com/supflow/supflow/engine"
 	"github.com/supflow/supflow/internal/storetest"
+	"github.com/supflow/supflow/messages"
 	"github.com/supflow/supflow/runs"
 	"github.com/supflow/supflow/safetensors"
 	"github.com/supflow/supflow/store"
@@ -162,5 +166,53 @@ func TestEmbedWithHead(t *testing.T) {
 	}
 	if _, err := Embed(t.Context(), cfg(), testTasks(3), loader, &meanEncoder{}, true); !errors.Is(err, ErrInput) {
 		t.Errorf("head of an encoder without one: %v", err)
+	}
+}
+
+// TestEmbedLoadsInShardOrder: whatever order the tasks come in, each chunk
+// the Loader is given holds them by shard and offset (so that shard
+// neighbours share a fetch), and the rows come back in the order of the
+// tasks, each the features of its own sample.
+func TestEmbedLoadsInShardOrder(t *testing.T) {
+	var tasks []messages.DecodeTask
+	for i := range 30 {
+		tasks = append(tasks, messages.DecodeTask{SampleID: uint64(i), Key: fmt.Sprintf("shard-%d", i%3), Offset: uint64(i/3) * 1024, Length: 100, Label: int32(i % 2)})
+	}
+	tasks = append(tasks, testTasks(4, "bad")...)
+	rand.New(rand.NewPCG(1, 2)).Shuffle(len(tasks), func(i, j int) { tasks[i], tasks[j] = tasks[j], tasks[i] })
+	var chunks [][]messages.DecodeTask
+	recording := Planned(func(chunk []messages.DecodeTask) []messages.DecodeTask {
+		chunks = append(chunks, slices.Clone(chunk))
+		return chunk
+	}, loadImage)
+	e, err := Embed(t.Context(), cfg(), tasks, recording, &meanEncoder{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var loaded []messages.DecodeTask
+	for _, c := range chunks {
+		if !slices.IsSortedFunc(c, func(a, b messages.DecodeTask) int {
+			return cmp.Or(strings.Compare(a.Key, b.Key), cmp.Compare(a.Offset, b.Offset))
+		}) {
+			t.Errorf("chunk out of shard order: %v", c)
+		}
+		loaded = append(loaded, c...)
+	}
+	if len(loaded) != len(tasks) || e.Len() != len(tasks)-1 || len(e.Skipped) != 1 {
+		t.Fatalf("%d loaded, %d rows, %d skipped of %d tasks", len(loaded), e.Len(), len(e.Skipped), len(tasks))
+	}
+	row := 0
+	for _, task := range tasks {
+		if task.Key == "bad" {
+			continue
+		}
+		alone, err := Embed(t.Context(), cfg(), []messages.DecodeTask{task}, loader, &meanEncoder{}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.IDs[row] != task.SampleID || e.Keys[row] != task.Key || !slices.Equal(e.Features[row*e.Dim:(row+1)*e.Dim], alone.Features) {
+			t.Errorf("row %d: sample %d of %s, want %d of %s with features %v", row, e.IDs[row], e.Keys[row], task.SampleID, task.Key, alone.Features)
+		}
+		row++
 	}
 }

@@ -15,8 +15,26 @@ import (
 // ErrInput reports unusable inputs (no samples, a wrong-size image).
 var ErrInput = errors.New("evaluate: invalid input")
 
-// Loader fetches and decodes one sample: the decode stage's handler.
-type Loader func(ctx context.Context, t messages.DecodeTask) (messages.Image, error)
+// Loader prepares the loads of a chunk of samples and returns load, which
+// fetches and decodes chunk[i]. load is called at most once per i, from up
+// to Scoring.Workers goroutines at a time, and may share one fetch among
+// tasks of the chunk (decode's runs of shard neighbours; Embed's chunks
+// are cut in shard order for that). A failure retrying cannot fix wraps
+// messages.ErrPermanent. cmd/supflow passes Planned(dec.Plan,
+// dec.HandleTask) of its decode stage.
+type Loader func(chunk []messages.DecodeTask) (load func(ctx context.Context, i int) (messages.Image, error))
+
+// Planned is the Loader of a stage that plans a chunk's fetches before it
+// handles the chunk's tasks one by one, as decode.Stage's Plan and
+// HandleTask do (then the members of a shard that lie close together in a
+// chunk are fetched with one ranged GET, or read from their decoded shard,
+// as in training). plan must return one T per task, in the tasks' order.
+func Planned[T any](plan func([]messages.DecodeTask) []T, handle func(context.Context, T) (messages.Image, error)) Loader {
+	return func(chunk []messages.DecodeTask) func(context.Context, int) (messages.Image, error) {
+		planned := plan(chunk)
+		return func(ctx context.Context, i int) (messages.Image, error) { return handle(ctx, planned[i]) }
+	}
+}
 
 // Encoder maps images to frozen encoder features (eval mode).
 type Encoder interface {
@@ -25,10 +43,12 @@ type Encoder interface {
 
 // Scoring configures feature extraction and scoring.
 type Scoring struct {
-	Size      int // images are center-cropped and resized to Size x Size
-	Channels  int // 1 or 3, as the encoder takes
-	Workers   int // concurrent loads; 0 means 4
-	ChunkSize int // images encoded per call; 0 means 1024
+	Size     int // images are center-cropped and resized to Size x Size
+	Channels int // 1 or 3, as the encoder takes
+	Workers  int // concurrent loads; 0 means 4
+	// ChunkSize is how many images are loaded together (one Loader call)
+	// and encoded per call; 0 means 1024.
+	ChunkSize int
 	Classes   int
 	Probe     probe.Config
 	KNN       probe.KNNConfig
@@ -152,12 +172,14 @@ func trainOnViews(ctx context.Context, cfg Scoring, tasks []messages.DecodeTask,
 		for _, r := range rows {
 			batch = append(batch, tasks[r])
 		}
-		px, _, skipped, err := loadChunk(ctx, cfg, batch, load, randomView(cfg, aug, epoch))
+		px, skip, err := loadChunk(ctx, cfg, batch, load, randomView(cfg, aug, epoch))
 		if err != nil {
 			return err
 		}
-		if len(skipped) > 0 {
-			return fmt.Errorf("%w: %s gave features but no training view: %w", ErrInput, skipped[0].Key, skipped[0].Err)
+		for i, err := range skip {
+			if err != nil {
+				return fmt.Errorf("%w: %s gave features but no training view: %w", ErrInput, batch[i].Key, err)
+			}
 		}
 		f, d, err := enc.Encode(ctx, engine.Images{N: len(batch), Height: cfg.Size, Width: cfg.Size, Channels: cfg.Channels, Pixels: px})
 		if err != nil {
@@ -184,18 +206,20 @@ func Extract(ctx context.Context, cfg Scoring, tasks []messages.DecodeTask, load
 // Channels); each worker makes its own with the scratch space it needs.
 type prepare func(t messages.DecodeTask, im messages.Image, dst []uint8) error
 
-// loadChunk loads a chunk concurrently and prepares each image's view into
-// one pixel buffer.
-func loadChunk(ctx context.Context, cfg Scoring, chunk []messages.DecodeTask, load Loader, newPrepare func() prepare) ([]uint8, []bool, []Skipped, error) {
+// loadChunk loads a chunk concurrently (one Loader call: its shard
+// neighbours share their fetches) and prepares each image's view into one
+// pixel buffer. skip[i] is the permanent failure of chunk[i], nil when it
+// loaded; any other failure stops the chunk and is returned.
+func loadChunk(ctx context.Context, cfg Scoring, chunk []messages.DecodeTask, load Loader, newPrepare func() prepare) (px []uint8, skip []error, err error) {
 	view := cfg.Size * cfg.Size * cfg.Channels
-	px := make([]uint8, len(chunk)*view)
-	ok := make([]bool, len(chunk))
+	px = make([]uint8, len(chunk)*view)
 	errs := make([]error, len(chunk))
 	for i := range errs {
 		errs[i] = errNotLoaded
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	loadAt := load(chunk)
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range min(cfg.Workers, len(chunk)) {
@@ -204,8 +228,11 @@ func loadChunk(ctx context.Context, cfg Scoring, chunk []messages.DecodeTask, lo
 			defer wg.Done()
 			prep := newPrepare()
 			for i := range next {
-				errs[i] = loadOne(ctx, cfg, chunk[i], load, prep, px[i*view:(i+1)*view])
-				if errs[i] != nil && !errors.Is(errs[i], messages.ErrPermanent) {
+				im, err := loadAt(ctx, i)
+				if err == nil {
+					err = prepareView(cfg, chunk[i], im, prep, px[i*view:(i+1)*view])
+				}
+				if errs[i] = err; err != nil && !errors.Is(err, messages.ErrPermanent) {
 					cancel()
 				}
 			}
@@ -221,34 +248,23 @@ feed:
 	}
 	close(next)
 	wg.Wait()
-	var skipped []Skipped
 	for i, err := range errs {
 		switch {
-		case err == nil:
-			ok[i] = true
-		case errors.Is(err, errNotLoaded):
-			if ctx.Err() != nil {
-				return nil, nil, nil, ctx.Err()
-			}
-			return nil, nil, nil, fmt.Errorf("load %s: %w", chunk[i].Key, err)
-		case errors.Is(err, messages.ErrPermanent):
-			skipped = append(skipped, Skipped{Key: chunk[i].Key, Err: err})
+		case err == nil, errors.Is(err, messages.ErrPermanent):
+		case errors.Is(err, errNotLoaded) && ctx.Err() != nil:
+			return nil, nil, ctx.Err()
 		default:
-			return nil, nil, nil, fmt.Errorf("load %s: %w", chunk[i].Key, err)
+			return nil, nil, fmt.Errorf("load %s: %w", chunk[i].Key, err)
 		}
 	}
-	return px, ok, skipped, nil
+	return px, errs, nil
 }
 
 // errNotLoaded marks a sample no worker reached (the chunk was cancelled).
 var errNotLoaded = errors.New("evaluate: not loaded")
 
-// loadOne loads one image and prepares its view into dst.
-func loadOne(ctx context.Context, cfg Scoring, t messages.DecodeTask, load Loader, prep prepare, dst []uint8) error {
-	im, err := load(ctx, t)
-	if err != nil {
-		return err
-	}
+// prepareView prepares the view of t's loaded image into dst.
+func prepareView(cfg Scoring, t messages.DecodeTask, im messages.Image, prep prepare, dst []uint8) error {
 	if int(im.Channels) != cfg.Channels {
 		return messages.Permanent(fmt.Errorf("%w: %s has %d channels, the encoder takes %d", ErrInput, t.Key, im.Channels, cfg.Channels))
 	}

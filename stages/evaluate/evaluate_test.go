@@ -37,9 +37,12 @@ func (e *meanEncoder) Encode(_ context.Context, im engine.Images) ([]float32, in
 	return out, 2, nil
 }
 
-// loader serves 16x12 images of two classes (bright left or right half);
-// key "bad" is corrupt and "flaky" fails transiently.
-func loader(ctx context.Context, t messages.DecodeTask) (messages.Image, error) {
+// loader serves loadImage's images, each task on its own.
+var loader = Planned(func(chunk []messages.DecodeTask) []messages.DecodeTask { return chunk }, loadImage)
+
+// loadImage serves 16x12 images of two classes (bright left or right
+// half); key "bad" is corrupt and "flaky" fails transiently.
+func loadImage(ctx context.Context, t messages.DecodeTask) (messages.Image, error) {
 	switch t.Key {
 	case "bad":
 		return messages.Image{}, messages.Permanent(errors.New("corrupt"))
