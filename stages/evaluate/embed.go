@@ -34,7 +34,7 @@ type Embedding struct {
 	ProjDim     int
 	Projections []float32
 	IDs         []uint64 // each row's task SampleID
-	Keys        []string // each row's object key
+	Keys        []string // each row's object key; EmbedCheckpoint's: its sample's name (a shard member's, not the shard's)
 	Labels      []int32
 	Skipped     []Skipped // samples that could not be loaded, left out
 	tasks       []int     // each row's index in Embed's tasks
@@ -116,7 +116,7 @@ func Embed(ctx context.Context, cfg Scoring, tasks []messages.DecodeTask, load L
 	}
 	for i, t := range tasks {
 		if skip[i] != nil {
-			e.Skipped = append(e.Skipped, Skipped{Key: t.Key, Err: skip[i]})
+			e.Skipped = append(e.Skipped, Skipped{Key: t.Key, ID: t.SampleID, Err: skip[i]})
 			continue
 		}
 		// Rows only move down: row n < i was placed or moved already.

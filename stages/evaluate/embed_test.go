@@ -121,6 +121,21 @@ func TestEmbedCheckpoint(t *testing.T) {
 	if _, _, err := EmbedCheckpoint(t.Context(), cfg(), "r", runs.Checkpoint("r", "epoch-9"), entries(10), false, deps); err == nil || !strings.Contains(err.Error(), "does not exist") {
 		t.Errorf("missing checkpoint: %v", err)
 	}
+
+	// Shard members: their tasks name the shard (one "bad": a corrupt
+	// member), the rows and the skipped the members.
+	sharded := entries(4)
+	for i := range sharded {
+		sharded[i].Shard, sharded[i].Offset, sharded[i].Size = "s0", int64(512*(i+1)), 100
+	}
+	sharded[2].Shard = "bad"
+	e, _, err = EmbedCheckpoint(t.Context(), cfg(), "r", ckpt, sharded, false, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(e.Keys, []string{"k0", "k1", "k3"}) || len(e.Skipped) != 1 || e.Skipped[0].Key != "k2" {
+		t.Errorf("rows %v, skipped %+v: want the members' names", e.Keys, e.Skipped)
+	}
 }
 
 // projEncoder's projections are its features scaled by -1.

@@ -102,7 +102,8 @@ type Result struct {
 // Skipped is a sample that could not be loaded (a missing or corrupt
 // object): it is reported and left out, not fatal.
 type Skipped struct {
-	Key string
+	Key string // the object key of its task (a shard's, for a shard member)
+	ID  uint64 // its task's SampleID
 	Err error
 }
 

@@ -217,7 +217,19 @@ func EmbedCheckpoint(ctx context.Context, cfg Scoring, runID, key string, entrie
 		return nil, meta, err
 	}
 	e, err := Embed(ctx, cfg, tasks(runID, entries), deps.Load, deps.Engine, head)
-	return e, meta, err
+	if err != nil {
+		return nil, meta, err
+	}
+	// A shard member's task names its shard; a user reading keys.json
+	// wants the sample's name, which is its entry's Key (tasks numbers
+	// the entries in order).
+	for i, id := range e.IDs {
+		e.Keys[i] = entries[id].Key
+	}
+	for i := range e.Skipped {
+		e.Skipped[i].Key = entries[e.Skipped[i].ID].Key
+	}
+	return e, meta, nil
 }
 
 // report assembles the run's report from the result and the curves the
