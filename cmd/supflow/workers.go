@@ -40,10 +40,10 @@ func newAugmenter(cfg *config.Config) (*augment.Stage, error) {
 // (decode.augment) for workerRoutes.
 const fused = "decode+augment"
 
-// routesOf names the routes that run stages, a process's decode and/or
-// augment: their own, or with decode.augment the fused route in place of
-// decode's, and of augment's too where the process runs both (`supflow
-// run`): views are then made where the images are decoded.
+// routesOf names the routes a process mounts for the stages it runs
+// (decode, augment or both): the stages' own or, with decode.augment, the
+// fused route in place of decode's, and in place of augment's too where
+// the process runs both (`supflow run`).
 func routesOf(cfg *config.Config, stages ...string) []string {
 	if !cfg.Decode.Augment || !slices.Contains(stages, "decode") {
 		return stages
