@@ -9,7 +9,8 @@
 // Each setting is declared once, by the package that uses it. A section
 // owned by packages is their Config types, embedded as they are:
 //
-//   - decode: stages/decode.Config (imgdecode.Config inline)
+//   - decode: Decode, stages/decode.Config inline (imgdecode.Config
+//     inline in it) beside augment
 //   - augment: stages/augment.Config (transform.Config inline)
 //   - model: engine.ModelConfig (model.Config inline, plus the engine's dtype)
 //   - train: Train, flat in the file but spanning packages, inline:
@@ -35,10 +36,11 @@
 // skips fields tagged "-".
 //
 // The run, dataset, feeder, metrics and log sections, train.threads,
-// store.embedded and bus.embedded are declared here: only cmd/supflow reads
-// them, to set up its process (which data set to ingest and feed, where
-// reports go, how many epochs to feed, where to serve metrics, how to log,
-// how many OpenBLAS threads, whether to run S3 and NATS in process). No
+// store.embedded, bus.embedded and decode.augment are declared here: only
+// cmd/supflow reads them, to set up its process (which data set to ingest
+// and feed, where reports go, how many epochs to feed, where to serve
+// metrics, how to log, how many OpenBLAS threads, whether to run S3 and
+// NATS in process, whether decode workers also augment). No
 // library has a Config for them; run.id and run.seed reach the packages as
 // fields tagged "-" (the augment stage's seed, the feeder's run id).
 //
@@ -74,7 +76,7 @@ type Config struct {
 	Store    Store              `yaml:"store"`
 	Bus      Bus                `yaml:"bus"`
 	Feeder   Feeder             `yaml:"feeder"`
-	Decode   decode.Config      `yaml:"decode"`   // owned by stages/decode
+	Decode   Decode             `yaml:"decode"`   // owned by stages/decode, but for augment (Decode)
 	Augment  augment.Config     `yaml:"augment"`  // owned by stages/augment (and the transform library)
 	Model    engine.ModelConfig `yaml:"model"`    // owned by engine (the network's keys by model)
 	Train    Train              `yaml:"train"`    // engine's and stages/train's keys, inline (Train)
@@ -154,6 +156,23 @@ func without(err error, drop func(*field.Error) bool) error {
 		}
 	}
 	return errors.Join(keep...)
+}
+
+// Decode is pipeline.yaml's decode section: the decode stage's settings
+// (stages/decode.Config, whose keys sit inline: workers, max_pixels,
+// max_object_bytes, resize_shorter, gray, cache) and augment, cmd/supflow's
+// choice of the process layout, which no stage reads.
+type Decode struct {
+	// Augment makes each decode worker also augment: `supflow run` and
+	// `supflow decode` mount one fused route (decode tasks in, view groups
+	// out, the stages chained by messages.Then) instead of decode's, so a
+	// decoded image never crosses the images edge: at 224 px that saves
+	// 8-10% of the pipeline's CPU (docs/benchmarks.md, "Fused decode and
+	// augment workers"); at 28-32 px it changes nothing measurable. A
+	// fused worker has decode.workers handler slots, each doing both;
+	// augment.workers is then unused. `supflow decode --augment` sets it.
+	Augment       bool `yaml:"augment"`
+	decode.Config `yaml:",inline"`
 }
 
 // Bus is pipeline.yaml's bus section: the NATS connection's settings

@@ -24,7 +24,7 @@ func Default() *Config {
 		Store:    Store{Embedded: true, Config: store.Config{Bucket: "supflow", Region: store.DefaultRegion}},
 		Bus:      Bus{Embedded: true, Limits: bus.DefaultLimits()},
 		Feeder:   Feeder{ShardRun: feeder.DefaultShardRun},
-		Decode:   decode.DefaultConfig(),
+		Decode:   Decode{Config: decode.DefaultConfig()},
 		Augment:  augment.DefaultConfig(),
 		Model:    engine.DefaultModelConfig(),
 		Train:    Train{Engine: engine.DefaultTrainConfig(), Stage: train.DefaultConfig(), Backend: trainer.DefaultConfig()},

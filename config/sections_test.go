@@ -27,14 +27,15 @@ var migrated = []string{"decode", "augment", "model", "train", "evaluate", "stor
 // so the SUPFLOW_* variables) pipeline.yaml had when config declared them
 // itself, plus the schedule's and LARS's knobs that became keys later
 // (train.decay_epochs, decay_rate, warmup_from, trust_coefficient) and
-// train.drop_last, and the trainer backend's train.backend, pjrt_plugin,
-// devices and sync_bn.
+// train.drop_last, the trainer backend's train.backend, pjrt_plugin,
+// devices and sync_bn, and decode.augment (config's own, beside the
+// stage's keys).
 func TestSectionKeysUnchanged(t *testing.T) {
 	want := []string{
 		"augment.antialias", "augment.brightness", "augment.contrast", "augment.flip_p", "augment.grayscale_p",
 		"augment.hue", "augment.jitter_p", "augment.n_views", "augment.ratio", "augment.saturation",
 		"augment.scale", "augment.size", "augment.workers",
-		"decode.cache", "decode.gray", "decode.max_object_bytes", "decode.max_pixels", "decode.resize_shorter",
+		"decode.augment", "decode.cache", "decode.gray", "decode.max_object_bytes", "decode.max_pixels", "decode.resize_shorter",
 		"decode.workers",
 		"model.arch", "model.blocks", "model.dtype", "model.feat_dim", "model.head", "model.stem", "model.widths",
 		"train.backend", "train.devices", "train.pjrt_plugin", "train.sync_bn",
@@ -457,5 +458,58 @@ func TestBusSection(t *testing.T) {
 	b, err := cfg.YAML()
 	if err != nil || !strings.Contains(string(b), "ack_wait: 2m0s\n") {
 		t.Errorf("YAML: %v\n%s", err, b)
+	}
+}
+
+// TestDecodeSection: the section is decode.Config inline beside augment,
+// which is off by default; augment is a boolean from each source, and a
+// bad value is refused naming the key.
+func TestDecodeSection(t *testing.T) {
+	if d := Default().Decode; d.Augment || d.Config != decode.DefaultConfig() {
+		t.Errorf("default decode section %+v", d)
+	}
+	for _, tt := range []struct {
+		name, yaml string
+		env        map[string]string
+		sets       []string
+		want       bool
+	}{
+		{"default", "", nil, nil, false},
+		{"file", "decode:\n  augment: true\n  workers: 3\n", nil, nil, true},
+		{"environment", "", map[string]string{"SUPFLOW_DECODE_AUGMENT": "true"}, nil, true},
+		{"--set over the file", "decode:\n  augment: true\n", nil, []string{"decode.augment=false"}, false},
+		{"the last --set wins", "", nil, []string{"decode.augment=true", "decode.augment=false", "decode.augment=true"}, true},
+	} {
+		path := ""
+		if tt.yaml != "" {
+			path = write(t, tt.yaml)
+		}
+		cfg, err := Load(path, func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok }, tt.sets)
+		if err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+			continue
+		}
+		if cfg.Decode.Augment != tt.want {
+			t.Errorf("%s: decode.augment = %v, want %v", tt.name, cfg.Decode.Augment, tt.want)
+		}
+		if tt.name == "file" && cfg.Decode.Workers != 3 {
+			t.Errorf("%s: decode.workers = %d beside augment, want 3", tt.name, cfg.Decode.Workers)
+		}
+	}
+	for _, bad := range []struct {
+		yaml string
+		sets []string
+	}{
+		{"decode:\n  augment: maybe\n", nil},
+		{"decode:\n  augment: 1.5\n", nil},
+		{"", []string{"decode.augment=maybe"}},
+	} {
+		path := ""
+		if bad.yaml != "" {
+			path = write(t, bad.yaml)
+		}
+		if _, err := Load(path, noEnv, bad.sets); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "decode.augment") {
+			t.Errorf("%q %v: %v, want an error naming decode.augment", bad.yaml, bad.sets, err)
+		}
 	}
 }

@@ -28,7 +28,7 @@ func commands() map[string]command {
 			}, check: checkFeed, run: runFeed},
 		"decode": {summary: "run the decode stage: fetch and decode images",
 			flags: func(fs *flag.FlagSet, o *options) {
-				fs.BoolVar(&o.augment, "augment", false, "also augment here and publish views: no images edge (for large images, see docs/operations.md)")
+				fs.Var(keyFlag{"decode.augment", &o.sets}, "augment", "also augment here and publish views, no images edge: for large images (sets decode.augment; docs/operations.md)")
 			}, check: externalBus, run: runWorker("decode")},
 		"augment": {summary: "run the augment stage: paired random views", check: externalBus, run: runWorker("augment")},
 		"train": {summary: "run the train stage: SupCon pretraining, checkpoints to S3",

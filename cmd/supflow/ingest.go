@@ -107,7 +107,7 @@ func ingest(ctx context.Context, e *env, s *services, report io.Writer) error {
 		rep, err := dataset.Index(ctx, s.store, dataset.IndexOptions{
 			Path: cmp.Or(c.Path, c.Prefix), Prefix: c.Prefix, List: c.List,
 			DefaultSplit: c.TrainSplit, StatsSplit: c.TrainSplit, Limit: limit,
-			Decode: e.cfg.Decode.Config, MaxObjectBytes: e.cfg.Decode.MaxObjectBytes, Logger: e.log,
+			Decode: e.cfg.Decode.Config.Config, MaxObjectBytes: e.cfg.Decode.MaxObjectBytes, Logger: e.log,
 		})
 		if err != nil {
 			return fmt.Errorf("ingest: %w", err)

@@ -21,8 +21,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/supflow/supflow/dataset"
 	"github.com/supflow/supflow/internal/clustertest"
+	"github.com/supflow/supflow/messages"
 	"github.com/supflow/supflow/report"
 	"github.com/supflow/supflow/store"
 )
@@ -347,6 +351,61 @@ evaluate: {epochs: 2, knn_k: 10}
 	}
 	if !strings.Contains(out, "RESULT linear_top1=") {
 		t.Error("the resumed run printed no RESULT line")
+	}
+}
+
+// TestIntegrationRunFused runs `supflow run` with decode.augment: one
+// fused route decodes and augments, every sample of every epoch is trained
+// exactly once, the evaluation prints RESULT, and no image crossed the
+// images edge, which stays provisioned (as for `supflow decode --augment`)
+// and which `supflow status` shows empty, with no worker bound.
+func TestIntegrationRunFused(t *testing.T) {
+	c := clustertest.New(t, tinyModel+`
+dataset: {limit_train: 200, limit_test: 100}
+decode: {gray: true, augment: true}
+train: {epochs: 2, batch_size: 50, knn_every: 0, checkpoint_every: 1}
+evaluate: {epochs: 2, knn_k: 10}
+`)
+	run := c.Start("run", "run")
+	c.Wait(run, 4*time.Minute)
+	out := run.Output()
+	if !regexp.MustCompile(`msg="workers running" (?:\S+ )*?routes=decode\+augment\n`).MatchString(out) {
+		t.Errorf("run did not mount the fused route alone")
+	}
+	stats := clustertest.EpochStats(out)
+	for e := 1; e <= 2; e++ {
+		if s := stats[e]; s.Samples != 200 || s.Dropped != 0 || s.Duplicates != 0 {
+			t.Errorf("epoch %d: %d samples, %d dropped, %d duplicates; want all 200 exactly once", e, s.Samples, s.Dropped, s.Duplicates)
+		}
+	}
+	if !strings.Contains(out, "RESULT linear_top1=") {
+		t.Error("no RESULT line")
+	}
+
+	nc, err := nats.Connect(c.NATSURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for topic, carried := range map[string]bool{messages.TopicDecodeTasks: true, messages.TopicImages: false, messages.TopicViews: true} {
+		st, err := js.Stream(t.Context(), topic)
+		if err != nil {
+			t.Fatalf("stream %s: %v", topic, err)
+		}
+		if n := st.CachedInfo().State.LastSeq; (n > 0) != carried {
+			t.Errorf("stream %s: %d messages published, want carried %v", topic, n, carried)
+		}
+	}
+	status, err := c.Command("status").CombinedOutput()
+	if err != nil {
+		t.Fatalf("status: %v\n%s", err, status)
+	}
+	if !regexp.MustCompile(`(?m)^supflow_images +0/\d+ +augment +0 +0/\d+ +0 +0 +3s$`).Match(status) {
+		t.Errorf("status does not show the images edge empty and unbound:\n%s", status)
 	}
 }
 

@@ -63,7 +63,6 @@ type options struct {
 	split      string
 	limit      int
 	head       bool
-	augment    bool
 }
 
 // env is what a command runs with.
@@ -83,6 +82,25 @@ type multiFlag []string
 
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+// keyFlag is a boolean flag that overrides one pipeline.yaml key: setting
+// it is --set key=value at the same place on the command line, so the key
+// stays the one fact and the flag its shorthand (`decode --augment` is
+// `--set decode.augment=true`; `--augment=false` turns a file's true off).
+type keyFlag struct {
+	key  string
+	sets *multiFlag
+}
+
+func (f keyFlag) String() string   { return "" }
+func (f keyFlag) IsBoolFlag() bool { return true }
+func (f keyFlag) Set(v string) error {
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return err
+	}
+	return f.sets.Set(f.key + "=" + strconv.FormatBool(b))
+}
 
 // usageError marks a bad command line or configuration: exit code 2.
 type usageError struct{ err error }
@@ -114,22 +132,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		usage(stderr)
 		return exitUsage
 	}
-	fs := flag.NewFlagSet("supflow "+name, flag.ContinueOnError)
-	// The flag package prints its errors quoting the flag as given: they
-	// are printed below, escaped, once parsing is over.
-	fs.SetOutput(io.Discard)
 	o := &options{}
-	fs.StringVar(&o.configPath, "config", "pipeline.yaml", "pipeline configuration file (\"\" = defaults only)")
-	fs.Var(&o.sets, "set", "override one key, e.g. --set train.epochs=3 (repeatable)")
-	fs.StringVar(&o.logFormat, "log-format", "", "text or json (overrides log.format)")
-	fs.StringVar(&o.logLevel, "log-level", "", "debug, info, warn or error (overrides log.level)")
-	if cmd.flags != nil {
-		cmd.flags(fs, o)
-	}
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "supflow %s: %s\n\nFlags:\n", name, cmd.summary)
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet(name, cmd, o)
 	positional, err := parseArgs(fs, args[1:])
 	if err != nil {
 		fs.SetOutput(stderr)
@@ -188,6 +192,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitRuntime
 	}
 	return 0
+}
+
+// newFlagSet registers the flags every command shares and cmd's own, all
+// parsed into o. It prints nothing: the flag package prints its errors
+// quoting the flag as given, so run prints them, escaped, once parsing is
+// over.
+func newFlagSet(name string, cmd command, o *options) *flag.FlagSet {
+	fs := flag.NewFlagSet("supflow "+name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&o.configPath, "config", "pipeline.yaml", "pipeline configuration file (\"\" = defaults only)")
+	fs.Var(&o.sets, "set", "override one key, e.g. --set train.epochs=3 (repeatable)")
+	fs.StringVar(&o.logFormat, "log-format", "", "text or json (overrides log.format)")
+	fs.StringVar(&o.logLevel, "log-level", "", "debug, info, warn or error (overrides log.level)")
+	if cmd.flags != nil {
+		cmd.flags(fs, o)
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "supflow %s: %s\n\nFlags:\n", name, cmd.summary)
+		fs.PrintDefaults()
+	}
+	return fs
 }
 
 // prepare reads everything the command needs before it starts anything:

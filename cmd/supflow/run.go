@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/supflow/supflow/bus"
@@ -18,7 +19,8 @@ import (
 // runAll is `supflow run`: ingest, feeder, decode, augment, train and
 // evaluate in one process, by default on an embedded NATS server and an
 // embedded S3 endpoint. The stages talk over the bus exactly as separate
-// processes do.
+// processes do; with decode.augment, decode and augment are one fused
+// route, as in `supflow decode --augment`.
 func runAll(ctx context.Context, e *env) error {
 	cfg := e.cfg
 	start := time.Now()
@@ -40,7 +42,8 @@ func runAll(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	routes, err := workerRoutes(cfg, s, "decode", "augment")
+	names := routesOf(cfg, "decode", "augment")
+	routes, err := workerRoutes(cfg, s, names...)
 	if err != nil {
 		return usageError{err}
 	}
@@ -55,6 +58,7 @@ func runAll(ctx context.Context, e *env) error {
 	defer stopWorkers()
 	errc := make(chan error, 2)
 	go func() { errc <- ignoreCanceled(router.Run(wctx)) }()
+	s.log.Info("workers running", "routes", strings.Join(names, " "))
 	train := dataset.List(d.Take(cfg.Dataset.TrainSplit, cfg.Dataset.LimitTrain, uint64(cfg.Run.Seed)))
 	go func() { errc <- ignoreCanceled(feed(wctx, cfg, s, train, st.StartEpoch())) }()
 

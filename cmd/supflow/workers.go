@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path"
+	"slices"
 	"time"
 
 	"github.com/supflow/supflow/bus"
@@ -17,7 +18,7 @@ import (
 
 // newDecoder builds the decode stage on the store.
 func newDecoder(cfg *config.Config, s *store.Client) (*decode.Stage, error) {
-	return decode.New(cfg.Decode, decode.Deps{
+	return decode.New(cfg.Decode.Config, decode.Deps{
 		Objects:      s,
 		IsNotFound:   func(err error) bool { return errors.Is(err, store.ErrNotFound) },
 		IsTooLarge:   func(err error) bool { return errors.Is(err, store.ErrTooLarge) },
@@ -35,8 +36,20 @@ func newAugmenter(cfg *config.Config) (*augment.Stage, error) {
 	return augment.New(a)
 }
 
-// fused names the route of `supflow decode --augment` for workerRoutes.
+// fused names the route of decode workers that also augment
+// (decode.augment) for workerRoutes.
 const fused = "decode+augment"
+
+// routesOf names the routes a process mounts for the stages it runs
+// (decode, augment or both): the stages' own or, with decode.augment, the
+// fused route in place of decode's, and in place of augment's too where
+// the process runs both (`supflow run`).
+func routesOf(cfg *config.Config, stages ...string) []string {
+	if !cfg.Decode.Augment || !slices.Contains(stages, "decode") {
+		return stages
+	}
+	return []string{fused}
+}
 
 // workerRoutes returns the decode, augment or fused routes as configured.
 func workerRoutes(cfg *config.Config, s *services, which ...string) ([]bus.Route, error) {
@@ -87,12 +100,11 @@ func workerRoutes(cfg *config.Config, s *services, which ...string) ([]bus.Route
 
 // runWorker is `supflow decode` and `supflow augment`: one stage on an
 // external bus until SIGINT/SIGTERM (main then exits with 128 + the signal).
-// `supflow decode --augment` runs both stages in one process (fused).
-func runWorker(which string) func(context.Context, *env) error {
+// `supflow decode --augment` (decode.augment) runs both stages in one
+// process (fused).
+func runWorker(stage string) func(context.Context, *env) error {
 	return func(ctx context.Context, e *env) error {
-		if which == "decode" && e.opts.augment {
-			which = fused
-		}
+		which := routesOf(e.cfg, stage)[0]
 		s, err := open(ctx, e, which, true)
 		if err != nil {
 			return err

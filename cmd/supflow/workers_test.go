@@ -5,6 +5,8 @@ import (
 	"errors"
 	"image"
 	"image/png"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -80,4 +82,76 @@ func tinyPNG(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return b.Bytes()
+}
+
+// TestAugmentFlagIsTheKeysOverride: `decode --augment` sets
+// decode.augment, in command-line order with --set and over the file and
+// the environment, and a decode worker then mounts the fused route;
+// `supflow run` mounts it in place of both decode's and augment's.
+func TestAugmentFlagIsTheKeysOverride(t *testing.T) {
+	external := []string{"--config", "", "--set", "bus.embedded=false", "--set", "bus.url=nats://127.0.0.1:1"}
+	for _, tt := range []struct {
+		name string
+		env  string // SUPFLOW_DECODE_AUGMENT
+		args []string
+		want bool
+	}{
+		{"neither", "", nil, false},
+		{"flag", "", []string{"--augment"}, true},
+		{"flag=true", "", []string{"--augment=true"}, true},
+		{"environment", "true", nil, true},
+		{"flag=false over the environment", "true", []string{"--augment=false"}, false},
+		{"--set after the flag", "", []string{"--augment", "--set", "decode.augment=false"}, false},
+		{"flag after --set", "", []string{"--set", "decode.augment=true", "--augment=false"}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.env != "" {
+				t.Setenv("SUPFLOW_DECODE_AUGMENT", tt.env)
+			}
+			cmd := commands()["decode"]
+			o := &options{}
+			if _, err := parseArgs(newFlagSet("decode", cmd, o), append(append([]string(nil), external...), tt.args...)); err != nil {
+				t.Fatal(err)
+			}
+			e := &env{opts: o, term: newTerm(&bytes.Buffer{})}
+			if err := e.prepare("decode", cmd); err != nil {
+				t.Fatal(err)
+			}
+			if e.cfg.Decode.Augment != tt.want {
+				t.Errorf("decode.augment = %v, want %v", e.cfg.Decode.Augment, tt.want)
+			}
+			want := []string{"decode"}
+			if tt.want {
+				want = []string{fused}
+			}
+			if got := routesOf(e.cfg, "decode"); !slices.Equal(got, want) {
+				t.Errorf("decode mounts %v, want %v", got, want)
+			}
+		})
+	}
+
+	cfg := config.Default()
+	for _, tt := range []struct {
+		augment bool
+		stages  []string
+		want    []string
+	}{
+		{false, []string{"decode", "augment"}, []string{"decode", "augment"}}, // supflow run
+		{true, []string{"decode", "augment"}, []string{fused}},
+		{true, []string{"augment"}, []string{"augment"}}, // an augment worker beside fused ones
+	} {
+		cfg.Decode.Augment = tt.augment
+		if got := routesOf(cfg, tt.stages...); !slices.Equal(got, tt.want) {
+			t.Errorf("decode.augment %v: %v mount %v, want %v", tt.augment, tt.stages, got, tt.want)
+		}
+	}
+
+	code, _, stderr := runCLI(t.Context(), "decode", "--help")
+	if code != 0 || !regexp.MustCompile(`(?m)^  -augment\n.*no images edge.*\(sets decode\.augment`).MatchString(stderr) {
+		t.Errorf("decode --help: exit %d, want 0 and -augment naming decode.augment\n%s", code, stderr)
+	}
+	code, _, stderr = runCLI(t.Context(), append([]string{"decode", "--augment=maybe"}, external...)...)
+	if code != exitUsage || !strings.Contains(stderr, `invalid boolean value "maybe" for -augment`) {
+		t.Errorf("--augment=maybe: exit %d, want 2\n%s", code, stderr)
+	}
 }
