@@ -4,9 +4,10 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"github.com/supflow/supflow/xla"
 	"log/slog"
 	"path/filepath"
+
+	"github.com/supflow/supflow/xla"
 
 	"github.com/prometheus/client_golang/prometheus"
 
