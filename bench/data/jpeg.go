@@ -211,7 +211,11 @@ func jpegPipeline(photos [][]byte, n int) error {
 				if fused {
 					name += "_fused"
 				}
-				r, err := overBus(ctx, dec, aug, tasks, k, fused)
+				row := fmt.Sprintf("%s_batch%d", name, k)
+				if !sel.match(row) {
+					continue
+				}
+				r, err := overBus(ctx, row, dec, aug, tasks, k, fused)
 				if err != nil {
 					return fmt.Errorf("%s, batch %d: %w", name, k, err)
 				}

@@ -147,7 +147,10 @@ func pipelines(cases []pipelineCase) error {
 					if fused {
 						name += "_fused"
 					}
-					r, err := overBus(ctx, dec, aug, v.tasks, k, fused)
+					if !sel.match(fmt.Sprintf("%s_batch%d", name, k)) {
+						continue
+					}
+					r, err := overBus(ctx, fmt.Sprintf("%s_batch%d", name, k), dec, aug, v.tasks, k, fused)
 					if err != nil {
 						return fmt.Errorf("%s, batch %d: %w", name, k, err)
 					}
@@ -266,8 +269,8 @@ func stageRoutes(dec *decode.Stage, aug *augment.Stage, fused bool) []bus.Route 
 
 // overBus runs the stages as cmd/supflow mounts them (stageRoutes), on a
 // fresh embedded JetStream, with a feeder publishing batch DecodeTasks per
-// message.
-func overBus(ctx context.Context, dec *decode.Stage, aug *augment.Stage, tasks []messages.DecodeTask, batch int, fused bool) (pipeRun, error) {
+// message; name is the row's (PIPELINE case=), for its CPU profile.
+func overBus(ctx context.Context, name string, dec *decode.Stage, aug *augment.Stage, tasks []messages.DecodeTask, batch int, fused bool) (pipeRun, error) {
 	dir, err := os.MkdirTemp("", "bench-data-nats-")
 	if err != nil {
 		return pipeRun{}, err
@@ -340,6 +343,11 @@ func overBus(ctx context.Context, dec *decode.Stage, aug *augment.Stage, tasks [
 	runErr := make(chan error, 1)
 	go func() { runErr <- r.Run(runCtx) }()
 
+	stopProfile, err := sel.start(name)
+	if err != nil {
+		return pipeRun{}, err
+	}
+	defer stopProfile()
 	cpu0 := cpuSeconds()
 	pub := b.Publisher()
 	defer pub.Close()
@@ -366,6 +374,9 @@ func overBus(ctx context.Context, dec *decode.Stage, aug *augment.Stage, tasks [
 	}
 	cpu := cpuSeconds() - cpu0
 	load := loadavg()
+	if err := stopProfile(); err != nil {
+		return pipeRun{}, err
+	}
 	if err := <-feedErr; err != nil {
 		return pipeRun{}, err
 	}
