@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"regexp"
@@ -35,14 +36,20 @@ func (s *selection) anyMatch(names ...string) bool {
 
 // start begins the CPU profile of the row name, if profiling; the
 // returned stop ends it. A row that runs twice (the alternating fused
-// rows) gets one file per run: <prefix>.<n>.<name>.pprof. stop is
-// idempotent.
+// rows) gets one file per run: <prefix>.<n>.<name>.pprof. The heap's
+// allocation profile is written at start and stop too (.allocs0.pprof,
+// .allocs.pprof): `go tool pprof -sample_index=alloc_space -diff_base
+// <allocs0> <allocs>` is what the row allocated. stop is idempotent.
 func (s *selection) start(name string) (stop func() error, err error) {
 	if s.profile == "" {
 		return func() error { return nil }, nil
 	}
 	s.n++
-	path := fmt.Sprintf("%s.%d.%s.pprof", strings.TrimSuffix(s.profile, ".pprof"), s.n, name)
+	base := fmt.Sprintf("%s.%d.%s", strings.TrimSuffix(s.profile, ".pprof"), s.n, name)
+	if err := writeAllocs(base + ".allocs0.pprof"); err != nil {
+		return nil, err
+	}
+	path := base + ".pprof"
 	f, err := os.Create(path)
 	if err != nil {
 		return nil, err
@@ -59,6 +66,15 @@ func (s *selection) start(name string) (stop func() error, err error) {
 		stopped = true
 		pprof.StopCPUProfile()
 		fmt.Printf("cpu profile of %s: %s\n", name, path)
-		return f.Close()
+		return errors.Join(f.Close(), writeAllocs(base+".allocs.pprof"))
 	}, nil
+}
+
+// writeAllocs writes the allocation profile so far to path.
+func writeAllocs(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	return errors.Join(pprof.Lookup("allocs").WriteTo(f, 0), f.Close())
 }
