@@ -18,15 +18,16 @@ type call struct {
 	last bool
 	// reject dead-letters sample i of the input alone, as payload.
 	reject func(i int, payload []byte, reason error) error
-	// fits reports whether an output payload of n bytes can be published.
-	fits func(n int) bool
+	// room is the most bytes an output payload may have: the server's
+	// max_payload less the output's headers.
+	room int
 }
 
 // HandleBatch is Handle for inputs that carry one or more samples (a
 // messages batch type, or the single type): decode gives the samples, fn
 // is called for each in order, and encode packs the outputs of one input
-// into as few output messages as fit the server's max_payload (one, unless
-// they do not fit). An input of one sample behaves exactly as in Handle.
+// into output messages that fit the server's max_payload: one if they fit,
+// else runs of as many as fit at the first output's size (pack). An input of one sample behaves exactly as in Handle.
 // In a batch each sample is accounted for alone: one whose fn fails with
 // messages.ErrPermanent, or with any error on the input's last delivery,
 // is dead-lettered by itself (encodeOne gives its payload: the single
@@ -81,15 +82,48 @@ func HandleBatch[In, Out any](name, inTopic, outTopic string,
 					return nil, err
 				}
 			}
-			return pack(name, outs, from, encode, c.fits, reject)
+			return pack(name, outs, from, encode, c.room, reject)
 		},
 	}
 }
 
-// pack encodes outs as one payload if it fits, else halves them until each
-// part fits; a single output that does not fit dead-letters its sample
-// (from[i] is the input sample of outs[i]).
-func pack[Out any](name string, outs []Out, from []int, encode func([]Out) ([]byte, error), fits func(int) bool,
+// pack encodes outs into payloads of at most room bytes, in order, each
+// output about once: the first output encoded alone prices one (a route's
+// outputs are alike: views of one shape, images of similar sizes), runs
+// of as many as room holds at that price are encoded together, and a run
+// that still does not fit is halved until each part does (halve). Encoding
+// all of them first and halving from there copied a batch of 64 224x224
+// view pairs six times over (docs/benchmarks.md, "Bus and S3 overhead per
+// sample"). from[i] is the input sample of outs[i].
+func pack[Out any](name string, outs []Out, from []int, encode func([]Out) ([]byte, error), room int,
+	reject func(i int, reason error) error,
+) ([][]byte, error) {
+	run := len(outs)
+	if run > 1 {
+		one, err := encode(outs[:1])
+		if err != nil {
+			return nil, messages.Permanent(fmt.Errorf("bus: %s: %w: %w", name, errEncodeOutput, err))
+		}
+		// A single message repeats the head a batch shares, so this
+		// price is an upper bound of a sample's share of a batch.
+		run = max(room/len(one), 1)
+	}
+	var payloads [][]byte
+	for i := 0; i < len(outs); i += run {
+		j := min(i+run, len(outs))
+		p, err := halve(name, outs[i:j], from[i:j], encode, room, reject)
+		if err != nil {
+			return nil, err
+		}
+		payloads = append(payloads, p...)
+	}
+	return payloads, nil
+}
+
+// halve encodes outs as one payload if it fits room, else halves them
+// until each part fits; a single output that does not fit dead-letters its
+// sample.
+func halve[Out any](name string, outs []Out, from []int, encode func([]Out) ([]byte, error), room int,
 	reject func(i int, reason error) error,
 ) ([][]byte, error) {
 	if len(outs) == 0 {
@@ -99,7 +133,7 @@ func pack[Out any](name string, outs []Out, from []int, encode func([]Out) ([]by
 	if err != nil {
 		return nil, messages.Permanent(fmt.Errorf("bus: %s: %w: %w", name, errEncodeOutput, err))
 	}
-	if fits(len(b)) {
+	if len(b) <= room {
 		return [][]byte{b}, nil
 	}
 	if len(outs) == 1 {
@@ -107,11 +141,11 @@ func pack[Out any](name string, outs []Out, from []int, encode func([]Out) ([]by
 			name, errEncodeOutput, ErrTooLarge, len(b))))
 	}
 	h := len(outs) / 2
-	first, err := pack(name, outs[:h], from[:h], encode, fits, reject)
+	first, err := halve(name, outs[:h], from[:h], encode, room, reject)
 	if err != nil {
 		return nil, err
 	}
-	rest, err := pack(name, outs[h:], from[h:], encode, fits, reject)
+	rest, err := halve(name, outs[h:], from[h:], encode, room, reject)
 	if err != nil {
 		return nil, err
 	}

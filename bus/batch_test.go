@@ -244,3 +244,122 @@ func TestDeliveryParts(t *testing.T) {
 	}
 	waitDrained(t, b, messages.TopicViews) // acked once every part was
 }
+
+// TestPack: the outputs of one input are packed, in order, into payloads
+// that fit room, each output encoded about once (the first one more, to
+// price a sample): the rule that stops a batch of 224x224 view pairs from
+// being copied once per halving.
+func TestPack(t *testing.T) {
+	view := func(id uint64, side int) messages.Image {
+		return messages.Image{RunID: "run", Epoch: 1, SampleID: id, Label: 0, Split: "train",
+			Height: uint32(side), Width: uint32(side), Channels: 3, Pixels: make([]byte, side*side*3)}
+	}
+	sides := func(s ...int) []messages.Image {
+		out := make([]messages.Image, len(s))
+		for i, side := range s {
+			out[i] = view(uint64(i), side)
+		}
+		return out
+	}
+	same := func(n, side int) []messages.Image {
+		s := make([]int, n)
+		for i := range s {
+			s[i] = side
+		}
+		return sides(s...)
+	}
+	one, err := messages.MarshalImage(view(0, 16)) // 768 pixel bytes
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		outs     []messages.Image
+		room     int
+		payloads int   // want
+		rejected []int // want, in order
+		encoded  int   // most samples encoded, all calls together
+	}{
+		{"all fit in one", same(64, 16), 1 << 20, 1, nil, 65},
+		{"three per payload", same(64, 16), 3 * len(one), 22, nil, 65},
+		{"one per payload", same(5, 16), len(one), 5, nil, 6},
+		{"later ones larger than the first", sides(16, 16, 16, 24, 24, 24, 16), 3 * len(one), 5, nil, 13},
+		{"none fits alone", same(3, 16), len(one) - 1, 0, []int{0, 1, 2}, 4},
+		{"a single output", same(1, 16), 1 << 20, 1, nil, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			encoded := 0
+			encode := func(ms []messages.Image) ([]byte, error) {
+				encoded += len(ms)
+				return messages.MarshalImages(ms)
+			}
+			from := make([]int, len(tc.outs))
+			for i := range from {
+				from[i] = i
+			}
+			var rejected []int
+			reject := func(i int, reason error) error {
+				if !errors.Is(reason, ErrTooLarge) {
+					t.Errorf("sample %d rejected for %v, want ErrTooLarge", i, reason)
+				}
+				rejected = append(rejected, i)
+				return nil
+			}
+			got, err := pack("test", tc.outs, from, encode, tc.room, reject)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []uint64
+			for _, p := range got {
+				if len(p) > tc.room {
+					t.Errorf("payload of %d bytes, room %d", len(p), tc.room)
+				}
+				ms, err := messages.UnmarshalImages(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, m := range ms {
+					ids = append(ids, m.SampleID)
+				}
+			}
+			var want []uint64
+			for i := range tc.outs {
+				if !slices.Contains(tc.rejected, i) {
+					want = append(want, uint64(i))
+				}
+			}
+			if len(got) != tc.payloads || !slices.Equal(ids, want) || !slices.Equal(rejected, tc.rejected) {
+				t.Errorf("%d payloads of samples %v, rejected %v; want %d of %v, rejected %v", len(got), ids, rejected, tc.payloads, want, tc.rejected)
+			}
+			if encoded > tc.encoded {
+				t.Errorf("encoded %d samples, want at most %d", encoded, tc.encoded)
+			}
+		})
+	}
+}
+
+// BenchmarkPack packs the outputs of one input of bus.batch's default 64
+// samples under the default 1 MiB max_payload: view pairs of 224x224x3
+// (three per payload) and of 32x32x3 (all in one), through the real codec.
+//
+//	go test -run '^$' -bench BenchmarkPack -benchmem ./bus/
+func BenchmarkPack(b *testing.B) {
+	for _, side := range []int{224, 32} {
+		b.Run(fmt.Sprintf("views%d", side), func(b *testing.B) {
+			outs := make([]messages.ViewGroup, 64)
+			from := make([]int, len(outs))
+			for i := range outs {
+				outs[i] = messages.ViewGroup{RunID: "bench", Epoch: 1, SampleID: uint64(i), Split: "train",
+					NViews: 2, Height: uint32(side), Width: uint32(side), Channels: 3, Pixels: make([]byte, 2*side*side*3)}
+				from[i] = i
+			}
+			reject := func(i int, reason error) error { return reason }
+			b.SetBytes(int64(len(outs) * len(outs[0].Pixels)))
+			for b.Loop() {
+				if _, err := pack("bench", outs, from, messages.MarshalViewGroups, 1<<20-100, reject); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

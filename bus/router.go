@@ -276,14 +276,14 @@ func (r *Router) handlerFunc(rt Route, pub *Publisher, maxDeliver int) message.N
 		}
 		// The largest output id header: what an output payload must leave
 		// room for.
-		room := pub.maxPayload - int64(headerSize(wireHeader(ids(0, 2), nil)))
+		room := int(pub.maxPayload) - headerSize(wireHeader(ids(0, 2), nil))
 		outs, err := rt.process(msg.Context(), msg.Payload, call{
 			n:    n,
 			last: maxDeliver > 0 && n >= uint64(maxDeliver),
 			reject: func(i int, payload []byte, reason error) error {
 				return r.deadLetterSample(msg, rt, n, i, payload, reason)
 			},
-			fits: func(size int) bool { return int64(size) <= room },
+			room: room,
 		})
 		if err != nil {
 			return err

@@ -24,6 +24,15 @@ const cachedBatch = 64
 // vs work is against the same decode + augment work as the other rows;
 // vs augment against augment alone, what a warm epoch has left to do.
 func warmCache(ctx context.Context, objects *store.Client, name string, dcfg imgdecode.Config, sh sharded, aug *augment.Stage, work float64) error {
+	var rows []string
+	for _, run := range cachedRuns {
+		for _, suffix := range []string{"", "_fused"} {
+			rows = append(rows, fmt.Sprintf("%s_sharded_run%d_cached%s_batch%d", name, run, suffix, cachedBatch))
+		}
+	}
+	if !sel.anyMatch(rows...) {
+		return nil
+	}
 	members := sh.members
 	dec, err := decode.New(decode.Config{Config: dcfg, Cache: true}, decode.Deps{Objects: objects,
 		IsNotFound:   func(err error) bool { return errors.Is(err, store.ErrNotFound) },
@@ -61,7 +70,11 @@ func warmCache(ctx context.Context, objects *store.Client, name string, dcfg img
 			if fused {
 				variant += "_fused"
 			}
-			r, err := overBus(ctx, dec, aug, tasks, cachedBatch, fused)
+			row := fmt.Sprintf("%s_batch%d", variant, cachedBatch)
+			if !sel.match(row) {
+				continue
+			}
+			r, err := overBus(ctx, row, dec, aug, tasks, cachedBatch, fused)
 			if err != nil {
 				return fmt.Errorf("%s: %w", variant, err)
 			}

@@ -211,7 +211,11 @@ func jpegPipeline(photos [][]byte, n int) error {
 				if fused {
 					name += "_fused"
 				}
-				r, err := overBus(ctx, dec, aug, tasks, k, fused)
+				row := fmt.Sprintf("%s_batch%d", name, k)
+				if !sel.match(row) {
+					continue
+				}
+				r, err := overBus(ctx, row, dec, aug, tasks, k, fused)
 				if err != nil {
 					return fmt.Errorf("%s, batch %d: %w", name, k, err)
 				}
@@ -219,8 +223,9 @@ func jpegPipeline(photos [][]byte, n int) error {
 				share := 1 - work.cpu/r.cpu
 				busms := ms - per(withS3.cpu)
 				fmt.Printf("%-34s %10.0f %14.3f %9.0f%% %7.2fx  %s\n", fmt.Sprintf("%s bus, batch %d", name, k), r.rate, ms, 100*share, r.cpu/work.cpu, r.load)
-				fmt.Printf("PIPELINE case=%s_batch%d samples_per_s=%.0f cpu_ms_per_sample=%.3f bus_share=%.2f vs_work=%.2f decode_per_core=%.0f augment_per_core=%.0f s3_per_core=%.0f bus_per_core=%.0f\n",
-					name, k, r.rate, ms, share, r.cpu/work.cpu, 1e3/decCPU, 1e3/augCPU, rate(s3ms), rate(busms))
+				fmt.Printf("PIPELINE case=%s_batch%d samples_per_s=%.0f cpu_ms_per_sample=%.3f bus_share=%.2f vs_work=%.2f decode_per_core=%.0f augment_per_core=%.0f s3_per_core=%.0f bus_per_core=%.0f alloc_kb_per_sample=%.1f work_alloc_kb_per_sample=%.1f gcs=%d work_gcs=%d\n",
+					name, k, r.rate, ms, share, r.cpu/work.cpu, 1e3/decCPU, 1e3/augCPU, rate(s3ms), rate(busms),
+					r.alloc/1e3/float64(len(files)), work.alloc/1e3/float64(len(files)), r.gcs, work.gcs)
 			}
 		}
 	}

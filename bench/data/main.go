@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"sort"
 	"strings"
@@ -37,7 +38,17 @@ func main() {
 	flag.StringVar(&o.work, "work", "", "scratch folder for the generated images (default: a temporary one, removed)")
 	flag.IntVar(&o.nJPEG, "jpegs", 500, "ImageNet-like JPEGs to cut for the jpeg224 case (jpeg.go), 0 to skip it")
 	flag.BoolVar(&o.jpegOnly, "jpeg-only", false, "run only the jpeg224 case")
+	cases := flag.String("case", "", "regular expression: run only the pipeline rows whose name (PIPELINE case=) matches")
+	flag.StringVar(&sel.profile, "cpuprofile", "", "write a CPU profile of each pipeline row run to `prefix`.<n>.<row>.pprof")
 	flag.Parse()
+	if *cases != "" {
+		re, err := regexp.Compile(*cases)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench-data: -case:", err)
+			os.Exit(2)
+		}
+		sel.cases = re
+	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-data:", err)
 		os.Exit(1)

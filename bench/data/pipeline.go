@@ -147,14 +147,18 @@ func pipelines(cases []pipelineCase) error {
 					if fused {
 						name += "_fused"
 					}
-					r, err := overBus(ctx, dec, aug, v.tasks, k, fused)
+					if !sel.match(fmt.Sprintf("%s_batch%d", name, k)) {
+						continue
+					}
+					r, err := overBus(ctx, fmt.Sprintf("%s_batch%d", name, k), dec, aug, v.tasks, k, fused)
 					if err != nil {
 						return fmt.Errorf("%s, batch %d: %w", name, k, err)
 					}
 					per := r.cpu / float64(len(keys))
 					share := 1 - work/per
 					fmt.Printf("%-34s %10.0f %14.3f %9.0f%% %7.2fx  %s\n", fmt.Sprintf("%s bus, batch %d", name, k), r.rate, 1e3*per, 100*share, per/work, r.load)
-					fmt.Printf("PIPELINE case=%s_batch%d samples_per_s=%.0f cpu_ms_per_sample=%.3f bus_share=%.2f vs_work=%.2f\n", name, k, r.rate, 1e3*per, share, per/work)
+					fmt.Printf("PIPELINE case=%s_batch%d samples_per_s=%.0f cpu_ms_per_sample=%.3f bus_share=%.2f vs_work=%.2f alloc_kb_per_sample=%.1f work_alloc_kb_per_sample=%.1f gcs=%d work_gcs=%d\n",
+						name, k, r.rate, 1e3*per, share, per/work, r.alloc/1e3/float64(len(keys)), compute.alloc/1e3/float64(len(keys)), r.gcs, compute.gcs)
 					if k == 1 && pc.size == 32 && v.name == pc.name {
 						hdr = r.hdrBytes
 					}
@@ -220,6 +224,8 @@ func (sh sharded) ordered(run int) ([]messages.DecodeTask, error) {
 type pipeRun struct {
 	rate     float64 // samples/s
 	cpu      float64 // process CPU seconds, user + system
+	alloc    float64 // bytes allocated on the Go heap (runtime.MemStats.TotalAlloc)
+	gcs      uint32  // garbage collections
 	hdrBytes float64 // mean NATS header bytes of a ViewGroup message
 	load     string
 }
@@ -231,7 +237,7 @@ func direct(ctx context.Context, n int, fn func(context.Context, int) error) (pi
 		wg   sync.WaitGroup
 		errs = make([]error, decodeWorkers)
 	)
-	cpu0, start := cpuSeconds(), time.Now()
+	cpu0, heap0, start := cpuSeconds(), heap(), time.Now()
 	for w := range decodeWorkers {
 		wg.Go(func() {
 			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
@@ -244,7 +250,9 @@ func direct(ctx context.Context, n int, fn func(context.Context, int) error) (pi
 	}
 	wg.Wait()
 	sec := time.Since(start).Seconds()
-	return pipeRun{rate: float64(n) / sec, cpu: cpuSeconds() - cpu0, load: loadavg()}, errors.Join(errs...)
+	r := pipeRun{rate: float64(n) / sec, cpu: cpuSeconds() - cpu0, load: loadavg()}
+	r.alloc, r.gcs = heap().since(heap0)
+	return r, errors.Join(errs...)
 }
 
 // stageRoutes are the decode and augment routes as cmd/supflow mounts
@@ -266,8 +274,8 @@ func stageRoutes(dec *decode.Stage, aug *augment.Stage, fused bool) []bus.Route 
 
 // overBus runs the stages as cmd/supflow mounts them (stageRoutes), on a
 // fresh embedded JetStream, with a feeder publishing batch DecodeTasks per
-// message.
-func overBus(ctx context.Context, dec *decode.Stage, aug *augment.Stage, tasks []messages.DecodeTask, batch int, fused bool) (pipeRun, error) {
+// message; name is the row's (PIPELINE case=), for its CPU profile.
+func overBus(ctx context.Context, name string, dec *decode.Stage, aug *augment.Stage, tasks []messages.DecodeTask, batch int, fused bool) (pipeRun, error) {
 	dir, err := os.MkdirTemp("", "bench-data-nats-")
 	if err != nil {
 		return pipeRun{}, err
@@ -340,7 +348,12 @@ func overBus(ctx context.Context, dec *decode.Stage, aug *augment.Stage, tasks [
 	runErr := make(chan error, 1)
 	go func() { runErr <- r.Run(runCtx) }()
 
-	cpu0 := cpuSeconds()
+	stopProfile, err := sel.start(name)
+	if err != nil {
+		return pipeRun{}, err
+	}
+	defer stopProfile()
+	cpu0, heap0 := cpuSeconds(), heap()
 	pub := b.Publisher()
 	defer pub.Close()
 	feedErr := make(chan error, 1)
@@ -365,7 +378,11 @@ func overBus(ctx context.Context, dec *decode.Stage, aug *augment.Stage, tasks [
 		return pipeRun{}, fmt.Errorf("timed out with %d of %d views", seen.Load(), len(tasks))
 	}
 	cpu := cpuSeconds() - cpu0
+	alloc, gcs := heap().since(heap0)
 	load := loadavg()
+	if err := stopProfile(); err != nil {
+		return pipeRun{}, err
+	}
 	if err := <-feedErr; err != nil {
 		return pipeRun{}, err
 	}
@@ -378,7 +395,7 @@ func overBus(ctx context.Context, dec *decode.Stage, aug *augment.Stage, tasks [
 	}
 	sec := time.Duration(last.Load() - first.Load()).Seconds()
 	hdr := float64(tapHdr.Load()) / float64(max(tapMsgs.Load(), 1))
-	return pipeRun{rate: float64(len(tasks)-1) / sec, cpu: cpu, hdrBytes: hdr, load: load}, nil
+	return pipeRun{rate: float64(len(tasks)-1) / sec, cpu: cpu, alloc: alloc, gcs: gcs, hdrBytes: hdr, load: load}, nil
 }
 
 // wire prints bytes per view on the wire (ViewGroup encoding plus the NATS
@@ -404,6 +421,24 @@ func wire(hdr float64) error {
 		fmt.Printf("BENCH case=%s go=%.0f ref=%.0f unit=bytes/view ratio=%.3f\n", name, perView, raw, ratio)
 	}
 	return nil
+}
+
+// heapUse is the Go heap's allocation counters at one time: most of the
+// bus's garbage and its collector's CPU show here.
+type heapUse struct {
+	total uint64
+	gcs   uint32
+}
+
+func heap() heapUse {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return heapUse{m.TotalAlloc, m.NumGC}
+}
+
+// since is the bytes allocated and the collections between h0 and h.
+func (h heapUse) since(h0 heapUse) (float64, uint32) {
+	return float64(h.total - h0.total), h.gcs - h0.gcs
 }
 
 func cpuSeconds() float64 {

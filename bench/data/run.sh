@@ -11,6 +11,8 @@
 #   BENCH_PIPELINE_ONLY=1  only the pipelines over the bus (no PIL/torchvision comparison)
 #   BENCH_JPEGS=N     ImageNet-like JPEGs for the jpeg224 case (default 500, 0 skips it)
 #   BENCH_JPEG_ONLY=1 only the jpeg224 case
+#   BENCH_CASE=regexp only the pipeline rows whose name (PIPELINE case=) matches
+#   BENCH_CPUPROFILE=prefix  a CPU profile of each pipeline row run: prefix.<n>.<row>.pprof
 set -eu
 cd "$(dirname "$0")/../.."
 bin=$(mktemp -d)
@@ -18,5 +20,6 @@ trap 'rm -rf "$bin"' EXIT
 CGO_ENABLED=1 go build -o "$bin/bench-data" ./bench/data
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB"
 "$bin/bench-data" -photos "${BENCH_PHOTOS:-/usr/share/wallpapers/*/contents/images/*.jpg}" \
-	-pipeline-only="${BENCH_PIPELINE_ONLY:-false}" -jpegs "${BENCH_JPEGS:-500}" -jpeg-only="${BENCH_JPEG_ONLY:-false}" -images "${BENCH_IMAGES:-0}" -small "${BENCH_SMALL:-2000}" \
+	-pipeline-only="${BENCH_PIPELINE_ONLY:-false}" -jpegs "${BENCH_JPEGS:-500}" -jpeg-only="${BENCH_JPEG_ONLY:-false}" \
+	-case "${BENCH_CASE:-}" -cpuprofile "${BENCH_CPUPROFILE:-}" -images "${BENCH_IMAGES:-0}" -small "${BENCH_SMALL:-2000}" \
 	-min-time "${BENCH_MIN_TIME:-2s}" -rounds "${BENCH_ROUNDS:-3}" -python "${PYTHON:-/usr/bin/python3}" -ref bench/data/pil_ref.py
