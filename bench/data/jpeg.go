@@ -145,7 +145,7 @@ func jpegPipeline(photos [][]byte, n int) error {
 		if err := objects.Put(ctx, keys[i], b, store.PutOptions{}); err != nil {
 			return err
 		}
-		tasks[i] = messages.DecodeTask{RunID: "bench", SampleID: uint64(i), Key: keys[i], Label: -1, Split: "train"}
+		tasks[i] = messages.DecodeTask{RunID: benchRun, SampleID: uint64(i), Key: keys[i], Label: -1, Split: "train"}
 	}
 	dcfg := imgdecode.Config{ResizeShorter: jpegResize}
 	dec, err := decode.New(decode.Config{Config: dcfg}, decode.Deps{Objects: objects, IsNotFound: func(err error) bool { return errors.Is(err, store.ErrNotFound) }})
@@ -165,7 +165,7 @@ func jpegPipeline(photos [][]byte, n int) error {
 	imgs := make([]messages.Image, len(files))
 	decCPU, err := perCore(len(files), func(i int) error {
 		m, err := d.Decode(files[i])
-		imgs[i] = messages.Image{RunID: "bench", SampleID: uint64(i), Height: uint32(m.Height), Width: uint32(m.Width), Channels: uint8(m.Channels), Pixels: m.Pix}
+		imgs[i] = messages.Image{RunID: benchRun, SampleID: uint64(i), Height: uint32(m.Height), Width: uint32(m.Width), Channels: uint8(m.Channels), Pixels: m.Pix}
 		return err
 	})
 	if err != nil {

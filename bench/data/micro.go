@@ -68,7 +68,7 @@ func augmentCase(dec imgdecode.Config, size int) func([][]byte) (int, func(int) 
 			if err != nil {
 				return 0, nil, err
 			}
-			imgs[i] = messages.Image{RunID: "bench", Height: uint32(m.Height), Width: uint32(m.Width), Channels: uint8(m.Channels), Pixels: m.Pix}
+			imgs[i] = messages.Image{RunID: benchRun, Height: uint32(m.Height), Width: uint32(m.Width), Channels: uint8(m.Channels), Pixels: m.Pix}
 		}
 		ctx := context.Background()
 		return len(imgs), func(i int) error {

@@ -19,6 +19,7 @@ import (
 	"github.com/supflow/supflow/stages/augment"
 	"github.com/supflow/supflow/stages/decode"
 	"github.com/supflow/supflow/stages/feeder"
+	"github.com/supflow/supflow/stages/routes"
 	"github.com/supflow/supflow/store"
 	"github.com/supflow/supflow/transform"
 )
@@ -39,6 +40,9 @@ var (
 )
 
 const shardMembers = 500
+
+// benchRun is the run id of every task and message of the benchmarks.
+const benchRun = "bench"
 
 // fusedBatch is the bus.batch at which the pipelines also run fused.
 const fusedBatch = 64
@@ -81,7 +85,7 @@ func pipelines(cases []pipelineCase) error {
 			if err := objects.Put(ctx, keys[i], b, store.PutOptions{}); err != nil {
 				return err
 			}
-			tasks[i] = messages.DecodeTask{RunID: "bench", SampleID: uint64(i), Key: keys[i], Label: -1, Split: "train"}
+			tasks[i] = messages.DecodeTask{RunID: benchRun, SampleID: uint64(i), Key: keys[i], Label: -1, Split: "train"}
 		}
 		sh, err := packShards(ctx, objects, pc.name, keys, pc.pngs)
 		if err != nil {
@@ -123,6 +127,7 @@ func pipelines(cases []pipelineCase) error {
 		}
 		work := compute.cpu / float64(len(keys))
 		variants := []variant{{pc.name, tasks, batchSizes}}
+		defaultLayout := ""
 		for _, run := range shardRuns {
 			o, err := sh.ordered(run)
 			if err != nil {
@@ -132,14 +137,18 @@ func pipelines(cases []pipelineCase) error {
 			if run > 1 {
 				name += fmt.Sprintf("_run%d", run)
 			}
+			if run == feeder.DefaultShardRun {
+				defaultLayout = name
+			}
 			variants = append(variants, variant{name, o, shardBatches[run]})
 		}
 		for _, v := range variants {
 			for _, k := range v.batches {
-				// At the default batch, the unsharded case also runs fused
-				// (decode --augment), alternating with separate workers.
+				// At the default batch, the unsharded case and the default
+				// sharded layout also run fused (decode --augment),
+				// alternating with separate workers.
 				modes := []bool{false}
-				if k == fusedBatch && v.name == pc.name {
+				if k == fusedBatch && (v.name == pc.name || v.name == defaultLayout) {
 					modes = []bool{false, true, false, true}
 				}
 				for _, fused := range modes {
@@ -193,7 +202,7 @@ func packShards(ctx context.Context, objects *store.Client, name string, keys []
 		shardKey := fmt.Sprintf("%s/shards/train-%06d.tar", name, i/shardMembers)
 		shard = append(shard, make([]byte, 512)...)
 		sh.entries[i] = dataset.Entry{Key: keys[i], Class: "c", Split: "train", Size: int64(len(b)), Shard: shardKey, Offset: int64(len(shard))}
-		sh.members[i] = sh.entries[i].Task("bench", 0, uint64(i))
+		sh.members[i] = sh.entries[i].Task(benchRun, 0, uint64(i))
 		shard = append(shard, b...)
 		shard = append(shard, make([]byte, -len(b)&511)...)
 		if (i+1)%shardMembers == 0 || i == len(files)-1 {
@@ -209,7 +218,7 @@ func packShards(ctx context.Context, objects *store.Client, name string, keys []
 // ordered is the sharded set's tasks in the feeder's order of epoch 0 for
 // feeder.shard_run run (1: the full shuffle).
 func (sh sharded) ordered(run int) ([]messages.DecodeTask, error) {
-	f, err := feeder.New(feeder.Config{RunID: "bench", Seed: 1, Epochs: 1, ShardRun: run}, dataset.List(sh.entries))
+	f, err := feeder.New(feeder.Config{RunID: benchRun, Seed: 1, Epochs: 1, ShardRun: run}, dataset.List(sh.entries))
 	if err != nil {
 		return nil, err
 	}
@@ -256,20 +265,13 @@ func direct(ctx context.Context, n int, fn func(context.Context, int) error) (pi
 }
 
 // stageRoutes are the decode and augment routes as cmd/supflow mounts
-// them: separate, or fused as `supflow decode --augment` (one route, decode
-// tasks in, views out, decodeWorkers workers: one per core, no images edge).
+// them: separate, or fused as `supflow decode --augment` (one route,
+// decodeWorkers workers: one per core, no images edge).
 func stageRoutes(dec *decode.Stage, aug *augment.Stage, fused bool) []bus.Route {
 	if fused {
-		return []bus.Route{bus.HandleBatch("decode", messages.TopicDecodeTasks, messages.TopicViews,
-			dec.UnmarshalTasks, messages.MarshalViewGroups, decode.MarshalTask, messages.Then(dec.HandleTask, aug.Handle)).
-			Workers(decodeWorkers).WithoutOutputID()}
+		return []bus.Route{routes.Fused(benchRun, dec, aug, decodeWorkers)}
 	}
-	return []bus.Route{
-		bus.HandleBatch("decode", messages.TopicDecodeTasks, messages.TopicImages,
-			dec.UnmarshalTasks, messages.MarshalImages, decode.MarshalTask, dec.HandleTask).Workers(decodeWorkers),
-		bus.HandleBatch("augment", messages.TopicImages, messages.TopicViews,
-			messages.UnmarshalImages, messages.MarshalViewGroups, messages.MarshalImage, aug.Handle).Workers(augmentWorkers).WithoutOutputID(),
-	}
+	return []bus.Route{routes.Decode(benchRun, dec, decodeWorkers), routes.Augment(benchRun, aug, augmentWorkers)}
 }
 
 // overBus runs the stages as cmd/supflow mounts them (stageRoutes), on a
@@ -403,7 +405,7 @@ func overBus(ctx context.Context, name string, dec *decode.Stage, aug *augment.S
 func wire(hdr float64) error {
 	fmt.Printf("Wire: bytes per view (ViewGroup payload + %.0f B of NATS headers, over n_views=2) vs raw pixels; target <= 1.05x\n", hdr)
 	for _, s := range []struct{ h, c int }{{32, 3}, {28, 1}, {224, 3}} {
-		vg := messages.ViewGroup{RunID: "bench", Epoch: 1, SampleID: 123456, Label: 7, Split: "train",
+		vg := messages.ViewGroup{RunID: benchRun, Epoch: 1, SampleID: 123456, Label: 7, Split: "train",
 			NViews: 2, Height: uint32(s.h), Width: uint32(s.h), Channels: uint8(s.c), Pixels: make([]byte, 2*s.h*s.h*s.c)}
 		b, err := messages.MarshalViewGroup(vg)
 		if err != nil {
@@ -474,6 +476,6 @@ func sampleWork(ctx context.Context, d *imgdecode.Decoder, aug *augment.Stage, i
 	if err != nil {
 		return err
 	}
-	_, err = aug.Handle(ctx, messages.Image{RunID: "bench", SampleID: uint64(i), Height: uint32(m.Height), Width: uint32(m.Width), Channels: uint8(m.Channels), Pixels: m.Pix})
+	_, err = aug.Handle(ctx, messages.Image{RunID: benchRun, SampleID: uint64(i), Height: uint32(m.Height), Width: uint32(m.Width), Channels: uint8(m.Channels), Pixels: m.Pix})
 	return err
 }

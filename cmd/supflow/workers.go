@@ -10,9 +10,9 @@ import (
 	"github.com/supflow/supflow/bus"
 	"github.com/supflow/supflow/config"
 	"github.com/supflow/supflow/dataset"
-	"github.com/supflow/supflow/messages"
 	"github.com/supflow/supflow/stages/augment"
 	"github.com/supflow/supflow/stages/decode"
+	"github.com/supflow/supflow/stages/routes"
 	"github.com/supflow/supflow/store"
 )
 
@@ -53,7 +53,7 @@ func routesOf(cfg *config.Config, stages ...string) []string {
 
 // workerRoutes returns the decode, augment or fused routes as configured.
 func workerRoutes(cfg *config.Config, s *services, which ...string) ([]bus.Route, error) {
-	var routes []bus.Route
+	var out []bus.Route
 	for _, w := range which {
 		switch w {
 		case "decode":
@@ -61,25 +61,14 @@ func workerRoutes(cfg *config.Config, s *services, which ...string) ([]bus.Route
 			if err != nil {
 				return nil, err
 			}
-			routes = append(routes, bus.HandleBatch("decode", messages.TopicDecodeTasks, messages.TopicImages,
-				st.UnmarshalTasks, messages.MarshalImages, decode.MarshalTask, // one ranged GET per run of shard members
-				messages.OfRun(cfg.Run.ID, func(t decode.Task) string { return t.RunID }, st.HandleTask)).
-				Workers(cfg.Decode.Workers))
+			out = append(out, routes.Decode(cfg.Run.ID, st, cfg.Decode.Workers))
 		case "augment":
 			st, err := newAugmenter(cfg)
 			if err != nil {
 				return nil, err
 			}
-			routes = append(routes, bus.HandleBatch("augment", messages.TopicImages, messages.TopicViews,
-				messages.UnmarshalImages, messages.MarshalViewGroups, messages.MarshalImage,
-				messages.OfRun(cfg.Run.ID, func(m messages.Image) string { return m.RunID }, st.Handle)).
-				Workers(cfg.Augment.Workers).
-				WithoutOutputID()) // the trainer de-duplicates views by (epoch, sample id)
+			out = append(out, routes.Augment(cfg.Run.ID, st, cfg.Augment.Workers))
 		case fused:
-			// Decode tasks in, views out: the decode consumer (shared with
-			// any decode process), each sample decoded then augmented in
-			// this process, so its image never crosses the bus. A bad image
-			// dead-letters its task alone, which names its key.
 			dec, err := newDecoder(cfg, s.store)
 			if err != nil {
 				return nil, err
@@ -88,14 +77,10 @@ func workerRoutes(cfg *config.Config, s *services, which ...string) ([]bus.Route
 			if err != nil {
 				return nil, err
 			}
-			routes = append(routes, bus.HandleBatch("decode", messages.TopicDecodeTasks, messages.TopicViews,
-				dec.UnmarshalTasks, messages.MarshalViewGroups, decode.MarshalTask,
-				messages.OfRun(cfg.Run.ID, func(t decode.Task) string { return t.RunID }, messages.Then(dec.HandleTask, aug.Handle))).
-				Workers(cfg.Decode.Workers).
-				WithoutOutputID())
+			out = append(out, routes.Fused(cfg.Run.ID, dec, aug, cfg.Decode.Workers))
 		}
 	}
-	return routes, nil
+	return out, nil
 }
 
 // runWorker is `supflow decode` and `supflow augment`: one stage on an
