@@ -45,17 +45,6 @@ func (c *countingObjects) GetRange(ctx context.Context, key string, off, n, max 
 	return c.Client.GetRange(ctx, key, off, n, max)
 }
 
-// countingCache is the bucket as decode's Cache, counting ranged GETs.
-type countingCache struct {
-	store.Blobs
-	gets atomic.Int64
-}
-
-func (c *countingCache) GetRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
-	c.gets.Add(1)
-	return c.Blobs.GetRange(ctx, key, off, n)
-}
-
 // pixelEncoder encodes an image as its pixels: equal rows are equal images.
 type pixelEncoder struct{}
 
@@ -100,7 +89,7 @@ func ingestSharded(t testing.TB, c *store.Client, src dataset.Source, limit map[
 // countedDecoder is newDecoder's stage for the data set of ingestSharded
 // on the counting store, with the decode cache when cached; gray for a
 // gray data set.
-func countedDecoder(t testing.TB, objects *countingObjects, cache *countingCache, gray, cached bool) *decode.Stage {
+func countedDecoder(t testing.TB, objects *countingObjects, cache *storetest.CountingBlobs, gray, cached bool) *decode.Stage {
 	t.Helper()
 	s, err := decode.New(decode.Config{Config: imgdecode.Config{Gray: gray}, Cache: cached}, decode.Deps{Objects: objects,
 		IsNotFound:   func(err error) bool { return errors.Is(err, store.ErrNotFound) },
@@ -141,7 +130,7 @@ func TestIntegrationEvaluationShardRunsMinIO(t *testing.T) {
 func testEvaluationShardRuns(t *testing.T, c *store.Client) {
 	ctx := t.Context()
 	d, train, test := ingestShardedMNIST(t, c, 300, 100, 32<<10)
-	objects, cache := &countingObjects{Client: c}, &countingCache{Blobs: store.Blobs{C: c}}
+	objects, cache := &countingObjects{Client: c}, &storetest.CountingBlobs{Blobs: store.Blobs{C: c}}
 	newStage := func(cached bool) *decode.Stage { return countedDecoder(t, objects, cache, true, cached) }
 	dec := newStage(false)
 	planned := evaluate.Planned(dec.Plan, dec.HandleTask)
@@ -243,11 +232,11 @@ func testEvaluationShardRuns(t *testing.T, c *store.Client) {
 		if _, err := cached.BuildShards(ctx, train, 2); err != nil {
 			t.Fatal(err)
 		}
-		before, cacheBefore := objects.gets.Load(), cache.gets.Load()
+		before, cacheBefore := objects.gets.Load(), cache.Ranges.Load()
 		got, _ := embed(t, train, evaluate.Planned(cached.Plan, cached.HandleTask))
 		// Each shard's index is read once (two ranged GETs), then each
 		// chunk's run reads its span of records.
-		gets, cacheGets := objects.gets.Load()-before, cache.gets.Load()-cacheBefore
+		gets, cacheGets := objects.gets.Load()-before, cache.Ranges.Load()-cacheBefore
 		if gets != 0 || cacheGets > 2*shards(train)+maxGets(train) {
 			t.Errorf("%d GETs of the originals, %d of the decoded shards, for %d samples", gets, cacheGets, len(train))
 		}
@@ -255,14 +244,8 @@ func testEvaluationShardRuns(t *testing.T, c *store.Client) {
 	})
 	t.Run("a truncated shard", func(t *testing.T) { // last: it cuts the shard
 		mid := train[len(train)/2]
-		whole, err := c.Get(ctx, mid.Key)
-		if err != nil {
-			t.Fatal(err)
-		}
 		cut := int(mid.Offset) + int(mid.Length) - 1
-		if err := c.Put(ctx, mid.Key, whole[:cut], store.PutOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		storetest.Truncate(t, c, mid.Key, int64(cut))
 		got, _ := embed(t, train, planned)
 		wantCut, _ := embed(t, train, oneByOne)
 		same(t, got, wantCut)
@@ -321,7 +304,7 @@ func BenchmarkEmbedSharded(b *testing.B) {
 			bytes += int(e.Size)
 		}
 		b.Logf("%s: %d images, %d bytes each on average, in %d shards", set.name, len(d.Entries), bytes/len(d.Entries), d.Shards)
-		objects, cache := &countingObjects{Client: c}, &countingCache{Blobs: store.Blobs{C: c}}
+		objects, cache := &countingObjects{Client: c}, &storetest.CountingBlobs{Blobs: store.Blobs{C: c}}
 		gray := set.channels == 1
 		dec, cached := countedDecoder(b, objects, cache, gray, false), countedDecoder(b, objects, cache, gray, true)
 		if _, err := cached.BuildShards(b.Context(), train, 2); err != nil {
@@ -338,14 +321,14 @@ func BenchmarkEmbedSharded(b *testing.B) {
 			{"runs_decoded_shards", evaluate.Planned(cached.Plan, cached.HandleTask)},
 		} {
 			b.Run(set.name+"/"+bc.name, func(b *testing.B) {
-				gets, cpu := objects.gets.Load()+cache.gets.Load(), cpuSeconds()
+				gets, cpu := objects.gets.Load()+cache.Ranges.Load(), cpuSeconds()
 				for b.Loop() {
 					if _, err := evaluate.Embed(b.Context(), sc, train, bc.load, pixelEncoder{}, false); err != nil {
 						b.Fatal(err)
 					}
 				}
 				samples := float64(b.N * len(train))
-				b.ReportMetric(float64(objects.gets.Load()+cache.gets.Load()-gets)/samples, "GETs/sample")
+				b.ReportMetric(float64(objects.gets.Load()+cache.Ranges.Load()-gets)/samples, "GETs/sample")
 				b.ReportMetric((cpuSeconds()-cpu)*1e3/samples, "cpu-ms/sample")
 			})
 		}

@@ -13,9 +13,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/supflow/supflow/internal/clustertest"
+	"github.com/supflow/supflow/internal/storetest"
 	"github.com/supflow/supflow/messages"
 	"github.com/supflow/supflow/stages/decode"
-	"github.com/supflow/supflow/store"
 )
 
 // TestIntegrationFaultKillWorkers kills the only decode worker and the only
@@ -208,15 +208,8 @@ train: {epochs: 2, batch_size: 50, knn_every: 0}
 	fc.ingest()
 	entries := fc.trainEntries("mnist", 200)
 	mid := entries[len(entries)/2]
-	ctx := context.Background()
-	shard, err := c.Store().Get(ctx, mid.Shard)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cut := mid.Offset + mid.Size/2
-	if err := c.Store().Put(ctx, mid.Shard, shard[:cut], store.PutOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	storetest.Truncate(t, c.Store(), mid.Shard, cut)
 	var dead []uint64
 	for i, e := range entries {
 		if e.Shard == mid.Shard && e.Offset+e.Size > cut {

@@ -5,6 +5,8 @@
 package storetest
 
 import (
+	"context"
+	"sync/atomic"
 	"testing"
 
 	"github.com/supflow/supflow/internal/miniotest"
@@ -44,4 +46,32 @@ func MinIO(t testing.TB, bucket string) *store.Client {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// Truncate cuts object key of c to its first n bytes, as a partly written
+// or damaged shard would be.
+func Truncate(t testing.TB, c *store.Client, key string, n int64) {
+	t.Helper()
+	b, err := c.Get(t.Context(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n > int64(len(b)) {
+		t.Fatalf("truncate %s to %d bytes: it has %d", key, n, len(b))
+	}
+	if err := c.Put(t.Context(), key, b[:n], store.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// CountingBlobs is the bucket as decode's decoded-shard cache (store.Blobs),
+// counting its ranged GETs.
+type CountingBlobs struct {
+	store.Blobs
+	Ranges atomic.Int64
+}
+
+func (b *CountingBlobs) GetRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
+	b.Ranges.Add(1)
+	return b.Blobs.GetRange(ctx, key, off, n)
 }

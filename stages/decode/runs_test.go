@@ -198,14 +198,8 @@ func testShardRuns(t *testing.T, c *store.Client) {
 	t.Run("a shard truncated in the middle of a run", func(t *testing.T) { // last: it cuts the shard
 		batch := ofShard(shards[2])
 		mid := batch[len(batch)/2]
-		whole, err := c.Get(ctx, mid.Key)
-		if err != nil {
-			t.Fatal(err)
-		}
 		cut := int(mid.Offset) + int(mid.Length) - 1
-		if err := c.Put(ctx, mid.Key, whole[:cut], store.PutOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		storetest.Truncate(t, c, mid.Key, int64(cut))
 		_, errs := run(s, batch)
 		for i, err := range errs {
 			if bad := int(batch[i].Offset+uint64(batch[i].Length)) > cut; bad != (err != nil) || bad && !errors.Is(err, ErrOutOfRange) {

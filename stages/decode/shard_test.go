@@ -69,14 +69,7 @@ func TestShardedDataset(t *testing.T) {
 
 	entries := append([]dataset.Entry(nil), sharded.Entries...)
 	first := entries[0]
-	shard, err := c.Get(ctx, first.Shard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cut := first.Offset + first.Size + 1
-	if err := c.Put(ctx, first.Shard, shard[:cut], store.PutOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	storetest.Truncate(t, c, first.Shard, first.Offset+first.Size+1)
 	last := len(entries) - 1
 	entries[last].Offset = 1 << 30 // past its shard's end
 	_, errs = decodeAll(entries)

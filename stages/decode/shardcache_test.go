@@ -2,13 +2,11 @@ package decode
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/supflow/supflow/imgdecode"
@@ -16,17 +14,6 @@ import (
 	"github.com/supflow/supflow/messages"
 	"github.com/supflow/supflow/store"
 )
-
-// bucketCache is the Cache of cmd/supflow, counting ranged GETs.
-type bucketCache struct {
-	store.Blobs
-	ranges atomic.Int64
-}
-
-func (b *bucketCache) GetRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
-	b.ranges.Add(1)
-	return b.Blobs.GetRange(ctx, key, off, n)
-}
 
 // TestDecodedShards runs the decoded-shard cases on the embedded S3
 // endpoint, TestIntegrationDecodedShardsMinIO on a real MinIO.
@@ -62,7 +49,7 @@ func testDecodedShards(t *testing.T, c *store.Client) {
 		t.Fatalf("%d shards, want several", len(byShard))
 	}
 	objects := &countingStore{Client: c}
-	cache := &bucketCache{Blobs: store.Blobs{C: c}}
+	cache := &storetest.CountingBlobs{Blobs: store.Blobs{C: c}}
 	newStage := func(cfg imgdecode.Config) *Stage {
 		s, err := New(Config{Config: cfg, Cache: true}, Deps{Objects: objects, Cache: cache, CachePrefix: "cache/sh",
 			IsNotFound:   func(err error) bool { return errors.Is(err, store.ErrNotFound) },
@@ -98,7 +85,7 @@ func testDecodedShards(t *testing.T, c *store.Client) {
 	// runs Plan made of them (each member of a message's shard in one, or
 	// alone).
 	epoch := func(s *Stage, e uint32, want [][]byte) (orig, cached int64, runs int) {
-		o0, c0 := objects.ranges.Load(), cache.ranges.Load()
+		o0, c0 := objects.ranges.Load(), cache.Ranges.Load()
 		var batch []messages.DecodeTask
 		flush := func() {
 			planned := map[*run]bool{}
@@ -130,7 +117,7 @@ func testDecodedShards(t *testing.T, c *store.Client) {
 			}
 		}
 		flush()
-		return objects.ranges.Load() - o0, cache.ranges.Load() - c0, runs
+		return objects.ranges.Load() - o0, cache.Ranges.Load() - c0, runs
 	}
 
 	for shard, members := range byShard {
