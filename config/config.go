@@ -101,8 +101,8 @@ type Dataset struct {
 	List       string `yaml:"list"`        // s3 only: key of a CSV or JSONL list of key,label[,split]; empty = <path>/list.jsonl or list.csv if present, else <path>/<split>/<class>/<file>
 	Format     string `yaml:"format"`      // stored image format: png or jpeg
 	ShardBytes int64  `yaml:"shard_bytes"` // ingest packs the images into tar shards of about this many bytes (0 = one object per image)
-	LimitTrain int    `yaml:"limit_train"` // cap on train images ingested, fed and evaluated, class-stratified by run.seed (dataset.Select; 0 = all)
-	LimitTest  int    `yaml:"limit_test"`  // cap on test images ingested and evaluated, class-stratified by run.seed (dataset.Select; 0 = all)
+	LimitTrain int    `yaml:"limit_train"` // cap on train images ingested, fed and evaluated, class-stratified by run.seed (dataset.Take: of a sharded split one stretch; 0 = all)
+	LimitTest  int    `yaml:"limit_test"`  // cap on test images ingested and evaluated, class-stratified by run.seed (dataset.Take: of a sharded split one stretch; 0 = all)
 	TrainSplit string `yaml:"train_split"` // split pretraining reads
 	TestSplit  string `yaml:"test_split"`  // split the linear probe scores
 }

@@ -136,14 +136,18 @@ func (d Dataset) Split(name string) []Entry {
 }
 
 // Take returns at most limit entries of split (all of them when limit is
-// 0), chosen by Select with seed (class-stratified), in manifest order.
+// 0), class-stratified and seeded, in manifest order: of a sharded split
+// a stretch of shard neighbours (selectStretch), of a loose one Select's
+// pick (see pick).
 func (d Dataset) Take(split string, limit int, seed uint64) []Entry {
 	e := d.Split(split)
 	labels := make([]int, len(e))
+	sharded := false
 	for i := range e {
 		labels[i] = int(e[i].Label)
+		sharded = sharded || e[i].Shard != ""
 	}
-	idx := Select(labels, limit, seed)
+	idx := pick(labels, sharded, limit, seed)
 	if len(idx) == len(e) {
 		return e
 	}

@@ -42,9 +42,12 @@
 // not runs of one class; sources of fixed-size records reorder them in
 // bounded windows (inOrder).
 //
-// Every limit on a split is cut by Select (class-stratified, seeded): at
-// ingest and index (Selection, per split) and later on the manifest
-// (Dataset.Take: the feeder, the evaluation, the kNN monitor).
+// Every limit on a split is class-stratified and seeded, to the same
+// per-class quotas: at ingest and index (Selection, per split) it is cut by
+// Select, a seeded scatter; later on the manifest (Dataset.Take and
+// Table.Take: the feeder, the evaluation, the kNN monitor) a loose split is
+// cut by Select too, a sharded one by selectStretch, one stretch of shard
+// neighbours, which decode fetches in a few ranged GETs.
 //
 // It imports store for its types and its key rule (store.ValidKey,
 // store.ErrInvalidKey), never a Client (it reaches a bucket through the

@@ -3,6 +3,8 @@ package dataset
 import (
 	"fmt"
 	"image/color"
+	"maps"
+	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -82,6 +84,143 @@ func TestSelectRemainders(t *testing.T) {
 	}
 	if got := Select(nil, 3, 1); len(got) != 0 {
 		t.Fatalf("no labels: %v", got)
+	}
+}
+
+// mixedLabels is a split of the given class sizes in a seeded shuffle: the
+// classes mixed along it, as along a sharded manifest (mixOrder).
+func mixedLabels(sizes []int, seed uint64) []int {
+	var labels []int
+	for c, n := range sizes {
+		for range n {
+			labels = append(labels, c)
+		}
+	}
+	rand.New(rand.NewPCG(seed, 0)).Shuffle(len(labels), func(i, j int) { labels[i], labels[j] = labels[j], labels[i] })
+	return labels
+}
+
+// stretchFrom says whether kept is what a scan of labels from position
+// start, forward and wrapping, takes with want[c] of each class c: each
+// sample whose class is not yet full, until all are. It returns the length
+// of the stretch scanned.
+func stretchFrom(labels, kept []int, want map[int]int, start int) (int, bool) {
+	n, left := len(labels), len(kept)
+	in := map[int]bool{}
+	for _, i := range kept {
+		in[i] = true
+	}
+	got := map[int]int{}
+	for k := 0; k < n && left > 0; k++ {
+		i := (start + k) % n
+		if full := got[labels[i]] == want[labels[i]]; full == in[i] {
+			return 0, false // taken though full, or passed over with room
+		}
+		if in[i] {
+			got[labels[i]]++
+			left--
+			if left == 0 {
+				return k + 1, true
+			}
+		}
+	}
+	return 0, false
+}
+
+// TestSelectStretch: a limited pick of a sharded split keeps exactly
+// Select's count of each class, all from one stretch of the split scanned
+// from some position (wrapping around), sorted, the same for the same
+// seed; limit <= 0 or >= n keeps everything.
+func TestSelectStretch(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		labels []int
+		limit  int
+		// maxLen bounds the stretch scanned (0: not checked); wraps asks
+		// that some seed's stretch wraps around the split's end.
+		maxLen int
+		wraps  bool
+	}{
+		{name: "balanced", labels: mixedLabels([]int{100, 100, 100, 100, 100, 100, 100, 100, 100, 100}, 1), limit: 100, maxLen: 300},
+		{name: "unbalanced, a rare class", labels: mixedLabels([]int{600, 300, 95, 5}, 2), limit: 100},
+		{name: "limit n-1", labels: mixedLabels([]int{30, 20, 10}, 3), limit: 59, wraps: true},
+		{name: "wrap-around", labels: mixedLabels([]int{50, 50}, 4), limit: 60, wraps: true},
+		{name: "one class", labels: make([]int, 40), limit: 7, maxLen: 7},
+		{name: "class by class", labels: []int{0, 0, 0, 0, 1, 1, 1, 1, 2, 2}, limit: 5, wraps: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n, wrapped := len(tc.labels), false
+			for seed := range uint64(32) {
+				got := selectStretch(tc.labels, tc.limit, seed)
+				if len(got) != tc.limit || got[0] < 0 || got[len(got)-1] >= n {
+					t.Fatalf("seed %d: %v, want %d indices of %d", seed, got, tc.limit, n)
+				}
+				for k := 1; k < len(got); k++ {
+					if got[k] <= got[k-1] {
+						t.Fatalf("seed %d: %v is not ascending", seed, got)
+					}
+				}
+				want := classCounts(tc.labels, Select(tc.labels, tc.limit, seed))
+				if c := classCounts(tc.labels, got); !maps.Equal(c, want) {
+					t.Fatalf("seed %d: class counts %v, Select's %v", seed, c, want)
+				}
+				if again := selectStretch(tc.labels, tc.limit, seed); !slices.Equal(again, got) {
+					t.Fatalf("seed %d: picked differently the second time", seed)
+				}
+				// The scan starts at a kept sample: try each.
+				length, ok := 0, false
+				for _, start := range got {
+					if length, ok = stretchFrom(tc.labels, got, want, start); ok {
+						wrapped = wrapped || start+length > n
+						break
+					}
+				}
+				if !ok || tc.maxLen > 0 && length > tc.maxLen {
+					t.Fatalf("seed %d: %v is no stretch of at most %d of %v (found %v, %d long)", seed, got, tc.maxLen, tc.labels, ok, length)
+				}
+			}
+			if tc.wraps && !wrapped {
+				t.Error("no seed's stretch wrapped around")
+			}
+			for _, limit := range []int{0, -1, n, n + 1} {
+				if got := selectStretch(tc.labels, limit, 1); !slices.Equal(got, every(n)) {
+					t.Errorf("limit %d: %v", limit, got)
+				}
+			}
+		})
+	}
+}
+
+// TestTakeSharded: Dataset.Take and Table.Take cut a split with a shard
+// member in it by selectStretch, a loose one by Select, in manifest order.
+func TestTakeSharded(t *testing.T) {
+	labels := mixedLabels([]int{20, 12, 8}, 5)
+	var loose Dataset
+	for i, l := range labels {
+		loose.Entries = append(loose.Entries, Entry{Key: fmt.Sprintf("k%02d", i), Label: int32(l), Class: string(rune('a' + l)), Split: "train"})
+	}
+	sharded := Dataset{Entries: withShards(loose.Entries)}
+	for _, tc := range []struct {
+		name string
+		d    Dataset
+		pick func([]int, int, uint64) []int
+	}{
+		{"loose", loose, Select},
+		{"sharded", sharded, selectStretch},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := tc.d.Take("train", 10, 3)
+			var want []Entry
+			for _, i := range tc.pick(labels, 10, 3) {
+				want = append(want, tc.d.Entries[i])
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("Take = %v, want %v", got, want)
+			}
+		})
+	}
+	if slices.Equal(selectStretch(labels, 10, 3), Select(labels, 10, 3)) {
+		t.Error("the stretch and the scatter picked the same: the cases tell nothing")
 	}
 }
 

@@ -73,7 +73,7 @@ func (t *Table) Entry(i int) Entry {
 	return e
 }
 
-// Labels returns every entry's label, in order (what Select takes).
+// Labels returns every entry's label, in order (what pick takes).
 func (t *Table) Labels() []int {
 	out := make([]int, len(t.labels))
 	for i, l := range t.labels {
@@ -82,13 +82,14 @@ func (t *Table) Labels() []int {
 	return out
 }
 
-// Take returns at most limit entries (all when limit is 0), chosen by
-// Select with seed as Dataset.Take chooses them, in order.
+// Take returns at most limit entries (all when limit is 0), chosen as
+// Dataset.Take chooses them (pick), in order.
 func (t *Table) Take(limit int, seed uint64) *Table {
 	if limit <= 0 || limit >= t.Len() {
-		return t // what Select keeps, without its two ints per entry
+		return t // what pick keeps, without its two ints per entry
 	}
-	idx := Select(t.Labels(), limit, seed)
+	// add makes shard on the first sharded entry: t has one iff shard is set.
+	idx := pick(t.Labels(), t.shard != nil, limit, seed)
 	out := &Table{split: t.split, classes: t.classes}
 	index := map[string]uint32{}
 	for _, i := range idx {

@@ -61,8 +61,9 @@ type MonitorConfig struct {
 	// runs after the last epoch), in [0, 100000]; 0, the default, is never.
 	Every int `yaml:"knn_every"`
 	// Samples is the size of the monitor's memory bank, a class-stratified
-	// seeded selection of the train split (dataset.Select; its queries are
-	// half as many test samples, chosen the same way), in
+	// seeded selection of the train split (dataset.Take: of a sharded
+	// split one stretch of shard neighbours; its queries are half as many
+	// test samples, chosen the same way), in
 	// [1, 2^30]; default 1000.
 	Samples int `yaml:"knn_samples"`
 	// KNN is the classifier: knn_k and knn_temperature (probe.KNNConfig).
