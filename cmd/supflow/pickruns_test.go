@@ -49,7 +49,7 @@ func shardsOf(entries []dataset.Entry) int {
 // GETs the score made.
 func monitorGets(t testing.TB, objects *countingObjects, bank, query []dataset.Entry) int64 {
 	t.Helper()
-	dec := countedDecoder(t, objects, &countingCache{Blobs: store.Blobs{C: objects.Client}}, true, false)
+	dec := countedDecoder(t, objects, &storetest.CountingBlobs{Blobs: store.Blobs{C: objects.Client}}, true, false)
 	sc := evaluate.Scoring{Size: 28, Channels: 1, Classes: 10, Workers: 4, KNN: probe.KNNConfig{K: 5}} // chunks of 1,024, as cmd/supflow's
 	mon, err := evaluate.NewMonitor(sc, "r", bank, query, evaluate.Planned(dec.Plan, dec.HandleTask), pixelEncoder{})
 	if err != nil {
