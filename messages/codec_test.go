@@ -417,3 +417,19 @@ func unmarshalTask(b []byte) error  { _, err := UnmarshalDecodeTask(b); return e
 func unmarshalImage(b []byte) error { _, err := UnmarshalImage(b); return err }
 func unmarshalViews(b []byte) error { _, err := UnmarshalViewGroup(b); return err }
 func unmarshalEvent(b []byte) error { _, err := UnmarshalEvent(b); return err }
+
+// TestComparePlace: tasks order by key, then offset.
+func TestComparePlace(t *testing.T) {
+	for _, tc := range []struct {
+		a, b DecodeTask
+		want int
+	}{
+		{DecodeTask{Key: "s0", Offset: 512}, DecodeTask{Key: "s0", Offset: 1024}, -1},
+		{DecodeTask{Key: "s1", Offset: 0}, DecodeTask{Key: "s0", Offset: 1024}, 1},
+		{DecodeTask{Key: "s0", Offset: 512, SampleID: 1}, DecodeTask{Key: "s0", Offset: 512, SampleID: 2}, 0},
+	} {
+		if got := ComparePlace(tc.a, tc.b); got != tc.want {
+			t.Errorf("ComparePlace(%+v, %+v) = %d, want %d", tc.a, tc.b, got, tc.want)
+		}
+	}
+}

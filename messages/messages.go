@@ -4,7 +4,11 @@
 // stage, and any non-Go producer, can speak it.
 package messages
 
-import "fmt"
+import (
+	"cmp"
+	"fmt"
+	"strings"
+)
 
 // Topics, one JetStream stream per edge. Names avoid '.', '*' and '>' so a
 // stream may be named after its topic.
@@ -43,6 +47,13 @@ type DecodeTask struct {
 	// object at Key, and then Offset must be 0.
 	Offset uint64
 	Length uint32
+}
+
+// ComparePlace orders tasks by where their bytes are: by object key, then
+// offset, so that the members of one shard come together in shard order
+// (what a ranged GET of neighbours needs).
+func ComparePlace(a, b DecodeTask) int {
+	return cmp.Or(strings.Compare(a.Key, b.Key), cmp.Compare(a.Offset, b.Offset))
 }
 
 // Image is one decoded image, pixels row-major HWC uint8.

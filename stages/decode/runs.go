@@ -1,7 +1,6 @@
 package decode
 
 import (
-	"cmp"
 	"context"
 	"slices"
 	"sync"
@@ -83,7 +82,7 @@ func (s *Stage) Plan(tasks []messages.DecodeTask) []Task {
 		}
 	}
 	slices.SortFunc(members, func(a, b int) int {
-		return cmp.Or(cmp.Compare(tasks[a].Key, tasks[b].Key), cmp.Compare(tasks[a].Offset, tasks[b].Offset))
+		return messages.ComparePlace(tasks[a], tasks[b])
 	})
 	limit := min(maxRunBytes, s.cfg.MaxObjectBytes)
 	for len(members) > 0 {

@@ -1,7 +1,6 @@
 package evaluate
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/supflow/supflow/engine"
 	"github.com/supflow/supflow/messages"
@@ -170,7 +168,7 @@ func loadOrder(tasks []messages.DecodeTask) []int {
 		order[i] = i
 	}
 	slices.SortStableFunc(order, func(a, b int) int {
-		return cmp.Or(strings.Compare(tasks[a].Key, tasks[b].Key), cmp.Compare(tasks[a].Offset, tasks[b].Offset))
+		return messages.ComparePlace(tasks[a], tasks[b])
 	})
 	return order
 }
