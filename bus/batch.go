@@ -27,7 +27,8 @@ type call struct {
 // messages batch type, or the single type): decode gives the samples, fn
 // is called for each in order, and encode packs the outputs of one input
 // into output messages that fit the server's max_payload: one if they fit,
-// else runs of as many as fit at the first output's size (pack). An input of one sample behaves exactly as in Handle.
+// else runs of as many as fit at the first output's size (pack). An input
+// of one sample behaves exactly as in Handle.
 // In a batch each sample is accounted for alone: one whose fn fails with
 // messages.ErrPermanent, or with any error on the input's last delivery,
 // is dead-lettered by itself (encodeOne gives its payload: the single

@@ -43,7 +43,7 @@ func runAll(ctx context.Context, e *env) error {
 		return err
 	}
 	names := routesOf(cfg, "decode", "augment")
-	routes, err := workerRoutes(cfg, s, names...)
+	mounted, err := workerRoutes(cfg, s, names...)
 	if err != nil {
 		return usageError{err}
 	}
@@ -51,7 +51,7 @@ func runAll(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	if err := router.Add(routes...); err != nil {
+	if err := router.Add(mounted...); err != nil {
 		return err
 	}
 	wctx, stopWorkers := context.WithCancel(ctx)

@@ -7,14 +7,13 @@ import (
 	"log/slog"
 	"path/filepath"
 
-	"github.com/supflow/supflow/xla"
-
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/supflow/supflow/bus"
 	"github.com/supflow/supflow/config"
 	"github.com/supflow/supflow/metrics"
 	"github.com/supflow/supflow/store"
+	"github.com/supflow/supflow/xla"
 )
 
 // services are the servers a command talks to, embedded or external, and

@@ -95,7 +95,7 @@ func runWorker(stage string) func(context.Context, *env) error {
 			return err
 		}
 		defer s.close()
-		routes, err := workerRoutes(e.cfg, s, which)
+		mounted, err := workerRoutes(e.cfg, s, which)
 		if err != nil {
 			return usageError{err}
 		}
@@ -106,7 +106,7 @@ func runWorker(stage string) func(context.Context, *env) error {
 		if err != nil {
 			return err
 		}
-		if err := r.Add(routes...); err != nil {
+		if err := r.Add(mounted...); err != nil {
 			return err
 		}
 		s.log.Info("stage running", "run_id", e.cfg.Run.ID)
