@@ -204,18 +204,30 @@ func TestStageResumedMidEpoch(t *testing.T) {
 	for _, id := range []uint64{4, 1} { // left of the old feed of epoch 2
 		in <- a.delivery("r", 2, id, 2)
 	}
-	for _, id := range []uint64{3, 0, 1, 4} { // the re-feed; sample 2 is dead-lettered again
-		in <- a.delivery("r", 2, id, 2)
-	}
-	for range 2 { // the old feed's and the re-feed's EpochStart
-		b.starts <- messages.Event{RunID: "r", Kind: messages.EventEpochStart, Epoch: 2, Count: 5}
-	}
+	var dead []messages.DeadLetter
 	for _, dl := range []messages.DecodeTask{{RunID: "r", Epoch: 1, SampleID: 0, Key: "k"}, {RunID: "r", Epoch: 2, SampleID: 2, Key: "k"}} {
 		task, err := messages.MarshalDecodeTask(dl)
 		if err != nil {
 			t.Fatal(err)
 		}
-		b.dead <- messages.DeadLetter{Payload: task, SourceTopic: messages.TopicDecodeTasks, Reason: "corrupt"}
+		dead = append(dead, messages.DeadLetter{Payload: task, SourceTopic: messages.TopicDecodeTasks, Reason: "corrupt"})
+	}
+	b.dead <- dead[0]
+	for _, id := range []uint64{3, 0, 1, 4} { // the re-feed; sample 2 is dead-lettered again
+		d := a.delivery("r", 2, id, 2)
+		if id == 4 {
+			// Epoch 2 completes on sample 2's dead letter: it comes once the
+			// last re-fed copy is settled, so the stage has read every
+			// delivery by then whatever order it serves its inputs in (sent
+			// up front, it could end the epoch before reading the last
+			// copies).
+			ack := d.Ack
+			d.Ack = func() error { err := ack(); b.dead <- dead[1]; return err }
+		}
+		in <- d
+	}
+	for range 2 { // the old feed's and the re-feed's EpochStart
+		b.starts <- messages.Event{RunID: "r", Kind: messages.EventEpochStart, Epoch: 2, Count: 5}
 	}
 	if _, err := s.Run(t.Context(), in); err != nil {
 		t.Fatal(err)
