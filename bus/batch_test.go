@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -243,6 +244,105 @@ func TestDeliveryParts(t *testing.T) {
 		t.Errorf("reason %q", r)
 	}
 	waitDrained(t, b, messages.TopicViews) // acked once every part was
+}
+
+// TestSinkWindowCountsSamples: a Sink's window (its consumer's
+// MaxAckPending) counts the samples of the messages it holds, not the
+// messages: with a window of 10 and 4 view groups to a message it holds 3
+// messages (12 samples: the last one's weight is taken beyond the free
+// slots) and asks for no more until one is settled; every message then
+// comes once. The trainer's window is sized in samples (TrainPending) so
+// that it holds whole batches however augment packed the views.
+func TestSinkWindowCountsSamples(t *testing.T) {
+	srv := startServer(t, EmbeddedConfig{})
+	b := connect(t, srv.URL())
+	e := edge(messages.TopicViews, "train")
+	e.Consumer.MaxAckPending = 10
+	provision(t, b, e)
+	held := make(chan *Delivery[[]messages.ViewGroup], 16)
+	runRouter(t, b, quick, Sink("train", messages.TopicViews, messages.UnmarshalViewGroups,
+		func(_ context.Context, d *Delivery[[]messages.ViewGroup]) error {
+			held <- d
+			return nil
+		}))
+	const msgs, per = 6, 4
+	var payloads []string
+	for m := range msgs {
+		groups := make([]messages.ViewGroup, per)
+		for i := range groups {
+			groups[i] = messages.ViewGroup{RunID: "run", Epoch: 1, SampleID: uint64(per*m + i), Split: "train",
+				NViews: 2, Height: 1, Width: 1, Channels: 1, Pixels: []byte{1, 2}}
+		}
+		p, err := messages.MarshalViewGroups(groups)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := messages.Samples(p); n != per {
+			t.Fatalf("messages.Samples: %d, want %d", n, per)
+		}
+		payloads = append(payloads, string(p))
+	}
+	sendAll(t, b, messages.TopicViews, payloads...)
+	take := func() *Delivery[[]messages.ViewGroup] {
+		t.Helper()
+		select {
+		case d := <-held:
+			return d
+		case <-time.After(15 * time.Second):
+			t.Fatal("no delivery")
+			return nil
+		}
+	}
+	var got []*Delivery[[]messages.ViewGroup]
+	for range 3 {
+		got = append(got, take())
+	}
+	// The puller is full: no pull request waits at the server, so no
+	// fourth message can come however long one waits.
+	cons, err := b.js.Consumer(t.Context(), messages.TopicViews, "train")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		info, err := cons.Info(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.NumWaiting == 0 {
+			if info.NumAckPending != 3 || info.NumPending != msgs-3 {
+				t.Fatalf("%d messages held, %d undelivered; want 3 and %d", info.NumAckPending, info.NumPending, msgs-3)
+			}
+			break
+		}
+		runtime.Gosched()
+	}
+	if len(held) != 0 {
+		t.Fatalf("a fourth message arrived with the window full")
+	}
+	ids := map[uint64]int{}
+	ack := func(d *Delivery[[]messages.ViewGroup]) {
+		t.Helper()
+		for _, g := range d.Value {
+			ids[g.SampleID]++
+		}
+		if err := d.Ack(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range got {
+		ack(d)
+	}
+	for range msgs - 3 {
+		ack(take())
+	}
+	if len(ids) != msgs*per {
+		t.Fatalf("%d samples delivered, want %d", len(ids), msgs*per)
+	}
+	for id, n := range ids {
+		if n != 1 {
+			t.Errorf("sample %d delivered %d times", id, n)
+		}
+	}
 }
 
 // TestPack: the outputs of one input are packed, in order, into payloads

@@ -39,8 +39,17 @@ type puller struct {
 	stopOne sync.Once
 	quitOne sync.Once
 
+	// weight, if set, is how many slots a message takes (its samples);
+	// nil: one each.
+	weight func(payload []byte) int
+	per    atomic.Int64 // the last message's weight: sizes each fetch
+
 	mu   sync.Mutex
 	held []*ackable // received and possibly unsettled, oldest first
+	// debt is the slots that received messages weigh beyond the one each
+	// was fetched with and that were not free then: freed slots repay it
+	// before the puller fetches again.
+	debt int
 }
 
 func newPuller(cons jetstream.Consumer, slots int, ackWait time.Duration, delay backoff, logger *slog.Logger) *puller {
@@ -98,8 +107,28 @@ func (p *puller) take() int {
 }
 
 func (p *puller) give(n int) {
-	for range n {
+	p.mu.Lock()
+	repay := min(n, p.debt)
+	p.debt -= repay
+	p.mu.Unlock()
+	for range n - repay {
 		p.free <- struct{}{}
+	}
+}
+
+// charge takes n more slots for a message already received: the free
+// ones, the rest as debt. It never waits: the puller just fetches nothing
+// until enough is freed.
+func (p *puller) charge(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for ; n > 0; n-- {
+		select {
+		case <-p.free:
+		default:
+			p.debt += n
+			return
+		}
 	}
 }
 
@@ -123,6 +152,18 @@ func (p *puller) run(receive func(*ackable)) {
 		n := p.take()
 		if n == 0 {
 			return
+		}
+		// Weighed messages: ask for as many as the free slots hold at the
+		// last one's weight (one while none was seen), so that a fetch of
+		// heavy messages does not overrun the window before they are
+		// weighed.
+		if p.weight != nil {
+			ask := 1
+			if per := int(p.per.Load()); per > 0 {
+				ask = max(n/per, 1)
+			}
+			p.give(n - ask)
+			n = ask
 		}
 		got := 0
 		ctx, cancelFetch := context.WithTimeout(stopped, fetchWait)
@@ -154,14 +195,20 @@ func (p *puller) run(receive func(*ackable)) {
 	}
 }
 
-// hold wraps m in an ackable that frees its slot when settled, kept alive
-// until then.
+// hold wraps m in an ackable that frees its slots when settled, kept alive
+// until then: one slot, or its weight.
 func (p *puller) hold(m jetstream.Msg) *ackable {
 	var n uint64
 	if meta, err := m.Metadata(); err == nil {
 		n = meta.NumDelivered
 	}
-	a := &ackable{msg: m, delivered: n, nakDelay: p.delay.WaitTime(n), release: func() { p.give(1) }}
+	slots := 1
+	if p.weight != nil {
+		slots = max(p.weight(m.Data()), 1)
+		p.per.Store(int64(slots))
+		p.charge(slots - 1)
+	}
+	a := &ackable{msg: m, delivered: n, nakDelay: p.delay.WaitTime(n), release: func() { p.give(slots) }}
 	p.mu.Lock()
 	p.held = append(p.held, a)
 	p.mu.Unlock()

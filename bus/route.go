@@ -75,8 +75,10 @@ func Handle[In, Out any](name, inTopic, outTopic string,
 // eventually Ack, Nak or DeadLetter it (an unsettled one is redelivered
 // after the consumer's AckWait). An error returned for a delivery fn did not settle is
 // handled as in Handle; undecodable messages are dead-lettered without
-// calling fn. The consumer's MaxAckPending bounds how many deliveries fn can
-// hold at once.
+// calling fn. The consumer's MaxAckPending bounds how many samples fn can
+// hold at once: a message holds as many of its slots as it carries samples
+// (messages.Samples), so a window sized in samples holds a whole batch
+// however the samples were packed (Limits.TrainPending).
 func Sink[In any](name, inTopic string, decode func([]byte) (In, error),
 	fn func(context.Context, *Delivery[In]) error,
 ) Route {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/supflow/supflow/messages"
 )
 
 // sinkRun is one running Sink route. Messages are taken off its puller as
@@ -17,8 +18,8 @@ import (
 // a consumer that holds a batch for longer than AckWait (a trainer step)
 // needs no long AckWait, and a delivery or ack lost with a connection (a
 // NATS restart) comes back after one short AckWait. The puller has the
-// consumer's MaxAckPending as its slots: the function decides how much it
-// holds.
+// consumer's MaxAckPending as its slots, one per sample of a message: the
+// function decides how much of that it holds.
 type sinkRun struct {
 	p    *puller
 	wake chan struct{} // cap 1: the queue grew or stopping began
@@ -44,6 +45,7 @@ func (r *Router) startSink(ctx context.Context, rt Route, cons consumerInfo) (*s
 	}
 	s := &sinkRun{wake: make(chan struct{}, 1), done: make(chan struct{}),
 		p: newPuller(c, cmp.Or(max(cons.MaxAckPending, 0), maxMaxAckPending), cons.AckWait, backoff{r.cfg.NakDelay, r.cfg.NakDelayMax}, r.cfg.Logger)}
+	s.p.weight = messages.Samples
 	receive := func(a *ackable) {
 		msg := toMessage(a.msg)
 		n := a.delivered

@@ -127,13 +127,15 @@ func (l Limits) Validate() error {
 	return k.Err()
 }
 
-// TrainPending is the train consumer's in-flight window in messages: the
-// trainer holds up to two batches of trainBatch samples unacknowledged
-// until their optimizer steps, in messages of up to Batch samples, plus
-// the other edges' window.
+// TrainPending is the train consumer's in-flight window: the trainer holds
+// up to two batches of trainBatch samples unacknowledged until their
+// optimizer steps, plus the other edges' window. The trainer's Sink counts
+// it in samples; the server counts messages, of which it is then an upper
+// bound, since every message carries at least one sample. Counted in
+// messages of Batch samples, it stalled the trainer wherever views were
+// packed fewer to a message (224 px pairs: 3 to a MiB).
 func (l Limits) TrainPending(trainBatch int) int {
-	per := orDefault(l.Batch, defaultBatch)
-	return (2*trainBatch+per-1)/per + orDefault(l.MaxAckPending, defaultMaxAckPending)
+	return 2*trainBatch + orDefault(l.MaxAckPending, defaultMaxAckPending)
 }
 
 // Pipeline is supflow's topology: decode tasks -> decode, images ->

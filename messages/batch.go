@@ -360,3 +360,25 @@ func (r *reader) u16(field string) uint16 {
 	}
 	return 0
 }
+
+// Samples is how many samples message b carries, read from its head alone:
+// the count of a batch, 1 for anything else (a single sample, or bytes
+// that will not decode, whose decoder then says why). A bus consumer that
+// counts what it holds in samples weighs each message with it.
+func Samples(b []byte) int {
+	for _, t := range []msgType{typeDecodeTaskBatch, typeImageBatch, typeViewGroupBatch} {
+		if !isType(b, t) {
+			continue
+		}
+		r, err := newReader(b, t)
+		if err != nil {
+			return 1
+		}
+		r.u32("epoch")
+		if n := int(r.u16("count")); r.err == nil && n >= 2 && n <= MaxBatch {
+			return n
+		}
+		return 1
+	}
+	return 1
+}

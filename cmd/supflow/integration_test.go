@@ -409,6 +409,28 @@ evaluate: {epochs: 2, knn_k: 10}
 	}
 }
 
+// TestIntegrationRunViewsOverPayload trains with a batch larger than what
+// the trainer's window holds if it counts bus.batch view groups to a
+// message: 224 px gray pairs are about 100 KB, 10 to a 1 MiB message, not 64.
+// The window must count messages as packed, or the trainer waits for a
+// batch the server never delivers (224 px pairs, 3 to a message, stalled
+// configs/imagenet-folder.yaml's batch of 256 this way).
+func TestIntegrationRunViewsOverPayload(t *testing.T) {
+	c := clustertest.New(t, `
+model: {widths: [4, 8, 8, 16], blocks: [1, 1, 1, 1], feat_dim: 32}
+augment: {size: 224, flip_p: 0}
+dataset: {limit_train: 200, limit_test: 100}
+decode: {gray: true}
+train: {epochs: 1, batch_size: 64, knn_every: 0, checkpoint_every: 1}
+evaluate: {epochs: 1, knn_k: 10}
+`)
+	run := c.StartEnv("run", []string{"SUPFLOW_BUS_MAX_ACK_PENDING=1"}, "run")
+	c.Wait(run, 4*time.Minute)
+	if s := clustertest.EpochStats(run.Output())[1]; s.Samples != 200 || s.Dropped != 0 || s.Duplicates != 0 {
+		t.Errorf("epoch 1: %d samples, %d dropped, %d duplicates; want all 200 exactly once", s.Samples, s.Dropped, s.Duplicates)
+	}
+}
+
 // TestIntegrationStatus reads the edges before anything provisioned them
 // and with an idle decode worker waiting for tasks.
 func TestIntegrationStatus(t *testing.T) {
