@@ -130,6 +130,15 @@ func unevenViews(t *testing.T) []byte {
 	return b
 }
 
+// checkSamples: what Samples reads from a message's head is the number of
+// samples its decoder returned (1 for bytes that do not decode).
+func checkSamples(t *testing.T, b []byte, decoded int, err error) {
+	t.Helper()
+	if got := Samples(b); err == nil && got != decoded {
+		t.Fatalf("Samples = %d, decoded %d", got, decoded)
+	}
+}
+
 func FuzzUnmarshalDecodeTasks(f *testing.F) {
 	f.Add(mustMarshal(f, MarshalDecodeTasks, batchOf(sampleTask(), 3)))
 	f.Add(mustMarshal(f, MarshalDecodeTask, sampleTask()))
@@ -139,6 +148,7 @@ func FuzzUnmarshalDecodeTasks(f *testing.F) {
 	f.Add(mustMarshal(f, MarshalDecodeTask, members[1]))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := UnmarshalDecodeTasks(b)
+		checkSamples(t, b, len(m), err)
 		checkFuzz(t, b, err, func() ([]byte, error) { return MarshalDecodeTasks(m) })
 	})
 }
@@ -147,6 +157,7 @@ func FuzzUnmarshalImages(f *testing.F) {
 	f.Add(mustMarshal(f, MarshalImages, batchOf(sampleImage(), 3)))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := UnmarshalImages(b)
+		checkSamples(t, b, len(m), err)
 		checkFuzz(t, b, err, func() ([]byte, error) { return MarshalImages(m) })
 	})
 }
@@ -155,6 +166,7 @@ func FuzzUnmarshalViewGroups(f *testing.F) {
 	f.Add(mustMarshal(f, MarshalViewGroups, batchOf(sampleViews(), 3)))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := UnmarshalViewGroups(b)
+		checkSamples(t, b, len(m), err)
 		checkFuzz(t, b, err, func() ([]byte, error) { return MarshalViewGroups(m) })
 	})
 }
