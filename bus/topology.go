@@ -79,10 +79,12 @@ type Limits struct {
 	// A full stream makes the producer wait.
 	MaxMsgs int64 `yaml:"stream_max_msgs"`
 	// Batch is how many samples travel in one message on the pipeline's
-	// edges, in [1, messages.MaxBatch]; default 64 (docs/benchmarks.md).
-	// The feeder packs that many decode tasks per message; decode and
-	// augment pass on what survives of each, split where it would not fit
-	// MaxPayload. 1 sends every sample alone, as before batches existed.
+	// edges, in [1, messages.MaxBatch]; default 256 (docs/benchmarks.md).
+	// The feeder packs that many decode tasks per message, fewer where
+	// their images' encoded sizes reach MaxPayload (feeder.Split); decode
+	// and augment pass on what survives of each, split where it would not
+	// fit MaxPayload. 1 sends every sample alone, as before batches
+	// existed.
 	Batch int `yaml:"batch"`
 	// Replicas is each stream's number of copies, in [1, 5]; default 1.
 	// A JetStream cluster of 3 servers takes 3 so that a stream survives
@@ -167,7 +169,7 @@ const (
 	defaultAckWait       = 60 * time.Second
 	defaultMaxDeliver    = 5
 	defaultMaxAckPending = 64
-	defaultBatch         = 64
+	defaultBatch         = 256
 	defaultMaxPayload    = 1 << 20 // nats-server's own default
 	defaultMaxAge        = 7 * 24 * time.Hour
 	defaultReplicas      = 1

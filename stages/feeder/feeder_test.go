@@ -47,6 +47,7 @@ func TestNewValidates(t *testing.T) {
 		{"no entries", Config{RunID: "r", Epochs: 1}, nil},
 		{"mixed splits", Config{RunID: "r", Epochs: 1}, mixed},
 		{"bad entry", Config{RunID: "r", Epochs: 1}, bad},
+		{"negative max bytes", Config{RunID: "r", Epochs: 1, MaxBytes: -1}, entries(2, "train")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -150,6 +151,65 @@ func testRunEmitsEveryTaskOncePerEpoch(t *testing.T, batch int) {
 			}
 			seen[task.SampleID] = true
 		}
+	}
+}
+
+// TestSplit: a message ends at batch tasks, or once its images' encoded
+// bytes reach maxBytes, and holds one task at least however large.
+func TestSplit(t *testing.T) {
+	sizes := []int64{100, 100, 100, 500, 2000, 100, 100, 100, 100}
+	tests := []struct {
+		name     string
+		batch    int
+		maxBytes int64
+		want     []int
+	}{
+		{"count alone", 4, 0, []int{4, 8, 9}},
+		{"bytes end messages early", 4, 300, []int{3, 4, 5, 8, 9}},
+		{"the task that reaches the bound ends its message", 8, 1000, []int{5, 9}},
+		{"every task over the bound: one to a message", 8, 50, []int{1, 2, 3, 4, 5, 6, 7, 8, 9}},
+		{"batch 1", 1, 1 << 20, []int{1, 2, 3, 4, 5, 6, 7, 8, 9}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Split(len(sizes), tt.batch, tt.maxBytes, func(k int) int64 { return sizes[k] }); !slices.Equal(got, tt.want) {
+				t.Errorf("Split = %v, want %v", got, tt.want)
+			}
+		})
+	}
+	if got := Split(0, 4, 0, nil); len(got) != 0 {
+		t.Errorf("Split of nothing = %v", got)
+	}
+}
+
+// TestRunCutsMessagesByBytes: the feeder sends fewer tasks to a message
+// where the entries' images are large, every task once all the same.
+func TestRunCutsMessagesByBytes(t *testing.T) {
+	es := entries(40, "train")
+	for i := range es {
+		es[i].Size = int64(10 + 90*(i%2)) // 10 and 100 bytes
+	}
+	f := mustNew(t, Config{RunID: "r", Seed: 3, Epochs: 1, Batch: 16, MaxBytes: 250}, es)
+	var r record
+	if err := f.Run(t.Context(), r.publish, r.event, nil); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[uint64]bool{}
+	k := 0
+	for i, n := range r.sizes {
+		var bytes int64
+		for _, task := range r.tasks[k : k+n] {
+			seen[task.SampleID] = true
+			bytes += es[task.SampleID].Size
+		}
+		last := es[r.tasks[k+n-1].SampleID].Size
+		if n > 16 || bytes-last >= 250 || (n < 16 && bytes < 250 && k+n < len(r.tasks)) {
+			t.Fatalf("message %d: %d tasks of %d bytes (last %d): want at most 16, ended by the task that reached 250", i, n, bytes, last)
+		}
+		k += n
+	}
+	if len(seen) != 40 || k != 40 {
+		t.Fatalf("%d distinct of %d tasks, want 40", len(seen), k)
 	}
 }
 

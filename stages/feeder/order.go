@@ -9,10 +9,11 @@ import (
 )
 
 // DefaultShardRun is Config.ShardRun's value in pipeline.yaml's defaults
-// (config.Default): with bus.batch 64 a message holds about 5 runs, so
-// decode makes about 5 ranged GETs for it instead of 64, and each sample
-// shares its message with at most 15 shard neighbours.
-const DefaultShardRun = 16
+// (config.Default): with bus.batch 256 a message of small images holds
+// about 5 runs, so decode makes about 5 ranged GETs for it instead of 256,
+// and each sample shares its message with at most 63 shard neighbours
+// (docs/benchmarks.md measures 16, 64 and 256).
+const DefaultShardRun = 64
 
 // MaxShardRun bounds Config.ShardRun (feeder.shard_run): a run longer than a message buys no
 // fewer GETs.
