@@ -9,14 +9,15 @@ import (
 	"github.com/supflow/supflow/messages"
 	"github.com/supflow/supflow/stages/augment"
 	"github.com/supflow/supflow/stages/decode"
+	"github.com/supflow/supflow/stages/feeder"
 	"github.com/supflow/supflow/store"
 )
 
 // cachedRuns are the feeder.shard_run values the warm-cache variants run
 // with, at bus.batch cachedBatch.
-var cachedRuns = []int{16, 64}
+var cachedRuns = []int{16, feeder.DefaultShardRun}
 
-const cachedBatch = 64
+var cachedBatch = defaultBatch
 
 // warmCache runs a case's sharded variants with decode.cache on and every
 // decoded shard built first (as ingest builds them), so decode reads
@@ -74,7 +75,7 @@ func warmCache(ctx context.Context, objects *store.Client, name string, dcfg img
 			if !sel.match(row) {
 				continue
 			}
-			r, err := overBus(ctx, row, dec, aug, tasks, cachedBatch, fused)
+			r, err := overBus(ctx, row, dec, aug, tasks, sh.sizes(), cachedBatch, fused)
 			if err != nil {
 				return fmt.Errorf("%s: %w", variant, err)
 			}

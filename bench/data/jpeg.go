@@ -24,12 +24,11 @@ import (
 // side 375-500 px, about 110 KB) to two 224x224 views, with the decode
 // and augment settings of configs/imagenet-folder.yaml.
 const (
-	jpegCase      = "jpeg224"
-	jpegShortMin  = 375
-	jpegShortMax  = 500
-	jpegResize    = 256 // decode.resize_shorter of the preset
-	jpegViewSide  = 224 // augment.size of the preset
-	jpegViewBatch = 64  // bus.batch's default
+	jpegCase     = "jpeg224"
+	jpegShortMin = 375
+	jpegShortMax = 500
+	jpegResize   = 256 // decode.resize_shorter of the preset
+	jpegViewSide = 224 // augment.size of the preset
 )
 
 // imagenetJPEGs cuts n JPEGs from the photos: a random crop of aspect 3:4
@@ -140,7 +139,9 @@ func jpegPipeline(photos [][]byte, n int) error {
 	defer closeS3()
 	tasks := make([]messages.DecodeTask, len(files))
 	keys := make([]string, len(files))
+	bySample := make([]int64, len(files))
 	for i, b := range files {
+		bySample[i] = int64(len(b))
 		keys[i] = fmt.Sprintf("%s/%05d.jpg", jpegCase, i)
 		if err := objects.Put(ctx, keys[i], b, store.PutOptions{}); err != nil {
 			return err
@@ -205,7 +206,7 @@ func jpegPipeline(photos [][]byte, n int) error {
 	// Separate decode and augment workers, then fused ones (decode
 	// --augment), alternating, twice each.
 	for range 2 {
-		for _, k := range []int{1, jpegViewBatch} {
+		for _, k := range []int{1, defaultBatch} {
 			for _, fused := range []bool{false, true} {
 				name := jpegCase
 				if fused {
@@ -215,7 +216,7 @@ func jpegPipeline(photos [][]byte, n int) error {
 				if !sel.match(row) {
 					continue
 				}
-				r, err := overBus(ctx, row, dec, aug, tasks, k, fused)
+				r, err := overBus(ctx, row, dec, aug, tasks, bySample, k, fused)
 				if err != nil {
 					return fmt.Errorf("%s, batch %d: %w", name, k, err)
 				}

@@ -29,7 +29,7 @@ func main() {
 	flag.StringVar(&o.photos, "photos", "/usr/share/wallpapers/*/contents/images/*.jpg", "glob of the JPEG photographs")
 	flag.IntVar(&o.nPhotos, "images", 0, "photographs to use, 0 for all")
 	flag.IntVar(&o.augPhotos, "aug-photos", 40, "photographs held decoded at full size for augment_photo_full (about 14 MB each, on each side)")
-	flag.IntVar(&o.nSmall, "small", 2000, "32x32 and 28x28 images to generate")
+	flag.IntVar(&o.nSmall, "small", 20000, "32x32 and 28x28 images to generate")
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds per case; each side keeps its best")
 	flag.DurationVar(&o.minTime, "min-time", 2*time.Second, "least time per case and side; every case also covers all its files once")
 	flag.StringVar(&o.python, "python", "/usr/bin/python3", "Python with PIL, torch and torchvision")
@@ -38,9 +38,18 @@ func main() {
 	flag.StringVar(&o.work, "work", "", "scratch folder for the generated images (default: a temporary one, removed)")
 	flag.IntVar(&o.nJPEG, "jpegs", 500, "ImageNet-like JPEGs to cut for the jpeg224 case (jpeg.go), 0 to skip it")
 	flag.BoolVar(&o.jpegOnly, "jpeg-only", false, "run only the jpeg224 case")
+	s3 := flag.String("s3", "memory", "the embedded S3's storage: memory, or disk (files in a temporary folder, as `supflow run` keeps them)")
 	cases := flag.String("case", "", "regular expression: run only the pipeline rows whose name (PIPELINE case=) matches")
 	flag.StringVar(&sel.profile, "cpuprofile", "", "write a CPU profile of each pipeline row run to `prefix`.<n>.<row>.pprof")
 	flag.Parse()
+	switch *s3 {
+	case "memory":
+	case "disk":
+		s3Disk = true
+	default:
+		fmt.Fprintln(os.Stderr, "bench-data: -s3: memory or disk, not", *s3)
+		os.Exit(2)
+	}
 	if *cases != "" {
 		re, err := regexp.Compile(*cases)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -34,18 +35,18 @@ const decodeWorkers, augmentWorkers = 2, 2
 // others <case>_sharded_run<n>), with shardBatches of it. shardMembers is
 // how many images a bench shard holds.
 var (
-	batchSizes   = []int{1, 8, 32, 64, 128}
-	shardRuns    = []int{1, feeder.DefaultShardRun, 64}
-	shardBatches = map[int][]int{1: {1, 64}, feeder.DefaultShardRun: {64}, 64: {64}}
+	batchSizes   = []int{1, 8, 32, 64, defaultBatch}
+	shardRuns    = []int{1, 16, feeder.DefaultShardRun, 256}
+	shardBatches = map[int][]int{1: {1, defaultBatch}, 16: {64}, feeder.DefaultShardRun: {64, defaultBatch}, 256: {defaultBatch}}
 )
+
+// defaultBatch is bus.batch's default.
+var defaultBatch = bus.DefaultLimits().Batch
 
 const shardMembers = 500
 
 // benchRun is the run id of every task and message of the benchmarks.
 const benchRun = "bench"
-
-// fusedBatch is the bus.batch at which the pipelines also run fused.
-const fusedBatch = 64
 
 // variant is a case's tasks in one layout and order, run for each of its
 // bus.batch values.
@@ -80,7 +81,9 @@ func pipelines(cases []pipelineCase) error {
 	for _, pc := range cases {
 		keys := make([]string, len(pc.pngs))
 		tasks := make([]messages.DecodeTask, len(pc.pngs))
+		sizes := make([]int64, len(pc.pngs))
 		for i, b := range pc.pngs {
+			sizes[i] = int64(len(b))
 			keys[i] = fmt.Sprintf("%s/%05d.png", pc.name, i)
 			if err := objects.Put(ctx, keys[i], b, store.PutOptions{}); err != nil {
 				return err
@@ -119,15 +122,13 @@ func pipelines(cases []pipelineCase) error {
 			return err
 		}
 		d, _ := imgdecode.New(imgdecode.Config{Gray: pc.gray})
-		compute, err := direct(ctx, len(keys), func(ctx context.Context, i int) error {
+		work := &workMeter{n: len(keys), fn: func(ctx context.Context, i int) error {
 			return sampleWork(ctx, d, aug, i, pc.pngs[i])
-		})
-		if err != nil {
+		}}
+		if err := work.measure(ctx); err != nil {
 			return err
 		}
-		work := compute.cpu / float64(len(keys))
 		variants := []variant{{pc.name, tasks, batchSizes}}
-		defaultLayout := ""
 		for _, run := range shardRuns {
 			o, err := sh.ordered(run)
 			if err != nil {
@@ -137,18 +138,16 @@ func pipelines(cases []pipelineCase) error {
 			if run > 1 {
 				name += fmt.Sprintf("_run%d", run)
 			}
-			if run == feeder.DefaultShardRun {
-				defaultLayout = name
-			}
 			variants = append(variants, variant{name, o, shardBatches[run]})
 		}
+		var rows []busRow
 		for _, v := range variants {
 			for _, k := range v.batches {
-				// At the default batch, the unsharded case and the default
-				// sharded layout also run fused (decode --augment),
+				// At the default batch, the unsharded case and the sharded
+				// layouts in runs also run fused (decode --augment),
 				// alternating with separate workers.
 				modes := []bool{false}
-				if k == fusedBatch && (v.name == pc.name || v.name == defaultLayout) {
+				if k == defaultBatch && (v.name == pc.name || strings.Contains(v.name, "_run")) {
 					modes = []bool{false, true, false, true}
 				}
 				for _, fused := range modes {
@@ -159,29 +158,32 @@ func pipelines(cases []pipelineCase) error {
 					if !sel.match(fmt.Sprintf("%s_batch%d", name, k)) {
 						continue
 					}
-					r, err := overBus(ctx, fmt.Sprintf("%s_batch%d", name, k), dec, aug, v.tasks, k, fused)
+					if err := work.measure(ctx); err != nil {
+						return err
+					}
+					r, err := overBus(ctx, fmt.Sprintf("%s_batch%d", name, k), dec, aug, v.tasks, sizes, k, fused)
 					if err != nil {
 						return fmt.Errorf("%s, batch %d: %w", name, k, err)
 					}
-					per := r.cpu / float64(len(keys))
-					share := 1 - work/per
-					fmt.Printf("%-34s %10.0f %14.3f %9.0f%% %7.2fx  %s\n", fmt.Sprintf("%s bus, batch %d", name, k), r.rate, 1e3*per, 100*share, per/work, r.load)
-					fmt.Printf("PIPELINE case=%s_batch%d samples_per_s=%.0f cpu_ms_per_sample=%.3f bus_share=%.2f vs_work=%.2f alloc_kb_per_sample=%.1f work_alloc_kb_per_sample=%.1f gcs=%d work_gcs=%d\n",
-						name, k, r.rate, 1e3*per, share, per/work, r.alloc/1e3/float64(len(keys)), compute.alloc/1e3/float64(len(keys)), r.gcs, compute.gcs)
+					rows = append(rows, busRow{name, k, r})
 					if k == 1 && pc.size == 32 && v.name == pc.name {
 						hdr = r.hdrBytes
 					}
 				}
 			}
 		}
-		if err := warmCache(ctx, objects, pc.name, imgdecode.Config{Gray: pc.gray}, sh, aug, work); err != nil {
+		med := work.median()
+		for _, row := range rows {
+			row.print(len(keys), med)
+		}
+		if err := warmCache(ctx, objects, pc.name, imgdecode.Config{Gray: pc.gray}, sh, aug, work.perSample()); err != nil {
 			return err
 		}
-		fmt.Printf("%-34s %10.0f %14.3f %10s %8s  %s\n", pc.name+" no bus: S3 get + work", noBus.rate, 1e3*noBus.cpu/float64(len(keys)), "-", fmt.Sprintf("%.2fx", noBus.cpu/compute.cpu), noBus.load)
-		fmt.Printf("%-34s %10.0f %14.3f %10s %8s  %s\n", pc.name+" no bus: ranged get + work", noBusShard.rate, 1e3*noBusShard.cpu/float64(len(keys)), "-", fmt.Sprintf("%.2fx", noBusShard.cpu/compute.cpu), noBusShard.load)
-		fmt.Printf("%-34s %10.0f %14.3f %10s %8s  %s\n", pc.name+" work: decode + augment", compute.rate, 1e3*work, "-", "1.00x", compute.load)
+		fmt.Printf("%-34s %10.0f %14.3f %10s %8s  %s\n", pc.name+" no bus: S3 get + work", noBus.rate, 1e3*noBus.cpu/float64(len(keys)), "-", fmt.Sprintf("%.2fx", noBus.cpu/med.cpu), noBus.load)
+		fmt.Printf("%-34s %10.0f %14.3f %10s %8s  %s\n", pc.name+" no bus: ranged get + work", noBusShard.rate, 1e3*noBusShard.cpu/float64(len(keys)), "-", fmt.Sprintf("%.2fx", noBusShard.cpu/med.cpu), noBusShard.load)
+		fmt.Printf("%-34s %10.0f %14.3f %10s %8s  %s (median of %s)\n", pc.name+" work: decode + augment", med.rate, 1e3*work.perSample(), "-", "1.00x", med.load, work.spread())
 	}
-	fmt.Println("bus share = 1 - CPU(decode + augment alone)/CPU(pipeline): JetStream server, nats.go, watermill, message encoding and the S3 GETs; vs work = CPU(pipeline)/CPU(decode + augment alone); samples/s with the bus is steady state at the sink (first to last view)")
+	fmt.Println("bus share = 1 - CPU(decode + augment alone)/CPU(pipeline), the work's CPU measured before every pipeline row and its median taken: JetStream server, nats.go, watermill, message encoding and the S3 GETs; vs work = CPU(pipeline)/CPU(decode + augment alone); samples/s with the bus is steady state at the sink (first to last view)")
 	fmt.Println()
 	return wire(hdr)
 }
@@ -215,6 +217,15 @@ func packShards(ctx context.Context, objects *store.Client, name string, keys []
 	return sh, nil
 }
 
+// sizes is each sample's encoded size, by sample id.
+func (sh sharded) sizes() []int64 {
+	out := make([]int64, len(sh.entries))
+	for i, e := range sh.entries {
+		out[i] = e.Size
+	}
+	return out
+}
+
 // ordered is the sharded set's tasks in the feeder's order of epoch 0 for
 // feeder.shard_run run (1: the full shuffle).
 func (sh sharded) ordered(run int) ([]messages.DecodeTask, error) {
@@ -227,6 +238,24 @@ func (sh sharded) ordered(run int) ([]messages.DecodeTask, error) {
 		out = append(out, f.Task(0, i))
 	}
 	return out, nil
+}
+
+// busRow is one pipeline row's run, printed once the case's work is
+// priced.
+type busRow struct {
+	name  string // without _batch<k>
+	batch int
+	r     pipeRun
+}
+
+// print writes the row's table line and PIPELINE line for n samples,
+// against the work's median run.
+func (b busRow) print(n int, work pipeRun) {
+	per, wper := b.r.cpu/float64(n), work.cpu/float64(n)
+	share := 1 - wper/per
+	fmt.Printf("%-34s %10.0f %14.3f %9.0f%% %7.2fx  %s\n", fmt.Sprintf("%s bus, batch %d", b.name, b.batch), b.r.rate, 1e3*per, 100*share, per/wper, b.r.load)
+	fmt.Printf("PIPELINE case=%s_batch%d samples_per_s=%.0f cpu_ms_per_sample=%.3f bus_share=%.2f vs_work=%.2f work_ms_per_sample=%.3f alloc_kb_per_sample=%.1f work_alloc_kb_per_sample=%.1f gcs=%d work_gcs=%d\n",
+		b.name, b.batch, b.r.rate, 1e3*per, share, per/wper, 1e3*wper, b.r.alloc/1e3/float64(n), work.alloc/1e3/float64(n), b.r.gcs, work.gcs)
 }
 
 // pipeRun is one measured pipeline run.
@@ -246,6 +275,7 @@ func direct(ctx context.Context, n int, fn func(context.Context, int) error) (pi
 		wg   sync.WaitGroup
 		errs = make([]error, decodeWorkers)
 	)
+	settle()
 	cpu0, heap0, start := cpuSeconds(), heap(), time.Now()
 	for w := range decodeWorkers {
 		wg.Go(func() {
@@ -275,9 +305,11 @@ func stageRoutes(dec *decode.Stage, aug *augment.Stage, fused bool) []bus.Route 
 }
 
 // overBus runs the stages as cmd/supflow mounts them (stageRoutes), on a
-// fresh embedded JetStream, with a feeder publishing batch DecodeTasks per
-// message; name is the row's (PIPELINE case=), for its CPU profile.
-func overBus(ctx context.Context, name string, dec *decode.Stage, aug *augment.Stage, tasks []messages.DecodeTask, batch int, fused bool) (pipeRun, error) {
+// fresh embedded JetStream, with a feeder publishing the tasks in messages
+// as supflow's feeder cuts them (feeder.Split: batch tasks, fewer where
+// their images' sizes, sizes[SampleID], reach max_payload); name is the
+// row's (PIPELINE case=), for its CPU profile.
+func overBus(ctx context.Context, name string, dec *decode.Stage, aug *augment.Stage, tasks []messages.DecodeTask, sizes []int64, batch int, fused bool) (pipeRun, error) {
 	dir, err := os.MkdirTemp("", "bench-data-nats-")
 	if err != nil {
 		return pipeRun{}, err
@@ -355,13 +387,16 @@ func overBus(ctx context.Context, name string, dec *decode.Stage, aug *augment.S
 		return pipeRun{}, err
 	}
 	defer stopProfile()
+	settle()
 	cpu0, heap0 := cpuSeconds(), heap()
 	pub := b.Publisher()
 	defer pub.Close()
 	feedErr := make(chan error, 1)
+	ends := feeder.Split(len(tasks), batch, b.MaxPayload(), func(k int) int64 { return sizes[tasks[k].SampleID] })
 	go func() {
-		for n := 0; n < len(tasks); n += batch {
-			p, err := messages.MarshalDecodeTasks(tasks[n:min(n+batch, len(tasks))])
+		n := 0
+		for _, end := range ends {
+			p, err := messages.MarshalDecodeTasks(tasks[n:end])
 			if err == nil {
 				err = pub.Send(ctx, messages.TopicDecodeTasks, p)
 			}
@@ -369,6 +404,7 @@ func overBus(ctx context.Context, name string, dec *decode.Stage, aug *augment.S
 				feedErr <- err
 				return
 			}
+			n = end
 		}
 		feedErr <- nil
 	}()
@@ -451,22 +487,44 @@ func cpuSeconds() float64 {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
+// s3Disk (-s3 disk) keeps the embedded S3's objects in files, as `supflow
+// run` does, rather than in memory: the bench's heap then holds no
+// objects, and each GET opens and reads a file.
+var s3Disk bool
+
 // embeddedBucket starts an embedded S3 endpoint with a bucket "bench" and
 // returns a client of it and the endpoint's close.
 func embeddedBucket(ctx context.Context) (*store.Client, func() error, error) {
-	s3, err := store.StartEmbedded(ctx, "")
+	dir := ""
+	if s3Disk {
+		d, err := os.MkdirTemp("", "bench-data-s3-")
+		if err != nil {
+			return nil, nil, err
+		}
+		dir = d
+	}
+	closeAll := func(s3 *store.Embedded) error {
+		var err error
+		if s3 != nil {
+			err = s3.Close()
+		}
+		if dir != "" {
+			err = errors.Join(err, os.RemoveAll(dir))
+		}
+		return err
+	}
+	s3, err := store.StartEmbedded(ctx, dir)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, errors.Join(err, closeAll(nil))
 	}
 	objects, err := store.New(s3.Config("bench"))
 	if err == nil {
 		err = objects.EnsureBucket(ctx)
 	}
 	if err != nil {
-		s3.Close()
-		return nil, nil, err
+		return nil, nil, errors.Join(err, closeAll(s3))
 	}
-	return objects, s3.Close, nil
+	return objects, func() error { return closeAll(s3) }, nil
 }
 
 // sampleWork is the work of one sample without bus and S3: decode the
