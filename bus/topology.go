@@ -131,17 +131,17 @@ func (l Limits) Validate() error {
 
 // TrainPending is the train consumer's in-flight window: the trainer holds
 // up to two batches of trainBatch samples unacknowledged until their
-// optimizer steps, plus a message's samples (messages.MaxBatch), plus the
-// other edges' window. The trainer's Sink counts it in samples; the server
-// counts messages, of which it is then an upper bound, since every message
+// optimizer steps, plus a message's samples (Batch), plus the other edges'
+// window. The trainer's Sink counts it in samples; the server counts
+// messages, of which it is then an upper bound, since every message
 // carries at least one sample. The message term keeps the trainer going: a
 // message is acknowledged once its last sample is stepped, and the trainer
 // steps in arrival order, so the stepped samples of one message at most
-// (fewer than MaxBatch) still hold slots while it waits for a batch.
+// (fewer than Batch) still hold slots while it waits for a batch.
 // Counted in messages of Batch samples, the window stalled the trainer
 // wherever views were packed fewer to a message (224 px pairs: 3 to a MiB).
 func (l Limits) TrainPending(trainBatch int) int {
-	return 2*trainBatch + messages.MaxBatch + orDefault(l.MaxAckPending, defaultMaxAckPending)
+	return 2*trainBatch + orDefault(l.Batch, defaultBatch) + orDefault(l.MaxAckPending, defaultMaxAckPending)
 }
 
 // Pipeline is supflow's topology: decode tasks -> decode, images ->

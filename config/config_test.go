@@ -49,7 +49,7 @@ func TestLoadErrorsNameTheField(t *testing.T) {
 		{"widths length", "model:\n  widths: [8, 16]\n", nil, "model.widths"},
 		{"scale order", "augment:\n  scale: [0.9, 0.2]\n", nil, "augment.scale"},
 		{"payload too small for views", "augment:\n  size: 512\n", nil, "bus.max_payload"},
-		{"stream smaller than the trainer's window", "bus:\n  stream_max_msgs: 100\n  batch: 1\n", nil, "bus.stream_max_msgs = 100: want at least 832"},
+		{"stream smaller than the trainer's window", "bus:\n  stream_max_msgs: 100\n  batch: 1\n", nil, "bus.stream_max_msgs = 100: want at least 577"},
 		{"external without url", "bus:\n  embedded: false\n", nil, "bus.url"},
 		{"prefix traversal", "dataset:\n  prefix: ../etc\n", nil, "dataset.prefix"},
 		{"set unknown", "", []string{"train.nope=1"}, `unknown key "train.nope"`},

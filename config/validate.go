@@ -110,7 +110,7 @@ func (c *Config) Validate() error {
 	// and the trainer wait on each other for good.
 	if window := c.Bus.TrainPending(c.Train.Stage.BatchSize); c.Bus.MaxMsgs < int64(window) {
 		k.Add("bus.stream_max_msgs", c.Bus.MaxMsgs, fmt.Sprintf(
-			"at least %d (2 x train.batch_size + 256 + bus.max_ack_pending: the view messages the trainer may hold unacknowledged, at one sample each)", window))
+			"at least %d (2 x train.batch_size + bus.batch + bus.max_ack_pending: the view messages the trainer may hold unacknowledged, at one sample each)", window))
 	}
 
 	k.Include("evaluate", c.Evaluate.Validate())

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/supflow/supflow/bus"
 	"github.com/supflow/supflow/internal/clustertest"
 	"github.com/supflow/supflow/internal/storetest"
 	"github.com/supflow/supflow/messages"
@@ -81,30 +82,32 @@ train: {epochs: 2, batch_size: 50, knn_every: 0}
 
 // TestIntegrationFaultNATSRestart restarts the NATS server (JetStream file
 // storage, same port) in the middle of the first epoch, for longer than a
-// JetStream request's 5 s timeout, while a 170-message stream limit holds
-// the feeder back mid-epoch: every stage reconnects, the feeder's waiting
-// publish goes through after the restart, and both epochs complete with
-// the exact set. (170 is the least the trainer's window allows with
-// bus.batch 1: 2 x batch + max_ack_pending. With bus.batch 16 an epoch is
-// 19 messages, so the limit does not hold the feeder back; the case notes
-// it.)
+// JetStream request's 5 s timeout, while a stream limit holds the feeder
+// back mid-epoch: every stage reconnects, the feeder's waiting publish
+// goes through after the restart, and both epochs complete with the exact
+// set. (The limit is the least the trainer's window allows, 165 messages
+// with bus.batch 1: 2 x batch + bus.batch + max_ack_pending. With bus.batch
+// 16 an epoch is 19 messages, so the limit does not hold the feeder back;
+// the case notes it.)
 func TestIntegrationFaultNATSRestart(t *testing.T) { eachBatch(t, faultNATSRestart) }
 
 func faultNATSRestart(t *testing.T) {
-	fc := newCase(t, "NATS restart", "nats-server shut down for 8 s after the first step of epoch 1, while a 170-message stream limit held the feeder mid-epoch; restarted on the same port and store", `
+	fc := newCase(t, "NATS restart", "", `
 dataset: {limit_train: 300, limit_test: 10}
 train: {epochs: 2, batch_size: 50, knn_every: 0}
 `)
+	window := bus.Limits{Batch: fc.batch}.TrainPending(50)
+	fc.row.Injected = fmt.Sprintf("nats-server shut down for 8 s after the first step of epoch 1, while a %d-message stream limit (the trainer's window) held the feeder mid-epoch; restarted on the same port and store", window)
 	c := fc.c
 	fc.ingest()
 	entries := fc.trainEntries("mnist", 300)
-	limit := []string{"--set", "bus.stream_max_msgs=170"}
+	limit := []string{"--set", fmt.Sprintf("bus.stream_max_msgs=%d", window)}
 	dec := c.Start("decode", append([]string{"decode"}, limit...)...)
 	aug := c.Start("augment", append([]string{"augment"}, limit...)...)
 	train := c.Start("train", append([]string{"train"}, limit...)...)
 	feed := c.Start("feed", append([]string{"feed"}, limit...)...)
 	train.WaitFor(stepLine(1), 2*time.Minute)
-	if per := fc.messages(len(entries)); per < 170 {
+	if per := fc.messages(len(entries)); per < window {
 		fc.note("an epoch is %d messages of up to %d samples: the stream limit did not hold the feeder back", per, fc.batch)
 	}
 	c.RestartNATS(8 * time.Second)

@@ -127,8 +127,8 @@ const findings = `## What the cases found
   bus.stream_max_msgs >= 2 x train.batch_size + bus.max_ack_pending
   (for a while counted in messages of bus.batch samples, which stalled
   the trainer where views were packed fewer to a message; the trainer's
-  window now counts samples, plus 256 for the message whose samples are
-  partly stepped, 2026-12-06).
+  window now counts samples, plus bus.batch for the message whose samples
+  are partly stepped, 2026-12-06).
   Later (CI, 2026-11-27) the same case stalled once for the whole 4 min
   the test waits, every stage reconnected and the trainer making no step,
   and did not repeat in 29 local runs of that code (6 as is, 15 with a
