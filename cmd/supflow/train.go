@@ -19,7 +19,22 @@ import (
 // set: training never lists the bucket.
 func loadDataset(ctx context.Context, cfg *config.Config, s *store.Client) (dataset.Dataset, error) {
 	d, err := dataset.Load(ctx, s, cfg.Dataset.Prefix)
-	return d, datasetError(s, cfg.Dataset.Prefix, err)
+	if err != nil {
+		return d, datasetError(s, cfg.Dataset.Prefix, err)
+	}
+	return d, channelsFit(cfg, s.Bucket(), d.Info)
+}
+
+// channelsFit refuses a decode.gray that disagrees with the data set's
+// channels, which the encoder takes: decode would make images the trainer
+// and the evaluation refuse one by one (every sample dead-lettered, then
+// "none of the samples could be loaded").
+func channelsFit(cfg *config.Config, bucket string, info dataset.Info) error {
+	if gray := info.Channels == 1; gray != cfg.Decode.Gray {
+		return usageError{fmt.Errorf("decode.gray is %v, but the data set s3://%s/%s has %d channel(s) (its info.json), which the encoder takes: set decode.gray: %v",
+			cfg.Decode.Gray, bucket, cfg.Dataset.Prefix, info.Channels, gray)}
+	}
+	return nil
 }
 
 // datasetError says to ingest first when the data set is not there.
