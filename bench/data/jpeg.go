@@ -180,10 +180,10 @@ func jpegPipeline(photos [][]byte, n int) error {
 		return err
 	}
 	// On 2 cores: the work alone, with the S3 GETs, then over the bus.
-	work, err := direct(ctx, len(files), func(ctx context.Context, i int) error {
+	work := &workMeter{n: len(files), fn: func(ctx context.Context, i int) error {
 		return sampleWork(ctx, d, aug, i, files[i])
-	})
-	if err != nil {
+	}}
+	if err := work.measure(ctx); err != nil {
 		return err
 	}
 	withS3, err := direct(ctx, len(files), func(ctx context.Context, i int) error {
@@ -200,11 +200,9 @@ func jpegPipeline(photos [][]byte, n int) error {
 	per := func(cpu float64) float64 { return 1e3 * cpu / float64(len(files)) }
 	fmt.Printf("%s per core: decode %.0f img/s (%.2f ms), augment %.0f samples/s (%.2f ms per 2 views)  %s\n",
 		jpegCase, 1e3/decCPU, decCPU, 1e3/augCPU, augCPU, loadavg())
-	fmt.Printf("%-34s %10.0f %14.3f %10s %8s  %s\n", jpegCase+" work: decode + augment", work.rate, per(work.cpu), "-", "1.00x", work.load)
-	fmt.Printf("%-34s %10.0f %14.3f %10s %8s  %s\n", jpegCase+" no bus: S3 get + work", withS3.rate, per(withS3.cpu), "-", fmt.Sprintf("%.2fx", withS3.cpu/work.cpu), withS3.load)
-	s3ms := per(withS3.cpu) - per(work.cpu)
 	// Separate decode and augment workers, then fused ones (decode
-	// --augment), alternating, twice each.
+	// --augment), alternating, twice each; the work measured before each.
+	var rows []busRow
 	for range 2 {
 		for _, k := range []int{1, defaultBatch} {
 			for _, fused := range []bool{false, true} {
@@ -216,19 +214,25 @@ func jpegPipeline(photos [][]byte, n int) error {
 				if !sel.match(row) {
 					continue
 				}
+				if err := work.measure(ctx); err != nil {
+					return err
+				}
 				r, err := overBus(ctx, row, dec, aug, tasks, bySample, k, fused)
 				if err != nil {
 					return fmt.Errorf("%s, batch %d: %w", name, k, err)
 				}
-				ms := per(r.cpu)
-				share := 1 - work.cpu/r.cpu
-				busms := ms - per(withS3.cpu)
-				fmt.Printf("%-34s %10.0f %14.3f %9.0f%% %7.2fx  %s\n", fmt.Sprintf("%s bus, batch %d", name, k), r.rate, ms, 100*share, r.cpu/work.cpu, r.load)
-				fmt.Printf("PIPELINE case=%s_batch%d samples_per_s=%.0f cpu_ms_per_sample=%.3f bus_share=%.2f vs_work=%.2f decode_per_core=%.0f augment_per_core=%.0f s3_per_core=%.0f bus_per_core=%.0f alloc_kb_per_sample=%.1f work_alloc_kb_per_sample=%.1f gcs=%d work_gcs=%d\n",
-					name, k, r.rate, ms, share, r.cpu/work.cpu, 1e3/decCPU, 1e3/augCPU, rate(s3ms), rate(busms),
-					r.alloc/1e3/float64(len(files)), work.alloc/1e3/float64(len(files)), r.gcs, work.gcs)
+				rows = append(rows, busRow{name, k, r})
 			}
 		}
+	}
+	med := work.median()
+	fmt.Printf("%-34s %10.0f %14.3f %10s %8s  %s (median of %s)\n", jpegCase+" work: decode + augment", med.rate, per(med.cpu), "-", "1.00x", med.load, work.spread())
+	fmt.Printf("%-34s %10.0f %14.3f %10s %8s  %s\n", jpegCase+" no bus: S3 get + work", withS3.rate, per(withS3.cpu), "-", fmt.Sprintf("%.2fx", withS3.cpu/med.cpu), withS3.load)
+	s3ms := per(withS3.cpu) - per(med.cpu)
+	for _, row := range rows {
+		row.print(len(files), med)
+		fmt.Printf("PARTS case=%s_batch%d decode_per_core=%.0f augment_per_core=%.0f s3_per_core=%.0f bus_per_core=%.0f\n",
+			row.name, row.batch, 1e3/decCPU, 1e3/augCPU, rate(s3ms), rate(per(row.r.cpu)-per(withS3.cpu)))
 	}
 	fmt.Printf("(per core: samples per CPU-second of each part alone; s3 = CPU(S3 get + work) - CPU(work), bus = CPU(pipeline) - CPU(S3 get + work) per sample, GOMAXPROCS=%d)\n", runtime.GOMAXPROCS(0))
 	// The same JPEGs in shards, decode cache warm: decoded shards at
@@ -237,7 +241,7 @@ func jpegPipeline(photos [][]byte, n int) error {
 	if err != nil {
 		return err
 	}
-	if err := warmCache(ctx, objects, jpegCase, dcfg, sh, aug, work.cpu/float64(len(files))); err != nil {
+	if err := warmCache(ctx, objects, jpegCase, dcfg, sh, aug, work.perSample()); err != nil {
 		return err
 	}
 	fmt.Println()
