@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -49,11 +48,13 @@ const shardMembers = 500
 const benchRun = "bench"
 
 // variant is a case's tasks in one layout and order, run for each of its
-// bus.batch values.
+// bus.batch values; fused variants also run fused (decode --augment) at
+// the default batch.
 type variant struct {
 	name    string
 	tasks   []messages.DecodeTask
 	batches []int
+	fused   bool
 }
 
 // pipelineCase is one image set pushed through the pipeline.
@@ -81,9 +82,7 @@ func pipelines(cases []pipelineCase) error {
 	for _, pc := range cases {
 		keys := make([]string, len(pc.pngs))
 		tasks := make([]messages.DecodeTask, len(pc.pngs))
-		sizes := make([]int64, len(pc.pngs))
 		for i, b := range pc.pngs {
-			sizes[i] = int64(len(b))
 			keys[i] = fmt.Sprintf("%s/%05d.png", pc.name, i)
 			if err := objects.Put(ctx, keys[i], b, store.PutOptions{}); err != nil {
 				return err
@@ -94,6 +93,7 @@ func pipelines(cases []pipelineCase) error {
 		if err != nil {
 			return err
 		}
+		sizes := sh.sizes() // by sample id, for loose tasks too
 		dec, err := decode.New(decode.Config{Config: imgdecode.Config{Gray: pc.gray}}, decode.Deps{Objects: objects, IsNotFound: func(err error) bool { return errors.Is(err, store.ErrNotFound) }})
 		if err != nil {
 			return err
@@ -128,7 +128,8 @@ func pipelines(cases []pipelineCase) error {
 		if err := work.measure(ctx); err != nil {
 			return err
 		}
-		variants := []variant{{pc.name, tasks, batchSizes}}
+		// The unsharded case and the sharded layouts in runs also run fused.
+		variants := []variant{{pc.name, tasks, batchSizes, true}}
 		for _, run := range shardRuns {
 			o, err := sh.ordered(run)
 			if err != nil {
@@ -138,16 +139,14 @@ func pipelines(cases []pipelineCase) error {
 			if run > 1 {
 				name += fmt.Sprintf("_run%d", run)
 			}
-			variants = append(variants, variant{name, o, shardBatches[run]})
+			variants = append(variants, variant{name, o, shardBatches[run], run > 1})
 		}
 		var rows []busRow
 		for _, v := range variants {
 			for _, k := range v.batches {
-				// At the default batch, the unsharded case and the sharded
-				// layouts in runs also run fused (decode --augment),
-				// alternating with separate workers.
+				// Fused rows alternate with separate ones.
 				modes := []bool{false}
-				if k == defaultBatch && (v.name == pc.name || strings.Contains(v.name, "_run")) {
+				if k == defaultBatch && v.fused {
 					modes = []bool{false, true, false, true}
 				}
 				for _, fused := range modes {
