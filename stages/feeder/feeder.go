@@ -298,10 +298,10 @@ func (f *Feeder) RunEpoch(ctx context.Context, epoch uint32, publish PublishFunc
 // Split cuts n tasks, in order, into messages and returns where each ends:
 // batch tasks to a message, fewer where their images' encoded sizes
 // (size(k) of task k) reach maxBytes (0: no bound), one at least. bus.batch
-// 256 with shard runs of 64 cut the CPU per sample at 28-32 px by 9-30%
-// against 64 and 16 (docs/benchmarks.md) but would have had decode hold
-// 256 photos for one message; by their sizes, 110 KB JPEGs go about 10 to
-// a MiB message.
+// 256 with shard runs of 64 is what pays at 28-32 px (docs/benchmarks.md,
+// "Larger messages for small images") but would have had decode hold 256
+// photos for one message; by their sizes, 110 KB JPEGs go about 10 to a
+// MiB message.
 func Split(n, batch int, maxBytes int64, size func(k int) int64) []int {
 	batch = max(batch, 1)
 	ends := make([]int, 0, (n+batch-1)/batch)
