@@ -220,10 +220,16 @@ func testIngestBadFiles(t *testing.T, c *store.Client) {
 		t.Fatalf("stored WebP differs from decode's pixels of the original (%v)", err)
 	}
 
-	// A second run uploads nothing and reports the same.
+	// A second run finds the tree unchanged and returns the stored report;
+	// forced, it reads every file again, uploads nothing and reports the
+	// same left-out files.
 	again, err := Ingest(ctx, c, src, Options{Prefix: "own"})
-	if err != nil || again.Written != 0 || again.Skipped != len(good) || !maps.Equal(again.LeftOut, want) {
+	if err != nil || !again.Unchanged || again.Written != len(good) || !maps.Equal(again.LeftOut, want) {
 		t.Fatalf("re-run: %+v, %v", again, err)
+	}
+	again, err = Ingest(ctx, c, src, Options{Prefix: "own", Force: true})
+	if err != nil || again.Unchanged || again.Written != 0 || again.Skipped != len(good) || !maps.Equal(again.LeftOut, want) {
+		t.Fatalf("forced re-run: %+v, %v", again, err)
 	}
 }
 

@@ -99,6 +99,17 @@ func (c *CIFAR) Name() string      { return c.layout.name }
 func (c *CIFAR) Classes() []string { return c.classes }
 func (c *CIFAR) Channels() int     { return 3 }
 
+// Stamp writes the names, sizes and modification times of the data files
+// (the class names are part of the ingest's fingerprint already).
+func (c *CIFAR) Stamp(_ context.Context, w io.Writer) error {
+	for _, sf := range c.layout.splitsFiles {
+		if err := stampFiles(w, filepath.Join(c.dir, sf[1])); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Samples reads each split's records in file order, or with opts.Mix in
 // mixOrder's order of their IDs (inOrder: the split's files are read once
 // per maxMixBytes of records); a sample's ID is its position in its split

@@ -23,6 +23,10 @@
 // that every manifest key does (UnderPrefix, checked by Load and by decode)
 // holds for them unchanged.
 //
+// Ingest stores a fingerprint too, of the source's files (Source.Stamp:
+// names, sizes, modification times) and its options, so that a re-run of
+// an unchanged source reads no image.
+//
 // Ingest keeps only images the decode stage will take: an image over
 // Options.MaxPixels (decode.max_pixels; by default imgdecode's, the same
 // as decode's) is refused from its header, one whose encoded object is

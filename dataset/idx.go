@@ -82,6 +82,23 @@ func (x *IDX) find(stem string) (string, error) {
 	return "", fmt.Errorf("%w: neither %s nor %s.gz in %s", ErrSource, stem, stem, x.dir)
 }
 
+// Stamp writes the names, sizes and modification times of the four idx
+// files.
+func (x *IDX) Stamp(_ context.Context, w io.Writer) error {
+	for _, s := range idxSplits {
+		for _, kind := range []string{"-labels-idx1-ubyte", "-images-idx3-ubyte"} {
+			p, err := x.find(s.stem + kind)
+			if err != nil {
+				return err
+			}
+			if err := stampFiles(w, p); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // Samples reads the train then the test images in file order, or with
 // opts.Mix in mixOrder's order of their IDs (inOrder: the file is read
 // once per maxMixBytes of images); a sample's ID is its position in its

@@ -177,6 +177,12 @@ func (f *ImageFolder) Name() string      { return "imagefolder" }
 func (f *ImageFolder) Classes() []string { return f.classes }
 func (f *ImageFolder) Channels() int     { return f.channels }
 
+// Stamp writes every entry of the tree (stampTree): a file added, removed,
+// rewritten or renamed changes it.
+func (f *ImageFolder) Stamp(ctx context.Context, w io.Writer) error {
+	return stampTree(ctx, w, f.fsys)
+}
+
 // Samples reads split by split, class by class, files in name order, or
 // with opts.Mix each split's files in mixOrder's order of their
 // <class>/<stem> names. With a limit, the split's files are chosen by

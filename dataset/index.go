@@ -325,7 +325,8 @@ func Index(ctx context.Context, b IndexBucket, opts IndexOptions) (IndexReport, 
 	fingerprint := hex.EncodeToString(fp.Sum(nil))
 
 	if !opts.Force {
-		if rep, ok := storedIndex(ctx, b, opts.Prefix, fingerprint); ok {
+		var rep IndexReport
+		if raw, ok := storedReport(ctx, b, opts.Prefix, fingerprint); ok && json.Unmarshal(raw, &rep) == nil {
 			rep.Unchanged = true
 			opts.Logger.InfoContext(ctx, "index unchanged", "path", opts.Path, "images", rep.Images, "fingerprint", fingerprint[:12])
 			return rep, nil
@@ -444,32 +445,6 @@ func Index(ctx context.Context, b IndexBucket, opts IndexOptions) (IndexReport, 
 		"refused", rep.Refused, "skipped_extension", rep.Skipped.Extension, "skipped_hidden", rep.Skipped.Hidden,
 		"skipped_layout", rep.Skipped.Layout, "skipped_invalid_key", rep.Skipped.InvalidKey)
 	return rep, nil
-}
-
-// storedIndex returns the stored report when the data set under prefix
-// was built with fingerprint: its info.json and ingest-report.json both
-// carry it (info.json is written first and the report last, so an index
-// interrupted between them never matches) and its manifest exists.
-func storedIndex(ctx context.Context, b IndexBucket, prefix, fingerprint string) (IndexReport, bool) {
-	raw, err := b.Get(ctx, ReportKey(prefix))
-	if err != nil {
-		return IndexReport{}, false
-	}
-	var rep IndexReport
-	if json.Unmarshal(raw, &rep) != nil || rep.Fingerprint != fingerprint {
-		return IndexReport{}, false
-	}
-	if raw, err = b.Get(ctx, InfoKey(prefix)); err != nil {
-		return IndexReport{}, false
-	}
-	info, err := ReadInfo(bytes.NewReader(raw))
-	if err != nil || info.Fingerprint != fingerprint {
-		return IndexReport{}, false
-	}
-	if _, err := b.Stat(ctx, ManifestKey(prefix)); err != nil {
-		return IndexReport{}, false
-	}
-	return rep, true
 }
 
 // writeIndex writes info.json (with the fingerprint) first, then

@@ -58,6 +58,9 @@ func (rep Report) WriteSummary(w io.Writer, bucket string) {
 		fmt.Fprintf(w, "%s%d %s", sep, rep.LeftOut[kind], kind)
 	}
 	fmt.Fprintln(w)
+	if rep.Unchanged {
+		fmt.Fprintf(w, "unchanged since %s (same files, sizes and modification times, same settings): nothing read or written\n", rep.Ingested.Format(time.RFC3339))
+	}
 	for _, s := range rep.LeftOutFiles {
 		fmt.Fprintf(w, "  %s %s: %s\n", s.Kind, s.Path, s.Reason)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"image"
@@ -15,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/supflow/supflow/imgdecode"
 	"github.com/supflow/supflow/store"
@@ -23,6 +25,7 @@ import (
 // Bucket is what ingest needs from object storage; *store.Client has it.
 type Bucket interface {
 	Put(ctx context.Context, key string, data []byte, opts store.PutOptions) error
+	Get(ctx context.Context, key string) ([]byte, error)
 	Stat(ctx context.Context, key string) (store.ObjectInfo, error)
 }
 
@@ -82,6 +85,11 @@ type Options struct {
 	// which the feeder's full shuffle makes irrelevant, so the manifests of
 	// loose data sets are what they were.
 	ShardBytes int64
+	// Force reads, encodes and compares every image even when the data
+	// set under Prefix was built from an unchanged source with the same
+	// options (Report.Unchanged): an object changed or deleted in the
+	// bucket since is then written again.
+	Force bool
 }
 
 func (o *Options) setDefaults() {
@@ -152,6 +160,15 @@ type Report struct {
 	// the refused images (kind "refused"), with the reason.
 	LeftOutFiles []Skip `json:"left_out_files,omitempty"`
 	Info         Info   `json:"info"`
+	// Fingerprint identifies the source's files and the options the data
+	// set was built from (ingestFingerprint; Info.Fingerprint too).
+	Fingerprint string `json:"fingerprint"`
+	// Unchanged says that this call found the data set already built
+	// with the same fingerprint and read and wrote nothing else: the rest
+	// of the report is the stored one, from the call that built it, and
+	// Entries is nil (Load reads the manifest).
+	Unchanged bool      `json:"unchanged"`
+	Ingested  time.Time `json:"ingested"` // when the data set was built
 	// Entries is the manifest, in the order read (source order, or for
 	// a sharded ingest the mixed order of its shards); not part of the
 	// JSON.
@@ -252,17 +269,34 @@ func (p *pngPool) Put(b *png.EncoderBuffer) { p.p.Put(b) }
 
 // Ingest reads every sample of src, writes each image to
 // <prefix>/<split>/<class>/<id>.<ext> with its SHA-256 in the object
-// metadata, then writes classes.json, info.json, the report
-// (ingest-report.json) and the manifest. Entries of the source's tree it
-// leaves out (files that do not decode, links, stray files: ReadOptions.Skip)
-// and images over a limit are counted and named in the report; they never
-// stop the ingest. It is idempotent: objects already stored with the same
-// SHA-256 are not uploaded again, and the manifest, classes.json and
-// info.json come out byte for byte the same.
+// metadata, then writes info.json, classes.json, the manifest and the
+// report (ingest-report.json). Entries of the source's tree it leaves out
+// (files that do not decode, links, stray files: ReadOptions.Skip) and
+// images over a limit are counted and named in the report; they never stop
+// the ingest.
+//
+// It is idempotent and cheap to repeat: when the source's files (Stamp)
+// and the options give the fingerprint the stored info.json and report
+// carry, it returns the stored report with Unchanged set, having read no
+// image and written nothing (Options.Force reads on). Otherwise objects
+// already stored with the same SHA-256 are not uploaded again, and the
+// manifest, classes.json and info.json come out byte for byte the same.
 func Ingest(ctx context.Context, b Bucket, src Source, opts Options) (Report, error) {
 	opts.setDefaults()
 	if err := opts.validate(); err != nil {
 		return Report{}, err
+	}
+	fingerprint, err := ingestFingerprint(ctx, src, opts)
+	if err != nil {
+		return Report{}, err
+	}
+	if !opts.Force {
+		var rep Report
+		if raw, ok := storedReport(ctx, b, opts.Prefix, fingerprint); ok && json.Unmarshal(raw, &rep) == nil {
+			rep.Unchanged = true
+			opts.Logger.InfoContext(ctx, "ingest unchanged", "source", src.Name(), "images", rep.Images, "fingerprint", fingerprint[:12])
+			return rep, nil
+		}
 	}
 	classes := src.Classes()
 	channels := src.Channels()
@@ -366,7 +400,7 @@ func Ingest(ctx context.Context, b Bucket, src Source, opts Options) (Report, er
 	}
 	var splitOrder []string
 	idx := 0
-	rep := Report{Source: src.Name(), Prefix: opts.Prefix, LeftOut: map[string]int{}}
+	rep := Report{Source: src.Name(), Prefix: opts.Prefix, LeftOut: map[string]int{}, Fingerprint: fingerprint, Ingested: time.Now().UTC().Truncate(time.Second)}
 	read := ReadOptions{Limit: opts.Limit, MaxPixels: opts.MaxPixels, MaxFileBytes: opts.MaxFileBytes, Mix: opts.ShardBytes > 0, Skip: func(s Skip) {
 		// Called by Samples, from this goroutine alone.
 		opts.Logger.WarnContext(ctx, "left out of the data set", "path", s.Path, "kind", s.Kind, "reason", s.Reason)
@@ -507,13 +541,14 @@ func finish(ctx context.Context, b Bucket, src Source, opts Options, rep Report,
 	rep.Entries = make([]Entry, len(results))
 	rep.Images = len(results)
 	info := Info{
-		Source:   src.Name(),
-		Format:   opts.Format,
-		Channels: src.Channels(),
-		Counts:   map[string]int{},
-		Classes:  len(src.Classes()),
-		Height:   results[0].h,
-		Width:    results[0].w,
+		Source:      src.Name(),
+		Format:      opts.Format,
+		Channels:    src.Channels(),
+		Counts:      map[string]int{},
+		Classes:     len(src.Classes()),
+		Height:      results[0].h,
+		Width:       results[0].w,
+		Fingerprint: rep.Fingerprint,
 	}
 	keys := make(map[string]bool, len(results))
 	for i, r := range results {
@@ -567,11 +602,14 @@ func finish(ctx context.Context, b Bucket, src Source, opts Options, rep Report,
 		key, ctype string
 		data       []byte
 	}{
-		{ClassesKey(opts.Prefix), "application/json", classesJSON},
+		// info.json first and the report last, each with the fingerprint:
+		// both match only when all four are this call's (storedReport).
 		{InfoKey(opts.Prefix), "application/json", infoJSON},
-		{ReportKey(opts.Prefix), "application/json", repJSON},
-		// The manifest goes last: its presence means the data set is complete.
+		{ClassesKey(opts.Prefix), "application/json", classesJSON},
+		// The manifest after the others it needs: its presence means the
+		// data set is complete.
 		{ManifestKey(opts.Prefix), "application/x-ndjson", manifest.Bytes()},
+		{ReportKey(opts.Prefix), "application/json", repJSON},
 	} {
 		if err := b.Put(ctx, f.key, f.data, store.PutOptions{ContentType: f.ctype}); err != nil {
 			return Report{}, fmt.Errorf("dataset: put %s: %w", f.key, err)

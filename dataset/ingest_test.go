@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"image/color"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/supflow/supflow/internal/fixtures"
 	"github.com/supflow/supflow/internal/storetest"
@@ -50,8 +54,13 @@ func TestIngestCIFARStatsAndIdempotence(t *testing.T) {
 	for _, k := range []string{ManifestKey("c100"), ClassesKey("c100"), InfoKey("c100")} {
 		before[k] = b.objs[k]
 	}
+	// The CIFAR files are unchanged: a re-run reads none (TestIngestUnchanged);
+	// forced, it encodes and compares every image and uploads none.
 	putsBefore := b.puts
-	again, err := Ingest(ctx, b, src, Options{Prefix: "c100"})
+	if again, err := Ingest(ctx, b, src, Options{Prefix: "c100"}); err != nil || !again.Unchanged || b.puts != putsBefore {
+		t.Fatalf("unforced re-run: unchanged %v, %d puts, %v", again.Unchanged, b.puts-putsBefore, err)
+	}
+	again, err := Ingest(ctx, b, src, Options{Prefix: "c100", Force: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +74,7 @@ func TestIngestCIFARStatsAndIdempotence(t *testing.T) {
 	}
 	// A changed object (different sha256) is uploaded again.
 	b.meta[rep.Entries[0].Key]["sha256"] = strings.Repeat("0", 64)
-	third, err := Ingest(ctx, b, src, Options{Prefix: "c100"})
+	third, err := Ingest(ctx, b, src, Options{Prefix: "c100", Force: true})
 	if err != nil || third.Written != 1 {
 		t.Fatalf("third run wrote %d, %v", third.Written, err)
 	}
@@ -87,6 +96,108 @@ func TestIngestCIFARStatsAndIdempotence(t *testing.T) {
 	missing, err = Missing(ctx, b, d.Entries, 2)
 	if err != nil || len(missing) != 2 || missing[0] != d.Entries[2] || missing[1] != d.Entries[5] {
 		t.Fatalf("Missing = %v, %v", missing, err)
+	}
+}
+
+// TestIngestUnchanged: a re-run with the same source files and options
+// reads no image and writes nothing, returning the stored report; a file
+// touched, added or removed, another option, or a data set whose files
+// are not all of the same ingest (one interrupted after writing info.json)
+// ingests again.
+func TestIngestUnchanged(t *testing.T) {
+	ctx := t.Context()
+	setup := func(t *testing.T) (string, *memBucket, Options, Report) {
+		dir := t.TempDir()
+		for i, p := range []string{"train/a/1.png", "train/a/2.png", "train/b/3.png", "test/a/4.png", "test/b/5.png"} {
+			v := uint8(40 * i)
+			writePNG(t, filepath.Join(dir, p), 4, 4, color.NRGBA{v, 255 - v, v / 2, 255})
+		}
+		src, err := OpenImageFolder(dir, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, opts := newMemBucket(), Options{Prefix: "f"}
+		rep, err := Ingest(ctx, b, src, opts)
+		if err != nil || rep.Unchanged || rep.Written != 5 || rep.Fingerprint == "" || rep.Info.Fingerprint != rep.Fingerprint {
+			t.Fatalf("first ingest: %+v, %v", rep, err)
+		}
+		return dir, b, opts, rep
+	}
+	ingest := func(t *testing.T, dir string, b *memBucket, opts Options) Report {
+		src, err := OpenImageFolder(dir, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := Ingest(ctx, b, src, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+
+	t.Run("unchanged", func(t *testing.T) {
+		dir, b, opts, first := setup(t)
+		puts := b.puts
+		rep := ingest(t, dir, b, opts)
+		if !rep.Unchanged || b.puts != puts || rep.Entries != nil || rep.Images != 5 || rep.Written != 5 ||
+			!rep.Ingested.Equal(first.Ingested) || rep.Info.Mean[0] != first.Info.Mean[0] {
+			t.Fatalf("re-run: %+v, %d puts", rep, b.puts-puts)
+		}
+		var sum strings.Builder
+		rep.WriteSummary(&sum, "bk")
+		if !strings.Contains(sum.String(), "unchanged since "+first.Ingested.Format(time.RFC3339)) {
+			t.Fatalf("summary:\n%s", sum.String())
+		}
+	})
+	for _, tc := range []struct {
+		name   string
+		change func(t *testing.T, dir string, b *memBucket, opts *Options)
+	}{
+		{"touched", func(t *testing.T, dir string, _ *memBucket, _ *Options) {
+			future := time.Now().Add(time.Hour)
+			if err := os.Chtimes(filepath.Join(dir, "train/a/1.png"), future, future); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"added", func(t *testing.T, dir string, _ *memBucket, _ *Options) {
+			writePNG(t, filepath.Join(dir, "train/b/6.png"), 4, 4, color.NRGBA{9, 9, 9, 255})
+		}},
+		{"removed", func(t *testing.T, dir string, _ *memBucket, _ *Options) {
+			if err := os.Remove(filepath.Join(dir, "test/b/5.png")); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"stray file", func(t *testing.T, dir string, _ *memBucket, _ *Options) {
+			if err := os.WriteFile(filepath.Join(dir, "train/a/notes.txt"), []byte("x"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"option", func(_ *testing.T, _ string, _ *memBucket, opts *Options) { opts.Format = FormatJPEG }},
+		{"limit", func(_ *testing.T, _ string, _ *memBucket, opts *Options) {
+			opts.Limit = Selection{PerSplit: map[string]int{"train": 2}}
+		}},
+		{"forced", func(_ *testing.T, _ string, _ *memBucket, opts *Options) { opts.Force = true }},
+		{"report gone", func(_ *testing.T, _ string, b *memBucket, _ *Options) { b.delete(ReportKey("f")) }},
+		{"info of another ingest", func(t *testing.T, _ string, b *memBucket, _ *Options) {
+			info := strings.Replace(string(b.objs[InfoKey("f")]), `"fingerprint": "`, `"fingerprint": "0`, 1)
+			if info == string(b.objs[InfoKey("f")]) {
+				t.Fatal("no fingerprint in info.json")
+			}
+			b.objs[InfoKey("f")] = []byte(info)
+		}},
+		{"manifest gone", func(_ *testing.T, _ string, b *memBucket, _ *Options) { b.delete(ManifestKey("f")) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, b, opts, _ := setup(t)
+			tc.change(t, dir, b, &opts)
+			rep := ingest(t, dir, b, opts)
+			if rep.Unchanged || len(rep.Entries) == 0 {
+				t.Fatalf("re-run after the change: unchanged %v, %d entries", rep.Unchanged, len(rep.Entries))
+			}
+			if _, err := Load(ctx, b, "f"); err != nil {
+				t.Fatalf("Load after the re-run: %v", err)
+			}
+		})
 	}
 }
 
@@ -173,9 +284,17 @@ func TestIngestMNISTEmbedded(t *testing.T) {
 			t.Fatalf("Get first image: %d bytes, %v", len(got), err)
 		}
 	}
-	rep, err := Ingest(ctx, c, src, Options{Prefix: "mnist-png", Limit: Selection{PerSplit: map[string]int{"train": 200, "test": 200}}})
-	if err != nil || rep.Skipped != 400 {
-		t.Fatalf("re-run skipped %d, %v", rep.Skipped, err)
+	// The idx files are unchanged: a re-run reads none of them; forced, it
+	// finds every image stored.
+	opts := Options{Prefix: "mnist-png", Limit: Selection{PerSplit: map[string]int{"train": 200, "test": 200}}}
+	rep, err := Ingest(ctx, c, src, opts)
+	if err != nil || !rep.Unchanged || rep.Images != 400 {
+		t.Fatalf("re-run: unchanged %v, %d images, %v", rep.Unchanged, rep.Images, err)
+	}
+	opts.Force = true
+	rep, err = Ingest(ctx, c, src, opts)
+	if err != nil || rep.Unchanged || rep.Skipped != 400 {
+		t.Fatalf("forced re-run skipped %d, %v", rep.Skipped, err)
 	}
 }
 

@@ -105,7 +105,7 @@ func TestIngestShards(t *testing.T) {
 	if len(before) != rep.Shards+3 {
 		t.Fatalf("%d objects under sh/, want %d shards + 3 files", len(before), rep.Shards)
 	}
-	again, err := Ingest(ctx, c, src, Options{Prefix: "sh", Limit: Selection{PerSplit: map[string]int{"train": 60, "test": 60}}, ShardBytes: shardBytes})
+	again, err := Ingest(ctx, c, src, Options{Prefix: "sh", Limit: Selection{PerSplit: map[string]int{"train": 60, "test": 60}}, ShardBytes: shardBytes, Force: true})
 	if err != nil || again.Written != 0 || again.Skipped != 120 || again.Shards != rep.Shards || !slices.Equal(again.Entries, rep.Entries) {
 		t.Fatalf("re-run: written %d skipped %d shards %d, %v", again.Written, again.Skipped, again.Shards, err)
 	}
@@ -201,7 +201,7 @@ func TestIngestShardsMixed(t *testing.T) {
 		}
 	}
 	puts := b.puts
-	again, err := Ingest(ctx, b, src, Options{Prefix: "a", ShardBytes: shardBytes})
+	again, err := Ingest(ctx, b, src, Options{Prefix: "a", ShardBytes: shardBytes, Force: true})
 	if err != nil || again.Written != 0 || again.Skipped != 400 || b.puts-puts != 4 || !slices.Equal(again.Entries, a.Entries) {
 		t.Fatalf("re-run: written %d skipped %d, %d puts, %v", again.Written, again.Skipped, b.puts-puts, err)
 	}

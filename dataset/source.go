@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"io"
 )
 
 // Sample is one image read from a source.
@@ -62,6 +63,11 @@ type Source interface {
 	// source order unless opts.Mix): an image over a limit is passed with
 	// Refused set. It stops at the first error from fn or ctx.
 	Samples(ctx context.Context, opts ReadOptions, fn func(Sample) error) error
+	// Stamp writes what identifies the files Samples reads without
+	// reading them (names, sizes, modification times): a source whose
+	// stamp is unchanged reads the same samples. Ingest keeps a data set
+	// built from the same stamp and options (Report.Unchanged).
+	Stamp(ctx context.Context, w io.Writer) error
 }
 
 // Open opens the source of kind ("mnist", "idx", "cifar10", "cifar100" or

@@ -21,7 +21,10 @@ func commands() map[string]command {
 			flags: func(fs *flag.FlagSet, o *options) {
 				fs.BoolVar(&o.resume, "resume", false, "continue from the run's last checkpoint")
 			}, check: all(checkBackend, checkTrainMemory), run: runAll},
-		"ingest": {summary: "make the data set: upload a local dataset.source, or index images already in the bucket (source s3); idempotent", run: runIngest},
+		"ingest": {summary: "make the data set: upload a local dataset.source, or index images already in the bucket (source s3); idempotent",
+			flags: func(fs *flag.FlagSet, o *options) {
+				fs.BoolVar(&o.force, "force", false, "read every image again even when the source and settings are unchanged since the last ingest")
+			}, run: runIngest},
 		"feed": {summary: "publish the epochs' decode tasks, one epoch after the trainer finished the previous",
 			flags: func(fs *flag.FlagSet, o *options) {
 				fs.IntVar(&o.startEpoch, "start-epoch", 1, "first epoch to feed (when the trainer resumes)")

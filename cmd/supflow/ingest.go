@@ -106,7 +106,7 @@ func ingest(ctx context.Context, e *env, s *services, report io.Writer) error {
 	if c.Source == dataset.SourceS3 {
 		rep, err := dataset.Index(ctx, s.store, dataset.IndexOptions{
 			Path: cmp.Or(c.Path, c.Prefix), Prefix: c.Prefix, List: c.List,
-			DefaultSplit: c.TrainSplit, StatsSplit: c.TrainSplit, Limit: limit,
+			DefaultSplit: c.TrainSplit, StatsSplit: c.TrainSplit, Limit: limit, Force: e.opts.force,
 			Decode: e.cfg.Decode.Config.Config, MaxObjectBytes: e.cfg.Decode.MaxObjectBytes, Logger: e.log,
 		})
 		if err != nil {
@@ -125,20 +125,28 @@ func ingest(ctx context.Context, e *env, s *services, report io.Writer) error {
 	}
 	rep, err := dataset.Ingest(ctx, s.store, src, dataset.Options{
 		Prefix: c.Prefix, Format: c.Format, Limit: limit, StatsSplit: c.TrainSplit, Logger: e.log,
-		MaxPixels: e.cfg.Decode.MaxPixels, MaxObjectBytes: e.cfg.Decode.MaxObjectBytes, ShardBytes: c.ShardBytes,
+		MaxPixels: e.cfg.Decode.MaxPixels, MaxObjectBytes: e.cfg.Decode.MaxObjectBytes, ShardBytes: c.ShardBytes, Force: e.opts.force,
 	})
 	if err != nil {
 		return fmt.Errorf("ingest: %w", err)
 	}
-	e.log.Info("ingested", "dataset", src.Name(), "prefix", c.Prefix, "written", rep.Written, "already_there", rep.Skipped, "refused", rep.Refused, "shards", rep.Shards,
-		"left_out", rep.LeftOut, "images", len(rep.Entries), "seconds", time.Since(start).Round(time.Millisecond).Seconds())
+	e.log.Info("ingested", "dataset", src.Name(), "prefix", c.Prefix, "unchanged", rep.Unchanged, "written", rep.Written, "already_there", rep.Skipped,
+		"refused", rep.Refused, "shards", rep.Shards, "left_out", rep.LeftOut, "images", rep.Images, "seconds", time.Since(start).Round(time.Millisecond).Seconds())
 	if report != nil {
 		rep.WriteSummary(report, s.store.Bucket())
 	}
 	if rep.Shards == 0 || !e.cfg.Decode.Cache {
 		return nil
 	}
-	return buildDecodedShards(ctx, e, s, rep.Entries, report)
+	entries := rep.Entries
+	if rep.Unchanged {
+		d, err := dataset.Load(ctx, s.store, c.Prefix)
+		if err != nil {
+			return fmt.Errorf("ingest: decode cache: %w", err)
+		}
+		entries = d.Entries
+	}
+	return buildDecodedShards(ctx, e, s, entries, report)
 }
 
 // buildDecodedShards writes the decode cache of a sharded data set: each

@@ -54,6 +54,7 @@ type options struct {
 
 	// per-command flags (registered by the commands that use them)
 	resume     bool
+	force      bool
 	startEpoch int
 	wait       bool
 	checkpoint string
