@@ -186,6 +186,11 @@ func (d *Decoder) decode(data []byte, allowFast bool) (Image, error) {
 			return orientImage(d.resize(out), orient), nil
 		}
 	}
+	if f == formatPNG {
+		if out, ok := decodePNG(data, d.cfg.Gray); ok {
+			return d.resize(out), nil
+		}
+	}
 	decoded, err := safeDecode(c, data)
 	if err != nil {
 		return Image{}, fmt.Errorf("%w: %s: %w", ErrCorrupt, f, err)
