@@ -48,8 +48,12 @@ func (rep IndexReport) WriteSummary(w io.Writer, bucket string) {
 // first of them, as the stored report holds). bucket names the bucket in
 // the s3:// addresses.
 func (rep Report) WriteSummary(w io.Writer, bucket string) {
-	fmt.Fprintf(w, "data set s3://%s/%s from %s: %d images (%d written, %d already stored), %d refused, %d left out",
-		bucket, rep.Prefix, rep.Source, rep.Images, rep.Written, rep.Skipped, rep.Refused, rep.leftOutTotal())
+	when := ""
+	if rep.Unchanged {
+		when = "as ingested at " + rep.Ingested.Format(time.RFC3339) + ": "
+	}
+	fmt.Fprintf(w, "data set s3://%s/%s from %s: %d images (%s%d written, %d already stored), %d refused, %d left out",
+		bucket, rep.Prefix, rep.Source, rep.Images, when, rep.Written, rep.Skipped, rep.Refused, rep.leftOutTotal())
 	for i, kind := range slices.Sorted(maps.Keys(rep.LeftOut)) {
 		sep := ", "
 		if i == 0 {
@@ -59,7 +63,7 @@ func (rep Report) WriteSummary(w io.Writer, bucket string) {
 	}
 	fmt.Fprintln(w)
 	if rep.Unchanged {
-		fmt.Fprintf(w, "unchanged since %s (same files, sizes and modification times, same settings): nothing read or written\n", rep.Ingested.Format(time.RFC3339))
+		fmt.Fprintln(w, "unchanged since (same files, sizes and modification times, same settings): nothing read or written this time")
 	}
 	for _, s := range rep.LeftOutFiles {
 		fmt.Fprintf(w, "  %s %s: %s\n", s.Kind, s.Path, s.Reason)

@@ -145,7 +145,8 @@ func TestIngestUnchanged(t *testing.T) {
 		}
 		var sum strings.Builder
 		rep.WriteSummary(&sum, "bk")
-		if !strings.Contains(sum.String(), "unchanged since "+first.Ingested.Format(time.RFC3339)) {
+		if !strings.Contains(sum.String(), "5 images (as ingested at "+first.Ingested.Format(time.RFC3339)+": 5 written") ||
+			!strings.Contains(sum.String(), "nothing read or written this time") {
 			t.Fatalf("summary:\n%s", sum.String())
 		}
 	})

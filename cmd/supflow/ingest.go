@@ -130,8 +130,13 @@ func ingest(ctx context.Context, e *env, s *services, report io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("ingest: %w", err)
 	}
-	e.log.Info("ingested", "dataset", src.Name(), "prefix", c.Prefix, "unchanged", rep.Unchanged, "written", rep.Written, "already_there", rep.Skipped,
-		"refused", rep.Refused, "shards", rep.Shards, "left_out", rep.LeftOut, "images", rep.Images, "seconds", time.Since(start).Round(time.Millisecond).Seconds())
+	attrs := []any{"dataset", src.Name(), "prefix", c.Prefix, "unchanged", rep.Unchanged, "images", rep.Images}
+	if rep.Unchanged { // the counts would be the stored ingest's
+		attrs = append(attrs, "since", rep.Ingested)
+	} else {
+		attrs = append(attrs, "written", rep.Written, "already_there", rep.Skipped, "refused", rep.Refused, "shards", rep.Shards, "left_out", rep.LeftOut)
+	}
+	e.log.Info("ingested", append(attrs, "seconds", time.Since(start).Round(time.Millisecond).Seconds())...)
 	if report != nil {
 		rep.WriteSummary(report, s.store.Bucket())
 	}
