@@ -253,8 +253,12 @@ func (b busRow) print(n int, work pipeRun) {
 	per, wper := b.r.cpu/float64(n), work.cpu/float64(n)
 	share := 1 - wper/per
 	fmt.Printf("%-34s %10.0f %14.3f %9.0f%% %7.2fx  %s\n", fmt.Sprintf("%s bus, batch %d", b.name, b.batch), b.r.rate, 1e3*per, 100*share, per/wper, b.r.load)
-	fmt.Printf("PIPELINE case=%s_batch%d samples_per_s=%.0f cpu_ms_per_sample=%.3f bus_share=%.2f vs_work=%.2f work_ms_per_sample=%.3f alloc_kb_per_sample=%.1f work_alloc_kb_per_sample=%.1f gcs=%d work_gcs=%d\n",
-		b.name, b.batch, b.r.rate, 1e3*per, share, per/wper, 1e3*wper, b.r.alloc/1e3/float64(n), work.alloc/1e3/float64(n), b.r.gcs, work.gcs)
+	// plumbing_us_per_sample is what the bus and S3 add to a sample in
+	// absolute terms: vs_work rises when the work gets cheaper, even at
+	// the same plumbing (docs/benchmarks.md, "PNG decode without per-image
+	// allocation").
+	fmt.Printf("PIPELINE case=%s_batch%d samples_per_s=%.0f cpu_ms_per_sample=%.3f bus_share=%.2f vs_work=%.2f work_ms_per_sample=%.3f plumbing_us_per_sample=%.1f alloc_kb_per_sample=%.1f work_alloc_kb_per_sample=%.1f gcs=%d work_gcs=%d\n",
+		b.name, b.batch, b.r.rate, 1e3*per, share, per/wper, 1e3*wper, 1e6*(per-wper), b.r.alloc/1e3/float64(n), work.alloc/1e3/float64(n), b.r.gcs, work.gcs)
 }
 
 // pipeRun is one measured pipeline run.
