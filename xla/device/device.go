@@ -1,7 +1,8 @@
 //go:build cgo
 
 // Package device runs the programs of package xla on one device of a PJRT
-// plugin (go-xla's pjrt: cgo, the plugin is dlopened at run time). It
+// plugin (go-xla's pjrt: cgo, the plugin is dlopened at run time, its
+// function table widened for plugins newer than go-xla's header: compat.go). It
 // builds only with cgo: cmd/supflow imports it in cgo builds only (a
 // CGO_ENABLED=0 supflow refuses train.backend xla), bench/gpu always.
 package device
@@ -34,13 +35,15 @@ var (
 // Replicated compilation and execution (R > 1) is untested on hardware:
 // the machines this was written for have one GPU (docs/architecture.md).
 type Device struct {
+	path   string // the plugin's (go-xla's Path says "_preloaded_": loadPlugin)
 	plugin *pjrt.Plugin
 	client *pjrt.Client
 }
 
-// Open loads the plugin at path (a file, made absolute: go-xla searches
-// only for names it knows) and starts a client with the plugin's create
-// options (for the CUDA plugin e.g. "preallocate": false), which may be nil.
+// Open loads the plugin at path (a file, made absolute) with its function
+// table widened for go-xla (loadPlugin) and starts a client with the
+// plugin's create options (for the CUDA plugin e.g. "preallocate": false),
+// which may be nil.
 func Open(path string, options map[string]any) (*Device, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -49,7 +52,7 @@ func Open(path string, options map[string]any) (*Device, error) {
 	if _, err := os.Stat(abs); err != nil {
 		return nil, fmt.Errorf("%w %q: %w", ErrPlugin, abs, err)
 	}
-	plugin, err := pjrt.GetPlugin(abs)
+	plugin, err := loadPlugin(abs)
 	if err != nil {
 		return nil, fmt.Errorf("%w %q: load: %w", ErrPlugin, abs, err)
 	}
@@ -57,7 +60,7 @@ func Open(path string, options map[string]any) (*Device, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w %q: client: %w", ErrPlugin, abs, err)
 	}
-	return &Device{plugin: plugin, client: client}, nil
+	return &Device{path: abs, plugin: plugin, client: client}, nil
 }
 
 // Describe names the plugin, its PJRT version, the platform and the
@@ -72,7 +75,7 @@ func (d *Device) Describe() string {
 		}
 		devs = append(devs, desc)
 	}
-	return fmt.Sprintf("plugin %s PJRT %d.%d platform %s %s, %d devices: %s", d.plugin.Path(), major, minor,
+	return fmt.Sprintf("plugin %s PJRT %d.%d platform %s %s, %d devices: %s", d.path, major, minor,
 		d.client.Platform(), d.client.PlatformVersion(), len(devs), strings.Join(devs, "; "))
 }
 
