@@ -10,26 +10,28 @@ package device
 
 // go-xla v0.1.4 speaks PJRT C API 0.83 and sets each argument struct's
 // struct_size to that header's size. XLA's plugins check struct_size >=
-// their own size (pjrt_c_api_wrapper_impl.cc), and PJRT_ExecuteOptions grew
-// in 0.97 (multi_slice_config): a plugin of 0.97 or later, as jax 0.11's
-// CUDA plugin is expected to be, refuses every Execute. widen_api gives go-xla
-// a copy of the plugin's function table whose Execute hands the plugin
-// zero-extended copies of the arguments and options (a field a caller does
-// not know is zero, which PJRT reads as unset), and whose
-// GetCompiledMemoryStats does the same for the output struct that grew in
-// 0.90, copying back the caller's part. Every other call goes straight to
-// the plugin.
+// their own size (pjrt_c_api_wrapper_impl.cc), and structs grow:
+// PJRT_ExecuteOptions in 0.97 (multi_slice_config), the output struct of
+// GetCompiledMemoryStats in 0.90. A plugin of 0.97 or later, as jax 0.11's
+// CUDA plugin is expected to be, refuses every Execute from go-xla.
+// widen_api gives go-xla a copy of the plugin's function table in which
+// every call hands the plugin a zero-extended copy of its argument struct
+// (a field the caller does not know is zero, which PJRT reads as unset)
+// and copies the caller's part back (the outputs); Execute widens its
+// options, the one nested struct known to have grown, the same way.
 //
 // The layout is given by the Go side (layout in compat.go, checked against
 // go-xla's header by TestCompatLayout).
 enum {
-	wide = 1024, // bytes each widened struct gets: far above any PJRT struct
+	wide = 1024,     // bytes each widened struct gets: far above any PJRT struct
+	max_slots = 256, // function pointers widened; a longer table keeps the rest as they are
 };
 
 typedef void* (*pjrt_fn)(void*);
 
-static pjrt_fn plugin_execute, plugin_memory_stats;
+static pjrt_fn plugin_fns[max_slots];
 static size_t api_fn_offset, execute_options_offset;
+static int execute_slot;
 
 static pjrt_fn* slot(void* api, int i) {
 	return (pjrt_fn*)((char*)api + api_fn_offset) + i;
@@ -64,32 +66,46 @@ static void* wide_execute(void* args) {
 			*options = w;
 		}
 	}
-	void* err = call_wide(plugin_execute, args);
+	void* err = call_wide(plugin_fns[execute_slot], args);
 	*options = caller_options;
 	return err;
 }
 
-static void* wide_memory_stats(void* args) { return call_wide(plugin_memory_stats, args); }
+// One trampoline per slot: tr_HL calls plugin function 0xHL widened.
+#define TR(h, l) static void* tr_##h##l(void* a) { return call_wide(plugin_fns[0x##h##l], a); }
+#define TR16(h) TR(h,0) TR(h,1) TR(h,2) TR(h,3) TR(h,4) TR(h,5) TR(h,6) TR(h,7) \
+	TR(h,8) TR(h,9) TR(h,a) TR(h,b) TR(h,c) TR(h,d) TR(h,e) TR(h,f)
+TR16(0) TR16(1) TR16(2) TR16(3) TR16(4) TR16(5) TR16(6) TR16(7)
+TR16(8) TR16(9) TR16(a) TR16(b) TR16(c) TR16(d) TR16(e) TR16(f)
+#define P16(h) tr_##h##0, tr_##h##1, tr_##h##2, tr_##h##3, tr_##h##4, tr_##h##5, tr_##h##6, tr_##h##7, \
+	tr_##h##8, tr_##h##9, tr_##h##a, tr_##h##b, tr_##h##c, tr_##h##d, tr_##h##e, tr_##h##f,
+static const pjrt_fn trampolines[max_slots] = {
+	P16(0) P16(1) P16(2) P16(3) P16(4) P16(5) P16(6) P16(7)
+	P16(8) P16(9) P16(a) P16(b) P16(c) P16(d) P16(e) P16(f)
+};
 
 // widen_api returns the widened copy of api (never freed: go-xla keeps it
-// for the process), or NULL when api's table is too short to hold the
-// slots.
-static void* widen_api(void* api, size_t fn_offset, int execute_slot, int memory_stats_slot, size_t options_offset) {
+// for the process), or NULL when api's table is too short to hold
+// Execute.
+static void* widen_api(void* api, size_t fn_offset, int exec_slot, size_t options_offset) {
 	size_t n = *(size_t*)api;
-	if (n < fn_offset + (memory_stats_slot + 1) * sizeof(pjrt_fn)) {
+	if (n < fn_offset + (exec_slot + 1) * sizeof(pjrt_fn)) {
 		return NULL;
 	}
-	api_fn_offset = fn_offset;
-	execute_options_offset = options_offset;
 	void* copy = malloc(n);
 	if (copy == NULL) {
 		return NULL;
 	}
 	memcpy(copy, api, n);
-	plugin_execute = *slot(api, execute_slot);
-	plugin_memory_stats = *slot(api, memory_stats_slot);
-	*slot(copy, execute_slot) = wide_execute;
-	*slot(copy, memory_stats_slot) = wide_memory_stats;
+	api_fn_offset = fn_offset;
+	execute_options_offset = options_offset;
+	execute_slot = exec_slot;
+	for (int i = 0; i < max_slots && fn_offset + (i + 1) * sizeof(pjrt_fn) <= n; i++) {
+		plugin_fns[i] = *slot(api, i);
+		if (plugin_fns[i] != NULL) { // a call the plugin lacks stays NULL
+			*slot(copy, i) = i == exec_slot ? wide_execute : trampolines[i];
+		}
+	}
 	return copy;
 }
 
@@ -170,13 +186,12 @@ func loadPlugin(abs string) (*pjrt.Plugin, error) {
 var layout = struct {
 	fnOffset      int // bytes before the first function pointer
 	executeSlot   int // PJRT_LoadedExecutable_Execute
-	statsSlot     int // PJRT_Executable_GetCompiledMemoryStats
 	optionsOffset int // PJRT_LoadedExecutable_Execute_Args.options
-}{fnOffset: 40, executeSlot: 55, statsSlot: 96, optionsOffset: 24}
+}{fnOffset: 40, executeSlot: 55, optionsOffset: 24}
 
 // widenAPI is widen_api for Go: the table go-xla is to use.
 func widenAPI(api unsafe.Pointer) (unsafe.Pointer, error) {
-	table := C.widen_api(api, C.size_t(layout.fnOffset), C.int(layout.executeSlot), C.int(layout.statsSlot), C.size_t(layout.optionsOffset))
+	table := C.widen_api(api, C.size_t(layout.fnOffset), C.int(layout.executeSlot), C.size_t(layout.optionsOffset))
 	if table == nil {
 		return nil, fmt.Errorf("its function table (%d bytes) is too short for PJRT 0.83", *(*C.size_t)(api))
 	}

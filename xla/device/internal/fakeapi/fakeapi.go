@@ -1,9 +1,9 @@
 //go:build cgo
 
 // Package fakeapi is a PJRT function table for the tests of xla/device's
-// widened table (compat.go): its Execute and GetCompiledMemoryStats record
-// what they receive, every other call is a stub. There is no PJRT plugin
-// on the machines the tests run on.
+// widened table (compat.go): its Execute records what it receives, every
+// other call what any call receives and writes outputs. There is no PJRT
+// plugin on the machines the tests run on.
 package fakeapi
 
 /*
@@ -16,8 +16,6 @@ static size_t fn_offset, options_offset;
 // What the fakes saw, read by Go (so not static).
 size_t fakeapi_seen_args, fakeapi_seen_options, fakeapi_tail_nonzero;
 int fakeapi_seen_launch_id;
-
-static void* stub(void* args) { return NULL; }
 
 // fake_execute records the sizes it is given, the launch id (options
 // offset 48: struct_size, extension_start, 2 callback lists, 2 counts) and
@@ -34,30 +32,27 @@ static void* fake_execute(void* args) {
 	return NULL;
 }
 
-// fake_stats writes an output the caller knows (offset 24) and one past
-// its struct (offset 200, as a newer plugin writes a field added since).
-static void* fake_stats(void* args) {
+// fake_any records the size it is given and writes an output the caller
+// knows (offset 24) and one past its struct (offset 200, as a newer plugin
+// writes a field added since).
+static void* fake_any(void* args) {
 	fakeapi_seen_args = *(size_t*)args;
 	*(long long*)((char*)args + 24) = 4242;
 	*(long long*)((char*)args + 200) = -1;
 	return NULL;
 }
 
-static void* make_table(size_t n, size_t fn_off, int execute_slot, int stats_slot, size_t opts_off) {
+static void* make_table(size_t n, size_t fn_off, int execute_slot, size_t opts_off) {
 	fn_offset = fn_off;
 	options_offset = opts_off;
 	void* t = calloc(1, n);
 	*(size_t*)t = n;
 	pjrt_fn* fns = (pjrt_fn*)((char*)t + fn_off);
 	for (size_t i = 0; fn_off + (i + 1) * sizeof(pjrt_fn) <= n; i++) {
-		fns[i] = stub;
+		fns[i] = fake_any;
 	}
-	size_t slots = (n - fn_off) / sizeof(pjrt_fn);
-	if ((size_t)execute_slot < slots) {
+	if (fn_off + (execute_slot + 1) * sizeof(pjrt_fn) <= n) {
 		fns[execute_slot] = fake_execute;
-	}
-	if ((size_t)stats_slot < slots) {
-		fns[stats_slot] = fake_stats;
 	}
 	return t;
 }
@@ -79,10 +74,10 @@ static void execute(void* table, int slot, int* restored) {
 	free(opts);
 }
 
-// stats calls the table's GetCompiledMemoryStats slot with 96 bytes of
-// arguments followed by a 128-byte guard; it returns the output at 24 and
-// whether the guard is intact.
-static long long stats(void* table, int slot, int* guard_intact) {
+// call calls the table's slot with 96 bytes of arguments followed by a
+// 128-byte guard; it returns the output at 24 and whether the guard is
+// intact.
+static long long call(void* table, int slot, int* guard_intact) {
 	pjrt_fn f = ((pjrt_fn*)((char*)table + fn_offset))[slot];
 	unsigned char* buf = malloc(96 + 128);
 	memset(buf, 0, 96);
@@ -106,13 +101,13 @@ import "unsafe"
 
 // Layout places the fake's slots, as xla/device's layout does.
 type Layout struct {
-	FnOffset, ExecuteSlot, StatsSlot, OptionsOffset int
+	FnOffset, ExecuteSlot, OptionsOffset int
 }
 
-// Table returns a fake PJRT_Api of size bytes (never freed); the slots
-// past its end are left out.
+// Table returns a fake PJRT_Api of size bytes (never freed); an Execute
+// slot past its end is left out.
 func Table(size int, l Layout) unsafe.Pointer {
-	return C.make_table(C.size_t(size), C.size_t(l.FnOffset), C.int(l.ExecuteSlot), C.int(l.StatsSlot), C.size_t(l.OptionsOffset))
+	return C.make_table(C.size_t(size), C.size_t(l.FnOffset), C.int(l.ExecuteSlot), C.size_t(l.OptionsOffset))
 }
 
 // Executed is what the fake Execute received.
@@ -132,11 +127,11 @@ func Execute(table unsafe.Pointer, slot int) Executed {
 		TailNonzero: int(C.fakeapi_tail_nonzero), Restored: restored != 0}
 }
 
-// Stats calls GetCompiledMemoryStats through table with a 96-byte struct
-// and reports the size the fake saw, the output it wrote inside the
-// caller's struct, and whether the bytes after the struct are untouched.
-func Stats(table unsafe.Pointer, slot int) (argsSize int, out int64, guardIntact bool) {
+// Call calls slot (not Execute's) through table with a 96-byte struct and
+// reports the size the fake saw, the output it wrote inside the caller's
+// struct, and whether the bytes after the struct are untouched.
+func Call(table unsafe.Pointer, slot int) (argsSize int, out int64, guardIntact bool) {
 	var intact C.int
-	o := C.stats(table, C.int(slot), &intact)
+	o := C.call(table, C.int(slot), &intact)
 	return int(C.fakeapi_seen_args), int64(o), intact != 0
 }
