@@ -10,6 +10,8 @@
 #   SUPFLOW_PJRT_PLUGIN  the CUDA PJRT plugin (default: jax-cuda13-pjrt's)
 #   PYTHON               python with torch and jax (default python3)
 #   STEPS                timed steps per shape (default 20)
+#   SUPFLOW_PJRT_DIRECT=1  load the plugin as go-xla does, without xla/device's
+#                        widened function table (docs/operations.md, "The GPU trainer")
 #   SPEED                shapes arch:stem:size:batch,... (default below)
 set -uo pipefail
 cd "$(dirname "$0")/../.."

@@ -32,6 +32,8 @@ var otherEnv = slices.Concat(
 		// newEngine (backend.go): the PJRT plugin when
 		// train.pjrt_plugin is empty; bench/gpu/run.sh sets it too.
 		"SUPFLOW_PJRT_PLUGIN",
+		// xla/device.EnvDirect: the plugin loaded as go-xla loads it.
+		"SUPFLOW_PJRT_DIRECT",
 		// bench/gpu/run.sh: the GPU checks' binaries.
 		"SUPFLOW_GPU_BIN", "SUPFLOW_BIN",
 	},

@@ -27,3 +27,14 @@ func TestOpenNotAPlugin(t *testing.T) {
 		t.Fatalf("Open(device.go) = %v, want ErrPlugin naming the path", err)
 	}
 }
+
+// TestOpenDirect: with SUPFLOW_PJRT_DIRECT=1 go-xla loads the plugin itself
+// (its own error for a file that is not a plugin), still ErrPlugin naming
+// the path.
+func TestOpenDirect(t *testing.T) {
+	t.Setenv(EnvDirect, "1")
+	_, err := Open("device.go", nil)
+	if !errors.Is(err, ErrPlugin) || !strings.Contains(err.Error(), "device.go") || !strings.Contains(err.Error(), "failed to load PJRT plugin") {
+		t.Fatalf("Open(device.go) with %s=1 = %v, want go-xla's load error as ErrPlugin", EnvDirect, err)
+	}
+}
