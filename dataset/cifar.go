@@ -103,7 +103,7 @@ func (c *CIFAR) Channels() int     { return 3 }
 // (the class names are part of the ingest's fingerprint already).
 func (c *CIFAR) Stamp(_ context.Context, w io.Writer) error {
 	for _, sf := range c.layout.splitsFiles {
-		if err := stampFiles(w, filepath.Join(c.dir, sf[1])); err != nil {
+		if err := stampFile(w, filepath.Join(c.dir, sf[1])); err != nil {
 			return err
 		}
 	}

@@ -32,15 +32,13 @@ func ingestFingerprint(ctx context.Context, src Source, opts Options) (string, e
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// stampFiles writes the name, size and modification time of each file.
-func stampFiles(w io.Writer, paths ...string) error {
-	for _, p := range paths {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return fmt.Errorf("%w: %w", ErrSource, err)
-		}
-		fmt.Fprintf(w, "%q %d %d\n", filepath.Base(p), fi.Size(), fi.ModTime().UnixNano())
+// stampFile writes the name, size and modification time of a file.
+func stampFile(w io.Writer, path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrSource, err)
 	}
+	fmt.Fprintf(w, "%q %d %d\n", filepath.Base(path), fi.Size(), fi.ModTime().UnixNano())
 	return nil
 }
 

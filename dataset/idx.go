@@ -91,7 +91,7 @@ func (x *IDX) Stamp(_ context.Context, w io.Writer) error {
 			if err != nil {
 				return err
 			}
-			if err := stampFiles(w, p); err != nil {
+			if err := stampFile(w, p); err != nil {
 				return err
 			}
 		}

@@ -154,11 +154,16 @@ type chunkReader struct {
 	chunks [][]byte
 }
 
-func (c *chunkReader) Read(p []byte) (int, error) {
+// more drops the chunks read to their end and says whether a byte is left.
+func (c *chunkReader) more() bool {
 	for len(c.chunks) > 0 && len(c.chunks[0]) == 0 {
 		c.chunks = c.chunks[1:]
 	}
-	if len(c.chunks) == 0 {
+	return len(c.chunks) > 0
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	if !c.more() {
 		return 0, io.EOF
 	}
 	n := copy(p, c.chunks[0])
@@ -167,10 +172,7 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 }
 
 func (c *chunkReader) ReadByte() (byte, error) {
-	for len(c.chunks) > 0 && len(c.chunks[0]) == 0 {
-		c.chunks = c.chunks[1:]
-	}
-	if len(c.chunks) == 0 {
+	if !c.more() {
 		return 0, io.EOF
 	}
 	b := c.chunks[0][0]
