@@ -2,8 +2,13 @@ package bus
 
 import (
 	"context"
+	"log/slog"
+	"runtime"
 	"slices"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestHandleRouteHoldsOnlyItsWorkers: a route fetches no more messages than
@@ -43,5 +48,41 @@ func TestHandleRouteHoldsOnlyItsWorkers(t *testing.T) {
 	slices.Sort(got)
 	if !slices.Equal(got, want) {
 		t.Fatalf("got %v, want %v", got, want)
+	}
+}
+
+// ackedMsg is a delivered message that only acknowledges.
+type ackedMsg struct{ jetstream.Msg }
+
+func (ackedMsg) Metadata() (*jetstream.MsgMetadata, error) {
+	return &jetstream.MsgMetadata{NumDelivered: 1}, nil
+}
+func (ackedMsg) Ack() error { return nil }
+
+// TestSettleWhileKeeping: a message acknowledged while the keeper scans
+// what the puller holds. Settling freed the message's slot (which takes
+// the puller's lock) under the message's own lock, and the keeper reads a
+// message's state under the puller's lock: each waited for the other for
+// good, and the worker never fetched again (a decode process in CI, its two
+// slots held by acknowledged messages). Here the test holds the puller's
+// lock as the keeper does; with the deadlock, isSettled never returns.
+func TestSettleWhileKeeping(t *testing.T) {
+	p := newPuller(nil, 1, time.Minute, backoff{}, slog.New(slog.DiscardHandler))
+	if p.take() != 1 {
+		t.Fatal("want the one slot")
+	}
+	a := p.hold(ackedMsg{})
+	p.mu.Lock() // the keeper, scanning p.held
+	acked := make(chan error)
+	go func() { acked <- a.ack() }()
+	for !a.isSettled() { // the keeper's read of the message's state
+		runtime.Gosched()
+	}
+	p.mu.Unlock()
+	if err := <-acked; err != nil {
+		t.Fatal(err)
+	}
+	if n := p.take(); n != 1 {
+		t.Fatalf("%d free slots after the ack, want 1", n)
 	}
 }

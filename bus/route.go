@@ -147,14 +147,18 @@ type ackable struct {
 	settled bool
 }
 
-// claim marks a settled; false if it already was.
+// claim marks a settled, then calls release; false if it already was.
+// release runs after a.mu is unlocked: it takes the puller's lock, under
+// which the keeper reads a's state, and called under a.mu it deadlocked
+// with the keeper.
 func (a *ackable) claim() bool {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.settled {
+	already := a.settled
+	a.settled = true
+	a.mu.Unlock()
+	if already {
 		return false
 	}
-	a.settled = true
 	if a.release != nil {
 		a.release()
 	}
