@@ -124,8 +124,10 @@ type Event struct {
 	Kind  EventKind
 	Epoch uint32
 	Count uint64 // samples in the epoch, where the kind has one
-	Ref   string // object key the event refers to (checkpoint, report)
-	Info  string // free text for humans (e.g. a summary line)
+	// Ref is the object key the event refers to (checkpoint, report); in
+	// EpochStart and EpochEnd, the id of the feeder that sent it.
+	Ref  string
+	Info string // free text for humans (e.g. a summary line)
 	// Scores are named measurements for programs to read (EvalDone: the
 	// Score* names below), in the order the producer gave them; names are
 	// unique and values finite. An event with scores travels in wire

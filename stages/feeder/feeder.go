@@ -11,6 +11,7 @@ package feeder
 
 import (
 	"context"
+	crand "crypto/rand"
 	"errors"
 	"fmt"
 	"math/bits"
@@ -98,6 +99,7 @@ type Feeder struct {
 	split   string
 	entries dataset.Entries
 	shards  *shardIndex // nil: a loose data set, or ShardRun 1
+	id      string      // Ref of its EpochStart and EpochEnd events
 }
 
 // New checks cfg and the entries, which must be non-empty, valid and all of
@@ -134,7 +136,7 @@ func New(cfg Config, entries dataset.Entries) (*Feeder, error) {
 			return nil, fmt.Errorf("%w: entry %d is in split %q, entry 0 in %q", ErrInvalidConfig, i, e.Split, split)
 		}
 	}
-	f := &Feeder{cfg: cfg, split: split, entries: entries}
+	f := &Feeder{cfg: cfg, split: split, entries: entries, id: "feeder/" + crand.Text()}
 	if cfg.ShardRun > 1 {
 		f.shards = newShardIndex(entries)
 	}
@@ -171,7 +173,8 @@ func (f *Feeder) Task(epoch uint32, i int) messages.DecodeTask {
 
 // Run feeds epochs StartEpoch .. StartEpoch+Epochs-1: for each, an
 // EventEpochStart, every task in the epoch's order, then an EventEpochEnd,
-// both events carrying the sample count. With progress set, it feeds an
+// both events carrying the sample count and, in Ref, the Feeder's id (one
+// per New). With progress set, it feeds an
 // epoch only after the one before was trained, so epochs never interleave
 // and the streams never hold more than one epoch, and it returns once the
 // last epoch was trained; a restarted trainer's TrainerStarted makes it
@@ -192,7 +195,7 @@ func (f *Feeder) Run(ctx context.Context, publish PublishFunc, event EventFunc, 
 	if err != nil {
 		return fmt.Errorf("feeder: following the trainer: %w", err)
 	}
-	fl := follower{first: first, last: last, epoch: first}
+	fl := follower{first: first, last: last, epoch: first, id: f.id}
 	for {
 		if err := f.RunEpoch(ctx, fl.epoch, publish, event); err != nil {
 			return err
@@ -212,11 +215,15 @@ func (f *Feeder) Run(ctx context.Context, publish PublishFunc, event EventFunc, 
 // new one are trained once). A feed that began after it reaches the new
 // trainer whole, and the first trainer's start needs nothing: that is why
 // the feeder's own EpochStart events are read from the same stream, for
-// their order, and trainer starts are counted.
+// their order, and trainer starts are counted. Own means this Feeder's
+// (Ref its id): a restarted feeder reads its predecessors' feeds and the
+// trainer restarts that followed them first, and counting those fed its
+// first epoch again once per earlier restart.
 type follower struct {
 	first, last uint32
+	id          string // the Feeder's, in the Ref of its EpochStart events
 	epoch       uint32 // being fed or awaited
-	fed         bool   // an EpochStart of epoch came since it was chosen
+	fed         bool   // an own EpochStart of epoch came since it was chosen
 	trainers    int    // TrainerStarted events so far
 }
 
@@ -239,7 +246,7 @@ func (fl *follower) follow(ctx context.Context, evs <-chan messages.Event) (done
 			fl.trainers++
 		}
 		switch {
-		case ev.Kind == messages.EventEpochStart && ev.Epoch == fl.epoch:
+		case ev.Kind == messages.EventEpochStart && ev.Epoch == fl.epoch && ev.Ref == fl.id:
 			fl.fed = true
 		case ev.Kind == messages.EventEpochTrained && ev.Epoch == fl.epoch,
 			// a checkpoint of epoch was saved before its EpochTrained was sent
@@ -266,6 +273,7 @@ func (f *Feeder) RunEpoch(ctx context.Context, epoch uint32, publish PublishFunc
 		Kind:  messages.EventEpochStart,
 		Epoch: epoch,
 		Count: uint64(f.entries.Len()),
+		Ref:   f.id,
 		Info:  "split " + f.split,
 	}
 	if err := event(ctx, ev); err != nil {

@@ -360,6 +360,42 @@ func TestRunFollowsTheTrainer(t *testing.T) {
 	}
 }
 
+// TestRunRestartedFeeder: a feeder restarted with --start-epoch 2 reads
+// the run's events from the beginning, its predecessors' feeds of epoch 2
+// and the trainer restarts after them included. Those restarts were
+// answered by the feeders of their time; only a trainer start after this
+// feeder's own feed began makes it feed the epoch again. It fed epoch 2
+// once per earlier restart when every EpochStart counted as its own.
+func TestRunRestartedFeeder(t *testing.T) {
+	fedBy := func(e uint32, ref string) messages.Event {
+		return messages.Event{RunID: "run1", Kind: messages.EventEpochStart, Epoch: e, Ref: ref}
+	}
+	history := []messages.Event{started(1), fedBy(1, "feeder/a"), trained(1), fedBy(2, "feeder/a"),
+		started(2), fedBy(2, "feeder/b"), fedBy(2, "feeder/b"), started(2), fedBy(2, ""), started(2)}
+	tests := []struct {
+		name           string
+		atStart, atEnd map[int][]messages.Event
+		feeds          []uint32
+	}{
+		{"the new trainer started before the feed", map[int][]messages.Event{1: history},
+			map[int][]messages.Event{1: {trained(2)}, 2: {trained(3)}}, []uint32{2, 3}},
+		{"the new trainer started after the feed began", map[int][]messages.Event{1: history[:len(history)-1]},
+			map[int][]messages.Event{1: {started(2)}, 2: {trained(2)}, 3: {trained(3)}}, []uint32{2, 2, 3}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := mustNew(t, Config{RunID: "run1", Seed: 1, StartEpoch: 2, Epochs: 2}, entries(5, "train"))
+			s := &events{ch: make(chan messages.Event, 64), atStart: tt.atStart, atEnd: tt.atEnd}
+			if err := f.Run(t.Context(), s.record.publish, s.event, s.progress); err != nil {
+				t.Fatalf("%v after feeds of epochs %v", err, s.feeds)
+			}
+			if !slices.Equal(s.feeds, tt.feeds) {
+				t.Fatalf("fed epochs %v, want %v", s.feeds, tt.feeds)
+			}
+		})
+	}
+}
+
 // TestRunStopsWhenTheEventsDo: an event stream that fails or ends while the
 // feeder waits stops the run with an error naming the epoch.
 func TestRunStopsWhenTheEventsDo(t *testing.T) {
