@@ -110,6 +110,22 @@ log: {format: text, level: info}
 			// The bus as the failure left it, before the stages go.
 			t.Logf("--- supflow status:\n%s", c.status())
 		}
+		if t.Failed() {
+			// Where each live stage is stuck: Go prints every goroutine's
+			// stack on SIGQUIT and exits (how a lock-order deadlock in
+			// bus was found).
+			for _, p := range c.procs {
+				if !p.Exited() {
+					_ = p.cmd.Process.Signal(syscall.SIGQUIT)
+				}
+			}
+			for _, p := range c.procs {
+				select {
+				case <-p.done:
+				case <-time.After(10 * time.Second):
+				}
+			}
+		}
 		for _, p := range c.procs {
 			if !p.Exited() {
 				_ = p.cmd.Process.Kill()
@@ -118,7 +134,11 @@ log: {format: text, level: info}
 		}
 		if t.Failed() {
 			for _, p := range c.procs {
-				t.Logf("--- %s output (tail):\n%s", p.name, Tail(p.Output(), 3000))
+				out, dump, _ := strings.Cut(p.Output(), "SIGQUIT: quit")
+				t.Logf("--- %s output (tail):\n%s", p.name, Tail(out, 3000))
+				if g := Goroutines(dump); g != "" {
+					t.Logf("--- %s at the failure, its goroutines in supflow code:\n%s", p.name, g)
+				}
 			}
 		}
 	})
@@ -360,6 +380,32 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// Goroutines keeps, of a Go traceback (a SIGQUIT's), the goroutines with
+// a frame in supflow's own packages, without the runtime's frames and
+// frame addresses.
+func Goroutines(dump string) string {
+	var b strings.Builder
+	for g := range strings.SplitSeq(dump, "\n\n") {
+		g = strings.TrimSpace(g)
+		if !strings.HasPrefix(g, "goroutine ") || !strings.Contains(g, "github.com/supflow/supflow/") {
+			continue
+		}
+		lines := strings.Split(frameAddr.ReplaceAllString(g, ""), "\n")
+		for i := 0; i < len(lines); i++ {
+			if strings.HasPrefix(lines[i], "runtime.") {
+				i++ // and its file:line
+				continue
+			}
+			b.WriteString(lines[i])
+			b.WriteByte('\n')
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+var frameAddr = regexp.MustCompile(` fp=0x[0-9a-f]+ sp=0x[0-9a-f]+ pc=0x[0-9a-f]+| gp=0x[0-9a-f]+ m=\S+( mp=0x[0-9a-f]+)?`)
 
 // Tail is the last n bytes of s.
 func Tail(s string, n int) string {

@@ -141,6 +141,20 @@ const findings = `## What the cases found
   InProgress, and the train consumer's AckWait is bus.ack_wait, so
   whatever a restart loses comes back after one ack_wait. When an
   integration test fails it now prints ` + "`supflow status`" + ` (5317be3).
+- Trainer kill (CI, 2026-12-06): the case stalled for the whole 4 min
+  the test waits, and did so about once in 20 runs here with both cores
+  busy. The decode worker had stopped fetching, its two slots held by
+  messages it had acknowledged. Goroutine dumps (a failing cluster test
+  now sends SIGQUIT to every live stage and prints the stacks in supflow
+  code) showed a lock-order deadlock in bus since e1d6f9e: settling a
+  message freed its slot, which takes the puller's lock, under the
+  message's own lock, while the keeper held the puller's lock and read
+  each message's state. Any worker, in production too, could stop for
+  good when a message was settled during the keeper's scan (every third
+  of ack_wait). Fixed (e1c9884; TestSettleWhileKeeping). The same runs
+  showed each restarted feeder feeding its first epoch up to five times:
+  it counted earlier feeders' EpochStart events in the stream as its own.
+  Fixed (f3365e4): a feeder counts only its own feeds (its id in ref).
 - Soak: every wait of the feeder for an epoch's EpochTrained event left an
   ordered consumer on the events stream, which the server keeps for 5
   minutes: one more consumer per epoch, and nats-server memory growing with
