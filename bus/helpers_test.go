@@ -173,6 +173,17 @@ func streamMsgs(t *testing.T, b *Bus, name string) uint64 {
 	return s.CachedInfo().State.Msgs
 }
 
+// drained waits until work queue name is empty. Acks go out without
+// waiting for the server, so the last may still be on its way when a route
+// or Ack returns: a fixed sleep before counting failed under load. A
+// message never acknowledged keeps it waiting until the test's timeout.
+func drained(t *testing.T, b *Bus, name string) {
+	t.Helper()
+	for streamMsgs(t, b, name) != 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func sendAll(t *testing.T, b *Bus, topic string, payloads ...string) {
 	t.Helper()
 	p := b.Publisher()
