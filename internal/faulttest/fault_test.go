@@ -356,6 +356,16 @@ train: {epochs: 5, batch_size: 25, knn_every: 0, checkpoint_every: 1}
 	var outs []string
 	savedBefore := 0 // the last epoch a killed trainer logged as checkpointed
 	var during []string
+	// A restarted feeder feeds its first epoch once, and again only if the
+	// new trainer announced its start after that feed began; it fed it
+	// once more per earlier restart when it took earlier feeders' feeds
+	// for its own.
+	feedsAtMostTwice := func(feed *clustertest.Proc, start int) {
+		fed := regexp.MustCompile(fmt.Sprintf(`msg="epoch fed" (?:\S+ )*?epoch=%d `, start))
+		if n := len(fed.FindAllString(feed.Output(), -1)); n > 2 {
+			t.Errorf("%s fed epoch %d %d times, want at most 2", feed.Name(), start, n)
+		}
+	}
 	for round := 0; ; round++ {
 		train := c.Start(fmt.Sprintf("train-%d", round), "train", "--resume")
 		start := resumedAt(t, train, stepsPerEpoch)
@@ -377,6 +387,7 @@ train: {epochs: 5, batch_size: 25, knn_every: 0, checkpoint_every: 1}
 		default:
 			c.Wait(feed, 4*time.Minute)
 			c.Wait(train, 4*time.Minute)
+			feedsAtMostTwice(feed, start)
 			outs = append(outs, train.Output())
 			fc.note("%d kills; the epoch-N object existed after %d of the 3 kills during a save (%s)", round, countTrue(during), strings.Join(during, ", "))
 			fc.check(entries, 5, nil, outs...)
@@ -385,6 +396,7 @@ train: {epochs: 5, batch_size: 25, knn_every: 0, checkpoint_every: 1}
 		}
 		train.Kill()
 		feed.Kill()
+		feedsAtMostTwice(feed, start)
 		outs = append(outs, train.Output())
 		if round == 0 && epochTrained(2).MatchString(train.Output()) {
 			t.Fatal("the kill meant for the middle of epoch 2 came after it")
