@@ -197,9 +197,7 @@ func TestBadMessagesAreDeadLettered(t *testing.T) {
 	}
 	time.Sleep(200 * time.Millisecond) // a nacked message would be back by now
 	for _, s := range subjects {
-		if n := streamMsgs(t, b, s.topic); n != 0 {
-			t.Errorf("%d messages left on %s", n, s.topic)
-		}
+		drained(t, b, s.topic)
 	}
 	if n := streamMsgs(t, b, messages.TopicDeadLetter); n != uint64(total) {
 		t.Errorf("dead-letter stream holds %d messages, want %d", n, total)

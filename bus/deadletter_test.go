@@ -96,9 +96,7 @@ func TestDeliveryDeadLetter(t *testing.T) {
 		t.Fatalf("dead-lettered message redelivered (delivery %d)", d.Deliveries())
 	case <-time.After(300 * time.Millisecond):
 	}
-	if n := streamMsgs(t, b, "views"); n != 0 {
-		t.Fatalf("%d messages left on the input", n)
-	}
+	drained(t, b, "views")
 	if c := scrapeDeadLettered(t, reg); len(c) != 1 || c["train/"+reasonRejected] != 1 {
 		t.Fatalf("dead_lettered counters %v, want train/rejected 1", c)
 	}
@@ -268,9 +266,7 @@ func TestDeadLetterAlwaysFits(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond) // a nacked message would be back by now
 	for _, topic := range []string{messages.TopicDecodeTasks, messages.TopicImages, messages.TopicViews} {
-		if n := streamMsgs(t, b, topic); n != 0 {
-			t.Errorf("%d messages left on %s", n, topic)
-		}
+		drained(t, b, topic)
 	}
 	if n := streamMsgs(t, b, messages.TopicDeadLetter); n != uint64(id) {
 		t.Errorf("%d dead letters stored, want %d", n, id)
@@ -336,9 +332,7 @@ func TestUndeliverableIsTerminated(t *testing.T) {
 		if calls[route] != 4 {
 			t.Errorf("%s: handled %d times, want 4 (max deliver) and then terminated", route, calls[route])
 		}
-		if n := streamMsgs(t, b, route); n != 0 {
-			t.Errorf("%s: %d messages left on the input", route, n)
-		}
+		drained(t, b, route)
 	}
 	got := scrapeCounter(t, reg, "supflow_bus_messages_terminated_total")
 	if got["perm"] != 1 || got["flaky"] != 1 || got["sink"] != 1 || len(got) != 3 {

@@ -173,14 +173,21 @@ func streamMsgs(t *testing.T, b *Bus, name string) uint64 {
 	return s.CachedInfo().State.Msgs
 }
 
-// drained waits until work queue name is empty. Acks go out without
-// waiting for the server, so the last may still be on its way when a route
-// or Ack returns: a fixed sleep before counting failed under load. A
-// message never acknowledged keeps it waiting until the test's timeout.
+// drained waits until work queue name is empty. Acks and terms go out
+// without waiting for the server, so the last may still be on its way when
+// a route or Ack returns: a fixed sleep before counting failed under load.
+// It fails once the queue stayed non-empty for 30 s of polling: a message
+// never settled, not a slow server.
 func drained(t *testing.T, b *Bus, name string) {
 	t.Helper()
-	for streamMsgs(t, b, name) != 0 {
-		time.Sleep(10 * time.Millisecond)
+	for start := time.Now(); ; time.Sleep(10 * time.Millisecond) {
+		n := streamMsgs(t, b, name)
+		if n == 0 {
+			return
+		}
+		if time.Since(start) > 30*time.Second {
+			t.Fatalf("%d messages left on %s", n, name)
+		}
 	}
 }
 
