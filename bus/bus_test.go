@@ -650,7 +650,7 @@ func TestSinkAcksLater(t *testing.T) {
 		select {
 		case d := <-batch:
 			held = append(held, d)
-		case <-time.After(5 * time.Second):
+		case <-time.After(30 * time.Second):
 			t.Fatalf("got %d deliveries held at once, want 3", len(held))
 		}
 	}
@@ -673,7 +673,7 @@ func TestSinkAcksLater(t *testing.T) {
 		if err := d.Ack(); err != nil {
 			t.Fatal(err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("nacked delivery not redelivered")
 	}
 	drained(t, b, "views")

@@ -68,7 +68,7 @@ func TestDeliveryDeadLetter(t *testing.T) {
 		select {
 		case d := <-got:
 			return d
-		case <-time.After(5 * time.Second):
+		case <-time.After(30 * time.Second):
 			t.Fatal("no delivery")
 			return nil
 		}
