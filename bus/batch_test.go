@@ -116,20 +116,7 @@ func TestHandleBatchDeadLettersOneSample(t *testing.T) {
 			t.Errorf("sample %d dead-lettered for %q", got[0], dl.Reason)
 		}
 	}
-	waitDrained(t, b, messages.TopicDecodeTasks)
-}
-
-// waitDrained waits until every message of a work-queue stream was
-// acknowledged (acks are sent asynchronously).
-func waitDrained(t *testing.T, b *Bus, stream string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for streamMsgs(t, b, stream) != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %d messages still unacknowledged", stream, streamMsgs(t, b, stream))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	drained(t, b, messages.TopicDecodeTasks)
 }
 
 // TestHandleBatchGivesUpPerSample: a sample failing transiently redelivers
@@ -243,7 +230,7 @@ func TestDeliveryParts(t *testing.T) {
 	if r := m.Header.Get(messages.MetaReason); !strings.Contains(r, "rejected: 3 views") {
 		t.Errorf("reason %q", r)
 	}
-	waitDrained(t, b, messages.TopicViews) // acked once every part was
+	drained(t, b, messages.TopicViews) // acked once every part was
 }
 
 // TestSinkWindowCountsSamples: a Sink's window (its consumer's
