@@ -63,7 +63,7 @@ evaluate: {epochs: 5, knn_k: 20}
 	eval := c.Start("evaluate", "evaluate", "--wait")
 	feed := c.Start("feed", "feed")
 
-	train.WaitFor(regexp.MustCompile(`msg=step (?:\S+ )*?step=1 `), 2*time.Minute)
+	train.WaitFor(clustertest.LogLine("step", "step", 1), 2*time.Minute)
 	augs[0].Signal(syscall.SIGKILL)
 	c.Wait(feed, 5*time.Minute)
 	c.Wait(train, 5*time.Minute)

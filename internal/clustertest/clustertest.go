@@ -407,6 +407,16 @@ func Goroutines(dump string) string {
 
 var frameAddr = regexp.MustCompile(` fp=0x[0-9a-f]+ sp=0x[0-9a-f]+ pc=0x[0-9a-f]+| gp=0x[0-9a-f]+ m=\S+( mp=0x[0-9a-f]+)?`)
 
+// LogLine matches a stage's log line (slog's text format) with message msg
+// and attribute key=value: LogLine("epoch trained", "epoch", 2) matches
+// `msg="epoch trained" stage=train epoch=2 samples=...`.
+func LogLine(msg, key string, value int) *regexp.Regexp {
+	if strings.ContainsAny(msg, " =\"") {
+		msg = strconv.Quote(msg)
+	}
+	return regexp.MustCompile(fmt.Sprintf(`msg=%s (?:\S+ )*?%s=%d `, regexp.QuoteMeta(msg), regexp.QuoteMeta(key), value))
+}
+
 // Tail is the last n bytes of s.
 func Tail(s string, n int) string {
 	if len(s) > n {

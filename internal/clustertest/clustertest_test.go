@@ -1,6 +1,7 @@
 package clustertest
 
 import (
+	"regexp"
 	"slices"
 	"testing"
 )
@@ -50,5 +51,24 @@ github.com/supflow/supflow/bus.(*ackable).isSettled(0x2f7bab13ff80?)
 	}
 	if got := Goroutines("no traceback"); got != "" {
 		t.Errorf("got %q from output without a traceback", got)
+	}
+}
+
+func TestLogLine(t *testing.T) {
+	tests := []struct {
+		re   *regexp.Regexp
+		line string
+		want bool
+	}{
+		{LogLine("epoch trained", "epoch", 2), `time=T level=INFO msg="epoch trained" stage=train epoch=2 samples=6`, true},
+		{LogLine("epoch trained", "epoch", 2), `time=T level=INFO msg="epoch trained" stage=train epoch=20 samples=6`, false},
+		{LogLine("epoch trained", "epoch", 2), `time=T level=INFO msg="epoch fed" stage=feeder epoch=2 samples=6`, false},
+		{LogLine("step", "step", 1), `time=T level=INFO msg=step stage=train step=1 epoch=1`, true},
+		{LogLine("step", "step", 1), `time=T level=INFO msg=step stage=train step=10 epoch=1`, false},
+	}
+	for _, tt := range tests {
+		if got := tt.re.MatchString(tt.line); got != tt.want {
+			t.Errorf("%s on %q: %v, want %v", tt.re, tt.line, got, tt.want)
+		}
 	}
 }

@@ -311,20 +311,18 @@ func (h *ha) waitSteps(n int) {
 	})
 }
 
-func epochLine(e int) *regexp.Regexp {
-	return regexp.MustCompile(fmt.Sprintf(`msg="epoch trained" (?:\S+ )*?epoch=%d `, e))
-}
-
 // waitFed polls the feeder's log until it has fed epoch e (every task on
 // the bus), at least once: a restarted trainer's epoch is fed again.
 func (h *ha) waitFed(e int) {
 	h.t.Helper()
-	fed := regexp.MustCompile(fmt.Sprintf(`msg="epoch fed" (?:\S+ )*?epoch=%d `, e))
+	fed := clustertest.LogLine("epoch fed", "epoch", e)
 	h.poll(fmt.Sprintf("epoch %d fed", e), func() bool { return fed.MatchString(h.containerLogs(h.feeder)) })
 }
 
 // epochTrained reports whether the trainer's log says epoch e is trained.
-func (h *ha) epochTrained(e int) bool { return epochLine(e).MatchString(h.logs()) }
+func (h *ha) epochTrained(e int) bool {
+	return clustertest.LogLine("epoch trained", "epoch", e).MatchString(h.logs())
+}
 
 // waitEpoch polls the trainer's log until epoch e is trained.
 func (h *ha) waitEpoch(e int) {

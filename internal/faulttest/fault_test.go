@@ -361,8 +361,7 @@ train: {epochs: 5, batch_size: 25, knn_every: 0, checkpoint_every: 1}
 	// once more per earlier restart when it took earlier feeders' feeds
 	// for its own.
 	feedsAtMostTwice := func(feed *clustertest.Proc, start int) {
-		fed := regexp.MustCompile(fmt.Sprintf(`msg="epoch fed" (?:\S+ )*?epoch=%d `, start))
-		if n := len(fed.FindAllString(feed.Output(), -1)); n > 2 {
+		if n := len(clustertest.LogLine("epoch fed", "epoch", start).FindAllString(feed.Output(), -1)); n > 2 {
 			t.Errorf("%s fed epoch %d %d times, want at most 2", feed.Name(), start, n)
 		}
 	}
@@ -524,7 +523,7 @@ train: {epochs: 2, batch_size: 50, knn_every: 0}
 	train := c.Start("train", "train")
 	feed := c.Start("feed", "feed")
 
-	train.WaitFor(regexp.MustCompile(`msg=step (?:\S+ )*?step=1 `), 2*time.Minute)
+	train.WaitFor(stepLine(1), 2*time.Minute)
 	js := fc.js()
 	size := int(fc.maxPayload()) - 196
 	bad := append([]byte("SF\x01\x01not a decode task"), make([]byte, size)...)[:size]

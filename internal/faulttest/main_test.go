@@ -359,15 +359,11 @@ func waitInFlight(t *testing.T, js jetstream.JetStream, stream, consumer string,
 	}
 }
 
-var stepLine = func(n int) *regexp.Regexp {
-	return regexp.MustCompile(fmt.Sprintf(`msg=step (?:\S+ )*?step=%d `, n))
-}
+func stepLine(n int) *regexp.Regexp { return clustertest.LogLine("step", "step", n) }
 
 var running = regexp.MustCompile(`msg="stage running"`)
 
-func epochTrained(e int) *regexp.Regexp {
-	return regexp.MustCompile(fmt.Sprintf(`msg="epoch trained" (?:\S+ )*?epoch=%d `, e))
-}
+func epochTrained(e int) *regexp.Regexp { return clustertest.LogLine("epoch trained", "epoch", e) }
 
 // waitStreamMsgs waits until stream holds at least n messages.
 func waitStreamMsgs(t *testing.T, js jetstream.JetStream, stream string, n int, limit time.Duration) {
