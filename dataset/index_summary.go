@@ -63,7 +63,7 @@ func (rep Report) WriteSummary(w io.Writer, bucket string) {
 	}
 	fmt.Fprintln(w)
 	if rep.Unchanged {
-		fmt.Fprintln(w, "unchanged since (same files, sizes and modification times, same settings): nothing read or written this time")
+		fmt.Fprintln(w, "unchanged since that ingest (same files, sizes and modification times, same settings): nothing read or written this time")
 	}
 	for _, s := range rep.LeftOutFiles {
 		fmt.Fprintf(w, "  %s %s: %s\n", s.Kind, s.Path, s.Reason)
