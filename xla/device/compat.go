@@ -37,19 +37,29 @@ static pjrt_fn* slot(void* api, int i) {
 	return (pjrt_fn*)((char*)api + api_fn_offset) + i;
 }
 
+// widen copies the struct at src into w zero-extended to wide bytes, with
+// struct_size wide; 0 (w untouched) when src's struct_size is not a size
+// it can widen.
+static int widen(unsigned char w[wide], const void* src) {
+	size_t n = *(const size_t*)src;
+	if (n < sizeof(size_t) || n > wide) {
+		return 0;
+	}
+	memset(w, 0, wide);
+	memcpy(w, src, n);
+	*(size_t*)w = wide;
+	return 1;
+}
+
 // call_wide calls fn on a zero-extended copy of args and copies the
 // caller's bytes back (outputs), but for struct_size.
 static void* call_wide(pjrt_fn fn, void* args) {
-	size_t n = *(size_t*)args;
-	if (n < sizeof(size_t) || n > wide) {
+	unsigned char w[wide];
+	if (!widen(w, args)) {
 		return fn(args);
 	}
-	unsigned char w[wide];
-	memset(w, 0, wide);
-	memcpy(w, args, n);
-	*(size_t*)w = wide;
 	void* err = fn(w);
-	memcpy((char*)args + sizeof(size_t), w + sizeof(size_t), n - sizeof(size_t));
+	memcpy((char*)args + sizeof(size_t), w + sizeof(size_t), *(size_t*)args - sizeof(size_t));
 	return err;
 }
 
@@ -57,14 +67,8 @@ static void* wide_execute(void* args) {
 	void** options = (void**)((char*)args + execute_options_offset);
 	void* caller_options = *options;
 	unsigned char w[wide];
-	if (caller_options != NULL) {
-		size_t n = *(size_t*)caller_options;
-		if (n >= sizeof(size_t) && n <= wide) {
-			memset(w, 0, wide);
-			memcpy(w, caller_options, n);
-			*(size_t*)w = wide;
-			*options = w;
-		}
+	if (caller_options != NULL && widen(w, caller_options)) {
+		*options = w;
 	}
 	void* err = call_wide(plugin_fns[execute_slot], args);
 	*options = caller_options;
