@@ -99,6 +99,9 @@ func (b *Bus) dial(ctx context.Context, name string) (*nats.Conn, error) {
 	if c.CertFile != "" {
 		opts = append(opts, nats.ClientCert(c.CertFile, c.KeyFile))
 	}
+	if c.InProcess != nil {
+		opts = append(opts, nats.InProcessServer(c.InProcess))
+	}
 	nc, err := nats.Connect(c.URL, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w%s", ErrConnect, c.redactedURL(), err, c.explain(err))

@@ -790,7 +790,8 @@ func TestWithoutOutputID(t *testing.T) {
 }
 
 // TestStartPrivate: the private server refuses a client without its
-// random password, accepts the returned Config, and Close removes its
+// random password, accepts the returned Config, which reaches it in
+// process (even with a URL where nothing listens), and Close removes its
 // scratch store.
 func TestStartPrivate(t *testing.T) {
 	e, cfg, err := StartPrivate(t.Context(), "private", 0)
@@ -800,11 +801,18 @@ func TestStartPrivate(t *testing.T) {
 	if _, err := Connect(t.Context(), Config{URL: cfg.URL, Name: "intruder"}, nil); err == nil {
 		t.Error("a client without the password connected")
 	}
-	b, err := Connect(t.Context(), cfg, nil)
-	if err != nil {
-		t.Fatal(err)
+	if cfg.InProcess == nil {
+		t.Fatal("the returned Config connects over the socket")
 	}
-	b.Close()
+	noSocket := cfg
+	noSocket.URL = "nats://127.0.0.1:1"
+	for _, c := range []Config{cfg, noSocket} {
+		b, err := Connect(t.Context(), c, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Close()
+	}
 	dir := e.scratch
 	if err := e.Close(); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/supflow/supflow/config/field"
 )
 
@@ -37,6 +38,13 @@ type Config struct {
 	KeyFile  string `yaml:"key_file"`  // ... with its key
 
 	ConnectTimeout time.Duration `yaml:"-"` // per server dial; default 5 s
+
+	// InProcess, when set, is the server every connection reaches in
+	// memory instead of dialling URL (StartPrivate sets it for the
+	// process's own server): no socket, so none of the kernel's copies of
+	// each message (docs/benchmarks.md, "In-process connections"). URL is
+	// still checked and named in errors.
+	InProcess nats.InProcessConnProvider `yaml:"-"`
 }
 
 // Environment variables of the NATS credentials, which never come from a

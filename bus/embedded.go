@@ -100,7 +100,8 @@ func (e *Embedded) Close() error {
 // 127.0.0.1: its JetStream store is a fresh temporary folder, removed on
 // Close (the streams are that run's scratch), and it requires a random
 // password, since other users of the machine can reach 127.0.0.1 too. It
-// returns the server and the Config (named name) that connects to it.
+// returns the server and the Config (named name) that connects to it, in
+// process (Config.InProcess).
 func StartPrivate(ctx context.Context, name string, maxPayload int) (*Embedded, Config, error) {
 	dir, err := os.MkdirTemp("", "supflow-nats-")
 	if err != nil {
@@ -113,5 +114,5 @@ func StartPrivate(ctx context.Context, name string, maxPayload int) (*Embedded, 
 		return nil, Config{}, err
 	}
 	e.scratch = dir
-	return e, Config{URL: e.URL(), Name: name, User: user, Password: pass}, nil
+	return e, Config{URL: e.URL(), Name: name, User: user, Password: pass, InProcess: e.srv}, nil
 }

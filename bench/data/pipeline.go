@@ -313,17 +313,13 @@ func stageRoutes(dec *decode.Stage, aug *augment.Stage, fused bool) []bus.Route 
 // their images' sizes, sizes[SampleID], reach max_payload); name is the
 // row's (PIPELINE case=), for its CPU profile.
 func overBus(ctx context.Context, name string, dec *decode.Stage, aug *augment.Stage, tasks []messages.DecodeTask, sizes []int64, batch int, fused bool) (pipeRun, error) {
-	dir, err := os.MkdirTemp("", "bench-data-nats-")
-	if err != nil {
-		return pipeRun{}, err
-	}
-	defer os.RemoveAll(dir)
-	srv, err := bus.StartEmbedded(ctx, bus.EmbeddedConfig{StoreDir: dir, Port: -1})
+	// The server `supflow run` starts: the stages reach it in process.
+	srv, cfg, err := bus.StartPrivate(ctx, "bench-data", 0)
 	if err != nil {
 		return pipeRun{}, err
 	}
 	defer srv.Close()
-	b, err := bus.Connect(ctx, bus.Config{URL: srv.URL(), Name: "bench-data"}, nil)
+	b, err := bus.Connect(ctx, cfg, nil)
 	if err != nil {
 		return pipeRun{}, err
 	}
@@ -335,7 +331,7 @@ func overBus(ctx context.Context, name string, dec *decode.Stage, aug *augment.S
 	// A plain subscriber sees view messages as published, headers included
 	// (what counts toward max_payload); a few suffice, and more would add
 	// to the CPU time measured.
-	tap, err := nats.Connect(srv.URL())
+	tap, err := nats.Connect(srv.URL(), nats.UserInfo(cfg.User, cfg.Password))
 	if err != nil {
 		return pipeRun{}, err
 	}
