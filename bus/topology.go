@@ -295,7 +295,7 @@ func (b *Bus) consumer(ctx context.Context, e WorkQueue) error {
 			// unacknowledged messages stay in the stream and go to the
 			// new consumer.
 			b.logger.Warn("replacing a push consumer by a pull consumer", "stream", e.Topic, "consumer", c.Name)
-			if err := b.js.DeleteConsumer(ctx, e.Topic, c.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			if err := b.deleteConsumer(ctx, e.Topic, c.Name); err != nil {
 				return err
 			}
 		}
@@ -385,19 +385,40 @@ func (b *Bus) ResetConsumer(ctx context.Context, t Topology, topic string) error
 		if e.Topic != topic {
 			continue
 		}
-		err = retryRaces(ctx, func() error {
-			err := b.js.DeleteConsumer(ctx, e.Topic, e.Consumer.Name)
+		if err := b.deleteConsumer(ctx, e.Topic, e.Consumer.Name); err != nil {
+			return fmt.Errorf("%w: reset consumer %s on %s: %w", ErrTopology, e.Consumer.Name, e.Topic, err)
+		}
+		return b.consumer(ctx, e)
+	}
+	return fmt.Errorf("%w: no edge %q", ErrTopology, topic)
+}
+
+// deleteConsumer deletes the consumer and returns once none of that name
+// is left. nats-server forgets a deleted consumer before it removes its
+// files: another process's Provision that creates the consumer in between
+// gets a live consumer whose files the delete then removes, so it is gone
+// after the server restarts (nats-server 2.15.3; TestResetWhileProvisioning).
+// Such a consumer is deleted too, until a delete has no create beside it.
+func (b *Bus) deleteConsumer(ctx context.Context, stream, name string) error {
+	for {
+		err := retryRaces(ctx, func() error {
+			err := b.js.DeleteConsumer(ctx, stream, name)
 			if errors.Is(err, jetstream.ErrConsumerNotFound) {
 				return nil
 			}
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("%w: reset consumer %s on %s: %w", ErrTopology, e.Consumer.Name, e.Topic, err)
+			return err
 		}
-		return b.consumer(ctx, e)
+		_, err = b.js.Consumer(ctx, stream, name)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
 	}
-	return fmt.Errorf("%w: no edge %q", ErrTopology, topic)
 }
 
 // metaMaxDeliver is the consumer metadata key holding the delivery count at
