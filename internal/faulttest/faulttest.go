@@ -92,7 +92,7 @@ func (a Account) OK() bool { return a.Lost == 0 && a.Duplicated == 0 && a.Extra 
 type Row struct {
 	Case     string
 	Injected string
-	Epochs   int
+	Reports  int // epoch trained lines checked, repeats after a restart included
 	Account
 	Pass   bool
 	Detail string // what else was checked, or why it failed
@@ -123,14 +123,14 @@ func (r *Report) Rows() []Row {
 // WriteTable writes the rows as a Markdown table.
 func WriteTable(w io.Writer, rows []Row) error {
 	var b strings.Builder
-	b.WriteString("| case | injected fault | epochs | samples expected | received | lost | duplicated | dead-lettered | result | checked |\n")
+	b.WriteString("| case | injected fault | epoch reports | samples expected | received | lost | duplicated | dead-lettered | result | checked |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		result := "FAIL"
 		if r.Pass {
 			result = "pass"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %d | %d | %d | %s | %s |\n", cell(r.Case), cell(r.Injected), r.Epochs,
+		fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %d | %d | %d | %s | %s |\n", cell(r.Case), cell(r.Injected), r.Reports,
 			r.Expected, r.Received, r.Lost, r.Duplicated, r.Dropped, result, cell(r.Detail))
 	}
 	_, err := io.WriteString(w, b.String())

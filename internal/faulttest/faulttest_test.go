@@ -37,7 +37,7 @@ func TestTally(t *testing.T) {
 
 func TestWriteTable(t *testing.T) {
 	var b strings.Builder
-	rows := []Row{{Case: "a|b", Injected: "x\ny", Epochs: 2, Account: Account{Expected: 10, Received: 10}, Pass: true}}
+	rows := []Row{{Case: "a|b", Injected: "x\ny", Reports: 2, Account: Account{Expected: 10, Received: 10}, Pass: true}}
 	if err := WriteTable(&b, rows); err != nil {
 		t.Fatal(err)
 	}

@@ -65,8 +65,10 @@ injects one fault from outside the processes and compares the exact set of
 sample ids the trainer reports per epoch (` + "`trained_ids`, `dropped_ids`" + ` of its
 ` + "`epoch trained`" + ` line) with the manifest: every sample of the training split
 trained exactly once, except objects that can never be read, which must be
-dead-lettered instead. "received" counts trained plus dead-lettered ids,
-repeats included; "lost" counts samples neither trained nor dead-lettered as
+dead-lettered instead. "epoch reports" counts the trainers' ` + "`epoch trained`" + `
+lines checked: an epoch trained again by a restarted trainer is reported,
+and checked, once more, and each report expects the whole split. "received"
+counts trained plus dead-lettered ids, repeats included; "lost" counts samples neither trained nor dead-lettered as
 expected; "duplicated" counts samples reported more than once.
 
 `)
@@ -294,7 +296,7 @@ func (fc *faultCase) check(entries []dataset.Entry, epochs int, dead []uint64, o
 			s := stats[e]
 			a := Tally(len(entries), dead, s.TrainedIDs, s.DroppedIDs)
 			fc.row.Add(a)
-			fc.row.Epochs++
+			fc.row.Reports++
 			reported[e] = true
 			dups += s.Duplicates
 			if !a.OK() || s.Samples != len(s.TrainedIDs) {
