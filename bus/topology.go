@@ -295,7 +295,7 @@ func (b *Bus) consumer(ctx context.Context, e WorkQueue) error {
 			// unacknowledged messages stay in the stream and go to the
 			// new consumer.
 			b.logger.Warn("replacing a push consumer by a pull consumer", "stream", e.Topic, "consumer", c.Name)
-			if err := b.deleteConsumer(ctx, e.Topic, c.Name); err != nil {
+			if err := b.js.DeleteConsumer(ctx, e.Topic, c.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 				return err
 			}
 		}
@@ -398,7 +398,9 @@ func (b *Bus) ResetConsumer(ctx context.Context, t Topology, topic string) error
 // files: another process's Provision that creates the consumer in between
 // gets a live consumer whose files the delete then removes, so it is gone
 // after the server restarts (nats-server 2.15.3; TestResetWhileProvisioning).
-// Such a consumer is deleted too, until a delete has no create beside it.
+// Such a consumer is deleted too, until a delete has no create beside it:
+// only for a consumer whose one reader deletes it (ResetConsumer), since a
+// reader that started in between would lose its consumer.
 func (b *Bus) deleteConsumer(ctx context.Context, stream, name string) error {
 	for {
 		err := retryRaces(ctx, func() error {
