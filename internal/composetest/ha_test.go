@@ -166,7 +166,7 @@ func TestIntegrationComposeHA(t *testing.T) {
 		}
 		h.docker("unpause", h.feeder)
 		t.Logf("epoch %d: %s", e, what)
-		rows = append(rows, faulttest.Row{Case: fmt.Sprintf("%d. %s", e, f.name), Injected: what, Epochs: 1})
+		rows = append(rows, faulttest.Row{Case: fmt.Sprintf("%d. %s", e, f.name), Injected: what, Reports: 1})
 	}
 
 	eval := waitEvaluate(ctx, t, p)
