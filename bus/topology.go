@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -182,7 +183,10 @@ const (
 // ErrTopology wraps an invalid topology or a failure to provision it.
 var ErrTopology = errors.New("bus: topology")
 
+// setDefaults fills in t's zero values, in a copy of its edges: Validate and
+// checked work on a copy of a caller's Topology, whose edges it shares.
 func (t *Topology) setDefaults() {
+	t.Edges = slices.Clone(t.Edges)
 	for i := range t.Edges {
 		e := &t.Edges[i]
 		e.MaxMsgs = orDefault(e.MaxMsgs, defaultMaxMsgs)

@@ -139,3 +139,17 @@ func TestProvisionReplacesAnOlderPushConsumer(t *testing.T) {
 		t.Fatalf("got %v", got)
 	}
 }
+
+// TestValidateLeavesTheCallersEdges: Validate (and Provision, which
+// validates) fills in defaults on its own copy; writing them into the
+// caller's edges raced when two goroutines provisioned one Topology (the
+// race detector in TestResetWhileProvisioning).
+func TestValidateLeavesTheCallersEdges(t *testing.T) {
+	topo := Topology{Edges: []WorkQueue{{Topic: "in", Consumer: Consumer{Name: "reader"}}}}
+	if err := topo.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got := topo.Edges[0]; got != (WorkQueue{Topic: "in", Consumer: Consumer{Name: "reader"}}) {
+		t.Errorf("Validate changed the caller's edge to %+v", got)
+	}
+}
