@@ -153,3 +153,54 @@ func TestValidateLeavesTheCallersEdges(t *testing.T) {
 		t.Errorf("Validate changed the caller's edge to %+v", got)
 	}
 }
+
+// TestProvisionWritesOnlyChanges: a Provision that finds a stream as it
+// wants it does not update it (an update races consumer creation inside
+// nats-server), and one that changes a limit does. The server announces
+// each stream update with an advisory, in order: the advisories up to the
+// creation of a last stream must hold exactly the two changes of "in".
+func TestProvisionWritesOnlyChanges(t *testing.T) {
+	srv := startServer(t, EmbeddedConfig{})
+	b := connect(t, srv.URL())
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	advisories, err := nc.SubscribeSync("$JS.EVENT.ADVISORY.STREAM.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	e := edge("in", "reader")
+	for _, maxMsgs := range []int64{100, 100, 200, 200, 300} {
+		e.MaxMsgs = maxMsgs
+		provision(t, b, e)
+	}
+	provision(t, b, edge("last", "reader"))
+	updates := 0
+	for {
+		m, err := advisories.NextMsg(time.Minute)
+		if err != nil {
+			t.Fatalf("waiting for the creation of stream last: %v", err)
+		}
+		if m.Subject == "$JS.EVENT.ADVISORY.STREAM.UPDATED.in" {
+			updates++
+		}
+		if m.Subject == "$JS.EVENT.ADVISORY.STREAM.CREATED.last" {
+			break
+		}
+	}
+	if updates != 2 {
+		t.Errorf("%d updates of stream in, want 2: one per change of MaxMsgs, none for the Provisions that changed nothing", updates)
+	}
+	s, err := b.js.Stream(t.Context(), "in")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.CachedInfo().Config.MaxMsgs; got != 300 {
+		t.Errorf("MaxMsgs %d, want 300", got)
+	}
+}
