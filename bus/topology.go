@@ -503,7 +503,7 @@ func sameStream(have, want jetstream.StreamConfig) bool {
 
 // retryRaces calls f again, with backoff, while the server answers with
 // an internal error (code 500) or says that the consumer being updated does
-// not exist (err_code 10149), at most five times in all. Every process
+// not exist (err_code 10149), at most raceAttempts times in all. Every process
 // provisions at start-up and the trainer resets its consumer then: updates
 // of one consumer from several processes at once can collide in the
 // server's file store ("open .../obs/train/meta.inf.tmp: no such file or
