@@ -9,7 +9,10 @@
 #
 # The host's module cache is mounted read-only with GOPROXY=off: a machine
 # whose egress re-signs TLS with its own CA (as this project's sandbox does)
-# cannot reach the module proxy from a fresh root filesystem.
+# cannot reach the module proxy from a fresh root filesystem, nor the
+# checksum database, which `go mod download` of the MNIST module outside
+# any module (supflow's ingest) asks unless its lookup is in the host's
+# cache: GOSUMDB=off too, for modules the host verified when it fetched them.
 # FRESH_GOPROXY=https://proxy.golang.org downloads the modules instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,7 +48,7 @@ INNER
 chmod +x "$work/run.sh"
 mods=()
 if [ -z "${FRESH_GOPROXY:-}" ]; then
-  mods=(-v "$(go env GOMODCACHE):/gomodcache:ro" -e GOMODCACHE=/gomodcache -e GOPROXY=off)
+  mods=(-v "$(go env GOMODCACHE):/gomodcache:ro" -e GOMODCACHE=/gomodcache -e GOPROXY=off -e GOSUMDB=off)
 else
   mods=(-e GOPROXY="$FRESH_GOPROXY")
 fi
