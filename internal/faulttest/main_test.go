@@ -68,8 +68,9 @@ trained exactly once, except objects that can never be read, which must be
 dead-lettered instead. "epoch reports" counts the trainers' ` + "`epoch trained`" + `
 lines checked: an epoch trained again by a restarted trainer is reported,
 and checked, once more, and each report expects the whole split. "received"
-counts trained plus dead-lettered ids, repeats included; "lost" counts samples neither trained nor dead-lettered as
-expected; "duplicated" counts samples reported more than once.
+counts trained plus dead-lettered ids, repeats included; "lost" counts
+samples neither trained nor dead-lettered as expected; "duplicated" counts
+samples reported more than once.
 
 `)
 	if err := WriteTable(&b, rows); err != nil {
