@@ -58,6 +58,9 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: transport: %w", err)
 	}
+	if cfg.Dialer != nil {
+		tr.DialContext = cfg.Dialer.DialContext
+	}
 	if cfg.CAFile != "" {
 		pem, err := os.ReadFile(cfg.CAFile)
 		if err != nil {

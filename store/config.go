@@ -1,9 +1,11 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"regexp"
 	"strings"
@@ -62,6 +64,17 @@ type Config struct {
 	// that receives nothing, headers or body, for this long; it is retried
 	// on a new connection. Default DefaultStallTimeout.
 	StallTimeout time.Duration `yaml:"-"`
+
+	// Dialer, when set, makes every connection instead of dialling
+	// Endpoint (the embedded endpoint's Config sets it to reach the server
+	// in memory: no socket, so none of the kernel's copies of each object;
+	// docs/benchmarks.md). Endpoint still signs requests and names errors.
+	Dialer Dialer `yaml:"-"`
+}
+
+// Dialer makes a Client's connections (Config.Dialer); *net.Dialer is one.
+type Dialer interface {
+	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 func (c *Config) setDefaults() {

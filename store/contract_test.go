@@ -30,6 +30,14 @@ func embeddedBackend(t *testing.T) Config {
 	return e.Config("contract")
 }
 
+// embeddedSocketBackend reaches the embedded endpoint over its TCP socket,
+// as other processes do, instead of in memory.
+func embeddedSocketBackend(t *testing.T) Config {
+	cfg := embeddedBackend(t)
+	cfg.Dialer = nil
+	return cfg
+}
+
 func minioBackend(t *testing.T) Config {
 	t.Helper()
 	s := miniotest.Start(t)
@@ -38,6 +46,8 @@ func minioBackend(t *testing.T) Config {
 }
 
 func TestContractEmbedded(t *testing.T) { runContract(t, embeddedBackend) }
+
+func TestContractEmbeddedSocket(t *testing.T) { runContract(t, embeddedSocketBackend) }
 
 func TestIntegrationContractMinIO(t *testing.T) { runContract(t, minioBackend) }
 

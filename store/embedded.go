@@ -24,14 +24,17 @@ import (
 
 // Embedded is an in-process S3-compatible endpoint on 127.0.0.1 with a
 // random port and random credentials, for `supflow run` without an external
-// MinIO. Clients reach it through the same minio-go path as a real server
-// (Config returns the settings). Requests must carry a valid AWS signature
-// V4 made with its credentials. Close stops it; it is safe for concurrent use.
+// MinIO. Clients reach it through the same minio-go and HTTP path as a real
+// server, the process's own over in-memory pipes (Config returns the
+// settings), others over the socket (Endpoint). Requests must carry a valid
+// AWS signature V4 made with its credentials. Close stops it; it is safe
+// for concurrent use.
 type Embedded struct {
 	endpoint  string
 	accessKey string
 	secretKey string
 	srv       *http.Server
+	pipes     *pipeListener
 	done      chan struct{}
 	closeOnce sync.Once
 	closeErr  error
@@ -67,6 +70,7 @@ func StartEmbedded(ctx context.Context, dir string) (*Embedded, error) {
 		endpoint:  ln.Addr().String(),
 		accessKey: randomToken(10),
 		secretKey: randomToken(20),
+		pipes:     newPipeListener(),
 		done:      make(chan struct{}),
 	}
 	faker := gofakes3.New(backend, gofakes3.WithAutoBucket(false), gofakes3.WithLogger(gofakes3.DiscardLog()))
@@ -75,11 +79,16 @@ func StartEmbedded(ctx context.Context, dir string) (*Embedded, error) {
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(slog.DiscardHandler, slog.LevelError),
 	}
-	go func() {
-		defer close(e.done)
+	var served sync.WaitGroup
+	served.Go(func() {
 		if err := e.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			e.closeErr = fmt.Errorf("store: embedded serve: %w", err)
 		}
+	})
+	served.Go(func() { e.srv.Serve(e.pipes) }) // ends with the TCP listener's Shutdown
+	go func() {
+		served.Wait()
+		close(e.done)
 	}()
 	return e, nil
 }
@@ -90,9 +99,10 @@ func (e *Embedded) Endpoint() string { return e.endpoint }
 // Credentials returns the access and secret key requests must be signed with.
 func (e *Embedded) Credentials() (accessKey, secretKey string) { return e.accessKey, e.secretKey }
 
-// Config returns a client Config for bucket on this endpoint.
+// Config returns a client Config for bucket on this endpoint, reached in
+// process (Config.Dialer): clients in other processes use Endpoint.
 func (e *Embedded) Config(bucket string) Config {
-	return Config{Endpoint: e.endpoint, Bucket: bucket, AccessKey: e.accessKey, SecretKey: e.secretKey}
+	return Config{Endpoint: e.endpoint, Bucket: bucket, AccessKey: e.accessKey, SecretKey: e.secretKey, Dialer: e.pipes}
 }
 
 // Close stops the endpoint and waits for its server goroutine. Idempotent.

@@ -89,6 +89,7 @@ func TestGetSurvivesOutage(t *testing.T) {
 	p := newProxy(t, e.Endpoint())
 	cfg := e.Config("outage")
 	cfg.Endpoint = p.addr
+	cfg.Dialer = nil // through the socket, not in memory
 	c, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -180,6 +181,7 @@ func TestWalkResumesAfterOutage(t *testing.T) {
 	p := newProxy(t, e.Endpoint())
 	cfg := e.Config("walk")
 	cfg.Endpoint = p.addr
+	cfg.Dialer = nil // through the socket, not in memory
 	c, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -274,6 +276,7 @@ func TestGetCutsAStalledRead(t *testing.T) {
 
 	cfg := e.Config("stall")
 	cfg.Endpoint = ln.Addr().String()
+	cfg.Dialer = nil // through the socket, not in memory
 	cfg.StallTimeout = 200 * time.Millisecond
 	c, err := New(cfg)
 	if err != nil {

@@ -1,0 +1,85 @@
+package store
+
+import (
+	"fmt"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// BenchmarkEmbeddedGet reads objects from the embedded endpoint through
+// the Client, over its socket and in memory (Embedded.Config's Dialer), with
+// 2 reads at once: a 20 KB range of a shard (a run of about 50 gray 28 px
+// PNGs) and a whole 110 KB object (an ImageNet-like JPEG). CPU per read is
+// the whole process's, server included, with the ratio of in memory to the
+// socket.
+//
+//	go test -run '^$' -bench BenchmarkEmbeddedGet -benchtime 5000x ./store/
+func BenchmarkEmbeddedGet(b *testing.B) {
+	e, err := StartEmbedded(b.Context(), "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { e.Close() })
+	setup, err := New(e.Config("bench"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := b.Context()
+	if err := setup.EnsureBucket(ctx); err != nil {
+		b.Fatal(err)
+	}
+	for _, o := range []struct {
+		key  string
+		size int
+	}{{"shard", 1 << 20}, {"photo", 110 << 10}} {
+		if err := setup.Put(ctx, o.key, make([]byte, o.size), PutOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		get  func(*Client) error
+	}{
+		{"range20KB", func(c *Client) error { _, err := c.GetRange(ctx, "shard", 300<<10, 20<<10, 20<<10); return err }},
+		{"object110KB", func(c *Client) error { _, err := c.Get(ctx, "photo"); return err }},
+	} {
+		var ref float64 // the socket's CPU per read
+		for _, via := range []string{"socket", "memory"} {
+			b.Run(fmt.Sprintf("%s/%s", c.name, via), func(b *testing.B) {
+				cfg := e.Config("bench")
+				if via == "socket" {
+					cfg.Dialer = nil
+				}
+				cl, err := New(cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				start := processCPU()
+				b.SetParallelism(1) // GOMAXPROCS readers: 2 on the 2-core machine
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						if err := c.get(cl); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+				cpu := (processCPU() - start) / float64(b.N)
+				b.ReportMetric(cpu*1e6, "cpu_us/read")
+				if via == "socket" {
+					ref = cpu
+				} else if ref > 0 {
+					b.ReportMetric(cpu/ref, "cpu_vs_socket")
+				}
+			})
+		}
+	}
+}
+
+// processCPU is the user + system CPU seconds of this process so far.
+func processCPU() float64 {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
