@@ -25,8 +25,10 @@ const fetchWait = time.Second
 // of the stream goes to the workers that ask. Every message received and
 // not yet settled has its AckWait restarted every third of AckWait (keep):
 // a live process is never redelivered what it is still working on, and a
-// delivery lost with a connection comes back after one AckWait.
+// delivery lost with a connection comes back after one AckWait. A consumer
+// the server no longer has is created again (restore).
 type puller struct {
+	js      jetstream.JetStream // for restore; nil: never restored
 	cons    jetstream.Consumer
 	delay   backoff
 	ackWait time.Duration
@@ -52,8 +54,8 @@ type puller struct {
 	debt int
 }
 
-func newPuller(cons jetstream.Consumer, slots int, ackWait time.Duration, delay backoff, logger *slog.Logger) *puller {
-	p := &puller{cons: cons, delay: delay, ackWait: ackWait, warn: logger.Warn,
+func newPuller(js jetstream.JetStream, cons jetstream.Consumer, slots int, ackWait time.Duration, delay backoff, logger *slog.Logger) *puller {
+	p := &puller{js: js, cons: cons, delay: delay, ackWait: ackWait, warn: logger.Warn,
 		free: make(chan struct{}, slots), stopped: make(chan struct{}), done: make(chan struct{}), quit: make(chan struct{})}
 	for range slots {
 		p.free <- struct{}{}
@@ -184,8 +186,12 @@ func (p *puller) run(receive func(*ackable)) {
 			wait = 50 * time.Millisecond
 			continue
 		}
-		// A NATS restart, or a consumer re-created under us: ask again.
+		// A NATS restart, or a consumer re-created or deleted under us:
+		// ask again.
 		p.warn("cannot fetch messages", "consumer", p.cons.CachedInfo().Name, "error", err)
+		if consumerGone(err) {
+			p.restore(stopped)
+		}
 		select {
 		case <-p.stopped:
 			return
@@ -193,6 +199,42 @@ func (p *puller) run(receive func(*ackable)) {
 		}
 		wait = min(2*wait, fetchWait)
 	}
+}
+
+// consumerGone reports whether a fetch failed for want of its consumer:
+// nobody answers its pull requests, or the server deleted it during one.
+// A NATS restart or a cluster's leader election looks the same for a
+// while, so restore asks the server first.
+func consumerGone(err error) bool {
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrConsumerDeleted) ||
+		errors.Is(err, jetstream.ErrConsumerNotFound)
+}
+
+// restoreWait bounds restore's two requests.
+const restoreWait = 5 * time.Second
+
+// restore creates the consumer again, as this worker bound to it, if the
+// server says it has no consumer of that name: an operator deleted it, or
+// a server lost it with its store. Without it the worker would ask an
+// absent consumer for ever. The stream is a work queue, so every message
+// not yet acknowledged is still in it and goes to the new consumer; what
+// this worker holds from the old one is delivered again. A consumer that is
+// there, or a server that cannot say, is left alone: the fetches go on.
+func (p *puller) restore(ctx context.Context) {
+	if p.js == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, restoreWait)
+	defer cancel()
+	info := p.cons.CachedInfo()
+	if _, err := p.js.Consumer(ctx, info.Stream, info.Name); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return
+	}
+	if _, err := p.js.CreateConsumer(ctx, info.Stream, info.Config); err != nil {
+		p.warn("consumer missing, and creating it again failed", "stream", info.Stream, "consumer", info.Name, "error", err)
+		return
+	}
+	p.warn("consumer was missing: created it again as this worker bound to it", "stream", info.Stream, "consumer", info.Name)
 }
 
 // hold wraps m in an ackable that frees its slots when settled, kept alive

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,7 +68,7 @@ func (ackedMsg) Ack() error { return nil }
 // slots held by acknowledged messages). Here the test holds the puller's
 // lock as the keeper does; with the deadlock, isSettled never returns.
 func TestSettleWhileKeeping(t *testing.T) {
-	p := newPuller(nil, 1, time.Minute, backoff{}, slog.New(slog.DiscardHandler))
+	p := newPuller(nil, nil, 1, time.Minute, backoff{}, slog.New(slog.DiscardHandler))
 	if p.take() != 1 {
 		t.Fatal("want the one slot")
 	}
@@ -84,5 +85,49 @@ func TestSettleWhileKeeping(t *testing.T) {
 	}
 	if n := p.take(); n != 1 {
 		t.Fatalf("%d free slots after the ack, want 1", n)
+	}
+}
+
+// TestRestoresADeletedConsumer: an operator deletes the consumers of a
+// running route and of a sink. Each worker finds its consumer gone, creates
+// it again as it bound to it (the router's limit in its metadata too), and
+// what was published meanwhile, kept by the work-queue stream, arrives.
+func TestRestoresADeletedConsumer(t *testing.T) {
+	srv := startServer(t, EmbeddedConfig{})
+	b := connect(t, srv.URL())
+	provision(t, b, edge("in", "stage"), edge("out", "check"))
+	var logs syncBuffer
+	cfg := quick
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	col := newCollector()
+	runRouter(t, b, cfg,
+		Handle("stage", "in", "out", str, bytesOf, func(_ context.Context, s string) (string, error) { return s, nil }),
+		col.route("check", "out"))
+	sendAll(t, b, "in", "before")
+	col.wait(t, 1)
+
+	ctx := t.Context()
+	want := map[string]jetstream.ConsumerConfig{}
+	for stream, name := range map[string]string{"in": "stage", "out": "check"} {
+		c := rawConsumer(t, srv.URL(), stream, name)
+		want[name] = c.CachedInfo().Config
+		if err := b.js.DeleteConsumer(ctx, stream, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sendAll(t, b, "in", "after1", "after2")
+	got := col.wait(t, 2) // and the one before
+	slices.Sort(got)
+	if w := []string{"after1", "after2", "before"}; !slices.Equal(got, w) {
+		t.Fatalf("got %v, want %v", got, w)
+	}
+	if n := strings.Count(logs.String(), "consumer was missing: created it again"); n != 2 {
+		t.Errorf("%d consumers restored, want 2; log:\n%s", n, logs.String())
+	}
+	for stream, name := range map[string]string{"in": "stage", "out": "check"} {
+		have := rawConsumer(t, srv.URL(), stream, name).CachedInfo().Config
+		if !sameConsumer(have, want[name]) || have.Metadata[metaMaxDeliver] != want[name].Metadata[metaMaxDeliver] {
+			t.Errorf("%s restored as %+v, want %+v", name, have, want[name])
+		}
 	}
 }

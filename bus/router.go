@@ -185,7 +185,7 @@ func (r *Router) Run(ctx context.Context) error {
 			stopSinks(sinks, r.cfg.CloseTimeout)
 			return err
 		}
-		sub := newPullSubscriber(newPuller(c, rt.workers, cons.AckWait, backoff{r.cfg.NakDelay, r.cfg.NakDelayMax}, r.cfg.Logger),
+		sub := newPullSubscriber(newPuller(js, c, rt.workers, cons.AckWait, backoff{r.cfg.NakDelay, r.cfg.NakDelayMax}, r.cfg.Logger),
 			work, r.cfg.CloseTimeout)
 		pub := r.bus.Publisher()
 		pubs = append(pubs, pub)

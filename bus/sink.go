@@ -44,7 +44,7 @@ func (r *Router) startSink(ctx context.Context, rt Route, cons consumerInfo) (*s
 		return nil, err
 	}
 	s := &sinkRun{wake: make(chan struct{}, 1), done: make(chan struct{}),
-		p: newPuller(c, cmp.Or(max(cons.MaxAckPending, 0), maxMaxAckPending), cons.AckWait, backoff{r.cfg.NakDelay, r.cfg.NakDelayMax}, r.cfg.Logger)}
+		p: newPuller(r.bus.js, c, cmp.Or(max(cons.MaxAckPending, 0), maxMaxAckPending), cons.AckWait, backoff{r.cfg.NakDelay, r.cfg.NakDelayMax}, r.cfg.Logger)}
 	s.p.weight = messages.Samples
 	receive := func(a *ackable) {
 		msg := toMessage(a.msg)

@@ -66,7 +66,7 @@ func benchStorage(b *testing.B, st jetstream.StorageType, payload []byte, worker
 	if err != nil {
 		b.Fatal(err)
 	}
-	sub := newPullSubscriber(newPuller(c, workers, e.Consumer.AckWait, backoff{}, slog.New(slog.DiscardHandler)),
+	sub := newPullSubscriber(newPuller(nil, c, workers, e.Consumer.AckWait, backoff{}, slog.New(slog.DiscardHandler)),
 		context.Background(), time.Minute)
 	defer sub.Close()
 	msgs, err := sub.Subscribe(ctx, e.Topic)
