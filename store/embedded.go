@@ -85,7 +85,7 @@ func StartEmbedded(ctx context.Context, dir string) (*Embedded, error) {
 			e.closeErr = fmt.Errorf("store: embedded serve: %w", err)
 		}
 	})
-	served.Go(func() { e.srv.Serve(e.pipes) }) // ends with the TCP listener's Shutdown
+	served.Go(func() { e.srv.Serve(e.pipes) }) // ErrServerClosed once Close shuts the server down
 	go func() {
 		served.Wait()
 		close(e.done)
@@ -105,7 +105,7 @@ func (e *Embedded) Config(bucket string) Config {
 	return Config{Endpoint: e.endpoint, Bucket: bucket, AccessKey: e.accessKey, SecretKey: e.secretKey, Dialer: e.pipes}
 }
 
-// Close stops the endpoint and waits for its server goroutine. Idempotent.
+// Close stops the endpoint and waits for its server goroutines. Idempotent.
 func (e *Embedded) Close() error {
 	e.closeOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -113,6 +113,9 @@ func (e *Embedded) Close() error {
 		if err := e.srv.Shutdown(ctx); err != nil {
 			e.srv.Close()
 		}
+		// Shutdown closes the listeners Serve had begun with; a Close right
+		// after the start may come first, and no dial must wait on it.
+		e.pipes.Close()
 		<-e.done
 	})
 	return e.closeErr
