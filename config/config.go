@@ -222,7 +222,7 @@ type Feeder struct {
 // Train is pipeline.yaml's train section. It is flat in the file, but its
 // keys come from two packages, inline: the engine's (method, the schedule,
 // the optimizer and the loss: engine.TrainConfig) and the train stage's
-// (batch_size, epochs, checkpoint_every and the kNN monitor's knn_*:
+// (batch_size, epochs, checkpoint_every, log_every and the kNN monitor's knn_*:
 // stages/train.Config), the backend's (backend, pjrt_plugin, devices,
 // sync_bn: xla/trainer.Config), plus threads, which is cmd/supflow's.
 type Train struct {

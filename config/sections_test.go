@@ -40,7 +40,7 @@ func TestSectionKeysUnchanged(t *testing.T) {
 		"model.arch", "model.blocks", "model.dtype", "model.feat_dim", "model.head", "model.stem", "model.widths",
 		"train.backend", "train.devices", "train.pjrt_plugin", "train.sync_bn",
 		"train.base_temperature", "train.batch_size", "train.checkpoint_every", "train.decay_epochs", "train.decay_rate", "train.drop_last",
-		"train.epochs", "train.knn_every", "train.knn_k", "train.knn_samples", "train.knn_temperature", "train.lr",
+		"train.epochs", "train.knn_every", "train.knn_k", "train.knn_samples", "train.knn_temperature", "train.log_every", "train.lr",
 		"train.method", "train.momentum", "train.optimizer", "train.schedule", "train.temperature", "train.threads",
 		"train.trust_coefficient", "train.warm", "train.warm_epochs", "train.warmup_from", "train.weight_decay",
 		"evaluate.batch_size", "evaluate.epochs", "evaluate.knn_k", "evaluate.lr", "evaluate.momentum",

@@ -14,8 +14,8 @@ const (
 )
 
 // Config configures pretraining. Its settings are the train stage's keys of
-// pipeline.yaml's train section (batch_size, epochs, checkpoint_every and
-// the kNN monitor's knn_*, drop_last), which sit there inline beside the engine's
+// pipeline.yaml's train section (batch_size, epochs, checkpoint_every,
+// log_every and the kNN monitor's knn_*, drop_last), which sit there inline beside the engine's
 // (engine.TrainConfig); the fields tagged "-" are not keys: cmd/supflow
 // fills them from the run, the data set and the other sections. The
 // settings' zero values are usable: New fills them from DefaultConfig.
@@ -38,6 +38,11 @@ type Config struct {
 	// CheckpointEvery is the number of epochs between checkpoints, in
 	// [1, 100000]; default 10. The last epoch is always saved.
 	CheckpointEvery int `yaml:"checkpoint_every"`
+	// LogEvery is the number of optimizer steps between the trainer's
+	// `step` log lines (the first step is always logged), in
+	// [1, 2^30]; default 10. The curves, metrics and progress line
+	// record every step whatever it is.
+	LogEvery int `yaml:"log_every"`
 	// Monitor configures the kNN monitor (Deps.Monitor).
 	Monitor MonitorConfig `yaml:",inline"`
 
@@ -72,10 +77,10 @@ type MonitorConfig struct {
 }
 
 // DefaultConfig returns the defaults of every setting: batches of 256,
-// 100 epochs, a checkpoint every 10, the monitor off (1000 samples,
-// probe.DefaultKNNConfig when turned on).
+// 100 epochs, a checkpoint every 10, a step log line every 10 steps, the
+// monitor off (1000 samples, probe.DefaultKNNConfig when turned on).
 func DefaultConfig() Config {
-	return Config{BatchSize: 256, Epochs: 100, CheckpointEvery: 10,
+	return Config{BatchSize: 256, Epochs: 100, CheckpointEvery: 10, LogEvery: 10,
 		Monitor: MonitorConfig{Samples: 1000, KNN: probe.DefaultKNNConfig()}}
 }
 
@@ -91,6 +96,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.CheckpointEvery == 0 {
 		c.CheckpointEvery = d.CheckpointEvery
+	}
+	if c.LogEvery == 0 {
+		c.LogEvery = d.LogEvery
 	}
 	if c.Monitor.Samples == 0 {
 		c.Monitor.Samples = d.Monitor.Samples
@@ -109,6 +117,7 @@ func (c Config) Validate() error {
 	k.IntIn("batch_size", c.BatchSize, minBatch, maxBatch)
 	k.IntIn("epochs", c.Epochs, 1, maxEpochs)
 	k.IntIn("checkpoint_every", c.CheckpointEvery, 1, maxEpochs)
+	k.IntIn("log_every", c.LogEvery, 1, maxSamples)
 	k.IntIn("knn_every", c.Monitor.Every, 0, maxEpochs)
 	k.IntIn("knn_samples", c.Monitor.Samples, 1, maxSamples)
 	k.Include("", c.Monitor.KNN.Validate())

@@ -2,12 +2,16 @@ package train
 
 import (
 	"errors"
+	"log/slog"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/supflow/supflow/config/field"
 	"github.com/supflow/supflow/config/field/fieldtest"
+	"github.com/supflow/supflow/engine"
 	"github.com/supflow/supflow/internal/storetest"
 	"github.com/supflow/supflow/probe"
 )
@@ -65,7 +69,7 @@ func TestValidateIsStrict(t *testing.T) {
 	for _, e := range field.List(Config{}.Validate()) {
 		keys = append(keys, e.Key)
 	}
-	if want := []string{"batch_size", "epochs", "checkpoint_every", "knn_samples", "knn_k", "knn_temperature"}; !slices.Equal(keys, want) {
+	if want := []string{"batch_size", "epochs", "checkpoint_every", "log_every", "knn_samples", "knn_k", "knn_temperature"}; !slices.Equal(keys, want) {
 		t.Errorf("zero Config: keys %v, want %v", keys, want)
 	}
 	deps := Deps{Engine: &fakeEngine{}, Store: storetest.New(t), Events: newFakeBus(), DeadLetters: newFakeBus()}
@@ -73,7 +77,32 @@ func TestValidateIsStrict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.cfg.BatchSize != 256 || s.cfg.Epochs != 100 || s.cfg.CheckpointEvery != 10 || s.cfg.Monitor != DefaultConfig().Monitor {
+	if s.cfg.BatchSize != 256 || s.cfg.Epochs != 100 || s.cfg.CheckpointEvery != 10 || s.cfg.LogEvery != 10 || s.cfg.Monitor != DefaultConfig().Monitor {
 		t.Errorf("defaulted config %+v", s.cfg)
+	}
+}
+
+// TestLogEvery: the trainer logs the first step and every log_every-th;
+// the curves record every step.
+func TestLogEvery(t *testing.T) {
+	var logs strings.Builder
+	deps := Deps{Engine: &fakeEngine{}, Store: storetest.New(t), Events: newFakeBus(), DeadLetters: newFakeBus(),
+		Log: slog.New(slog.NewTextHandler(&logs, nil))}
+	s, err := New(t.Context(), Config{RunID: "r", Views: 2, Size: 2, Channels: 1, LogEvery: 3}, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for step := int64(1); step <= 7; step++ {
+		s.onStep(engine.Stats{Step: step, Epoch: 1, Samples: 4, Duration: time.Millisecond}, 0)
+	}
+	var logged []string
+	for _, m := range regexp.MustCompile(`msg=step step=(\d+) `).FindAllStringSubmatch(logs.String(), -1) {
+		logged = append(logged, m[1])
+	}
+	if want := []string{"1", "3", "6"}; !slices.Equal(logged, want) {
+		t.Errorf("steps logged %v, want %v", logged, want)
+	}
+	if n := len(s.curves.Points); n != 7 {
+		t.Errorf("%d steps in the curves, want 7", n)
 	}
 }

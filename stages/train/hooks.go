@@ -13,8 +13,8 @@ import (
 	"github.com/supflow/supflow/store"
 )
 
-// onStep records the step in the curves, logs every tenth and moves the
-// progress line.
+// onStep records the step in the curves, logs it every LogEvery steps
+// and moves the progress line.
 func (s *Stage) onStep(st engine.Stats, wait time.Duration) {
 	rate := float64(st.Samples) / (st.Duration + wait).Seconds()
 	s.mu.Lock()
@@ -28,7 +28,7 @@ func (s *Stage) onStep(st engine.Stats, wait time.Duration) {
 	}
 	s.progress(fmt.Sprintf("epoch %d/%d", st.Epoch, s.cfg.Epochs), st.Batch+1, st.Batches,
 		fmt.Sprintf("loss %.4f lr %.3g %.0f samples/s", st.Loss, st.LR, rate))
-	if st.Step%10 == 0 || st.Step == 1 {
+	if st.Step%int64(s.cfg.LogEvery) == 0 || st.Step == 1 {
 		s.log.Info("step", "step", st.Step, "epoch", st.Epoch, "loss", fmt.Sprintf("%.4f", st.Loss), "lr", fmt.Sprintf("%.4g", st.LR),
 			"samples_per_sec", fmt.Sprintf("%.1f", rate), "data_wait_seconds", fmt.Sprintf("%.3f", wait.Seconds()),
 			"step_seconds", fmt.Sprintf("%.3f", st.Duration.Seconds()))
