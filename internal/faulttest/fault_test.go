@@ -51,6 +51,50 @@ train: {epochs: 2, batch_size: 50, knn_every: 0}
 	fc.check(entries, 2, nil, train.Output())
 }
 
+// TestIntegrationFaultConsumerDeleted deletes the decode consumer while
+// the decode worker holds epoch 1's tasks, then the augment consumer while
+// the augment worker holds images, as `nats consumer rm` would under
+// running workers. Each worker finds its consumer gone and creates it
+// again as it bound to it; the work-queue streams still hold everything
+// not acknowledged, so the new consumers deliver it (what the workers held
+// again too: their acknowledgements went to the deleted consumers), and
+// every sample of every epoch is trained exactly once.
+func TestIntegrationFaultConsumerDeleted(t *testing.T) { eachBatch(t, faultConsumerDeleted) }
+
+func faultConsumerDeleted(t *testing.T) {
+	fc := newCase(t, "consumers deleted", "the decode consumer deleted while decode held epoch 1's tasks, then the augment consumer while augment held images (as `nats consumer rm`); the workers kept running", `
+dataset: {limit_train: 200, limit_test: 10}
+train: {epochs: 2, batch_size: 50, knn_every: 0}
+`)
+	c := fc.c
+	fc.ingest()
+	entries := fc.trainEntries("mnist", 200)
+	js := fc.js()
+	dec := c.Start("decode", "decode")
+	aug := c.Start("augment", "augment")
+	train := c.Start("train", "train")
+	feed := c.Start("feed", "feed")
+
+	var held []int
+	for _, e := range []struct{ stream, consumer string }{
+		{messages.TopicDecodeTasks, "decode"}, {messages.TopicImages, "augment"},
+	} {
+		held = append(held, waitInFlight(t, js, e.stream, e.consumer, 2*time.Minute))
+		if err := js.DeleteConsumer(t.Context(), e.stream, e.consumer); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fc.note("in flight when deleted: %d decode task messages, %d image messages", held[0], held[1])
+	c.Wait(feed, 4*time.Minute)
+	c.Wait(train, 4*time.Minute)
+	for _, p := range []*clustertest.Proc{dec, aug} {
+		if !strings.Contains(p.Output(), "consumer was missing: created it again") {
+			t.Errorf("%s did not log its consumer created again", p.Name())
+		}
+	}
+	fc.check(entries, 2, nil, train.Output())
+}
+
 // TestIntegrationFaultKillFusedWorker kills the only fused worker (decode
 // --augment: decode tasks in, views out) with SIGKILL while it holds
 // decode tasks, then starts a new one: the tasks come back after ack_wait

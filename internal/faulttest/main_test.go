@@ -172,6 +172,13 @@ const findings = `## What the cases found
   (4bd3770): a dead letter always fits (the payload cut to its start, its
   size in ` + "`supflow_payload_size`" + `), and a message that cannot be
   dead-lettered is terminated at its max_deliver-th delivery.
+- Consumers deleted (2026-12-06): a worker whose consumer was gone (an
+  operator's delete; or the train consumer, lost at a NATS restart when
+  the trainer's start-up reset raced another stage's provisioning, fixed
+  in c9347ed) asked the absent consumer for ever, logging "no responders"
+  every second. Fixed (d56f58a): a worker whose fetch finds nobody
+  answering asks the server and creates its consumer again as it bound
+  to it (case "consumers deleted").
 
 `
 
