@@ -34,21 +34,18 @@ train: {epochs: 2, batch_size: 50, knn_every: 0}
 	fc.ingest()
 	entries := fc.trainEntries("mnist", 300)
 	js := fc.js()
-	dec := c.Start("decode", "decode")
-	aug := c.Start("augment", "augment")
-	train := c.Start("train", "train")
-	feed := c.Start("feed", "feed")
+	st := fc.startStages()
 
 	n := waitInFlight(t, js, messages.TopicDecodeTasks, "decode", 2*time.Minute)
-	dec.Kill()
+	st.decode.Kill()
 	c.Start("decode-2", "decode")
 	m := waitInFlight(t, js, messages.TopicImages, "augment", time.Minute)
-	aug.Kill()
+	st.augment.Kill()
 	c.Start("augment-2", "augment")
 	fc.note("in flight when killed: %d decode task messages, %d image messages", n, m)
-	c.Wait(feed, 4*time.Minute)
-	c.Wait(train, 4*time.Minute)
-	fc.check(entries, 2, nil, train.Output())
+	c.Wait(st.feed, 4*time.Minute)
+	c.Wait(st.train, 4*time.Minute)
+	fc.check(entries, 2, nil, st.train.Output())
 }
 
 // TestIntegrationFaultConsumerDeleted deletes the decode consumer while
@@ -70,10 +67,7 @@ train: {epochs: 2, batch_size: 50, knn_every: 0}
 	fc.ingest()
 	entries := fc.trainEntries("mnist", 200)
 	js := fc.js()
-	dec := c.Start("decode", "decode")
-	aug := c.Start("augment", "augment")
-	train := c.Start("train", "train")
-	feed := c.Start("feed", "feed")
+	st := fc.startStages()
 
 	var held []int
 	for _, e := range []struct{ stream, consumer string }{
@@ -85,14 +79,14 @@ train: {epochs: 2, batch_size: 50, knn_every: 0}
 		}
 	}
 	fc.note("in flight when deleted: %d decode task messages, %d image messages", held[0], held[1])
-	c.Wait(feed, 4*time.Minute)
-	c.Wait(train, 4*time.Minute)
-	for _, p := range []*clustertest.Proc{dec, aug} {
+	c.Wait(st.feed, 4*time.Minute)
+	c.Wait(st.train, 4*time.Minute)
+	for _, p := range []*clustertest.Proc{st.decode, st.augment} {
 		if !strings.Contains(p.Output(), "consumer was missing: created it again") {
 			t.Errorf("%s did not log its consumer created again", p.Name())
 		}
 	}
-	fc.check(entries, 2, nil, train.Output())
+	fc.check(entries, 2, nil, st.train.Output())
 }
 
 // TestIntegrationFaultKillFusedWorker kills the only fused worker (decode
@@ -562,10 +556,8 @@ train: {epochs: 2, batch_size: 50, knn_every: 0}
 	c := fc.c
 	fc.ingest()
 	entries := fc.trainEntries("mnist", 200)
-	c.Start("decode", "decode")
-	c.Start("augment", "augment")
-	train := c.Start("train", "train")
-	feed := c.Start("feed", "feed")
+	st := fc.startStages()
+	train, feed := st.train, st.feed
 
 	train.WaitFor(stepLine(1), 2*time.Minute)
 	js := fc.js()

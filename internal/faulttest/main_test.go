@@ -268,6 +268,20 @@ func (fc *faultCase) note(format string, args ...any) {
 	fc.notes = append(fc.notes, fmt.Sprintf(format, args...))
 }
 
+// stages are the processes of one pipeline startStages started.
+type stages struct{ decode, augment, train, feed *clustertest.Proc }
+
+// startStages starts one decode, one augment, the trainer and the feeder,
+// the feeder last: it feeds as soon as it runs.
+func (fc *faultCase) startStages() stages {
+	var s stages
+	s.decode = fc.c.Start("decode", "decode")
+	s.augment = fc.c.Start("augment", "augment")
+	s.train = fc.c.Start("train", "train")
+	s.feed = fc.c.Start("feed", "feed")
+	return s
+}
+
 // ingest uploads the first train/test digits of MNIST.
 func (fc *faultCase) ingest() {
 	fc.t.Helper()

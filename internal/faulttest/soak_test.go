@@ -67,10 +67,7 @@ train: {epochs: 100000, batch_size: 50, knn_every: 0, checkpoint_every: 10}
 	fc.ingest()
 	entries := fc.trainEntries("mnist", soakSamples)
 	js := fc.js()
-	c.Start("decode", "decode")
-	c.Start("augment", "augment")
-	train := c.Start("train", "train")
-	c.Start("feed", "feed")
+	train := fc.startStages().train
 
 	var samples []soakSample
 	start := time.Now()
