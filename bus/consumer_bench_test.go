@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"syscall"
 	"testing"
 	"time"
 
@@ -13,6 +12,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/supflow/supflow/internal/cputime"
 )
 
 // BenchmarkConsumer reads messages of bus.batch 32x32x3 samples off a
@@ -77,7 +78,7 @@ func benchConsumer(b *testing.B, mode string, batch, workers int) float64 {
 	}
 	defer sub.Close()
 
-	start := cpuSeconds()
+	start := cputime.Seconds()
 	b.ResetTimer()
 	msgs, err := sub.Subscribe(b.Context(), e.Topic)
 	if err != nil {
@@ -96,7 +97,7 @@ func benchConsumer(b *testing.B, mode string, batch, workers int) float64 {
 	secs := b.Elapsed().Seconds()
 	b.ReportMetric(float64(b.N)/secs, "msgs/s")
 	b.ReportMetric(float64(b.N*batch)/secs, "samples/s")
-	return (cpuSeconds() - start) / float64(b.N)
+	return (cputime.Seconds() - start) / float64(b.N)
 }
 
 // fill publishes b.N messages of payload, asynchronously, and waits for
@@ -162,11 +163,4 @@ func (pushUnmarshaler) Unmarshal(m *nats.Msg) (*message.Message, error) {
 	}
 	msg.Metadata.Set(metaReply, m.Reply)
 	return msg, nil
-}
-
-// cpuSeconds is the user + system CPU time of this process so far.
-func cpuSeconds() float64 {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/supflow/supflow/internal/cputime"
 )
 
 // BenchmarkStorage moves messages of view-sized payloads through one
@@ -76,7 +78,7 @@ func benchStorage(b *testing.B, st jetstream.StorageType, payload []byte, worker
 	pub := bus.Publisher()
 	defer pub.Close()
 
-	start := cpuSeconds()
+	start := cputime.Seconds()
 	b.ResetTimer()
 	sent := make(chan error, 1)
 	go func() {
@@ -101,5 +103,5 @@ func benchStorage(b *testing.B, st jetstream.StorageType, payload []byte, worker
 		b.Fatal(err)
 	}
 	b.StopTimer()
-	return (cpuSeconds() - start) / float64(b.N)
+	return (cputime.Seconds() - start) / float64(b.N)
 }

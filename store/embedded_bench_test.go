@@ -2,9 +2,9 @@ package store
 
 import (
 	"fmt"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/supflow/supflow/internal/cputime"
 )
 
 // BenchmarkEmbeddedGet reads objects from the embedded endpoint through
@@ -55,7 +55,7 @@ func BenchmarkEmbeddedGet(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				start := processCPU()
+				start := cputime.Seconds()
 				b.SetParallelism(1) // GOMAXPROCS readers: 2 on the 2-core machine
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
@@ -65,7 +65,7 @@ func BenchmarkEmbeddedGet(b *testing.B) {
 						}
 					}
 				})
-				cpu := (processCPU() - start) / float64(b.N)
+				cpu := (cputime.Seconds() - start) / float64(b.N)
 				b.ReportMetric(cpu*1e6, "cpu_us/read")
 				if via == "socket" {
 					ref = cpu
@@ -75,11 +75,4 @@ func BenchmarkEmbeddedGet(b *testing.B) {
 			})
 		}
 	}
-}
-
-// processCPU is the user + system CPU seconds of this process so far.
-func processCPU() float64 {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }

@@ -13,6 +13,7 @@ import (
 	"sort"
 
 	"github.com/supflow/supflow/imgdecode"
+	"github.com/supflow/supflow/internal/cputime"
 	"github.com/supflow/supflow/messages"
 	"github.com/supflow/supflow/stages/augment"
 	"github.com/supflow/supflow/stages/decode"
@@ -261,11 +262,11 @@ func rate(ms float64) float64 {
 // CPU milliseconds per call.
 func perCore(n int, fn func(int) error) (float64, error) {
 	runtime.GC()
-	cpu0 := cpuSeconds()
+	cpu0 := cputime.Seconds()
 	for i := range n {
 		if err := fn(i); err != nil {
 			return 0, err
 		}
 	}
-	return 1e3 * (cpuSeconds() - cpu0) / float64(n), nil
+	return 1e3 * (cputime.Seconds() - cpu0) / float64(n), nil
 }

@@ -8,13 +8,13 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/supflow/supflow/bus"
 	"github.com/supflow/supflow/dataset"
 	"github.com/supflow/supflow/imgdecode"
+	"github.com/supflow/supflow/internal/cputime"
 	"github.com/supflow/supflow/messages"
 	"github.com/supflow/supflow/stages/augment"
 	"github.com/supflow/supflow/stages/decode"
@@ -279,7 +279,7 @@ func direct(ctx context.Context, n int, fn func(context.Context, int) error) (pi
 		errs = make([]error, decodeWorkers)
 	)
 	settle()
-	cpu0, heap0, start := cpuSeconds(), heap(), time.Now()
+	cpu0, heap0, start := cputime.Seconds(), heap(), time.Now()
 	for w := range decodeWorkers {
 		wg.Go(func() {
 			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
@@ -292,7 +292,7 @@ func direct(ctx context.Context, n int, fn func(context.Context, int) error) (pi
 	}
 	wg.Wait()
 	sec := time.Since(start).Seconds()
-	r := pipeRun{rate: float64(n) / sec, cpu: cpuSeconds() - cpu0, load: loadavg()}
+	r := pipeRun{rate: float64(n) / sec, cpu: cputime.Seconds() - cpu0, load: loadavg()}
 	r.alloc, r.gcs = heap().since(heap0)
 	return r, errors.Join(errs...)
 }
@@ -387,7 +387,7 @@ func overBus(ctx context.Context, name string, dec *decode.Stage, aug *augment.S
 	}
 	defer stopProfile()
 	settle()
-	cpu0, heap0 := cpuSeconds(), heap()
+	cpu0, heap0 := cputime.Seconds(), heap()
 	pub := b.Publisher()
 	defer pub.Close()
 	feedErr := make(chan error, 1)
@@ -414,7 +414,7 @@ func overBus(ctx context.Context, name string, dec *decode.Stage, aug *augment.S
 	case <-time.After(5 * time.Minute):
 		return pipeRun{}, fmt.Errorf("timed out with %d of %d views", seen.Load(), len(tasks))
 	}
-	cpu := cpuSeconds() - cpu0
+	cpu := cputime.Seconds() - cpu0
 	alloc, gcs := heap().since(heap0)
 	load := loadavg()
 	if err := stopProfile(); err != nil {
@@ -476,14 +476,6 @@ func heap() heapUse {
 // since is the bytes allocated and the collections between h0 and h.
 func (h heapUse) since(h0 heapUse) (float64, uint32) {
 	return float64(h.total - h0.total), h.gcs - h0.gcs
-}
-
-func cpuSeconds() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 // s3Disk (-s3 disk) keeps the embedded S3's objects in files, as `supflow

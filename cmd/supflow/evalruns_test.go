@@ -13,13 +13,12 @@ import (
 	"path/filepath"
 	"slices"
 	"sync/atomic"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/supflow/supflow/dataset"
 	"github.com/supflow/supflow/engine"
 	"github.com/supflow/supflow/imgdecode"
+	"github.com/supflow/supflow/internal/cputime"
 	"github.com/supflow/supflow/internal/fixtures"
 	"github.com/supflow/supflow/internal/storetest"
 	"github.com/supflow/supflow/messages"
@@ -321,7 +320,7 @@ func BenchmarkEmbedSharded(b *testing.B) {
 			{"runs_decoded_shards", evaluate.Planned(cached.Plan, cached.HandleTask)},
 		} {
 			b.Run(set.name+"/"+bc.name, func(b *testing.B) {
-				gets, cpu := objects.gets.Load()+cache.Ranges.Load(), cpuSeconds()
+				gets, cpu := objects.gets.Load()+cache.Ranges.Load(), cputime.Seconds()
 				for b.Loop() {
 					if _, err := evaluate.Embed(b.Context(), sc, train, bc.load, pixelEncoder{}, false); err != nil {
 						b.Fatal(err)
@@ -329,7 +328,7 @@ func BenchmarkEmbedSharded(b *testing.B) {
 				}
 				samples := float64(b.N * len(train))
 				b.ReportMetric(float64(objects.gets.Load()+cache.Ranges.Load()-gets)/samples, "GETs/sample")
-				b.ReportMetric((cpuSeconds()-cpu)*1e3/samples, "cpu-ms/sample")
+				b.ReportMetric((cputime.Seconds()-cpu)*1e3/samples, "cpu-ms/sample")
 			})
 		}
 	}
@@ -366,13 +365,4 @@ func noiseFolder(b *testing.B) dataset.Source {
 		b.Fatal(err)
 	}
 	return src
-}
-
-// cpuSeconds is the process's CPU time so far, user and system.
-func cpuSeconds() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
