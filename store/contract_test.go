@@ -30,6 +30,18 @@ func embeddedBackend(t *testing.T) Config {
 	return e.Config("contract")
 }
 
+// embeddedDiskBackend keeps the objects in files, as `supflow run` does
+// (fileBackend in front of gofakes3's afero backend).
+func embeddedDiskBackend(t *testing.T) Config {
+	t.Helper()
+	e, err := StartEmbedded(t.Context(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e.Config("contract")
+}
+
 // embeddedSocketBackend reaches the embedded endpoint over its TCP socket,
 // as other processes do, instead of in memory.
 func embeddedSocketBackend(t *testing.T) Config {
@@ -48,6 +60,8 @@ func minioBackend(t *testing.T) Config {
 func TestContractEmbedded(t *testing.T) { runContract(t, embeddedBackend) }
 
 func TestContractEmbeddedSocket(t *testing.T) { runContract(t, embeddedSocketBackend) }
+
+func TestContractEmbeddedDisk(t *testing.T) { runContract(t, embeddedDiskBackend) }
 
 func TestIntegrationContractMinIO(t *testing.T) { runContract(t, minioBackend) }
 
@@ -96,13 +110,16 @@ func runContract(t *testing.T, start backend) {
 			}
 		}},
 		{"overwrite", func(t *testing.T) {
-			for _, v := range []string{"one", "two"} {
-				if err := c.Put(ctx, "ow/x", []byte(v), PutOptions{}); err != nil {
+			for _, v := range []string{"one", "two", "three"} { // read between: what a server caches must follow
+				if err := c.Put(ctx, "ow/x", []byte(v), PutOptions{Metadata: map[string]string{"v": v}}); err != nil {
 					t.Fatal(err)
 				}
-			}
-			if got, err := c.Get(ctx, "ow/x"); err != nil || string(got) != "two" {
-				t.Fatalf("Get = %q, %v", got, err)
+				if got, err := c.Get(ctx, "ow/x"); err != nil || string(got) != v {
+					t.Fatalf("Get = %q, %v, want %q", got, err, v)
+				}
+				if info, err := c.Stat(ctx, "ow/x"); err != nil || info.Metadata["v"] != v || info.Size != int64(len(v)) {
+					t.Fatalf("Stat = %+v, %v, want %q", info, err, v)
+				}
 			}
 		}},
 		{"empty object", func(t *testing.T) {

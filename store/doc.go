@@ -4,7 +4,8 @@
 // embedded S3 endpoint that `supflow run` starts when no external MinIO is
 // configured.
 //
-// It imports minio-go, and gofakes3 with afero for the embedded endpoint;
+// It imports minio-go, and gofakes3 with afero for the embedded endpoint
+// (whose GETs of files fileBackend serves itself: docs/architecture.md);
 // it must not import messages, bus or any stage. It never reads the environment itself: ConfigFromEnv takes the
 // lookup function from the caller (cmd/supflow passes os.Getenv).
 //

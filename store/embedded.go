@@ -56,7 +56,7 @@ func StartEmbedded(ctx context.Context, dir string) (*Embedded, error) {
 		if err != nil {
 			return nil, fmt.Errorf("store: embedded backend in %s: %w", dir, err)
 		}
-		backend = b
+		backend = newFileBackend(b, afero.NewBasePathFs(fs, "buckets")) // where MultiBucket keeps them
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err

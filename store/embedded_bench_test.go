@@ -12,31 +12,36 @@ import (
 // 2 reads at once: a 20 KB range of a shard (a run of about 50 gray 28 px
 // PNGs) and a whole 110 KB object (an ImageNet-like JPEG). CPU per read is
 // the whole process's, server included, with the ratio of in memory to the
-// socket.
+// socket. The objects are held in memory, and for "files" in files (as
+// `supflow run` keeps them), read in memory.
 //
 //	go test -run '^$' -bench BenchmarkEmbeddedGet -benchtime 5000x ./store/
 func BenchmarkEmbeddedGet(b *testing.B) {
-	e, err := StartEmbedded(b.Context(), "")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { e.Close() })
-	setup, err := New(e.Config("bench"))
-	if err != nil {
-		b.Fatal(err)
-	}
 	ctx := b.Context()
-	if err := setup.EnsureBucket(ctx); err != nil {
-		b.Fatal(err)
-	}
-	for _, o := range []struct {
-		key  string
-		size int
-	}{{"shard", 1 << 20}, {"photo", 110 << 10}} {
-		if err := setup.Put(ctx, o.key, make([]byte, o.size), PutOptions{}); err != nil {
+	serve := func(dir string) *Embedded {
+		e, err := StartEmbedded(ctx, dir)
+		if err != nil {
 			b.Fatal(err)
 		}
+		b.Cleanup(func() { e.Close() })
+		setup, err := New(e.Config("bench"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := setup.EnsureBucket(ctx); err != nil {
+			b.Fatal(err)
+		}
+		for _, o := range []struct {
+			key  string
+			size int
+		}{{"shard", 1 << 20}, {"photo", 110 << 10}} {
+			if err := setup.Put(ctx, o.key, make([]byte, o.size), PutOptions{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return e
 	}
+	inMemory, inFiles := serve(""), serve(b.TempDir())
 	for _, c := range []struct {
 		name string
 		get  func(*Client) error
@@ -45,11 +50,14 @@ func BenchmarkEmbeddedGet(b *testing.B) {
 		{"object110KB", func(c *Client) error { _, err := c.Get(ctx, "photo"); return err }},
 	} {
 		var ref float64 // the socket's CPU per read
-		for _, via := range []string{"socket", "memory"} {
+		for _, via := range []string{"socket", "memory", "files"} {
 			b.Run(fmt.Sprintf("%s/%s", c.name, via), func(b *testing.B) {
-				cfg := e.Config("bench")
-				if via == "socket" {
+				cfg := inMemory.Config("bench")
+				switch via {
+				case "socket":
 					cfg.Dialer = nil
+				case "files":
+					cfg = inFiles.Config("bench")
 				}
 				cl, err := New(cfg)
 				if err != nil {
