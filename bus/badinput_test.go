@@ -172,7 +172,8 @@ func TestBadMessagesAreDeadLettered(t *testing.T) {
 	}
 
 	// Every good message reaches the trainer, whatever came before it.
-	deadline := time.After(15 * time.Second)
+	stalled := time.NewTimer(stallLimit)
+	defer stalled.Stop()
 	for {
 		mu.Lock()
 		missing := 0
@@ -191,8 +192,9 @@ func TestBadMessagesAreDeadLettered(t *testing.T) {
 		}
 		select {
 		case <-arrived:
-		case <-deadline:
-			t.Fatalf("%d good messages never reached the trainer", missing)
+			stalled.Reset(stallLimit)
+		case <-stalled.C:
+			t.Fatalf("%d good messages never reached the trainer (none for %v)", missing, stallLimit)
 		}
 	}
 	time.Sleep(200 * time.Millisecond) // a nacked message would be back by now

@@ -41,7 +41,8 @@ func (c *batchCollector) route(name, topic string) Route {
 // sorted and the number of messages.
 func (c *batchCollector) ids(t *testing.T, n int) ([]uint64, int) {
 	t.Helper()
-	deadline := time.After(15 * time.Second)
+	stalled := time.NewTimer(stallLimit)
+	defer stalled.Stop()
 	for {
 		c.mu.Lock()
 		var all []uint64
@@ -56,8 +57,9 @@ func (c *batchCollector) ids(t *testing.T, n int) ([]uint64, int) {
 		}
 		select {
 		case <-c.seen:
-		case <-deadline:
-			t.Fatalf("got samples %v, want %d", all, n)
+			stalled.Reset(stallLimit)
+		case <-stalled.C:
+			t.Fatalf("got samples %v, want %d; none for %v", all, n, stallLimit)
 		}
 	}
 }
@@ -218,7 +220,7 @@ func TestDeliveryParts(t *testing.T) {
 			if n != want {
 				t.Fatalf("delivery %d, want %d", n, want)
 			}
-		case <-time.After(15 * time.Second):
+		case <-time.After(stallLimit):
 			t.Fatalf("no delivery %d", want)
 		}
 	}
@@ -275,7 +277,7 @@ func TestSinkWindowCountsSamples(t *testing.T) {
 		select {
 		case d := <-held:
 			return d
-		case <-time.After(15 * time.Second):
+		case <-time.After(stallLimit):
 			t.Fatal("no delivery")
 			return nil
 		}

@@ -315,15 +315,21 @@ func TestUndeliverableIsTerminated(t *testing.T) {
 	for _, topic := range []string{"perm", "flaky", "sink"} {
 		sendAll(t, b, topic, "poison")
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	// Wait for the fourth call of each route for as long as calls keep
+	// coming (each after a nak delay), at most stallLimit without one.
+	last, lastAt := 0, time.Now()
 	for {
 		mu.Lock()
 		done := calls["perm"] >= 4 && calls["flaky"] >= 4 && calls["sink"] >= 4
+		n := calls["perm"] + calls["flaky"] + calls["sink"]
 		mu.Unlock()
-		if done || time.Now().After(deadline) {
+		if n != last {
+			last, lastAt = n, time.Now()
+		}
+		if done || time.Since(lastAt) > stallLimit {
 			break
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // poll the counts
 	}
 	time.Sleep(time.Second) // 20 nak delays: a loop would show
 	mu.Lock()

@@ -32,7 +32,7 @@ func TestEventReadersLeaveNoConsumer(t *testing.T) {
 		t.Fatal(err)
 	}
 	cancel()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(stallLimit) // the server deletes them after the call returns
 	for {
 		s, err := b.js.Stream(context.Background(), messages.TopicEvents)
 		if err != nil {

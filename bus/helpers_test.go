@@ -113,17 +113,24 @@ func (c *collector) route(name, topic string) Route {
 	})
 }
 
+// stallLimit is how long a test waits for the next of several deliveries:
+// a wait gives up when nothing arrives for that long, not after a total
+// that a slow machine could outlast while messages still flow.
+const stallLimit = 30 * time.Second
+
 // wait blocks until n messages arrived, then a little more to catch extras.
 func (c *collector) wait(t *testing.T, n int) []string {
 	t.Helper()
-	deadline := time.After(15 * time.Second)
+	stalled := time.NewTimer(stallLimit)
+	defer stalled.Stop()
 	for i := 0; i < n; i++ {
 		select {
 		case <-c.seen:
-		case <-deadline:
+			stalled.Reset(stallLimit)
+		case <-stalled.C:
 			c.mu.Lock()
 			defer c.mu.Unlock()
-			t.Fatalf("got %d of %d messages", len(c.got), n)
+			t.Fatalf("got %d of %d messages, then none for %v", len(c.got), n, stallLimit)
 		}
 	}
 	time.Sleep(100 * time.Millisecond)
