@@ -29,7 +29,7 @@ type fileBackend struct {
 	mu      sync.Mutex
 	changes uint64 // changes made through the backend, for racing fills
 	meta    map[string]fileMeta
-	max     int // entries in meta
+	max     int // the most entries meta holds
 }
 
 // maxCachedFiles bounds the metadata held (about 1.5 KB an object): the
@@ -47,8 +47,8 @@ type fileMeta struct {
 	meta  map[string]string // read-only once cached: responses only range over it
 }
 
-func newFileBackend(afero gofakes3.Backend, objects afero.Fs) *fileBackend {
-	return &fileBackend{Backend: afero, objects: objects, meta: map[string]fileMeta{}, max: maxCachedFiles}
+func newFileBackend(inner gofakes3.Backend, objects afero.Fs) *fileBackend {
+	return &fileBackend{Backend: inner, objects: objects, meta: map[string]fileMeta{}, max: maxCachedFiles}
 }
 
 // GetObject serves a GET from the file; anything unusual (a missing file
