@@ -20,26 +20,24 @@ import (
 // created) plus a function that fails the endpoint for a while.
 type backend func(t *testing.T) Config
 
-func embeddedBackend(t *testing.T) Config {
-	t.Helper()
-	e, err := StartEmbedded(t.Context(), "")
+// startEmbedded starts an embedded endpoint, its objects in files under
+// dir or in memory when dir is empty, closed when tb ends.
+func startEmbedded(tb testing.TB, dir string) *Embedded {
+	tb.Helper()
+	e, err := StartEmbedded(tb.Context(), dir)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { e.Close() })
-	return e.Config("contract")
+	tb.Cleanup(func() { e.Close() })
+	return e
 }
+
+func embeddedBackend(t *testing.T) Config { return startEmbedded(t, "").Config("contract") }
 
 // embeddedDiskBackend keeps the objects in files, as `supflow run` does
 // (fileBackend in front of gofakes3's afero backend).
 func embeddedDiskBackend(t *testing.T) Config {
-	t.Helper()
-	e, err := StartEmbedded(t.Context(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close() })
-	return e.Config("contract")
+	return startEmbedded(t, t.TempDir()).Config("contract")
 }
 
 // embeddedSocketBackend reaches the embedded endpoint over its TCP socket,

@@ -17,9 +17,7 @@ import (
 	"time"
 
 	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3afero"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
-	"github.com/spf13/afero"
 )
 
 // Embedded is an in-process S3-compatible endpoint on 127.0.0.1 with a
@@ -51,12 +49,11 @@ func StartEmbedded(ctx context.Context, dir string) (*Embedded, error) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("store: embedded data dir: %w", err)
 		}
-		fs := afero.NewBasePathFs(afero.NewOsFs(), dir)
-		b, err := s3afero.MultiBucket(fs)
+		b, err := newFileBackend(dir)
 		if err != nil {
 			return nil, fmt.Errorf("store: embedded backend in %s: %w", dir, err)
 		}
-		backend = newFileBackend(b, afero.NewBasePathFs(fs, "buckets")) // where MultiBucket keeps them
+		backend = b
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err

@@ -19,11 +19,7 @@ import (
 func BenchmarkEmbeddedGet(b *testing.B) {
 	ctx := b.Context()
 	serve := func(dir string) *Embedded {
-		e, err := StartEmbedded(ctx, dir)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { e.Close() })
+		e := startEmbedded(b, dir)
 		setup, err := New(e.Config("bench"))
 		if err != nil {
 			b.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3afero"
 	"github.com/spf13/afero"
 )
 
@@ -47,8 +48,16 @@ type fileMeta struct {
 	meta  map[string]string // read-only once cached: responses only range over it
 }
 
-func newFileBackend(inner gofakes3.Backend, objects afero.Fs) *fileBackend {
-	return &fileBackend{Backend: inner, objects: objects, meta: map[string]fileMeta{}, max: maxCachedFiles}
+// newFileBackend keeps the objects in files under dir, through the afero
+// backend (buckets under dir/buckets, their metadata under dir/metadata).
+func newFileBackend(dir string) (*fileBackend, error) {
+	fs := afero.NewBasePathFs(afero.NewOsFs(), dir)
+	inner, err := s3afero.MultiBucket(fs)
+	if err != nil {
+		return nil, err
+	}
+	objects := afero.NewBasePathFs(fs, "buckets") // where MultiBucket keeps them
+	return &fileBackend{Backend: inner, objects: objects, meta: map[string]fileMeta{}, max: maxCachedFiles}, nil
 }
 
 // GetObject serves a GET from the file; anything unusual (a missing file

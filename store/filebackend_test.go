@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3afero"
-	"github.com/spf13/afero"
 )
 
 // TestFileBackendReadsAsAfero checks every GET of fileBackend against the
@@ -21,15 +19,8 @@ import (
 // it and changes made to the files behind its back.
 func TestFileBackendReadsAsAfero(t *testing.T) {
 	dir := t.TempDir()
-	fs := afero.NewBasePathFs(afero.NewOsFs(), dir)
-	inner, err := s3afero.MultiBucket(fs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := newFileBackend(inner, afero.NewBasePathFs(fs, "buckets"))
-	if err := b.CreateBucket("b"); err != nil {
-		t.Fatal(err)
-	}
+	b := bucketOnFiles(t, dir)
+	inner := b.Backend
 	file := filepath.Join(dir, "buckets", "b", "k")
 	put := func(s string) {
 		t.Helper()
@@ -104,16 +95,8 @@ func get(t *testing.T, b gofakes3.Backend, rng *gofakes3.ObjectRangeRequest) (*g
 // TestFileBackendBoundsItsCache reads more objects than the cache holds:
 // every GET is right and the cache stays at its bound.
 func TestFileBackendBoundsItsCache(t *testing.T) {
-	fs := afero.NewBasePathFs(afero.NewOsFs(), t.TempDir())
-	inner, err := s3afero.MultiBucket(fs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := newFileBackend(inner, afero.NewBasePathFs(fs, "buckets"))
+	b := bucketOnFiles(t, t.TempDir())
 	b.max = 3
-	if err := b.CreateBucket("b"); err != nil {
-		t.Fatal(err)
-	}
 	for round := range 2 {
 		for i := range 10 {
 			key, want := fmt.Sprintf("k%d", i), fmt.Sprintf("object %d", i)
@@ -136,4 +119,17 @@ func TestFileBackendBoundsItsCache(t *testing.T) {
 	if n := len(b.meta); n != b.max {
 		t.Errorf("cache holds %d objects, want %d", n, b.max)
 	}
+}
+
+// bucketOnFiles returns a fileBackend on dir with the bucket "b".
+func bucketOnFiles(t *testing.T, dir string) *fileBackend {
+	t.Helper()
+	b, err := newFileBackend(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.CreateBucket("b"); err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

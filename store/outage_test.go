@@ -81,11 +81,7 @@ func (p *proxy) down() {
 }
 
 func TestGetSurvivesOutage(t *testing.T) {
-	e, err := StartEmbedded(t.Context(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close() })
+	e := startEmbedded(t, "")
 	p := newProxy(t, e.Endpoint())
 	cfg := e.Config("outage")
 	cfg.Endpoint = p.addr
@@ -173,11 +169,7 @@ func TestIntegrationGetSurvivesMinIORestart(t *testing.T) {
 // listing: Walk retries from the last key it delivered, so every key is
 // passed to fn once, in order.
 func TestWalkResumesAfterOutage(t *testing.T) {
-	e, err := StartEmbedded(t.Context(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close() })
+	e := startEmbedded(t, "")
 	p := newProxy(t, e.Endpoint())
 	cfg := e.Config("walk")
 	cfg.Endpoint = p.addr
@@ -218,11 +210,7 @@ func TestWalkResumesAfterOutage(t *testing.T) {
 // reset; the attempt is cut after StallTimeout and the retry, on a new
 // connection, gets the object. Without retries the cut is ErrUnavailable.
 func TestGetCutsAStalledRead(t *testing.T) {
-	e, err := StartEmbedded(t.Context(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close() })
+	e := startEmbedded(t, "")
 	direct, err := New(e.Config("stall"))
 	if err != nil {
 		t.Fatal(err)
