@@ -528,7 +528,7 @@ func TestPublishErrors(t *testing.T) {
 func TestRouteErrors(t *testing.T) {
 	b := connect(t, startServer(t, EmbeddedConfig{}).URL())
 	provision(t, b, edge("in", "stage"))
-	ok := Handle("stage", "in", "out", str, bytesOf, func(_ context.Context, s string) (string, error) { return s, nil })
+	ok := Handle("stage", "in", "out", str, bytesOf, same)
 	tests := []struct {
 		name   string
 		routes []Route
@@ -537,8 +537,8 @@ func TestRouteErrors(t *testing.T) {
 		{"zero route", []Route{{}}, false},
 		{"bad workers", []Route{ok.Workers(0)}, false},
 		{"duplicate", []Route{ok, ok}, false},
-		{"dotted name", []Route{Handle("a.b", "in", "out", str, bytesOf, func(_ context.Context, s string) (string, error) { return s, nil })}, false},
-		{"missing consumer", []Route{Handle("ghost", "in", "out", str, bytesOf, func(_ context.Context, s string) (string, error) { return s, nil })}, true},
+		{"dotted name", []Route{Handle("a.b", "in", "out", str, bytesOf, same)}, false},
+		{"missing consumer", []Route{Handle("ghost", "in", "out", str, bytesOf, same)}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

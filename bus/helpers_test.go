@@ -94,6 +94,9 @@ func runRouter(t *testing.T, b *Bus, cfg RouterConfig, routes ...Route) (stop fu
 func str(b []byte) (string, error)     { return string(b), nil }
 func bytesOf(s string) ([]byte, error) { return []byte(s), nil }
 
+// same is a Handle function that passes its input on.
+func same(_ context.Context, s string) (string, error) { return s, nil }
+
 // collector is a Sink that acks everything and records payloads.
 type collector struct {
 	mu   sync.Mutex

@@ -50,7 +50,7 @@ func TestRoutesResumeAfterAServerRestart(t *testing.T) {
 			provision(t, b, edge("in", "upper"), edge("out", "check"))
 			col := newCollector()
 			runRouter(t, b, quick,
-				Handle("upper", "in", "out", str, bytesOf, func(_ context.Context, s string) (string, error) { return s, nil }),
+				Handle("upper", "in", "out", str, bytesOf, same),
 				col.route("check", "out"))
 			sendAll(t, b, "in", "before")
 			col.wait(t, 1)

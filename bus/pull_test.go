@@ -101,7 +101,7 @@ func TestRestoresADeletedConsumer(t *testing.T) {
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	col := newCollector()
 	runRouter(t, b, cfg,
-		Handle("stage", "in", "out", str, bytesOf, func(_ context.Context, s string) (string, error) { return s, nil }),
+		Handle("stage", "in", "out", str, bytesOf, same),
 		col.route("check", "out"))
 	sendAll(t, b, "in", "before")
 	col.wait(t, 1)

@@ -116,7 +116,7 @@ func TestProvisionReplacesAnOlderPushConsumer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Add(Handle("stage", "in", "out", str, bytesOf, func(_ context.Context, s string) (string, error) { return s, nil })); err != nil {
+	if err := r.Add(Handle("stage", "in", "out", str, bytesOf, same)); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Run(ctx); !errors.Is(err, ErrRoute) || !strings.Contains(err.Error(), "push consumer") {
