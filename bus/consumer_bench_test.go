@@ -73,7 +73,7 @@ func benchConsumer(b *testing.B, mode string, batch, workers int) float64 {
 		if err != nil {
 			b.Fatal(err)
 		}
-		sub = newPullSubscriber(newPuller(nil, c, workers, e.Consumer.AckWait, backoff{}, slog.New(slog.DiscardHandler)),
+		sub = newPullSubscriber(newPuller(js, c, workers, e.Consumer.AckWait, backoff{}, slog.New(slog.DiscardHandler)),
 			context.Background(), time.Minute)
 	}
 	defer sub.Close()

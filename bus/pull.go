@@ -28,7 +28,7 @@ const fetchWait = time.Second
 // delivery lost with a connection comes back after one AckWait. A consumer
 // the server no longer has is created again (restore).
 type puller struct {
-	js      jetstream.JetStream // for restore; nil: never restored
+	js      jetstream.JetStream // for restore
 	cons    jetstream.Consumer
 	delay   backoff
 	ackWait time.Duration
@@ -221,9 +221,6 @@ const restoreWait = 5 * time.Second
 // this worker holds from the old one is delivered again. A consumer that is
 // there, or a server that cannot say, is left alone: the fetches go on.
 func (p *puller) restore(ctx context.Context) {
-	if p.js == nil {
-		return
-	}
 	ctx, cancel := context.WithTimeout(ctx, restoreWait)
 	defer cancel()
 	info := p.cons.CachedInfo()

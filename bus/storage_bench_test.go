@@ -68,7 +68,7 @@ func benchStorage(b *testing.B, st jetstream.StorageType, payload []byte, worker
 	if err != nil {
 		b.Fatal(err)
 	}
-	sub := newPullSubscriber(newPuller(nil, c, workers, e.Consumer.AckWait, backoff{}, slog.New(slog.DiscardHandler)),
+	sub := newPullSubscriber(newPuller(bus.js, c, workers, e.Consumer.AckWait, backoff{}, slog.New(slog.DiscardHandler)),
 		context.Background(), time.Minute)
 	defer sub.Close()
 	msgs, err := sub.Subscribe(ctx, e.Topic)

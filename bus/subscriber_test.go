@@ -16,7 +16,7 @@ func TestCloseNacksAMessageTheRouterNeverTook(t *testing.T) {
 	provision(t, b, WorkQueue{Topic: "in", Consumer: Consumer{Name: "stage", AckWait: time.Hour}})
 	sendAll(t, b, "in", "x")
 	c := rawConsumer(t, srv.URL(), "in", "stage")
-	s := newPullSubscriber(newPuller(nil, c, 1, time.Hour, backoff{}, slog.New(slog.DiscardHandler)), t.Context(), time.Hour)
+	s := newPullSubscriber(newPuller(b.js, c, 1, time.Hour, backoff{}, slog.New(slog.DiscardHandler)), t.Context(), time.Hour)
 	if _, err := s.Subscribe(t.Context(), "in"); err != nil {
 		t.Fatal(err)
 	}
