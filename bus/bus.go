@@ -25,6 +25,9 @@ type Bus struct {
 	js     jetstream.JetStream
 	logger *slog.Logger
 	once   sync.Once
+
+	mu     sync.Mutex
+	memory map[string]memoryEdge // by topic: what recreate creates again
 }
 
 // Connect dials NATS and checks that JetStream answers. It does not retry: a

@@ -41,9 +41,11 @@ const (
 // the connection is between servers (a NATS restart outlasting JetStream's
 // 5 s request timeout) is retried the same way until the connection is back
 // or given up; the message id lets the stream drop a copy whose first ack
-// was lost. It is safe for concurrent use; Close stops waiting publishes but
-// leaves the bus connection open.
+// was lost. A memory edge's stream that a NATS restart lost is created
+// again, and the publish goes on. It is safe for concurrent use; Close stops
+// waiting publishes but leaves the bus connection open.
 type Publisher struct {
+	bus        *Bus // for memory edges to create again
 	js         jetstream.JetStream
 	maxPayload int64
 	closing    chan struct{}
@@ -52,7 +54,7 @@ type Publisher struct {
 
 // Publisher returns a new publisher on the bus connection.
 func (b *Bus) Publisher() *Publisher {
-	return &Publisher{js: b.js, maxPayload: b.MaxPayload(), closing: make(chan struct{})}
+	return &Publisher{bus: b, js: b.js, maxPayload: b.MaxPayload(), closing: make(chan struct{})}
 }
 
 // Send publishes payload to topic with a fresh message id.
@@ -94,7 +96,7 @@ func (p *Publisher) publish(ctx context.Context, topic string, m *message.Messag
 		if err == nil {
 			return nil
 		}
-		if !isStreamFull(err) && !transient(ctx, err) {
+		if !isStreamFull(err) && !transient(ctx, err) && !p.recreated(ctx, topic, err) {
 			return classifyPublishError(topic, err)
 		}
 		t := time.NewTimer(wait)
@@ -109,6 +111,12 @@ func (p *Publisher) publish(ctx context.Context, topic string, m *message.Messag
 		}
 		wait = min(2*wait, fullBackoffMax)
 	}
+}
+
+// recreated reports whether err says that topic has no stream and topic
+// is a memory edge, which it then creates again (Bus.recreate).
+func (p *Publisher) recreated(ctx context.Context, topic string, err error) bool {
+	return errors.Is(err, jetstream.ErrNoStreamResponse) && p.bus.recreate(ctx, topic)
 }
 
 // transient reports a publish failure that reconnecting cures: the request

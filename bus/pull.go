@@ -26,13 +26,17 @@ const fetchWait = time.Second
 // not yet settled has its AckWait restarted every third of AckWait (keep):
 // a live process is never redelivered what it is still working on, and a
 // delivery lost with a connection comes back after one AckWait. A consumer
-// the server no longer has is created again (restore).
+// the server no longer has is created again (restore), with its stream if
+// that is a memory edge a NATS restart lost.
 type puller struct {
-	js      jetstream.JetStream // for restore
-	cons    jetstream.Consumer
-	delay   backoff
-	ackWait time.Duration
-	warn    func(string, ...any)
+	js jetstream.JetStream // for restore
+	// recreate, if set, provisions a memory edge's stream and consumer
+	// again (Bus.recreate); nil: a missing stream is waited for.
+	recreate func(ctx context.Context, topic string) bool
+	cons     jetstream.Consumer
+	delay    backoff
+	ackWait  time.Duration
+	warn     func(string, ...any)
 
 	free    chan struct{} // one token per free slot
 	stopped chan struct{} // closed by stop: fetch no more
@@ -218,13 +222,20 @@ const restoreWait = 5 * time.Second
 // a server lost it with its store. Without it the worker would ask an
 // absent consumer for ever. The stream is a work queue, so every message
 // not yet acknowledged is still in it and goes to the new consumer; what
-// this worker holds from the old one is delivered again. A consumer that is
-// there, or a server that cannot say, is left alone: the fetches go on.
+// this worker holds from the old one is delivered again. A memory edge
+// whose stream is gone too (a NATS restart) is provisioned again whole. A
+// consumer that is there, or a server that cannot say, is left alone: the
+// fetches go on.
 func (p *puller) restore(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, restoreWait)
 	defer cancel()
 	info := p.cons.CachedInfo()
-	if _, err := p.js.Consumer(ctx, info.Stream, info.Name); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+	_, err := p.js.Consumer(ctx, info.Stream, info.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) && p.recreate != nil {
+		p.recreate(ctx, info.Stream)
+		return
+	}
+	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return
 	}
 	if _, err := p.js.CreateConsumer(ctx, info.Stream, info.Config); err != nil {

@@ -185,8 +185,9 @@ func (r *Router) Run(ctx context.Context) error {
 			stopSinks(sinks, r.cfg.CloseTimeout)
 			return err
 		}
-		sub := newPullSubscriber(newPuller(js, c, rt.workers, cons.AckWait, backoff{r.cfg.NakDelay, r.cfg.NakDelayMax}, r.cfg.Logger),
-			work, r.cfg.CloseTimeout)
+		p := newPuller(js, c, rt.workers, cons.AckWait, backoff{r.cfg.NakDelay, r.cfg.NakDelayMax}, r.cfg.Logger)
+		p.recreate = r.bus.recreate
+		sub := newPullSubscriber(p, work, r.cfg.CloseTimeout)
 		pub := r.bus.Publisher()
 		pubs = append(pubs, pub)
 		h := wm.AddConsumerHandler(rt.name, rt.in, sub, r.handlerFunc(rt, pub, cons.MaxDeliver))

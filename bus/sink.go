@@ -46,6 +46,7 @@ func (r *Router) startSink(ctx context.Context, rt Route, cons consumerInfo) (*s
 	s := &sinkRun{wake: make(chan struct{}, 1), done: make(chan struct{}),
 		p: newPuller(r.bus.js, c, cmp.Or(max(cons.MaxAckPending, 0), maxMaxAckPending), cons.AckWait, backoff{r.cfg.NakDelay, r.cfg.NakDelayMax}, r.cfg.Logger)}
 	s.p.weight = messages.Samples
+	s.p.recreate = r.bus.recreate
 	receive := func(a *ackable) {
 		msg := toMessage(a.msg)
 		n := a.delivered

@@ -24,7 +24,13 @@ type WorkQueue struct {
 	MaxMsgs    int64         // capacity; a full stream rejects publishes (the publisher waits); default 4096
 	MaxBytes   int64         // capacity in bytes; default 1 GiB
 	Duplicates time.Duration // window in which a re-published message id is dropped; default 2 min
-	Consumer   Consumer
+	// Memory keeps the stream in the server's memory instead of its store
+	// directory: cheaper per message, but a NATS restart loses the stream
+	// and what it held. The bus creates such a stream again wherever it
+	// finds it missing, and Generation tells a feeder that it must feed
+	// again (docs/operations.md, "Stream storage and a NATS restart").
+	Memory   bool
+	Consumer Consumer
 }
 
 // Consumer is a durable pull consumer. Its Name is also the name of the
@@ -91,7 +97,19 @@ type Limits struct {
 	// A JetStream cluster of 3 servers takes 3 so that a stream survives
 	// the loss of one; a single server refuses more than 1.
 	Replicas int `yaml:"replicas"`
+	// Storage is where the image and view streams keep their messages:
+	// StorageFile (the default; a NATS restart loses nothing) or
+	// StorageMemory (less CPU per sample; a NATS restart loses what they
+	// held, and the feeder feeds the epoch again). The decode task stream
+	// is always file storage: the feeder publishes an epoch once.
+	Storage string `yaml:"storage"`
 }
+
+// Values of Limits.Storage.
+const (
+	StorageFile   = "file"
+	StorageMemory = "memory"
+)
 
 // Bounds of Limits fields.
 const (
@@ -109,7 +127,7 @@ const (
 func DefaultLimits() Limits {
 	return Limits{AckWait: defaultAckWait, MaxDeliver: defaultMaxDeliver, MaxAckPending: defaultMaxAckPending,
 		MaxPayload: defaultMaxPayload, MaxMsgs: defaultMaxMsgs, Batch: defaultBatch,
-		Replicas: defaultReplicas}
+		Replicas: defaultReplicas, Storage: StorageFile}
 }
 
 // Validate reports every field of l out of range, each a *field.Error
@@ -127,6 +145,9 @@ func (l Limits) Validate() error {
 	k.Int64In("stream_max_msgs", l.MaxMsgs, minMaxMsgs, maxMaxMsgs)
 	k.IntIn("batch", l.Batch, 1, messages.MaxBatch)
 	k.IntIn("replicas", l.Replicas, 1, maxReplicas)
+	if l.Storage != StorageFile && l.Storage != StorageMemory {
+		k.Add("storage", l.Storage, `"file" or "memory"`)
+	}
 	return k.Err()
 }
 
@@ -146,20 +167,22 @@ func (l Limits) TrainPending(trainBatch int) int {
 }
 
 // Pipeline is supflow's topology: decode tasks -> decode, images ->
-// augment, views -> train. The train consumer holds up to two batches
+// augment, views -> train; the image and view streams in memory where
+// l.Storage says so. The train consumer holds up to two batches
 // unacknowledged until their optimizer steps (TrainPending); its AckWait
 // need not cover a step, since the router keeps what a Sink holds alive,
 // so a view lost with a NATS connection comes back after one AckWait.
 func Pipeline(l Limits, trainBatch int) Topology {
-	edge := func(topic, consumer string, pending int) WorkQueue {
-		return WorkQueue{Topic: topic, MaxMsgs: l.MaxMsgs, Consumer: Consumer{
+	edge := func(topic, consumer string, pending int, memory bool) WorkQueue {
+		return WorkQueue{Topic: topic, MaxMsgs: l.MaxMsgs, Memory: memory, Consumer: Consumer{
 			Name: consumer, AckWait: l.AckWait, MaxDeliver: l.MaxDeliver, MaxAckPending: pending}}
 	}
 	pending := orDefault(l.MaxAckPending, defaultMaxAckPending)
+	memory := l.Storage == StorageMemory
 	return Topology{Edges: []WorkQueue{
-		edge(messages.TopicDecodeTasks, "decode", pending),
-		edge(messages.TopicImages, "augment", pending),
-		edge(messages.TopicViews, "train", l.TrainPending(trainBatch)),
+		edge(messages.TopicDecodeTasks, "decode", pending, false),
+		edge(messages.TopicImages, "augment", pending, memory),
+		edge(messages.TopicViews, "train", l.TrainPending(trainBatch), memory),
 	}, Replicas: l.Replicas}
 }
 
@@ -439,22 +462,10 @@ func (b *Bus) Provision(ctx context.Context, t Topology) error {
 		return err
 	}
 	for _, e := range t.Edges {
-		if err := b.stream(ctx, jetstream.StreamConfig{
-			Name:       e.Topic,
-			Subjects:   []string{e.Topic},
-			Retention:  jetstream.WorkQueuePolicy,
-			Storage:    jetstream.FileStorage,
-			Discard:    jetstream.DiscardNew,
-			MaxMsgs:    e.MaxMsgs,
-			MaxBytes:   e.MaxBytes,
-			Duplicates: e.Duplicates,
-			Replicas:   t.Replicas,
-		}); err != nil {
-			return fmt.Errorf("%w: stream %s: %w", ErrTopology, e.Topic, err)
-		}
-		if err := b.consumer(ctx, e); err != nil {
+		if err := b.edge(ctx, e, t.Replicas); err != nil {
 			return err
 		}
+		b.remember(e, t.Replicas)
 	}
 	for _, l := range []struct {
 		topic string
@@ -476,6 +487,28 @@ func (b *Bus) Provision(ctx context.Context, t Topology) error {
 	return nil
 }
 
+// edge creates or updates e's stream and consumer.
+func (b *Bus) edge(ctx context.Context, e WorkQueue, replicas int) error {
+	storage := jetstream.FileStorage
+	if e.Memory {
+		storage = jetstream.MemoryStorage
+	}
+	if err := b.stream(ctx, jetstream.StreamConfig{
+		Name:       e.Topic,
+		Subjects:   []string{e.Topic},
+		Retention:  jetstream.WorkQueuePolicy,
+		Storage:    storage,
+		Discard:    jetstream.DiscardNew,
+		MaxMsgs:    e.MaxMsgs,
+		MaxBytes:   e.MaxBytes,
+		Duplicates: e.Duplicates,
+		Replicas:   replicas,
+	}); err != nil {
+		return fmt.Errorf("%w: stream %s: %w", ErrTopology, e.Topic, err)
+	}
+	return b.consumer(ctx, e)
+}
+
 // stream creates or updates a stream.
 func (b *Bus) stream(ctx context.Context, cfg jetstream.StreamConfig) error {
 	return retryRaces(ctx, func() error {
@@ -483,12 +516,35 @@ func (b *Bus) stream(ctx context.Context, cfg jetstream.StreamConfig) error {
 		// update races a consumer's creation in nats-server's file store
 		// (2.15.3; its data race showed under -race in
 		// TestResetWhileProvisioning, every process provisioning at start-up).
-		if s, err := b.js.Stream(ctx, cfg.Name); err == nil && sameStream(s.CachedInfo().Config, cfg) {
+		s, err := b.js.Stream(ctx, cfg.Name)
+		if err == nil && sameStream(s.CachedInfo().Config, cfg) {
 			return nil
 		}
-		_, err := b.js.CreateOrUpdateStream(ctx, cfg)
+		if err == nil && s.CachedInfo().Config.Storage != cfg.Storage {
+			return b.moveStorage(ctx, s.CachedInfo(), cfg)
+		}
+		_, err = b.js.CreateOrUpdateStream(ctx, cfg)
 		return err
 	})
+}
+
+// moveStorage moves an edge's stream to the storage bus.storage asks for.
+// JetStream cannot change a stream's storage in place: an empty stream is
+// deleted and created again; one that holds messages is left as it is,
+// with an error that says what to do, since deleting it would lose them.
+func (b *Bus) moveStorage(ctx context.Context, have *jetstream.StreamInfo, cfg jetstream.StreamConfig) error {
+	if n := have.State.Msgs; n > 0 {
+		return fmt.Errorf("stream %s has %s storage and holds %d messages, bus.storage asks for %s: "+
+			"let the pipeline drain it with the old bus.storage, or delete it (nats stream rm %s), losing them",
+			cfg.Name, have.Config.Storage, n, cfg.Storage, cfg.Name)
+	}
+	b.logger.Warn("moving an empty stream to the storage bus.storage asks for", "stream", cfg.Name,
+		"from", have.Config.Storage.String(), "to", cfg.Storage.String())
+	if err := b.js.DeleteStream(ctx, cfg.Name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return err
+	}
+	_, err := b.js.CreateOrUpdateStream(ctx, cfg)
+	return err
 }
 
 // sameStream reports whether have has every setting that Provision gives

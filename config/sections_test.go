@@ -47,7 +47,7 @@ func TestSectionKeysUnchanged(t *testing.T) {
 		"evaluate.protocol", "evaluate.schedule", "evaluate.weight_decay",
 		"store.bucket", "store.ca_file", "store.embedded", "store.endpoint", "store.region", "store.secure",
 		"bus.ack_wait", "bus.batch", "bus.ca_file", "bus.cert_file", "bus.creds_file", "bus.embedded", "bus.key_file",
-		"bus.max_ack_pending", "bus.max_deliver", "bus.max_payload", "bus.nkey_file", "bus.replicas", "bus.stream_max_msgs", "bus.url",
+		"bus.max_ack_pending", "bus.max_deliver", "bus.max_payload", "bus.nkey_file", "bus.replicas", "bus.storage", "bus.stream_max_msgs", "bus.url",
 	}
 	slices.Sort(want)
 	var got []string
@@ -445,7 +445,7 @@ func TestBusSection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := bus.Limits{AckWait: 2 * time.Minute, MaxDeliver: 5, MaxAckPending: 64, MaxPayload: 2 << 20, MaxMsgs: 5000, Batch: 256, Replicas: 1}
+	want := bus.Limits{AckWait: 2 * time.Minute, MaxDeliver: 5, MaxAckPending: 64, MaxPayload: 2 << 20, MaxMsgs: 5000, Batch: 256, Replicas: 1, Storage: bus.StorageFile}
 	if cfg.Bus.Limits != want {
 		t.Errorf("limits %+v, want %+v", cfg.Bus.Limits, want)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/supflow/supflow/bus"
 	"github.com/supflow/supflow/imgdecode"
 	"github.com/supflow/supflow/messages"
 	"github.com/supflow/supflow/stages/augment"
@@ -75,7 +76,7 @@ func warmCache(ctx context.Context, objects *store.Client, name string, dcfg img
 			if !sel.match(row) {
 				continue
 			}
-			r, err := overBus(ctx, row, dec, aug, tasks, sh.sizes(), cachedBatch, fused)
+			r, err := overBus(ctx, row, dec, aug, tasks, sh.sizes(), bus.Limits{Batch: cachedBatch}, fused)
 			if err != nil {
 				return fmt.Errorf("%s: %w", variant, err)
 			}

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"sort"
 
+	"github.com/supflow/supflow/bus"
 	"github.com/supflow/supflow/imgdecode"
 	"github.com/supflow/supflow/internal/cputime"
 	"github.com/supflow/supflow/messages"
@@ -218,7 +219,7 @@ func jpegPipeline(photos [][]byte, n int) error {
 				if err := work.measure(ctx); err != nil {
 					return err
 				}
-				r, err := overBus(ctx, row, dec, aug, tasks, bySample, k, fused)
+				r, err := overBus(ctx, row, dec, aug, tasks, bySample, bus.Limits{Batch: k}, fused)
 				if err != nil {
 					return fmt.Errorf("%s, batch %d: %w", name, k, err)
 				}

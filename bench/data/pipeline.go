@@ -48,13 +48,15 @@ const shardMembers = 500
 const benchRun = "bench"
 
 // variant is a case's tasks in one layout and order, run for each of its
-// bus.batch values; fused variants also run fused (decode --augment) at
-// the default batch.
+// bus.batch values with the image and view streams in storage
+// (bus.storage); fused variants also run fused (decode --augment) at the
+// default batch.
 type variant struct {
 	name    string
 	tasks   []messages.DecodeTask
 	batches []int
 	fused   bool
+	storage string
 }
 
 // pipelineCase is one image set pushed through the pipeline.
@@ -129,7 +131,8 @@ func pipelines(cases []pipelineCase) error {
 			return err
 		}
 		// The unsharded case and the sharded layouts in runs also run fused.
-		variants := []variant{{pc.name, tasks, batchSizes, true}}
+		// The default layout and order also run with memory streams.
+		variants := []variant{{pc.name, tasks, batchSizes, true, bus.StorageFile}}
 		for _, run := range shardRuns {
 			o, err := sh.ordered(run)
 			if err != nil {
@@ -139,7 +142,10 @@ func pipelines(cases []pipelineCase) error {
 			if run > 1 {
 				name += fmt.Sprintf("_run%d", run)
 			}
-			variants = append(variants, variant{name, o, shardBatches[run], run > 1})
+			variants = append(variants, variant{name, o, shardBatches[run], run > 1, bus.StorageFile})
+			if run == feeder.DefaultShardRun {
+				variants = append(variants, variant{name + "_memory", o, []int{defaultBatch}, true, bus.StorageMemory})
+			}
 		}
 		var rows []busRow
 		for _, v := range variants {
@@ -160,7 +166,7 @@ func pipelines(cases []pipelineCase) error {
 					if err := work.measure(ctx); err != nil {
 						return err
 					}
-					r, err := overBus(ctx, fmt.Sprintf("%s_batch%d", name, k), dec, aug, v.tasks, sizes, k, fused)
+					r, err := overBus(ctx, fmt.Sprintf("%s_batch%d", name, k), dec, aug, v.tasks, sizes, bus.Limits{Batch: k, Storage: v.storage}, fused)
 					if err != nil {
 						return fmt.Errorf("%s, batch %d: %w", name, k, err)
 					}
@@ -309,10 +315,11 @@ func stageRoutes(dec *decode.Stage, aug *augment.Stage, fused bool) []bus.Route 
 
 // overBus runs the stages as cmd/supflow mounts them (stageRoutes), on a
 // fresh embedded JetStream, with a feeder publishing the tasks in messages
-// as supflow's feeder cuts them (feeder.Split: batch tasks, fewer where
-// their images' sizes, sizes[SampleID], reach max_payload); name is the
-// row's (PIPELINE case=), for its CPU profile.
-func overBus(ctx context.Context, name string, dec *decode.Stage, aug *augment.Stage, tasks []messages.DecodeTask, sizes []int64, batch int, fused bool) (pipeRun, error) {
+// as supflow's feeder cuts them (feeder.Split: limits.Batch tasks, fewer
+// where their images' sizes, sizes[SampleID], reach max_payload), with the
+// topology of limits; name is the row's (PIPELINE case=), for its CPU
+// profile.
+func overBus(ctx context.Context, name string, dec *decode.Stage, aug *augment.Stage, tasks []messages.DecodeTask, sizes []int64, limits bus.Limits, fused bool) (pipeRun, error) {
 	// The server `supflow run` starts: the stages reach it in process.
 	srv, cfg, err := bus.StartPrivate(ctx, "bench-data", 0)
 	if err != nil {
@@ -324,7 +331,7 @@ func overBus(ctx context.Context, name string, dec *decode.Stage, aug *augment.S
 		return pipeRun{}, err
 	}
 	defer b.Close()
-	if err := b.Provision(ctx, bus.Pipeline(bus.Limits{Batch: batch}, 480)); err != nil {
+	if err := b.Provision(ctx, bus.Pipeline(limits, 480)); err != nil {
 		return pipeRun{}, err
 	}
 
@@ -391,7 +398,7 @@ func overBus(ctx context.Context, name string, dec *decode.Stage, aug *augment.S
 	pub := b.Publisher()
 	defer pub.Close()
 	feedErr := make(chan error, 1)
-	ends := feeder.Split(len(tasks), batch, b.MaxPayload(), func(k int) int64 { return sizes[tasks[k].SampleID] })
+	ends := feeder.Split(len(tasks), limits.Batch, b.MaxPayload(), func(k int) int64 { return sizes[tasks[k].SampleID] })
 	go func() {
 		n := 0
 		for _, end := range ends {

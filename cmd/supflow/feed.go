@@ -45,7 +45,8 @@ func feed(ctx context.Context, cfg *config.Config, s *services, entries dataset.
 		return nil
 	}
 	f, err := feeder.New(feeder.Config{RunID: cfg.Run.ID, Seed: uint64(cfg.Run.Seed), StartEpoch: uint32(start),
-		Epochs: uint32(last - start + 1), Batch: cfg.Bus.Batch, MaxBytes: int64(cfg.Bus.MaxPayload), ShardRun: cfg.Feeder.ShardRun}, entries)
+		Epochs: uint32(last - start + 1), Batch: cfg.Bus.Batch, MaxBytes: int64(cfg.Bus.MaxPayload), ShardRun: cfg.Feeder.ShardRun,
+		Generation: s.bus.Generation}, entries)
 	if err != nil {
 		return err
 	}

@@ -127,37 +127,64 @@ train: {epochs: 2, batch_size: 50, knn_every: 0}
 // with bus.batch 1: 2 x batch + bus.batch + max_ack_pending. With bus.batch
 // 16 an epoch is 19 messages, so the limit does not hold the feeder back;
 // the case notes it.)
-func TestIntegrationFaultNATSRestart(t *testing.T) { eachBatch(t, faultNATSRestart) }
+func TestIntegrationFaultNATSRestart(t *testing.T) { eachBatch(t, faultNATSRestart(bus.StorageFile)) }
 
-func faultNATSRestart(t *testing.T) {
-	fc := newCase(t, "NATS restart", "", `
+// TestIntegrationFaultNATSRestartMemory is the NATS restart with the image
+// and view streams in memory (bus.storage memory): the restart loses them
+// and what they held; the stages create them again, the feeder finds their
+// generation changed and feeds epoch 1 again, and the trainer trains each
+// sample once.
+func TestIntegrationFaultNATSRestartMemory(t *testing.T) {
+	eachBatch(t, faultNATSRestart(bus.StorageMemory))
+}
+
+func faultNATSRestart(storage string) func(t *testing.T) {
+	return func(t *testing.T) {
+		name := "NATS restart"
+		if storage == bus.StorageMemory {
+			name = "NATS restart, memory image and view streams"
+		}
+		fc := newCase(t, name, "", `
 dataset: {limit_train: 300, limit_test: 10}
 train: {epochs: 2, batch_size: 50, knn_every: 0}
 `)
-	window := bus.Limits{Batch: fc.batch}.TrainPending(50)
-	fc.row.Injected = fmt.Sprintf("nats-server shut down for 8 s after the first step of epoch 1, while a %d-message stream limit (the trainer's window) held the feeder mid-epoch; restarted on the same port and store", window)
-	c := fc.c
-	fc.ingest()
-	entries := fc.trainEntries("mnist", 300)
-	limit := []string{"--set", fmt.Sprintf("bus.stream_max_msgs=%d", window)}
-	dec := c.Start("decode", append([]string{"decode"}, limit...)...)
-	aug := c.Start("augment", append([]string{"augment"}, limit...)...)
-	train := c.Start("train", append([]string{"train"}, limit...)...)
-	feed := c.Start("feed", append([]string{"feed"}, limit...)...)
-	train.WaitFor(stepLine(1), 2*time.Minute)
-	if per := fc.messages(len(entries)); per < window {
-		fc.note("an epoch is %d messages of up to %d samples: the stream limit did not hold the feeder back", per, fc.batch)
-	}
-	c.RestartNATS(8 * time.Second)
-	c.Wait(feed, 4*time.Minute)
-	c.Wait(train, 4*time.Minute)
-	fc.check(entries, 2, nil, train.Output())
-	for _, p := range []*clustertest.Proc{dec, aug, train, feed} {
-		if !strings.Contains(p.Output(), `msg="nats reconnected"`) {
-			t.Errorf("%s did not log a reconnection", p.Name())
+		window := bus.Limits{Batch: fc.batch}.TrainPending(50)
+		fc.row.Injected = fmt.Sprintf("nats-server shut down for 8 s after the first step of epoch 1, while a %d-message stream limit (the trainer's window) held the feeder mid-epoch; restarted on the same port and store", window)
+		c := fc.c
+		fc.ingest()
+		entries := fc.trainEntries("mnist", 300)
+		limit := []string{"--set", fmt.Sprintf("bus.stream_max_msgs=%d", window), "--set", "bus.storage=" + storage}
+		dec := c.Start("decode", append([]string{"decode"}, limit...)...)
+		aug := c.Start("augment", append([]string{"augment"}, limit...)...)
+		train := c.Start("train", append([]string{"train"}, limit...)...)
+		feed := c.Start("feed", append([]string{"feed"}, limit...)...)
+		train.WaitFor(stepLine(1), 2*time.Minute)
+		if per := fc.messages(len(entries)); per < window {
+			fc.note("an epoch is %d messages of up to %d samples: the stream limit did not hold the feeder back", per, fc.batch)
+		}
+		c.RestartNATS(8 * time.Second)
+		c.Wait(feed, 4*time.Minute)
+		c.Wait(train, 4*time.Minute)
+		fc.check(entries, 2, nil, train.Output())
+		for _, p := range []*clustertest.Proc{dec, aug, train, feed} {
+			if !strings.Contains(p.Output(), `msg="nats reconnected"`) {
+				t.Errorf("%s did not log a reconnection", p.Name())
+			}
+		}
+		fc.note("decode, augment, train and feed logged their reconnection")
+		if storage == bus.StorageMemory {
+			n := 0
+			for line := range strings.Lines(feed.Output()) {
+				if strings.Contains(line, `msg="epoch fed"`) && strings.Contains(line, " epoch=1 ") {
+					n++
+				}
+			}
+			if n < 2 {
+				t.Errorf("epoch 1 fed %d times, want it fed again after the memory streams were lost", n)
+			}
+			fc.note("the memory streams were created again and epoch 1 fed again")
 		}
 	}
-	fc.note("decode, augment, train and feed logged their reconnection")
 }
 
 // TestIntegrationFaultMinIOOutage stops MinIO for 10 s while the decode

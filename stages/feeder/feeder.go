@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"math/bits"
 	"math/rand/v2"
+	"time"
 
 	"github.com/supflow/supflow/dataset"
 	"github.com/supflow/supflow/messages"
@@ -90,6 +91,12 @@ type Config struct {
 	// 65536]; 0 means 1, a full shuffle. See runOrder for what it does to
 	// the order; loose entries are always fully shuffled.
 	ShardRun int
+	// Generation, if set, names the generation of the bus's memory edges
+	// (bus.Bus.Generation): it changes when one was created again, having
+	// lost what it held to a NATS restart. Following the trainer, the
+	// feeder feeds an epoch again whose generation changed after its feed
+	// began and before it was trained (see Run).
+	Generation func(ctx context.Context) (string, error)
 }
 
 // Feeder produces the decode tasks of one split. It holds no goroutine and
@@ -178,7 +185,10 @@ func (f *Feeder) Task(epoch uint32, i int) messages.DecodeTask {
 // epoch only after the one before was trained, so epochs never interleave
 // and the streams never hold more than one epoch, and it returns once the
 // last epoch was trained; a restarted trainer's TrainerStarted makes it
-// feed that epoch again (see follower). It stops at the first error from
+// feed that epoch again (see follower), and so does a change of
+// Config.Generation, checked every generationEvery until the epoch was
+// trained: samples of the epoch may have been lost in memory streams, and
+// the trainer de-duplicates by sample. It stops at the first error from
 // publish, event or progress, or when ctx ends, and returns that error.
 func (f *Feeder) Run(ctx context.Context, publish PublishFunc, event EventFunc, progress ProgressFunc) error {
 	first, last := f.cfg.StartEpoch, f.cfg.StartEpoch+(f.cfg.Epochs-1)
@@ -197,11 +207,45 @@ func (f *Feeder) Run(ctx context.Context, publish PublishFunc, event EventFunc, 
 	}
 	fl := follower{first: first, last: last, epoch: first, id: f.id}
 	for {
+		gen, err := f.generation(ctx)
+		if err != nil {
+			return fmt.Errorf("feeder: epoch %d: %w", fl.epoch, err)
+		}
 		if err := f.RunEpoch(ctx, fl.epoch, publish, event); err != nil {
 			return err
 		}
-		if done, err := fl.follow(ctx, evs); done || err != nil {
+		var lost func() bool
+		if f.cfg.Generation != nil {
+			lost = func() bool {
+				now, err := f.cfg.Generation(ctx)
+				return err == nil && now != gen // a failed check is made again
+			}
+		}
+		if done, err := fl.follow(ctx, evs, lost); done || err != nil {
 			return err
+		}
+	}
+}
+
+// generationEvery is how often a fed epoch's generation is checked.
+const generationEvery = time.Second
+
+// generation returns Config.Generation's value ("" without it), asking
+// again every generationEvery while it fails, as a publish waits for a
+// NATS server that is away, until ctx ends.
+func (f *Feeder) generation(ctx context.Context) (string, error) {
+	if f.cfg.Generation == nil {
+		return "", nil
+	}
+	for {
+		g, err := f.cfg.Generation(ctx)
+		if err == nil {
+			return g, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("gave up (%v): %w", err, ctx.Err())
+		case <-time.After(generationEvery):
 		}
 	}
 }
@@ -228,13 +272,27 @@ type follower struct {
 }
 
 // follow reads events until epoch was trained (done when it was the last;
-// otherwise epoch moves on) or must be fed again (epoch set to it).
-func (fl *follower) follow(ctx context.Context, evs <-chan messages.Event) (done bool, err error) {
+// otherwise epoch moves on) or must be fed again (epoch set to it): after
+// a trainer's restart, or when lost, if set, reports a loss (it is asked
+// every generationEvery).
+func (fl *follower) follow(ctx context.Context, evs <-chan messages.Event, lost func() bool) (done bool, err error) {
+	var tick <-chan time.Time
+	if lost != nil {
+		t := time.NewTicker(generationEvery)
+		defer t.Stop()
+		tick = t.C
+	}
 	for {
 		var ev messages.Event
 		select {
 		case <-ctx.Done():
 			return false, fmt.Errorf("feeder: waiting for epoch %d to be trained: %w", fl.epoch, ctx.Err())
+		case <-tick:
+			if lost() {
+				fl.fed = false
+				return false, nil
+			}
+			continue
 		case e, ok := <-evs:
 			if !ok {
 				return false, fmt.Errorf("feeder: waiting for epoch %d to be trained: event subscription ended", fl.epoch)

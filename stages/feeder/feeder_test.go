@@ -396,6 +396,46 @@ func TestRunRestartedFeeder(t *testing.T) {
 	}
 }
 
+// TestRunFeedsAgainAfterALoss: a memory stream created again during a
+// feed (Config.Generation changed) makes the feeder feed the epoch again;
+// one created again after the epoch was trained does not. A generation
+// that cannot be read before a feed is asked again.
+func TestRunFeedsAgainAfterALoss(t *testing.T) {
+	tests := []struct {
+		name  string
+		atEnd map[int][]messages.Event
+		feeds []uint32
+	}{
+		{"lost during the feed", map[int][]messages.Event{1: nil, 2: {trained(1)}, 3: {trained(2)}}, []uint32{1, 1, 2}},
+		{"lost after the epoch was trained", map[int][]messages.Event{1: {trained(1)}, 2: {trained(2)}}, []uint32{1, 2}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &events{ch: make(chan messages.Event, 64), atEnd: tt.atEnd}
+			gen, calls := "g1", 0
+			generation := func(context.Context) (string, error) {
+				if calls++; calls == 1 {
+					return "", errors.New("bus away")
+				}
+				return gen, nil
+			}
+			event := func(ctx context.Context, ev messages.Event) error {
+				if ev.Kind == messages.EventEpochEnd && len(s.feeds) == 1 {
+					gen = "g2" // the streams were lost during the first feed
+				}
+				return s.event(ctx, ev)
+			}
+			f := mustNew(t, Config{RunID: "run1", Seed: 1, StartEpoch: 1, Epochs: 2, Generation: generation}, entries(5, "train"))
+			if err := f.Run(t.Context(), s.record.publish, event, s.progress); err != nil {
+				t.Fatalf("%v after feeds of epochs %v", err, s.feeds)
+			}
+			if !slices.Equal(s.feeds, tt.feeds) {
+				t.Fatalf("fed epochs %v, want %v", s.feeds, tt.feeds)
+			}
+		})
+	}
+}
+
 // TestRunStopsWhenTheEventsDo: an event stream that fails or ends while the
 // feeder waits stops the run with an error naming the epoch.
 func TestRunStopsWhenTheEventsDo(t *testing.T) {
