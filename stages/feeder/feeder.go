@@ -187,8 +187,9 @@ func (f *Feeder) Task(epoch uint32, i int) messages.DecodeTask {
 // last epoch was trained; a restarted trainer's TrainerStarted makes it
 // feed that epoch again (see follower), and so does a change of
 // Config.Generation, checked every generationEvery until the epoch was
-// trained: samples of the epoch may have been lost in memory streams, and
-// the trainer de-duplicates by sample. It stops at the first error from
+// trained, if the epoch was not trained in the next generationEvery:
+// samples of the epoch may have been lost in memory streams, and the
+// trainer de-duplicates by sample. It stops at the first error from
 // publish, event or progress, or when ctx ends, and returns that error.
 func (f *Feeder) Run(ctx context.Context, publish PublishFunc, event EventFunc, progress ProgressFunc) error {
 	first, last := f.cfg.StartEpoch, f.cfg.StartEpoch+(f.cfg.Epochs-1)
@@ -282,16 +283,21 @@ func (fl *follower) follow(ctx context.Context, evs <-chan messages.Event, lost 
 		defer t.Stop()
 		tick = t.C
 	}
+	refeed := false // a loss was seen a tick ago
 	for {
 		var ev messages.Event
 		select {
 		case <-ctx.Done():
 			return false, fmt.Errorf("feeder: waiting for epoch %d to be trained: %w", fl.epoch, ctx.Err())
 		case <-tick:
-			if lost() {
+			// The events that came before the loss was seen may still be
+			// on their way (a restart interrupts the subscription too): a
+			// tick's grace lets an EpochTrained among them spare a feed.
+			if refeed {
 				fl.fed = false
 				return false, nil
 			}
+			refeed = lost()
 			continue
 		case e, ok := <-evs:
 			if !ok {
