@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -85,4 +86,33 @@ func TestProvisionMovesAnEmptyStream(t *testing.T) {
 	if n := streamMsgs(t, b, "move_full"); n != 1 {
 		t.Errorf("stream holds %d messages, want 1", n)
 	}
+}
+
+// TestPullerRecreatesALostMemoryStream: a worker reading a memory edge
+// that a restart lost creates the stream and its consumer again by
+// itself, before anything is published to it.
+func TestPullerRecreatesALostMemoryStream(t *testing.T) {
+	srv, restart := restartableServer(t)
+	b := connect(t, srv.URL())
+	provision(t, b, inMemory("mem_only", "check"))
+	col := newCollector()
+	runRouter(t, b, quick, col.route("check", "mem_only"))
+	sendAll(t, b, "mem_only", "before")
+	col.wait(t, 1)
+	srv.Close()
+	restart()
+	for start := time.Now(); ; {
+		_, err := b.js.Consumer(t.Context(), "mem_only", "check")
+		if err == nil {
+			break
+		}
+		if time.Since(start) > stallLimit {
+			t.Fatalf("the worker did not create the lost stream and consumer again: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := b.js.Publish(t.Context(), "mem_only", []byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	col.wait(t, 1)
 }
