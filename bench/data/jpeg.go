@@ -204,14 +204,19 @@ func jpegPipeline(photos [][]byte, n int) error {
 		jpegCase, 1e3/decCPU, decCPU, 1e3/augCPU, augCPU, loadavg())
 	// Separate decode and augment workers, then fused ones (decode
 	// --augment), alternating, twice each; the work measured before each.
+	// The default batch also runs with memory image and view streams.
 	var rows []busRow
 	for range 2 {
-		for _, k := range []int{1, defaultBatch} {
+		for _, l := range []bus.Limits{{Batch: 1}, {Batch: defaultBatch}, {Batch: defaultBatch, Storage: bus.StorageMemory}} {
 			for _, fused := range []bool{false, true} {
 				name := jpegCase
+				if l.Storage == bus.StorageMemory {
+					name += "_memory"
+				}
 				if fused {
 					name += "_fused"
 				}
+				k := l.Batch
 				row := fmt.Sprintf("%s_batch%d", name, k)
 				if !sel.match(row) {
 					continue
@@ -219,7 +224,7 @@ func jpegPipeline(photos [][]byte, n int) error {
 				if err := work.measure(ctx); err != nil {
 					return err
 				}
-				r, err := overBus(ctx, row, dec, aug, tasks, bySample, bus.Limits{Batch: k}, fused)
+				r, err := overBus(ctx, row, dec, aug, tasks, bySample, l, fused)
 				if err != nil {
 					return fmt.Errorf("%s, batch %d: %w", name, k, err)
 				}
