@@ -116,3 +116,17 @@ func TestPullerRecreatesALostMemoryStream(t *testing.T) {
 	}
 	col.wait(t, 1)
 }
+
+// TestStatusOfMemoryEdges: Status says which edges are memory streams,
+// the missing one included.
+func TestStatusOfMemoryEdges(t *testing.T) {
+	b := connect(t, startServer(t, EmbeddedConfig{}).URL())
+	provision(t, b, inMemory("mem_there", "c"), edge("file_there", "d"))
+	sts, err := b.Status(t.Context(), Topology{Edges: []WorkQueue{inMemory("mem_there", "c"), edge("file_there", "d"), inMemory("mem_gone", "e")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sts[0].Memory || sts[0].Missing != "" || sts[1].Memory || !sts[2].Memory || sts[2].Missing != "stream" {
+		t.Errorf("status %+v", sts)
+	}
+}

@@ -29,7 +29,12 @@ type EdgeStatus struct {
 	// open (see Unacked); 0 with nothing unacknowledged: no worker runs.
 	Waiting int
 	AckWait time.Duration
-	// Missing says what of the edge does not exist (not provisioned).
+	// Memory: the edge's stream is memory storage (bus.storage), or is
+	// to be where it is missing; a NATS restart loses it, and the stages
+	// create it again.
+	Memory bool
+	// Missing says what of the edge does not exist (not provisioned, or
+	// a memory stream lost).
 	Missing string
 }
 
@@ -42,7 +47,7 @@ func (b *Bus) Status(ctx context.Context, t Topology) ([]EdgeStatus, error) {
 	}
 	out := make([]EdgeStatus, 0, len(t.Edges))
 	for _, e := range t.Edges {
-		st := EdgeStatus{Topic: e.Topic, Consumer: e.Consumer.Name}
+		st := EdgeStatus{Topic: e.Topic, Consumer: e.Consumer.Name, Memory: e.Memory}
 		s, err := b.js.Stream(ctx, e.Topic)
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			st.Missing = "stream"
@@ -54,6 +59,7 @@ func (b *Bus) Status(ctx context.Context, t Topology) ([]EdgeStatus, error) {
 		}
 		si := s.CachedInfo()
 		st.Messages, st.Bytes, st.MaxMsgs = si.State.Msgs, si.State.Bytes, si.Config.MaxMsgs
+		st.Memory = si.Config.Storage == jetstream.MemoryStorage
 		c, err := b.js.Consumer(ctx, e.Topic, e.Consumer.Name)
 		if errors.Is(err, jetstream.ErrNotPullConsumer) {
 			st.Missing = "pull consumer" // a push consumer of an older supflow is in its place

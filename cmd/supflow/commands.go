@@ -146,14 +146,21 @@ func runStatus(ctx context.Context, e *env) error {
 		return err
 	}
 	w := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "stream\tstored/max\tconsumer\tundelivered\tunacked/window\tredelivered\twaiting\tack_wait")
+	fmt.Fprintln(w, "stream\tstorage\tstored/max\tconsumer\tundelivered\tunacked/window\tredelivered\twaiting\tack_wait")
 	for _, s := range edges {
-		if s.Missing != "" {
-			fmt.Fprintf(w, "%s\t%s missing (not provisioned)\t%s\t\t\t\t\t\n", s.Topic, s.Missing, s.Consumer)
-			continue
+		storage := bus.StorageFile
+		if s.Memory {
+			storage = bus.StorageMemory
 		}
-		fmt.Fprintf(w, "%s\t%d/%d\t%s\t%d\t%d/%d\t%d\t%d\t%v\n", s.Topic, s.Messages, s.MaxMsgs, s.Consumer,
-			s.Undelivered, s.Unacked, s.MaxAckPending, s.Redelivered, s.Waiting, s.AckWait)
+		switch {
+		case s.Missing != "" && s.Memory:
+			fmt.Fprintf(w, "%s\t%s\t%s missing (a NATS restart loses memory streams; the stages create them again)\t%s\t\t\t\t\t\n", s.Topic, storage, s.Missing, s.Consumer)
+		case s.Missing != "":
+			fmt.Fprintf(w, "%s\t%s\t%s missing (not provisioned)\t%s\t\t\t\t\t\n", s.Topic, storage, s.Missing, s.Consumer)
+		default:
+			fmt.Fprintf(w, "%s\t%s\t%d/%d\t%s\t%d\t%d/%d\t%d\t%d\t%v\n", s.Topic, storage, s.Messages, s.MaxMsgs, s.Consumer,
+				s.Undelivered, s.Unacked, s.MaxAckPending, s.Redelivered, s.Waiting, s.AckWait)
+		}
 	}
 	return w.Flush()
 }

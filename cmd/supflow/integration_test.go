@@ -404,7 +404,7 @@ evaluate: {epochs: 2, knn_k: 10}
 	if err != nil {
 		t.Fatalf("status: %v\n%s", err, status)
 	}
-	if !regexp.MustCompile(`(?m)^supflow_images +0/\d+ +augment +0 +0/\d+ +0 +0 +3s$`).Match(status) {
+	if !regexp.MustCompile(`(?m)^supflow_images +file +0/\d+ +augment +0 +0/\d+ +0 +0 +3s$`).Match(status) {
 		t.Errorf("status does not show the images edge empty and unbound:\n%s", status)
 	}
 }
@@ -449,9 +449,9 @@ func TestIntegrationStatus(t *testing.T) {
 	dec := c.Start("decode", "decode")
 	dec.WaitFor(regexp.MustCompile(`msg="stage running"`), time.Minute)
 	wants := []*regexp.Regexp{
-		regexp.MustCompile(`(?m)^supflow_decode_tasks +0/\d+ +decode +0 +0/\d+ +0 +1 +3s$`),
-		regexp.MustCompile(`(?m)^supflow_images +0/\d+ +augment +0 +0/\d+ +0 +0 +3s$`),
-		regexp.MustCompile(`(?m)^supflow_views +0/\d+ +train +0 +0/\d+ +0 +0 +3s$`),
+		regexp.MustCompile(`(?m)^supflow_decode_tasks +file +0/\d+ +decode +0 +0/\d+ +0 +1 +3s$`),
+		regexp.MustCompile(`(?m)^supflow_images +file +0/\d+ +augment +0 +0/\d+ +0 +0 +3s$`),
+		regexp.MustCompile(`(?m)^supflow_views +file +0/\d+ +train +0 +0/\d+ +0 +0 +3s$`),
 	}
 	// The idle worker has one pull request open, and opens the next as
 	// each expires (every second): a status read between the two sees
