@@ -235,6 +235,12 @@ func orDefault[T int | int64 | time.Duration](v, def T) T {
 
 // Validate checks names and limits; zero values are defaults.
 func (t Topology) Validate() error {
+	_, err := t.checked()
+	return err
+}
+
+// checked validates t and returns it with the defaults filled in.
+func (t Topology) checked() (Topology, error) {
 	t.setDefaults()
 	var errs []error
 	seen := map[string]bool{messages.TopicEvents: true, messages.TopicDeadLetter: true}
@@ -263,17 +269,8 @@ func (t Topology) Validate() error {
 		errs = append(errs, fmt.Errorf("replicas %d: want [1, %d]", t.Replicas, maxReplicas))
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("%w: %w", ErrTopology, errors.Join(errs...))
+		return t, fmt.Errorf("%w: %w", ErrTopology, errors.Join(errs...))
 	}
-	return nil
-}
-
-// checked validates t and returns it with the defaults filled in.
-func (t Topology) checked() (Topology, error) {
-	if err := t.Validate(); err != nil {
-		return t, err
-	}
-	t.setDefaults()
 	return t, nil
 }
 
