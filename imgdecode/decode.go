@@ -170,9 +170,16 @@ func (d *Decoder) decode(data []byte, allowFast bool) (Image, error) {
 		return Image{}, fmt.Errorf("%w: content starts with %q", ErrFormat, prefix(data))
 	}
 	c := codecFor(f)
-	hdr, err := c.config(bytes.NewReader(data))
-	if err != nil {
-		return Image{}, fmt.Errorf("%w: %s header: %w", ErrCorrupt, f, err)
+	var hdr image.Config
+	ok := false
+	if f == formatPNG {
+		hdr.Width, hdr.Height, _, _, ok = readIHDR(data)
+	}
+	if !ok {
+		var err error
+		if hdr, err = c.config(bytes.NewReader(data)); err != nil {
+			return Image{}, fmt.Errorf("%w: %s header: %w", ErrCorrupt, f, err)
+		}
 	}
 	if err := d.checkSize(hdr.Width, hdr.Height); err != nil {
 		return Image{}, fmt.Errorf("%s: %w", f, err)

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"hash/crc32"
 	"io"
+	"math"
 	"sync"
 )
 
@@ -92,46 +93,22 @@ func decodePNG(data []byte, gray bool) (img Image, ok bool) {
 }
 
 // pngLayout reads the chunks of data: ok only when the header is one
-// decodePNG takes and the chunks are in the plainest valid order (IHDR;
-// chunks other than PLTE and tRNS; one run of IDAT; chunks other than
-// those; IEND), every checksum right. It appends the IDAT chunks' data to
-// idat.
+// decodePNG takes (readIHDR) and the chunks are in the plainest valid
+// order (IHDR; chunks other than PLTE and tRNS; one run of IDAT; chunks
+// other than those; IEND), every checksum right. It appends the IDAT
+// chunks' data to idat.
 func pngLayout(data []byte, idat [][]byte) (w, h, bpp int, _ [][]byte, ok bool) {
-	const sig = "\x89PNG\r\n\x1a\n"
-	if !bytes.HasPrefix(data, []byte(sig)) {
+	w, h, bpp, rest, ok := readIHDR(data)
+	if !ok {
 		return 0, 0, 0, nil, false
 	}
-	rest := data[len(sig):]
 	seenIDAT, afterIDAT := false, false
-	for first := true; ; first = false {
-		if len(rest) < 12 {
+	for {
+		var typ, body []byte
+		if typ, body, rest, ok = nextChunk(rest); !ok {
 			return 0, 0, 0, nil, false
 		}
-		length := binary.BigEndian.Uint32(rest)
-		if length > 0x7fffffff || uint64(length) > uint64(len(rest)-12) {
-			return 0, 0, 0, nil, false
-		}
-		typ, body := string(rest[4:8]), rest[8:8+length]
-		if crc32.ChecksumIEEE(rest[4:8+length]) != binary.BigEndian.Uint32(rest[8+length:]) {
-			return 0, 0, 0, nil, false
-		}
-		rest = rest[12+length:]
-		if first != (typ == "IHDR") {
-			return 0, 0, 0, nil, false
-		}
-		switch typ {
-		case "IHDR":
-			if length != 13 || body[8] != 8 || body[10] != 0 || body[11] != 0 || body[12] != 0 {
-				return 0, 0, 0, nil, false
-			}
-			var known bool
-			if bpp, known = pngBytesPerPixel[body[9]]; !known {
-				return 0, 0, 0, nil, false
-			}
-			w, h = int(int32(binary.BigEndian.Uint32(body))), int(int32(binary.BigEndian.Uint32(body[4:])))
-			if w <= 0 || h <= 0 {
-				return 0, 0, 0, nil, false
-			}
+		switch string(typ) {
 		case "IDAT":
 			if afterIDAT {
 				return 0, 0, 0, nil, false
@@ -140,12 +117,54 @@ func pngLayout(data []byte, idat [][]byte) (w, h, bpp int, _ [][]byte, ok bool) 
 			idat = append(idat, body)
 		case "IEND":
 			return w, h, bpp, idat, seenIDAT
-		case "PLTE", "tRNS":
+		case "IHDR", "PLTE", "tRNS":
 			return 0, 0, 0, nil, false
 		default:
 			afterIDAT = seenIDAT
 		}
 	}
+}
+
+// readIHDR reads the signature and IHDR chunk of a PNG decodePNG takes
+// (8 bits per sample, gray, gray+alpha, RGB or RGBA, not interlaced) and
+// returns its size, bytes per pixel and the chunks after IHDR; ok is false
+// for anything else, checksum included. image/png's DecodeConfig accepts
+// every header it accepts, with the same size: decode reads a PNG's size
+// here instead, which saves DecodeConfig's allocations per image.
+func readIHDR(data []byte) (w, h, bpp int, rest []byte, ok bool) {
+	const sig = "\x89PNG\r\n\x1a\n"
+	if !bytes.HasPrefix(data, []byte(sig)) {
+		return 0, 0, 0, nil, false
+	}
+	typ, body, rest, ok := nextChunk(data[len(sig):])
+	if !ok || string(typ) != "IHDR" || len(body) != 13 || body[8] != 8 || body[10] != 0 || body[11] != 0 || body[12] != 0 {
+		return 0, 0, 0, nil, false
+	}
+	if bpp, ok = pngBytesPerPixel[body[9]]; !ok {
+		return 0, 0, 0, nil, false
+	}
+	w, h = int(int32(binary.BigEndian.Uint32(body))), int(int32(binary.BigEndian.Uint32(body[4:])))
+	// image/png refuses sizes whose 8 bytes a pixel overflow an int.
+	if w <= 0 || h <= 0 || int64(w)*int64(h) > math.MaxInt/8 {
+		return 0, 0, 0, nil, false
+	}
+	return w, h, bpp, rest, true
+}
+
+// nextChunk splits the first chunk off data: its type and body, and what
+// follows; ok is false if it is cut short or its checksum is wrong.
+func nextChunk(data []byte) (typ, body, rest []byte, ok bool) {
+	if len(data) < 12 {
+		return nil, nil, nil, false
+	}
+	length := binary.BigEndian.Uint32(data)
+	if length > 0x7fffffff || uint64(length) > uint64(len(data)-12) {
+		return nil, nil, nil, false
+	}
+	if crc32.ChecksumIEEE(data[4:8+length]) != binary.BigEndian.Uint32(data[8+length:]) {
+		return nil, nil, nil, false
+	}
+	return data[4:8], data[8 : 8+length], data[12+length:], true
 }
 
 // chunkReader reads the IDAT chunks' data as one stream; it is an

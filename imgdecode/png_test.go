@@ -201,9 +201,11 @@ func TestDecodePNGAllocations(t *testing.T) {
 }
 
 // FuzzPNGFast checks that whatever decodePNG decodes, image/png decodes to
-// the same pixels. Each input is also tried with its chunk checksums made
-// right, so that the fuzzer gets past them to the chunk order, the stream
-// and the filters.
+// the same pixels, and that every header readIHDR takes (Decode's size
+// check reads it instead of png.DecodeConfig) png.DecodeConfig takes too,
+// with the same size. Each input is also tried with its chunk checksums
+// made right, so that the fuzzer gets past them to the chunk order, the
+// stream and the filters.
 func FuzzPNGFast(f *testing.F) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	for _, ctype := range []byte{0, 2, 4, 6} {
@@ -213,8 +215,12 @@ func FuzzPNGFast(f *testing.F) {
 	f.Add(encodePNG(f, photo(9, 7)))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, d := range [][]byte{data, fixChecksums(data)} {
+			c, err := png.DecodeConfig(bytes.NewReader(d))
+			if w, h, _, _, ok := readIHDR(d); ok && (err != nil || c.Width != w || c.Height != h) {
+				t.Fatalf("readIHDR took a header as %dx%d, png.DecodeConfig as %dx%d (%v)", w, h, c.Width, c.Height, err)
+			}
 			// Decode checks the size from the header before decodePNG.
-			if c, err := png.DecodeConfig(bytes.NewReader(d)); err != nil || c.Width*c.Height > 1<<20 {
+			if err != nil || c.Width*c.Height > 1<<20 {
 				continue
 			}
 			for _, gray := range []bool{false, true} {
