@@ -21,19 +21,11 @@ func inMemory(topic, consumer string) WorkQueue {
 // and the route's pullers create them again, messages flow as before, and
 // Generation changes.
 func TestMemoryEdgesComeBackAfterARestart(t *testing.T) {
-	srv, restart := restartableServer(t)
-	b := connect(t, srv.URL())
-	provision(t, b, inMemory("mem_in", "upper"), inMemory("mem_out", "check"))
-	col := newCollector()
-	runRouter(t, b, quick,
-		Handle("upper", "mem_in", "mem_out", str, bytesOf, same),
-		col.route("check", "mem_out"))
+	b, col, srv, restart := boundRoute(t, inMemory("mem_in", "upper"), inMemory("mem_out", "check"))
 	before, err := b.Generation(t.Context())
 	if err != nil || !strings.Contains(before, "mem_in@") || !strings.Contains(before, "mem_out@") {
 		t.Fatalf("generation %q, %v: want both memory edges", before, err)
 	}
-	sendAll(t, b, "mem_in", "before")
-	col.wait(t, 1)
 	srv.Close()
 	restart()
 	sendAll(t, b, "mem_in", "after")

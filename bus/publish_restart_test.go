@@ -45,15 +45,7 @@ func TestPublishRidesOutAServerRestart(t *testing.T) {
 func TestRoutesResumeAfterAServerRestart(t *testing.T) {
 	for _, down := range []time.Duration{2 * time.Second, 8 * time.Second} {
 		t.Run(down.String(), func(t *testing.T) {
-			srv, restart := restartableServer(t)
-			b := connect(t, srv.URL())
-			provision(t, b, edge("in", "upper"), edge("out", "check"))
-			col := newCollector()
-			runRouter(t, b, quick,
-				Handle("upper", "in", "out", str, bytesOf, same),
-				col.route("check", "out"))
-			sendAll(t, b, "in", "before")
-			col.wait(t, 1)
+			b, col, srv, restart := boundRoute(t, edge("in", "upper"), edge("out", "check"))
 			srv.Close()
 			time.Sleep(down)
 			restart()
@@ -65,6 +57,24 @@ func TestRoutesResumeAfterAServerRestart(t *testing.T) {
 			col.wait(t, 1)
 		})
 	}
+}
+
+// boundRoute starts a restartable server (restartableServer) with in and
+// out provisioned, a Handle route from in to out (consumer in's) and a
+// collector on out (consumer out's), and returns once a first message,
+// "before", went through: the routes are bound.
+func boundRoute(t *testing.T, in, out WorkQueue) (b *Bus, col *collector, srv *Embedded, restart func()) {
+	t.Helper()
+	srv, restart = restartableServer(t)
+	b = connect(t, srv.URL())
+	provision(t, b, in, out)
+	col = newCollector()
+	runRouter(t, b, quick,
+		Handle(in.Consumer.Name, in.Topic, out.Topic, str, bytesOf, same),
+		col.route(out.Consumer.Name, out.Topic))
+	sendAll(t, b, in.Topic, "before")
+	col.wait(t, 1)
+	return b, col, srv, restart
 }
 
 // restartableServer starts a server on a file store; restart starts a new
