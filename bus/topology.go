@@ -111,6 +111,14 @@ const (
 	StorageMemory = "memory"
 )
 
+// storageName is st as bus.storage names it.
+func storageName(st jetstream.StorageType) string {
+	if st == jetstream.MemoryStorage {
+		return StorageMemory
+	}
+	return StorageFile
+}
+
 // Bounds of Limits fields.
 const (
 	minAckWait       = time.Second
@@ -530,13 +538,13 @@ func (b *Bus) stream(ctx context.Context, cfg jetstream.StreamConfig) error {
 // deleted and created again; one that holds messages is left as it is,
 // with an error that says what to do, since deleting it would lose them.
 func (b *Bus) moveStorage(ctx context.Context, have *jetstream.StreamInfo, cfg jetstream.StreamConfig) error {
+	from, to := storageName(have.Config.Storage), storageName(cfg.Storage)
 	if n := have.State.Msgs; n > 0 {
 		return fmt.Errorf("stream %s has %s storage and holds %d messages, bus.storage asks for %s: "+
 			"let the pipeline drain it with the old bus.storage, or delete it (nats stream rm %s), losing them",
-			cfg.Name, have.Config.Storage, n, cfg.Storage, cfg.Name)
+			cfg.Name, from, n, to, cfg.Name)
 	}
-	b.logger.Warn("moving an empty stream to the storage bus.storage asks for", "stream", cfg.Name,
-		"from", have.Config.Storage.String(), "to", cfg.Storage.String())
+	b.logger.Warn("moving an empty stream to the storage bus.storage asks for", "stream", cfg.Name, "from", from, "to", to)
 	if err := b.js.DeleteStream(ctx, cfg.Name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return err
 	}
