@@ -298,8 +298,12 @@ func TestSinkWindowCountsSamples(t *testing.T) {
 			t.Fatal(err)
 		}
 		if info.NumWaiting == 0 {
-			if info.NumAckPending != 3 || info.NumPending != msgs-3 {
-				t.Fatalf("%d messages held, %d undelivered; want 3 and %d", info.NumAckPending, info.NumPending, msgs-3)
+			// The consumer's NumPending is a running count that nats-server
+			// says races its own updates (2.15.3, consumer.checkNumPending):
+			// it read 0 once in CI with 3 messages undelivered. The
+			// stream's count says none was acknowledged or lost.
+			if n := streamMsgs(t, b, messages.TopicViews); info.NumAckPending != 3 || n != msgs {
+				t.Fatalf("%d messages held, %d in the stream; want 3 and %d", info.NumAckPending, n, msgs)
 			}
 			break
 		}
