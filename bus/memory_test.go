@@ -119,7 +119,8 @@ func TestStatusOfMemoryEdges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !sts[0].Memory || sts[0].Missing != "" || sts[1].Memory || !sts[2].Memory || sts[2].Missing != "stream" {
+	if sts[0].Storage != StorageMemory || sts[0].Missing != "" || sts[1].Storage != StorageFile ||
+		sts[2].Storage != StorageMemory || sts[2].Missing != "stream" {
 		t.Errorf("status %+v", sts)
 	}
 }

@@ -45,8 +45,7 @@ const (
 // again, and the publish goes on. It is safe for concurrent use; Close stops
 // waiting publishes but leaves the bus connection open.
 type Publisher struct {
-	bus        *Bus // for memory edges to create again
-	js         jetstream.JetStream
+	bus        *Bus // its JetStream, and memory edges to create again
 	maxPayload int64
 	closing    chan struct{}
 	once       sync.Once
@@ -54,7 +53,7 @@ type Publisher struct {
 
 // Publisher returns a new publisher on the bus connection.
 func (b *Bus) Publisher() *Publisher {
-	return &Publisher{bus: b, js: b.js, maxPayload: b.MaxPayload(), closing: make(chan struct{})}
+	return &Publisher{bus: b, maxPayload: b.MaxPayload(), closing: make(chan struct{})}
 }
 
 // Send publishes payload to topic with a fresh message id.
@@ -92,7 +91,7 @@ func (p *Publisher) publish(ctx context.Context, topic string, m *message.Messag
 			return fmt.Errorf("%w: publish to %s", ErrClosed, topic)
 		default:
 		}
-		_, err := p.js.PublishMsg(ctx, nm)
+		_, err := p.bus.js.PublishMsg(ctx, nm)
 		if err == nil {
 			return nil
 		}

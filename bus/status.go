@@ -29,10 +29,10 @@ type EdgeStatus struct {
 	// open (see Unacked); 0 with nothing unacknowledged: no worker runs.
 	Waiting int
 	AckWait time.Duration
-	// Memory: the edge's stream is memory storage (bus.storage), or is
-	// to be where it is missing; a NATS restart loses it, and the stages
-	// create it again.
-	Memory bool
+	// Storage is the stream's storage as bus.storage names it
+	// (StorageFile, StorageMemory), or the topology's where it is missing:
+	// a NATS restart loses a memory stream, and the stages create it again.
+	Storage string
 	// Missing says what of the edge does not exist (not provisioned, or
 	// a memory stream lost).
 	Missing string
@@ -47,7 +47,7 @@ func (b *Bus) Status(ctx context.Context, t Topology) ([]EdgeStatus, error) {
 	}
 	out := make([]EdgeStatus, 0, len(t.Edges))
 	for _, e := range t.Edges {
-		st := EdgeStatus{Topic: e.Topic, Consumer: e.Consumer.Name, Memory: e.Memory}
+		st := EdgeStatus{Topic: e.Topic, Consumer: e.Consumer.Name, Storage: storageName(e.storage())}
 		s, err := b.js.Stream(ctx, e.Topic)
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			st.Missing = "stream"
@@ -59,7 +59,7 @@ func (b *Bus) Status(ctx context.Context, t Topology) ([]EdgeStatus, error) {
 		}
 		si := s.CachedInfo()
 		st.Messages, st.Bytes, st.MaxMsgs = si.State.Msgs, si.State.Bytes, si.Config.MaxMsgs
-		st.Memory = si.Config.Storage == jetstream.MemoryStorage
+		st.Storage = storageName(si.Config.Storage)
 		c, err := b.js.Consumer(ctx, e.Topic, e.Consumer.Name)
 		if errors.Is(err, jetstream.ErrNotPullConsumer) {
 			st.Missing = "pull consumer" // a push consumer of an older supflow is in its place

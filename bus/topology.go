@@ -492,17 +492,21 @@ func (b *Bus) Provision(ctx context.Context, t Topology) error {
 	return nil
 }
 
+// storage is the JetStream storage of e's stream.
+func (e WorkQueue) storage() jetstream.StorageType {
+	if e.Memory {
+		return jetstream.MemoryStorage
+	}
+	return jetstream.FileStorage
+}
+
 // edge creates or updates e's stream and consumer.
 func (b *Bus) edge(ctx context.Context, e WorkQueue, replicas int) error {
-	storage := jetstream.FileStorage
-	if e.Memory {
-		storage = jetstream.MemoryStorage
-	}
 	if err := b.stream(ctx, jetstream.StreamConfig{
 		Name:       e.Topic,
 		Subjects:   []string{e.Topic},
 		Retention:  jetstream.WorkQueuePolicy,
-		Storage:    storage,
+		Storage:    e.storage(),
 		Discard:    jetstream.DiscardNew,
 		MaxMsgs:    e.MaxMsgs,
 		MaxBytes:   e.MaxBytes,

@@ -148,17 +148,13 @@ func runStatus(ctx context.Context, e *env) error {
 	w := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "stream\tstorage\tstored/max\tconsumer\tundelivered\tunacked/window\tredelivered\twaiting\tack_wait")
 	for _, s := range edges {
-		storage := bus.StorageFile
-		if s.Memory {
-			storage = bus.StorageMemory
-		}
 		switch {
-		case s.Missing != "" && s.Memory:
-			fmt.Fprintf(w, "%s\t%s\t%s missing (a NATS restart loses memory streams; the stages create them again)\t%s\t\t\t\t\t\n", s.Topic, storage, s.Missing, s.Consumer)
+		case s.Missing != "" && s.Storage == bus.StorageMemory:
+			fmt.Fprintf(w, "%s\t%s\t%s missing (a NATS restart loses memory streams; the stages create them again)\t%s\t\t\t\t\t\n", s.Topic, s.Storage, s.Missing, s.Consumer)
 		case s.Missing != "":
-			fmt.Fprintf(w, "%s\t%s\t%s missing (not provisioned)\t%s\t\t\t\t\t\n", s.Topic, storage, s.Missing, s.Consumer)
+			fmt.Fprintf(w, "%s\t%s\t%s missing (not provisioned)\t%s\t\t\t\t\t\n", s.Topic, s.Storage, s.Missing, s.Consumer)
 		default:
-			fmt.Fprintf(w, "%s\t%s\t%d/%d\t%s\t%d\t%d/%d\t%d\t%d\t%v\n", s.Topic, storage, s.Messages, s.MaxMsgs, s.Consumer,
+			fmt.Fprintf(w, "%s\t%s\t%d/%d\t%s\t%d\t%d/%d\t%d\t%d\t%v\n", s.Topic, s.Storage, s.Messages, s.MaxMsgs, s.Consumer,
 				s.Undelivered, s.Unacked, s.MaxAckPending, s.Redelivered, s.Waiting, s.AckWait)
 		}
 	}
