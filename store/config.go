@@ -68,7 +68,8 @@ type Config struct {
 	// Dialer, when set, makes every connection instead of dialling
 	// Endpoint (the embedded endpoint's Config sets it to reach the server
 	// in memory: no socket, so none of the kernel's copies of each object;
-	// docs/benchmarks.md). Endpoint still signs requests and names errors.
+	// docs/benchmarks.md; with its credentials, GETs then skip the protocol
+	// too). Endpoint still signs requests and names errors.
 	Dialer Dialer `yaml:"-"`
 }
 

@@ -76,6 +76,9 @@ func runContract(t *testing.T, start backend) {
 	if err := c.Check(ctx); !errors.Is(err, ErrNoSuchBucket) {
 		t.Fatalf("Check before EnsureBucket = %v, want ErrNoSuchBucket", err)
 	}
+	if _, err := c.GetRange(ctx, "no/bucket", 0, 1, 1); !errors.Is(err, ErrNoSuchBucket) {
+		t.Fatalf("GetRange before EnsureBucket = %v, want ErrNoSuchBucket", err)
+	}
 	for range 2 { // idempotent
 		if err := c.EnsureBucket(ctx); err != nil {
 			t.Fatalf("EnsureBucket: %v", err)

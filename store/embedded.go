@@ -24,7 +24,8 @@ import (
 // random port and random credentials, for `supflow run` without an external
 // MinIO. Clients reach it through the same minio-go and HTTP path as a real
 // server, the process's own over in-memory pipes (Config returns the
-// settings), others over the socket (Endpoint). Requests must carry a valid
+// settings; their GETs read the backend directly, local), others over the
+// socket (Endpoint). Requests must carry a valid
 // AWS signature V4 made with its credentials. Close stops it; it is safe
 // for concurrent use.
 type Embedded struct {
@@ -70,6 +71,7 @@ func StartEmbedded(ctx context.Context, dir string) (*Embedded, error) {
 		pipes:     newPipeListener(),
 		done:      make(chan struct{}),
 	}
+	e.pipes.local = &local{objects: backend, accessKey: e.accessKey, secretKey: e.secretKey, closed: e.pipes.closed}
 	faker := gofakes3.New(backend, gofakes3.WithAutoBucket(false), gofakes3.WithLogger(gofakes3.DiscardLog()))
 	e.srv = &http.Server{
 		Handler:           requireSigV4(e.accessKey, e.secretKey, sizeChunkedPut(faker.Server())),

@@ -8,12 +8,13 @@ import (
 )
 
 // BenchmarkEmbeddedGet reads objects from the embedded endpoint through
-// the Client, over its socket and in memory (Embedded.Config's Dialer), with
-// 2 reads at once: a 20 KB range of a shard (a run of about 50 gray 28 px
-// PNGs) and a whole 110 KB object (an ImageNet-like JPEG). CPU per read is
-// the whole process's, server included, with the ratio of in memory to the
+// the Client, over its socket, over the in-memory pipe (Embedded.Config's
+// Dialer, "pipe") and from its backend (Embedded.Config's Clients, local),
+// with 2 reads at once: a 20 KB range of a shard (a run of about 50 gray
+// 28 px PNGs) and a whole 110 KB object (an ImageNet-like JPEG). CPU per
+// read is the whole process's, server included, with the ratio to the
 // socket. The objects are held in memory, and for "files" in files (as
-// `supflow run` keeps them), read in memory.
+// `supflow run` keeps them), read in process.
 //
 //	go test -run '^$' -bench BenchmarkEmbeddedGet -benchtime 5000x ./store/
 func BenchmarkEmbeddedGet(b *testing.B) {
@@ -46,7 +47,7 @@ func BenchmarkEmbeddedGet(b *testing.B) {
 		{"object110KB", func(c *Client) error { _, err := c.Get(ctx, "photo"); return err }},
 	} {
 		var ref float64 // the socket's CPU per read
-		for _, via := range []string{"socket", "memory", "files"} {
+		for _, via := range []string{"socket", "pipe", "memory", "files"} {
 			b.Run(fmt.Sprintf("%s/%s", c.name, via), func(b *testing.B) {
 				cfg := inMemory.Config("bench")
 				switch via {
@@ -58,6 +59,9 @@ func BenchmarkEmbeddedGet(b *testing.B) {
 				cl, err := New(cfg)
 				if err != nil {
 					b.Fatal(err)
+				}
+				if via == "pipe" {
+					cl.local = nil
 				}
 				start := cputime.Seconds()
 				b.SetParallelism(1) // GOMAXPROCS readers: 2 on the 2-core machine

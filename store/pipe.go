@@ -8,11 +8,13 @@ import (
 
 // pipeListener is a net.Listener whose connections are in-memory pipes
 // made by DialContext: the embedded endpoint serves its own process
-// through it, without a socket (Config.Dialer).
+// through it, without a socket (Config.Dialer). Its Clients read objects
+// from local, without the protocol.
 type pipeListener struct {
 	conns     chan net.Conn
 	closed    chan struct{}
 	closeOnce sync.Once
+	local     *local
 }
 
 func newPipeListener() *pipeListener {

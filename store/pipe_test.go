@@ -22,3 +22,49 @@ func TestEmbeddedCloseEndsInMemoryDials(t *testing.T) {
 		t.Fatalf("dial after Close = %v, want net.ErrClosed", err)
 	}
 }
+
+// TestEmbeddedReadsInProcess: the process's own Clients of the endpoint
+// read objects from its backend (runContract holds them to the protocol's
+// answers), those with other credentials or over the socket do not, and
+// once the endpoint is closed reads fail as for an endpoint that went away.
+func TestEmbeddedReadsInProcess(t *testing.T) {
+	e := startEmbedded(t, "")
+	ctx := t.Context()
+	cfg := e.Config("local")
+	cfg.RetryFor = -1
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.EnsureBucket(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Put(ctx, "k", []byte("kept"), PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	socket, other := cfg, cfg
+	socket.Dialer = nil
+	other.SecretKey += "x"
+	for _, tc := range []struct {
+		name  string
+		cfg   Config
+		local bool
+	}{{"in process", cfg, true}, {"socket", socket, false}, {"other credentials", other, false}} {
+		cl, err := New(tc.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cl.local != nil; got != tc.local {
+			t.Errorf("%s: reads in process = %t, want %t", tc.name, got, tc.local)
+		}
+	}
+	if got, err := c.Get(ctx, "k"); err != nil || string(got) != "kept" {
+		t.Fatalf("Get = %q, %v", got, err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.Get(ctx, "k"); err == nil {
+		t.Fatalf("Get after Close = %q, want an error", got)
+	}
+}
