@@ -40,17 +40,8 @@ func s3Error(op, key string, err error) error {
 	}
 	var resp minio.ErrorResponse
 	if errors.As(err, &resp) {
-		var sentinel error
-		switch resp.Code {
-		case minio.NoSuchKey, "NotFound":
-			sentinel = ErrNotFound
-		case minio.NoSuchBucket:
-			sentinel = ErrNoSuchBucket
-		case "InvalidRange":
-			sentinel = ErrOutOfRange
-		case minio.AccessDenied, "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken":
-			sentinel = ErrAccessDenied
-		default:
+		sentinel := codeSentinel(resp.Code)
+		if sentinel == nil {
 			switch resp.StatusCode {
 			case http.StatusNotFound:
 				sentinel = ErrNotFound
@@ -69,6 +60,21 @@ func s3Error(op, key string, err error) error {
 		return fmt.Errorf("%w: %s %q: %w", ErrUnavailable, op, key, err)
 	}
 	return fmt.Errorf("store: %s %q: %w", op, key, err)
+}
+
+// codeSentinel is the sentinel of an S3 error code, nil for none.
+func codeSentinel(code string) error {
+	switch code {
+	case minio.NoSuchKey, "NotFound":
+		return ErrNotFound
+	case minio.NoSuchBucket:
+		return ErrNoSuchBucket
+	case "InvalidRange":
+		return ErrOutOfRange
+	case minio.AccessDenied, "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken":
+		return ErrAccessDenied
+	}
+	return nil
 }
 
 // transient reports whether err is worth retrying: network failures and the

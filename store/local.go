@@ -74,16 +74,7 @@ func (l *local) get(bucket, op, key string, off, n int64, check func(size int64)
 // s3Error maps the same codes over HTTP.
 func localError(op, key string, err error) error {
 	if e, ok := err.(gofakes3.Error); ok {
-		var sentinel error
-		switch e.ErrorCode() {
-		case gofakes3.ErrNoSuchKey:
-			sentinel = ErrNotFound
-		case gofakes3.ErrNoSuchBucket:
-			sentinel = ErrNoSuchBucket
-		case gofakes3.ErrInvalidRange:
-			sentinel = ErrOutOfRange
-		}
-		if sentinel != nil {
+		if sentinel := codeSentinel(string(e.ErrorCode())); sentinel != nil {
 			return fmt.Errorf("%w: %s %q: %s (in process)", sentinel, op, key, e.ErrorCode())
 		}
 	}
