@@ -16,8 +16,9 @@ type objectReader interface {
 // runs it straight from its backend: the GETs of `supflow run`'s decode
 // workers, which over the in-memory pipe still cost a request's signing,
 // HTTP framing on both sides and the server's routing, about 95 us of CPU
-// for a 20 KB range, more than the 64 gray 28 px images in it take to
-// decode (docs/benchmarks.md, "Reads in process from the embedded S3").
+// for a 20 KB range: a quarter of what the bus and S3 added to a gray
+// 28 px sample (docs/benchmarks.md, "Reads in process from the embedded
+// S3").
 // Only GETs take this path, only with the endpoint's own credentials
 // (another key is refused over HTTP, as before) and only while the endpoint
 // runs; the answers are the protocol's (runContract holds both paths to
