@@ -25,9 +25,8 @@ import (
 // MinIO. Clients reach it through the same minio-go and HTTP path as a real
 // server, the process's own over in-memory pipes (Config returns the
 // settings; their GETs read the backend directly, local), others over the
-// socket (Endpoint). Requests must carry a valid
-// AWS signature V4 made with its credentials. Close stops it; it is safe
-// for concurrent use.
+// socket (Endpoint). Requests must carry a valid AWS signature V4 made with
+// its credentials. Close stops it; it is safe for concurrent use.
 type Embedded struct {
 	endpoint  string
 	accessKey string

@@ -18,11 +18,10 @@ type objectReader interface {
 // HTTP framing on both sides and the server's routing, about 95 us of CPU
 // for a 20 KB range: a quarter of what the bus and S3 added to a gray
 // 28 px sample (docs/benchmarks.md, "Reads in process from the embedded
-// S3").
-// Only GETs take this path, only with the endpoint's own credentials
-// (another key is refused over HTTP, as before) and only while the endpoint
-// runs; the answers are the protocol's (runContract holds both paths to
-// the same suite).
+// S3"). Only GETs take this path, only with the endpoint's own
+// credentials (another key is refused over HTTP, as before) and only while
+// the endpoint runs; the answers are the protocol's (runContract holds
+// both paths to the same suite).
 type local struct {
 	objects              objectReader
 	accessKey, secretKey string
