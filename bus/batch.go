@@ -28,7 +28,11 @@ type call struct {
 // is called for each in order, and encode packs the outputs of one input
 // into output messages that fit the server's max_payload: one if they fit,
 // else runs of as many as fit at the first output's size (pack). An input
-// of one sample behaves exactly as in Handle.
+// of one sample behaves exactly as in Handle. encode appends a message to
+// its first argument (messages.AppendViewGroups) and the route owns what it
+// returns: once published (the client has copied it), the buffer is reused
+// for a later message of the route, so a stage does not allocate and fault
+// in fresh memory for each of its largest objects.
 // In a batch each sample is accounted for alone: one whose fn fails with
 // messages.ErrPermanent, or with any error on the input's last delivery,
 // is dead-lettered by itself (encodeOne gives its payload: the single
@@ -36,10 +40,11 @@ type call struct {
 // fn returns messages.ErrSkip has no output; any other failure redelivers
 // the whole input, and fn runs again for every sample of it.
 func HandleBatch[In, Out any](name, inTopic, outTopic string,
-	decode func([]byte) ([]In, error), encode func([]Out) ([]byte, error), encodeOne func(In) ([]byte, error),
+	decode func([]byte) ([]In, error), encode func(dst []byte, outs []Out) ([]byte, error), encodeOne func(In) ([]byte, error),
 	fn func(context.Context, In) (Out, error),
 ) Route {
-	return Route{name: name, in: inTopic, out: outTopic, workers: 1,
+	bufs := new(buffers)
+	return Route{name: name, in: inTopic, out: outTopic, workers: 1, buffers: bufs,
 		process: func(ctx context.Context, payload []byte, c call) ([][]byte, error) {
 			ins, err := decode(payload)
 			if err != nil {
@@ -50,7 +55,7 @@ func HandleBatch[In, Out any](name, inTopic, outTopic string,
 				if err != nil {
 					return nil, err
 				}
-				b, err := encode([]Out{out})
+				b, err := encode(bufs.get(), []Out{out})
 				if err != nil {
 					return nil, messages.Permanent(fmt.Errorf("bus: %s: %w: %w", name, errEncodeOutput, err))
 				}
@@ -83,7 +88,7 @@ func HandleBatch[In, Out any](name, inTopic, outTopic string,
 					return nil, err
 				}
 			}
-			return pack(name, outs, from, encode, c.room, reject)
+			return pack(name, outs, from, bufs, encode, c.room, reject)
 		},
 	}
 }
@@ -96,23 +101,24 @@ func HandleBatch[In, Out any](name, inTopic, outTopic string,
 // all of them first and halving from there copied a batch of 64 224x224
 // view pairs six times over (docs/benchmarks.md, "Bus and S3 overhead per
 // sample"). from[i] is the input sample of outs[i].
-func pack[Out any](name string, outs []Out, from []int, encode func([]Out) ([]byte, error), room int,
+func pack[Out any](name string, outs []Out, from []int, bufs *buffers, encode func([]byte, []Out) ([]byte, error), room int,
 	reject func(i int, reason error) error,
 ) ([][]byte, error) {
 	run := len(outs)
 	if run > 1 {
-		one, err := encode(outs[:1])
+		one, err := encode(bufs.get(), outs[:1])
 		if err != nil {
 			return nil, messages.Permanent(fmt.Errorf("bus: %s: %w: %w", name, errEncodeOutput, err))
 		}
 		// A single message repeats the head a batch shares, so this
 		// price is an upper bound of a sample's share of a batch.
 		run = max(room/len(one), 1)
+		bufs.put(one)
 	}
 	var payloads [][]byte
 	for i := 0; i < len(outs); i += run {
 		j := min(i+run, len(outs))
-		p, err := halve(name, outs[i:j], from[i:j], encode, room, reject)
+		p, err := halve(name, outs[i:j], from[i:j], bufs, encode, room, reject)
 		if err != nil {
 			return nil, err
 		}
@@ -124,33 +130,58 @@ func pack[Out any](name string, outs []Out, from []int, encode func([]Out) ([]by
 // halve encodes outs as one payload if it fits room, else halves them
 // until each part fits; a single output that does not fit dead-letters its
 // sample.
-func halve[Out any](name string, outs []Out, from []int, encode func([]Out) ([]byte, error), room int,
+func halve[Out any](name string, outs []Out, from []int, bufs *buffers, encode func([]byte, []Out) ([]byte, error), room int,
 	reject func(i int, reason error) error,
 ) ([][]byte, error) {
 	if len(outs) == 0 {
 		return nil, nil
 	}
-	b, err := encode(outs)
+	b, err := encode(bufs.get(), outs)
 	if err != nil {
 		return nil, messages.Permanent(fmt.Errorf("bus: %s: %w: %w", name, errEncodeOutput, err))
 	}
 	if len(b) <= room {
 		return [][]byte{b}, nil
 	}
+	bufs.put(b)
 	if len(outs) == 1 {
 		return nil, reject(from[0], messages.Permanent(fmt.Errorf("bus: %s: %w: %w: %d bytes over the server's max_payload",
 			name, errEncodeOutput, ErrTooLarge, len(b))))
 	}
 	h := len(outs) / 2
-	first, err := halve(name, outs[:h], from[:h], encode, room, reject)
+	first, err := halve(name, outs[:h], from[:h], bufs, encode, room, reject)
 	if err != nil {
 		return nil, err
 	}
-	rest, err := halve(name, outs[h:], from[h:], encode, room, reject)
+	rest, err := halve(name, outs[h:], from[h:], bufs, encode, room, reject)
 	if err != nil {
 		return nil, err
 	}
 	return append(first, rest...), nil
+}
+
+// buffers recycles a HandleBatch route's output payloads, which are as
+// large as a message gets (a batch of views, up to the server's
+// max_payload): a fresh one per message cost page faults and cache misses
+// on every byte written, and garbage the collector scans for.
+type buffers struct{ pool sync.Pool }
+
+// get returns an empty buffer, reused if one is free; nil on a nil b.
+func (b *buffers) get() []byte {
+	if b == nil {
+		return nil
+	}
+	if p, ok := b.pool.Get().(*[]byte); ok {
+		return (*p)[:0]
+	}
+	return nil
+}
+
+// put keeps p for reuse; its owner must not touch it after.
+func (b *buffers) put(p []byte) {
+	if b != nil && cap(p) > 0 {
+		b.pool.Put(&p)
+	}
 }
 
 // Part is the share of one sample in a Delivery whose message carries

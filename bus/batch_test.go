@@ -91,7 +91,7 @@ func TestHandleBatchDeadLettersOneSample(t *testing.T) {
 	col := &batchCollector{}
 	runRouter(t, b, quick,
 		HandleBatch("decode", messages.TopicDecodeTasks, messages.TopicImages,
-			messages.UnmarshalDecodeTasks, messages.MarshalImages, messages.MarshalDecodeTask, decode),
+			messages.UnmarshalDecodeTasks, messages.AppendImages, messages.MarshalDecodeTask, decode),
 		col.route("check", messages.TopicImages))
 	p, err := messages.MarshalDecodeTasks(tasks)
 	if err != nil {
@@ -142,7 +142,7 @@ func TestHandleBatchGivesUpPerSample(t *testing.T) {
 	col := &batchCollector{}
 	runRouter(t, b, quick,
 		HandleBatch("decode", messages.TopicDecodeTasks, messages.TopicImages,
-			messages.UnmarshalDecodeTasks, messages.MarshalImages, messages.MarshalDecodeTask, decode),
+			messages.UnmarshalDecodeTasks, messages.AppendImages, messages.MarshalDecodeTask, decode),
 		col.route("check", messages.TopicImages))
 	tasks := []messages.DecodeTask{{RunID: "run", Epoch: 1, SampleID: 0, Key: "a"}, {RunID: "run", Epoch: 1, SampleID: 1, Key: "b"},
 		{RunID: "run", Epoch: 1, SampleID: 2, Key: "c"}}
@@ -382,9 +382,9 @@ func TestPack(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			encoded := 0
-			encode := func(ms []messages.Image) ([]byte, error) {
+			encode := func(dst []byte, ms []messages.Image) ([]byte, error) {
 				encoded += len(ms)
-				return messages.MarshalImages(ms)
+				return messages.AppendImages(dst, ms)
 			}
 			from := make([]int, len(tc.outs))
 			for i := range from {
@@ -398,9 +398,18 @@ func TestPack(t *testing.T) {
 				rejected = append(rejected, i)
 				return nil
 			}
-			got, err := pack("test", tc.outs, from, encode, tc.room, reject)
+			bufs := new(buffers)
+			got, err := pack("test", tc.outs, from, bufs, encode, tc.room, reject)
 			if err != nil {
 				t.Fatal(err)
+			}
+			// What pack gave back to reuse is none of its payloads.
+			for free := bufs.get(); free != nil; free = bufs.get() {
+				for _, p := range got {
+					if &free[:1][0] == &p[:1][0] {
+						t.Fatalf("a payload's buffer is also free for reuse")
+					}
+				}
 			}
 			var ids []uint64
 			for _, p := range got {
@@ -448,9 +457,14 @@ func BenchmarkPack(b *testing.B) {
 			}
 			reject := func(i int, reason error) error { return reason }
 			b.SetBytes(int64(len(outs) * len(outs[0].Pixels)))
+			bufs := new(buffers)
 			for b.Loop() {
-				if _, err := pack("bench", outs, from, messages.MarshalViewGroups, 1<<20-100, reject); err != nil {
+				payloads, err := pack("bench", outs, from, bufs, messages.AppendViewGroups, 1<<20-100, reject)
+				if err != nil {
 					b.Fatal(err)
+				}
+				for _, p := range payloads { // published, as the router does
+					bufs.put(p)
 				}
 			}
 		})

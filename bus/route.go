@@ -19,8 +19,10 @@ type Route struct {
 	workers       int
 	noOutputID    bool
 	// Exactly one of process (Handle, HandleBatch) and sink (Sink) is set;
-	// process returns the output payloads (none: nothing to publish).
+	// process returns the output payloads (none: nothing to publish),
+	// which go to buffers once published (nil: they are not reused).
 	process func(ctx context.Context, payload []byte, c call) ([][]byte, error)
+	buffers *buffers
 	sink    func(ctx context.Context, payload []byte, a *ackable) error
 }
 
@@ -59,14 +61,16 @@ func Handle[In, Out any](name, inTopic, outTopic string,
 	decode func([]byte) (In, error), encode func(Out) ([]byte, error),
 	fn func(context.Context, In) (Out, error),
 ) Route {
-	return HandleBatch(name, inTopic, outTopic,
+	r := HandleBatch(name, inTopic, outTopic,
 		func(b []byte) ([]In, error) {
 			in, err := decode(b)
 			return []In{in}, err
 		},
-		func(outs []Out) ([]byte, error) { return encode(outs[0]) },
+		func(_ []byte, outs []Out) ([]byte, error) { return encode(outs[0]) },
 		nil, // one sample: never dead-lettered alone
 		fn)
+	r.buffers = nil // encode's buffers are its own
+	return r
 }
 
 // Sink returns a route without output for a consumer that acknowledges

@@ -289,6 +289,13 @@ func (r *Router) handlerFunc(rt Route, pub *Publisher, maxDeliver int) message.N
 		if err != nil {
 			return err
 		}
+		// The client copied each payload by the time its publish
+		// returned, whatever the outcome.
+		defer func() {
+			for _, out := range outs {
+				rt.buffers.put(out)
+			}
+		}()
 		for j, out := range outs {
 			if err := pub.publish(msg.Context(), rt.out, message.NewMessage(ids(j, len(outs)), out)); err != nil {
 				return err

@@ -44,7 +44,7 @@ func MarshalDecodeTasks(ms []DecodeTask) ([]byte, error) {
 	if version == shardVersion {
 		body += len(ms) * (8 + 4)
 	}
-	w := writeBatchHead(typeDecodeTaskBatch, version, ms[0].RunID, ms[0].Epoch, ms[0].Split, len(ms), body,
+	w := writeBatchHead(nil, typeDecodeTaskBatch, version, ms[0].RunID, ms[0].Epoch, ms[0].Split, len(ms), body,
 		func(i int) (uint64, int32) { return ms[i].SampleID, ms[i].Label })
 	for _, m := range ms {
 		w.str(m.Key)
@@ -97,9 +97,13 @@ func UnmarshalDecodeTasks(b []byte) ([]DecodeTask, error) {
 
 // MarshalImages encodes ms (1..MaxBatch images of one run, epoch and split;
 // sizes may differ) as one message, copying the pixels once.
-func MarshalImages(ms []Image) ([]byte, error) {
+func MarshalImages(ms []Image) ([]byte, error) { return AppendImages(nil, ms) }
+
+// AppendImages is MarshalImages appending the message to dst, so that a
+// publisher can reuse its buffers (bus.HandleBatch).
+func AppendImages(dst []byte, ms []Image) ([]byte, error) {
 	if len(ms) == 1 {
-		return MarshalImage(ms[0])
+		return appendImage(dst, ms[0])
 	}
 	if err := checkBatch(ms, func(m Image) batchHead { return batchHead{m.RunID, m.Epoch, m.Split} }, checkImage); err != nil {
 		return nil, fmt.Errorf("messages: marshal Image batch: %w", err)
@@ -111,7 +115,7 @@ func MarshalImages(ms []Image) ([]byte, error) {
 	if body > MaxPixelBytes {
 		return nil, fmt.Errorf("messages: marshal Image batch: %w: %d bytes of images, max %d", ErrTooLarge, body, MaxPixelBytes)
 	}
-	w := writeBatchHead(typeImageBatch, batchVersion, ms[0].RunID, ms[0].Epoch, ms[0].Split, len(ms), body,
+	w := writeBatchHead(dst, typeImageBatch, batchVersion, ms[0].RunID, ms[0].Epoch, ms[0].Split, len(ms), body,
 		func(i int) (uint64, int32) { return ms[i].SampleID, ms[i].Label })
 	for _, m := range ms {
 		w.u32(m.Height)
@@ -165,9 +169,13 @@ func UnmarshalImages(b []byte) ([]Image, error) {
 // MarshalViewGroups encodes ms (1..MaxBatch view groups of one run, epoch,
 // split and shape: views, height, width, channels) as one message, copying
 // the pixels once.
-func MarshalViewGroups(ms []ViewGroup) ([]byte, error) {
+func MarshalViewGroups(ms []ViewGroup) ([]byte, error) { return AppendViewGroups(nil, ms) }
+
+// AppendViewGroups is MarshalViewGroups appending the message to dst, so
+// that a publisher can reuse its buffers (bus.HandleBatch).
+func AppendViewGroups(dst []byte, ms []ViewGroup) ([]byte, error) {
 	if len(ms) == 1 {
-		return MarshalViewGroup(ms[0])
+		return appendViewGroup(dst, ms[0])
 	}
 	if err := checkBatch(ms, func(m ViewGroup) batchHead { return batchHead{m.RunID, m.Epoch, m.Split} }, checkViewGroup); err != nil {
 		return nil, fmt.Errorf("messages: marshal ViewGroup batch: %w", err)
@@ -183,7 +191,7 @@ func MarshalViewGroups(ms []ViewGroup) ([]byte, error) {
 	if total > MaxPixelBytes {
 		return nil, fmt.Errorf("messages: marshal ViewGroup batch: %w: %d pixel bytes, max %d", ErrTooLarge, total, MaxPixelBytes)
 	}
-	w := writeBatchHead(typeViewGroupBatch, batchVersion, m0.RunID, m0.Epoch, m0.Split, len(ms), 1+4+4+1+4+total,
+	w := writeBatchHead(dst, typeViewGroupBatch, batchVersion, m0.RunID, m0.Epoch, m0.Split, len(ms), 1+4+4+1+4+total,
 		func(i int) (uint64, int32) { return ms[i].SampleID, ms[i].Label })
 	w.u8(m0.NViews)
 	w.u32(m0.Height)
@@ -259,10 +267,11 @@ func checkBatch[M any](ms []M, head func(M) batchHead, check func(M) error) erro
 	return nil
 }
 
-// writeBatchHead starts a batch of n samples: epoch, count, run id, the
-// sample ids, the labels, the split; body is the size of what follows.
-func writeBatchHead(t msgType, version uint8, run string, epoch uint32, split string, n, body int, sample func(int) (uint64, int32)) *writer {
-	w := newWriter(t, version, 4+2+2+len(run)+n*(8+4)+2+len(split)+body)
+// writeBatchHead starts a batch of n samples after dst's bytes: epoch,
+// count, run id, the sample ids, the labels, the split; body is the size
+// of what follows.
+func writeBatchHead(dst []byte, t msgType, version uint8, run string, epoch uint32, split string, n, body int, sample func(int) (uint64, int32)) *writer {
+	w := newWriter(dst, t, version, 4+2+2+len(run)+n*(8+4)+2+len(split)+body)
 	w.u32(epoch)
 	w.u16(uint16(n))
 	w.str(run)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"unicode/utf8"
 )
 
@@ -97,7 +98,7 @@ func MarshalDecodeTask(m DecodeTask) ([]byte, error) {
 	if m.Length > 0 {
 		version, body = shardVersion, body+8+4
 	}
-	w := newWriter(typeDecodeTask, version, body)
+	w := newWriter(nil, typeDecodeTask, version, body)
 	w.u32(m.Epoch)
 	w.u64(m.SampleID)
 	w.u32(uint32(m.Label))
@@ -146,11 +147,13 @@ func UnmarshalDecodeTask(b []byte) (DecodeTask, error) {
 
 // MarshalImage encodes m in the current wire format. The pixels are copied
 // once into the returned buffer.
-func MarshalImage(m Image) ([]byte, error) {
+func MarshalImage(m Image) ([]byte, error) { return appendImage(nil, m) }
+
+func appendImage(dst []byte, m Image) ([]byte, error) {
 	if err := checkImage(m); err != nil {
 		return nil, fmt.Errorf("messages: marshal Image: %w", err)
 	}
-	w := newWriter(typeImage, 1, 4+8+4+4+4+1+2*2+len(m.RunID)+len(m.Split)+4+len(m.Pixels))
+	w := newWriter(dst, typeImage, 1, 4+8+4+4+4+1+2*2+len(m.RunID)+len(m.Split)+4+len(m.Pixels))
 	w.u32(m.Epoch)
 	w.u64(m.SampleID)
 	w.u32(uint32(m.Label))
@@ -191,11 +194,13 @@ func UnmarshalImage(b []byte) (Image, error) {
 
 // MarshalViewGroup encodes m in the current wire format. The pixels are
 // copied once into the returned buffer.
-func MarshalViewGroup(m ViewGroup) ([]byte, error) {
+func MarshalViewGroup(m ViewGroup) ([]byte, error) { return appendViewGroup(nil, m) }
+
+func appendViewGroup(dst []byte, m ViewGroup) ([]byte, error) {
 	if err := checkViewGroup(m); err != nil {
 		return nil, fmt.Errorf("messages: marshal ViewGroup: %w", err)
 	}
-	w := newWriter(typeViewGroup, 1, 4+8+4+1+4+4+1+2*2+len(m.RunID)+len(m.Split)+4+len(m.Pixels))
+	w := newWriter(dst, typeViewGroup, 1, 4+8+4+1+4+4+1+2*2+len(m.RunID)+len(m.Split)+4+len(m.Pixels))
 	w.u32(m.Epoch)
 	w.u64(m.SampleID)
 	w.u32(uint32(m.Label))
@@ -248,7 +253,7 @@ func MarshalEvent(m Event) ([]byte, error) {
 			body += len(sc.Name)
 		}
 	}
-	w := newWriter(typeEvent, version, body)
+	w := newWriter(nil, typeEvent, version, body)
 	w.u8(uint8(m.Kind))
 	w.u32(m.Epoch)
 	w.u64(m.Count)
@@ -472,8 +477,10 @@ func checkPixels(views int, h, w uint32, c uint8, n int) error {
 
 type writer struct{ b []byte }
 
-func newWriter(t msgType, version uint8, body int) *writer {
-	w := &writer{b: make([]byte, 0, headerLen+body)}
+// newWriter starts a message of type t after dst's bytes, with room for
+// body more bytes after the header.
+func newWriter(dst []byte, t msgType, version uint8, body int) *writer {
+	w := &writer{b: slices.Grow(dst, headerLen+body)}
 	w.b = append(w.b, magic0, magic1, version, byte(t))
 	return w
 }

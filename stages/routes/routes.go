@@ -18,7 +18,7 @@ import (
 // acknowledged and skipped.
 func Decode(runID string, st *decode.Stage, workers int) bus.Route {
 	return bus.HandleBatch("decode", messages.TopicDecodeTasks, messages.TopicImages,
-		st.UnmarshalTasks, messages.MarshalImages, decode.MarshalTask,
+		st.UnmarshalTasks, messages.AppendImages, decode.MarshalTask,
 		messages.OfRun(runID, taskRun, st.HandleTask)).
 		Workers(workers)
 }
@@ -26,7 +26,7 @@ func Decode(runID string, st *decode.Stage, workers int) bus.Route {
 // Augment is the augment stage: image batches in, view group batches out.
 func Augment(runID string, st *augment.Stage, workers int) bus.Route {
 	return bus.HandleBatch("augment", messages.TopicImages, messages.TopicViews,
-		messages.UnmarshalImages, messages.MarshalViewGroups, messages.MarshalImage,
+		messages.UnmarshalImages, messages.AppendViewGroups, messages.MarshalImage,
 		messages.OfRun(runID, func(m messages.Image) string { return m.RunID }, st.Handle)).
 		Workers(workers).
 		WithoutOutputID() // the trainer de-duplicates views by (epoch, sample id)
@@ -39,7 +39,7 @@ func Augment(runID string, st *augment.Stage, workers int) bus.Route {
 // image dead-letters its task alone, which names its key.
 func Fused(runID string, dec *decode.Stage, aug *augment.Stage, workers int) bus.Route {
 	return bus.HandleBatch("decode", messages.TopicDecodeTasks, messages.TopicViews,
-		dec.UnmarshalTasks, messages.MarshalViewGroups, decode.MarshalTask,
+		dec.UnmarshalTasks, messages.AppendViewGroups, decode.MarshalTask,
 		messages.OfRun(runID, taskRun, messages.Then(dec.HandleTask, aug.Handle))).
 		Workers(workers).
 		WithoutOutputID()
