@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -181,7 +182,7 @@ func (c *Client) GetMax(ctx context.Context, key string, max int64) ([]byte, err
 	if limit < 0 {
 		limit = 0
 	}
-	return c.get(ctx, "get", key, 0, 0, func(size int64) error {
+	return c.get(ctx, nil, "get", key, 0, 0, func(size int64) error {
 		if size < 0 {
 			return fmt.Errorf("%w: %q: no size given", ErrIntegrity, key)
 		}
@@ -198,6 +199,13 @@ func (c *Client) GetMax(ctx context.Context, key string, max int64) ([]byte, err
 // as GetMax refuses a large object; a range that is not wholly inside the
 // object (a truncated shard, a wrong offset) gives ErrOutOfRange.
 func (c *Client) GetRange(ctx context.Context, key string, off, n, max int64) ([]byte, error) {
+	return c.AppendRange(ctx, nil, key, off, n, max)
+}
+
+// AppendRange is GetRange appending the bytes to dst, so that a reader of
+// many ranges (decode's shard runs) reuses its buffers instead of faulting
+// in fresh memory for each.
+func (c *Client) AppendRange(ctx context.Context, dst []byte, key string, off, n, max int64) ([]byte, error) {
 	if err := ValidKey(key); err != nil {
 		return nil, err
 	}
@@ -207,7 +215,7 @@ func (c *Client) GetRange(ctx context.Context, key string, off, n, max int64) ([
 	case n > min(max, c.cfg.MaxObjectSize):
 		return nil, fmt.Errorf("%w: %q: range of %d bytes, limit %d", ErrTooLarge, key, n, min(max, c.cfg.MaxObjectSize))
 	}
-	return c.get(ctx, "get range", key, off, n, func(size int64) error {
+	return c.get(ctx, dst, "get range", key, off, n, func(size int64) error {
 		// A server answers a range that runs past the end with what there is
 		// (its Size is then short): the object is shorter than its reference.
 		if size != n {
@@ -218,16 +226,16 @@ func (c *Client) GetRange(ctx context.Context, key string, off, n, max int64) ([
 }
 
 // get is GetMax's and GetRange's request for the whole object (n 0) or
-// bytes [off, off+n), retried: check sees the size the server announces
-// before any of the body is read, and no more than that size is ever read.
-// The embedded endpoint of this process is read without the protocol
-// (local).
-func (c *Client) get(ctx context.Context, op, key string, off, n int64, check func(size int64) error) ([]byte, error) {
+// bytes [off, off+n), appended to dst, retried: check sees the size the
+// server announces before any of the body is read, and no more than that
+// size is ever read. The embedded endpoint of this process is read without
+// the protocol (local).
+func (c *Client) get(ctx context.Context, dst []byte, op, key string, off, n int64, check func(size int64) error) ([]byte, error) {
 	if c.local != nil && c.local.open() {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("store: %s %q: %w", op, key, err)
 		}
-		return c.local.get(c.cfg.Bucket, op, key, off, n, check)
+		return c.local.get(dst, c.cfg.Bucket, op, key, off, n, check)
 	}
 	var opts minio.GetObjectOptions
 	if n > 0 {
@@ -248,7 +256,7 @@ func (c *Client) get(ctx context.Context, op, key string, off, n int64, check fu
 		timer := time.AfterFunc(c.cfg.StallTimeout, func() { cancel(stalled) })
 		defer timer.Stop()
 		var err error
-		data, err = c.getOnce(actx, key, opts, check, func() { timer.Reset(c.cfg.StallTimeout) })
+		data, err = c.getOnce(actx, dst, key, opts, check, func() { timer.Reset(c.cfg.StallTimeout) })
 		if err != nil && ctx.Err() == nil && context.Cause(actx) == stalled {
 			return stalled // not err, which wraps context.Canceled: not retried
 		}
@@ -266,7 +274,7 @@ func (c *Client) get(ctx context.Context, op, key string, off, n int64, check fu
 // decode's Read waited minutes on that goroutine's channel, also after the
 // stall timeout had cancelled its context); the body of a plain request
 // fails when ctx ends.
-func (c *Client) getOnce(ctx context.Context, key string, opts minio.GetObjectOptions, check func(size int64) error, progress func()) ([]byte, error) {
+func (c *Client) getOnce(ctx context.Context, dst []byte, key string, opts minio.GetObjectOptions, check func(size int64) error, progress func()) ([]byte, error) {
 	// The response's headers arrive first: the size is known before any of
 	// the body is read.
 	obj, info, _, err := minio.Core{Client: c.mc}.GetObject(ctx, c.cfg.Bucket, key, opts)
@@ -279,11 +287,16 @@ func (c *Client) getOnce(ctx context.Context, key string, opts minio.GetObjectOp
 		return nil, err
 	}
 	// ReadFull reads exactly the announced size, never more.
-	data := make([]byte, info.Size)
-	if _, err := io.ReadFull(progressReader{obj, progress}, data); err != nil {
+	data := grow(dst, info.Size)
+	if _, err := io.ReadFull(progressReader{obj, progress}, data[len(dst):]); err != nil {
 		return nil, err
 	}
 	return data, nil
+}
+
+// grow extends dst by n bytes, reusing its capacity.
+func grow(dst []byte, n int64) []byte {
+	return slices.Grow(dst, int(n))[:len(dst)+int(n)]
 }
 
 // progressReader calls progress after each read that returned bytes.

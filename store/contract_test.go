@@ -206,6 +206,12 @@ func runContract(t *testing.T, start backend) {
 			if _, err := c.GetRange(ctx, "range/none", 0, 1, 10); !errors.Is(err, ErrNotFound) {
 				t.Errorf("GetRange of a missing key = %v, want ErrNotFound", err)
 			}
+			// AppendRange keeps dst's bytes and reuses its room.
+			dst := append(make([]byte, 0, 64), "ab"...)
+			got, err := c.AppendRange(ctx, dst, "range/10", 3, 4, 4)
+			if err != nil || string(got) != "ab3456" || &got[0] != &dst[0] {
+				t.Errorf("AppendRange(%q, 3, 4) = %q, %v; want \"ab3456\" in dst's array", dst, got, err)
+			}
 		}},
 		{"list", func(t *testing.T) {
 			want := []string{"ls/a/1", "ls/a/2", "ls/b/3"}

@@ -44,9 +44,9 @@ func (l *local) open() bool {
 	}
 }
 
-// get reads key, or [off, off+n) of it when n > 0, from the backend;
-// check sees the size before any byte is read, as for a GET.
-func (l *local) get(bucket, op, key string, off, n int64, check func(size int64) error) ([]byte, error) {
+// get appends key, or [off, off+n) of it when n > 0, from the backend to
+// dst; check sees the size before any byte is read, as for a GET.
+func (l *local) get(dst []byte, bucket, op, key string, off, n int64, check func(size int64) error) ([]byte, error) {
 	var rng *gofakes3.ObjectRangeRequest
 	if n > 0 {
 		rng = &gofakes3.ObjectRangeRequest{Start: off, End: off + n - 1}
@@ -63,8 +63,8 @@ func (l *local) get(bucket, op, key string, off, n int64, check func(size int64)
 	if err := check(size); err != nil {
 		return nil, err
 	}
-	data := make([]byte, size)
-	if _, err := io.ReadFull(obj.Contents, data); err != nil {
+	data := grow(dst, size)
+	if _, err := io.ReadFull(obj.Contents, data[len(dst):]); err != nil {
 		return nil, fmt.Errorf("store: %s %q in process: %w", op, key, err)
 	}
 	return data, nil

@@ -157,6 +157,7 @@ type Stage struct {
 	prefix     string
 	px         pxShards // the decoded shards' indexes read
 	dec        *imgdecode.Decoder
+	runBufs    buffers // the bytes of runs whose members are done
 }
 
 // New returns a Stage for cfg with its unset fields defaulted, reading

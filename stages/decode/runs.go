@@ -37,8 +37,9 @@ type run struct {
 	off, n  int64
 	members []member // in offset order
 	mu      sync.Mutex
-	data    []byte // nil until fetched
+	data    []byte // nil until fetched, and again once every member is done
 	refused bool   // the GET failed permanently: each member is fetched alone
+	left    int    // members not yet done: the last gives data back to reuse
 	// px is where the members' records are in the shard's decoded shard
 	// (shardcache.go), by data offset; nil until a member looked.
 	px map[uint64]pxAt
@@ -102,6 +103,7 @@ func (s *Stage) Plan(tasks []messages.DecodeTask) []Task {
 				out[i].run = r
 				r.members = append(r.members, member{tasks[i].Offset, tasks[i].Length})
 			}
+			r.left = k
 		}
 		members = members[k:]
 	}
@@ -116,6 +118,9 @@ func (s *Stage) Plan(tasks []messages.DecodeTask) []Task {
 // its own, so that exactly the members at fault fail, each with its own
 // reason, and the others decode.
 func (s *Stage) HandleTask(ctx context.Context, t Task) (messages.Image, error) {
+	if t.run != nil {
+		defer s.done(t.run)
+	}
 	return s.handle(ctx, t.DecodeTask, t.run)
 }
 
@@ -125,7 +130,7 @@ func (s *Stage) member(ctx context.Context, r *run, task messages.DecodeTask) (d
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.data == nil && !r.refused {
-		data, err := s.objects.GetRange(ctx, r.key, r.off, r.n, r.n)
+		data, err := s.getRun(ctx, r)
 		switch {
 		case err != nil && s.permanent(err), err == nil && int64(len(data)) != r.n:
 			r.refused = true
@@ -141,3 +146,46 @@ func (s *Stage) member(ctx context.Context, r *run, task messages.DecodeTask) (d
 	from := int64(task.Offset) - r.off
 	return r.data[from : from+int64(task.Length) : from+int64(task.Length)], true, nil
 }
+
+// rangeAppender is a Getter that reads a range into a caller's buffer
+// (store.Client.AppendRange): a run's GET then reuses the buffer of a run
+// whose members are done, instead of faulting in fresh memory. A Getter
+// that wraps a store.Client by embedding it gets this method too, and must
+// wrap it as it wraps GetRange.
+type rangeAppender interface {
+	AppendRange(ctx context.Context, dst []byte, key string, off, n, max int64) ([]byte, error)
+}
+
+// getRun is r's one GET, into a reused buffer where the Getter can.
+func (s *Stage) getRun(ctx context.Context, r *run) ([]byte, error) {
+	if a, ok := s.objects.(rangeAppender); ok {
+		return a.AppendRange(ctx, s.runBufs.get(), r.key, r.off, r.n, r.n)
+	}
+	return s.objects.GetRange(ctx, r.key, r.off, r.n, r.n)
+}
+
+// done counts one member of r decoded (or failed): its image no longer
+// needs r's bytes, since a decoded image never aliases its input. The last
+// member gives r's bytes back for the next run's GET.
+func (s *Stage) done(r *run) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.left--; r.left == 0 && r.data != nil {
+		s.runBufs.put(r.data)
+		r.data = nil
+	}
+}
+
+// buffers recycles the byte buffers of runs.
+type buffers struct{ pool sync.Pool }
+
+// get returns an empty buffer, reused if one is free.
+func (b *buffers) get() []byte {
+	if p, ok := b.pool.Get().(*[]byte); ok {
+		return (*p)[:0]
+	}
+	return nil
+}
+
+// put keeps p for reuse; its owner must not touch it after.
+func (b *buffers) put(p []byte) { b.pool.Put(&p) }

@@ -24,19 +24,28 @@ type countingStore struct {
 	*store.Client
 	ranges, failRanges atomic.Int64
 	longest            atomic.Int64 // bytes of the longest range asked for
+	reused             atomic.Int64 // ranges read into a buffer with room
 }
 
 var errFlaky = errors.New("test: connection reset")
 
 func (c *countingStore) GetRange(ctx context.Context, key string, off, n, max int64) ([]byte, error) {
+	return c.AppendRange(ctx, nil, key, off, n, max)
+}
+
+// AppendRange is what a run's GET calls (rangeAppender).
+func (c *countingStore) AppendRange(ctx context.Context, dst []byte, key string, off, n, max int64) ([]byte, error) {
 	c.ranges.Add(1)
+	if cap(dst) > 0 {
+		c.reused.Add(1)
+	}
 	if n > c.longest.Load() {
 		c.longest.Store(n)
 	}
 	if c.failRanges.Add(-1) >= 0 {
 		return nil, errFlaky
 	}
-	return c.Client.GetRange(ctx, key, off, n, max)
+	return c.Client.AppendRange(ctx, dst, key, off, n, max)
 }
 
 // TestShardRuns runs the merged-GET cases on the embedded S3 endpoint,
@@ -135,6 +144,31 @@ func testShardRuns(t *testing.T, c *store.Client) {
 			if gets, errs := run(s, batch); gets != int64(len(inBatch)) || errors.Join(errs...) != nil {
 				t.Fatalf("batch at %d: %d GETs for %d shards: %v", n, gets, len(inBatch), errors.Join(errs...))
 			}
+		}
+	})
+	t.Run("a run's buffer is reused, its images are not", func(t *testing.T) {
+		counting.reused.Store(0)
+		var kept []messages.Image
+		for range 10 {
+			for _, shard := range shards {
+				for _, task := range s.Plan(ofShard(shard)) {
+					img, err := s.HandleTask(ctx, task)
+					if err != nil {
+						t.Fatal(err)
+					}
+					kept = append(kept, img)
+				}
+			}
+		}
+		for _, img := range kept {
+			if !bytes.Equal(img.Pixels, want[img.SampleID]) {
+				t.Fatalf("sample %d: pixels changed once later runs read into its run's buffer", img.SampleID)
+			}
+		}
+		// sync.Pool may drop a buffer (a collection, the goroutine moving
+		// to another P), never all of them.
+		if counting.reused.Load() == 0 {
+			t.Errorf("none of %d runs' GETs reused a buffer", 10*len(shards))
 		}
 	})
 	t.Run("a member past the end", func(t *testing.T) {
