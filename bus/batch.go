@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/supflow/supflow/internal/bufpool"
 	"github.com/supflow/supflow/messages"
 )
 
@@ -43,7 +44,7 @@ func HandleBatch[In, Out any](name, inTopic, outTopic string,
 	decode func([]byte) ([]In, error), encode func(dst []byte, outs []Out) ([]byte, error), encodeOne func(In) ([]byte, error),
 	fn func(context.Context, In) (Out, error),
 ) Route {
-	bufs := new(buffers)
+	bufs := new(bufpool.Pool)
 	return Route{name: name, in: inTopic, out: outTopic, workers: 1, buffers: bufs,
 		process: func(ctx context.Context, payload []byte, c call) ([][]byte, error) {
 			ins, err := decode(payload)
@@ -55,7 +56,7 @@ func HandleBatch[In, Out any](name, inTopic, outTopic string,
 				if err != nil {
 					return nil, err
 				}
-				b, err := encode(bufs.get(), []Out{out})
+				b, err := encode(bufs.Get(), []Out{out})
 				if err != nil {
 					return nil, messages.Permanent(fmt.Errorf("bus: %s: %w: %w", name, errEncodeOutput, err))
 				}
@@ -101,19 +102,19 @@ func HandleBatch[In, Out any](name, inTopic, outTopic string,
 // all of them first and halving from there copied a batch of 64 224x224
 // view pairs six times over (docs/benchmarks.md, "Bus and S3 overhead per
 // sample"). from[i] is the input sample of outs[i].
-func pack[Out any](name string, outs []Out, from []int, bufs *buffers, encode func([]byte, []Out) ([]byte, error), room int,
+func pack[Out any](name string, outs []Out, from []int, bufs *bufpool.Pool, encode func([]byte, []Out) ([]byte, error), room int,
 	reject func(i int, reason error) error,
 ) ([][]byte, error) {
 	run := len(outs)
 	if run > 1 {
-		one, err := encode(bufs.get(), outs[:1])
+		one, err := encode(bufs.Get(), outs[:1])
 		if err != nil {
 			return nil, messages.Permanent(fmt.Errorf("bus: %s: %w: %w", name, errEncodeOutput, err))
 		}
 		// A single message repeats the head a batch shares, so this
 		// price is an upper bound of a sample's share of a batch.
 		run = max(room/len(one), 1)
-		bufs.put(one)
+		bufs.Put(one)
 	}
 	var payloads [][]byte
 	for i := 0; i < len(outs); i += run {
@@ -130,20 +131,20 @@ func pack[Out any](name string, outs []Out, from []int, bufs *buffers, encode fu
 // halve encodes outs as one payload if it fits room, else halves them
 // until each part fits; a single output that does not fit dead-letters its
 // sample.
-func halve[Out any](name string, outs []Out, from []int, bufs *buffers, encode func([]byte, []Out) ([]byte, error), room int,
+func halve[Out any](name string, outs []Out, from []int, bufs *bufpool.Pool, encode func([]byte, []Out) ([]byte, error), room int,
 	reject func(i int, reason error) error,
 ) ([][]byte, error) {
 	if len(outs) == 0 {
 		return nil, nil
 	}
-	b, err := encode(bufs.get(), outs)
+	b, err := encode(bufs.Get(), outs)
 	if err != nil {
 		return nil, messages.Permanent(fmt.Errorf("bus: %s: %w: %w", name, errEncodeOutput, err))
 	}
 	if len(b) <= room {
 		return [][]byte{b}, nil
 	}
-	bufs.put(b)
+	bufs.Put(b)
 	if len(outs) == 1 {
 		return nil, reject(from[0], messages.Permanent(fmt.Errorf("bus: %s: %w: %w: %d bytes over the server's max_payload",
 			name, errEncodeOutput, ErrTooLarge, len(b))))
@@ -158,30 +159,6 @@ func halve[Out any](name string, outs []Out, from []int, bufs *buffers, encode f
 		return nil, err
 	}
 	return append(first, rest...), nil
-}
-
-// buffers recycles a HandleBatch route's output payloads, which are as
-// large as a message gets (a batch of views, up to the server's
-// max_payload): a fresh one per message cost page faults and cache misses
-// on every byte written, and garbage the collector scans for.
-type buffers struct{ pool sync.Pool }
-
-// get returns an empty buffer, reused if one is free; nil on a nil b.
-func (b *buffers) get() []byte {
-	if b == nil {
-		return nil
-	}
-	if p, ok := b.pool.Get().(*[]byte); ok {
-		return (*p)[:0]
-	}
-	return nil
-}
-
-// put keeps p for reuse; its owner must not touch it after.
-func (b *buffers) put(p []byte) {
-	if b != nil && cap(p) > 0 {
-		b.pool.Put(&p)
-	}
 }
 
 // Part is the share of one sample in a Delivery whose message carries

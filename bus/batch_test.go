@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/supflow/supflow/internal/bufpool"
 	"github.com/supflow/supflow/messages"
 )
 
@@ -398,13 +399,13 @@ func TestPack(t *testing.T) {
 				rejected = append(rejected, i)
 				return nil
 			}
-			bufs := new(buffers)
+			bufs := new(bufpool.Pool)
 			got, err := pack("test", tc.outs, from, bufs, encode, tc.room, reject)
 			if err != nil {
 				t.Fatal(err)
 			}
 			// What pack gave back to reuse is none of its payloads.
-			for free := bufs.get(); free != nil; free = bufs.get() {
+			for free := bufs.Get(); free != nil; free = bufs.Get() {
 				for _, p := range got {
 					if &free[:1][0] == &p[:1][0] {
 						t.Fatalf("a payload's buffer is also free for reuse")
@@ -457,14 +458,14 @@ func BenchmarkPack(b *testing.B) {
 			}
 			reject := func(i int, reason error) error { return reason }
 			b.SetBytes(int64(len(outs) * len(outs[0].Pixels)))
-			bufs := new(buffers)
+			bufs := new(bufpool.Pool)
 			for b.Loop() {
 				payloads, err := pack("bench", outs, from, bufs, messages.AppendViewGroups, 1<<20-100, reject)
 				if err != nil {
 					b.Fatal(err)
 				}
 				for _, p := range payloads { // published, as the router does
-					bufs.put(p)
+					bufs.Put(p)
 				}
 			}
 		})

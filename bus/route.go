@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/supflow/supflow/internal/bufpool"
 	"github.com/supflow/supflow/messages"
 )
 
@@ -22,7 +23,7 @@ type Route struct {
 	// process returns the output payloads (none: nothing to publish),
 	// which go to buffers once published (nil: they are not reused).
 	process func(ctx context.Context, payload []byte, c call) ([][]byte, error)
-	buffers *buffers
+	buffers *bufpool.Pool
 	sink    func(ctx context.Context, payload []byte, a *ackable) error
 }
 

@@ -293,7 +293,7 @@ func (r *Router) handlerFunc(rt Route, pub *Publisher, maxDeliver int) message.N
 		// returned, whatever the outcome.
 		defer func() {
 			for _, out := range outs {
-				rt.buffers.put(out)
+				rt.buffers.Put(out)
 			}
 		}()
 		for j, out := range outs {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/supflow/supflow/config/field"
 	"github.com/supflow/supflow/imgdecode"
+	"github.com/supflow/supflow/internal/bufpool"
 	"github.com/supflow/supflow/messages"
 )
 
@@ -157,7 +158,7 @@ type Stage struct {
 	prefix     string
 	px         pxShards // the decoded shards' indexes read
 	dec        *imgdecode.Decoder
-	runBufs    buffers // the bytes of runs whose members are done
+	runBufs    bufpool.Pool // the bytes of runs whose members are done
 }
 
 // New returns a Stage for cfg with its unset fields defaulted, reading

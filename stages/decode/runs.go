@@ -159,7 +159,7 @@ type rangeAppender interface {
 // getRun is r's one GET, into a reused buffer where the Getter can.
 func (s *Stage) getRun(ctx context.Context, r *run) ([]byte, error) {
 	if a, ok := s.objects.(rangeAppender); ok {
-		return a.AppendRange(ctx, s.runBufs.get(), r.key, r.off, r.n, r.n)
+		return a.AppendRange(ctx, s.runBufs.Get(), r.key, r.off, r.n, r.n)
 	}
 	return s.objects.GetRange(ctx, r.key, r.off, r.n, r.n)
 }
@@ -171,21 +171,7 @@ func (s *Stage) done(r *run) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.left--; r.left == 0 && r.data != nil {
-		s.runBufs.put(r.data)
+		s.runBufs.Put(r.data)
 		r.data = nil
 	}
 }
-
-// buffers recycles the byte buffers of runs.
-type buffers struct{ pool sync.Pool }
-
-// get returns an empty buffer, reused if one is free.
-func (b *buffers) get() []byte {
-	if p, ok := b.pool.Get().(*[]byte); ok {
-		return (*p)[:0]
-	}
-	return nil
-}
-
-// put keeps p for reuse; its owner must not touch it after.
-func (b *buffers) put(p []byte) { b.pool.Put(&p) }
