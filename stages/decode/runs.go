@@ -39,7 +39,7 @@ type run struct {
 	mu      sync.Mutex
 	data    []byte // nil until fetched, and again once every member is done
 	refused bool   // the GET failed permanently: each member is fetched alone
-	left    int    // members not yet done: the last gives data back to reuse
+	done    int    // members decoded or failed: once all are, data goes back to reuse
 	// px is where the members' records are in the shard's decoded shard
 	// (shardcache.go), by data offset; nil until a member looked.
 	px map[uint64]pxAt
@@ -103,7 +103,6 @@ func (s *Stage) Plan(tasks []messages.DecodeTask) []Task {
 				out[i].run = r
 				r.members = append(r.members, member{tasks[i].Offset, tasks[i].Length})
 			}
-			r.left = k
 		}
 		members = members[k:]
 	}
@@ -170,7 +169,7 @@ func (s *Stage) getRun(ctx context.Context, r *run) ([]byte, error) {
 func (s *Stage) done(r *run) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.left--; r.left == 0 && r.data != nil {
+	if r.done++; r.done == len(r.members) && r.data != nil {
 		s.runBufs.Put(r.data)
 		r.data = nil
 	}
