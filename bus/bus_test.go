@@ -85,6 +85,7 @@ func TestLimitsValidate(t *testing.T) {
 		{"stream_max_msgs below 16", func(l *Limits) { l.MaxMsgs = 15 }, "stream_max_msgs"},
 		{"replicas 0", func(l *Limits) { l.Replicas = 0 }, "replicas"},
 		{"replicas above 5", func(l *Limits) { l.Replicas = 6 }, "replicas"},
+		{"storage unknown", func(l *Limits) { l.Storage = "disk" }, "storage"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -109,6 +110,31 @@ func TestLimitsValidate(t *testing.T) {
 	zeros, err := Pipeline(Limits{}, 100).checked()
 	if err != nil || !reflect.DeepEqual(withDefaults, zeros) {
 		t.Errorf("Pipeline's defaults differ from DefaultLimits (%v)", err)
+	}
+}
+
+func TestLimitsResolve(t *testing.T) {
+	tests := []struct {
+		storage  string
+		embedded bool
+		want     string
+	}{
+		{StorageAuto, true, StorageMemory},
+		{StorageAuto, false, StorageFile},
+		{"", true, StorageMemory},
+		{"", false, StorageFile},
+		{StorageFile, true, StorageFile},
+		{StorageMemory, false, StorageMemory},
+	}
+	for _, tt := range tests {
+		got := Limits{Storage: tt.storage, Batch: 7}.Resolve(tt.embedded)
+		if got.Storage != tt.want || got.Batch != 7 {
+			t.Errorf("Limits{Storage: %q}.Resolve(%v) = %+v, want storage %q and the rest kept", tt.storage, tt.embedded, got, tt.want)
+		}
+		memory := Pipeline(got, 100).Edges[2].Memory
+		if memory != (tt.want == StorageMemory) {
+			t.Errorf("storage %q: the view stream's Memory is %v", tt.want, memory)
+		}
 	}
 }
 

@@ -98,18 +98,35 @@ type Limits struct {
 	// the loss of one; a single server refuses more than 1.
 	Replicas int `yaml:"replicas"`
 	// Storage is where the image and view streams keep their messages:
-	// StorageFile (the default; a NATS restart loses nothing) or
-	// StorageMemory (less CPU per sample; a NATS restart loses what they
-	// held, and the feeder feeds the epoch again). The decode task stream
-	// is always file storage: the feeder publishes an epoch once.
+	// StorageFile (a NATS restart loses nothing), StorageMemory (less CPU
+	// per sample; a NATS restart loses what they held, and the feeder
+	// feeds the epoch again) or StorageAuto (the default), which Resolve
+	// turns into one of them. The decode task stream is always file
+	// storage: the feeder publishes an epoch once.
 	Storage string `yaml:"storage"`
 }
 
 // Values of Limits.Storage.
 const (
+	// StorageAuto is memory on an embedded server, whose store dies with
+	// its process so that file storage would keep nothing a restart could
+	// use, and file on any other.
+	StorageAuto   = "auto"
 	StorageFile   = "file"
 	StorageMemory = "memory"
 )
+
+// Resolve returns l with StorageAuto (or no storage) replaced by the
+// storage it means on a server that is embedded in this process or not.
+func (l Limits) Resolve(embedded bool) Limits {
+	if l.Storage == "" || l.Storage == StorageAuto {
+		l.Storage = StorageFile
+		if embedded {
+			l.Storage = StorageMemory
+		}
+	}
+	return l
+}
 
 // storageName is st as bus.storage names it.
 func storageName(st jetstream.StorageType) string {
@@ -135,7 +152,7 @@ const (
 func DefaultLimits() Limits {
 	return Limits{AckWait: defaultAckWait, MaxDeliver: defaultMaxDeliver, MaxAckPending: defaultMaxAckPending,
 		MaxPayload: defaultMaxPayload, MaxMsgs: defaultMaxMsgs, Batch: defaultBatch,
-		Replicas: defaultReplicas, Storage: StorageFile}
+		Replicas: defaultReplicas, Storage: StorageAuto}
 }
 
 // Validate reports every field of l out of range, each a *field.Error
@@ -153,8 +170,8 @@ func (l Limits) Validate() error {
 	k.Int64In("stream_max_msgs", l.MaxMsgs, minMaxMsgs, maxMaxMsgs)
 	k.IntIn("batch", l.Batch, 1, messages.MaxBatch)
 	k.IntIn("replicas", l.Replicas, 1, maxReplicas)
-	if l.Storage != StorageFile && l.Storage != StorageMemory {
-		k.Add("storage", l.Storage, `"file" or "memory"`)
+	if l.Storage != StorageAuto && l.Storage != StorageFile && l.Storage != StorageMemory {
+		k.Add("storage", l.Storage, `"auto", "file" or "memory"`)
 	}
 	return k.Err()
 }
@@ -176,7 +193,8 @@ func (l Limits) TrainPending(trainBatch int) int {
 
 // Pipeline is supflow's topology: decode tasks -> decode, images ->
 // augment, views -> train; the image and view streams in memory where
-// l.Storage says so. The train consumer holds up to two batches
+// l.Storage is StorageMemory (Resolve l first: Pipeline takes StorageAuto
+// for file). The train consumer holds up to two batches
 // unacknowledged until their optimizer steps (TrainPending); its AckWait
 // need not cover a step, since the router keeps what a Sink holds alive,
 // so a view lost with a NATS connection comes back after one AckWait.

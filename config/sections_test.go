@@ -445,7 +445,7 @@ func TestBusSection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := bus.Limits{AckWait: 2 * time.Minute, MaxDeliver: 5, MaxAckPending: 64, MaxPayload: 2 << 20, MaxMsgs: 5000, Batch: 256, Replicas: 1, Storage: bus.StorageFile}
+	want := bus.Limits{AckWait: 2 * time.Minute, MaxDeliver: 5, MaxAckPending: 64, MaxPayload: 2 << 20, MaxMsgs: 5000, Batch: 256, Replicas: 1, Storage: bus.StorageAuto}
 	if cfg.Bus.Limits != want {
 		t.Errorf("limits %+v, want %+v", cfg.Bus.Limits, want)
 	}

@@ -76,7 +76,7 @@ func warmCache(ctx context.Context, objects *store.Client, name string, dcfg img
 			if !sel.match(row) {
 				continue
 			}
-			r, err := overBus(ctx, row, dec, aug, tasks, sh.sizes(), bus.Limits{Batch: cachedBatch}, fused)
+			r, err := overBus(ctx, row, dec, aug, tasks, sh.sizes(), bus.Limits{Batch: cachedBatch, Storage: bus.StorageFile}, fused)
 			if err != nil {
 				return fmt.Errorf("%s: %w", variant, err)
 			}

@@ -204,10 +204,12 @@ func jpegPipeline(photos [][]byte, n int) error {
 		jpegCase, 1e3/decCPU, decCPU, 1e3/augCPU, augCPU, loadavg())
 	// Separate decode and augment workers, then fused ones (decode
 	// --augment), alternating, twice each; the work measured before each.
-	// The default batch also runs with memory image and view streams.
+	// Image and view streams in files (bus.storage auto on an external
+	// server), at the default batch also in memory (auto on the embedded
+	// server, as in supflow run).
 	var rows []busRow
 	for range 2 {
-		for _, l := range []bus.Limits{{Batch: 1}, {Batch: defaultBatch}, {Batch: defaultBatch, Storage: bus.StorageMemory}} {
+		for _, l := range []bus.Limits{{Batch: 1, Storage: bus.StorageFile}, {Batch: defaultBatch, Storage: bus.StorageFile}, {Batch: defaultBatch, Storage: bus.StorageMemory}} {
 			for _, fused := range []bool{false, true} {
 				name := jpegCase
 				if l.Storage == bus.StorageMemory {

@@ -131,7 +131,9 @@ func pipelines(cases []pipelineCase) error {
 			return err
 		}
 		// The unsharded case and the sharded layouts in runs also run fused.
-		// The default layout and order also run with memory streams.
+		// Image and view streams in files (bus.storage auto on an external
+		// server); the default layout and order also in memory (auto on
+		// the embedded server, as in supflow run).
 		variants := []variant{{pc.name, tasks, batchSizes, true, bus.StorageFile}}
 		for _, run := range shardRuns {
 			o, err := sh.ordered(run)

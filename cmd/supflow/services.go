@@ -110,7 +110,7 @@ func (s *services) openBus(ctx context.Context, cfg *config.Config, name string,
 
 // topology maps pipeline.yaml onto the streams and consumers.
 func topology(cfg *config.Config) bus.Topology {
-	return bus.Pipeline(cfg.Bus.Limits, cfg.Train.Stage.BatchSize)
+	return bus.Pipeline(cfg.Bus.Limits.Resolve(cfg.Bus.Embedded), cfg.Train.Stage.BatchSize)
 }
 
 // serveMetrics exposes /metrics (and /healthz) when metrics.addr is set.
