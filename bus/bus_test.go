@@ -83,6 +83,8 @@ func TestLimitsValidate(t *testing.T) {
 		{"max_payload below 64 KiB", func(l *Limits) { l.MaxPayload = 1000 }, "max_payload"},
 		{"max_payload above the server's", func(l *Limits) { l.MaxPayload = maxServerPayload + 1 }, "max_payload"},
 		{"stream_max_msgs below 16", func(l *Limits) { l.MaxMsgs = 15 }, "stream_max_msgs"},
+		{"stream_max_bytes below 1 MiB", func(l *Limits) { l.MaxBytes = 1000 }, "stream_max_bytes"},
+		{"stream_max_bytes below max_payload", func(l *Limits) { l.MaxBytes, l.MaxPayload = 2<<20, 4<<20 }, "stream_max_bytes"},
 		{"replicas 0", func(l *Limits) { l.Replicas = 0 }, "replicas"},
 		{"replicas above 5", func(l *Limits) { l.Replicas = 6 }, "replicas"},
 		{"storage unknown", func(l *Limits) { l.Storage = "disk" }, "storage"},

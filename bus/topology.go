@@ -85,6 +85,11 @@ type Limits struct {
 	// MaxMsgs is each edge stream's capacity, in [16, 10^7]; default 4096.
 	// A full stream makes the producer wait.
 	MaxMsgs int64 `yaml:"stream_max_msgs"`
+	// MaxBytes is each edge stream's capacity in bytes, in [1 MiB, 1 TiB]
+	// and at least MaxPayload; default 1 GiB. A full stream makes the
+	// producer wait; in memory (Storage) it is the server's RAM a stream
+	// may take.
+	MaxBytes int64 `yaml:"stream_max_bytes"`
 	// Batch is how many samples travel in one message on the pipeline's
 	// edges, in [1, messages.MaxBatch]; default 256 (docs/benchmarks.md).
 	// The feeder packs that many decode tasks per message, fewer where
@@ -145,13 +150,15 @@ const (
 	minMaxPayload    = 64 << 10
 	minMaxMsgs       = 16
 	maxMaxMsgs       = 10_000_000
+	minMaxBytes      = 1 << 20
+	maxMaxBytes      = 1 << 40
 	maxReplicas      = 5 // JetStream's own bound
 )
 
 // DefaultLimits returns the defaults of every field.
 func DefaultLimits() Limits {
 	return Limits{AckWait: defaultAckWait, MaxDeliver: defaultMaxDeliver, MaxAckPending: defaultMaxAckPending,
-		MaxPayload: defaultMaxPayload, MaxMsgs: defaultMaxMsgs, Batch: defaultBatch,
+		MaxPayload: defaultMaxPayload, MaxMsgs: defaultMaxMsgs, MaxBytes: defaultMaxBytes, Batch: defaultBatch,
 		Replicas: defaultReplicas, Storage: StorageAuto}
 }
 
@@ -168,6 +175,9 @@ func (l Limits) Validate() error {
 	k.IntIn("max_ack_pending", l.MaxAckPending, 1, maxMaxAckPending)
 	k.IntIn("max_payload", l.MaxPayload, minMaxPayload, maxServerPayload)
 	k.Int64In("stream_max_msgs", l.MaxMsgs, minMaxMsgs, maxMaxMsgs)
+	if l.MaxBytes < minMaxBytes || l.MaxBytes > maxMaxBytes || l.MaxBytes < int64(l.MaxPayload) {
+		k.Add("stream_max_bytes", l.MaxBytes, "an integer in [1048576, 1099511627776], at least max_payload")
+	}
 	k.IntIn("batch", l.Batch, 1, messages.MaxBatch)
 	k.IntIn("replicas", l.Replicas, 1, maxReplicas)
 	if l.Storage != StorageAuto && l.Storage != StorageFile && l.Storage != StorageMemory {
@@ -200,7 +210,7 @@ func (l Limits) TrainPending(trainBatch int) int {
 // so a view lost with a NATS connection comes back after one AckWait.
 func Pipeline(l Limits, trainBatch int) Topology {
 	edge := func(topic, consumer string, pending int, memory bool) WorkQueue {
-		return WorkQueue{Topic: topic, MaxMsgs: l.MaxMsgs, Memory: memory, Consumer: Consumer{
+		return WorkQueue{Topic: topic, MaxMsgs: l.MaxMsgs, MaxBytes: l.MaxBytes, Memory: memory, Consumer: Consumer{
 			Name: consumer, AckWait: l.AckWait, MaxDeliver: l.MaxDeliver, MaxAckPending: pending}}
 	}
 	pending := orDefault(l.MaxAckPending, defaultMaxAckPending)

@@ -27,9 +27,10 @@
 // and wrap the package's sentinel (config/field), is what Validate reports
 // under the section's prefix. Fields that are not settings (a run id, a
 // data-derived channel count, a secret) are tagged "-". Only what spans
-// packages or sections is checked here: bus.stream_max_msgs against
-// train.batch_size, augment's views against bus.max_payload, the train
-// schedule's warm-up against the stage's epochs (Train.EngineConfig), and
+// packages or sections is checked here: bus.stream_max_msgs and
+// bus.stream_max_bytes against the views train.batch_size holds, augment's
+// views against bus.max_payload, the train schedule's warm-up against the
+// stage's epochs (Train.EngineConfig), and
 // the store's and bus's own rules for this file (no credentials in a URL,
 // an address unless embedded). The reflection behind Keys, EnvName's
 // variables and Set follows the YAML tags, ",inline" structs included, and
@@ -178,7 +179,8 @@ type Decode struct {
 // Bus is pipeline.yaml's bus section: the NATS connection's settings
 // (bus.Config, whose keys sit inline: url, creds_file, nkey_file, ca_file,
 // cert_file, key_file), the bus's limits (bus.Limits, inline: ack_wait,
-// max_deliver, max_ack_pending, max_payload, stream_max_msgs) and embedded,
+// max_deliver, max_ack_pending, max_payload, stream_max_msgs,
+// stream_max_bytes, batch, replicas, storage) and embedded,
 // cmd/supflow's choice to run nats-server in process instead (supflow run),
 // which reads only the limits. Credentials come from SUPFLOW_NATS_USER /
 // SUPFLOW_NATS_PASSWORD / SUPFLOW_NATS_TOKEN or the files named here, never

@@ -50,6 +50,8 @@ func TestLoadErrorsNameTheField(t *testing.T) {
 		{"scale order", "augment:\n  scale: [0.9, 0.2]\n", nil, "augment.scale"},
 		{"payload too small for views", "augment:\n  size: 512\n", nil, "bus.max_payload"},
 		{"stream smaller than the trainer's window", "bus:\n  stream_max_msgs: 100\n  batch: 1\n", nil, "bus.stream_max_msgs = 100: want at least 577"},
+		{"stream bytes smaller than the trainer's views", "augment:\n  size: 224\ntrain:\n  batch_size: 2048\nbus:\n  stream_max_msgs: 5000\n", nil,
+			"bus.stream_max_bytes = 1073741824: want at least 1329463296 (the views of the 4416 samples"},
 		{"external without url", "bus:\n  embedded: false\n", nil, "bus.url"},
 		{"prefix traversal", "dataset:\n  prefix: ../etc\n", nil, "dataset.prefix"},
 		{"set unknown", "", []string{"train.nope=1"}, `unknown key "train.nope"`},

@@ -24,8 +24,8 @@ func TestCheckMemory(t *testing.T) {
 		{[]string{"model.blocks=4096,4096,4096,4096"}, true, false, "model: the trainer needs about "},
 		{[]string{"model.blocks=4096,4096,4096,4096"}, false, false, "model: the evaluation needs about "},
 		{[]string{"model.widths=4096,4096,4096,4096"}, true, false, "more than the 16.0 GiB of memory this machine has"},
-		{[]string{"train.batch_size=65536", "augment.size=256", "bus.max_payload=8388608", "bus.stream_max_msgs=200000"}, true, false, "train.batch_size"},
-		{[]string{"train.batch_size=65536", "augment.size=256", "bus.max_payload=8388608", "bus.stream_max_msgs=200000"}, false, true, ""},
+		{[]string{"train.batch_size=65536", "augment.size=256", "bus.max_payload=8388608", "bus.stream_max_msgs=200000", "bus.stream_max_bytes=60000000000"}, true, false, "train.batch_size"},
+		{[]string{"train.batch_size=65536", "augment.size=256", "bus.max_payload=8388608", "bus.stream_max_msgs=200000", "bus.stream_max_bytes=60000000000"}, false, true, ""},
 	} {
 		c, err := Load("", noEnv, tt.sets)
 		if err != nil {

@@ -47,7 +47,7 @@ func TestSectionKeysUnchanged(t *testing.T) {
 		"evaluate.protocol", "evaluate.schedule", "evaluate.weight_decay",
 		"store.bucket", "store.ca_file", "store.embedded", "store.endpoint", "store.region", "store.secure",
 		"bus.ack_wait", "bus.batch", "bus.ca_file", "bus.cert_file", "bus.creds_file", "bus.embedded", "bus.key_file",
-		"bus.max_ack_pending", "bus.max_deliver", "bus.max_payload", "bus.nkey_file", "bus.replicas", "bus.storage", "bus.stream_max_msgs", "bus.url",
+		"bus.max_ack_pending", "bus.max_deliver", "bus.max_payload", "bus.nkey_file", "bus.replicas", "bus.storage", "bus.stream_max_bytes", "bus.stream_max_msgs", "bus.url",
 	}
 	slices.Sort(want)
 	var got []string
@@ -169,6 +169,7 @@ func TestSectionErrorsNameTheKey(t *testing.T) {
 		{"max_ack_pending", "", []string{"bus.max_ack_pending=10001"}, nil, "bus.max_ack_pending = 10001: want an integer in [1, 10000]"},
 		{"max_payload", "bus:\n  max_payload: 1000\n", nil, nil, "bus.max_payload = 1000: want an integer in [65536, 67108864]"},
 		{"stream_max_msgs", "", []string{"bus.stream_max_msgs=10"}, nil, "bus.stream_max_msgs = 10: want an integer in [16, 10000000]"},
+		{"stream_max_bytes", "", []string{"bus.stream_max_bytes=1000"}, nil, "bus.stream_max_bytes = 1000: want an integer in [1048576, 1099511627776], at least max_payload"},
 		{"external without url", "", []string{"bus.embedded=false"}, nil, `bus.url = "": want a nats:// URL when bus.embedded is false`},
 		{"url scheme", "", []string{"bus.embedded=false", "bus.url=http://nats:4222"}, nil, `bus.url = "http://nats:4222": want nats://, tls://, ws:// or wss:// URLs`},
 		{"cert without key", "bus:\n  embedded: false\n  url: tls://nats:4222\n  cert_file: c.pem\n", nil, nil, `bus.key_file = "": want the key of cert_file`},
@@ -445,7 +446,7 @@ func TestBusSection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := bus.Limits{AckWait: 2 * time.Minute, MaxDeliver: 5, MaxAckPending: 64, MaxPayload: 2 << 20, MaxMsgs: 5000, Batch: 256, Replicas: 1, Storage: bus.StorageAuto}
+	want := bus.Limits{AckWait: 2 * time.Minute, MaxDeliver: 5, MaxAckPending: 64, MaxPayload: 2 << 20, MaxMsgs: 5000, MaxBytes: 1 << 30, Batch: 256, Replicas: 1, Storage: bus.StorageAuto}
 	if cfg.Bus.Limits != want {
 		t.Errorf("limits %+v, want %+v", cfg.Bus.Limits, want)
 	}

@@ -93,7 +93,8 @@ func (c *Config) Validate() error {
 	a := c.Augment
 	augErr := a.Validate()
 	k.Include("augment", augErr)
-	if viewBytes := a.NViews * a.Size * a.Size * 3; augErr == nil && viewBytes+1024 > c.Bus.MaxPayload {
+	viewBytes := a.NViews * a.Size * a.Size * 3
+	if augErr == nil && viewBytes+1024 > c.Bus.MaxPayload {
 		k.Add("augment.size", a.Size, fmt.Sprintf("views of one sample (%d bytes for %d views) to fit bus.max_payload %d", viewBytes, a.NViews, c.Bus.MaxPayload))
 	}
 
@@ -108,9 +109,16 @@ func (c *Config) Validate() error {
 	// cannot store them all fills with messages only the trainer can
 	// free, and after a burst of redeliveries (a NATS restart) augment
 	// and the trainer wait on each other for good.
-	if window := c.Bus.TrainPending(c.Train.Stage.BatchSize); c.Bus.MaxMsgs < int64(window) {
+	// The same in bytes: a batch whose views outgrow the stream never
+	// completes, with augment waiting for room the trainer holds.
+	window := c.Bus.TrainPending(c.Train.Stage.BatchSize)
+	if c.Bus.MaxMsgs < int64(window) {
 		k.Add("bus.stream_max_msgs", c.Bus.MaxMsgs, fmt.Sprintf(
 			"at least %d (2 x train.batch_size + bus.batch + bus.max_ack_pending: the view messages the trainer may hold unacknowledged, at one sample each)", window))
+	}
+	if need := int64(window) * int64(viewBytes); augErr == nil && c.Bus.MaxBytes < need {
+		k.Add("bus.stream_max_bytes", c.Bus.MaxBytes, fmt.Sprintf(
+			"at least %d (the views of the %d samples the trainer may hold unacknowledged, %d bytes each)", need, window, viewBytes))
 	}
 
 	k.Include("evaluate", c.Evaluate.Validate())
