@@ -20,7 +20,7 @@ func commands() map[string]command {
 		"run": {summary: "everything in one process: ingest, feed, decode, augment, train, evaluate (embedded NATS and S3 by default)",
 			flags: func(fs *flag.FlagSet, o *options) {
 				fs.BoolVar(&o.resume, "resume", false, "continue from the run's last checkpoint")
-			}, check: all(checkBackend, checkTrainMemory), run: runAll},
+			}, check: all(checkBackend, checkTrainMemory), run: runAll, tensors: true},
 		"ingest": {summary: "make the data set: upload a local dataset.source, or index images already in the bucket (source s3); idempotent",
 			flags: func(fs *flag.FlagSet, o *options) {
 				fs.BoolVar(&o.force, "force", false, "read every image again even when the source and settings are unchanged since the last ingest")
@@ -37,12 +37,12 @@ func commands() map[string]command {
 		"train": {summary: "run the train stage: SupCon pretraining, checkpoints to S3",
 			flags: func(fs *flag.FlagSet, o *options) {
 				fs.BoolVar(&o.resume, "resume", false, "continue from the run's last checkpoint")
-			}, check: all(externalBus, checkBackend, checkTrainMemory), run: runTrain},
+			}, check: all(externalBus, checkBackend, checkTrainMemory), run: runTrain, tensors: true},
 		"evaluate": {summary: "linear probe and kNN on a frozen encoder; writes report.json and report.html",
 			flags: func(fs *flag.FlagSet, o *options) {
 				fs.StringVar(&o.checkpoint, "checkpoint", "", "checkpoint object key (default: the run's pretrain-done event)")
 				fs.BoolVar(&o.wait, "wait", false, "wait for the run's pretraining to finish")
-			}, check: all(evaluateBus, checkBackend, func(e *env) error { return checkMemory(e, false) }), run: runEvaluate},
+			}, check: all(evaluateBus, checkBackend, func(e *env) error { return checkMemory(e, false) }), run: runEvaluate, tensors: true},
 		"embed": {summary: "write a checkpoint's frozen encoder features of a split (safetensors and .npy, with sample ids, keys and labels)",
 			flags: func(fs *flag.FlagSet, o *options) {
 				fs.StringVar(&o.checkpoint, "checkpoint", "", "checkpoint object key (default: the run's last checkpoint)")
@@ -50,12 +50,12 @@ func commands() map[string]command {
 				fs.IntVar(&o.limit, "limit", 0, "embed the split's first N samples (0 = all)")
 				fs.BoolVar(&o.head, "head", false, "also write the projection head's normalised outputs (projections)")
 				fs.StringVar(&o.outDir, "out", "", "output directory (default <work_dir>/<run_id>/embeddings/<split>)")
-			}, check: all(checkBackend, func(e *env) error { return checkMemory(e, false) }), run: runEmbed},
+			}, check: all(checkBackend, func(e *env) error { return checkMemory(e, false) }), run: runEmbed, tensors: true},
 		"export": {summary: "write a checkpoint's encoder alone (no head, no optimizer state) as a PyTorch state_dict in safetensors",
 			flags: func(fs *flag.FlagSet, o *options) {
 				fs.StringVar(&o.checkpoint, "checkpoint", "", "checkpoint object key (default: the run's last checkpoint)")
 				fs.StringVar(&o.outFile, "out", "", "file to write (required)")
-			}, run: runExport},
+			}, run: runExport, tensors: true},
 		"status": {summary: "print each pipeline edge's stream depth and consumer state (external NATS)", run: runStatus},
 		"report": {summary: "re-render the run's report.html from its report.json in the bucket",
 			flags: func(fs *flag.FlagSet, o *options) {

@@ -43,6 +43,11 @@ type command struct {
 	// flags allow in general but this command cannot do (exit code 2).
 	check func(e *env) error
 	run   func(ctx context.Context, env *env) error
+	// tensors marks the commands whose heap is mostly a model's
+	// long-lived tensors: they collect at engine.GCPercent (tuneRuntime).
+	// The others, the data plane's workers among them, keep Go's default:
+	// their heap is short-lived messages over a small live set.
+	tensors bool
 }
 
 // options are the flags every subcommand shares plus the per-command ones.
@@ -170,7 +175,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 		setBLASThreads(e.cfg.Train.Threads)
-		tuneRuntime()
+		tuneRuntime(cmd.tensors)
 	}
 	err = cmd.run(ctx, e)
 	e.term.progress("", 0, 0, "")

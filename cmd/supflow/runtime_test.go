@@ -19,16 +19,20 @@ func TestTuneRuntime(t *testing.T) {
 	t.Setenv("GOGC", "")
 	t.Setenv("SUPFLOW_SIMD", "off")
 	t.Setenv("SUPFLOW_SGEMM", "blas")
-	tuneRuntime()
+	tuneRuntime(true)
 	if got := debug.SetGCPercent(100); got != engine.GCPercent {
 		t.Errorf("GOGC unset: GC percent %d, want %d", got, engine.GCPercent)
 	}
 	if nn.OwnSgemm() {
 		t.Error("SUPFLOW_SGEMM=blas left the own GEMM on")
 	}
+	tuneRuntime(false)
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("GOGC unset, no tensors: GC percent %d, want it left at 100", got)
+	}
 
 	t.Setenv("GOGC", "100")
-	tuneRuntime()
+	tuneRuntime(true)
 	if got := debug.SetGCPercent(100); got != 100 {
 		t.Errorf("GOGC=100: GC percent %d, want it left at 100", got)
 	}
