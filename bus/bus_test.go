@@ -116,27 +116,47 @@ func TestLimitsValidate(t *testing.T) {
 }
 
 func TestLimitsResolve(t *testing.T) {
+	const gib = 1 << 30
 	tests := []struct {
-		storage  string
-		embedded bool
-		want     string
+		storage string
+		memory  int64 // the server's JetStream memory; negative: not embedded
+		want    string
 	}{
-		{StorageAuto, true, StorageMemory},
-		{StorageAuto, false, StorageFile},
-		{"", true, StorageMemory},
-		{"", false, StorageFile},
-		{StorageFile, true, StorageFile},
-		{StorageMemory, false, StorageMemory},
+		{StorageAuto, 2 * gib, StorageMemory},
+		{StorageAuto, 2*gib - 1, StorageFile}, // the two streams of 1 GiB would not fit
+		{StorageAuto, -1, StorageFile},
+		{"", 8 * gib, StorageMemory},
+		{"", -1, StorageFile},
+		{StorageFile, 8 * gib, StorageFile},
+		{StorageMemory, -1, StorageMemory},
 	}
 	for _, tt := range tests {
-		got := Limits{Storage: tt.storage, Batch: 7}.Resolve(tt.embedded)
+		got := Limits{Storage: tt.storage, Batch: 7}.resolve(tt.memory)
 		if got.Storage != tt.want || got.Batch != 7 {
-			t.Errorf("Limits{Storage: %q}.Resolve(%v) = %+v, want storage %q and the rest kept", tt.storage, tt.embedded, got, tt.want)
+			t.Errorf("Limits{Storage: %q} on memory %d: %+v, want storage %q and the rest kept", tt.storage, tt.memory, got, tt.want)
 		}
 		memory := Pipeline(got, 100).Edges[2].Memory
 		if memory != (tt.want == StorageMemory) {
 			t.Errorf("storage %q: the view stream's Memory is %v", tt.want, memory)
 		}
+	}
+	if got := (Limits{MaxBytes: 64 << 20}).resolve(128 << 20).Storage; got != StorageMemory {
+		t.Errorf("streams of 64 MiB on 128 MiB of memory: %s", got)
+	}
+
+	e, _, err := StartPrivate(t.Context(), "resolve", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if e.MaxMemory() <= 0 {
+		t.Errorf("MaxMemory %d", e.MaxMemory())
+	}
+	if got, want := DefaultLimits().Resolve(e).Storage, DefaultLimits().resolve(e.MaxMemory()).Storage; got != want {
+		t.Errorf("Resolve on the embedded server: %s, want %s", got, want)
+	}
+	if got := DefaultLimits().Resolve(nil).Storage; got != StorageFile {
+		t.Errorf("Resolve on another server: %s", got)
 	}
 }
 

@@ -83,6 +83,16 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 // URL is the client URL, e.g. nats://127.0.0.1:41234.
 func (e *Embedded) URL() string { return e.srv.ClientURL() }
 
+// MaxMemory is the server's JetStream memory in bytes: what its memory
+// streams may reserve together (their MaxBytes), by default three
+// quarters of the machine's memory.
+func (e *Embedded) MaxMemory() int64 {
+	if c := e.srv.JetStreamConfig(); c != nil {
+		return c.MaxMemory
+	}
+	return 0
+}
+
 // Close shuts the server down and waits for it to stop.
 func (e *Embedded) Close() error {
 	var err error

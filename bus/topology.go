@@ -115,18 +115,32 @@ type Limits struct {
 const (
 	// StorageAuto is memory on an embedded server, whose store dies with
 	// its process so that file storage would keep nothing a restart could
-	// use, and file on any other.
+	// use, where its JetStream memory holds both streams; file otherwise.
 	StorageAuto   = "auto"
 	StorageFile   = "file"
 	StorageMemory = "memory"
 )
 
 // Resolve returns l with StorageAuto (or no storage) replaced by the
-// storage it means on a server that is embedded in this process or not.
-func (l Limits) Resolve(embedded bool) Limits {
+// storage it means on e, this process's embedded server, or on any other
+// server where e is nil.
+func (l Limits) Resolve(e *Embedded) Limits {
+	var memory int64 = -1
+	if e != nil {
+		memory = e.MaxMemory()
+	}
+	return l.resolve(memory)
+}
+
+// resolve is Resolve on a server whose JetStream memory is memory bytes,
+// negative for one that is not embedded. The server reserves each memory
+// stream's MaxBytes when it creates the stream, and refuses one that does
+// not fit: hence file on an embedded server too small for the image and
+// view streams.
+func (l Limits) resolve(memory int64) Limits {
 	if l.Storage == "" || l.Storage == StorageAuto {
 		l.Storage = StorageFile
-		if embedded {
+		if memory >= 2*orDefault(l.MaxBytes, defaultMaxBytes) {
 			l.Storage = StorageMemory
 		}
 	}

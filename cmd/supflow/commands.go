@@ -141,7 +141,7 @@ func runStatus(ctx context.Context, e *env) error {
 		return err
 	}
 	defer b.Close()
-	edges, err := b.Status(ctx, topology(e.cfg))
+	edges, err := b.Status(ctx, topology(e.cfg, nil))
 	if err != nil {
 		return err
 	}

@@ -26,6 +26,8 @@ type services struct {
 	log     *slog.Logger
 	// runner is backend xla's device, loaded by the first newEngine.
 	runner xla.Runner
+	// topology is what openBus provisioned.
+	topology bus.Topology
 }
 
 // open starts what a command needs: the metrics endpoint, the store and,
@@ -88,8 +90,11 @@ func (s *services) openStore(ctx context.Context, cfg *config.Config, getenv fun
 func (s *services) openBus(ctx context.Context, cfg *config.Config, name string, getenv func(string) string) error {
 	bc := cfg.Bus.Config.WithEnv(getenv)
 	bc.Name = "supflow-" + name
+	var emb *bus.Embedded
 	if cfg.Bus.Embedded {
-		emb, private, err := bus.StartPrivate(ctx, bc.Name, cfg.Bus.MaxPayload)
+		var private bus.Config
+		var err error
+		emb, private, err = bus.StartPrivate(ctx, bc.Name, cfg.Bus.MaxPayload)
 		if err != nil {
 			return err
 		}
@@ -101,16 +106,23 @@ func (s *services) openBus(ctx context.Context, cfg *config.Config, name string,
 		return err
 	}
 	s.closers = append(s.closers, b.Close)
-	if err := b.Provision(ctx, topology(cfg)); err != nil {
+	s.topology = topology(cfg, emb)
+	if l := cfg.Bus.Limits.Resolve(emb); emb != nil && l.Storage != cfg.Bus.Storage && l.Storage == bus.StorageFile {
+		s.log.Info("bus.storage auto: image and view streams in files, the embedded server's memory cannot hold both at bus.stream_max_bytes",
+			"jetstream_memory", emb.MaxMemory(), "stream_max_bytes", l.MaxBytes)
+	}
+	if err := b.Provision(ctx, s.topology); err != nil {
 		return err
 	}
 	s.bus = b
 	return nil
 }
 
-// topology maps pipeline.yaml onto the streams and consumers.
-func topology(cfg *config.Config) bus.Topology {
-	return bus.Pipeline(cfg.Bus.Limits.Resolve(cfg.Bus.Embedded), cfg.Train.Stage.BatchSize)
+// topology maps pipeline.yaml onto the streams and consumers, bus.storage
+// auto resolved for emb, this process's embedded server (nil: an external
+// one).
+func topology(cfg *config.Config, emb *bus.Embedded) bus.Topology {
+	return bus.Pipeline(cfg.Bus.Limits.Resolve(emb), cfg.Train.Stage.BatchSize)
 }
 
 // serveMetrics exposes /metrics (and /healthz) when metrics.addr is set.

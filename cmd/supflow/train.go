@@ -94,7 +94,7 @@ func runTrainStage(ctx context.Context, cfg *config.Config, s *services, st *tra
 	// in-flight window unacknowledged for its AckWait: release them at
 	// once. There is one trainer per bus (another one would take, and
 	// drop, this one's views anyway).
-	if err := s.bus.ResetConsumer(ctx, topology(cfg), messages.TopicViews); err != nil {
+	if err := s.bus.ResetConsumer(ctx, s.topology, messages.TopicViews); err != nil {
 		return "", err
 	}
 	router, err := s.bus.NewRouter(bus.RouterConfig{Logger: s.log, Registerer: s.reg})
