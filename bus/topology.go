@@ -135,14 +135,21 @@ func (l Limits) Resolve(e *Embedded) Limits {
 // resolve is Resolve on a server whose JetStream memory is memory bytes,
 // negative for one that is not embedded. The server reserves each memory
 // stream's MaxBytes when it creates the stream, and refuses one that does
-// not fit: hence file on an embedded server too small for the image and
-// view streams.
+// not fit: hence file on an embedded server too small for Pipeline's
+// memory edges.
 func (l Limits) resolve(memory int64) Limits {
-	if l.Storage == "" || l.Storage == StorageAuto {
-		l.Storage = StorageFile
-		if memory >= 2*orDefault(l.MaxBytes, defaultMaxBytes) {
-			l.Storage = StorageMemory
+	if l.Storage != "" && l.Storage != StorageAuto {
+		return l
+	}
+	l.Storage = StorageMemory
+	var need int64
+	for _, e := range Pipeline(l, 0).Edges {
+		if e.Memory {
+			need += orDefault(e.MaxBytes, defaultMaxBytes)
 		}
+	}
+	if memory < need {
+		l.Storage = StorageFile
 	}
 	return l
 }
